@@ -1,0 +1,338 @@
+"""A local single-node Apache Kafka broker (KRaft, broker + controller in one JVM).
+
+The official jars come from Maven Central through ``mvn`` into a per-user cache, once. The
+broker's data, logs and pid file live in a home directory the launcher owns; starting is
+idempotent (a live broker recorded in that home is reused), stopping leaves no JVM behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "KAFKA_VERSION",
+    "Broker",
+    "BrokerError",
+    "BrokerHome",
+    "default_cache_dir",
+    "resolve_jars",
+]
+
+log = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+_READY_TIMEOUT_S = 90.0
+
+
+class BrokerError(RuntimeError):
+    """A problem the user can fix (no Java, port taken, download failed); one clear line."""
+
+
+def default_cache_dir() -> Path:
+    """``$EVENTLEDGER_CACHE`` or ``$XDG_CACHE_HOME/eventledger`` or ``~/.cache/eventledger``."""
+    explicit = os.environ.get("EVENTLEDGER_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "eventledger"
+
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>eventledger.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def _require(tool: str, what: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise BrokerError(f"{tool} not found on PATH: {what}")
+    return path
+
+
+def resolve_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> Path:
+    """Return the folder holding the broker's jars, resolving them with Maven on first use.
+
+    The folder is complete iff its ``.complete`` marker exists; a failed or interrupted
+    resolution leaves no marker and is redone from scratch next time.
+    """
+    root = (cache_dir or default_cache_dir()) / f"kafka-{version}"
+    libs = root / "libs"
+    if (root / ".complete").exists():
+        return libs
+    mvn = _require("mvn", "install Apache Maven to download the Kafka broker jars")
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    (root / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
+    log.info("resolving Apache Kafka %s from Maven Central into %s", version, root)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            mvn, "-B", "-q", "-f", str(root / "pom.xml"),
+            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        detail = next(
+            (ln for ln in proc.stdout.splitlines() if "[ERROR]" in ln),
+            proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output",
+        )
+        raise BrokerError(f"could not download Apache Kafka {version} with Maven: {detail}")
+    (root / ".complete").write_text(f"{time.time()}\n")
+    log.info("resolved %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
+    return libs
+
+
+@dataclass(frozen=True)
+class BrokerHome:
+    """Where one broker keeps its data, logs and pid file, and the ports it listens on."""
+
+    path: Path = field(default_factory=lambda: default_cache_dir() / "broker")
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / "broker.pid"
+
+    @property
+    def server_log(self) -> Path:
+        return self.path / "logs" / "server.log"
+
+    def server_properties(self) -> str:
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.data_dir}",
+                "num.partitions=1",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "group.initial.rebalance.delay.ms=0",
+                "log.cleaner.backoff.ms=1000",
+                "",
+            ]
+        )
+
+    def log4j_config(self) -> str:
+        return (
+            "Configuration:\n"
+            "  Appenders:\n"
+            "    RollingFile:\n"
+            "      name: F\n"
+            f"      fileName: {self.server_log}\n"
+            f"      filePattern: {self.server_log}.%i\n"
+            "      PatternLayout:\n"
+            '        pattern: "[%d] %p %m (%c)%n"\n'
+            "      SizeBasedTriggeringPolicy:\n"
+            "        size: 50MB\n"
+            "      DefaultRolloverStrategy:\n"
+            "        max: 2\n"
+            "  Loggers:\n"
+            "    Root:\n"
+            "      level: INFO\n"
+            "      AppenderRef:\n"
+            "        - ref: F\n"
+        )
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def _answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+class Broker:
+    """Start, stop and inspect the local broker that lives in one ``BrokerHome``."""
+
+    def __init__(self, home: BrokerHome | None = None, cache_dir: Path | None = None) -> None:
+        self.home = home or BrokerHome()
+        self.cache_dir = cache_dir
+
+    def pid(self) -> int | None:
+        """The recorded pid if that process is alive."""
+        try:
+            pid = int(self.home.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None and _answers_metadata(self.home.bootstrap)
+
+    def start(self) -> str:
+        """Start the broker (or reuse the live one) and return its bootstrap address."""
+        home = self.home
+        if self.pid() is not None:
+            if self._wait_ready(timeout=_READY_TIMEOUT_S):
+                log.info("reusing the broker already running at %s", home.bootstrap)
+                return home.bootstrap
+            raise BrokerError(f"a broker process is recorded in {home.pid_file} but never answers")
+        java = _require("java", "install Java 17+ to run the Kafka broker")
+        for port in (home.port, home.controller_port):
+            if _port_open(port):
+                raise BrokerError(f"port {port} is taken by another process (not our broker)")
+        libs = resolve_jars(self.cache_dir)
+        classpath = os.pathsep.join(str(p) for p in sorted(libs.glob("*.jar")))
+        home.path.mkdir(parents=True, exist_ok=True)
+        home.server_log.parent.mkdir(parents=True, exist_ok=True)
+        props = home.path / "server.properties"
+        props.write_text(home.server_properties())
+        log4j = home.path / "log4j2.yaml"
+        log4j.write_text(home.log4j_config())
+        jvm = [
+            java, f"-Xms{home.heap}", f"-Xmx{home.heap}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={home.server_log.parent}",
+            "-cp", classpath,
+        ]  # fmt: skip
+        if not (home.data_dir / "meta.properties").exists():
+            self._format(jvm, props)
+        started = time.monotonic()
+        out = (home.server_log.parent / "stdout.log").open("ab")
+        proc = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(props)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+        home.pid_file.write_text(f"{proc.pid}\n")
+        if not self._wait_ready(timeout=_READY_TIMEOUT_S, proc=proc):
+            self.stop()
+            raise BrokerError(
+                f"the broker did not start; see {home.server_log}: {self._last_error()}"
+            )
+        log.info("broker up at %s in %.1fs", home.bootstrap, time.monotonic() - started)
+        return home.bootstrap
+
+    def _format(self, jvm: list[str], props: Path) -> None:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        proc = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            msg = (proc.stdout + proc.stderr).strip().splitlines()
+            raise BrokerError(f"formatting KRaft storage failed: {msg[-1] if msg else '?'}")
+
+    def _wait_ready(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return False
+            if _port_open(self.home.port) and _answers_metadata(self.home.bootstrap):
+                return True
+            time.sleep(0.25)
+        return False
+
+    def _last_error(self) -> str:
+        try:
+            lines = self.home.server_log.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "no log written"
+        errors = [ln for ln in lines if " ERROR " in ln or "Exception" in ln]
+        return (errors or lines or ["empty log"])[-1][:300]
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, wait, then SIGKILL the broker's process group. True if one was running."""
+        pid = self.pid()
+        if pid is None:
+            self.home.pid_file.unlink(missing_ok=True)
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            log.warning("broker %d ignored SIGTERM for %.0fs; killing it", pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.home.pid_file.unlink(missing_ok=True)
+        return True

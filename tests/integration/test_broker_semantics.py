@@ -1,0 +1,160 @@
+"""The Kafka semantics the design relies on, checked against the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+
+def _create(bootstrap: str, name: str, partitions: int = 1, **config: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, partitions, 1, config=config)])
+    futures[name].result(timeout=30)
+
+
+def _producer(bootstrap: str, txn_id: str) -> Producer:
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": txn_id,
+            "partitioner": "murmur2_random",
+            "linger.ms": 1,
+        }
+    )
+    p.init_transactions(30)
+    return p
+
+
+def _consumer(bootstrap: str, group: str | None = None) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"g-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def _collect(consumer: Consumer, topic: str, expect: int, settle: float = 1.0) -> list[bytes]:
+    """Read ``topic`` from offset 0 until ``expect`` records arrive (or 20 s), then ``settle``
+    seconds more so that a record that should not be there has the chance to show up."""
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 20.0
+    while len(seen) < expect and time.monotonic() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen.append(msg.value())
+    settle_until = time.monotonic() + settle
+    while time.monotonic() < settle_until:
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error() is None:
+            seen.append(msg.value())
+    return seen
+
+
+def test_open_transaction_is_invisible_until_commit(bootstrap: str, app_id: str) -> None:
+    topic = f"{app_id}.t"
+    _create(bootstrap, topic)
+    producer = _producer(bootstrap, f"{app_id}-0")
+    producer.begin_transaction()
+    producer.produce(topic, key=b"k", value=b"pending")
+    producer.flush(10)
+    consumer = _consumer(bootstrap)
+    assert _collect(consumer, topic, expect=0, settle=2.0) == []
+    producer.commit_transaction(30)
+    assert _collect(consumer, topic, expect=1) == [b"pending"]
+    consumer.close()
+
+
+def test_aborted_transaction_is_never_visible(bootstrap: str, app_id: str) -> None:
+    topic = f"{app_id}.t"
+    _create(bootstrap, topic)
+    producer = _producer(bootstrap, f"{app_id}-0")
+    producer.begin_transaction()
+    producer.produce(topic, value=b"aborted")
+    producer.flush(10)
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"committed")
+    producer.commit_transaction(30)
+    consumer = _consumer(bootstrap)
+    assert _collect(consumer, topic, expect=1) == [b"committed"]
+    consumer.close()
+
+
+def test_same_transactional_id_fences_the_first_producer(bootstrap: str, app_id: str) -> None:
+    topic = f"{app_id}.t"
+    _create(bootstrap, topic)
+    first = _producer(bootstrap, f"{app_id}-0")
+    first.begin_transaction()
+    first.produce(topic, value=b"zombie")
+    first.flush(10)
+    second = _producer(bootstrap, f"{app_id}-0")  # bumps the epoch: the first is fenced
+    with pytest.raises(KafkaException) as caught:
+        first.produce(topic, value=b"zombie-2")
+        first.commit_transaction(30)
+    error: KafkaError = caught.value.args[0]
+    assert error.fatal() or error.code() == KafkaError._FENCED
+    second.begin_transaction()
+    second.produce(topic, value=b"successor")
+    second.commit_transaction(30)
+    consumer = _consumer(bootstrap)
+    assert _collect(consumer, topic, expect=1) == [b"successor"]
+    consumer.close()
+
+
+def test_offsets_sent_to_transaction_commit_only_with_it(bootstrap: str, app_id: str) -> None:
+    source, sink, group = f"{app_id}.in", f"{app_id}.out", f"{app_id}-group"
+    _create(bootstrap, source)
+    _create(bootstrap, sink)
+    plain = Producer({"bootstrap.servers": bootstrap})
+    for i in range(10):
+        plain.produce(source, value=str(i).encode())
+    plain.flush(10)
+
+    consumer = _consumer(bootstrap, group)
+    consumer.assign([TopicPartition(source, 0, 0)])
+    read = 0
+    deadline = time.monotonic() + 20
+    while read < 10 and time.monotonic() < deadline:
+        if (msg := consumer.poll(0.2)) is not None and msg.error() is None:
+            read += 1
+    assert read == 10
+    position = consumer.position(consumer.assignment())
+    assert [tp.offset for tp in position] == [10]
+    producer = _producer(bootstrap, f"{app_id}-0")
+
+    def committed() -> int:
+        [tp] = consumer.committed([TopicPartition(source, 0)], timeout=10)
+        return int(tp.offset)
+
+    producer.begin_transaction()
+    producer.produce(sink, value=b"x")
+    producer.send_offsets_to_transaction(position, consumer.consumer_group_metadata(), 30)
+    producer.abort_transaction(30)
+    assert committed() < 0  # nothing committed: OFFSET_INVALID
+
+    producer.begin_transaction()
+    producer.produce(sink, value=b"y")
+    producer.send_offsets_to_transaction(position, consumer.consumer_group_metadata(), 30)
+    producer.commit_transaction(30)
+    assert committed() == 10
+    consumer.close()
+
+
+def test_compacted_topic_reports_its_policy(bootstrap: str, app_id: str) -> None:
+    topic = f"{app_id}.snapshots"
+    _create(bootstrap, topic, 2, **{"cleanup.policy": "compact"})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    config = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert config["cleanup.policy"].value == "compact"
+    meta = admin.list_topics(topic, timeout=10).topics[topic]
+    assert len(meta.partitions) == 2
