@@ -72,3 +72,30 @@ def broker_status() -> None:
         raise typer.Exit(code=3)
     answers = "answers" if broker.running() else "does NOT answer"
     console.print(f"broker: pid {pid} at {broker.home.bootstrap}, {answers} metadata requests")
+
+
+@app.command()
+def demo(
+    accounts: Annotated[int, typer.Option(help="Accounts to open.")] = 2_000,
+    commands: Annotated[int, typer.Option(help="Deposits and withdrawals to send.")] = 20_000,
+    partitions: Annotated[int, typer.Option(help="Kafka partitions = partition actors.")] = 4,
+    window: Annotated[int, typer.Option(help="Commands in flight at most.")] = 256,
+    seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
+) -> None:
+    """Run the service on the local broker and Ray, drive a workload, check the money."""
+    from eventledger.demo import run_demo
+    from eventledger.report import print_demo
+
+    try:
+        report = run_demo(
+            accounts=accounts,
+            commands=commands,
+            partitions=partitions,
+            window=window,
+            seed=seed,
+        )
+    except BrokerError as e:
+        raise _fail(str(e)) from None
+    print_demo(console, report)
+    if not report.money_ok:
+        raise _fail("the money check failed")

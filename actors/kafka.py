@@ -1,0 +1,127 @@
+"""A thin, typed layer over confluent-kafka: explicit client configs and our own errors.
+
+Every producer in the system uses the Java-compatible ``murmur2_random`` partitioner, every
+consumer of actor output reads ``read_committed`` with auto commit off.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from topology.settings import Settings
+
+__all__ = [
+    "AbortableError",
+    "FatalError",
+    "FencedError",
+    "KafkaClientError",
+    "RetriableError",
+    "classify",
+    "consumer_config",
+    "producer_config",
+]
+
+log = logging.getLogger(__name__)
+
+PARTITIONER = "murmur2_random"
+# Transient broker states that librdkafka does not always flag as retriable (seen right
+# after a broker start: the group coordinator is still loading).
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+_FENCED_CODES = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
+
+class KafkaClientError(Exception):
+    """A Kafka error, classified by what the caller must do about it."""
+
+    def __init__(self, message: str, error: KafkaError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class RetriableError(KafkaClientError):
+    """Call the same operation again."""
+
+
+class AbortableError(KafkaClientError):
+    """Abort the transaction, put state back, rewind the consumer, retry the batch."""
+
+
+class FatalError(KafkaClientError):
+    """The producer is dead: re-create it and restore, or stop."""
+
+
+class FencedError(FatalError):
+    """Another producer took over this transactional id: this writer must stop for good."""
+
+
+def classify(exc: KafkaException, *, during: str) -> KafkaClientError:
+    """Turn a confluent-kafka exception into one of our three kinds.
+
+    A timed-out commit or abort is fatal: librdkafka has no KIP-890 protection, so a late
+    end-of-transaction could otherwise end the wrong transaction.
+    """
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    text = f"{during}: {error.str() if error else exc}"
+    if error is None:
+        return FatalError(text)
+    timed_out = error.code() in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT)
+    if error.code() in _FENCED_CODES:
+        return FencedError(text, error)
+    if error.fatal():
+        return FatalError(text, error)
+    if timed_out and during in ("commit", "abort"):
+        return FatalError(f"{text} (timed out ending a transaction)", error)
+    if error.txn_requires_abort():
+        return AbortableError(text, error)
+    if error.retriable() or error.code() in _TRANSIENT_CODES:
+        return RetriableError(text, error)
+    return FatalError(text, error)
+
+
+def producer_config(settings: Settings, *, transactional_id: str | None = None) -> dict[str, Any]:
+    """A producer: idempotent, our partitioner; transactional when given an id."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "partitioner": PARTITIONER,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 1_000_000,
+        "log_level": 3,
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+        config["transaction.timeout.ms"] = settings.transaction_timeout_ms
+    return config
+
+
+def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[str, Any]:
+    """A consumer for manual ``assign``: read_committed, no auto commit, no offset store."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 50,
+        "log_level": 3,
+    }
+    config.update(extra)
+    return config

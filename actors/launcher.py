@@ -1,0 +1,71 @@
+"""A minimal launcher: create the topics and one named, restartable actor per partition.
+
+The coordinator replaces this with a supervising reconcile loop; the names stay the same so
+that clients find the owner of a partition by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+
+from actors.admin import ensure_topics
+from actors.partition import PartitionWorker
+from topology.settings import Settings
+from topology.topics import TopicLayout
+
+__all__ = ["NAMESPACE", "actor_name", "deploy", "partition_actor", "undeploy"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "eventledger"
+
+
+def actor_name(app_id: str, partition: int) -> str:
+    return f"{app_id}-partition-{partition}"
+
+
+def partition_actor(app_id: str, partition: int) -> Any:
+    """The live actor that owns ``partition`` (raises ValueError when there is none)."""
+    return ray.get_actor(actor_name(app_id, partition), namespace=NAMESPACE)
+
+
+def deploy(settings: Settings, *, detached: bool = True, timeout: float = 120.0) -> list[Any]:
+    """Create the topics and start (or find) one actor per partition; wait until all run.
+
+    Actors use no CPU reservation (they block on Kafka I/O) and restart without limit: a
+    restart re-runs the constructor, which fences the predecessor and restores.
+    """
+    ensure_topics(settings.bootstrap_servers, TopicLayout(settings.app_id, settings.partitions))
+    remote: Any = ray.remote(PartitionWorker)
+    handles = [
+        remote.options(
+            name=actor_name(settings.app_id, p),
+            namespace=NAMESPACE,
+            lifetime="detached" if detached else None,
+            get_if_exists=True,
+            max_restarts=-1,
+            max_task_retries=-1,
+            num_cpus=0,
+        ).remote(settings, p)
+        for p in range(settings.partitions)
+    ]
+    statuses = ray.get([h.ready.remote() for h in handles], timeout=timeout)
+    log.info("deployed %s: %s", settings.app_id, statuses)
+    return handles
+
+
+def undeploy(settings: Settings) -> None:
+    """Stop and remove every partition actor of the application."""
+    for p in range(settings.partitions):
+        try:
+            handle = partition_actor(settings.app_id, p)
+        except ValueError:
+            continue
+        try:
+            ray.get(handle.stop.remote(), timeout=30)
+        except Exception:  # already dead or stuck: killing it is what we want anyway
+            log.warning("partition %d did not stop cleanly; killing it", p)
+        ray.kill(handle, no_restart=True)

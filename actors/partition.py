@@ -1,0 +1,469 @@
+"""The single writer of one partition: restore, then poll → step → one transaction per batch.
+
+``PartitionWorker`` is a plain class (usable without Ray); ``actors.launcher`` wraps it in
+``ray.remote`` with names and restart options. Invariants:
+
+- the in-memory state is exactly the state committed to Kafka: a batch's changes are applied
+  only after its transaction commits; an aborted batch leaves it untouched;
+- the committed command offset only moves forward;
+- the constructor fences any predecessor (``init_transactions`` on ``{app}-{partition}``)
+  and restores, so a restarted actor is whole before it serves a query.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import msgspec
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from opentelemetry import trace
+
+from actors import tracing
+from actors.kafka import (
+    AbortableError,
+    FatalError,
+    FencedError,
+    RetriableError,
+    classify,
+    consumer_config,
+    producer_config,
+)
+from ledger.aggregate import LEDGER
+from topology.codec import Slot
+from topology.protocol import Aggregate
+from topology.restore import RestorePlan, apply_snapshot_record
+from topology.settings import Settings
+from topology.step import BatchResult, InRecord, process_batch
+from topology.topics import TopicKind, TopicLayout
+
+__all__ = ["Counters", "PartitionStatus", "PartitionWorker"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_RETRIES = 5
+_RESTARTS = 3
+
+
+class PartitionStatus(StrEnum):
+    RESTORING = "restoring"
+    RUNNING = "running"
+    FENCED = "fenced"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Counters:
+    """What the partition has done since this worker started (restores included)."""
+
+    processed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dlq: int = 0
+    batches: int = 0
+    aborts: int = 0
+    producer_restarts: int = 0
+    committed_offset: int = -1
+    last_commit_ms: float = 0.0
+    last_commit_at: float = 0.0
+    restored_aggregates: int = 0
+    restored_records: int = 0
+    restore_seconds: float = 0.0
+
+
+class PartitionWorker:
+    """Owns partition ``partition`` of the application in ``settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partition: int,
+        *,
+        aggregate: Aggregate = LEDGER,
+        start: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.partition = partition
+        self.aggregate = aggregate
+        self.layout = TopicLayout(settings.app_id, settings.partitions)
+        self.transactional_id = f"{settings.app_id}-{partition}"
+        self.status = PartitionStatus.STOPPED
+        self.error: str | None = None
+        self.counters = Counters()
+        self._states: dict[str, Slot] = {}
+        self._topics = {kind: self.layout.name(kind) for kind in TopicKind}
+        self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
+        self._next_offset = 0
+        self._events_offset = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        if start:
+            self.start()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fence the predecessor, restore, position the consumer, start the loop thread."""
+        self._stop.clear()
+        self._open()
+        self._thread = threading.Thread(
+            target=self._run, name=f"partition-{self.partition}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in flight, then close the clients."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._close()
+        if self.status is PartitionStatus.RUNNING:
+            self.status = PartitionStatus.STOPPED
+
+    def _open(self) -> None:
+        self.status = PartitionStatus.RESTORING
+        self._producer = Producer(
+            producer_config(self.settings, transactional_id=self.transactional_id)
+        )
+        self._call("init_transactions", self._producer.init_transactions, 30, attempts=40)
+        self._restore()
+        self._consumer = Consumer(consumer_config(self.settings, group_id=self.settings.app_id))
+        [committed] = self._call(
+            "committed", self._consumer.committed, [self._commands], 30, attempts=40
+        )
+        if committed.offset >= 0:
+            self._next_offset = committed.offset
+        else:
+            low, _ = self._consumer.get_watermark_offsets(self._commands, timeout=30)
+            self._next_offset = max(low, 0)
+        self.counters.committed_offset = self._next_offset
+        self._consumer.assign(
+            [TopicPartition(self._commands.topic, self.partition, self._next_offset)]
+        )
+        self.status = PartitionStatus.RUNNING
+        log.info(
+            "partition %d running from command offset %d with %d aggregates",
+            self.partition,
+            self._next_offset,
+            len(self._states),
+        )
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._producer = None
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Read ``snapshots[p]`` from its start to its end (read_committed) into memory."""
+        started = time.monotonic()
+        snapshots = TopicPartition(self._topics[TopicKind.SNAPSHOTS], self.partition)
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                group_id=f"{self.settings.app_id}-restore",
+                **{"enable.partition.eof": True, "fetch.wait.max.ms": 100},
+            )
+        )
+        states: dict[str, Slot] = {}
+        records = 0
+        try:
+            low, high = consumer.get_watermark_offsets(snapshots, timeout=30)
+            plan = RestorePlan(low, high)
+            if not plan.done(low):
+                consumer.assign([TopicPartition(snapshots.topic, self.partition, OFFSET_BEGINNING)])
+                at_end = False
+                while not at_end:
+                    for msg in consumer.consume(5000, timeout=0.5):
+                        error = msg.error()
+                        if error is not None:
+                            if error.code() == KafkaError._PARTITION_EOF:
+                                at_end = True
+                                continue
+                            raise KafkaException(error)
+                        apply_snapshot_record(self.aggregate, states, msg.key(), msg.value())
+                        records += 1
+            events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
+            _, self._events_offset = consumer.get_watermark_offsets(events, timeout=30)
+        finally:
+            consumer.close()
+        self._states = states
+        seconds = time.monotonic() - started
+        self.counters.restored_aggregates = len(states)
+        self.counters.restored_records = records
+        self.counters.restore_seconds = seconds
+        log.info(
+            "partition %d restored %d aggregates from %d snapshot records in %.2fs",
+            self.partition,
+            len(states),
+            records,
+            seconds,
+        )
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        restarts = 0
+        while not self._stop.is_set():
+            try:
+                batch = self._poll_batch()
+                if batch:
+                    self._process(batch)
+                restarts = 0
+            except FencedError as e:
+                self._fail(PartitionStatus.FENCED, str(e))
+                return
+            except FatalError as e:
+                restarts += 1
+                if restarts > _RESTARTS:
+                    self._fail(PartitionStatus.FAILED, str(e))
+                    return
+                log.warning("partition %d: %s; re-creating the producer", self.partition, e)
+                self.counters.producer_restarts += 1
+                self._close()
+                try:
+                    self._open()
+                except FencedError as fenced:
+                    self._fail(PartitionStatus.FENCED, str(fenced))
+                    return
+                except Exception as again:  # logged and retried on the next turn
+                    log.exception("partition %d: reopening failed", self.partition)
+                    self.error = str(again)
+            except Exception as e:
+                self._fail(PartitionStatus.FAILED, f"{type(e).__name__}: {e}")
+                log.exception("partition %d stopped", self.partition)
+                return
+
+    def _fail(self, status: PartitionStatus, message: str) -> None:
+        log.error("partition %d %s: %s", self.partition, status, message)
+        self.status = status
+        self.error = message
+        self._close()
+
+    def _poll_batch(self) -> list[Any]:
+        """Block briefly for one record, then take what is already fetched, up to the
+        count and time bounds; a dry poll ends the batch (low latency at low load)."""
+        assert self._consumer is not None
+        first = self._consumer.poll(0.1)
+        if first is None:
+            return []
+        batch = [first]
+        limit = self.settings.batch_max_commands
+        deadline = time.monotonic() + self.settings.batch_max_ms / 1000.0
+        while len(batch) < limit and time.monotonic() < deadline:
+            more = self._consumer.consume(limit - len(batch), timeout=0)
+            if not more:
+                break
+            batch.extend(more)
+        good = []
+        for msg in batch:
+            error = msg.error()
+            if error is None:
+                good.append(msg)
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                log.warning("partition %d consumer: %s", self.partition, error.str())
+        return good
+
+    def _process(self, messages: list[Any]) -> None:
+        records = [InRecord(m.offset(), m.key(), m.value(), m.headers() or ()) for m in messages]
+        result = process_batch(
+            self.aggregate,
+            self._states,
+            records,
+            partition=self.partition,
+            partitions=self.settings.partitions,
+            source_topic=self._commands.topic,
+            events_offset=self._events_offset,
+            recent_limit=self.settings.recent_ids_per_aggregate,
+            now_ms=int(time.time() * 1000),
+        )
+        assert result.next_offset > self._next_offset, "command offsets only move forward"
+        try:
+            try:
+                self._transact(result)
+            except KafkaException as e:  # from produce(): classify like the rest
+                raise classify(e, during="produce") from e
+        except AbortableError as e:
+            log.warning("partition %d: aborting batch: %s", self.partition, e)
+            self.counters.aborts += 1
+            assert self._producer is not None and self._consumer is not None
+            self._call("abort", self._producer.abort_transaction, 30)
+            self._consumer.seek(
+                TopicPartition(self._commands.topic, self.partition, self._next_offset)
+            )
+            return
+        # Committed: only now does the batch become the state that queries see.
+        self._states.update(result.changed)
+        self._next_offset = result.next_offset
+        self._count(result)
+
+    def _transact(self, result: BatchResult) -> None:
+        """One Kafka transaction for the whole batch, in order, each step checked."""
+        producer = self._producer
+        consumer = self._consumer
+        assert producer is not None and consumer is not None
+        topics = self._topics
+        trace_headers = self._trace(result)
+        started = time.monotonic()
+        with tracing.tracer().start_as_current_span(
+            "commit",
+            attributes={
+                "eventledger.partition": self.partition,
+                "eventledger.batch.size": len(result.outcomes),
+                "eventledger.offset.next": result.next_offset,
+            },
+        ):
+            # 1. begin
+            self._call("begin", producer.begin_transaction)
+            produce: Callable[..., None] = producer.produce  # headers: list[(str, bytes)]
+            # 2. replies
+            replies = topics[TopicKind.REPLIES]
+            for r in result.replies:
+                produce(replies, r.value, r.key, r.partition, headers=r.headers)
+            # 3. events, each carrying the trace context of the command that caused it
+            events = topics[TopicKind.EVENTS]
+            last = len(result.events) - 1
+            for i, r in enumerate(result.events):
+                headers = r.headers
+                if r.source_offset is not None and r.source_offset in trace_headers:
+                    headers = headers + trace_headers[r.source_offset]
+                produce(
+                    events,
+                    r.value,
+                    r.key,
+                    r.partition,
+                    on_delivery=self._on_event_delivered if i == last else None,
+                    headers=headers,
+                )
+            # 4. the last snapshot and public view of each changed aggregate; 5. dead letters
+            for kind, records in (
+                (TopicKind.SNAPSHOTS, result.snapshots),
+                (TopicKind.STATE, result.views),
+                (TopicKind.DLQ, result.dlq),
+            ):
+                topic = topics[kind]
+                for r in records:
+                    produce(topic, r.value, r.key, r.partition, headers=r.headers)
+            # 6. the command offset, inside the transaction
+            offsets = [TopicPartition(self._commands.topic, self.partition, result.next_offset)]
+            self._call(
+                "send_offsets",
+                producer.send_offsets_to_transaction,
+                offsets,
+                consumer.consumer_group_metadata(),
+                30,
+            )
+            # 7. commit
+            self._call("commit", producer.commit_transaction, 30)
+        self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
+        self.counters.last_commit_at = time.time()
+
+    def _trace(self, result: BatchResult) -> dict[int, list[tuple[str, bytes]]]:
+        """A ``handle`` span per traced command, continuing the client's trace; returns the
+        trace headers to put on that command's events, by command offset."""
+        tracer = tracing.tracer()
+        out: dict[int, list[tuple[str, bytes]]] = {}
+        for o in result.outcomes:
+            parent = tracing.context_from_headers(o.headers)
+            if parent is None:
+                continue
+            span = tracer.start_span(
+                "handle",
+                context=parent,
+                attributes={
+                    "eventledger.partition": self.partition,
+                    "eventledger.offset": o.offset,
+                    "eventledger.aggregate_id": o.aggregate_id or "",
+                    "eventledger.command_type": o.command_type or "",
+                    "eventledger.outcome": o.outcome,
+                    "eventledger.code": o.code or "",
+                },
+            )
+            out[o.offset] = tracing.headers_from_context(trace.set_span_in_context(span))
+            span.end()
+        return out
+
+    def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self._events_offset = max(self._events_offset, msg.offset() + 1)
+
+    def _count(self, result: BatchResult) -> None:
+        c = self.counters
+        c.batches += 1
+        c.committed_offset = result.next_offset
+        for o in result.outcomes:
+            c.processed += 1
+            if o.outcome == "accepted":
+                c.accepted += 1
+            elif o.outcome == "rejected":
+                c.rejected += 1
+            elif o.outcome == "duplicate":
+                c.duplicates += 1
+            else:
+                c.dlq += 1
+
+    def _call(self, during: str, fn: Callable[..., T], *args: Any, attempts: int = _RETRIES) -> T:
+        """Call a Kafka API, retrying (with a growing pause) what Kafka calls retriable."""
+        for attempt in range(attempts):
+            try:
+                return fn(*args)
+            except KafkaException as e:
+                error = classify(e, during=during)
+                if not isinstance(error, RetriableError) or attempt == attempts - 1:
+                    raise error from e
+                log.info("partition %d: %s; retrying", self.partition, error)
+                time.sleep(min(0.05 * (attempt + 1), 0.5))
+        raise AssertionError("unreachable")
+
+    # -- queries (committed state only) ----------------------------------------------------
+
+    def ready(self) -> str:
+        """The status once the constructor has restored (Ray callers await this)."""
+        return str(self.status)
+
+    def get(self, aggregate_id: str) -> dict[str, Any] | None:
+        """The public view of one aggregate as committed, or None."""
+        slot = self._states.get(aggregate_id)
+        if slot is None or slot.state is None:  # unknown, or only refused commands so far
+            return None
+        return msgspec.to_builtins(self.aggregate.view(slot.state))  # type: ignore[no-any-return]
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Every aggregate's committed public view."""
+        view = self.aggregate.view
+        return {
+            k: msgspec.to_builtins(view(s.state))
+            for k, s in list(self._states.items())
+            if s.state is not None
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, status and position, for ``status`` and the demo."""
+        return {
+            "partition": self.partition,
+            "status": str(self.status),
+            "error": self.error,
+            "aggregates": len(self._states),
+            **asdict(self.counters),
+        }

@@ -1,0 +1,38 @@
+"""Find or start what the service runs on: a Kafka cluster and a Ray cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from eventledger.broker import Broker
+
+__all__ = ["ensure_broker", "ensure_ray"]
+
+log = logging.getLogger(__name__)
+
+
+def ensure_broker() -> str:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else the local broker (started if needed)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        return external
+    return Broker().start()
+
+
+def ensure_ray(namespace: str) -> None:
+    """Connect to ``RAY_ADDRESS`` if set, else start a local Ray without a dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=namespace, log_to_driver=False)
+    else:
+        ray.init(
+            namespace=namespace,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )

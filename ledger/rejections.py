@@ -1,0 +1,28 @@
+"""Why a command was refused."""
+
+from enum import StrEnum
+
+import msgspec
+
+__all__ = ["Rejection", "RejectionCode"]
+
+
+class RejectionCode(StrEnum):
+    """Stable, machine-readable reasons; clients branch on these, never on messages."""
+
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ALREADY_OPEN = "already_open"
+    ACCOUNT_CLOSED = "account_closed"
+    AMOUNT_NOT_POSITIVE = "amount_not_positive"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    NONZERO_BALANCE = "nonzero_balance"
+    VERSION_CONFLICT = "version_conflict"
+    INVALID_COMMAND = "invalid_command"
+    LIMIT_EXCEEDED = "limit_exceeded"
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """A refused command: `code` is a `RejectionCode` value, `message` is for humans."""
+
+    code: str
+    message: str

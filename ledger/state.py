@@ -1,0 +1,45 @@
+"""Account state (internal layout) and its public view (published layout)."""
+
+from typing import Final, Literal
+
+import msgspec
+
+__all__ = ["MAX_MINOR_UNITS", "Account", "AccountStatus", "AccountView", "view"]
+
+MAX_MINOR_UNITS: Final = 2**63 - 1
+"""Largest amount, balance or overdraft limit: money must fit a signed 64-bit integer."""
+
+AccountStatus = Literal["open", "closed"]
+
+
+class Account(msgspec.Struct, frozen=True):
+    """Internal state. Invariant: -overdraft_limit <= balance <= MAX_MINOR_UNITS;
+    `version` is the number of events applied (1 after AccountOpened)."""
+
+    status: AccountStatus
+    currency: str
+    balance: int
+    overdraft_limit: int
+    version: int
+
+
+class AccountView(msgspec.Struct, frozen=True):
+    """Public view published to the state topic. Its layout is a contract with readers and
+    changes independently of `Account`; the account id is the record key, not a field."""
+
+    status: AccountStatus
+    currency: str
+    balance: int
+    overdraft_limit: int
+    version: int
+
+
+def view(state: Account) -> AccountView:
+    """The public view of an existing account."""
+    return AccountView(
+        status=state.status,
+        currency=state.currency,
+        balance=state.balance,
+        overdraft_limit=state.overdraft_limit,
+        version=state.version,
+    )

@@ -1,0 +1,36 @@
+"""A deployed service per test: topics, partition actors on the session's Ray, a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from actors.client import LedgerClient
+from actors.launcher import deploy, undeploy
+from topology.settings import Settings
+
+
+@dataclass
+class Service:
+    settings: Settings
+    handles: list[Any]
+    client: LedgerClient
+
+
+@pytest.fixture
+def settings(bootstrap: str, app_id: str) -> Settings:
+    return Settings.resolve(app_id=app_id, bootstrap_servers=bootstrap, partitions=2, environ={})
+
+
+@pytest.fixture
+def service(settings: Settings, ray_local: None) -> Iterator[Service]:
+    handles = deploy(settings, detached=False)
+    client = LedgerClient(settings, timeout=60)
+    try:
+        yield Service(settings, handles, client)
+    finally:
+        client.close()
+        undeploy(settings)

@@ -1,0 +1,218 @@
+"""The service end to end on the real broker and real Ray: replies, events, snapshots,
+state, idempotency, optimistic concurrency, poison input, restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import msgspec
+import ray
+from confluent_kafka import Producer
+
+from actors.audit import fold_events, read_events, read_topic
+from actors.kafka import producer_config
+from actors.launcher import partition_actor
+from eventledger.workload import money_moved
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
+from tests.integration.conftest import Service
+from topology.codec import CommandEnvelope, decode_snapshot, decode_view
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
+
+
+def _all_views(service: Service) -> dict[str, dict[str, Any]]:
+    views: dict[str, dict[str, Any]] = {}
+    for part in ray.get([h.views.remote() for h in service.handles]):
+        views.update(part)
+    return views
+
+
+def _assert_money_conserved(service: Service, expected_total: int) -> None:
+    views = _all_views(service)
+    folded = fold_events(service.settings, LEDGER)
+    assert sum(v["balance"] for v in views.values()) == expected_total
+    assert sum(s.balance for s in folded.values()) == expected_total
+    assert {k: v["balance"] for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
+
+
+def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -> None:
+    c = service.client
+    opened = c.execute("alice", OpenAccount("EUR"))
+    assert opened.accepted and opened.version == 1
+    assert c.execute("bob", OpenAccount("EUR", overdraft_limit=500)).accepted
+    assert c.execute("alice", Deposit(1_000)).version == 2
+    assert c.execute("alice", Withdraw(300)).version == 3
+    refused = c.execute("alice", Withdraw(10_000))
+    assert (refused.accepted, refused.code, refused.version) == (False, "insufficient_funds", 3)
+    assert c.execute("bob", Withdraw(500)).accepted
+    assert c.execute("carol", Deposit(5)).code == "unknown_account"
+
+    assert c.get_account("alice") == {
+        "status": "open", "currency": "EUR", "balance": 700, "overdraft_limit": 0, "version": 3,
+    }  # fmt: skip
+    assert c.get_account("bob")["balance"] == -500  # type: ignore[index]
+    assert c.get_account("carol") is None
+
+    events = list(read_events(service.settings, LEDGER))
+    assert [(e.envelope.aggregate_id, e.envelope.type) for e in events if
+            e.envelope.aggregate_id == "alice"] == [
+        ("alice", "AccountOpened"), ("alice", "Deposited"), ("alice", "Withdrawn"),
+    ]  # fmt: skip
+    assert all(e.partition == partition_for(e.envelope.aggregate_id.encode(), 2) for e in events)
+
+    last_snapshot: dict[str, Any] = {}
+    for msg in read_topic(service.settings, TopicKind.SNAPSHOTS):
+        last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
+    assert last_snapshot["alice"].slot.version == 3
+    assert last_snapshot["alice"].slot.state.balance == 700
+    last_view: dict[str, Any] = {}
+    for msg in read_topic(service.settings, TopicKind.STATE):
+        last_view[msg.key().decode()] = decode_view(LEDGER, msg.value())
+    assert last_view["bob"].balance == -500
+    _assert_money_conserved(service, 700 - 500)
+
+
+def test_duplicate_command_ids_and_version_conflicts(service: Service) -> None:
+    c = service.client
+    assert c.execute("dana", OpenAccount("EUR")).accepted
+    first = c.execute("dana", Deposit(100), command_id="dep-1")
+    again = c.execute("dana", Deposit(100), command_id="dep-1")
+    assert first == again and first.accepted and first.version == 2
+
+    stale = c.execute("dana", Deposit(50), expected_version=1)
+    assert (stale.accepted, stale.code) == (False, "version_conflict")
+    fresh = c.execute("dana", Deposit(50), expected_version=2)
+    assert fresh.accepted and fresh.version == 3
+
+    events = [e for e in read_events(service.settings, LEDGER) if e.envelope.aggregate_id == "dana"]
+    assert Counter(e.envelope.command_id for e in events)["dep-1"] == 1
+    assert [e.envelope.sequence for e in events] == [1, 2, 3]
+    _assert_money_conserved(service, 150)
+
+
+def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service) -> None:
+    c = service.client
+    settings = service.settings
+    layout = TopicLayout(settings.app_id, settings.partitions)
+    assert c.execute("erin", OpenAccount("EUR")).accepted
+    p = c.partition_of("erin")
+    raw = Producer(producer_config(settings))
+    commands = layout.name(TopicKind.COMMANDS)
+    bad_type = CommandEnvelope(
+        "bad-type", "erin", "Teleport", msgspec.Raw(msgspec.msgpack.encode({})),
+        reply_to=c.reply_partition,
+    )  # fmt: skip
+    bad_payload = CommandEnvelope(
+        "bad-payload", "erin", "Deposit", msgspec.Raw(msgspec.msgpack.encode({"amount": "x"})),
+        reply_to=c.reply_partition,
+    )  # fmt: skip
+    wrong_key = CommandEnvelope(
+        "wrong-key", "someone-else", "Deposit",
+        msgspec.Raw(msgspec.msgpack.encode({"type": "Deposit", "amount": 1})),
+        reply_to=c.reply_partition,
+    )  # fmt: skip
+    raw.produce(commands, b"\xff\x00garbage", b"erin", p)
+    for env in (bad_type, bad_payload, wrong_key):
+        raw.produce(commands, msgspec.msgpack.encode(env), b"erin", p)
+    raw.flush(10)
+    futures = {cid: c.send("erin", Deposit(10)) for cid in ("g1", "g2", "g3")}
+    assert all(f.result(60).accepted for f in futures.values())
+
+    dlq = list(read_topic(settings, TopicKind.DLQ))
+    assert len(dlq) == 4
+    for msg in dlq:
+        headers = dict(msg.headers())
+        assert headers["eventledger.error.topic"] == commands.encode()
+        assert "eventledger.error.code" in headers
+    codes = Counter(dict(m.headers())["eventledger.error.code"].decode() for m in dlq)
+    assert codes == Counter(
+        {"malformed": 1, "unknown_command_type": 1, "invalid_payload": 1, "key_mismatch": 1}
+    )
+    assert c.get_account("erin")["balance"] == 30  # type: ignore[index]
+    stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
+    assert stats["status"] == "running" and stats["dlq"] == 4
+    _assert_money_conserved(service, 30)
+
+
+def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service) -> None:
+    c = service.client
+    accounts = [f"acct-{i}" for i in range(20)]
+    for f in [c.send(a, OpenAccount("EUR")) for a in accounts]:
+        assert f.result(60).accepted
+    victim = partition_actor(service.settings.app_id, 0)
+    sent: dict[str, tuple[str, Any]] = {}
+    replies: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def stream() -> None:
+        i = 0
+        while not stop.is_set() and i < 1500:
+            account = accounts[i % len(accounts)]
+            command = Deposit(10) if i % 3 else Withdraw(25)
+            cid = f"cmd-{i}"
+            sent[cid] = (account, command)
+            for _ in range(10):  # a retry with the same id is safe
+                try:
+                    replies[cid] = c.execute(account, command, command_id=cid, timeout=10)
+                    break
+                except TimeoutError:
+                    continue
+            i += 1
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    time.sleep(1.0)
+    ray.kill(victim, no_restart=False)
+    streamer.join(300)
+    stop.set()
+    assert set(replies) == set(sent), "every command got a reply"
+
+    accepted = {cid for cid, r in replies.items() if r.accepted}
+    events = list(read_events(service.settings, LEDGER))
+    by_command = Counter(e.envelope.command_id for e in events)
+    assert {cid for cid in by_command if cid.startswith("cmd-")} == accepted
+    assert all(by_command[cid] == 1 for cid in accepted), "each accepted command exactly once"
+    stats = ray.get(partition_actor(service.settings.app_id, 0).stats.remote())
+    assert stats["status"] == "running"
+    _assert_money_conserved(service, sum(money_moved(sent[cid][1]) for cid in accepted))
+
+
+def test_second_worker_fences_the_first(service: Service, settings: Settings) -> None:
+    from actors.partition import PartitionWorker
+
+    c = service.client
+    victim_partition = 0
+    account = next(a for a in (f"z-{i}" for i in range(100)) if c.partition_of(a) == 0)
+    assert c.execute(account, OpenAccount("EUR")).accepted
+    successor = PartitionWorker(settings, victim_partition)  # fences the actor's producer
+    try:
+        assert c.execute(account, Deposit(40), timeout=60).accepted
+        deadline = time.monotonic() + 30
+        old = partition_actor(settings.app_id, victim_partition)
+        while ray.get(old.stats.remote())["status"] != "fenced" and time.monotonic() < deadline:
+            c.send(account, Deposit(0))  # gives the old writer something to try
+            time.sleep(0.5)
+        assert ray.get(old.stats.remote())["status"] == "fenced"
+        assert successor.get(account)["balance"] == 40  # type: ignore[index]
+    finally:
+        successor.stop()
+    events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == account]
+    assert [e.envelope.sequence for e in events] == [1, 2]
+    assert sum(1 for _ in events) == len({e.envelope.command_id for e in events})
+
+
+def test_unique_ids_across_many_accounts_conserve_money(service: Service) -> None:
+    c = service.client
+    ids = [f"m-{uuid.uuid4().hex[:6]}" for _ in range(50)]
+    for f in [c.send(a, OpenAccount("EUR", overdraft_limit=100)) for a in ids]:
+        assert f.result(60).accepted
+    commands = [(a, Deposit(7) if i % 2 else Withdraw(60)) for i, a in enumerate(ids * 4)]
+    futures = [(cmd, c.send(a, cmd)) for a, cmd in commands]
+    total = sum(money_moved(cmd) for cmd, f in futures if f.result(60).accepted)
+    _assert_money_conserved(service, total)

@@ -1,0 +1,380 @@
+"""The codec boundary: round trips, poison classification, upcasting, snapshots, views."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+
+from ledger import (
+    LEDGER,
+    Account,
+    AccountView,
+    Deposit,
+    Deposited,
+    OpenAccount,
+    Withdraw,
+    Withdrawn,
+)
+from topology.codec import (
+    CodecError,
+    CommandDecodeError,
+    CommandEnvelope,
+    EventEnvelope,
+    PoisonCode,
+    RecentReply,
+    Reply,
+    Slot,
+    Snapshot,
+    StaleSnapshotError,
+    decode_command,
+    decode_event,
+    decode_key,
+    decode_reply,
+    decode_snapshot,
+    decode_view,
+    encode_command,
+    encode_event,
+    encode_key,
+    encode_reply,
+    encode_snapshot,
+    encode_view,
+    error_headers,
+)
+
+LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
+
+
+def envelope_bytes(type_: str, payload: object, **fields: Any) -> bytes:
+    """A hand-made command envelope, as a foreign or buggy client might send."""
+    envelope = CommandEnvelope(
+        command_id=fields.pop("command_id", "c-1"),
+        aggregate_id=fields.pop("aggregate_id", "acct-1"),
+        type=type_,
+        payload=msgspec.Raw(msgspec.msgpack.encode(payload)),
+        **fields,
+    )
+    return msgspec.msgpack.encode(envelope)
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def test_keys_are_utf8() -> None:
+    assert encode_key("kontō-7") == "kontō-7".encode()
+    assert decode_key(encode_key("kontō-7")) == "kontō-7"
+
+
+def test_a_key_that_is_not_utf8_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        decode_key(b"\xff\xfe")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def test_command_round_trip() -> None:
+    data = encode_command(
+        "acct-1", OpenAccount("EUR", 50), command_id="c-1", expected_version=0, reply_to=3
+    )
+    envelope, command = decode_command(LEDGER, data)
+    assert command == OpenAccount("EUR", 50)
+    assert (envelope.command_id, envelope.aggregate_id, envelope.type) == (
+        "c-1",
+        "acct-1",
+        "OpenAccount",
+    )
+    assert (envelope.expected_version, envelope.reply_to) == (0, 3)
+
+
+def test_command_defaults_are_none() -> None:
+    envelope, _ = decode_command(LEDGER, encode_command("a", Deposit(1), command_id="c"))
+    assert envelope.expected_version is None
+    assert envelope.reply_to is None
+
+
+@pytest.mark.parametrize(("aggregate_id", "command_id"), [("", "c"), ("a", "")])
+def test_encode_command_needs_ids(aggregate_id: str, command_id: str) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        encode_command(aggregate_id, Deposit(1), command_id=command_id)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        b"",
+        b"\xc1garbage",
+        msgspec.msgpack.encode({"hello": "world"}),
+        msgspec.msgpack.encode([1, 2, 3]),
+        envelope_bytes("Deposit", {"amount": 1}, command_id=""),
+        envelope_bytes("Deposit", {"amount": 1}, reply_to=-1),
+        envelope_bytes("Deposit", {"amount": 1}, expected_version=-1),
+    ],
+)
+def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
+    with pytest.raises(CommandDecodeError) as caught:
+        decode_command(LEDGER, data)
+    assert caught.value.code == PoisonCode.MALFORMED
+    assert caught.value.envelope is None
+    assert caught.value.message
+
+
+def test_unknown_command_type_keeps_the_envelope() -> None:
+    with pytest.raises(CommandDecodeError) as caught:
+        decode_command(LEDGER, envelope_bytes("Transfer", {"amount": 1}, reply_to=2))
+    assert caught.value.code == PoisonCode.UNKNOWN_COMMAND_TYPE
+    assert caught.value.envelope is not None
+    assert caught.value.envelope.reply_to == 2
+    assert "Transfer" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"amount": "ten"},
+        {"amount": 1.5},
+        {"amount": True},
+        {},
+        {"amount": 1, "surprise": 2},
+        {"type": "Withdraw", "amount": 1},
+        "not a map",
+    ],
+)
+def test_bad_payloads_are_invalid(payload: object) -> None:
+    with pytest.raises(CommandDecodeError) as caught:
+        decode_command(LEDGER, envelope_bytes("Deposit", payload))
+    assert caught.value.code == PoisonCode.INVALID_PAYLOAD
+    assert caught.value.envelope is not None
+    assert caught.value.envelope.command_id == "c-1"
+
+
+def test_a_payload_without_its_tag_is_accepted() -> None:
+    _, command = decode_command(LEDGER, envelope_bytes("Withdraw", {"amount": 4}))
+    assert command == Withdraw(4)
+
+
+def test_non_struct_commands_cannot_be_encoded() -> None:
+    with pytest.raises(TypeError, match="tagged"):
+        encode_command("a", msgspec.Struct(), command_id="c")
+
+
+# --- replies -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("c-1", "acct-1", True, None, "", 3),
+        Reply("c-2", "acct-1", False, "insufficient_funds", "cannot withdraw 5: 4 available", 3),
+    ],
+)
+def test_reply_round_trip(reply: Reply) -> None:
+    assert decode_reply(encode_reply(reply)) == reply
+
+
+def test_reply_garbage_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        decode_reply(b"\x93\x01\x02")
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_event_round_trip() -> None:
+    data = encode_event(LEDGER, "acct-1", 7, Deposited(30), command_id="c-9", timestamp_ms=1234)
+    envelope, event = decode_event(LEDGER, data)
+    assert event == Deposited(30)
+    assert envelope == EventEnvelope(
+        aggregate_id="acct-1",
+        sequence=7,
+        type="Deposited",
+        schema_version=LEDGER.event_schema_version,
+        payload=envelope.payload,
+        command_id="c-9",
+        timestamp_ms=1234,
+    )
+
+
+def test_event_envelopes_are_self_describing_maps() -> None:
+    data = encode_event(LEDGER, "acct-1", 1, Withdrawn(2), command_id="c", timestamp_ms=0)
+    decoded = msgspec.msgpack.decode(data)
+    assert decoded["type"] == "Withdrawn"
+    assert decoded["payload"] == {"type": "Withdrawn", "amount": 2}  # nested, not opaque bytes
+
+
+def test_foreign_events_cannot_be_encoded() -> None:
+    with pytest.raises(TypeError, match="not an event"):
+        encode_event(LEDGER, "a", 1, Deposit(1), command_id="c", timestamp_ms=0)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", msgspec.msgpack.encode({"sequence": 1})])
+def test_event_garbage_is_a_codec_error(data: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_event(LEDGER, data)
+
+
+# A test-only aggregate whose "Added" event changed layout twice:
+# v1 {n}, v2 {amount} (renamed), v3 {amount, note} (new field).
+
+
+class AddedV1(msgspec.Struct, frozen=True, tag="Added"):
+    n: int
+
+
+class AddedV3(msgspec.Struct, frozen=True, tag="Added"):
+    amount: int
+    note: str
+
+
+class Reset(msgspec.Struct, frozen=True, tag="Reset"):
+    pass
+
+
+def _rename(payload: dict[str, Any]) -> dict[str, Any]:
+    payload["amount"] = payload.pop("n")
+    return payload
+
+
+def _annotate(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "note": f"migrated {payload['amount']}"}
+
+
+@dataclass(frozen=True)
+class Counter:
+    """Just enough of an aggregate to exercise the codec's version handling."""
+
+    event_type: Any
+    event_schema_version: int
+    upcasters: Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    name: str = "counter"
+    command_type: Any = Deposit
+    state_type: Any = int
+    view_type: Any = int
+    state_schema_version: int = 1
+
+    def decide(self, state: Any, command: Any, expected_version: int | None) -> list[Any]:
+        return []
+
+    def evolve(self, state: Any, event: Any) -> Any:
+        return state
+
+    def view(self, state: Any) -> Any:
+        return state
+
+
+COUNTER_V1 = Counter(AddedV1 | Reset, 1)
+COUNTER_V3 = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename, ("Added", 2): _annotate})
+
+
+def test_old_events_are_upcast_through_the_chain() -> None:
+    old = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    envelope, event = decode_event(COUNTER_V3, old)
+    assert event == AddedV3(5, "migrated 5")
+    assert envelope.schema_version == 1  # the envelope is reported as stored
+
+
+def test_a_type_without_upcasters_is_unchanged_between_versions() -> None:
+    old = encode_event(COUNTER_V1, "k", 2, Reset(), command_id="c", timestamp_ms=0)
+    assert decode_event(COUNTER_V3, old)[1] == Reset()
+
+
+def test_current_events_skip_the_upcasters() -> None:
+    new = encode_event(COUNTER_V3, "k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    assert decode_event(COUNTER_V3, new)[1] == AddedV3(1, "x")
+
+
+def test_events_from_a_newer_schema_are_refused() -> None:
+    new = encode_event(COUNTER_V3, "k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    with pytest.raises(CodecError, match="newer"):
+        decode_event(COUNTER_V1, new)
+
+
+def test_an_upcast_payload_that_does_not_fit_is_a_codec_error() -> None:
+    broken = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename})
+    old = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    with pytest.raises(CodecError, match="schema version 1"):
+        decode_event(broken, old)
+
+
+def test_unknown_event_types_are_refused() -> None:
+    data = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    with pytest.raises(CodecError, match="unknown event type"):
+        decode_event(LEDGER, data)
+
+
+# --- snapshots -----------------------------------------------------------------------------
+
+
+def snapshot(state: Account | None = None, schema_version: int = 1) -> Snapshot:
+    reply = Reply("c-2", "acct-1", True, None, "", 2)
+    slot = Slot(state, 0 if state is None else state.version, (RecentReply("c-2", reply),))
+    return Snapshot(schema_version, "acct-1", slot, events_offset=41)
+
+
+def test_snapshot_round_trip_is_an_lz4_frame() -> None:
+    original = snapshot(Account("open", "EUR", 150, 20, 2))
+    data = encode_snapshot(LEDGER, original)
+    assert data.startswith(LZ4_FRAME_MAGIC)
+    restored = decode_snapshot(LEDGER, data)
+    assert restored == original
+    assert type(restored.slot.state) is Account
+
+
+def test_snapshot_of_an_absent_aggregate() -> None:
+    assert decode_snapshot(LEDGER, encode_snapshot(LEDGER, snapshot())) == snapshot()
+
+
+def test_snapshots_of_another_state_schema_are_stale() -> None:
+    data = encode_snapshot(Counter(Reset, 1, state_schema_version=2), snapshot(schema_version=2))
+    with pytest.raises(StaleSnapshotError, match="schema version 2"):
+        decode_snapshot(LEDGER, data)
+
+
+def test_encoding_a_mislabelled_snapshot_is_refused() -> None:
+    with pytest.raises(ValueError, match="schema version"):
+        encode_snapshot(LEDGER, snapshot(schema_version=9))
+
+
+def test_snapshot_garbage_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        decode_snapshot(LEDGER, b"definitely not lz4")
+
+
+def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
+    data = encode_snapshot(LEDGER, Snapshot(1, "acct-1", Slot({"balance": "x"}, 1), 0))
+    with pytest.raises(CodecError, match="invalid state"):
+        decode_snapshot(LEDGER, data)
+
+
+# --- views and dead-letter headers ---------------------------------------------------------
+
+
+def test_view_round_trip_without_the_account_id() -> None:
+    data = encode_view(LEDGER, Account("open", "EUR", 5, 0, 2))
+    assert decode_view(LEDGER, data) == AccountView("open", "EUR", 5, 0, 2)
+    assert msgspec.msgpack.decode(data) == {
+        "status": "open",
+        "currency": "EUR",
+        "balance": 5,
+        "overdraft_limit": 0,
+        "version": 2,
+    }
+
+
+def test_view_garbage_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        decode_view(LEDGER, msgspec.msgpack.encode({"status": 1}))
+
+
+def test_error_headers() -> None:
+    assert error_headers("app.commands", 3, 17, "malformed", "bad bytes") == [
+        ("eventledger.error.topic", b"app.commands"),
+        ("eventledger.error.partition", b"3"),
+        ("eventledger.error.offset", b"17"),
+        ("eventledger.error.code", b"malformed"),
+        ("eventledger.error.message", b"bad bytes"),
+    ]

@@ -1,0 +1,70 @@
+"""Properties of the account rules over random command sequences."""
+
+from collections import defaultdict
+from functools import reduce
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import (
+    Account,
+    CloseAccount,
+    Command,
+    Deposit,
+    Deposited,
+    Event,
+    OpenAccount,
+    Withdraw,
+    Withdrawn,
+    decide,
+    evolve,
+)
+
+ACCOUNTS = ("a", "b", "c")
+
+amounts = st.one_of(st.integers(-3, 3), st.integers(1, 10_000))
+commands: st.SearchStrategy[Command] = st.one_of(
+    st.builds(
+        OpenAccount,
+        st.sampled_from(["EUR", "USD", "eur", "EURO"]),
+        st.one_of(st.just(0), st.integers(-10, 5_000)),
+    ),
+    st.builds(Deposit, amounts),
+    st.builds(Withdraw, amounts),
+    st.just(CloseAccount()),
+)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(ACCOUNTS),
+        commands,
+        st.one_of(st.none(), st.integers(0, 6)),
+    ),
+    max_size=80,
+)
+
+
+@given(steps)
+def test_state_is_the_fold_of_the_events_and_money_is_conserved(
+    sequence: list[tuple[str, Command, int | None]],
+) -> None:
+    states: dict[str, Account | None] = dict.fromkeys(ACCOUNTS)
+    logs: dict[str, list[Event]] = defaultdict(list)
+    deposited = withdrawn = 0
+    for account, command, expected_version in sequence:
+        result = decide(states[account], command, expected_version)
+        if not isinstance(result, list):
+            continue
+        for event in result:
+            state = evolve(states[account], event)
+            states[account] = state
+            logs[account].append(event)
+            assert state.balance >= -state.overdraft_limit
+            assert state.version == len(logs[account])
+            if isinstance(event, Deposited):
+                deposited += event.amount
+            elif isinstance(event, Withdrawn):
+                withdrawn += event.amount
+    for account in ACCOUNTS:
+        assert states[account] == reduce(evolve, logs[account], None)
+    balances = sum(state.balance for state in states.values() if state is not None)
+    assert balances == deposited - withdrawn

@@ -1,0 +1,170 @@
+"""Recovery: the read plan, installing snapshots, and folding events (catch-up, rebuild)."""
+
+import pytest
+
+from ledger import LEDGER, Account, AccountOpened, Deposit, Deposited, OpenAccount, Withdraw
+from topology.codec import (
+    CodecError,
+    RecentReply,
+    Reply,
+    Slot,
+    Snapshot,
+    StaleSnapshotError,
+    encode_event,
+    encode_snapshot,
+)
+from topology.restore import (
+    RestorePlan,
+    SequenceGapError,
+    apply_event_record,
+    apply_snapshot_record,
+)
+from topology.step import BatchResult
+
+from .support import record, run
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+def test_an_empty_partition_is_done_at_once() -> None:
+    plan = RestorePlan(5, 5)
+    assert plan.done(5)
+    assert plan.remaining(5) == 0
+
+
+def test_the_plan_is_done_at_the_high_watermark() -> None:
+    plan = RestorePlan(10, 20)
+    assert not plan.done(10)
+    assert plan.remaining(0) == plan.remaining(10) == 10
+    assert plan.remaining(15) == 5
+    assert plan.done(20)
+    assert plan.remaining(25) == 0
+
+
+@pytest.mark.parametrize(("low", "high"), [(3, 2), (-1, 4)])
+def test_the_plan_needs_ordered_watermarks(low: int, high: int) -> None:
+    with pytest.raises(ValueError, match="low"):
+        RestorePlan(low, high)
+
+
+# --- snapshots -----------------------------------------------------------------------------
+
+
+def history() -> tuple[BatchResult, BatchResult]:
+    """Two committed batches over accounts a and b; the second starts at events offset 3."""
+    first = run(
+        {},
+        [
+            record(0, "a", OpenAccount("EUR"), "c-0"),
+            record(1, "a", Deposit(10), "c-1"),
+            record(2, "b", OpenAccount("USD", 5), "c-2"),
+        ],
+        events_offset=0,
+    )
+    second = run(
+        dict(first.changed),
+        [record(3, "a", Withdraw(4), "c-3"), record(4, "b", Withdraw(5), "c-4")],
+        events_offset=3,
+    )
+    return first, second
+
+
+def test_snapshots_restore_the_committed_state() -> None:
+    first, second = history()
+    states: dict[str, Slot] = {}
+    offsets = [
+        apply_snapshot_record(LEDGER, states, out.key, out.value)
+        for out in first.snapshots + second.snapshots
+    ]
+    assert offsets == [0, 0, 3, 3]
+    assert states == {**first.changed, **second.changed}
+
+
+def test_a_tombstone_deletes() -> None:
+    states = {"a": Slot(None, 0)}
+    assert apply_snapshot_record(LEDGER, states, b"a", None) is None
+    assert apply_snapshot_record(LEDGER, states, b"zzz", None) is None
+    assert states == {}
+
+
+def test_a_snapshot_record_needs_a_key() -> None:
+    with pytest.raises(CodecError, match="key"):
+        apply_snapshot_record(LEDGER, {}, None, None)
+
+
+def test_a_snapshot_under_another_key_is_refused() -> None:
+    first, _ = history()
+    with pytest.raises(CodecError, match="under key"):
+        apply_snapshot_record(LEDGER, {}, b"b", first.snapshots[0].value)
+
+
+def test_a_stale_snapshot_raises_through() -> None:
+    class Newer:
+        """The ledger with a state layout one version ahead."""
+
+        def __getattr__(self, name: str) -> object:
+            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
+
+    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    with pytest.raises(StaleSnapshotError):
+        apply_snapshot_record(LEDGER, {}, b"a", data)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def events(*results: BatchResult) -> list[bytes]:
+    return [out.value or b"" for result in results for out in result.events]
+
+
+def test_rebuilding_from_events_reproduces_accepted_state_and_replies() -> None:
+    first, second = history()
+    states: dict[str, Slot] = {}
+    applied = [apply_event_record(LEDGER, states, value, 16) for value in events(first, second)]
+    assert all(applied)
+    assert states == {**first.changed, **second.changed}
+
+
+def test_catch_up_replays_the_tail_and_skips_what_snapshots_hold() -> None:
+    first, second = history()
+    states: dict[str, Slot] = {}
+    for out in first.snapshots:
+        apply_snapshot_record(LEDGER, states, out.key, out.value)
+    log = events(first, second)
+    start = min(
+        apply_snapshot_record(LEDGER, {}, out.key, out.value) or 0 for out in first.snapshots
+    )
+    applied = [apply_event_record(LEDGER, states, value, 16) for value in log[start:]]
+    assert applied == [False, False, False, True, True]
+    assert states == {**first.changed, **second.changed}
+
+
+def test_a_sequence_gap_is_an_error() -> None:
+    first, _ = history()
+    opened = events(first)[0]
+    states: dict[str, Slot] = {}
+    apply_event_record(LEDGER, states, opened, 16)
+    gap = encode_event(LEDGER, "a", 3, Deposited(1), command_id="x", timestamp_ms=0)
+    with pytest.raises(SequenceGapError, match="sequence 3 follows version 1"):
+        apply_event_record(LEDGER, states, gap, 16)
+    assert states["a"].version == 1
+
+
+def test_events_of_one_command_leave_one_remembered_reply() -> None:
+    states: dict[str, Slot] = {}
+    for sequence, event in enumerate([AccountOpened("EUR", 0), Deposited(5)], start=1):
+        value = encode_event(LEDGER, "a", sequence, event, command_id="same", timestamp_ms=0)
+        apply_event_record(LEDGER, states, value, 16)
+    reply = Reply("same", "a", True, None, "", 2)
+    assert states["a"] == Slot(Account("open", "EUR", 5, 0, 2), 2, (RecentReply("same", reply),))
+
+
+def test_rebuilt_replies_are_bounded() -> None:
+    states: dict[str, Slot] = {}
+    log = [AccountOpened("EUR", 0), Deposited(1), Deposited(2), Deposited(3)]
+    for sequence, event in enumerate(log, start=1):
+        value = encode_event(
+            LEDGER, "a", sequence, event, command_id=f"c-{sequence}", timestamp_ms=0
+        )
+        apply_event_record(LEDGER, states, value, 2)
+    assert [r.command_id for r in states["a"].recent] == ["c-3", "c-4"]

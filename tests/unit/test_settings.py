@@ -1,0 +1,104 @@
+"""Settings precedence: explicit arguments > environment > defaults; clear validation."""
+
+import pytest
+
+from topology.settings import ENVIRONMENT, Settings
+
+ENV = {
+    "EVENTLEDGER_APP_ID": "from-env",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "EVENTLEDGER_PARTITIONS": "12",
+    "EVENTLEDGER_BATCH_MAX_COMMANDS": "500",
+    "EVENTLEDGER_BATCH_MAX_MS": "5.5",
+    "EVENTLEDGER_RECENT_IDS_PER_AGGREGATE": "8",
+    "EVENTLEDGER_TRANSACTION_TIMEOUT_MS": "30000",
+}
+
+
+def test_defaults() -> None:
+    assert Settings.resolve(environ={}) == Settings(
+        app_id="eventledger",
+        bootstrap_servers="127.0.0.1:9092",
+        partitions=4,
+        batch_max_commands=1000,
+        batch_max_ms=20.0,
+        recent_ids_per_aggregate=16,
+        transaction_timeout_ms=10_000,
+    )
+
+
+def test_environment_beats_defaults() -> None:
+    assert Settings.resolve(environ=ENV) == Settings(
+        "from-env", "kafka:9092", 12, 500, 5.5, 8, 30000
+    )
+
+
+def test_explicit_arguments_beat_the_environment() -> None:
+    settings = Settings.resolve(
+        app_id="explicit",
+        bootstrap_servers="broker:1",
+        partitions=3,
+        batch_max_commands=10,
+        batch_max_ms=1.0,
+        recent_ids_per_aggregate=2,
+        transaction_timeout_ms=2000,
+        environ=ENV,
+    )
+    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2, 2000)
+
+
+def test_none_arguments_fall_through_to_the_environment() -> None:
+    assert Settings.resolve(partitions=None, environ=ENV).partitions == 12
+
+
+def test_blank_environment_values_count_as_unset() -> None:
+    assert Settings.resolve(environ={"EVENTLEDGER_PARTITIONS": "  "}).partitions == 4
+
+
+def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLEDGER_APP_ID", "from-os")
+    monkeypatch.delenv("EVENTLEDGER_PARTITIONS", raising=False)
+    assert Settings.resolve().app_id == "from-os"
+
+
+def test_every_field_has_an_environment_variable() -> None:
+    assert set(ENVIRONMENT) == set(Settings.__dataclass_fields__)
+    assert set(ENVIRONMENT.values()) == set(ENV)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EVENTLEDGER_PARTITIONS", "four"),
+        ("EVENTLEDGER_PARTITIONS", "2.5"),
+        ("EVENTLEDGER_BATCH_MAX_MS", "fast"),
+    ],
+)
+def test_unparsable_environment_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        Settings.resolve(environ={variable: value})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"partitions": 0}, "partitions"),
+        ({"batch_max_commands": 0}, "batch_max_commands"),
+        ({"recent_ids_per_aggregate": 0}, "recent_ids_per_aggregate"),
+        ({"transaction_timeout_ms": 0}, "transaction_timeout_ms"),
+        ({"batch_max_ms": 0.0}, "batch_max_ms"),
+        ({"batch_max_ms": 20_000.0}, "batch_max_ms"),
+        ({"app_id": "has space"}, "app_id"),
+        ({"app_id": "x" * 201}, "app_id"),
+        ({"bootstrap_servers": " "}, "bootstrap_servers"),
+    ],
+)
+def test_invalid_settings_are_rejected(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.resolve(environ={}, **arguments)  # type: ignore[arg-type]
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.resolve(environ={})
+    with pytest.raises(AttributeError):
+        settings.partitions = 8  # type: ignore[misc]

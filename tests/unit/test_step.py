@@ -1,0 +1,419 @@
+"""The batch step: commands in, one transaction's records out, committed state untouched."""
+
+import copy
+
+import msgspec
+import pytest
+
+from ledger import (
+    LEDGER,
+    Account,
+    AccountView,
+    CloseAccount,
+    Deposit,
+    Deposited,
+    OpenAccount,
+    RejectionCode,
+    Withdraw,
+)
+from topology.codec import (
+    CommandEnvelope,
+    PoisonCode,
+    RecentReply,
+    Reply,
+    Slot,
+    decode_event,
+    decode_reply,
+    decode_snapshot,
+    decode_view,
+)
+from topology.partitioner import partition_for
+from topology.step import BatchResult, InRecord
+from topology.topics import TopicKind
+
+from .support import SOURCE, record, run
+
+OPEN = OpenAccount("EUR")
+
+
+def opened(*aggregate_ids: str) -> dict[str, Slot]:
+    """Committed state in which these accounts are open with balance 100 (version 2)."""
+    records = []
+    for index, aggregate_id in enumerate(aggregate_ids):
+        records.append(record(2 * index, aggregate_id, OPEN, f"open-{aggregate_id}"))
+        records.append(record(2 * index + 1, aggregate_id, Deposit(100), f"fund-{aggregate_id}"))
+    return dict(run({}, records).changed)
+
+
+def replies(result: BatchResult) -> list[Reply]:
+    return [decode_reply(out.value or b"") for out in result.replies]
+
+
+def outcomes(result: BatchResult) -> list[tuple[str, str | None]]:
+    return [(o.outcome, o.code) for o in result.outcomes]
+
+
+# --- accepted and rejected commands --------------------------------------------------------
+
+
+def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
+    committed = opened("acct-1")
+    headers = [("traceparent", b"00-trace")]
+    result = run(
+        committed,
+        [record(10, "acct-1", Deposit(25), "c-1", reply_to=0, headers=headers)],
+        events_offset=7,
+    )
+
+    (event,) = result.events
+    assert (event.kind, event.partition, event.key, event.source_offset) == (
+        TopicKind.EVENTS,
+        0,
+        b"acct-1",
+        10,
+    )
+    envelope, payload = decode_event(LEDGER, event.value or b"")
+    assert payload == Deposited(25)
+    assert (envelope.sequence, envelope.command_id, envelope.timestamp_ms) == (
+        3,
+        "c-1",
+        1_700_000_000_000,
+    )
+
+    (reply,) = result.replies
+    assert (reply.kind, reply.partition, reply.key, reply.source_offset) == (
+        TopicKind.REPLIES,
+        0,
+        b"c-1",
+        10,
+    )
+    assert decode_reply(reply.value or b"") == Reply("c-1", "acct-1", True, None, "", 3)
+
+    (snapshot,) = result.snapshots
+    assert (snapshot.kind, snapshot.key, snapshot.source_offset) == (
+        TopicKind.SNAPSHOTS,
+        b"acct-1",
+        None,
+    )
+    restored = decode_snapshot(LEDGER, snapshot.value or b"")
+    assert restored.events_offset == 7
+    assert restored.slot == result.changed["acct-1"]
+    assert restored.slot.state == Account("open", "EUR", 125, 0, 3)
+
+    (view,) = result.views
+    assert (view.kind, view.key) == (TopicKind.STATE, b"acct-1")
+    assert decode_view(LEDGER, view.value or b"") == AccountView("open", "EUR", 125, 0, 3)
+
+    (outcome,) = result.outcomes
+    assert outcome.outcome == "accepted"
+    assert (outcome.offset, outcome.command_id, outcome.aggregate_id, outcome.command_type) == (
+        10,
+        "c-1",
+        "acct-1",
+        "Deposit",
+    )
+    assert outcome.code is None
+    assert list(outcome.headers) == headers
+    assert result.dlq == []
+    assert result.next_offset == 11
+
+
+def test_a_rejected_command_replies_and_is_remembered_without_events() -> None:
+    committed = opened("acct-1")
+    result = run(committed, [record(5, "acct-1", Withdraw(101), "c-1")])
+    assert result.events == []
+    (reply,) = replies(result)
+    assert not reply.accepted
+    assert reply.code == RejectionCode.INSUFFICIENT_FUNDS
+    assert reply.version == 2
+    assert outcomes(result) == [("rejected", "insufficient_funds")]
+    slot = result.changed["acct-1"]
+    assert slot.state == committed["acct-1"].state
+    assert slot.recent[-1] == RecentReply("c-1", reply)
+    assert len(result.snapshots) == len(result.views) == 1
+
+
+def test_a_command_for_no_account_is_snapshotted_without_a_view() -> None:
+    result = run({}, [record(0, "ghost", Deposit(1), "c-1")])
+    assert outcomes(result) == [("rejected", "unknown_account")]
+    assert result.changed["ghost"].state is None
+    assert len(result.snapshots) == 1
+    assert result.views == []
+
+
+def test_events_of_one_batch_build_on_each_other() -> None:
+    result = run(
+        {},
+        [
+            record(0, "a", OPEN, "c-0"),
+            record(1, "a", Deposit(10), "c-1"),
+            record(2, "a", Withdraw(4), "c-2"),
+            record(3, "a", Withdraw(7), "c-3"),
+        ],
+    )
+    assert [decode_event(LEDGER, e.value or b"")[0].sequence for e in result.events] == [1, 2, 3]
+    assert outcomes(result)[-1] == ("rejected", "insufficient_funds")
+    assert result.changed["a"].state == Account("open", "EUR", 6, 0, 3)
+    assert [r.version for r in replies(result)] == [1, 2, 3, 3]
+
+
+def test_no_reply_without_reply_to() -> None:
+    result = run({}, [record(0, "a", OPEN, "c-0", reply_to=None)])
+    assert result.replies == []
+    assert len(result.events) == 1
+
+
+def test_replies_go_to_the_senders_partition() -> None:
+    key = next(k for k in (f"k{i}" for i in range(100)) if partition_for(k.encode(), 4) == 2)
+    result = run({}, [record(0, key, OPEN, "c-0", reply_to=3)], partition=2, partitions=4)
+    assert [r.partition for r in result.replies] == [3]
+    assert [e.partition for e in result.events] == [2]
+    assert [s.partition for s in result.snapshots + result.views] == [2, 2]
+
+
+# --- optimistic concurrency ----------------------------------------------------------------
+
+
+def test_expected_version() -> None:
+    committed = opened("a")
+    result = run(
+        committed,
+        [
+            record(0, "a", Deposit(1), "c-1", expected_version=2),
+            record(1, "a", Deposit(1), "c-2", expected_version=2),
+        ],
+    )
+    assert outcomes(result) == [("accepted", None), ("rejected", "version_conflict")]
+    assert result.changed["a"].version == 3
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+
+def test_a_retry_in_the_same_batch_gets_the_same_reply_and_no_events() -> None:
+    result = run(
+        opened("a"), [record(0, "a", Deposit(5), "c-1"), record(1, "a", Deposit(5), "c-1")]
+    )
+    assert outcomes(result) == [("accepted", None), ("duplicate", None)]
+    assert len(result.events) == 1
+    assert result.replies[0].value == result.replies[1].value
+    assert result.changed["a"].state.balance == 105
+
+
+def test_a_retry_in_a_later_batch_gets_the_same_reply_and_no_events() -> None:
+    committed = opened("a")
+    first = run(committed, [record(0, "a", Deposit(5), "c-1")])
+    committed.update(first.changed)
+    second = run(committed, [record(1, "a", Deposit(5), "c-1", reply_to=0)])
+    assert outcomes(second) == [("duplicate", None)]
+    assert second.events == []
+    assert second.replies[0].value == first.replies[0].value
+    assert second.changed == {}
+    assert second.snapshots == second.views == []
+
+
+def test_a_retried_rejection_is_rejected_again_even_if_it_would_now_pass() -> None:
+    committed = opened("a")
+    first = run(committed, [record(0, "a", Withdraw(150), "c-1")])
+    committed.update(first.changed)
+    committed.update(run(committed, [record(1, "a", Deposit(100), "c-2")]).changed)
+    again = run(committed, [record(2, "a", Withdraw(150), "c-1")])
+    assert outcomes(again) == [("duplicate", "insufficient_funds")]
+    assert again.replies[0].value == first.replies[0].value
+
+
+def test_a_duplicate_is_answered_on_the_retrys_reply_partition() -> None:
+    first = run({}, [record(0, "a", OPEN, "c-1", reply_to=0)], partitions=1)
+    retry = run(dict(first.changed), [record(1, "a", OPEN, "c-1", reply_to=None)])
+    assert outcomes(retry) == [("duplicate", None)]
+    assert retry.replies == []
+
+
+def test_recent_replies_are_bounded_oldest_first_out() -> None:
+    records = [record(i, "a", Deposit(1), f"c-{i}") for i in range(5)]
+    result = run(opened("a"), records, recent_limit=3)
+    assert [r.command_id for r in result.changed["a"].recent] == ["c-2", "c-3", "c-4"]
+
+
+def test_command_ids_are_scoped_per_aggregate() -> None:
+    result = run(
+        opened("a", "b"), [record(0, "a", Deposit(1), "x"), record(1, "b", Deposit(1), "x")]
+    )
+    assert outcomes(result) == [("accepted", None), ("accepted", None)]
+
+
+# --- poison records ------------------------------------------------------------------------
+
+
+def dead_letter_headers(result: BatchResult) -> dict[str, bytes]:
+    (dead,) = result.dlq
+    return dict(dead.headers)
+
+
+@pytest.mark.parametrize("value", [None, b"", b"\x00garbage\xff"])
+def test_unreadable_records_are_dead_lettered_without_a_reply(value: bytes | None) -> None:
+    poison = InRecord(42, b"a", value, [("traceparent", b"t")])
+    result = run({}, [poison])
+    (dead,) = result.dlq
+    assert (dead.kind, dead.partition, dead.key, dead.value, dead.source_offset) == (
+        TopicKind.DLQ,
+        0,
+        b"a",
+        value,
+        42,
+    )
+    headers = dead_letter_headers(result)
+    assert headers["traceparent"] == b"t"
+    assert headers["eventledger.error.topic"] == SOURCE.encode()
+    assert headers["eventledger.error.partition"] == b"0"
+    assert headers["eventledger.error.offset"] == b"42"
+    assert headers["eventledger.error.code"] == b"malformed"
+    assert headers["eventledger.error.message"]
+    assert result.replies == result.events == result.snapshots == []
+    (outcome,) = result.outcomes
+    assert (outcome.outcome, outcome.code, outcome.command_id) == ("dlq", "malformed", None)
+
+
+def hand_made(type_: str, payload: object, *, aggregate_id: str = "a") -> bytes:
+    envelope = CommandEnvelope(
+        "c-1", aggregate_id, type_, msgspec.Raw(msgspec.msgpack.encode(payload)), reply_to=0
+    )
+    return msgspec.msgpack.encode(envelope)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (hand_made("Transfer", {"amount": 1}), PoisonCode.UNKNOWN_COMMAND_TYPE),
+        (hand_made("Deposit", {"amount": "lots"}), PoisonCode.INVALID_PAYLOAD),
+    ],
+)
+def test_readable_poison_is_dead_lettered_and_rejected(value: bytes, code: PoisonCode) -> None:
+    result = run(opened("a"), [InRecord(3, b"a", value)])
+    assert dead_letter_headers(result)["eventledger.error.code"] == code.encode()
+    (reply,) = replies(result)
+    assert (reply.command_id, reply.accepted, reply.code, reply.version) == ("c-1", False, code, 2)
+    assert outcomes(result) == [("dlq", code)]
+    assert result.events == result.snapshots == []
+    assert result.changed == {}
+
+
+@pytest.mark.parametrize("key", [b"b", None, b""])
+def test_a_key_that_is_not_the_aggregate_id_is_dead_lettered(key: bytes | None) -> None:
+    miskeyed = msgspec.structs.replace(record(0, "a", Deposit(1), "c-1"), key=key)
+    result = run(opened("a"), [miskeyed])
+    assert result.dlq[0].key == key
+    assert [r.code for r in replies(result)] == [PoisonCode.KEY_MISMATCH]
+    assert outcomes(result) == [("dlq", "key_mismatch")]
+    assert result.events == []
+
+
+def test_a_command_for_another_partition_is_dead_lettered() -> None:
+    elsewhere = next(k for k in (f"k{i}" for i in range(100)) if partition_for(k.encode(), 2) == 1)
+    result = run({}, [record(0, elsewhere, OPEN, "c-1")], partition=0, partitions=2)
+    assert [r.code for r in replies(result)] == [PoisonCode.WRONG_PARTITION]
+    assert outcomes(result) == [("dlq", "wrong_partition")]
+    assert result.events == result.snapshots == []
+
+
+def test_a_reply_partition_that_does_not_exist_is_dead_lettered_without_a_reply() -> None:
+    result = run({}, [record(0, "a", OPEN, "c-1", reply_to=1)], partitions=1)
+    assert outcomes(result) == [("dlq", "invalid_reply_to")]
+    assert result.replies == result.events == []
+
+
+def test_poison_does_not_stop_the_batch() -> None:
+    result = run(
+        {},
+        [
+            record(0, "a", OPEN, "c-0"),
+            InRecord(1, b"a", b"junk"),
+            record(2, "a", Deposit(3), "c-2"),
+        ],
+    )
+    assert outcomes(result) == [("accepted", None), ("dlq", "malformed"), ("accepted", None)]
+    assert result.changed["a"].state.balance == 3
+
+
+# --- snapshots and views -------------------------------------------------------------------
+
+
+def test_one_snapshot_and_view_per_changed_aggregate_with_its_last_state() -> None:
+    result = run(
+        opened("a", "b", "c"),
+        [
+            record(0, "a", Deposit(1), "c-0"),
+            record(1, "b", Deposit(2), "c-1"),
+            record(2, "a", Deposit(3), "c-2"),
+            record(3, "b", Withdraw(500), "c-3"),
+            record(4, "a", Withdraw(4), "c-4"),
+        ],
+    )
+    assert sorted(s.key or b"" for s in result.snapshots) == [b"a", b"b"]
+    assert sorted(v.key or b"" for v in result.views) == [b"a", b"b"]
+    for snapshot in result.snapshots:
+        restored = decode_snapshot(LEDGER, snapshot.value or b"")
+        assert restored.slot == result.changed[restored.aggregate_id]
+    balances = {
+        (v.key or b"").decode(): decode_view(LEDGER, v.value or b"").balance for v in result.views
+    }
+    assert balances == {"a": 100, "b": 102}
+
+
+def test_closing_publishes_the_closed_view() -> None:
+    committed = opened("a")
+    result = run(
+        committed, [record(0, "a", Withdraw(100), "w"), record(1, "a", CloseAccount(), "x")]
+    )
+    (view,) = result.views
+    assert decode_view(LEDGER, view.value or b"").status == "closed"
+
+
+# --- the caller's state is never touched -----------------------------------------------------
+
+
+def test_committed_is_not_mutated() -> None:
+    committed = opened("a", "b")
+    before = copy.deepcopy(committed)
+    identities = {k: id(v) for k, v in committed.items()}
+    result = run(
+        committed,
+        [
+            record(0, "a", Deposit(1), "c-0"),
+            record(1, "b", Withdraw(1), "c-1"),
+            record(2, "new", OPEN, "c-2"),
+            InRecord(3, b"a", b"junk"),
+        ],
+    )
+    assert committed == before
+    assert {k: id(v) for k, v in committed.items()} == identities
+    assert set(result.changed) == {"a", "b", "new"}
+
+
+def test_output_header_lists_are_not_shared() -> None:
+    result = run({}, [record(0, "a", OPEN, "c-0"), record(1, "a", Deposit(1), "c-1")])
+    lists = [out.headers for out in result.events + result.replies + result.snapshots]
+    assert all(headers == [] for headers in lists)
+    assert len({id(headers) for headers in lists}) == len(lists)
+
+
+# --- batch contract ------------------------------------------------------------------------
+
+
+def test_an_empty_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        run({}, [])
+
+
+def test_offsets_must_increase() -> None:
+    with pytest.raises(ValueError, match="offset"):
+        run({}, [record(5, "a", OPEN, "c-0"), record(5, "a", Deposit(1), "c-1")])
+
+
+def test_recent_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="recent_limit"):
+        run({}, [record(0, "a", OPEN, "c-0")], recent_limit=0)
+
+
+def test_next_offset_follows_the_last_record() -> None:
+    assert run({}, [record(3, "a", OPEN, "c-0"), InRecord(9, b"a", None)]).next_offset == 10

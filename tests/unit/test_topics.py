@@ -1,0 +1,100 @@
+"""Topic names, configs and the check of existing topics."""
+
+import pytest
+
+from topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches
+
+LAYOUT = TopicLayout("shop", 6)
+
+
+def spec(kind: TopicKind) -> TopicSpec:
+    return next(s for s in LAYOUT.specs() if s.name == LAYOUT.name(kind))
+
+
+def test_names_are_app_dot_kind() -> None:
+    assert LAYOUT.name(TopicKind.COMMANDS) == "shop.commands"
+    assert [s.name for s in LAYOUT.specs()] == [
+        "shop.commands",
+        "shop.replies",
+        "shop.events",
+        "shop.snapshots",
+        "shop.state",
+        "shop.dlq",
+    ]
+
+
+def test_every_topic_has_the_partition_count_and_create_time() -> None:
+    for topic in LAYOUT.specs():
+        assert topic.partitions == 6
+        assert topic.config["message.timestamp.type"] == "CreateTime"
+
+
+def test_events_and_dlq_are_kept_forever() -> None:
+    for kind in (TopicKind.EVENTS, TopicKind.DLQ):
+        config = spec(kind).config
+        assert config["cleanup.policy"] == "delete"
+        assert config["retention.ms"] == "-1"
+        assert config["retention.bytes"] == "-1"
+
+
+def test_snapshots_and_state_are_compacted() -> None:
+    for kind in (TopicKind.SNAPSHOTS, TopicKind.STATE):
+        config = spec(kind).config
+        assert config["cleanup.policy"] == "compact"
+        assert int(config["segment.ms"]) > 0
+        assert int(config["min.compaction.lag.ms"]) >= 0
+        assert "retention.ms" not in config
+
+
+def test_commands_and_replies_expire() -> None:
+    assert spec(TopicKind.COMMANDS).config["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert spec(TopicKind.REPLIES).config["retention.ms"] == str(3600 * 1000)
+    for kind in (TopicKind.COMMANDS, TopicKind.REPLIES):
+        assert spec(kind).config["cleanup.policy"] == "delete"
+
+
+def test_specs_do_not_share_config_dicts() -> None:
+    first, second = LAYOUT.specs(), LAYOUT.specs()
+    first[3].config["cleanup.policy"] = "delete"
+    assert second[3].config["cleanup.policy"] == "compact"
+    assert spec(TopicKind.STATE).config["cleanup.policy"] == "compact"
+
+
+@pytest.mark.parametrize("kind", list(TopicKind))
+def test_a_topic_created_from_its_spec_matches(kind: TopicKind) -> None:
+    topic = spec(kind)
+    assert mismatches(topic, topic.partitions, topic.config) == []
+
+
+def test_wrong_partition_count() -> None:
+    topic = spec(TopicKind.COMMANDS)
+    (problem,) = mismatches(topic, 3, topic.config)
+    assert "shop.commands" in problem
+    assert "3 partitions" in problem
+
+
+def test_wrong_cleanup_policy() -> None:
+    topic = spec(TopicKind.SNAPSHOTS)
+    (problem,) = mismatches(topic, 6, {**topic.config, "cleanup.policy": "compact,delete"})
+    assert "cleanup.policy" in problem
+
+
+def test_missing_cleanup_policy_counts_as_kafkas_default() -> None:
+    assert mismatches(spec(TopicKind.COMMANDS), 6, {}) == []
+    assert mismatches(spec(TopicKind.STATE), 6, {}) != []
+
+
+def test_policy_order_and_spaces_do_not_matter() -> None:
+    topic = TopicSpec("t", 1, {"cleanup.policy": "compact,delete"})
+    assert mismatches(topic, 1, {"cleanup.policy": "delete, compact"}) == []
+
+
+def test_events_that_would_expire_are_reported() -> None:
+    topic = spec(TopicKind.EVENTS)
+    (problem,) = mismatches(topic, 6, {"cleanup.policy": "delete", "retention.ms": "604800000"})
+    assert "retention.ms" in problem
+
+
+def test_all_problems_are_reported() -> None:
+    topic = spec(TopicKind.EVENTS)
+    assert len(mismatches(topic, 1, {"cleanup.policy": "compact"})) == 3

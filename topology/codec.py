@@ -1,0 +1,321 @@
+"""The one codec boundary: msgspec msgpack for every record, lz4 frames for snapshots.
+
+No other module turns records into bytes or back. Encoders and decoders are built once (per
+aggregate for its own types) and reused, since this is the hot path. Events carry their
+schema version; older events are upcast on read through the aggregate's upcaster chain.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, get_args
+
+import lz4.frame
+import msgspec
+
+from topology.envelopes import (
+    CommandEnvelope,
+    EventEnvelope,
+    RecentReply,
+    Reply,
+    Slot,
+    Snapshot,
+)
+from topology.protocol import Aggregate
+
+__all__ = [
+    "CodecError",
+    "CommandDecodeError",
+    "CommandEnvelope",
+    "EventEnvelope",
+    "PoisonCode",
+    "RecentReply",
+    "Reply",
+    "Slot",
+    "Snapshot",
+    "StaleSnapshotError",
+    "decode_command",
+    "decode_event",
+    "decode_key",
+    "decode_reply",
+    "decode_snapshot",
+    "decode_view",
+    "encode_command",
+    "encode_event",
+    "encode_key",
+    "encode_reply",
+    "encode_snapshot",
+    "encode_view",
+    "error_headers",
+]
+
+
+class PoisonCode(StrEnum):
+    """Why a command record is dead-lettered: the first three are decoding failures, the
+    rest are routing failures found by the batch step."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_COMMAND_TYPE = "unknown_command_type"
+    INVALID_PAYLOAD = "invalid_payload"
+    KEY_MISMATCH = "key_mismatch"
+    WRONG_PARTITION = "wrong_partition"
+    INVALID_REPLY_TO = "invalid_reply_to"
+
+
+class CodecError(ValueError):
+    """Bytes that do not decode to what was expected."""
+
+
+class CommandDecodeError(CodecError):
+    """A poison command. `code` is MALFORMED (no envelope could be read),
+    UNKNOWN_COMMAND_TYPE or INVALID_PAYLOAD; `envelope` is set when it could be read."""
+
+    def __init__(self, code: str, message: str, envelope: CommandEnvelope | None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.envelope = envelope
+
+
+class StaleSnapshotError(CodecError):
+    """A snapshot written with another state schema version: rebuild from events instead."""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_ANY: Final = msgspec.msgpack.Decoder()
+_COMMAND_ENVELOPE: Final = msgspec.msgpack.Decoder(CommandEnvelope)
+_EVENT_ENVELOPE: Final = msgspec.msgpack.Decoder(EventEnvelope)
+_REPLY: Final = msgspec.msgpack.Decoder(Reply)
+_SNAPSHOT: Final = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode_key(aggregate_id: str) -> bytes:
+    """The record key of an aggregate (or of a reply: its command id)."""
+    return aggregate_id.encode()
+
+
+def decode_key(key: bytes) -> str:
+    """The aggregate id (or command id) a record key names."""
+    try:
+        return key.decode()
+    except UnicodeDecodeError as error:
+        raise CodecError(f"record key is not UTF-8: {error}") from None
+
+
+def encode_command(
+    aggregate_id: str,
+    command: msgspec.Struct,
+    *,
+    command_id: str,
+    expected_version: int | None = None,
+    reply_to: int | None = None,
+) -> bytes:
+    """A command record's value; send it keyed by `encode_key(aggregate_id)`."""
+    if not command_id or not aggregate_id:
+        raise ValueError("command_id and aggregate_id must not be empty")
+    envelope = CommandEnvelope(
+        command_id=command_id,
+        aggregate_id=aggregate_id,
+        type=_tag(type(command)),
+        payload=msgspec.Raw(_ENCODER.encode(command)),
+        expected_version=expected_version,
+        reply_to=reply_to,
+    )
+    return _ENCODER.encode(envelope)
+
+
+def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnvelope, Any]:
+    """The envelope and the command of a command record's value.
+    Raises CommandDecodeError for poison."""
+    if data is None:
+        raise CommandDecodeError(PoisonCode.MALFORMED, "the record has no value", None)
+    try:
+        envelope = _COMMAND_ENVELOPE.decode(data)
+    except msgspec.DecodeError as error:
+        raise CommandDecodeError(
+            PoisonCode.MALFORMED, f"not a command envelope: {error}", None
+        ) from None
+    decoder = _types(aggregate).commands.get(envelope.type)
+    if decoder is None:
+        raise CommandDecodeError(
+            PoisonCode.UNKNOWN_COMMAND_TYPE, f"unknown command type {envelope.type!r}", envelope
+        )
+    try:
+        return envelope, decoder.decode(envelope.payload)
+    except msgspec.DecodeError as error:
+        raise CommandDecodeError(
+            PoisonCode.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
+        ) from None
+
+
+def encode_reply(reply: Reply) -> bytes:
+    """A reply record's value; send it keyed by `encode_key(reply.command_id)`."""
+    return _ENCODER.encode(reply)
+
+
+def decode_reply(data: bytes) -> Reply:
+    """The reply a reply record's value holds."""
+    try:
+        return _REPLY.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not a reply: {error}") from None
+
+
+def encode_event(
+    aggregate: Aggregate,
+    aggregate_id: str,
+    sequence: int,
+    event: msgspec.Struct,
+    *,
+    command_id: str,
+    timestamp_ms: int,
+) -> bytes:
+    """An event record's value at the aggregate's current event schema version."""
+    name = _types(aggregate).event_names.get(type(event))
+    if name is None:
+        raise TypeError(f"{type(event).__name__} is not an event of {aggregate.name}")
+    envelope = EventEnvelope(
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        type=name,
+        schema_version=aggregate.event_schema_version,
+        payload=msgspec.Raw(_ENCODER.encode(event)),
+        command_id=command_id,
+        timestamp_ms=timestamp_ms,
+    )
+    return _ENCODER.encode(envelope)
+
+
+def decode_event(aggregate: Aggregate, data: bytes) -> tuple[EventEnvelope, Any]:
+    """The envelope (as stored) and the event, upcast to the aggregate's current event schema
+    version. Upcasters run in a chain v → v + 1 → ... → current; a missing (type, v) upcaster
+    means that type's layout did not change at v. Raises CodecError."""
+    try:
+        envelope = _EVENT_ENVELOPE.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not an event envelope: {error}") from None
+    current = aggregate.event_schema_version
+    stored = envelope.schema_version
+    if stored > current:
+        raise CodecError(f"{envelope.type} event has schema version {stored}, newer than {current}")
+    types = _types(aggregate)
+    cls = types.event_classes.get(envelope.type)
+    if cls is None:
+        raise CodecError(f"unknown event type {envelope.type!r}")
+    try:
+        if stored == current:
+            return envelope, types.event_decoders[envelope.type].decode(envelope.payload)
+        payload = _ANY.decode(envelope.payload)
+        if not isinstance(payload, dict):
+            raise CodecError(f"{envelope.type} payload is not a map")
+        for version in range(stored, current):
+            upcaster = aggregate.upcasters.get((envelope.type, version))
+            if upcaster is not None:
+                payload = upcaster(payload)
+        return envelope, msgspec.convert(payload, cls)
+    except msgspec.DecodeError as error:
+        raise CodecError(
+            f"invalid {envelope.type} payload at schema version {stored}: {error}"
+        ) from None
+
+
+def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
+    """A snapshot record's value (lz4 frame of msgpack), keyed by the aggregate id."""
+    if snapshot.schema_version != aggregate.state_schema_version:
+        raise ValueError(
+            f"snapshot schema version {snapshot.schema_version} is not "
+            f"{aggregate.name}'s state schema version {aggregate.state_schema_version}"
+        )
+    compressed: bytes = lz4.frame.compress(_ENCODER.encode(snapshot), store_size=False)
+    return compressed
+
+
+def decode_snapshot(aggregate: Aggregate, data: bytes) -> Snapshot:
+    """The snapshot a snapshot record's value holds, its state typed as the aggregate's.
+    Raises StaleSnapshotError for another state schema version, CodecError for garbage."""
+    try:
+        snapshot = _SNAPSHOT.decode(lz4.frame.decompress(data))
+    except (RuntimeError, msgspec.DecodeError) as error:
+        raise CodecError(f"not a snapshot: {error}") from None
+    if snapshot.schema_version != aggregate.state_schema_version:
+        raise StaleSnapshotError(
+            f"snapshot of {snapshot.aggregate_id!r} has state schema version "
+            f"{snapshot.schema_version}, {aggregate.name} is at {aggregate.state_schema_version}"
+        )
+    slot = snapshot.slot
+    if slot.state is None:
+        return snapshot
+    try:
+        state = msgspec.convert(slot.state, aggregate.state_type)
+    except msgspec.ValidationError as error:
+        raise CodecError(f"snapshot of {snapshot.aggregate_id!r}: invalid state: {error}") from None
+    return msgspec.structs.replace(snapshot, slot=msgspec.structs.replace(slot, state=state))
+
+
+def encode_view(aggregate: Aggregate, state: Any) -> bytes:
+    """A state record's value: the msgpack of the aggregate's public view of `state`."""
+    return _ENCODER.encode(aggregate.view(state))
+
+
+def decode_view(aggregate: Aggregate, data: bytes) -> Any:
+    """The public view a state record's value holds."""
+    try:
+        return _types(aggregate).view.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not a {aggregate.name} view: {error}") from None
+
+
+def error_headers(
+    topic: str, partition: int, offset: int, code: str, message: str
+) -> list[tuple[str, bytes]]:
+    """Headers that say where a dead-lettered record came from and why it was refused."""
+    return [
+        ("eventledger.error.topic", topic.encode()),
+        ("eventledger.error.partition", str(partition).encode()),
+        ("eventledger.error.offset", str(offset).encode()),
+        ("eventledger.error.code", code.encode()),
+        ("eventledger.error.message", message.encode()),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Types:
+    """An aggregate's type registry; holds the aggregate so its id() stays unique."""
+
+    aggregate: Aggregate
+    commands: dict[str, msgspec.msgpack.Decoder[Any]]
+    event_classes: dict[str, type[Any]]
+    event_decoders: dict[str, msgspec.msgpack.Decoder[Any]]
+    event_names: dict[type[Any], str]
+    view: msgspec.msgpack.Decoder[Any]
+
+
+_REGISTRY: Final[dict[int, _Types]] = {}
+
+
+def _types(aggregate: Aggregate) -> _Types:
+    types = _REGISTRY.get(id(aggregate))
+    if types is None:
+        events = {_tag(cls): cls for cls in _members(aggregate.event_type)}
+        types = _Types(
+            aggregate=aggregate,
+            commands={
+                _tag(cls): msgspec.msgpack.Decoder(cls) for cls in _members(aggregate.command_type)
+            },
+            event_classes=events,
+            event_decoders={name: msgspec.msgpack.Decoder(cls) for name, cls in events.items()},
+            event_names={cls: name for name, cls in events.items()},
+            view=msgspec.msgpack.Decoder(aggregate.view_type),
+        )
+        _REGISTRY[id(aggregate)] = types
+    return types
+
+
+def _members(union: Any) -> tuple[type[Any], ...]:
+    return get_args(union) or (union,)
+
+
+def _tag(cls: type[Any]) -> str:
+    config = getattr(cls, "__struct_config__", None)
+    if config is None or not isinstance(config.tag, str):
+        raise TypeError(f"{cls.__name__} must be a msgspec Struct tagged with its type name")
+    return config.tag
