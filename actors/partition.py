@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import msgspec
+import psutil
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -79,6 +80,7 @@ class Counters:
     aborts: int = 0
     producer_restarts: int = 0
     committed_offset: int = -1
+    first_batch_at: float = 0.0
     last_commit_ms: float = 0.0
     last_commit_at: float = 0.0
     restored_aggregates: int = 0
@@ -109,6 +111,7 @@ class PartitionWorker:
         self._topics = {kind: self.layout.name(kind) for kind in TopicKind}
         self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
         self._next_offset = 0
+        self._batch_started_at = 0.0
         self._events_offset = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -286,6 +289,7 @@ class PartitionWorker:
         return good
 
     def _process(self, messages: list[Any]) -> None:
+        self._batch_started_at = time.time()
         records = [InRecord(m.offset(), m.key(), m.value(), m.headers() or ()) for m in messages]
         result = process_batch(
             self.aggregate,
@@ -410,6 +414,8 @@ class PartitionWorker:
 
     def _count(self, result: BatchResult) -> None:
         c = self.counters
+        if c.batches == 0:
+            c.first_batch_at = self._batch_started_at
         c.batches += 1
         c.committed_offset = result.next_offset
         for o in result.outcomes:
@@ -465,5 +471,6 @@ class PartitionWorker:
             "status": str(self.status),
             "error": self.error,
             "aggregates": len(self._states),
+            "rss_bytes": psutil.Process().memory_info().rss,
             **asdict(self.counters),
         }
