@@ -58,7 +58,7 @@ class LedgerClient:
         self._pending: dict[str, list[Future[Reply]]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._producer = Producer({**producer_config(self.settings), "linger.ms": 1})
+        self._producer = Producer(producer_config(self.settings))
         self._consumer = Consumer(
             consumer_config(settings, group_id=f"{settings.app_id}-client-{uuid.uuid4().hex}")
         )

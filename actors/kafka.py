@@ -100,9 +100,10 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 2,
+        "linger.ms": 0,
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,
+        "socket.nagle.disable": True,
         "log_level": 3,
     }
     if transactional_id is not None:
@@ -120,7 +121,8 @@ def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 50,
+        "fetch.wait.max.ms": 5,
+        "socket.nagle.disable": True,
         "log_level": 3,
     }
     config.update(extra)

@@ -43,11 +43,11 @@ from actors.kafka import (
     producer_config,
 )
 from ledger.aggregate import LEDGER
-from topology.codec import Slot
 from topology.protocol import Aggregate
-from topology.restore import RestorePlan, apply_snapshot_record
+from topology.restore import RestorePlan
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, process_batch
+from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["Counters", "PartitionStatus", "PartitionWorker"]
@@ -107,7 +107,7 @@ class PartitionWorker:
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
         self.counters = Counters()
-        self._states: dict[str, Slot] = {}
+        self._states = SnapshotStore(aggregate)
         self._topics = {kind: self.layout.name(kind) for kind in TopicKind}
         self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
         self._next_offset = 0
@@ -187,7 +187,8 @@ class PartitionWorker:
                 **{"enable.partition.eof": True, "fetch.wait.max.ms": 100},
             )
         )
-        states: dict[str, Slot] = {}
+        states = SnapshotStore(self.aggregate)
+        load = states.load
         records = 0
         try:
             low, high = consumer.get_watermark_offsets(snapshots, timeout=30)
@@ -203,7 +204,7 @@ class PartitionWorker:
                                 at_end = True
                                 continue
                             raise KafkaException(error)
-                        apply_snapshot_record(self.aggregate, states, msg.key(), msg.value())
+                        load(msg.key(), msg.value())
                         records += 1
             events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
             _, self._events_offset = consumer.get_watermark_offsets(events, timeout=30)
@@ -318,7 +319,7 @@ class PartitionWorker:
             )
             return
         # Committed: only now does the batch become the state that queries see.
-        self._states.update(result.changed)
+        self._states.install((r.key, r.value) for r in result.snapshots)
         self._next_offset = result.next_offset
         self._count(result)
 
@@ -460,7 +461,7 @@ class PartitionWorker:
         view = self.aggregate.view
         return {
             k: msgspec.to_builtins(view(s.state))
-            for k, s in list(self._states.items())
+            for k, s in self._states.items()
             if s.state is not None
         }
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, get_args
 
-import lz4.frame
+import lz4.block
 import msgspec
 
 from topology.envelopes import (
@@ -46,6 +46,7 @@ __all__ = [
     "encode_snapshot",
     "encode_view",
     "error_headers",
+    "snapshot_schema_header",
 ]
 
 
@@ -85,7 +86,10 @@ _ANY: Final = msgspec.msgpack.Decoder()
 _COMMAND_ENVELOPE: Final = msgspec.msgpack.Decoder(CommandEnvelope)
 _EVENT_ENVELOPE: Final = msgspec.msgpack.Decoder(EventEnvelope)
 _REPLY: Final = msgspec.msgpack.Decoder(Reply)
-_SNAPSHOT: Final = msgspec.msgpack.Decoder(Snapshot)
+# Snapshot value headers (first byte): plain msgpack, or an lz4 block (size stored) of it.
+_RAW: Final = b"\x00"
+_LZ4: Final = b"\x01"
+_COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 
 
 def encode_key(aggregate_id: str) -> bytes:
@@ -219,36 +223,49 @@ def decode_event(aggregate: Aggregate, data: bytes) -> tuple[EventEnvelope, Any]
 
 
 def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
-    """A snapshot record's value (lz4 frame of msgpack), keyed by the aggregate id."""
+    """A snapshot record's value, keyed by the aggregate id: a 3-byte header (format, state
+    schema version as u16) then msgpack, lz4-compressed only where that pays (large slots)."""
     if snapshot.schema_version != aggregate.state_schema_version:
         raise ValueError(
             f"snapshot schema version {snapshot.schema_version} is not "
             f"{aggregate.name}'s state schema version {aggregate.state_schema_version}"
         )
-    compressed: bytes = lz4.frame.compress(_ENCODER.encode(snapshot), store_size=False)
-    return compressed
+    slot = snapshot.slot
+    body = _ENCODER.encode(
+        (snapshot.aggregate_id, (slot.state, slot.version, slot.recent), snapshot.events_offset)
+    )
+    header = snapshot.schema_version.to_bytes(2, "big")
+    if len(body) >= _COMPRESS_FROM:
+        compressed: bytes = lz4.block.compress(body, store_size=True)
+        if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
+            return _LZ4 + header + compressed
+    return _RAW + header + body
+
+
+def snapshot_schema_header(aggregate: Aggregate) -> bytes:
+    """The bytes at offset 1 of every snapshot value of the aggregate's current state schema:
+    `value.startswith(header, 1)` tells a current snapshot from a stale one without decoding."""
+    return aggregate.state_schema_version.to_bytes(2, "big")
 
 
 def decode_snapshot(aggregate: Aggregate, data: bytes) -> Snapshot:
     """The snapshot a snapshot record's value holds, its state typed as the aggregate's.
     Raises StaleSnapshotError for another state schema version, CodecError for garbage."""
-    try:
-        snapshot = _SNAPSHOT.decode(lz4.frame.decompress(data))
-    except (RuntimeError, msgspec.DecodeError) as error:
-        raise CodecError(f"not a snapshot: {error}") from None
-    if snapshot.schema_version != aggregate.state_schema_version:
+    if len(data) < 4 or data[:1] not in (_RAW, _LZ4):
+        raise CodecError("not a snapshot: unknown header")
+    schema_version = int.from_bytes(data[1:3], "big")
+    if schema_version != aggregate.state_schema_version:
         raise StaleSnapshotError(
-            f"snapshot of {snapshot.aggregate_id!r} has state schema version "
-            f"{snapshot.schema_version}, {aggregate.name} is at {aggregate.state_schema_version}"
+            f"snapshot has state schema version {schema_version}, "
+            f"{aggregate.name} is at {aggregate.state_schema_version}"
         )
-    slot = snapshot.slot
-    if slot.state is None:
-        return snapshot
     try:
-        state = msgspec.convert(slot.state, aggregate.state_type)
-    except msgspec.ValidationError as error:
-        raise CodecError(f"snapshot of {snapshot.aggregate_id!r}: invalid state: {error}") from None
-    return msgspec.structs.replace(snapshot, slot=msgspec.structs.replace(slot, state=state))
+        body = data[3:] if data[:1] == _RAW else lz4.block.decompress(data[3:])
+        wire = _types(aggregate).snapshot.decode(body)
+    except (lz4.block.LZ4BlockError, msgspec.DecodeError) as error:
+        raise CodecError(f"not a valid {aggregate.name} snapshot: {error}") from None
+    aggregate_id, (state, version, recent), events_offset = wire
+    return Snapshot(schema_version, aggregate_id, Slot(state, version, recent), events_offset)
 
 
 def encode_view(aggregate: Aggregate, state: Any) -> bytes:
@@ -287,6 +304,7 @@ class _Types:
     event_decoders: dict[str, msgspec.msgpack.Decoder[Any]]
     event_names: dict[type[Any], str]
     view: msgspec.msgpack.Decoder[Any]
+    snapshot: msgspec.msgpack.Decoder[Any]
 
 
 _REGISTRY: Final[dict[int, _Types]] = {}
@@ -305,6 +323,13 @@ def _types(aggregate: Aggregate) -> _Types:
             event_decoders={name: msgspec.msgpack.Decoder(cls) for name, cls in events.items()},
             event_names={cls: name for name, cls in events.items()},
             view=msgspec.msgpack.Decoder(aggregate.view_type),
+            snapshot=msgspec.msgpack.Decoder(
+                tuple[
+                    str,
+                    tuple[aggregate.state_type | None, int, tuple[RecentReply, ...]],  # type: ignore[name-defined]
+                    int,
+                ]
+            ),
         )
         _REGISTRY[id(aggregate)] = types
     return types

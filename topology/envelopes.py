@@ -62,10 +62,24 @@ class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
 
 
 class RecentReply(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A reply remembered so that a retried command id gets the same reply again."""
+    """A reply remembered so that a retried command id gets the same reply again. Compact:
+    it lives in every snapshot, so the aggregate id (the slot's) is not repeated here."""
 
     command_id: str
-    reply: Reply
+    accepted: bool
+    code: str | None
+    message: str
+    version: int
+
+    @classmethod
+    def of(cls, reply: Reply) -> "RecentReply":
+        return cls(reply.command_id, reply.accepted, reply.code, reply.message, reply.version)
+
+    def reply(self, aggregate_id: str) -> Reply:
+        """The reply as it was first sent."""
+        return Reply(
+            self.command_id, aggregate_id, self.accepted, self.code, self.message, self.version
+        )
 
 
 class Slot(msgspec.Struct, frozen=True, array_like=True, gc=False):

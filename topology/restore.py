@@ -92,6 +92,6 @@ def apply_event_record(
     recent = () if slot is None else slot.recent
     if recent and recent[-1].command_id == envelope.command_id:
         recent = recent[:-1]  # a later event of the same command supersedes the reply
-    recent = (*recent, RecentReply(envelope.command_id, reply))[-recent_limit:]
+    recent = (*recent, RecentReply.of(reply))[-recent_limit:]
     states[aggregate_id] = Slot(state, envelope.sequence, recent)
     return True

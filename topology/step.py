@@ -185,8 +185,8 @@ class _Batch:
         if slot is not None:
             for seen in slot.recent:
                 if seen.command_id == command_id:
-                    self.reply(record, envelope.reply_to, seen.reply)
-                    self.outcome(record, envelope, OutcomeKind.DUPLICATE, seen.reply.code)
+                    self.reply(record, envelope.reply_to, seen.reply(aggregate_id))
+                    self.outcome(record, envelope, OutcomeKind.DUPLICATE, seen.code)
                     return
             state, version, recent = slot.state, slot.version, slot.recent
         decision = self.aggregate.decide(state, command, envelope.expected_version)
@@ -212,7 +212,7 @@ class _Batch:
         else:
             reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
             kind = OutcomeKind.REJECTED
-        recent = (*recent, RecentReply(command_id, reply))
+        recent = (*recent, RecentReply.of(reply))
         if len(recent) > self.recent_limit:
             recent = recent[-self.recent_limit :]
         self.changed[aggregate_id] = Slot(state, version, recent)

@@ -41,9 +41,8 @@ from topology.codec import (
     encode_snapshot,
     encode_view,
     error_headers,
+    snapshot_schema_header,
 )
-
-LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 
 
 def envelope_bytes(type_: str, payload: object, **fields: Any) -> bytes:
@@ -311,17 +310,30 @@ def test_unknown_event_types_are_refused() -> None:
 
 def snapshot(state: Account | None = None, schema_version: int = 1) -> Snapshot:
     reply = Reply("c-2", "acct-1", True, None, "", 2)
-    slot = Slot(state, 0 if state is None else state.version, (RecentReply("c-2", reply),))
+    slot = Slot(state, 0 if state is None else state.version, (RecentReply.of(reply),))
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
 
-def test_snapshot_round_trip_is_an_lz4_frame() -> None:
+def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
     original = snapshot(Account("open", "EUR", 150, 20, 2))
     data = encode_snapshot(LEDGER, original)
-    assert data.startswith(LZ4_FRAME_MAGIC)
+    assert data[:3] == b"\x00" + snapshot_schema_header(LEDGER)
     restored = decode_snapshot(LEDGER, data)
     assert restored == original
     assert type(restored.slot.state) is Account
+
+
+def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
+    replies = tuple(
+        RecentReply.of(Reply(f"command-{i:04d}", "acct-1", False, "insufficient_funds",
+                             "balance 0 + overdraft 0 is below 10", 1))
+        for i in range(16)
+    )  # fmt: skip
+    original = Snapshot(1, "acct-1", Slot(Account("open", "EUR", 0, 0, 1), 1, replies), 7)
+    data = encode_snapshot(LEDGER, original)
+    assert data[:3] == b"\x01" + snapshot_schema_header(LEDGER)
+    assert len(data) < len(encode_snapshot(LEDGER, snapshot())) * 16
+    assert decode_snapshot(LEDGER, data) == original
 
 
 def test_snapshot_of_an_absent_aggregate() -> None:
@@ -346,7 +358,7 @@ def test_snapshot_garbage_is_a_codec_error() -> None:
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
     data = encode_snapshot(LEDGER, Snapshot(1, "acct-1", Slot({"balance": "x"}, 1), 0))
-    with pytest.raises(CodecError, match="invalid state"):
+    with pytest.raises(CodecError, match="not a valid account snapshot"):
         decode_snapshot(LEDGER, data)
 
 

@@ -156,7 +156,7 @@ def test_events_of_one_command_leave_one_remembered_reply() -> None:
         value = encode_event(LEDGER, "a", sequence, event, command_id="same", timestamp_ms=0)
         apply_event_record(LEDGER, states, value, 16)
     reply = Reply("same", "a", True, None, "", 2)
-    assert states["a"] == Slot(Account("open", "EUR", 5, 0, 2), 2, (RecentReply("same", reply),))
+    assert states["a"] == Slot(Account("open", "EUR", 5, 0, 2), 2, (RecentReply.of(reply),))
 
 
 def test_rebuilt_replies_are_bounded() -> None:

@@ -129,7 +129,7 @@ def test_a_rejected_command_replies_and_is_remembered_without_events() -> None:
     assert outcomes(result) == [("rejected", "insufficient_funds")]
     slot = result.changed["acct-1"]
     assert slot.state == committed["acct-1"].state
-    assert slot.recent[-1] == RecentReply("c-1", reply)
+    assert slot.recent[-1] == RecentReply.of(reply)
     assert len(result.snapshots) == len(result.views) == 1
 
 

@@ -1,0 +1,68 @@
+"""The snapshot store: raw installs on restore, decoding on access, stale schemas refused."""
+
+import pytest
+
+from ledger import LEDGER, Deposit, OpenAccount, Withdraw
+from topology.codec import CodecError, Slot, Snapshot, StaleSnapshotError, encode_snapshot
+from topology.store import SnapshotStore
+
+from .support import record, run
+
+
+def committed_store() -> tuple[SnapshotStore, dict[str, Slot]]:
+    first = run({}, [record(0, "a", OpenAccount("EUR"), "c-0"), record(1, "a", Deposit(9), "c-1")])
+    store = SnapshotStore(LEDGER)
+    store.install((out.key, out.value) for out in first.snapshots)
+    second = run(
+        store, [record(2, "a", Withdraw(4), "c-2"), record(3, "b", OpenAccount("USD"), "c-3")]
+    )
+    store.install((out.key, out.value) for out in second.snapshots)
+    return store, {**first.changed, **second.changed}
+
+
+def test_installed_snapshots_read_back_as_the_committed_slots() -> None:
+    store, expected = committed_store()
+    assert len(store) == 2
+    assert dict(store.items()) == expected
+    assert store["a"].state.balance == 5  # type: ignore[union-attr]
+    assert "b" in store and "c" not in store and 42 not in store
+    assert store.get("c") is None
+    with pytest.raises(KeyError):
+        store["c"]
+
+
+def test_a_tombstone_deletes() -> None:
+    store, _ = committed_store()
+    store.load(b"a", None)
+    store.load(b"zzz", None)
+    assert list(store) == ["b"]
+
+
+def test_a_snapshot_record_needs_a_key() -> None:
+    with pytest.raises(CodecError, match="key"):
+        SnapshotStore(LEDGER).load(None, b"x")
+
+
+def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
+    store, _ = committed_store()
+    data = store.raw("a")
+    store.load(b"b", data)
+    with pytest.raises(CodecError, match="under key"):
+        store.get("b")
+
+
+def test_a_stale_snapshot_is_refused_at_load() -> None:
+    class Newer:
+        """The ledger with a state layout one version ahead."""
+
+        def __getattr__(self, name: str) -> object:
+            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
+
+    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    with pytest.raises(StaleSnapshotError):
+        SnapshotStore(LEDGER).load(b"a", data)
+
+
+def test_the_store_holds_only_bytes_until_touched() -> None:
+    store, _ = committed_store()
+    assert store.nbytes() == sum(len(store.raw(k) or b"") for k in ("a", "b"))

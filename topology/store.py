@@ -1,0 +1,85 @@
+"""The committed state of one partition, held as encoded snapshot records.
+
+Restoring a partition installs each snapshot record's bytes as they come (no decoding), and a
+committed batch installs the snapshot records it produced; a slot is decoded only when a
+command or a query touches its aggregate. So restore costs a dict insert per record, and an
+aggregate at rest costs its snapshot's bytes (tens of bytes), not a tree of objects.
+Invariant: every value held is a snapshot of the aggregate's current state schema.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from topology.codec import (
+    CodecError,
+    Slot,
+    StaleSnapshotError,
+    decode_key,
+    decode_snapshot,
+    encode_key,
+    snapshot_schema_header,
+)
+from topology.protocol import Aggregate
+
+__all__ = ["SnapshotStore"]
+
+
+class SnapshotStore(Mapping[str, Slot]):
+    """Aggregate id → slot, read-only to the batch step; decoded on access."""
+
+    def __init__(self, aggregate: Aggregate) -> None:
+        self._aggregate = aggregate
+        self._header = snapshot_schema_header(aggregate)
+        self._raw: dict[bytes, bytes] = {}
+
+    def load(self, key: bytes | None, value: bytes | None) -> None:
+        """Install one snapshot record as read from the topic (a tombstone deletes).
+        Raises StaleSnapshotError for another state schema version (rebuild instead)."""
+        if key is None:
+            raise CodecError("snapshot record without a key")
+        if value is None:
+            self._raw.pop(key, None)
+            return
+        if not value.startswith(self._header, 1):
+            raise StaleSnapshotError(
+                f"snapshot of {key!r} is not of {self._aggregate.name}'s state schema version "
+                f"{self._aggregate.state_schema_version}"
+            )
+        self._raw[key] = value
+
+    def install(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        """Install the (key, value) snapshot records of a committed batch."""
+        for key, value in records:
+            self.load(key, value)
+
+    def raw(self, aggregate_id: str) -> bytes | None:
+        """The encoded snapshot of an aggregate, as it is on the snapshots topic."""
+        return self._raw.get(encode_key(aggregate_id))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        data = self._raw.get(encode_key(key))
+        if data is None:
+            return default
+        snapshot = decode_snapshot(self._aggregate, data)
+        if snapshot.aggregate_id != key:
+            raise CodecError(f"snapshot of {snapshot.aggregate_id!r} under key {key!r}")
+        return snapshot.slot
+
+    def __getitem__(self, key: str) -> Slot:
+        slot: Slot | None = self.get(key)
+        if slot is None:
+            raise KeyError(key)
+        return slot
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and encode_key(key) in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return (decode_key(k) for k in list(self._raw))
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def nbytes(self) -> int:
+        """Bytes of snapshot data held (values only)."""
+        return sum(len(v) for v in self._raw.values())
