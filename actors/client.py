@@ -9,7 +9,9 @@ answers a repeated id with the same reply and writes no new events.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import threading
 import uuid
@@ -56,6 +58,8 @@ class LedgerClient:
             else random.randrange(settings.partitions)
         )
         self._pending: dict[str, list[Future[Reply]]] = {}
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count()
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._producer = Producer(producer_config(self.settings))
@@ -102,12 +106,22 @@ class LedgerClient:
         """Produce a command and return a future of its reply."""
         if self._closed.is_set():
             raise RuntimeError("the client is closed")
-        command_id = command_id or uuid.uuid4().hex
+        command_id = command_id or self.new_command_id()
         key = aggregate_id.encode()
         partition = partition_for(key, self.settings.partitions)
+        value = encode_command(
+            aggregate_id,
+            command,
+            command_id=command_id,
+            expected_version=expected_version,
+            reply_to=self.reply_partition,
+        )
         future: Future[Reply] = Future()
         with self._lock:
             self._pending.setdefault(command_id, []).append(future)
+        if not tracing.enabled():  # no SDK: pass on the caller's trace, if it has one
+            self._produce(command_id, key, value, partition, tracing.current_headers())
+            return future
         with tracing.tracer().start_as_current_span(
             "send",
             kind=trace.SpanKind.PRODUCER,
@@ -118,23 +132,30 @@ class LedgerClient:
                 "eventledger.partition": partition,
             },
         ):
-            value = encode_command(
-                aggregate_id,
-                command,
-                command_id=command_id,
-                expected_version=expected_version,
-                reply_to=self.reply_partition,
-            )
-            produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
-            produce(
-                self._commands,
-                value,
-                key,
-                partition,
-                on_delivery=lambda err, _msg: self._delivered(command_id, err),
-                headers=tracing.headers_from_context(),
-            )
+            self._produce(command_id, key, value, partition, tracing.headers_from_context())
         return future
+
+    def new_command_id(self) -> str:
+        """A command id unique across clients: a random per-client prefix and a counter."""
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def _produce(
+        self,
+        command_id: str,
+        key: bytes,
+        value: bytes,
+        partition: int,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> None:
+        produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
+        produce(
+            self._commands,
+            value,
+            key,
+            partition,
+            on_delivery=lambda err, _msg: self._delivered(command_id, err),
+            headers=headers,
+        )
 
     def execute(
         self,
@@ -146,7 +167,7 @@ class LedgerClient:
         timeout: float | None = None,
     ) -> Reply:
         """Send and wait for the reply; ``ReplyTimeoutError`` after ``timeout`` seconds."""
-        command_id = command_id or uuid.uuid4().hex
+        command_id = command_id or self.new_command_id()
         future = self.send(
             aggregate_id, command, command_id=command_id, expected_version=expected_version
         )
@@ -168,7 +189,7 @@ class LedgerClient:
         timeout: float | None = None,
     ) -> Reply:
         """The asyncio form of ``execute``."""
-        command_id = command_id or uuid.uuid4().hex
+        command_id = command_id or self.new_command_id()
         future = self.send(
             aggregate_id, command, command_id=command_id, expected_version=expected_version
         )

@@ -109,6 +109,11 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
         config["transaction.timeout.ms"] = settings.transaction_timeout_ms
+        # A new transaction that touches a partition whose previous transaction's markers
+        # are still being written gets CONCURRENT_TRANSACTIONS and is retried after this
+        # backoff; librdkafka's default (100 ms) would put that on every busy batch.
+        config["retry.backoff.ms"] = 2
+        config["retry.backoff.max.ms"] = 50
     return config
 
 
@@ -121,7 +126,7 @@ def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 5,
+        "fetch.wait.max.ms": 100,
         "socket.nagle.disable": True,
         "log_level": 3,
     }

@@ -19,6 +19,8 @@ __all__ = [
     "Headers",
     "configure_tracing",
     "context_from_headers",
+    "current_headers",
+    "enabled",
     "headers_from_context",
     "tracer",
 ]
@@ -40,6 +42,18 @@ class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
 
 
 _GETTER = _HeaderGetter()
+
+
+def enabled() -> bool:
+    """Whether a real tracer provider (an SDK) is installed; spans are no-ops otherwise."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def current_headers() -> Headers | None:
+    """Trace headers for the caller's current span, or None when there is none."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return headers_from_context()
 
 
 def tracer() -> trace.Tracer:
