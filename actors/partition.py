@@ -44,6 +44,7 @@ from actors.kafka import (
     consumer_config,
     producer_config,
 )
+from actors.metrics import PartitionMetrics
 from ledger.aggregate import LEDGER
 from topology.protocol import Aggregate
 from topology.restore import RestorePlan
@@ -127,6 +128,8 @@ class PartitionWorker:
         self._thread: threading.Thread | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        tracing.configure_telemetry("eventledger")
+        self.metrics = PartitionMetrics(settings.app_id, partition)
         if start:
             self.start()
 
@@ -233,6 +236,7 @@ class PartitionWorker:
         self.counters.restored_aggregates = len(states)
         self.counters.restored_records = records
         self.counters.restore_seconds = seconds
+        self.metrics.restore(records, seconds)
         log.info(
             "partition %d restored %d aggregates from %d snapshot records in %.2fs",
             self.partition,
@@ -330,6 +334,7 @@ class PartitionWorker:
         except AbortableError as e:
             log.warning("partition %d: aborting batch: %s", self.partition, e)
             self.counters.aborts += 1
+            self.metrics.abort()
             assert self._producer is not None and self._consumer is not None
             self._call("abort", self._producer.abort_transaction, 30)
             self._consumer.seek(
@@ -340,6 +345,7 @@ class PartitionWorker:
         self._states.install((r.key, r.value) for r in result.snapshots)
         self._next_offset = result.next_offset
         self._count(result)
+        self.metrics.batch(result, self.counters.last_commit_ms)
 
     def _transact(self, result: BatchResult) -> None:
         """One Kafka transaction for the whole batch, in order, each step checked."""

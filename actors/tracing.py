@@ -17,7 +17,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 __all__ = [
     "Headers",
-    "configure_tracing",
+    "configure_telemetry",
     "context_from_headers",
     "current_headers",
     "enabled",
@@ -78,23 +78,29 @@ def headers_from_context(
     return kept + [(k, v.encode("latin-1")) for k, v in carrier.items()]
 
 
-def configure_tracing(service_name: str) -> bool:
-    """Install an SDK provider exporting over OTLP iff ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
-
-    Returns whether a provider was installed. Idempotent per process.
-    """
+def configure_telemetry(service_name: str) -> bool:
+    """Install SDK trace and meter providers exporting over OTLP iff
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (the exporters read the other ``OTEL_*``
+    variables themselves). Returns whether they are installed. Idempotent per process:
+    a provider someone else installed first (a test's, an application's) is kept."""
     if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return False
+    if enabled():
+        return True
+    from opentelemetry import metrics
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        return True
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    resource = Resource.create({"service.name": service_name})
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    log.info("exporting traces over OTLP to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    log.info("exporting telemetry over OTLP to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
     return True

@@ -1,0 +1,60 @@
+"""OpenTelemetry metrics of a partition actor: outcomes, batch sizes, commit latency, restore.
+
+Instruments come from the global meter provider: no-ops until an SDK provider is installed
+(``actors.tracing.configure_telemetry`` does so when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set;
+tests install one with an in-memory reader).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from opentelemetry import metrics
+from opentelemetry.util.types import AttributeValue
+
+from topology.step import BatchResult
+
+__all__ = ["PartitionMetrics"]
+
+
+class PartitionMetrics:
+    """The instruments one partition records into, tagged with its partition number."""
+
+    def __init__(self, app_id: str, partition: int) -> None:
+        meter = metrics.get_meter("eventledger")
+        self._attrs: dict[str, AttributeValue] = {
+            "eventledger.app_id": app_id,
+            "eventledger.partition": partition,
+        }
+        self._commands = meter.create_counter(
+            "eventledger.commands", unit="{command}", description="Commands by outcome"
+        )
+        self._batch = meter.create_histogram(
+            "eventledger.batch.size", unit="{command}", description="Commands per transaction"
+        )
+        self._commit = meter.create_histogram(
+            "eventledger.commit.duration", unit="ms", description="Transaction latency"
+        )
+        self._aborts = meter.create_counter(
+            "eventledger.aborts", unit="{transaction}", description="Aborted transactions"
+        )
+        self._restored = meter.create_counter(
+            "eventledger.restore.records", unit="{record}", description="Snapshots restored"
+        )
+        self._restore_time = meter.create_histogram(
+            "eventledger.restore.duration", unit="s", description="Time to restore"
+        )
+
+    def batch(self, result: BatchResult, commit_ms: float) -> None:
+        """Record one committed batch."""
+        for outcome, n in Counter(o.outcome for o in result.outcomes).items():
+            self._commands.add(n, {**self._attrs, "eventledger.outcome": str(outcome)})
+        self._batch.record(len(result.outcomes), self._attrs)
+        self._commit.record(commit_ms, self._attrs)
+
+    def abort(self) -> None:
+        self._aborts.add(1, self._attrs)
+
+    def restore(self, records: int, seconds: float) -> None:
+        self._restored.add(records, self._attrs)
+        self._restore_time.record(seconds, self._attrs)
