@@ -7,9 +7,9 @@ import logging
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from topology.topics import TopicLayout, mismatches
+from topology.topics import TopicLayout, TopicSpec, mismatches
 
-__all__ = ["TopicMismatchError", "ensure_topics"]
+__all__ = ["TopicMismatchError", "ensure_specs", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +19,17 @@ class TopicMismatchError(RuntimeError):
 
 
 def ensure_topics(bootstrap: str, layout: TopicLayout, replication: int = 1) -> None:
-    """Create every topic of ``layout`` that is missing; check those that exist.
+    """Create every data topic of ``layout`` and its control topic that is missing; check
+    those that exist. Raises ``TopicMismatchError`` naming every problem."""
+    ensure_specs(bootstrap, [*layout.specs(), layout.control_spec()], replication)
+
+
+def ensure_specs(bootstrap: str, specs: list[TopicSpec], replication: int = 1) -> None:
+    """Create every topic of ``specs`` that is missing; check those that exist.
 
     Raises ``TopicMismatchError`` naming every problem (partition count, cleanup policy).
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    specs = layout.specs()
     metadata = admin.list_topics(timeout=30).topics
     existing = {s.name for s in specs if s.name in metadata}
     new = [

@@ -20,7 +20,7 @@ from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["AuditedEvent", "fold_events", "read_events", "read_topic"]
+__all__ = ["AuditedEvent", "fold_events", "read_events", "read_named_topic", "read_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ def read_topic(
 ) -> Iterator[Any]:
     """Every committed record of one of the application's topics, partition by partition."""
     topic = TopicLayout(settings.app_id, settings.partitions).name(kind)
+    return read_named_topic(settings, topic, partitions)
+
+
+def read_named_topic(
+    settings: Settings, topic: str, partitions: list[int] | None = None
+) -> Iterator[Any]:
+    """Every committed record of ``topic`` (with the application's partition count)."""
     consumer = Consumer(
         consumer_config(
             settings,

@@ -1,7 +1,9 @@
-"""A minimal launcher: create the topics and one named, restartable actor per partition.
+"""Partition actor names, and a minimal unsupervised launcher.
 
-The coordinator replaces this with a supervising reconcile loop; the names stay the same so
-that clients find the owner of a partition by name.
+The service is deployed through the coordinator (``actors.coordinator``), which supervises,
+places and rebuilds; ``deploy``/``undeploy`` remain for tests and embedding that want bare
+partition actors without supervision. The names are the same either way, so that clients
+find the owner of a partition by name.
 """
 
 from __future__ import annotations

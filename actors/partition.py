@@ -7,7 +7,13 @@
   only after its transaction commits; an aborted batch leaves it untouched;
 - the committed command offset only moves forward;
 - the constructor fences any predecessor (``init_transactions`` on ``{app}-{partition}``)
-  and restores, so a restarted actor is whole before it serves a query.
+  and restores, so a restarted actor is whole before it serves a query;
+- it reads and writes one snapshot generation (``TopicLayout.snapshots``); with
+  ``generation=None`` it follows the coordinator's desired state (generation and paused flag
+  from the control topic), also across Ray's restarts; snapshots of another state schema are
+  never loaded: the state is then rebuilt from the events;
+- between ``pause`` and ``resume`` it takes no command, so ``switch_generation`` installs a
+  rebuilt generation that reflects exactly the events it committed.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from actors.kafka import (
 )
 from actors.metrics import PartitionMetrics
 from ledger.aggregate import LEDGER
+from topology.codec import Slot, Snapshot, StaleSnapshotError, encode_key, encode_snapshot
 from topology.protocol import Aggregate
 from topology.restore import RestorePlan
 from topology.settings import Settings
@@ -97,6 +104,7 @@ class Counters:
     restored_aggregates: int = 0
     restored_records: int = 0
     restore_seconds: float = 0.0
+    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
 
 
 class PartitionWorker:
@@ -108,8 +116,16 @@ class PartitionWorker:
         partition: int,
         *,
         aggregate: Aggregate = LEDGER,
+        generation: int | None = 0,
         start: bool = True,
     ) -> None:
+        paused = False
+        if generation is None:  # the coordinator's actor: follow the desired state
+            from actors.control_store import read_partition_record
+
+            desired = read_partition_record(settings, partition)
+            generation, paused = desired.generation, desired.paused
+        self.generation = generation
         self.settings = settings
         self.partition = partition
         self.aggregate = aggregate
@@ -120,14 +136,21 @@ class PartitionWorker:
         self.counters = Counters()
         self._states = SnapshotStore(aggregate)
         self._topics = {kind: self.layout.name(kind) for kind in TopicKind}
+        self._topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
         self._next_offset = 0
         self._batch_started_at = 0.0
         self._events_offset = 0
         self._stop = threading.Event()
+        self._hold = threading.Event()  # pause requested
+        self._held = threading.Condition()
+        self._parked = False  # the loop holds (no batch in flight); under _held
+        if paused:
+            self._hold.set()
         self._thread: threading.Thread | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._offsets: Consumer | None = None  # unassigned: offset queries during a switch
         tracing.configure_telemetry("eventledger")
         self.metrics = PartitionMetrics(settings.app_id, partition)
         if start:
@@ -185,6 +208,9 @@ class PartitionWorker:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
         self._producer = None
 
     # -- restore ---------------------------------------------------------------------------
@@ -216,16 +242,20 @@ class PartitionWorker:
             if not plan.done(low):
                 consumer.assign([TopicPartition(snapshots.topic, self.partition, OFFSET_BEGINNING)])
                 at_end = False
-                while not at_end:
-                    for msg in consumer.consume(10_000, timeout=0.05):
-                        error = msg.error()
-                        if error is not None:
-                            if error.code() == KafkaError._PARTITION_EOF:
-                                at_end = True
-                                continue
-                            raise KafkaException(error)
-                        load(msg.key(), msg.value())
-                        records += 1
+                try:
+                    while not at_end:
+                        for msg in consumer.consume(10_000, timeout=0.05):
+                            error = msg.error()
+                            if error is not None:
+                                if error.code() == KafkaError._PARTITION_EOF:
+                                    at_end = True
+                                    continue
+                                raise KafkaException(error)
+                            load(msg.key(), msg.value())
+                            records += 1
+                except StaleSnapshotError as e:
+                    log.warning("partition %d: %s; rebuilding from the events", self.partition, e)
+                    states, records = self._rebuild_from_events(), 0
             events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
             _, self._events_offset = consumer.get_watermark_offsets(events, timeout=30)
         finally:
@@ -245,11 +275,36 @@ class PartitionWorker:
             seconds,
         )
 
+    def _rebuild_from_events(self) -> SnapshotStore:
+        """The partition's state folded from ``events[p]`` from offset 0 (a restore that met
+        snapshots of another state schema; the coordinator then rebuilds a new generation)."""
+        from actors.replay import replay_partition
+
+        slots: dict[str, Slot] = {}
+        applied, position = replay_partition(self.settings, self.aggregate, self.partition, slots)
+        store = SnapshotStore(self.aggregate)
+        version = self.aggregate.state_schema_version
+        for aggregate_id, slot in slots.items():
+            snapshot = Snapshot(version, aggregate_id, slot, position)
+            store.load(encode_key(aggregate_id), encode_snapshot(self.aggregate, snapshot))
+        self.counters.restored_from = "events"
+        log.info(
+            "partition %d: folded %d events into %d aggregates", self.partition, applied, len(store)
+        )
+        return store
+
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
         restarts = 0
         while not self._stop.is_set():
+            with self._held:  # checked and cleared together: see pause()
+                if self._hold.is_set():
+                    self._parked = True
+                    self._held.notify_all()
+                    self._held.wait(0.05)
+                    continue
+                self._parked = False
             try:
                 batch = self._poll_batch()
                 if batch:
@@ -289,7 +344,7 @@ class PartitionWorker:
         """Block briefly for one record, then take what is already fetched, up to the
         count and time bounds; a dry poll ends the batch (low latency at low load)."""
         assert self._consumer is not None
-        first = self._consumer.poll(0.1)
+        first = self._consumer.poll(0.02)
         if first is None:
             return []
         batch = [first]
@@ -371,16 +426,21 @@ class PartitionWorker:
             last = len(result.events) - 1
             for i, r in enumerate(result.events):
                 headers = r.headers
-                if r.source_offset is not None and r.source_offset in trace_headers:
+                if trace_headers and r.source_offset in trace_headers:
                     headers = headers + trace_headers[r.source_offset]
-                produce(
-                    events,
-                    r.value,
-                    r.key,
-                    r.partition,
-                    on_delivery=self._on_event_delivered if i == last else None,
-                    headers=headers,
-                )
+                if i == last:  # its delivery report tells how far the events log reaches
+                    produce(
+                        events,
+                        r.value,
+                        r.key,
+                        r.partition,
+                        on_delivery=self._on_event_delivered,
+                        headers=headers or None,
+                    )
+                elif headers:
+                    produce(events, r.value, r.key, r.partition, headers=headers)
+                else:  # an empty headers list still costs librdkafka an allocation
+                    produce(events, r.value, r.key, r.partition)
             # 3. the last snapshot and public view of each changed aggregate, dead letters, and
             # 4. replies last: the replies partitions are shared by every partition's writer,
             # and a read_committed reader waits for the oldest transaction open on them
@@ -392,7 +452,10 @@ class PartitionWorker:
             ):
                 topic = topics[kind]
                 for r in records:
-                    produce(topic, r.value, r.key, r.partition, headers=r.headers)
+                    if r.headers:
+                        produce(topic, r.value, r.key, r.partition, headers=r.headers)
+                    else:
+                        produce(topic, r.value, r.key, r.partition)
             # 5. the command offset, inside the transaction
             offsets = [TopicPartition(self._commands.topic, self.partition, result.next_offset)]
             self._call(
@@ -466,6 +529,84 @@ class PartitionWorker:
                 time.sleep(min(0.05 * (attempt + 1), 0.5))
         raise AssertionError("unreachable")
 
+    # -- pause, switch, resume (the coordinator's rebuild) -------------------------------------
+
+    def pause(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop taking commands once the batch in flight is committed (or aborted); returns
+        when the loop holds. Raises if the loop does not hold in time or has stopped."""
+        if self._offsets is None:  # ready before the switch that follows the pause
+            self._offsets = Consumer(
+                consumer_config(self.settings, group_id=f"{self.settings.app_id}-offsets")
+            )
+        with self._held:
+            self._hold.set()
+            thread = self._thread
+            held = self._held.wait_for(
+                lambda: self._parked or thread is None or not thread.is_alive(), timeout
+            )
+        if not held:
+            raise TimeoutError(f"partition {self.partition} did not pause in {timeout:.0f}s")
+        if self.status is not PartitionStatus.RUNNING:
+            raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
+        return {"committed_offset": self._next_offset, "generation": self.generation}
+
+    def resume(self) -> None:
+        """Take commands again."""
+        with self._held:
+            self._hold.clear()
+            self._held.notify_all()
+
+    def switch_generation(
+        self, generation: int, handover: Any, aggregate: Aggregate | None = None
+    ) -> dict[str, Any]:
+        """While paused, install ``handover`` (an ``actors.shadow.Handover``) as the state and
+        read and write snapshot generation ``generation`` from now on. Refuses unless the
+        rebuild reflects exactly the events committed here (its position is the end of
+        ``events[p]``). ``aggregate`` replaces this worker's (the code the rebuild ran)."""
+        with self._held:
+            if not self._parked:
+                raise RuntimeError(f"partition {self.partition}: switch only while paused")
+        if (handover.partition, handover.generation) != (self.partition, generation):
+            raise ValueError(
+                f"a hand-over of partition {handover.partition} generation "
+                f"{handover.generation}, not {self.partition} generation {generation}"
+            )
+        assert self._offsets is not None
+        events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
+        _, end = self._offsets.get_watermark_offsets(events, timeout=30)
+        if handover.position != end:
+            raise RuntimeError(
+                f"partition {self.partition}: the rebuild reached events offset "
+                f"{handover.position}, the events end at {end}"
+            )
+        aggregate = aggregate or self.aggregate
+        store = SnapshotStore(aggregate)
+        store.install(handover.snapshots.items())
+        carried = 0
+        for aggregate_id in list(self._states):
+            if aggregate_id in store:
+                continue
+            slot = self._states.get(aggregate_id)
+            if slot is None:
+                continue
+            if slot.state is not None:
+                raise RuntimeError(f"{aggregate_id!r} exists here but not in the rebuild")
+            # Only refused commands so far (no events): keep its replies for deduplication.
+            snapshot = Snapshot(aggregate.state_schema_version, aggregate_id, slot, end)
+            store.load(encode_key(aggregate_id), encode_snapshot(aggregate, snapshot))
+            carried += 1
+        self._states = store
+        self.aggregate = aggregate
+        self.generation = generation
+        self._topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
+        log.info(
+            "partition %d: switched to snapshot generation %d (%d aggregates)",
+            self.partition,
+            generation,
+            len(store),
+        )
+        return {"generation": generation, "aggregates": len(store), "carried": carried}
+
     # -- queries (committed state only) ----------------------------------------------------
 
     def ready(self) -> str:
@@ -495,6 +636,8 @@ class PartitionWorker:
             "status": str(self.status),
             "error": self.error,
             "aggregates": len(self._states),
+            "generation": self.generation,
+            "paused": self._hold.is_set(),
             "rss_bytes": psutil.Process().memory_info().rss,
             **asdict(self.counters),
         }

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from eventledger.broker import Broker, BrokerError
+from eventledger.service import ServiceError
 
 __all__ = ["app"]
 
@@ -74,13 +75,145 @@ def broker_status() -> None:
     console.print(f"broker: pid {pid} at {broker.home.bootstrap}, {answers} metadata requests")
 
 
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="Application id (default: EVENTLEDGER_APP_ID or eventledger)."),
+]
+
+
+def _app_id(app_id: str | None) -> str:
+    from topology.settings import Settings
+
+    return Settings.resolve(app_id=app_id, bootstrap_servers="-").app_id
+
+
+@app.command()
+def serve(
+    app_id: AppOption = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="Kafka partitions = partition actors (default 4).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every actor.")] = 180.0,
+) -> None:
+    """Deploy the service (coordinator and partition actors) and return.
+
+    Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
+    Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed)."""
+    from actors.coordinator import deploy_coordinator, find_coordinator
+    from eventledger.report import print_status
+    from eventledger.runtime import ensure_broker
+    from eventledger.service import check_kafka, connect_ray
+    from topology.settings import Settings
+
+    try:
+        with console.status("finding Kafka..."):
+            bootstrap = ensure_broker()
+            check_kafka(bootstrap)
+        settings = Settings.resolve(
+            app_id=app_id, bootstrap_servers=bootstrap, partitions=partitions
+        )
+        with console.status("connecting to Ray..."):
+            how = connect_ray(start_local=True)
+        import ray
+
+        existing = find_coordinator(settings.app_id) is not None
+        with console.status(f"deploying {settings.app_id} on {how}..."):
+            handle = deploy_coordinator(settings, timeout=timeout)
+            status = ray.get(handle.status.remote(), timeout=60)
+    except (ServiceError, BrokerError, TimeoutError, ValueError) as e:
+        raise _fail(str(e)) from None
+    verb = "already served" if existing else "serving"
+    console.print(f"{settings.app_id}: {verb} on {how}")
+    print_status(console, status)
+
+
+@app.command()
+def stop(app_id: AppOption = None) -> None:
+    """Stop the service cleanly.
+
+    Every partition actor finishes its batch, then the coordinator goes. The topics (and so
+    the state) stay."""
+    from actors.coordinator import stop_service
+    from eventledger.service import connect_ray
+
+    name = _app_id(app_id)
+    try:
+        connect_ray()
+        with console.status(f"stopping {name}..."):
+            stopped = stop_service(name)
+    except ServiceError as e:
+        raise _fail(str(e)) from None
+    console.print(f"{name}: stopped" if stopped else f"{name}: was not running")
+
+
+@app.command()
+def status(app_id: AppOption = None) -> None:
+    """Show the service: one row per partition.
+
+    Node, actor state, snapshot generation, aggregates held, committed command offset, lag,
+    restarts and the age of the last commit."""
+    from eventledger.report import print_status
+    from eventledger.service import connect_ray, coordinator_or_fail
+
+    name = _app_id(app_id)
+    try:
+        connect_ray()
+        import ray
+
+        handle = coordinator_or_fail(name)
+        report = ray.get(handle.status.remote(), timeout=60)
+    except ServiceError as e:
+        raise _fail(str(e)) from None
+    print_status(console, report)
+
+
+@app.command()
+def rebuild(
+    app_id: AppOption = None,
+    partition: Annotated[
+        list[int] | None, typer.Option("--partition", "-p", help="Only this partition.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the switch.")] = 3600.0,
+) -> None:
+    """Rebuild state from the events, online.
+
+    A shadow per partition replays the events into a new snapshot generation while the live
+    actor serves; a short pause replays the tail and switches. Shows events replayed per
+    partition, the rate and the pause."""
+    from eventledger.rebuild_view import follow_rebuilds
+    from eventledger.report import print_rebuilds
+    from eventledger.service import connect_ray, coordinator_or_fail
+
+    name = _app_id(app_id)
+    try:
+        connect_ray()
+        import ray
+
+        handle = coordinator_or_fail(name)
+        requested = sorted(set(partition)) if partition else None
+        started = ray.get(handle.rebuild.remote(requested), timeout=60)
+        final = follow_rebuilds(console, handle, requested, started, timeout=timeout)
+    except (ServiceError, TimeoutError) as e:
+        raise _fail(str(e)) from None
+    except Exception as e:  # a refused request (e.g. no such partition)
+        raise _fail(str(e).strip().splitlines()[-1]) from None
+    print_rebuilds(console, final)
+    if any(r["phase"] != "done" for r in final.values()):
+        raise _fail("not every partition was rebuilt")
+
+
 @app.command()
 def demo(
+    *,
     accounts: Annotated[int, typer.Option(help="Accounts to open.")] = 2_000,
     commands: Annotated[int, typer.Option(help="Deposits and withdrawals to send.")] = 20_000,
     partitions: Annotated[int, typer.Option(help="Kafka partitions = partition actors.")] = 4,
     window: Annotated[int, typer.Option(help="Commands in flight at most.")] = 256,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
+    keep: Annotated[
+        bool,
+        typer.Option(help="Keep the service running (on a local Ray head) for status/rebuild."),
+    ] = False,
 ) -> None:
     """Run the service on the local broker and Ray, drive a workload, check the money."""
     from eventledger.demo import run_demo
@@ -93,9 +226,16 @@ def demo(
             partitions=partitions,
             window=window,
             seed=seed,
+            keep=keep,
         )
-    except BrokerError as e:
+    except (BrokerError, ServiceError, TimeoutError) as e:
         raise _fail(str(e)) from None
     print_demo(console, report)
+    if report.kept:
+        console.print(
+            f"the service keeps running: [bold]eventledger status --app {report.app_id}[/], "
+            f"[bold]eventledger rebuild --app {report.app_id}[/], "
+            f"[bold]eventledger stop --app {report.app_id}[/]"
+        )
     if not report.money_ok:
         raise _fail("the money check failed")

@@ -1,6 +1,8 @@
 """The main job: the service on a real broker and local Ray, driven by a demo workload.
 
-Opens accounts, sends random deposits and withdrawals (some rejected) with a bounded number
+Deploys through the coordinator (``eventledger serve``'s path) and stops the service at the
+end, unless asked to keep it for ``eventledger status`` and ``eventledger rebuild``. Opens
+accounts, sends random deposits and withdrawals (some rejected) with a bounded number
 in flight, measures each round trip, then checks that money is conserved three ways: the
 actors' balances = accepted deposits − withdrawals = the fold of the committed events.
 """
@@ -22,8 +24,10 @@ from rich.progress import Progress
 
 from actors.audit import fold_events
 from actors.client import LedgerClient
-from actors.launcher import NAMESPACE, deploy, undeploy
+from actors.coordinator import deploy_coordinator, stop_service
+from actors.launcher import NAMESPACE, partition_actor
 from eventledger.runtime import ensure_broker, ensure_ray
+from eventledger.service import connect_ray
 from eventledger.workload import Workload, money_moved
 from ledger.aggregate import LEDGER
 from topology.codec import Reply
@@ -51,6 +55,7 @@ class DemoReport:
     actor_accounts: int = 0
     event_accounts: int = 0
     mismatched_accounts: int = 0
+    kept: bool = False
 
     @property
     def throughput(self) -> float:
@@ -118,11 +123,16 @@ def run_demo(
     partitions: int = 4,
     window: int = 256,
     seed: int = 7,
+    keep: bool = False,
     progress: Progress | None = None,
 ) -> DemoReport:
-    """Run the demo end to end in a fresh application and return what happened."""
+    """Run the demo end to end in a fresh application and return what happened. With
+    ``keep`` the service stays deployed (on a Ray head that outlives this process)."""
     bootstrap = ensure_broker()
-    ensure_ray(NAMESPACE)
+    if keep:
+        connect_ray(start_local=True)
+    else:
+        ensure_ray(NAMESPACE)
     import ray
 
     settings = Settings.resolve(
@@ -130,11 +140,11 @@ def run_demo(
         bootstrap_servers=bootstrap,
         partitions=partitions,
     )
-    report = DemoReport(settings.app_id, bootstrap, partitions)
+    report = DemoReport(settings.app_id, bootstrap, partitions, kept=keep)
     workload = Workload(accounts=accounts, commands=commands, seed=seed)
-    handles = deploy(settings, detached=False)
     progress = progress or Progress(transient=True)
     try:
+        deploy_coordinator(settings)
         with LedgerClient(settings) as client, progress:
             _drive(
                 client,
@@ -158,11 +168,13 @@ def run_demo(
             report.seconds = time.perf_counter() - started
             report.moves = commands
         views: dict[str, Any] = {}
+        handles = [partition_actor(settings.app_id, p) for p in range(partitions)]
         for part in ray.get([h.views.remote() for h in handles]):
             views.update(part)
         folded = fold_events(settings, LEDGER)
     finally:
-        undeploy(settings)
+        if not keep:
+            stop_service(settings.app_id)
     report.actor_total = sum(v["balance"] for v in views.values())
     report.events_total = sum(s.balance for s in folded.values())
     report.actor_accounts = len(views)

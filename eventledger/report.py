@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from eventledger.demo import DemoReport
 
-__all__ = ["print_demo"]
+__all__ = ["print_demo", "print_rebuilds", "print_status"]
 
 
 def print_demo(console: Console, r: DemoReport) -> None:
@@ -29,4 +32,95 @@ def print_demo(console: Console, r: DemoReport) -> None:
     table.add_row("accounts whose balance differs", f"{r.mismatched_accounts:,}")
     verdict = "[bold green]money conserved[/]" if r.money_ok else "[bold red]MISMATCH[/]"
     table.add_row("money check", verdict)
+    console.print(table)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+_STATE_STYLE = {
+    "running": "green",
+    "rebuilding": "cyan",
+    "paused": "yellow",
+    "restoring": "yellow",
+    "restarting": "yellow",
+}
+
+
+def print_status(console: Console, status: dict[str, Any]) -> None:
+    """One row per partition: node, actor state, aggregates, offsets, lag, restarts."""
+    nodes = status["nodes"]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        title=(
+            f"eventledger · {status['app_id']} · {status['partitions']} partitions · "
+            f"{len(nodes)} Ray node{'s' if len(nodes) != 1 else ''}"
+        ),
+    )
+    for name, justify in (
+        ("part", "right"),
+        ("node", "left"),
+        ("state", "left"),
+        ("gen", "right"),
+        ("aggregates", "right"),
+        ("committed\noffset", "right"),
+        ("lag", "right"),
+        ("restarts", "right"),
+        ("last\ncommit", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in status["rows"]:
+        state = row["state"]
+        style = _STATE_STYLE.get(state, "red")
+        rebuild = row.get("rebuild") or {}
+        shadow = rebuild.get("shadow") or {}
+        if state == "rebuilding" and shadow.get("end"):
+            state = f"rebuilding {100 * shadow['position'] / max(1, shadow['end']):.0f}%"
+        table.add_row(
+            str(row["partition"]),
+            (row["node"] or "-")[:8],
+            f"[{style}]{state}[/]",
+            str(row["generation"]),
+            _num(row["aggregates"]),
+            _num(row["committed_offset"]),
+            _num(row["lag"]),
+            str(row["restarts"]),
+            _age(row["last_commit_age"]),
+        )
+    console.print(table)
+    for name, error in sorted(status["errors"].items()):
+        console.print(f"[red]coordinator step {name}:[/] {error}")
+    for row in status["rows"]:
+        if row.get("error"):
+            console.print(f"[red]partition {row['partition']}:[/] {row['error']}")
+
+
+def print_rebuilds(console: Console, rebuilds: dict[int, dict[str, Any]]) -> None:
+    """One row per rebuilt partition: generation, events replayed, rate, pause."""
+    table = Table(title="rebuild", box=box.SIMPLE_HEAD)
+    for name in ("partition", "generation", "phase", "events", "replay", "events/s", "pause"):
+        table.add_column(name, justify="left" if name == "phase" else "right")
+    for p, r in sorted(rebuilds.items()):
+        table.add_row(
+            str(p),
+            str(r["generation"]),
+            r["phase"] + (f" ({r['error']})" if r.get("error") and r["phase"] != "done" else ""),
+            f"{r['events']:,}",
+            f"{r['replay_seconds']:.2f} s",
+            f"{r['rate']:,.0f}",
+            f"{r['pause_ms']:.0f} ms" if r["pause_ms"] else "-",
+        )
     console.print(table)

@@ -2,6 +2,11 @@
 
 Unit tests (``tests/unit``) use neither; integration tests (``tests/integration``) get the
 ``integration`` marker automatically and each gets its own application id.
+
+Ray allows one connection per process, so the two kinds of Ray take turns: ``ray_local`` (a
+single-node Ray, started on first use and kept) and ``ray_cluster`` (a module-scoped
+multi-node ``ray.cluster_utils.Cluster``). ``ray_cluster`` shuts the local Ray down and
+``ray_local`` starts it again when a later test needs it; ``_RAY`` says which one is up.
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eventledger.broker import Broker, BrokerHome
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
 
 log = logging.getLogger(__name__)
+
+CLUSTER_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+"""The arguments of every node of ``ray_cluster`` (pass them to ``add_node`` too)."""
 
 
 def _free_port() -> int:
@@ -53,22 +63,76 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+_RAY: dict[str, str | None] = {"kind": None}
+# Node failures are noticed in ~2 s rather than Ray's default ~15 s.
+_FAST_HEALTH_CHECKS = {
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 4,
+}
+
+
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """A local Ray for the session: two CPUs, no dashboard."""
+def _ray_session() -> Iterator[None]:
+    """Shuts down whichever Ray is up at the end of the session."""
+    yield
     import ray
 
+    if ray.is_initialized():
+        ray.shutdown()
+    _RAY["kind"] = None
+
+
+@pytest.fixture
+def ray_local(_ray_session: None) -> None:
+    """A local Ray: two CPUs, no dashboard; shared by every test that uses it."""
+    import ray
+
+    if ray.is_initialized() and _RAY["kind"] == "local":
+        return
+    if ray.is_initialized():
+        ray.shutdown()
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         namespace=f"eventledger-tests-{uuid.uuid4().hex[:6]}",
         log_to_driver=False,
         configure_logging=False,
+        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+    )
+    _RAY["kind"] = "local"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(_ray_session: None) -> Iterator[Any]:
+    """A two-node Ray cluster on this machine (head + one worker) for one test module;
+    tests add and remove nodes with ``cluster.add_node`` / ``cluster.remove_node``."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    _RAY["kind"] = None
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            **CLUSTER_NODE,
+            "include_dashboard": False,
+            "_system_config": {**LOCAL_RAY_SYSTEM_CONFIG, **_FAST_HEALTH_CHECKS},
+        },
     )
     try:
-        yield
+        cluster.add_node(**CLUSTER_NODE)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        _RAY["kind"] = "cluster"
+        yield cluster
     finally:
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
+        _RAY["kind"] = None
+        cluster.shutdown()
 
 
 @pytest.fixture

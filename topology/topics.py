@@ -1,19 +1,27 @@
-"""Topic names and configs. Every topic has the same partition count: commands, events,
+"""Topic names and configs. Every data topic has the same partition count: commands, events,
 snapshots and state are co-partitioned by aggregate id; replies and dlq follow suit so that a
-partition number is valid everywhere."""
+partition number is valid everywhere.
+
+Two kinds of topic sit beside the `TopicKind` ones: the compacted control topic
+`{app_id}.control` (one partition: the coordinator's desired state, keyed by record name) and
+the snapshot generations. Generation 0 is `{app_id}.snapshots` itself; a rebuild writes
+generation n > 0 to `{app_id}.snapshots.g{n}`, with the snapshots' partition count and
+configs, so the generation a partition reads is a number in the desired state."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["TopicKind", "TopicLayout", "TopicSpec", "mismatches"]
+__all__ = ["CONTROL_PARTITIONS", "TopicKind", "TopicLayout", "TopicSpec", "mismatches"]
 
 _DAY_MS: Final = 24 * 60 * 60 * 1000
 _HOUR_MS: Final = 60 * 60 * 1000
 _FOREVER: Final = "-1"
 _DEFAULT_CLEANUP: Final = "delete"
 _DEFAULT_RETENTION_MS: Final = str(7 * _DAY_MS)
+CONTROL_PARTITIONS: Final = 1
+"""The control topic has one partition: its records are totally ordered."""
 
 
 class TopicKind(StrEnum):
@@ -46,6 +54,12 @@ _COMPACTED: Final = {
     # A reader that is catching up still sees each record for at least a minute.
     "min.compaction.lag.ms": "60000",
 }
+_CONTROL: Final = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(_HOUR_MS),
+    "min.cleanable.dirty.ratio": "0.1",
+    "min.compaction.lag.ms": "60000",
+}
 _CONFIGS: Final[Mapping[TopicKind, Mapping[str, str]]] = {
     TopicKind.COMMANDS: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
     TopicKind.REPLIES: {"cleanup.policy": "delete", "retention.ms": str(_HOUR_MS)},
@@ -76,11 +90,35 @@ class TopicLayout:
         return f"{self.app_id}.{kind}"
 
     def specs(self) -> list[TopicSpec]:
-        """Every topic of the application, in `TopicKind` order."""
+        """Every data topic of the application, in `TopicKind` order."""
         return [
             TopicSpec(self.name(kind), self.partitions, {**_COMMON, **_CONFIGS[kind]})
             for kind in TopicKind
         ]
+
+    @property
+    def control(self) -> str:
+        """The compacted control topic (the coordinator's desired state)."""
+        return f"{self.app_id}.control"
+
+    def control_spec(self) -> TopicSpec:
+        """The control topic: one partition, compacted, so the latest record per key lives."""
+        return TopicSpec(self.control, CONTROL_PARTITIONS, {**_COMMON, **_CONTROL})
+
+    def snapshots(self, generation: int = 0) -> str:
+        """The snapshot topic of `generation` (0: `{app_id}.snapshots`)."""
+        if generation < 0:
+            raise ValueError(f"generation must be >= 0, got {generation}")
+        base = self.name(TopicKind.SNAPSHOTS)
+        return base if generation == 0 else f"{base}.g{generation}"
+
+    def snapshot_spec(self, generation: int) -> TopicSpec:
+        """The spec of snapshot generation `generation`: like the snapshots topic."""
+        return TopicSpec(
+            self.snapshots(generation),
+            self.partitions,
+            {**_COMMON, **_CONFIGS[TopicKind.SNAPSHOTS]},
+        )
 
 
 def mismatches(spec: TopicSpec, partitions: int, config: Mapping[str, str]) -> list[str]:

@@ -98,3 +98,20 @@ def test_events_that_would_expire_are_reported() -> None:
 def test_all_problems_are_reported() -> None:
     topic = spec(TopicKind.EVENTS)
     assert len(mismatches(topic, 1, {"cleanup.policy": "compact"})) == 3
+
+
+def test_the_control_topic_is_one_compacted_partition() -> None:
+    control = LAYOUT.control_spec()
+    assert (control.name, control.partitions) == ("shop.control", 1)
+    assert control.config["cleanup.policy"] == "compact"
+    assert LAYOUT.control not in {s.name for s in LAYOUT.specs()}
+
+
+def test_snapshot_generations() -> None:
+    assert LAYOUT.snapshots() == LAYOUT.snapshots(0) == "shop.snapshots"
+    assert LAYOUT.snapshots(3) == "shop.snapshots.g3"
+    g3 = LAYOUT.snapshot_spec(3)
+    assert (g3.name, g3.partitions) == ("shop.snapshots.g3", 6)
+    assert g3.config == spec(TopicKind.SNAPSHOTS).config
+    with pytest.raises(ValueError):
+        LAYOUT.snapshots(-1)

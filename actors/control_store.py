@@ -1,0 +1,113 @@
+"""The desired state on Kafka: read the compacted control topic, write records to it.
+
+Reads are ``read_committed`` from the beginning to the end (partition EOF), so a restarted
+coordinator, a new Ray cluster or a restarting partition actor all see the same state.
+Writes go through a transactional producer (``{app}-coordinator``): a coordinator that
+starts fences any earlier one still writing, and each write is committed before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from actors.kafka import consumer_config, producer_config
+from actors.watermarks import watermarks
+from topology.control import (
+    ControlDecodeError,
+    ControlRecord,
+    DesiredState,
+    PartitionRecord,
+    decode_control,
+    encode_control,
+)
+from topology.settings import Settings
+from topology.topics import TopicLayout
+
+__all__ = ["ControlWriter", "read_desired", "read_partition_record"]
+
+log = logging.getLogger(__name__)
+
+
+def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
+    """The desired state as committed to the control topic (empty if it does not exist)."""
+    topic = TopicLayout(settings.app_id, settings.partitions).control
+    consumer = Consumer(
+        consumer_config(
+            settings,
+            group_id=f"{settings.app_id}-control-{uuid.uuid4().hex[:8]}",
+            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
+        )
+    )
+    desired = DesiredState()
+    try:
+        try:
+            low, high = watermarks(consumer, TopicPartition(topic, 0), timeout)
+        except KafkaException as e:
+            if e.args[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+                return desired
+            raise
+        if high <= low:
+            return desired
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        at_end = False
+        while not at_end:
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end = True
+                        continue
+                    raise KafkaException(error)
+                value = msg.value()
+                if value is None:
+                    continue
+                try:
+                    desired.apply(decode_control(value))
+                except ControlDecodeError as e:
+                    log.warning("%s offset %d: %s", topic, msg.offset(), e)
+    finally:
+        consumer.close()
+    return desired
+
+
+def read_partition_record(settings: Settings, partition: int) -> PartitionRecord:
+    """Partition ``partition``'s desired record (the default one if there is none)."""
+    return read_desired(settings).partition(partition)
+
+
+class ControlWriter:
+    """The coordinator's writer of control records. One per coordinator; creating it fences
+    the previous coordinator's writer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = TopicLayout(settings.app_id, settings.partitions).control
+        self._producer = Producer(
+            producer_config(settings, transactional_id=f"{settings.app_id}-coordinator")
+        )
+        self._producer.init_transactions(30)
+
+    def write(self, *records: ControlRecord) -> None:
+        """Commit ``records`` to the control topic, all or none."""
+        producer = self._producer
+        producer.begin_transaction()
+        try:
+            for record in records:
+                key, value = encode_control(record)
+                producer.produce(self.topic, value, key, 0)
+            producer.commit_transaction(30)
+        except KafkaException:
+            try:
+                producer.abort_transaction(30)
+            except KafkaException:
+                log.exception("aborting a control write failed")
+            raise

@@ -1,0 +1,70 @@
+"""What Ray knows about nodes and named actors, read without the dashboard.
+
+Ray's public state API needs the dashboard, which the service does not require; the node
+list is public (``ray.nodes``) and an actor's state, node and restart count come from the
+GCS actor table (``ray._private.state``). Everything private is confined to this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+__all__ = ["ActorInfo", "alive_nodes", "current_node_id", "describe_actor", "lookup_actor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    """A named actor as Ray sees it. ``state`` is Ray's (ALIVE, PENDING_CREATION,
+    RESTARTING, DEPENDENCIES_UNREADY, DEAD); ``node_id`` is empty until it is placed."""
+
+    handle: Any
+    state: str
+    node_id: str
+    restarts: int
+
+
+def alive_nodes() -> list[str]:
+    """The ids of the Ray nodes that are alive, sorted."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return sorted(str(n["NodeID"]) for n in nodes if n.get("Alive"))
+
+
+def current_node_id() -> str:
+    """The node this process runs on."""
+    node: str = ray.get_runtime_context().get_node_id()
+    return node
+
+
+def lookup_actor(name: str, namespace: str) -> Any | None:
+    """The handle of the named actor, or None when there is none (or it is dead)."""
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return None
+
+
+def describe_actor(name: str, namespace: str) -> ActorInfo | None:
+    """The named actor's state, node and restart count; None when there is no such actor."""
+    handle = lookup_actor(name, namespace)
+    if handle is None:
+        return None
+    try:
+        from ray._private import state
+
+        info: dict[str, Any] = state.actors(handle._actor_id.hex())
+    except Exception as e:  # the private API moved: still usable, only less detailed
+        log.debug("actor table unavailable: %s", e)
+        return ActorInfo(handle, "ALIVE", "", 0)
+    node = str(info.get("Address", {}).get("NodeID", ""))
+    return ActorInfo(
+        handle=handle,
+        state=str(info.get("State", "ALIVE")),
+        node_id="" if not node.strip("0") else node,
+        restarts=int(info.get("NumRestarts", 0)),
+    )

@@ -1,0 +1,136 @@
+"""Doing what the placement plan decided: start, retire and observe partition actors.
+
+A partition actor is the detached Ray actor ``{app}-partition-{p}`` in namespace
+``eventledger`` (``actors.launcher.actor_name``), pinned to a node with hard node affinity:
+Ray restarts a crashed one in place (up to ``RAY_RESTARTS`` times), and when its node dies Ray
+gives up on it and the coordinator places a successor. Invariant: a successor is created
+only after Ray has released the predecessor's name (it is dead), and it fences any process of
+the predecessor Ray lost track of with ``init_transactions`` — never two live writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors.launcher import NAMESPACE, actor_name
+from actors.partition import PartitionWorker
+from actors.ray_state import ActorInfo, describe_actor, lookup_actor
+from topology.placement import ActorPhase, Observed
+from topology.protocol import Aggregate
+from topology.settings import Settings
+
+__all__ = [
+    "RAY_RESTARTS",
+    "PartitionActual",
+    "observe_partitions",
+    "retire",
+    "start_partition",
+]
+
+log = logging.getLogger(__name__)
+
+RAY_RESTARTS = 3
+"""Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
+
+_STARTING_STATES = frozenset({"PENDING_CREATION", "DEPENDENCIES_UNREADY"})
+_BROKEN_STATUSES = frozenset({"fenced", "failed", "stopped"})
+
+
+@dataclass(frozen=True)
+class PartitionActual:
+    """One partition's actor as observed this tick: Ray's view and the actor's own stats
+    (empty when it did not answer in time)."""
+
+    partition: int
+    info: ActorInfo | None
+    stats: dict[str, Any]
+
+    @property
+    def observed(self) -> Observed:
+        info = self.info
+        if info is None or info.state == "DEAD":
+            return Observed(ActorPhase.MISSING)
+        node = info.node_id or None
+        if info.state in _STARTING_STATES:
+            return Observed(ActorPhase.STARTING, node)
+        if info.state == "RESTARTING":
+            return Observed(ActorPhase.RESTARTING, node)
+        status = self.stats.get("status")
+        if status in _BROKEN_STATUSES:
+            return Observed(ActorPhase.BROKEN, node)
+        if status == "restoring":
+            return Observed(ActorPhase.STARTING, node)
+        return Observed(ActorPhase.RUNNING, node)
+
+
+def observe_partitions(app_id: str, partitions: int, timeout: float = 2.0) -> list[PartitionActual]:
+    """Every partition actor's Ray state and, for the live ones, their stats."""
+    infos = [describe_actor(actor_name(app_id, p), NAMESPACE) for p in range(partitions)]
+    refs = {
+        p: info.handle.stats.remote()
+        for p, info in enumerate(infos)
+        if info is not None and info.state == "ALIVE"
+    }
+    stats: dict[int, dict[str, Any]] = {}
+    if refs:
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
+        done = set(ready)
+        for p, ref in refs.items():
+            if ref not in done:
+                continue
+            try:
+                stats[p] = ray.get(ref)
+            except (RayActorError, GetTimeoutError) as e:
+                log.info("partition %d did not answer: %s", p, type(e).__name__)
+    return [PartitionActual(p, infos[p], stats.get(p, {})) for p in range(partitions)]
+
+
+def start_partition(
+    settings: Settings, partition: int, node_id: str, aggregate: Aggregate | None = None
+) -> Any:
+    """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
+    and restores in the background). Its generation and paused flag come from the desired
+    state. Raises ValueError when an actor of that name still exists."""
+    remote: Any = ray.remote(PartitionWorker)
+    # generation=None: the actor reads its generation and paused flag from the control
+    # topic, in every constructor run, so Ray's restarts follow the desired state too.
+    kwargs: dict[str, Any] = {"generation": None}
+    if aggregate is not None:
+        kwargs["aggregate"] = aggregate
+    return remote.options(
+        name=actor_name(settings.app_id, partition),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=RAY_RESTARTS,
+        max_task_retries=-1,
+        num_cpus=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(settings, partition, **kwargs)
+
+
+def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:
+    """End the named actor for good and wait until Ray has released its name. Graceful:
+    let it finish the batch in flight and close its clients first."""
+    handle = lookup_actor(name, NAMESPACE)
+    if handle is None:
+        return
+    if graceful:
+        try:
+            ray.get(handle.stop.remote(), timeout=timeout)
+        except Exception as e:  # dead or stuck: killing it is what we want anyway
+            log.warning("%s did not stop cleanly (%s); killing it", name, type(e).__name__)
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = describe_actor(name, NAMESPACE)
+        if info is None or info.state == "DEAD":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{name} is still registered {timeout:.0f}s after being killed")

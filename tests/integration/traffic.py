@@ -1,0 +1,134 @@
+"""A client that keeps commands flowing while a test breaks things, and the checks after.
+
+Every command has its own id and is retried with that id until it gets a reply, so a
+command is never lost from the client's side; the checks then read the committed events and
+the actors' state to prove that none was lost or applied twice and that money is conserved.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from actors.audit import fold_events, read_events
+from actors.client import LedgerClient, ReplyTimeoutError
+from actors.launcher import partition_actor
+from eventledger.workload import money_moved
+from ledger.commands import Deposit, OpenAccount, Withdraw
+from topology.codec import Reply
+from topology.protocol import Aggregate
+from topology.settings import Settings
+
+__all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` (exceptions count as False) until it holds; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+class Traffic:
+    """Opens ``accounts`` accounts, then sends deposits and withdrawals from a thread until
+    stopped (or ``limit`` commands), each with a fresh id, retried with that id on timeout."""
+
+    def __init__(
+        self, client: LedgerClient, prefix: str, accounts: int = 12, limit: int = 600
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.accounts = [f"{prefix}-acct-{i}" for i in range(accounts)]
+        self.limit = limit
+        self.sent: dict[str, tuple[str, Any]] = {}
+        self.replies: dict[str, Reply] = {}
+        self.reply_counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+
+    @property
+    def count(self) -> int:
+        return len(self.replies)
+
+    def start(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 180.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the traffic thread is stuck"
+
+    def wait_for(self, more: int, timeout: float = 120.0) -> None:
+        """Wait until ``more`` further commands got their reply."""
+        target = self.count + more
+        wait_until(lambda: self.count >= target, timeout, f"{more} more replies")
+
+    def _execute(self, command_id: str, account: str, command: Any) -> None:
+        self.sent[command_id] = (account, command)
+        while True:
+            try:
+                reply = self.client.execute(account, command, command_id=command_id, timeout=5)
+            except ReplyTimeoutError:
+                continue  # the same id again: deduplicated if it was processed
+            self.replies[command_id] = reply
+            self.reply_counts[command_id] += 1
+            return
+
+    def _run(self) -> None:
+        for i, account in enumerate(self.accounts):
+            self._execute(f"{self.prefix}-open-{i}", account, OpenAccount("EUR", 1_000))
+        i = 0
+        while not self._stop.is_set() and i < self.limit:
+            account = self.accounts[i % len(self.accounts)]
+            command = Deposit(10 + i % 7) if i % 3 else Withdraw(25)
+            self._execute(f"{self.prefix}-cmd-{i}", account, command)
+            i += 1
+
+
+def _views(settings: Settings) -> dict[str, dict[str, Any]]:
+    views: dict[str, dict[str, Any]] = {}
+    handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+    for part in ray.get([h.views.remote() for h in handles], timeout=60):
+        views.update(part)
+    return views
+
+
+def assert_exactly_once_and_money_conserved(
+    settings: Settings, traffic: Traffic, aggregate: Aggregate
+) -> dict[str, Any]:
+    """Every command got exactly one reply; the events hold each accepted command exactly
+    once and no other; the actors' balances = the folded events' = the accepted moves'.
+    Returns the fold of the events (aggregate id → state)."""
+    assert set(traffic.replies) == set(traffic.sent), "every command got a reply"
+    assert all(n == 1 for n in traffic.reply_counts.values())
+    accepted = {cid for cid, r in traffic.replies.items() if r.accepted}
+    events = list(read_events(settings, aggregate))
+    by_command = Counter(e.envelope.command_id for e in events)
+    ours = {cid for cid in by_command if cid.startswith(traffic.prefix)}
+    assert ours == accepted, "the events hold exactly the accepted commands"
+    assert all(by_command[cid] == 1 for cid in accepted), "each accepted command once"
+    for account in traffic.accounts:
+        sequences = [e.envelope.sequence for e in events if e.envelope.aggregate_id == account]
+        assert sequences == list(range(1, len(sequences) + 1)), f"{account}: no gaps"
+    expected = sum(money_moved(traffic.sent[cid][1]) for cid in accepted)
+    views = _views(settings)
+    folded = fold_events(settings, aggregate)
+    assert sum(v["balance"] for v in views.values()) == expected
+    assert sum(s.balance for s in folded.values()) == expected
+    assert {k: (v["balance"], v["version"]) for k, v in views.items()} == {
+        k: (s.balance, s.version) for k, s in folded.items()
+    }
+    return folded

@@ -1,0 +1,50 @@
+"""cluster.yaml passes Ray's own cluster-launcher validation, so a broken file fails CI."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CLUSTER_YAML.read_text())
+    return loaded
+
+
+def test_ray_validates_the_file_as_written_and_as_ray_up_prepares_it(
+    config: dict[str, Any],
+) -> None:
+    validate_config(copy.deepcopy(config))
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)
+    assert prepared["head_node_type"] in prepared["available_node_types"]
+
+
+def test_every_node_installs_eventledger_and_the_head_serves_it(config: dict[str, Any]) -> None:
+    assert config["file_mounts"]["~/eventledger"] == "."
+    assert any("pip install" in c and "~/eventledger" in c for c in config["setup_commands"])
+    start = config["head_start_ray_commands"]
+    assert "ray start --head" in " ".join(start)
+    assert start[-1].rstrip().endswith("eventledger serve")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in start[-1]
+
+
+def test_the_image_runs_the_ray_and_python_we_pin(config: dict[str, Any]) -> None:
+    image = config["docker"]["image"]
+    assert f":{ray.__version__}-py311" in image
+
+
+def test_a_misspelt_field_is_refused(config: dict[str, Any]) -> None:
+    broken = copy.deepcopy(config)
+    broken["setup_comands"] = broken.pop("setup_commands")
+    with pytest.raises(Exception, match="setup_comands"):
+        validate_config(prepare_config(broken))

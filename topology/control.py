@@ -1,0 +1,163 @@
+"""The coordinator's desired state: the records of the compacted control topic, pure.
+
+The control topic (`TopicLayout.control`, one partition, compacted) holds the latest record per
+key, so reading it from the beginning to its end gives the whole desired state:
+
+- ``service``: the application is serving (or was stopped) with this partition count;
+- ``partition/{p}``: partition p's snapshot generation, whether its commands are paused, the
+  node the coordinator placed its actor on, and how many actors it has started for it;
+- ``rebuild/{p}``: the latest rebuild of partition p and how far it got.
+
+Invariants: a partition's generation only grows, and it changes only after the live actor
+switched to it (the old generation stays valid until then); a record is only ever written by
+the coordinator (whose producer is transactional, so a zombie coordinator is fenced).
+This module is the control topic's codec; nothing else encodes or decodes its bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+import msgspec
+
+__all__ = [
+    "ControlDecodeError",
+    "ControlRecord",
+    "DesiredState",
+    "PartitionRecord",
+    "RebuildPhase",
+    "RebuildRecord",
+    "ServiceRecord",
+    "decode_control",
+    "encode_control",
+    "key_of",
+    "partition_key",
+    "rebuild_key",
+]
+
+SERVICE_KEY: Final = "service"
+
+
+class RebuildPhase(StrEnum):
+    """Where a rebuild is. REPLAYING: a shadow folds the events into the new generation
+    while the live actor serves; SWITCHING: the partition is paused for the tail and the
+    switch; DONE and FAILED are final (the old generation is kept on failure)."""
+
+    REPLAYING = "replaying"
+    SWITCHING = "switching"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (RebuildPhase.REPLAYING, RebuildPhase.SWITCHING)
+
+
+class ServiceRecord(msgspec.Struct, frozen=True, tag="service"):
+    """The application as a whole: serving or stopped, and its partition count (fixed for
+    the topics' lifetime: repartitioning is a new application)."""
+
+    partitions: int
+    serving: bool
+    updated_at: float = 0.0
+
+
+class PartitionRecord(msgspec.Struct, frozen=True, tag="partition"):
+    """Partition ``partition``'s desired state. ``node_id`` is where the coordinator last
+    placed its actor (None: not yet placed); ``starts`` counts the actors it created for it
+    (each one beyond the first replaced an actor Ray could not bring back)."""
+
+    partition: int
+    generation: int = 0
+    paused: bool = False
+    node_id: str | None = None
+    starts: int = 0
+
+
+class RebuildRecord(msgspec.Struct, frozen=True, tag="rebuild"):
+    """The latest rebuild of ``partition`` into snapshot generation ``generation``."""
+
+    partition: int
+    generation: int
+    phase: RebuildPhase
+    requested_at: float
+    attempts: int = 0
+    events: int = 0
+    replay_seconds: float = 0.0
+    pause_ms: float = 0.0
+    finished_at: float = 0.0
+    error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Events replayed per second (0 before any)."""
+        return self.events / self.replay_seconds if self.replay_seconds > 0 else 0.0
+
+
+ControlRecord = ServiceRecord | PartitionRecord | RebuildRecord
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(ControlRecord)
+
+
+class ControlDecodeError(ValueError):
+    """A control record that does not decode (written by something else)."""
+
+
+def partition_key(partition: int) -> str:
+    return f"partition/{partition}"
+
+
+def rebuild_key(partition: int) -> str:
+    return f"rebuild/{partition}"
+
+
+def key_of(record: ControlRecord) -> str:
+    """The control-topic key a record is stored under."""
+    match record:
+        case ServiceRecord():
+            return SERVICE_KEY
+        case PartitionRecord(partition=p):
+            return partition_key(p)
+        case RebuildRecord(partition=p):
+            return rebuild_key(p)
+    raise TypeError(f"not a control record: {record!r}")  # pragma: no cover
+
+
+def encode_control(record: ControlRecord) -> tuple[bytes, bytes]:
+    """The (key, value) of a control record."""
+    return key_of(record).encode(), _ENCODER.encode(record)
+
+
+def decode_control(value: bytes) -> ControlRecord:
+    """The record a control value holds. Raises ControlDecodeError."""
+    try:
+        record: ControlRecord = _DECODER.decode(value)
+    except msgspec.DecodeError as error:
+        raise ControlDecodeError(f"not a control record: {error}") from None
+    return record
+
+
+@dataclass
+class DesiredState:
+    """The latest control record per key, as read from the topic (or kept by the writer)."""
+
+    service: ServiceRecord | None = None
+    partitions: dict[int, PartitionRecord] = field(default_factory=dict)
+    rebuilds: dict[int, RebuildRecord] = field(default_factory=dict)
+
+    def apply(self, record: ControlRecord) -> None:
+        """Install one record (later records replace earlier ones of the same key)."""
+        match record:
+            case ServiceRecord():
+                self.service = record
+            case PartitionRecord(partition=p):
+                self.partitions[p] = record
+            case RebuildRecord(partition=p):
+                self.rebuilds[p] = record
+
+    def partition(self, partition: int) -> PartitionRecord:
+        """Partition ``partition``'s record, or the default one (generation 0, running)."""
+        return self.partitions.get(partition) or PartitionRecord(partition)

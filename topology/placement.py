@@ -1,0 +1,157 @@
+"""Where partition actors should run: a pure plan from desired and observed state.
+
+The coordinator observes (which partition actors exist, in what phase, on which node; which
+Ray nodes are alive), calls `plan`, and executes the actions. Deciding is kept apart from
+doing so that every placement rule is tested without Ray or Kafka.
+
+Rules, in order:
+
+1. a partition without an actor gets one (``Start``), on its previous node if that node is
+   alive and not above the fair share, else on the least loaded alive node;
+2. an actor that is broken (its loop stopped: fenced or failed) or stranded (its node is no
+   longer alive) is replaced (``Replace``: the executor kills it and waits until Ray has
+   released its name before starting the successor, so there are never two live writers;
+   the successor's ``init_transactions`` fences a zombie that Ray lost track of);
+3. only when every partition runs and nothing else is to be done, at most ``max_moves``
+   actors move from the most to the least loaded node while the two differ by more than one
+   (``Move``: stop, then start elsewhere; the move costs one restore). Partitions in
+   ``frozen`` (paused, or being rebuilt) never move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "Action",
+    "ActorPhase",
+    "Move",
+    "Observed",
+    "Replace",
+    "Start",
+    "loads",
+    "plan",
+]
+
+
+class ActorPhase(StrEnum):
+    """What the coordinator sees of a partition's actor."""
+
+    MISSING = "missing"  # no actor by that name (never started, or dead beyond restarts)
+    STARTING = "starting"  # being created: constructor (fence + restore) still running
+    RUNNING = "running"  # alive, its loop runs (it may be paused)
+    RESTARTING = "restarting"  # Ray is restarting it after a crash
+    BROKEN = "broken"  # alive but its loop has stopped (fenced, failed): must be replaced
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A partition actor as observed: its phase and node (None when unknown)."""
+
+    phase: ActorPhase
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Start:
+    partition: int
+    node_id: str
+
+
+@dataclass(frozen=True)
+class Replace:
+    partition: int
+    node_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Move:
+    partition: int
+    source: str
+    target: str
+
+
+Action = Start | Replace | Move
+
+
+def loads(
+    observed: Mapping[int, Observed], alive: Sequence[str], placed: Mapping[int, str | None]
+) -> dict[str, int]:
+    """Actors per alive node: those that exist (not missing or broken) on an alive node.
+    A starting actor whose node is not known yet counts on the node it was placed on."""
+    counts = dict.fromkeys(alive, 0)
+    for partition, seen in observed.items():
+        if seen.phase in (ActorPhase.MISSING, ActorPhase.BROKEN):
+            continue
+        node = seen.node_id or placed.get(partition)
+        if node in counts:
+            counts[node] += 1
+    return counts
+
+
+def plan(
+    partitions: int,
+    observed: Mapping[int, Observed],
+    alive: Sequence[str],
+    placed: Mapping[int, str | None],
+    *,
+    frozen: Set[int] = frozenset(),
+    max_moves: int = 1,
+) -> list[Action]:
+    """The actions that bring ``observed`` (partition → actor) towards one live actor per
+    partition, spread evenly over ``alive`` nodes. ``placed`` is where each partition was
+    last placed (the desired state); a partition missing from ``observed`` counts as
+    MISSING. Deterministic: ties go to the lowest node id and partition number."""
+    nodes = sorted(set(alive))
+    if not nodes:
+        return []
+    seen = {p: observed.get(p, Observed(ActorPhase.MISSING)) for p in range(partitions)}
+    load = loads(seen, nodes, placed)
+    share = -(-partitions // len(nodes))  # ceil: the most any node should hold
+    actions: list[Action] = []
+
+    def least_loaded(preferred: str | None) -> str:
+        if preferred in load and load[preferred] < share:
+            return preferred
+        return min(nodes, key=lambda n: (load[n], n))
+
+    for p in range(partitions):
+        current = seen[p]
+        if current.phase is ActorPhase.MISSING:
+            node = least_loaded(placed.get(p))
+            actions.append(Start(p, node))
+            load[node] += 1
+        elif current.phase is ActorPhase.BROKEN:
+            node = least_loaded(current.node_id or placed.get(p))
+            actions.append(Replace(p, node, "its loop has stopped"))
+            load[node] += 1
+        elif current.node_id is not None and current.node_id not in load:
+            node = least_loaded(None)
+            actions.append(Replace(p, node, f"its node {current.node_id[:8]} is gone"))
+            load[node] += 1
+    if actions or any(s.phase is not ActorPhase.RUNNING for s in seen.values()):
+        return actions
+    for _ in range(max_moves):
+        busiest = max(nodes, key=lambda n: (load[n], n))
+        idlest = min(nodes, key=lambda n: (load[n], n))
+        if load[busiest] - load[idlest] <= 1:
+            break
+        movable = [
+            p
+            for p, s in seen.items()
+            if s.node_id == busiest and p not in frozen and not _moving(actions, p)
+        ]
+        if not movable:
+            break
+        p = max(movable)
+        actions.append(Move(p, busiest, idlest))
+        load[busiest] -= 1
+        load[idlest] += 1
+    return actions
+
+
+def _moving(actions: Sequence[Action], partition: int) -> bool:
+    return any(a.partition == partition for a in actions)
