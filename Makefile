@@ -30,8 +30,10 @@ unit: $(STAMP)
 test: lint
 	$(BIN)/pytest -q -m "not slow"
 
+# The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
+# Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

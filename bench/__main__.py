@@ -1,0 +1,123 @@
+"""``python -m bench``: eventledger beside Quix Streams and a raw pipe, on one broker.
+
+Defaults are issue 4's full run; ``--quick`` is the smoke-test size. Exits 1 when a system's
+output failed its checks or a phase broke (the table says which).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from bench.config import QUICK, BenchConfig, Phase, SystemName
+from bench.run import run_bench
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+
+
+def _split(text: str, allowed: set[str]) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise typer.BadParameter(f"{unknown or text!r}: choose from {', '.join(sorted(allowed))}")
+    return names
+
+
+def _systems(text: str) -> tuple[SystemName, ...]:
+    return tuple(SystemName(n) for n in _split(text, {m.value for m in SystemName}))
+
+
+def _phases(text: str) -> tuple[Phase, ...]:
+    return tuple(Phase(n) for n in _split(text, {m.value for m in Phase}))
+
+
+@app.command()
+def main(
+    *,
+    accounts: Annotated[int | None, typer.Option(help="Accounts opened (default 10,000).")] = None,
+    commands: Annotated[
+        int | None, typer.Option(help="Deposits and withdrawals after the openings (200,000).")
+    ] = None,
+    partitions: Annotated[int | None, typer.Option(help="Partitions = actors (4).")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Smoke-test size: 300 / 3,000 / 2, short latency, 20k restore.")
+    ] = False,
+    rate: Annotated[float | None, typer.Option(help="Latency: commands/s (1,000).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Latency: seconds measured (30).")] = None,
+    restore_keys: Annotated[
+        int | None, typer.Option(help="Restore: accounts to restore (1,000,000).")
+    ] = None,
+    systems: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of: eventledger,quix,rawpipe.")
+    ] = None,
+    phases: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of: throughput,latency,restore.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON results path (bench/results/RUN.json).")
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the markdown summary here (a complete full run writes "
+            "bench/results/latest.md by itself)."
+        ),
+    ] = None,
+    quix_commit_interval: Annotated[
+        float | None, typer.Option(help="Quix Streams commit_interval in seconds (1.0).")
+    ] = None,
+    quix_replicas: Annotated[
+        int | None, typer.Option(help="Quix Streams processes (default: one per core).")
+    ] = None,
+    rawpipe_processes: Annotated[
+        int | None, typer.Option(help="Raw-pipe processes (default: one per core).")
+    ] = None,
+    quix_views: Annotated[
+        bool, typer.Option(help="Quix also publishes the account view, as eventledger does.")
+    ] = True,
+    seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
+    keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    base = QUICK if quick else BenchConfig()
+    given: dict[str, Any] = {
+        "accounts": accounts,
+        "commands": commands,
+        "partitions": partitions,
+        "rate": rate,
+        "duration": duration,
+        "restore_keys": restore_keys,
+        "systems": None if systems is None else _systems(systems),
+        "phases": None if phases is None else _phases(phases),
+        "out": out,
+        "markdown": markdown,
+        "quix_commit_interval": quix_commit_interval,
+        "quix_replicas": quix_replicas,
+        "rawpipe_processes": rawpipe_processes,
+        "seed": seed,
+    }
+    known = {f.name for f in fields(BenchConfig)}
+    overrides = {k: v for k, v in given.items() if v is not None and k in known}
+    try:
+        config = replace(base, quix_views=quix_views, keep_topics=keep_topics, **overrides)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    command = shlex.join(["python", "-m", "bench", *sys.argv[1:]])
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    document = run_bench(config, console, command=command)
+    raise typer.Exit(code=0 if document["passed"] else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,99 @@
+"""What one benchmark run does: sizes, rates, systems and phases, with a ``--quick`` preset."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = ["QUICK", "BenchConfig", "Phase", "SystemName"]
+
+log = logging.getLogger(__name__)
+
+
+class SystemName(StrEnum):
+    EVENTLEDGER = "eventledger"
+    QUIX = "quix"
+    RAWPIPE = "rawpipe"
+
+
+class Phase(StrEnum):
+    THROUGHPUT = "throughput"
+    LATENCY = "latency"
+    RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One run. Sizes default to issue 4's full run; ``QUICK`` holds the smoke-test sizes."""
+
+    accounts: int = 10_000
+    commands: int = 200_000
+    partitions: int = 4
+    rate: float = 1_000.0
+    duration: float = 30.0
+    warmup: float = 2.0
+    restore_keys: int = 1_000_000
+    seed: int = 7
+    systems: tuple[SystemName, ...] = tuple(SystemName)
+    phases: tuple[Phase, ...] = tuple(Phase)
+    quick: bool = False
+    bootstrap: str | None = None
+    out: Path | None = None
+    markdown: Path | None = None
+    quix_commit_interval: float = 1.0
+    quix_replicas: int = 0  # 0: one per core (at most one per partition)
+    rawpipe_processes: int = 0  # 0: one per core (at most one per partition)
+    quix_views: bool = True
+    keep_topics: bool = False
+    drain_timeout: float = 1_800.0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("accounts", "commands", "partitions", "restore_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.rate <= 0 or self.duration <= 0:
+            raise ValueError("rate and duration must be positive")
+        if self.quix_commit_interval <= 0:
+            raise ValueError("quix_commit_interval must be positive")
+
+    @property
+    def replicas(self) -> int:
+        """Quix Streams processes in the consumer group."""
+        return self.quix_replicas or min(self.partitions, os.cpu_count() or 1)
+
+    @property
+    def rawpipe_workers(self) -> int:
+        """Raw-pipe processes, each with a share of the partitions."""
+        return min(self.rawpipe_processes or os.cpu_count() or 1, self.partitions)
+
+    def runs(self, system: SystemName) -> bool:
+        return system in self.systems
+
+    def does(self, phase: Phase) -> bool:
+        return phase in self.phases
+
+    @property
+    def complete(self) -> bool:
+        """Every system and every phase at full size: the run ``latest.md`` summarises."""
+        return (
+            not self.quick
+            and set(self.systems) == set(SystemName)
+            and set(self.phases) == set(Phase)
+        )
+
+
+QUICK = BenchConfig(
+    accounts=300,
+    commands=3_000,
+    partitions=2,
+    rate=200.0,
+    duration=3.0,
+    warmup=0.5,
+    restore_keys=20_000,
+    quick=True,
+)
+"""Small enough for the smoke test: seconds per phase."""

@@ -1,0 +1,172 @@
+"""Open-loop latency through ``LedgerClient``: commands are sent at fixed times whatever the
+replies do, and each round trip is measured from its scheduled send time to its reply (so a
+stalled sender or service shows up in the figures instead of slowing the load down)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import ray
+
+from actors.client import LedgerClient
+from actors.launcher import deploy, undeploy
+from bench.model import Latency, RunContext
+from bench.systems.eventledger import settings_config
+from eventledger.workload import Workload
+from topology.codec import Reply
+from topology.settings import Settings
+
+__all__ = ["percentile", "run_latency"]
+
+log = logging.getLogger(__name__)
+
+_WINDOW = 256  # commands in flight while opening the accounts
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def run_latency(ctx: RunContext) -> Latency:
+    cfg = ctx.config
+    settings = Settings.resolve(
+        app_id=f"{ctx.prefix}-lat", bootstrap_servers=ctx.bootstrap, partitions=cfg.partitions
+    )
+    measured = round(cfg.rate * cfg.duration)
+    warmup = round(cfg.rate * cfg.warmup)
+    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
+    # Keep the handles: Ray collects a non-detached actor once no handle to it is left.
+    handles = deploy(settings, detached=False, timeout=300)
+    try:
+        with LedgerClient(settings, timeout=60) as client:
+            _open_accounts(ctx, client, workload)
+            operations = workload.operations()
+            _open_loop(
+                ctx, client, operations, rate=cfg.rate, count=warmup, label="latency warm-up"
+            )
+            latencies, from_send, lag = _open_loop(
+                ctx,
+                client,
+                operations,
+                rate=cfg.rate,
+                count=measured,
+                label=f"latency at {cfg.rate:,.0f}/s",
+            )
+        stats: list[dict[str, Any]] = ray.get([h.stats.remote() for h in handles], timeout=60)
+    finally:
+        undeploy(settings)
+        del handles
+    batches = sum(s["batches"] for s in stats)
+    processed = sum(s["processed"] for s in stats)
+    ordered = sorted(latencies)
+    actual = sorted(from_send)
+    return Latency(
+        rate=cfg.rate,
+        duration=cfg.duration,
+        sent=measured,
+        answered=len(ordered),
+        percentiles_ms={
+            "p50": percentile(ordered, 0.50),
+            "p90": percentile(ordered, 0.90),
+            "p99": percentile(ordered, 0.99),
+            "p99.9": percentile(ordered, 0.999),
+        },
+        max_ms=ordered[-1] if ordered else 0.0,
+        mean_ms=sum(ordered) / len(ordered) if ordered else 0.0,
+        send_lag_max_ms=lag * 1000.0,
+        from_send_ms={
+            "p50": percentile(actual, 0.50),
+            "p99": percentile(actual, 0.99),
+            "max": actual[-1] if actual else 0.0,
+        },
+        facts={
+            "transactions (whole phase)": batches,
+            "commands per transaction": processed / batches if batches else 0.0,
+            "last commit per actor (ms)": [round(s["last_commit_ms"], 1) for s in stats],
+        },
+        config={
+            **settings_config(settings),
+            "accounts": cfg.accounts,
+            "warm-up (s, not measured)": cfg.warmup,
+            "client": "one LedgerClient (its own producer config, one reply partition)",
+        },
+    )
+
+
+def _open_accounts(ctx: RunContext, client: LedgerClient, workload: Workload) -> None:
+    slots = threading.Semaphore(_WINDOW)
+    task = ctx.progress.add_task("latency: opening accounts", total=workload.accounts)
+    futures: list[Future[Reply]] = []
+
+    def done(_: Future[Reply]) -> None:
+        slots.release()
+        ctx.progress.advance(task)
+
+    for account, command in workload.openings():
+        slots.acquire()
+        future = client.send(account, command)
+        future.add_done_callback(done)
+        futures.append(future)
+    refused = [f.result(120) for f in futures if not f.result(120).accepted]
+    if refused:
+        raise RuntimeError(f"{len(refused)} accounts could not be opened: {refused[0]}")
+
+
+def _open_loop(
+    ctx: RunContext,
+    client: LedgerClient,
+    commands: Iterator[tuple[str, Any]] | Iterable[tuple[str, Any]],
+    *,
+    rate: float,
+    count: int,
+    label: str,
+) -> tuple[list[float], list[float], float]:
+    """Send ``count`` commands at ``rate``. Returns the round trips (ms) from the scheduled
+    send times, the same from the actual send calls (the sender's own lag left out, for
+    diagnosis), and the worst send lag (s)."""
+    latencies: list[float] = []
+    from_send: list[float] = []
+    task = ctx.progress.add_task(label, total=count)
+
+    def done(scheduled: float, sent: float, _: Future[Reply]) -> None:
+        now = time.perf_counter()
+        latencies.append((now - scheduled) * 1000.0)
+        from_send.append((now - sent) * 1000.0)
+
+    futures: list[Future[Reply]] = []
+    interval = 1.0 / rate
+    start = time.perf_counter() + 0.05
+    lag = 0.0
+    source = iter(commands)
+    for i in range(count):
+        account, command = next(source)
+        scheduled = start + i * interval
+        now = time.perf_counter()
+        if scheduled > now:
+            time.sleep(scheduled - now)
+        else:
+            lag = max(lag, now - scheduled)
+        sent = time.perf_counter()
+        future = client.send(account, command)
+        future.add_done_callback(functools.partial(done, scheduled, sent))
+        futures.append(future)
+        if i % 100 == 0:
+            ctx.progress.update(task, completed=i)
+    deadline = time.monotonic() + 60
+    for f in futures:
+        try:
+            f.result(max(0.0, deadline - time.monotonic()))
+        except Exception as e:  # counted as unanswered below
+            log.warning("no reply: %s", e)
+            break
+    ctx.progress.update(task, completed=count)
+    return latencies, from_send, lag

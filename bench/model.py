@@ -1,0 +1,112 @@
+"""What a run shares (its context) and what it measures (result records)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.config import BenchConfig
+
+__all__ = ["Latency", "Restore", "RunContext", "RunResults", "Throughput"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """One run: its config, broker, topic prefix (contains the run id), output places."""
+
+    config: BenchConfig
+    bootstrap: str
+    run_id: str
+    console: Console
+    progress: Progress
+    log_dir: Path
+
+    @property
+    def prefix(self) -> str:
+        return f"bench-{self.run_id}"
+
+
+@dataclass
+class Throughput:
+    """Draining the commands topic: ``commands`` records from first consumed to last
+    committed (visible under read_committed)."""
+
+    system: str
+    commands: int
+    first_at: float
+    last_at: float
+    config: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.last_at - self.first_at, 1e-9)
+
+    @property
+    def rate(self) -> float:
+        return self.commands / self.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "seconds": self.seconds, "commands_per_second": self.rate}
+
+
+@dataclass
+class Latency:
+    """Open-loop round trips through ``LedgerClient``, from scheduled send to reply."""
+
+    rate: float
+    duration: float
+    sent: int
+    answered: int
+    percentiles_ms: dict[str, float]
+    max_ms: float
+    mean_ms: float
+    send_lag_max_ms: float
+    from_send_ms: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Restore:
+    """Bringing ``keys`` accounts back into memory (or into a local store) after a start."""
+
+    system: str
+    keys: int
+    seconds: float
+    records: int
+    rss_bytes: int
+    method: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "records_per_second": self.rate}
+
+
+@dataclass
+class RunResults:
+    """Everything one run measured; ``failures`` name what did not produce a valid figure."""
+
+    throughput: dict[str, Throughput] = field(default_factory=dict)
+    latency: Latency | None = None
+    restore: dict[str, Restore] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures

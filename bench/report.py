@@ -1,0 +1,239 @@
+"""The results as a rich table, a JSON document and the markdown summary ``latest.md``.
+
+Every row carries its ratio to the peer (Quix Streams) and to the raw pipe where one applies,
+and the goal of issue 4 it is held against.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.model import RunResults
+
+__all__ = ["Row", "build_rows", "print_table", "write_json", "write_markdown"]
+
+log = logging.getLogger(__name__)
+
+_MB = 1_000_000  # the goal says MB: decimal megabytes (stricter than MiB)
+_FULL_RESTORE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    system: str
+    value: str
+    vs_peer: str = "—"
+    vs_raw: str = "—"
+    goal: str = ""
+
+
+def _ratio(a: float, b: float | None) -> str:
+    return f"{a / b:.2f}×" if b else "—"
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def build_rows(results: RunResults) -> list[Row]:
+    rows: list[Row] = []
+    tp = results.throughput
+    quix = tp["quix"].rate if "quix" in tp else None
+    raw = tp["rawpipe"].rate if "rawpipe" in tp else None
+    for name in ("eventledger", "quix", "rawpipe"):
+        measure = "throughput, commands/s (EOS)" if name != "rawpipe" else "throughput, commands/s"
+        if f"throughput:{name}" in results.failures:
+            rows.append(Row(measure, name, "FAILED"))
+            continue
+        if name not in tp:
+            continue
+        rate = tp[name].rate
+        goal = ""
+        if name == "eventledger":
+            parts = []
+            if quix:
+                parts.append(f"≥ 2× peer {_mark(rate >= 2 * quix)}")
+            if raw:
+                parts.append(f"≥ 0.5× raw {_mark(rate >= 0.5 * raw)}")
+            goal = ", ".join(parts)
+        rows.append(Row(measure, name, f"{rate:,.0f}", _ratio(rate, quix), _ratio(rate, raw), goal))
+    if "latency" in results.failures:
+        rows.append(Row("latency", "eventledger", "FAILED"))
+    elif results.latency is not None:
+        lat = results.latency
+        where = f"round trip at {lat.rate:,.0f}/s open loop"
+        p50, p99 = lat.percentiles_ms["p50"], lat.percentiles_ms["p99"]
+        rows.append(
+            Row(f"{where}, p50", "eventledger", f"{p50:.1f} ms", goal=f"≤ 5 ms {_mark(p50 <= 5)}")
+        )
+        rows.append(
+            Row(f"{where}, p99", "eventledger", f"{p99:.1f} ms", goal=f"≤ 25 ms {_mark(p99 <= 25)}")
+        )
+        rows.append(Row(f"{where}, max", "eventledger", f"{lat.max_ms:.1f} ms"))
+        sent = lat.from_send_ms
+        rows.append(
+            Row(
+                "  the same from the actual send call, p50 / p99 (sender lag left out)",
+                "eventledger",
+                f"{sent['p50']:.1f} / {sent['p99']:.1f} ms",
+            )
+        )
+        if lat.answered < lat.sent:
+            rows.append(Row("unanswered commands", "eventledger", f"{lat.sent - lat.answered:,}"))
+    peer_restore = results.restore["quix"].rate if "quix" in results.restore else None
+    for name in ("eventledger", "quix"):
+        if f"restore:{name}" in results.failures:
+            rows.append(Row("restore", name, "FAILED"))
+            continue
+        if name not in results.restore:
+            continue
+        r = results.restore[name]
+        what = "snapshots/s" if name == "eventledger" else "changelog records/s"
+        goal = f"≥ 300,000/s {_mark(r.rate >= 300_000)}" if name == "eventledger" else ""
+        rows.append(
+            Row(f"restore {r.keys:,} accounts, {what}", name, f"{r.rate:,.0f}",
+                _ratio(r.rate, peer_restore), goal=goal)
+        )  # fmt: skip
+        rows.append(Row(f"restore {r.keys:,} accounts, seconds", name, f"{r.seconds:.2f} s"))
+        if name == "eventledger":
+            mb = r.rss_bytes / _MB
+            goal = f"≤ 300 MB {_mark(mb <= 300)}" if r.keys >= _FULL_RESTORE else ""
+            rows.append(Row(f"resident memory, actor holding {r.keys:,}", name, f"{mb:,.0f} MB",
+                            goal=goal))  # fmt: skip
+            idle = r.facts["idle actor rss_bytes"] / _MB
+            rows.append(Row("resident memory, idle actor (baseline)", name, f"{idle:,.0f} MB"))
+    return rows
+
+
+def print_table(console: Console, rows: list[Row], title: str) -> None:
+    table = Table(title=title)
+    for column, justify in (
+        ("measure", "left"),
+        ("system", "left"),
+        ("value", "right"),
+        ("vs Quix", "right"),
+        ("vs raw pipe", "right"),
+        ("goal (issue 4)", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        style = "bold red" if r.value == "FAILED" else None
+        table.add_row(r.measure, r.system, r.value, r.vs_peer, r.vs_raw, r.goal, style=style)
+    console.print(table)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def write_markdown(path: Path, document: dict[str, Any], rows: list[Row]) -> None:
+    """The summary of a run: table, command, machine, versions, each system's config."""
+    m = document["machine"]
+    load = ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+    lines = [
+        "# Benchmark results (issue 4)",
+        "",
+        f"Run `{document['run_id']}`, {document['started']}, command: `{document['command']}`.",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_bytes'] / 2**30:.0f} GiB, "
+        f"{m['platform']}; load average at start {load}. "
+        "The broker, Ray and every system share these cores, and other work may run beside "
+        "them: figures are noisy.",
+        "",
+        "| measure | system | value | vs Quix | vs raw pipe | goal |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+        *(
+            f"| {r.measure} | {r.system} | {r.value} | {r.vs_peer} | {r.vs_raw} | {r.goal} |"
+            for r in rows
+        ),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in document["versions"].items()) + ".",
+        "",
+        "## Workload",
+        "",
+        f"`{json.dumps(document['expected'], ensure_ascii=False)}`",
+        "",
+        "## How each system ran",
+        "",
+        *(f"- {line}" for line in _briefs(document)),
+        "",
+    ]
+    for name, result in document.get("throughput", {}).items():
+        lines += [
+            f"### {name}",
+            "",
+            "```json",
+            json.dumps(result["config"], indent=2, ensure_ascii=False),
+            "```",
+            "",
+        ]
+        lines += [f"Facts: `{json.dumps(result['facts'], default=str, ensure_ascii=False)}`", ""]
+    if document.get("latency"):
+        lines += [
+            "### latency",
+            "",
+            "```json",
+            json.dumps(document["latency"], indent=2, ensure_ascii=False),
+            "```",
+            "",
+        ]
+    for name, result in document.get("restore", {}).items():
+        lines += [f"### restore: {name}", "", f"Method: {result['method']}.", ""]
+        lines += [f"Facts: `{json.dumps(result['facts'], default=str, ensure_ascii=False)}`", ""]
+    if document.get("failures"):
+        lines += ["## Failures", ""]
+        lines += [f"- {k}: {v}" for k, v in document["failures"].items()]
+        lines.append("")
+    lines += [document["method"], ""]
+    path.write_text("\n".join(lines))
+
+
+def _briefs(document: dict[str, Any]) -> list[str]:
+    """One line per system: the configuration that matters for the figures."""
+    lines = []
+    runs = document.get("throughput", {})
+    if "eventledger" in runs:
+        c = runs["eventledger"]["config"]
+        lines.append(
+            f"eventledger: {c['partitions']} partition actors on local Ray, one Kafka "
+            f"transaction per batch of at most {c['batch_max_commands']} commands or "
+            f"{c['batch_max_ms']} ms, producer linger.ms={c['producer'].get('linger.ms')}, "
+            f"compression {c['producer'].get('compression.type')}."
+        )
+    if "quix" in runs:
+        c = runs["quix"]["config"]
+        lines.append(
+            f"Quix Streams {c['versions'].get('quixstreams', '?')}: "
+            f"processing_guarantee={c['processing_guarantee']}, commit_interval="
+            f"{c['commit_interval_s']} s (Quix's default is 5 s; a checkpoint is one "
+            f"transaction), {c['replicas (processes in one consumer group)']} processes in one "
+            f"consumer group, {c['state']}; outputs: {c['outputs']}; producer "
+            f"{c['producer_extra_config']}, consumer {c['consumer_extra_config']}."
+        )
+    if "rawpipe" in runs:
+        c = runs["rawpipe"]["config"]
+        lines.append(
+            f"raw pipe: {c['processes']} processes, consume → produce per command "
+            f"{c['per command']}, per batch of {c['batch']} {c['per consumed batch']}; "
+            "no transactions, no state."
+        )
+    return lines
+
+
+def results_json(results: RunResults) -> dict[str, Any]:
+    return {
+        "throughput": {k: v.to_json() for k, v in results.throughput.items()},
+        "latency": results.latency.to_json() if results.latency else None,
+        "restore": {k: v.to_json() for k, v in results.restore.items()},
+        "failures": results.failures,
+        "rows": [asdict(r) for r in build_rows(results)],
+    }

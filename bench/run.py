@@ -1,0 +1,218 @@
+"""One benchmark run, phase by phase: throughput (each system on its own copy of one source
+topic), latency, restore; then the checks' verdict, the table, the JSON and the summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from bench.check import CheckFailedError
+from bench.config import BenchConfig, Phase, SystemName
+from bench.kafkaio import delete_run
+from bench.machine import machine, versions
+from bench.model import RunContext, RunResults
+from bench.procs import REPO
+from bench.report import build_rows, print_table, results_json, write_json, write_markdown
+from eventledger.workload import Workload
+
+__all__ = ["LATEST_MD", "METHOD", "RESULTS", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+RESULTS = REPO / "bench" / "results"
+LATEST_MD = RESULTS / "latest.md"
+
+METHOD = """## Method
+
+- Input: the seeded workload (N `OpenAccount`, then M deposits and withdrawals, some refused)
+  is encoded once with the project's codec (`encode_command`, `reply_to` = the command's
+  partition), keyed by account id with our partitioner, into a source topic. Each system gets
+  its own copy, record for record (same partition, same offsets, same bytes), written in one
+  Kafka transaction that is committed only once the system is up (actors restored, Quix group
+  stable, raw-pipe workers connected), so every system starts on its whole input at once.
+- Throughput: commands / (first consumed → last committed, i.e. visible under read_committed).
+  eventledger: its actors' `first_batch_at` → `last_commit_at` once every `committed_offset`
+  reached its partition's end. Quix Streams: its first processed message → the moment its
+  group's committed offsets (committed inside its transactions) reached the ends, polled every
+  50 ms. Raw pipe: first consume → last flush (every record acknowledged).
+- Checks before a time counts: replies (one per command, no duplicates, accepted / refused by
+  code as the domain's own fold of the workload says) and events (one per accepted command,
+  folding with `evolve` to the expected balance of every account; Σ balances = accepted
+  deposits − withdrawals; equal to eventledger's). eventledger's actor views must agree too.
+  The raw pipe computes nothing: its output record counts are checked.
+- Latency: one `LedgerClient`, open loop at a fixed rate after a warm-up, each round trip
+  from its scheduled send time to its reply.
+- Restore: see `bench/restore.py` (snapshots written with the real codec and a plain producer;
+  Quix recovers its RocksDB store from a changelog its own application wrote)."""
+
+_THROUGHPUT_ORDER = (SystemName.EVENTLEDGER, SystemName.QUIX, SystemName.RAWPIPE)
+
+
+def run_bench(
+    config: BenchConfig, console: Console | None = None, command: str = "bench.run.run_bench()"
+) -> dict[str, Any]:
+    """Run every selected phase; print the table, write the JSON (and ``latest.md`` for a
+    complete full-size run). Returns the JSON document; ``document["passed"]`` is False when
+    a check failed or a phase broke (details in ``document["failures"]``)."""
+    from eventledger.runtime import ensure_broker
+
+    console = console or Console()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    out = config.out or RESULTS / f"{run_id}.json"
+    bootstrap = config.bootstrap or ensure_broker()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    ctx = RunContext(config, bootstrap, run_id, console, progress, out.parent / "logs" / run_id)
+    document: dict[str, Any] = {
+        "run_id": run_id,
+        "started": started,
+        "command": command,
+        "config": asdict(config),
+        "machine": machine(),
+        "versions": versions(external_broker="KAFKA_BOOTSTRAP_SERVERS" in os.environ),
+        "method": METHOD,
+    }
+    results = RunResults()
+    ray_started = _start_ray(config)
+    try:
+        with progress:
+            document["expected"] = _phases(ctx, results)
+    finally:
+        if not config.keep_topics:
+            deleted = delete_run(bootstrap, run_id)
+            log.info("deleted %d topics of run %s", len(deleted), run_id)
+        if ray_started:
+            import ray
+
+            ray.shutdown()
+    quix = results.throughput.get("quix")
+    if quix is not None:
+        document["versions"].update(quix.config.get("versions", {}))
+    document.update(results_json(results))
+    document["passed"] = results.passed
+    rows = build_rows(results)
+    title = (
+        f"eventledger benchmark · {config.accounts:,} accounts · {config.commands:,} commands · "
+        f"{config.partitions} partitions{' · quick' if config.quick else ''}"
+    )
+    print_table(console, rows, title)
+    write_json(out, document)
+    console.print(f"results: {out}")
+    markdown = config.markdown or (LATEST_MD if config.complete else None)
+    if markdown is not None:
+        write_markdown(markdown, document, rows)
+        console.print(f"summary: {markdown}")
+    for what, why in results.failures.items():
+        console.print(f"[bold red]{what} failed:[/] {why}")
+    return document
+
+
+def _start_ray(config: BenchConfig) -> bool:
+    """Start (or join) Ray when eventledger runs; True if this run started it."""
+    if not config.runs(SystemName.EVENTLEDGER):
+        return False
+    import ray
+
+    from actors.launcher import NAMESPACE
+    from eventledger.runtime import ensure_ray
+
+    if ray.is_initialized():
+        return False
+    ensure_ray(NAMESPACE)
+    return True
+
+
+def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
+    from bench.latency import run_latency
+    from bench.restore import run_eventledger_restore, run_quix_restore
+    from bench.systems.eventledger import run_eventledger
+    from bench.systems.quix import run_quix
+    from bench.systems.rawpipe import run_rawpipe
+    from bench.workload import produce_source
+
+    cfg = ctx.config
+    expected_summary: dict[str, Any] = {}
+    if cfg.does(Phase.THROUGHPUT):
+        workload = Workload(accounts=cfg.accounts, commands=cfg.commands, seed=cfg.seed)
+        source = f"{ctx.prefix}.source"
+        expected = produce_source(ctx.bootstrap, source, workload, cfg.partitions, ctx.progress)
+        expected_summary = expected.summary()
+        reference: dict[str, int] | None = None
+        for system in _THROUGHPUT_ORDER:
+            if not cfg.runs(system):
+                continue
+            ctx.progress.console.rule(f"throughput: {system}")
+
+            def attempt(system: SystemName = system) -> None:
+                nonlocal reference
+                if system is SystemName.EVENTLEDGER:
+                    result, check = run_eventledger(ctx, source, expected)
+                    if check.passed:
+                        reference = check.balances
+                elif system is SystemName.QUIX:
+                    result, check = run_quix(ctx, source, expected, reference)
+                else:
+                    result, check = run_rawpipe(ctx, source)
+                results.throughput[system] = result
+                check.raise_if_failed()
+
+            _guard(results, f"throughput:{system}", attempt)
+    if cfg.does(Phase.LATENCY) and cfg.runs(SystemName.EVENTLEDGER):
+        ctx.progress.console.rule("latency: eventledger")
+
+        def latency() -> None:
+            results.latency = run_latency(ctx)
+
+        _guard(results, "latency", latency)
+    if cfg.does(Phase.RESTORE):
+        for system, restore in (
+            (SystemName.EVENTLEDGER, run_eventledger_restore),
+            (SystemName.QUIX, run_quix_restore),
+        ):
+            if not cfg.runs(system):
+                continue
+            ctx.progress.console.rule(f"restore: {system}")
+
+            def attempt_restore(system: SystemName = system, restore: Any = restore) -> None:
+                results.restore[system] = restore(ctx)
+
+            _guard(results, f"restore:{system}", attempt_restore)
+    return expected_summary
+
+
+def _guard(results: RunResults, what: str, step: Callable[[], None]) -> None:
+    """Run one phase; a failed check or a crash is recorded (the run goes on) and its figure
+    is withdrawn, so it cannot count."""
+    try:
+        step()
+    except CheckFailedError as e:
+        log.error("%s: %s", what, e)
+        results.failures[what] = str(e)
+        _, _, system = what.partition(":")
+        results.throughput.pop(system, None)
+    except Exception as e:
+        log.exception("%s broke", what)
+        results.failures[what] = f"{type(e).__name__}: {e}"

@@ -1,0 +1,1 @@
+"""The systems under test, each run against its own copy of the same commands topic."""

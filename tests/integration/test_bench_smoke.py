@@ -1,0 +1,63 @@
+"""The benchmark harness end to end at ``--quick`` size, on the session's broker and Ray.
+
+Correctness only: every system's output passes its checks; no timing is asserted. The default
+run covers eventledger and the raw pipe; Quix Streams needs its own virtualenv (built on first
+use, tens of seconds), so it is covered by the ``slow`` test below and by the real run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from bench.config import QUICK, SystemName
+from bench.run import LATEST_MD, run_bench
+
+
+def _run(bootstrap: str, out: Path, systems: tuple[SystemName, ...]) -> dict[str, Any]:
+    config = replace(QUICK, bootstrap=bootstrap, out=out, systems=systems)
+    latest_before = LATEST_MD.stat().st_mtime if LATEST_MD.exists() else None
+    document = run_bench(config, Console(file=io.StringIO(), width=160))
+    assert document["passed"], document["failures"]
+    assert json.loads(out.read_text())["run_id"] == document["run_id"]
+    latest_after = LATEST_MD.stat().st_mtime if LATEST_MD.exists() else None
+    assert latest_after == latest_before, "a quick run must not replace latest.md"
+    return document
+
+
+def test_quick_bench_eventledger_and_raw_pipe(
+    bootstrap: str, ray_local: None, tmp_path: Path
+) -> None:
+    document = _run(
+        bootstrap, tmp_path / "quick.json", (SystemName.EVENTLEDGER, SystemName.RAWPIPE)
+    )
+    expected = document["expected"]
+    assert expected["records"] == QUICK.accounts + QUICK.commands
+    assert expected["rejected"], "the workload refuses some commands"
+    ledger = document["throughput"]["eventledger"]
+    assert ledger["check"]["passed"]
+    facts = ledger["check"]["facts"]
+    assert facts["commands answered"] == expected["records"]
+    assert facts["Σ balances (folded events)"] == expected["money"]
+    assert facts["Σ balances (actors' views)"] == expected["money"]
+    assert document["throughput"]["rawpipe"]["check"]["passed"]
+    latency = document["latency"]
+    assert latency["answered"] == latency["sent"] == round(QUICK.rate * QUICK.duration)
+    restore = document["restore"]["eventledger"]
+    assert restore["records"] == restore["facts"]["aggregates"] == QUICK.restore_keys
+    assert {r["system"] for r in document["rows"]} == {"eventledger", "rawpipe"}
+
+
+@pytest.mark.slow
+def test_quick_bench_with_quix_streams(bootstrap: str, ray_local: None, tmp_path: Path) -> None:
+    document = _run(bootstrap, tmp_path / "quick-all.json", tuple(SystemName))
+    quix = document["throughput"]["quix"]
+    assert quix["check"]["passed"]
+    assert quix["check"]["facts"]["accounts whose balance differs from eventledger's"] == 0
+    assert document["restore"]["quix"]["records"] >= QUICK.restore_keys
