@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from actors.kafka import consumer_config
+from actors.watermarks import watermarks
 from topology.codec import EventEnvelope, decode_event
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -38,7 +39,7 @@ def read_topic(
     settings: Settings, kind: TopicKind, partitions: list[int] | None = None
 ) -> Iterator[Any]:
     """Every committed record of one of the application's topics, partition by partition."""
-    topic = TopicLayout(settings.app_id, settings.partitions).name(kind)
+    topic = TopicLayout.of(settings).name(kind)
     return read_named_topic(settings, topic, partitions)
 
 
@@ -55,7 +56,7 @@ def read_named_topic(
     )
     try:
         for p in partitions if partitions is not None else range(settings.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            low, high = watermarks(consumer, TopicPartition(topic, p))
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)])

@@ -1,7 +1,8 @@
 """``LedgerClient``: send a command, await its reply (sync or asyncio), query an account.
 
-One reply consumer per client, on one partition of the replies topic (``reply_to`` in every
-command), started once and positioned at the end before the first send; replies are routed
+One reply consumer per client, on one reply lane (``reply_to`` in every command: the replies
+partitions ``TopicLayout.reply_partitions(lane)``, one per data partition), started once and
+positioned at the end before the first send; replies are routed
 to waiters by command id. Retrying with the same command id is safe: the partition actor
 answers a repeated id with the same reply and writes no new events.
 """
@@ -24,6 +25,7 @@ from opentelemetry import trace
 
 from actors import tracing
 from actors.kafka import FatalError, consumer_config, producer_config
+from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -45,17 +47,15 @@ class LedgerClient:
         self,
         settings: Settings,
         *,
-        reply_partition: int | None = None,
+        reply_lane: int | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.layout = TopicLayout(settings.app_id, settings.partitions)
+        self.layout = TopicLayout.of(settings)
         self._commands = self.layout.name(TopicKind.COMMANDS)
-        self.reply_partition = (
-            reply_partition
-            if reply_partition is not None
-            else random.randrange(settings.partitions)
+        self.reply_lane = (
+            reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
         self._pending: dict[str, list[Future[Reply]]] = {}
         self._id_prefix = os.urandom(8).hex()
@@ -66,9 +66,12 @@ class LedgerClient:
         self._consumer = Consumer(
             consumer_config(settings, group_id=f"{settings.app_id}-client-{uuid.uuid4().hex}")
         )
-        replies = TopicPartition(self.layout.name(TopicKind.REPLIES), self.reply_partition)
-        _, high = self._consumer.get_watermark_offsets(replies, timeout=30)
-        self._consumer.assign([TopicPartition(replies.topic, replies.partition, high)])
+        replies = self.layout.name(TopicKind.REPLIES)
+        start = []
+        for p in self.layout.reply_partitions(self.reply_lane):
+            _, high = watermarks(self._consumer, TopicPartition(replies, p))
+            start.append(TopicPartition(replies, p, high))
+        self._consumer.assign(start)
         self._io = threading.Thread(target=self._serve, name="ledger-client-io", daemon=True)
         self._io.start()
 
@@ -114,7 +117,7 @@ class LedgerClient:
             command,
             command_id=command_id,
             expected_version=expected_version,
-            reply_to=self.reply_partition,
+            reply_to=self.reply_lane,
         )
         future: Future[Reply] = Future()
         with self._lock:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
     """The desired state as committed to the control topic (empty if it does not exist)."""
-    topic = TopicLayout(settings.app_id, settings.partitions).control
+    topic = TopicLayout.of(settings).control
     consumer = Consumer(
         consumer_config(
             settings,
@@ -90,7 +90,7 @@ class ControlWriter:
     the previous coordinator's writer."""
 
     def __init__(self, settings: Settings) -> None:
-        self.topic = TopicLayout(settings.app_id, settings.partitions).control
+        self.topic = TopicLayout.of(settings).control
         self._producer = Producer(
             producer_config(settings, transactional_id=f"{settings.app_id}-coordinator")
         )

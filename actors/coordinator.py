@@ -81,7 +81,7 @@ class Coordinator:
         self.settings = settings
         self.aggregate = aggregate
         self.tick_seconds = tick_seconds
-        self.layout = TopicLayout(settings.app_id, settings.partitions)
+        self.layout = TopicLayout.of(settings)
         self.started_at = time.time()
         self.ticks = 0
         self.errors: dict[str, str] = {}

@@ -40,7 +40,7 @@ def deploy(settings: Settings, *, detached: bool = True, timeout: float = 120.0)
     Actors use no CPU reservation (they block on Kafka I/O) and restart without limit: a
     restart re-runs the constructor, which fences the predecessor and restores.
     """
-    ensure_topics(settings.bootstrap_servers, TopicLayout(settings.app_id, settings.partitions))
+    ensure_topics(settings.bootstrap_servers, TopicLayout.of(settings))
     remote: Any = ray.remote(PartitionWorker)
     handles = [
         remote.options(

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import threading
 import time
@@ -31,7 +29,6 @@ from typing import Any, TypeVar
 import msgspec
 import psutil
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -51,10 +48,18 @@ from actors.kafka import (
     producer_config,
 )
 from actors.metrics import PartitionMetrics
+from actors.restore import restore_partition
+from actors.watermarks import watermarks
 from ledger.aggregate import LEDGER
-from topology.codec import Slot, Snapshot, StaleSnapshotError, encode_key, encode_snapshot
+from topology.codec import (
+    CHECKPOINT_KEY,
+    Slot,
+    Snapshot,
+    encode_checkpoint,
+    encode_key,
+    encode_snapshot,
+)
 from topology.protocol import Aggregate
-from topology.restore import RestorePlan
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, process_batch
 from topology.store import SnapshotStore
@@ -67,14 +72,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RETRIES = 5
 _RESTARTS = 3
-
-
-def _release_freed_memory() -> None:
-    """Hand the restore consumer's freed fetch buffers back to the OS (glibc keeps freed
-    heap otherwise, and the resident size of a partition actor is what capacity planning
-    sees). A no-op where glibc is not the allocator."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class PartitionStatus(StrEnum):
@@ -129,7 +126,7 @@ class PartitionWorker:
         self.settings = settings
         self.partition = partition
         self.aggregate = aggregate
-        self.layout = TopicLayout(settings.app_id, settings.partitions)
+        self.layout = TopicLayout.of(settings)
         self.transactional_id = f"{settings.app_id}-{partition}"
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
@@ -139,6 +136,7 @@ class PartitionWorker:
         self._topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
         self._next_offset = 0
+        self._checkpoint: int | None = None
         self._batch_started_at = 0.0
         self._events_offset = 0
         self._stop = threading.Event()
@@ -184,13 +182,10 @@ class PartitionWorker:
         self._call("init_transactions", self._producer.init_transactions, 30, attempts=40)
         self._restore()
         self._consumer = Consumer(consumer_config(self.settings, group_id=self.settings.app_id))
-        [committed] = self._call(
-            "committed", self._consumer.committed, [self._commands], 30, attempts=40
-        )
-        if committed.offset >= 0:
-            self._next_offset = committed.offset
-        else:
-            low, _ = self._consumer.get_watermark_offsets(self._commands, timeout=30)
+        if self._checkpoint is not None:
+            self._next_offset = self._checkpoint
+        else:  # nothing committed to this partition yet
+            low, _ = watermarks(self._consumer, self._commands)
             self._next_offset = max(low, 0)
         self.counters.committed_offset = self._next_offset
         self._consumer.assign(
@@ -216,63 +211,33 @@ class PartitionWorker:
     # -- restore ---------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        """Read ``snapshots[p]`` from its start to its end (read_committed) into memory."""
-        started = time.monotonic()
-        snapshots = TopicPartition(self._topics[TopicKind.SNAPSHOTS], self.partition)
-        consumer = Consumer(
-            consumer_config(
-                self.settings,
-                group_id=f"{self.settings.app_id}-restore",
-                **{
-                    "enable.partition.eof": True,
-                    "fetch.wait.max.ms": 100,
-                    "max.partition.fetch.bytes": 64 * 1024 * 1024,
-                    "fetch.max.bytes": 128 * 1024 * 1024,
-                    "queued.max.messages.kbytes": 2_097_151,
-                    "queued.min.messages": 1_000_000,
-                },
-            )
+        """Read ``snapshots[p]`` (this generation) to its end into memory, and the checkpoint
+        that says where commands resume; snapshots of another state schema are never loaded:
+        the state is folded from the events instead."""
+        restored = restore_partition(
+            self.settings,
+            self.aggregate,
+            snapshots=TopicPartition(self._topics[TopicKind.SNAPSHOTS], self.partition),
+            events=TopicPartition(self._topics[TopicKind.EVENTS], self.partition),
         )
-        states = SnapshotStore(self.aggregate)
-        load = states.load
-        records = 0
-        try:
-            low, high = consumer.get_watermark_offsets(snapshots, timeout=30)
-            plan = RestorePlan(low, high)
-            if not plan.done(low):
-                consumer.assign([TopicPartition(snapshots.topic, self.partition, OFFSET_BEGINNING)])
-                at_end = False
-                try:
-                    while not at_end:
-                        for msg in consumer.consume(10_000, timeout=0.05):
-                            error = msg.error()
-                            if error is not None:
-                                if error.code() == KafkaError._PARTITION_EOF:
-                                    at_end = True
-                                    continue
-                                raise KafkaException(error)
-                            load(msg.key(), msg.value())
-                            records += 1
-                except StaleSnapshotError as e:
-                    log.warning("partition %d: %s; rebuilding from the events", self.partition, e)
-                    states, records = self._rebuild_from_events(), 0
-            events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
-            _, self._events_offset = consumer.get_watermark_offsets(events, timeout=30)
-        finally:
-            consumer.close()
-        _release_freed_memory()
+        self._events_offset = restored.events_end
+        self._checkpoint = restored.checkpoint
+        states = restored.store
+        if restored.stale:
+            log.warning("partition %d: stale snapshots; folding the events", self.partition)
+            states = self._rebuild_from_events()
         self._states = states
-        seconds = time.monotonic() - started
-        self.counters.restored_aggregates = len(states)
-        self.counters.restored_records = records
-        self.counters.restore_seconds = seconds
-        self.metrics.restore(records, seconds)
+        c = self.counters
+        c.restored_aggregates = len(states)
+        c.restored_records = restored.records
+        c.restore_seconds = restored.seconds
+        self.metrics.restore(restored.records, restored.seconds)
         log.info(
             "partition %d restored %d aggregates from %d snapshot records in %.2fs",
             self.partition,
             len(states),
-            records,
-            seconds,
+            restored.records,
+            restored.seconds,
         )
 
     def _rebuild_from_events(self) -> SnapshotStore:
@@ -379,6 +344,7 @@ class PartitionWorker:
             events_offset=self._events_offset,
             recent_limit=self.settings.recent_ids_per_aggregate,
             now_ms=int(time.time() * 1000),
+            reply_lanes=self.settings.reply_lanes,
         )
         assert result.next_offset > self._next_offset, "command offsets only move forward"
         try:
@@ -405,8 +371,7 @@ class PartitionWorker:
     def _transact(self, result: BatchResult) -> None:
         """One Kafka transaction for the whole batch, in order, each step checked."""
         producer = self._producer
-        consumer = self._consumer
-        assert producer is not None and consumer is not None
+        assert producer is not None
         topics = self._topics
         trace_headers = self._trace(result)
         started = time.monotonic()
@@ -441,9 +406,12 @@ class PartitionWorker:
                     produce(events, r.value, r.key, r.partition, headers=headers)
                 else:  # an empty headers list still costs librdkafka an allocation
                     produce(events, r.value, r.key, r.partition)
-            # 3. the last snapshot and public view of each changed aggregate, dead letters, and
-            # 4. replies last: the replies partitions are shared by every partition's writer,
-            # and a read_committed reader waits for the oldest transaction open on them
+            # 3. the command offset, as the checkpoint beside the snapshots: restore reads both,
+            # so state and position cannot disagree (and this costs no consumer-group requests)
+            checkpoint = encode_checkpoint(result.next_offset)
+            produce(topics[TopicKind.SNAPSHOTS], checkpoint, CHECKPOINT_KEY, self.partition)
+            # 4. the last snapshot and public view of each changed aggregate, dead letters, and
+            # 5. replies last: a read_committed reader of them waits for this commit
             for kind, records in (
                 (TopicKind.SNAPSHOTS, result.snapshots),
                 (TopicKind.STATE, result.views),
@@ -456,15 +424,6 @@ class PartitionWorker:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:
                         produce(topic, r.value, r.key, r.partition)
-            # 5. the command offset, inside the transaction
-            offsets = [TopicPartition(self._commands.topic, self.partition, result.next_offset)]
-            self._call(
-                "send_offsets",
-                producer.send_offsets_to_transaction,
-                offsets,
-                consumer.consumer_group_metadata(),
-                30,
-            )
             # 6. commit
             self._call("commit", producer.commit_transaction, 30)
         self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
@@ -573,7 +532,7 @@ class PartitionWorker:
             )
         assert self._offsets is not None
         events = TopicPartition(self._topics[TopicKind.EVENTS], self.partition)
-        _, end = self._offsets.get_watermark_offsets(events, timeout=30)
+        _, end = watermarks(self._offsets, events)
         if handover.position != end:
             raise RuntimeError(
                 f"partition {self.partition}: the rebuild reached events offset "
@@ -582,7 +541,7 @@ class PartitionWorker:
         aggregate = aggregate or self.aggregate
         store = SnapshotStore(aggregate)
         store.install(handover.snapshots.items())
-        carried = 0
+        carried: list[tuple[bytes, bytes]] = []
         for aggregate_id in list(self._states):
             if aggregate_id in store:
                 continue
@@ -593,8 +552,9 @@ class PartitionWorker:
                 raise RuntimeError(f"{aggregate_id!r} exists here but not in the rebuild")
             # Only refused commands so far (no events): keep its replies for deduplication.
             snapshot = Snapshot(aggregate.state_schema_version, aggregate_id, slot, end)
-            store.load(encode_key(aggregate_id), encode_snapshot(aggregate, snapshot))
-            carried += 1
+            carried.append((encode_key(aggregate_id), encode_snapshot(aggregate, snapshot)))
+        store.install(carried)
+        self._seal_generation(self.layout.snapshots(generation), carried)
         self._states = store
         self.aggregate = aggregate
         self.generation = generation
@@ -605,7 +565,20 @@ class PartitionWorker:
             generation,
             len(store),
         )
-        return {"generation": generation, "aggregates": len(store), "carried": carried}
+        return {"generation": generation, "aggregates": len(store), "carried": len(carried)}
+
+    def _seal_generation(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        """Write to a new snapshot generation, in one transaction, what only this actor knows:
+        the checkpoint (where commands resume) and the carried snapshots, so that a restart
+        right after the switch restores exactly this state and position."""
+        producer = self._producer
+        assert producer is not None
+        self._call("begin", producer.begin_transaction)
+        for key, value in records:
+            producer.produce(topic, value, key, self.partition)
+        checkpoint = encode_checkpoint(self._next_offset)
+        producer.produce(topic, checkpoint, CHECKPOINT_KEY, self.partition)
+        self._call("commit", producer.commit_transaction, 30)
 
     # -- queries (committed state only) ----------------------------------------------------
 

@@ -64,7 +64,7 @@ class RebuildDriver:
         tail: int = 2_000,
     ) -> None:
         self.settings = settings
-        self.layout = TopicLayout(settings.app_id, settings.partitions)
+        self.layout = TopicLayout.of(settings)
         self.desired = desired
         self.writer = writer
         self.lock = lock

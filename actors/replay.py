@@ -32,7 +32,7 @@ class EventTail:
     included), so ``end() - position`` is what is left to replay."""
 
     def __init__(self, settings: Settings, partition: int, start: int) -> None:
-        layout = TopicLayout(settings.app_id, settings.partitions)
+        layout = TopicLayout.of(settings)
         self.partition = TopicPartition(layout.name(TopicKind.EVENTS), partition)
         self._consumer = Consumer(
             consumer_config(

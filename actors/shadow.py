@@ -37,7 +37,14 @@ from actors.kafka import consumer_config, producer_config
 from actors.replay import EventTail, fold
 from actors.watermarks import watermarks
 from ledger.aggregate import LEDGER
-from topology.codec import CodecError, Slot, Snapshot, encode_key, encode_snapshot
+from topology.codec import (
+    CHECKPOINT_KEY,
+    CodecError,
+    Slot,
+    Snapshot,
+    encode_key,
+    encode_snapshot,
+)
 from topology.protocol import Aggregate
 from topology.restore import apply_snapshot_record
 from topology.settings import Settings
@@ -96,7 +103,7 @@ class ShadowRebuild:
         self.checkpoint_seconds = checkpoint_seconds
         self.checkpoint_records = checkpoint_records
         self.read_limit = read_limit
-        self.topic = TopicLayout(settings.app_id, settings.partitions).snapshots(generation)
+        self.topic = TopicLayout.of(settings).snapshots(generation)
         self.phase = "resuming"
         self.error: str | None = None
         self.states: dict[str, Slot] = {}
@@ -163,6 +170,8 @@ class ShadowRebuild:
                             continue
                         raise KafkaException(error)
                     key, value = msg.key(), msg.value()
+                    if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
+                        continue
                     stamp = apply_snapshot_record(self.aggregate, states, key, value)
                     if stamp is not None and key is not None and value is not None:
                         position = max(position, stamp)

@@ -40,9 +40,9 @@ LATEST_MD = RESULTS / "latest.md"
 METHOD = """## Method
 
 - Input: the seeded workload (N `OpenAccount`, then M deposits and withdrawals, some refused)
-  is encoded once with the project's codec (`encode_command`, `reply_to` = the command's
-  partition), keyed by account id with our partitioner, into a source topic. Each system gets
-  its own copy, record for record (same partition, same offsets, same bytes), written in one
+  is encoded once with the project's codec (`encode_command`, `reply_to` = reply lane 0),
+  keyed by account id with our partitioner, into a source topic. Each system gets its own
+  copy, record for record (same partition, same offsets, same bytes), written in one
   Kafka transaction that is committed only once the system is up (actors restored, Quix group
   stable, raw-pipe workers connected), so every system starts on its whole input at once.
 - Throughput: commands / (first consumed → last committed, i.e. visible under read_committed).

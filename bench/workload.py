@@ -1,7 +1,8 @@
 """The input every system reads: the seeded workload, produced once into a source topic.
 
-Commands are encoded with the project's codec (``encode_command``, ``reply_to`` set to the
-command's own partition), keyed by account id and placed with our partitioner. The same pass
+Commands are encoded with the project's codec (``encode_command``, ``reply_to`` = reply lane
+0, so a command's reply lands on its own partition's replies partition), keyed by account id
+and placed with our partitioner. The same pass
 folds the commands through the domain (``LEDGER.decide`` / ``evolve``) to get the expected
 outcome that every system's output is checked against.
 """
@@ -76,7 +77,7 @@ def produce_source(
         p = owners.get(account)
         if p is None:
             p = owners[account] = partition_for(account.encode(), partitions)
-        value = encode_command(account, command, command_id=command_id, reply_to=p)
+        value = encode_command(account, command, command_id=command_id, reply_to=0)
         producer.produce(topic, value, account.encode(), p)
         expected.per_partition[p] += 1
         state = states.get(account)

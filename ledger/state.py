@@ -12,9 +12,11 @@ MAX_MINOR_UNITS: Final = 2**63 - 1
 AccountStatus = Literal["open", "closed"]
 
 
-class Account(msgspec.Struct, frozen=True):
+class Account(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """Internal state. Invariant: -overdraft_limit <= balance <= MAX_MINOR_UNITS;
-    `version` is the number of events applied (1 after AccountOpened)."""
+    `version` is the number of events applied (1 after AccountOpened). Encoded as an array
+    (it is in every snapshot, a million of them held in memory): field order is layout, so a
+    change of it is a state schema version bump."""
 
     status: AccountStatus
     currency: str

@@ -23,6 +23,7 @@ from topology.envelopes import (
 from topology.protocol import Aggregate
 
 __all__ = [
+    "CHECKPOINT_KEY",
     "CodecError",
     "CommandDecodeError",
     "CommandEnvelope",
@@ -33,12 +34,14 @@ __all__ = [
     "Slot",
     "Snapshot",
     "StaleSnapshotError",
+    "decode_checkpoint",
     "decode_command",
     "decode_event",
     "decode_key",
     "decode_reply",
     "decode_snapshot",
     "decode_view",
+    "encode_checkpoint",
     "encode_command",
     "encode_event",
     "encode_key",
@@ -89,6 +92,7 @@ _REPLY: Final = msgspec.msgpack.Decoder(Reply)
 # Snapshot value headers (first byte): plain msgpack, or an lz4 block (size stored) of it.
 _RAW: Final = b"\x00"
 _LZ4: Final = b"\x01"
+_CHECKPOINT: Final = b"\x02"  # a checkpoint record (see encode_checkpoint)
 _COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 
 
@@ -240,6 +244,26 @@ def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
         if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
             return _LZ4 + header + compressed
     return _RAW + header + body
+
+
+CHECKPOINT_KEY: Final = b""
+"""The key of the checkpoint record in a snapshots partition (aggregate ids are non-empty)."""
+
+
+def encode_checkpoint(next_offset: int) -> bytes:
+    """The checkpoint record's value: the next command offset to read. Written in the same
+    transaction as a batch's snapshots, so a snapshots partition read to its end says where its
+    commands partition resumes (the latest checkpoint survives compaction)."""
+    if next_offset < 0:
+        raise ValueError(f"a command offset is >= 0, got {next_offset}")
+    return _CHECKPOINT + next_offset.to_bytes(8, "big")
+
+
+def decode_checkpoint(data: bytes | None) -> int:
+    """The next command offset a checkpoint record's value holds. Raises CodecError."""
+    if data is None or len(data) != 9 or data[:1] != _CHECKPOINT:
+        raise CodecError(f"not a checkpoint: {data!r}")
+    return int.from_bytes(data[1:], "big")
 
 
 def snapshot_schema_header(aggregate: Aggregate) -> bytes:

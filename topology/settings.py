@@ -16,6 +16,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "batch_max_ms": "EVENTLEDGER_BATCH_MAX_MS",
     "recent_ids_per_aggregate": "EVENTLEDGER_RECENT_IDS_PER_AGGREGATE",
     "transaction_timeout_ms": "EVENTLEDGER_TRANSACTION_TIMEOUT_MS",
+    "reply_lanes": "EVENTLEDGER_REPLY_LANES",
 }
 """Field name → environment variable that may set it."""
 
@@ -35,6 +36,7 @@ class Settings:
     batch_max_ms: float = 20.0
     recent_ids_per_aggregate: int = 16
     transaction_timeout_ms: int = 10_000
+    reply_lanes: int = 1
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -47,6 +49,7 @@ class Settings:
         _at_least("batch_max_commands", self.batch_max_commands, 1)
         _at_least("recent_ids_per_aggregate", self.recent_ids_per_aggregate, 1)
         _at_least("transaction_timeout_ms", self.transaction_timeout_ms, 1)
+        _at_least("reply_lanes", self.reply_lanes, 1)
         if not 0 < self.batch_max_ms < self.transaction_timeout_ms:
             raise ValueError(
                 f"batch_max_ms must be > 0 and below transaction_timeout_ms "
@@ -64,6 +67,7 @@ class Settings:
         batch_max_ms: float | None = None,
         recent_ids_per_aggregate: int | None = None,
         transaction_timeout_ms: int | None = None,
+        reply_lanes: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -83,6 +87,7 @@ class Settings:
             transaction_timeout_ms=_pick(
                 transaction_timeout_ms, env, "transaction_timeout_ms", int, 10_000
             ),
+            reply_lanes=_pick(reply_lanes, env, "reply_lanes", int, 1),
         )
 
 

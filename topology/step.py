@@ -111,11 +111,14 @@ def process_batch(
     events_offset: int,
     recent_limit: int,
     now_ms: int,
+    reply_lanes: int = 1,
 ) -> BatchResult:
     """Handle `records` (a non-empty batch from `source_topic`[`partition`], offsets
     increasing) against `committed`. `events_offset` is the events partition's end offset
     before this batch, stamped into the snapshots; `recent_limit` bounds the replies kept per
-    aggregate for deduplication; `now_ms` timestamps the events."""
+    aggregate for deduplication; `now_ms` timestamps the events. A command's `reply_to` is a
+    reply lane (< `reply_lanes`); its reply goes to replies partition
+    `partition * reply_lanes + reply_to` (see `TopicLayout.reply_partition`)."""
     if not records:
         raise ValueError("a batch needs at least one record")
     if recent_limit < 1:
@@ -128,6 +131,7 @@ def process_batch(
         source_topic=source_topic,
         recent_limit=recent_limit,
         now_ms=now_ms,
+        reply_lanes=reply_lanes,
     )
     previous = -1
     for record in records:
@@ -151,11 +155,13 @@ class _Batch:
         source_topic: str,
         recent_limit: int,
         now_ms: int,
+        reply_lanes: int,
     ) -> None:
         self.aggregate = aggregate
         self.committed = committed
         self.partition = partition
         self.partitions = partitions
+        self.reply_lanes = reply_lanes
         self.source_topic = source_topic
         self.recent_limit = recent_limit
         self.now_ms = now_ms
@@ -240,10 +246,10 @@ class _Batch:
                     f"{aggregate_id!r} belongs to partition {owner}, not {self.partition}",
                 )
         reply_to = envelope.reply_to
-        if reply_to is not None and reply_to >= self.partitions:
+        if reply_to is not None and reply_to >= self.reply_lanes:
             return (
                 PoisonCode.INVALID_REPLY_TO,
-                f"reply_to {reply_to} is not one of the {self.partitions} reply partitions",
+                f"reply_to {reply_to} is not one of the {self.reply_lanes} reply lanes",
             )
         return None
 
@@ -268,12 +274,12 @@ class _Batch:
         self.outcome(record, envelope, OutcomeKind.DLQ, code)
 
     def reply(self, record: InRecord, reply_to: int | None, reply: Reply) -> None:
-        """Send `reply` to the sender's replies partition, if it has a valid one."""
-        if reply_to is not None and reply_to < self.partitions:
+        """Send `reply` to the sender's reply lane on this partition, if it has a valid one."""
+        if reply_to is not None and reply_to < self.reply_lanes:
             self.replies.append(
                 OutRecord(
                     TopicKind.REPLIES,
-                    reply_to,
+                    self.partition * self.reply_lanes + reply_to,
                     encode_key(reply.command_id),
                     encode_reply(reply),
                     [],

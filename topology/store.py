@@ -35,8 +35,8 @@ class SnapshotStore(Mapping[str, Slot]):
     def load(self, key: bytes | None, value: bytes | None) -> None:
         """Install one snapshot record as read from the topic (a tombstone deletes).
         Raises StaleSnapshotError for another state schema version (rebuild instead)."""
-        if key is None:
-            raise CodecError("snapshot record without a key")
+        if not key:  # None, or the checkpoint's key: not an aggregate's snapshot
+            raise CodecError(f"not an aggregate's snapshot record: key {key!r}")
         if value is None:
             self._raw.pop(key, None)
             return

@@ -1,6 +1,10 @@
 """Topic names and configs. Every data topic has the same partition count: commands, events,
-snapshots and state are co-partitioned by aggregate id; replies and dlq follow suit so that a
-partition number is valid everywhere.
+snapshots and state are co-partitioned by aggregate id; dlq follows suit so that a partition
+number is valid everywhere. The replies topic has `partitions × reply_lanes` partitions:
+partition p's writer answers lane l on `p * reply_lanes + l`, so every replies partition has
+exactly one transactional writer (a read_committed reader of a partition waits for the oldest
+transaction open on it; with one writer that is only the transaction it waits for anyway),
+and a client reads one lane: `reply_partitions(lane)`.
 
 Two kinds of topic sit beside the `TopicKind` ones: the compacted control topic
 `{app_id}.control` (one partition: the coordinator's desired state, keyed by record name) and
@@ -12,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from topology.settings import Settings
 
 __all__ = ["CONTROL_PARTITIONS", "TopicKind", "TopicLayout", "TopicSpec", "mismatches"]
 
@@ -84,6 +90,20 @@ class TopicLayout:
 
     app_id: str
     partitions: int
+    reply_lanes: int = 1
+
+    @classmethod
+    def of(cls, settings: Settings) -> "TopicLayout":
+        """The layout of the application `settings` describe."""
+        return cls(settings.app_id, settings.partitions, settings.reply_lanes)
+
+    def reply_partition(self, partition: int, lane: int) -> int:
+        """Where partition `partition`'s writer puts a reply for a client of `lane`."""
+        return partition * self.reply_lanes + lane
+
+    def reply_partitions(self, lane: int) -> list[int]:
+        """The replies partitions a client of `lane` reads (one per data partition)."""
+        return [self.reply_partition(p, lane) for p in range(self.partitions)]
 
     def name(self, kind: TopicKind) -> str:
         """The topic name for `kind`."""
@@ -92,7 +112,11 @@ class TopicLayout:
     def specs(self) -> list[TopicSpec]:
         """Every data topic of the application, in `TopicKind` order."""
         return [
-            TopicSpec(self.name(kind), self.partitions, {**_COMMON, **_CONFIGS[kind]})
+            TopicSpec(
+                self.name(kind),
+                self.partitions * (self.reply_lanes if kind is TopicKind.REPLIES else 1),
+                {**_COMMON, **_CONFIGS[kind]},
+            )
             for kind in TopicKind
         ]
 

@@ -20,7 +20,13 @@ from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service
-from topology.codec import CommandEnvelope, decode_snapshot, decode_view
+from topology.codec import (
+    CHECKPOINT_KEY,
+    CommandEnvelope,
+    decode_checkpoint,
+    decode_snapshot,
+    decode_view,
+)
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -67,8 +73,15 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
     assert all(e.partition == partition_for(e.envelope.aggregate_id.encode(), 2) for e in events)
 
     last_snapshot: dict[str, Any] = {}
+    checkpoints: dict[int, int] = {}
     for msg in read_topic(service.settings, TopicKind.SNAPSHOTS):
-        last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
+        if msg.key() == CHECKPOINT_KEY:
+            checkpoints[msg.partition()] = decode_checkpoint(msg.value())
+        else:
+            last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
+    # Each partition's last checkpoint is the command offset its actor committed.
+    stats = ray.get([h.stats.remote() for h in service.handles])
+    assert checkpoints == {s["partition"]: s["committed_offset"] for s in stats}
     assert last_snapshot["alice"].slot.version == 3
     assert last_snapshot["alice"].slot.state.balance == 700
     last_view: dict[str, Any] = {}
@@ -99,23 +112,23 @@ def test_duplicate_command_ids_and_version_conflicts(service: Service) -> None:
 def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service) -> None:
     c = service.client
     settings = service.settings
-    layout = TopicLayout(settings.app_id, settings.partitions)
+    layout = TopicLayout.of(settings)
     assert c.execute("erin", OpenAccount("EUR")).accepted
     p = c.partition_of("erin")
     raw = Producer(producer_config(settings))
     commands = layout.name(TopicKind.COMMANDS)
     bad_type = CommandEnvelope(
         "bad-type", "erin", "Teleport", msgspec.Raw(msgspec.msgpack.encode({})),
-        reply_to=c.reply_partition,
+        reply_to=c.reply_lane,
     )  # fmt: skip
     bad_payload = CommandEnvelope(
         "bad-payload", "erin", "Deposit", msgspec.Raw(msgspec.msgpack.encode({"amount": "x"})),
-        reply_to=c.reply_partition,
+        reply_to=c.reply_lane,
     )  # fmt: skip
     wrong_key = CommandEnvelope(
         "wrong-key", "someone-else", "Deposit",
         msgspec.Raw(msgspec.msgpack.encode({"type": "Deposit", "amount": 1})),
-        reply_to=c.reply_partition,
+        reply_to=c.reply_lane,
     )  # fmt: skip
     raw.produce(commands, b"\xff\x00garbage", b"erin", p)
     for env in (bad_type, bad_payload, wrong_key):

@@ -43,8 +43,9 @@ def run(
     events_offset: int = 0,
     recent_limit: int = 16,
     now_ms: int = 1_700_000_000_000,
+    reply_lanes: int = 1,
 ) -> BatchResult:
-    """`process_batch` over the ledger with test defaults (one partition)."""
+    """`process_batch` over the ledger with test defaults (one partition, one reply lane)."""
     return process_batch(
         LEDGER,
         committed,
@@ -55,4 +56,5 @@ def run(
         events_offset=events_offset,
         recent_limit=recent_limit,
         now_ms=now_ms,
+        reply_lanes=reply_lanes,
     )

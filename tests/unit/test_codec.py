@@ -18,6 +18,7 @@ from ledger import (
     Withdrawn,
 )
 from topology.codec import (
+    CHECKPOINT_KEY,
     CodecError,
     CommandDecodeError,
     CommandEnvelope,
@@ -28,12 +29,14 @@ from topology.codec import (
     Slot,
     Snapshot,
     StaleSnapshotError,
+    decode_checkpoint,
     decode_command,
     decode_event,
     decode_key,
     decode_reply,
     decode_snapshot,
     decode_view,
+    encode_checkpoint,
     encode_command,
     encode_event,
     encode_key,
@@ -390,3 +393,23 @@ def test_error_headers() -> None:
         ("eventledger.error.code", b"malformed"),
         ("eventledger.error.message", b"bad bytes"),
     ]
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trip_and_key() -> None:
+    assert CHECKPOINT_KEY == b""  # no aggregate id is empty, so it cannot collide
+    assert decode_checkpoint(encode_checkpoint(0)) == 0
+    assert decode_checkpoint(encode_checkpoint(2**40 + 7)) == 2**40 + 7
+
+
+@pytest.mark.parametrize("data", [None, b"", b"\x02\x00", b"\x00" + bytes(8)])
+def test_a_checkpoint_that_is_not_one_is_a_codec_error(data: bytes | None) -> None:
+    with pytest.raises(CodecError, match="checkpoint"):
+        decode_checkpoint(data)
+
+
+def test_a_checkpoint_offset_is_not_negative() -> None:
+    with pytest.raises(ValueError):
+        encode_checkpoint(-1)

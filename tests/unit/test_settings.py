@@ -12,6 +12,7 @@ ENV = {
     "EVENTLEDGER_BATCH_MAX_MS": "5.5",
     "EVENTLEDGER_RECENT_IDS_PER_AGGREGATE": "8",
     "EVENTLEDGER_TRANSACTION_TIMEOUT_MS": "30000",
+    "EVENTLEDGER_REPLY_LANES": "3",
 }
 
 
@@ -29,7 +30,7 @@ def test_defaults() -> None:
 
 def test_environment_beats_defaults() -> None:
     assert Settings.resolve(environ=ENV) == Settings(
-        "from-env", "kafka:9092", 12, 500, 5.5, 8, 30000
+        "from-env", "kafka:9092", 12, 500, 5.5, 8, 30000, 3
     )
 
 
@@ -42,9 +43,10 @@ def test_explicit_arguments_beat_the_environment() -> None:
         batch_max_ms=1.0,
         recent_ids_per_aggregate=2,
         transaction_timeout_ms=2000,
+        reply_lanes=2,
         environ=ENV,
     )
-    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2, 2000)
+    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2, 2000, 2)
 
 
 def test_none_arguments_fall_through_to_the_environment() -> None:

@@ -163,10 +163,12 @@ def test_no_reply_without_reply_to() -> None:
     assert len(result.events) == 1
 
 
-def test_replies_go_to_the_senders_partition() -> None:
+def test_replies_go_to_the_senders_lane_of_this_partition() -> None:
     key = next(k for k in (f"k{i}" for i in range(100)) if partition_for(k.encode(), 4) == 2)
-    result = run({}, [record(0, key, OPEN, "c-0", reply_to=3)], partition=2, partitions=4)
-    assert [r.partition for r in result.replies] == [3]
+    result = run(
+        {}, [record(0, key, OPEN, "c-0", reply_to=3)], partition=2, partitions=4, reply_lanes=5
+    )
+    assert [r.partition for r in result.replies] == [2 * 5 + 3]
     assert [e.partition for e in result.events] == [2]
     assert [s.partition for s in result.snapshots + result.views] == [2, 2]
 
@@ -222,7 +224,7 @@ def test_a_retried_rejection_is_rejected_again_even_if_it_would_now_pass() -> No
     assert again.replies[0].value == first.replies[0].value
 
 
-def test_a_duplicate_is_answered_on_the_retrys_reply_partition() -> None:
+def test_a_duplicate_is_answered_on_the_retrys_reply_lane() -> None:
     first = run({}, [record(0, "a", OPEN, "c-1", reply_to=0)], partitions=1)
     retry = run(dict(first.changed), [record(1, "a", OPEN, "c-1", reply_to=None)])
     assert outcomes(retry) == [("duplicate", None)]
@@ -316,8 +318,8 @@ def test_a_command_for_another_partition_is_dead_lettered() -> None:
     assert result.events == result.snapshots == []
 
 
-def test_a_reply_partition_that_does_not_exist_is_dead_lettered_without_a_reply() -> None:
-    result = run({}, [record(0, "a", OPEN, "c-1", reply_to=1)], partitions=1)
+def test_a_reply_lane_that_does_not_exist_is_dead_lettered_without_a_reply() -> None:
+    result = run({}, [record(0, "a", OPEN, "c-1", reply_to=2)], partitions=4, reply_lanes=2)
     assert outcomes(result) == [("dlq", "invalid_reply_to")]
     assert result.replies == result.events == []
 

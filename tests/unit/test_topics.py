@@ -115,3 +115,13 @@ def test_snapshot_generations() -> None:
     assert g3.config == spec(TopicKind.SNAPSHOTS).config
     with pytest.raises(ValueError):
         LAYOUT.snapshots(-1)
+
+
+def test_replies_have_one_partition_per_data_partition_and_lane() -> None:
+    layout = TopicLayout("shop", 3, reply_lanes=2)
+    specs = {s.name: s.partitions for s in layout.specs()}
+    assert specs["shop.replies"] == 6
+    assert specs["shop.events"] == specs["shop.commands"] == 3
+    assert [layout.reply_partitions(lane) for lane in (0, 1)] == [[0, 2, 4], [1, 3, 5]]
+    every = sorted(p for lane in (0, 1) for p in layout.reply_partitions(lane))
+    assert every == list(range(6))  # each replies partition: one writer, one lane
