@@ -113,7 +113,7 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
         # are still being written gets CONCURRENT_TRANSACTIONS and is retried after this
         # backoff; librdkafka's default (100 ms) would put that on every busy batch.
         config["retry.backoff.ms"] = 2
-        config["retry.backoff.max.ms"] = 50
+        config["retry.backoff.max.ms"] = 10
     return config
 
 
