@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
-from actors.watermarks import watermarks
+from actors.scan import scan_partition
 from topology.codec import EventEnvelope, decode_event
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -56,20 +56,7 @@ def read_named_topic(
     )
     try:
         for p in partitions if partitions is not None else range(settings.partitions):
-            low, high = watermarks(consumer, TopicPartition(topic, p))
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)])
-            at_end = False
-            while not at_end:
-                for msg in consumer.consume(10_000, timeout=0.5):
-                    error = msg.error()
-                    if error is None:
-                        yield msg
-                    elif error.code() == KafkaError._PARTITION_EOF:
-                        at_end = True
-                    else:
-                        raise KafkaException(error)
+            yield from scan_partition(consumer, TopicPartition(topic, p))
     finally:
         consumer.close()
 

@@ -174,13 +174,11 @@ class LedgerClient:
         future = self.send(
             aggregate_id, command, command_id=command_id, expected_version=expected_version
         )
+        wait = timeout or self.timeout
         try:
-            return future.result(timeout or self.timeout)
+            return future.result(wait)
         except TimeoutError:
-            self._forget(command_id, future)
-            raise ReplyTimeoutError(
-                f"no reply for command {command_id} in {timeout or self.timeout:.1f}s"
-            ) from None
+            raise self._timed_out(command_id, future, wait) from None
 
     async def execute_async(
         self,
@@ -196,13 +194,18 @@ class LedgerClient:
         future = self.send(
             aggregate_id, command, command_id=command_id, expected_version=expected_version
         )
+        wait = timeout or self.timeout
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout or self.timeout)
+            return await asyncio.wait_for(asyncio.wrap_future(future), wait)
         except TimeoutError:
-            self._forget(command_id, future)
-            raise ReplyTimeoutError(
-                f"no reply for command {command_id} in {timeout or self.timeout:.1f}s"
-            ) from None
+            raise self._timed_out(command_id, future, wait) from None
+
+    def _timed_out(self, command_id: str, future: Future[Reply], wait: float) -> ReplyTimeoutError:
+        self._forget(command_id, future)
+        return ReplyTimeoutError(
+            f"no reply for command {command_id} in {wait:.1f}s "
+            "(it may still be processed: retry with the same command id)"
+        )
 
     # -- queries ---------------------------------------------------------------------------
 

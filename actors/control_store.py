@@ -12,7 +12,6 @@ import logging
 import uuid
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -21,7 +20,7 @@ from confluent_kafka import (
 )
 
 from actors.kafka import consumer_config, producer_config
-from actors.watermarks import watermarks
+from actors.scan import scan_partition
 from topology.control import (
     ControlDecodeError,
     ControlRecord,
@@ -50,31 +49,18 @@ def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
     )
     desired = DesiredState()
     try:
-        try:
-            low, high = watermarks(consumer, TopicPartition(topic, 0), timeout)
-        except KafkaException as e:
-            if e.args[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-                return desired
-            raise
-        if high <= low:
-            return desired
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        at_end = False
-        while not at_end:
-            for msg in consumer.consume(1000, timeout=0.5):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end = True
-                        continue
-                    raise KafkaException(error)
-                value = msg.value()
-                if value is None:
-                    continue
-                try:
-                    desired.apply(decode_control(value))
-                except ControlDecodeError as e:
-                    log.warning("%s offset %d: %s", topic, msg.offset(), e)
+        for msg in scan_partition(consumer, TopicPartition(topic, 0), batch=1000):
+            value = msg.value()
+            if value is None:
+                continue
+            try:
+                desired.apply(decode_control(value))
+            except ControlDecodeError as e:
+                log.warning("%s offset %d: %s", topic, msg.offset(), e)
+    except KafkaException as e:
+        if e.args[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            return desired  # never deployed: nothing desired yet
+        raise
     finally:
         consumer.close()
     return desired

@@ -14,13 +14,13 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
+from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from topology.codec import CHECKPOINT_KEY, StaleSnapshotError, decode_checkpoint
 from topology.protocol import Aggregate
-from topology.restore import RestorePlan
 from topology.settings import Settings
 from topology.store import SnapshotStore
 
@@ -71,32 +71,19 @@ def restore_partition(
     records = 0
     stale = False
     try:
-        low, high = watermarks(consumer, snapshots)
-        if not RestorePlan(low, high).done(low):
-            consumer.assign(
-                [TopicPartition(snapshots.topic, snapshots.partition, OFFSET_BEGINNING)]
-            )
-            at_end = False
-            while not at_end:
-                for msg in consumer.consume(10_000, timeout=0.05):
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            at_end = True
-                            continue
-                        raise KafkaException(error)
-                    key = msg.key()
-                    if key == CHECKPOINT_KEY:
-                        checkpoint = decode_checkpoint(msg.value())
-                        continue
-                    records += 1
-                    if stale:
-                        continue
-                    try:
-                        load(key, msg.value())
-                    except StaleSnapshotError as e:
-                        log.warning("%s[%d]: %s", snapshots.topic, snapshots.partition, e)
-                        stale = True
+        for msg in scan_partition(consumer, snapshots, wait=0.05):
+            key = msg.key()
+            if key == CHECKPOINT_KEY:
+                checkpoint = decode_checkpoint(msg.value())
+                continue
+            records += 1
+            if stale:
+                continue
+            try:
+                load(key, msg.value())
+            except StaleSnapshotError as e:
+                log.warning("%s[%d]: %s", snapshots.topic, snapshots.partition, e)
+                stale = True
         _, events_end = watermarks(consumer, events)
     finally:
         consumer.close()

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -35,7 +33,7 @@ from confluent_kafka import (
 
 from actors.kafka import consumer_config, producer_config
 from actors.replay import EventTail, fold
-from actors.watermarks import watermarks
+from actors.scan import scan_partition
 from ledger.aggregate import LEDGER
 from topology.codec import (
     CHECKPOINT_KEY,
@@ -155,29 +153,16 @@ class ShadowRebuild:
         encoded: dict[bytes, bytes] = {}
         position = 0
         try:
-            tp = TopicPartition(self.topic, self.partition)
-            low, high = watermarks(consumer, tp)
-            if high <= low:
-                return 0
-            consumer.assign([TopicPartition(self.topic, self.partition, OFFSET_BEGINNING)])
-            at_end = False
-            while not at_end:
-                for msg in consumer.consume(10_000, timeout=0.2):
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            at_end = True
-                            continue
-                        raise KafkaException(error)
-                    key, value = msg.key(), msg.value()
-                    if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
-                        continue
-                    stamp = apply_snapshot_record(self.aggregate, states, key, value)
-                    if stamp is not None and key is not None and value is not None:
-                        position = max(position, stamp)
-                        encoded[key] = value
-                    elif key is not None:
-                        encoded.pop(key, None)
+            for msg in scan_partition(consumer, TopicPartition(self.topic, self.partition)):
+                key, value = msg.key(), msg.value()
+                if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
+                    continue
+                stamp = apply_snapshot_record(self.aggregate, states, key, value)
+                if stamp is not None and key is not None and value is not None:
+                    position = max(position, stamp)
+                    encoded[key] = value
+                elif key is not None:
+                    encoded.pop(key, None)
         except CodecError as e:
             log.warning(
                 "partition %d: generation %d holds unusable snapshots (%s); starting over",
