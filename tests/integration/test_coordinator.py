@@ -24,7 +24,7 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
-from topology.codec import CHECKPOINT_KEY, decode_snapshot
+from topology.codec import CHECKPOINT_KEY, decode_checkpoint, decode_snapshot
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -168,9 +168,19 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
     # the field only a replay could fill in.
     layout = TopicLayout.of(settings)
     latest: dict[str, Any] = {}
+    checkpoints: dict[int, int] = {}
     for msg in read_named_topic(settings, layout.snapshots(1)):
-        if msg.key() != CHECKPOINT_KEY:
+        if msg.key() == CHECKPOINT_KEY:
+            checkpoints[msg.partition()] = decode_checkpoint(msg.value())
+        else:
             latest[msg.key().decode()] = decode_snapshot(LEDGER_V2, msg.value()).slot.state
     assert latest == folded
+    # The new generation also says where each partition's commands resume (sealed at the
+    # switch, then moved by every commit): a restart now restores state and position from it.
+    committed = {
+        p: ray.get(partition_actor(settings.app_id, p).stats.remote())["committed_offset"]
+        for p in range(settings.partitions)
+    }
+    assert checkpoints == committed
     accepted_moves = sum(1 for cid, r in traffic.replies.items() if r.accepted and "-cmd-" in cid)
     assert sum(s.movements for s in folded.values()) == accepted_moves
