@@ -56,6 +56,7 @@ class DemoReport:
     event_accounts: int = 0
     mismatched_accounts: int = 0
     kept: bool = False
+    window: int = 0
 
     @property
     def throughput(self) -> float:
@@ -140,7 +141,7 @@ def run_demo(
         bootstrap_servers=bootstrap,
         partitions=partitions,
     )
-    report = DemoReport(settings.app_id, bootstrap, partitions, kept=keep)
+    report = DemoReport(settings.app_id, bootstrap, partitions, kept=keep, window=window)
     workload = Workload(accounts=accounts, commands=commands, seed=seed)
     progress = progress or Progress(transient=True)
     try:
