@@ -1,0 +1,28 @@
+"""The main job end to end at a small size: the demo's three-way money check holds, every
+command got a reply, and its table renders."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from eventledger.demo import run_demo
+from eventledger.report import print_demo
+
+
+def test_the_demo_conserves_money(
+    bootstrap: str, ray_local: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)  # the session broker
+    report = run_demo(accounts=60, commands=600, partitions=2, window=32)
+    assert report.sent == 660
+    assert report.accepted + sum(report.rejected.values()) == report.sent
+    assert report.rejected["insufficient_funds"] > 0  # the workload does refuse some
+    assert report.money_ok, report
+    assert report.actor_total == report.expected_total == report.events_total
+    assert report.actor_accounts == report.event_accounts == 60
+    out = io.StringIO()
+    print_demo(Console(file=out, width=120), report)
+    assert "money conserved" in out.getvalue()
