@@ -1,12 +1,11 @@
-"""Recovery as a pure plan plus pure folds; the actor only seeks, consumes and feeds them.
+"""Recovery's pure folds; the executors (`actors.restore`, `actors.shadow`, `actors.replay`)
+only consume and feed them.
 
-Restore reads snapshots[p] from `low` to `high` into memory (`apply_snapshot_record`), then,
-if a snapshot generation is behind the event log, catches up by replaying events[p] from the
-smallest `events_offset` seen (`apply_event_record` skips what the snapshots already hold).
-A rebuild is the same fold from an empty map and events offset 0.
+`apply_snapshot_record` installs snapshot records as decoded slots (a shadow rebuild resuming
+its generation); `apply_event_record` folds events, skipping what the slots already hold, so a
+rebuild is the fold from an empty map and events offset 0, and a resumed one replays from the
+smallest `events_offset` its snapshots carry.
 """
-
-from dataclasses import dataclass
 
 from topology.codec import (
     CodecError,
@@ -19,34 +18,11 @@ from topology.codec import (
 )
 from topology.protocol import Aggregate
 
-__all__ = ["RestorePlan", "SequenceGapError", "apply_event_record", "apply_snapshot_record"]
+__all__ = ["SequenceGapError", "apply_event_record", "apply_snapshot_record"]
 
 
 class SequenceGapError(ValueError):
     """An event's sequence skips ahead of the aggregate's version: events are missing."""
-
-
-@dataclass(frozen=True, slots=True)
-class RestorePlan:
-    """Read one partition from `low` (its low watermark, or a start offset) up to `high` (its
-    high watermark when restore began). A position is the next offset to read. Transaction
-    markers occupy offsets that are never delivered, so the executor also treats reaching the
-    partition's end as done."""
-
-    low: int
-    high: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.low <= self.high:
-            raise ValueError(f"need 0 <= low <= high, got low={self.low} high={self.high}")
-
-    def done(self, position: int) -> bool:
-        """Whether everything up to `high` has been read."""
-        return position >= self.high
-
-    def remaining(self, position: int) -> int:
-        """How many offsets are still to read (an upper bound on records)."""
-        return max(0, self.high - max(position, self.low))
 
 
 def apply_snapshot_record(

@@ -52,10 +52,6 @@ class SnapshotStore(Mapping[str, Slot]):
         for key, value in records:
             self.load(key, value)
 
-    def raw(self, aggregate_id: str) -> bytes | None:
-        """The encoded snapshot of an aggregate, as it is on the snapshots topic."""
-        return self._raw.get(encode_key(aggregate_id))
-
     def get(self, key: str, default: Any = None) -> Any:
         data = self._raw.get(encode_key(key))
         if data is None:
@@ -79,7 +75,3 @@ class SnapshotStore(Mapping[str, Slot]):
 
     def __len__(self) -> int:
         return len(self._raw)
-
-    def nbytes(self) -> int:
-        """Bytes of snapshot data held (values only)."""
-        return sum(len(v) for v in self._raw.values())

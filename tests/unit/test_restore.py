@@ -1,4 +1,4 @@
-"""Recovery: the read plan, installing snapshots, and folding events (catch-up, rebuild)."""
+"""Recovery's folds: installing snapshots, and folding events (catch-up, rebuild)."""
 
 import pytest
 
@@ -14,7 +14,6 @@ from topology.codec import (
     encode_snapshot,
 )
 from topology.restore import (
-    RestorePlan,
     SequenceGapError,
     apply_event_record,
     apply_snapshot_record,
@@ -22,30 +21,6 @@ from topology.restore import (
 from topology.step import BatchResult
 
 from .support import record, run
-
-# --- the plan ------------------------------------------------------------------------------
-
-
-def test_an_empty_partition_is_done_at_once() -> None:
-    plan = RestorePlan(5, 5)
-    assert plan.done(5)
-    assert plan.remaining(5) == 0
-
-
-def test_the_plan_is_done_at_the_high_watermark() -> None:
-    plan = RestorePlan(10, 20)
-    assert not plan.done(10)
-    assert plan.remaining(0) == plan.remaining(10) == 10
-    assert plan.remaining(15) == 5
-    assert plan.done(20)
-    assert plan.remaining(25) == 0
-
-
-@pytest.mark.parametrize(("low", "high"), [(3, 2), (-1, 4)])
-def test_the_plan_needs_ordered_watermarks(low: int, high: int) -> None:
-    with pytest.raises(ValueError, match="low"):
-        RestorePlan(low, high)
-
 
 # --- snapshots -----------------------------------------------------------------------------
 
