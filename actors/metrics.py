@@ -7,12 +7,10 @@ tests install one with an in-memory reader).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Mapping
 
 from opentelemetry import metrics
 from opentelemetry.util.types import AttributeValue
-
-from topology.step import BatchResult
 
 __all__ = ["PartitionMetrics"]
 
@@ -45,11 +43,11 @@ class PartitionMetrics:
             "eventledger.restore.duration", unit="s", description="Time to restore"
         )
 
-    def batch(self, result: BatchResult, commit_ms: float) -> None:
-        """Record one committed batch."""
-        for outcome, n in Counter(o.outcome for o in result.outcomes).items():
+    def batch(self, outcomes: Mapping[str, int], size: int, commit_ms: float) -> None:
+        """Record one committed batch: commands by outcome, its size, its commit latency."""
+        for outcome, n in outcomes.items():
             self._commands.add(n, {**self._attrs, "eventledger.outcome": str(outcome)})
-        self._batch.record(len(result.outcomes), self._attrs)
+        self._batch.record(size, self._attrs)
         self._commit.record(commit_ms, self._attrs)
 
     def abort(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -61,7 +62,7 @@ from topology.codec import (
 )
 from topology.protocol import Aggregate
 from topology.settings import Settings
-from topology.step import BatchResult, InRecord, process_batch
+from topology.step import BatchResult, InRecord, OutcomeKind, process_batch
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
@@ -366,7 +367,6 @@ class PartitionWorker:
         self._states.install((r.key, r.value) for r in result.snapshots)
         self._next_offset = result.next_offset
         self._count(result)
-        self.metrics.batch(result, self.counters.last_commit_ms)
 
     def _transact(self, result: BatchResult) -> None:
         """One Kafka transaction for the whole batch, in order, each step checked."""
@@ -459,21 +459,19 @@ class PartitionWorker:
             self._events_offset = max(self._events_offset, msg.offset() + 1)
 
     def _count(self, result: BatchResult) -> None:
+        """Counters and metrics of a committed batch (outcomes tallied once)."""
         c = self.counters
         if c.batches == 0:
             c.first_batch_at = self._batch_started_at
         c.batches += 1
         c.committed_offset = result.next_offset
-        for o in result.outcomes:
-            c.processed += 1
-            if o.outcome == "accepted":
-                c.accepted += 1
-            elif o.outcome == "rejected":
-                c.rejected += 1
-            elif o.outcome == "duplicate":
-                c.duplicates += 1
-            else:
-                c.dlq += 1
+        tally = Counter(o.outcome for o in result.outcomes)
+        c.processed += len(result.outcomes)
+        c.accepted += tally[OutcomeKind.ACCEPTED]
+        c.rejected += tally[OutcomeKind.REJECTED]
+        c.duplicates += tally[OutcomeKind.DUPLICATE]
+        c.dlq += tally[OutcomeKind.DLQ]
+        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms)
 
     def _call(self, during: str, fn: Callable[..., T], *args: Any, attempts: int = _RETRIES) -> T:
         """Call a Kafka API, retrying (with a growing pause) what Kafka calls retriable."""
