@@ -7,7 +7,9 @@ consumer of actor output reads ``read_committed`` with auto commit off.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -22,9 +24,12 @@ __all__ = [
     "classify",
     "consumer_config",
     "producer_config",
+    "retrying",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PARTITIONER = "murmur2_random"
 # Transient broker states that librdkafka does not always flag as retriable (seen right
@@ -91,6 +96,21 @@ def classify(exc: KafkaException, *, during: str) -> KafkaClientError:
     if error.retriable() or error.code() in _TRANSIENT_CODES:
         return RetriableError(text, error)
     return FatalError(text, error)
+
+
+def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5) -> T:
+    """``fn(*args)``, called again (after a pause growing to 0.5 s) while Kafka calls its
+    error retriable, at most ``attempts`` times. Raises the last ``KafkaException`` as is:
+    callers classify it (``classify``) or inspect its code."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args)
+        except KafkaException as e:
+            if attempt == attempts or not isinstance(classify(e, during=during), RetriableError):
+                raise
+            log.info("%s: %s; retrying", during, e)
+            time.sleep(min(0.05 * attempt, 0.5))
+    raise AssertionError("unreachable")
 
 
 def producer_config(settings: Settings, *, transactional_id: str | None = None) -> dict[str, Any]:

@@ -43,10 +43,10 @@ from actors.kafka import (
     AbortableError,
     FatalError,
     FencedError,
-    RetriableError,
     classify,
     consumer_config,
     producer_config,
+    retrying,
 )
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_partition
@@ -71,7 +71,6 @@ __all__ = ["Counters", "PartitionStatus", "PartitionWorker"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_RETRIES = 5
 _RESTARTS = 3
 
 
@@ -473,18 +472,12 @@ class PartitionWorker:
         c.dlq += tally[OutcomeKind.DLQ]
         self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms)
 
-    def _call(self, during: str, fn: Callable[..., T], *args: Any, attempts: int = _RETRIES) -> T:
-        """Call a Kafka API, retrying (with a growing pause) what Kafka calls retriable."""
-        for attempt in range(attempts):
-            try:
-                return fn(*args)
-            except KafkaException as e:
-                error = classify(e, during=during)
-                if not isinstance(error, RetriableError) or attempt == attempts - 1:
-                    raise error from e
-                log.info("partition %d: %s; retrying", self.partition, error)
-                time.sleep(min(0.05 * (attempt + 1), 0.5))
-        raise AssertionError("unreachable")
+    def _call(self, during: str, fn: Callable[..., T], *args: Any, attempts: int = 5) -> T:
+        """A Kafka call, retried while retriable; what still fails comes out classified."""
+        try:
+            return retrying(f"partition {self.partition} {during}", fn, *args, attempts=attempts)
+        except KafkaException as e:
+            raise classify(e, during=during) from e
 
     # -- pause, switch, resume (the coordinator's rebuild) -------------------------------------
 

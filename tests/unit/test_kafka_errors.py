@@ -10,6 +10,7 @@ from actors.kafka import (
     KafkaClientError,
     RetriableError,
     classify,
+    retrying,
 )
 
 
@@ -50,3 +51,37 @@ def test_an_exception_without_a_kafka_error_is_fatal() -> None:
     classified = classify(KafkaException("opaque"), during="produce")
     assert isinstance(classified, FatalError) and isinstance(classified, KafkaClientError)
     assert classified.error is None
+
+
+def flaky(*errors: KafkaException) -> tuple[list[int], object]:
+    """A call that raises ``errors`` in turn, then returns how many calls it took."""
+    calls: list[int] = []
+
+    def call() -> int:
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return len(calls)
+
+    return calls, call
+
+
+def test_retrying_calls_again_while_retriable() -> None:
+    calls, call = flaky(exc(KafkaError.NOT_COORDINATOR), exc(KafkaError._TRANSPORT))
+    assert retrying("test", call, attempts=5) == 3  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_retrying_gives_up_at_once_on_what_is_not_retriable() -> None:
+    fenced = exc(KafkaError._FENCED, fatal=True)
+    calls, call = flaky(fenced)
+    with pytest.raises(KafkaException) as caught:
+        retrying("test", call, attempts=5)  # type: ignore[arg-type]
+    assert caught.value is fenced and len(calls) == 1
+
+
+def test_retrying_gives_up_after_its_attempts() -> None:
+    calls, call = flaky(*[exc(KafkaError.NOT_COORDINATOR)] * 3)
+    with pytest.raises(KafkaException):
+        retrying("test", call, attempts=2)  # type: ignore[arg-type]
+    assert len(calls) == 2
