@@ -2,9 +2,11 @@
 
 One reply consumer per client, on one reply lane (``reply_to`` in every command: the replies
 partitions ``TopicLayout.reply_partitions(lane)``, one per data partition), started once and
-positioned at the end before the first send; replies are routed
-to waiters by command id. Retrying with the same command id is safe: the partition actor
-answers a repeated id with the same reply and writes no new events.
+positioned at the end before the first send; replies are routed to waiters by (command id,
+account id), so two clients' replies never cross. A command id is executed at most once
+within the service's idempotency window (24 h by default) counted from its first attempt;
+``execute`` re-sends the same id with the same first-attempt time until the reply comes, and
+a retry past the window is refused as ``expired``, never executed again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -24,24 +27,42 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
 from actors import tracing
-from actors.kafka import FatalError, consumer_config, producer_config
+from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["LedgerClient", "ReplyTimeoutError"]
+__all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
+
+_MAX_RETRY_INTERVAL = 8.0
 
 log = logging.getLogger(__name__)
 
 
-class ReplyTimeoutError(TimeoutError):
-    """No reply in time. The command may still be processed: retry with the same id."""
+class OutcomeUnknownError(TimeoutError):
+    """No reply in time, or the command may not have reached the broker: whether it was
+    executed is unknown. Retry with the same ``command_id`` and ``first_attempt_ms``: the
+    service executes a command id at most once within its idempotency window."""
+
+    def __init__(self, message: str, *, command_id: str, first_attempt_ms: int) -> None:
+        super().__init__(message)
+        self.command_id = command_id
+        self.first_attempt_ms = first_attempt_ms
+
+
+class ReplyTimeoutError(OutcomeUnknownError):
+    """No reply before the caller's timeout, after every retry."""
+
+
+_Key = tuple[str, str]  # (command id, aggregate id): how a reply finds its waiter
 
 
 class LedgerClient:
-    """A thread-safe client of one application. Close it (or use ``with``) when done."""
+    """A thread-safe client of one application. Close it (or use ``with``) when done.
+    ``timeout`` is the default seconds ``execute`` waits for a reply (re-sending meanwhile);
+    ``retry_interval`` the first pause before a re-send (it doubles, up to 8 s)."""
 
     def __init__(
         self,
@@ -49,15 +70,19 @@ class LedgerClient:
         *,
         reply_lane: int | None = None,
         timeout: float = 30.0,
+        retry_interval: float = 1.0,
     ) -> None:
+        if retry_interval <= 0:
+            raise ValueError(f"retry_interval must be > 0, got {retry_interval}")
         self.settings = settings
         self.timeout = timeout
+        self.retry_interval = retry_interval
         self.layout = TopicLayout.of(settings)
         self._commands = self.layout.name(TopicKind.COMMANDS)
         self.reply_lane = (
             reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
-        self._pending: dict[str, list[Future[Reply]]] = {}
+        self._pending: dict[_Key, list[Future[Reply]]] = {}
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -105,11 +130,125 @@ class LedgerClient:
         *,
         command_id: str | None = None,
         expected_version: int | None = None,
+        first_attempt_ms: int | None = None,
     ) -> Future[Reply]:
-        """Produce a command and return a future of its reply."""
+        """Produce a command once and return a future of its reply. The future fails with
+        ``OutcomeUnknownError`` when the broker did not acknowledge the command (it may still
+        have stored it); ``execute`` re-sends instead."""
+        command_id = command_id or self.new_command_id()
+        first = first_attempt_ms if first_attempt_ms is not None else now_ms()
+        future = self._register(command_id, aggregate_id)
+        self._send(
+            aggregate_id,
+            command,
+            command_id=command_id,
+            expected_version=expected_version,
+            first_attempt_ms=first,
+            future=future,
+        )
+        return future
+
+    def new_command_id(self) -> str:
+        """A command id unique across clients: a random per-client prefix and a counter."""
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def execute(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        command_id: str | None = None,
+        expected_version: int | None = None,
+        first_attempt_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send, re-sending the same command id with the same first-attempt time (backing
+        off) until its reply comes; ``ReplyTimeoutError`` after ``timeout`` seconds. To retry
+        from elsewhere after that, pass the error's ``command_id`` and ``first_attempt_ms``."""
+        command_id = command_id or self.new_command_id()
+        first = first_attempt_ms if first_attempt_ms is not None else now_ms()
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        future = self._register(command_id, aggregate_id)
+        try:
+            pause = self.retry_interval
+            while True:
+                self._send(
+                    aggregate_id,
+                    command,
+                    command_id=command_id,
+                    expected_version=expected_version,
+                    first_attempt_ms=first,
+                    future=None,
+                )
+                left = deadline - time.monotonic()
+                try:
+                    return future.result(max(0.0, min(pause, left)))
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise self._timed_out(command_id, first, wait) from None
+                pause = min(pause * 2, _MAX_RETRY_INTERVAL)
+        finally:
+            self._forget((command_id, aggregate_id), future)
+
+    async def execute_async(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        command_id: str | None = None,
+        expected_version: int | None = None,
+        first_attempt_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """The asyncio form of ``execute``."""
+        command_id = command_id or self.new_command_id()
+        first = first_attempt_ms if first_attempt_ms is not None else now_ms()
+        wait = timeout or self.timeout
+        deadline = time.monotonic() + wait
+        future = self._register(command_id, aggregate_id)
+        waiting = asyncio.wrap_future(future)
+        try:
+            pause = self.retry_interval
+            while True:
+                self._send(
+                    aggregate_id,
+                    command,
+                    command_id=command_id,
+                    expected_version=expected_version,
+                    first_attempt_ms=first,
+                    future=None,
+                )
+                left = deadline - time.monotonic()
+                done, _ = await asyncio.wait({waiting}, timeout=max(0.0, min(pause, left)))
+                if done:
+                    return waiting.result()
+                if time.monotonic() >= deadline:
+                    raise self._timed_out(command_id, first, wait)
+                pause = min(pause * 2, _MAX_RETRY_INTERVAL)
+        finally:
+            self._forget((command_id, aggregate_id), future)
+
+    def _register(self, command_id: str, aggregate_id: str) -> Future[Reply]:
         if self._closed.is_set():
             raise RuntimeError("the client is closed")
-        command_id = command_id or self.new_command_id()
+        future: Future[Reply] = Future()
+        with self._lock:
+            self._pending.setdefault((command_id, aggregate_id), []).append(future)
+        return future
+
+    def _send(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        command_id: str,
+        expected_version: int | None,
+        first_attempt_ms: int,
+        future: Future[Reply] | None,
+    ) -> None:
+        """One attempt. A delivery failure fails ``future`` when given (else the caller's
+        loop re-sends); a full local queue is an unknown outcome as well."""
         key = aggregate_id.encode()
         partition = partition_for(key, self.settings.partitions)
         value = encode_command(
@@ -118,13 +257,12 @@ class LedgerClient:
             command_id=command_id,
             expected_version=expected_version,
             reply_to=self.reply_lane,
+            first_attempt_ms=first_attempt_ms,
         )
-        future: Future[Reply] = Future()
-        with self._lock:
-            self._pending.setdefault(command_id, []).append(future)
+        target = (command_id, aggregate_id, first_attempt_ms, future)
         if not tracing.enabled():  # no SDK: pass on the caller's trace, if it has one
-            self._produce(command_id, key, value, partition, tracing.current_headers())
-            return future
+            self._produce(target, key, value, partition, tracing.current_headers())
+            return
         with tracing.tracer().start_as_current_span(
             "send",
             kind=trace.SpanKind.PRODUCER,
@@ -135,76 +273,36 @@ class LedgerClient:
                 "eventledger.partition": partition,
             },
         ):
-            self._produce(command_id, key, value, partition, tracing.headers_from_context())
-        return future
-
-    def new_command_id(self) -> str:
-        """A command id unique across clients: a random per-client prefix and a counter."""
-        return f"{self._id_prefix}-{next(self._ids)}"
+            self._produce(target, key, value, partition, tracing.headers_from_context())
 
     def _produce(
         self,
-        command_id: str,
+        target: tuple[str, str, int, Future[Reply] | None],
         key: bytes,
         value: bytes,
         partition: int,
         headers: list[tuple[str, bytes]] | None,
     ) -> None:
         produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
-        produce(
-            self._commands,
-            value,
-            key,
-            partition,
-            on_delivery=lambda err, _msg: self._delivered(command_id, err),
-            headers=headers,
-        )
-
-    def execute(
-        self,
-        aggregate_id: str,
-        command: Any,
-        *,
-        command_id: str | None = None,
-        expected_version: int | None = None,
-        timeout: float | None = None,
-    ) -> Reply:
-        """Send and wait for the reply; ``ReplyTimeoutError`` after ``timeout`` seconds."""
-        command_id = command_id or self.new_command_id()
-        future = self.send(
-            aggregate_id, command, command_id=command_id, expected_version=expected_version
-        )
-        wait = timeout or self.timeout
         try:
-            return future.result(wait)
-        except TimeoutError:
-            raise self._timed_out(command_id, future, wait) from None
+            produce(
+                self._commands,
+                value,
+                key,
+                partition,
+                on_delivery=lambda err, _msg: self._delivered(target, err),
+                headers=headers,
+            )
+        except BufferError:
+            self._producer.poll(0.1)
+            self._delivered(target, KafkaError(KafkaError._QUEUE_FULL))
 
-    async def execute_async(
-        self,
-        aggregate_id: str,
-        command: Any,
-        *,
-        command_id: str | None = None,
-        expected_version: int | None = None,
-        timeout: float | None = None,
-    ) -> Reply:
-        """The asyncio form of ``execute``."""
-        command_id = command_id or self.new_command_id()
-        future = self.send(
-            aggregate_id, command, command_id=command_id, expected_version=expected_version
-        )
-        wait = timeout or self.timeout
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), wait)
-        except TimeoutError:
-            raise self._timed_out(command_id, future, wait) from None
-
-    def _timed_out(self, command_id: str, future: Future[Reply], wait: float) -> ReplyTimeoutError:
-        self._forget(command_id, future)
+    def _timed_out(self, command_id: str, first_attempt_ms: int, wait: float) -> ReplyTimeoutError:
         return ReplyTimeoutError(
-            f"no reply for command {command_id} in {wait:.1f}s "
-            "(it may still be processed: retry with the same command id)"
+            f"no reply for command {command_id} in {wait:.1f}s: outcome unknown; retry with "
+            f"the same command id and first_attempt_ms={first_attempt_ms}",
+            command_id=command_id,
+            first_attempt_ms=first_attempt_ms,
         )
 
     # -- queries ---------------------------------------------------------------------------
@@ -242,24 +340,40 @@ class LedgerClient:
                 log.warning("undecodable reply at offset %d", msg.offset())
                 continue
             with self._lock:
-                futures = self._pending.pop(reply.command_id, [])
+                futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])
             for f in futures:
                 if not f.done():
                     f.set_result(reply)
 
-    def _delivered(self, command_id: str, err: KafkaError | None) -> None:
+    def _delivered(
+        self, target: tuple[str, str, int, Future[Reply] | None], err: KafkaError | None
+    ) -> None:
+        command_id, aggregate_id, first_attempt_ms, future = target
         if err is None:
             return
-        with self._lock:
-            futures = self._pending.pop(command_id, [])
-        for f in futures:
-            if not f.done():
-                f.set_exception(FatalError(f"command {command_id} not delivered: {err.str()}"))
+        log.info("command %s on %s not acknowledged: %s", command_id, aggregate_id, err.str())
+        if future is None or future.done():
+            return
+        self._forget((command_id, aggregate_id), future)
+        future.set_exception(
+            OutcomeUnknownError(
+                f"command {command_id} may not have reached Kafka ({err.str()}): outcome "
+                f"unknown; retry with the same command id and first_attempt_ms="
+                f"{first_attempt_ms}",
+                command_id=command_id,
+                first_attempt_ms=first_attempt_ms,
+            )
+        )
 
-    def _forget(self, command_id: str, future: Future[Reply]) -> None:
+    def _forget(self, key: _Key, future: Future[Reply]) -> None:
         with self._lock:
-            waiting = self._pending.get(command_id, [])
+            waiting = self._pending.get(key, [])
             if future in waiting:
                 waiting.remove(future)
             if not waiting:
-                self._pending.pop(command_id, None)
+                self._pending.pop(key, None)
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds: a command's first-attempt time."""
+    return int(time.time() * 1000)

@@ -39,6 +39,7 @@ from confluent_kafka import (
 from opentelemetry import trace
 
 from actors import tracing
+from actors.idstore import IdStore, open_id_store
 from actors.kafka import (
     AbortableError,
     FatalError,
@@ -54,6 +55,7 @@ from actors.watermarks import watermarks
 from ledger.aggregate import LEDGER
 from topology.codec import (
     CHECKPOINT_KEY,
+    Checkpoint,
     Slot,
     Snapshot,
     encode_checkpoint,
@@ -102,6 +104,8 @@ class Counters:
     restored_records: int = 0
     restore_seconds: float = 0.0
     restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
+    ids_restored: int = 0  # changelog records read into the id memory at the last start
+    ids_restore_seconds: float = 0.0
 
 
 class PartitionWorker:
@@ -136,7 +140,10 @@ class PartitionWorker:
         self._topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         self._commands = TopicPartition(self._topics[TopicKind.COMMANDS], partition)
         self._next_offset = 0
-        self._checkpoint: int | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._clock_ms = 0  # the largest batch time committed: never runs backwards
+        self._ids: IdStore | None = None
+        self._reply_ends: dict[int, int] = {}  # replies partition → next offset written
         self._batch_started_at = 0.0
         self._events_offset = 0
         self._stop = threading.Event()
@@ -181,9 +188,22 @@ class PartitionWorker:
         )
         self._call("init_transactions", self._producer.init_transactions, 30, attempts=40)
         self._restore()
+        if self._checkpoint is not None:
+            self._clock_ms = max(self._clock_ms, self._checkpoint.clock_ms)
+        self._ids = open_id_store(self.settings, self.partition)
+        ids = self._ids.restore(self.settings, self.partition, self._now_ms())
+        self.counters.ids_restored = ids.records
+        self.counters.ids_restore_seconds = ids.seconds
+        log.info(
+            "partition %d: id memory %s, %d changelog records in %.2fs",
+            self.partition,
+            "reused" if ids.reused else "restored from the window's start",
+            ids.records,
+            ids.seconds,
+        )
         self._consumer = Consumer(consumer_config(self.settings, group_id=self.settings.app_id))
         if self._checkpoint is not None:
-            self._next_offset = self._checkpoint
+            self._next_offset = self._checkpoint.next_offset
         else:  # nothing committed to this partition yet
             low, _ = watermarks(self._consumer, self._commands)
             self._next_offset = max(low, 0)
@@ -206,6 +226,9 @@ class PartitionWorker:
         if self._offsets is not None:
             self._offsets.close()
             self._offsets = None
+        if self._ids is not None:
+            self._ids.close()
+            self._ids = None
         self._producer = None
 
     # -- restore ---------------------------------------------------------------------------
@@ -331,9 +354,17 @@ class PartitionWorker:
                 log.warning("partition %d consumer: %s", self.partition, error.str())
         return good
 
+    def _now_ms(self) -> int:
+        """The partition's clock: wall time, but never behind a batch already committed."""
+        return max(int(time.time() * 1000), self._clock_ms)
+
     def _process(self, messages: list[Any]) -> None:
         self._batch_started_at = time.time()
+        ids = self._ids
+        if ids is None:
+            raise RuntimeError(f"partition {self.partition}: no id memory (not opened)")
         records = [InRecord(m.offset(), m.key(), m.value(), m.headers() or ()) for m in messages]
+        now_ms = self._now_ms()
         result = process_batch(
             self.aggregate,
             self._states,
@@ -342,14 +373,19 @@ class PartitionWorker:
             partitions=self.settings.partitions,
             source_topic=self._commands.topic,
             events_offset=self._events_offset,
-            recent_limit=self.settings.recent_ids_per_aggregate,
-            now_ms=int(time.time() * 1000),
+            ids=ids,
+            window_ms=self.settings.idempotency_window_ms,
+            now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
         )
-        assert result.next_offset > self._next_offset, "command offsets only move forward"
+        if result.next_offset <= self._next_offset:
+            raise RuntimeError(
+                f"partition {self.partition}: command offset {result.next_offset} would not "
+                f"move forward from {self._next_offset}"
+            )
         try:
             try:
-                self._transact(result)
+                self._transact(result, Checkpoint(result.next_offset, now_ms))
             except KafkaException as e:  # from produce(): classify like the rest
                 raise classify(e, during="produce") from e
         except AbortableError as e:
@@ -362,12 +398,15 @@ class PartitionWorker:
                 TopicPartition(self._commands.topic, self.partition, self._next_offset)
             )
             return
-        # Committed: only now does the batch become the state that queries see.
+        # Committed: only now does the batch become the state that queries see, and its
+        # replies what the id memory remembers (with how far its changelog now reaches).
         self._states.install((r.key, r.value) for r in result.snapshots)
+        ids.install(result.remembered, self._reply_ends)
         self._next_offset = result.next_offset
+        self._clock_ms = now_ms
         self._count(result)
 
-    def _transact(self, result: BatchResult) -> None:
+    def _transact(self, result: BatchResult, checkpoint: Checkpoint) -> None:
         """One Kafka transaction for the whole batch, in order, each step checked."""
         producer = self._producer
         assert producer is not None
@@ -407,15 +446,17 @@ class PartitionWorker:
                     produce(events, r.value, r.key, r.partition)
             # 3. the command offset, as the checkpoint beside the snapshots: restore reads both,
             # so state and position cannot disagree (and this costs no consumer-group requests)
-            checkpoint = encode_checkpoint(result.next_offset)
-            produce(topics[TopicKind.SNAPSHOTS], checkpoint, CHECKPOINT_KEY, self.partition)
-            # 4. the last snapshot and public view of each changed aggregate, dead letters, and
-            # 5. replies last: a read_committed reader of them waits for this commit
+            produce(
+                topics[TopicKind.SNAPSHOTS],
+                encode_checkpoint(checkpoint),
+                CHECKPOINT_KEY,
+                self.partition,
+            )
+            # 4. the last snapshot and public view of each changed aggregate, dead letters
             for kind, records in (
                 (TopicKind.SNAPSHOTS, result.snapshots),
                 (TopicKind.STATE, result.views),
                 (TopicKind.DLQ, result.dlq),
-                (TopicKind.REPLIES, result.replies),
             ):
                 topic = topics[kind]
                 for r in records:
@@ -423,6 +464,15 @@ class PartitionWorker:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:
                         produce(topic, r.value, r.key, r.partition)
+            # 5. replies last (a read_committed reader of them waits for this commit); the
+            # last one per replies partition reports how far the id memory's changelog reaches
+            replies = topics[TopicKind.REPLIES]
+            final = {r.partition: i for i, r in enumerate(result.replies)}
+            for i, r in enumerate(result.replies):
+                if final[r.partition] == i:
+                    produce(replies, r.value, r.key, r.partition, on_delivery=self._on_reply)
+                else:
+                    produce(replies, r.value, r.key, r.partition)
             # 6. commit
             self._call("commit", producer.commit_transaction, 30)
         self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
@@ -456,6 +506,11 @@ class PartitionWorker:
     def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             self._events_offset = max(self._events_offset, msg.offset() + 1)
+
+    def _on_reply(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            partition = msg.partition()
+            self._reply_ends[partition] = max(self._reply_ends.get(partition, 0), msg.offset() + 1)
 
     def _count(self, result: BatchResult) -> None:
         """Counters and metrics of a committed batch (outcomes tallied once)."""
@@ -532,20 +587,10 @@ class PartitionWorker:
         aggregate = aggregate or self.aggregate
         store = SnapshotStore(aggregate)
         store.install(handover.snapshots.items())
-        carried: list[tuple[bytes, bytes]] = []
-        for aggregate_id in list(self._states):
-            if aggregate_id in store:
-                continue
-            slot = self._states.get(aggregate_id)
-            if slot is None:
-                continue
-            if slot.state is not None:
-                raise RuntimeError(f"{aggregate_id!r} exists here but not in the rebuild")
-            # Only refused commands so far (no events): keep its replies for deduplication.
-            snapshot = Snapshot(aggregate.state_schema_version, aggregate_id, slot, end)
-            carried.append((encode_key(aggregate_id), encode_snapshot(aggregate, snapshot)))
-        store.install(carried)
-        self._seal_generation(self.layout.snapshots(generation), carried)
+        missing = sum(1 for aggregate_id in self._states if aggregate_id not in store)
+        if missing:
+            raise RuntimeError(f"{missing} aggregates exist here but not in the rebuild")
+        self._seal_generation(self.layout.snapshots(generation))
         self._states = store
         self.aggregate = aggregate
         self.generation = generation
@@ -556,18 +601,16 @@ class PartitionWorker:
             generation,
             len(store),
         )
-        return {"generation": generation, "aggregates": len(store), "carried": len(carried)}
+        return {"generation": generation, "aggregates": len(store)}
 
-    def _seal_generation(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    def _seal_generation(self, topic: str) -> None:
         """Write to a new snapshot generation, in one transaction, what only this actor knows:
-        the checkpoint (where commands resume) and the carried snapshots, so that a restart
-        right after the switch restores exactly this state and position."""
+        the checkpoint (where commands resume, and the clock), so that a restart right after
+        the switch restores exactly this state and position."""
         producer = self._producer
         assert producer is not None
         self._call("begin", producer.begin_transaction)
-        for key, value in records:
-            producer.produce(topic, value, key, self.partition)
-        checkpoint = encode_checkpoint(self._next_offset)
+        checkpoint = encode_checkpoint(Checkpoint(self._next_offset, self._clock_ms))
         producer.produce(topic, checkpoint, CHECKPOINT_KEY, self.partition)
         self._call("commit", producer.commit_transaction, 30)
 

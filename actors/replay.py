@@ -86,14 +86,13 @@ def fold(
     aggregate: Aggregate,
     states: dict[str, Slot],
     records: list[Any],
-    recent_limit: int,
     changed: set[str] | None = None,
 ) -> int:
     """Fold event records into ``states``; returns how many were applied (already reflected
     ones are skipped) and adds the changed aggregate ids to ``changed``."""
     applied = 0
     for msg in records:
-        if apply_event_record(aggregate, states, msg.value(), recent_limit):
+        if apply_event_record(aggregate, states, msg.value()):
             applied += 1
             if changed is not None:
                 changed.add(decode_key(msg.key()))
@@ -110,7 +109,7 @@ def replay_partition(
         end = tail.end()
         applied = 0
         while tail.position < end:
-            applied += fold(aggregate, states, tail.read(), settings.recent_ids_per_aggregate)
+            applied += fold(aggregate, states, tail.read())
         return applied, tail.position
     finally:
         tail.close()

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
-from topology.codec import CHECKPOINT_KEY, StaleSnapshotError, decode_checkpoint
+from topology.codec import CHECKPOINT_KEY, Checkpoint, StaleSnapshotError, decode_checkpoint
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
@@ -46,7 +46,7 @@ class Restored:
     events partition's end offset, and the seconds it took."""
 
     store: SnapshotStore
-    checkpoint: int | None
+    checkpoint: Checkpoint | None
     records: int
     stale: bool
     events_end: int
@@ -67,7 +67,7 @@ def restore_partition(
     )
     store = SnapshotStore(aggregate)
     load = store.load
-    checkpoint: int | None = None
+    checkpoint: Checkpoint | None = None
     records = 0
     stale = False
     try:

@@ -21,13 +21,15 @@ __all__ = ["scan_partition"]
 def scan_partition(
     consumer: Consumer, partition: TopicPartition, *, batch: int = 10_000, wait: float = 0.05
 ) -> Iterator[Any]:
-    """Every record of ``partition`` the consumer may see, in offset order, then stop at the
-    partition's end as it was when the scan reached it. An empty partition yields nothing
+    """Every record of ``partition`` the consumer may see, in offset order, from its
+    beginning (or from ``partition.offset`` when that is set, >= 0), then stop at the
+    partition's end as it was when the scan reached it. An empty range yields nothing
     without being assigned. Raises KafkaException for any consumer error but the end."""
     low, high = watermarks(consumer, partition)
-    if high <= low:
+    start = partition.offset if partition.offset >= 0 else OFFSET_BEGINNING
+    if high <= max(low, start):
         return
-    consumer.assign([TopicPartition(partition.topic, partition.partition, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(partition.topic, partition.partition, start)])
     while True:
         for msg in consumer.consume(batch, timeout=wait):
             error = msg.error()

@@ -220,13 +220,7 @@ class ShadowRebuild:
     def replay_some(self) -> int:
         """Fold the next records (at most ``read_limit``); returns how many were applied."""
         records = self._tail.read(self.read_limit, timeout=0.01)
-        applied = fold(
-            self.aggregate,
-            self.states,
-            records,
-            self.settings.recent_ids_per_aggregate,
-            self._changed,
-        )
+        applied = fold(self.aggregate, self.states, records, self._changed)
         self.replayed += applied
         return applied
 

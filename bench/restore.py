@@ -107,7 +107,7 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
         snapshot = Snapshot(
             schema_version=schema,
             aggregate_id=aggregate_id,
-            slot=Slot(state=account, version=1, recent=()),
+            slot=Slot(state=account, version=1),
             events_offset=0,
         )
         value = encode_snapshot(LEDGER, snapshot)

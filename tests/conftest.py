@@ -135,6 +135,12 @@ def ray_cluster(_ray_session: None) -> Iterator[Any]:
         cluster.shutdown()
 
 
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where partition actors keep their local state (the id memory) during the session."""
+    return str(tmp_path_factory.mktemp("state"))
+
+
 @pytest.fixture
 def app_id() -> str:
     """A fresh application id so that topics never collide between tests."""

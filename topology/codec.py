@@ -5,6 +5,7 @@ aggregate for its own types) and reused, since this is the hot path. Events carr
 schema version; older events are upcast on read through the aggregate's upcaster chain.
 """
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, get_args
@@ -13,9 +14,9 @@ import lz4.block
 import msgspec
 
 from topology.envelopes import (
+    Checkpoint,
     CommandEnvelope,
     EventEnvelope,
-    RecentReply,
     Reply,
     Slot,
     Snapshot,
@@ -24,16 +25,17 @@ from topology.protocol import Aggregate
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "Checkpoint",
     "CodecError",
     "CommandDecodeError",
     "CommandEnvelope",
     "EventEnvelope",
     "PoisonCode",
-    "RecentReply",
     "Reply",
     "Slot",
     "Snapshot",
     "StaleSnapshotError",
+    "command_fingerprint",
     "decode_checkpoint",
     "decode_command",
     "decode_event",
@@ -44,12 +46,13 @@ __all__ = [
     "encode_checkpoint",
     "encode_command",
     "encode_event",
+    "encode_id_key",
     "encode_key",
     "encode_reply",
     "encode_snapshot",
     "encode_view",
     "error_headers",
-    "snapshot_schema_header",
+    "is_current_snapshot",
 ]
 
 
@@ -90,8 +93,10 @@ _COMMAND_ENVELOPE: Final = msgspec.msgpack.Decoder(CommandEnvelope)
 _EVENT_ENVELOPE: Final = msgspec.msgpack.Decoder(EventEnvelope)
 _REPLY: Final = msgspec.msgpack.Decoder(Reply)
 # Snapshot value headers (first byte): plain msgpack, or an lz4 block (size stored) of it.
-_RAW: Final = b"\x00"
-_LZ4: Final = b"\x01"
+# 0x00 and 0x01 were the layout that kept recent replies in the slot: read as stale.
+_RAW: Final = b"\x03"
+_LZ4: Final = b"\x04"
+_OLD_LAYOUTS: Final = (b"\x00", b"\x01")
 _CHECKPOINT: Final = b"\x02"  # a checkpoint record (see encode_checkpoint)
 _COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 
@@ -116,6 +121,7 @@ def encode_command(
     command_id: str,
     expected_version: int | None = None,
     reply_to: int | None = None,
+    first_attempt_ms: int | None = None,
 ) -> bytes:
     """A command record's value; send it keyed by `encode_key(aggregate_id)`."""
     if not command_id or not aggregate_id:
@@ -127,6 +133,7 @@ def encode_command(
         payload=msgspec.Raw(_ENCODER.encode(command)),
         expected_version=expected_version,
         reply_to=reply_to,
+        first_attempt_ms=first_attempt_ms,
     )
     return _ENCODER.encode(envelope)
 
@@ -142,6 +149,8 @@ def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnv
         raise CommandDecodeError(
             PoisonCode.MALFORMED, f"not a command envelope: {error}", None
         ) from None
+    except RecursionError:
+        raise CommandDecodeError(PoisonCode.MALFORMED, "nested too deeply", None) from None
     decoder = _types(aggregate).commands.get(envelope.type)
     if decoder is None:
         raise CommandDecodeError(
@@ -153,6 +162,27 @@ def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnv
         raise CommandDecodeError(
             PoisonCode.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
         ) from None
+    except RecursionError:
+        raise CommandDecodeError(
+            PoisonCode.INVALID_PAYLOAD, f"{envelope.type} payload nested too deeply", envelope
+        ) from None
+
+
+def encode_id_key(aggregate_id: str, command_id: str) -> bytes:
+    """The idempotency memory's key of a command id: ids are scoped to their aggregate. Also
+    the key of a remembered reply record (so compaction keeps one reply per id)."""
+    return _ENCODER.encode((aggregate_id, command_id))
+
+
+def command_fingerprint(envelope: CommandEnvelope) -> int:
+    """A 63-bit hash of what a command asks (type, payload bytes, expected version): the same
+    id sent again with another command has another fingerprint. Never 0."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(envelope.type.encode())
+    digest.update(b"\x00")
+    digest.update(envelope.payload)
+    digest.update(b"\x00" + str(envelope.expected_version).encode())
+    return (int.from_bytes(digest.digest(), "big") >> 1) or 1
 
 
 def encode_reply(reply: Reply) -> bytes:
@@ -236,7 +266,7 @@ def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
         )
     slot = snapshot.slot
     body = _ENCODER.encode(
-        (snapshot.aggregate_id, (slot.state, slot.version, slot.recent), snapshot.events_offset)
+        (snapshot.aggregate_id, (slot.state, slot.version), snapshot.events_offset)
     )
     header = snapshot.schema_version.to_bytes(2, "big")
     if len(body) >= _COMPRESS_FROM:
@@ -250,32 +280,43 @@ CHECKPOINT_KEY: Final = b""
 """The key of the checkpoint record in a snapshots partition (aggregate ids are non-empty)."""
 
 
-def encode_checkpoint(next_offset: int) -> bytes:
-    """The checkpoint record's value: the next command offset to read. Written in the same
-    transaction as a batch's snapshots, so a snapshots partition read to its end says where its
-    commands partition resumes (the latest checkpoint survives compaction)."""
-    if next_offset < 0:
-        raise ValueError(f"a command offset is >= 0, got {next_offset}")
-    return _CHECKPOINT + next_offset.to_bytes(8, "big")
+def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
+    """The checkpoint record's value. Written in the same transaction as a batch's snapshots,
+    so a snapshots partition read to its end says where its commands partition resumes and
+    what its clock was (the latest checkpoint survives compaction)."""
+    if checkpoint.next_offset < 0 or checkpoint.clock_ms < 0:
+        raise ValueError(f"a checkpoint's offset and clock are >= 0, got {checkpoint}")
+    return (
+        _CHECKPOINT
+        + checkpoint.next_offset.to_bytes(8, "big")
+        + checkpoint.clock_ms.to_bytes(8, "big")
+    )
 
 
-def decode_checkpoint(data: bytes | None) -> int:
-    """The next command offset a checkpoint record's value holds. Raises CodecError."""
-    if data is None or len(data) != 9 or data[:1] != _CHECKPOINT:
+def decode_checkpoint(data: bytes | None) -> Checkpoint:
+    """The checkpoint a checkpoint record's value holds (an older 9-byte one has clock 0).
+    Raises CodecError."""
+    if data is None or len(data) not in (9, 17) or data[:1] != _CHECKPOINT:
         raise CodecError(f"not a checkpoint: {data!r}")
-    return int.from_bytes(data[1:], "big")
+    return Checkpoint(int.from_bytes(data[1:9], "big"), int.from_bytes(data[9:], "big"))
 
 
-def snapshot_schema_header(aggregate: Aggregate) -> bytes:
-    """The bytes at offset 1 of every snapshot value of the aggregate's current state schema:
-    `value.startswith(header, 1)` tells a current snapshot from a stale one without decoding."""
-    return aggregate.state_schema_version.to_bytes(2, "big")
+def is_current_snapshot(aggregate: Aggregate, data: bytes) -> bool:
+    """Whether a snapshot value is of this layout and the aggregate's current state schema,
+    told from its 3-byte header without decoding (else it is stale: rebuild from events)."""
+    return data[:1] in (_RAW, _LZ4) and data[1:3] == aggregate.state_schema_version.to_bytes(
+        2, "big"
+    )
 
 
 def decode_snapshot(aggregate: Aggregate, data: bytes) -> Snapshot:
     """The snapshot a snapshot record's value holds, its state typed as the aggregate's.
     Raises StaleSnapshotError for another state schema version, CodecError for garbage."""
-    if len(data) < 4 or data[:1] not in (_RAW, _LZ4):
+    if len(data) < 4:
+        raise CodecError("not a snapshot: too short")
+    if data[:1] in _OLD_LAYOUTS:
+        raise StaleSnapshotError("a snapshot of an older layout (it kept replies in the slot)")
+    if data[:1] not in (_RAW, _LZ4):
         raise CodecError("not a snapshot: unknown header")
     schema_version = int.from_bytes(data[1:3], "big")
     if schema_version != aggregate.state_schema_version:
@@ -288,8 +329,8 @@ def decode_snapshot(aggregate: Aggregate, data: bytes) -> Snapshot:
         wire = _types(aggregate).snapshot.decode(body)
     except (lz4.block.LZ4BlockError, msgspec.DecodeError) as error:
         raise CodecError(f"not a valid {aggregate.name} snapshot: {error}") from None
-    aggregate_id, (state, version, recent), events_offset = wire
-    return Snapshot(schema_version, aggregate_id, Slot(state, version, recent), events_offset)
+    aggregate_id, (state, version), events_offset = wire
+    return Snapshot(schema_version, aggregate_id, Slot(state, version), events_offset)
 
 
 def encode_view(aggregate: Aggregate, state: Any) -> bytes:
@@ -348,11 +389,7 @@ def _types(aggregate: Aggregate) -> _Types:
             event_names={cls: name for name, cls in events.items()},
             view=msgspec.msgpack.Decoder(aggregate.view_type),
             snapshot=msgspec.msgpack.Decoder(
-                tuple[
-                    str,
-                    tuple[aggregate.state_type | None, int, tuple[RecentReply, ...]],  # type: ignore[name-defined]
-                    int,
-                ]
+                tuple[str, tuple[aggregate.state_type | None, int], int]  # type: ignore[name-defined]
             ),
         )
         _REGISTRY[id(aggregate)] = types

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import msgspec
 
 __all__ = [
+    "Checkpoint",
     "CommandEnvelope",
     "EventEnvelope",
-    "RecentReply",
     "Reply",
     "Slot",
     "Snapshot",
@@ -24,8 +24,10 @@ _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """A command as sent to the commands topic, keyed by `aggregate_id`. `type` names the
-    command Struct that `payload` encodes; `reply_to` is the replies partition the sender
-    listens on (None: no reply wanted)."""
+    command Struct that `payload` encodes; `reply_to` is the reply lane the sender listens on
+    (None: no reply wanted). `first_attempt_ms` is when the sender first tried this command id
+    (epoch ms, the same on every retry; None: the time the partition first reads it): the
+    idempotency window runs from it."""
 
     command_id: _NonEmpty
     aggregate_id: _NonEmpty
@@ -33,11 +35,14 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     payload: msgspec.Raw
     expected_version: _NonNegative | None = None
     reply_to: _NonNegative | None = None
+    first_attempt_ms: _NonNegative | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The answer to one command, keyed by `command_id`. `version` is the aggregate's version
-    after the command (unchanged when rejected); `code` is None exactly when accepted."""
+    """The answer to one command. `version` is the aggregate's version after the command
+    (unchanged when rejected); `code` is None exactly when accepted. `first_attempt_ms` and
+    `fingerprint` (a hash of the command's type and payload) are what the idempotency memory
+    keeps beside the answer; 0 in replies that are not remembered."""
 
     command_id: str
     aggregate_id: str
@@ -45,6 +50,8 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     code: str | None
     message: str
     version: int
+    first_attempt_ms: int = 0
+    fingerprint: int = 0
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
@@ -61,35 +68,14 @@ class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
     timestamp_ms: int
 
 
-class RecentReply(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A reply remembered so that a retried command id gets the same reply again. Compact:
-    it lives in every snapshot, so the aggregate id (the slot's) is not repeated here."""
-
-    command_id: str
-    accepted: bool
-    code: str | None
-    message: str
-    version: int
-
-    @classmethod
-    def of(cls, reply: Reply) -> "RecentReply":
-        return cls(reply.command_id, reply.accepted, reply.code, reply.message, reply.version)
-
-    def reply(self, aggregate_id: str) -> Reply:
-        """The reply as it was first sent."""
-        return Reply(
-            self.command_id, aggregate_id, self.accepted, self.code, self.message, self.version
-        )
-
-
 class Slot(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Everything kept per aggregate: its state (None: does not exist; must not refer back to
-    the slot), its version (number of events applied) and its most recent replies, oldest
-    first, at most the configured number (`Settings.recent_ids_per_aggregate`)."""
+    """Everything kept per aggregate in the snapshots: its state (None: does not exist; must
+    not refer back to the slot) and its version (number of events applied). Command ids are
+    remembered apart from the slots (the idempotency memory), so a slot exists only for an
+    aggregate that has events."""
 
     state: Any
     version: int
-    recent: tuple[RecentReply, ...] = ()
 
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -102,3 +88,12 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True, gc=False):
     aggregate_id: str
     slot: Slot
     events_offset: int
+
+
+class Checkpoint(msgspec.Struct, frozen=True, gc=False):
+    """Where a partition resumes: the next command offset to read, and the partition's clock
+    (the largest batch time committed, epoch ms), so that time never runs backwards for the
+    idempotency window when the partition moves to a node whose clock is behind."""
+
+    next_offset: int
+    clock_ms: int = 0

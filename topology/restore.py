@@ -9,8 +9,6 @@ smallest `events_offset` its snapshots carry.
 
 from topology.codec import (
     CodecError,
-    RecentReply,
-    Reply,
     Slot,
     decode_event,
     decode_key,
@@ -43,16 +41,10 @@ def apply_snapshot_record(
     return snapshot.events_offset
 
 
-def apply_event_record(
-    aggregate: Aggregate, states: dict[str, Slot], value: bytes, recent_limit: int
-) -> bool:
+def apply_event_record(aggregate: Aggregate, states: dict[str, Slot], value: bytes) -> bool:
     """Fold one event record into `states`; returns whether it was applied. An event whose
     sequence is <= the slot's version is already reflected and skipped; one that skips ahead
-    raises SequenceGapError. The accepted reply of the event's command is remembered (last
-    `recent_limit`) so a retry after restore is still deduplicated; rejections are not events
-    and cannot be rebuilt."""
-    if recent_limit < 1:
-        raise ValueError(f"recent_limit must be >= 1, got {recent_limit}")
+    raises SequenceGapError. (Command ids are remembered apart, by the id memory.)"""
     envelope, event = decode_event(aggregate, value)
     aggregate_id = envelope.aggregate_id
     slot = states.get(aggregate_id)
@@ -64,10 +56,5 @@ def apply_event_record(
             f"{aggregate_id!r}: event sequence {envelope.sequence} follows version {version}"
         )
     state = aggregate.evolve(None if slot is None else slot.state, event)
-    reply = Reply(envelope.command_id, aggregate_id, True, None, "", envelope.sequence)
-    recent = () if slot is None else slot.recent
-    if recent and recent[-1].command_id == envelope.command_id:
-        recent = recent[:-1]  # a later event of the same command supersedes the reply
-    recent = (*recent, RecentReply.of(reply))[-recent_limit:]
-    states[aggregate_id] = Slot(state, envelope.sequence, recent)
+    states[aggregate_id] = Slot(state, envelope.sequence)
     return True

@@ -1,10 +1,12 @@
 """The pure batch step: command records in, the records of one Kafka transaction out.
 
 This is the flow's TopologyTestDriver: the actor reads a batch from commands[partition],
-calls `process_batch`, and produces the result in one transaction. `committed` is never
-mutated; the caller applies `BatchResult.changed` only after the transaction commits, so an
-aborted batch leaves the state as it was. Invariant assumed of `committed`: it only holds
-aggregates of this partition (restored from its snapshots or built by earlier batches).
+calls `process_batch`, and produces the result in one transaction. Neither `committed` nor
+the id memory is mutated; the caller installs `BatchResult.snapshots` and
+`BatchResult.remembered` only after the transaction commits, so an aborted batch leaves both
+as they were. Invariant assumed of `committed`: it only holds aggregates of this partition
+(restored from its snapshots or built by earlier batches). Every command id is judged by
+`topology.idempotency.judge` before its command is decided.
 
 The record types are frozen msgspec Structs, not dataclasses: several are built per command
 and a frozen dataclass costs about ten times as much to construct. They hold only ints, str,
@@ -22,23 +24,39 @@ from topology.codec import (
     CommandDecodeError,
     CommandEnvelope,
     PoisonCode,
-    RecentReply,
     Reply,
     Slot,
     Snapshot,
+    command_fingerprint,
     decode_command,
+    decode_reply,
     encode_event,
+    encode_id_key,
     encode_key,
     encode_reply,
     encode_snapshot,
     encode_view,
     error_headers,
 )
+from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.partitioner import partition_for
 from topology.protocol import Aggregate
 from topology.topics import TopicKind
 
-__all__ = ["BatchResult", "InRecord", "OutRecord", "Outcome", "OutcomeKind", "process_batch"]
+__all__ = [
+    "UNREMEMBERED_KEY_PREFIX",
+    "BatchResult",
+    "InRecord",
+    "OutRecord",
+    "Outcome",
+    "OutcomeKind",
+    "process_batch",
+]
+
+UNREMEMBERED_KEY_PREFIX = b"\xff"
+"""Prefixes the record key of a reply that is not remembered (a refusal by the memory itself,
+a dead letter), so that compaction of the replies topic never lets it replace the remembered
+reply of the same id (remembered replies are keyed by `encode_id_key`, a msgpack array)."""
 
 
 class OutcomeKind(StrEnum):
@@ -86,9 +104,10 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Everything one transaction produces, plus the state to install once it commits.
-    `changed` holds the last slot of every aggregate the batch changed; snapshots and views
-    have one record per changed aggregate (views only for existing aggregates)."""
+    """Everything one transaction produces, plus what to install once it commits. `changed`
+    holds the last slot of every aggregate the batch changed (only aggregates with new events);
+    snapshots and views have one record per changed aggregate. `remembered` holds the
+    (id key, reply value) of every command id decided in this batch, for the id memory."""
 
     replies: list[OutRecord]
     events: list[OutRecord]
@@ -96,6 +115,7 @@ class BatchResult:
     views: list[OutRecord]
     dlq: list[OutRecord]
     changed: dict[str, Slot]
+    remembered: dict[bytes, bytes]
     outcomes: list[Outcome]
     next_offset: int
 
@@ -109,36 +129,52 @@ def process_batch(
     partitions: int,
     source_topic: str,
     events_offset: int,
-    recent_limit: int,
+    ids: IdMemory,
+    window_ms: int,
     now_ms: int,
     reply_lanes: int = 1,
 ) -> BatchResult:
     """Handle `records` (a non-empty batch from `source_topic`[`partition`], offsets
-    increasing) against `committed`. `events_offset` is the events partition's end offset
-    before this batch, stamped into the snapshots; `recent_limit` bounds the replies kept per
-    aggregate for deduplication; `now_ms` timestamps the events. A command's `reply_to` is a
-    reply lane (< `reply_lanes`); its reply goes to replies partition
-    `partition * reply_lanes + reply_to` (see `TopicLayout.reply_partition`)."""
+    increasing) against `committed` and the id memory `ids` (asked once, for every id of the
+    batch). `events_offset` is the events partition's end offset before this batch, stamped
+    into the snapshots; `now_ms` is the partition's clock (it timestamps the events and
+    judges the idempotency window of `window_ms`). A command's `reply_to` is a reply lane
+    (< `reply_lanes`); its reply goes to replies partition `partition * reply_lanes +
+    reply_to` (see `TopicLayout.reply_partition`)."""
     if not records:
         raise ValueError("a batch needs at least one record")
-    if recent_limit < 1:
-        raise ValueError(f"recent_limit must be >= 1, got {recent_limit}")
     batch = _Batch(
         aggregate,
         committed,
         partition=partition,
         partitions=partitions,
         source_topic=source_topic,
-        recent_limit=recent_limit,
+        window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
     )
+    decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
     previous = -1
     for record in records:
         if record.offset <= previous:
             raise ValueError(f"offset {record.offset} does not follow {previous}")
         previous = record.offset
-        batch.handle(record)
+        try:
+            decoded.append((record, *decode_command(aggregate, record.value)))
+        except CommandDecodeError as error:
+            decoded.append((record, error, None))
+    keys = [
+        encode_id_key(parsed.aggregate_id, parsed.command_id)
+        for _, parsed, _ in decoded
+        if isinstance(parsed, CommandEnvelope)
+    ]
+    seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
+    for record, parsed, command in decoded:  # in offset order
+        if isinstance(parsed, CommandDecodeError):
+            batch.dead_letter(record, parsed.code, parsed.message, parsed.envelope)
+            continue
+        key = encode_id_key(parsed.aggregate_id, parsed.command_id)
+        batch.handle(record, parsed, command, key, seen.get(key))
     return batch.result(events_offset, previous + 1)
 
 
@@ -153,7 +189,7 @@ class _Batch:
         partition: int,
         partitions: int,
         source_topic: str,
-        recent_limit: int,
+        window_ms: int,
         now_ms: int,
         reply_lanes: int,
     ) -> None:
@@ -163,38 +199,55 @@ class _Batch:
         self.partitions = partitions
         self.reply_lanes = reply_lanes
         self.source_topic = source_topic
-        self.recent_limit = recent_limit
+        self.window_ms = window_ms
         self.now_ms = now_ms
         self.replies: list[OutRecord] = []
         self.events: list[OutRecord] = []
         self.dlq: list[OutRecord] = []
         self.outcomes: list[Outcome] = []
         self.changed: dict[str, Slot] = {}
+        self.remembered: dict[bytes, bytes] = {}
 
-    def handle(self, record: InRecord) -> None:
-        """Dead-letter, deduplicate or decide one command record."""
-        try:
-            envelope, command = decode_command(self.aggregate, record.value)
-        except CommandDecodeError as error:
-            self.dead_letter(record, error.code, error.message, error.envelope)
-            return
+    def handle(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        command: Any,
+        key: bytes,
+        seen: bytes | None,
+    ) -> None:
+        """Dead-letter, repeat, refuse or decide one decoded command. `seen` is the reply
+        the memory holds for its id (`key`) before this batch."""
         aggregate_id = envelope.aggregate_id
         slot = self.slot(aggregate_id)
         problem = self.misrouted(record.key, envelope, known=slot is not None)
         if problem is not None:
             self.dead_letter(record, *problem, envelope)
             return
-        command_id = envelope.command_id
-        state: Any = None
-        version = 0
-        recent: tuple[RecentReply, ...] = ()
-        if slot is not None:
-            for seen in slot.recent:
-                if seen.command_id == command_id:
-                    self.reply(record, envelope.reply_to, seen.reply(aggregate_id))
-                    self.outcome(record, envelope, OutcomeKind.DUPLICATE, seen.code)
-                    return
-            state, version, recent = slot.state, slot.version, slot.recent
+        remembered = self.remembered.get(key, seen)
+        first = self.now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
+        fingerprint = command_fingerprint(envelope)
+        earlier = None if remembered is None else decode_reply(remembered)
+        verdict = judge(
+            now_ms=self.now_ms,
+            window_ms=self.window_ms,
+            first_attempt_ms=first,
+            fingerprint=fingerprint,
+            seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,
+            seen_fingerprint=None if earlier is None else earlier.fingerprint,
+        )
+        version = 0 if slot is None else slot.version
+        if verdict is IdVerdict.REPEAT and remembered is not None and earlier is not None:
+            self.send(record, envelope.reply_to, key, remembered)
+            self.outcome(record, envelope, OutcomeKind.DUPLICATE, earlier.code)
+            return
+        if verdict is not IdVerdict.EXECUTE:
+            code, message = self.refusal(verdict, envelope, first, earlier)
+            reply = Reply(envelope.command_id, aggregate_id, False, code, message, version)
+            self.send(record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply))
+            self.outcome(record, envelope, OutcomeKind.REJECTED, code)
+            return
+        state: Any = None if slot is None else slot.state
         decision = self.aggregate.decide(state, command, envelope.expected_version)
         if isinstance(decision, list):
             for event in decision:
@@ -205,7 +258,7 @@ class _Batch:
                     aggregate_id,
                     version,
                     event,
-                    command_id=command_id,
+                    command_id=envelope.command_id,
                     timestamp_ms=self.now_ms,
                 )
                 self.events.append(
@@ -213,17 +266,55 @@ class _Batch:
                         TopicKind.EVENTS, self.partition, record.key, value, [], record.offset
                     )
                 )
-            reply = Reply(command_id, aggregate_id, True, None, "", version)
+            if decision:
+                self.changed[aggregate_id] = Slot(state, version)
+            reply = Reply(
+                envelope.command_id, aggregate_id, True, None, "", version, first, fingerprint
+            )
             kind = OutcomeKind.ACCEPTED
         else:
-            reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
+            reply = Reply(
+                envelope.command_id,
+                aggregate_id,
+                False,
+                decision.code,
+                decision.message,
+                version,
+                first,
+                fingerprint,
+            )
             kind = OutcomeKind.REJECTED
-        recent = (*recent, RecentReply.of(reply))
-        if len(recent) > self.recent_limit:
-            recent = recent[-self.recent_limit :]
-        self.changed[aggregate_id] = Slot(state, version, recent)
-        self.reply(record, envelope.reply_to, reply)
+        value = encode_reply(reply)
+        self.remembered[key] = value
+        self.send(record, envelope.reply_to, key, value)
         self.outcome(record, envelope, kind, reply.code)
+
+    def refusal(
+        self,
+        verdict: IdVerdict,
+        envelope: CommandEnvelope,
+        first: int,
+        earlier: Reply | None,
+    ) -> tuple[str, str]:
+        """The code and message of a refusal by the id memory."""
+        command_id = envelope.command_id
+        if verdict is IdVerdict.REUSED:
+            return (
+                IdCode.ID_REUSED,
+                f"command id {command_id!r} was used for another command on "
+                f"{envelope.aggregate_id!r}; use a new id for a new command",
+            )
+        if verdict is IdVerdict.IN_FUTURE:
+            return (
+                IdCode.FIRST_ATTEMPT_IN_FUTURE,
+                f"first attempt time {first} is ahead of the partition's clock {self.now_ms}",
+            )
+        started = first if earlier is None else earlier.first_attempt_ms
+        return (
+            IdCode.EXPIRED,
+            f"command id {command_id!r} was first tried {self.now_ms - started} ms ago, past "
+            f"the {self.window_ms} ms idempotency window; it is not executed again",
+        )
 
     def slot(self, aggregate_id: str) -> Slot | None:
         """The aggregate's latest slot: this batch's working copy, else the committed one."""
@@ -256,7 +347,8 @@ class _Batch:
     def dead_letter(
         self, record: InRecord, code: str, message: str, envelope: CommandEnvelope | None
     ) -> None:
-        """Send the raw record to the dlq and, when the envelope was readable, a rejection."""
+        """Send the raw record to the dlq and, when the envelope was readable, a rejection
+        (not remembered: the same bytes are dead-lettered the same way again)."""
         headers = [
             *record.headers,
             *error_headers(self.source_topic, self.partition, record.offset, code, message),
@@ -270,18 +362,20 @@ class _Batch:
             slot = self.slot(envelope.aggregate_id)
             version = 0 if slot is None else slot.version
             reply = Reply(envelope.command_id, envelope.aggregate_id, False, code, message, version)
-            self.reply(record, envelope.reply_to, reply)
+            key = encode_id_key(envelope.aggregate_id, envelope.command_id)
+            self.send(record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply))
         self.outcome(record, envelope, OutcomeKind.DLQ, code)
 
-    def reply(self, record: InRecord, reply_to: int | None, reply: Reply) -> None:
-        """Send `reply` to the sender's reply lane on this partition, if it has a valid one."""
+    def send(self, record: InRecord, reply_to: int | None, key: bytes, value: bytes) -> None:
+        """Send a reply (`value`, keyed `key`) to the sender's reply lane on this partition,
+        if it has a valid one."""
         if reply_to is not None and reply_to < self.reply_lanes:
             self.replies.append(
                 OutRecord(
                     TopicKind.REPLIES,
                     self.partition * self.reply_lanes + reply_to,
-                    encode_key(reply.command_id),
-                    encode_reply(reply),
+                    key,
+                    value,
                     [],
                     record.offset,
                 )
@@ -326,6 +420,7 @@ class _Batch:
             views=views,
             dlq=self.dlq,
             changed=self.changed,
+            remembered=self.remembered,
             outcomes=self.outcomes,
             next_offset=next_offset,
         )

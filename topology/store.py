@@ -17,7 +17,7 @@ from topology.codec import (
     decode_key,
     decode_snapshot,
     encode_key,
-    snapshot_schema_header,
+    is_current_snapshot,
 )
 from topology.protocol import Aggregate
 
@@ -29,7 +29,6 @@ class SnapshotStore(Mapping[str, Slot]):
 
     def __init__(self, aggregate: Aggregate) -> None:
         self._aggregate = aggregate
-        self._header = snapshot_schema_header(aggregate)
         self._raw: dict[bytes, bytes] = {}
 
     def load(self, key: bytes | None, value: bytes | None) -> None:
@@ -40,10 +39,10 @@ class SnapshotStore(Mapping[str, Slot]):
         if value is None:
             self._raw.pop(key, None)
             return
-        if not value.startswith(self._header, 1):
+        if not is_current_snapshot(self._aggregate, value):
             raise StaleSnapshotError(
-                f"snapshot of {key!r} is not of {self._aggregate.name}'s state schema version "
-                f"{self._aggregate.state_schema_version}"
+                f"snapshot of {key!r} is not of this layout and {self._aggregate.name}'s state "
+                f"schema version {self._aggregate.state_schema_version}"
             )
         self._raw[key] = value
 

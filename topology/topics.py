@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from topology.settings import Settings
+from topology.idempotency import replies_retention_ms
+from topology.settings import DAY_MS, Settings
 
 __all__ = ["CONTROL_PARTITIONS", "TopicKind", "TopicLayout", "TopicSpec", "mismatches"]
 
@@ -68,7 +69,9 @@ _CONTROL: Final = {
 }
 _CONFIGS: Final[Mapping[TopicKind, Mapping[str, str]]] = {
     TopicKind.COMMANDS: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
-    TopicKind.REPLIES: {"cleanup.policy": "delete", "retention.ms": str(_HOUR_MS)},
+    # The idempotency memory's changelog: one remembered reply per (aggregate, command id)
+    # survives compaction, and deletion drops what is past the window (retention: see specs).
+    TopicKind.REPLIES: {"cleanup.policy": "compact,delete", "segment.ms": str(_HOUR_MS)},
     TopicKind.EVENTS: {
         "cleanup.policy": "delete",
         "retention.ms": _FOREVER,
@@ -91,11 +94,17 @@ class TopicLayout:
     app_id: str
     partitions: int
     reply_lanes: int = 1
+    idempotency_window_ms: int = DAY_MS
 
     @classmethod
     def of(cls, settings: Settings) -> "TopicLayout":
         """The layout of the application `settings` describe."""
-        return cls(settings.app_id, settings.partitions, settings.reply_lanes)
+        return cls(
+            settings.app_id,
+            settings.partitions,
+            settings.reply_lanes,
+            settings.idempotency_window_ms,
+        )
 
     def reply_partition(self, partition: int, lane: int) -> int:
         """Where partition `partition`'s writer puts a reply for a client of `lane`."""
@@ -104,6 +113,11 @@ class TopicLayout:
     def reply_partitions(self, lane: int) -> list[int]:
         """The replies partitions a client of `lane` reads (one per data partition)."""
         return [self.reply_partition(p, lane) for p in range(self.partitions)]
+
+    def replies_of(self, partition: int) -> list[int]:
+        """The replies partitions partition `partition` writes (one per lane): together, the
+        changelog of its idempotency memory."""
+        return [self.reply_partition(partition, lane) for lane in range(self.reply_lanes)]
 
     def name(self, kind: TopicKind) -> str:
         """The topic name for `kind`."""
@@ -115,10 +129,15 @@ class TopicLayout:
             TopicSpec(
                 self.name(kind),
                 self.partitions * (self.reply_lanes if kind is TopicKind.REPLIES else 1),
-                {**_COMMON, **_CONFIGS[kind]},
+                {**_COMMON, **_CONFIGS[kind], **self._retention(kind)},
             )
             for kind in TopicKind
         ]
+
+    def _retention(self, kind: TopicKind) -> dict[str, str]:
+        if kind is not TopicKind.REPLIES:
+            return {}
+        return {"retention.ms": str(replies_retention_ms(self.idempotency_window_ms))}
 
     @property
     def control(self) -> str:
@@ -160,12 +179,22 @@ def mismatches(spec: TopicSpec, partitions: int, config: Mapping[str, str]) -> l
             f"{spec.name}: cleanup.policy is {','.join(sorted(actual_policy))}, "
             f"expected {','.join(sorted(expected_policy))}"
         )
-    if spec.config.get("retention.ms") == _FOREVER:
-        retention = config.get("retention.ms", _DEFAULT_RETENTION_MS)
-        if retention != _FOREVER:
-            problems.append(
-                f"{spec.name}: retention.ms is {retention}, expected -1 (records kept forever)"
-            )
+    expected_retention = spec.config.get("retention.ms")
+    retention = config.get("retention.ms", _DEFAULT_RETENTION_MS)
+    if expected_retention == _FOREVER and retention != _FOREVER:
+        problems.append(
+            f"{spec.name}: retention.ms is {retention}, expected -1 (records kept forever)"
+        )
+    elif (
+        expected_retention is not None
+        and "compact" in expected_policy
+        and retention != _FOREVER
+        and int(retention) < int(expected_retention)
+    ):
+        problems.append(
+            f"{spec.name}: retention.ms is {retention}, below the {expected_retention} "
+            "the idempotency window needs"
+        )
     return problems
 
 

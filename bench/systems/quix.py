@@ -25,7 +25,6 @@ from bench.model import RunContext, Throughput
 from bench.procs import Worker
 from bench.systems.quixenv import ensure_quix_venv
 from bench.workload import Expected
-from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["CONSUMER", "PRODUCER", "drain_group", "quix_python", "run_quix", "worker_config"]
@@ -40,8 +39,10 @@ _JOB = "bench.systems.quix_job"
 
 
 def _recent_limit() -> int:
-    """eventledger's replies remembered per account (its default, or the environment's)."""
-    return Settings.resolve(app_id="bench", bootstrap_servers="unused").recent_ids_per_aggregate
+    """Replies the peer remembers per account for deduplication. eventledger used to keep
+    this many; it now remembers every id for its idempotency window (a stronger guarantee
+    that costs it more), so the peer's figure is a conservative comparison."""
+    return 16
 
 
 def quix_python(ctx: RunContext) -> Path:

@@ -21,8 +21,10 @@ class Service:
 
 
 @pytest.fixture
-def settings(bootstrap: str, app_id: str) -> Settings:
-    return Settings.resolve(app_id=app_id, bootstrap_servers=bootstrap, partitions=2, environ={})
+def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
+    return Settings.resolve(
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=2, state_dir=state_dir, environ={}
+    )
 
 
 @pytest.fixture

@@ -32,10 +32,10 @@ TICK = 0.3
 
 
 @pytest.fixture
-def served(ray_cluster: Any, bootstrap: str, app_id: str) -> Iterator[Settings]:
+def served(ray_cluster: Any, bootstrap: str, app_id: str, state_dir: str) -> Iterator[Settings]:
     """A service with three partitions deployed through its coordinator; stopped after."""
     settings = Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=3, environ={}
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=3, state_dir=state_dir, environ={}
     )
     deploy_coordinator(settings, tick_seconds=TICK, timeout=120)
     try:
@@ -171,7 +171,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
     checkpoints: dict[int, int] = {}
     for msg in read_named_topic(settings, layout.snapshots(1)):
         if msg.key() == CHECKPOINT_KEY:
-            checkpoints[msg.partition()] = decode_checkpoint(msg.value())
+            checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
             latest[msg.key().decode()] = decode_snapshot(LEDGER_V2, msg.value()).slot.state
     assert latest == folded

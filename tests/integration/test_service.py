@@ -76,7 +76,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
     checkpoints: dict[int, int] = {}
     for msg in read_topic(service.settings, TopicKind.SNAPSHOTS):
         if msg.key() == CHECKPOINT_KEY:
-            checkpoints[msg.partition()] = decode_checkpoint(msg.value())
+            checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
             last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
     # Each partition's last checkpoint is the command offset its actor committed.

@@ -15,9 +15,11 @@ from topology.settings import Settings
 from topology.topics import TopicLayout
 
 
-def test_a_crashed_rebuild_resumes_from_its_checkpoint(bootstrap: str, app_id: str) -> None:
+def test_a_crashed_rebuild_resumes_from_its_checkpoint(
+    bootstrap: str, app_id: str, state_dir: str
+) -> None:
     settings = Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, environ={}
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
     layout = TopicLayout(app_id, 1)
     ensure_topics(bootstrap, layout)
@@ -51,11 +53,13 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(bootstrap: str, app_id: s
     assert all(s.version == folded[k].version for k, s in rebuilt.items())
 
 
-def test_snapshots_of_another_state_schema_are_never_loaded(bootstrap: str, app_id: str) -> None:
+def test_snapshots_of_another_state_schema_are_never_loaded(
+    bootstrap: str, app_id: str, state_dir: str
+) -> None:
     from tests.integration.schema_bump import LEDGER_V2
 
     settings = Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, environ={}
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
     ensure_topics(bootstrap, TopicLayout(app_id, 1))
     old = PartitionWorker(settings, 0)  # state schema 1 writes the snapshots

@@ -44,10 +44,14 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 
 def test_one_trace_from_client_to_event_headers_and_metrics(
-    bootstrap: str, app_id: str, exporter: InMemorySpanExporter, reader: InMemoryMetricReader
+    bootstrap: str,
+    app_id: str,
+    state_dir: str,
+    exporter: InMemorySpanExporter,
+    reader: InMemoryMetricReader,
 ) -> None:
     settings = Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, environ={}
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
     ensure_topics(bootstrap, TopicLayout(app_id, 1))
     worker = PartitionWorker(settings, 0)

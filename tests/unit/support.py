@@ -1,16 +1,32 @@
-"""Shared builders for the unit tests: command records and a batch runner with defaults."""
+"""Shared builders for the unit tests: command records, a fake id memory and a batch runner
+with defaults."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
 
 from ledger import LEDGER, Command
 from topology.codec import Slot, encode_command, encode_key
+from topology.settings import DAY_MS
 from topology.step import BatchResult, InRecord, process_batch
 
-__all__ = ["SOURCE", "record", "run"]
+__all__ = ["NOW", "SOURCE", "Memory", "commit", "record", "run"]
 
 SOURCE = "unit.commands"
+NOW = 1_700_000_000_000
+
+
+class Memory(dict[bytes, bytes]):
+    """A dict as the id memory (what `actors.idstore.IdStore` is on disk)."""
+
+    def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+
+def commit(committed: MutableMapping[str, Slot], ids: Memory, result: BatchResult) -> None:
+    """Install a batch as the actor does once its transaction commits."""
+    committed.update(result.changed)
+    ids.update(result.remembered)
 
 
 def record(
@@ -21,6 +37,7 @@ def record(
     *,
     expected_version: int | None = None,
     reply_to: int | None = 0,
+    first_attempt_ms: int | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
 ) -> InRecord:
     """A command record as a client would produce it (keyed by the aggregate id)."""
@@ -30,6 +47,7 @@ def record(
         command_id=command_id,
         expected_version=expected_version,
         reply_to=reply_to,
+        first_attempt_ms=first_attempt_ms,
     )
     return InRecord(offset, encode_key(aggregate_id), value, headers)
 
@@ -41,11 +59,13 @@ def run(
     partition: int = 0,
     partitions: int = 1,
     events_offset: int = 0,
-    recent_limit: int = 16,
-    now_ms: int = 1_700_000_000_000,
+    ids: Memory | None = None,
+    window_ms: int = DAY_MS,
+    now_ms: int = NOW,
     reply_lanes: int = 1,
 ) -> BatchResult:
-    """`process_batch` over the ledger with test defaults (one partition, one reply lane)."""
+    """`process_batch` over the ledger with test defaults (one partition, one reply lane,
+    an empty id memory unless one is given)."""
     return process_batch(
         LEDGER,
         committed,
@@ -54,7 +74,8 @@ def run(
         partitions=partitions,
         source_topic=SOURCE,
         events_offset=events_offset,
-        recent_limit=recent_limit,
+        ids=Memory() if ids is None else ids,
+        window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
     )

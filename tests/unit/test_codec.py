@@ -19,16 +19,17 @@ from ledger import (
 )
 from topology.codec import (
     CHECKPOINT_KEY,
+    Checkpoint,
     CodecError,
     CommandDecodeError,
     CommandEnvelope,
     EventEnvelope,
     PoisonCode,
-    RecentReply,
     Reply,
     Slot,
     Snapshot,
     StaleSnapshotError,
+    command_fingerprint,
     decode_checkpoint,
     decode_command,
     decode_event,
@@ -39,12 +40,13 @@ from topology.codec import (
     encode_checkpoint,
     encode_command,
     encode_event,
+    encode_id_key,
     encode_key,
     encode_reply,
     encode_snapshot,
     encode_view,
     error_headers,
-    snapshot_schema_header,
+    is_current_snapshot,
 )
 
 
@@ -312,31 +314,36 @@ def test_unknown_event_types_are_refused() -> None:
 
 
 def snapshot(state: Account | None = None, schema_version: int = 1) -> Snapshot:
-    reply = Reply("c-2", "acct-1", True, None, "", 2)
-    slot = Slot(state, 0 if state is None else state.version, (RecentReply.of(reply),))
+    slot = Slot(state, 0 if state is None else state.version)
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
 
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
     original = snapshot(Account("open", "EUR", 150, 20, 2))
     data = encode_snapshot(LEDGER, original)
-    assert data[:3] == b"\x00" + snapshot_schema_header(LEDGER)
+    assert data[:3] == b"\x03\x00\x01"
+    assert is_current_snapshot(LEDGER, data)
     restored = decode_snapshot(LEDGER, data)
     assert restored == original
     assert type(restored.slot.state) is Account
 
 
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
-    replies = tuple(
-        RecentReply.of(Reply(f"command-{i:04d}", "acct-1", False, "insufficient_funds",
-                             "balance 0 + overdraft 0 is below 10", 1))
-        for i in range(16)
-    )  # fmt: skip
-    original = Snapshot(1, "acct-1", Slot(Account("open", "EUR", 0, 0, 1), 1, replies), 7)
+    name = "acct-" + "x" * 2000
+    original = Snapshot(1, name, Slot(Account("open", "EUR", 0, 0, 1), 1), 7)
     data = encode_snapshot(LEDGER, original)
-    assert data[:3] == b"\x01" + snapshot_schema_header(LEDGER)
-    assert len(data) < len(encode_snapshot(LEDGER, snapshot())) * 16
+    assert data[:3] == b"\x04\x00\x01"
+    assert is_current_snapshot(LEDGER, data)
+    assert len(data) < len(name) // 2
     assert decode_snapshot(LEDGER, data) == original
+
+
+@pytest.mark.parametrize("header", [b"\x00", b"\x01"])
+def test_snapshots_of_the_layout_with_replies_in_the_slot_are_stale(header: bytes) -> None:
+    old = header + b"\x00\x01" + msgspec.msgpack.encode(("a", (None, 0, ()), 0))
+    assert not is_current_snapshot(LEDGER, old)
+    with pytest.raises(StaleSnapshotError, match="older layout"):
+        decode_snapshot(LEDGER, old)
 
 
 def test_snapshot_of_an_absent_aggregate() -> None:
@@ -400,8 +407,12 @@ def test_error_headers() -> None:
 
 def test_checkpoint_round_trip_and_key() -> None:
     assert CHECKPOINT_KEY == b""  # no aggregate id is empty, so it cannot collide
-    assert decode_checkpoint(encode_checkpoint(0)) == 0
-    assert decode_checkpoint(encode_checkpoint(2**40 + 7)) == 2**40 + 7
+    for checkpoint in (Checkpoint(0, 0), Checkpoint(2**40 + 7, 1_700_000_000_123)):
+        assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
+
+
+def test_a_checkpoint_without_a_clock_reads_as_clock_zero() -> None:
+    assert decode_checkpoint(b"\x02" + (42).to_bytes(8, "big")) == Checkpoint(42, 0)
 
 
 @pytest.mark.parametrize("data", [None, b"", b"\x02\x00", b"\x00" + bytes(8)])
@@ -410,6 +421,52 @@ def test_a_checkpoint_that_is_not_one_is_a_codec_error(data: bytes | None) -> No
         decode_checkpoint(data)
 
 
-def test_a_checkpoint_offset_is_not_negative() -> None:
+@pytest.mark.parametrize("checkpoint", [Checkpoint(-1, 0), Checkpoint(0, -1)])
+def test_a_checkpoint_is_not_negative(checkpoint: Checkpoint) -> None:
     with pytest.raises(ValueError):
-        encode_checkpoint(-1)
+        encode_checkpoint(checkpoint)
+
+
+# --- idempotency keys and fingerprints -------------------------------------------------------
+
+
+def test_id_keys_are_scoped_to_the_aggregate_and_unambiguous() -> None:
+    assert encode_id_key("a", "bc") != encode_id_key("ab", "c")
+    assert encode_id_key("a", "x") != encode_id_key("b", "x")
+    assert encode_id_key("a", "x") == encode_id_key("a", "x")
+
+
+def test_fingerprints_differ_by_type_payload_and_expected_version() -> None:
+    def fingerprint(command: msgspec.Struct, expected: int | None = None) -> int:
+        data = encode_command("a", command, command_id="c", expected_version=expected)
+        return command_fingerprint(decode_command(LEDGER, data)[0])
+
+    prints = {
+        fingerprint(Deposit(5)),
+        fingerprint(Deposit(6)),
+        fingerprint(Withdraw(5)),
+        fingerprint(Deposit(5), expected=3),
+    }
+    assert len(prints) == 4
+    assert 0 not in prints
+    assert fingerprint(Deposit(5)) == fingerprint(Deposit(5))
+
+
+@pytest.mark.parametrize("where", ["payload", "envelope"])
+def test_deep_nesting_is_poison_not_a_crash(where: str) -> None:
+    deep = b"\x91" * 20_000 + b"\x00"  # [[[...[0]...]]], 20,000 levels in 20 KB
+    enc = msgspec.msgpack.encode
+    if where == "payload":
+        data = enc(CommandEnvelope("c", "a", "Deposit", msgspec.Raw(deep)))
+    else:  # the same nesting in an unknown envelope field
+        fields = {"command_id": "c", "aggregate_id": "a", "type": "Deposit"}
+        data = (
+            b"\x85"
+            + b"".join(enc(k) + enc(v) for k, v in fields.items())
+            + enc("payload")
+            + enc({"amount": 5})
+            + enc("junk")
+            + deep
+        )
+    with pytest.raises(CommandDecodeError):
+        decode_command(LEDGER, data)

@@ -2,11 +2,9 @@
 
 import pytest
 
-from ledger import LEDGER, Account, AccountOpened, Deposit, Deposited, OpenAccount, Withdraw
+from ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
 from topology.codec import (
     CodecError,
-    RecentReply,
-    Reply,
     Slot,
     Snapshot,
     StaleSnapshotError,
@@ -95,7 +93,7 @@ def events(*results: BatchResult) -> list[bytes]:
 def test_rebuilding_from_events_reproduces_accepted_state_and_replies() -> None:
     first, second = history()
     states: dict[str, Slot] = {}
-    applied = [apply_event_record(LEDGER, states, value, 16) for value in events(first, second)]
+    applied = [apply_event_record(LEDGER, states, value) for value in events(first, second)]
     assert all(applied)
     assert states == {**first.changed, **second.changed}
 
@@ -109,7 +107,7 @@ def test_catch_up_replays_the_tail_and_skips_what_snapshots_hold() -> None:
     start = min(
         apply_snapshot_record(LEDGER, {}, out.key, out.value) or 0 for out in first.snapshots
     )
-    applied = [apply_event_record(LEDGER, states, value, 16) for value in log[start:]]
+    applied = [apply_event_record(LEDGER, states, value) for value in log[start:]]
     assert applied == [False, False, False, True, True]
     assert states == {**first.changed, **second.changed}
 
@@ -118,28 +116,8 @@ def test_a_sequence_gap_is_an_error() -> None:
     first, _ = history()
     opened = events(first)[0]
     states: dict[str, Slot] = {}
-    apply_event_record(LEDGER, states, opened, 16)
+    apply_event_record(LEDGER, states, opened)
     gap = encode_event(LEDGER, "a", 3, Deposited(1), command_id="x", timestamp_ms=0)
     with pytest.raises(SequenceGapError, match="sequence 3 follows version 1"):
-        apply_event_record(LEDGER, states, gap, 16)
+        apply_event_record(LEDGER, states, gap)
     assert states["a"].version == 1
-
-
-def test_events_of_one_command_leave_one_remembered_reply() -> None:
-    states: dict[str, Slot] = {}
-    for sequence, event in enumerate([AccountOpened("EUR", 0), Deposited(5)], start=1):
-        value = encode_event(LEDGER, "a", sequence, event, command_id="same", timestamp_ms=0)
-        apply_event_record(LEDGER, states, value, 16)
-    reply = Reply("same", "a", True, None, "", 2)
-    assert states["a"] == Slot(Account("open", "EUR", 5, 0, 2), 2, (RecentReply.of(reply),))
-
-
-def test_rebuilt_replies_are_bounded() -> None:
-    states: dict[str, Slot] = {}
-    log = [AccountOpened("EUR", 0), Deposited(1), Deposited(2), Deposited(3)]
-    for sequence, event in enumerate(log, start=1):
-        value = encode_event(
-            LEDGER, "a", sequence, event, command_id=f"c-{sequence}", timestamp_ms=0
-        )
-        apply_event_record(LEDGER, states, value, 2)
-    assert [r.command_id for r in states["a"].recent] == ["c-3", "c-4"]

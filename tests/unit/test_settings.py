@@ -10,9 +10,10 @@ ENV = {
     "EVENTLEDGER_PARTITIONS": "12",
     "EVENTLEDGER_BATCH_MAX_COMMANDS": "500",
     "EVENTLEDGER_BATCH_MAX_MS": "5.5",
-    "EVENTLEDGER_RECENT_IDS_PER_AGGREGATE": "8",
+    "EVENTLEDGER_IDEMPOTENCY_WINDOW_MS": "8000",
     "EVENTLEDGER_TRANSACTION_TIMEOUT_MS": "30000",
     "EVENTLEDGER_REPLY_LANES": "3",
+    "EVENTLEDGER_STATE_DIR": "/var/lib/el",
 }
 
 
@@ -23,14 +24,15 @@ def test_defaults() -> None:
         partitions=4,
         batch_max_commands=1000,
         batch_max_ms=20.0,
-        recent_ids_per_aggregate=16,
+        idempotency_window_ms=24 * 60 * 60 * 1000,
         transaction_timeout_ms=10_000,
+        state_dir="~/.cache/eventledger/state",
     )
 
 
 def test_environment_beats_defaults() -> None:
     assert Settings.resolve(environ=ENV) == Settings(
-        "from-env", "kafka:9092", 12, 500, 5.5, 8, 30000, 3
+        "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el"
     )
 
 
@@ -41,12 +43,13 @@ def test_explicit_arguments_beat_the_environment() -> None:
         partitions=3,
         batch_max_commands=10,
         batch_max_ms=1.0,
-        recent_ids_per_aggregate=2,
+        idempotency_window_ms=2000,
         transaction_timeout_ms=2000,
         reply_lanes=2,
+        state_dir="/tmp/el",
         environ=ENV,
     )
-    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2, 2000, 2)
+    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el")
 
 
 def test_none_arguments_fall_through_to_the_environment() -> None:
@@ -86,7 +89,8 @@ def test_unparsable_environment_names_the_variable(variable: str, value: str) ->
     [
         ({"partitions": 0}, "partitions"),
         ({"batch_max_commands": 0}, "batch_max_commands"),
-        ({"recent_ids_per_aggregate": 0}, "recent_ids_per_aggregate"),
+        ({"idempotency_window_ms": 999}, "idempotency_window_ms"),
+        ({"state_dir": " "}, "state_dir"),
         ({"transaction_timeout_ms": 0}, "transaction_timeout_ms"),
         ({"batch_max_ms": 0.0}, "batch_max_ms"),
         ({"batch_max_ms": 20_000.0}, "batch_max_ms"),

@@ -19,19 +19,21 @@ from ledger import (
 from topology.codec import (
     CommandEnvelope,
     PoisonCode,
-    RecentReply,
     Reply,
     Slot,
     decode_event,
     decode_reply,
     decode_snapshot,
     decode_view,
+    encode_id_key,
 )
+from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.partitioner import partition_for
-from topology.step import BatchResult, InRecord
+from topology.settings import DAY_MS
+from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.topics import TopicKind
 
-from .support import SOURCE, record, run
+from .support import NOW, SOURCE, Memory, commit, record, run
 
 OPEN = OpenAccount("EUR")
 
@@ -84,10 +86,13 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
     assert (reply.kind, reply.partition, reply.key, reply.source_offset) == (
         TopicKind.REPLIES,
         0,
-        b"c-1",
+        encode_id_key("acct-1", "c-1"),
         10,
     )
-    assert decode_reply(reply.value or b"") == Reply("c-1", "acct-1", True, None, "", 3)
+    answer = decode_reply(reply.value or b"")
+    assert answer == Reply("c-1", "acct-1", True, None, "", 3, NOW, answer.fingerprint)
+    assert answer.fingerprint != 0
+    assert result.remembered == {encode_id_key("acct-1", "c-1"): reply.value}
 
     (snapshot,) = result.snapshots
     assert (snapshot.kind, snapshot.key, snapshot.source_offset) == (
@@ -118,7 +123,7 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
     assert result.next_offset == 11
 
 
-def test_a_rejected_command_replies_and_is_remembered_without_events() -> None:
+def test_a_rejected_command_replies_and_is_remembered_without_state_change() -> None:
     committed = opened("acct-1")
     result = run(committed, [record(5, "acct-1", Withdraw(101), "c-1")])
     assert result.events == []
@@ -127,18 +132,16 @@ def test_a_rejected_command_replies_and_is_remembered_without_events() -> None:
     assert reply.code == RejectionCode.INSUFFICIENT_FUNDS
     assert reply.version == 2
     assert outcomes(result) == [("rejected", "insufficient_funds")]
-    slot = result.changed["acct-1"]
-    assert slot.state == committed["acct-1"].state
-    assert slot.recent[-1] == RecentReply.of(reply)
-    assert len(result.snapshots) == len(result.views) == 1
+    assert result.changed == {}
+    assert result.snapshots == result.views == []
+    assert result.remembered == {encode_id_key("acct-1", "c-1"): result.replies[0].value}
 
 
-def test_a_command_for_no_account_is_snapshotted_without_a_view() -> None:
+def test_a_command_for_no_account_leaves_no_slot() -> None:
     result = run({}, [record(0, "ghost", Deposit(1), "c-1")])
     assert outcomes(result) == [("rejected", "unknown_account")]
-    assert result.changed["ghost"].state is None
-    assert len(result.snapshots) == 1
-    assert result.views == []
+    assert result.changed == {}
+    assert result.snapshots == result.views == []
 
 
 def test_events_of_one_batch_build_on_each_other() -> None:
@@ -203,38 +206,45 @@ def test_a_retry_in_the_same_batch_gets_the_same_reply_and_no_events() -> None:
 
 
 def test_a_retry_in_a_later_batch_gets_the_same_reply_and_no_events() -> None:
-    committed = opened("a")
-    first = run(committed, [record(0, "a", Deposit(5), "c-1")])
-    committed.update(first.changed)
-    second = run(committed, [record(1, "a", Deposit(5), "c-1", reply_to=0)])
+    committed, ids = opened("a"), Memory()
+    first = run(committed, [record(0, "a", Deposit(5), "c-1")], ids=ids)
+    commit(committed, ids, first)
+    second = run(committed, [record(1, "a", Deposit(5), "c-1")], ids=ids, now_ms=NOW + 1000)
     assert outcomes(second) == [("duplicate", None)]
     assert second.events == []
     assert second.replies[0].value == first.replies[0].value
-    assert second.changed == {}
+    assert second.changed == {} and second.remembered == {}
     assert second.snapshots == second.views == []
 
 
+def test_a_retry_after_many_other_commands_on_a_busy_account_is_still_a_duplicate() -> None:
+    committed, ids = opened("a"), Memory()
+    commit(committed, ids, run(committed, [record(0, "a", Deposit(5), "first")], ids=ids))
+    busy = [record(i, "a", Deposit(1), f"c-{i}") for i in range(1, 5001)]
+    commit(committed, ids, run(committed, busy, ids=ids))
+    again = run(committed, [record(6000, "a", Deposit(5), "first")], ids=ids)
+    assert outcomes(again) == [("duplicate", None)]
+    assert again.events == []
+
+
 def test_a_retried_rejection_is_rejected_again_even_if_it_would_now_pass() -> None:
-    committed = opened("a")
-    first = run(committed, [record(0, "a", Withdraw(150), "c-1")])
-    committed.update(first.changed)
-    committed.update(run(committed, [record(1, "a", Deposit(100), "c-2")]).changed)
-    again = run(committed, [record(2, "a", Withdraw(150), "c-1")])
+    committed, ids = opened("a"), Memory()
+    first = run(committed, [record(0, "a", Withdraw(150), "c-1")], ids=ids)
+    commit(committed, ids, first)
+    commit(committed, ids, run(committed, [record(1, "a", Deposit(100), "c-2")], ids=ids))
+    again = run(committed, [record(2, "a", Withdraw(150), "c-1")], ids=ids)
     assert outcomes(again) == [("duplicate", "insufficient_funds")]
     assert again.replies[0].value == first.replies[0].value
 
 
 def test_a_duplicate_is_answered_on_the_retrys_reply_lane() -> None:
-    first = run({}, [record(0, "a", OPEN, "c-1", reply_to=0)], partitions=1)
-    retry = run(dict(first.changed), [record(1, "a", OPEN, "c-1", reply_to=None)])
+    ids = Memory()
+    first = run({}, [record(0, "a", OPEN, "c-1", reply_to=0)], ids=ids, reply_lanes=2)
+    commit({}, ids, first)
+    retry = run(dict(first.changed), [record(1, "a", OPEN, "c-1", reply_to=1)], ids=ids,
+                reply_lanes=2)  # fmt: skip
     assert outcomes(retry) == [("duplicate", None)]
-    assert retry.replies == []
-
-
-def test_recent_replies_are_bounded_oldest_first_out() -> None:
-    records = [record(i, "a", Deposit(1), f"c-{i}") for i in range(5)]
-    result = run(opened("a"), records, recent_limit=3)
-    assert [r.command_id for r in result.changed["a"].recent] == ["c-2", "c-3", "c-4"]
+    assert [(r.partition, r.value) for r in retry.replies] == [(1, first.replies[0].value)]
 
 
 def test_command_ids_are_scoped_per_aggregate() -> None:
@@ -242,6 +252,98 @@ def test_command_ids_are_scoped_per_aggregate() -> None:
         opened("a", "b"), [record(0, "a", Deposit(1), "x"), record(1, "b", Deposit(1), "x")]
     )
     assert outcomes(result) == [("accepted", None), ("accepted", None)]
+    assert [(r.command_id, r.aggregate_id) for r in replies(result)] == [("x", "a"), ("x", "b")]
+
+
+def test_an_id_reused_for_another_command_is_refused_and_changes_nothing() -> None:
+    committed, ids = opened("a"), Memory()
+    first = run(committed, [record(0, "a", Deposit(5), "dep-1")], ids=ids)
+    commit(committed, ids, first)
+    for other in (Deposit(999), Withdraw(5)):
+        reused = run(committed, [record(1, "a", other, "dep-1")], ids=ids)
+        assert outcomes(reused) == [("rejected", IdCode.ID_REUSED)]
+        assert reused.events == [] and reused.changed == {} and reused.remembered == {}
+        (reply,) = reused.replies
+        assert reply.key == UNREMEMBERED_KEY_PREFIX + encode_id_key("a", "dep-1")
+    assert ids == first.remembered
+
+
+def test_a_different_expected_version_is_another_command() -> None:
+    committed, ids = opened("a"), Memory()
+    commit(committed, ids, run(committed, [record(0, "a", Deposit(5), "c")], ids=ids))
+    again = run(committed, [record(1, "a", Deposit(5), "c", expected_version=2)], ids=ids)
+    assert outcomes(again) == [("rejected", IdCode.ID_REUSED)]
+
+
+def test_a_first_attempt_older_than_the_window_is_expired_whether_seen_or_not() -> None:
+    committed, ids = opened("a"), Memory()
+    window = 60_000
+    commit(committed, ids, run(committed, [record(0, "a", Deposit(5), "seen")], ids=ids))
+    later = NOW + window + 1
+    result = run(
+        committed,
+        [
+            record(1, "a", Deposit(5), "seen", first_attempt_ms=NOW),
+            record(2, "a", Deposit(5), "never-seen", first_attempt_ms=NOW),
+            record(3, "a", Deposit(5), "fresh", first_attempt_ms=later - window),
+        ],
+        ids=ids,
+        window_ms=window,
+        now_ms=later,
+    )
+    assert outcomes(result) == [
+        ("rejected", IdCode.EXPIRED),
+        ("rejected", IdCode.EXPIRED),
+        ("accepted", None),
+    ]
+    assert len(result.events) == 1
+    assert list(result.remembered) == [encode_id_key("a", "fresh")]
+
+
+def test_the_remembered_first_attempt_wins_over_the_one_a_retry_claims() -> None:
+    committed, ids = opened("a"), Memory()
+    commit(committed, ids, run(committed, [record(0, "a", Deposit(5), "c")], ids=ids))
+    late = NOW + DAY_MS + 1
+    retry = run(committed, [record(1, "a", Deposit(5), "c", first_attempt_ms=late)], ids=ids,
+                now_ms=late)  # fmt: skip
+    assert outcomes(retry) == [("rejected", IdCode.EXPIRED)]
+    assert retry.events == []
+
+
+def test_a_retry_inside_the_window_repeats_the_first_reply_byte_for_byte() -> None:
+    committed, ids = opened("a"), Memory()
+    first = run(committed, [record(0, "a", Withdraw(7), "w")], ids=ids)
+    commit(committed, ids, first)
+    edge = NOW + DAY_MS
+    retry = run(committed, [record(1, "a", Withdraw(7), "w", first_attempt_ms=NOW)], ids=ids,
+                now_ms=edge)  # fmt: skip
+    assert retry.replies[0].value == first.replies[0].value
+
+
+def test_a_first_attempt_ahead_of_the_clock_is_refused_unremembered() -> None:
+    result = run(
+        opened("a"),
+        [record(0, "a", Deposit(5), "c", first_attempt_ms=NOW + MAX_CLOCK_SKEW_MS + 1)],
+    )
+    assert outcomes(result) == [("rejected", IdCode.FIRST_ATTEMPT_IN_FUTURE)]
+    assert result.events == [] and result.remembered == {}
+    skewed = run(
+        opened("a"), [record(0, "a", Deposit(5), "c", first_attempt_ms=NOW + MAX_CLOCK_SKEW_MS)]
+    )
+    assert outcomes(skewed) == [("accepted", None)]
+
+
+def test_the_memory_is_asked_once_per_batch() -> None:
+    class Counting(Memory):
+        calls = 0
+
+        def lookup(self, keys: list[bytes]) -> list[bytes | None]:  # type: ignore[override]
+            self.calls += 1
+            return super().lookup(keys)
+
+    ids = Counting()
+    run(opened("a"), [record(i, "a", Deposit(1), f"c-{i}") for i in range(10)], ids=ids)
+    assert ids.calls == 1
 
 
 # --- poison records ------------------------------------------------------------------------
@@ -410,11 +512,6 @@ def test_an_empty_batch_is_refused() -> None:
 def test_offsets_must_increase() -> None:
     with pytest.raises(ValueError, match="offset"):
         run({}, [record(5, "a", OPEN, "c-0"), record(5, "a", Deposit(1), "c-1")])
-
-
-def test_recent_limit_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="recent_limit"):
-        run({}, [record(0, "a", OPEN, "c-0")], recent_limit=0)
 
 
 def test_next_offset_follows_the_last_record() -> None:

@@ -20,11 +20,11 @@ from ledger import (
     Withdrawn,
     evolve,
 )
-from topology.codec import Slot, decode_event
+from topology.codec import EventEnvelope, Slot, decode_event
 from topology.restore import apply_event_record
 from topology.step import InRecord
 
-from .support import record, run
+from .support import Memory, commit, record, run
 
 ACCOUNTS = ("a", "b", "c")
 
@@ -48,6 +48,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
     plan: list[list[tuple[str, Command, str] | None]],
 ) -> None:
     committed: dict[str, Slot] = {}
+    ids = Memory()
     event_values: list[bytes] = []
     offset = 0
     for planned in plan:
@@ -60,10 +61,10 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
                 records.append(record(offset, aggregate_id, command, command_id))
             offset += 1
         before = dict(committed)
-        result = run(committed, records)
+        result = run(committed, records, ids=ids)
         assert committed == before
         event_values += [out.value or b"" for out in result.events]
-        committed.update(result.changed)
+        commit(committed, ids, result)
 
     logs: dict[str, list[tuple[int, Event]]] = defaultdict(list)
     deposited = withdrawn = 0
@@ -87,11 +88,18 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
             balances += state.balance
     assert balances == deposited - withdrawn
 
+    executed = [(e.aggregate_id, e.command_id) for e in map(_envelope, event_values)]
+    assert len(executed) == len(set(executed)), "a command id was executed twice"
+
     rebuilt: dict[str, Slot] = {}
     for value in event_values:
-        assert apply_event_record(LEDGER, rebuilt, value, recent_limit=16)
+        assert apply_event_record(LEDGER, rebuilt, value)
     for aggregate_id, slot in rebuilt.items():
         assert (slot.state, slot.version) == (
             committed[aggregate_id].state,
             committed[aggregate_id].version,
         )
+
+
+def _envelope(value: bytes) -> EventEnvelope:
+    return decode_event(LEDGER, value)[0]

@@ -2,6 +2,8 @@
 
 import pytest
 
+from topology.idempotency import MAX_CLOCK_SKEW_MS, replies_retention_ms
+from topology.settings import DAY_MS
 from topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches
 
 LAYOUT = TopicLayout("shop", 6)
@@ -46,11 +48,27 @@ def test_snapshots_and_state_are_compacted() -> None:
         assert "retention.ms" not in config
 
 
-def test_commands_and_replies_expire() -> None:
+def test_commands_expire() -> None:
     assert spec(TopicKind.COMMANDS).config["retention.ms"] == str(7 * 24 * 3600 * 1000)
-    assert spec(TopicKind.REPLIES).config["retention.ms"] == str(3600 * 1000)
-    for kind in (TopicKind.COMMANDS, TopicKind.REPLIES):
-        assert spec(kind).config["cleanup.policy"] == "delete"
+    assert spec(TopicKind.COMMANDS).config["cleanup.policy"] == "delete"
+
+
+def test_replies_are_the_id_memorys_changelog_kept_past_the_window() -> None:
+    config = spec(TopicKind.REPLIES).config
+    assert config["cleanup.policy"] == "compact,delete"
+    assert int(config["retention.ms"]) == replies_retention_ms(DAY_MS)
+    assert int(config["retention.ms"]) > DAY_MS + MAX_CLOCK_SKEW_MS
+    short = TopicLayout("app", 2, idempotency_window_ms=60_000).specs()
+    (replies,) = [s for s in short if s.name == "app.replies"]
+    assert replies.config["retention.ms"] == str(replies_retention_ms(60_000))
+
+
+def test_a_replies_topic_kept_shorter_than_the_window_is_reported() -> None:
+    replies = spec(TopicKind.REPLIES)
+    actual = {**replies.config, "retention.ms": str(3600 * 1000)}
+    (problem,) = mismatches(replies, replies.partitions, actual)
+    assert "idempotency window" in problem
+    assert mismatches(replies, replies.partitions, {**replies.config, "retention.ms": "-1"}) == []
 
 
 def test_specs_do_not_share_config_dicts() -> None:

@@ -1,0 +1,211 @@
+"""The idempotency memory of one partition: remembered replies in a local RocksDB, restored
+from the replies topic, its changelog (as Kafka Streams restores a store from its changelog).
+
+Why on disk: a busy service remembers tens of millions of ids inside a 24 h window, far more
+than fits beside the aggregates in an actor's memory; RocksDB keeps them on local disk with a
+Bloom filter per file, so the common lookup (a new id) costs no disk read, and its memory is
+bounded by its write buffers and block cache whatever the rate and the window.
+
+Invariants:
+- it only holds replies of committed transactions: the actor installs a batch's replies after
+  its commit, and restore reads the changelog ``read_committed`` after fencing;
+- the positions it stores (next offset per replies partition) are written in the same write
+  batch as the replies they cover, so a store read after any crash is a prefix of the
+  changelog and restore goes on from where it stands;
+- a store whose positions lie beyond the changelog's end belongs to an older incarnation of
+  the topic and is wiped; a new disk restores only the part of the changelog within the
+  window (by timestamp), never the whole topic;
+- entries live at least the changelog's retention (RocksDB TTL), which covers the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import msgspec
+from confluent_kafka import Consumer, TopicPartition
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+from actors.kafka import consumer_config
+from actors.scan import scan_partition
+from actors.watermarks import watermarks
+from topology.idempotency import replies_retention_ms
+from topology.settings import Settings
+from topology.step import UNREMEMBERED_KEY_PREFIX
+from topology.topics import TopicKind, TopicLayout
+
+__all__ = ["IdRestore", "IdStore", "open_id_store"]
+
+log = logging.getLogger(__name__)
+
+_POSITIONS = b"\x00positions"  # not a msgpack array: never an id key
+_POSITIONS_CODEC = msgspec.msgpack.Decoder(dict[int, int])
+_WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+_BLOCK_CACHE_BYTES = 16 * 1024 * 1024
+_RESTORE_BATCH = 20_000
+_RESTORE_CONSUMER = {
+    "enable.partition.eof": True,
+    "fetch.wait.max.ms": 100,
+    "max.partition.fetch.bytes": 32 * 1024 * 1024,
+    "fetch.max.bytes": 64 * 1024 * 1024,
+}
+
+
+@dataclass(frozen=True)
+class IdRestore:
+    """What a restore read: changelog records, ids installed, seconds, and whether the local
+    store was reused (False: a new or wiped disk, restored from the window's start)."""
+
+    records: int
+    installed: int
+    seconds: float
+    reused: bool
+
+
+class IdStore:
+    """Id key → remembered reply value, on local disk. Not thread-safe: one writer."""
+
+    def __init__(self, path: Path, ttl_seconds: int, *, scratch: bool = False) -> None:
+        self.path = path
+        self._scratch = scratch  # a private copy to delete on close (the usual one was locked)
+        self._ttl = ttl_seconds
+        self._db = _open(path, ttl_seconds)
+        self._write = WriteOptions()
+        self._write.disable_wal = True  # see the module docstring: a crash loses a suffix only
+
+    def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The remembered reply of each key (None: not remembered), in one batched read."""
+        if not keys:
+            return []
+        return cast(list[bytes | None], self._db[list(keys)])
+
+    def positions(self) -> dict[int, int]:
+        """Next changelog offset per replies partition that this store reflects."""
+        raw = self._db.get(_POSITIONS)
+        return {} if raw is None else _POSITIONS_CODEC.decode(raw)
+
+    def install(self, entries: dict[bytes, bytes], positions: dict[int, int]) -> None:
+        """Remember `entries` and advance the positions, atomically."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in entries.items():
+            batch.put(key, value)
+        if positions:
+            merged = {**self.positions(), **positions}
+            batch.put(_POSITIONS, msgspec.msgpack.encode(merged))
+        self._db.write(batch, self._write)
+
+    def wipe(self) -> None:
+        """Forget everything (the store belongs to an older incarnation of the topic)."""
+        self._db.close()
+        Rdict.destroy(str(self.path))
+        self._db = _open(self.path, self._ttl)
+
+    def disk_bytes(self) -> int:
+        """Bytes of the store's files on disk."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self._db.flush()
+        self._db.close()
+        if self._scratch:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def restore(self, settings: Settings, partition: int, now_ms: int) -> IdRestore:
+        """Read the changelog (the replies partitions `partition` writes) from the stored
+        positions to its end; from the window's start where there are none."""
+        started = time.monotonic()
+        layout = TopicLayout.of(settings)
+        topic = layout.name(TopicKind.REPLIES)
+        consumer = Consumer(
+            consumer_config(settings, group_id=f"{settings.app_id}-ids", **_RESTORE_CONSUMER)
+        )
+        records = installed = 0
+        try:
+            parts = [TopicPartition(topic, p) for p in layout.replies_of(partition)]
+            bounds = {tp.partition: watermarks(consumer, tp) for tp in parts}
+            stored = self.positions()
+            reused = bool(stored)
+            if any(stored.get(p, 0) > high for p, (_, high) in bounds.items()):
+                log.warning("%s: the id store is ahead of the changelog; wiping it", self.path)
+                self.wipe()
+                stored, reused = {}, False
+            since = now_ms - replies_retention_ms(settings.idempotency_window_ms)
+            for tp in parts:
+                low, high = bounds[tp.partition]
+                start = stored.get(tp.partition)
+                if start is None:
+                    start = _offset_at(consumer, tp, since, high)
+                start = max(start, low)
+                batch: dict[bytes, bytes] = {}
+                if start < high:
+                    for msg in scan_partition(consumer, TopicPartition(topic, tp.partition, start)):
+                        records += 1
+                        key, value = msg.key(), msg.value()
+                        if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
+                            continue
+                        batch[key] = value
+                        if len(batch) >= _RESTORE_BATCH:
+                            installed += len(batch)
+                            self.install(batch, {})
+                            batch = {}
+                installed += len(batch)
+                self.install(batch, {tp.partition: high})
+        finally:
+            consumer.close()
+        return IdRestore(records, installed, time.monotonic() - started, reused)
+
+
+def open_id_store(settings: Settings, partition: int) -> IdStore:
+    """The partition's store under ``state_dir/{app_id}/ids-{partition}``. When another live
+    process holds it (an old actor of the partition on this node that is not dead yet), a
+    private scratch store is used instead and restored from the changelog in full."""
+    base = Path(os.path.expanduser(settings.state_dir)) / settings.app_id
+    path = base / f"ids-{partition}"
+    ttl = replies_retention_ms(settings.idempotency_window_ms) // 1000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return IdStore(path, ttl)
+    except Exception as e:  # rocksdict raises a bare Exception for a held lock
+        if "lock" not in str(e).lower():
+            raise
+        scratch = base / f"ids-{partition}.scratch-{os.getpid()}"
+        log.warning("id store %s is unavailable (%s); using %s", path, e, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return IdStore(scratch, ttl, scratch=True)
+
+
+def _open(path: Path, ttl_seconds: int) -> Rdict:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(_WRITE_BUFFER_BYTES)
+    options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    table.set_block_cache(Cache(_BLOCK_CACHE_BYTES))
+    options.set_block_based_table_factory(table)
+    return Rdict(str(path), options, access_type=AccessType.with_ttl(ttl_seconds))
+
+
+def _offset_at(consumer: Consumer, partition: TopicPartition, since_ms: int, high: int) -> int:
+    """The first offset of `partition` with a timestamp >= `since_ms` (`high` if none)."""
+    [found] = consumer.offsets_for_times(
+        [TopicPartition(partition.topic, partition.partition, max(since_ms, 0))], timeout=30
+    )
+    return high if found.offset < 0 else int(found.offset)

@@ -1,0 +1,147 @@
+"""Exactly once as a client sees it, on the real broker and Ray: a command id is executed at
+most once inside its window, whatever else happens to the account, across restarts and a new
+disk; replies never cross between clients; a reused id and an expired retry are refused."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+from actors.audit import read_events
+from actors.client import LedgerClient, now_ms
+from actors.launcher import deploy, partition_actor, undeploy
+from ledger import LEDGER, Deposit, OpenAccount, Withdraw
+from topology.idempotency import IdCode
+from topology.settings import Settings
+
+from .conftest import Service
+
+
+def _events_of(settings: Settings, account: str) -> Counter[str]:
+    return Counter(
+        e.envelope.command_id
+        for e in read_events(settings, LEDGER)
+        if e.envelope.aggregate_id == account
+    )
+
+
+def test_replies_to_the_same_id_on_two_accounts_never_cross(service: Service) -> None:
+    settings = service.settings
+    with LedgerClient(settings, reply_lane=0) as a, LedgerClient(settings, reply_lane=0) as b:
+        assert a.execute("alice", OpenAccount("EUR")).accepted
+        assert b.execute("bob", OpenAccount("EUR")).accepted
+        for round_ in range(20):
+            cid = f"dep-{round_}"
+            to_alice = a.send("alice", Deposit(100), command_id=cid)
+            to_bob = b.send("bob", Withdraw(1_000_000), command_id=cid)
+            alice, bob = to_alice.result(60), to_bob.result(60)
+            assert (alice.aggregate_id, alice.accepted) == ("alice", True)
+            assert (bob.aggregate_id, bob.code) == ("bob", "insufficient_funds")
+        assert a.get_account("alice")["balance"] == 2000  # type: ignore[index]
+
+
+def test_an_id_reused_for_another_command_is_refused_with_no_effect(service: Service) -> None:
+    c = service.client
+    assert c.execute("carol", OpenAccount("EUR")).accepted
+    assert c.execute("carol", Deposit(5), command_id="dep-1").accepted
+    reused = c.execute("carol", Deposit(999), command_id="dep-1")
+    assert (reused.accepted, reused.code) == (False, IdCode.ID_REUSED)
+    assert c.get_account("carol")["balance"] == 5  # type: ignore[index]
+    assert c.execute("carol", Deposit(5), command_id="dep-1").accepted  # the original again
+    assert _events_of(service.settings, "carol")["dep-1"] == 1
+
+
+def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
+    service: Service, state_dir: str
+) -> None:
+    c = service.client
+    settings = service.settings
+    account = "busy"
+    assert c.execute(account, OpenAccount("EUR")).accepted
+    first = c.execute(account, Withdraw(50), command_id="early-refusal")
+    assert first.code == "insufficient_funds"
+    original = c.execute(account, Deposit(7), command_id="original")
+    futures = [c.send(account, Deposit(1)) for _ in range(300)]  # far more than any cache
+    assert all(f.result(60).accepted for f in futures)
+
+    partition = c.partition_of(account)
+    actor = partition_actor(settings.app_id, partition)
+    ray.kill(actor, no_restart=False)  # restarts on the same disk: the store is reused
+    assert c.execute(account, Deposit(7), command_id="original", timeout=60) == original
+    assert c.execute(account, Withdraw(50), command_id="early-refusal") == first
+
+    ray.kill(actor, no_restart=False)  # a new disk: restored from the changelog
+    shutil.rmtree(Path(state_dir) / settings.app_id / f"ids-{partition}", ignore_errors=True)
+    assert c.execute(account, Deposit(7), command_id="original", timeout=60) == original
+    assert c.execute(account, Withdraw(50), command_id="early-refusal") == first
+    stats = ray.get(partition_actor(settings.app_id, partition).stats.remote())
+    assert stats["ids_restored"] >= 300  # read from the changelog, not from the events
+
+    counts = _events_of(settings, account)
+    assert counts["original"] == 1 and counts["early-refusal"] == 0
+    assert c.get_account(account)["balance"] == 7 + 300  # type: ignore[index]
+
+
+def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service) -> None:
+    """A short first timeout: the client re-sends while the actor is restarting."""
+    settings = service.settings
+    account = "stalled"
+    with LedgerClient(settings, retry_interval=0.2) as c:
+        assert c.execute(account, OpenAccount("EUR")).accepted
+        actor = partition_actor(settings.app_id, c.partition_of(account))
+        replies = []
+
+        def send() -> None:
+            for i in range(40):
+                replies.append(c.execute(account, Deposit(1), command_id=f"s-{i}", timeout=90))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.3)
+        ray.kill(actor, no_restart=False)
+        sender.join(180)
+        assert len(replies) == 40 and all(r.accepted for r in replies)
+    counts = _events_of(settings, account)
+    assert all(counts[f"s-{i}"] == 1 for i in range(40))
+    assert c.get_account(account)["balance"] == 40  # type: ignore[index]
+
+
+@pytest.fixture
+def short_window(bootstrap: str, app_id: str, state_dir: str, ray_local: None) -> Iterator[Service]:
+    settings = Settings.resolve(
+        app_id=app_id,
+        bootstrap_servers=bootstrap,
+        partitions=1,
+        idempotency_window_ms=3000,
+        state_dir=state_dir,
+        environ={},
+    )
+    handles = deploy(settings, detached=False)
+    client = LedgerClient(settings, timeout=60)
+    try:
+        yield Service(settings, handles, client)
+    finally:
+        client.close()
+        undeploy(settings)
+
+
+def test_a_retry_past_the_window_is_expired_never_executed_again(short_window: Service) -> None:
+    c = short_window.client
+    assert c.execute("dave", OpenAccount("EUR")).accepted
+    first_attempt = now_ms()
+    done = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first_attempt)
+    assert done.accepted
+    time.sleep(3.5)
+    again = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first_attempt)
+    assert (again.accepted, again.code) == (False, IdCode.EXPIRED)
+    never_seen = c.execute("dave", Deposit(10), command_id="d-2", first_attempt_ms=first_attempt)
+    assert never_seen.code == IdCode.EXPIRED
+    assert c.get_account("dave")["balance"] == 10  # type: ignore[index]
+    assert _events_of(short_window.settings, "dave")["d-1"] == 1

@@ -1,0 +1,86 @@
+"""The idempotency window's rules, pure: when a command id is a retry, a reuse or too old.
+
+A command id is remembered per aggregate (`encode_id_key`) with its first reply, the time
+of its first attempt and its fingerprint. Invariant (the guarantee): a command whose first
+attempt is within `window_ms` of the partition's clock is answered from memory if its id was
+seen, and executed at most once; one whose first attempt is older is refused as `expired`
+whether or not it was seen, so it is never executed a second time. A memory therefore only
+has to hold ids whose first attempt is within the window: older ones may be dropped at any
+time. The partition's clock never runs backwards (it is checkpointed), so neither does expiry.
+"""
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Final, Protocol
+
+__all__ = [
+    "MAX_CLOCK_SKEW_MS",
+    "IdCode",
+    "IdMemory",
+    "IdVerdict",
+    "judge",
+    "replies_retention_ms",
+]
+
+MAX_CLOCK_SKEW_MS: Final = 5 * 60 * 1000
+"""How far ahead of the partition's clock a first-attempt time may be (client clocks drift);
+a command further ahead is refused, so that no id is remembered past its window + this."""
+
+_RETENTION_MARGIN_MS: Final = 60 * 60 * 1000
+
+
+class IdCode(StrEnum):
+    """Refusals of the idempotency memory (beside the aggregate's own codes). None of them
+    is remembered: they change nothing, and the same command gets the same refusal."""
+
+    EXPIRED = "expired"
+    ID_REUSED = "id_reused"
+    FIRST_ATTEMPT_IN_FUTURE = "first_attempt_in_future"
+
+
+class IdVerdict(StrEnum):
+    """What to do with a command, given what the memory holds for its id."""
+
+    EXECUTE = "execute"
+    REPEAT = "repeat"  # send the remembered reply again
+    EXPIRED = "expired"
+    REUSED = "reused"
+    IN_FUTURE = "in_future"
+
+
+def judge(
+    *,
+    now_ms: int,
+    window_ms: int,
+    first_attempt_ms: int,
+    fingerprint: int,
+    seen_first_attempt_ms: int | None,
+    seen_fingerprint: int | None,
+) -> IdVerdict:
+    """The verdict for a command whose first attempt was at `first_attempt_ms` (as it says),
+    against the remembered first attempt and fingerprint of its id (None: not remembered).
+    The remembered first attempt wins over the one a retry carries."""
+    if seen_first_attempt_ms is None:
+        if first_attempt_ms > now_ms + MAX_CLOCK_SKEW_MS:
+            return IdVerdict.IN_FUTURE
+        if first_attempt_ms + window_ms < now_ms:
+            return IdVerdict.EXPIRED
+        return IdVerdict.EXECUTE
+    if seen_first_attempt_ms + window_ms < now_ms:
+        return IdVerdict.EXPIRED
+    if seen_fingerprint != fingerprint:
+        return IdVerdict.REUSED
+    return IdVerdict.REPEAT
+
+
+def replies_retention_ms(window_ms: int) -> int:
+    """How long the replies topic (the memory's changelog) keeps a reply: past the window of
+    any id it can hold, clock skew and a margin included."""
+    return window_ms + MAX_CLOCK_SKEW_MS + _RETENTION_MARGIN_MS
+
+
+class IdMemory(Protocol):
+    """What the batch step asks of an idempotency memory: the remembered reply value of each
+    id key (None: not remembered). A memory may forget an id once it is past its window."""
+
+    def lookup(self, keys: Sequence[bytes]) -> Sequence[bytes | None]: ...
