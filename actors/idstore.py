@@ -87,7 +87,9 @@ class IdStore:
         self._ttl = ttl_seconds
         self._db = _open(path, ttl_seconds)
         self._write = WriteOptions()
-        self._write.disable_wal = True  # see the module docstring: a crash loses a suffix only
+        # No write-ahead log (see the module docstring: a crash loses a suffix only). The
+        # package's stub declares a method; at run time it is a property.
+        self._write.disable_wal = True  # type: ignore[method-assign, assignment]
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The remembered reply of each key (None: not remembered), in one batched read."""
