@@ -171,6 +171,7 @@ class IdStore:
                 self.install(batch, {tp.partition: high})
         finally:
             consumer.close()
+        self._db.flush()  # what was restored survives a crash: the next start goes on from it
         return IdRestore(records, installed, time.monotonic() - started, reused)
 
 

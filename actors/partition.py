@@ -646,5 +646,6 @@ class PartitionWorker:
             "generation": self.generation,
             "paused": self._hold.is_set(),
             "rss_bytes": psutil.Process().memory_info().rss,
+            "ids_disk_bytes": 0 if self._ids is None else self._ids.disk_bytes(),
             **asdict(self.counters),
         }

@@ -54,6 +54,10 @@ def main(
     restore_keys: Annotated[
         int | None, typer.Option(help="Restore: accounts to restore (1,000,000).")
     ] = None,
+    restore_ids: Annotated[
+        int | None,
+        typer.Option(help="Restore: remembered command ids beside the accounts (10,000,000)."),
+    ] = None,
     systems: Annotated[
         str | None, typer.Option(help="Comma-separated subset of: eventledger,quix,rawpipe.")
     ] = None,
@@ -98,6 +102,7 @@ def main(
         "rate": rate,
         "duration": duration,
         "restore_keys": restore_keys,
+        "restore_ids": restore_ids,
         "systems": None if systems is None else _systems(systems),
         "phases": None if phases is None else _phases(phases),
         "out": out,

@@ -36,6 +36,7 @@ class BenchConfig:
     duration: float = 30.0
     warmup: float = 2.0
     restore_keys: int = 1_000_000
+    restore_ids: int = 10_000_000
     seed: int = 7
     systems: tuple[SystemName, ...] = tuple(SystemName)
     phases: tuple[Phase, ...] = tuple(Phase)
@@ -52,7 +53,7 @@ class BenchConfig:
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("accounts", "commands", "partitions", "restore_keys"):
+        for name in ("accounts", "commands", "partitions", "restore_keys", "restore_ids"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.rate <= 0 or self.duration <= 0:
@@ -94,6 +95,7 @@ QUICK = BenchConfig(
     duration=3.0,
     warmup=0.5,
     restore_keys=20_000,
+    restore_ids=50_000,
     quick=True,
 )
 """Small enough for the smoke test: seconds per phase."""

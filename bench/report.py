@@ -88,6 +88,11 @@ def build_rows(results: RunResults) -> list[Row]:
         )
         if lat.answered < lat.sent:
             rows.append(Row("unanswered commands", "eventledger", f"{lat.sent - lat.answered:,}"))
+    return rows + _restore_rows(results)
+
+
+def _restore_rows(results: RunResults) -> list[Row]:
+    rows: list[Row] = []
     peer_restore = results.restore["quix"].rate if "quix" in results.restore else None
     for name in ("eventledger", "quix"):
         if f"restore:{name}" in results.failures:
@@ -110,7 +115,29 @@ def build_rows(results: RunResults) -> list[Row]:
                             goal=goal))  # fmt: skip
             idle = r.facts["idle actor rss_bytes"] / _MB
             rows.append(Row("resident memory, idle actor (baseline)", name, f"{idle:,.0f} MB"))
+            rows += _id_rows(r)
     return rows
+
+
+def _id_rows(r: Any) -> list[Row]:
+    """The id memory's figures from the restore phase (none in results from before it)."""
+    f = r.facts
+    ids = f.get("ids remembered")
+    if ids is None:
+        return []
+    mb = f["rss_bytes with the ids"] / _MB
+    full = r.keys >= _FULL_RESTORE and ids >= 10_000_000
+    return [
+        Row(f"restore {ids:,} remembered ids (new disk), ids/s", "eventledger",
+            f"{f['ids restore records/s']:,.0f}"),
+        Row(f"restore {ids:,} remembered ids, seconds", "eventledger",
+            f"{f['ids restore seconds']:.2f} s"),
+        Row(f"resident memory, {r.keys:,} accounts + {ids:,} ids", "eventledger",
+            f"{mb:,.0f} MB", goal=f"≤ 400 MB {_mark(mb <= 400)}" if full else ""),
+        Row("bytes per remembered id: resident / on disk", "eventledger",
+            f"{f['rss per remembered id (bytes)']:.1f} / "
+            f"{f['disk per remembered id (bytes)']:.1f}"),
+    ]  # fmt: skip
 
 
 def print_table(console: Console, rows: list[Row], title: str) -> None:

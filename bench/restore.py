@@ -3,7 +3,10 @@
 eventledger: ``restore_keys`` snapshot records (the real codec) are written with a plain
 producer to the snapshots topic of a one-partition application, then a partition actor is
 started; it reads them all before it reports ready, and its ``stats()`` give the restore time,
-the records read and its resident memory (beside an idle actor's, holding nothing).
+the records read and its resident memory (beside an idle actor's, holding nothing). Then the
+same again with ``restore_ids`` remembered replies in the replies topic (the id memory's
+changelog, ten per account): the actor restores its id memory onto a new disk as well, and its
+``stats()`` give that restore's time, the store's bytes on disk and the resident memory.
 
 Quix Streams: a Quix application fills its state store with the same number of accounts
 (building its changelog topic itself), then a second instance of the same application starts
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,14 @@ from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
 from ledger.aggregate import LEDGER
 from ledger.state import Account
-from topology.codec import Slot, Snapshot, encode_snapshot
+from topology.codec import (
+    Reply,
+    Slot,
+    Snapshot,
+    encode_id_key,
+    encode_reply,
+    encode_snapshot,
+)
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -69,6 +80,7 @@ def run_eventledger_restore(ctx: RunContext) -> Restore:
             undeploy(settings)
     if stats["aggregates"] != keys:
         raise RuntimeError(f"the actor restored {stats['aggregates']} accounts, not {keys}")
+    ids = _restore_with_ids(ctx, stats["rss_bytes"])
     return Restore(
         system="eventledger",
         keys=keys,
@@ -80,8 +92,56 @@ def run_eventledger_restore(ctx: RunContext) -> Restore:
             "aggregates": stats["aggregates"],
             "idle actor rss_bytes": idle_stats["rss_bytes"],
             "rss above the idle actor": stats["rss_bytes"] - idle_stats["rss_bytes"],
+            **ids,
         },
     )
+
+
+def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
+    """An actor restoring the same accounts and ``restore_ids`` remembered ids (a new disk)."""
+    keys, ids = ctx.config.restore_keys, ctx.config.restore_ids
+    settings = _one_partition(ctx, "restore-ids")
+    layout = TopicLayout(settings.app_id, 1)
+    ensure_topics(ctx.bootstrap, layout)
+    _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
+    _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
+    with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
+        [handle] = deploy(settings, detached=False, timeout=3_600)
+        try:
+            stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+        finally:
+            undeploy(settings)
+    shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
+    if stats["ids_restored"] != ids:
+        raise RuntimeError(f"the actor read {stats['ids_restored']} remembered ids, not {ids}")
+    seconds = stats["ids_restore_seconds"]
+    return {
+        "ids remembered": ids,
+        "ids restore seconds": seconds,
+        "ids restore records/s": ids / seconds if seconds > 0 else 0.0,
+        "rss_bytes with the ids": stats["rss_bytes"],
+        "rss per remembered id (bytes)": (stats["rss_bytes"] - accounts_rss) / ids,
+        "id store disk bytes": stats["ids_disk_bytes"],
+        "disk per remembered id (bytes)": stats["ids_disk_bytes"] / ids,
+    }
+
+
+def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
+    """``ids`` remembered replies (accepted deposits with 20-character command ids), spread
+    over the accounts, as the actor writes them to its replies partition."""
+    producer = Producer(producer_config(ctx.bootstrap))
+    task = ctx.progress.add_task("eventledger: writing remembered ids", total=ids)
+    first = int(time.time() * 1000)
+    for i in range(ids):
+        aggregate_id, command_id = account_id(i % keys), f"cmd-{i:016d}"
+        reply = Reply(command_id, aggregate_id, True, None, "", 2 + i // keys, first, i + 1)
+        _produce(producer, topic, encode_reply(reply), encode_id_key(aggregate_id, command_id))
+        if i % 50_000 == 0:
+            producer.poll(0)
+            ctx.progress.update(task, completed=i)
+    if producer.flush(600):
+        raise RuntimeError(f"ids to {topic} were not all delivered")
+    ctx.progress.update(task, completed=ids)
 
 
 def _one_partition(ctx: RunContext, name: str) -> Settings:

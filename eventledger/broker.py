@@ -289,8 +289,9 @@ class Broker:
 
     def _format(self, jvm: list[str], props: Path) -> None:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # One argument with "=": an id that starts with "-" would otherwise read as an option.
         proc = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)],
+            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cid}", "-c", str(props)],
             capture_output=True,
             text=True,
             check=False,
