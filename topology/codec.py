@@ -21,6 +21,7 @@ from topology.envelopes import (
     Slot,
     Snapshot,
 )
+from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 from topology.protocol import Aggregate
 
 __all__ = [
@@ -61,6 +62,7 @@ class PoisonCode(StrEnum):
     rest are routing failures found by the batch step."""
 
     MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
     UNKNOWN_COMMAND_TYPE = "unknown_command_type"
     INVALID_PAYLOAD = "invalid_payload"
     KEY_MISMATCH = "key_mismatch"
@@ -123,9 +125,11 @@ def encode_command(
     reply_to: int | None = None,
     first_attempt_ms: int | None = None,
 ) -> bytes:
-    """A command record's value; send it keyed by `encode_key(aggregate_id)`."""
-    if not command_id or not aggregate_id:
-        raise ValueError("command_id and aggregate_id must not be empty")
+    """A command record's value; send it keyed by `encode_key(aggregate_id)`. Raises
+    ValueError for what the service would refuse (see `topology.limits`)."""
+    for name, value in (("command_id", command_id), ("aggregate_id", aggregate_id)):
+        if not 0 < len(value) <= MAX_ID_CHARS:
+            raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters, got {len(value)}")
     envelope = CommandEnvelope(
         command_id=command_id,
         aggregate_id=aggregate_id,
@@ -135,7 +139,10 @@ def encode_command(
         reply_to=reply_to,
         first_attempt_ms=first_attempt_ms,
     )
-    return _ENCODER.encode(envelope)
+    data = _ENCODER.encode(envelope)
+    if len(data) > MAX_COMMAND_BYTES:
+        raise ValueError(f"the command is {len(data)} bytes; the limit is {MAX_COMMAND_BYTES}")
+    return data
 
 
 def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnvelope, Any]:
@@ -143,6 +150,10 @@ def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnv
     Raises CommandDecodeError for poison."""
     if data is None:
         raise CommandDecodeError(PoisonCode.MALFORMED, "the record has no value", None)
+    if len(data) > MAX_COMMAND_BYTES:
+        raise CommandDecodeError(
+            PoisonCode.TOO_LARGE, f"{len(data)} bytes, over the {MAX_COMMAND_BYTES} limit", None
+        )
     try:
         envelope = _COMMAND_ENVELOPE.decode(data)
     except msgspec.DecodeError as error:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from topology.limits import MAX_ID_CHARS
+
 __all__ = [
     "Checkpoint",
     "CommandEnvelope",
@@ -18,7 +20,7 @@ __all__ = [
     "Snapshot",
 ]
 
-_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -29,8 +31,8 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     (epoch ms, the same on every retry; None: the time the partition first reads it): the
     idempotency window runs from it."""
 
-    command_id: _NonEmpty
-    aggregate_id: _NonEmpty
+    command_id: _Id
+    aggregate_id: _Id
     type: str
     payload: msgspec.Raw
     expected_version: _NonNegative | None = None

@@ -39,6 +39,7 @@ from topology.codec import (
     error_headers,
 )
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
+from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
 from topology.protocol import Aggregate
 from topology.topics import TopicKind
@@ -176,6 +177,20 @@ def process_batch(
         key = encode_id_key(parsed.aggregate_id, parsed.command_id)
         batch.handle(record, parsed, command, key, seen.get(key))
     return batch.result(events_offset, previous + 1)
+
+
+def _copied_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """A record's headers to copy into its dead letter, while they fit the limit; how many
+    were left out is said in a header of its own."""
+    copied: list[tuple[str, bytes]] = []
+    size = 0
+    for name, value in headers:
+        size += len(name) + len(value or b"")
+        if size > MAX_DLQ_HEADER_BYTES:
+            left = len(headers) - len(copied)
+            return [*copied, ("eventledger.error.headers_dropped", str(left).encode())]
+        copied.append((name, value))
+    return copied
 
 
 class _Batch:
@@ -347,16 +362,21 @@ class _Batch:
     def dead_letter(
         self, record: InRecord, code: str, message: str, envelope: CommandEnvelope | None
     ) -> None:
-        """Send the raw record to the dlq and, when the envelope was readable, a rejection
-        (not remembered: the same bytes are dead-lettered the same way again)."""
-        headers = [
-            *record.headers,
-            *error_headers(self.source_topic, self.partition, record.offset, code, message),
-        ]
+        """Send the record to the dlq (cut to the dead-letter limits, and said so in its
+        headers) and, when the envelope was readable, a rejection (not remembered: the same
+        bytes are dead-lettered the same way again)."""
+        message = clip(message)
+        headers = _copied_headers(record.headers)
+        headers += error_headers(self.source_topic, self.partition, record.offset, code, message)
+        key, value = record.key, record.value
+        if key is not None and len(key) > MAX_DLQ_KEY_BYTES:
+            headers.append(("eventledger.error.key_bytes", str(len(key)).encode()))
+            key = key[:MAX_DLQ_KEY_BYTES]
+        if value is not None and len(value) > MAX_DLQ_VALUE_BYTES:
+            headers.append(("eventledger.error.value_bytes", str(len(value)).encode()))
+            value = value[:MAX_DLQ_VALUE_BYTES]
         self.dlq.append(
-            OutRecord(
-                TopicKind.DLQ, self.partition, record.key, record.value, headers, record.offset
-            )
+            OutRecord(TopicKind.DLQ, self.partition, key, value, headers, record.offset)
         )
         if envelope is not None:
             slot = self.slot(envelope.aggregate_id)

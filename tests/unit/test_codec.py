@@ -48,6 +48,7 @@ from topology.codec import (
     error_headers,
     is_current_snapshot,
 )
+from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 
 def envelope_bytes(type_: str, payload: object, **fields: Any) -> bytes:
@@ -98,10 +99,34 @@ def test_command_defaults_are_none() -> None:
     assert envelope.reply_to is None
 
 
-@pytest.mark.parametrize(("aggregate_id", "command_id"), [("", "c"), ("a", "")])
-def test_encode_command_needs_ids(aggregate_id: str, command_id: str) -> None:
-    with pytest.raises(ValueError, match="empty"):
+@pytest.mark.parametrize(
+    ("aggregate_id", "command_id"),
+    [("", "c"), ("a", ""), ("a" * (MAX_ID_CHARS + 1), "c"), ("a", "c" * (MAX_ID_CHARS + 1))],
+)
+def test_encode_command_refuses_ids_out_of_bounds(aggregate_id: str, command_id: str) -> None:
+    with pytest.raises(ValueError, match=f"1 to {MAX_ID_CHARS} characters"):
         encode_command(aggregate_id, Deposit(1), command_id=command_id)
+
+
+def test_ids_at_the_limit_round_trip() -> None:
+    data = encode_command("a" * MAX_ID_CHARS, Deposit(1), command_id="c" * MAX_ID_CHARS)
+    envelope, _ = decode_command(LEDGER, data)
+    assert len(envelope.aggregate_id) == len(envelope.command_id) == MAX_ID_CHARS
+
+
+def test_encode_command_refuses_an_oversized_command() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        encode_command("a", OpenAccount("x" * MAX_COMMAND_BYTES), command_id="c")
+
+
+def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
+    long_id = CommandEnvelope("c" * (MAX_ID_CHARS + 1), "a", "Deposit", msgspec.Raw(b"\x80"))
+    with pytest.raises(CommandDecodeError) as caught:
+        decode_command(LEDGER, msgspec.msgpack.encode(long_id))
+    assert (caught.value.code, caught.value.envelope) == (PoisonCode.MALFORMED, None)
+    with pytest.raises(CommandDecodeError) as caught:
+        decode_command(LEDGER, b"\x00" * (MAX_COMMAND_BYTES + 1))
+    assert caught.value.code == PoisonCode.TOO_LARGE
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from topology.codec import (
     encode_id_key,
 )
 from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
+from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
 from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
@@ -424,6 +425,25 @@ def test_a_reply_lane_that_does_not_exist_is_dead_lettered_without_a_reply() -> 
     result = run({}, [record(0, "a", OPEN, "c-1", reply_to=2)], partitions=4, reply_lanes=2)
     assert outcomes(result) == [("dlq", "invalid_reply_to")]
     assert result.replies == result.events == []
+
+
+def test_dead_letters_and_their_replies_stay_small_whatever_the_record() -> None:
+    huge_key = b"k" * 600_000
+    miskeyed = msgspec.structs.replace(record(0, "a", Deposit(1), "c-1"), key=huge_key)
+    oversized = InRecord(1, b"a", b"\x00" * 900_000, [("h", b"x" * 20_000), ("t", b"y")])
+    result = run(opened("a"), [miskeyed, oversized])
+    assert outcomes(result) == [("dlq", "key_mismatch"), ("dlq", PoisonCode.TOO_LARGE)]
+    first, second = result.dlq
+    assert len(first.key or b"") == MAX_DLQ_KEY_BYTES
+    assert dict(first.headers)["eventledger.error.key_bytes"] == b"600000"
+    assert len(dict(first.headers)["eventledger.error.message"]) <= MAX_MESSAGE_CHARS
+    (reply,) = result.replies  # the miskeyed one was readable; the oversized one was not
+    assert len(reply.value or b"") < 2 * MAX_MESSAGE_CHARS
+    assert len(second.value or b"") == MAX_DLQ_VALUE_BYTES
+    headers = dict(second.headers)
+    assert headers["eventledger.error.value_bytes"] == b"900000"
+    assert headers["eventledger.error.headers_dropped"] == b"2"
+    assert "h" not in headers
 
 
 def test_poison_does_not_stop_the_batch() -> None:
