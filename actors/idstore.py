@@ -43,6 +43,7 @@ from rocksdict import (
 )
 
 from actors.kafka import consumer_config
+from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from topology.idempotency import replies_retention_ms
@@ -64,6 +65,7 @@ _RESTORE_CONSUMER = {
     "fetch.wait.max.ms": 100,
     "max.partition.fetch.bytes": 32 * 1024 * 1024,
     "fetch.max.bytes": 64 * 1024 * 1024,
+    "queued.max.messages.kbytes": 16 * 1024,
 }
 
 
@@ -172,6 +174,7 @@ class IdStore:
         finally:
             consumer.close()
         self._db.flush()  # what was restored survives a crash: the next start goes on from it
+        release_freed_memory()
         return IdRestore(records, installed, time.monotonic() - started, reused)
 
 

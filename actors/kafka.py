@@ -45,6 +45,19 @@ _TRANSIENT_CODES = frozenset(
         KafkaError._TIMED_OUT,
     }
 )
+# A record the broker (or librdkafka, before sending) will not take: the transaction must be
+# aborted, and the partition's abort policy decides whether to retry, isolate or set aside.
+_RECORD_CODES = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError._QUEUE_FULL,
+    }
+)
 _FENCED_CODES = frozenset(
     {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 )
@@ -91,7 +104,7 @@ def classify(exc: KafkaException, *, during: str) -> KafkaClientError:
         return FatalError(text, error)
     if timed_out and during in ("commit", "abort"):
         return FatalError(f"{text} (timed out ending a transaction)", error)
-    if error.txn_requires_abort():
+    if error.txn_requires_abort() or (during == "produce" and error.code() in _RECORD_CODES):
         return AbortableError(text, error)
     if error.retriable() or error.code() in _TRANSIENT_CODES:
         return RetriableError(text, error)

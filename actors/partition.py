@@ -50,9 +50,11 @@ from actors.kafka import (
     retrying,
 )
 from actors.metrics import PartitionMetrics
+from actors.records import in_record
 from actors.restore import restore_partition
 from actors.watermarks import watermarks
 from ledger.aggregate import LEDGER
+from topology.aborts import AbortAction, AbortPolicy
 from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
@@ -64,7 +66,7 @@ from topology.codec import (
 )
 from topology.protocol import Aggregate
 from topology.settings import Settings
-from topology.step import BatchResult, InRecord, OutcomeKind, process_batch
+from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
@@ -82,6 +84,11 @@ class PartitionStatus(StrEnum):
     FENCED = "fenced"
     FAILED = "failed"
     STOPPED = "stopped"
+    BLOCKED = "blocked"  # waits for an operator (see `unblock`); never restarted by itself
+
+
+class PartitionBlockedError(Exception):
+    """The partition cannot go on without an operator: its message says why and how."""
 
 
 @dataclass
@@ -144,6 +151,7 @@ class PartitionWorker:
         self._clock_ms = 0  # the largest batch time committed: never runs backwards
         self._ids: IdStore | None = None
         self._reply_ends: dict[int, int] = {}  # replies partition → next offset written
+        self._aborts = AbortPolicy()
         self._batch_started_at = 0.0
         self._events_offset = 0
         self._stop = threading.Event()
@@ -164,9 +172,14 @@ class PartitionWorker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Fence the predecessor, restore, position the consumer, start the loop thread."""
+        """Fence the predecessor, restore, position the consumer, start the loop thread
+        (unless the partition is blocked: then its status says why and how to go on)."""
         self._stop.clear()
-        self._open()
+        try:
+            self._open()
+        except PartitionBlockedError as e:
+            self._fail(PartitionStatus.BLOCKED, str(e))
+            return
         self._thread = threading.Thread(
             target=self._run, name=f"partition-{self.partition}", daemon=True
         )
@@ -181,12 +194,16 @@ class PartitionWorker:
         if self.status is PartitionStatus.RUNNING:
             self.status = PartitionStatus.STOPPED
 
+    def _new_producer(self) -> Producer:
+        """A transactional producer of this partition, initialised: it fences every earlier
+        one of the same transactional id."""
+        producer = Producer(producer_config(self.settings, transactional_id=self.transactional_id))
+        self._call("init_transactions", producer.init_transactions, 30, attempts=40)
+        return producer
+
     def _open(self) -> None:
         self.status = PartitionStatus.RESTORING
-        self._producer = Producer(
-            producer_config(self.settings, transactional_id=self.transactional_id)
-        )
-        self._call("init_transactions", self._producer.init_transactions, 30, attempts=40)
+        self._producer = self._new_producer()
         self._restore()
         if self._checkpoint is not None:
             self._clock_ms = max(self._clock_ms, self._checkpoint.clock_ms)
@@ -201,12 +218,18 @@ class PartitionWorker:
             ids.records,
             ids.seconds,
         )
-        self._consumer = Consumer(consumer_config(self.settings, group_id=self.settings.app_id))
-        if self._checkpoint is not None:
-            self._next_offset = self._checkpoint.next_offset
-        else:  # nothing committed to this partition yet
-            low, _ = watermarks(self._consumer, self._commands)
+        self._consumer = Consumer(
+            consumer_config(
+                self.settings, group_id=self.settings.app_id, **{"auto.offset.reset": "error"}
+            )
+        )
+        low, high = watermarks(self._consumer, self._commands)
+        if self._checkpoint is None:  # nothing committed to this partition yet
             self._next_offset = max(low, 0)
+        else:
+            self._next_offset = self._checkpoint.next_offset
+            if not low <= self._next_offset <= high:
+                raise PartitionBlockedError(self._outside_the_log(low, high))
         self.counters.committed_offset = self._next_offset
         self._consumer.assign(
             [TopicPartition(self._commands.topic, self.partition, self._next_offset)]
@@ -301,6 +324,9 @@ class PartitionWorker:
             except FencedError as e:
                 self._fail(PartitionStatus.FENCED, str(e))
                 return
+            except PartitionBlockedError as e:
+                self._fail(PartitionStatus.BLOCKED, str(e))
+                return
             except FatalError as e:
                 restarts += 1
                 if restarts > _RESTARTS:
@@ -313,6 +339,9 @@ class PartitionWorker:
                     self._open()
                 except FencedError as fenced:
                     self._fail(PartitionStatus.FENCED, str(fenced))
+                    return
+                except PartitionBlockedError as blocked:
+                    self._fail(PartitionStatus.BLOCKED, str(blocked))
                     return
                 except Exception as again:  # logged and retried on the next turn
                     log.exception("partition %d: reopening failed", self.partition)
@@ -336,7 +365,7 @@ class PartitionWorker:
         if first is None:
             return []
         batch = [first]
-        limit = self.settings.batch_max_commands
+        limit = self._aborts.batch_limit(self.settings.batch_max_commands)
         deadline = time.monotonic() + self.settings.batch_max_ms / 1000.0
         while len(batch) < limit and time.monotonic() < deadline:
             more = self._consumer.consume(limit - len(batch), timeout=0)
@@ -348,6 +377,9 @@ class PartitionWorker:
             error = msg.error()
             if error is None:
                 good.append(msg)
+            elif error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                low, high = watermarks(self._consumer, self._commands)
+                raise PartitionBlockedError(self._outside_the_log(low, high))
             elif error.fatal():
                 raise KafkaException(error)
             else:
@@ -363,7 +395,7 @@ class PartitionWorker:
         ids = self._ids
         if ids is None:
             raise RuntimeError(f"partition {self.partition}: no id memory (not opened)")
-        records = [InRecord(m.offset(), m.key(), m.value(), m.headers() or ()) for m in messages]
+        records = [in_record(m) for m in messages]
         now_ms = self._now_ms()
         result = process_batch(
             self.aggregate,
@@ -384,20 +416,13 @@ class PartitionWorker:
                 f"move forward from {self._next_offset}"
             )
         try:
-            try:
-                self._transact(result, Checkpoint(result.next_offset, now_ms))
-            except KafkaException as e:  # from produce(): classify like the rest
-                raise classify(e, during="produce") from e
+            self._transact(result, Checkpoint(result.next_offset, now_ms))
         except AbortableError as e:
-            log.warning("partition %d: aborting batch: %s", self.partition, e)
-            self.counters.aborts += 1
-            self.metrics.abort()
-            assert self._producer is not None and self._consumer is not None
-            self._call("abort", self._producer.abort_transaction, 30)
-            self._consumer.seek(
-                TopicPartition(self._commands.topic, self.partition, self._next_offset)
-            )
+            self._after_abort(records, e)
             return
+        if self._aborts.aborts:
+            self.error = None  # the aborts are over
+        self._aborts.committed(wrote_events=bool(result.events))
         # Committed: only now does the batch become the state that queries see, and its
         # replies what the id memory remembers (with how far its changelog now reaches).
         self._states.install((r.key, r.value) for r in result.snapshots)
@@ -406,8 +431,84 @@ class PartitionWorker:
         self._clock_ms = now_ms
         self._count(result)
 
+    def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
+        """Abort, rewind, and follow the abort policy: retry after a pause, isolate the first
+        record, set it aside, or block the partition (`topology.aborts`)."""
+        log.warning("partition %d: aborting a batch of %d: %s", self.partition, len(records), error)
+        self.counters.aborts += 1
+        self.metrics.abort()
+        assert self._producer is not None and self._consumer is not None
+        self._call("abort", self._producer.abort_transaction, 30)
+        # After a failed produce the idempotent producer's sequence state for that partition is
+        # spoiled (the next transaction's records time out: "requires epoch bump"): a new
+        # producer bumps the epoch and starts clean, fencing the old one.
+        self._producer = self._new_producer()
+        self._consumer.seek(TopicPartition(self._commands.topic, self.partition, self._next_offset))
+        action = self._aborts.aborted(len(records))
+        self.error = f"{self._aborts.aborts} aborts in a row ({action}): {error}"
+        if action is AbortAction.BLOCK:
+            raise PartitionBlockedError(
+                f"every transaction aborts, even of one record alone: {error}. Fix the cause "
+                f"(topic configs, ACLs, the broker), then run `eventledger unblock --app "
+                f"{self.settings.app_id} --partition {self.partition}`"
+            )
+        if action is AbortAction.SET_ASIDE:
+            self._set_aside(records[0], str(error))
+            return
+        self._stop.wait(self._aborts.pause())
+
+    def _set_aside(self, record: InRecord, reason: str) -> None:
+        """Dead-letter `record` in a transaction of its own (it kept aborting alone)."""
+        now_ms = self._now_ms()
+        result = set_aside(
+            self.aggregate,
+            record,
+            reason,
+            partition=self.partition,
+            source_topic=self._commands.topic,
+            events_offset=self._events_offset,
+            now_ms=now_ms,
+            reply_lanes=self.settings.reply_lanes,
+        )
+        try:
+            self._transact(result, Checkpoint(result.next_offset, now_ms))
+        except AbortableError as e:
+            raise PartitionBlockedError(
+                f"offset {record.offset} could not even be set aside: {e}"
+            ) from e
+        log.error("partition %d: set offset %d aside: %s", self.partition, record.offset, reason)
+        assert self._ids is not None and self._consumer is not None
+        self._ids.install(result.remembered, self._reply_ends)
+        self._clock_ms = now_ms
+        self._next_offset = result.next_offset
+        self._consumer.seek(TopicPartition(self._commands.topic, self.partition, self._next_offset))
+        self._aborts.committed(set_aside=True)
+        self._count(result)
+
+    def _outside_the_log(self, low: int, high: int) -> str:
+        why = (
+            "commands were deleted (retention) before they were processed"
+            if self._next_offset < low
+            else "the commands topic was re-created or truncated"
+        )
+        return (
+            f"commands resume at offset {self._next_offset}, but commands[{self.partition}] "
+            f"holds offsets {low} to {high}: {why}. Nothing is skipped by itself: to go on "
+            f"from offset N (between {low} and {high}), run `eventledger unblock --app "
+            f"{self.settings.app_id} --partition {self.partition} --from-offset N`"
+        )
+
     def _transact(self, result: BatchResult, checkpoint: Checkpoint) -> None:
-        """One Kafka transaction for the whole batch, in order, each step checked."""
+        """One Kafka transaction for the whole batch, in order, each step checked; what
+        fails comes out classified (AbortableError: abort and rewind)."""
+        try:
+            self._produce_and_commit(result, checkpoint)
+        except KafkaException as e:  # from produce(): classify like the rest
+            raise classify(e, during="produce") from e
+        except BufferError as e:  # the producer's queue is full: this batch cannot fit now
+            raise AbortableError(f"produce: the producer queue is full ({e})") from e
+
+    def _produce_and_commit(self, result: BatchResult, checkpoint: Checkpoint) -> None:
         producer = self._producer
         assert producer is not None
         topics = self._topics
@@ -590,7 +691,9 @@ class PartitionWorker:
         missing = sum(1 for aggregate_id in self._states if aggregate_id not in store)
         if missing:
             raise RuntimeError(f"{missing} aggregates exist here but not in the rebuild")
-        self._seal_generation(self.layout.snapshots(generation))
+        self._write_checkpoint(
+            self.layout.snapshots(generation), Checkpoint(self._next_offset, self._clock_ms)
+        )
         self._states = store
         self.aggregate = aggregate
         self.generation = generation
@@ -603,16 +706,48 @@ class PartitionWorker:
         )
         return {"generation": generation, "aggregates": len(store)}
 
-    def _seal_generation(self, topic: str) -> None:
-        """Write to a new snapshot generation, in one transaction, what only this actor knows:
-        the checkpoint (where commands resume, and the clock), so that a restart right after
-        the switch restores exactly this state and position."""
+    def _write_checkpoint(self, topic: str, checkpoint: Checkpoint) -> None:
+        """Write a checkpoint to a snapshot generation in a transaction of its own: what only
+        this actor knows (where commands resume, and the clock), so that a restart right after
+        a switch (or an unblock) restores exactly this state and position."""
         producer = self._producer
         assert producer is not None
         self._call("begin", producer.begin_transaction)
-        checkpoint = encode_checkpoint(Checkpoint(self._next_offset, self._clock_ms))
-        producer.produce(topic, checkpoint, CHECKPOINT_KEY, self.partition)
+        producer.produce(topic, encode_checkpoint(checkpoint), CHECKPOINT_KEY, self.partition)
         self._call("commit", producer.commit_transaction, 30)
+
+    # -- an operator's way on from a blocked partition ---------------------------------------
+
+    def unblock(self, from_offset: int | None = None) -> str:
+        """Start a blocked partition again; with `from_offset`, commands resume there (the
+        commands before it are never processed: the operator's decision, logged). Returns the
+        new status. Raises ValueError unless blocked, or for an offset outside the log."""
+        if self.status is not PartitionStatus.BLOCKED:
+            raise ValueError(f"partition {self.partition} is {self.status}, not blocked")
+        if from_offset is not None:
+            self._producer = self._new_producer()
+            probe = Consumer(consumer_config(self.settings, group_id=self.settings.app_id))
+            try:
+                low, high = watermarks(probe, self._commands)
+            finally:
+                probe.close()
+            if not low <= from_offset <= high:
+                raise ValueError(f"offset {from_offset} is outside commands[{self.partition}]: "
+                                 f"{low} to {high}")  # fmt: skip
+            log.warning(
+                "partition %d: an operator moves the command position from %d to %d",
+                self.partition,
+                self._next_offset,
+                from_offset,
+            )
+            self._write_checkpoint(
+                self._topics[TopicKind.SNAPSHOTS], Checkpoint(from_offset, self._now_ms())
+            )
+            self._producer = None
+        self.error = None
+        self._aborts = AbortPolicy()
+        self.start()
+        return str(self.status)
 
     # -- queries (committed state only) ----------------------------------------------------
 

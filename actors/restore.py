@@ -8,15 +8,14 @@ caller folds the events instead.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
+from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from topology.codec import CHECKPOINT_KEY, Checkpoint, StaleSnapshotError, decode_checkpoint
@@ -87,13 +86,5 @@ def restore_partition(
         _, events_end = watermarks(consumer, events)
     finally:
         consumer.close()
-    _release_freed_memory()
+    release_freed_memory()
     return Restored(store, checkpoint, records, stale, events_end, time.monotonic() - started)
-
-
-def _release_freed_memory() -> None:
-    """Hand the restore consumer's freed fetch buffers back to the OS (glibc keeps freed
-    heap otherwise, and the resident size of a partition actor is what capacity planning
-    sees). A no-op where glibc is not the allocator."""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

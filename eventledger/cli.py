@@ -168,6 +168,39 @@ def status(app_id: AppOption = None) -> None:
 
 
 @app.command()
+def unblock(
+    partition: Annotated[int, typer.Option("--partition", "-p", help="The blocked partition.")],
+    app_id: AppOption = None,
+    from_offset: Annotated[
+        int | None,
+        typer.Option(
+            help="Resume the partition's commands at this offset (the ones before it are "
+            "never processed). Without it, the partition just tries again."
+        ),
+    ] = None,
+) -> None:
+    """Start a blocked partition again (`status` says why it is blocked and what to do)."""
+    from actors.launcher import partition_actor
+    from eventledger.service import connect_ray
+
+    name = _app_id(app_id)
+    try:
+        connect_ray()
+        import ray
+
+        try:
+            handle = partition_actor(name, partition)
+        except ValueError:
+            raise ServiceError(f"no partition {partition} of {name!r} is running") from None
+        status = ray.get(handle.unblock.remote(from_offset), timeout=600)
+    except ServiceError as e:
+        raise _fail(str(e)) from None
+    except Exception as e:  # refused by the actor: not blocked, or an offset outside the log
+        raise _fail(str(e).strip().splitlines()[-1]) from None
+    console.print(f"{name} partition {partition}: {status}")
+
+
+@app.command()
 def rebuild(
     app_id: AppOption = None,
     partition: Annotated[

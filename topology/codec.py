@@ -68,6 +68,7 @@ class PoisonCode(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     WRONG_PARTITION = "wrong_partition"
     INVALID_REPLY_TO = "invalid_reply_to"
+    UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
 
 
 class CodecError(ValueError):

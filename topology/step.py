@@ -52,6 +52,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "process_batch",
+    "set_aside",
 ]
 
 UNREMEMBERED_KEY_PREFIX = b"\xff"
@@ -180,17 +181,72 @@ def process_batch(
 
 
 def _copied_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """A record's headers to copy into its dead letter, while they fit the limit; how many
-    were left out is said in a header of its own."""
+    """A record's headers to copy into its dead letter, while they fit the limit, and only
+    those whose name is valid UTF-8 (a client library would fail to produce another); how
+    many were left out is said in a header of its own."""
     copied: list[tuple[str, bytes]] = []
     size = 0
     for name, value in headers:
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            continue
         size += len(name) + len(value or b"")
         if size > MAX_DLQ_HEADER_BYTES:
             left = len(headers) - len(copied)
             return [*copied, ("eventledger.error.headers_dropped", str(left).encode())]
         copied.append((name, value))
     return copied
+
+
+def set_aside(
+    aggregate: Aggregate,
+    record: InRecord,
+    reason: str,
+    *,
+    partition: int,
+    source_topic: str,
+    events_offset: int,
+    now_ms: int,
+    version: int = 0,
+    reply_lanes: int = 1,
+) -> BatchResult:
+    """The transaction that sets `record` aside: its dead letter (code `unprocessable`, with
+    `reason`) and, when its envelope is readable, a rejection to its sender that is
+    remembered like any decision (a retry of the id gets it again, never an execution).
+    `version` is the aggregate's current version. Nothing else."""
+    batch = _Batch(
+        aggregate,
+        {},
+        partition=partition,
+        partitions=1,
+        source_topic=source_topic,
+        window_ms=0,
+        now_ms=now_ms,
+        reply_lanes=reply_lanes,
+    )
+    try:
+        envelope: CommandEnvelope | None = decode_command(aggregate, record.value)[0]
+    except CommandDecodeError as error:
+        envelope = error.envelope
+    reason = clip(reason)
+    batch.dead_letter(record, PoisonCode.UNPROCESSABLE, reason, None)
+    if envelope is not None:
+        first = now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
+        reply = Reply(
+            envelope.command_id,
+            envelope.aggregate_id,
+            False,
+            PoisonCode.UNPROCESSABLE,
+            reason,
+            version,
+            first,
+            command_fingerprint(envelope),
+        )
+        key = encode_id_key(envelope.aggregate_id, envelope.command_id)
+        batch.remembered[key] = encode_reply(reply)
+        batch.send(record, envelope.reply_to, key, batch.remembered[key])
+    return batch.result(events_offset, record.offset + 1)
 
 
 class _Batch:

@@ -31,7 +31,7 @@ from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
+from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord, set_aside
 from topology.topics import TopicKind
 
 from .support import NOW, SOURCE, Memory, commit, record, run
@@ -536,3 +536,35 @@ def test_offsets_must_increase() -> None:
 
 def test_next_offset_follows_the_last_record() -> None:
     assert run({}, [record(3, "a", OPEN, "c-0"), InRecord(9, b"a", None)]).next_offset == 10
+
+
+def test_a_record_set_aside_is_dead_lettered_and_refused_with_the_reason() -> None:
+    result = set_aside(
+        LEDGER,
+        record(7, "a", Deposit(5), "c-1"),
+        "abort: Broker: Message size too large",
+        partition=0,
+        source_topic=SOURCE,
+        events_offset=3,
+        now_ms=NOW,
+    )
+    assert outcomes(result) == [("dlq", PoisonCode.UNPROCESSABLE)]
+    (reply,) = replies(result)
+    assert (reply.command_id, reply.code) == ("c-1", PoisonCode.UNPROCESSABLE)
+    assert "too large" in reply.message
+    assert result.events == result.snapshots == []
+    assert result.next_offset == 8
+    # remembered: a retry of the id gets the refusal again and is never executed
+    ids = Memory(result.remembered)
+    retry = run(opened("a"), [record(9, "a", Deposit(5), "c-1")], ids=ids)
+    assert outcomes(retry) == [("duplicate", PoisonCode.UNPROCESSABLE)]
+    assert retry.events == []
+
+
+def test_a_dead_letter_never_copies_a_header_name_that_is_not_utf8() -> None:
+    poison = InRecord(0, b"a", b"junk", [("\udcff\udcfe", b"x"), ("ok", b"y")])
+    (dead,) = run({}, [poison]).dlq
+    names = [name for name, _ in dead.headers]
+    assert "ok" in names and "\udcff\udcfe" not in names
+    for name in names:
+        name.encode()  # all producible

@@ -1,0 +1,206 @@
+"""Nothing wedges a partition: hostile records produced straight into the commands topic,
+transactions that keep aborting, and a checkpoint outside the commands log, on the real
+broker and Ray. After each, a valid command on the same account is answered."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import msgspec
+import pytest
+import ray
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from actors.audit import read_events, read_topic
+from actors.kafka import producer_config
+from actors.launcher import actor_name, deploy, partition_actor
+from ledger import LEDGER, Deposit, OpenAccount
+from topology.codec import PoisonCode, encode_command
+from topology.limits import MAX_COMMAND_BYTES
+from topology.topics import TopicKind, TopicLayout
+
+from .conftest import Service
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _envelope(lane: int, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "command_id": "hostile",
+        "aggregate_id": "victim",
+        "type": "Deposit",
+        "payload": msgspec.Raw(msgspec.msgpack.encode({"amount": 1})),
+        "reply_to": lane,
+    }
+    return {**base, **fields}
+
+
+def _hostile(lane: int) -> list[tuple[str, bytes | None, list[tuple[str, str | bytes | None]]]]:
+    """(what, value, headers): records a client library would never send."""
+    enc = msgspec.msgpack.encode
+    deep = b"\x91" * 20_000 + b"\x00"
+    envelope = _envelope(lane)
+    fields = b"".join(enc(k) + enc(v) for k, v in envelope.items())
+    deep_field = bytes([0x80 | (len(envelope) + 1)]) + fields + enc("junk") + deep
+    return [
+        ("payload nested 20,000 deep", enc(_envelope(lane, payload=msgspec.Raw(deep))), []),
+        ("unknown field nested 20,000 deep", deep_field, []),
+        ("600 KB command id", enc(_envelope(lane, command_id="x" * 600_000)), []),
+        ("90 KB command id", enc(_envelope(lane, command_id="y" * 90_000)), []),
+        ("not msgpack", b"\xc1\xc1\xc1 not msgpack", []),
+        ("null value", None, []),
+        ("just under 1 MB", b"\x00" * 1_000_000, []),
+        ("amount 2^64-1", enc(_envelope(lane, payload=msgspec.Raw(enc({"amount": 2**64 - 1})))),
+         []),
+        ("reply_to -1", enc(_envelope(lane, reply_to=-1)), []),
+        ("reply_to 10^6", enc(_envelope(lane, reply_to=10**6)), []),
+        ("unknown type", enc(_envelope(lane, type="Teleport")), []),
+        ("key is another aggregate", enc(_envelope(lane, aggregate_id="someone-else")), []),
+        ("900 KB of headers on garbage", b"junk", [("big", b"h" * 900_000)]),
+    ]  # fmt: skip
+
+
+def test_hostile_records_never_stall_the_partition(service: Service) -> None:
+    c = service.client
+    settings = service.settings
+    layout = TopicLayout.of(settings)
+    commands = layout.name(TopicKind.COMMANDS)
+    assert c.execute("victim", OpenAccount("EUR")).accepted
+    p = c.partition_of("victim")
+    raw = Producer({**producer_config(settings), "message.max.bytes": 2_000_000})
+    cases = _hostile(c.reply_lane)
+    for i, (what, value, headers) in enumerate(cases):
+        raw.produce(commands, value, b"victim", p, headers=headers or None)
+        assert raw.flush(30) == 0, what
+        reply = c.execute("victim", Deposit(10), command_id=f"after-{i}", timeout=30)
+        assert reply.accepted, f"the deposit after {what!r} was refused: {reply}"
+
+    assert c.get_account("victim")["balance"] == 10 * len(cases)  # type: ignore[index]
+    stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
+    assert stats["status"] == "running" and stats["producer_restarts"] == 0
+    dlq = list(read_topic(settings, TopicKind.DLQ, [p]))
+    codes = [dict(m.headers())["eventledger.error.code"].decode() for m in dlq]
+    assert codes.count(PoisonCode.TOO_LARGE) == 3  # just under 1 MB, 600 KB and 90 KB ids
+    assert all(len(m.value() or b"") <= MAX_COMMAND_BYTES for m in dlq)
+    events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == "victim"]
+    executed = [e.envelope.command_id for e in events[1:]]  # after the opening
+    assert executed == [f"after-{i}" for i in range(len(cases))]
+
+
+def test_commands_to_accounts_that_never_existed_leave_no_state(service: Service) -> None:
+    c = service.client
+    before = {p: ray.get(partition_actor(service.settings.app_id, p).stats.remote())
+              for p in range(service.settings.partitions)}  # fmt: skip
+    futures = [c.send(f"ghost-{i}", Deposit(1)) for i in range(500)]
+    assert all(f.result(60).code == "unknown_account" for f in futures)
+    for p, old in before.items():
+        now = ray.get(partition_actor(service.settings.app_id, p).stats.remote())
+        assert now["aggregates"] == old["aggregates"]
+
+
+def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) -> None:
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry(name, value or "", incremental_operation=op)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until its futures resolve
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def _wait_status(
+    settings: Any, partition: int, status: str, timeout: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats: dict[str, Any] = ray.get(partition_actor(settings.app_id, partition).stats.remote())
+        if stats["status"] == status or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.2)
+
+
+def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
+    service: Service,
+) -> None:
+    c = service.client
+    settings = service.settings
+    assert c.execute("abby", OpenAccount("EUR")).accepted
+    p = c.partition_of("abby")
+    events = TopicLayout.of(settings).name(TopicKind.EVENTS)
+    # Room for the transaction markers (about 80 bytes: smaller, and not even an abort could
+    # complete), not for a batch holding an event.
+    _set_topic_config(settings.bootstrap_servers, events, "max.message.bytes", "100")
+    try:
+        first = c.execute("abby", Deposit(5), command_id="too-big-now", timeout=120)
+        assert (first.accepted, first.code) == (False, PoisonCode.UNPROCESSABLE)
+        assert "too large" in first.message.lower()
+
+        answered: list[Any] = []
+        second = threading.Thread(
+            target=lambda: answered.append(
+                c.execute("abby", Deposit(7), command_id="waits", timeout=300)
+            )
+        )
+        second.start()
+        stats = _wait_status(settings, p, "blocked")
+        assert stats["status"] == "blocked"
+        assert "every transaction aborts" in stats["error"]
+        assert "eventledger unblock" in stats["error"]
+    finally:
+        _set_topic_config(settings.bootstrap_servers, events, "max.message.bytes", None)
+    assert ray.get(partition_actor(settings.app_id, p).unblock.remote()) == "running"
+    second.join(300)
+    assert answered and answered[0].accepted
+    assert c.get_account("abby")["balance"] == 7  # type: ignore[index]
+    dead = [m for m in read_topic(settings, TopicKind.DLQ, [p])]
+    assert [dict(m.headers())["eventledger.error.code"] for m in dead] == [b"unprocessable"]
+
+
+def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
+    service: Service,
+) -> None:
+    c = service.client
+    settings = service.settings
+    account = next(a for a in (f"o-{i}" for i in range(100)) if c.partition_of(a) == 0)
+    assert c.execute(account, OpenAccount("EUR")).accepted
+    assert c.execute(account, Deposit(3)).accepted
+    handle = partition_actor(settings.app_id, 0)
+    ray.get(handle.stop.remote())
+    ray.kill(handle, no_restart=True)
+    while True:
+        try:
+            ray.get_actor(actor_name(settings.app_id, 0), namespace="eventledger")
+            time.sleep(0.1)
+        except ValueError:
+            break
+    commands = TopicLayout.of(settings).name(TopicKind.COMMANDS)
+    raw = Producer(producer_config(settings))
+    for i in range(3):  # commands that retention will delete before they are processed
+        value = encode_command(account, Deposit(100), command_id=f"lost-{i}")
+        raw.produce(commands, value, account.encode(), 0)
+    assert raw.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "probe"})
+    _, end = consumer.get_watermark_offsets(TopicPartition(commands, 0), 10)
+    consumer.close()
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    [deleted] = admin.delete_records([TopicPartition(commands, 0, end)]).values()
+    deleted.result(30)
+
+    handles = deploy(settings, detached=False)
+    stats = ray.get(handles[0].stats.remote())
+    assert stats["status"] == "blocked"
+    assert f"holds offsets {end} to {end}" in stats["error"]
+    assert "--from-offset" in stats["error"]
+    assert ray.get(handles[0].unblock.remote(end)) == "running"
+    assert c.execute(account, Deposit(4)).accepted
+    assert c.get_account(account)["balance"] == 7  # type: ignore[index]
+    executed = {e.envelope.command_id for e in read_events(settings, LEDGER)}
+    assert not any(cid.startswith("lost-") for cid in executed)
