@@ -24,14 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, TopicPartition
 
-from actors.kafka import consumer_config, producer_config
+from actors.kafka import TransactionalWriter, consumer_config
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
 from ledger.aggregate import LEDGER
@@ -116,13 +111,10 @@ class ShadowRebuild:
         self._last_checkpoint = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._producer = Producer(
-            producer_config(
-                settings,
-                transactional_id=rebuild_transactional_id(settings.app_id, partition),
-            )
+        self._writer = TransactionalWriter(
+            settings, rebuild_transactional_id(settings.app_id, partition), end_timeout=60.0
         )
-        self._producer.init_transactions(30)
+        self._writer.open()  # fences an earlier shadow of this partition before resuming
         self.resumed_from = self._resume()
         self._tail = EventTail(settings, partition, self.resumed_from)
         self.end = self._tail.end()
@@ -234,23 +226,20 @@ class ShadowRebuild:
         """One transaction: the snapshot of every aggregate changed since the last one,
         stamped with the position reached."""
         position = self._tail.position
-        producer = self._producer
+        writer = self._writer
         schema = self.aggregate.state_schema_version
-        producer.begin_transaction()
-        try:
+        written: dict[bytes, bytes] = {}
+        with writer.transaction():
             for aggregate_id in self._changed:
                 slot = self.states[aggregate_id]
                 key = encode_key(aggregate_id)
                 value = encode_snapshot(
                     self.aggregate, Snapshot(schema, aggregate_id, slot, position)
                 )
-                producer.produce(self.topic, value, key, self.partition)
-                producer.poll(0)
-                self.encoded[key] = value
-            producer.commit_transaction(60)
-        except KafkaException:
-            producer.abort_transaction(30)
-            raise
+                writer.produce(self.topic, value, key, self.partition)
+                writer.poll(0)
+                written[key] = value
+        self.encoded.update(written)  # committed: now part of the hand-over
         self._changed.clear()
         self._last_checkpoint = time.monotonic()
 
@@ -328,3 +317,4 @@ class ShadowRebuild:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10)
         self._tail.close()
+        self._writer.close()
