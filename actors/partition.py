@@ -66,7 +66,7 @@ from topology.step import BatchResult, InRecord, OutcomeKind, process_batch
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["Counters", "PartitionStatus", "PartitionWorker"]
+__all__ = ["Counters", "GenerationMismatchError", "PartitionStatus", "PartitionWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,10 @@ class PartitionStatus(StrEnum):
     FENCED = "fenced"
     FAILED = "failed"
     STOPPED = "stopped"
+
+
+class GenerationMismatchError(RuntimeError):
+    """The actor serves another snapshot generation than the one it was asked to serve."""
 
 
 @dataclass
@@ -175,7 +179,32 @@ class PartitionWorker:
             self.status = PartitionStatus.STOPPED
 
     def _open(self) -> None:
+        """Fence, restore, assign the consumer: whole or not at all. On any failure the
+        clients are closed, the status is FAILED with the reason and the loop is told to stop
+        (the supervisor replaces a FAILED actor; nothing polls an unassigned consumer)."""
         self.status = PartitionStatus.RESTORING
+        try:
+            self._open_clients()
+        except FencedError as e:
+            self._close()
+            self.status, self.error = PartitionStatus.FENCED, str(e)
+            self._stop.set()
+            raise
+        except Exception as e:
+            self._close()
+            self.status, self.error = PartitionStatus.FAILED, f"opening: {type(e).__name__}: {e}"
+            self._stop.set()
+            log.error("partition %d: %s", self.partition, self.error)
+            raise
+        self.status = PartitionStatus.RUNNING
+        log.info(
+            "partition %d running from command offset %d with %d aggregates",
+            self.partition,
+            self._next_offset,
+            len(self._states),
+        )
+
+    def _open_clients(self) -> None:
         self._producer = Producer(
             producer_config(self.settings, transactional_id=self.transactional_id)
         )
@@ -190,13 +219,6 @@ class PartitionWorker:
         self.counters.committed_offset = self._next_offset
         self._consumer.assign(
             [TopicPartition(self._commands.topic, self.partition, self._next_offset)]
-        )
-        self.status = PartitionStatus.RUNNING
-        log.info(
-            "partition %d running from command offset %d with %d aggregates",
-            self.partition,
-            self._next_offset,
-            len(self._states),
         )
 
     def _close(self) -> None:
@@ -500,8 +522,15 @@ class PartitionWorker:
             raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
         return {"committed_offset": self._next_offset, "generation": self.generation}
 
-    def resume(self) -> None:
-        """Take commands again."""
+    def resume(self, generation: int | None = None) -> None:
+        """Take commands again; with ``generation``, only if this actor serves that snapshot
+        generation (raises GenerationMismatchError and stays paused otherwise: an actor that
+        restarted before its switch was recorded must be replaced, not resumed)."""
+        if generation is not None and generation != self.generation:
+            raise GenerationMismatchError(
+                f"partition {self.partition} serves generation {self.generation}, "
+                f"not the desired {generation}: not resumed"
+            )
         with self._held:
             self._hold.clear()
             self._held.notify_all()
@@ -514,7 +543,7 @@ class PartitionWorker:
         rebuild reflects exactly the events committed here (its position is the end of
         ``events[p]``). ``aggregate`` replaces this worker's (the code the rebuild ran)."""
         with self._held:
-            if not self._parked:
+            if not (self._hold.is_set() and self._parked):
                 raise RuntimeError(f"partition {self.partition}: switch only while paused")
         if (handover.partition, handover.generation) != (self.partition, generation):
             raise ValueError(

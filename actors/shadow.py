@@ -43,7 +43,7 @@ from topology.restore import apply_snapshot_record
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-__all__ = ["Handover", "ShadowRebuild", "rebuild_transactional_id"]
+__all__ = ["Handover", "ShadowRebuild", "fence_rebuild", "rebuild_transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ switch's pause, then holds only the aggregates changed in the last moments."""
 
 def rebuild_transactional_id(app_id: str, partition: int) -> str:
     return f"{app_id}-rebuild-{partition}"
+
+
+def fence_rebuild(settings: Settings, partition: int) -> None:
+    """Fence every producer a shadow of ``partition`` ever had (a retired shadow, or one Ray
+    lost track of), so that none can write to a generation once it is live."""
+    writer = TransactionalWriter(settings, rebuild_transactional_id(settings.app_id, partition))
+    writer.open()  # init_transactions bumps the id's epoch
+    writer.close()
 
 
 @dataclass(frozen=True)
