@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import ray
@@ -26,6 +27,7 @@ from actors.shadow import rebuild_transactional_id
 from actors.supervisor import observe_partitions, retire
 from ledger.commands import Deposit, OpenAccount
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
+from topology.partitioner import partition_for
 from topology.placement import ActorPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
@@ -244,3 +246,44 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     assert first == [0]
     converge(c)
     assert c.desired.partition(0).generation == 2
+
+
+def _break_the_loop_and_its_reopening(worker: Any) -> None:
+    """Runs inside a partition actor: its next transaction meets a dead producer, and the
+    reopening that follows fails after the consumer is created (the broker unreachable)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    import actors.partition
+
+    def unreachable(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "injected: broker unreachable"))
+
+    real = worker._producer
+
+    class Dead:
+        def begin_transaction(self) -> None:
+            raise KafkaException(KafkaError(KafkaError._FATAL, "injected: dead", fatal=True))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    actors.partition.watermarks = unreachable  # type: ignore[attr-defined]
+    worker._producer = Dead()
+
+
+def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coordinator) -> None:
+    c = coordinator
+    handle = partition_actor(c.settings.app_id, 0)
+    ray.get(handle.__ray_call__.remote(_break_the_loop_and_its_reopening))
+    key = next(f"k{i}" for i in range(100) if partition_for(f"k{i}".encode(), 2) == 0)
+    with LedgerClient(c.settings, timeout=120) as client:
+        reply = client.send(key, OpenAccount("EUR"))
+        for _ in range(ROUNDS):  # the coordinator is ticked by hand: nothing replaces it yet
+            stats = ray.get(handle.stats.remote())
+            if stats["status"] not in ("running", "restoring"):  # until it gives up
+                break
+            time.sleep(0.1)
+        assert stats["status"] == "failed" and "unreachable" in stats["error"]
+        converge(c)  # the supervisor replaced it
+        assert reply.result(120).accepted
+    assert describe_actor(actor_name(c.settings.app_id, 0), NAMESPACE) is not None
