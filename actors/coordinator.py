@@ -265,6 +265,10 @@ class Coordinator:
                     continue
             generation = a.stats.get("generation")
             if generation is not None and generation != record.generation and a.info:
+                # Observed before this tick's rebuild step, which may have just switched it.
+                fresh: dict[str, Any] = ray.get(a.info.handle.stats.remote(), timeout=30)
+                generation = fresh.get("generation")
+            if generation is not None and generation != record.generation and a.info:
                 log.warning(
                     "partition %d: its actor serves generation %s, the desired one is %d; "
                     "replacing it",
