@@ -1,7 +1,9 @@
 """A thin, typed layer over confluent-kafka: explicit client configs and our own errors.
 
 Every producer in the system uses the Java-compatible ``murmur2_random`` partitioner, every
-consumer of actor output reads ``read_committed`` with auto commit off.
+consumer of actor output reads ``read_committed`` with auto commit off. ``TransactionalWriter``
+is the one transactional producer role (the control writer and the shadow rebuild use it; the
+partition actor's own transaction path is still its own).
 """
 
 from __future__ import annotations

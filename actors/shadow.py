@@ -11,6 +11,8 @@ the live actor keeps serving, then hand the result over during a short pause.
   holds the snapshot of every aggregate changed since the previous one, stamped with the
   events offset the shadow had reached, so the largest stamp in the generation is a position
   from which a restarted shadow resumes (and a restarted shadow fences the old one);
+- once its partition has switched, the coordinator retires it and fences its id
+  (``fence_rebuild``), so no shadow producer can write into a live generation;
 - ``finish`` is called only while the live actor is paused: it replays the tail to the end
   of ``events[p]``, writes the last checkpoint and returns the slots, so the generation and
   the hand-over both reflect exactly the events the live actor had committed.
