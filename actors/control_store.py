@@ -2,8 +2,11 @@
 
 Reads are ``read_committed`` from the beginning to the end (partition EOF), so a restarted
 coordinator, a new Ray cluster or a restarting partition actor all see the same state.
-Writes go through a transactional producer (``{app}-coordinator``): a coordinator that
+Writes go through a ``TransactionalWriter`` (``{app}-coordinator``): a coordinator that
 starts fences any earlier one still writing, and each write is committed before it returns.
+A write that meets a dead producer (a timed-out commit, a transaction the broker aborted) is
+tried once more on a new one; ``failures`` counts the writes in a row that failed, so the
+coordinator can tell a passing fault from a writer that no longer works.
 """
 
 from __future__ import annotations
@@ -11,15 +14,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from actors.kafka import consumer_config, producer_config
+from actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
 from actors.scan import scan_partition
 from topology.control import (
     ControlDecodeError,
@@ -75,25 +72,37 @@ class ControlWriter:
     """The coordinator's writer of control records. One per coordinator; creating it fences
     the previous coordinator's writer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, end_timeout: float = 30.0) -> None:
         self.topic = TopicLayout.of(settings).control
-        self._producer = Producer(
-            producer_config(settings, transactional_id=f"{settings.app_id}-coordinator")
+        self.writer = TransactionalWriter(
+            settings, f"{settings.app_id}-coordinator", end_timeout=end_timeout
         )
-        self._producer.init_transactions(30)
+        self.writer.open()  # fence now, not at the first write
+        self.failures = 0
+        """Writes in a row that failed (0 after any success)."""
+
+    @property
+    def fenced(self) -> bool:
+        """Another coordinator took the id over: this one must stop writing for good."""
+        return self.writer.fenced is not None
 
     def write(self, *records: ControlRecord) -> None:
-        """Commit ``records`` to the control topic, all or none."""
-        producer = self._producer
-        producer.begin_transaction()
+        """Commit ``records`` to the control topic, all or none. Raises KafkaClientError."""
         try:
+            try:
+                self._write(records)
+            except FencedError:
+                raise
+            except FatalError as e:  # the producer is re-created: one more try on it
+                log.warning("control write failed (%s); trying again on a new producer", e)
+                self._write(records)
+        except Exception:
+            self.failures += 1
+            raise
+        self.failures = 0
+
+    def _write(self, records: tuple[ControlRecord, ...]) -> None:
+        with self.writer.transaction():
             for record in records:
                 key, value = encode_control(record)
-                producer.produce(self.topic, value, key, 0)
-            producer.commit_transaction(30)
-        except KafkaException:
-            try:
-                producer.abort_transaction(30)
-            except KafkaException:
-                log.exception("aborting a control write failed")
-            raise
+                self.writer.produce(self.topic, value, key, 0)

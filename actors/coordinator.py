@@ -8,7 +8,13 @@ logged-and-skipped on error so that the loop goes on:
 2. ``place``: ``topology.placement.plan`` decides, ``actors.supervisor`` does: start missing
    actors, replace broken or stranded ones, move one actor at a time to even the load;
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
-4. ``resume``: a partition left paused by an interrupted switch is resumed.
+4. ``resume``: a partition left paused by an interrupted switch is resumed on the desired
+   generation; an actor serving another generation than the desired one is replaced.
+
+Errors of a step are logged and the loop goes on, except for the control writer: when it is
+fenced (another coordinator took over) the loop stops, and when its writes keep failing
+(``MAX_WRITE_FAILURES`` in a row, each on a freshly created producer) the coordinator ends
+its process so that Ray restarts it, rather than supervise on without recording anything.
 
 The desired state (generations, paused flags, placements, rebuilds) lives in the compacted
 control topic, written before it is acted on, so a restarted coordinator or a new Ray cluster
@@ -19,6 +25,7 @@ the detached actor (restarted by Ray without limit: its constructor reads the de
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +52,8 @@ from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = [
+    "MAX_WRITE_FAILURES",
+    "ControlPlaneError",
     "Coordinator",
     "coordinator_name",
     "deploy_coordinator",
@@ -53,6 +62,29 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+MAX_WRITE_FAILURES = 5
+"""Control writes in a row that may fail (each on a new producer) before the coordinator
+gives up on its writer and has Ray restart it."""
+
+
+class ControlPlaneError(RuntimeError):
+    """The coordinator cannot record its decisions any more (fenced, or writes keep failing):
+    it must not go on supervising."""
+
+    def __init__(self, message: str, *, fenced: bool) -> None:
+        super().__init__(message)
+        self.fenced = fenced
+
+
+def _end_process(error: ControlPlaneError) -> None:
+    """Inside a Ray actor, end the process so that Ray restarts the coordinator (its
+    constructor fences and re-reads the desired state); a plain object just stops."""
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        log.critical("coordinator: %s; ending the process for Ray to restart it", error)
+        logging.shutdown()
+        os._exit(70)
 
 
 def coordinator_name(app_id: str) -> str:
@@ -131,19 +163,41 @@ class Coordinator:
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            self.tick()
+            try:
+                self.tick()
+            except ControlPlaneError as e:
+                log.critical("coordinator of %s stops: %s", self.settings.app_id, e)
+                self._stop.set()
+                if not e.fenced:
+                    _end_process(e)
+                return
             self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - began)))
 
     def tick(self) -> None:
-        """One reconcile pass: each step runs even if an earlier one failed."""
+        """One reconcile pass: each step runs even if an earlier one failed. Raises
+        ControlPlaneError when the control writer is fenced or keeps failing."""
         tick = self._step("observe", self._observe)
-        if tick is None:
-            return
-        self._step("place", lambda: self._place(tick))
-        self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
-        self._step("resume", lambda: self._resume(tick))
-        with self._lock:
-            self.ticks += 1
+        if tick is not None:
+            self._step("place", lambda: self._place(tick))
+            self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
+            self._step("resume", lambda: self._resume(tick))
+            with self._lock:
+                self.ticks += 1
+        self._check_writer()
+
+    def _check_writer(self) -> None:
+        writer = self.writer
+        broken: ControlPlaneError | None = None
+        if writer.fenced:
+            broken = ControlPlaneError("the control writer is fenced", fenced=True)
+        elif writer.failures >= MAX_WRITE_FAILURES:
+            broken = ControlPlaneError(
+                f"{writer.failures} control writes in a row failed", fenced=False
+            )
+        if broken is not None:
+            with self._lock:
+                self.errors["control"] = str(broken)
+            raise broken
 
     def _step(self, name: str, fn: Any) -> Any:
         try:
@@ -209,11 +263,26 @@ class Coordinator:
                     log.warning("partition %d: stale snapshots; rebuilding a new generation", p)
                     self.rebuilds.request([p])
                     continue
+            generation = a.stats.get("generation")
+            if generation is not None and generation != record.generation and a.info:
+                # Observed before this tick's rebuild step, which may have just switched it.
+                fresh: dict[str, Any] = ray.get(a.info.handle.stats.remote(), timeout=30)
+                generation = fresh.get("generation")
+            if generation is not None and generation != record.generation and a.info:
+                log.warning(
+                    "partition %d: its actor serves generation %s, the desired one is %d; "
+                    "replacing it",
+                    p,
+                    generation,
+                    record.generation,
+                )
+                retire(actor_name(self.settings.app_id, p), graceful=False)
+                continue  # the next tick places a new actor, which reads the desired state
             if record.paused:
                 self._write(msgspec.structs.replace(record, paused=False))
             if a.stats.get("paused") and a.info is not None:
                 log.warning("partition %d was left paused; resuming it", p)
-                ray.get(a.info.handle.resume.remote(), timeout=30)
+                ray.get(a.info.handle.resume.remote(record.generation), timeout=30)
 
     def _live(self, tick: _Tick, p: int) -> Any | None:
         a = tick.actual[p]

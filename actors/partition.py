@@ -70,7 +70,7 @@ from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["Counters", "PartitionStatus", "PartitionWorker"]
+__all__ = ["Counters", "GenerationMismatchError", "PartitionStatus", "PartitionWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,10 @@ class PartitionStatus(StrEnum):
 
 class PartitionBlockedError(Exception):
     """The partition cannot go on without an operator: its message says why and how."""
+
+
+class GenerationMismatchError(RuntimeError):
+    """The actor serves another snapshot generation than the one it was asked to serve."""
 
 
 @dataclass
@@ -202,7 +206,35 @@ class PartitionWorker:
         return producer
 
     def _open(self) -> None:
+        """Fence, restore, assign the consumer: whole or not at all. On any failure the
+        clients are closed, the status is FAILED with the reason and the loop is told to stop
+        (the supervisor replaces a FAILED actor; nothing polls an unassigned consumer)."""
         self.status = PartitionStatus.RESTORING
+        try:
+            self._open_clients()
+        except PartitionBlockedError:
+            self._close()  # the caller records why (BLOCKED) and waits for `unblock`
+            raise
+        except FencedError as e:
+            self._close()
+            self.status, self.error = PartitionStatus.FENCED, str(e)
+            self._stop.set()
+            raise
+        except Exception as e:
+            self._close()
+            self.status, self.error = PartitionStatus.FAILED, f"opening: {type(e).__name__}: {e}"
+            self._stop.set()
+            log.error("partition %d: %s", self.partition, self.error)
+            raise
+        self.status = PartitionStatus.RUNNING
+        log.info(
+            "partition %d running from command offset %d with %d aggregates",
+            self.partition,
+            self._next_offset,
+            len(self._states),
+        )
+
+    def _open_clients(self) -> None:
         self._producer = self._new_producer()
         self._restore()
         if self._checkpoint is not None:
@@ -233,13 +265,6 @@ class PartitionWorker:
         self.counters.committed_offset = self._next_offset
         self._consumer.assign(
             [TopicPartition(self._commands.topic, self.partition, self._next_offset)]
-        )
-        self.status = PartitionStatus.RUNNING
-        log.info(
-            "partition %d running from command offset %d with %d aggregates",
-            self.partition,
-            self._next_offset,
-            len(self._states),
         )
 
     def _close(self) -> None:
@@ -343,9 +368,9 @@ class PartitionWorker:
                 except PartitionBlockedError as blocked:
                     self._fail(PartitionStatus.BLOCKED, str(blocked))
                     return
-                except Exception as again:  # logged and retried on the next turn
+                except Exception:  # _open recorded FAILED and stopped the loop
                     log.exception("partition %d: reopening failed", self.partition)
-                    self.error = str(again)
+                    return
             except Exception as e:
                 self._fail(PartitionStatus.FAILED, f"{type(e).__name__}: {e}")
                 log.exception("partition %d stopped", self.partition)
@@ -656,8 +681,15 @@ class PartitionWorker:
             raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
         return {"committed_offset": self._next_offset, "generation": self.generation}
 
-    def resume(self) -> None:
-        """Take commands again."""
+    def resume(self, generation: int | None = None) -> None:
+        """Take commands again; with ``generation``, only if this actor serves that snapshot
+        generation (raises GenerationMismatchError and stays paused otherwise: an actor that
+        restarted before its switch was recorded must be replaced, not resumed)."""
+        if generation is not None and generation != self.generation:
+            raise GenerationMismatchError(
+                f"partition {self.partition} serves generation {self.generation}, "
+                f"not the desired {generation}: not resumed"
+            )
         with self._held:
             self._hold.clear()
             self._held.notify_all()
@@ -670,7 +702,7 @@ class PartitionWorker:
         rebuild reflects exactly the events committed here (its position is the end of
         ``events[p]``). ``aggregate`` replaces this worker's (the code the rebuild ran)."""
         with self._held:
-            if not self._parked:
+            if not (self._hold.is_set() and self._parked):
                 raise RuntimeError(f"partition {self.partition}: switch only while paused")
         if (handover.partition, handover.generation) != (self.partition, generation):
             raise ValueError(

@@ -12,6 +12,12 @@ Per partition, driven one tick at a time from the control record ``rebuild/{p}``
 3. ``settle`` ends an interrupted switch from what the live actor reports: switched → record
    the new generation; not switched → resume on the old one and replay again later.
 
+Invariants: a shadow is retired and its transactional id fenced once its partition switched
+(however the switch ended), so no rebuild producer can write to a live generation; every
+request rebuilds into a generation no earlier rebuild of the partition used, so a failed
+rebuild's partial checkpoints (maybe of other code) are never resumed by the next request;
+an actor is resumed only on the generation the control topic records for it.
+
 Commands are never interleaved with replayed events: the live actor takes none between its
 pause and its resume, and the hand-over reflects exactly the events it had committed.
 """
@@ -31,7 +37,7 @@ from actors.admin import ensure_specs
 from actors.control_store import ControlWriter
 from actors.launcher import NAMESPACE
 from actors.ray_state import lookup_actor
-from actors.shadow import ShadowRebuild
+from actors.shadow import ShadowRebuild, fence_rebuild
 from actors.supervisor import retire
 from topology.control import DesiredState, RebuildPhase, RebuildRecord
 from topology.protocol import Aggregate
@@ -83,7 +89,7 @@ class RebuildDriver:
                 current = self.desired.rebuilds.get(p)
                 if current is not None and current.phase.active:
                     continue
-                generation = self.desired.partition(p).generation + 1
+                generation = self._fresh_generation(p)
                 record = RebuildRecord(p, generation, RebuildPhase.REPLAYING, time.time())
                 self.writer.write(record)
                 self.desired.apply(record)
@@ -92,6 +98,12 @@ class RebuildDriver:
                     self._aggregates[p] = aggregate
                 started.append(p)
         return started
+
+    def _fresh_generation(self, p: int) -> int:
+        """A generation above the live one and above any an earlier rebuild wrote into."""
+        earlier = self.desired.rebuilds.get(p)
+        used = earlier.generation if earlier is not None else 0
+        return max(self.desired.partition(p).generation, used) + 1
 
     def progress(self) -> dict[int, dict[str, Any]]:
         """Per partition: the control record and, while it runs, the shadow's progress."""
@@ -202,10 +214,14 @@ class RebuildDriver:
                 msgspec.structs.replace(partition, generation=record.generation, paused=False),
             )
             marks.append(time.perf_counter())
-            ray.get(handle.resume.remote(), timeout=30)
+            ray.get(handle.resume.remote(record.generation), timeout=30)
             marks.append(time.perf_counter())
         except Exception as e:
             log.exception("partition %d: switch to generation %d failed", p, record.generation)
+            if self.desired.rebuilds[p].phase is RebuildPhase.DONE:
+                # Recorded: the coordinator's resume step brings the actor to that generation.
+                self._retire_shadow(p)
+                return
             self._settle(p, handle, error=f"{type(e).__name__}: {e}")
             return
         pause_ms = (marks[-1] - marks[0]) * 1000.0
@@ -226,7 +242,7 @@ class RebuildDriver:
         with self.lock:
             self._progress[p] = summary
             self._aggregates.pop(p, None)
-        retire(shadow_name(self.settings.app_id, p), graceful=True, timeout=10)
+        self._retire_shadow(p)
         log.info(
             "partition %d: switched to generation %d after replaying %d events "
             "(%.0f events/s); paused %.1f ms %s",
@@ -250,6 +266,7 @@ class RebuildDriver:
                 ),
                 msgspec.structs.replace(partition, generation=record.generation, paused=False),
             )
+            self._retire_shadow(p)
         else:
             phase = RebuildPhase.REPLAYING
             if record.attempts >= MAX_ATTEMPTS:
@@ -259,7 +276,14 @@ class RebuildDriver:
                 msgspec.structs.replace(partition, paused=False),
             )
             retire(shadow_name(self.settings.app_id, p), graceful=False)
-        ray.get(handle.resume.remote(), timeout=30)
+        ray.get(handle.resume.remote(self.desired.partition(p).generation), timeout=30)
+
+    def _retire_shadow(self, p: int) -> None:
+        """The switch is recorded: end the shadow and fence its transactional id."""
+        retire(shadow_name(self.settings.app_id, p), graceful=True, timeout=10)
+        fence_rebuild(self.settings, p)
+        with self.lock:
+            self._aggregates.pop(p, None)
 
     def _record(self, p: int, *, error: str | None) -> None:
         record = self.desired.rebuilds[p]

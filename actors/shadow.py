@@ -11,6 +11,8 @@ the live actor keeps serving, then hand the result over during a short pause.
   holds the snapshot of every aggregate changed since the previous one, stamped with the
   events offset the shadow had reached, so the largest stamp in the generation is a position
   from which a restarted shadow resumes (and a restarted shadow fences the old one);
+- once its partition has switched, the coordinator retires it and fences its id
+  (``fence_rebuild``), so no shadow producer can write into a live generation;
 - ``finish`` is called only while the live actor is paused: it replays the tail to the end
   of ``events[p]``, writes the last checkpoint and returns the slots, so the generation and
   the hand-over both reflect exactly the events the live actor had committed.
@@ -24,14 +26,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, TopicPartition
 
-from actors.kafka import consumer_config, producer_config
+from actors.kafka import TransactionalWriter, consumer_config
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
 from ledger.aggregate import LEDGER
@@ -48,7 +45,7 @@ from topology.restore import apply_snapshot_record
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-__all__ = ["Handover", "ShadowRebuild", "rebuild_transactional_id"]
+__all__ = ["Handover", "ShadowRebuild", "fence_rebuild", "rebuild_transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +57,14 @@ switch's pause, then holds only the aggregates changed in the last moments."""
 
 def rebuild_transactional_id(app_id: str, partition: int) -> str:
     return f"{app_id}-rebuild-{partition}"
+
+
+def fence_rebuild(settings: Settings, partition: int) -> None:
+    """Fence every producer a shadow of ``partition`` ever had (a retired shadow, or one Ray
+    lost track of), so that none can write to a generation once it is live."""
+    writer = TransactionalWriter(settings, rebuild_transactional_id(settings.app_id, partition))
+    writer.open()  # init_transactions bumps the id's epoch
+    writer.close()
 
 
 @dataclass(frozen=True)
@@ -116,13 +121,10 @@ class ShadowRebuild:
         self._last_checkpoint = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._producer = Producer(
-            producer_config(
-                settings,
-                transactional_id=rebuild_transactional_id(settings.app_id, partition),
-            )
+        self._writer = TransactionalWriter(
+            settings, rebuild_transactional_id(settings.app_id, partition), end_timeout=60.0
         )
-        self._producer.init_transactions(30)
+        self._writer.open()  # fences an earlier shadow of this partition before resuming
         self.resumed_from = self._resume()
         self._tail = EventTail(settings, partition, self.resumed_from)
         self.end = self._tail.end()
@@ -228,23 +230,20 @@ class ShadowRebuild:
         """One transaction: the snapshot of every aggregate changed since the last one,
         stamped with the position reached."""
         position = self._tail.position
-        producer = self._producer
+        writer = self._writer
         schema = self.aggregate.state_schema_version
-        producer.begin_transaction()
-        try:
+        written: dict[bytes, bytes] = {}
+        with writer.transaction():
             for aggregate_id in self._changed:
                 slot = self.states[aggregate_id]
                 key = encode_key(aggregate_id)
                 value = encode_snapshot(
                     self.aggregate, Snapshot(schema, aggregate_id, slot, position)
                 )
-                producer.produce(self.topic, value, key, self.partition)
-                producer.poll(0)
-                self.encoded[key] = value
-            producer.commit_transaction(60)
-        except KafkaException:
-            producer.abort_transaction(30)
-            raise
+                writer.produce(self.topic, value, key, self.partition)
+                writer.poll(0)
+                written[key] = value
+        self.encoded.update(written)  # committed: now part of the hand-over
         self._changed.clear()
         self._last_checkpoint = time.monotonic()
 
@@ -322,3 +321,4 @@ class ShadowRebuild:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(10)
         self._tail.close()
+        self._writer.close()
