@@ -94,6 +94,7 @@ class NemesisPlan:
     stop_seconds: float = 3.0
     broker_down_seconds: float = 2.0
     node_down_seconds: float = 5.0
+    recovery_timeout: float = 60.0
 
 
 def _pid(_actor: Any) -> int:
@@ -195,6 +196,20 @@ class Nemesis:
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target = f"partition {p} (pid {pid})"
         os.kill(pid, signal.SIGKILL)
+        self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
+
+    def _wait_back(self, find: Callable[[], Any], pid: int, record: FaultRecord) -> None:
+        """The fault lasts until the actor answers again from a new process (bounded)."""
+        deadline = time.monotonic() + self.plan.recovery_timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                handle = find()
+                if handle is not None and self._actor_pid(handle) != pid:
+                    return
+            except Exception as e:  # restarting, or its name not yet registered again
+                log.debug("nemesis: waiting for a restart: %s", e)
+            time.sleep(0.2)
+        record.detail = "not back before the deadline"
 
     def _stop_partition(self, record: FaultRecord) -> None:
         p = self._rng.randrange(self.settings.partitions)
@@ -244,6 +259,7 @@ class Nemesis:
         pid = self._actor_pid(handle)
         record.target = f"coordinator (pid {pid})"
         os.kill(pid, signal.SIGKILL)
+        self._wait_back(lambda: find_coordinator(self.settings.app_id), pid, record)
 
     def _rebuild(self, record: FaultRecord) -> None:
         handle = find_coordinator(self.settings.app_id)

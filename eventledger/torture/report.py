@@ -1,4 +1,4 @@
-"""The run's tables: anomalies per fault kind, outcomes and totals, and the faults injected.
+"""The run's tables: anomalies per fault kind (a column each), outcomes and money, faults.
 
 An op is attributed to a fault kind when its life (first send to reply, or to the end of its
 budget) overlaps the window of a fault of that kind (injection to recovery, plus ``grace``);
@@ -80,7 +80,7 @@ def print_result(console: Console, result: TortureResult) -> None:
         result.faults,
         c.op_anomalies,
         result.config.faults,
-        grace=result.config.policy.attempt_timeout,
+        grace=2 * result.config.policy.attempt_timeout,
     )
     total = Row(ALL, commands=c.ops, answered=sum(1 for o in result.ops if o.answers))
     total.injected = len(result.faults)
@@ -95,23 +95,25 @@ def print_result(console: Console, result: TortureResult) -> None:
         ),
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("fault")
-    for name in ("injected", "commands", "answered", "retried"):
-        table.add_column(name, justify="right")
+    columns = [*rows, total]
+    table.add_column("")
+    for row in columns:
+        table.add_column(row.label, justify="right")
+    table.add_row(
+        "faults injected",
+        *(
+            "-"
+            if row.label == NO_FAULT
+            else f"{row.injected}" + (f" ({row.failed} failed)" if row.failed else "")
+            for row in columns
+        ),
+    )
+    table.add_row("commands", *(f"{row.commands:,}" for row in columns))
+    table.add_row("answered", *(f"{row.answered:,}" for row in columns))
+    table.add_row("retried", *(f"{row.retried:,}" for row in columns))
+    table.add_section()
     for a in Anomaly:
-        table.add_column(a.value, justify="right")
-    for row in [*rows, total]:
-        if row.label == ALL:
-            table.add_section()
-        injected = f"{row.injected}" + (f" ({row.failed} failed)" if row.failed else "")
-        table.add_row(
-            row.label,
-            "-" if row.label == NO_FAULT else injected,
-            f"{row.commands:,}",
-            f"{row.answered:,}",
-            f"{row.retried:,}",
-            *(_count(row.anomalies[a]) for a in Anomaly),
-        )
+        table.add_row(a.value, *(_count(row.anomalies[a]) for row in columns))
     console.print(table)
 
     outcomes = Table(title="outcomes and money", box=box.SIMPLE_HEAD)
