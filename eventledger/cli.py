@@ -249,8 +249,8 @@ def torture(
         str,
         typer.Option(help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node."),
     ] = "kill,broker",
-    accounts: Annotated[int, typer.Option(help="Accounts (3 of them very busy).")] = 40,
-    clients: Annotated[int, typer.Option(help="Concurrent client threads.")] = 24,
+    accounts: Annotated[int, typer.Option(help="Accounts (2 of them very busy).")] = 40,
+    clients: Annotated[int, typer.Option(help="Concurrent client threads.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the workload and the nemesis.")] = 1,
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the machine-readable result here.")

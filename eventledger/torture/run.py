@@ -54,7 +54,7 @@ class TortureConfig:
     seconds: float = 60.0
     faults: tuple[Fault, ...] = (Fault.KILL, Fault.BROKER)
     accounts: int = 40
-    clients: int = 24
+    clients: int = 48
     seed: int = 1
     partitions: int = 3
     reply_lanes: int = 2

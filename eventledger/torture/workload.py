@@ -49,8 +49,8 @@ class Bank:
     """The accounts: ``busy`` of them take ``busy_share`` of the traffic."""
 
     accounts: int = 40
-    busy: int = 3
-    busy_share: float = 0.6
+    busy: int = 2
+    busy_share: float = 0.7
     opening_deposit: int = 10_000
     overdraft_limit: int = 2_000
     prefix: str = "acct"

@@ -38,7 +38,7 @@ def test_kills_and_broker_restarts_leave_no_anomaly(own_ray: None) -> None:
         seconds=seconds,
         faults=(Fault.KILL, Fault.BROKER),
         accounts=30,
-        clients=16,
+        clients=32,
         seed=8,
         plan=NemesisPlan(interval=6.0, warmup=3.0),
     )
