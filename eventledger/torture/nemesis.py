@@ -15,6 +15,7 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 - ``node``: removal of a Ray worker node without grace, and a new one added
   ``node_down_seconds`` later (needs a ``ray.cluster_utils.Cluster``).
 
+Ray's cluster nodes are removed and added on the main thread (``serve``).
 ``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
 missing), so that the run can be checked. Signals go to processes of this machine only.
 """
@@ -24,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -123,6 +126,8 @@ class Nemesis:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
         self._stopped: set[int] = set()
+        self._missing_nodes = 0
+        self._main_calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -130,9 +135,32 @@ class Nemesis:
         self._thread.start()
 
     def stop(self, timeout: float = 120.0) -> None:
-        """No new fault; wait for the one in progress to end."""
+        """No new fault; wait for the one in progress to end (serving its main-thread
+        calls meanwhile: call this from the main thread)."""
         self._stop.set()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.serve(0.1)
+
+    def serve(self, timeout: float) -> None:
+        """Run one call the nemesis needs made on the main thread, waiting up to
+        ``timeout`` for one. Ray's ``Cluster.add_node`` installs signal handlers, which
+        Python allows on the main thread only: the run's main loop calls this."""
+        try:
+            fn, done = self._main_calls.get(timeout=timeout)
+        except queue.Empty:
+            return
+        try:
+            done.set_result(fn())
+        except Exception as e:
+            done.set_exception(e)
+
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            return fn()
+        done: Future[Any] = Future()
+        self._main_calls.put((fn, done))
+        return done.result(timeout=180)
 
     def injected(self) -> int:
         with self._lock:
@@ -298,11 +326,17 @@ class Nemesis:
             raise RuntimeError("no worker node to remove")
         node = self._rng.choice(workers)
         record.target = f"node {node.node_id[:8]} for {self.plan.node_down_seconds:.1f}s"
-        self.cluster.remove_node(node, allow_graceful=False)
-        try:
-            time.sleep(self.plan.node_down_seconds)
-        finally:
-            self.cluster.add_node(**CLUSTER_NODE)
+        cluster = self.cluster
+        self._on_main(lambda: cluster.remove_node(node, allow_graceful=False))
+        self._missing_nodes += 1
+        time.sleep(self.plan.node_down_seconds)
+        self._add_nodes()
+
+    def _add_nodes(self) -> None:
+        cluster = self.cluster
+        while self._missing_nodes > 0 and cluster is not None:
+            self._on_main(lambda: cluster.add_node(**CLUSTER_NODE))
+            self._missing_nodes -= 1
 
     # -- after the run --------------------------------------------------------------------
 
@@ -315,6 +349,7 @@ class Nemesis:
             self._continue(pid)
         if self.broker.pid() is None:
             self._start_broker()
+        self._add_nodes()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._watch_rebuilds()

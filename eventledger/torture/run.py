@@ -255,7 +255,7 @@ def _drive(
         nemesis.start()
         while clock() - started < config.seconds:
             tell("workload + nemesis", nemesis.injected())
-            time.sleep(1.0)
+            nemesis.serve(1.0)
         workload.stop()
         tell("stopping the nemesis", nemesis.injected())
         nemesis.stop()
