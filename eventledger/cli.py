@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -255,6 +259,13 @@ def torture(
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the machine-readable result here.")
     ] = None,
+    log: Annotated[
+        str,
+        typer.Option(
+            help="File for stderr during the run (Kafka clients log every refused "
+            "connection while the broker is down)."
+        ),
+    ] = "eventledger-torture.log",
 ) -> None:
     """Run the fault suite: a bank workload under faults, then check exactly-once.
 
@@ -264,7 +275,6 @@ def torture(
     against every reply: lost, duplicate, phantom, crossed, unanswered, overdraft, totals.
     Exits non-zero on any anomaly."""
     import json
-    from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -300,13 +310,30 @@ def torture(
         )
 
     try:
-        with bar:
+        with _stderr_to(Path(log)), bar:
             result = run_torture(config, on_progress=show)
     except (BrokerError, ServiceError, TimeoutError, RuntimeError) as e:
-        raise _fail(str(e)) from None
+        raise _fail(f"{e} (see {log})") from None
     print_result(console, result)
+    console.print(f"stderr of the run (Kafka clients, Ray): {log}")
     if json_out:
         Path(json_out).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         console.print(f"result written to {json_out}")
     if not result.ok:
         raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's stderr (file descriptor 2: librdkafka and Ray write there
+    directly) to ``path`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

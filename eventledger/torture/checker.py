@@ -112,10 +112,16 @@ class CheckResult:
         if op is not None:
             self.op_anomalies[op.op_id].add(anomaly)
 
+    def crossed_and(self, anomaly: Anomaly) -> int:
+        """Ops with ``anomaly`` that also got a crossed reply (so the crossing explains it)."""
+        return sum(1 for found in self.op_anomalies.values() if {Anomaly.CROSSED, anomaly} <= found)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "anomalies": {a.value: self.counts[a] for a in Anomaly},
+            "lost_with_crossed_reply": self.crossed_and(Anomaly.LOST),
+            "phantom_with_crossed_reply": self.crossed_and(Anomaly.PHANTOM),
             "examples": {a.value: list(v) for a, v in self.examples.items() if v},
             "codes": dict(self.codes),
             "ops": self.ops,

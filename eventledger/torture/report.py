@@ -100,7 +100,7 @@ def print_result(console: Console, result: TortureResult) -> None:
     for row in columns:
         table.add_column(row.label, justify="right")
     table.add_row(
-        "faults injected",
+        "faults",
         *(
             "-"
             if row.label == NO_FAULT
@@ -114,7 +114,8 @@ def print_result(console: Console, result: TortureResult) -> None:
     table.add_section()
     for a in Anomaly:
         table.add_row(a.value, *(_count(row.anomalies[a]) for row in columns))
-    console.print(table)
+    # Not a terminal (a pipe, a CI log): render at a width that fits every fault's column.
+    console.print(table, width=None if console.is_terminal else max(console.width, 120))
 
     outcomes = Table(title="outcomes and money", box=box.SIMPLE_HEAD)
     outcomes.add_column("measure")
@@ -125,6 +126,8 @@ def print_result(console: Console, result: TortureResult) -> None:
         outcomes.add_row(f"attempt ended by {name}", f"{n:,}")
     outcomes.add_row("command ids shared by two accounts' commands", f"{result.shared_ids:,}")
     outcomes.add_row("events committed", f"{c.events:,}")
+    crossed = c.crossed_and(Anomaly.LOST), c.crossed_and(Anomaly.PHANTOM)
+    outcomes.add_row("lost / phantom ops that got a crossed reply", f"{crossed[0]} / {crossed[1]}")
     outcomes.add_section()
     outcomes.add_row("Σ accepted moves", f"{c.expected_total:,}")
     outcomes.add_row("Σ balances folded from the events", f"{c.events_total:,}")

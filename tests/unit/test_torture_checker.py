@@ -127,6 +127,7 @@ def test_crossed_a_reply_for_another_account() -> None:
     assert result.counts[Anomaly.CROSSED] == 1
     assert Anomaly.CROSSED in result.op_anomalies[a.op_id]
     assert result.counts[Anomaly.PHANTOM] == 1  # A believes "rejected" but alice got +100
+    assert result.crossed_and(Anomaly.PHANTOM) == 1
 
 
 def test_unanswered_within_the_budget() -> None:
