@@ -275,6 +275,7 @@ def torture(
     against every reply: lost, duplicate, phantom, crossed, unanswered, overdraft, totals.
     Exits non-zero on any anomaly."""
     import json
+    import tempfile
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -309,6 +310,7 @@ def torture(
             detail=f"{s.ops:,} commands · {s.answered:,} answered · {s.faults} faults",
         )
 
+    log = log or str(Path(tempfile.gettempdir()) / "eventledger-torture.log")
     try:
         with _stderr_to(Path(log)), bar:
             result = run_torture(config, on_progress=show)
