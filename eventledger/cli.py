@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -272,3 +276,99 @@ def demo(
         )
     if not report.money_ok:
         raise _fail("the money check failed")
+
+
+@app.command()
+def torture(
+    *,
+    seconds: Annotated[float, typer.Option(help="Seconds of workload under faults.")] = 60.0,
+    faults: Annotated[
+        str,
+        typer.Option(help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node."),
+    ] = "kill,broker",
+    accounts: Annotated[int, typer.Option(help="Accounts (2 of them very busy).")] = 40,
+    clients: Annotated[int, typer.Option(help="Concurrent client threads.")] = 48,
+    seed: Annotated[int, typer.Option(help="Seed of the workload and the nemesis.")] = 1,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the machine-readable result here.")
+    ] = None,
+    log: Annotated[
+        str,
+        typer.Option(
+            help="File for stderr during the run (Kafka clients log every refused "
+            "connection while the broker is down)."
+        ),
+    ] = "eventledger-torture.log",
+) -> None:
+    """Run the fault suite: a bank workload under faults, then check exactly-once.
+
+    Starts its own broker (temporary directory, free ports) and Ray, deploys the service
+    through the coordinator, drives many clients retrying the same ids with short timeouts
+    while the nemesis kills, stops and restarts things, then checks the committed events
+    against every reply: lost, duplicate, phantom, crossed, unanswered, overdraft, totals.
+    Exits non-zero on any anomaly."""
+    import json
+    import tempfile
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eventledger.torture.nemesis import parse_faults
+    from eventledger.torture.report import print_result
+    from eventledger.torture.run import Snapshot, TortureConfig, run_torture
+
+    try:
+        selected = tuple(parse_faults(faults))
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if seconds <= 0 or accounts < 4 or clients < 2:
+        raise _fail("need --seconds > 0, --accounts >= 4 and --clients >= 2")
+    config = TortureConfig(
+        seconds=seconds, faults=selected, accounts=accounts, clients=clients, seed=seed
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("starting", total=seconds, detail="")
+
+    def show(s: Snapshot) -> None:
+        bar.update(
+            task,
+            description=s.phase,
+            completed=min(s.elapsed, s.seconds),
+            detail=f"{s.ops:,} commands · {s.answered:,} answered · {s.faults} faults",
+        )
+
+    log = log or str(Path(tempfile.gettempdir()) / "eventledger-torture.log")
+    try:
+        with _stderr_to(Path(log)), bar:
+            result = run_torture(config, on_progress=show)
+    except (BrokerError, ServiceError, TimeoutError, RuntimeError) as e:
+        raise _fail(f"{e} (see {log})") from None
+    print_result(console, result)
+    console.print(f"stderr of the run (Kafka clients, Ray): {log}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        console.print(f"result written to {json_out}")
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's stderr (file descriptor 2: librdkafka and Ray write there
+    directly) to ``path`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,260 @@
+"""The checker: what the clients were told against what the events topic holds.
+
+Pure: it takes the history of ops (``torture.history``), the committed events (as
+``EventFact``s, in log order per partition) and the balances the actors hold, and counts
+anomalies. Nothing here does I/O, so every anomaly kind is unit-tested with fakes.
+
+The invariants, one anomaly kind each (an op is one ``(account, command id)``, judged by the
+FIRST reply its client got, because that is what a caller acts on):
+
+- ``lost``: answered accepted, but no event carries its (account, id);
+- ``duplicate``: more than one event carries one (account, id);
+- ``phantom``: answered rejected, yet an event carries its (account, id); or an event whose
+  (account, id) no client ever sent;
+- ``crossed``: a reply whose account or id differs from the command it answered;
+- ``unanswered``: no reply before the op's retry budget ran out;
+- ``overdraft``: a balance below minus its overdraft limit (after any event, or in an actor);
+- ``total``: the actors' balances, the fold of the events and the sum of accepted moves
+  (plus unanswered ops that did take effect) are not all equal;
+- ``mismatch``: an account whose balance in its actor differs from the fold of its events;
+- ``reuse``: an id reused on the same account with another command (the deliberate probe)
+  was answered accepted or executed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from eventledger.torture.history import Kind, Op
+from ledger.events import AccountOpened, Deposited, Withdrawn
+
+__all__ = ["Anomaly", "CheckResult", "EventFact", "check", "fact"]
+
+EXAMPLES = 5
+"""Examples kept per anomaly kind (for the report; the counts are complete)."""
+
+
+class Anomaly(StrEnum):
+    LOST = "lost"
+    DUPLICATE = "duplicate"
+    PHANTOM = "phantom"
+    CROSSED = "crossed"
+    UNANSWERED = "unanswered"
+    OVERDRAFT = "overdraft"
+    TOTAL = "total"
+    MISMATCH = "mismatch"
+    REUSE = "reuse"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFact:
+    """One committed event, reduced to what the checks need. ``amount`` is the deposit or
+    withdrawal amount (0 otherwise); ``overdraft_limit`` is set by an account's opening."""
+
+    aggregate_id: str
+    command_id: str
+    kind: Kind | None
+    amount: int = 0
+    overdraft_limit: int = 0
+
+    @property
+    def move(self) -> int:
+        if self.kind is Kind.DEPOSIT:
+            return self.amount
+        if self.kind is Kind.WITHDRAW:
+            return -self.amount
+        return 0
+
+
+def fact(aggregate_id: str, command_id: str, event: Any) -> EventFact:
+    """An ``EventFact`` from a decoded ledger event (other event types carry no money)."""
+    match event:
+        case AccountOpened(overdraft_limit=limit):
+            return EventFact(aggregate_id, command_id, Kind.OPEN, 0, limit)
+        case Deposited(amount=amount):
+            return EventFact(aggregate_id, command_id, Kind.DEPOSIT, amount)
+        case Withdrawn(amount=amount):
+            return EventFact(aggregate_id, command_id, Kind.WITHDRAW, amount)
+    return EventFact(aggregate_id, command_id, None)
+
+
+@dataclass
+class CheckResult:
+    """Anomaly counts (complete), a few examples of each, which ops each anomaly touched
+    (for attributing them to faults), and the three totals."""
+
+    counts: Counter[Anomaly] = field(default_factory=Counter)
+    examples: dict[Anomaly, list[str]] = field(default_factory=lambda: defaultdict(list))
+    op_anomalies: dict[int, set[Anomaly]] = field(default_factory=lambda: defaultdict(set))
+    codes: Counter[str] = field(default_factory=Counter)
+    ops: int = 0
+    answered: int = 0
+    accepted: int = 0
+    retried: int = 0
+    events: int = 0
+    accounts: int = 0
+    expected_total: int = 0
+    events_total: int = 0
+    actors_total: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return sum(self.counts.values()) == 0
+
+    def flag(self, anomaly: Anomaly, example: str, op: Op | None = None) -> None:
+        self.counts[anomaly] += 1
+        if len(self.examples[anomaly]) < EXAMPLES:
+            self.examples[anomaly].append(example)
+        if op is not None:
+            self.op_anomalies[op.op_id].add(anomaly)
+
+    def crossed_and(self, anomaly: Anomaly) -> int:
+        """Ops with ``anomaly`` that also got a crossed reply (so the crossing explains it)."""
+        return sum(1 for found in self.op_anomalies.values() if {Anomaly.CROSSED, anomaly} <= found)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "anomalies": {a.value: self.counts[a] for a in Anomaly},
+            "lost_with_crossed_reply": self.crossed_and(Anomaly.LOST),
+            "phantom_with_crossed_reply": self.crossed_and(Anomaly.PHANTOM),
+            "examples": {a.value: list(v) for a, v in self.examples.items() if v},
+            "codes": dict(self.codes),
+            "ops": self.ops,
+            "answered": self.answered,
+            "accepted": self.accepted,
+            "retried": self.retried,
+            "events": self.events,
+            "accounts": self.accounts,
+            "expected_total": self.expected_total,
+            "events_total": self.events_total,
+            "actors_total": self.actors_total,
+        }
+
+
+def check(
+    ops: Sequence[Op],
+    events: Iterable[EventFact],
+    actor_balances: Mapping[str, int] | None,
+) -> CheckResult:
+    """Count every anomaly of the run. ``actor_balances`` is None when the actors could not
+    be asked (then ``total`` compares the fold with the accepted moves only)."""
+    r = CheckResult(ops=len(ops))
+    facts = list(events)
+    r.events = len(facts)
+    by_key: dict[tuple[str, str], list[EventFact]] = defaultdict(list)
+    for f in facts:
+        by_key[f.aggregate_id, f.command_id].append(f)
+    ops_by_key: dict[tuple[str, str], list[Op]] = defaultdict(list)
+    for op in ops:
+        ops_by_key[op.account, op.command_id].append(op)
+
+    for key, found in by_key.items():
+        if len(found) > 1:
+            first = ops_by_key.get(key, [None])[0]
+            r.flag(Anomaly.DUPLICATE, f"{key[0]}/{key[1]}: {len(found)} events", first)
+        if key not in ops_by_key:
+            r.flag(Anomaly.PHANTOM, f"{key[0]}/{key[1]}: an event no client sent")
+
+    expected = _check_ops(r, ops, by_key, ops_by_key)
+
+    balances, limits = _fold(r, facts)
+    r.accounts = len(balances)
+    r.expected_total = expected
+    r.events_total = sum(balances.values())
+    if actor_balances is not None:
+        r.actors_total = sum(actor_balances.values())
+        for account in sorted(set(balances) | set(actor_balances)):
+            held, folded = actor_balances.get(account), balances.get(account)
+            if held != folded:
+                r.flag(Anomaly.MISMATCH, f"{account}: actor {held}, events {folded}")
+            if held is not None and held < -limits.get(account, 0):
+                r.flag(Anomaly.OVERDRAFT, f"{account}: actor holds {held}")
+    totals = {r.expected_total, r.events_total}
+    if r.actors_total is not None:
+        totals.add(r.actors_total)
+    if len(totals) > 1:
+        r.flag(
+            Anomaly.TOTAL,
+            f"accepted moves {r.expected_total}, events {r.events_total}, actors {r.actors_total}",
+        )
+    return r
+
+
+def _check_ops(
+    r: CheckResult,
+    ops: Sequence[Op],
+    by_key: Mapping[tuple[str, str], list[EventFact]],
+    ops_by_key: Mapping[tuple[str, str], list[Op]],
+) -> int:
+    """Crossed replies, unanswered, lost and phantom ops; returns the sum of the moves that
+    took effect as far as the callers know (accepted) or not (unanswered, yet in the events)."""
+    expected = 0
+    for op in ops:
+        for a in op.answers:
+            if a.aggregate_id != op.account or a.command_id != op.command_id:
+                r.flag(
+                    Anomaly.CROSSED,
+                    f"{op.account}/{op.command_id} got the reply of "
+                    f"{a.aggregate_id}/{a.command_id} ({'accepted' if a.accepted else a.code})",
+                    op,
+                )
+        if op.attempts > 1:
+            r.retried += 1
+        key = (op.account, op.command_id)
+        found = by_key.get(key, [])
+        if op.probe and ops_by_key[key][0] is not op:
+            _check_reuse(r, op, ops_by_key[key][0], found)
+            continue
+        answer = op.answer
+        if answer is None or answer.at > op.deadline:
+            r.flag(Anomaly.UNANSWERED, f"{op.account}/{op.command_id}: {op.attempts} tries", op)
+            if found:
+                expected += op.move  # it took effect, unbeknown to its caller
+            continue
+        r.answered += 1
+        r.codes[answer.code or "accepted"] += 1
+        if answer.accepted:
+            r.accepted += 1
+            expected += op.move
+            if not found:
+                r.flag(Anomaly.LOST, f"{op.account}/{op.command_id}: accepted, no event", op)
+        elif found:
+            r.flag(
+                Anomaly.PHANTOM,
+                f"{op.account}/{op.command_id}: answered {answer.code}, yet in the events",
+                op,
+            )
+    return expected
+
+
+def _check_reuse(r: CheckResult, op: Op, original: Op, found: list[EventFact]) -> None:
+    """A reused id with another command must be refused and must change nothing."""
+    answer = op.answer
+    if answer is not None:
+        r.answered += 1
+        r.codes[answer.code or "accepted"] += 1
+        if answer.accepted:
+            r.flag(Anomaly.REUSE, f"{op.account}/{op.command_id}: reused id accepted", op)
+    if any(f.kind != original.kind or f.amount != original.amount for f in found):
+        r.flag(Anomaly.REUSE, f"{op.account}/{op.command_id}: reused id executed", op)
+
+
+def _fold(r: CheckResult, facts: list[EventFact]) -> tuple[dict[str, int], dict[str, int]]:
+    """Balances and overdraft limits from the events; flags any balance below its limit."""
+    balances: dict[str, int] = {}
+    limits: dict[str, int] = {}
+    below: set[str] = set()
+    for f in facts:
+        if f.kind is Kind.OPEN:
+            limits[f.aggregate_id] = f.overdraft_limit
+        balance = balances.get(f.aggregate_id, 0) + f.move
+        balances[f.aggregate_id] = balance
+        if balance < -limits.get(f.aggregate_id, 0) and f.aggregate_id not in below:
+            below.add(f.aggregate_id)
+            r.flag(Anomaly.OVERDRAFT, f"{f.aggregate_id}: {balance} after {f.command_id}")
+    return balances, limits

@@ -1,0 +1,364 @@
+"""The nemesis: faults injected into a running service, bounded in count and in time.
+
+One fault at a time from a thread, every ``interval`` seconds, the selected kinds in turn
+(a seeded shuffle of their order), each kind at most ``max_per_kind`` times:
+
+- ``kill``: SIGKILL of one partition actor's process (Ray restarts it; it fences and restores);
+- ``stop``: SIGSTOP of one partition actor for ``stop_seconds`` (longer than the clients'
+  per-attempt timeout), then SIGCONT, always;
+- ``broker``: kill -9 of the broker, down for ``broker_down_seconds``, then started again on
+  the same ports and data directory;
+- ``coordinator``: SIGKILL of the coordinator's process (Ray restarts it; it re-reads the
+  desired state);
+- ``rebuild``: an online rebuild of every partition, left running while the other faults go
+  on (its window ends when the coordinator reports it finished);
+- ``node``: removal of a Ray worker node without grace, and a new one added
+  ``node_down_seconds`` later (needs a ``ray.cluster_utils.Cluster``).
+
+Ray's cluster nodes are removed and added on the main thread (``serve``).
+``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
+missing), so that the run can be checked. Signals go to processes of this machine only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import ray
+
+from actors.coordinator import find_coordinator
+from actors.launcher import partition_actor
+from eventledger.broker import Broker
+from topology.settings import Settings
+
+__all__ = ["CLUSTER_NODE", "Fault", "FaultRecord", "Nemesis", "NemesisPlan", "parse_faults"]
+
+log = logging.getLogger(__name__)
+
+CLUSTER_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+"""The arguments of every node the ``node`` fault adds (and of the run's cluster nodes)."""
+
+
+class Fault(StrEnum):
+    KILL = "kill"
+    STOP = "stop"
+    BROKER = "broker"
+    COORDINATOR = "coordinator"
+    REBUILD = "rebuild"
+    NODE = "node"
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """``"kill,broker"`` → the faults, in order, once each; ValueError names a bad one."""
+    faults: list[Fault] = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            continue
+        try:
+            fault = Fault(name)
+        except ValueError:
+            known = ", ".join(f.value for f in Fault)
+            raise ValueError(f"unknown fault {name!r} (known: {known})") from None
+        if fault not in faults:
+            faults.append(fault)
+    return faults
+
+
+@dataclass
+class FaultRecord:
+    """One injected fault. ``ended`` is None while it lasts (a rebuild may outlive the
+    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why)."""
+
+    kind: Fault
+    started: float
+    ended: float | None = None
+    target: str = ""
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class NemesisPlan:
+    interval: float = 8.0
+    warmup: float = 4.0
+    max_per_kind: int = 20
+    stop_seconds: float = 3.0
+    broker_down_seconds: float = 2.0
+    node_down_seconds: float = 5.0
+    recovery_timeout: float = 60.0
+
+
+def _pid(_actor: Any) -> int:
+    """Run inside an actor by ``__ray_call__``: the process id of its worker."""
+    return os.getpid()
+
+
+@dataclass
+class Nemesis:
+    """Injects ``faults`` into the application of ``settings`` until ``stop``."""
+
+    faults: Sequence[Fault]
+    settings: Settings
+    broker: Broker
+    clock: Callable[[], float]
+    plan: NemesisPlan = field(default_factory=NemesisPlan)
+    cluster: Any | None = None
+    seed: int = 0
+    records: list[FaultRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if Fault.NODE in self.faults and self.cluster is None:
+            raise ValueError("the node fault needs a ray.cluster_utils.Cluster")
+        self._rng = random.Random(self.seed)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
+        self._stopped: set[int] = set()
+        self._missing_nodes = 0
+        self._main_calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """No new fault; wait for the one in progress to end (serving its main-thread
+        calls meanwhile: call this from the main thread)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.serve(0.1)
+
+    def serve(self, timeout: float) -> None:
+        """Run one call the nemesis needs made on the main thread, waiting up to
+        ``timeout`` for one. Ray's ``Cluster.add_node`` installs signal handlers, which
+        Python allows on the main thread only: the run's main loop calls this."""
+        try:
+            fn, done = self._main_calls.get(timeout=timeout)
+        except queue.Empty:
+            return
+        try:
+            done.set_result(fn())
+        except Exception as e:
+            done.set_exception(e)
+
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            return fn()
+        done: Future[Any] = Future()
+        self._main_calls.put((fn, done))
+        return done.result(timeout=180)
+
+    def injected(self) -> int:
+        with self._lock:
+            return len(self.records)
+
+    def _run(self) -> None:
+        if not self.faults:
+            return
+        order = list(self.faults)
+        self._rng.shuffle(order)
+        turns = {f: 0 for f in order}
+        self._stop.wait(self.plan.warmup)
+        i = 0
+        while not self._stop.is_set():
+            self._watch_rebuilds()
+            kind = order[i % len(order)]
+            i += 1
+            if all(n >= self.plan.max_per_kind for n in turns.values()):
+                break
+            if turns[kind] >= self.plan.max_per_kind:
+                continue
+            turns[kind] += 1
+            record = FaultRecord(kind, self.clock())
+            with self._lock:
+                self.records.append(record)
+            try:
+                self._inject(record)
+            except Exception as e:  # a fault that could not be injected is recorded, not fatal
+                record.ok = False
+                record.detail = f"{type(e).__name__}: {e}"[:200]
+                log.warning("nemesis: %s failed: %s", kind, record.detail)
+            if kind is not Fault.REBUILD or not record.ok:
+                record.ended = self.clock()
+            log.info("nemesis: %s %s %s", kind, record.target, record.detail)
+            self._stop.wait(self.plan.interval)
+        self._watch_rebuilds()
+
+    def _inject(self, record: FaultRecord) -> None:
+        match record.kind:
+            case Fault.KILL:
+                self._kill_partition(record)
+            case Fault.STOP:
+                self._stop_partition(record)
+            case Fault.BROKER:
+                self._kill_broker(record)
+            case Fault.COORDINATOR:
+                self._kill_coordinator(record)
+            case Fault.REBUILD:
+                self._rebuild(record)
+            case Fault.NODE:
+                self._replace_node(record)
+
+    # -- the faults -----------------------------------------------------------------------
+
+    def _actor_pid(self, handle: Any) -> int:
+        pid: int = ray.get(handle.__ray_call__.remote(_pid), timeout=10)
+        return pid
+
+    def _kill_partition(self, record: FaultRecord) -> None:
+        p = self._rng.randrange(self.settings.partitions)
+        pid = self._actor_pid(partition_actor(self.settings.app_id, p))
+        record.target = f"partition {p} (pid {pid})"
+        os.kill(pid, signal.SIGKILL)
+        self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
+
+    def _wait_back(self, find: Callable[[], Any], pid: int, record: FaultRecord) -> None:
+        """The fault lasts until the actor answers again from a new process (bounded)."""
+        deadline = time.monotonic() + self.plan.recovery_timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                handle = find()
+                if handle is not None and self._actor_pid(handle) != pid:
+                    return
+            except Exception as e:  # restarting, or its name not yet registered again
+                log.debug("nemesis: waiting for a restart: %s", e)
+            time.sleep(0.2)
+        record.detail = "not back before the deadline"
+
+    def _stop_partition(self, record: FaultRecord) -> None:
+        p = self._rng.randrange(self.settings.partitions)
+        pid = self._actor_pid(partition_actor(self.settings.app_id, p))
+        record.target = f"partition {p} (pid {pid}) for {self.plan.stop_seconds:.1f}s"
+        with self._lock:
+            self._stopped.add(pid)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(self.plan.stop_seconds)
+        finally:
+            self._continue(pid)
+
+    def _continue(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        with self._lock:
+            self._stopped.discard(pid)
+
+    def _kill_broker(self, record: FaultRecord) -> None:
+        pid = self.broker.pid()
+        if pid is None:
+            raise RuntimeError("no broker process to kill")
+        record.target = f"broker (pid {pid}) down {self.plan.broker_down_seconds:.1f}s"
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.broker.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(self.plan.broker_down_seconds)
+        self._start_broker()
+
+    def _start_broker(self) -> None:
+        """Start the broker again on its ports and data; a port still held is retried."""
+        for attempt in range(10):
+            try:
+                self.broker.start()
+                return
+            except Exception as e:
+                log.warning("nemesis: broker restart %d failed: %s", attempt + 1, e)
+                time.sleep(1.0)
+        self.broker.start()
+
+    def _kill_coordinator(self, record: FaultRecord) -> None:
+        handle = find_coordinator(self.settings.app_id)
+        if handle is None:
+            raise RuntimeError("no coordinator")
+        pid = self._actor_pid(handle)
+        record.target = f"coordinator (pid {pid})"
+        os.kill(pid, signal.SIGKILL)
+        self._wait_back(lambda: find_coordinator(self.settings.app_id), pid, record)
+
+    def _rebuild(self, record: FaultRecord) -> None:
+        handle = find_coordinator(self.settings.app_id)
+        if handle is None:
+            raise RuntimeError("no coordinator")
+        started: list[int] = ray.get(handle.rebuild.remote(None), timeout=30)
+        record.target = f"partitions {started}"
+        if not started:
+            record.ok = False
+            record.detail = "a rebuild was already running"
+
+    def _watch_rebuilds(self) -> None:
+        """End the window of a rebuild once the coordinator reports every partition final."""
+        with self._lock:
+            open_ = [r for r in self.records if r.kind is Fault.REBUILD and r.ended is None]
+        if not open_:
+            return
+        try:
+            handle = find_coordinator(self.settings.app_id)
+            progress: dict[int, dict[str, Any]] = (
+                ray.get(handle.rebuild_progress.remote(), timeout=10) if handle else {}
+            )
+        except Exception as e:  # the coordinator is restarting: ask again next turn
+            log.info("nemesis: rebuild progress unavailable: %s", e)
+            return
+        if progress and all(r["phase"] in ("done", "failed") for r in progress.values()):
+            for r in open_:
+                r.ended = self.clock()
+                r.detail = ", ".join(f"{p}: {v['phase']}" for p, v in sorted(progress.items()))
+
+    def _replace_node(self, record: FaultRecord) -> None:
+        if self.cluster is None:
+            raise RuntimeError("the node fault needs a ray.cluster_utils.Cluster")
+        workers = list(self.cluster.worker_nodes)
+        if not workers:
+            raise RuntimeError("no worker node to remove")
+        node = self._rng.choice(workers)
+        record.target = f"node {node.node_id[:8]} for {self.plan.node_down_seconds:.1f}s"
+        cluster = self.cluster
+        self._on_main(lambda: cluster.remove_node(node, allow_graceful=False))
+        self._missing_nodes += 1
+        time.sleep(self.plan.node_down_seconds)
+        self._add_nodes()
+
+    def _add_nodes(self) -> None:
+        cluster = self.cluster
+        while self._missing_nodes > 0 and cluster is not None:
+            self._on_main(lambda: cluster.add_node(**CLUSTER_NODE))
+            self._missing_nodes -= 1
+
+    # -- after the run --------------------------------------------------------------------
+
+    def heal(self, timeout: float = 120.0) -> None:
+        """Continue any stopped process, start the broker if it is down, wait for the
+        rebuilds to end (bounded), and close every fault window."""
+        with self._lock:
+            stopped = list(self._stopped)
+        for pid in stopped:
+            self._continue(pid)
+        if self.broker.pid() is None:
+            self._start_broker()
+        self._add_nodes()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._watch_rebuilds()
+            with self._lock:
+                if all(r.ended is not None for r in self.records):
+                    return
+            time.sleep(0.5)
+        with self._lock:
+            for r in self.records:
+                if r.ended is None:
+                    r.ended = self.clock()
+                    r.detail = (r.detail + " (still running at the check)").strip()

@@ -1,0 +1,338 @@
+"""One torture run, end to end: a broker and a Ray of its own, the service deployed through
+its coordinator, the bank workload and the nemesis together for ``seconds``, then heal,
+quiesce, read the committed events and the actors' balances, check, and tear down.
+
+The broker lives in a temporary directory on free ports (so that the nemesis can kill -9 it
+and start it again on the same ports and data); Ray is a local instance, or a
+``ray.cluster_utils.Cluster`` (head + one worker) when the ``node`` fault is selected. All
+traffic stays on 127.0.0.1. Everything started here is stopped here, anomaly or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.audit import read_events
+from actors.coordinator import deploy_coordinator, find_coordinator, stop_service
+from actors.launcher import NAMESPACE, partition_actor
+from eventledger.broker import Broker, BrokerHome
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
+from eventledger.torture.checker import CheckResult, EventFact, check, fact
+from eventledger.torture.history import History, Op
+from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
+from eventledger.torture.workload import Bank, RetryPolicy, Workload
+from ledger.aggregate import LEDGER
+from topology.settings import Settings
+
+__all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
+
+log = logging.getLogger(__name__)
+
+# Node failures noticed in ~2 s rather than Ray's default ~15 s (as the tests' cluster).
+_FAST_HEALTH_CHECKS = {
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 4,
+}
+
+
+@dataclass(frozen=True)
+class TortureConfig:
+    seconds: float = 60.0
+    faults: tuple[Fault, ...] = (Fault.KILL, Fault.BROKER)
+    accounts: int = 40
+    clients: int = 48
+    seed: int = 1
+    partitions: int = 3
+    reply_lanes: int = 2
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    plan: NemesisPlan = field(default_factory=NemesisPlan)
+    settle_timeout: float = 180.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Progress, reported about once a second."""
+
+    phase: str
+    elapsed: float
+    seconds: float
+    ops: int
+    answered: int
+    faults: int
+
+
+@dataclass
+class TortureResult:
+    config: TortureConfig
+    app_id: str
+    check: CheckResult
+    ops: list[Op]
+    faults: list[FaultRecord]
+    errors: Counter[str]
+    shared_ids: int
+    duration: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.check.ok and not self.notes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "app_id": self.app_id,
+            "seconds": self.config.seconds,
+            "faults_selected": [f.value for f in self.config.faults],
+            "accounts": self.config.accounts,
+            "clients": self.config.clients,
+            "seed": self.config.seed,
+            "duration": round(self.duration, 1),
+            "faults": [
+                {
+                    "kind": r.kind.value,
+                    "started": round(r.started, 2),
+                    "ended": None if r.ended is None else round(r.ended, 2),
+                    "target": r.target,
+                    "ok": r.ok,
+                    "detail": r.detail,
+                }
+                for r in self.faults
+            ],
+            "client_errors": dict(self.errors),
+            "shared_id_pairs": self.shared_ids,
+            "notes": self.notes,
+            "check": self.check.to_dict(),
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _ray(with_cluster: bool) -> Iterator[Any | None]:
+    """A Ray of the run's own: local, or a head + one worker cluster. Yields the cluster."""
+    if ray.is_initialized():
+        raise RuntimeError("Ray is already initialized in this process: the run needs its own")
+    cluster: Any | None = None
+    if with_cluster:
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                **CLUSTER_NODE,
+                "include_dashboard": False,
+                "_system_config": {**LOCAL_RAY_SYSTEM_CONFIG, **_FAST_HEALTH_CHECKS},
+            },
+        )
+        cluster.add_node(**CLUSTER_NODE)
+        cluster.wait_for_nodes()
+        ray.init(
+            address=cluster.address,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    else:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+        )
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def run_torture(
+    config: TortureConfig, on_progress: Callable[[Snapshot], None] | None = None
+) -> TortureResult:
+    """Run the workload and the nemesis for ``config.seconds``, then check. Raises only when
+    the run cannot start (no Java, no Ray); anomalies are in the result."""
+    report = on_progress or (lambda _s: None)
+    began = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - began
+
+    home = Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
+    port, controller_port = _free_port(), _free_port()
+    broker = Broker(BrokerHome(path=home / "broker", port=port, controller_port=controller_port))
+    history = History()
+    try:
+        report(Snapshot("starting the broker", clock(), config.seconds, 0, 0, 0))
+        bootstrap = broker.start()
+        with _ray(Fault.NODE in config.faults) as cluster:
+            settings = Settings.resolve(
+                app_id=f"torture-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}",
+                bootstrap_servers=bootstrap,
+                partitions=config.partitions,
+                reply_lanes=config.reply_lanes,
+                environ={},
+            )
+            report(Snapshot("deploying the service", clock(), config.seconds, 0, 0, 0))
+            deploy_coordinator(settings, timeout=180)
+            try:
+                return _drive(
+                    config, settings, broker, cluster, history=history, clock=clock, report=report
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    stop_service(settings.app_id, timeout=60)
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _drive(
+    config: TortureConfig,
+    settings: Settings,
+    broker: Broker,
+    cluster: Any | None,
+    *,
+    history: History,
+    clock: Callable[[], float],
+    report: Callable[[Snapshot], None],
+) -> TortureResult:
+    since: list[float] = []  # when the workload started
+
+    def tell(phase: str, faults: int = 0) -> None:
+        ops, answered = history.counts()
+        elapsed = clock() - since[0] if since else 0.0
+        report(Snapshot(phase, elapsed, config.seconds, ops, answered, faults))
+
+    notes: list[str] = []
+    workload = Workload(
+        settings,
+        history,
+        clients=config.clients,
+        bank=Bank(accounts=config.accounts),
+        policy=config.policy,
+        seed=config.seed,
+        clock=clock,
+    )
+    nemesis = Nemesis(
+        list(config.faults),
+        settings,
+        broker,
+        clock,
+        plan=config.plan,
+        cluster=cluster,
+        seed=config.seed,
+    )
+    try:
+        tell("opening accounts")
+        workload.open_accounts()
+        workload.probe_reuse()
+        started = clock()
+        since.append(started)
+        workload.start()
+        nemesis.start()
+        while clock() - started < config.seconds:
+            tell("workload + nemesis", nemesis.injected())
+            nemesis.serve(1.0)
+        workload.stop()
+        tell("stopping the nemesis", nemesis.injected())
+        nemesis.stop()
+        tell("healing", nemesis.injected())
+        nemesis.heal(timeout=config.settle_timeout)
+        tell("waiting for the ops in flight", nemesis.injected())
+        if not workload.join(config.policy.budget + 30):
+            notes.append("a client thread was still running at the check")
+    finally:
+        workload.close()
+    tell("waiting for every partition to run", nemesis.injected())
+    if not _settled(settings, config.settle_timeout):
+        notes.append("the service did not settle (every partition running) before the check")
+    tell("reading the events and the actors", nemesis.injected())
+    facts = _facts(settings)
+    balances = _balances(settings)
+    if balances is None:
+        notes.append("the actors' balances could not be read")
+    result = check(history.ops(), facts, balances)
+    return TortureResult(
+        config=config,
+        app_id=settings.app_id,
+        check=result,
+        ops=history.ops(),
+        faults=list(nemesis.records),
+        errors=workload.errors,
+        shared_ids=workload.shared.paired,
+        duration=clock(),
+        notes=notes,
+    )
+
+
+def _settled(settings: Settings, timeout: float) -> bool:
+    """Wait until the coordinator reports every partition running and no rebuild active."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            handle = find_coordinator(settings.app_id)
+            status: dict[str, Any] = ray.get(handle.status.remote(), timeout=10) if handle else {}
+        except Exception as e:  # restarting: ask again
+            log.info("status unavailable: %s", e)
+            status = {}
+        rows = status.get("rows") or []
+        if rows and all(r["state"] == "running" for r in rows):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _facts(settings: Settings) -> list[EventFact]:
+    """Every committed event, reduced (read_committed, from offset 0 to the end)."""
+    for attempt in range(5):
+        try:
+            return [
+                fact(e.envelope.aggregate_id, e.envelope.command_id, e.event)
+                for e in read_events(settings, LEDGER)
+            ]
+        except Exception as e:  # the broker still settling after a restart
+            log.warning("reading the events (attempt %d): %s", attempt + 1, e)
+            time.sleep(2.0)
+    return [
+        fact(e.envelope.aggregate_id, e.envelope.command_id, e.event)
+        for e in read_events(settings, LEDGER)
+    ]
+
+
+def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | None:
+    """Every account's balance as its partition actor holds it (committed state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+            views: dict[str, int] = {}
+            for part in ray.get([h.views.remote() for h in handles], timeout=30):
+                views.update({k: int(v["balance"]) for k, v in part.items()})
+            return views
+        except Exception as e:  # an actor restarting: ask again
+            log.info("views unavailable: %s", e)
+            time.sleep(1.0)
+    return None

@@ -1,0 +1,207 @@
+"""The fault suite's checker on fake histories: a clean run passes, and each anomaly kind is
+caught (given these ops and these events, when checked, then this anomaly)."""
+
+from __future__ import annotations
+
+from eventledger.torture.checker import Anomaly, EventFact, check, fact
+from eventledger.torture.history import Answer, History, Kind, Op
+from ledger.events import AccountOpened, Deposited, Withdrawn
+
+BUDGET = 10.0
+
+
+def _op(
+    history: History,
+    account: str,
+    command_id: str,
+    kind: Kind,
+    amount: int = 0,
+    *,
+    reply: tuple[str, str, bool, str | None] | None = None,
+    at: float = 1.0,
+    probe: bool = False,
+) -> Op:
+    """An op started at 0 s; ``reply`` = (account, id, accepted, code) received at ``at``."""
+    op = history.begin(
+        client=0,
+        account=account,
+        command_id=command_id,
+        kind=kind,
+        amount=amount,
+        started=0.0,
+        budget=BUDGET,
+        probe=probe,
+    )
+    op.attempts = 1
+    if reply is not None:
+        op.answers.append(Answer(reply[1], reply[0], reply[2], reply[3], at))
+    return op
+
+
+def _ok(history: History, account: str, command_id: str, kind: Kind, amount: int = 0) -> Op:
+    return _op(history, account, command_id, kind, amount, reply=(account, command_id, True, None))
+
+
+def _bank() -> tuple[History, list[EventFact], dict[str, int]]:
+    """alice opened (overdraft 100), +500, −200: a clean run."""
+    h = History()
+    _ok(h, "alice", "o", Kind.OPEN)
+    _ok(h, "alice", "d1", Kind.DEPOSIT, 500)
+    _ok(h, "alice", "w1", Kind.WITHDRAW, 200)
+    events = [
+        fact("alice", "o", AccountOpened("EUR", 100)),
+        fact("alice", "d1", Deposited(500)),
+        fact("alice", "w1", Withdrawn(200)),
+    ]
+    return h, events, {"alice": 300}
+
+
+def test_a_clean_run_has_no_anomaly() -> None:
+    h, events, actors = _bank()
+    result = check(h.ops(), events, actors)
+    assert result.ok, result.to_dict()
+    assert (result.expected_total, result.events_total, result.actors_total) == (300, 300, 300)
+    assert result.accepted == 3 and result.answered == 3
+
+
+def test_a_rejection_with_no_event_is_fine_and_counted_by_code() -> None:
+    h, events, actors = _bank()
+    _op(h, "alice", "w2", Kind.WITHDRAW, 10_000, reply=("alice", "w2", False, "insufficient_funds"))
+    _op(h, "alice", "w3", Kind.WITHDRAW, 1, reply=("alice", "w3", False, "expired"))
+    result = check(h.ops(), events, actors)
+    assert result.ok
+    assert result.codes["insufficient_funds"] == 1 and result.codes["expired"] == 1
+
+
+def test_lost_accepted_without_event() -> None:
+    h, events, actors = _bank()
+    _ok(h, "alice", "d2", Kind.DEPOSIT, 7)
+    result = check(h.ops(), events, actors)
+    assert result.counts[Anomaly.LOST] == 1
+    assert result.counts[Anomaly.TOTAL] == 1  # accepted moves say 307, the events 300
+
+
+def test_duplicate_two_events_for_one_id() -> None:
+    h, events, _ = _bank()
+    events.append(fact("alice", "d1", Deposited(500)))
+    result = check(h.ops(), events, {"alice": 800})
+    assert result.counts[Anomaly.DUPLICATE] == 1
+    assert result.counts[Anomaly.TOTAL] == 1  # money created: 800 against 300 accepted
+
+
+def test_the_same_id_on_two_accounts_is_not_a_duplicate() -> None:
+    h, events, _ = _bank()
+    _ok(h, "bob", "o-bob", Kind.OPEN)
+    _ok(h, "bob", "d1", Kind.DEPOSIT, 40)
+    events += [fact("bob", "o-bob", AccountOpened("EUR", 0)), fact("bob", "d1", Deposited(40))]
+    result = check(h.ops(), events, {"alice": 300, "bob": 40})
+    assert result.ok, result.to_dict()
+
+
+def test_phantom_rejected_but_applied() -> None:
+    h, events, _ = _bank()
+    _op(h, "alice", "d2", Kind.DEPOSIT, 5, reply=("alice", "d2", False, "already_open"))
+    events.append(fact("alice", "d2", Deposited(5)))
+    result = check(h.ops(), events, {"alice": 305})
+    assert result.counts[Anomaly.PHANTOM] == 1
+
+
+def test_phantom_an_event_nobody_sent() -> None:
+    h, events, _ = _bank()
+    events.append(fact("alice", "ghost", Deposited(5)))
+    result = check(h.ops(), events, {"alice": 305})
+    assert result.counts[Anomaly.PHANTOM] == 1
+
+
+def test_crossed_a_reply_for_another_account() -> None:
+    """Client A sent dep-1 to alice and was told bob's rejection of bob's dep-1."""
+    h, events, _ = _bank()
+    _ok(h, "bob", "o-bob", Kind.OPEN)
+    a = _op(h, "alice", "dep-1", Kind.DEPOSIT, 100, reply=("bob", "dep-1", False, "insuf"))
+    _op(h, "bob", "dep-1", Kind.WITHDRAW, 10**6, reply=("bob", "dep-1", False, "insuf"))
+    events += [
+        fact("bob", "o-bob", AccountOpened("EUR", 0)),
+        fact("alice", "dep-1", Deposited(100)),
+    ]
+    result = check(h.ops(), events, {"alice": 400, "bob": 0})
+    assert result.counts[Anomaly.CROSSED] == 1
+    assert Anomaly.CROSSED in result.op_anomalies[a.op_id]
+    assert result.counts[Anomaly.PHANTOM] == 1  # A believes "rejected" but alice got +100
+    assert result.crossed_and(Anomaly.PHANTOM) == 1
+
+
+def test_unanswered_within_the_budget() -> None:
+    h, events, _ = _bank()
+    silent = _op(h, "alice", "d2", Kind.DEPOSIT, 5)
+    silent.attempts = 4
+    late = _op(h, "alice", "d3", Kind.DEPOSIT, 5, reply=("alice", "d3", True, None), at=BUDGET + 1)
+    events.append(fact("alice", "d3", Deposited(5)))
+    result = check(h.ops(), events, {"alice": 305})
+    assert result.counts[Anomaly.UNANSWERED] == 2
+    assert result.op_anomalies[late.op_id] == {Anomaly.UNANSWERED}
+    assert result.counts[Anomaly.TOTAL] == 0  # the late one took effect and is counted
+    assert result.retried == 1
+
+
+def test_overdraft_below_the_limit_in_the_events_and_in_an_actor() -> None:
+    h, events, _ = _bank()
+    _ok(h, "alice", "w2", Kind.WITHDRAW, 450)  # 300 − 450 = −150 < −100
+    events.append(fact("alice", "w2", Withdrawn(450)))
+    result = check(h.ops(), events, {"alice": -150})
+    assert result.counts[Anomaly.OVERDRAFT] == 2  # once in the fold, once in the actor
+    assert result.counts[Anomaly.TOTAL] == 0
+
+
+def test_total_and_mismatch_when_an_actor_disagrees_with_the_events() -> None:
+    h, events, _ = _bank()
+    result = check(h.ops(), events, {"alice": 310})
+    assert result.counts[Anomaly.MISMATCH] == 1
+    assert result.counts[Anomaly.TOTAL] == 1
+
+
+def test_mismatch_an_account_the_actors_do_not_hold() -> None:
+    h, events, _ = _bank()
+    result = check(h.ops(), events, {})
+    assert result.counts[Anomaly.MISMATCH] == 1
+
+
+def test_reuse_of_an_id_with_another_command_must_be_refused() -> None:
+    h, events, _ = _bank()
+    _ok(h, "carol", "o-carol", Kind.OPEN)
+    _op(h, "carol", "r1", Kind.DEPOSIT, 5, reply=("carol", "r1", True, None), probe=True)
+    again = _op(h, "carol", "r1", Kind.DEPOSIT, 999, reply=("carol", "r1", True, None), probe=True)
+    events += [fact("carol", "o-carol", AccountOpened("EUR", 0)), fact("carol", "r1", Deposited(5))]
+    result = check(h.ops(), events, {"alice": 300, "carol": 5})
+    assert result.counts == {Anomaly.REUSE: 1}  # accepted, silently not executed
+    assert result.op_anomalies[again.op_id] == {Anomaly.REUSE}
+
+    # The same probe, refused as it should be:
+    h2, _, _ = _bank()
+    _ok(h2, "carol", "o-carol", Kind.OPEN)
+    _op(h2, "carol", "r1", Kind.DEPOSIT, 5, reply=("carol", "r1", True, None), probe=True)
+    _op(h2, "carol", "r1", Kind.DEPOSIT, 999, reply=("carol", "r1", False, "id_reused"), probe=True)
+    result2 = check(h2.ops(), events, {"alice": 300, "carol": 5})
+    assert result2.ok and result2.codes["id_reused"] == 1
+
+
+def test_reuse_executed_is_caught() -> None:
+    h, events, _ = _bank()
+    _ok(h, "carol", "o-carol", Kind.OPEN)
+    _op(h, "carol", "r1", Kind.DEPOSIT, 5, reply=("carol", "r1", True, None), probe=True)
+    _op(h, "carol", "r1", Kind.DEPOSIT, 999, reply=("carol", "r1", False, "id_reused"), probe=True)
+    events += [
+        fact("carol", "o-carol", AccountOpened("EUR", 0)),
+        fact("carol", "r1", Deposited(999)),
+    ]
+    result = check(h.ops(), events, {"alice": 300, "carol": 999})
+    assert result.counts[Anomaly.REUSE] == 1
+
+
+def test_without_actor_balances_the_fold_is_checked_against_the_accepted_moves() -> None:
+    h, events, _ = _bank()
+    assert check(h.ops(), events, None).ok
+    _ok(h, "alice", "d9", Kind.DEPOSIT, 1)
+    events.append(fact("alice", "d9", Deposited(1)))
+    events.append(fact("alice", "d9", Deposited(1)))
+    bad = check(h.ops(), events, None)
+    assert bad.counts[Anomaly.TOTAL] == 1 and bad.counts[Anomaly.DUPLICATE] == 1

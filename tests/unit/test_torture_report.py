@@ -1,0 +1,90 @@
+"""The fault suite's pure helpers: parsing ``--faults`` and attributing ops to faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventledger.torture.checker import Anomaly
+from eventledger.torture.history import History, Kind
+from eventledger.torture.nemesis import Fault, FaultRecord, parse_faults
+from eventledger.torture.report import NO_FAULT, attribute
+
+
+def test_parse_faults_keeps_order_and_drops_repeats() -> None:
+    assert parse_faults("kill, broker,kill,") == [Fault.KILL, Fault.BROKER]
+    with pytest.raises(ValueError, match="unknown fault 'reboot'"):
+        parse_faults("kill,reboot")
+
+
+def test_an_op_counts_for_every_fault_it_overlapped_or_for_no_fault() -> None:
+    h = History()
+
+    def op(start: float, end: float) -> int:
+        o = h.begin(
+            client=0,
+            account="a",
+            command_id=f"c{start}",
+            kind=Kind.DEPOSIT,
+            amount=1,
+            started=start,
+            budget=60,
+        )
+        o.attempts, o.ended = 1, end
+        return o.op_id
+
+    during_kill = op(10.5, 11.5)
+    during_both = op(19.0, 30.0)
+    quiet = op(40.0, 41.0)
+    faults = [
+        FaultRecord(Fault.KILL, 10.0, 12.0),
+        FaultRecord(Fault.BROKER, 25.0, 28.0),
+        FaultRecord(Fault.KILL, 20.0, 21.0),
+        FaultRecord(Fault.KILL, 35.0, 36.0, ok=False),  # not injected: no window
+    ]
+    anomalies = {during_both: {Anomaly.DUPLICATE}, quiet: {Anomaly.CROSSED}}
+    rows = attribute(h.ops(), faults, anomalies, [Fault.KILL, Fault.BROKER], grace=1.0)
+    by = {r.label: r for r in rows}
+    assert (by["kill"].injected, by["kill"].failed, by["kill"].commands) == (3, 1, 2)
+    assert by["broker"].commands == 1 and by["broker"].anomalies[Anomaly.DUPLICATE] == 1
+    assert by[NO_FAULT].commands == 1 and by[NO_FAULT].anomalies[Anomaly.CROSSED] == 1
+    assert during_kill not in anomalies
+
+
+def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
+    import io
+    from collections import Counter
+
+    from rich.console import Console
+
+    from eventledger.torture.checker import check, fact
+    from eventledger.torture.history import Answer
+    from eventledger.torture.report import print_result
+    from eventledger.torture.run import TortureConfig, TortureResult
+    from ledger.events import AccountOpened, Deposited
+
+    h = History()
+    o = h.begin(
+        client=0, account="a", command_id="o", kind=Kind.OPEN, amount=0, started=0, budget=9
+    )
+    o.answers.append(Answer("o", "a", True, None, 1.0))
+    d = h.begin(
+        client=0, account="a", command_id="d", kind=Kind.DEPOSIT, amount=5, started=2, budget=9
+    )
+    d.attempts, d.ended = 2, 3.0
+    d.answers.append(Answer("d", "b", True, None, 3.0))  # crossed
+    events = [fact("a", "o", AccountOpened("EUR", 0)), fact("a", "d", Deposited(5))] * 2
+    result = TortureResult(
+        config=TortureConfig(seconds=5, faults=(Fault.KILL,)),
+        app_id="t",
+        check=check(h.ops(), events, {"a": 10}),
+        ops=h.ops(),
+        faults=[FaultRecord(Fault.KILL, 2.5, 2.8, target="partition 0")],
+        errors=Counter({"ReplyTimeoutError": 1}),
+        shared_ids=0,
+        duration=5.0,
+    )
+    out = io.StringIO()
+    print_result(Console(file=out, width=80), result)
+    text = out.getvalue()
+    assert "ANOMALIES" in text and "crossed" in text and "duplicate" in text
+    assert not result.ok and result.to_dict()["check"]["anomalies"]["duplicate"] == 2
