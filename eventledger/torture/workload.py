@@ -11,7 +11,6 @@ replies must not cross. An id is never reused on the same account, except by the
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import random
@@ -22,9 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import actors.client as client_module
-from actors.client import LedgerClient, ReplyTimeoutError
-from actors.kafka import KafkaClientError
+from actors.client import LedgerClient, OutcomeUnknownError, now_ms
 from eventledger.torture.history import Answer, History, Kind, Op
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from topology.settings import Settings
@@ -32,16 +29,6 @@ from topology.settings import Settings
 __all__ = ["Bank", "RetryPolicy", "SharedIds", "Workload"]
 
 log = logging.getLogger(__name__)
-
-# The client's "retry with the same id" errors: OutcomeUnknownError (the new client; its
-# ReplyTimeoutError is a subclass), ReplyTimeoutError (the old one), and the old client's
-# "not delivered" FatalError, which really means "outcome unknown" as well.
-RETRYABLE: tuple[type[BaseException], ...] = (
-    getattr(client_module, "OutcomeUnknownError", ReplyTimeoutError),
-    ReplyTimeoutError,
-    KafkaClientError,
-    BufferError,
-)
 
 
 @dataclass(frozen=True)
@@ -138,18 +125,14 @@ class Workload:
         self.clients = clients
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._first_attempt = (
-            "first_attempt_ms" in inspect.signature(LedgerClient.execute).parameters
-        )
 
     # -- the retry layer ------------------------------------------------------------------
 
     def run_op(self, client: int, account: str, command_id: str, command: Any, op: Op) -> None:
-        """Send ``command`` with ``command_id`` until a reply or the budget's end."""
+        """Send ``command`` with ``command_id`` until a reply or the budget's end, every
+        attempt with the op's first-attempt time, as a caller retrying across calls must."""
         connection = self.connections[client % len(self.connections)]
-        extra: dict[str, Any] = {}
-        if self._first_attempt:
-            extra["first_attempt_ms"] = int((time.time() - (self.clock() - op.started)) * 1000)
+        first_attempt_ms = now_ms() - int((self.clock() - op.started) * 1000)
         while True:
             left = op.deadline - self.clock()
             if left <= 0:
@@ -160,10 +143,10 @@ class Workload:
                     account,
                     command,
                     command_id=command_id,
+                    first_attempt_ms=first_attempt_ms,
                     timeout=max(0.05, min(self.policy.attempt_timeout, left)),
-                    **extra,
                 )
-            except RETRYABLE as e:
+            except OutcomeUnknownError as e:
                 op.errors += 1
                 with self._errors_lock:
                     self.errors[type(e).__name__] += 1
