@@ -173,6 +173,14 @@ class IdStore:
                 self.install(batch, {tp.partition: high})
         finally:
             consumer.close()
+        log.info(
+            "%s: restored %d ids from %d changelog records, from %s to %s",
+            self.path,
+            installed,
+            records,
+            stored or "the window's start",
+            {p: high for p, (_, high) in bounds.items()},
+        )
         self._db.flush()  # what was restored survives a crash: the next start goes on from it
         release_freed_memory()
         return IdRestore(records, installed, time.monotonic() - started, reused)

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -169,6 +170,9 @@ class PartitionWorker:
         self._consumer: Consumer | None = None
         self._offsets: Consumer | None = None  # unassigned: offset queries during a switch
         tracing.configure_telemetry("eventledger")
+        level = os.environ.get("EVENTLEDGER_LOG_LEVEL", "").strip().upper()
+        if level:  # e.g. INFO: restores, id memory, positions (Ray workers log WARNING+)
+            logging.getLogger("actors").setLevel(level)
         self.metrics = PartitionMetrics(settings.app_id, partition)
         if start:
             self.start()

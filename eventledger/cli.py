@@ -284,7 +284,9 @@ def torture(
     seconds: Annotated[float, typer.Option(help="Seconds of workload under faults.")] = 60.0,
     faults: Annotated[
         str,
-        typer.Option(help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node."),
+        typer.Option(
+            help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node,hostile."
+        ),
     ] = "kill,broker",
     accounts: Annotated[int, typer.Option(help="Accounts (2 of them very busy).")] = 40,
     clients: Annotated[int, typer.Option(help="Concurrent client threads.")] = 48,

@@ -53,13 +53,15 @@ class Anomaly(StrEnum):
 @dataclass(frozen=True, slots=True)
 class EventFact:
     """One committed event, reduced to what the checks need. ``amount`` is the deposit or
-    withdrawal amount (0 otherwise); ``overdraft_limit`` is set by an account's opening."""
+    withdrawal amount (0 otherwise); ``overdraft_limit`` is set by an account's opening;
+    ``where`` says where it is (partition, offset, sequence, time), for the examples."""
 
     aggregate_id: str
     command_id: str
     kind: Kind | None
     amount: int = 0
     overdraft_limit: int = 0
+    where: str = ""
 
     @property
     def move(self) -> int:
@@ -70,16 +72,16 @@ class EventFact:
         return 0
 
 
-def fact(aggregate_id: str, command_id: str, event: Any) -> EventFact:
+def fact(aggregate_id: str, command_id: str, event: Any, where: str = "") -> EventFact:
     """An ``EventFact`` from a decoded ledger event (other event types carry no money)."""
     match event:
         case AccountOpened(overdraft_limit=limit):
-            return EventFact(aggregate_id, command_id, Kind.OPEN, 0, limit)
+            return EventFact(aggregate_id, command_id, Kind.OPEN, 0, limit, where)
         case Deposited(amount=amount):
-            return EventFact(aggregate_id, command_id, Kind.DEPOSIT, amount)
+            return EventFact(aggregate_id, command_id, Kind.DEPOSIT, amount, where=where)
         case Withdrawn(amount=amount):
-            return EventFact(aggregate_id, command_id, Kind.WITHDRAW, amount)
-    return EventFact(aggregate_id, command_id, None)
+            return EventFact(aggregate_id, command_id, Kind.WITHDRAW, amount, where=where)
+    return EventFact(aggregate_id, command_id, None, where=where)
 
 
 @dataclass
@@ -156,7 +158,9 @@ def check(
     for key, found in by_key.items():
         if len(found) > 1:
             first = ops_by_key.get(key, [None])[0]
-            r.flag(Anomaly.DUPLICATE, f"{key[0]}/{key[1]}: {len(found)} events", first)
+            at = "; ".join(f.where for f in found if f.where)
+            detail = f"{key[0]}/{key[1]}: {len(found)} events" + (f" ({at})" if at else "")
+            r.flag(Anomaly.DUPLICATE, detail, first)
         if key not in ops_by_key:
             r.flag(Anomaly.PHANTOM, f"{key[0]}/{key[1]}: an event no client sent")
 

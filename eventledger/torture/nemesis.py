@@ -37,11 +37,16 @@ from enum import StrEnum
 from typing import Any
 
 import ray
+from confluent_kafka import Producer
 
 from actors.coordinator import find_coordinator
+from actors.kafka import producer_config
 from actors.launcher import partition_actor
 from eventledger.broker import Broker
+from eventledger.torture.hostile import hostile_records
+from topology.partitioner import partition_for
 from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["CLUSTER_NODE", "Fault", "FaultRecord", "Nemesis", "NemesisPlan", "parse_faults"]
 
@@ -58,6 +63,7 @@ class Fault(StrEnum):
     COORDINATOR = "coordinator"
     REBUILD = "rebuild"
     NODE = "node"
+    HOSTILE = "hostile"
 
 
 def parse_faults(text: str) -> list[Fault]:
@@ -116,6 +122,7 @@ class Nemesis:
     plan: NemesisPlan = field(default_factory=NemesisPlan)
     cluster: Any | None = None
     seed: int = 0
+    accounts: Sequence[str] = ()  # the bank's, for the hostile fault
     records: list[FaultRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -212,6 +219,8 @@ class Nemesis:
                 self._rebuild(record)
             case Fault.NODE:
                 self._replace_node(record)
+            case Fault.HOSTILE:
+                self._hostile(record)
 
     # -- the faults -----------------------------------------------------------------------
 
@@ -256,6 +265,24 @@ class Nemesis:
             os.kill(pid, signal.SIGCONT)
         with self._lock:
             self._stopped.discard(pid)
+
+    def _hostile(self, record: FaultRecord) -> None:
+        """A burst of hostile records (`eventledger.torture.hostile`) straight into the
+        commands partition of a bank account, amid its valid commands."""
+        if not self.accounts:
+            raise ValueError("the hostile fault needs the bank's accounts")
+        account = self._rng.choice(list(self.accounts))
+        partition = partition_for(account.encode(), self.settings.partitions)
+        lane = self._rng.randrange(self.settings.reply_lanes)
+        records = hostile_records(account, lane, tag=str(len(self.records)))
+        producer = Producer({**producer_config(self.settings), "message.max.bytes": 2_000_000})
+        topic = TopicLayout.of(self.settings).name(TopicKind.COMMANDS)
+        for r in records:
+            producer.produce(topic, r.value, account.encode(), partition, headers=r.headers or None)
+        left = producer.flush(30)
+        record.target = f"{len(records)} records against {account} (partition {partition})"
+        if left:
+            record.detail = f"{left} not delivered"
 
     def _kill_broker(self, record: FaultRecord) -> None:
         pid = self.broker.pid()

@@ -244,6 +244,7 @@ def _drive(
         plan=config.plan,
         cluster=cluster,
         seed=config.seed,
+        accounts=workload.bank.account_ids(),
     )
     try:
         tell("opening accounts")
@@ -309,15 +310,21 @@ def _facts(settings: Settings) -> list[EventFact]:
     """Every committed event, reduced (read_committed, from offset 0 to the end)."""
     for attempt in range(5):
         try:
-            return [
-                fact(e.envelope.aggregate_id, e.envelope.command_id, e.event)
-                for e in read_events(settings, LEDGER)
-            ]
+            return _read_facts(settings)
         except Exception as e:  # the broker still settling after a restart
             log.warning("reading the events (attempt %d): %s", attempt + 1, e)
             time.sleep(2.0)
+    return _read_facts(settings)
+
+
+def _read_facts(settings: Settings) -> list[EventFact]:
     return [
-        fact(e.envelope.aggregate_id, e.envelope.command_id, e.event)
+        fact(
+            e.envelope.aggregate_id,
+            e.envelope.command_id,
+            e.event,
+            f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}",
+        )
         for e in read_events(settings, LEDGER)
     ]
 

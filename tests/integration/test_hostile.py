@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-import msgspec
 import pytest
 import ray
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -23,6 +22,7 @@ from confluent_kafka.admin import (
 from actors.audit import read_events, read_topic
 from actors.kafka import producer_config
 from actors.launcher import actor_name, deploy, partition_actor
+from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
 from topology.codec import PoisonCode, encode_command
 from topology.limits import MAX_COMMAND_BYTES
@@ -33,42 +33,6 @@ from .conftest import Service
 pytestmark = pytest.mark.timeout(600)
 
 
-def _envelope(lane: int, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "command_id": "hostile",
-        "aggregate_id": "victim",
-        "type": "Deposit",
-        "payload": msgspec.Raw(msgspec.msgpack.encode({"amount": 1})),
-        "reply_to": lane,
-    }
-    return {**base, **fields}
-
-
-def _hostile(lane: int) -> list[tuple[str, bytes | None, list[tuple[str, str | bytes | None]]]]:
-    """(what, value, headers): records a client library would never send."""
-    enc = msgspec.msgpack.encode
-    deep = b"\x91" * 20_000 + b"\x00"
-    envelope = _envelope(lane)
-    fields = b"".join(enc(k) + enc(v) for k, v in envelope.items())
-    deep_field = bytes([0x80 | (len(envelope) + 1)]) + fields + enc("junk") + deep
-    return [
-        ("payload nested 20,000 deep", enc(_envelope(lane, payload=msgspec.Raw(deep))), []),
-        ("unknown field nested 20,000 deep", deep_field, []),
-        ("600 KB command id", enc(_envelope(lane, command_id="x" * 600_000)), []),
-        ("90 KB command id", enc(_envelope(lane, command_id="y" * 90_000)), []),
-        ("not msgpack", b"\xc1\xc1\xc1 not msgpack", []),
-        ("null value", None, []),
-        ("just under 1 MB", b"\x00" * 1_000_000, []),
-        ("amount 2^64-1", enc(_envelope(lane, payload=msgspec.Raw(enc({"amount": 2**64 - 1})))),
-         []),
-        ("reply_to -1", enc(_envelope(lane, reply_to=-1)), []),
-        ("reply_to 10^6", enc(_envelope(lane, reply_to=10**6)), []),
-        ("unknown type", enc(_envelope(lane, type="Teleport")), []),
-        ("key is another aggregate", enc(_envelope(lane, aggregate_id="someone-else")), []),
-        ("900 KB of headers on garbage", b"junk", [("big", b"h" * 900_000)]),
-    ]  # fmt: skip
-
-
 def test_hostile_records_never_stall_the_partition(service: Service) -> None:
     c = service.client
     settings = service.settings
@@ -77,12 +41,12 @@ def test_hostile_records_never_stall_the_partition(service: Service) -> None:
     assert c.execute("victim", OpenAccount("EUR")).accepted
     p = c.partition_of("victim")
     raw = Producer({**producer_config(settings), "message.max.bytes": 2_000_000})
-    cases = _hostile(c.reply_lane)
-    for i, (what, value, headers) in enumerate(cases):
-        raw.produce(commands, value, b"victim", p, headers=headers or None)
-        assert raw.flush(30) == 0, what
+    cases = hostile_records("victim", c.reply_lane)
+    for i, case in enumerate(cases):
+        raw.produce(commands, case.value, b"victim", p, headers=case.headers or None)
+        assert raw.flush(30) == 0, case.what
         reply = c.execute("victim", Deposit(10), command_id=f"after-{i}", timeout=30)
-        assert reply.accepted, f"the deposit after {what!r} was refused: {reply}"
+        assert reply.accepted, f"the deposit after {case.what!r} was refused: {reply}"
 
     assert c.get_account("victim")["balance"] == 10 * len(cases)  # type: ignore[index]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
