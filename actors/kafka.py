@@ -94,14 +94,19 @@ class FencedError(FatalError):
 def classify(exc: KafkaException, *, during: str) -> KafkaClientError:
     """Turn a confluent-kafka exception into one of our three kinds.
 
-    A timed-out commit or abort is fatal: librdkafka has no KIP-890 protection, so a late
-    end-of-transaction could otherwise end the wrong transaction.
+    A commit or abort that timed out, or whose connection broke, is fatal: the request may
+    still land, and librdkafka has no KIP-890 protection, so a late end-of-transaction could
+    otherwise end the wrong transaction (re-creating the producer bumps the epoch instead).
     """
     error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
     text = f"{during}: {error.str() if error else exc}"
     if error is None:
         return FatalError(text)
-    timed_out = error.code() in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT)
+    timed_out = error.code() in (
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TRANSPORT,
+    )
     if error.code() in _FENCED_CODES:
         return FencedError(text, error)
     if error.fatal():
@@ -115,17 +120,19 @@ def classify(exc: KafkaException, *, during: str) -> KafkaClientError:
     return FatalError(text, error)
 
 
-def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5) -> T:
+def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5, who: str = "") -> T:
     """``fn(*args)``, called again (after a pause growing to 0.5 s) while Kafka calls its
-    error retriable, at most ``attempts`` times. Raises the last ``KafkaException`` as is:
-    callers classify it (``classify``) or inspect its code."""
+    error retriable, at most ``attempts`` times. ``during`` names the operation exactly as
+    ``classify`` knows it ("commit", "abort", ...: a timed-out commit or abort is never
+    retried); ``who`` only labels the log. Raises the last ``KafkaException`` as is: callers
+    classify it (``classify``) or inspect its code."""
     for attempt in range(1, attempts + 1):
         try:
             return fn(*args)
         except KafkaException as e:
             if attempt == attempts or not isinstance(classify(e, during=during), RetriableError):
                 raise
-            log.info("%s: %s; retrying", during, e)
+            log.info("%s %s: %s; retrying", who, during, e)
             time.sleep(min(0.05 * attempt, 0.5))
     raise AssertionError("unreachable")
 
@@ -336,7 +343,7 @@ class TransactionalWriter:
         # A timed-out end of a transaction is not called again: it is fatal (see classify).
         attempts = {"init_transactions": INIT_ATTEMPTS, "commit": 1, "abort": 1}.get(during, 5)
         try:
-            return retrying(f"{self.transactional_id} {during}", fn, *args, attempts=attempts)
+            return retrying(during, fn, *args, attempts=attempts, who=self.transactional_id)
         except KafkaException as e:
             raise self._fail(classify(e, during=during)) from e
 

@@ -660,7 +660,7 @@ class PartitionWorker:
     def _call(self, during: str, fn: Callable[..., T], *args: Any, attempts: int = 5) -> T:
         """A Kafka call, retried while retriable; what still fails comes out classified."""
         try:
-            return retrying(f"partition {self.partition} {during}", fn, *args, attempts=attempts)
+            return retrying(during, fn, *args, attempts=attempts, who=f"partition {self.partition}")
         except KafkaException as e:
             raise classify(e, during=during) from e
 

@@ -193,6 +193,7 @@ def run_torture(
                 bootstrap_servers=bootstrap,
                 partitions=config.partitions,
                 reply_lanes=config.reply_lanes,
+                state_dir=str(home / "state"),
                 environ={},
             )
             report(Snapshot("deploying the service", clock(), config.seconds, 0, 0, 0))

@@ -85,3 +85,19 @@ def test_retrying_gives_up_after_its_attempts() -> None:
     with pytest.raises(KafkaException):
         retrying("test", call, attempts=2)  # type: ignore[arg-type]
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("during", ["commit", "abort"])
+def test_a_timed_out_commit_or_abort_is_never_retried(during: str) -> None:
+    """librdkafka has no KIP-890 protection: a late end of transaction could end the wrong
+    one, so the caller must re-create the producer instead (a label never hides this)."""
+    timed_out = exc(KafkaError._TIMED_OUT)
+    calls, call = flaky(timed_out)
+    with pytest.raises(KafkaException) as caught:
+        retrying(during, call, attempts=5, who="partition 3")  # type: ignore[arg-type]
+    assert caught.value is timed_out and len(calls) == 1
+
+
+def test_other_calls_that_time_out_are_retried() -> None:
+    _calls, call = flaky(exc(KafkaError._TIMED_OUT))
+    assert retrying("init_transactions", call, attempts=5, who="p") == 2  # type: ignore[arg-type]
