@@ -157,10 +157,12 @@ class IdStore:
                 if start is None:
                     start = _offset_at(consumer, tp, since, high)
                 start = max(start, low)
+                reached = start  # the next offset the scan did not read
                 batch: dict[bytes, bytes] = {}
                 if start < high:
                     for msg in scan_partition(consumer, TopicPartition(topic, tp.partition, start)):
                         records += 1
+                        reached = msg.offset() + 1
                         key, value = msg.key(), msg.value()
                         if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
                             continue
@@ -170,7 +172,10 @@ class IdStore:
                             self.install(batch, {})
                             batch = {}
                 installed += len(batch)
-                self.install(batch, {tp.partition: high})
+                # Not `high`: a read_committed scan ends at the last stable offset, and what
+                # lies beyond it must be read again next time. Markers after `reached` are
+                # skipped by the next read anyway.
+                self.install(batch, {tp.partition: reached})
         finally:
             consumer.close()
         log.info(
@@ -179,7 +184,7 @@ class IdStore:
             installed,
             records,
             stored or "the window's start",
-            {p: high for p, (_, high) in bounds.items()},
+            self.positions(),
         )
         self._db.flush()  # what was restored survives a crash: the next start goes on from it
         release_freed_memory()
