@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -165,31 +166,23 @@ class LedgerClient:
         """Send, re-sending the same command id with the same first-attempt time (backing
         off) until its reply comes; ``ReplyTimeoutError`` after ``timeout`` seconds. To retry
         from elsewhere after that, pass the error's ``command_id`` and ``first_attempt_ms``."""
-        command_id = command_id or self.new_command_id()
-        first = first_attempt_ms if first_attempt_ms is not None else now_ms()
-        wait = timeout or self.timeout
-        deadline = time.monotonic() + wait
-        future = self._register(command_id, aggregate_id)
+        retries = self._retries(
+            aggregate_id,
+            command,
+            command_id=command_id,
+            expected_version=expected_version,
+            first_attempt_ms=first_attempt_ms,
+            timeout=timeout,
+        )
         try:
-            pause = self.retry_interval
             while True:
-                self._send(
-                    aggregate_id,
-                    command,
-                    command_id=command_id,
-                    expected_version=expected_version,
-                    first_attempt_ms=first,
-                    future=None,
-                )
-                left = deadline - time.monotonic()
                 try:
-                    return future.result(max(0.0, min(pause, left)))
+                    return retries.future.result(retries.send())
                 except TimeoutError:
-                    if time.monotonic() >= deadline:
-                        raise self._timed_out(command_id, first, wait) from None
-                pause = min(pause * 2, _MAX_RETRY_INTERVAL)
+                    if retries.over():
+                        raise retries.timed_out() from None
         finally:
-            self._forget((command_id, aggregate_id), future)
+            retries.forget()
 
     async def execute_async(
         self,
@@ -202,32 +195,49 @@ class LedgerClient:
         timeout: float | None = None,
     ) -> Reply:
         """The asyncio form of ``execute``."""
-        command_id = command_id or self.new_command_id()
-        first = first_attempt_ms if first_attempt_ms is not None else now_ms()
-        wait = timeout or self.timeout
-        deadline = time.monotonic() + wait
-        future = self._register(command_id, aggregate_id)
-        waiting = asyncio.wrap_future(future)
+        retries = self._retries(
+            aggregate_id,
+            command,
+            command_id=command_id,
+            expected_version=expected_version,
+            first_attempt_ms=first_attempt_ms,
+            timeout=timeout,
+        )
+        waiting = asyncio.wrap_future(retries.future)
         try:
-            pause = self.retry_interval
             while True:
-                self._send(
-                    aggregate_id,
-                    command,
-                    command_id=command_id,
-                    expected_version=expected_version,
-                    first_attempt_ms=first,
-                    future=None,
-                )
-                left = deadline - time.monotonic()
-                done, _ = await asyncio.wait({waiting}, timeout=max(0.0, min(pause, left)))
+                done, _ = await asyncio.wait({waiting}, timeout=retries.send())
                 if done:
                     return waiting.result()
-                if time.monotonic() >= deadline:
-                    raise self._timed_out(command_id, first, wait)
-                pause = min(pause * 2, _MAX_RETRY_INTERVAL)
+                if retries.over():
+                    raise retries.timed_out()
         finally:
-            self._forget((command_id, aggregate_id), future)
+            retries.forget()
+
+    def _retries(
+        self,
+        aggregate_id: str,
+        command: Any,
+        *,
+        command_id: str | None,
+        expected_version: int | None,
+        first_attempt_ms: int | None,
+        timeout: float | None,
+    ) -> _Retries:
+        command_id = command_id or self.new_command_id()
+        wait = timeout or self.timeout
+        return _Retries(
+            client=self,
+            aggregate_id=aggregate_id,
+            command=command,
+            command_id=command_id,
+            expected_version=expected_version,
+            first_attempt_ms=first_attempt_ms if first_attempt_ms is not None else now_ms(),
+            future=self._register(command_id, aggregate_id),
+            wait=wait,
+            deadline=time.monotonic() + wait,
+            pause=self.retry_interval,
+        )
 
     def _register(self, command_id: str, aggregate_id: str) -> Future[Reply]:
         if self._closed.is_set():
@@ -372,6 +382,45 @@ class LedgerClient:
                 waiting.remove(future)
             if not waiting:
                 self._pending.pop(key, None)
+
+
+@dataclass
+class _Retries:
+    """One ``execute``: the same command (id, first-attempt time) sent again and again, the
+    pause doubling from the client's ``retry_interval`` to 8 s, until ``wait`` seconds pass."""
+
+    client: LedgerClient
+    aggregate_id: str
+    command: Any
+    command_id: str
+    expected_version: int | None
+    first_attempt_ms: int
+    future: Future[Reply]
+    wait: float
+    deadline: float
+    pause: float
+
+    def send(self) -> float:
+        """Send once more; the seconds to wait for the reply before the next attempt."""
+        self.client._send(
+            self.aggregate_id,
+            self.command,
+            command_id=self.command_id,
+            expected_version=self.expected_version,
+            first_attempt_ms=self.first_attempt_ms,
+            future=None,
+        )
+        pause, self.pause = self.pause, min(self.pause * 2, _MAX_RETRY_INTERVAL)
+        return max(0.0, min(pause, self.deadline - time.monotonic()))
+
+    def over(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def timed_out(self) -> ReplyTimeoutError:
+        return self.client._timed_out(self.command_id, self.first_attempt_ms, self.wait)
+
+    def forget(self) -> None:
+        self.client._forget((self.command_id, self.aggregate_id), self.future)
 
 
 def now_ms() -> int:

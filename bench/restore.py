@@ -61,23 +61,13 @@ def account_id(i: int) -> str:
 
 def run_eventledger_restore(ctx: RunContext) -> Restore:
     keys = ctx.config.restore_keys
-    idle = _one_partition(ctx, "idle")
-    [handle] = deploy(idle, detached=False, timeout=300)
-    try:
-        idle_stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
-    finally:
-        undeploy(idle)
-
+    idle_stats = _stats_once_started(_one_partition(ctx, "idle"))
     settings = _one_partition(ctx, "restore")
     layout = TopicLayout(settings.app_id, 1)
     ensure_topics(ctx.bootstrap, layout)
     _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts..."):
-        [handle] = deploy(settings, detached=False, timeout=3_600)
-        try:
-            stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
-        finally:
-            undeploy(settings)
+        stats = _stats_once_started(settings)
     if stats["aggregates"] != keys:
         raise RuntimeError(f"the actor restored {stats['aggregates']} accounts, not {keys}")
     ids = _restore_with_ids(ctx, stats["rss_bytes"])
@@ -106,12 +96,7 @@ def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
-        [handle] = deploy(settings, detached=False, timeout=3_600)
-        try:
-            stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
-        finally:
-            undeploy(settings)
-    shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
+        stats = _stats_once_started(settings)
     if stats["ids_restored"] != ids:
         raise RuntimeError(f"the actor read {stats['ids_restored']} remembered ids, not {ids}")
     seconds = stats["ids_restore_seconds"]
@@ -142,6 +127,18 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     if producer.flush(600):
         raise RuntimeError(f"ids to {topic} were not all delivered")
     ctx.progress.update(task, completed=ids)
+
+
+def _stats_once_started(settings: Settings) -> dict[str, Any]:
+    """Deploy the application's one partition actor, take its stats once it has restored,
+    then remove it and its local state."""
+    [handle] = deploy(settings, detached=False, timeout=3_600)
+    try:
+        stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+    finally:
+        undeploy(settings)
+        shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
+    return stats
 
 
 def _one_partition(ctx: RunContext, name: str) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,9 @@ def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
     )
 
 
-@pytest.fixture
-def service(settings: Settings, ray_local: None) -> Iterator[Service]:
+@contextmanager
+def running(settings: Settings) -> Iterator[Service]:
+    """The application of ``settings`` deployed on the session's Ray, with a client."""
     handles = deploy(settings, detached=False)
     client = LedgerClient(settings, timeout=60)
     try:
@@ -36,3 +38,9 @@ def service(settings: Settings, ray_local: None) -> Iterator[Service]:
     finally:
         client.close()
         undeploy(settings)
+
+
+@pytest.fixture
+def service(settings: Settings, ray_local: None) -> Iterator[Service]:
+    with running(settings) as served:
+        yield served

@@ -16,12 +16,12 @@ import ray
 
 from actors.audit import read_events
 from actors.client import LedgerClient, now_ms
-from actors.launcher import deploy, partition_actor, undeploy
+from actors.launcher import partition_actor
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from topology.idempotency import IdCode
 from topology.settings import Settings
 
-from .conftest import Service
+from .conftest import Service, running
 
 
 def _events_of(settings: Settings, account: str) -> Counter[str]:
@@ -123,13 +123,8 @@ def short_window(bootstrap: str, app_id: str, state_dir: str, ray_local: None) -
         state_dir=state_dir,
         environ={},
     )
-    handles = deploy(settings, detached=False)
-    client = LedgerClient(settings, timeout=60)
-    try:
-        yield Service(settings, handles, client)
-    finally:
-        client.close()
-        undeploy(settings)
+    with running(settings) as served:
+        yield served
 
 
 def test_a_retry_past_the_window_is_expired_never_executed_again(short_window: Service) -> None:
