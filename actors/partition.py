@@ -88,6 +88,21 @@ class PartitionStatus(StrEnum):
     BLOCKED = "blocked"  # waits for an operator (see `unblock`); never restarted by itself
 
 
+def _configure_logging(level: str) -> None:
+    """``EVENTLEDGER_LOG_LEVEL`` (e.g. INFO: restores, the id memory, positions) for the
+    ``actors`` loggers of this process. A Ray worker's root logger has no handler (only
+    Python's last resort, WARNING and up, prints), so the level comes with a handler."""
+    level = level.strip().upper()
+    if not level:
+        return
+    logger = logging.getLogger("actors")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 class PartitionBlockedError(Exception):
     """The partition cannot go on without an operator: its message says why and how."""
 
@@ -170,9 +185,7 @@ class PartitionWorker:
         self._consumer: Consumer | None = None
         self._offsets: Consumer | None = None  # unassigned: offset queries during a switch
         tracing.configure_telemetry("eventledger")
-        level = os.environ.get("EVENTLEDGER_LOG_LEVEL", "").strip().upper()
-        if level:  # e.g. INFO: restores, id memory, positions (Ray workers log WARNING+)
-            logging.getLogger("actors").setLevel(level)
+        _configure_logging(os.environ.get("EVENTLEDGER_LOG_LEVEL", ""))
         self.metrics = PartitionMetrics(settings.app_id, partition)
         if start:
             self.start()
