@@ -54,6 +54,7 @@ __all__ = [
     "encode_view",
     "error_headers",
     "is_current_snapshot",
+    "snapshot_record",
 ]
 
 
@@ -286,6 +287,15 @@ def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
         if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
             return _LZ4 + header + compressed
     return _RAW + header + body
+
+
+def snapshot_record(
+    aggregate: Aggregate, aggregate_id: str, slot: Slot, events_offset: int
+) -> tuple[bytes, bytes]:
+    """The (key, value) of ``slot``'s snapshot record at the current state schema version,
+    reflecting the events below ``events_offset``: the one way a snapshot record is built."""
+    snapshot = Snapshot(aggregate.state_schema_version, aggregate_id, slot, events_offset)
+    return encode_key(aggregate_id), encode_snapshot(aggregate, snapshot)
 
 
 CHECKPOINT_KEY: Final = b""

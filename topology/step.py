@@ -26,7 +26,6 @@ from topology.codec import (
     PoisonCode,
     Reply,
     Slot,
-    Snapshot,
     command_fingerprint,
     decode_command,
     decode_reply,
@@ -34,9 +33,9 @@ from topology.codec import (
     encode_id_key,
     encode_key,
     encode_reply,
-    encode_snapshot,
     encode_view,
     error_headers,
+    snapshot_record,
 )
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
@@ -480,11 +479,8 @@ class _Batch:
         """The batch's records, with one snapshot and one view per changed aggregate."""
         snapshots: list[OutRecord] = []
         views: list[OutRecord] = []
-        schema_version = self.aggregate.state_schema_version
         for aggregate_id, slot in self.changed.items():
-            key = encode_key(aggregate_id)
-            snapshot = Snapshot(schema_version, aggregate_id, slot, events_offset)
-            value = encode_snapshot(self.aggregate, snapshot)
+            key, value = snapshot_record(self.aggregate, aggregate_id, slot, events_offset)
             snapshots.append(OutRecord(TopicKind.SNAPSHOTS, self.partition, key, value, [], None))
             if slot.state is not None:
                 value = encode_view(self.aggregate, slot.state)
