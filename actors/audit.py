@@ -7,7 +7,6 @@ EOF), so what it returns is exactly what a downstream consumer would ever see.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
 from topology.codec import EventEnvelope, decode_event
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -50,7 +50,7 @@ def read_named_topic(
     consumer = Consumer(
         consumer_config(
             settings,
-            group_id=f"{settings.app_id}-audit-{uuid.uuid4().hex[:8]}",
+            group_id=Names.of(settings).group("audit", unique=True),
             **{"enable.partition.eof": True},
         )
     )

@@ -18,7 +18,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -30,6 +29,7 @@ from actors import tracing
 from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
+from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -89,7 +89,7 @@ class LedgerClient:
         self._closed = threading.Event()
         self._producer = Producer(producer_config(self.settings))
         self._consumer = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-client-{uuid.uuid4().hex}")
+            consumer_config(settings, group_id=Names.of(settings).group("client", unique=True))
         )
         replies = self.layout.name(TopicKind.REPLIES)
         start = []

@@ -8,7 +8,6 @@ used by the shadow rebuild and by a partition actor whose snapshots are stale. R
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -16,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
 from topology.codec import Slot, decode_key
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.restore import apply_event_record
 from topology.settings import Settings
@@ -37,7 +37,7 @@ class EventTail:
         self._consumer = Consumer(
             consumer_config(
                 settings,
-                group_id=f"{settings.app_id}-replay-{uuid.uuid4().hex[:8]}",
+                group_id=Names.of(settings).group("replay", unique=True),
                 **{
                     "enable.partition.eof": True,
                     "fetch.wait.max.ms": 5,  # the end is noticed quickly
@@ -50,7 +50,7 @@ class EventTail:
         # Offsets are asked on a consumer of their own: on the fetching one, the request
         # would wait behind the long-poll fetch sharing the broker connection.
         self._offsets = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-replay-offsets")
+            consumer_config(settings, group_id=Names.of(settings).group("replay-offsets"))
         )
         self.position = start
         self.at_end = False

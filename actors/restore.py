@@ -18,12 +18,20 @@ from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
-from topology.codec import CHECKPOINT_KEY, Checkpoint, StaleSnapshotError, decode_checkpoint
+from topology.codec import (
+    CHECKPOINT_KEY,
+    Checkpoint,
+    Slot,
+    StaleSnapshotError,
+    decode_checkpoint,
+    snapshot_record,
+)
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 
-__all__ = ["Restored", "restore_partition"]
+__all__ = ["Restored", "restore_or_fold", "restore_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,7 @@ class Restored:
     stale: bool
     events_end: int
     seconds: float
+    folded: bool = False  # the store was folded from the events (the snapshots were stale)
 
 
 def restore_partition(
@@ -62,7 +71,7 @@ def restore_partition(
     """Read ``snapshots`` from its start to its end (partition EOF) into a store."""
     started = time.monotonic()
     consumer = Consumer(
-        consumer_config(settings, group_id=f"{settings.app_id}-restore", **_RESTORE_CONSUMER)
+        consumer_config(settings, group_id=Names.of(settings).group("restore"), **_RESTORE_CONSUMER)
     )
     store = SnapshotStore(aggregate)
     load = store.load
@@ -88,3 +97,36 @@ def restore_partition(
         consumer.close()
     release_freed_memory()
     return Restored(store, checkpoint, records, stale, events_end, time.monotonic() - started)
+
+
+def restore_or_fold(
+    settings: Settings,
+    aggregate: Aggregate,
+    *,
+    snapshots: TopicPartition,
+    events: TopicPartition,
+) -> Restored:
+    """``restore_partition``; when it met snapshots of another state schema, the store is
+    instead folded from ``events`` from offset 0 (the coordinator then rebuilds a clean
+    generation). Snapshots of another schema are never loaded."""
+    restored = restore_partition(settings, aggregate, snapshots=snapshots, events=events)
+    if not restored.stale:
+        return restored
+    from actors.replay import replay_partition
+
+    log.warning("%s[%d]: stale snapshots; folding the events", events.topic, events.partition)
+    slots: dict[str, Slot] = {}
+    applied, position = replay_partition(settings, aggregate, events.partition, slots)
+    store = SnapshotStore(aggregate)
+    for aggregate_id, slot in slots.items():
+        store.load(*snapshot_record(aggregate, aggregate_id, slot, position))
+    log.info(
+        "%s[%d]: folded %d events into %d aggregates",
+        events.topic,
+        events.partition,
+        applied,
+        len(store),
+    )
+    restored.store = store
+    restored.folded = True
+    return restored

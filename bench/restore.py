@@ -28,20 +28,21 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
-from actors.launcher import deploy, undeploy
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
 from bench.model import Restore, RunContext
 from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
+from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec import (
     Reply,
     Slot,
-    Snapshot,
     encode_id_key,
     encode_reply,
-    encode_snapshot,
+    snapshot_record,
 )
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -62,9 +63,9 @@ def account_id(i: int) -> str:
 def run_eventledger_restore(ctx: RunContext) -> Restore:
     keys = ctx.config.restore_keys
     idle = _one_partition(ctx, "idle")
-    [handle] = deploy(idle, detached=False, timeout=300)
+    [handle] = deploy_partitions(idle, detached=False, timeout=300)
     try:
-        idle_stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+        idle_stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
     finally:
         undeploy(idle)
 
@@ -73,25 +74,25 @@ def run_eventledger_restore(ctx: RunContext) -> Restore:
     ensure_topics(ctx.bootstrap, layout)
     _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts..."):
-        [handle] = deploy(settings, detached=False, timeout=3_600)
+        [handle] = deploy_partitions(settings, detached=False, timeout=3_600)
         try:
-            stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+            stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
         finally:
             undeploy(settings)
-    if stats["aggregates"] != keys:
-        raise RuntimeError(f"the actor restored {stats['aggregates']} accounts, not {keys}")
-    ids = _restore_with_ids(ctx, stats["rss_bytes"])
+    if stats.aggregates != keys:
+        raise RuntimeError(f"the actor restored {stats.aggregates} accounts, not {keys}")
+    ids = _restore_with_ids(ctx, stats.rss_bytes)
     return Restore(
         system="eventledger",
         keys=keys,
-        seconds=stats["restore_seconds"],
-        records=stats["restored_records"],
-        rss_bytes=stats["rss_bytes"],
+        seconds=stats.restore_seconds,
+        records=stats.restored_records,
+        rss_bytes=stats.rss_bytes,
         method="PartitionWorker restore (stats: restore_seconds, restored_records, rss_bytes)",
         facts={
-            "aggregates": stats["aggregates"],
-            "idle actor rss_bytes": idle_stats["rss_bytes"],
-            "rss above the idle actor": stats["rss_bytes"] - idle_stats["rss_bytes"],
+            "aggregates": stats.aggregates,
+            "idle actor rss_bytes": idle_stats.rss_bytes,
+            "rss above the idle actor": stats.rss_bytes - idle_stats.rss_bytes,
             **ids,
         },
     )
@@ -106,23 +107,23 @@ def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
-        [handle] = deploy(settings, detached=False, timeout=3_600)
+        [handle] = deploy_partitions(settings, detached=False, timeout=3_600)
         try:
-            stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+            stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
         finally:
             undeploy(settings)
     shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
-    if stats["ids_restored"] != ids:
-        raise RuntimeError(f"the actor read {stats['ids_restored']} remembered ids, not {ids}")
-    seconds = stats["ids_restore_seconds"]
+    if stats.ids_restored != ids:
+        raise RuntimeError(f"the actor read {stats.ids_restored} remembered ids, not {ids}")
+    seconds = stats.ids_restore_seconds
     return {
         "ids remembered": ids,
         "ids restore seconds": seconds,
         "ids restore records/s": ids / seconds if seconds > 0 else 0.0,
-        "rss_bytes with the ids": stats["rss_bytes"],
-        "rss per remembered id (bytes)": (stats["rss_bytes"] - accounts_rss) / ids,
-        "id store disk bytes": stats["ids_disk_bytes"],
-        "disk per remembered id (bytes)": stats["ids_disk_bytes"] / ids,
+        "rss_bytes with the ids": stats.rss_bytes,
+        "rss per remembered id (bytes)": (stats.rss_bytes - accounts_rss) / ids,
+        "id store disk bytes": stats.ids_disk_bytes,
+        "disk per remembered id (bytes)": stats.ids_disk_bytes / ids,
     }
 
 
@@ -154,7 +155,6 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
     """One current-schema snapshot per account (version 1, no remembered replies)."""
     producer = Producer(producer_config(ctx.bootstrap))
     task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)
-    schema = LEDGER.state_schema_version
     for i in range(keys):
         aggregate_id = account_id(i)
         account = Account(
@@ -164,14 +164,8 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             overdraft_limit=5_000 if i % 10 == 0 else 0,
             version=1,
         )
-        snapshot = Snapshot(
-            schema_version=schema,
-            aggregate_id=aggregate_id,
-            slot=Slot(state=account, version=1),
-            events_offset=0,
-        )
-        value = encode_snapshot(LEDGER, snapshot)
-        _produce(producer, topic, value, aggregate_id.encode())
+        key, value = snapshot_record(LEDGER, aggregate_id, Slot(state=account, version=1), 0)
+        _produce(producer, topic, value, key)
         if i % 20_000 == 0:
             producer.poll(0)
             ctx.progress.update(task, completed=i)

@@ -24,12 +24,12 @@ from rich.progress import Progress
 
 from actors.audit import fold_events
 from actors.client import LedgerClient
-from actors.coordinator import deploy_coordinator, stop_service
+from actors.coordinator import stop_service
 from actors.launcher import NAMESPACE, partition_actor
+from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.runtime import ensure_broker, ensure_ray
 from eventledger.service import connect_ray
 from eventledger.workload import Workload, money_moved
-from ledger.aggregate import LEDGER
 from topology.codec import Reply
 from topology.settings import Settings
 
@@ -145,7 +145,7 @@ def run_demo(
     workload = Workload(accounts=accounts, commands=commands, seed=seed)
     progress = progress or Progress(transient=True)
     try:
-        deploy_coordinator(settings)
+        deploy_service(settings)
         with LedgerClient(settings) as client, progress:
             _drive(
                 client,
@@ -172,7 +172,7 @@ def run_demo(
         handles = [partition_actor(settings.app_id, p) for p in range(partitions)]
         for part in ray.get([h.views.remote() for h in handles]):
             views.update(part)
-        folded = fold_events(settings, LEDGER)
+        folded = fold_events(settings, AGGREGATE)
     finally:
         if not keep:
             stop_service(settings.app_id)

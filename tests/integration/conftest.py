@@ -1,4 +1,6 @@
-"""A deployed service per test: topics, partition actors on the session's Ray, a client."""
+"""A deployed service per test, on the session's Ray: deployed through its coordinator (the
+production path) with a client, or as bare partition actors (``bare_service``) for a test
+that must not have a supervisor replace what it breaks on purpose."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Any
 import pytest
 
 from actors.client import LedgerClient
-from actors.launcher import deploy, undeploy
+from actors.coordinator import deploy_coordinator, stop_service
+from actors.launcher import deploy, partition_actor, undeploy
+from ledger import LEDGER
 from topology.settings import Settings
 
 
@@ -29,7 +33,19 @@ def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
 
 @pytest.fixture
 def service(settings: Settings, ray_local: None) -> Iterator[Service]:
-    handles = deploy(settings, detached=False)
+    deploy_coordinator(settings, LEDGER, timeout=120)
+    handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+    client = LedgerClient(settings, timeout=60)
+    try:
+        yield Service(settings, handles, client)
+    finally:
+        client.close()
+        stop_service(settings.app_id)
+
+
+@pytest.fixture
+def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
+    handles = deploy(settings, LEDGER, detached=False)
     client = LedgerClient(settings, timeout=60)
     try:
         yield Service(settings, handles, client)

@@ -24,7 +24,7 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
     layout = TopicLayout(app_id, 1)
     ensure_topics(bootstrap, layout)
     ensure_specs(bootstrap, [layout.snapshot_spec(1)])
-    worker = PartitionWorker(settings, 0)
+    worker = PartitionWorker(settings, 0, LEDGER)
     try:
         with LedgerClient(settings, timeout=60) as client:
             accounts = [f"s-{i}" for i in range(20)]
@@ -35,14 +35,14 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
     finally:
         worker.stop()  # the live writer is quiet from here on, as during a switch's pause
 
-    first = ShadowRebuild(settings, 0, 1, read_limit=60, start=False)
+    first = ShadowRebuild(settings, 0, 1, LEDGER, read_limit=60, start=False)
     assert first.resumed_from == 0
     assert first.replay_some() + first.replay_some() == 120
     first.checkpoint()
     reached = first._tail.position
     first.stop()  # crashes: no finish, no hand-over
 
-    second = ShadowRebuild(settings, 0, 1, start=False)  # fences the first one's producer
+    second = ShadowRebuild(settings, 0, 1, LEDGER, start=False)  # fences the first one's producer
     assert second.resumed_from == reached > 0
     handover = second.finish()
     assert handover.replayed == 320 - 120, "only the events after the checkpoint"
@@ -62,16 +62,16 @@ def test_snapshots_of_another_state_schema_are_never_loaded(
         app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
     ensure_topics(bootstrap, TopicLayout(app_id, 1))
-    old = PartitionWorker(settings, 0)  # state schema 1 writes the snapshots
+    old = PartitionWorker(settings, 0, LEDGER)  # state schema 1 writes the snapshots
     try:
         with LedgerClient(settings, timeout=60) as client:
             assert client.execute("v", OpenAccount("EUR")).accepted
             assert client.execute("v", Deposit(5)).accepted
     finally:
         old.stop()
-    new = PartitionWorker(settings, 0, aggregate=LEDGER_V2)  # schema 2: folds the events
+    new = PartitionWorker(settings, 0, LEDGER_V2)  # schema 2: folds the events
     try:
-        assert new.stats()["restored_from"] == "events"
+        assert new.stats().restored_from == "events"
         assert new.get("v") == {
             "status": "open", "currency": "EUR", "balance": 5, "overdraft_limit": 0,
             "version": 2,
