@@ -1,16 +1,30 @@
-"""Shared builders for the unit tests: command records, a fake id memory and a batch runner
-with defaults."""
+"""Shared builders for the unit tests: command records, a fake id memory, a batch runner with
+defaults, the ledger one state schema ahead, and the hypothesis strategies of commands."""
 
 from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
+from hypothesis import strategies as st
 
-from ledger import LEDGER, Command
+from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from topology.codec import Slot, encode_command, encode_key
 from topology.settings import DAY_MS
 from topology.step import BatchResult, InRecord, process_batch
 
-__all__ = ["NOW", "SOURCE", "Memory", "commit", "record", "run"]
+__all__ = [
+    "ACCOUNTS",
+    "NOW",
+    "SOURCE",
+    "Memory",
+    "NewerLedger",
+    "commands",
+    "commit",
+    "record",
+    "run",
+]
+
+ACCOUNTS = ("a", "b", "c")
+"""Few accounts, so that random commands meet each other's accounts often."""
 
 SOURCE = "unit.commands"
 NOW = 1_700_000_000_000
@@ -78,4 +92,26 @@ def run(
         window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
+    )
+
+
+class NewerLedger:
+    """The ledger with a state layout one version ahead (what a newer deployment writes)."""
+
+    def __getattr__(self, name: str) -> object:
+        return 2 if name == "state_schema_version" else getattr(LEDGER, name)
+
+
+def commands(
+    currencies: st.SearchStrategy[str],
+    limits: st.SearchStrategy[int],
+    amounts: st.SearchStrategy[int],
+) -> st.SearchStrategy[Command]:
+    """Random account commands: opens in ``currencies`` with overdraft ``limits``, deposits
+    and withdrawals of ``amounts``, and closes."""
+    return st.one_of(
+        st.builds(OpenAccount, currencies, limits),
+        st.builds(Deposit, amounts),
+        st.builds(Withdraw, amounts),
+        st.just(CloseAccount()),
     )

@@ -18,7 +18,7 @@ from topology.restore import (
 )
 from topology.step import BatchResult
 
-from .support import record, run
+from .support import NewerLedger, record, run
 
 # --- snapshots -----------------------------------------------------------------------------
 
@@ -72,13 +72,7 @@ def test_a_snapshot_under_another_key_is_refused() -> None:
 
 
 def test_a_stale_snapshot_raises_through() -> None:
-    class Newer:
-        """The ledger with a state layout one version ahead."""
-
-        def __getattr__(self, name: str) -> object:
-            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
-
-    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = encode_snapshot(NewerLedger(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         apply_snapshot_record(LEDGER, {}, b"a", data)
 

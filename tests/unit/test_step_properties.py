@@ -10,13 +10,9 @@ from hypothesis import strategies as st
 from ledger import (
     LEDGER,
     Account,
-    CloseAccount,
     Command,
-    Deposit,
     Deposited,
     Event,
-    OpenAccount,
-    Withdraw,
     Withdrawn,
     evolve,
 )
@@ -24,15 +20,11 @@ from topology.codec import EventEnvelope, Slot, decode_event
 from topology.restore import apply_event_record
 from topology.step import InRecord
 
-from .support import Memory, commit, record, run
+from .support import ACCOUNTS, Memory, commit, record, run
+from .support import commands as command_strategy
 
-ACCOUNTS = ("a", "b", "c")
-
-commands: st.SearchStrategy[Command] = st.one_of(
-    st.builds(OpenAccount, st.just("EUR"), st.integers(0, 300)),
-    st.builds(Deposit, st.integers(-5, 1_000)),
-    st.builds(Withdraw, st.integers(-5, 1_000)),
-    st.just(CloseAccount()),
+commands = command_strategy(
+    currencies=st.just("EUR"), limits=st.integers(0, 300), amounts=st.integers(-5, 1_000)
 )
 # Few command ids, so that retries (of the same or another command) are frequent.
 inputs = st.one_of(

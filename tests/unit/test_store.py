@@ -6,7 +6,7 @@ from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from topology.codec import CodecError, Slot, Snapshot, StaleSnapshotError, encode_snapshot
 from topology.store import SnapshotStore
 
-from .support import record, run
+from .support import NewerLedger, record, run
 
 
 def committed_store() -> tuple[SnapshotStore, dict[str, Slot]]:
@@ -52,12 +52,6 @@ def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
 
 
 def test_a_stale_snapshot_is_refused_at_load() -> None:
-    class Newer:
-        """The ledger with a state layout one version ahead."""
-
-        def __getattr__(self, name: str) -> object:
-            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
-
-    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = encode_snapshot(NewerLedger(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         SnapshotStore(LEDGER).load(b"a", data)
