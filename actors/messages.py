@@ -72,7 +72,8 @@ _PARTITION_MOVES: dict[PartitionStatus, frozenset[PartitionStatus]] = {
 
 class ShadowPhase(StrEnum):
     """A shadow rebuild's phase: RESUMING (reading its own checkpoints) → REPLAYING ⇄
-    CAUGHT_UP → FINISHED (the hand-over is made); any phase but FINISHED → FAILED."""
+    CAUGHT_UP → FINISHED (the hand-over is made); any phase but FINISHED → FAILED; both of
+    those are final."""
 
     RESUMING = "resuming"
     REPLAYING = "replaying"
@@ -97,7 +98,8 @@ class ShadowPhase(StrEnum):
 
 _P = ShadowPhase
 _SHADOW_MOVES: dict[ShadowPhase, frozenset[ShadowPhase]] = {
-    _P.RESUMING: frozenset({_P.REPLAYING, _P.FAILED}),
+    # RESUMING → FINISHED: a shadow never started in the background replays all in `finish`
+    _P.RESUMING: frozenset({_P.REPLAYING, _P.FINISHED, _P.FAILED}),
     _P.REPLAYING: frozenset({_P.REPLAYING, _P.CAUGHT_UP, _P.FINISHED, _P.FAILED}),
     _P.CAUGHT_UP: frozenset({_P.REPLAYING, _P.CAUGHT_UP, _P.FINISHED, _P.FAILED}),
     _P.FINISHED: frozenset({_P.FINISHED}),

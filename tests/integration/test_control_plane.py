@@ -115,7 +115,7 @@ def test_the_control_writer_recovers_after_a_timed_out_commit(coordinator: Coord
     c.writer.writer.end_timeout = 0  # every commit times out: the producer is left dead
     ray.kill(partition_actor(c.settings.app_id, 1), no_restart=True)
     tick_until(c, lambda: c.writer.failures >= 1, "a failed control write")
-    assert "place" in c.status()["errors"]
+    assert "place" in c.status().errors
     c.writer.writer.end_timeout = 30  # the fault passes
     converge(c)
     assert c.writer.failures == 0 and c.writer.writer.recreations >= 1

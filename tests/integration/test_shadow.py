@@ -76,9 +76,9 @@ def test_snapshots_of_another_state_schema_are_never_loaded(
             "status": "open", "currency": "EUR", "balance": 5, "overdraft_limit": 0,
             "version": 2,
         }  # fmt: skip
-        assert new._states["v"].state.movements == 1
+        assert new.committed.states["v"].state.movements == 1
         with LedgerClient(settings, timeout=60) as client:
             assert client.execute("v", Deposit(7)).version == 3
-        assert new._states["v"].state.movements == 2
+        assert new.committed.states["v"].state.movements == 2
     finally:
         new.stop()

@@ -21,11 +21,11 @@ def test_a_blocked_partition_goes_on_only_through_a_restore() -> None:
     assert not blocked.can_move_to(PartitionStatus.RUNNING)
 
 
-def test_a_shadow_finishes_only_from_replaying() -> None:
+def test_a_finished_or_failed_shadow_stays_so() -> None:
     phase = ShadowPhase.RESUMING.move(ShadowPhase.REPLAYING).move(ShadowPhase.CAUGHT_UP)
     assert phase.replaying and phase.move(ShadowPhase.FINISHED) is ShadowPhase.FINISHED
     with pytest.raises(IllegalTransitionError):
-        ShadowPhase.RESUMING.move(ShadowPhase.FINISHED)
-    with pytest.raises(IllegalTransitionError):
         ShadowPhase.FINISHED.move(ShadowPhase.REPLAYING)
+    with pytest.raises(IllegalTransitionError):
+        ShadowPhase.FAILED.move(ShadowPhase.FINISHED)
     assert not ShadowPhase.FINISHED.replaying and not ShadowPhase.FAILED.replaying
