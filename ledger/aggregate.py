@@ -34,11 +34,9 @@ class AccountAggregate:
         MappingProxyType({})
     )
 
-    def decide(
-        self, state: Account | None, command: Command, expected_version: int | None = None
-    ) -> list[Event] | Rejection:
+    def decide(self, state: Account | None, command: Command) -> list[Event] | Rejection:
         """See `ledger.decide.decide`."""
-        return decide(state, command, expected_version)
+        return decide(state, command)
 
     def evolve(self, state: Account | None, event: Event) -> Account:
         """See `ledger.evolve.evolve`."""

@@ -1,5 +1,7 @@
 """Folding events into state."""
 
+from typing import assert_never
+
 from msgspec.structs import replace
 
 from ledger.events import AccountClosed, AccountOpened, Deposited, Event, Withdrawn
@@ -25,6 +27,8 @@ def evolve(state: Account | None, event: Event) -> Account:
         case AccountClosed():
             current = _existing(state, event)
             return replace(current, status="closed", version=current.version + 1)
+        case _:
+            assert_never(event)
 
 
 def _existing(state: Account | None, event: Event) -> Account:

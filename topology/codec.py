@@ -30,8 +30,8 @@ __all__ = [
     "CodecError",
     "CommandDecodeError",
     "CommandEnvelope",
+    "DecodeFailure",
     "EventEnvelope",
-    "PoisonCode",
     "Reply",
     "Slot",
     "Snapshot",
@@ -52,24 +52,19 @@ __all__ = [
     "encode_reply",
     "encode_snapshot",
     "encode_view",
-    "error_headers",
     "is_current_snapshot",
     "snapshot_record",
 ]
 
 
-class PoisonCode(StrEnum):
-    """Why a command record is dead-lettered: the first three are decoding failures, the
-    rest are routing failures found by the batch step."""
+class DecodeFailure(StrEnum):
+    """Why a command record does not decode (the batch step dead-letters it with this code,
+    see ``topology.step.PoisonCode``)."""
 
     MALFORMED = "malformed"
     TOO_LARGE = "too_large"
     UNKNOWN_COMMAND_TYPE = "unknown_command_type"
     INVALID_PAYLOAD = "invalid_payload"
-    KEY_MISMATCH = "key_mismatch"
-    WRONG_PARTITION = "wrong_partition"
-    INVALID_REPLY_TO = "invalid_reply_to"
-    UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
 
 
 class CodecError(ValueError):
@@ -77,10 +72,10 @@ class CodecError(ValueError):
 
 
 class CommandDecodeError(CodecError):
-    """A poison command. `code` is MALFORMED (no envelope could be read),
+    """A poison command. `code` is MALFORMED or TOO_LARGE (no envelope could be read),
     UNKNOWN_COMMAND_TYPE or INVALID_PAYLOAD; `envelope` is set when it could be read."""
 
-    def __init__(self, code: str, message: str, envelope: CommandEnvelope | None) -> None:
+    def __init__(self, code: DecodeFailure, message: str, envelope: CommandEnvelope | None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -151,33 +146,33 @@ def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnv
     """The envelope and the command of a command record's value.
     Raises CommandDecodeError for poison."""
     if data is None:
-        raise CommandDecodeError(PoisonCode.MALFORMED, "the record has no value", None)
+        raise CommandDecodeError(DecodeFailure.MALFORMED, "the record has no value", None)
     if len(data) > MAX_COMMAND_BYTES:
         raise CommandDecodeError(
-            PoisonCode.TOO_LARGE, f"{len(data)} bytes, over the {MAX_COMMAND_BYTES} limit", None
+            DecodeFailure.TOO_LARGE, f"{len(data)} bytes, over the {MAX_COMMAND_BYTES} limit", None
         )
     try:
         envelope = _COMMAND_ENVELOPE.decode(data)
     except msgspec.DecodeError as error:
         raise CommandDecodeError(
-            PoisonCode.MALFORMED, f"not a command envelope: {error}", None
+            DecodeFailure.MALFORMED, f"not a command envelope: {error}", None
         ) from None
     except RecursionError:
-        raise CommandDecodeError(PoisonCode.MALFORMED, "nested too deeply", None) from None
+        raise CommandDecodeError(DecodeFailure.MALFORMED, "nested too deeply", None) from None
     decoder = _types(aggregate).commands.get(envelope.type)
     if decoder is None:
         raise CommandDecodeError(
-            PoisonCode.UNKNOWN_COMMAND_TYPE, f"unknown command type {envelope.type!r}", envelope
+            DecodeFailure.UNKNOWN_COMMAND_TYPE, f"unknown command type {envelope.type!r}", envelope
         )
     try:
         return envelope, decoder.decode(envelope.payload)
     except msgspec.DecodeError as error:
         raise CommandDecodeError(
-            PoisonCode.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
+            DecodeFailure.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
         ) from None
     except RecursionError:
         raise CommandDecodeError(
-            PoisonCode.INVALID_PAYLOAD, f"{envelope.type} payload nested too deeply", envelope
+            DecodeFailure.INVALID_PAYLOAD, f"{envelope.type} payload nested too deeply", envelope
         ) from None
 
 
@@ -366,19 +361,6 @@ def decode_view(aggregate: Aggregate, data: bytes) -> Any:
         return _types(aggregate).view.decode(data)
     except msgspec.DecodeError as error:
         raise CodecError(f"not a {aggregate.name} view: {error}") from None
-
-
-def error_headers(
-    topic: str, partition: int, offset: int, code: str, message: str
-) -> list[tuple[str, bytes]]:
-    """Headers that say where a dead-lettered record came from and why it was refused."""
-    return [
-        ("eventledger.error.topic", topic.encode()),
-        ("eventledger.error.partition", str(partition).encode()),
-        ("eventledger.error.offset", str(offset).encode()),
-        ("eventledger.error.code", code.encode()),
-        ("eventledger.error.message", message.encode()),
-    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,10 @@ class Aggregate(Protocol):
     def upcasters(self) -> Mapping[tuple[str, int], Upcaster]:
         """(event type name, schema version v) → payload at v to payload at v + 1."""
 
-    def decide(
-        self, state: Any, command: Any, expected_version: int | None
-    ) -> list[Any] | RejectionLike:
-        """A list of events (accepted) or a `RejectionLike` (refused)."""
+    def decide(self, state: Any, command: Any) -> list[Any] | RejectionLike:
+        """A list of events (accepted) or a `RejectionLike` (refused). An expected version
+        (optimistic concurrency) is the flow's to check, against the slot's version, before
+        this is called."""
 
     def evolve(self, state: Any, event: Any) -> Any:
         """The state after `event`."""

@@ -16,14 +16,13 @@ bytes and header sequences, never a reference cycle, so the GC does not track th
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from topology.codec import (
     CommandDecodeError,
     CommandEnvelope,
-    PoisonCode,
     Reply,
     Slot,
     command_fingerprint,
@@ -34,22 +33,24 @@ from topology.codec import (
     encode_key,
     encode_reply,
     encode_view,
-    error_headers,
     snapshot_record,
 )
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
-from topology.protocol import Aggregate
+from topology.protocol import Aggregate, RejectionLike
 from topology.topics import TopicKind
 
 __all__ = [
     "UNREMEMBERED_KEY_PREFIX",
+    "VERSION_CONFLICT",
     "BatchResult",
     "InRecord",
     "OutRecord",
     "Outcome",
     "OutcomeKind",
+    "PoisonCode",
+    "error_headers",
     "process_batch",
     "set_aside",
 ]
@@ -58,6 +59,38 @@ UNREMEMBERED_KEY_PREFIX = b"\xff"
 """Prefixes the record key of a reply that is not remembered (a refusal by the memory itself,
 a dead letter), so that compaction of the replies topic never lets it replace the remembered
 reply of the same id (remembered replies are keyed by `encode_id_key`, a msgpack array)."""
+
+
+VERSION_CONFLICT: Final = "version_conflict"
+"""The refusal of a command whose expected version is not its aggregate's version (optimistic
+concurrency: checked here, against the slot's version, before the domain decides)."""
+
+
+class PoisonCode(StrEnum):
+    """Why a command record is dead-lettered: the first four are decoding failures (the
+    codec's ``DecodeFailure``, same values), the rest are routing failures found here."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    UNKNOWN_COMMAND_TYPE = "unknown_command_type"
+    INVALID_PAYLOAD = "invalid_payload"
+    KEY_MISMATCH = "key_mismatch"
+    WRONG_PARTITION = "wrong_partition"
+    INVALID_REPLY_TO = "invalid_reply_to"
+    UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
+
+
+def error_headers(
+    topic: str, partition: int, offset: int, code: str, message: str
+) -> list[tuple[str, bytes]]:
+    """Headers that say where a dead-lettered record came from and why it was refused."""
+    return [
+        ("eventledger.error.topic", topic.encode()),
+        ("eventledger.error.partition", str(partition).encode()),
+        ("eventledger.error.offset", str(offset).encode()),
+        ("eventledger.error.code", code.encode()),
+        ("eventledger.error.message", message.encode()),
+    ]
 
 
 class OutcomeKind(StrEnum):
@@ -172,7 +205,8 @@ def process_batch(
     seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
     for record, parsed, command in decoded:  # in offset order
         if isinstance(parsed, CommandDecodeError):
-            batch.dead_letter(record, parsed.code, parsed.message, parsed.envelope)
+            code = PoisonCode(parsed.code)
+            batch.dead_letter(record, code, parsed.message, parsed.envelope)
             continue
         key = encode_id_key(parsed.aggregate_id, parsed.command_id)
         batch.handle(record, parsed, command, key, seen.get(key))
@@ -248,6 +282,13 @@ def set_aside(
     return batch.result(events_offset, record.offset + 1)
 
 
+class _Refused(msgspec.Struct, frozen=True):
+    """A refusal by the flow itself (not the domain's)."""
+
+    code: str
+    message: str
+
+
 class _Batch:
     """The outputs of one batch so far and the working copies of the slots it changed."""
 
@@ -318,7 +359,13 @@ class _Batch:
             self.outcome(record, envelope, OutcomeKind.REJECTED, code)
             return
         state: Any = None if slot is None else slot.state
-        decision = self.aggregate.decide(state, command, envelope.expected_version)
+        expected = envelope.expected_version
+        decision: list[Any] | RejectionLike
+        if expected is not None and expected != version:
+            message = f"expected version {expected}, account is at version {version}"
+            decision = _Refused(VERSION_CONFLICT, message)
+        else:
+            decision = self.aggregate.decide(state, command)
         if isinstance(decision, list):
             for event in decision:
                 version += 1

@@ -30,8 +30,10 @@ from quixstreams.models.serializers import Serializer
 
 from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
+from ledger.rejections import Rejection
 from ledger.state import Account
 from topology.codec import Reply, decode_command, encode_event, encode_reply, encode_view
+from topology.step import VERSION_CONFLICT
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,13 @@ class LedgerJob:
                 return [(REPLIES, reply_key, encode_reply(again))]
         out: list[Output] = []
         key = aggregate_id.encode()
-        decision = LEDGER.decide(account, command, envelope.expected_version)
+        expected = envelope.expected_version
+        decision: list[Any] | Rejection
+        if expected is not None and expected != version:  # checked by the flow, as in step
+            message = f"expected version {expected}, account is at version {version}"
+            decision = Rejection(VERSION_CONFLICT, message)
+        else:
+            decision = LEDGER.decide(account, command)
         if isinstance(decision, list):
             now_ms = int(now * 1000)
             for event in decision:

@@ -23,8 +23,8 @@ from topology.codec import (
     CodecError,
     CommandDecodeError,
     CommandEnvelope,
+    DecodeFailure,
     EventEnvelope,
-    PoisonCode,
     Reply,
     Slot,
     Snapshot,
@@ -45,7 +45,6 @@ from topology.codec import (
     encode_reply,
     encode_snapshot,
     encode_view,
-    error_headers,
     is_current_snapshot,
 )
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
@@ -123,10 +122,10 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
     long_id = CommandEnvelope("c" * (MAX_ID_CHARS + 1), "a", "Deposit", msgspec.Raw(b"\x80"))
     with pytest.raises(CommandDecodeError) as caught:
         decode_command(LEDGER, msgspec.msgpack.encode(long_id))
-    assert (caught.value.code, caught.value.envelope) == (PoisonCode.MALFORMED, None)
+    assert (caught.value.code, caught.value.envelope) == (DecodeFailure.MALFORMED, None)
     with pytest.raises(CommandDecodeError) as caught:
         decode_command(LEDGER, b"\x00" * (MAX_COMMAND_BYTES + 1))
-    assert caught.value.code == PoisonCode.TOO_LARGE
+    assert caught.value.code == DecodeFailure.TOO_LARGE
 
 
 @pytest.mark.parametrize(
@@ -145,7 +144,7 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
 def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
     with pytest.raises(CommandDecodeError) as caught:
         decode_command(LEDGER, data)
-    assert caught.value.code == PoisonCode.MALFORMED
+    assert caught.value.code == DecodeFailure.MALFORMED
     assert caught.value.envelope is None
     assert caught.value.message
 
@@ -153,7 +152,7 @@ def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
 def test_unknown_command_type_keeps_the_envelope() -> None:
     with pytest.raises(CommandDecodeError) as caught:
         decode_command(LEDGER, envelope_bytes("Transfer", {"amount": 1}, reply_to=2))
-    assert caught.value.code == PoisonCode.UNKNOWN_COMMAND_TYPE
+    assert caught.value.code == DecodeFailure.UNKNOWN_COMMAND_TYPE
     assert caught.value.envelope is not None
     assert caught.value.envelope.reply_to == 2
     assert "Transfer" in caught.value.message
@@ -174,7 +173,7 @@ def test_unknown_command_type_keeps_the_envelope() -> None:
 def test_bad_payloads_are_invalid(payload: object) -> None:
     with pytest.raises(CommandDecodeError) as caught:
         decode_command(LEDGER, envelope_bytes("Deposit", payload))
-    assert caught.value.code == PoisonCode.INVALID_PAYLOAD
+    assert caught.value.code == DecodeFailure.INVALID_PAYLOAD
     assert caught.value.envelope is not None
     assert caught.value.envelope.command_id == "c-1"
 
@@ -285,7 +284,7 @@ class Counter:
     view_type: Any = int
     state_schema_version: int = 1
 
-    def decide(self, state: Any, command: Any, expected_version: int | None) -> list[Any]:
+    def decide(self, state: Any, command: Any) -> list[Any]:
         return []
 
     def evolve(self, state: Any, event: Any) -> Any:
@@ -415,16 +414,6 @@ def test_view_round_trip_without_the_account_id() -> None:
 def test_view_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
         decode_view(LEDGER, msgspec.msgpack.encode({"status": 1}))
-
-
-def test_error_headers() -> None:
-    assert error_headers("app.commands", 3, 17, "malformed", "bad bytes") == [
-        ("eventledger.error.topic", b"app.commands"),
-        ("eventledger.error.partition", b"3"),
-        ("eventledger.error.offset", b"17"),
-        ("eventledger.error.code", b"malformed"),
-        ("eventledger.error.message", b"bad bytes"),
-    ]
 
 
 # --- checkpoints ---------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def test_state_is_the_fold_of_the_events_and_money_is_conserved(
     states: dict[str, Account | None] = dict.fromkeys(ACCOUNTS)
     logs: dict[str, list[Event]] = defaultdict(list)
     deposited = withdrawn = 0
-    for account, command, expected_version in sequence:
-        result = decide(states[account], command, expected_version)
+    for account, command, _ in sequence:
+        result = decide(states[account], command)
         if not isinstance(result, list):
             continue
         for event in result:

@@ -147,24 +147,6 @@ def test_close_with_a_nonzero_balance_is_rejected(events: tuple[Event, ...]) -> 
 # --- optimistic concurrency ----------------------------------------------------------------
 
 
-def test_expected_version_matching_is_accepted() -> None:
-    assert decide(given(OPENED, Deposited(1)), Deposit(1), expected_version=2) == [Deposited(1)]
-
-
-def test_expected_version_zero_opens_a_new_account() -> None:
-    assert decide(given(), OpenAccount("EUR"), expected_version=0) == [OPENED]
-
-
-@pytest.mark.parametrize("expected", [0, 1, 3])
-def test_expected_version_mismatch_is_a_conflict(expected: int) -> None:
-    state = given(OPENED, Deposited(1))
-    rejected(decide(state, Deposit(1), expected), RejectionCode.VERSION_CONFLICT)
-
-
-def test_version_conflict_wins_over_other_rules() -> None:
-    rejected(decide(given(), Deposit(-1), expected_version=4), RejectionCode.VERSION_CONFLICT)
-
-
 # --- evolve and view -------------------------------------------------------------------------
 
 

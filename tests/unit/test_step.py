@@ -18,7 +18,6 @@ from ledger import (
 )
 from topology.codec import (
     CommandEnvelope,
-    PoisonCode,
     Reply,
     Slot,
     decode_event,
@@ -31,7 +30,15 @@ from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord, set_aside
+from topology.step import (
+    UNREMEMBERED_KEY_PREFIX,
+    VERSION_CONFLICT,
+    BatchResult,
+    InRecord,
+    PoisonCode,
+    error_headers,
+    set_aside,
+)
 from topology.topics import TopicKind
 
 from .support import NOW, SOURCE, Memory, commit, record, run
@@ -191,6 +198,34 @@ def test_expected_version() -> None:
     )
     assert outcomes(result) == [("accepted", None), ("rejected", "version_conflict")]
     assert result.changed["a"].version == 3
+
+
+def test_expected_version_zero_opens_a_new_account() -> None:
+    result = run({}, [record(0, "a", OpenAccount("EUR"), "c-1", expected_version=0)])
+    assert outcomes(result) == [("accepted", None)]
+
+
+@pytest.mark.parametrize("expected", [0, 1, 3])
+def test_expected_version_mismatch_is_a_conflict_and_says_the_version(expected: int) -> None:
+    result = run(opened("a"), [record(0, "a", Deposit(1), "c-1", expected_version=expected)])
+    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert replies(result)[0].version == 2
+    assert "account is at version 2" in replies(result)[0].message
+
+
+def test_a_version_conflict_wins_over_the_domains_rules() -> None:
+    result = run({}, [record(0, "a", Deposit(-1), "c-1", expected_version=4)])
+    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+
+
+def test_error_headers() -> None:
+    assert error_headers("app.commands", 3, 17, "malformed", "bad bytes") == [
+        ("eventledger.error.topic", b"app.commands"),
+        ("eventledger.error.partition", b"3"),
+        ("eventledger.error.offset", b"17"),
+        ("eventledger.error.code", b"malformed"),
+        ("eventledger.error.message", b"bad bytes"),
+    ]
 
 
 # --- idempotency ---------------------------------------------------------------------------
