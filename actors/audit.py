@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
-from topology.codec import EventEnvelope, decode_event
+from topology.codec import Codec, EventEnvelope
 from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -65,8 +65,9 @@ def read_events(
     settings: Settings, aggregate: Aggregate, partitions: list[int] | None = None
 ) -> Iterator[AuditedEvent]:
     """The committed events, decoded and upcast, in log order per partition."""
+    codec = Codec(aggregate)
     for msg in read_topic(settings, TopicKind.EVENTS, partitions):
-        envelope, event = decode_event(aggregate, msg.value())
+        envelope, event = codec.decode_event(msg.value())
         yield AuditedEvent(msg.partition(), msg.offset(), envelope, event, msg.headers() or [])
 
 

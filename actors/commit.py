@@ -31,7 +31,7 @@ from actors.kafka import AbortableError, TransactionalWriter
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
-from topology.codec import CHECKPOINT_KEY, Checkpoint, encode_checkpoint
+from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
@@ -88,7 +88,7 @@ class Committed:
     snapshot generation it serves, the topics it writes, the state, the next command offset,
     the clock, and how far the events log and each replies partition reach."""
 
-    aggregate: Aggregate
+    codec: Codec
     generation: int
     topics: dict[TopicKind, str]
     states: SnapshotStore
@@ -96,6 +96,10 @@ class Committed:
     clock_ms: int = 0  # the largest batch time committed: never runs backwards
     events_end: int = 0
     reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
+
+    @property
+    def aggregate(self) -> Aggregate:
+        return self.codec.aggregate
 
     def now_ms(self) -> int:
         """The partition's clock: wall time, but never behind a batch already committed."""
@@ -151,7 +155,7 @@ class BatchCommit:
         records = [in_record(m) for m in messages]
         now_ms = c.now_ms()
         result = process_batch(
-            c.aggregate,
+            c.codec,
             c.states,
             records,
             partition=self.partition,
@@ -215,7 +219,7 @@ class BatchCommit:
         c = self.committed
         now_ms = c.now_ms()
         result = set_aside(
-            c.aggregate,
+            c.codec,
             record,
             reason,
             partition=self.partition,

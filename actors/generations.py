@@ -22,7 +22,7 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.messages import PartitionStatus, Paused, Switched
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
-from topology.codec import Checkpoint
+from topology.codec import Checkpoint, Codec
 from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -184,17 +184,17 @@ def switch(
     partition is parked."""
     c = committed
     _, end = watermarks(offsets, TopicPartition(c.topics[TopicKind.EVENTS], partition))
-    aggregate = aggregate or c.aggregate
+    codec = c.codec if aggregate is None else Codec(aggregate)
     store = checked_handover(
         partition,
         generation,
         handover,
         events_end=end,
         states=c.states,
-        store=SnapshotStore(aggregate),
+        store=SnapshotStore(codec),
     )
     write_checkpoint(writer, topic, partition, Checkpoint(c.next_offset, c.clock_ms))
-    c.states, c.aggregate, c.generation = store, aggregate, generation
+    c.states, c.codec, c.generation = store, codec, generation
     c.topics[TopicKind.SNAPSHOTS] = topic
     log.info(
         "partition %d: switched to snapshot generation %d (%d aggregates)",

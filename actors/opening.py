@@ -63,7 +63,7 @@ def open_partition(
     writer = new_writer(settings, partition)
     restored = restore_or_fold(
         settings,
-        c.aggregate,
+        c.codec,
         snapshots=TopicPartition(c.topics[TopicKind.SNAPSHOTS], partition),
         events=TopicPartition(c.topics[TopicKind.EVENTS], partition),
     )

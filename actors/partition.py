@@ -44,6 +44,7 @@ from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
+from topology.codec import Codec
 from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -81,7 +82,8 @@ class PartitionWorker(PartitionMoves):
         self.counters = Counters()
         topics = {kind: self.layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
-        self.committed = Committed(aggregate, generation, topics, SnapshotStore(aggregate))
+        codec = Codec(aggregate)
+        self.committed = Committed(codec, generation, topics, SnapshotStore(codec))
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
         self._aborts = AbortPolicy()
         self._stop = threading.Event()

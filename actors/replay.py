@@ -14,9 +14,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
-from topology.codec import Slot, decode_key
+from topology.codec import Codec, Slot, decode_key
 from topology.names import Names
-from topology.protocol import Aggregate
 from topology.restore import apply_event_record
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -83,7 +82,7 @@ class EventTail:
 
 
 def fold(
-    aggregate: Aggregate,
+    codec: Codec,
     states: dict[str, Slot],
     records: list[Any],
     changed: set[str] | None = None,
@@ -92,7 +91,7 @@ def fold(
     ones are skipped) and adds the changed aggregate ids to ``changed``."""
     applied = 0
     for msg in records:
-        if apply_event_record(aggregate, states, msg.value()):
+        if apply_event_record(codec, states, msg.value()):
             applied += 1
             if changed is not None:
                 changed.add(decode_key(msg.key()))
@@ -100,7 +99,7 @@ def fold(
 
 
 def replay_partition(
-    settings: Settings, aggregate: Aggregate, partition: int, states: dict[str, Slot]
+    settings: Settings, codec: Codec, partition: int, states: dict[str, Slot]
 ) -> tuple[int, int]:
     """Fold ``events[partition]`` from offset 0 to its current end into ``states``.
     Returns (events applied, the events offset the states now reflect)."""
@@ -109,7 +108,7 @@ def replay_partition(
         end = tail.end()
         applied = 0
         while tail.position < end:
-            applied += fold(aggregate, states, tail.read())
+            applied += fold(codec, states, tail.read())
         return applied, tail.position
     finally:
         tail.close()

@@ -21,13 +21,12 @@ from actors.watermarks import watermarks
 from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
+    Codec,
     Slot,
     StaleSnapshotError,
     decode_checkpoint,
-    snapshot_record,
 )
 from topology.names import Names
-from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 
@@ -63,7 +62,7 @@ class Restored:
 
 def restore_partition(
     settings: Settings,
-    aggregate: Aggregate,
+    codec: Codec,
     *,
     snapshots: TopicPartition,
     events: TopicPartition,
@@ -73,7 +72,7 @@ def restore_partition(
     consumer = Consumer(
         consumer_config(settings, group_id=Names.of(settings).group("restore"), **_RESTORE_CONSUMER)
     )
-    store = SnapshotStore(aggregate)
+    store = SnapshotStore(codec)
     load = store.load
     checkpoint: Checkpoint | None = None
     records = 0
@@ -101,7 +100,7 @@ def restore_partition(
 
 def restore_or_fold(
     settings: Settings,
-    aggregate: Aggregate,
+    codec: Codec,
     *,
     snapshots: TopicPartition,
     events: TopicPartition,
@@ -109,17 +108,17 @@ def restore_or_fold(
     """``restore_partition``; when it met snapshots of another state schema, the store is
     instead folded from ``events`` from offset 0 (the coordinator then rebuilds a clean
     generation). Snapshots of another schema are never loaded."""
-    restored = restore_partition(settings, aggregate, snapshots=snapshots, events=events)
+    restored = restore_partition(settings, codec, snapshots=snapshots, events=events)
     if not restored.stale:
         return restored
     from actors.replay import replay_partition
 
     log.warning("%s[%d]: stale snapshots; folding the events", events.topic, events.partition)
     slots: dict[str, Slot] = {}
-    applied, position = replay_partition(settings, aggregate, events.partition, slots)
-    store = SnapshotStore(aggregate)
+    applied, position = replay_partition(settings, codec, events.partition, slots)
+    store = SnapshotStore(codec)
     for aggregate_id, slot in slots.items():
-        store.load(*snapshot_record(aggregate, aggregate_id, slot, position))
+        store.load(*codec.snapshot_record(aggregate_id, slot, position))
     log.info(
         "%s[%d]: folded %d events into %d aggregates",
         events.topic,

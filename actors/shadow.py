@@ -33,9 +33,9 @@ from actors.replay import EventTail, fold
 from actors.scan import scan_partition
 from topology.codec import (
     CHECKPOINT_KEY,
+    Codec,
     CodecError,
     Slot,
-    snapshot_record,
 )
 from topology.names import Names
 from topology.protocol import Aggregate
@@ -97,6 +97,7 @@ class ShadowRebuild:
         self.partition = partition
         self.generation = generation
         self.aggregate = aggregate
+        self.codec = Codec(aggregate)
         self.checkpoint_seconds = checkpoint_seconds
         self.checkpoint_records = checkpoint_records
         self.read_limit = read_limit
@@ -153,7 +154,7 @@ class ShadowRebuild:
                 key, value = msg.key(), msg.value()
                 if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
                     continue
-                stamp = apply_snapshot_record(self.aggregate, states, key, value)
+                stamp = apply_snapshot_record(self.codec, states, key, value)
                 if stamp is not None and key is not None and value is not None:
                     position = max(position, stamp)
                     encoded[key] = value
@@ -216,7 +217,7 @@ class ShadowRebuild:
     def replay_some(self) -> int:
         """Fold the next records (at most ``read_limit``); returns how many were applied."""
         records = self._tail.read(self.read_limit, timeout=0.01)
-        applied = fold(self.aggregate, self.states, records, self._changed)
+        applied = fold(self.codec, self.states, records, self._changed)
         self.replayed += applied
         return applied
 
@@ -229,7 +230,7 @@ class ShadowRebuild:
         with writer.transaction():
             for aggregate_id in self._changed:
                 slot = self.states[aggregate_id]
-                key, value = snapshot_record(self.aggregate, aggregate_id, slot, position)
+                key, value = self.codec.snapshot_record(aggregate_id, slot, position)
                 writer.produce(self.topic, value, key, self.partition)
                 writer.poll(0)
                 written[key] = value

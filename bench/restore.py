@@ -38,11 +38,11 @@ from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec import (
+    Codec,
     Reply,
     Slot,
     encode_id_key,
     encode_reply,
-    snapshot_record,
 )
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -155,6 +155,7 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
     """One current-schema snapshot per account (version 1, no remembered replies)."""
     producer = Producer(producer_config(ctx.bootstrap))
     task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)
+    codec = Codec(LEDGER)
     for i in range(keys):
         aggregate_id = account_id(i)
         account = Account(
@@ -164,7 +165,7 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             overdraft_limit=5_000 if i % 10 == 0 else 0,
             version=1,
         )
-        key, value = snapshot_record(LEDGER, aggregate_id, Slot(state=account, version=1), 0)
+        key, value = codec.snapshot_record(aggregate_id, Slot(state=account, version=1), 0)
         _produce(producer, topic, value, key)
         if i % 20_000 == 0:
             producer.poll(0)

@@ -21,24 +21,21 @@ from typing import Any, Final
 import msgspec
 
 from topology.codec import (
+    Codec,
     CommandDecodeError,
     CommandEnvelope,
     Reply,
     Slot,
     command_fingerprint,
-    decode_command,
     decode_reply,
-    encode_event,
     encode_id_key,
     encode_key,
     encode_reply,
-    encode_view,
-    snapshot_record,
 )
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
-from topology.protocol import Aggregate, RejectionLike
+from topology.protocol import RejectionLike
 from topology.topics import TopicKind
 
 __all__ = [
@@ -155,7 +152,7 @@ class BatchResult:
 
 
 def process_batch(
-    aggregate: Aggregate,
+    codec: Codec,
     committed: Mapping[str, Slot],
     records: Sequence[InRecord],
     *,
@@ -178,7 +175,7 @@ def process_batch(
     if not records:
         raise ValueError("a batch needs at least one record")
     batch = _Batch(
-        aggregate,
+        codec,
         committed,
         partition=partition,
         partitions=partitions,
@@ -194,7 +191,7 @@ def process_batch(
             raise ValueError(f"offset {record.offset} does not follow {previous}")
         previous = record.offset
         try:
-            decoded.append((record, *decode_command(aggregate, record.value)))
+            decoded.append((record, *codec.decode_command(record.value)))
         except CommandDecodeError as error:
             decoded.append((record, error, None))
     keys = [
@@ -233,7 +230,7 @@ def _copied_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, byt
 
 
 def set_aside(
-    aggregate: Aggregate,
+    codec: Codec,
     record: InRecord,
     reason: str,
     *,
@@ -249,7 +246,7 @@ def set_aside(
     remembered like any decision (a retry of the id gets it again, never an execution).
     `version` is the aggregate's current version. Nothing else."""
     batch = _Batch(
-        aggregate,
+        codec,
         {},
         partition=partition,
         partitions=1,
@@ -259,7 +256,7 @@ def set_aside(
         reply_lanes=reply_lanes,
     )
     try:
-        envelope: CommandEnvelope | None = decode_command(aggregate, record.value)[0]
+        envelope: CommandEnvelope | None = codec.decode_command(record.value)[0]
     except CommandDecodeError as error:
         envelope = error.envelope
     reason = clip(reason)
@@ -294,7 +291,7 @@ class _Batch:
 
     def __init__(
         self,
-        aggregate: Aggregate,
+        codec: Codec,
         committed: Mapping[str, Slot],
         *,
         partition: int,
@@ -304,7 +301,8 @@ class _Batch:
         now_ms: int,
         reply_lanes: int,
     ) -> None:
-        self.aggregate = aggregate
+        self.codec = codec
+        self.aggregate = codec.aggregate
         self.committed = committed
         self.partition = partition
         self.partitions = partitions
@@ -370,8 +368,7 @@ class _Batch:
             for event in decision:
                 version += 1
                 state = self.aggregate.evolve(state, event)
-                value = encode_event(
-                    self.aggregate,
+                value = self.codec.encode_event(
                     aggregate_id,
                     version,
                     event,
@@ -527,10 +524,10 @@ class _Batch:
         snapshots: list[OutRecord] = []
         views: list[OutRecord] = []
         for aggregate_id, slot in self.changed.items():
-            key, value = snapshot_record(self.aggregate, aggregate_id, slot, events_offset)
+            key, value = self.codec.snapshot_record(aggregate_id, slot, events_offset)
             snapshots.append(OutRecord(TopicKind.SNAPSHOTS, self.partition, key, value, [], None))
             if slot.state is not None:
-                value = encode_view(self.aggregate, slot.state)
+                value = self.codec.encode_view(slot.state)
                 views.append(OutRecord(TopicKind.STATE, self.partition, key, value, [], None))
         return BatchResult(
             replies=self.replies,

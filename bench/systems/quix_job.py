@@ -32,8 +32,10 @@ from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
 from ledger.rejections import Rejection
 from ledger.state import Account
-from topology.codec import Reply, decode_command, encode_event, encode_reply, encode_view
+from topology.codec import Codec, Reply, encode_reply
 from topology.step import VERSION_CONFLICT
+
+CODEC = Codec(LEDGER)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class LedgerJob:
             self.first_at = now
         self.processed += 1
         self.last_at = now
-        envelope, command = decode_command(LEDGER, value)
+        envelope, command = CODEC.decode_command(value)
         aggregate_id, command_id = envelope.aggregate_id, envelope.command_id
         stored = state.get(SLOT)
         account: Account | None = None
@@ -88,13 +90,13 @@ class LedgerJob:
             for event in decision:
                 version += 1
                 account = LEDGER.evolve(account, event)
-                value = encode_event(
-                    LEDGER, aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
+                value = CODEC.encode_event(
+                    aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
             reply = Reply(command_id, aggregate_id, True, None, "", version)
             if self.views and account is not None:
-                out.append((STATE, key, encode_view(LEDGER, account)))
+                out.append((STATE, key, CODEC.encode_view(account)))
         else:
             reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])

@@ -25,7 +25,7 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
-from topology.codec import CHECKPOINT_KEY, decode_checkpoint, decode_snapshot
+from topology.codec import CHECKPOINT_KEY, Codec, decode_checkpoint
 from topology.control import RebuildPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
@@ -169,7 +169,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
-            latest[msg.key().decode()] = decode_snapshot(LEDGER_V2, msg.value()).slot.state
+            latest[msg.key().decode()] = Codec(LEDGER_V2).decode_snapshot(msg.value()).slot.state
     assert latest == folded
     # The new generation also says where each partition's commands resume (sealed at the
     # switch, then moved by every commit): a restart now restores state and position from it.

@@ -20,16 +20,12 @@ from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service
-from topology.codec import (
-    CHECKPOINT_KEY,
-    CommandEnvelope,
-    decode_checkpoint,
-    decode_snapshot,
-    decode_view,
-)
+from topology.codec import CHECKPOINT_KEY, Codec, CommandEnvelope, decode_checkpoint
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
+
+LEDGER_CODEC = Codec(LEDGER)
 
 
 def _all_views(service: Service) -> dict[str, dict[str, Any]]:
@@ -78,7 +74,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
-            last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
+            last_snapshot[msg.key().decode()] = LEDGER_CODEC.decode_snapshot(msg.value())
     # Each partition's last checkpoint is the command offset its actor committed.
     stats = ray.get([h.stats.remote() for h in service.handles])
     assert checkpoints == {s.partition: s.committed_offset for s in stats}
@@ -86,7 +82,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
     assert last_snapshot["alice"].slot.state.balance == 700
     last_view: dict[str, Any] = {}
     for msg in read_topic(service.settings, TopicKind.STATE):
-        last_view[msg.key().decode()] = decode_view(LEDGER, msg.value())
+        last_view[msg.key().decode()] = LEDGER_CODEC.decode_view(msg.value())
     assert last_view["bob"].balance == -500
     _assert_money_conserved(service, 700 - 500)
 

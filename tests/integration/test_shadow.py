@@ -10,9 +10,11 @@ from actors.partition import PartitionWorker
 from actors.shadow import ShadowRebuild
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount
-from topology.codec import decode_snapshot
+from topology.codec import Codec
 from topology.settings import Settings
 from topology.topics import TopicLayout
+
+LEDGER_CODEC = Codec(LEDGER)
 
 
 def test_a_crashed_rebuild_resumes_from_its_checkpoint(
@@ -48,7 +50,9 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
     assert handover.replayed == 320 - 120, "only the events after the checkpoint"
 
     folded = fold_events(settings, LEDGER)
-    rebuilt = {k.decode(): decode_snapshot(LEDGER, v).slot for k, v in handover.snapshots.items()}
+    rebuilt = {
+        k.decode(): LEDGER_CODEC.decode_snapshot(v).slot for k, v in handover.snapshots.items()
+    }
     assert {k: s.state for k, s in rebuilt.items()} == folded
     assert all(s.version == folded[k].version for k, s in rebuilt.items())
 

@@ -7,12 +7,13 @@ import msgspec
 from hypothesis import strategies as st
 
 from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
-from topology.codec import Slot, encode_command, encode_key
+from topology.codec import Codec, Slot, encode_command, encode_key
 from topology.settings import DAY_MS
 from topology.step import BatchResult, InRecord, process_batch
 
 __all__ = [
     "ACCOUNTS",
+    "LEDGER_CODEC",
     "NOW",
     "SOURCE",
     "Memory",
@@ -22,6 +23,9 @@ __all__ = [
     "record",
     "run",
 ]
+
+LEDGER_CODEC = Codec(LEDGER)
+"""The ledger's codec, made once for every test."""
 
 ACCOUNTS = ("a", "b", "c")
 """Few accounts, so that random commands meet each other's accounts often."""
@@ -81,7 +85,7 @@ def run(
     """`process_batch` over the ledger with test defaults (one partition, one reply lane,
     an empty id memory unless one is given)."""
     return process_batch(
-        LEDGER,
+        LEDGER_CODEC,
         committed,
         records,
         partition=partition,

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import (
-    LEDGER,
     Account,
     Command,
     Deposited,
@@ -16,11 +15,11 @@ from ledger import (
     Withdrawn,
     evolve,
 )
-from topology.codec import EventEnvelope, Slot, decode_event
+from topology.codec import EventEnvelope, Slot
 from topology.restore import apply_event_record
 from topology.step import InRecord
 
-from .support import ACCOUNTS, Memory, commit, record, run
+from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
 from .support import commands as command_strategy
 
 commands = command_strategy(
@@ -61,7 +60,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
     logs: dict[str, list[tuple[int, Event]]] = defaultdict(list)
     deposited = withdrawn = 0
     for value in event_values:
-        envelope, event = decode_event(LEDGER, value)
+        envelope, event = LEDGER_CODEC.decode_event(value)
         logs[envelope.aggregate_id].append((envelope.sequence, event))
         if isinstance(event, Deposited):
             deposited += event.amount
@@ -85,7 +84,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
 
     rebuilt: dict[str, Slot] = {}
     for value in event_values:
-        assert apply_event_record(LEDGER, rebuilt, value)
+        assert apply_event_record(LEDGER_CODEC, rebuilt, value)
     for aggregate_id, slot in rebuilt.items():
         assert (slot.state, slot.version) == (
             committed[aggregate_id].state,
@@ -94,4 +93,4 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
 
 
 def _envelope(value: bytes) -> EventEnvelope:
-    return decode_event(LEDGER, value)[0]
+    return LEDGER_CODEC.decode_event(value)[0]
