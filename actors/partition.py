@@ -263,13 +263,14 @@ class PartitionWorker(PartitionMoves):
         slot = self.committed.states.get(aggregate_id)
         if slot is None or slot.state is None:  # unknown, or only refused commands so far
             return None
-        return msgspec.to_builtins(self.committed.aggregate.view(slot.state))  # type: ignore[no-any-return]
+        view = self.committed.aggregate.view(slot.state, slot.version)
+        return msgspec.to_builtins(view)  # type: ignore[no-any-return]
 
     def views(self) -> dict[str, dict[str, Any]]:
         """Every aggregate's committed public view."""
         view = self.committed.aggregate.view
         return {
-            k: msgspec.to_builtins(view(s.state))
+            k: msgspec.to_builtins(view(s.state, s.version))
             for k, s in self.committed.states.items()
             if s.state is not None
         }

@@ -163,7 +163,6 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             currency="EUR",
             balance=balance_of(i),
             overdraft_limit=5_000 if i % 10 == 0 else 0,
-            version=1,
         )
         key, value = codec.snapshot_record(aggregate_id, Slot(state=account, version=1), 0)
         _produce(producer, topic, value, key)

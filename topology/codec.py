@@ -370,9 +370,9 @@ class Codec:
         aggregate_id, (state, version), events_offset = wire
         return Snapshot(schema_version, aggregate_id, Slot(state, version), events_offset)
 
-    def encode_view(self, state: Any) -> bytes:
+    def encode_view(self, state: Any, version: int) -> bytes:
         """A state record's value: the msgpack of the aggregate's public view of `state`."""
-        return _ENCODER.encode(self.aggregate.view(state))
+        return _ENCODER.encode(self.aggregate.view(state, version))
 
     def decode_view(self, data: bytes) -> Any:
         """The public view a state record's value holds."""

@@ -66,5 +66,6 @@ class Aggregate(Protocol):
     def evolve(self, state: Any, event: Any) -> Any:
         """The state after `event`."""
 
-    def view(self, state: Any) -> Any:
-        """The public view of an existing (non-None) state."""
+    def view(self, state: Any, version: int) -> Any:
+        """The public view of an existing (non-None) state at `version` (the number of its
+        events applied: the flow's count, kept in its slot, not in the state)."""

@@ -527,7 +527,7 @@ class _Batch:
             key, value = self.codec.snapshot_record(aggregate_id, slot, events_offset)
             snapshots.append(OutRecord(TopicKind.SNAPSHOTS, self.partition, key, value, [], None))
             if slot.state is not None:
-                value = self.codec.encode_view(slot.state)
+                value = self.codec.encode_view(slot.state, slot.version)
                 views.append(OutRecord(TopicKind.STATE, self.partition, key, value, [], None))
         return BatchResult(
             replies=self.replies,

@@ -96,7 +96,7 @@ class LedgerJob:
                 out.append((EVENTS, key, value))
             reply = Reply(command_id, aggregate_id, True, None, "", version)
             if self.views and account is not None:
-                out.append((STATE, key, CODEC.encode_view(account)))
+                out.append((STATE, key, CODEC.encode_view(account, version)))
         else:
             reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])
@@ -122,7 +122,7 @@ class FillJob:
             self.first_at = now
         self.processed += 1
         self.last_at = now
-        account = Account("open", "EUR", int(value), 0, 1)
+        account = Account("open", "EUR", int(value), 0)
         state.set(SLOT, [msgspec.to_builtins(account), 1, []])
 
 

@@ -85,7 +85,7 @@ class CounterAggregate:
             case _:
                 assert_never(event)
 
-    def view(self, state: Count) -> CountView:
+    def view(self, state: Count, version: int) -> CountView:
         return CountView(state.value, state.sealed)
 
 

@@ -103,7 +103,9 @@ class NewerLedger:
     """The ledger with a state layout one version ahead (what a newer deployment writes)."""
 
     def __getattr__(self, name: str) -> object:
-        return 2 if name == "state_schema_version" else getattr(LEDGER, name)
+        if name == "state_schema_version":
+            return LEDGER.state_schema_version + 1
+        return getattr(LEDGER, name)
 
 
 def commands(

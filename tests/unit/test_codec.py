@@ -287,7 +287,7 @@ class Counter:
     def evolve(self, state: Any, event: Any) -> Any:
         return state
 
-    def view(self, state: Any) -> Any:
+    def view(self, state: Any, version: int) -> Any:
         return state
 
 
@@ -334,15 +334,15 @@ def test_unknown_event_types_are_refused() -> None:
 # --- snapshots -----------------------------------------------------------------------------
 
 
-def snapshot(state: Account | None = None, schema_version: int = 1) -> Snapshot:
-    slot = Slot(state, 0 if state is None else state.version)
+def snapshot(state: Account | None = None, schema_version: int = 2) -> Snapshot:
+    slot = Slot(state, 0 if state is None else 2)
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
 
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
-    original = snapshot(Account("open", "EUR", 150, 20, 2))
+    original = snapshot(Account("open", "EUR", 150, 20))
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x03\x00\x01"
+    assert data[:3] == b"\x03\x00\x02"  # plain msgpack, state schema version 2
     assert LEDGER_CODEC.is_current_snapshot(data)
     restored = LEDGER_CODEC.decode_snapshot(data)
     assert restored == original
@@ -351,9 +351,9 @@ def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
 
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     name = "acct-" + "x" * 2000
-    original = Snapshot(1, name, Slot(Account("open", "EUR", 0, 0, 1), 1), 7)
+    original = Snapshot(2, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x04\x00\x01"
+    assert data[:3] == b"\x04\x00\x02"
     assert LEDGER_CODEC.is_current_snapshot(data)
     assert len(data) < len(name) // 2
     assert LEDGER_CODEC.decode_snapshot(data) == original
@@ -372,10 +372,10 @@ def test_snapshot_of_an_absent_aggregate() -> None:
 
 
 def test_snapshots_of_another_state_schema_are_stale() -> None:
-    data = Codec(Counter(Reset, 1, state_schema_version=2)).encode_snapshot(
-        snapshot(schema_version=2)
+    data = Codec(Counter(Reset, 1, state_schema_version=3)).encode_snapshot(
+        snapshot(schema_version=3)
     )
-    with pytest.raises(StaleSnapshotError, match="schema version 2"):
+    with pytest.raises(StaleSnapshotError, match="schema version 3"):
         LEDGER_CODEC.decode_snapshot(data)
 
 
@@ -390,7 +390,7 @@ def test_snapshot_garbage_is_a_codec_error() -> None:
 
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
-    data = LEDGER_CODEC.encode_snapshot(Snapshot(1, "acct-1", Slot({"balance": "x"}, 1), 0))
+    data = LEDGER_CODEC.encode_snapshot(Snapshot(2, "acct-1", Slot({"balance": "x"}, 1), 0))
     with pytest.raises(CodecError, match="not a valid account snapshot"):
         LEDGER_CODEC.decode_snapshot(data)
 
@@ -399,7 +399,7 @@ def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
 
 
 def test_view_round_trip_without_the_account_id() -> None:
-    data = LEDGER_CODEC.encode_view(Account("open", "EUR", 5, 0, 2))
+    data = LEDGER_CODEC.encode_view(Account("open", "EUR", 5, 0), 2)
     assert LEDGER_CODEC.decode_view(data) == AccountView("open", "EUR", 5, 0, 2)
     assert msgspec.msgpack.decode(data) == {
         "status": "open",

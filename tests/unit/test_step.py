@@ -101,7 +101,7 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
     restored = LEDGER_CODEC.decode_snapshot(snapshot.value or b"")
     assert restored.events_offset == 7
     assert restored.slot == result.changed["acct-1"]
-    assert restored.slot.state == Account("open", "EUR", 125, 0, 3)
+    assert restored.slot.state == Account("open", "EUR", 125, 0)
 
     (view,) = result.views
     assert (view.kind, view.key) == (TopicKind.STATE, b"acct-1")
@@ -158,7 +158,7 @@ def test_events_of_one_batch_build_on_each_other() -> None:
         3,
     ]
     assert outcomes(result)[-1] == ("rejected", "insufficient_funds")
-    assert result.changed["a"].state == Account("open", "EUR", 6, 0, 3)
+    assert result.changed["a"].state == Account("open", "EUR", 6, 0)
     assert [r.version for r in replies(result)] == [1, 2, 3, 3]
 
 
