@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
@@ -317,8 +318,8 @@ class LedgerClient:
         from actors.launcher import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
-        view: dict[str, Any] | None = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
-        return view
+        view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
+        return None if view is None else msgspec.to_builtins(view)
 
     # -- io thread -------------------------------------------------------------------------
 

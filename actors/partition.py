@@ -24,7 +24,6 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
-import msgspec
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
@@ -258,19 +257,19 @@ class PartitionWorker(PartitionMoves):
         """The status once the constructor has restored (Ray callers await this)."""
         return str(self.status)
 
-    def get(self, aggregate_id: str) -> dict[str, Any] | None:
-        """The public view of one aggregate as committed, or None."""
+    def get(self, aggregate_id: str) -> Any | None:
+        """The public view of one aggregate as committed (the aggregate's view Struct), or
+        None."""
         slot = self.committed.states.get(aggregate_id)
         if slot is None or slot.state is None:  # unknown, or only refused commands so far
             return None
-        view = self.committed.aggregate.view(slot.state, slot.version)
-        return msgspec.to_builtins(view)  # type: ignore[no-any-return]
+        return self.committed.aggregate.view(slot.state, slot.version)
 
-    def views(self) -> dict[str, dict[str, Any]]:
-        """Every aggregate's committed public view."""
+    def views(self) -> dict[str, Any]:
+        """Every aggregate's committed public view (the aggregate's view Structs)."""
         view = self.committed.aggregate.view
         return {
-            k: msgspec.to_builtins(view(s.state, s.version))
+            k: view(s.state, s.version)
             for k, s in self.committed.states.items()
             if s.state is not None
         }

@@ -176,12 +176,12 @@ def run_demo(
     finally:
         if not keep:
             stop_service(settings.app_id)
-    report.actor_total = sum(v["balance"] for v in views.values())
+    report.actor_total = sum(v.balance for v in views.values())
     report.events_total = sum(s.balance for s in folded.values())
     report.actor_accounts = len(views)
     report.event_accounts = len(folded)
     report.mismatched_accounts = sum(
-        1 for k, s in folded.items() if views.get(k, {}).get("balance") != s.balance
+        1 for k, s in folded.items() if k not in views or views[k].balance != s.balance
     )
     report.latencies_ms = report.latencies_ms[accounts:]  # round trips of the money moves
     return report

@@ -59,7 +59,7 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
     try:
         released_at = copy.release()
         stats = _drain(ctx, handles, targets)
-        views: dict[str, dict[str, Any]] = {}
+        views: dict[str, Any] = {}
         for part in ray.get([h.views.remote() for h in handles], timeout=120):
             views.update(part)
     finally:
@@ -94,9 +94,9 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
         partitions=partitions,
         expected=expected,
     )
-    actor_total = sum(v["balance"] for v in views.values())
+    actor_total = sum(v.balance for v in views.values())
     check.expect("Σ balances (actors' views)", actor_total, expected.money)
-    differ = sum(1 for k, v in check.balances.items() if views.get(k, {}).get("balance") != v)
+    differ = sum(1 for k, v in check.balances.items() if k not in views or views[k].balance != v)
     check.expect("accounts whose actor view differs from the events", differ, 0)
     result.facts["events"] = check.facts.get("events")
     result.check = check.summary()

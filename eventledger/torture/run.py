@@ -340,7 +340,7 @@ def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | Non
             handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
             views: dict[str, int] = {}
             for part in ray.get([h.views.remote() for h in handles], timeout=30):
-                views.update({k: int(v["balance"]) for k, v in part.items()})
+                views.update({k: int(v.balance) for k, v in part.items()})
             return views
         except Exception as e:  # an actor restarting: ask again
             log.info("views unavailable: %s", e)

@@ -19,6 +19,7 @@ from actors.launcher import partition_actor
 from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.state import AccountView
 from tests.integration.conftest import Service
 from topology.codec import CHECKPOINT_KEY, Codec, CommandEnvelope, decode_checkpoint
 from topology.partitioner import partition_for
@@ -28,8 +29,8 @@ from topology.topics import TopicKind, TopicLayout
 LEDGER_CODEC = Codec(LEDGER)
 
 
-def _all_views(service: Service) -> dict[str, dict[str, Any]]:
-    views: dict[str, dict[str, Any]] = {}
+def _all_views(service: Service) -> dict[str, AccountView]:
+    views: dict[str, AccountView] = {}
     for part in ray.get([h.views.remote() for h in service.handles]):
         views.update(part)
     return views
@@ -38,9 +39,9 @@ def _all_views(service: Service) -> dict[str, dict[str, Any]]:
 def _assert_money_conserved(service: Service, expected_total: int) -> None:
     views = _all_views(service)
     folded = fold_events(service.settings, LEDGER)
-    assert sum(v["balance"] for v in views.values()) == expected_total
+    assert sum(v.balance for v in views.values()) == expected_total
     assert sum(s.balance for s in folded.values()) == expected_total
-    assert {k: v["balance"] for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
+    assert {k: v.balance for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
 
 
 def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -> None:
@@ -209,7 +210,7 @@ def test_second_worker_fences_the_first(bare_service: Service, settings: Setting
             c.send(account, Deposit(0))  # gives the old writer something to try
             time.sleep(0.5)
         assert ray.get(old.stats.remote()).status == "fenced"
-        assert successor.get(account)["balance"] == 40  # type: ignore[index]
+        assert successor.get(account).balance == 40
     finally:
         successor.stop()
     events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == account]
