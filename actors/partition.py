@@ -24,6 +24,7 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
+import msgspec
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
@@ -257,15 +258,16 @@ class PartitionWorker(PartitionMoves):
         """The status once the constructor has restored (Ray callers await this)."""
         return str(self.status)
 
-    def get(self, aggregate_id: str) -> Any | None:
+    def get(self, aggregate_id: str) -> msgspec.Struct | None:
         """The public view of one aggregate as committed (the aggregate's view Struct), or
         None."""
         slot = self.committed.states.get(aggregate_id)
         if slot is None or slot.state is None:  # unknown, or only refused commands so far
             return None
-        return self.committed.aggregate.view(slot.state, slot.version)
+        view: msgspec.Struct = self.committed.aggregate.view(slot.state, slot.version)
+        return view
 
-    def views(self) -> dict[str, Any]:
+    def views(self) -> dict[str, msgspec.Struct]:
         """Every aggregate's committed public view (the aggregate's view Structs)."""
         view = self.committed.aggregate.view
         return {
