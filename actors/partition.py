@@ -148,7 +148,7 @@ class PartitionWorker(PartitionMoves):
             self._stop.set()
             log.error("partition %d: %s", self.partition, self.error)
             raise
-        self._move(PartitionStatus.RUNNING, self.error)
+        self._move(PartitionStatus.RUNNING)
         c = self.committed
         log.info(
             "partition %d running from command offset %d with %d aggregates",
@@ -192,8 +192,11 @@ class PartitionWorker(PartitionMoves):
             self._writer.close()
         self._writer = self._batch = None
 
-    def _move(self, status: PartitionStatus, error: str | None = None) -> None:
-        self.status, self.error = self.status.move(status), error
+    def _move(self, status: PartitionStatus, *error: str) -> None:
+        """A declared move of the status; the error is kept unless a new one is given."""
+        self.status = self.status.move(status)
+        if error:
+            self.error = error[0]
 
     def _fail(self, status: PartitionStatus, message: str) -> None:
         log.error("partition %d %s: %s", self.partition, status, message)
