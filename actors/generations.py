@@ -137,19 +137,14 @@ def outside_the_log(settings: Settings, partition: int, position: int, low: int,
     )
 
 
-def reposition(
-    settings: Settings,
-    partition: int,
-    topics: dict[TopicKind, str],
-    from_offset: int,
-    now_ms: int,
-) -> None:
+def reposition(settings: Settings, committed: Committed, partition: int, from_offset: int) -> None:
     """An operator's decision, for a blocked partition: its commands resume at
     ``from_offset`` (the commands before it are never processed). Written as a checkpoint
     through a new writer of the partition (which fences any other); raises ValueError for an
     offset outside the commands log."""
     from actors.opening import new_writer
 
+    topics = committed.topics
     writer = new_writer(settings, partition)
     commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
     probe = Consumer(consumer_config(settings, group_id=Names.of(settings).commands_group))
@@ -160,9 +155,12 @@ def reposition(
     if not low <= from_offset <= high:
         raise ValueError(f"offset {from_offset} is outside commands[{partition}]: {low} to {high}")
     log.warning(
-        "partition %d: an operator moves the command position to %d", partition, from_offset
+        "partition %d: an operator moves the command position from %d to %d",
+        partition,
+        committed.next_offset,
+        from_offset,
     )
-    checkpoint = Checkpoint(from_offset, now_ms)
+    checkpoint = Checkpoint(from_offset, committed.now_ms())
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()
 
@@ -281,8 +279,7 @@ class PartitionMoves:
         if self.status is not PartitionStatus.BLOCKED:
             raise ValueError(f"partition {self.partition} is {self.status}, not blocked")
         if from_offset is not None:
-            c = self.committed
-            reposition(self.settings, self.partition, c.topics, from_offset, c.now_ms())
+            reposition(self.settings, self.committed, self.partition, from_offset)
         self.error = None
         self._aborts = AbortPolicy()
         self.start()
