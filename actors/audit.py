@@ -7,7 +7,6 @@ EOF), so what it returns is exactly what a downstream consumer would ever see.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
-from topology.codec import EventEnvelope, decode_event
+from topology.codec import Codec, EventEnvelope
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -50,7 +50,7 @@ def read_named_topic(
     consumer = Consumer(
         consumer_config(
             settings,
-            group_id=f"{settings.app_id}-audit-{uuid.uuid4().hex[:8]}",
+            group_id=Names.of(settings).group("audit", unique=True),
             **{"enable.partition.eof": True},
         )
     )
@@ -65,8 +65,9 @@ def read_events(
     settings: Settings, aggregate: Aggregate, partitions: list[int] | None = None
 ) -> Iterator[AuditedEvent]:
     """The committed events, decoded and upcast, in log order per partition."""
+    codec = Codec(aggregate)
     for msg in read_topic(settings, TopicKind.EVENTS, partitions):
-        envelope, event = decode_event(aggregate, msg.value())
+        envelope, event = codec.decode_event(msg.value())
         yield AuditedEvent(msg.partition(), msg.offset(), envelope, event, msg.headers() or [])
 
 

@@ -18,12 +18,12 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
@@ -31,6 +31,7 @@ from actors import tracing
 from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
+from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -90,7 +91,7 @@ class LedgerClient:
         self._closed = threading.Event()
         self._producer = Producer(producer_config(self.settings))
         self._consumer = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-client-{uuid.uuid4().hex}")
+            consumer_config(settings, group_id=Names.of(settings).group("client", unique=True))
         )
         replies = self.layout.name(TopicKind.REPLIES)
         start = []
@@ -327,8 +328,8 @@ class LedgerClient:
         from actors.launcher import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
-        view: dict[str, Any] | None = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
-        return view
+        view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
+        return None if view is None else msgspec.to_builtins(view)
 
     # -- io thread -------------------------------------------------------------------------
 

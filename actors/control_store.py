@@ -12,7 +12,6 @@ coordinator can tell a passing fault from a writer that no longer works.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -26,6 +25,7 @@ from topology.control import (
     decode_control,
     encode_control,
 )
+from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -40,7 +40,7 @@ def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
     consumer = Consumer(
         consumer_config(
             settings,
-            group_id=f"{settings.app_id}-control-{uuid.uuid4().hex[:8]}",
+            group_id=Names.of(settings).group("control", unique=True),
             **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
         )
     )
@@ -75,7 +75,7 @@ class ControlWriter:
     def __init__(self, settings: Settings, *, end_timeout: float = 30.0) -> None:
         self.topic = TopicLayout.of(settings).control
         self.writer = TransactionalWriter(
-            settings, f"{settings.app_id}-coordinator", end_timeout=end_timeout
+            settings, Names.of(settings).coordinator_txn, end_timeout=end_timeout
         )
         self.writer.open()  # fence now, not at the first write
         self.failures = 0

@@ -39,13 +39,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.kafka import consumer_config
-from actors.launcher import NAMESPACE, actor_name
+from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
 from actors.ray_state import alive_nodes, current_node_id, lookup_actor
 from actors.rebuild_driver import RebuildDriver
 from actors.supervisor import PartitionActual, observe_partitions, retire, start_partition
 from actors.watermarks import watermarks
-from ledger.aggregate import LEDGER
-from topology.control import PartitionRecord, ServiceRecord
+from topology.control import DesiredState, PartitionRecord, ServiceRecord
+from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Move, Replace, Start, plan
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -55,7 +55,6 @@ __all__ = [
     "MAX_WRITE_FAILURES",
     "ControlPlaneError",
     "Coordinator",
-    "coordinator_name",
     "deploy_coordinator",
     "find_coordinator",
     "stop_service",
@@ -87,10 +86,6 @@ def _end_process(error: ControlPlaneError) -> None:
         os._exit(70)
 
 
-def coordinator_name(app_id: str) -> str:
-    return f"{app_id}-coordinator"
-
-
 @dataclass
 class _Tick:
     nodes: list[str]
@@ -105,8 +100,8 @@ class Coordinator:
     def __init__(
         self,
         settings: Settings,
+        aggregate: Aggregate,
         *,
-        aggregate: Aggregate = LEDGER,
         tick_seconds: float = 0.5,
         start: bool = True,
     ) -> None:
@@ -114,6 +109,7 @@ class Coordinator:
         self.aggregate = aggregate
         self.tick_seconds = tick_seconds
         self.layout = TopicLayout.of(settings)
+        self.names = Names.of(settings)
         self.started_at = time.time()
         self.ticks = 0
         self.errors: dict[str, str] = {}
@@ -142,7 +138,7 @@ class Coordinator:
             settings, self.desired, self.writer, self._lock, aggregate=aggregate
         )
         self._watermarks = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-coordinator")
+            consumer_config(settings, group_id=self.names.group("coordinator"))
         )
         log.info(
             "coordinator of %s: %d partitions, generations %s",
@@ -233,7 +229,7 @@ class Coordinator:
             }
         observed = {a.partition: a.observed for a in tick.actual}
         for action in plan(self.settings.partitions, observed, tick.nodes, placed, frozen=frozen):
-            name = actor_name(self.settings.app_id, action.partition)
+            name = self.names.partition_actor(action.partition)
             match action:
                 case Start(partition=p, node_id=node):
                     log.info("partition %d: starting on node %s", p, node[:8])
@@ -256,19 +252,22 @@ class Coordinator:
             record = self.desired.partition(p)
             if p in active or a.observed.phase is not ActorPhase.RUNNING:
                 continue
-            if a.stats.get("restored_from") == "events" and a.info is not None:
+            stats = a.stats
+            if stats is None:
+                continue
+            if stats.restored_from == "events" and a.info is not None:
                 instance = (p, a.info.handle._actor_id.hex(), a.info.restarts)
                 if instance not in self._stale_seen:
                     self._stale_seen.add(instance)
                     log.warning("partition %d: stale snapshots; rebuilding a new generation", p)
                     self.rebuilds.request([p])
                     continue
-            generation = a.stats.get("generation")
-            if generation is not None and generation != record.generation and a.info:
+            generation = stats.generation
+            if generation != record.generation and a.info:
                 # Observed before this tick's rebuild step, which may have just switched it.
-                fresh: dict[str, Any] = ray.get(a.info.handle.stats.remote(), timeout=30)
-                generation = fresh.get("generation")
-            if generation is not None and generation != record.generation and a.info:
+                fresh: PartitionStats = ray.get(a.info.handle.stats.remote(), timeout=30)
+                generation = fresh.generation
+            if generation != record.generation and a.info:
                 log.warning(
                     "partition %d: its actor serves generation %s, the desired one is %d; "
                     "replacing it",
@@ -276,11 +275,11 @@ class Coordinator:
                     generation,
                     record.generation,
                 )
-                retire(actor_name(self.settings.app_id, p), graceful=False)
+                retire(self.names.partition_actor(p), graceful=False)
                 continue  # the next tick places a new actor, which reads the desired state
             if record.paused:
                 self._write(msgspec.structs.replace(record, paused=False))
-            if a.stats.get("paused") and a.info is not None:
+            if stats.paused and a.info is not None:
                 log.warning("partition %d was left paused; resuming it", p)
                 ray.get(a.info.handle.resume.remote(record.generation), timeout=30)
 
@@ -305,7 +304,7 @@ class Coordinator:
         """Whether every partition actor ran within ``timeout`` seconds."""
         return self._serving.wait(timeout)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ServiceStatus:
         """The service as of the last tick: one row per partition, nodes, rebuilds."""
         with self._lock:
             tick = self._last
@@ -326,17 +325,17 @@ class Coordinator:
                     now=tick.at if tick else time.time(),
                 )
             )
-        return {
-            "app_id": self.settings.app_id,
-            "partitions": self.settings.partitions,
-            "bootstrap_servers": self.settings.bootstrap_servers,
-            "nodes": tick.nodes if tick else [],
-            "ticks": ticks,
-            "observed_at": tick.at if tick else None,
-            "errors": errors,
-            "rows": rows,
-            "rebuilds": rebuilds,
-        }
+        return ServiceStatus(
+            app_id=self.settings.app_id,
+            partitions=self.settings.partitions,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            nodes=tick.nodes if tick else [],
+            ticks=ticks,
+            observed_at=tick.at if tick else None,
+            errors=errors,
+            rows=rows,
+            rebuilds=rebuilds,
+        )
 
     def rebuild(
         self, partitions: list[int] | None = None, aggregate: Aggregate | None = None
@@ -350,19 +349,14 @@ class Coordinator:
             raise ValueError(f"no such partitions: {bad} (0..{self.settings.partitions - 1})")
         return self.rebuilds.request(wanted, aggregate)
 
-    def rebuild_progress(self) -> dict[int, dict[str, Any]]:
+    def rebuild_progress(self) -> dict[int, RebuildProgress]:
         return self.rebuilds.progress()
 
-    def desired_state(self) -> dict[str, Any]:
-        """The desired state as builtins (what the control topic holds)."""
+    def desired_state(self) -> DesiredState:
+        """A copy of the desired state (what the control topic holds)."""
         with self._lock:
-            return {
-                "service": msgspec.to_builtins(self.desired.service),
-                "partitions": {
-                    p: msgspec.to_builtins(r) for p, r in self.desired.partitions.items()
-                },
-                "rebuilds": {p: msgspec.to_builtins(r) for p, r in self.desired.rebuilds.items()},
-            }
+            d = self.desired
+            return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds))
 
     def shutdown(self) -> None:
         """Record the service as stopped, stop the loop, the shadows and every actor."""
@@ -372,7 +366,7 @@ class Coordinator:
             self._thread.join(60)
         self.rebuilds.stop_all()
         for p in range(self.settings.partitions):
-            retire(actor_name(self.settings.app_id, p), graceful=True)
+            retire(self.names.partition_actor(p), graceful=True)
         self._watermarks.close()
         log.info("coordinator of %s: stopped", self.settings.app_id)
 
@@ -383,14 +377,14 @@ def _row(
     *,
     actual: PartitionActual | None,
     end: int | None,
-    rebuild: dict[str, Any] | None,
+    rebuild: RebuildProgress | None,
     now: float,
-) -> dict[str, Any]:
-    stats = actual.stats if actual is not None else {}
+) -> StatusRow:
+    stats = actual.stats if actual is not None else None
     phase = actual.observed.phase if actual is not None else ActorPhase.MISSING
-    rebuilding = rebuild is not None and rebuild["phase"] in ("replaying", "switching")
+    rebuilding = rebuild is not None and rebuild.phase.active
     if phase is ActorPhase.RUNNING:
-        if stats.get("paused") or desired.paused:
+        if (stats is not None and stats.paused) or desired.paused:
             state = "paused"
         elif rebuilding:
             state = "rebuilding"
@@ -399,25 +393,25 @@ def _row(
     elif phase is ActorPhase.STARTING:
         state = "restoring"
     elif phase is ActorPhase.BROKEN:
-        state = str(stats.get("status", "broken"))
+        state = str(stats.status) if stats is not None else "broken"
     else:
         state = str(phase)
-    committed = stats.get("committed_offset")
-    last_commit = stats.get("last_commit_at") or 0.0
+    committed = stats.committed_offset if stats is not None else None
+    last_commit = stats.last_commit_at if stats is not None else 0.0
     info = actual.info if actual is not None else None
-    return {
-        "partition": p,
-        "node": (info.node_id if info is not None else "") or desired.node_id or "",
-        "state": state,
-        "generation": stats.get("generation", desired.generation),
-        "aggregates": stats.get("aggregates"),
-        "committed_offset": committed,
-        "lag": None if committed is None or end is None else max(0, end - committed),
-        "restarts": (info.restarts if info is not None else 0) + max(0, desired.starts - 1),
-        "last_commit_age": now - last_commit if last_commit else None,
-        "error": stats.get("error"),
-        "rebuild": rebuild,
-    }
+    return StatusRow(
+        partition=p,
+        node=(info.node_id if info is not None else "") or desired.node_id or "",
+        state=state,
+        generation=stats.generation if stats is not None else desired.generation,
+        aggregates=stats.aggregates if stats is not None else None,
+        committed_offset=committed,
+        lag=None if committed is None or end is None else max(0, end - committed),
+        restarts=(info.restarts if info is not None else 0) + max(0, desired.starts - 1),
+        last_commit_age=now - last_commit if last_commit else None,
+        error=stats.error if stats is not None else None,
+        rebuild=rebuild,
+    )
 
 
 # -- deployment (the driver side) ------------------------------------------------------------
@@ -425,13 +419,13 @@ def _row(
 
 def find_coordinator(app_id: str) -> Any | None:
     """The application's coordinator actor, or None when it is not deployed."""
-    return lookup_actor(coordinator_name(app_id), NAMESPACE)
+    return lookup_actor(Names(app_id).coordinator_actor, NAMESPACE)
 
 
 def deploy_coordinator(
     settings: Settings,
+    aggregate: Aggregate,
     *,
-    aggregate: Aggregate | None = None,
     tick_seconds: float = 0.5,
     wait: bool = True,
     timeout: float = 180.0,
@@ -439,11 +433,8 @@ def deploy_coordinator(
     """Start the application's coordinator (or find the running one) on this node, and
     optionally wait until every partition actor runs. Raises TimeoutError."""
     remote: Any = ray.remote(Coordinator)
-    kwargs: dict[str, Any] = {"tick_seconds": tick_seconds}
-    if aggregate is not None:
-        kwargs["aggregate"] = aggregate
     handle = remote.options(
-        name=coordinator_name(settings.app_id),
+        name=Names.of(settings).coordinator_actor,
         namespace=NAMESPACE,
         lifetime="detached",
         get_if_exists=True,
@@ -451,7 +442,7 @@ def deploy_coordinator(
         max_task_retries=-1,
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(current_node_id(), soft=True),
-    ).remote(settings, **kwargs)
+    ).remote(settings, aggregate, tick_seconds=tick_seconds)
     if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
         raise TimeoutError(f"{settings.app_id}: partitions not all running after {timeout:.0f}s")
     return handle

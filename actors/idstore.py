@@ -47,6 +47,7 @@ from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from topology.idempotency import replies_retention_ms
+from topology.names import Names
 from topology.settings import Settings
 from topology.step import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
@@ -138,7 +139,7 @@ class IdStore:
         layout = TopicLayout.of(settings)
         topic = layout.name(TopicKind.REPLIES)
         consumer = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-ids", **_RESTORE_CONSUMER)
+            consumer_config(settings, group_id=Names.of(settings).group("ids"), **_RESTORE_CONSUMER)
         )
         records = installed = 0
         try:
@@ -195,8 +196,8 @@ def open_id_store(settings: Settings, partition: int) -> IdStore:
     """The partition's store under ``state_dir/{app_id}/ids-{partition}``. When another live
     process holds it (an old actor of the partition on this node that is not dead yet), a
     private scratch store is used instead and restored from the changelog in full."""
-    base = Path(os.path.expanduser(settings.state_dir)) / settings.app_id
-    path = base / f"ids-{partition}"
+    path = Names.of(settings).ids_dir(settings, partition)
+    base = path.parent
     ttl = replies_retention_ms(settings.idempotency_window_ms) // 1000
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

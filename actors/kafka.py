@@ -2,8 +2,8 @@
 
 Every producer in the system uses the Java-compatible ``murmur2_random`` partitioner, every
 consumer of actor output reads ``read_committed`` with auto commit off. ``TransactionalWriter``
-is the one transactional producer role (the control writer and the shadow rebuild use it; the
-partition actor's own transaction path is still its own).
+is the one transactional producer role: the partition actor, the control writer and the shadow
+rebuild all write through it, with one retry policy and one error taxonomy.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from topology.settings import Settings
 
 __all__ = [
+    "CALL_ATTEMPTS",
+    "INIT_ATTEMPTS",
     "AbortableError",
     "FatalError",
     "FencedError",
@@ -132,7 +134,7 @@ def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5, w
         except KafkaException as e:
             if attempt == attempts or not isinstance(classify(e, during=during), RetriableError):
                 raise
-            log.info("%s %s: %s; retrying", who, during, e)
+            log.info("%s%s: %s; retrying", f"{who} " if who else "", during, e)
             time.sleep(min(0.05 * attempt, 0.5))
     raise AssertionError("unreachable")
 
@@ -195,6 +197,10 @@ INIT_ATTEMPTS = 40
 """``init_transactions`` is retried this often while retriable (a broker just started, the
 transaction coordinator still loading): the one policy of every transactional writer."""
 
+CALL_ATTEMPTS = 5
+"""Every other producer call (begin, commit, abort) is retried this often while retriable. A
+timed-out commit or abort is never called again: ``classify`` makes it fatal, not retriable."""
+
 _FULL_QUEUE_POLLS = 50
 """A produce that meets a full queue serves delivery reports (0.1 s each) this often before
 the transaction is given up as abortable."""
@@ -211,6 +217,12 @@ class TransactionalWriter:
     - After a fatal error the producer is dropped and the next use creates a new one (a new
       epoch, which also fences a late commit or abort of the dead one). After ``FencedError``
       the writer refuses every call: another writer owns the id, this one must stop.
+    - ``renew()`` replaces the producer at once (a new epoch): after a failed produce the
+      idempotent producer's sequence state is spoiled, and only an epoch bump clears it.
+    - A fence met by a transaction older than ``transaction.timeout.ms`` is the broker's own
+      abort, not a takeover: it is fatal (re-create) unless ``stale_fence_is_fatal=False``,
+      which keeps every fence final (the partition actor: a fence stops it, and only its
+      supervisor, which knows whether a successor exists, replaces it).
     """
 
     def __init__(
@@ -221,11 +233,14 @@ class TransactionalWriter:
         end_timeout: float = 30.0,
         init_timeout: float = 30.0,
         factory: Callable[[dict[str, Any]], Any] = Producer,
+        stale_fence_is_fatal: bool = True,
     ) -> None:
         self.transactional_id = transactional_id
         self.end_timeout = end_timeout
         self.init_timeout = init_timeout
         self.recreations = 0
+        self.renewals = 0
+        self.stale_fence_is_fatal = stale_fence_is_fatal
         self.fenced: FencedError | None = None
         self._config = producer_config(settings, transactional_id=transactional_id)
         self._factory = factory
@@ -260,6 +275,13 @@ class TransactionalWriter:
         self._producer = None
         self._open = False
 
+    def renew(self) -> None:
+        """Replace the producer now: a new one, ``init_transactions`` (a new epoch)."""
+        self._producer = None
+        self._open = False
+        self.renewals += 1
+        self.open()
+
     def close(self) -> None:
         """Drop the producer (an open transaction is left to the broker to abort)."""
         self._producer = None
@@ -274,10 +296,10 @@ class TransactionalWriter:
         self.begin()
         try:
             yield self
+            self.commit()
         except BaseException:
             self._end_failed()
             raise
-        self.commit()
 
     def begin(self) -> None:
         self._call("begin", self.producer.begin_transaction)
@@ -312,12 +334,9 @@ class TransactionalWriter:
             raise self._fail(classify(e, during="produce")) from e
 
     def commit(self) -> None:
-        """Commit the open transaction; raises classified (an abortable one is aborted)."""
-        try:
-            self._call("commit", self.producer.commit_transaction, self.end_timeout)
-        except AbortableError:
-            self._end_failed()
-            raise
+        """Commit the open transaction; raises classified (``AbortableError``: the caller
+        aborts, as ``transaction()`` does)."""
+        self._call("commit", self.producer.commit_transaction, self.end_timeout)
         self._open = False
 
     def abort(self) -> None:
@@ -328,7 +347,7 @@ class TransactionalWriter:
     def _end_failed(self) -> None:
         """End a transaction whose body or commit failed: abort it, or when the producer is
         dead (fatal, or the abort itself failed) drop it so the next use re-creates it."""
-        if self._producer is None or self.fenced is not None:
+        if self._producer is None or self.fenced is not None or not self._open:
             return
         try:
             self.abort()
@@ -340,15 +359,15 @@ class TransactionalWriter:
     def _call(self, during: str, fn: Callable[..., T], *args: Any) -> T:
         """A producer call retried while retriable; what still fails comes out classified,
         and a fatal error drops (or a fence retires) the producer."""
-        # A timed-out end of a transaction is not called again: it is fatal (see classify).
-        attempts = {"init_transactions": INIT_ATTEMPTS, "commit": 1, "abort": 1}.get(during, 5)
+        attempts = INIT_ATTEMPTS if during == "init_transactions" else CALL_ATTEMPTS
         try:
             return retrying(during, fn, *args, attempts=attempts, who=self.transactional_id)
         except KafkaException as e:
             raise self._fail(classify(e, during=during)) from e
 
     def _fail(self, error: KafkaClientError) -> KafkaClientError:
-        if isinstance(error, FencedError) and self._outlived_timeout():
+        stale = self.stale_fence_is_fatal and self._outlived_timeout()
+        if isinstance(error, FencedError) and stale:
             # The broker aborts a transaction older than transaction.timeout.ms and bumps
             # the epoch, which librdkafka reports as a fence: this writer is not replaced.
             error = FatalError(

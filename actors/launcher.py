@@ -15,26 +15,24 @@ import ray
 
 from actors.admin import ensure_topics
 from actors.partition import PartitionWorker
+from topology.names import NAMESPACE, Names
+from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-__all__ = ["NAMESPACE", "actor_name", "deploy", "partition_actor", "undeploy"]
+__all__ = ["NAMESPACE", "deploy", "partition_actor", "undeploy"]
 
 log = logging.getLogger(__name__)
-
-NAMESPACE = "eventledger"
-
-
-def actor_name(app_id: str, partition: int) -> str:
-    return f"{app_id}-partition-{partition}"
 
 
 def partition_actor(app_id: str, partition: int) -> Any:
     """The live actor that owns ``partition`` (raises ValueError when there is none)."""
-    return ray.get_actor(actor_name(app_id, partition), namespace=NAMESPACE)
+    return ray.get_actor(Names(app_id).partition_actor(partition), namespace=NAMESPACE)
 
 
-def deploy(settings: Settings, *, detached: bool = True, timeout: float = 120.0) -> list[Any]:
+def deploy(
+    settings: Settings, aggregate: Aggregate, *, detached: bool = True, timeout: float = 120.0
+) -> list[Any]:
     """Create the topics and start (or find) one actor per partition; wait until all run.
 
     Actors use no CPU reservation (they block on Kafka I/O) and restart without limit: a
@@ -44,14 +42,14 @@ def deploy(settings: Settings, *, detached: bool = True, timeout: float = 120.0)
     remote: Any = ray.remote(PartitionWorker)
     handles = [
         remote.options(
-            name=actor_name(settings.app_id, p),
+            name=Names.of(settings).partition_actor(p),
             namespace=NAMESPACE,
             lifetime="detached" if detached else None,
             get_if_exists=True,
             max_restarts=-1,
             max_task_retries=-1,
             num_cpus=0,
-        ).remote(settings, p)
+        ).remote(settings, p, aggregate)
         for p in range(settings.partitions)
     ]
     statuses = ray.get([h.ready.remote() for h in handles], timeout=timeout)

@@ -35,24 +35,21 @@ import ray
 
 from actors.admin import ensure_specs
 from actors.control_store import ControlWriter
-from actors.launcher import NAMESPACE
+from actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress
 from actors.ray_state import lookup_actor
 from actors.shadow import ShadowRebuild, fence_rebuild
 from actors.supervisor import retire
 from topology.control import DesiredState, RebuildPhase, RebuildRecord
+from topology.names import NAMESPACE, Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-__all__ = ["MAX_ATTEMPTS", "RebuildDriver", "shadow_name"]
+__all__ = ["MAX_ATTEMPTS", "RebuildDriver"]
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-
-
-def shadow_name(app_id: str, partition: int) -> str:
-    return f"{app_id}-rebuild-{partition}"
 
 
 class RebuildDriver:
@@ -71,13 +68,14 @@ class RebuildDriver:
     ) -> None:
         self.settings = settings
         self.layout = TopicLayout.of(settings)
+        self.names = Names.of(settings)
         self.desired = desired
         self.writer = writer
         self.lock = lock
         self.aggregate = aggregate
         self.tail = tail
         self._aggregates: dict[int, Aggregate] = {}
-        self._progress: dict[int, dict[str, Any]] = {}
+        self._progress: dict[int, tuple[ShadowProgress, dict[str, float]]] = {}
 
     # -- requests (method thread) ------------------------------------------------------------
 
@@ -105,15 +103,13 @@ class RebuildDriver:
         used = earlier.generation if earlier is not None else 0
         return max(self.desired.partition(p).generation, used) + 1
 
-    def progress(self) -> dict[int, dict[str, Any]]:
+    def progress(self) -> dict[int, RebuildProgress]:
         """Per partition: the control record and, while it runs, the shadow's progress."""
         with self.lock:
             out = {}
             for p, record in self.desired.rebuilds.items():
-                row: dict[str, Any] = msgspec.to_builtins(record)
-                row["rate"] = record.rate
-                row["shadow"] = self._progress.get(p)
-                out[p] = row
+                shadow, steps = self._progress.get(p, (None, {}))
+                out[p] = RebuildProgress(record=record, shadow=shadow, pause_steps_ms=steps)
             return out
 
     def active(self) -> set[int]:
@@ -133,7 +129,7 @@ class RebuildDriver:
     def stop_all(self) -> None:
         """Stop every shadow (their checkpoints stay for a resume)."""
         for p in range(self.settings.partitions):
-            retire(shadow_name(self.settings.app_id, p), graceful=True, timeout=10)
+            retire(self.names.shadow_actor(p), graceful=True, timeout=10)
 
     def _drive(self, p: int, handle: Any | None) -> None:
         record = self.desired.rebuilds[p]
@@ -141,28 +137,28 @@ class RebuildDriver:
             if handle is not None:
                 self._settle(p, handle, error="the switch was interrupted")
             return
-        shadow = lookup_actor(shadow_name(self.settings.app_id, p), NAMESPACE)
+        shadow = lookup_actor(self.names.shadow_actor(p), NAMESPACE)
         if shadow is None:
             self._start_shadow(p, record)
             return
         try:
-            progress: dict[str, Any] = ray.get(shadow.progress.remote(), timeout=2)
+            progress: ShadowProgress = ray.get(shadow.progress.remote(), timeout=2)
         except ray.exceptions.GetTimeoutError:
             return  # still constructing (fencing, resuming)
         except ray.exceptions.RayActorError as e:
             self._record(p, error=f"the shadow died: {e}")
             return
-        if progress["generation"] != record.generation:  # left over from another rebuild
-            retire(shadow_name(self.settings.app_id, p), graceful=False)
+        if progress.generation != record.generation:  # left over from another rebuild
+            retire(self.names.shadow_actor(p), graceful=False)
             return
         with self.lock:
-            self._progress[p] = progress
-        if progress["phase"] == "failed":
-            retire(shadow_name(self.settings.app_id, p), graceful=False)
-            self._record(p, error=progress["error"])
+            self._progress[p] = (progress, {})
+        if progress.phase is ShadowPhase.FAILED:
+            retire(self.names.shadow_actor(p), graceful=False)
+            self._record(p, error=progress.error)
             return
-        near = progress["end"] - progress["position"] <= self.tail
-        if handle is not None and near and progress["phase"] in ("replaying", "caught_up"):
+        near = progress.end - progress.position <= self.tail
+        if handle is not None and near and progress.phase.replaying:
             self._switch(p, record, shadow, handle)
 
     def _start_shadow(self, p: int, record: RebuildRecord) -> None:
@@ -175,17 +171,12 @@ class RebuildDriver:
         )
         remote: Any = ray.remote(ShadowRebuild)
         remote.options(
-            name=shadow_name(self.settings.app_id, p),
+            name=self.names.shadow_actor(p),
             namespace=NAMESPACE,
             lifetime="detached",
             max_restarts=0,
             num_cpus=0,
-        ).remote(
-            self.settings,
-            p,
-            record.generation,
-            aggregate=self._aggregates.get(p, self.aggregate),
-        )
+        ).remote(self.settings, p, record.generation, self._aggregates.get(p, self.aggregate))
         self._write(msgspec.structs.replace(record, attempts=record.attempts + 1))
         log.info("partition %d: shadow rebuild into generation %d started", p, record.generation)
 
@@ -229,18 +220,17 @@ class RebuildDriver:
         breakdown = {
             step: round((marks[i + 1] - marks[i]) * 1000.0, 1) for i, step in enumerate(steps)
         }
-        summary: dict[str, Any] = ray.get(shadow.progress.remote(), timeout=10)
-        summary["pause_steps_ms"] = breakdown
+        summary: ShadowProgress = ray.get(shadow.progress.remote(), timeout=10)
         self._write(
             msgspec.structs.replace(
                 self.desired.rebuilds[p],
-                events=summary["replayed"],
-                replay_seconds=summary["seconds"],
+                events=summary.replayed,
+                replay_seconds=summary.seconds,
                 pause_ms=pause_ms,
             )
         )
         with self.lock:
-            self._progress[p] = summary
+            self._progress[p] = (summary, breakdown)
             self._aggregates.pop(p, None)
         self._retire_shadow(p)
         log.info(
@@ -248,8 +238,8 @@ class RebuildDriver:
             "(%.0f events/s); paused %.1f ms %s",
             p,
             record.generation,
-            summary["replayed"],
-            summary["replayed"] / summary["seconds"] if summary["seconds"] else 0.0,
+            summary.replayed,
+            summary.replayed / summary.seconds if summary.seconds else 0.0,
             pause_ms,
             breakdown,
         )
@@ -258,8 +248,8 @@ class RebuildDriver:
         """End a switch that did not complete, from what the live actor reports."""
         record = self.desired.rebuilds[p]
         partition = self.desired.partition(p)
-        stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=30)
-        if stats.get("generation") == record.generation:
+        stats: PartitionStats = ray.get(handle.stats.remote(), timeout=30)
+        if stats.generation == record.generation:
             self._write(
                 msgspec.structs.replace(
                     record, phase=RebuildPhase.DONE, finished_at=time.time(), error=None
@@ -275,12 +265,12 @@ class RebuildDriver:
                 msgspec.structs.replace(record, phase=phase, error=error),
                 msgspec.structs.replace(partition, paused=False),
             )
-            retire(shadow_name(self.settings.app_id, p), graceful=False)
+            retire(self.names.shadow_actor(p), graceful=False)
         ray.get(handle.resume.remote(self.desired.partition(p).generation), timeout=30)
 
     def _retire_shadow(self, p: int) -> None:
         """The switch is recorded: end the shadow and fence its transactional id."""
-        retire(shadow_name(self.settings.app_id, p), graceful=True, timeout=10)
+        retire(self.names.shadow_actor(p), graceful=True, timeout=10)
         fence_rebuild(self.settings, p)
         with self.lock:
             self._aggregates.pop(p, None)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
 
 from topology.step import InRecord
 
-__all__ = ["UNREADABLE_HEADERS", "in_record"]
+__all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +28,37 @@ def in_record(msg: Any) -> InRecord:
         log.warning("offset %d: unreadable headers (%s)", msg.offset(), e)
         headers = (UNREADABLE_HEADERS,)
     return InRecord(msg.offset(), msg.key(), msg.value(), headers)
+
+
+class OutsideTheLogError(Exception):
+    """The consumer's position lies outside its partition's log (``auto.offset.reset`` is
+    ``error``: nothing is skipped or replayed by itself)."""
+
+
+def poll_batch(consumer: Any, limit: int, max_seconds: float) -> list[Any]:
+    """Block briefly for one record, then take what is already fetched, up to ``limit``
+    records and ``max_seconds``; a dry poll ends the batch (low latency at low load).
+    Consumer errors are logged and skipped, except a fatal one (raised as
+    ``KafkaException``) and a position outside the log (``OutsideTheLogError``)."""
+    first = consumer.poll(0.02)
+    if first is None:
+        return []
+    batch = [first]
+    deadline = time.monotonic() + max_seconds
+    while len(batch) < limit and time.monotonic() < deadline:
+        more = consumer.consume(limit - len(batch), timeout=0)
+        if not more:
+            break
+        batch.extend(more)
+    good = []
+    for msg in batch:
+        error = msg.error()
+        if error is None:
+            good.append(msg)
+        elif error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+            raise OutsideTheLogError(error.str())
+        elif error.fatal():
+            raise KafkaException(error)
+        else:
+            log.warning("consumer: %s", error.str())
+    return good

@@ -8,15 +8,14 @@ used by the shadow rebuild and by a partition actor whose snapshots are stale. R
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
-from topology.codec import Slot, decode_key
-from topology.protocol import Aggregate
+from topology.codec import Codec, Slot, decode_key
+from topology.names import Names
 from topology.restore import apply_event_record
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -37,7 +36,7 @@ class EventTail:
         self._consumer = Consumer(
             consumer_config(
                 settings,
-                group_id=f"{settings.app_id}-replay-{uuid.uuid4().hex[:8]}",
+                group_id=Names.of(settings).group("replay", unique=True),
                 **{
                     "enable.partition.eof": True,
                     "fetch.wait.max.ms": 5,  # the end is noticed quickly
@@ -50,7 +49,7 @@ class EventTail:
         # Offsets are asked on a consumer of their own: on the fetching one, the request
         # would wait behind the long-poll fetch sharing the broker connection.
         self._offsets = Consumer(
-            consumer_config(settings, group_id=f"{settings.app_id}-replay-offsets")
+            consumer_config(settings, group_id=Names.of(settings).group("replay-offsets"))
         )
         self.position = start
         self.at_end = False
@@ -83,7 +82,7 @@ class EventTail:
 
 
 def fold(
-    aggregate: Aggregate,
+    codec: Codec,
     states: dict[str, Slot],
     records: list[Any],
     changed: set[str] | None = None,
@@ -92,7 +91,7 @@ def fold(
     ones are skipped) and adds the changed aggregate ids to ``changed``."""
     applied = 0
     for msg in records:
-        if apply_event_record(aggregate, states, msg.value()):
+        if apply_event_record(codec, states, msg.value()):
             applied += 1
             if changed is not None:
                 changed.add(decode_key(msg.key()))
@@ -100,7 +99,7 @@ def fold(
 
 
 def replay_partition(
-    settings: Settings, aggregate: Aggregate, partition: int, states: dict[str, Slot]
+    settings: Settings, codec: Codec, partition: int, states: dict[str, Slot]
 ) -> tuple[int, int]:
     """Fold ``events[partition]`` from offset 0 to its current end into ``states``.
     Returns (events applied, the events offset the states now reflect)."""
@@ -109,7 +108,7 @@ def replay_partition(
         end = tail.end()
         applied = 0
         while tail.position < end:
-            applied += fold(aggregate, states, tail.read())
+            applied += fold(codec, states, tail.read())
         return applied, tail.position
     finally:
         tail.close()

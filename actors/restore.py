@@ -18,12 +18,19 @@ from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
-from topology.codec import CHECKPOINT_KEY, Checkpoint, StaleSnapshotError, decode_checkpoint
-from topology.protocol import Aggregate
+from topology.codec import (
+    CHECKPOINT_KEY,
+    Checkpoint,
+    Codec,
+    Slot,
+    StaleSnapshotError,
+    decode_checkpoint,
+)
+from topology.names import Names
 from topology.settings import Settings
 from topology.store import SnapshotStore
 
-__all__ = ["Restored", "restore_partition"]
+__all__ = ["Restored", "restore_or_fold", "restore_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +57,12 @@ class Restored:
     stale: bool
     events_end: int
     seconds: float
+    folded: bool = False  # the store was folded from the events (the snapshots were stale)
 
 
 def restore_partition(
     settings: Settings,
-    aggregate: Aggregate,
+    codec: Codec,
     *,
     snapshots: TopicPartition,
     events: TopicPartition,
@@ -62,9 +70,9 @@ def restore_partition(
     """Read ``snapshots`` from its start to its end (partition EOF) into a store."""
     started = time.monotonic()
     consumer = Consumer(
-        consumer_config(settings, group_id=f"{settings.app_id}-restore", **_RESTORE_CONSUMER)
+        consumer_config(settings, group_id=Names.of(settings).group("restore"), **_RESTORE_CONSUMER)
     )
-    store = SnapshotStore(aggregate)
+    store = SnapshotStore(codec)
     load = store.load
     checkpoint: Checkpoint | None = None
     records = 0
@@ -88,3 +96,36 @@ def restore_partition(
         consumer.close()
     release_freed_memory()
     return Restored(store, checkpoint, records, stale, events_end, time.monotonic() - started)
+
+
+def restore_or_fold(
+    settings: Settings,
+    codec: Codec,
+    *,
+    snapshots: TopicPartition,
+    events: TopicPartition,
+) -> Restored:
+    """``restore_partition``; when it met snapshots of another state schema, the store is
+    instead folded from ``events`` from offset 0 (the coordinator then rebuilds a clean
+    generation). Snapshots of another schema are never loaded."""
+    restored = restore_partition(settings, codec, snapshots=snapshots, events=events)
+    if not restored.stale:
+        return restored
+    from actors.replay import replay_partition
+
+    log.warning("%s[%d]: stale snapshots; folding the events", events.topic, events.partition)
+    slots: dict[str, Slot] = {}
+    applied, position = replay_partition(settings, codec, events.partition, slots)
+    store = SnapshotStore(codec)
+    for aggregate_id, slot in slots.items():
+        store.load(*codec.snapshot_record(aggregate_id, slot, position))
+    log.info(
+        "%s[%d]: folded %d events into %d aggregates",
+        events.topic,
+        events.partition,
+        applied,
+        len(store),
+    )
+    restored.store = store
+    restored.folded = True
+    return restored

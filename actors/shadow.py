@@ -24,28 +24,26 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import ShadowPhase, ShadowProgress
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
-from ledger.aggregate import LEDGER
 from topology.codec import (
     CHECKPOINT_KEY,
+    Codec,
     CodecError,
     Slot,
-    Snapshot,
-    encode_key,
-    encode_snapshot,
 )
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.restore import apply_snapshot_record
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-__all__ = ["Handover", "ShadowRebuild", "fence_rebuild", "rebuild_transactional_id"]
+__all__ = ["Handover", "ShadowRebuild", "fence_rebuild"]
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +53,10 @@ _CAUGHT_UP_CHECKPOINT_SECONDS = 0.2
 switch's pause, then holds only the aggregates changed in the last moments."""
 
 
-def rebuild_transactional_id(app_id: str, partition: int) -> str:
-    return f"{app_id}-rebuild-{partition}"
-
-
 def fence_rebuild(settings: Settings, partition: int) -> None:
     """Fence every producer a shadow of ``partition`` ever had (a retired shadow, or one Ray
     lost track of), so that none can write to a generation once it is live."""
-    writer = TransactionalWriter(settings, rebuild_transactional_id(settings.app_id, partition))
+    writer = TransactionalWriter(settings, Names.of(settings).shadow_txn(partition))
     writer.open()  # init_transactions bumps the id's epoch
     writer.close()
 
@@ -90,8 +84,8 @@ class ShadowRebuild:
         settings: Settings,
         partition: int,
         generation: int,
+        aggregate: Aggregate,
         *,
-        aggregate: Aggregate = LEDGER,
         checkpoint_seconds: float = 2.0,
         checkpoint_records: int = 50_000,
         read_limit: int = 10_000,
@@ -103,11 +97,12 @@ class ShadowRebuild:
         self.partition = partition
         self.generation = generation
         self.aggregate = aggregate
+        self.codec = Codec(aggregate)
         self.checkpoint_seconds = checkpoint_seconds
         self.checkpoint_records = checkpoint_records
         self.read_limit = read_limit
         self.topic = TopicLayout.of(settings).snapshots(generation)
-        self.phase = "resuming"
+        self.phase = ShadowPhase.RESUMING
         self.error: str | None = None
         self.states: dict[str, Slot] = {}
         self.encoded: dict[bytes, bytes] = {}
@@ -122,7 +117,7 @@ class ShadowRebuild:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer = TransactionalWriter(
-            settings, rebuild_transactional_id(settings.app_id, partition), end_timeout=60.0
+            settings, Names.of(settings).shadow_txn(partition), end_timeout=60.0
         )
         self._writer.open()  # fences an earlier shadow of this partition before resuming
         self.resumed_from = self._resume()
@@ -134,7 +129,7 @@ class ShadowRebuild:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.phase = "replaying"
+        self.phase = self.phase.move(ShadowPhase.REPLAYING)
         self.started_at = time.monotonic()
         self._thread = threading.Thread(
             target=self._run, name=f"rebuild-{self.partition}", daemon=True
@@ -147,7 +142,7 @@ class ShadowRebuild:
         consumer = Consumer(
             consumer_config(
                 self.settings,
-                group_id=f"{self.settings.app_id}-rebuild",
+                group_id=Names.of(self.settings).group("rebuild"),
                 **{"enable.partition.eof": True, "fetch.wait.max.ms": 20},
             )
         )
@@ -159,7 +154,7 @@ class ShadowRebuild:
                 key, value = msg.key(), msg.value()
                 if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
                     continue
-                stamp = apply_snapshot_record(self.aggregate, states, key, value)
+                stamp = apply_snapshot_record(self.codec, states, key, value)
                 if stamp is not None and key is not None and value is not None:
                     position = max(position, stamp)
                     encoded[key] = value
@@ -210,19 +205,19 @@ class ShadowRebuild:
                 if applied or not caught_up:
                     self.replay_seconds += time.monotonic() - began
                 if caught_up:
-                    self.phase = "caught_up"
+                    self.phase = self.phase.move(ShadowPhase.CAUGHT_UP)
                     self._stop.wait(0.005)
                 else:
-                    self.phase = "replaying"
+                    self.phase = self.phase.move(ShadowPhase.REPLAYING)
         except Exception as e:
-            self.phase = "failed"
+            self.phase = self.phase.move(ShadowPhase.FAILED)
             self.error = f"{type(e).__name__}: {e}"
             log.exception("partition %d: rebuild failed", self.partition)
 
     def replay_some(self) -> int:
         """Fold the next records (at most ``read_limit``); returns how many were applied."""
         records = self._tail.read(self.read_limit, timeout=0.01)
-        applied = fold(self.aggregate, self.states, records, self._changed)
+        applied = fold(self.codec, self.states, records, self._changed)
         self.replayed += applied
         return applied
 
@@ -231,15 +226,11 @@ class ShadowRebuild:
         stamped with the position reached."""
         position = self._tail.position
         writer = self._writer
-        schema = self.aggregate.state_schema_version
         written: dict[bytes, bytes] = {}
         with writer.transaction():
             for aggregate_id in self._changed:
                 slot = self.states[aggregate_id]
-                key = encode_key(aggregate_id)
-                value = encode_snapshot(
-                    self.aggregate, Snapshot(schema, aggregate_id, slot, position)
-                )
+                key, value = self.codec.snapshot_record(aggregate_id, slot, position)
                 writer.produce(self.topic, value, key, self.partition)
                 writer.poll(0)
                 written[key] = value
@@ -249,24 +240,23 @@ class ShadowRebuild:
 
     # -- the coordinator's calls -----------------------------------------------------------
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> ShadowProgress:
         """Where the rebuild is: phase, events offset reached and the partition's end."""
-        seconds = self.replay_seconds
-        return {
-            "partition": self.partition,
-            "generation": self.generation,
-            "phase": self.phase,
-            "position": self._tail.position,
-            "end": self.end,
-            "resumed_from": self.resumed_from,
-            "replayed": self.replayed,
-            "seconds": seconds,
-            "aggregates": len(self.states),
-            "error": self.error,
-            "aggregate": self.aggregate.name,
-            "finish_steps_ms": self.finish_steps_ms,
-            "state_schema_version": self.aggregate.state_schema_version,
-        }
+        return ShadowProgress(
+            partition=self.partition,
+            generation=self.generation,
+            phase=self.phase,
+            position=self._tail.position,
+            end=self.end,
+            resumed_from=self.resumed_from,
+            replayed=self.replayed,
+            seconds=self.replay_seconds,
+            aggregates=len(self.states),
+            error=self.error,
+            aggregate=self.aggregate.name,
+            finish_steps_ms=dict(self.finish_steps_ms),
+            state_schema_version=self.aggregate.state_schema_version,
+        )
 
     def finish(self, timeout: float = 60.0) -> Handover:
         """Replay the tail to the end of ``events[p]``, checkpoint, return the slots. Call
@@ -277,7 +267,7 @@ class ShadowRebuild:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 raise TimeoutError("the replay thread did not stop")
-        if self.phase == "failed":
+        if self.phase is ShadowPhase.FAILED:
             raise RuntimeError(f"the rebuild failed: {self.error}")
         deadline = time.monotonic() + timeout
         started = time.monotonic()
@@ -297,7 +287,7 @@ class ShadowRebuild:
             for i, step in enumerate(("stop", "tail", "checkpoint"))
         }
         self.end = end
-        self.phase = "finished"
+        self.phase = self.phase.move(ShadowPhase.FINISHED)
         self.replay_seconds += time.monotonic() - started
         log.info(
             "partition %d: rebuilt %d aggregates into generation %d up to events offset %d",

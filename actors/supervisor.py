@@ -1,7 +1,7 @@
 """Doing what the placement plan decided: start, retire and observe partition actors.
 
 A partition actor is the detached Ray actor ``{app}-partition-{p}`` in namespace
-``eventledger`` (``actors.launcher.actor_name``), pinned to a node with hard node affinity:
+``eventledger`` (``Names.partition_actor``), pinned to a node with hard node affinity:
 Ray restarts a crashed one in place (up to ``RAY_RESTARTS`` times), and when its node dies Ray
 gives up on it and the coordinator places a successor. Invariant: a successor is created
 only after Ray has released the predecessor's name (it is dead), and it fences any process of
@@ -19,9 +19,10 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.launcher import NAMESPACE, actor_name
+from actors.messages import PartitionStats, PartitionStatus
 from actors.partition import PartitionWorker
 from actors.ray_state import ActorInfo, describe_actor, lookup_actor
+from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -40,7 +41,9 @@ RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
 
 _STARTING_STATES = frozenset({"PENDING_CREATION", "DEPENDENCIES_UNREADY"})
-_BROKEN_STATUSES = frozenset({"fenced", "failed", "stopped"})
+_BROKEN_STATUSES = frozenset(
+    {PartitionStatus.FENCED, PartitionStatus.FAILED, PartitionStatus.STOPPED}
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class PartitionActual:
 
     partition: int
     info: ActorInfo | None
-    stats: dict[str, Any]
+    stats: PartitionStats | None
 
     @property
     def observed(self) -> Observed:
@@ -62,23 +65,24 @@ class PartitionActual:
             return Observed(ActorPhase.STARTING, node)
         if info.state == "RESTARTING":
             return Observed(ActorPhase.RESTARTING, node)
-        status = self.stats.get("status")
+        status = self.stats.status if self.stats is not None else None
         if status in _BROKEN_STATUSES:
             return Observed(ActorPhase.BROKEN, node)
-        if status == "restoring":
+        if status is PartitionStatus.RESTORING:
             return Observed(ActorPhase.STARTING, node)
         return Observed(ActorPhase.RUNNING, node)
 
 
 def observe_partitions(app_id: str, partitions: int, timeout: float = 2.0) -> list[PartitionActual]:
     """Every partition actor's Ray state and, for the live ones, their stats."""
-    infos = [describe_actor(actor_name(app_id, p), NAMESPACE) for p in range(partitions)]
+    names = Names(app_id)
+    infos = [describe_actor(names.partition_actor(p), NAMESPACE) for p in range(partitions)]
     refs = {
         p: info.handle.stats.remote()
         for p, info in enumerate(infos)
         if info is not None and info.state == "ALIVE"
     }
-    stats: dict[int, dict[str, Any]] = {}
+    stats: dict[int, PartitionStats] = {}
     if refs:
         ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
         done = set(ready)
@@ -89,30 +93,25 @@ def observe_partitions(app_id: str, partitions: int, timeout: float = 2.0) -> li
                 stats[p] = ray.get(ref)
             except (RayActorError, GetTimeoutError) as e:
                 log.info("partition %d did not answer: %s", p, type(e).__name__)
-    return [PartitionActual(p, infos[p], stats.get(p, {})) for p in range(partitions)]
+    return [PartitionActual(p, infos[p], stats.get(p)) for p in range(partitions)]
 
 
-def start_partition(
-    settings: Settings, partition: int, node_id: str, aggregate: Aggregate | None = None
-) -> Any:
+def start_partition(settings: Settings, partition: int, node_id: str, aggregate: Aggregate) -> Any:
     """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
     and restores in the background). Its generation and paused flag come from the desired
     state. Raises ValueError when an actor of that name still exists."""
     remote: Any = ray.remote(PartitionWorker)
     # generation=None: the actor reads its generation and paused flag from the control
     # topic, in every constructor run, so Ray's restarts follow the desired state too.
-    kwargs: dict[str, Any] = {"generation": None}
-    if aggregate is not None:
-        kwargs["aggregate"] = aggregate
     return remote.options(
-        name=actor_name(settings.app_id, partition),
+        name=Names.of(settings).partition_actor(partition),
         namespace=NAMESPACE,
         lifetime="detached",
         max_restarts=RAY_RESTARTS,
         max_task_retries=-1,
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(settings, partition, **kwargs)
+    ).remote(settings, partition, aggregate, generation=None)
 
 
 def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:

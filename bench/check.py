@@ -15,7 +15,7 @@ from typing import Any
 from bench.kafkaio import count_records, read_records
 from bench.workload import Expected
 from ledger.aggregate import LEDGER
-from topology.codec import decode_event, decode_reply
+from topology.codec import Codec, decode_reply
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 
@@ -84,21 +84,24 @@ def check_ledger_output(
         "rejected", dict(sorted(rejected.items())), dict(sorted(expected.rejected.items()))
     )
 
+    codec = Codec(LEDGER)
     states: dict[str, Any] = {}
+    versions: dict[str, int] = {}
     seen: set[str] = set()
     event_count = 0
     repeated = 0
     for msg in read_records(bootstrap, events, range(partitions)):
-        envelope, event = decode_event(LEDGER, msg.value())
+        envelope, event = codec.decode_event(msg.value())
         event_count += 1
         if envelope.command_id in seen:
             repeated += 1
         seen.add(envelope.command_id)
         aggregate_id = envelope.aggregate_id
         state = LEDGER.evolve(states.get(aggregate_id), event)
-        if state.version != envelope.sequence:
+        version = versions[aggregate_id] = versions.get(aggregate_id, 0) + 1
+        if version != envelope.sequence:
             check.problems.append(
-                f"{aggregate_id}: event sequence {envelope.sequence} at version {state.version}"
+                f"{aggregate_id}: event sequence {envelope.sequence} at version {version}"
             )
         states[aggregate_id] = state
     check.balances = {k: s.balance for k, s in states.items()}

@@ -15,9 +15,11 @@ from typing import Any
 import ray
 
 from actors.client import LedgerClient
-from actors.launcher import deploy, undeploy
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
+from eventledger.assembly import deploy_partitions
 from eventledger.workload import Workload
 from topology.codec import Reply
 from topology.settings import Settings
@@ -45,7 +47,7 @@ def run_latency(ctx: RunContext) -> Latency:
     warmup = round(cfg.rate * cfg.warmup)
     workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
     # Keep the handles: Ray collects a non-detached actor once no handle to it is left.
-    handles = deploy(settings, detached=False, timeout=300)
+    handles = deploy_partitions(settings, detached=False, timeout=300)
     try:
         with LedgerClient(settings, timeout=60) as client:
             _open_accounts(ctx, client, workload)
@@ -61,12 +63,12 @@ def run_latency(ctx: RunContext) -> Latency:
                 count=measured,
                 label=f"latency at {cfg.rate:,.0f}/s",
             )
-        stats: list[dict[str, Any]] = ray.get([h.stats.remote() for h in handles], timeout=60)
+        stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=60)
     finally:
         undeploy(settings)
         del handles
-    batches = sum(s["batches"] for s in stats)
-    processed = sum(s["processed"] for s in stats)
+    batches = sum(s.batches for s in stats)
+    processed = sum(s.processed for s in stats)
     ordered = sorted(latencies)
     actual = sorted(from_send)
     return Latency(
@@ -91,7 +93,7 @@ def run_latency(ctx: RunContext) -> Latency:
         facts={
             "transactions (whole phase)": batches,
             "commands per transaction": processed / batches if batches else 0.0,
-            "last commit per actor (ms)": [round(s["last_commit_ms"], 1) for s in stats],
+            "last commit per actor (ms)": [round(s.last_commit_ms, 1) for s in stats],
         },
         config={
             **settings_config(settings),

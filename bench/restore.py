@@ -28,20 +28,21 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
-from actors.launcher import deploy, undeploy
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
 from bench.model import Restore, RunContext
 from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
+from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec import (
+    Codec,
     Reply,
     Slot,
-    Snapshot,
     encode_id_key,
     encode_reply,
-    encode_snapshot,
 )
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -68,20 +69,20 @@ def run_eventledger_restore(ctx: RunContext) -> Restore:
     _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts..."):
         stats = _stats_once_started(settings)
-    if stats["aggregates"] != keys:
-        raise RuntimeError(f"the actor restored {stats['aggregates']} accounts, not {keys}")
-    ids = _restore_with_ids(ctx, stats["rss_bytes"])
+    if stats.aggregates != keys:
+        raise RuntimeError(f"the actor restored {stats.aggregates} accounts, not {keys}")
+    ids = _restore_with_ids(ctx, stats.rss_bytes)
     return Restore(
         system="eventledger",
         keys=keys,
-        seconds=stats["restore_seconds"],
-        records=stats["restored_records"],
-        rss_bytes=stats["rss_bytes"],
+        seconds=stats.restore_seconds,
+        records=stats.restored_records,
+        rss_bytes=stats.rss_bytes,
         method="PartitionWorker restore (stats: restore_seconds, restored_records, rss_bytes)",
         facts={
-            "aggregates": stats["aggregates"],
-            "idle actor rss_bytes": idle_stats["rss_bytes"],
-            "rss above the idle actor": stats["rss_bytes"] - idle_stats["rss_bytes"],
+            "aggregates": stats.aggregates,
+            "idle actor rss_bytes": idle_stats.rss_bytes,
+            "rss above the idle actor": stats.rss_bytes - idle_stats.rss_bytes,
             **ids,
         },
     )
@@ -97,17 +98,17 @@ def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
         stats = _stats_once_started(settings)
-    if stats["ids_restored"] != ids:
-        raise RuntimeError(f"the actor read {stats['ids_restored']} remembered ids, not {ids}")
-    seconds = stats["ids_restore_seconds"]
+    if stats.ids_restored != ids:
+        raise RuntimeError(f"the actor read {stats.ids_restored} remembered ids, not {ids}")
+    seconds = stats.ids_restore_seconds
     return {
         "ids remembered": ids,
         "ids restore seconds": seconds,
         "ids restore records/s": ids / seconds if seconds > 0 else 0.0,
-        "rss_bytes with the ids": stats["rss_bytes"],
-        "rss per remembered id (bytes)": (stats["rss_bytes"] - accounts_rss) / ids,
-        "id store disk bytes": stats["ids_disk_bytes"],
-        "disk per remembered id (bytes)": stats["ids_disk_bytes"] / ids,
+        "rss_bytes with the ids": stats.rss_bytes,
+        "rss per remembered id (bytes)": (stats.rss_bytes - accounts_rss) / ids,
+        "id store disk bytes": stats.ids_disk_bytes,
+        "disk per remembered id (bytes)": stats.ids_disk_bytes / ids,
     }
 
 
@@ -129,12 +130,12 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     ctx.progress.update(task, completed=ids)
 
 
-def _stats_once_started(settings: Settings) -> dict[str, Any]:
+def _stats_once_started(settings: Settings) -> PartitionStats:
     """Deploy the application's one partition actor, take its stats once it has restored,
     then remove it and its local state."""
-    [handle] = deploy(settings, detached=False, timeout=3_600)
+    [handle] = deploy_partitions(settings, detached=False, timeout=3_600)
     try:
-        stats: dict[str, Any] = ray.get(handle.stats.remote(), timeout=60)
+        stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
     finally:
         undeploy(settings)
         shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
@@ -151,7 +152,7 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
     """One current-schema snapshot per account (version 1, no remembered replies)."""
     producer = Producer(producer_config(ctx.bootstrap))
     task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)
-    schema = LEDGER.state_schema_version
+    codec = Codec(LEDGER)
     for i in range(keys):
         aggregate_id = account_id(i)
         account = Account(
@@ -159,16 +160,9 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             currency="EUR",
             balance=balance_of(i),
             overdraft_limit=5_000 if i % 10 == 0 else 0,
-            version=1,
         )
-        snapshot = Snapshot(
-            schema_version=schema,
-            aggregate_id=aggregate_id,
-            slot=Slot(state=account, version=1),
-            events_offset=0,
-        )
-        value = encode_snapshot(LEDGER, snapshot)
-        _produce(producer, topic, value, aggregate_id.encode())
+        key, value = codec.snapshot_record(aggregate_id, Slot(state=account, version=1), 0)
+        _produce(producer, topic, value, key)
         if i % 20_000 == 0:
             producer.poll(0)
             ctx.progress.update(task, completed=i)

@@ -81,7 +81,7 @@ def produce_source(
         producer.produce(topic, value, account.encode(), p)
         expected.per_partition[p] += 1
         state = states.get(account)
-        decision = LEDGER.decide(state, command, None)
+        decision = LEDGER.decide(state, command)
         if isinstance(decision, list):
             for event in decision:
                 state = LEDGER.evolve(state, event)

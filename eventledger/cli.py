@@ -103,7 +103,8 @@ def serve(
 
     Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
     Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed)."""
-    from actors.coordinator import deploy_coordinator, find_coordinator
+    from actors.coordinator import find_coordinator
+    from eventledger.assembly import deploy_service
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
     from eventledger.service import check_kafka, connect_ray
@@ -122,7 +123,7 @@ def serve(
 
         existing = find_coordinator(settings.app_id) is not None
         with console.status(f"deploying {settings.app_id} on {how}..."):
-            handle = deploy_coordinator(settings, timeout=timeout)
+            handle = deploy_service(settings, timeout=timeout)
             status = ray.get(handle.status.remote(), timeout=60)
     except (ServiceError, BrokerError, TimeoutError, ValueError) as e:
         raise _fail(str(e)) from None
@@ -220,6 +221,7 @@ def rebuild(
     from eventledger.rebuild_view import follow_rebuilds
     from eventledger.report import print_rebuilds
     from eventledger.service import connect_ray, coordinator_or_fail
+    from topology.control import RebuildPhase
 
     name = _app_id(app_id)
     try:
@@ -235,7 +237,7 @@ def rebuild(
     except Exception as e:  # a refused request (e.g. no such partition)
         raise _fail(str(e).strip().splitlines()[-1]) from None
     print_rebuilds(console, final)
-    if any(r["phase"] != "done" for r in final.values()):
+    if any(r.phase is not RebuildPhase.DONE for r in final.values()):
         raise _fail("not every partition was rebuilt")
 
 

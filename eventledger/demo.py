@@ -24,12 +24,12 @@ from rich.progress import Progress
 
 from actors.audit import fold_events
 from actors.client import LedgerClient
-from actors.coordinator import deploy_coordinator, stop_service
+from actors.coordinator import stop_service
 from actors.launcher import NAMESPACE, partition_actor
+from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.runtime import ensure_broker, ensure_ray
 from eventledger.service import connect_ray
 from eventledger.workload import Workload, money_moved
-from ledger.aggregate import LEDGER
 from topology.codec import Reply
 from topology.settings import Settings
 
@@ -145,7 +145,7 @@ def run_demo(
     workload = Workload(accounts=accounts, commands=commands, seed=seed)
     progress = progress or Progress(transient=True)
     try:
-        deploy_coordinator(settings)
+        deploy_service(settings)
         with LedgerClient(settings) as client, progress:
             _drive(
                 client,
@@ -172,16 +172,16 @@ def run_demo(
         handles = [partition_actor(settings.app_id, p) for p in range(partitions)]
         for part in ray.get([h.views.remote() for h in handles]):
             views.update(part)
-        folded = fold_events(settings, LEDGER)
+        folded = fold_events(settings, AGGREGATE)
     finally:
         if not keep:
             stop_service(settings.app_id)
-    report.actor_total = sum(v["balance"] for v in views.values())
+    report.actor_total = sum(v.balance for v in views.values())
     report.events_total = sum(s.balance for s in folded.values())
     report.actor_accounts = len(views)
     report.event_accounts = len(folded)
     report.mismatched_accounts = sum(
-        1 for k, s in folded.items() if views.get(k, {}).get("balance") != s.balance
+        1 for k, s in folded.items() if k not in views or views[k].balance != s.balance
     )
     report.latencies_ms = report.latencies_ms[accounts:]  # round trips of the money moves
     return report

@@ -17,7 +17,10 @@ from rich.progress import (
 
 __all__ = ["follow_rebuilds"]
 
-_FINAL = ("done", "failed")
+from actors.messages import RebuildProgress
+from topology.control import RebuildPhase
+
+_FINAL = (RebuildPhase.DONE, RebuildPhase.FAILED)
 
 
 def follow_rebuilds(
@@ -28,16 +31,16 @@ def follow_rebuilds(
     *,
     timeout: float,
     poll: float = 0.25,
-) -> dict[int, dict[str, Any]]:
+) -> dict[int, RebuildProgress]:
     """Show the rebuilds of ``started`` (and any already running among ``requested``)
     until each is done or failed; returns their final records."""
     import ray
 
-    progress: dict[int, dict[str, Any]] = ray.get(coordinator.rebuild_progress.remote())
+    progress: dict[int, RebuildProgress] = ray.get(coordinator.rebuild_progress.remote())
     running = {
         p
         for p, r in progress.items()
-        if r["phase"] not in _FINAL and (requested is None or p in requested)
+        if r.phase not in _FINAL and (requested is None or p in requested)
     }
     targets = sorted(set(started) | running)
     if not targets:
@@ -60,21 +63,21 @@ def follow_rebuilds(
                 record = progress.get(p)
                 if record is None:
                     continue
-                shadow = record.get("shadow") or {}
-                end = shadow.get("end") or record["events"] or None
-                position = shadow.get("position", 0)
-                if record["phase"] == "done":
+                shadow = record.shadow
+                end = (shadow.end if shadow else 0) or record.record.events or None
+                position = shadow.position if shadow else 0
+                if record.phase is RebuildPhase.DONE:
                     position = end = max(position, end or 0, 1)
-                seconds = shadow.get("seconds") or 0.0
-                rate = f"{shadow.get('replayed', 0) / seconds:,.0f}/s" if seconds else ""
+                seconds = shadow.seconds if shadow else 0.0
+                rate = f"{shadow.replayed / seconds:,.0f}/s" if shadow and seconds else ""
                 bars.update(
                     tasks[p],
                     total=end,
                     completed=position,
                     rate=rate,
-                    description=f"partition {p} → g{record['generation']} {record['phase']}",
+                    description=f"partition {p} → g{record.record.generation} {record.phase}",
                 )
-            if all(progress.get(p, {}).get("phase") in _FINAL for p in targets):
+            if all(p in progress and progress[p].phase in _FINAL for p in targets):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"rebuild not finished after {timeout:.0f}s")

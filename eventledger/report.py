@@ -8,7 +8,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from actors.messages import RebuildProgress, ServiceStatus
 from eventledger.demo import DemoReport
+from topology.control import RebuildPhase
 
 __all__ = ["print_demo", "print_rebuilds", "print_status"]
 
@@ -59,15 +61,15 @@ _STATE_STYLE = {
 }
 
 
-def print_status(console: Console, status: dict[str, Any]) -> None:
+def print_status(console: Console, status: ServiceStatus) -> None:
     """One row per partition: node, actor state, aggregates, offsets, lag, restarts."""
-    nodes = status["nodes"]
+    nodes = status.nodes
     table = Table(
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
         title=(
-            f"eventledger · {status['app_id']} · {status['partitions']} partitions · "
+            f"eventledger · {status.app_id} · {status.partitions} partitions · "
             f"{len(nodes)} Ray node{'s' if len(nodes) != 1 else ''}"
         ),
     )
@@ -83,45 +85,46 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
         ("last\ncommit", "right"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    for row in status["rows"]:
-        state = row["state"]
+    for row in status.rows:
+        state = row.state
         style = _STATE_STYLE.get(state, "red")
-        rebuild = row.get("rebuild") or {}
-        shadow = rebuild.get("shadow") or {}
-        if state == "rebuilding" and shadow.get("end"):
-            state = f"rebuilding {100 * shadow['position'] / max(1, shadow['end']):.0f}%"
+        shadow = row.rebuild.shadow if row.rebuild is not None else None
+        if state == "rebuilding" and shadow is not None and shadow.end:
+            state = f"rebuilding {100 * shadow.position / max(1, shadow.end):.0f}%"
         table.add_row(
-            str(row["partition"]),
-            (row["node"] or "-")[:8],
+            str(row.partition),
+            (row.node or "-")[:8],
             f"[{style}]{state}[/]",
-            str(row["generation"]),
-            _num(row["aggregates"]),
-            _num(row["committed_offset"]),
-            _num(row["lag"]),
-            str(row["restarts"]),
-            _age(row["last_commit_age"]),
+            str(row.generation),
+            _num(row.aggregates),
+            _num(row.committed_offset),
+            _num(row.lag),
+            str(row.restarts),
+            _age(row.last_commit_age),
         )
     console.print(table)
-    for name, error in sorted(status["errors"].items()):
+    for name, error in sorted(status.errors.items()):
         console.print(f"[red]coordinator step {name}:[/] {error}")
-    for row in status["rows"]:
-        if row.get("error"):
-            console.print(f"[red]partition {row['partition']}:[/] {row['error']}")
+    for row in status.rows:
+        if row.error:
+            console.print(f"[red]partition {row.partition}:[/] {row.error}")
 
 
-def print_rebuilds(console: Console, rebuilds: dict[int, dict[str, Any]]) -> None:
+def print_rebuilds(console: Console, rebuilds: dict[int, RebuildProgress]) -> None:
     """One row per rebuilt partition: generation, events replayed, rate, pause."""
     table = Table(title="rebuild", box=box.SIMPLE_HEAD)
     for name in ("partition", "generation", "phase", "events", "replay", "events/s", "pause"):
         table.add_column(name, justify="left" if name == "phase" else "right")
-    for p, r in sorted(rebuilds.items()):
+    for p, progress in sorted(rebuilds.items()):
+        r = progress.record
+        failed = r.error and r.phase is not RebuildPhase.DONE
         table.add_row(
             str(p),
-            str(r["generation"]),
-            r["phase"] + (f" ({r['error']})" if r.get("error") and r["phase"] != "done" else ""),
-            f"{r['events']:,}",
-            f"{r['replay_seconds']:.2f} s",
-            f"{r['rate']:,.0f}",
-            f"{r['pause_ms']:.0f} ms" if r["pause_ms"] else "-",
+            str(r.generation),
+            r.phase + (f" ({r.error})" if failed else ""),
+            f"{r.events:,}",
+            f"{r.replay_seconds:.2f} s",
+            f"{r.rate:,.0f}",
+            f"{r.pause_ms:.0f} ms" if r.pause_ms else "-",
         )
     console.print(table)

@@ -28,25 +28,23 @@ class AccountAggregate:
     event_type: Final = Event
     state_type: Final = Account
     view_type: Final = AccountView
-    state_schema_version: Final = 1
+    state_schema_version: Final = 2  # 2: `Account.version` dropped (the slot counts)
     event_schema_version: Final = 1
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
     )
 
-    def decide(
-        self, state: Account | None, command: Command, expected_version: int | None = None
-    ) -> list[Event] | Rejection:
+    def decide(self, state: Account | None, command: Command) -> list[Event] | Rejection:
         """See `ledger.decide.decide`."""
-        return decide(state, command, expected_version)
+        return decide(state, command)
 
     def evolve(self, state: Account | None, event: Event) -> Account:
         """See `ledger.evolve.evolve`."""
         return evolve(state, event)
 
-    def view(self, state: Account) -> AccountView:
+    def view(self, state: Account, version: int) -> AccountView:
         """See `ledger.state.view`."""
-        return view(state)
+        return view(state, version)
 
 
 LEDGER: Final = AccountAggregate()

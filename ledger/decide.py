@@ -1,6 +1,7 @@
 """The account rules: given the current state and a command, the events or a rejection."""
 
 import re
+from typing import assert_never
 
 from ledger.commands import CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from ledger.events import AccountClosed, AccountOpened, Deposited, Event, Withdrawn
@@ -12,17 +13,10 @@ __all__ = ["decide"]
 _CURRENCY = re.compile("[A-Z]{3}")
 
 
-def decide(
-    state: Account | None, command: Command, expected_version: int | None = None
-) -> list[Event] | Rejection:
+def decide(state: Account | None, command: Command) -> list[Event] | Rejection:
     """Decide `command` against `state` (None: no such account). Pure; checks in order:
-    expected version, command shape, account lifecycle, then money rules."""
-    version = 0 if state is None else state.version
-    if expected_version is not None and expected_version != version:
-        return Rejection(
-            RejectionCode.VERSION_CONFLICT,
-            f"expected version {expected_version}, account is at version {version}",
-        )
+    command shape, account lifecycle, then money rules. (An expected version is checked by
+    the flow, against the version it keeps, before the domain decides.)"""
     invalid = _invalid(command)
     if invalid is not None:
         return invalid
@@ -53,6 +47,8 @@ def decide(
                     RejectionCode.NONZERO_BALANCE, f"balance is {state.balance}, not 0"
                 )
             return [AccountClosed()]
+        case _:
+            assert_never(command)
 
 
 def _open(state: Account | None, command: OpenAccount) -> list[Event] | Rejection:

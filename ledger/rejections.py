@@ -16,7 +16,6 @@ class RejectionCode(StrEnum):
     AMOUNT_NOT_POSITIVE = "amount_not_positive"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     NONZERO_BALANCE = "nonzero_balance"
-    VERSION_CONFLICT = "version_conflict"
     INVALID_COMMAND = "invalid_command"
     LIMIT_EXCEEDED = "limit_exceeded"
 

@@ -13,16 +13,16 @@ AccountStatus = Literal["open", "closed"]
 
 
 class Account(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Internal state. Invariant: -overdraft_limit <= balance <= MAX_MINOR_UNITS;
-    `version` is the number of events applied (1 after AccountOpened). Encoded as an array
-    (it is in every snapshot, a million of them held in memory): field order is layout, so a
-    change of it is a state schema version bump."""
+    """Internal state. Invariant: -overdraft_limit <= balance <= MAX_MINOR_UNITS. The
+    account's version (events applied) is not here: the flow counts it, once, in its slot.
+    Encoded as an array (it is in every snapshot, a million of them held in memory): field
+    order is layout, so a change of it is a state schema version bump (layout 2 dropped the
+    `version` field that layout 1 kept in lockstep with the slot's)."""
 
     status: AccountStatus
     currency: str
     balance: int
     overdraft_limit: int
-    version: int
 
 
 class AccountView(msgspec.Struct, frozen=True):
@@ -36,12 +36,12 @@ class AccountView(msgspec.Struct, frozen=True):
     version: int
 
 
-def view(state: Account) -> AccountView:
-    """The public view of an existing account."""
+def view(state: Account, version: int) -> AccountView:
+    """The public view of an existing account at `version` (the events applied to it)."""
     return AccountView(
         status=state.status,
         currency=state.currency,
         balance=state.balance,
         overdraft_limit=state.overdraft_limit,
-        version=state.version,
+        version=version,
     )

@@ -1,9 +1,12 @@
 """The one codec boundary: msgspec msgpack for every record, lz4 frames for snapshots.
 
-No other module turns records into bytes or back. Encoders and decoders are built once (per
-aggregate for its own types) and reused, since this is the hot path. Events carry their
+No other module turns records into bytes or back. What depends on an aggregate's types is a
+``Codec`` bound to that aggregate (its decoders built once, with it); envelopes, replies,
+keys and checkpoints are the same for every aggregate and stay module functions. Events carry their
 schema version; older events are upcast on read through the aggregate's upcaster chain.
 """
+
+from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
@@ -27,48 +30,36 @@ from topology.protocol import Aggregate
 __all__ = [
     "CHECKPOINT_KEY",
     "Checkpoint",
+    "Codec",
     "CodecError",
     "CommandDecodeError",
     "CommandEnvelope",
+    "DecodeFailure",
     "EventEnvelope",
-    "PoisonCode",
     "Reply",
     "Slot",
     "Snapshot",
     "StaleSnapshotError",
     "command_fingerprint",
     "decode_checkpoint",
-    "decode_command",
-    "decode_event",
     "decode_key",
     "decode_reply",
-    "decode_snapshot",
-    "decode_view",
     "encode_checkpoint",
     "encode_command",
-    "encode_event",
     "encode_id_key",
     "encode_key",
     "encode_reply",
-    "encode_snapshot",
-    "encode_view",
-    "error_headers",
-    "is_current_snapshot",
 ]
 
 
-class PoisonCode(StrEnum):
-    """Why a command record is dead-lettered: the first three are decoding failures, the
-    rest are routing failures found by the batch step."""
+class DecodeFailure(StrEnum):
+    """Why a command record does not decode (the batch step dead-letters it with this code,
+    see ``topology.step.PoisonCode``)."""
 
     MALFORMED = "malformed"
     TOO_LARGE = "too_large"
     UNKNOWN_COMMAND_TYPE = "unknown_command_type"
     INVALID_PAYLOAD = "invalid_payload"
-    KEY_MISMATCH = "key_mismatch"
-    WRONG_PARTITION = "wrong_partition"
-    INVALID_REPLY_TO = "invalid_reply_to"
-    UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
 
 
 class CodecError(ValueError):
@@ -76,10 +67,10 @@ class CodecError(ValueError):
 
 
 class CommandDecodeError(CodecError):
-    """A poison command. `code` is MALFORMED (no envelope could be read),
+    """A poison command. `code` is MALFORMED or TOO_LARGE (no envelope could be read),
     UNKNOWN_COMMAND_TYPE or INVALID_PAYLOAD; `envelope` is set when it could be read."""
 
-    def __init__(self, code: str, message: str, envelope: CommandEnvelope | None) -> None:
+    def __init__(self, code: DecodeFailure, message: str, envelope: CommandEnvelope | None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -146,40 +137,6 @@ def encode_command(
     return data
 
 
-def decode_command(aggregate: Aggregate, data: bytes | None) -> tuple[CommandEnvelope, Any]:
-    """The envelope and the command of a command record's value.
-    Raises CommandDecodeError for poison."""
-    if data is None:
-        raise CommandDecodeError(PoisonCode.MALFORMED, "the record has no value", None)
-    if len(data) > MAX_COMMAND_BYTES:
-        raise CommandDecodeError(
-            PoisonCode.TOO_LARGE, f"{len(data)} bytes, over the {MAX_COMMAND_BYTES} limit", None
-        )
-    try:
-        envelope = _COMMAND_ENVELOPE.decode(data)
-    except msgspec.DecodeError as error:
-        raise CommandDecodeError(
-            PoisonCode.MALFORMED, f"not a command envelope: {error}", None
-        ) from None
-    except RecursionError:
-        raise CommandDecodeError(PoisonCode.MALFORMED, "nested too deeply", None) from None
-    decoder = _types(aggregate).commands.get(envelope.type)
-    if decoder is None:
-        raise CommandDecodeError(
-            PoisonCode.UNKNOWN_COMMAND_TYPE, f"unknown command type {envelope.type!r}", envelope
-        )
-    try:
-        return envelope, decoder.decode(envelope.payload)
-    except msgspec.DecodeError as error:
-        raise CommandDecodeError(
-            PoisonCode.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
-        ) from None
-    except RecursionError:
-        raise CommandDecodeError(
-            PoisonCode.INVALID_PAYLOAD, f"{envelope.type} payload nested too deeply", envelope
-        ) from None
-
-
 def encode_id_key(aggregate_id: str, command_id: str) -> bytes:
     """The idempotency memory's key of a command id: ids are scoped to their aggregate. Also
     the key of a remembered reply record (so compaction keeps one reply per id)."""
@@ -210,84 +167,6 @@ def decode_reply(data: bytes) -> Reply:
         raise CodecError(f"not a reply: {error}") from None
 
 
-def encode_event(
-    aggregate: Aggregate,
-    aggregate_id: str,
-    sequence: int,
-    event: msgspec.Struct,
-    *,
-    command_id: str,
-    timestamp_ms: int,
-) -> bytes:
-    """An event record's value at the aggregate's current event schema version."""
-    name = _types(aggregate).event_names.get(type(event))
-    if name is None:
-        raise TypeError(f"{type(event).__name__} is not an event of {aggregate.name}")
-    envelope = EventEnvelope(
-        aggregate_id=aggregate_id,
-        sequence=sequence,
-        type=name,
-        schema_version=aggregate.event_schema_version,
-        payload=msgspec.Raw(_ENCODER.encode(event)),
-        command_id=command_id,
-        timestamp_ms=timestamp_ms,
-    )
-    return _ENCODER.encode(envelope)
-
-
-def decode_event(aggregate: Aggregate, data: bytes) -> tuple[EventEnvelope, Any]:
-    """The envelope (as stored) and the event, upcast to the aggregate's current event schema
-    version. Upcasters run in a chain v → v + 1 → ... → current; a missing (type, v) upcaster
-    means that type's layout did not change at v. Raises CodecError."""
-    try:
-        envelope = _EVENT_ENVELOPE.decode(data)
-    except msgspec.DecodeError as error:
-        raise CodecError(f"not an event envelope: {error}") from None
-    current = aggregate.event_schema_version
-    stored = envelope.schema_version
-    if stored > current:
-        raise CodecError(f"{envelope.type} event has schema version {stored}, newer than {current}")
-    types = _types(aggregate)
-    cls = types.event_classes.get(envelope.type)
-    if cls is None:
-        raise CodecError(f"unknown event type {envelope.type!r}")
-    try:
-        if stored == current:
-            return envelope, types.event_decoders[envelope.type].decode(envelope.payload)
-        payload = _ANY.decode(envelope.payload)
-        if not isinstance(payload, dict):
-            raise CodecError(f"{envelope.type} payload is not a map")
-        for version in range(stored, current):
-            upcaster = aggregate.upcasters.get((envelope.type, version))
-            if upcaster is not None:
-                payload = upcaster(payload)
-        return envelope, msgspec.convert(payload, cls)
-    except msgspec.DecodeError as error:
-        raise CodecError(
-            f"invalid {envelope.type} payload at schema version {stored}: {error}"
-        ) from None
-
-
-def encode_snapshot(aggregate: Aggregate, snapshot: Snapshot) -> bytes:
-    """A snapshot record's value, keyed by the aggregate id: a 3-byte header (format, state
-    schema version as u16) then msgpack, lz4-compressed only where that pays (large slots)."""
-    if snapshot.schema_version != aggregate.state_schema_version:
-        raise ValueError(
-            f"snapshot schema version {snapshot.schema_version} is not "
-            f"{aggregate.name}'s state schema version {aggregate.state_schema_version}"
-        )
-    slot = snapshot.slot
-    body = _ENCODER.encode(
-        (snapshot.aggregate_id, (slot.state, slot.version), snapshot.events_offset)
-    )
-    header = snapshot.schema_version.to_bytes(2, "big")
-    if len(body) >= _COMPRESS_FROM:
-        compressed: bytes = lz4.block.compress(body, store_size=True)
-        if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
-            return _LZ4 + header + compressed
-    return _RAW + header + body
-
-
 CHECKPOINT_KEY: Final = b""
 """The key of the checkpoint record in a snapshots partition (aggregate ids are non-empty)."""
 
@@ -313,86 +192,15 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
     return Checkpoint(int.from_bytes(data[1:9], "big"), int.from_bytes(data[9:], "big"))
 
 
-def is_current_snapshot(aggregate: Aggregate, data: bytes) -> bool:
-    """Whether a snapshot value is of this layout and the aggregate's current state schema,
-    told from its 3-byte header without decoding (else it is stale: rebuild from events)."""
-    return data[:1] in (_RAW, _LZ4) and data[1:3] == aggregate.state_schema_version.to_bytes(
-        2, "big"
-    )
+class Codec:
+    """The codec of one aggregate: its commands, events, snapshots and views to bytes and
+    back. Its decoders are built once, here, when the codec is made: whoever runs an
+    aggregate makes its codec once and keeps it (a restore, a batch step, a shadow)."""
 
-
-def decode_snapshot(aggregate: Aggregate, data: bytes) -> Snapshot:
-    """The snapshot a snapshot record's value holds, its state typed as the aggregate's.
-    Raises StaleSnapshotError for another state schema version, CodecError for garbage."""
-    if len(data) < 4:
-        raise CodecError("not a snapshot: too short")
-    if data[:1] in _OLD_LAYOUTS:
-        raise StaleSnapshotError("a snapshot of an older layout (it kept replies in the slot)")
-    if data[:1] not in (_RAW, _LZ4):
-        raise CodecError("not a snapshot: unknown header")
-    schema_version = int.from_bytes(data[1:3], "big")
-    if schema_version != aggregate.state_schema_version:
-        raise StaleSnapshotError(
-            f"snapshot has state schema version {schema_version}, "
-            f"{aggregate.name} is at {aggregate.state_schema_version}"
-        )
-    try:
-        body = data[3:] if data[:1] == _RAW else lz4.block.decompress(data[3:])
-        wire = _types(aggregate).snapshot.decode(body)
-    except (lz4.block.LZ4BlockError, msgspec.DecodeError) as error:
-        raise CodecError(f"not a valid {aggregate.name} snapshot: {error}") from None
-    aggregate_id, (state, version), events_offset = wire
-    return Snapshot(schema_version, aggregate_id, Slot(state, version), events_offset)
-
-
-def encode_view(aggregate: Aggregate, state: Any) -> bytes:
-    """A state record's value: the msgpack of the aggregate's public view of `state`."""
-    return _ENCODER.encode(aggregate.view(state))
-
-
-def decode_view(aggregate: Aggregate, data: bytes) -> Any:
-    """The public view a state record's value holds."""
-    try:
-        return _types(aggregate).view.decode(data)
-    except msgspec.DecodeError as error:
-        raise CodecError(f"not a {aggregate.name} view: {error}") from None
-
-
-def error_headers(
-    topic: str, partition: int, offset: int, code: str, message: str
-) -> list[tuple[str, bytes]]:
-    """Headers that say where a dead-lettered record came from and why it was refused."""
-    return [
-        ("eventledger.error.topic", topic.encode()),
-        ("eventledger.error.partition", str(partition).encode()),
-        ("eventledger.error.offset", str(offset).encode()),
-        ("eventledger.error.code", code.encode()),
-        ("eventledger.error.message", message.encode()),
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class _Types:
-    """An aggregate's type registry; holds the aggregate so its id() stays unique."""
-
-    aggregate: Aggregate
-    commands: dict[str, msgspec.msgpack.Decoder[Any]]
-    event_classes: dict[str, type[Any]]
-    event_decoders: dict[str, msgspec.msgpack.Decoder[Any]]
-    event_names: dict[type[Any], str]
-    view: msgspec.msgpack.Decoder[Any]
-    snapshot: msgspec.msgpack.Decoder[Any]
-
-
-_REGISTRY: Final[dict[int, _Types]] = {}
-
-
-def _types(aggregate: Aggregate) -> _Types:
-    types = _REGISTRY.get(id(aggregate))
-    if types is None:
+    def __init__(self, aggregate: Aggregate) -> None:
+        self.aggregate = aggregate
         events = {_tag(cls): cls for cls in _members(aggregate.event_type)}
-        types = _Types(
-            aggregate=aggregate,
+        self._types = _Types(
             commands={
                 _tag(cls): msgspec.msgpack.Decoder(cls) for cls in _members(aggregate.command_type)
             },
@@ -404,8 +212,186 @@ def _types(aggregate: Aggregate) -> _Types:
                 tuple[str, tuple[aggregate.state_type | None, int], int]  # type: ignore[name-defined]
             ),
         )
-        _REGISTRY[id(aggregate)] = types
-    return types
+
+    def __reduce__(self) -> tuple[type[Codec], tuple[Aggregate]]:
+        return Codec, (self.aggregate,)  # decoders are rebuilt where it is unpickled
+
+    def decode_command(self, data: bytes | None) -> tuple[CommandEnvelope, Any]:
+        """The envelope and the command of a command record's value.
+        Raises CommandDecodeError for poison."""
+        if data is None:
+            raise CommandDecodeError(DecodeFailure.MALFORMED, "the record has no value", None)
+        if len(data) > MAX_COMMAND_BYTES:
+            raise CommandDecodeError(
+                DecodeFailure.TOO_LARGE,
+                f"{len(data)} bytes, over the {MAX_COMMAND_BYTES} limit",
+                None,
+            )
+        try:
+            envelope = _COMMAND_ENVELOPE.decode(data)
+        except msgspec.DecodeError as error:
+            raise CommandDecodeError(
+                DecodeFailure.MALFORMED, f"not a command envelope: {error}", None
+            ) from None
+        except RecursionError:
+            raise CommandDecodeError(DecodeFailure.MALFORMED, "nested too deeply", None) from None
+        decoder = self._types.commands.get(envelope.type)
+        if decoder is None:
+            raise CommandDecodeError(
+                DecodeFailure.UNKNOWN_COMMAND_TYPE,
+                f"unknown command type {envelope.type!r}",
+                envelope,
+            )
+        try:
+            return envelope, decoder.decode(envelope.payload)
+        except msgspec.DecodeError as error:
+            raise CommandDecodeError(
+                DecodeFailure.INVALID_PAYLOAD, f"invalid {envelope.type} payload: {error}", envelope
+            ) from None
+        except RecursionError:
+            raise CommandDecodeError(
+                DecodeFailure.INVALID_PAYLOAD,
+                f"{envelope.type} payload nested too deeply",
+                envelope,
+            ) from None
+
+    def encode_event(
+        self,
+        aggregate_id: str,
+        sequence: int,
+        event: msgspec.Struct,
+        *,
+        command_id: str,
+        timestamp_ms: int,
+    ) -> bytes:
+        """An event record's value at the aggregate's current event schema version."""
+        name = self._types.event_names.get(type(event))
+        if name is None:
+            raise TypeError(f"{type(event).__name__} is not an event of {self.aggregate.name}")
+        envelope = EventEnvelope(
+            aggregate_id=aggregate_id,
+            sequence=sequence,
+            type=name,
+            schema_version=self.aggregate.event_schema_version,
+            payload=msgspec.Raw(_ENCODER.encode(event)),
+            command_id=command_id,
+            timestamp_ms=timestamp_ms,
+        )
+        return _ENCODER.encode(envelope)
+
+    def decode_event(self, data: bytes) -> tuple[EventEnvelope, Any]:
+        """The envelope (as stored) and the event, upcast to the aggregate's current event schema
+        version. Upcasters run in a chain v → v + 1 → ... → current; a missing (type, v) upcaster
+        means that type's layout did not change at v. Raises CodecError."""
+        try:
+            envelope = _EVENT_ENVELOPE.decode(data)
+        except msgspec.DecodeError as error:
+            raise CodecError(f"not an event envelope: {error}") from None
+        current = self.aggregate.event_schema_version
+        stored = envelope.schema_version
+        if stored > current:
+            raise CodecError(
+                f"{envelope.type} event has schema version {stored}, newer than {current}"
+            )
+        types = self._types
+        cls = types.event_classes.get(envelope.type)
+        if cls is None:
+            raise CodecError(f"unknown event type {envelope.type!r}")
+        try:
+            if stored == current:
+                return envelope, types.event_decoders[envelope.type].decode(envelope.payload)
+            payload = _ANY.decode(envelope.payload)
+            if not isinstance(payload, dict):
+                raise CodecError(f"{envelope.type} payload is not a map")
+            for version in range(stored, current):
+                upcaster = self.aggregate.upcasters.get((envelope.type, version))
+                if upcaster is not None:
+                    payload = upcaster(payload)
+            return envelope, msgspec.convert(payload, cls)
+        except msgspec.DecodeError as error:
+            raise CodecError(
+                f"invalid {envelope.type} payload at schema version {stored}: {error}"
+            ) from None
+
+    def encode_snapshot(self, snapshot: Snapshot) -> bytes:
+        """A snapshot record's value, keyed by the aggregate id: a 3-byte header (format, state
+        schema version as u16) then msgpack, lz4-compressed only where that pays (large slots)."""
+        if snapshot.schema_version != self.aggregate.state_schema_version:
+            raise ValueError(
+                f"snapshot schema version {snapshot.schema_version} is not {self.aggregate.name}"
+                f"'s state schema version {self.aggregate.state_schema_version}"
+            )
+        slot = snapshot.slot
+        body = _ENCODER.encode(
+            (snapshot.aggregate_id, (slot.state, slot.version), snapshot.events_offset)
+        )
+        header = snapshot.schema_version.to_bytes(2, "big")
+        if len(body) >= _COMPRESS_FROM:
+            compressed: bytes = lz4.block.compress(body, store_size=True)
+            if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
+                return _LZ4 + header + compressed
+        return _RAW + header + body
+
+    def snapshot_record(
+        self, aggregate_id: str, slot: Slot, events_offset: int
+    ) -> tuple[bytes, bytes]:
+        """The (key, value) of ``slot``'s snapshot record at the current state schema version,
+        reflecting the events below ``events_offset``: the one way a snapshot record is built."""
+        snapshot = Snapshot(self.aggregate.state_schema_version, aggregate_id, slot, events_offset)
+        return encode_key(aggregate_id), self.encode_snapshot(snapshot)
+
+    def is_current_snapshot(self, data: bytes) -> bool:
+        """Whether a snapshot value is of this layout and the aggregate's current state schema,
+        told from its 3-byte header without decoding (else it is stale: rebuild from events)."""
+        return data[:1] in (_RAW, _LZ4) and data[
+            1:3
+        ] == self.aggregate.state_schema_version.to_bytes(2, "big")
+
+    def decode_snapshot(self, data: bytes) -> Snapshot:
+        """The snapshot a snapshot record's value holds, its state typed as the aggregate's.
+        Raises StaleSnapshotError for another state schema version, CodecError for garbage."""
+        if len(data) < 4:
+            raise CodecError("not a snapshot: too short")
+        if data[:1] in _OLD_LAYOUTS:
+            raise StaleSnapshotError("a snapshot of an older layout (it kept replies in the slot)")
+        if data[:1] not in (_RAW, _LZ4):
+            raise CodecError("not a snapshot: unknown header")
+        schema_version = int.from_bytes(data[1:3], "big")
+        if schema_version != self.aggregate.state_schema_version:
+            raise StaleSnapshotError(
+                f"snapshot has state schema version {schema_version}, "
+                f"{self.aggregate.name} is at {self.aggregate.state_schema_version}"
+            )
+        try:
+            body = data[3:] if data[:1] == _RAW else lz4.block.decompress(data[3:])
+            wire = self._types.snapshot.decode(body)
+        except (lz4.block.LZ4BlockError, msgspec.DecodeError) as error:
+            raise CodecError(f"not a valid {self.aggregate.name} snapshot: {error}") from None
+        aggregate_id, (state, version), events_offset = wire
+        return Snapshot(schema_version, aggregate_id, Slot(state, version), events_offset)
+
+    def encode_view(self, state: Any, version: int) -> bytes:
+        """A state record's value: the msgpack of the aggregate's public view of `state`."""
+        return _ENCODER.encode(self.aggregate.view(state, version))
+
+    def decode_view(self, data: bytes) -> Any:
+        """The public view a state record's value holds."""
+        try:
+            return self._types.view.decode(data)
+        except msgspec.DecodeError as error:
+            raise CodecError(f"not a {self.aggregate.name} view: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Types:
+    """An aggregate's decoders and type names, built once per ``Codec``."""
+
+    commands: dict[str, msgspec.msgpack.Decoder[Any]]
+    event_classes: dict[str, type[Any]]
+    event_decoders: dict[str, msgspec.msgpack.Decoder[Any]]
+    event_names: dict[type[Any], str]
+    view: msgspec.msgpack.Decoder[Any]
+    snapshot: msgspec.msgpack.Decoder[Any]
 
 
 def _members(union: Any) -> tuple[type[Any], ...]:

@@ -58,13 +58,14 @@ class Aggregate(Protocol):
     def upcasters(self) -> Mapping[tuple[str, int], Upcaster]:
         """(event type name, schema version v) → payload at v to payload at v + 1."""
 
-    def decide(
-        self, state: Any, command: Any, expected_version: int | None
-    ) -> list[Any] | RejectionLike:
-        """A list of events (accepted) or a `RejectionLike` (refused)."""
+    def decide(self, state: Any, command: Any) -> list[Any] | RejectionLike:
+        """A list of events (accepted) or a `RejectionLike` (refused). An expected version
+        (optimistic concurrency) is the flow's to check, against the slot's version, before
+        this is called."""
 
     def evolve(self, state: Any, event: Any) -> Any:
         """The state after `event`."""
 
-    def view(self, state: Any) -> Any:
-        """The public view of an existing (non-None) state."""
+    def view(self, state: Any, version: int) -> Any:
+        """The public view of an existing (non-None) state at `version` (the number of its
+        events applied: the flow's count, kept in its slot, not in the state)."""

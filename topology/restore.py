@@ -8,13 +8,11 @@ smallest `events_offset` its snapshots carry.
 """
 
 from topology.codec import (
+    Codec,
     CodecError,
     Slot,
-    decode_event,
     decode_key,
-    decode_snapshot,
 )
-from topology.protocol import Aggregate
 
 __all__ = ["SequenceGapError", "apply_event_record", "apply_snapshot_record"]
 
@@ -24,7 +22,7 @@ class SequenceGapError(ValueError):
 
 
 def apply_snapshot_record(
-    aggregate: Aggregate, states: dict[str, Slot], key: bytes | None, value: bytes | None
+    codec: Codec, states: dict[str, Slot], key: bytes | None, value: bytes | None
 ) -> int | None:
     """Install one snapshot record into `states` (a tombstone deletes the key). Returns the
     snapshot's `events_offset` (None for a tombstone). Raises StaleSnapshotError, CodecError."""
@@ -34,18 +32,18 @@ def apply_snapshot_record(
     if value is None:
         states.pop(aggregate_id, None)
         return None
-    snapshot = decode_snapshot(aggregate, value)
+    snapshot = codec.decode_snapshot(value)
     if snapshot.aggregate_id != aggregate_id:
         raise CodecError(f"snapshot of {snapshot.aggregate_id!r} under key {aggregate_id!r}")
     states[aggregate_id] = snapshot.slot
     return snapshot.events_offset
 
 
-def apply_event_record(aggregate: Aggregate, states: dict[str, Slot], value: bytes) -> bool:
+def apply_event_record(codec: Codec, states: dict[str, Slot], value: bytes) -> bool:
     """Fold one event record into `states`; returns whether it was applied. An event whose
     sequence is <= the slot's version is already reflected and skipped; one that skips ahead
     raises SequenceGapError. (Command ids are remembered apart, by the id memory.)"""
-    envelope, event = decode_event(aggregate, value)
+    envelope, event = codec.decode_event(value)
     aggregate_id = envelope.aggregate_id
     slot = states.get(aggregate_id)
     version = 0 if slot is None else slot.version
@@ -55,6 +53,6 @@ def apply_event_record(aggregate: Aggregate, states: dict[str, Slot], value: byt
         raise SequenceGapError(
             f"{aggregate_id!r}: event sequence {envelope.sequence} follows version {version}"
         )
-    state = aggregate.evolve(None if slot is None else slot.state, event)
+    state = codec.aggregate.evolve(None if slot is None else slot.state, event)
     states[aggregate_id] = Slot(state, envelope.sequence)
     return True

@@ -16,41 +16,38 @@ bytes and header sequences, never a reference cycle, so the GC does not track th
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from topology.codec import (
+    Codec,
     CommandDecodeError,
     CommandEnvelope,
-    PoisonCode,
     Reply,
     Slot,
-    Snapshot,
     command_fingerprint,
-    decode_command,
     decode_reply,
-    encode_event,
     encode_id_key,
     encode_key,
     encode_reply,
-    encode_snapshot,
-    encode_view,
-    error_headers,
 )
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
-from topology.protocol import Aggregate
+from topology.protocol import RejectionLike
 from topology.topics import TopicKind
 
 __all__ = [
     "UNREMEMBERED_KEY_PREFIX",
+    "VERSION_CONFLICT",
     "BatchResult",
     "InRecord",
     "OutRecord",
     "Outcome",
     "OutcomeKind",
+    "PoisonCode",
+    "error_headers",
     "process_batch",
     "set_aside",
 ]
@@ -59,6 +56,38 @@ UNREMEMBERED_KEY_PREFIX = b"\xff"
 """Prefixes the record key of a reply that is not remembered (a refusal by the memory itself,
 a dead letter), so that compaction of the replies topic never lets it replace the remembered
 reply of the same id (remembered replies are keyed by `encode_id_key`, a msgpack array)."""
+
+
+VERSION_CONFLICT: Final = "version_conflict"
+"""The refusal of a command whose expected version is not its aggregate's version (optimistic
+concurrency: checked here, against the slot's version, before the domain decides)."""
+
+
+class PoisonCode(StrEnum):
+    """Why a command record is dead-lettered: the first four are decoding failures (the
+    codec's ``DecodeFailure``, same values), the rest are routing failures found here."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    UNKNOWN_COMMAND_TYPE = "unknown_command_type"
+    INVALID_PAYLOAD = "invalid_payload"
+    KEY_MISMATCH = "key_mismatch"
+    WRONG_PARTITION = "wrong_partition"
+    INVALID_REPLY_TO = "invalid_reply_to"
+    UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
+
+
+def error_headers(
+    topic: str, partition: int, offset: int, code: str, message: str
+) -> list[tuple[str, bytes]]:
+    """Headers that say where a dead-lettered record came from and why it was refused."""
+    return [
+        ("eventledger.error.topic", topic.encode()),
+        ("eventledger.error.partition", str(partition).encode()),
+        ("eventledger.error.offset", str(offset).encode()),
+        ("eventledger.error.code", code.encode()),
+        ("eventledger.error.message", message.encode()),
+    ]
 
 
 class OutcomeKind(StrEnum):
@@ -123,7 +152,7 @@ class BatchResult:
 
 
 def process_batch(
-    aggregate: Aggregate,
+    codec: Codec,
     committed: Mapping[str, Slot],
     records: Sequence[InRecord],
     *,
@@ -146,7 +175,7 @@ def process_batch(
     if not records:
         raise ValueError("a batch needs at least one record")
     batch = _Batch(
-        aggregate,
+        codec,
         committed,
         partition=partition,
         partitions=partitions,
@@ -162,7 +191,7 @@ def process_batch(
             raise ValueError(f"offset {record.offset} does not follow {previous}")
         previous = record.offset
         try:
-            decoded.append((record, *decode_command(aggregate, record.value)))
+            decoded.append((record, *codec.decode_command(record.value)))
         except CommandDecodeError as error:
             decoded.append((record, error, None))
     keys = [
@@ -173,7 +202,8 @@ def process_batch(
     seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
     for record, parsed, command in decoded:  # in offset order
         if isinstance(parsed, CommandDecodeError):
-            batch.dead_letter(record, parsed.code, parsed.message, parsed.envelope)
+            code = PoisonCode(parsed.code)
+            batch.dead_letter(record, code, parsed.message, parsed.envelope)
             continue
         key = encode_id_key(parsed.aggregate_id, parsed.command_id)
         batch.handle(record, parsed, command, key, seen.get(key))
@@ -200,7 +230,7 @@ def _copied_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, byt
 
 
 def set_aside(
-    aggregate: Aggregate,
+    codec: Codec,
     record: InRecord,
     reason: str,
     *,
@@ -216,7 +246,7 @@ def set_aside(
     remembered like any decision (a retry of the id gets it again, never an execution).
     `version` is the aggregate's current version. Nothing else."""
     batch = _Batch(
-        aggregate,
+        codec,
         {},
         partition=partition,
         partitions=1,
@@ -226,7 +256,7 @@ def set_aside(
         reply_lanes=reply_lanes,
     )
     try:
-        envelope: CommandEnvelope | None = decode_command(aggregate, record.value)[0]
+        envelope: CommandEnvelope | None = codec.decode_command(record.value)[0]
     except CommandDecodeError as error:
         envelope = error.envelope
     reason = clip(reason)
@@ -249,12 +279,19 @@ def set_aside(
     return batch.result(events_offset, record.offset + 1)
 
 
+class _Refused(msgspec.Struct, frozen=True):
+    """A refusal by the flow itself (not the domain's)."""
+
+    code: str
+    message: str
+
+
 class _Batch:
     """The outputs of one batch so far and the working copies of the slots it changed."""
 
     def __init__(
         self,
-        aggregate: Aggregate,
+        codec: Codec,
         committed: Mapping[str, Slot],
         *,
         partition: int,
@@ -264,7 +301,8 @@ class _Batch:
         now_ms: int,
         reply_lanes: int,
     ) -> None:
-        self.aggregate = aggregate
+        self.codec = codec
+        self.aggregate = codec.aggregate
         self.committed = committed
         self.partition = partition
         self.partitions = partitions
@@ -319,13 +357,18 @@ class _Batch:
             self.outcome(record, envelope, OutcomeKind.REJECTED, code)
             return
         state: Any = None if slot is None else slot.state
-        decision = self.aggregate.decide(state, command, envelope.expected_version)
+        expected = envelope.expected_version
+        decision: list[Any] | RejectionLike
+        if expected is not None and expected != version:
+            message = f"expected version {expected}, account is at version {version}"
+            decision = _Refused(VERSION_CONFLICT, message)
+        else:
+            decision = self.aggregate.decide(state, command)
         if isinstance(decision, list):
             for event in decision:
                 version += 1
                 state = self.aggregate.evolve(state, event)
-                value = encode_event(
-                    self.aggregate,
+                value = self.codec.encode_event(
                     aggregate_id,
                     version,
                     event,
@@ -480,14 +523,11 @@ class _Batch:
         """The batch's records, with one snapshot and one view per changed aggregate."""
         snapshots: list[OutRecord] = []
         views: list[OutRecord] = []
-        schema_version = self.aggregate.state_schema_version
         for aggregate_id, slot in self.changed.items():
-            key = encode_key(aggregate_id)
-            snapshot = Snapshot(schema_version, aggregate_id, slot, events_offset)
-            value = encode_snapshot(self.aggregate, snapshot)
+            key, value = self.codec.snapshot_record(aggregate_id, slot, events_offset)
             snapshots.append(OutRecord(TopicKind.SNAPSHOTS, self.partition, key, value, [], None))
             if slot.state is not None:
-                value = encode_view(self.aggregate, slot.state)
+                value = self.codec.encode_view(slot.state, slot.version)
                 views.append(OutRecord(TopicKind.STATE, self.partition, key, value, [], None))
         return BatchResult(
             replies=self.replies,

@@ -11,15 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from topology.codec import (
+    Codec,
     CodecError,
     Slot,
     StaleSnapshotError,
     decode_key,
-    decode_snapshot,
     encode_key,
-    is_current_snapshot,
 )
-from topology.protocol import Aggregate
 
 __all__ = ["SnapshotStore"]
 
@@ -27,8 +25,9 @@ __all__ = ["SnapshotStore"]
 class SnapshotStore(Mapping[str, Slot]):
     """Aggregate id → slot, read-only to the batch step; decoded on access."""
 
-    def __init__(self, aggregate: Aggregate) -> None:
-        self._aggregate = aggregate
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._aggregate = codec.aggregate
         self._raw: dict[bytes, bytes] = {}
 
     def load(self, key: bytes | None, value: bytes | None) -> None:
@@ -39,7 +38,7 @@ class SnapshotStore(Mapping[str, Slot]):
         if value is None:
             self._raw.pop(key, None)
             return
-        if not is_current_snapshot(self._aggregate, value):
+        if not self.codec.is_current_snapshot(value):
             raise StaleSnapshotError(
                 f"snapshot of {key!r} is not of this layout and {self._aggregate.name}'s state "
                 f"schema version {self._aggregate.state_schema_version}"
@@ -55,7 +54,7 @@ class SnapshotStore(Mapping[str, Slot]):
         data = self._raw.get(encode_key(key))
         if data is None:
             return default
-        snapshot = decode_snapshot(self._aggregate, data)
+        snapshot = self.codec.decode_snapshot(data)
         if snapshot.aggregate_id != key:
             raise CodecError(f"snapshot of {snapshot.aggregate_id!r} under key {key!r}")
         return snapshot.slot

@@ -16,11 +16,13 @@ import ray
 
 from actors.admin import ensure_topics
 from actors.kafka import producer_config
-from actors.launcher import deploy, undeploy
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, count_records
 from bench.model import RunContext, Throughput
 from bench.workload import Expected
+from eventledger.assembly import deploy_partitions
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -50,23 +52,23 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
     copy = GatedCopy(ctx.bootstrap, source, layout.name(TopicKind.COMMANDS), partitions)
     targets = copy.counts
     try:
-        handles = deploy(settings, detached=False, timeout=300)
+        handles = deploy_partitions(settings, detached=False, timeout=300)
     except BaseException:
         copy.abandon()
         raise
     try:
         released_at = copy.release()
         stats = _drain(ctx, handles, targets)
-        views: dict[str, dict[str, Any]] = {}
+        views: dict[str, Any] = {}
         for part in ray.get([h.views.remote() for h in handles], timeout=120):
             views.update(part)
     finally:
         copy.abandon()
         undeploy(settings)
-    first_at = min(s["first_batch_at"] for s in stats if s["batches"])
-    last_at = max(s["last_commit_at"] for s in stats)
-    batches = sum(s["batches"] for s in stats)
-    processed = sum(s["processed"] for s in stats)
+    first_at = min(s.first_batch_at for s in stats if s.batches)
+    last_at = max(s.last_commit_at for s in stats)
+    batches = sum(s.batches for s in stats)
+    processed = sum(s.processed for s in stats)
     result = Throughput(
         system="eventledger",
         commands=copy.total,
@@ -77,11 +79,11 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
             "released → last commit (s)": last_at - released_at,
             "transactions": batches,
             "commands per transaction": processed / batches if batches else 0.0,
-            "aborts": sum(s["aborts"] for s in stats),
-            "producer restarts": sum(s["producer_restarts"] for s in stats),
+            "aborts": sum(s.aborts for s in stats),
+            "producer restarts": sum(s.producer_restarts for s in stats),
             "snapshots": count_records(ctx.bootstrap, layout.name(TopicKind.SNAPSHOTS), partitions),
             "state views": count_records(ctx.bootstrap, layout.name(TopicKind.STATE), partitions),
-            "rss_bytes per actor": [s["rss_bytes"] for s in stats],
+            "rss_bytes per actor": [s.rss_bytes for s in stats],
         },
     )
     check = check_ledger_output(
@@ -92,29 +94,27 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
         partitions=partitions,
         expected=expected,
     )
-    actor_total = sum(v["balance"] for v in views.values())
+    actor_total = sum(v.balance for v in views.values())
     check.expect("Σ balances (actors' views)", actor_total, expected.money)
-    differ = sum(1 for k, v in check.balances.items() if views.get(k, {}).get("balance") != v)
+    differ = sum(1 for k, v in check.balances.items() if k not in views or views[k].balance != v)
     check.expect("accounts whose actor view differs from the events", differ, 0)
     result.facts["events"] = check.facts.get("events")
     result.check = check.summary()
     return result, check
 
 
-def _drain(ctx: RunContext, handles: list[Any], targets: list[int]) -> list[dict[str, Any]]:
+def _drain(ctx: RunContext, handles: list[Any], targets: list[int]) -> list[PartitionStats]:
     """Poll the actors' stats until each committed offset reaches its partition's end."""
     task = ctx.progress.add_task("eventledger", total=sum(targets))
     deadline = time.monotonic() + ctx.config.drain_timeout
     while True:
-        stats: list[dict[str, Any]] = ray.get([h.stats.remote() for h in handles], timeout=60)
-        ctx.progress.update(task, completed=sum(s["processed"] for s in stats))
+        stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=60)
+        ctx.progress.update(task, completed=sum(s.processed for s in stats))
         for s in stats:
-            if s["status"] != "running":
-                raise RuntimeError(f"partition {s['partition']} is {s['status']}: {s['error']}")
-        if all(s["committed_offset"] >= t for s, t in zip(stats, targets, strict=True)):
+            if s.status != "running":
+                raise RuntimeError(f"partition {s.partition} is {s.status}: {s.error}")
+        if all(s.committed_offset >= t for s, t in zip(stats, targets, strict=True)):
             return stats
         if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"eventledger did not drain: {[s['committed_offset'] for s in stats]}"
-            )
+            raise TimeoutError(f"eventledger did not drain: {[s.committed_offset for s in stats]}")
         time.sleep(0.25)  # the figures come from the actors' clocks, not from this poll

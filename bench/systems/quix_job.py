@@ -30,8 +30,12 @@ from quixstreams.models.serializers import Serializer
 
 from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
+from ledger.rejections import Rejection
 from ledger.state import Account
-from topology.codec import Reply, decode_command, encode_event, encode_reply, encode_view
+from topology.codec import Codec, Reply, encode_reply
+from topology.step import VERSION_CONFLICT
+
+CODEC = Codec(LEDGER)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ class LedgerJob:
             self.first_at = now
         self.processed += 1
         self.last_at = now
-        envelope, command = decode_command(LEDGER, value)
+        envelope, command = CODEC.decode_command(value)
         aggregate_id, command_id = envelope.aggregate_id, envelope.command_id
         stored = state.get(SLOT)
         account: Account | None = None
@@ -74,19 +78,25 @@ class LedgerJob:
                 return [(REPLIES, reply_key, encode_reply(again))]
         out: list[Output] = []
         key = aggregate_id.encode()
-        decision = LEDGER.decide(account, command, envelope.expected_version)
+        expected = envelope.expected_version
+        decision: list[Any] | Rejection
+        if expected is not None and expected != version:  # checked by the flow, as in step
+            message = f"expected version {expected}, account is at version {version}"
+            decision = Rejection(VERSION_CONFLICT, message)
+        else:
+            decision = LEDGER.decide(account, command)
         if isinstance(decision, list):
             now_ms = int(now * 1000)
             for event in decision:
                 version += 1
                 account = LEDGER.evolve(account, event)
-                value = encode_event(
-                    LEDGER, aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
+                value = CODEC.encode_event(
+                    aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
             reply = Reply(command_id, aggregate_id, True, None, "", version)
             if self.views and account is not None:
-                out.append((STATE, key, encode_view(LEDGER, account)))
+                out.append((STATE, key, CODEC.encode_view(account, version)))
         else:
             reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])
@@ -112,7 +122,7 @@ class FillJob:
             self.first_at = now
         self.processed += 1
         self.last_at = now
-        account = Account("open", "EUR", int(value), 0, 1)
+        account = Account("open", "EUR", int(value), 0)
         state.set(SLOT, [msgspec.to_builtins(account), 1, []])
 
 

@@ -42,8 +42,10 @@ from confluent_kafka import Producer
 from actors.coordinator import find_coordinator
 from actors.kafka import producer_config
 from actors.launcher import partition_actor
+from actors.messages import RebuildProgress
 from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
+from topology.control import RebuildPhase
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -334,16 +336,17 @@ class Nemesis:
             return
         try:
             handle = find_coordinator(self.settings.app_id)
-            progress: dict[int, dict[str, Any]] = (
+            progress: dict[int, RebuildProgress] = (
                 ray.get(handle.rebuild_progress.remote(), timeout=10) if handle else {}
             )
         except Exception as e:  # the coordinator is restarting: ask again next turn
             log.info("nemesis: rebuild progress unavailable: %s", e)
             return
-        if progress and all(r["phase"] in ("done", "failed") for r in progress.values()):
+        final = (RebuildPhase.DONE, RebuildPhase.FAILED)
+        if progress and all(r.phase in final for r in progress.values()):
             for r in open_:
                 r.ended = self.clock()
-                r.detail = ", ".join(f"{p}: {v['phase']}" for p, v in sorted(progress.items()))
+                r.detail = ", ".join(f"{p}: {v.phase}" for p, v in sorted(progress.items()))
 
     def _replace_node(self, record: FaultRecord) -> None:
         if self.cluster is None:

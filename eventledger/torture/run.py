@@ -26,15 +26,16 @@ from typing import Any
 import ray
 
 from actors.audit import read_events
-from actors.coordinator import deploy_coordinator, find_coordinator, stop_service
+from actors.coordinator import find_coordinator, stop_service
 from actors.launcher import NAMESPACE, partition_actor
+from actors.messages import ServiceStatus
+from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
-from ledger.aggregate import LEDGER
 from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
@@ -197,7 +198,7 @@ def run_torture(
                 environ={},
             )
             report(Snapshot("deploying the service", clock(), config.seconds, 0, 0, 0))
-            deploy_coordinator(settings, timeout=180)
+            deploy_service(settings, timeout=180)
             try:
                 return _drive(
                     config, settings, broker, cluster, history=history, clock=clock, report=report
@@ -296,12 +297,14 @@ def _settled(settings: Settings, timeout: float) -> bool:
     while time.monotonic() < deadline:
         try:
             handle = find_coordinator(settings.app_id)
-            status: dict[str, Any] = ray.get(handle.status.remote(), timeout=10) if handle else {}
+            status: ServiceStatus | None = (
+                ray.get(handle.status.remote(), timeout=10) if handle else None
+            )
         except Exception as e:  # restarting: ask again
             log.info("status unavailable: %s", e)
-            status = {}
-        rows = status.get("rows") or []
-        if rows and all(r["state"] == "running" for r in rows):
+            status = None
+        rows = status.rows if status is not None else []
+        if rows and all(r.state == "running" for r in rows):
             return True
         time.sleep(0.5)
     return False
@@ -326,7 +329,7 @@ def _read_facts(settings: Settings) -> list[EventFact]:
             e.event,
             f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}",
         )
-        for e in read_events(settings, LEDGER)
+        for e in read_events(settings, AGGREGATE)
     ]
 
 
@@ -338,7 +341,7 @@ def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | Non
             handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
             views: dict[str, int] = {}
             for part in ray.get([h.views.remote() for h in handles], timeout=30):
-                views.update({k: int(v["balance"]) for k, v in part.items()})
+                views.update({k: int(v.balance) for k, v in part.items()})
             return views
         except Exception as e:  # an actor restarting: ask again
             log.info("views unavailable: %s", e)

@@ -1,4 +1,6 @@
-"""A deployed service per test: topics, partition actors on the session's Ray, a client."""
+"""A deployed service per test, on the session's Ray: deployed through its coordinator (the
+production path) with a client, or as bare partition actors (``bare_service``) for a test
+that must not have a supervisor replace what it breaks on purpose."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from typing import Any
 import pytest
 
 from actors.client import LedgerClient
-from actors.launcher import deploy, undeploy
+from actors.coordinator import deploy_coordinator, stop_service
+from actors.launcher import deploy, partition_actor, undeploy
+from ledger import LEDGER
 from topology.settings import Settings
 
 
@@ -30,17 +34,29 @@ def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
 
 @contextmanager
 def running(settings: Settings) -> Iterator[Service]:
-    """The application of ``settings`` deployed on the session's Ray, with a client."""
-    handles = deploy(settings, detached=False)
+    """The application of ``settings`` deployed through its coordinator, with a client."""
+    deploy_coordinator(settings, LEDGER, timeout=120)
+    handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
     client = LedgerClient(settings, timeout=60)
     try:
         yield Service(settings, handles, client)
     finally:
         client.close()
-        undeploy(settings)
+        stop_service(settings.app_id)
 
 
 @pytest.fixture
 def service(settings: Settings, ray_local: None) -> Iterator[Service]:
     with running(settings) as served:
         yield served
+
+
+@pytest.fixture
+def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
+    handles = deploy(settings, LEDGER, detached=False)
+    client = LedgerClient(settings, timeout=60)
+    try:
+        yield Service(settings, handles, client)
+    finally:
+        client.close()
+        undeploy(settings)

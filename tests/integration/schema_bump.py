@@ -1,4 +1,4 @@
-"""A test-only schema version bump of the ledger: state layout 2 adds ``movements`` (the
+"""A test-only schema version bump of the ledger: state layout 3 adds ``movements`` (the
 number of deposits and withdrawals), which only a rebuild from the events can fill in.
 
 Importable by Ray workers (the driver's sys.path travels with the job), so the aggregate is
@@ -19,33 +19,32 @@ __all__ = ["LEDGER_V2", "AccountV2"]
 
 
 class AccountV2(msgspec.Struct, frozen=True):
-    """Account state, layout 2."""
+    """Account state, layout 3."""
 
     status: AccountStatus
     currency: str
     balance: int
     overdraft_limit: int
-    version: int
     movements: int = 0
 
 
 class AccountAggregateV2(AccountAggregate):
-    """The ledger with state layout 2; same commands, events, rules and view."""
+    """The ledger with state layout 3; same commands, events, rules and view."""
 
     state_type: Final = AccountV2  # type: ignore[misc]
-    state_schema_version: Final = 2  # type: ignore[misc]
+    state_schema_version: Final = 3  # type: ignore[misc]
 
     def evolve(self, state: Any, event: Any) -> Any:
         if isinstance(event, AccountOpened):
-            return AccountV2("open", event.currency, 0, event.overdraft_limit, 1)
+            return AccountV2("open", event.currency, 0, event.overdraft_limit)
         after = LEDGER.evolve(state, event)  # replace() keeps the AccountV2 type
         if isinstance(event, Deposited | Withdrawn):
             after = msgspec.structs.replace(after, movements=after.movements + 1)  # type: ignore[attr-defined]
         return after
 
-    def view(self, state: Any) -> AccountView:
+    def view(self, state: Any, version: int) -> AccountView:
         return AccountView(
-            state.status, state.currency, state.balance, state.overdraft_limit, state.version
+            state.status, state.currency, state.balance, state.overdraft_limit, version
         )
 
 

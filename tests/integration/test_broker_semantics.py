@@ -110,45 +110,6 @@ def test_same_transactional_id_fences_the_first_producer(bootstrap: str, app_id:
     consumer.close()
 
 
-def test_offsets_sent_to_transaction_commit_only_with_it(bootstrap: str, app_id: str) -> None:
-    source, sink, group = f"{app_id}.in", f"{app_id}.out", f"{app_id}-group"
-    _create(bootstrap, source)
-    _create(bootstrap, sink)
-    plain = Producer({"bootstrap.servers": bootstrap})
-    for i in range(10):
-        plain.produce(source, value=str(i).encode())
-    plain.flush(10)
-
-    consumer = _consumer(bootstrap, group)
-    consumer.assign([TopicPartition(source, 0, 0)])
-    read = 0
-    deadline = time.monotonic() + 20
-    while read < 10 and time.monotonic() < deadline:
-        if (msg := consumer.poll(0.2)) is not None and msg.error() is None:
-            read += 1
-    assert read == 10
-    position = consumer.position(consumer.assignment())
-    assert [tp.offset for tp in position] == [10]
-    producer = _producer(bootstrap, f"{app_id}-0")
-
-    def committed() -> int:
-        [tp] = consumer.committed([TopicPartition(source, 0)], timeout=10)
-        return int(tp.offset)
-
-    producer.begin_transaction()
-    producer.produce(sink, value=b"x")
-    producer.send_offsets_to_transaction(position, consumer.consumer_group_metadata(), 30)
-    producer.abort_transaction(30)
-    assert committed() < 0  # nothing committed: OFFSET_INVALID
-
-    producer.begin_transaction()
-    producer.produce(sink, value=b"y")
-    producer.send_offsets_to_transaction(position, consumer.consumer_group_metadata(), 30)
-    producer.commit_transaction(30)
-    assert committed() == 10
-    consumer.close()
-
-
 def test_compacted_topic_reports_its_policy(bootstrap: str, app_id: str) -> None:
     topic = f"{app_id}.snapshots"
     _create(bootstrap, topic, 2, **{"cleanup.policy": "compact"})

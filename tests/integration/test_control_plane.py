@@ -20,13 +20,15 @@ from actors.client import LedgerClient
 from actors.control_store import ControlWriter
 from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
 from actors.kafka import FencedError, TransactionalWriter
-from actors.launcher import NAMESPACE, actor_name, partition_actor
+from actors.launcher import NAMESPACE, partition_actor
+from actors.messages import ShadowPhase
 from actors.ray_state import describe_actor, lookup_actor
-from actors.rebuild_driver import MAX_ATTEMPTS, shadow_name
-from actors.shadow import rebuild_transactional_id
+from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
+from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
+from topology.names import Names
 from topology.partitioner import partition_for
 from topology.placement import ActorPhase
 from topology.settings import Settings
@@ -43,25 +45,25 @@ def settings(bootstrap: str, app_id: str) -> Settings:
 
 @pytest.fixture
 def coordinator(settings: Settings, ray_local: None) -> Iterator[Coordinator]:
-    c = Coordinator(settings, start=False)
+    c = Coordinator(settings, LEDGER, start=False)
     try:
         converge(c)
         yield c
     finally:
         c.rebuilds.stop_all()
         for p in range(settings.partitions):
-            retire(actor_name(settings.app_id, p), graceful=False)
+            retire(Names.of(settings).partition_actor(p), graceful=False)
 
 
 def converged(c: Coordinator) -> bool:
     app, partitions = c.settings.app_id, c.settings.partitions
     for a in observe_partitions(app, partitions):
         desired = c.desired.partition(a.partition)
-        if a.observed.phase is not ActorPhase.RUNNING or a.stats.get("paused"):
+        if a.observed.phase is not ActorPhase.RUNNING or a.stats is None or a.stats.paused:
             return False
-        if a.stats.get("generation") != desired.generation or desired.paused:
+        if a.stats.generation != desired.generation or desired.paused:
             return False
-    shadows = [lookup_actor(shadow_name(app, p), NAMESPACE) for p in range(partitions)]
+    shadows = [lookup_actor(Names(app).shadow_actor(p), NAMESPACE) for p in range(partitions)]
     return not c.rebuilds.active() and all(s is None for s in shadows)
 
 
@@ -113,7 +115,7 @@ def test_the_control_writer_recovers_after_a_timed_out_commit(coordinator: Coord
     c.writer.writer.end_timeout = 0  # every commit times out: the producer is left dead
     ray.kill(partition_actor(c.settings.app_id, 1), no_restart=True)
     tick_until(c, lambda: c.writer.failures >= 1, "a failed control write")
-    assert "place" in c.status()["errors"]
+    assert "place" in c.status().errors
     c.writer.writer.end_timeout = 30  # the fault passes
     converge(c)
     assert c.writer.failures == 0 and c.writer.writer.recreations >= 1
@@ -130,7 +132,7 @@ def test_a_writer_that_keeps_failing_stops_the_coordinator_and_a_new_one_converg
         for _ in range(ROUNDS):
             c.tick()
     assert not caught.value.fenced and c.writer.failures == MAX_WRITE_FAILURES
-    successor = Coordinator(c.settings, start=False)  # what Ray's restart runs
+    successor = Coordinator(c.settings, LEDGER, start=False)  # what Ray's restart runs
     converge(successor)
 
 
@@ -142,7 +144,7 @@ def test_a_fenced_control_writer_stops_the_coordinator(coordinator: Coordinator)
         for _ in range(ROUNDS):
             c.tick()
     assert caught.value.fenced
-    converge(Coordinator(c.settings, start=False))
+    converge(Coordinator(c.settings, LEDGER, start=False))
 
 
 def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
@@ -150,7 +152,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
 ) -> None:
     c = coordinator
     some_traffic(c.settings)
-    name = actor_name(c.settings.app_id, 0)
+    name = Names.of(c.settings).partition_actor(0)
     restarted: list[int] = []
 
     def restart_the_actor(records: tuple[ControlRecord, ...]) -> None:
@@ -163,7 +165,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
                     break
                 time.sleep(0.1)
             restarted.append(
-                ray.get(partition_actor(c.settings.app_id, 0).stats.remote())["generation"]
+                ray.get(partition_actor(c.settings.app_id, 0).stats.remote()).generation
             )
 
     hook_writes(c, restart_the_actor)
@@ -180,7 +182,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
 def test_an_interrupted_switch_retires_and_fences_its_shadow(coordinator: Coordinator) -> None:
     c = coordinator
     some_traffic(c.settings)
-    tid = rebuild_transactional_id(c.settings.app_id, 0)
+    tid = Names.of(c.settings).shadow_txn(0)
     zombie: list[TransactionalWriter] = []
 
     def fail_the_record(records: tuple[ControlRecord, ...]) -> None:
@@ -213,16 +215,17 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     some_traffic(c.settings)
     c.rebuilds.tail = -1  # never switch: this rebuild is to fail
     assert c.rebuild([0]) == [0]
-    name = shadow_name(c.settings.app_id, 0)
+    name = Names.of(c.settings).shadow_actor(0)
     resumed: list[int] = []
     for _ in range(ROUNDS):
         c.tick()
         record = c.desired.rebuilds[0]
         if record.phase is RebuildPhase.FAILED:
             break
-        shadow = c.rebuilds.progress()[0]["shadow"]
-        if shadow is not None and shadow["phase"] == "caught_up" and checkpointed(c.settings):
-            resumed.append(shadow["resumed_from"])
+        shadow = c.rebuilds.progress()[0].shadow
+        caught_up = shadow is not None and shadow.phase is ShadowPhase.CAUGHT_UP
+        if shadow is not None and caught_up and checkpointed(c.settings):
+            resumed.append(shadow.resumed_from)
             handle = lookup_actor(name, NAMESPACE)
             assert handle is not None
             ray.kill(handle, no_restart=True)  # the shadow dies
@@ -238,9 +241,9 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     first: list[int] = []
     for _ in range(ROUNDS):
         c.tick()
-        shadow = c.rebuilds.progress()[0]["shadow"]
+        shadow = c.rebuilds.progress()[0].shadow
         if shadow is not None:
-            first.append(shadow["resumed_from"])
+            first.append(shadow.resumed_from)
             break
         time.sleep(0.1)
     assert first == [0]
@@ -253,12 +256,13 @@ def _break_the_loop_and_its_reopening(worker: Any) -> None:
     reopening that follows fails after the consumer is created (the broker unreachable)."""
     from confluent_kafka import KafkaError, KafkaException
 
-    import actors.partition
+    import actors.opening
 
     def unreachable(*args: Any, **kwargs: Any) -> tuple[int, int]:
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "injected: broker unreachable"))
 
-    real = worker._producer
+    writer = worker._writer
+    real = writer._producer
 
     class Dead:
         def begin_transaction(self) -> None:
@@ -267,8 +271,8 @@ def _break_the_loop_and_its_reopening(worker: Any) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    actors.partition.watermarks = unreachable  # type: ignore[attr-defined]
-    worker._producer = Dead()
+    actors.opening.watermarks = unreachable  # type: ignore[attr-defined]
+    writer._producer = Dead()
 
 
 def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coordinator) -> None:
@@ -280,10 +284,10 @@ def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coor
         reply = client.send(key, OpenAccount("EUR"))
         for _ in range(ROUNDS):  # the coordinator is ticked by hand: nothing replaces it yet
             stats = ray.get(handle.stats.remote())
-            if stats["status"] not in ("running", "restoring"):  # until it gives up
+            if stats.status not in ("running", "restoring"):  # until it gives up
                 break
             time.sleep(0.1)
-        assert stats["status"] == "failed" and "unreachable" in stats["error"]
+        assert stats.status == "failed" and "unreachable" in stats.error
         converge(c)  # the supervisor replaced it
         assert reply.result(120).accepted
-    assert describe_actor(actor_name(c.settings.app_id, 0), NAMESPACE) is not None
+    assert describe_actor(Names.of(c.settings).partition_actor(0), NAMESPACE) is not None

@@ -16,6 +16,7 @@ from actors.audit import read_named_topic
 from actors.client import LedgerClient
 from actors.coordinator import deploy_coordinator, find_coordinator, stop_service
 from actors.launcher import partition_actor
+from actors.messages import RebuildProgress, ServiceStatus
 from ledger.aggregate import LEDGER
 from tests.conftest import CLUSTER_NODE
 from tests.integration.schema_bump import LEDGER_V2
@@ -24,7 +25,8 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
-from topology.codec import CHECKPOINT_KEY, decode_checkpoint, decode_snapshot
+from topology.codec import CHECKPOINT_KEY, Codec, decode_checkpoint
+from topology.control import RebuildPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -37,27 +39,27 @@ def served(ray_cluster: Any, bootstrap: str, app_id: str, state_dir: str) -> Ite
     settings = Settings.resolve(
         app_id=app_id, bootstrap_servers=bootstrap, partitions=3, state_dir=state_dir, environ={}
     )
-    deploy_coordinator(settings, tick_seconds=TICK, timeout=120)
+    deploy_coordinator(settings, LEDGER, tick_seconds=TICK, timeout=120)
     try:
         yield settings
     finally:
         stop_service(app_id)
 
 
-def _status(settings: Settings) -> dict[str, Any]:
+def _status(settings: Settings) -> ServiceStatus:
     coordinator = find_coordinator(settings.app_id)
     assert coordinator is not None
-    status: dict[str, Any] = ray.get(coordinator.status.remote(), timeout=30)
+    status: ServiceStatus = ray.get(coordinator.status.remote(), timeout=30)
     return status
 
 
 def _all_running(settings: Settings, nodes: set[str] | None = None) -> bool:
-    rows = _status(settings)["rows"]
-    return all(r["state"] == "running" and (nodes is None or r["node"] in nodes) for r in rows)
+    rows = _status(settings).rows
+    return all(r.state == "running" and (nodes is None or r.node in nodes) for r in rows)
 
 
 def _per_node(settings: Settings) -> Counter[str]:
-    return Counter(r["node"] for r in _status(settings)["rows"])
+    return Counter(r.node for r in _status(settings).rows)
 
 
 def test_an_actor_killed_beyond_its_restarts_comes_back(served: Settings) -> None:
@@ -68,7 +70,7 @@ def test_an_actor_killed_beyond_its_restarts_comes_back(served: Settings) -> Non
         traffic.wait_for(60)
         ray.kill(partition_actor(settings.app_id, 1), no_restart=True)  # no Ray restart
         wait_until(
-            lambda: _status(settings)["rows"][1]["restarts"] >= 1 and _all_running(settings),
+            lambda: _status(settings).rows[1].restarts >= 1 and _all_running(settings),
             60,
             "the coordinator to bring partition 1 back",
         )
@@ -116,21 +118,22 @@ def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Set
         traffic.wait_for(40)
         ray.kill(coordinator, no_restart=False)  # Ray restarts it: the constructor re-reads
         wait_until(
-            lambda: _status(settings)["ticks"] > 2 and _all_running(settings),
+            lambda: _status(settings).ticks > 2 and _all_running(settings),
             60,
             "the coordinator to come back",
         )
         traffic.wait_for(40)
         traffic.stop()
     after = ray.get(find_coordinator(settings.app_id).desired_state.remote())
-    assert after["partitions"] == before["partitions"]
-    assert after["rebuilds"] == before["rebuilds"]
-    assert after["service"]["serving"] and after["service"]["partitions"] == 3
+    assert after.partitions == before.partitions
+    assert after.rebuilds == before.rebuilds
+    assert after.service is not None
+    assert after.service.serving and after.service.partitions == 3
     # The same actor still writes each partition: the restart started no second writer.
     for p, actor_id in writers.items():
         assert partition_actor(settings.app_id, p)._actor_id.hex() == actor_id
         stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-        assert stats["status"] == "running" and stats["producer_restarts"] == 0
+        assert stats.status == "running" and stats.producer_restarts == 0
     assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
 
 
@@ -144,7 +147,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         assert started == [0, 1, 2]
         wait_until(
             lambda: all(
-                r["phase"] == "done"
+                r.phase is RebuildPhase.DONE
                 for r in ray.get(coordinator.rebuild_progress.remote()).values()
             ),
             120,
@@ -152,17 +155,10 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         )
         traffic.wait_for(60)
         traffic.stop()
-    progress = ray.get(coordinator.rebuild_progress.remote())
-    for p, r in sorted(progress.items()):
-        print(
-            f"rebuild partition {p}: {r['events']} events in {r['replay_seconds']:.3f}s "
-            f"({r['rate']:,.0f} events/s), paused {r['pause_ms']:.1f} ms "
-            f"{(r['shadow'] or {}).get('pause_steps_ms')} "
-            f"tail: {(r['shadow'] or {}).get('finish_steps_ms')}"
-        )
-    assert {r["generation"] for r in progress.values()} == {1}
-    rows = _status(settings)["rows"]
-    assert [r["generation"] for r in rows] == [1, 1, 1]
+    progress: dict[int, RebuildProgress] = ray.get(coordinator.rebuild_progress.remote())
+    assert {r.record.generation for r in progress.values()} == {1}
+    assert all(r.record.events > 0 and r.pause_steps_ms for r in progress.values())
+    assert [r.generation for r in _status(settings).rows] == [1, 1, 1]
     folded = assert_exactly_once_and_money_conserved(settings, traffic, LEDGER_V2)
     # Generation 1 holds every aggregate in layout 2, equal to the fold of its events, with
     # the field only a replay could fill in.
@@ -173,12 +169,12 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
-            latest[msg.key().decode()] = decode_snapshot(LEDGER_V2, msg.value()).slot.state
+            latest[msg.key().decode()] = Codec(LEDGER_V2).decode_snapshot(msg.value()).slot.state
     assert latest == folded
     # The new generation also says where each partition's commands resume (sealed at the
     # switch, then moved by every commit): a restart now restores state and position from it.
     committed = {
-        p: ray.get(partition_actor(settings.app_id, p).stats.remote())["committed_offset"]
+        p: ray.get(partition_actor(settings.app_id, p).stats.remote()).committed_offset
         for p in range(settings.partitions)
     }
     assert checkpoints == committed

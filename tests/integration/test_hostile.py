@@ -21,11 +21,14 @@ from confluent_kafka.admin import (
 
 from actors.audit import read_events, read_topic
 from actors.kafka import producer_config
-from actors.launcher import actor_name, deploy, partition_actor
+from actors.launcher import NAMESPACE, deploy, partition_actor
+from actors.messages import PartitionStats
 from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
-from topology.codec import PoisonCode, encode_command
+from topology.codec import encode_command
 from topology.limits import MAX_COMMAND_BYTES
+from topology.names import Names
+from topology.step import PoisonCode
 from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
@@ -50,7 +53,7 @@ def test_hostile_records_never_stall_the_partition(service: Service) -> None:
 
     assert c.get_account("victim")["balance"] == 10 * len(cases)  # type: ignore[index]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-    assert stats["status"] == "running" and stats["producer_restarts"] == 0
+    assert stats.status == "running" and stats.producer_restarts == 0
     dlq = list(read_topic(settings, TopicKind.DLQ, [p]))
     codes = [dict(m.headers())["eventledger.error.code"].decode() for m in dlq]
     assert codes.count(PoisonCode.TOO_LARGE) == 3  # just under 1 MB, 600 KB and 90 KB ids
@@ -68,7 +71,7 @@ def test_commands_to_accounts_that_never_existed_leave_no_state(service: Service
     assert all(f.result(60).code == "unknown_account" for f in futures)
     for p, old in before.items():
         now = ray.get(partition_actor(service.settings.app_id, p).stats.remote())
-        assert now["aggregates"] == old["aggregates"]
+        assert now.aggregates == old.aggregates
 
 
 def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) -> None:
@@ -82,11 +85,11 @@ def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) 
 
 def _wait_status(
     settings: Any, partition: int, status: str, timeout: float = 120
-) -> dict[str, Any]:
+) -> PartitionStats:
     deadline = time.monotonic() + timeout
     while True:
-        stats: dict[str, Any] = ray.get(partition_actor(settings.app_id, partition).stats.remote())
-        if stats["status"] == status or time.monotonic() > deadline:
+        stats: PartitionStats = ray.get(partition_actor(settings.app_id, partition).stats.remote())
+        if stats.status == status or time.monotonic() > deadline:
             return stats
         time.sleep(0.2)
 
@@ -115,9 +118,9 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
         )
         second.start()
         stats = _wait_status(settings, p, "blocked")
-        assert stats["status"] == "blocked"
-        assert "every transaction aborts" in stats["error"]
-        assert "eventledger unblock" in stats["error"]
+        assert stats.status == "blocked"
+        assert "every transaction aborts" in stats.error
+        assert "eventledger unblock" in stats.error
     finally:
         _set_topic_config(settings.bootstrap_servers, events, "max.message.bytes", None)
     assert ray.get(partition_actor(settings.app_id, p).unblock.remote()) == "running"
@@ -129,8 +132,10 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
 
 
 def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
-    service: Service,
+    bare_service: Service,
 ) -> None:
+    """Bare actors: the test removes one and deploys it again over a re-created topic."""
+    service = bare_service
     c = service.client
     settings = service.settings
     account = next(a for a in (f"o-{i}" for i in range(100)) if c.partition_of(a) == 0)
@@ -141,7 +146,7 @@ def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     ray.kill(handle, no_restart=True)
     while True:
         try:
-            ray.get_actor(actor_name(settings.app_id, 0), namespace="eventledger")
+            ray.get_actor(Names.of(settings).partition_actor(0), namespace=NAMESPACE)
             time.sleep(0.1)
         except ValueError:
             break
@@ -158,11 +163,11 @@ def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     [deleted] = admin.delete_records([TopicPartition(commands, 0, end)]).values()
     deleted.result(30)
 
-    handles = deploy(settings, detached=False)
+    handles = deploy(settings, LEDGER, detached=False)
     stats = ray.get(handles[0].stats.remote())
-    assert stats["status"] == "blocked"
-    assert f"holds offsets {end} to {end}" in stats["error"]
-    assert "--from-offset" in stats["error"]
+    assert stats.status == "blocked"
+    assert f"holds offsets {end} to {end}" in stats.error
+    assert "--from-offset" in stats.error
     assert ray.get(handles[0].unblock.remote(end)) == "running"
     assert c.execute(account, Deposit(4)).accepted
     assert c.get_account(account)["balance"] == 7  # type: ignore[index]

@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import ray
@@ -19,6 +18,7 @@ from actors.client import LedgerClient, now_ms
 from actors.launcher import partition_actor
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from topology.idempotency import IdCode
+from topology.names import Names
 from topology.settings import Settings
 
 from .conftest import Service, running
@@ -78,11 +78,11 @@ def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
     assert c.execute(account, Withdraw(50), command_id="early-refusal") == first
 
     ray.kill(actor, no_restart=False)  # a new disk: restored from the changelog
-    shutil.rmtree(Path(state_dir) / settings.app_id / f"ids-{partition}", ignore_errors=True)
+    shutil.rmtree(Names.of(settings).ids_dir(settings, partition), ignore_errors=True)
     assert c.execute(account, Deposit(7), command_id="original", timeout=60) == original
     assert c.execute(account, Withdraw(50), command_id="early-refusal") == first
     stats = ray.get(partition_actor(settings.app_id, partition).stats.remote())
-    assert stats["ids_restored"] >= 300  # read from the changelog, not from the events
+    assert stats.ids_restored >= 300  # read from the changelog, not from the events
 
     counts = _events_of(settings, account)
     assert counts["original"] == 1 and counts["early-refusal"] == 0

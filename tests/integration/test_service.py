@@ -19,21 +19,18 @@ from actors.launcher import partition_actor
 from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.state import AccountView
 from tests.integration.conftest import Service
-from topology.codec import (
-    CHECKPOINT_KEY,
-    CommandEnvelope,
-    decode_checkpoint,
-    decode_snapshot,
-    decode_view,
-)
+from topology.codec import CHECKPOINT_KEY, Codec, CommandEnvelope, decode_checkpoint
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
+LEDGER_CODEC = Codec(LEDGER)
 
-def _all_views(service: Service) -> dict[str, dict[str, Any]]:
-    views: dict[str, dict[str, Any]] = {}
+
+def _all_views(service: Service) -> dict[str, AccountView]:
+    views: dict[str, AccountView] = {}
     for part in ray.get([h.views.remote() for h in service.handles]):
         views.update(part)
     return views
@@ -42,9 +39,9 @@ def _all_views(service: Service) -> dict[str, dict[str, Any]]:
 def _assert_money_conserved(service: Service, expected_total: int) -> None:
     views = _all_views(service)
     folded = fold_events(service.settings, LEDGER)
-    assert sum(v["balance"] for v in views.values()) == expected_total
+    assert sum(v.balance for v in views.values()) == expected_total
     assert sum(s.balance for s in folded.values()) == expected_total
-    assert {k: v["balance"] for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
+    assert {k: v.balance for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
 
 
 def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -> None:
@@ -78,15 +75,15 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         else:
-            last_snapshot[msg.key().decode()] = decode_snapshot(LEDGER, msg.value())
+            last_snapshot[msg.key().decode()] = LEDGER_CODEC.decode_snapshot(msg.value())
     # Each partition's last checkpoint is the command offset its actor committed.
     stats = ray.get([h.stats.remote() for h in service.handles])
-    assert checkpoints == {s["partition"]: s["committed_offset"] for s in stats}
+    assert checkpoints == {s.partition: s.committed_offset for s in stats}
     assert last_snapshot["alice"].slot.version == 3
     assert last_snapshot["alice"].slot.state.balance == 700
     last_view: dict[str, Any] = {}
     for msg in read_topic(service.settings, TopicKind.STATE):
-        last_view[msg.key().decode()] = decode_view(LEDGER, msg.value())
+        last_view[msg.key().decode()] = LEDGER_CODEC.decode_view(msg.value())
     assert last_view["bob"].balance == -500
     _assert_money_conserved(service, 700 - 500)
 
@@ -149,7 +146,7 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
     )
     assert c.get_account("erin")["balance"] == 30  # type: ignore[index]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-    assert stats["status"] == "running" and stats["dlq"] == 4
+    assert stats.status == "running" and stats.dlq == 4
     _assert_money_conserved(service, 30)
 
 
@@ -192,27 +189,28 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
     assert {cid for cid in by_command if cid.startswith("cmd-")} == accepted
     assert all(by_command[cid] == 1 for cid in accepted), "each accepted command exactly once"
     stats = ray.get(partition_actor(service.settings.app_id, 0).stats.remote())
-    assert stats["status"] == "running"
+    assert stats.status == "running"
     _assert_money_conserved(service, sum(money_moved(sent[cid][1]) for cid in accepted))
 
 
-def test_second_worker_fences_the_first(service: Service, settings: Settings) -> None:
+def test_second_worker_fences_the_first(bare_service: Service, settings: Settings) -> None:
+    """Without a coordinator: it would replace the fenced actor, fencing the successor."""
     from actors.partition import PartitionWorker
 
-    c = service.client
+    c = bare_service.client
     victim_partition = 0
     account = next(a for a in (f"z-{i}" for i in range(100)) if c.partition_of(a) == 0)
     assert c.execute(account, OpenAccount("EUR")).accepted
-    successor = PartitionWorker(settings, victim_partition)  # fences the actor's producer
+    successor = PartitionWorker(settings, victim_partition, LEDGER)  # fences the actor's producer
     try:
         assert c.execute(account, Deposit(40), timeout=60).accepted
         deadline = time.monotonic() + 30
         old = partition_actor(settings.app_id, victim_partition)
-        while ray.get(old.stats.remote())["status"] != "fenced" and time.monotonic() < deadline:
+        while ray.get(old.stats.remote()).status != "fenced" and time.monotonic() < deadline:
             c.send(account, Deposit(0))  # gives the old writer something to try
             time.sleep(0.5)
-        assert ray.get(old.stats.remote())["status"] == "fenced"
-        assert successor.get(account)["balance"] == 40  # type: ignore[index]
+        assert ray.get(old.stats.remote()).status == "fenced"
+        assert successor.get(account).balance == 40
     finally:
         successor.stop()
     events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == account]

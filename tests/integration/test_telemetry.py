@@ -54,7 +54,7 @@ def test_one_trace_from_client_to_event_headers_and_metrics(
         app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
     ensure_topics(bootstrap, TopicLayout(app_id, 1))
-    worker = PartitionWorker(settings, 0)
+    worker = PartitionWorker(settings, 0, LEDGER)
     try:
         with LedgerClient(settings) as client:
             assert client.execute("tess", OpenAccount("EUR")).accepted

@@ -1,16 +1,34 @@
-"""Shared builders for the unit tests: command records, a fake id memory and a batch runner
-with defaults."""
+"""Shared builders for the unit tests: command records, a fake id memory, a batch runner with
+defaults, the ledger one state schema ahead, and the hypothesis strategies of commands."""
 
 from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
+from hypothesis import strategies as st
 
-from ledger import LEDGER, Command
-from topology.codec import Slot, encode_command, encode_key
+from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
+from topology.codec import Codec, Slot, encode_command, encode_key
 from topology.settings import DAY_MS
 from topology.step import BatchResult, InRecord, process_batch
 
-__all__ = ["NOW", "SOURCE", "Memory", "commit", "record", "run"]
+__all__ = [
+    "ACCOUNTS",
+    "LEDGER_CODEC",
+    "NOW",
+    "SOURCE",
+    "Memory",
+    "NewerLedger",
+    "commands",
+    "commit",
+    "record",
+    "run",
+]
+
+LEDGER_CODEC = Codec(LEDGER)
+"""The ledger's codec, made once for every test."""
+
+ACCOUNTS = ("a", "b", "c")
+"""Few accounts, so that random commands meet each other's accounts often."""
 
 SOURCE = "unit.commands"
 NOW = 1_700_000_000_000
@@ -67,7 +85,7 @@ def run(
     """`process_batch` over the ledger with test defaults (one partition, one reply lane,
     an empty id memory unless one is given)."""
     return process_batch(
-        LEDGER,
+        LEDGER_CODEC,
         committed,
         records,
         partition=partition,
@@ -78,4 +96,28 @@ def run(
         window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
+    )
+
+
+class NewerLedger:
+    """The ledger with a state layout one version ahead (what a newer deployment writes)."""
+
+    def __getattr__(self, name: str) -> object:
+        if name == "state_schema_version":
+            return LEDGER.state_schema_version + 1
+        return getattr(LEDGER, name)
+
+
+def commands(
+    currencies: st.SearchStrategy[str],
+    limits: st.SearchStrategy[int],
+    amounts: st.SearchStrategy[int],
+) -> st.SearchStrategy[Command]:
+    """Random account commands: opens in ``currencies`` with overdraft ``limits``, deposits
+    and withdrawals of ``amounts``, and closes."""
+    return st.one_of(
+        st.builds(OpenAccount, currencies, limits),
+        st.builds(Deposit, amounts),
+        st.builds(Withdraw, amounts),
+        st.just(CloseAccount()),
     )

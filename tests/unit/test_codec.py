@@ -20,35 +20,29 @@ from ledger import (
 from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
+    Codec,
     CodecError,
     CommandDecodeError,
     CommandEnvelope,
+    DecodeFailure,
     EventEnvelope,
-    PoisonCode,
     Reply,
     Slot,
     Snapshot,
     StaleSnapshotError,
     command_fingerprint,
     decode_checkpoint,
-    decode_command,
-    decode_event,
     decode_key,
     decode_reply,
-    decode_snapshot,
-    decode_view,
     encode_checkpoint,
     encode_command,
-    encode_event,
     encode_id_key,
     encode_key,
     encode_reply,
-    encode_snapshot,
-    encode_view,
-    error_headers,
-    is_current_snapshot,
 )
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
+
+from .support import LEDGER_CODEC
 
 
 def envelope_bytes(type_: str, payload: object, **fields: Any) -> bytes:
@@ -83,7 +77,7 @@ def test_command_round_trip() -> None:
     data = encode_command(
         "acct-1", OpenAccount("EUR", 50), command_id="c-1", expected_version=0, reply_to=3
     )
-    envelope, command = decode_command(LEDGER, data)
+    envelope, command = LEDGER_CODEC.decode_command(data)
     assert command == OpenAccount("EUR", 50)
     assert (envelope.command_id, envelope.aggregate_id, envelope.type) == (
         "c-1",
@@ -94,7 +88,7 @@ def test_command_round_trip() -> None:
 
 
 def test_command_defaults_are_none() -> None:
-    envelope, _ = decode_command(LEDGER, encode_command("a", Deposit(1), command_id="c"))
+    envelope, _ = LEDGER_CODEC.decode_command(encode_command("a", Deposit(1), command_id="c"))
     assert envelope.expected_version is None
     assert envelope.reply_to is None
 
@@ -110,7 +104,7 @@ def test_encode_command_refuses_ids_out_of_bounds(aggregate_id: str, command_id:
 
 def test_ids_at_the_limit_round_trip() -> None:
     data = encode_command("a" * MAX_ID_CHARS, Deposit(1), command_id="c" * MAX_ID_CHARS)
-    envelope, _ = decode_command(LEDGER, data)
+    envelope, _ = LEDGER_CODEC.decode_command(data)
     assert len(envelope.aggregate_id) == len(envelope.command_id) == MAX_ID_CHARS
 
 
@@ -122,11 +116,11 @@ def test_encode_command_refuses_an_oversized_command() -> None:
 def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
     long_id = CommandEnvelope("c" * (MAX_ID_CHARS + 1), "a", "Deposit", msgspec.Raw(b"\x80"))
     with pytest.raises(CommandDecodeError) as caught:
-        decode_command(LEDGER, msgspec.msgpack.encode(long_id))
-    assert (caught.value.code, caught.value.envelope) == (PoisonCode.MALFORMED, None)
+        LEDGER_CODEC.decode_command(msgspec.msgpack.encode(long_id))
+    assert (caught.value.code, caught.value.envelope) == (DecodeFailure.MALFORMED, None)
     with pytest.raises(CommandDecodeError) as caught:
-        decode_command(LEDGER, b"\x00" * (MAX_COMMAND_BYTES + 1))
-    assert caught.value.code == PoisonCode.TOO_LARGE
+        LEDGER_CODEC.decode_command(b"\x00" * (MAX_COMMAND_BYTES + 1))
+    assert caught.value.code == DecodeFailure.TOO_LARGE
 
 
 @pytest.mark.parametrize(
@@ -144,16 +138,16 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
 )
 def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        decode_command(LEDGER, data)
-    assert caught.value.code == PoisonCode.MALFORMED
+        LEDGER_CODEC.decode_command(data)
+    assert caught.value.code == DecodeFailure.MALFORMED
     assert caught.value.envelope is None
     assert caught.value.message
 
 
 def test_unknown_command_type_keeps_the_envelope() -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        decode_command(LEDGER, envelope_bytes("Transfer", {"amount": 1}, reply_to=2))
-    assert caught.value.code == PoisonCode.UNKNOWN_COMMAND_TYPE
+        LEDGER_CODEC.decode_command(envelope_bytes("Transfer", {"amount": 1}, reply_to=2))
+    assert caught.value.code == DecodeFailure.UNKNOWN_COMMAND_TYPE
     assert caught.value.envelope is not None
     assert caught.value.envelope.reply_to == 2
     assert "Transfer" in caught.value.message
@@ -173,14 +167,14 @@ def test_unknown_command_type_keeps_the_envelope() -> None:
 )
 def test_bad_payloads_are_invalid(payload: object) -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        decode_command(LEDGER, envelope_bytes("Deposit", payload))
-    assert caught.value.code == PoisonCode.INVALID_PAYLOAD
+        LEDGER_CODEC.decode_command(envelope_bytes("Deposit", payload))
+    assert caught.value.code == DecodeFailure.INVALID_PAYLOAD
     assert caught.value.envelope is not None
     assert caught.value.envelope.command_id == "c-1"
 
 
 def test_a_payload_without_its_tag_is_accepted() -> None:
-    _, command = decode_command(LEDGER, envelope_bytes("Withdraw", {"amount": 4}))
+    _, command = LEDGER_CODEC.decode_command(envelope_bytes("Withdraw", {"amount": 4}))
     assert command == Withdraw(4)
 
 
@@ -212,8 +206,10 @@ def test_reply_garbage_is_a_codec_error() -> None:
 
 
 def test_event_round_trip() -> None:
-    data = encode_event(LEDGER, "acct-1", 7, Deposited(30), command_id="c-9", timestamp_ms=1234)
-    envelope, event = decode_event(LEDGER, data)
+    data = LEDGER_CODEC.encode_event(
+        "acct-1", 7, Deposited(30), command_id="c-9", timestamp_ms=1234
+    )
+    envelope, event = LEDGER_CODEC.decode_event(data)
     assert event == Deposited(30)
     assert envelope == EventEnvelope(
         aggregate_id="acct-1",
@@ -227,7 +223,7 @@ def test_event_round_trip() -> None:
 
 
 def test_event_envelopes_are_self_describing_maps() -> None:
-    data = encode_event(LEDGER, "acct-1", 1, Withdrawn(2), command_id="c", timestamp_ms=0)
+    data = LEDGER_CODEC.encode_event("acct-1", 1, Withdrawn(2), command_id="c", timestamp_ms=0)
     decoded = msgspec.msgpack.decode(data)
     assert decoded["type"] == "Withdrawn"
     assert decoded["payload"] == {"type": "Withdrawn", "amount": 2}  # nested, not opaque bytes
@@ -235,13 +231,13 @@ def test_event_envelopes_are_self_describing_maps() -> None:
 
 def test_foreign_events_cannot_be_encoded() -> None:
     with pytest.raises(TypeError, match="not an event"):
-        encode_event(LEDGER, "a", 1, Deposit(1), command_id="c", timestamp_ms=0)
+        LEDGER_CODEC.encode_event("a", 1, Deposit(1), command_id="c", timestamp_ms=0)
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", msgspec.msgpack.encode({"sequence": 1})])
 def test_event_garbage_is_a_codec_error(data: bytes) -> None:
     with pytest.raises(CodecError):
-        decode_event(LEDGER, data)
+        LEDGER_CODEC.decode_event(data)
 
 
 # A test-only aggregate whose "Added" event changed layout twice:
@@ -285,13 +281,13 @@ class Counter:
     view_type: Any = int
     state_schema_version: int = 1
 
-    def decide(self, state: Any, command: Any, expected_version: int | None) -> list[Any]:
+    def decide(self, state: Any, command: Any) -> list[Any]:
         return []
 
     def evolve(self, state: Any, event: Any) -> Any:
         return state
 
-    def view(self, state: Any) -> Any:
+    def view(self, state: Any, version: int) -> Any:
         return state
 
 
@@ -300,109 +296,111 @@ COUNTER_V3 = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename, ("Add
 
 
 def test_old_events_are_upcast_through_the_chain() -> None:
-    old = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
-    envelope, event = decode_event(COUNTER_V3, old)
+    old = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    envelope, event = Codec(COUNTER_V3).decode_event(old)
     assert event == AddedV3(5, "migrated 5")
     assert envelope.schema_version == 1  # the envelope is reported as stored
 
 
 def test_a_type_without_upcasters_is_unchanged_between_versions() -> None:
-    old = encode_event(COUNTER_V1, "k", 2, Reset(), command_id="c", timestamp_ms=0)
-    assert decode_event(COUNTER_V3, old)[1] == Reset()
+    old = Codec(COUNTER_V1).encode_event("k", 2, Reset(), command_id="c", timestamp_ms=0)
+    assert Codec(COUNTER_V3).decode_event(old)[1] == Reset()
 
 
 def test_current_events_skip_the_upcasters() -> None:
-    new = encode_event(COUNTER_V3, "k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
-    assert decode_event(COUNTER_V3, new)[1] == AddedV3(1, "x")
+    new = Codec(COUNTER_V3).encode_event("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    assert Codec(COUNTER_V3).decode_event(new)[1] == AddedV3(1, "x")
 
 
 def test_events_from_a_newer_schema_are_refused() -> None:
-    new = encode_event(COUNTER_V3, "k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    new = Codec(COUNTER_V3).encode_event("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="newer"):
-        decode_event(COUNTER_V1, new)
+        Codec(COUNTER_V1).decode_event(new)
 
 
 def test_an_upcast_payload_that_does_not_fit_is_a_codec_error() -> None:
     broken = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename})
-    old = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    old = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="schema version 1"):
-        decode_event(broken, old)
+        Codec(broken).decode_event(old)
 
 
 def test_unknown_event_types_are_refused() -> None:
-    data = encode_event(COUNTER_V1, "k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    data = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="unknown event type"):
-        decode_event(LEDGER, data)
+        LEDGER_CODEC.decode_event(data)
 
 
 # --- snapshots -----------------------------------------------------------------------------
 
 
-def snapshot(state: Account | None = None, schema_version: int = 1) -> Snapshot:
-    slot = Slot(state, 0 if state is None else state.version)
+def snapshot(state: Account | None = None, schema_version: int = 2) -> Snapshot:
+    slot = Slot(state, 0 if state is None else 2)
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
 
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
-    original = snapshot(Account("open", "EUR", 150, 20, 2))
-    data = encode_snapshot(LEDGER, original)
-    assert data[:3] == b"\x03\x00\x01"
-    assert is_current_snapshot(LEDGER, data)
-    restored = decode_snapshot(LEDGER, data)
+    original = snapshot(Account("open", "EUR", 150, 20))
+    data = LEDGER_CODEC.encode_snapshot(original)
+    assert data[:3] == b"\x03\x00\x02"  # plain msgpack, state schema version 2
+    assert LEDGER_CODEC.is_current_snapshot(data)
+    restored = LEDGER_CODEC.decode_snapshot(data)
     assert restored == original
     assert type(restored.slot.state) is Account
 
 
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     name = "acct-" + "x" * 2000
-    original = Snapshot(1, name, Slot(Account("open", "EUR", 0, 0, 1), 1), 7)
-    data = encode_snapshot(LEDGER, original)
-    assert data[:3] == b"\x04\x00\x01"
-    assert is_current_snapshot(LEDGER, data)
+    original = Snapshot(2, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
+    data = LEDGER_CODEC.encode_snapshot(original)
+    assert data[:3] == b"\x04\x00\x02"
+    assert LEDGER_CODEC.is_current_snapshot(data)
     assert len(data) < len(name) // 2
-    assert decode_snapshot(LEDGER, data) == original
+    assert LEDGER_CODEC.decode_snapshot(data) == original
 
 
 @pytest.mark.parametrize("header", [b"\x00", b"\x01"])
 def test_snapshots_of_the_layout_with_replies_in_the_slot_are_stale(header: bytes) -> None:
     old = header + b"\x00\x01" + msgspec.msgpack.encode(("a", (None, 0, ()), 0))
-    assert not is_current_snapshot(LEDGER, old)
+    assert not LEDGER_CODEC.is_current_snapshot(old)
     with pytest.raises(StaleSnapshotError, match="older layout"):
-        decode_snapshot(LEDGER, old)
+        LEDGER_CODEC.decode_snapshot(old)
 
 
 def test_snapshot_of_an_absent_aggregate() -> None:
-    assert decode_snapshot(LEDGER, encode_snapshot(LEDGER, snapshot())) == snapshot()
+    assert LEDGER_CODEC.decode_snapshot(LEDGER_CODEC.encode_snapshot(snapshot())) == snapshot()
 
 
 def test_snapshots_of_another_state_schema_are_stale() -> None:
-    data = encode_snapshot(Counter(Reset, 1, state_schema_version=2), snapshot(schema_version=2))
-    with pytest.raises(StaleSnapshotError, match="schema version 2"):
-        decode_snapshot(LEDGER, data)
+    data = Codec(Counter(Reset, 1, state_schema_version=3)).encode_snapshot(
+        snapshot(schema_version=3)
+    )
+    with pytest.raises(StaleSnapshotError, match="schema version 3"):
+        LEDGER_CODEC.decode_snapshot(data)
 
 
 def test_encoding_a_mislabelled_snapshot_is_refused() -> None:
     with pytest.raises(ValueError, match="schema version"):
-        encode_snapshot(LEDGER, snapshot(schema_version=9))
+        LEDGER_CODEC.encode_snapshot(snapshot(schema_version=9))
 
 
 def test_snapshot_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
-        decode_snapshot(LEDGER, b"definitely not lz4")
+        LEDGER_CODEC.decode_snapshot(b"definitely not lz4")
 
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
-    data = encode_snapshot(LEDGER, Snapshot(1, "acct-1", Slot({"balance": "x"}, 1), 0))
+    data = LEDGER_CODEC.encode_snapshot(Snapshot(2, "acct-1", Slot({"balance": "x"}, 1), 0))
     with pytest.raises(CodecError, match="not a valid account snapshot"):
-        decode_snapshot(LEDGER, data)
+        LEDGER_CODEC.decode_snapshot(data)
 
 
 # --- views and dead-letter headers ---------------------------------------------------------
 
 
 def test_view_round_trip_without_the_account_id() -> None:
-    data = encode_view(LEDGER, Account("open", "EUR", 5, 0, 2))
-    assert decode_view(LEDGER, data) == AccountView("open", "EUR", 5, 0, 2)
+    data = LEDGER_CODEC.encode_view(Account("open", "EUR", 5, 0), 2)
+    assert LEDGER_CODEC.decode_view(data) == AccountView("open", "EUR", 5, 0, 2)
     assert msgspec.msgpack.decode(data) == {
         "status": "open",
         "currency": "EUR",
@@ -414,17 +412,7 @@ def test_view_round_trip_without_the_account_id() -> None:
 
 def test_view_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
-        decode_view(LEDGER, msgspec.msgpack.encode({"status": 1}))
-
-
-def test_error_headers() -> None:
-    assert error_headers("app.commands", 3, 17, "malformed", "bad bytes") == [
-        ("eventledger.error.topic", b"app.commands"),
-        ("eventledger.error.partition", b"3"),
-        ("eventledger.error.offset", b"17"),
-        ("eventledger.error.code", b"malformed"),
-        ("eventledger.error.message", b"bad bytes"),
-    ]
+        LEDGER_CODEC.decode_view(msgspec.msgpack.encode({"status": 1}))
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -464,7 +452,7 @@ def test_id_keys_are_scoped_to_the_aggregate_and_unambiguous() -> None:
 def test_fingerprints_differ_by_type_payload_and_expected_version() -> None:
     def fingerprint(command: msgspec.Struct, expected: int | None = None) -> int:
         data = encode_command("a", command, command_id="c", expected_version=expected)
-        return command_fingerprint(decode_command(LEDGER, data)[0])
+        return command_fingerprint(LEDGER_CODEC.decode_command(data)[0])
 
     prints = {
         fingerprint(Deposit(5)),
@@ -494,4 +482,4 @@ def test_deep_nesting_is_poison_not_a_crash(where: str) -> None:
             + deep
         )
     with pytest.raises(CommandDecodeError):
-        decode_command(LEDGER, data)
+        LEDGER_CODEC.decode_command(data)

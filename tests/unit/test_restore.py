@@ -2,15 +2,8 @@
 
 import pytest
 
-from ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
-from topology.codec import (
-    CodecError,
-    Slot,
-    Snapshot,
-    StaleSnapshotError,
-    encode_event,
-    encode_snapshot,
-)
+from ledger import Deposit, Deposited, OpenAccount, Withdraw
+from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from topology.restore import (
     SequenceGapError,
     apply_event_record,
@@ -18,7 +11,7 @@ from topology.restore import (
 )
 from topology.step import BatchResult
 
-from .support import record, run
+from .support import LEDGER_CODEC, NewerLedger, record, run
 
 # --- snapshots -----------------------------------------------------------------------------
 
@@ -46,7 +39,7 @@ def test_snapshots_restore_the_committed_state() -> None:
     first, second = history()
     states: dict[str, Slot] = {}
     offsets = [
-        apply_snapshot_record(LEDGER, states, out.key, out.value)
+        apply_snapshot_record(LEDGER_CODEC, states, out.key, out.value)
         for out in first.snapshots + second.snapshots
     ]
     assert offsets == [0, 0, 3, 3]
@@ -55,32 +48,26 @@ def test_snapshots_restore_the_committed_state() -> None:
 
 def test_a_tombstone_deletes() -> None:
     states = {"a": Slot(None, 0)}
-    assert apply_snapshot_record(LEDGER, states, b"a", None) is None
-    assert apply_snapshot_record(LEDGER, states, b"zzz", None) is None
+    assert apply_snapshot_record(LEDGER_CODEC, states, b"a", None) is None
+    assert apply_snapshot_record(LEDGER_CODEC, states, b"zzz", None) is None
     assert states == {}
 
 
 def test_a_snapshot_record_needs_a_key() -> None:
     with pytest.raises(CodecError, match="key"):
-        apply_snapshot_record(LEDGER, {}, None, None)
+        apply_snapshot_record(LEDGER_CODEC, {}, None, None)
 
 
 def test_a_snapshot_under_another_key_is_refused() -> None:
     first, _ = history()
     with pytest.raises(CodecError, match="under key"):
-        apply_snapshot_record(LEDGER, {}, b"b", first.snapshots[0].value)
+        apply_snapshot_record(LEDGER_CODEC, {}, b"b", first.snapshots[0].value)
 
 
 def test_a_stale_snapshot_raises_through() -> None:
-    class Newer:
-        """The ledger with a state layout one version ahead."""
-
-        def __getattr__(self, name: str) -> object:
-            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
-
-    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(3, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
-        apply_snapshot_record(LEDGER, {}, b"a", data)
+        apply_snapshot_record(LEDGER_CODEC, {}, b"a", data)
 
 
 # --- events --------------------------------------------------------------------------------
@@ -93,7 +80,7 @@ def events(*results: BatchResult) -> list[bytes]:
 def test_rebuilding_from_events_reproduces_accepted_state_and_replies() -> None:
     first, second = history()
     states: dict[str, Slot] = {}
-    applied = [apply_event_record(LEDGER, states, value) for value in events(first, second)]
+    applied = [apply_event_record(LEDGER_CODEC, states, value) for value in events(first, second)]
     assert all(applied)
     assert states == {**first.changed, **second.changed}
 
@@ -102,12 +89,12 @@ def test_catch_up_replays_the_tail_and_skips_what_snapshots_hold() -> None:
     first, second = history()
     states: dict[str, Slot] = {}
     for out in first.snapshots:
-        apply_snapshot_record(LEDGER, states, out.key, out.value)
+        apply_snapshot_record(LEDGER_CODEC, states, out.key, out.value)
     log = events(first, second)
     start = min(
-        apply_snapshot_record(LEDGER, {}, out.key, out.value) or 0 for out in first.snapshots
+        apply_snapshot_record(LEDGER_CODEC, {}, out.key, out.value) or 0 for out in first.snapshots
     )
-    applied = [apply_event_record(LEDGER, states, value) for value in log[start:]]
+    applied = [apply_event_record(LEDGER_CODEC, states, value) for value in log[start:]]
     assert applied == [False, False, False, True, True]
     assert states == {**first.changed, **second.changed}
 
@@ -116,8 +103,8 @@ def test_a_sequence_gap_is_an_error() -> None:
     first, _ = history()
     opened = events(first)[0]
     states: dict[str, Slot] = {}
-    apply_event_record(LEDGER, states, opened)
-    gap = encode_event(LEDGER, "a", 3, Deposited(1), command_id="x", timestamp_ms=0)
+    apply_event_record(LEDGER_CODEC, states, opened)
+    gap = LEDGER_CODEC.encode_event("a", 3, Deposited(1), command_id="x", timestamp_ms=0)
     with pytest.raises(SequenceGapError, match="sequence 3 follows version 1"):
-        apply_event_record(LEDGER, states, gap)
+        apply_event_record(LEDGER_CODEC, states, gap)
     assert states["a"].version == 1

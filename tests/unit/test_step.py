@@ -6,7 +6,6 @@ import msgspec
 import pytest
 
 from ledger import (
-    LEDGER,
     Account,
     AccountView,
     CloseAccount,
@@ -16,25 +15,23 @@ from ledger import (
     RejectionCode,
     Withdraw,
 )
-from topology.codec import (
-    CommandEnvelope,
-    PoisonCode,
-    Reply,
-    Slot,
-    decode_event,
-    decode_reply,
-    decode_snapshot,
-    decode_view,
-    encode_id_key,
-)
+from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
 from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord, set_aside
+from topology.step import (
+    UNREMEMBERED_KEY_PREFIX,
+    VERSION_CONFLICT,
+    BatchResult,
+    InRecord,
+    PoisonCode,
+    error_headers,
+    set_aside,
+)
 from topology.topics import TopicKind
 
-from .support import NOW, SOURCE, Memory, commit, record, run
+from .support import LEDGER_CODEC, NOW, SOURCE, Memory, commit, record, run
 
 OPEN = OpenAccount("EUR")
 
@@ -75,7 +72,7 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         b"acct-1",
         10,
     )
-    envelope, payload = decode_event(LEDGER, event.value or b"")
+    envelope, payload = LEDGER_CODEC.decode_event(event.value or b"")
     assert payload == Deposited(25)
     assert (envelope.sequence, envelope.command_id, envelope.timestamp_ms) == (
         3,
@@ -101,14 +98,14 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         b"acct-1",
         None,
     )
-    restored = decode_snapshot(LEDGER, snapshot.value or b"")
+    restored = LEDGER_CODEC.decode_snapshot(snapshot.value or b"")
     assert restored.events_offset == 7
     assert restored.slot == result.changed["acct-1"]
-    assert restored.slot.state == Account("open", "EUR", 125, 0, 3)
+    assert restored.slot.state == Account("open", "EUR", 125, 0)
 
     (view,) = result.views
     assert (view.kind, view.key) == (TopicKind.STATE, b"acct-1")
-    assert decode_view(LEDGER, view.value or b"") == AccountView("open", "EUR", 125, 0, 3)
+    assert LEDGER_CODEC.decode_view(view.value or b"") == AccountView("open", "EUR", 125, 0, 3)
 
     (outcome,) = result.outcomes
     assert outcome.outcome == "accepted"
@@ -155,9 +152,13 @@ def test_events_of_one_batch_build_on_each_other() -> None:
             record(3, "a", Withdraw(7), "c-3"),
         ],
     )
-    assert [decode_event(LEDGER, e.value or b"")[0].sequence for e in result.events] == [1, 2, 3]
+    assert [LEDGER_CODEC.decode_event(e.value or b"")[0].sequence for e in result.events] == [
+        1,
+        2,
+        3,
+    ]
     assert outcomes(result)[-1] == ("rejected", "insufficient_funds")
-    assert result.changed["a"].state == Account("open", "EUR", 6, 0, 3)
+    assert result.changed["a"].state == Account("open", "EUR", 6, 0)
     assert [r.version for r in replies(result)] == [1, 2, 3, 3]
 
 
@@ -191,6 +192,34 @@ def test_expected_version() -> None:
     )
     assert outcomes(result) == [("accepted", None), ("rejected", "version_conflict")]
     assert result.changed["a"].version == 3
+
+
+def test_expected_version_zero_opens_a_new_account() -> None:
+    result = run({}, [record(0, "a", OpenAccount("EUR"), "c-1", expected_version=0)])
+    assert outcomes(result) == [("accepted", None)]
+
+
+@pytest.mark.parametrize("expected", [0, 1, 3])
+def test_expected_version_mismatch_is_a_conflict_and_says_the_version(expected: int) -> None:
+    result = run(opened("a"), [record(0, "a", Deposit(1), "c-1", expected_version=expected)])
+    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert replies(result)[0].version == 2
+    assert "account is at version 2" in replies(result)[0].message
+
+
+def test_a_version_conflict_wins_over_the_domains_rules() -> None:
+    result = run({}, [record(0, "a", Deposit(-1), "c-1", expected_version=4)])
+    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+
+
+def test_error_headers() -> None:
+    assert error_headers("app.commands", 3, 17, "malformed", "bad bytes") == [
+        ("eventledger.error.topic", b"app.commands"),
+        ("eventledger.error.partition", b"3"),
+        ("eventledger.error.offset", b"17"),
+        ("eventledger.error.code", b"malformed"),
+        ("eventledger.error.message", b"bad bytes"),
+    ]
 
 
 # --- idempotency ---------------------------------------------------------------------------
@@ -476,10 +505,11 @@ def test_one_snapshot_and_view_per_changed_aggregate_with_its_last_state() -> No
     assert sorted(s.key or b"" for s in result.snapshots) == [b"a", b"b"]
     assert sorted(v.key or b"" for v in result.views) == [b"a", b"b"]
     for snapshot in result.snapshots:
-        restored = decode_snapshot(LEDGER, snapshot.value or b"")
+        restored = LEDGER_CODEC.decode_snapshot(snapshot.value or b"")
         assert restored.slot == result.changed[restored.aggregate_id]
     balances = {
-        (v.key or b"").decode(): decode_view(LEDGER, v.value or b"").balance for v in result.views
+        (v.key or b"").decode(): LEDGER_CODEC.decode_view(v.value or b"").balance
+        for v in result.views
     }
     assert balances == {"a": 100, "b": 102}
 
@@ -490,7 +520,7 @@ def test_closing_publishes_the_closed_view() -> None:
         committed, [record(0, "a", Withdraw(100), "w"), record(1, "a", CloseAccount(), "x")]
     )
     (view,) = result.views
-    assert decode_view(LEDGER, view.value or b"").status == "closed"
+    assert LEDGER_CODEC.decode_view(view.value or b"").status == "closed"
 
 
 # --- the caller's state is never touched -----------------------------------------------------
@@ -540,7 +570,7 @@ def test_next_offset_follows_the_last_record() -> None:
 
 def test_a_record_set_aside_is_dead_lettered_and_refused_with_the_reason() -> None:
     result = set_aside(
-        LEDGER,
+        LEDGER_CODEC,
         record(7, "a", Deposit(5), "c-1"),
         "abort: Broker: Message size too large",
         partition=0,

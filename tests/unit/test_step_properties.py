@@ -8,31 +8,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import (
-    LEDGER,
     Account,
-    CloseAccount,
     Command,
-    Deposit,
     Deposited,
     Event,
-    OpenAccount,
-    Withdraw,
     Withdrawn,
     evolve,
 )
-from topology.codec import EventEnvelope, Slot, decode_event
+from topology.codec import EventEnvelope, Slot
 from topology.restore import apply_event_record
 from topology.step import InRecord
 
-from .support import Memory, commit, record, run
+from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
+from .support import commands as command_strategy
 
-ACCOUNTS = ("a", "b", "c")
-
-commands: st.SearchStrategy[Command] = st.one_of(
-    st.builds(OpenAccount, st.just("EUR"), st.integers(0, 300)),
-    st.builds(Deposit, st.integers(-5, 1_000)),
-    st.builds(Withdraw, st.integers(-5, 1_000)),
-    st.just(CloseAccount()),
+commands = command_strategy(
+    currencies=st.just("EUR"), limits=st.integers(0, 300), amounts=st.integers(-5, 1_000)
 )
 # Few command ids, so that retries (of the same or another command) are frequent.
 inputs = st.one_of(
@@ -69,7 +60,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
     logs: dict[str, list[tuple[int, Event]]] = defaultdict(list)
     deposited = withdrawn = 0
     for value in event_values:
-        envelope, event = decode_event(LEDGER, value)
+        envelope, event = LEDGER_CODEC.decode_event(value)
         logs[envelope.aggregate_id].append((envelope.sequence, event))
         if isinstance(event, Deposited):
             deposited += event.amount
@@ -93,7 +84,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
 
     rebuilt: dict[str, Slot] = {}
     for value in event_values:
-        assert apply_event_record(LEDGER, rebuilt, value)
+        assert apply_event_record(LEDGER_CODEC, rebuilt, value)
     for aggregate_id, slot in rebuilt.items():
         assert (slot.state, slot.version) == (
             committed[aggregate_id].state,
@@ -102,4 +93,4 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
 
 
 def _envelope(value: bytes) -> EventEnvelope:
-    return decode_event(LEDGER, value)[0]
+    return LEDGER_CODEC.decode_event(value)[0]

@@ -2,16 +2,16 @@
 
 import pytest
 
-from ledger import LEDGER, Deposit, OpenAccount, Withdraw
-from topology.codec import CodecError, Slot, Snapshot, StaleSnapshotError, encode_snapshot
+from ledger import Deposit, OpenAccount, Withdraw
+from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from topology.store import SnapshotStore
 
-from .support import record, run
+from .support import LEDGER_CODEC, NewerLedger, record, run
 
 
 def committed_store() -> tuple[SnapshotStore, dict[str, Slot]]:
     first = run({}, [record(0, "a", OpenAccount("EUR"), "c-0"), record(1, "a", Deposit(9), "c-1")])
-    store = SnapshotStore(LEDGER)
+    store = SnapshotStore(LEDGER_CODEC)
     store.install((out.key, out.value) for out in first.snapshots)
     second = run(
         store, [record(2, "a", Withdraw(4), "c-2"), record(3, "b", OpenAccount("USD"), "c-3")]
@@ -40,7 +40,7 @@ def test_a_tombstone_deletes() -> None:
 
 def test_a_snapshot_record_needs_a_key() -> None:
     with pytest.raises(CodecError, match="key"):
-        SnapshotStore(LEDGER).load(None, b"x")
+        SnapshotStore(LEDGER_CODEC).load(None, b"x")
 
 
 def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
@@ -52,12 +52,6 @@ def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
 
 
 def test_a_stale_snapshot_is_refused_at_load() -> None:
-    class Newer:
-        """The ledger with a state layout one version ahead."""
-
-        def __getattr__(self, name: str) -> object:
-            return 2 if name == "state_schema_version" else getattr(LEDGER, name)
-
-    data = encode_snapshot(Newer(), Snapshot(2, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(3, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
-        SnapshotStore(LEDGER).load(b"a", data)
+        SnapshotStore(LEDGER_CODEC).load(b"a", data)

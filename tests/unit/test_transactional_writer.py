@@ -150,3 +150,33 @@ def test_a_fenced_writer_refuses_for_good() -> None:
     with pytest.raises(FencedError, match="fenced earlier"), w.transaction():
         pass
     assert script.created == 1
+
+
+def test_a_retriable_commit_is_called_again() -> None:
+    script = Script(commit=[exc(KafkaError.COORDINATOR_LOAD_IN_PROGRESS)])
+    w = writer(script)
+    with w.transaction():
+        w.produce("t", b"v", b"k", 0)
+    assert script.calls[-2:] == ["commit", "commit"]
+
+
+def test_renew_replaces_the_producer_at_once() -> None:
+    script = Script()
+    w = writer(script)
+    w.open()
+    w.renew()
+    assert script.created == 2 and script.calls == ["init", "init"] and w.renewals == 1
+
+
+def test_a_stale_fence_is_fatal_by_default_and_final_when_asked() -> None:
+    for final in (False, True):
+        script = Script(commit=[exc(KafkaError._FENCED, fatal=True)])
+        w = TransactionalWriter(
+            SETTINGS, "w-t", factory=script.factory, stale_fence_is_fatal=not final
+        )
+        w.begin()
+        w._begun_at -= 3_600  # the transaction outlived transaction.timeout.ms
+        with pytest.raises(FatalError) as caught:
+            w.commit()
+        assert isinstance(caught.value, FencedError) is final
+        assert (w.fenced is not None) is final

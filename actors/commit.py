@@ -1,0 +1,360 @@
+"""One batch, one transaction: consumed records in, the batch step, the Kafka transaction
+in numbered steps with its tracing beside it; on abort, the abort policy.
+
+Invariants (a reader cannot see them from one method):
+
+- the in-memory state is exactly what Kafka holds committed: a batch's snapshots become the
+  state, and its decided ids the id memory, only after its transaction commits; an aborted
+  batch leaves both untouched and rewinds the consumer to the committed offset;
+- the committed command offset only moves forward (``OffsetOrderError``, a real error);
+- the partition clock (``Committed.clock_ms``) never runs backwards: it is checkpointed with
+  the command offset in the same transaction;
+- after any aborted batch the producer is renewed (a new epoch): a failed produce spoils the
+  idempotent producer's sequence state for that partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError
+from opentelemetry import trace
+
+from actors import tracing
+from actors.idstore import IdStore
+from actors.kafka import AbortableError, TransactionalWriter
+from actors.metrics import PartitionMetrics
+from actors.records import in_record
+from topology.aborts import AbortAction, AbortPolicy
+from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
+from topology.store import SnapshotStore
+from topology.topics import TopicKind
+
+__all__ = [
+    "BatchCommit",
+    "Committed",
+    "Counters",
+    "OffsetOrderError",
+    "PartitionBlockedError",
+    "write_checkpoint",
+]
+
+log = logging.getLogger(__name__)
+
+
+class PartitionBlockedError(Exception):
+    """The partition cannot go on without an operator: its message says why and how."""
+
+
+class OffsetOrderError(RuntimeError):
+    """A batch would not move the committed command offset forward."""
+
+
+@dataclass
+class Counters:
+    """What the partition has done since this worker started (restores included)."""
+
+    processed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dlq: int = 0
+    batches: int = 0
+    aborts: int = 0
+    producer_restarts: int = 0
+    committed_offset: int = -1
+    first_batch_at: float = 0.0
+    last_commit_ms: float = 0.0
+    last_commit_at: float = 0.0
+    restored_aggregates: int = 0
+    restored_records: int = 0
+    restore_seconds: float = 0.0
+    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
+    ids_restored: int = 0  # changelog records read into the id memory at the last start
+    ids_restore_seconds: float = 0.0
+
+
+@dataclass
+class Committed:
+    """What this partition has committed, as its worker knows it: the aggregate code and
+    snapshot generation it serves, the topics it writes, the state, the next command offset,
+    the clock, and how far the events log and each replies partition reach."""
+
+    codec: Codec
+    generation: int
+    topics: dict[TopicKind, str]
+    states: SnapshotStore
+    next_offset: int = 0
+    clock_ms: int = 0  # the largest batch time committed: never runs backwards
+    events_end: int = 0
+    reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
+
+    @property
+    def aggregate(self) -> Aggregate:
+        return self.codec.aggregate
+
+    def now_ms(self) -> int:
+        """The partition's clock: wall time, but never behind a batch already committed."""
+        return max(int(time.time() * 1000), self.clock_ms)
+
+
+def write_checkpoint(
+    writer: TransactionalWriter, topic: str, partition: int, checkpoint: Checkpoint
+) -> None:
+    """A checkpoint in a transaction of its own: what only the partition's actor knows (where
+    commands resume, and the clock), so that a restart right after a switch (or an unblock)
+    restores exactly this state and position."""
+    writer.begin()
+    writer.produce(topic, encode_checkpoint(checkpoint), CHECKPOINT_KEY, partition)
+    writer.commit()
+
+
+class BatchCommit:
+    """Commits the batches of one partition through one ``TransactionalWriter``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partition: int,
+        committed: Committed,
+        *,
+        writer: TransactionalWriter,
+        ids: IdStore,
+        counters: Counters,
+        metrics: PartitionMetrics,
+        aborts: AbortPolicy,
+        rewind: Callable[[int], None],
+        wait: Callable[[float], Any],
+    ) -> None:
+        self.settings = settings
+        self.partition = partition
+        self.committed = committed
+        self.writer = writer
+        self.ids = ids
+        self.counters = counters
+        self.metrics = metrics
+        self.aborts = aborts
+        self._rewind = rewind  # seek the consumer to a command offset
+        self._wait = wait  # sleep, unless the partition is told to stop
+        self.error: str | None = None  # the aborts in a row, while they last
+
+    # -- a batch ---------------------------------------------------------------------------
+
+    def run(self, messages: list[Any]) -> None:
+        """Step and commit one batch of consumed messages; on abort, follow the policy."""
+        started_at = time.time()
+        c = self.committed
+        records = [in_record(m) for m in messages]
+        now_ms = c.now_ms()
+        result = process_batch(
+            c.codec,
+            c.states,
+            records,
+            partition=self.partition,
+            partitions=self.settings.partitions,
+            source_topic=c.topics[TopicKind.COMMANDS],
+            events_offset=c.events_end,
+            ids=self.ids,
+            window_ms=self.settings.idempotency_window_ms,
+            now_ms=now_ms,
+            reply_lanes=self.settings.reply_lanes,
+        )
+        if result.next_offset <= c.next_offset:
+            raise OffsetOrderError(
+                f"partition {self.partition}: command offset {result.next_offset} would not "
+                f"move forward from {c.next_offset}"
+            )
+        try:
+            self.transact(result, Checkpoint(result.next_offset, now_ms))
+        except AbortableError as e:
+            self._after_abort(records, e)
+            return
+        if self.aborts.aborts:
+            self.error = None  # the aborts are over
+        self.aborts.committed(wrote_events=bool(result.events))
+        # Committed: only now does the batch become the state that queries see, and its
+        # replies what the id memory remembers (with how far its changelog now reaches).
+        c.states.install((r.key, r.value) for r in result.snapshots)
+        self.ids.install(result.remembered, c.reply_ends)
+        c.next_offset = result.next_offset
+        c.clock_ms = now_ms
+        self._count(result, started_at)
+
+    def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
+        """Abort, renew the producer, rewind, and follow the abort policy: retry after a
+        pause, isolate the first record, set it aside, or block (`topology.aborts`)."""
+        log.warning("partition %d: aborting a batch of %d: %s", self.partition, len(records), error)
+        self.counters.aborts += 1
+        self.metrics.abort()
+        self.writer.abort()  # a failure here is fatal: the worker re-creates and restores
+        # After a failed produce the idempotent producer's sequence state for that partition is
+        # spoiled (the next transaction's records time out: "requires epoch bump"): a new
+        # producer bumps the epoch and starts clean, fencing the old one.
+        self.writer.renew()
+        self._rewind(self.committed.next_offset)
+        action = self.aborts.aborted(len(records))
+        self.error = f"{self.aborts.aborts} aborts in a row ({action}): {error}"
+        if action is AbortAction.BLOCK:
+            raise PartitionBlockedError(
+                f"every transaction aborts, even of one record alone: {error}. Fix the cause "
+                f"(topic configs, ACLs, the broker), then run `eventledger unblock --app "
+                f"{self.settings.app_id} --partition {self.partition}`"
+            )
+        if action is AbortAction.SET_ASIDE:
+            self._set_aside(records[0], str(error))
+            return
+        self._wait(self.aborts.pause())
+
+    def _set_aside(self, record: InRecord, reason: str) -> None:
+        """Dead-letter `record` in a transaction of its own (it kept aborting alone)."""
+        started_at = time.time()
+        c = self.committed
+        now_ms = c.now_ms()
+        result = set_aside(
+            c.codec,
+            record,
+            reason,
+            partition=self.partition,
+            source_topic=c.topics[TopicKind.COMMANDS],
+            events_offset=c.events_end,
+            now_ms=now_ms,
+            reply_lanes=self.settings.reply_lanes,
+        )
+        try:
+            self.transact(result, Checkpoint(result.next_offset, now_ms))
+        except AbortableError as e:
+            raise PartitionBlockedError(
+                f"offset {record.offset} could not even be set aside: {e}"
+            ) from e
+        log.error("partition %d: set offset %d aside: %s", self.partition, record.offset, reason)
+        self.ids.install(result.remembered, c.reply_ends)
+        c.clock_ms = now_ms
+        c.next_offset = result.next_offset
+        self._rewind(c.next_offset)
+        self.aborts.committed(set_aside=True)
+        self._count(result, started_at)
+
+    # -- the transaction -------------------------------------------------------------------
+
+    def transact(self, result: BatchResult, checkpoint: Checkpoint) -> None:
+        """One Kafka transaction for the whole batch, in order, each step checked by the
+        writer; what fails comes out classified (AbortableError: abort and rewind)."""
+        writer = self.writer
+        topics = self.committed.topics
+        trace_headers = self._trace(result)
+        started = time.monotonic()
+        with tracing.tracer().start_as_current_span(
+            "commit",
+            attributes={
+                "eventledger.partition": self.partition,
+                "eventledger.batch.size": len(result.outcomes),
+                "eventledger.offset.next": result.next_offset,
+            },
+        ):
+            # 1. begin
+            writer.begin()
+            produce = writer.produce
+            # 2. events, each carrying the trace context of the command that caused it; the
+            # last one's delivery report tells how far the events log reaches
+            events = topics[TopicKind.EVENTS]
+            last = len(result.events) - 1
+            for i, r in enumerate(result.events):
+                headers = r.headers
+                if trace_headers and r.source_offset in trace_headers:
+                    headers = headers + trace_headers[r.source_offset]
+                kw: dict[str, Any] = {"headers": headers} if headers else {}
+                if i == last:
+                    kw["on_delivery"] = self._on_event_delivered
+                produce(events, r.value, r.key, r.partition, **kw)
+            # 3. the command offset, as the checkpoint beside the snapshots: restore reads both,
+            # so state and position cannot disagree (and this costs no consumer-group requests)
+            produce(
+                topics[TopicKind.SNAPSHOTS],
+                encode_checkpoint(checkpoint),
+                CHECKPOINT_KEY,
+                self.partition,
+            )
+            # 4. the last snapshot and public view of each changed aggregate, dead letters
+            for kind, records in (
+                (TopicKind.SNAPSHOTS, result.snapshots),
+                (TopicKind.STATE, result.views),
+                (TopicKind.DLQ, result.dlq),
+            ):
+                topic = topics[kind]
+                for r in records:
+                    if r.headers:
+                        produce(topic, r.value, r.key, r.partition, headers=r.headers)
+                    else:  # an empty headers list still costs librdkafka an allocation
+                        produce(topic, r.value, r.key, r.partition)
+            # 5. replies last (a read_committed reader of them waits for this commit); the
+            # last one per replies partition reports how far the id memory's changelog reaches
+            replies = topics[TopicKind.REPLIES]
+            final = {r.partition: i for i, r in enumerate(result.replies)}
+            for i, r in enumerate(result.replies):
+                if final[r.partition] == i:
+                    produce(replies, r.value, r.key, r.partition, on_delivery=self._on_reply)
+                else:
+                    produce(replies, r.value, r.key, r.partition)
+            # 6. commit
+            writer.commit()
+        self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
+        self.counters.last_commit_at = time.time()
+
+    def _trace(self, result: BatchResult) -> dict[int, list[tuple[str, bytes]]]:
+        """A ``handle`` span per traced command, continuing the client's trace; returns the
+        trace headers to put on that command's events, by command offset."""
+        tracer = tracing.tracer()
+        out: dict[int, list[tuple[str, bytes]]] = {}
+        for o in result.outcomes:
+            parent = tracing.context_from_headers(o.headers)
+            if parent is None:
+                continue
+            span = tracer.start_span(
+                "handle",
+                context=parent,
+                attributes={
+                    "eventledger.partition": self.partition,
+                    "eventledger.offset": o.offset,
+                    "eventledger.aggregate_id": o.aggregate_id or "",
+                    "eventledger.command_type": o.command_type or "",
+                    "eventledger.outcome": o.outcome,
+                    "eventledger.code": o.code or "",
+                },
+            )
+            out[o.offset] = tracing.headers_from_context(trace.set_span_in_context(span))
+            span.end()
+        return out
+
+    def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            c = self.committed
+            c.events_end = max(c.events_end, msg.offset() + 1)
+
+    def _on_reply(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            ends = self.committed.reply_ends
+            partition = msg.partition()
+            ends[partition] = max(ends.get(partition, 0), msg.offset() + 1)
+
+    def _count(self, result: BatchResult, started_at: float) -> None:
+        """Counters and metrics of a committed batch (outcomes tallied once)."""
+        c = self.counters
+        if c.batches == 0:
+            c.first_batch_at = started_at
+        c.batches += 1
+        c.committed_offset = result.next_offset
+        tally = Counter(o.outcome for o in result.outcomes)
+        c.processed += len(result.outcomes)
+        c.accepted += tally[OutcomeKind.ACCEPTED]
+        c.rejected += tally[OutcomeKind.REJECTED]
+        c.duplicates += tally[OutcomeKind.DUPLICATE]
+        c.dlq += tally[OutcomeKind.DLQ]
+        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms)

@@ -1,0 +1,216 @@
+"""What crosses a Ray call between actors, the CLI and the tests: typed records and states
+that know their legal moves, never ``dict[str, Any]`` nor phases compared as strings.
+
+Invariant: a ``PartitionStatus`` or ``ShadowPhase`` changes only along ``_MOVES`` (``move``
+raises ``IllegalTransitionError`` otherwise); every record here is a frozen msgspec Struct.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from topology.control import RebuildPhase, RebuildRecord
+
+__all__ = [
+    "IllegalTransitionError",
+    "PartitionStats",
+    "PartitionStatus",
+    "Paused",
+    "RebuildProgress",
+    "ServiceStatus",
+    "ShadowPhase",
+    "ShadowProgress",
+    "StatusRow",
+    "Switched",
+]
+
+
+class IllegalTransitionError(RuntimeError):
+    """A state asked to move where its declared transitions do not go."""
+
+
+class PartitionStatus(StrEnum):
+    """A partition actor's status. STOPPED → RESTORING → RUNNING; a failed opening or loop
+    ends in FAILED, a takeover of its transactional id in FENCED (both final: the supervisor
+    replaces the actor), a cause only an operator can fix in BLOCKED (``unblock`` restores
+    again); RUNNING → STOPPED on ``stop``."""
+
+    RESTORING = "restoring"
+    RUNNING = "running"
+    FENCED = "fenced"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    BLOCKED = "blocked"  # waits for an operator (see `unblock`); never restarted by itself
+
+    def can_move_to(self, target: PartitionStatus) -> bool:
+        return target in _PARTITION_MOVES[self]
+
+    def move(self, target: PartitionStatus) -> PartitionStatus:
+        """``target``, when the move is declared; raises otherwise."""
+        if not self.can_move_to(target):
+            raise IllegalTransitionError(f"partition status {self} cannot move to {target}")
+        return target
+
+    @property
+    def serving(self) -> bool:
+        return self is PartitionStatus.RUNNING
+
+
+_S = PartitionStatus
+_PARTITION_MOVES: dict[PartitionStatus, frozenset[PartitionStatus]] = {
+    _S.STOPPED: frozenset({_S.RESTORING, _S.BLOCKED, _S.FENCED, _S.FAILED}),
+    _S.RESTORING: frozenset({_S.RUNNING, _S.FENCED, _S.FAILED, _S.BLOCKED}),
+    # RUNNING → RESTORING: a fatal producer error re-creates the clients and restores
+    _S.RUNNING: frozenset({_S.RESTORING, _S.STOPPED, _S.FENCED, _S.FAILED, _S.BLOCKED}),
+    _S.BLOCKED: frozenset({_S.RESTORING, _S.BLOCKED, _S.FENCED, _S.FAILED}),
+    _S.FAILED: frozenset({_S.FAILED}),
+    _S.FENCED: frozenset({_S.FENCED}),
+}
+
+
+class ShadowPhase(StrEnum):
+    """A shadow rebuild's phase: RESUMING (reading its own checkpoints) → REPLAYING ⇄
+    CAUGHT_UP → FINISHED (the hand-over is made); any phase but FINISHED → FAILED; both of
+    those are final."""
+
+    RESUMING = "resuming"
+    REPLAYING = "replaying"
+    CAUGHT_UP = "caught_up"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    def can_move_to(self, target: ShadowPhase) -> bool:
+        return target in _SHADOW_MOVES[self]
+
+    def move(self, target: ShadowPhase) -> ShadowPhase:
+        """``target``, when the move is declared; raises otherwise."""
+        if not self.can_move_to(target):
+            raise IllegalTransitionError(f"shadow phase {self} cannot move to {target}")
+        return target
+
+    @property
+    def replaying(self) -> bool:
+        """Folding events (behind or at the end): a switch may begin when it is near."""
+        return self in (ShadowPhase.REPLAYING, ShadowPhase.CAUGHT_UP)
+
+
+_P = ShadowPhase
+_SHADOW_MOVES: dict[ShadowPhase, frozenset[ShadowPhase]] = {
+    # RESUMING → FINISHED: a shadow never started in the background replays all in `finish`
+    _P.RESUMING: frozenset({_P.REPLAYING, _P.FINISHED, _P.FAILED}),
+    _P.REPLAYING: frozenset({_P.REPLAYING, _P.CAUGHT_UP, _P.FINISHED, _P.FAILED}),
+    _P.CAUGHT_UP: frozenset({_P.REPLAYING, _P.CAUGHT_UP, _P.FINISHED, _P.FAILED}),
+    _P.FINISHED: frozenset({_P.FINISHED}),
+    _P.FAILED: frozenset({_P.FAILED}),
+}
+
+
+class PartitionStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A partition actor's status, position and counters (since this worker started,
+    restores included), for ``status``, the coordinator, the bench and the fault suite."""
+
+    partition: int
+    status: PartitionStatus
+    error: str | None
+    aggregates: int
+    generation: int
+    paused: bool
+    rss_bytes: int
+    ids_disk_bytes: int
+    processed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dlq: int = 0
+    batches: int = 0
+    aborts: int = 0
+    producer_restarts: int = 0
+    committed_offset: int = -1
+    first_batch_at: float = 0.0
+    last_commit_ms: float = 0.0
+    last_commit_at: float = 0.0
+    restored_aggregates: int = 0
+    restored_records: int = 0
+    restore_seconds: float = 0.0
+    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
+    ids_restored: int = 0  # changelog records read into the id memory at the last start
+    ids_restore_seconds: float = 0.0
+
+
+class Paused(msgspec.Struct, frozen=True):
+    """A partition holds: every command below ``committed_offset`` is committed."""
+
+    committed_offset: int
+    generation: int
+
+
+class Switched(msgspec.Struct, frozen=True):
+    """A partition now serves snapshot generation ``generation``."""
+
+    generation: int
+    aggregates: int
+
+
+class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a shadow rebuild is: its phase, the events offset reached and the end."""
+
+    partition: int
+    generation: int
+    phase: ShadowPhase
+    position: int
+    end: int
+    resumed_from: int
+    replayed: int
+    seconds: float
+    aggregates: int
+    error: str | None
+    aggregate: str
+    finish_steps_ms: dict[str, float]
+    state_schema_version: int
+
+
+class RebuildProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """A partition's latest rebuild: its control record and, while its shadow runs (or
+    after the switch), the shadow's progress and the pause, step by step."""
+
+    record: RebuildRecord
+    shadow: ShadowProgress | None = None
+    pause_steps_ms: dict[str, float] = {}
+
+    @property
+    def phase(self) -> RebuildPhase:
+        return self.record.phase
+
+
+class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One partition in ``eventledger status``: where it runs, its state as the coordinator
+    sees it (``running``, ``paused``, ``rebuilding``, ``restoring`` or the actor's status),
+    its generation, position, lag and restarts."""
+
+    partition: int
+    node: str
+    state: str
+    generation: int
+    aggregates: int | None
+    committed_offset: int | None
+    lag: int | None
+    restarts: int
+    last_commit_age: float | None
+    error: str | None
+    rebuild: RebuildProgress | None
+
+
+class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The service as of the coordinator's last tick."""
+
+    app_id: str
+    partitions: int
+    bootstrap_servers: str
+    nodes: list[str]
+    ticks: int
+    observed_at: float | None
+    errors: dict[str, str]
+    rows: list[StatusRow]
+    rebuilds: dict[int, RebuildProgress]

@@ -1,0 +1,122 @@
+"""Opening a partition: fence its predecessor, restore its state (or fold the events when the
+snapshots are of another schema), restore its id memory, and position its commands consumer
+at the checkpoint.
+
+Invariant: the writer is opened (its ``init_transactions`` fences every earlier producer of
+the partition) before anything is read, so nothing read can change behind the restore; a
+checkpoint outside the commands log blocks the partition (``PartitionBlockedError``) rather
+than skip or replay commands.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+from actors.commit import Committed, Counters, PartitionBlockedError
+from actors.generations import outside_the_log
+from actors.idstore import IdStore, open_id_store
+from actors.kafka import TransactionalWriter, consumer_config
+from actors.metrics import PartitionMetrics
+from actors.restore import restore_or_fold
+from actors.watermarks import watermarks
+from topology.names import Names
+from topology.settings import Settings
+from topology.topics import TopicKind
+
+__all__ = ["Opened", "new_writer", "open_partition"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Opened:
+    """The clients of an opened partition: its writer, id memory and commands consumer."""
+
+    writer: TransactionalWriter
+    ids: IdStore
+    consumer: Consumer
+
+
+def new_writer(settings: Settings, partition: int) -> TransactionalWriter:
+    """The partition's transactional writer, initialised: it fences every earlier producer
+    of the same transactional id. A fence is final here, however it came (the supervisor,
+    which knows whether a successor exists, replaces a fenced actor)."""
+    txn = Names.of(settings).partition_txn(partition)
+    writer = TransactionalWriter(settings, txn, stale_fence_is_fatal=False)
+    writer.open()
+    return writer
+
+
+def open_partition(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    counters: Counters,
+    metrics: PartitionMetrics,
+) -> Opened:
+    """Fence, restore into ``committed`` (and ``counters``), position the consumer. The
+    caller closes what was opened when this raises (``Opened`` is returned whole or not)."""
+    c = committed
+    writer = new_writer(settings, partition)
+    restored = restore_or_fold(
+        settings,
+        c.codec,
+        snapshots=TopicPartition(c.topics[TopicKind.SNAPSHOTS], partition),
+        events=TopicPartition(c.topics[TopicKind.EVENTS], partition),
+    )
+    c.states, c.events_end = restored.store, restored.events_end
+    counters.restored_aggregates = len(c.states)
+    counters.restored_records = restored.records
+    counters.restore_seconds = restored.seconds
+    if restored.folded:
+        counters.restored_from = "events"
+    metrics.restore(restored.records, restored.seconds)
+    log.info(
+        "partition %d restored %d aggregates from %d snapshot records in %.2fs",
+        partition,
+        len(c.states),
+        restored.records,
+        restored.seconds,
+    )
+    if restored.checkpoint is not None:
+        c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
+    ids = open_id_store(settings, partition)
+    try:
+        got = ids.restore(settings, partition, c.now_ms())
+        counters.ids_restored, counters.ids_restore_seconds = got.records, got.seconds
+        how = "reused" if got.reused else "restored from the window's start"
+        log.info(
+            "partition %d: id memory %s, %d changelog records in %.2fs",
+            partition,
+            how,
+            got.records,
+            got.seconds,
+        )
+        group = Names.of(settings).commands_group
+        consumer = Consumer(
+            consumer_config(settings, group_id=group, **{"auto.offset.reset": "error"})
+        )
+    except BaseException:
+        ids.close()
+        raise
+    try:
+        commands = TopicPartition(c.topics[TopicKind.COMMANDS], partition)
+        low, high = watermarks(consumer, commands)
+        if restored.checkpoint is None:  # nothing committed to this partition yet
+            c.next_offset = max(low, 0)
+        else:
+            c.next_offset = restored.checkpoint.next_offset
+            if not low <= c.next_offset <= high:
+                raise PartitionBlockedError(
+                    outside_the_log(settings, partition, c.next_offset, low, high)
+                )
+        counters.committed_offset = c.next_offset
+        consumer.assign([TopicPartition(commands.topic, partition, c.next_offset)])
+    except BaseException:
+        consumer.close()
+        ids.close()
+        raise
+    return Opened(writer, ids, consumer)

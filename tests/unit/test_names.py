@@ -1,0 +1,25 @@
+"""One place names things: the names other code and operators rely on stay as they were."""
+
+from pathlib import Path
+
+from topology.names import Names
+from topology.settings import Settings
+
+
+def test_the_names_of_an_application() -> None:
+    names = Names("ledger")
+    assert names.partition_actor(3) == "ledger-partition-3"
+    assert names.coordinator_actor == "ledger-coordinator"
+    assert names.shadow_actor(2) == "ledger-rebuild-2"
+    assert names.partition_txn(3) == "ledger-3"
+    assert names.coordinator_txn == "ledger-coordinator"
+    assert names.shadow_txn(2) == "ledger-rebuild-2"
+    assert names.commands_group == "ledger"
+    assert names.group("restore") == "ledger-restore"
+    one, two = names.group("audit", unique=True), names.group("audit", unique=True)
+    assert one.startswith("ledger-audit-") and one != two
+
+
+def test_the_state_dir_is_per_application() -> None:
+    settings = Settings.resolve(app_id="ledger", state_dir="/var/lib/el", environ={})
+    assert Names.of(settings).ids_dir(settings, 1) == Path("/var/lib/el/ledger/ids-1")

@@ -1,0 +1,76 @@
+"""The CLI's tables read the coordinator's typed status and rebuild progress."""
+
+from rich.console import Console
+
+from actors.messages import (
+    RebuildProgress,
+    ServiceStatus,
+    ShadowPhase,
+    ShadowProgress,
+    StatusRow,
+)
+from eventledger.report import print_rebuilds, print_status
+from topology.control import RebuildPhase, RebuildRecord
+
+
+def _shadow() -> ShadowProgress:
+    return ShadowProgress(
+        partition=0,
+        generation=1,
+        phase=ShadowPhase.REPLAYING,
+        position=50,
+        end=200,
+        resumed_from=0,
+        replayed=50,
+        seconds=0.5,
+        aggregates=7,
+        error=None,
+        aggregate="account",
+        finish_steps_ms={},
+        state_schema_version=2,
+    )
+
+
+def test_status_shows_a_rebuilding_partitions_progress_and_errors() -> None:
+    rebuild = RebuildProgress(
+        record=RebuildRecord(0, 1, RebuildPhase.REPLAYING, 0.0), shadow=_shadow()
+    )
+    row = StatusRow(
+        partition=0,
+        node="ef32dffa0000",
+        state="rebuilding",
+        generation=0,
+        aggregates=7,
+        committed_offset=120,
+        lag=3,
+        restarts=1,
+        last_commit_age=1.5,
+        error="2 aborts in a row",
+        rebuild=rebuild,
+    )
+    status = ServiceStatus(
+        app_id="demo",
+        partitions=1,
+        bootstrap_servers="127.0.0.1:9092",
+        nodes=["ef32dffa0000"],
+        ticks=4,
+        observed_at=0.0,
+        errors={"place": "boom"},
+        rows=[row],
+        rebuilds={0: rebuild},
+    )
+    console = Console(record=True, width=120)
+    print_status(console, status)
+    text = console.export_text()
+    assert "rebuilding 25%" in text and "ef32dffa" in text
+    assert "coordinator step place: boom" in text and "2 aborts in a row" in text
+
+
+def test_rebuilds_table_reads_the_records() -> None:
+    done = RebuildRecord(0, 1, RebuildPhase.DONE, 0.0, events=1_000, replay_seconds=0.5)
+    failed = RebuildRecord(1, 1, RebuildPhase.FAILED, 0.0, error="the shadow died")
+    console = Console(record=True, width=120)
+    print_rebuilds(console, {0: RebuildProgress(record=done), 1: RebuildProgress(record=failed)})
+    text = console.export_text()
+    assert "1,000" in text and "2,000" in text  # events, events/s
+    assert "failed (the shadow died)" in text
