@@ -96,6 +96,8 @@ class Committed:
     clock_ms: int = 0  # the largest batch time committed: never runs backwards
     events_end: int = 0
     reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
+    # replies partition → (id key of the last remembered reply written there, batch time)
+    marks: dict[int, tuple[bytes, int]] = field(default_factory=dict)
 
     @property
     def aggregate(self) -> Aggregate:
@@ -104,6 +106,16 @@ class Committed:
     def now_ms(self) -> int:
         """The partition's clock: wall time, but never behind a batch already committed."""
         return max(int(time.time() * 1000), self.clock_ms)
+
+    def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
+        """The checkpoint of `result`: where commands resume, the clock, and the marks with
+        this batch's last remembered replies (see `Checkpoint`)."""
+        marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
+        return Checkpoint(result.next_offset, now_ms, marks)
+
+    def position(self) -> Checkpoint:
+        """The checkpoint of what is committed now (a generation's seal, an unblock)."""
+        return Checkpoint(self.next_offset, self.clock_ms, self.marks)
 
 
 def write_checkpoint(
@@ -172,8 +184,9 @@ class BatchCommit:
                 f"partition {self.partition}: command offset {result.next_offset} would not "
                 f"move forward from {c.next_offset}"
             )
+        checkpoint = c.checkpoint(result, now_ms)
         try:
-            self.transact(result, Checkpoint(result.next_offset, now_ms))
+            self.transact(result, checkpoint)
         except AbortableError as e:
             self._after_abort(records, e)
             return
@@ -186,6 +199,7 @@ class BatchCommit:
         self.ids.install(result.remembered, c.reply_ends)
         c.next_offset = result.next_offset
         c.clock_ms = now_ms
+        c.marks = checkpoint.remembered
         self._count(result, started_at)
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
@@ -228,8 +242,9 @@ class BatchCommit:
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
         )
+        checkpoint = c.checkpoint(result, now_ms)
         try:
-            self.transact(result, Checkpoint(result.next_offset, now_ms))
+            self.transact(result, checkpoint)
         except AbortableError as e:
             raise PartitionBlockedError(
                 f"offset {record.offset} could not even be set aside: {e}"
@@ -238,6 +253,7 @@ class BatchCommit:
         self.ids.install(result.remembered, c.reply_ends)
         c.clock_ms = now_ms
         c.next_offset = result.next_offset
+        c.marks = checkpoint.remembered
         self._rewind(c.next_offset)
         self.aborts.committed(set_aside=True)
         self._count(result, started_at)

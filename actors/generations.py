@@ -160,7 +160,7 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
         committed.next_offset,
         from_offset,
     )
-    checkpoint = Checkpoint(from_offset, committed.now_ms())
+    checkpoint = Checkpoint(from_offset, committed.now_ms(), committed.marks)
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()
 
@@ -191,7 +191,7 @@ def switch(
         states=c.states,
         store=SnapshotStore(codec),
     )
-    write_checkpoint(writer, topic, partition, Checkpoint(c.next_offset, c.clock_ms))
+    write_checkpoint(writer, topic, partition, c.position())
     c.states, c.codec, c.generation = store, codec, generation
     c.topics[TopicKind.SNAPSHOTS] = topic
     log.info(

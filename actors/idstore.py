@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,7 @@ from topology.settings import Settings
 from topology.step import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["IdRestore", "IdStore", "open_id_store"]
+__all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,10 @@ _RESTORE_CONSUMER = {
     "fetch.max.bytes": 64 * 1024 * 1024,
     "queued.max.messages.kbytes": 16 * 1024,
 }
+
+
+class IdMemoryBehindError(RuntimeError):
+    """The changelog does not (yet) reach what the checkpoint says was remembered."""
 
 
 @dataclass(frozen=True)
@@ -132,19 +136,30 @@ class IdStore:
         if self._scratch:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def restore(self, settings: Settings, partition: int, now_ms: int) -> IdRestore:
+    def restore(
+        self,
+        settings: Settings,
+        partition: int,
+        now_ms: int,
+        *,
+        expect: Mapping[int, tuple[bytes, int]] | None = None,
+        wait: float = 60.0,
+    ) -> IdRestore:
         """Read the changelog (the replies partitions `partition` writes) from the stored
-        positions to its end; from the window's start where there are none."""
+        positions to its end; from the window's start where there are none. Then make sure
+        the memory holds every id key the checkpoint's marks (`expect`) name, reading again
+        while the changelog is not yet visible that far (after a broker restart a replies
+        partition can lag behind the snapshots); raises `IdMemoryBehindError` after `wait`
+        seconds rather than run with a memory behind the state."""
         started = time.monotonic()
-        layout = TopicLayout.of(settings)
-        topic = layout.name(TopicKind.REPLIES)
+        topic = TopicLayout.of(settings).name(TopicKind.REPLIES)
         consumer = Consumer(
             consumer_config(settings, group_id=Names.of(settings).group("ids"), **_RESTORE_CONSUMER)
         )
         records = installed = 0
         try:
-            parts = [TopicPartition(topic, p) for p in layout.replies_of(partition)]
-            bounds = {tp.partition: watermarks(consumer, tp) for tp in parts}
+            parts = TopicLayout.of(settings).replies_of(partition)
+            bounds = {p: watermarks(consumer, TopicPartition(topic, p)) for p in parts}
             stored = self.positions()
             reused = bool(stored)
             if any(stored.get(p, 0) > high for p, (_, high) in bounds.items()):
@@ -152,31 +167,29 @@ class IdStore:
                 self.wipe()
                 stored, reused = {}, False
             since = now_ms - replies_retention_ms(settings.idempotency_window_ms)
-            for tp in parts:
-                low, high = bounds[tp.partition]
-                start = stored.get(tp.partition)
+            for p in parts:
+                low, high = bounds[p]
+                start = stored.get(p)
                 if start is None:
-                    start = _offset_at(consumer, tp, since, high)
-                start = max(start, low)
-                reached = start  # the next offset the scan did not read
-                batch: dict[bytes, bytes] = {}
-                if start < high:
-                    for msg in scan_partition(consumer, TopicPartition(topic, tp.partition, start)):
-                        records += 1
-                        reached = msg.offset() + 1
-                        key, value = msg.key(), msg.value()
-                        if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
-                            continue
-                        batch[key] = value
-                        if len(batch) >= _RESTORE_BATCH:
-                            installed += len(batch)
-                            self.install(batch, {})
-                            batch = {}
-                installed += len(batch)
-                # Not `high`: a read_committed scan ends at the last stable offset, and what
-                # lies beyond it must be read again next time. Markers after `reached` are
-                # skipped by the next read anyway.
-                self.install(batch, {tp.partition: reached})
+                    start = _offset_at(consumer, TopicPartition(topic, p), since, high)
+                read, put = self._scan(consumer, TopicPartition(topic, p, max(start, low)))
+                records, installed = records + read, installed + put
+            retention = replies_retention_ms(settings.idempotency_window_ms)
+            marks = {p: m for p, m in (expect or {}).items() if p in bounds}
+            deadline = time.monotonic() + wait
+            while behind := self._behind(marks, now_ms - retention):
+                if time.monotonic() > deadline:
+                    raise IdMemoryBehindError(
+                        f"{self.path}: the replies partitions {behind} do not reach the "
+                        f"checkpoint's last remembered replies within {wait:.0f}s"
+                    )
+                log.warning("%s: replies partitions %s lag the checkpoint; reading again",
+                            self.path, behind)  # fmt: skip
+                time.sleep(0.5)
+                positions = self.positions()
+                for p in behind:
+                    read, put = self._scan(consumer, TopicPartition(topic, p, positions.get(p, 0)))
+                    records, installed = records + read, installed + put
         finally:
             consumer.close()
         log.info(
@@ -190,6 +203,36 @@ class IdStore:
         self._db.flush()  # what was restored survives a crash: the next start goes on from it
         release_freed_memory()
         return IdRestore(records, installed, time.monotonic() - started, reused)
+
+    def _scan(self, consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+        """Install the remembered replies of `partition` from its offset to its visible end;
+        (records read, ids installed). The position stored is the offset the read_committed
+        scan reached, not the end offset: what lies beyond it is read again next time."""
+        reached = partition.offset  # the next offset the scan did not read
+        records = installed = 0
+        batch: dict[bytes, bytes] = {}
+        for msg in scan_partition(consumer, partition):
+            records += 1
+            reached = msg.offset() + 1
+            key, value = msg.key(), msg.value()
+            if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
+                continue
+            batch[key] = value
+            if len(batch) >= _RESTORE_BATCH:
+                installed += len(batch)
+                self.install(batch, {})
+                batch = {}
+        installed += len(batch)
+        self.install(batch, {partition.partition: reached})
+        return records, installed
+
+    def _behind(self, marks: Mapping[int, tuple[bytes, int]], since_ms: int) -> list[int]:
+        """The replies partitions whose marked id key the memory lacks (marks older than
+        `since_ms` are past the window and may be gone)."""
+        return sorted(p for p, (key, at) in marks.items() if at >= since_ms and key not in self)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self._db.get(key) is not None
 
 
 def open_id_store(settings: Settings, partition: int) -> IdStore:

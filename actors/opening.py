@@ -83,9 +83,10 @@ def open_partition(
     )
     if restored.checkpoint is not None:
         c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
+        c.marks = dict(restored.checkpoint.remembered)
     ids = open_id_store(settings, partition)
     try:
-        got = ids.restore(settings, partition, c.now_ms())
+        got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)
         counters.ids_restored, counters.ids_restore_seconds = got.records, got.seconds
         how = "reused" if got.reused else "restored from the window's start"
         log.info(

@@ -91,6 +91,7 @@ _REPLY: Final = msgspec.msgpack.Decoder(Reply)
 _RAW: Final = b"\x03"
 _LZ4: Final = b"\x04"
 _OLD_LAYOUTS: Final = (b"\x00", b"\x01")
+_MARKS: Final = msgspec.msgpack.Decoder(list[tuple[int, bytes, int]])
 _CHECKPOINT: Final = b"\x02"  # a checkpoint record (see encode_checkpoint)
 _COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 
@@ -177,19 +178,33 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
     what its clock was (the latest checkpoint survives compaction)."""
     if checkpoint.next_offset < 0 or checkpoint.clock_ms < 0:
         raise ValueError(f"a checkpoint's offset and clock are >= 0, got {checkpoint}")
+    marks = b""
+    if checkpoint.remembered:
+        marks = _ENCODER.encode(
+            [(p, key, at) for p, (key, at) in sorted(checkpoint.remembered.items())]
+        )
     return (
         _CHECKPOINT
         + checkpoint.next_offset.to_bytes(8, "big")
         + checkpoint.clock_ms.to_bytes(8, "big")
+        + marks
     )
 
 
 def decode_checkpoint(data: bytes | None) -> Checkpoint:
-    """The checkpoint a checkpoint record's value holds (an older 9-byte one has clock 0).
-    Raises CodecError."""
-    if data is None or len(data) not in (9, 17) or data[:1] != _CHECKPOINT:
+    """The checkpoint a checkpoint record's value holds (an older 9-byte one has clock 0, an
+    older 17-byte one no marks). Raises CodecError."""
+    if data is None or len(data) < 9 or len(data) in range(10, 17) or data[:1] != _CHECKPOINT:
         raise CodecError(f"not a checkpoint: {data!r}")
-    return Checkpoint(int.from_bytes(data[1:9], "big"), int.from_bytes(data[9:], "big"))
+    marks: dict[int, tuple[bytes, int]] = {}
+    if len(data) > 17:
+        try:
+            marks = {p: (key, at) for p, key, at in _MARKS.decode(data[17:])}
+        except msgspec.DecodeError as error:
+            raise CodecError(f"not a checkpoint's marks: {error}") from None
+    return Checkpoint(
+        int.from_bytes(data[1:9], "big"), int.from_bytes(data[9:17] or b"\x00", "big"), marks
+    )
 
 
 class Codec:

@@ -95,7 +95,12 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     """Where a partition resumes: the next command offset to read, and the partition's clock
     (the largest batch time committed, epoch ms), so that time never runs backwards for the
-    idempotency window when the partition moves to a node whose clock is behind."""
+    idempotency window when the partition moves to a node whose clock is behind.
+    `remembered` marks, per replies partition, the id key of the last remembered reply
+    written there (and its batch time): an id memory is caught up with this checkpoint once
+    it holds every such key (a replies partition is read in order), so a restore never runs
+    with an id memory behind its state."""
 
     next_offset: int
     clock_ms: int = 0
+    remembered: dict[int, tuple[bytes, int]] = msgspec.field(default_factory=dict)

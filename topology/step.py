@@ -138,7 +138,9 @@ class BatchResult:
     """Everything one transaction produces, plus what to install once it commits. `changed`
     holds the last slot of every aggregate the batch changed (only aggregates with new events);
     snapshots and views have one record per changed aggregate. `remembered` holds the
-    (id key, reply value) of every command id decided in this batch, for the id memory."""
+    (id key, reply value) of every command id decided in this batch, for the id memory, and
+    `last_remembered` the id key of the last of them written to each replies partition (the
+    changelog), for the checkpoint's marks."""
 
     replies: list[OutRecord]
     events: list[OutRecord]
@@ -147,6 +149,7 @@ class BatchResult:
     dlq: list[OutRecord]
     changed: dict[str, Slot]
     remembered: dict[bytes, bytes]
+    last_remembered: dict[int, bytes]
     outcomes: list[Outcome]
     next_offset: int
 
@@ -274,8 +277,7 @@ def set_aside(
             command_fingerprint(envelope),
         )
         key = encode_id_key(envelope.aggregate_id, envelope.command_id)
-        batch.remembered[key] = encode_reply(reply)
-        batch.send(record, envelope.reply_to, key, batch.remembered[key])
+        batch.remember(record, envelope.reply_to, key, encode_reply(reply))
     return batch.result(events_offset, record.offset + 1)
 
 
@@ -316,6 +318,7 @@ class _Batch:
         self.outcomes: list[Outcome] = []
         self.changed: dict[str, Slot] = {}
         self.remembered: dict[bytes, bytes] = {}
+        self.last_remembered: dict[int, bytes] = {}
 
     def handle(
         self,
@@ -399,8 +402,7 @@ class _Batch:
             )
             kind = OutcomeKind.REJECTED
         value = encode_reply(reply)
-        self.remembered[key] = value
-        self.send(record, envelope.reply_to, key, value)
+        self.remember(record, envelope.reply_to, key, value)
         self.outcome(record, envelope, kind, reply.code)
 
     def refusal(
@@ -485,20 +487,22 @@ class _Batch:
             self.send(record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply))
         self.outcome(record, envelope, OutcomeKind.DLQ, code)
 
-    def send(self, record: InRecord, reply_to: int | None, key: bytes, value: bytes) -> None:
+    def remember(self, record: InRecord, reply_to: int | None, key: bytes, value: bytes) -> None:
+        """Remember a decision's reply and write it to the id memory's changelog: to the
+        sender's reply lane, or to lane 0 when the sender wants no reply (so a new disk
+        restores it too); mark it as that replies partition's last remembered reply."""
+        self.remembered[key] = value
+        lane = reply_to if reply_to is not None and reply_to < self.reply_lanes else 0
+        self.last_remembered[self.send(record, lane, key, value)] = key
+
+    def send(self, record: InRecord, reply_to: int | None, key: bytes, value: bytes) -> int:
         """Send a reply (`value`, keyed `key`) to the sender's reply lane on this partition,
-        if it has a valid one."""
-        if reply_to is not None and reply_to < self.reply_lanes:
-            self.replies.append(
-                OutRecord(
-                    TopicKind.REPLIES,
-                    self.partition * self.reply_lanes + reply_to,
-                    key,
-                    value,
-                    [],
-                    record.offset,
-                )
-            )
+        if it has a valid one; the replies partition written (-1: none)."""
+        if reply_to is None or reply_to >= self.reply_lanes:
+            return -1
+        partition = self.partition * self.reply_lanes + reply_to
+        self.replies.append(OutRecord(TopicKind.REPLIES, partition, key, value, [], record.offset))
+        return partition
 
     def outcome(
         self,
@@ -537,6 +541,7 @@ class _Batch:
             dlq=self.dlq,
             changed=self.changed,
             remembered=self.remembered,
+            last_remembered=self.last_remembered,
             outcomes=self.outcomes,
             next_offset=next_offset,
         )

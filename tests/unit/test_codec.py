@@ -424,6 +424,13 @@ def test_checkpoint_round_trip_and_key() -> None:
         assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
 
 
+def test_a_checkpoint_carries_its_id_memory_marks() -> None:
+    marks = {0: (b"\x92\xa1a\xa1c", 1_700_000_000_000), 3: (b"k" * 300, 5)}
+    checkpoint = Checkpoint(7, 9, marks)
+    assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
+    assert decode_checkpoint(encode_checkpoint(Checkpoint(7, 9))).remembered == {}
+
+
 def test_a_checkpoint_without_a_clock_reads_as_clock_zero() -> None:
     assert decode_checkpoint(b"\x02" + (42).to_bytes(8, "big")) == Checkpoint(42, 0)
 

@@ -162,10 +162,29 @@ def test_events_of_one_batch_build_on_each_other() -> None:
     assert [r.version for r in replies(result)] == [1, 2, 3, 3]
 
 
-def test_no_reply_without_reply_to() -> None:
-    result = run({}, [record(0, "a", OPEN, "c-0", reply_to=None)])
-    assert result.replies == []
+def test_without_reply_to_the_remembered_reply_still_reaches_the_changelog() -> None:
+    """No sender waits, but the id memory's changelog must hold it (lane 0), or a new disk
+    would forget the id; a refusal that is not remembered is not written at all."""
+    key = encode_id_key("a", "c-0")
+    result = run({}, [record(0, "a", OPEN, "c-0", reply_to=None)], reply_lanes=2)
+    assert [(r.partition, r.key) for r in result.replies] == [(0, key)]
+    assert result.last_remembered == {0: key}
     assert len(result.events) == 1
+    refused = run(
+        {}, [record(0, "a", Deposit(1), "c-1", reply_to=None, first_attempt_ms=0)]
+    )  # expired
+    assert refused.replies == [] and refused.last_remembered == {}
+
+
+def test_the_last_remembered_reply_per_replies_partition_is_marked() -> None:
+    records = [
+        record(0, "a", OPEN, "c-0", reply_to=0),
+        record(1, "a", Deposit(1), "c-1", reply_to=1),
+        record(2, "a", Deposit(1), "c-2", reply_to=0),
+        record(3, "a", Deposit(1), "c-2", reply_to=1),  # a repeat: not a new mark
+    ]
+    result = run({}, records, reply_lanes=2)
+    assert result.last_remembered == {0: encode_id_key("a", "c-2"), 1: encode_id_key("a", "c-1")}
 
 
 def test_replies_go_to_the_senders_lane_of_this_partition() -> None:

@@ -1,0 +1,49 @@
+"""The id memory's local store (RocksDB, no Kafka): batched lookups, positions installed
+atomically with the ids, and which checkpoint marks it does not reach yet."""
+
+from pathlib import Path
+
+from actors.idstore import IdStore
+
+
+def store(tmp_path: Path) -> IdStore:
+    return IdStore(tmp_path / "ids", ttl_seconds=3600)
+
+
+def test_lookup_is_batched_and_misses_are_none(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    ids.install({b"k1": b"r1", b"k2": b"r2"}, {0: 10})
+    assert ids.lookup([b"k2", b"nope", b"k1"]) == [b"r2", None, b"r1"]
+    assert ids.lookup([]) == []
+    assert b"k1" in ids and b"nope" not in ids
+    ids.close()
+
+
+def test_positions_merge_and_survive_a_reopen(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    ids.install({b"a": b"1"}, {0: 5, 1: 7})
+    ids.install({b"b": b"2"}, {1: 9})
+    assert ids.positions() == {0: 5, 1: 9}
+    ids.close()
+    again = store(tmp_path)
+    assert again.positions() == {0: 5, 1: 9}
+    assert again.lookup([b"a", b"b"]) == [b"1", b"2"]
+    again.close()
+
+
+def test_behind_names_the_partitions_whose_last_remembered_id_is_missing(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    ids.install({b"seen": b"r"}, {})
+    marks = {0: (b"seen", 1_000), 1: (b"missing", 1_000), 2: (b"missing-but-old", 10)}
+    assert ids._behind(marks, since_ms=500) == [1]  # 2 is past the window: not waited for
+    ids.install({b"missing": b"r"}, {})
+    assert ids._behind(marks, since_ms=500) == []
+    ids.close()
+
+
+def test_wipe_forgets_ids_and_positions(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    ids.install({b"a": b"1"}, {0: 3})
+    ids.wipe()
+    assert ids.positions() == {} and b"a" not in ids
+    ids.close()
