@@ -39,8 +39,8 @@ import org.msgpack.value.Value;
  *
  * <p>Arguments: key=value pairs (bootstrap, app_id, commands, replies, events, state,
  * reply_lanes, state_dir, threads, commit_interval_ms). Speaks the bench's line protocol
- * (bench/wire.py) on stdout: "ready" once RUNNING, "progress" every 0.5 s, "report" when it
- * stops (SIGTERM).
+ * (bench/wire.py) on stdout: "ready" once RUNNING, "progress" every 0.5 s, "report" once
+ * closed after "stop" (or the end of stdin) on stdin.
  */
 public final class LedgerStreams {
   static final long MAX = Long.MAX_VALUE; // ledger.state.MAX_MINOR_UNITS = 2**63 - 1
@@ -397,14 +397,27 @@ public final class LedgerStreams {
         stopped.countDown();
       }
     });
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      streams.close(java.time.Duration.ofSeconds(20));
-      emit("report", counters());
+    Thread stdin = new Thread(() -> {
+      try (java.io.BufferedReader in = new java.io.BufferedReader(
+          new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = in.readLine()) != null && !line.strip().equals("stop")) {
+          continue;
+        }
+      } catch (IOException e) {
+        System.err.println("stdin: " + e);
+      }
       stopped.countDown();
-    }));
+    }, "stdin");
+    stdin.setDaemon(true);
+    stdin.start();
     streams.start();
     while (!stopped.await(500, java.util.concurrent.TimeUnit.MILLISECONDS)) {
       emit("progress", counters());
     }
+    boolean error = streams.state() == KafkaStreams.State.ERROR;
+    streams.close(java.time.Duration.ofSeconds(30));
+    emit("report", counters() + ", \"error\": " + error);
+    System.exit(error ? 1 : 0);
   }
 }
