@@ -94,7 +94,11 @@ class ReplyClient:
     def _serve(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0)
-            for msg in self._consumer.consume(1_000, timeout=0.05):
+            # poll() returns on the first record; consume(n, t) would wait t for n of them.
+            first = self._consumer.poll(0.05)
+            if first is None:
+                continue
+            for msg in [first, *self._consumer.consume(1_000, timeout=0)]:
                 error = msg.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:

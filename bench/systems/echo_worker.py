@@ -48,7 +48,12 @@ def main() -> None:
     emit("ready")
     echoed = 0
     while not stop.is_set():
-        for msg in consumer.consume(1_000, timeout=0.05):
+        # poll() returns on the first record; consume(n, t) would wait t for n of them.
+        first = consumer.poll(0.05)
+        if first is None:
+            producer.poll(0)
+            continue
+        for msg in [first, *consumer.consume(1_000, timeout=0)]:
             error = msg.error()
             if error is not None:
                 raise KafkaException(error)
