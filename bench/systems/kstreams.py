@@ -65,6 +65,9 @@ def ensure_jar() -> Path:
     partial = jar.with_suffix(f".{os.getpid()}.part")
     shutil.copyfile(PROJECT / "target" / "ledger-streams.jar", partial)
     partial.replace(jar)
+    for old in CACHE.glob("ledger-streams-*.jar"):
+        if old != jar:  # jars of earlier versions of the project (~95 MB each)
+            old.unlink(missing_ok=True)
     return jar
 
 
