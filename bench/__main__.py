@@ -1,4 +1,5 @@
-"""``python -m bench``: eventledger beside Quix Streams and a raw pipe, on one broker.
+"""``python -m bench``: eventledger beside Quix Streams, Kafka Streams and a raw pipe, on one
+broker.
 
 Defaults are issue 4's full run; ``--quick`` is the smoke-test size. Exits 1 when a system's
 output failed its checks or a phase broke (the table says which).
@@ -59,10 +60,15 @@ def main(
         typer.Option(help="Restore: remembered command ids beside the accounts (10,000,000)."),
     ] = None,
     systems: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of: eventledger,quix,rawpipe.")
+        str | None,
+        typer.Option(help="Comma-separated subset of: eventledger,quix,kstreams,rawpipe."),
     ] = None,
     phases: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of: throughput,latency,restore.")
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of: throughput,latency,restore,e2e (e2e always runs "
+            "the raw echo beside the selected ledger systems)."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="JSON results path (bench/results/RUN.json).")
@@ -86,6 +92,9 @@ def main(
     quix_views: Annotated[
         bool, typer.Option(help="Quix also publishes the account view, as eventledger does.")
     ] = True,
+    e2e_commands: Annotated[
+        int | None, typer.Option(help="e2e: commands per (clients × window) setting (20,000).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
     keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
@@ -111,6 +120,7 @@ def main(
         "quix_replicas": quix_replicas,
         "rawpipe_processes": rawpipe_processes,
         "seed": seed,
+        "e2e_commands": e2e_commands,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

@@ -17,12 +17,14 @@ class SystemName(StrEnum):
     EVENTLEDGER = "eventledger"
     QUIX = "quix"
     RAWPIPE = "rawpipe"
+    KSTREAMS = "kstreams"
 
 
 class Phase(StrEnum):
     THROUGHPUT = "throughput"
     LATENCY = "latency"
     RESTORE = "restore"
+    E2E = "e2e"
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,20 @@ class BenchConfig:
     rawpipe_processes: int = 0  # 0: one per core (at most one per partition)
     quix_views: bool = True
     keep_topics: bool = False
+    e2e_commands: int = 20_000  # per (clients, window) setting
+    e2e_settings: tuple[tuple[int, int], ...] = ((1, 256), (8, 32))  # (clients, in flight each)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("accounts", "commands", "partitions", "restore_keys", "restore_ids"):
+        for name in (
+            "accounts",
+            "commands",
+            "partitions",
+            "restore_keys",
+            "restore_ids",
+            "e2e_commands",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.rate <= 0 or self.duration <= 0:
@@ -96,6 +107,7 @@ QUICK = BenchConfig(
     warmup=0.5,
     restore_keys=20_000,
     restore_ids=50_000,
+    e2e_commands=600,
     quick=True,
 )
 """Small enough for the smoke test: seconds per phase."""

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
@@ -24,11 +24,17 @@ from eventledger.workload import Workload
 from topology.codec import Reply
 from topology.settings import Settings
 
-__all__ = ["percentile", "run_latency"]
+__all__ = ["Sender", "open_accounts", "percentile", "run_kstreams_latency", "run_latency"]
 
 log = logging.getLogger(__name__)
 
 _WINDOW = 256  # commands in flight while opening the accounts
+
+
+class Sender(Protocol):
+    """What the latency and e2e phases need of a client (``LedgerClient``, ``ReplyClient``)."""
+
+    def send(self, aggregate_id: str, command: Any, /) -> Future[Reply]: ...
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -50,7 +56,7 @@ def run_latency(ctx: RunContext) -> Latency:
     handles = deploy_partitions(settings, detached=False, timeout=300)
     try:
         with LedgerClient(settings, timeout=60) as client:
-            _open_accounts(ctx, client, workload)
+            open_accounts(ctx, client, workload)
             operations = workload.operations()
             _open_loop(
                 ctx, client, operations, rate=cfg.rate, count=warmup, label="latency warm-up"
@@ -69,11 +75,70 @@ def run_latency(ctx: RunContext) -> Latency:
         del handles
     batches = sum(s.batches for s in stats)
     processed = sum(s.processed for s in stats)
+    return _summary(
+        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        facts={
+            "transactions (whole phase)": batches,
+            "commands per transaction": processed / batches if batches else 0.0,
+            "last commit per actor (ms)": [round(s.last_commit_ms, 1) for s in stats],
+        },
+        config={
+            **settings_config(settings),
+            "accounts": cfg.accounts,
+            "warm-up (s, not measured)": cfg.warmup,
+            "client": "one LedgerClient (its own producer config, one reply partition)",
+        },
+    )  # fmt: skip
+
+
+def run_kstreams_latency(ctx: RunContext) -> Latency:
+    """The same open loop against the Kafka Streams peer, through ``ReplyClient`` (the same
+    Kafka client configs as ``LedgerClient``)."""
+    from bench.replyclient import ReplyClient
+    from bench.systems.kstreams import KStreamsApp
+
+    cfg = ctx.config
+    measured = round(cfg.rate * cfg.duration)
+    warmup = round(cfg.rate * cfg.warmup)
+    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
+    app = KStreamsApp(ctx, "lat", cfg.partitions)
+    try:
+        app.wait_settled()
+        with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
+            open_accounts(ctx, client, workload)
+            operations = workload.operations()
+            _open_loop(
+                ctx, client, operations, rate=cfg.rate, count=warmup,
+                label="kstreams latency warm-up",
+            )  # fmt: skip
+            latencies, from_send, lag = _open_loop(
+                ctx, client, operations, rate=cfg.rate, count=measured,
+                label=f"kstreams latency at {cfg.rate:,.0f}/s",
+            )  # fmt: skip
+        report = app.stop()
+    finally:
+        app.kill()
+    return _summary(
+        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        facts={"processed (whole phase)": report["processed"]},
+        config={
+            **KStreamsApp.config(),
+            "accounts": cfg.accounts,
+            "warm-up (s, not measured)": cfg.warmup,
+            "client": "one ReplyClient (LedgerClient's Kafka configs, one reply lane)",
+        },
+    )  # fmt: skip
+
+
+def _summary(
+    rate: float, duration: float, measured: int, latencies: list[float], *,
+    from_send: list[float], lag: float, facts: dict[str, Any], config: dict[str, Any],
+) -> Latency:  # fmt: skip
     ordered = sorted(latencies)
     actual = sorted(from_send)
     return Latency(
-        rate=cfg.rate,
-        duration=cfg.duration,
+        rate=rate,
+        duration=duration,
         sent=measured,
         answered=len(ordered),
         percentiles_ms={
@@ -90,21 +155,12 @@ def run_latency(ctx: RunContext) -> Latency:
             "p99": percentile(actual, 0.99),
             "max": actual[-1] if actual else 0.0,
         },
-        facts={
-            "transactions (whole phase)": batches,
-            "commands per transaction": processed / batches if batches else 0.0,
-            "last commit per actor (ms)": [round(s.last_commit_ms, 1) for s in stats],
-        },
-        config={
-            **settings_config(settings),
-            "accounts": cfg.accounts,
-            "warm-up (s, not measured)": cfg.warmup,
-            "client": "one LedgerClient (its own producer config, one reply partition)",
-        },
+        facts=facts,
+        config=config,
     )
 
 
-def _open_accounts(ctx: RunContext, client: LedgerClient, workload: Workload) -> None:
+def open_accounts(ctx: RunContext, client: Sender, workload: Workload) -> None:
     slots = threading.Semaphore(_WINDOW)
     task = ctx.progress.add_task("latency: opening accounts", total=workload.accounts)
     futures: list[Future[Reply]] = []
@@ -125,7 +181,7 @@ def _open_accounts(ctx: RunContext, client: LedgerClient, workload: Workload) ->
 
 def _open_loop(
     ctx: RunContext,
-    client: LedgerClient,
+    client: Sender,
     commands: Iterator[tuple[str, Any]] | Iterable[tuple[str, Any]],
     *,
     rate: float,

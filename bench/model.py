@@ -12,7 +12,7 @@ from rich.progress import Progress
 
 from bench.config import BenchConfig
 
-__all__ = ["Latency", "Restore", "RunContext", "RunResults", "Throughput"]
+__all__ = ["E2E", "Latency", "Restore", "RunContext", "RunResults", "Throughput"]
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,48 @@ class Restore:
 
 
 @dataclass
+class E2E:
+    """Closed loop through a client: ``clients`` sender processes, each with ``window``
+    commands in flight, each round trip from the send call to the reply."""
+
+    system: str
+    clients: int
+    window: int
+    commands: int
+    answered: int
+    seconds: float
+    percentiles_ms: dict[str, float]
+    broker_cpu_seconds: float | None
+    config: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.answered / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def broker_cpu_us_per_command(self) -> float | None:
+        if self.broker_cpu_seconds is None or not self.answered:
+            return None
+        return self.broker_cpu_seconds / self.answered * 1e6
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "commands_per_second": self.rate,
+            "broker_cpu_us_per_command": self.broker_cpu_us_per_command,
+        }
+
+
+@dataclass
 class RunResults:
     """Everything one run measured; ``failures`` name what did not produce a valid figure."""
 
     throughput: dict[str, Throughput] = field(default_factory=dict)
     latency: Latency | None = None
+    peer_latency: dict[str, Latency] = field(default_factory=dict)
+    e2e: list[E2E] = field(default_factory=list)
     restore: dict[str, Restore] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 

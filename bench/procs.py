@@ -25,10 +25,18 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """One child process; ``python`` runs ``-m module`` with ``config`` as JSON argument."""
+    """One child process; ``python`` runs ``-m module`` with ``config`` as JSON argument, or
+    ``argv`` runs as given (a non-Python worker speaking the same line protocol)."""
 
     def __init__(
-        self, name: str, python: Path | str, module: str, config: dict[str, Any], log_dir: Path
+        self,
+        name: str,
+        python: Path | str,
+        module: str,
+        config: dict[str, Any],
+        log_dir: Path,
+        *,
+        argv: list[str] | None = None,
     ) -> None:
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +45,7 @@ class Worker:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         env.pop("VIRTUAL_ENV", None)
         self._proc = subprocess.Popen(
-            [str(python), "-m", module, json.dumps(config)],
+            argv or [str(python), "-m", module, json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -87,8 +95,12 @@ class Worker:
             return self._latest[kind]
 
     def go(self) -> None:
+        self.say("go")
+
+    def say(self, line: str) -> None:
+        """Write one line to the worker's stdin ("go", or "stop" for those that take it)."""
         assert self._proc.stdin is not None
-        self._proc.stdin.write("go\n")
+        self._proc.stdin.write(line + "\n")
         self._proc.stdin.flush()
 
     def alive(self) -> bool:

@@ -33,6 +33,7 @@ class Row:
     vs_peer: str = "—"
     vs_raw: str = "—"
     goal: str = ""
+    vs_ks: str = "—"
 
 
 def _ratio(a: float, b: float | None) -> str:
@@ -48,7 +49,8 @@ def build_rows(results: RunResults) -> list[Row]:
     tp = results.throughput
     quix = tp["quix"].rate if "quix" in tp else None
     raw = tp["rawpipe"].rate if "rawpipe" in tp else None
-    for name in ("eventledger", "quix", "rawpipe"):
+    ks = tp["kstreams"].rate if "kstreams" in tp else None
+    for name in ("eventledger", "quix", "kstreams", "rawpipe"):
         measure = "throughput, commands/s (EOS)" if name != "rawpipe" else "throughput, commands/s"
         if f"throughput:{name}" in results.failures:
             rows.append(Row(measure, name, "FAILED"))
@@ -64,19 +66,27 @@ def build_rows(results: RunResults) -> list[Row]:
             if raw:
                 parts.append(f"≥ 0.5× raw {_mark(rate >= 0.5 * raw)}")
             goal = ", ".join(parts)
-        rows.append(Row(measure, name, f"{rate:,.0f}", _ratio(rate, quix), _ratio(rate, raw), goal))
+        rows.append(
+            Row(measure, name, f"{rate:,.0f}", _ratio(rate, quix), _ratio(rate, raw), goal,
+                _ratio(rate, ks) if name != "kstreams" else "—")
+        )  # fmt: skip
     if "latency" in results.failures:
         rows.append(Row("latency", "eventledger", "FAILED"))
     elif results.latency is not None:
         lat = results.latency
         where = f"round trip at {lat.rate:,.0f}/s open loop"
         p50, p99 = lat.percentiles_ms["p50"], lat.percentiles_ms["p99"]
+        peer = results.peer_latency.get("kstreams")
+        ks50 = peer.percentiles_ms["p50"] if peer else None
+        ks99 = peer.percentiles_ms["p99"] if peer else None
         rows.append(
-            Row(f"{where}, p50", "eventledger", f"{p50:.1f} ms", goal=f"≤ 5 ms {_mark(p50 <= 5)}")
-        )
+            Row(f"{where}, p50", "eventledger", f"{p50:.1f} ms", goal=f"≤ 5 ms {_mark(p50 <= 5)}",
+                vs_ks=_ratio(p50, ks50))
+        )  # fmt: skip
         rows.append(
-            Row(f"{where}, p99", "eventledger", f"{p99:.1f} ms", goal=f"≤ 25 ms {_mark(p99 <= 25)}")
-        )
+            Row(f"{where}, p99", "eventledger", f"{p99:.1f} ms",
+                goal=f"≤ 25 ms {_mark(p99 <= 25)}", vs_ks=_ratio(p99, ks99))
+        )  # fmt: skip
         rows.append(Row(f"{where}, max", "eventledger", f"{lat.max_ms:.1f} ms"))
         sent = lat.from_send_ms
         rows.append(
@@ -88,7 +98,50 @@ def build_rows(results: RunResults) -> list[Row]:
         )
         if lat.answered < lat.sent:
             rows.append(Row("unanswered commands", "eventledger", f"{lat.sent - lat.answered:,}"))
-    return rows + _restore_rows(results)
+    if "latency:kstreams" in results.failures:
+        rows.append(Row("latency", "kstreams", "FAILED"))
+    elif "kstreams" in results.peer_latency:
+        lat = results.peer_latency["kstreams"]
+        where = f"round trip at {lat.rate:,.0f}/s open loop"
+        for q in ("p50", "p99"):
+            rows.append(Row(f"{where}, {q}", "kstreams", f"{lat.percentiles_ms[q]:.1f} ms"))
+        rows.append(Row(f"{where}, max", "kstreams", f"{lat.max_ms:.1f} ms"))
+        if lat.answered < lat.sent:
+            rows.append(Row("unanswered commands", "kstreams", f"{lat.sent - lat.answered:,}"))
+    return rows + _e2e_rows(results) + _restore_rows(results)
+
+
+def _e2e_rows(results: RunResults) -> list[Row]:
+    """Per (clients, window): throughput, round trips, broker CPU per command; the ratio
+    column "vs raw pipe" holds the raw echo's, "vs Kafka Streams" Kafka Streams'."""
+    rows: list[Row] = []
+    for what in results.failures:
+        if what.startswith("e2e:"):
+            rows.append(Row("e2e", what.partition(":")[2], "FAILED"))
+    by = {(r.system, r.clients, r.window): r for r in results.e2e}
+    for r in results.e2e:
+        echo = by.get(("echo", r.clients, r.window))
+        ks = by.get(("kstreams", r.clients, r.window))
+        own = r.system == "echo"
+        setting = f"e2e {r.clients} client{'s' if r.clients > 1 else ''} × {r.window} in flight"
+        rows.append(
+            Row(f"{setting}, commands/s", r.system, f"{r.rate:,.0f}",
+                vs_raw="—" if own or echo is None else _ratio(r.rate, echo.rate),
+                vs_ks="—" if r.system != "eventledger" or ks is None else _ratio(r.rate, ks.rate))
+        )  # fmt: skip
+        p = r.percentiles_ms
+        rows.append(
+            Row(f"{setting}, round trip p50 / p99 / p99.9", r.system,
+                f"{p['p50']:.1f} / {p['p99']:.1f} / {p['p99.9']:.1f} ms")
+        )  # fmt: skip
+        cpu = r.broker_cpu_us_per_command
+        rows.append(
+            Row(f"{setting}, broker CPU per command", r.system,
+                "n/a" if cpu is None else f"{cpu:,.0f} µs")
+        )  # fmt: skip
+        if r.answered < r.commands:
+            rows.append(Row(f"{setting}, unanswered", r.system, f"{r.commands - r.answered:,}"))
+    return rows
 
 
 def _restore_rows(results: RunResults) -> list[Row]:
@@ -147,13 +200,16 @@ def print_table(console: Console, rows: list[Row], title: str) -> None:
         ("system", "left"),
         ("value", "right"),
         ("vs Quix", "right"),
-        ("vs raw pipe", "right"),
+        ("vs raw pipe / echo", "right"),
+        ("vs Kafka Streams", "right"),
         ("goal (issue 4)", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         style = "bold red" if r.value == "FAILED" else None
-        table.add_row(r.measure, r.system, r.value, r.vs_peer, r.vs_raw, r.goal, style=style)
+        table.add_row(
+            r.measure, r.system, r.value, r.vs_peer, r.vs_raw, r.vs_ks, r.goal, style=style
+        )
     console.print(table)
 
 
@@ -176,10 +232,11 @@ def write_markdown(path: Path, document: dict[str, Any], rows: list[Row]) -> Non
         "The broker, Ray and every system share these cores, and other work may run beside "
         "them: figures are noisy.",
         "",
-        "| measure | system | value | vs Quix | vs raw pipe | goal |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
+        "| measure | system | value | vs Quix | vs raw pipe / echo | vs Kafka Streams | goal |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
         *(
-            f"| {r.measure} | {r.system} | {r.value} | {r.vs_peer} | {r.vs_raw} | {r.goal} |"
+            f"| {r.measure} | {r.system} | {r.value} | {r.vs_peer} | {r.vs_raw} | {r.vs_ks} "
+            f"| {r.goal} |"
             for r in rows
         ),
         "",
@@ -204,6 +261,13 @@ def write_markdown(path: Path, document: dict[str, Any], rows: list[Row]) -> Non
             "",
         ]
         lines += [f"Facts: `{json.dumps(result['facts'], default=str, ensure_ascii=False)}`", ""]
+    for name, result in (document.get("peer_latency") or {}).items():
+        lines += [f"### latency: {name}", "", "```json",
+                  json.dumps(result, indent=2, ensure_ascii=False), "```", ""]  # fmt: skip
+    if document.get("e2e"):
+        lines += ["### e2e", "", "```json"]
+        lines.append(json.dumps(document["e2e"], indent=2, ensure_ascii=False))
+        lines += ["```", ""]
     if document.get("latency"):
         lines += [
             "### latency",
@@ -246,6 +310,14 @@ def _briefs(document: dict[str, Any]) -> list[str]:
             f"consumer group, {c['state']}; outputs: {c['outputs']}; producer "
             f"{c['producer_extra_config']}, consumer {c['consumer_extra_config']}."
         )
+    if "kstreams" in runs:
+        c = runs["kstreams"]["config"]
+        lines.append(
+            f"Kafka Streams {c['kafka-streams']}: processing.guarantee="
+            f"{c['processing.guarantee']}, commit.interval.ms={c['commit.interval.ms']}, "
+            f"{c['num.stream.threads']} stream threads, {c['state']}; outputs: {c['outputs']}; "
+            f"deduplication: {c['deduplication']}."
+        )
     if "rawpipe" in runs:
         c = runs["rawpipe"]["config"]
         lines.append(
@@ -260,6 +332,8 @@ def results_json(results: RunResults) -> dict[str, Any]:
     return {
         "throughput": {k: v.to_json() for k, v in results.throughput.items()},
         "latency": results.latency.to_json() if results.latency else None,
+        "peer_latency": {k: v.to_json() for k, v in results.peer_latency.items()},
+        "e2e": [r.to_json() for r in results.e2e],
         "restore": {k: v.to_json() for k, v in results.restore.items()},
         "failures": results.failures,
         "rows": [asdict(r) for r in build_rows(results)],

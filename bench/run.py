@@ -57,10 +57,29 @@ METHOD = """## Method
   The raw pipe computes nothing: its output record counts are checked.
 - Latency: one `LedgerClient`, open loop at a fixed rate after a warm-up, each round trip
   from its scheduled send time to its reply.
+- Kafka Streams 4.1.1 (`bench/kstreams`, the seed article's topology in Java): command →
+  validate against a RocksDB state store → reply, event and public state in one
+  transaction, `exactly_once_v2`, `commit.interval.ms` 100, 2 stream threads, eventledger's
+  record formats; its outputs are checked exactly as eventledger's. Throughput as Quix's
+  (first processed → group's committed offsets at the ends); latency as eventledger's,
+  through a client with `LedgerClient`'s Kafka configs.
+- e2e: sender processes (not threads: no shared GIL), each keeping a window of commands in
+  flight (closed loop) through its client (`LedgerClient` for eventledger), at 1 × 256 and
+  8 × 32; throughput = replies / (first send → last reply); round trips from the send call;
+  broker CPU = the broker JVM's user + system CPU (psutil) across the setting, per command.
+  Broker requests per command are not measured (JMX or request logs cost the broker more
+  than they tell here). Beside them the raw echo: one process consumes the commands and
+  produces each one's bytes back to its reply lane, no transactions, no state, the same
+  client library and configs. Ledger outputs are checked as above; the echo's reply count.
 - Restore: see `bench/restore.py` (snapshots written with the real codec and a plain producer;
   Quix recovers its RocksDB store from a changelog its own application wrote)."""
 
-_THROUGHPUT_ORDER = (SystemName.EVENTLEDGER, SystemName.QUIX, SystemName.RAWPIPE)
+_THROUGHPUT_ORDER = (
+    SystemName.EVENTLEDGER,
+    SystemName.QUIX,
+    SystemName.KSTREAMS,
+    SystemName.RAWPIPE,
+)
 
 
 def run_bench(
@@ -149,6 +168,7 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
     from bench.latency import run_latency
     from bench.restore import run_eventledger_restore, run_quix_restore
     from bench.systems.eventledger import run_eventledger
+    from bench.systems.kstreams import run_kstreams
     from bench.systems.quix import run_quix
     from bench.systems.rawpipe import run_rawpipe
     from bench.workload import produce_source
@@ -174,6 +194,8 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
                         reference = check.balances
                 elif system is SystemName.QUIX:
                     result, check = run_quix(ctx, source, expected, reference)
+                elif system is SystemName.KSTREAMS:
+                    result, check = run_kstreams(ctx, source, expected, reference)
                 else:
                     result, check = run_rawpipe(ctx, source)
                 results.throughput[system] = result
@@ -187,6 +209,7 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
             results.latency = run_latency(ctx)
 
         _guard(results, "latency", latency)
+    _peer_phases(ctx, results)
     if cfg.does(Phase.RESTORE):
         for system, restore in (
             (SystemName.EVENTLEDGER, run_eventledger_restore),
@@ -203,6 +226,29 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
     return expected_summary
 
 
+def _peer_phases(ctx: RunContext, results: RunResults) -> None:
+    """Kafka Streams' latency, and the e2e phase (with the raw echo beside the systems)."""
+    from bench.e2e import run_e2e
+    from bench.latency import run_kstreams_latency
+
+    cfg = ctx.config
+    if cfg.does(Phase.LATENCY) and cfg.runs(SystemName.KSTREAMS):
+        ctx.progress.console.rule("latency: kstreams")
+
+        def kstreams_latency() -> None:
+            results.peer_latency["kstreams"] = run_kstreams_latency(ctx)
+
+        _guard(results, "latency:kstreams", kstreams_latency)
+    if cfg.does(Phase.E2E):
+        e2e_systems = [s for s in ("eventledger", "kstreams") if cfg.runs(SystemName(s))]
+        e2e_systems.insert(1 if cfg.runs(SystemName.EVENTLEDGER) else 0, "echo")
+
+        def guard(what: str, step: Callable[[], None]) -> None:
+            _guard(results, what, step)
+
+        results.e2e = run_e2e(ctx, e2e_systems, guard)
+
+
 def _guard(results: RunResults, what: str, step: Callable[[], None]) -> None:
     """Run one phase; a failed check or a crash is recorded (the run goes on) and its figure
     is withdrawn, so it cannot count."""
@@ -211,8 +257,9 @@ def _guard(results: RunResults, what: str, step: Callable[[], None]) -> None:
     except CheckFailedError as e:
         log.error("%s: %s", what, e)
         results.failures[what] = str(e)
-        _, _, system = what.partition(":")
-        results.throughput.pop(system, None)
+        phase, _, system = what.partition(":")
+        if phase == "throughput":
+            results.throughput.pop(system, None)
     except Exception as e:
         log.exception("%s broke", what)
         results.failures[what] = f"{type(e).__name__}: {e}"

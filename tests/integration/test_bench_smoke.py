@@ -1,8 +1,10 @@
 """The benchmark harness end to end at ``--quick`` size, on the session's broker and Ray.
 
 Correctness only: every system's output passes its checks; no timing is asserted. The default
-run covers eventledger and the raw pipe; Quix Streams needs its own virtualenv (built on first
-use, tens of seconds), so it is covered by the ``slow`` test below and by the real run.
+run covers eventledger, Kafka Streams (its jar is built with Maven on first use, then cached
+under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its raw echo too);
+Quix Streams needs its own virtualenv (built on first use, tens of seconds), so it is covered
+by the ``slow`` test below and by the real run.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ def _run(bootstrap: str, out: Path, systems: tuple[SystemName, ...]) -> dict[str
     return document
 
 
-def test_quick_bench_eventledger_and_raw_pipe(
+def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     bootstrap: str, ray_local: None, tmp_path: Path
 ) -> None:
     document = _run(
-        bootstrap, tmp_path / "quick.json", (SystemName.EVENTLEDGER, SystemName.RAWPIPE)
+        bootstrap,
+        tmp_path / "quick.json",
+        (SystemName.EVENTLEDGER, SystemName.KSTREAMS, SystemName.RAWPIPE),
     )
     expected = document["expected"]
     assert expected["records"] == QUICK.accounts + QUICK.commands
@@ -51,7 +55,20 @@ def test_quick_bench_eventledger_and_raw_pipe(
     assert latency["answered"] == latency["sent"] == round(QUICK.rate * QUICK.duration)
     restore = document["restore"]["eventledger"]
     assert restore["records"] == restore["facts"]["aggregates"] == QUICK.restore_keys
-    assert {r["system"] for r in document["rows"]} == {"eventledger", "rawpipe"}
+    kstreams = document["throughput"]["kstreams"]["check"]
+    assert kstreams["passed"]
+    assert kstreams["facts"]["accounts whose balance differs from eventledger's"] == 0
+    peer = document["peer_latency"]["kstreams"]
+    assert peer["answered"] == peer["sent"] == round(QUICK.rate * QUICK.duration)
+    e2e = document["e2e"]
+    settings = {(c, w) for c, w in QUICK.e2e_settings}
+    for system in ("eventledger", "echo", "kstreams"):
+        runs = [r for r in e2e if r["system"] == system]
+        assert {(r["clients"], r["window"]) for r in runs} == settings
+        for r in runs:
+            assert r["answered"] == r["commands"] == QUICK.e2e_commands
+            assert r["check"]["passed"], r["check"]
+    assert {r["system"] for r in document["rows"]} == {"eventledger", "kstreams", "rawpipe", "echo"}
 
 
 @pytest.mark.slow
@@ -61,3 +78,4 @@ def test_quick_bench_with_quix_streams(bootstrap: str, ray_local: None, tmp_path
     assert quix["check"]["passed"]
     assert quix["check"]["facts"]["accounts whose balance differs from eventledger's"] == 0
     assert document["restore"]["quix"]["records"] >= QUICK.restore_keys
+    assert document["throughput"]["kstreams"]["check"]["passed"]

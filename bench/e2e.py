@@ -1,0 +1,307 @@
+"""The e2e phase: the user's path, closed loop. Sender processes (one per client: processes,
+not threads, so the senders do not share a GIL) each keep ``window`` commands in flight
+through a client and await every reply; per (clients, window) setting the phase reports
+throughput (answered / first send → last reply), round trips (p50 / p99 / p99.9, from the
+send call) and the broker's process CPU (psutil, before and after) per command.
+
+Systems: eventledger (``LedgerClient``), Kafka Streams (``bench.replyclient.ReplyClient``,
+the same client configs) and the raw echo (the limit: a process echoes each command's bytes
+back as its reply; no transactions, no state). Every ledger system's replies and events are
+checked afterwards as the throughput phase checks them (one reply per command, outcomes and
+balances as the domain's fold of what was sent, money conserved); the echo's reply count.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+from bench.check import Check, check_counts, check_ledger_output
+from bench.latency import percentile
+from bench.model import E2E, RunContext
+from bench.procs import Worker
+from bench.workload import Expected
+from eventledger.workload import Workload, money_moved
+from ledger.aggregate import LEDGER
+
+__all__ = ["broker_process", "expected_of", "run_e2e"]
+
+log = logging.getLogger(__name__)
+
+
+def broker_process(bootstrap: str) -> psutil.Process | None:
+    """The local broker's JVM (a ``kafka.Kafka`` process listening on the bootstrap port), or
+    None (an external broker, or one this user cannot see)."""
+    port = urlsplit("//" + bootstrap.split(",", maxsplit=1)[0]).port
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "kafka.Kafka" not in (proc.info["cmdline"] or []):
+                continue
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                    return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return None
+
+
+def _cpu(proc: psutil.Process | None) -> float | None:
+    if proc is None:
+        return None
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def expected_of(commands: Iterable[tuple[str, Any]]) -> Expected:
+    """What a correct ledger makes of ``commands`` applied in this order."""
+    expected = Expected()
+    states: dict[str, Any] = {}
+    for account, command in commands:
+        expected.records += 1
+        state = states.get(account)
+        decision = LEDGER.decide(state, command)
+        if isinstance(decision, list):
+            for event in decision:
+                state = LEDGER.evolve(state, event)
+            states[account] = state
+            expected.accepted += 1
+            expected.money += money_moved(command)
+        else:
+            expected.rejected[str(decision.code)] += 1
+    expected.balances = {k: s.balance for k, s in states.items()}
+    return expected
+
+
+def _setting_seed(ctx: RunContext, k: int) -> int:
+    return ctx.config.seed + 100 + k
+
+
+def _sent_in_order(ctx: RunContext) -> list[tuple[str, Any]]:
+    """Openings, then each setting's commands: per account, the order they were sent in."""
+    cfg = ctx.config
+    sent: list[tuple[str, Any]] = list(Workload(accounts=cfg.accounts, seed=cfg.seed).openings())
+    for k, _ in enumerate(cfg.e2e_settings):
+        sent += Workload(
+            accounts=cfg.accounts, commands=cfg.e2e_commands, seed=_setting_seed(ctx, k)
+        ).operations()
+    return sent
+
+
+def run_setting(
+    ctx: RunContext, system: str, mode: str, app_id: str, *, k: int, clients: int, window: int,
+    reply_lanes: int = 1,
+) -> E2E:  # fmt: skip
+    """One (clients, window) setting against a running system."""
+    cfg = ctx.config
+    broker = broker_process(ctx.bootstrap)
+    workers = [
+        Worker(
+            f"e2e-{system}-{clients}x{window}-{i}",
+            sys.executable,
+            "bench.e2e_worker",
+            {
+                "mode": mode,
+                "bootstrap": ctx.bootstrap,
+                "app_id": app_id,
+                "partitions": cfg.partitions,
+                "reply_lanes": reply_lanes,
+                "lane": i % reply_lanes,
+                "window": window,
+                "accounts": cfg.accounts,
+                "commands": cfg.e2e_commands,
+                "seed": _setting_seed(ctx, k),
+                "clients": clients,
+                "index": i,
+            },
+            ctx.log_dir,
+        )
+        for i in range(clients)
+    ]
+    label = f"e2e {system}: {clients} × {window} in flight"
+    try:
+        for w in workers:
+            w.wait_for("ready", 180)
+        cpu_before = _cpu(broker)
+        for w in workers:
+            w.go()
+        task = ctx.progress.add_task(label, total=clients)
+        reports = []
+        for w in workers:
+            reports.append(w.finish(600))
+            ctx.progress.advance(task)
+        cpu_after = _cpu(broker)
+    finally:
+        for w in workers:
+            w.kill()
+    latencies = sorted(x for r in reports for x in r["latencies_ms"])
+    outcomes: Counter[str] = Counter()
+    for r in reports:
+        outcomes.update(r["outcomes"])
+    sent = sum(r["sent"] for r in reports)
+    answered = sum(r["answered"] for r in reports)
+    seconds = max(r["last_at"] for r in reports) - min(r["first_at"] for r in reports)
+    return E2E(
+        system=system,
+        clients=clients,
+        window=window,
+        commands=sent,
+        answered=answered,
+        seconds=seconds,
+        percentiles_ms={
+            "p50": percentile(latencies, 0.50),
+            "p99": percentile(latencies, 0.99),
+            "p99.9": percentile(latencies, 0.999),
+            "max": latencies[-1] if latencies else 0.0,
+        },
+        broker_cpu_seconds=None
+        if cpu_before is None or cpu_after is None
+        else cpu_after - cpu_before,
+        config={"senders": f"{clients} processes", "window per sender": window},
+        facts={"outcomes": dict(sorted(outcomes.items()))},
+    )
+
+
+def _problems(results: list[E2E], check: Check) -> None:
+    for r in results:
+        check.expect(f"{r.clients}×{r.window}: answered", r.answered, r.commands)
+
+
+def run_e2e(
+    ctx: RunContext, systems: list[str], guard: Callable[[str, Callable[[], None]], None]
+) -> list[E2E]:
+    """Every given system (``eventledger``, ``echo``, ``kstreams``) at every setting."""
+    out: list[E2E] = []
+    for system in systems:
+        ctx.progress.console.rule(f"e2e: {system}")
+
+        def attempt(system: str = system) -> None:
+            runner = {"eventledger": _eventledger, "echo": _echo, "kstreams": _kstreams}[system]
+            results, check = runner(ctx)
+            out.extend(results)
+            for r in results:
+                r.check = check.summary()
+            check.raise_if_failed()
+
+        guard(f"e2e:{system}", attempt)
+    return out
+
+
+def _settings(
+    ctx: RunContext, system: str, mode: str, app_id: str, reply_lanes: int = 1
+) -> list[E2E]:
+    return [
+        run_setting(
+            ctx,
+            system,
+            mode,
+            app_id,
+            k=k,
+            clients=clients,
+            window=window,
+            reply_lanes=reply_lanes,
+        )
+        for k, (clients, window) in enumerate(ctx.config.e2e_settings)
+    ]
+
+
+def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
+    from actors.client import LedgerClient
+    from actors.launcher import undeploy
+    from bench.latency import open_accounts
+    from bench.systems.eventledger import settings_config
+    from eventledger.assembly import deploy_partitions
+    from topology.settings import Settings
+    from topology.topics import TopicKind, TopicLayout
+
+    cfg = ctx.config
+    settings = Settings.resolve(
+        app_id=f"{ctx.prefix}-e2e", bootstrap_servers=ctx.bootstrap, partitions=cfg.partitions
+    )
+    handles = deploy_partitions(settings, detached=False, timeout=300)
+    try:
+        with LedgerClient(settings, timeout=60) as client:
+            open_accounts(ctx, client, Workload(accounts=cfg.accounts, seed=cfg.seed))
+        results = _settings(ctx, "eventledger", "ledger", settings.app_id, settings.reply_lanes)
+    finally:
+        undeploy(settings)
+        del handles
+    layout = TopicLayout.of(settings)
+    for r in results:
+        r.config.update(settings_config(settings))
+        r.config["client"] = "LedgerClient per sender process (reply lane = index mod lanes)"
+    check = check_ledger_output(
+        ctx.bootstrap, "eventledger e2e", replies=layout.name(TopicKind.REPLIES),
+        events=layout.name(TopicKind.EVENTS), partitions=cfg.partitions,
+        expected=expected_of(_sent_in_order(ctx)),
+    )  # fmt: skip
+    _problems(results, check)
+    return results, check
+
+
+def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
+    from bench.latency import open_accounts
+    from bench.replyclient import ReplyClient
+    from bench.systems.kstreams import KStreamsApp
+
+    cfg = ctx.config
+    app = KStreamsApp(ctx, "e2e", cfg.partitions)
+    try:
+        app.wait_settled()
+        with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
+            open_accounts(ctx, client, Workload(accounts=cfg.accounts, seed=cfg.seed))
+        results = _settings(ctx, "kstreams", "reply", app.app_id)
+        app.stop()
+    finally:
+        app.kill()
+    for r in results:
+        r.config.update(KStreamsApp.config())
+        r.config["client"] = "ReplyClient per sender process (LedgerClient's Kafka configs)"
+    check = check_ledger_output(
+        ctx.bootstrap, "kstreams e2e", replies=app.replies, events=app.events,
+        partitions=cfg.partitions, expected=expected_of(_sent_in_order(ctx)),
+    )  # fmt: skip
+    _problems(results, check)
+    return results, check
+
+
+def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
+    from actors.admin import ensure_topics
+    from topology.topics import TopicKind, TopicLayout
+
+    cfg = ctx.config
+    app_id = f"{ctx.prefix}-echo"
+    layout = TopicLayout(app_id, cfg.partitions)
+    ensure_topics(ctx.bootstrap, layout)
+    echo = Worker(
+        "e2e-echo", sys.executable, "bench.systems.echo_worker",
+        {"bootstrap": ctx.bootstrap, "app_id": app_id, "partitions": cfg.partitions,
+         "reply_lanes": 1},
+        ctx.log_dir,
+    )  # fmt: skip
+    try:
+        echo.wait_for("ready", 120)
+        results = _settings(ctx, "echo", "echo", app_id)
+        echo.terminate()
+        report = echo.finish(60)
+    finally:
+        echo.kill()
+    total = len(cfg.e2e_settings) * cfg.e2e_commands
+    for r in results:
+        r.config.update(
+            {"echo": "1 process: consume → produce the command's bytes to its reply lane; "
+             "no transactions, no state; actors.kafka client configs",
+             "client": "ReplyClient per sender process (LedgerClient's Kafka configs)"}
+        )  # fmt: skip
+    check = check_counts(
+        ctx.bootstrap, "echo e2e", cfg.partitions,
+        {"replies": (layout.name(TopicKind.REPLIES), total)},
+    )  # fmt: skip
+    check.expect("commands echoed", report["processed"], total)
+    _problems(results, check)
+    return results, check
