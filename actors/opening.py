@@ -22,9 +22,10 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
+from topology.codec import TOUCH_KEY
 from topology.names import Names
 from topology.settings import Settings
-from topology.topics import TopicKind
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["Opened", "new_writer", "open_partition"]
 
@@ -50,6 +51,18 @@ def new_writer(settings: Settings, partition: int) -> TransactionalWriter:
     return writer
 
 
+def touch(writer: TransactionalWriter, settings: Settings, partition: int, snapshots: str) -> None:
+    """Append a tombstone under `TOUCH_KEY` to the snapshots partition and every replies
+    partition this partition restores from, and commit: after an unclean broker restart a
+    partition's high watermark can stay below its log end until the next append, and a
+    restore reading up to it would miss committed snapshots or remembered replies."""
+    replies = TopicLayout.of(settings).name(TopicKind.REPLIES)
+    with writer.transaction():
+        writer.produce(snapshots, None, TOUCH_KEY, partition)
+        for p in TopicLayout.of(settings).replies_of(partition):
+            writer.produce(replies, None, TOUCH_KEY, p)
+
+
 def open_partition(
     settings: Settings,
     partition: int,
@@ -61,6 +74,7 @@ def open_partition(
     caller closes what was opened when this raises (``Opened`` is returned whole or not)."""
     c = committed
     writer = new_writer(settings, partition)
+    touch(writer, settings, partition, c.topics[TopicKind.SNAPSHOTS])
     restored = restore_or_fold(
         settings,
         c.codec,

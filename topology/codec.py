@@ -29,6 +29,7 @@ from topology.protocol import Aggregate
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "TOUCH_KEY",
     "Checkpoint",
     "Codec",
     "CodecError",
@@ -92,6 +93,12 @@ _RAW: Final = b"\x03"
 _LZ4: Final = b"\x04"
 _OLD_LAYOUTS: Final = (b"\x00", b"\x01")
 _MARKS: Final = msgspec.msgpack.Decoder(list[tuple[int, bytes, int]])
+TOUCH_KEY: Final = b"\xff\x00touch"
+"""A key no aggregate id, id key or checkpoint has (it is not UTF-8, nor a msgpack array):
+a starting partition writes a tombstone under it to every partition it restores from, in a
+committed transaction, so the broker's high watermark reaches the log end first (after an
+unclean broker restart it can lag until the next append, hiding committed records).
+Readers skip it; compaction keeps at most one."""
 _CHECKPOINT: Final = b"\x02"  # a checkpoint record (see encode_checkpoint)
 _COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 

@@ -8,6 +8,7 @@ smallest `events_offset` its snapshots carry.
 """
 
 from topology.codec import (
+    TOUCH_KEY,
     Codec,
     CodecError,
     Slot,
@@ -28,6 +29,8 @@ def apply_snapshot_record(
     snapshot's `events_offset` (None for a tombstone). Raises StaleSnapshotError, CodecError."""
     if key is None:
         raise CodecError("snapshot record without a key")
+    if key == TOUCH_KEY:  # see TOUCH_KEY: not an aggregate's
+        return None
     aggregate_id = decode_key(key)
     if value is None:
         states.pop(aggregate_id, None)
