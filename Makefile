@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint unit integration bench clean
+.PHONY: demo test test-unstable lint unit integration bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is needed (set PYTHON=...)"; exit 1; }
@@ -28,7 +28,11 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 test: lint
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not unstable"
+
+# Tests with an open bug: traffic can stall after an actor moves (see README, Development).
+test-unstable: $(STAMP)
+	$(BIN)/pytest -q -m unstable
 
 # The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
 # Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).

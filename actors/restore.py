@@ -20,6 +20,7 @@ from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from topology.codec import (
     CHECKPOINT_KEY,
+    TOUCH_KEY,
     Checkpoint,
     Codec,
     Slot,
@@ -82,6 +83,8 @@ def restore_partition(
             key = msg.key()
             if key == CHECKPOINT_KEY:
                 checkpoint = decode_checkpoint(msg.value())
+                continue
+            if key == TOUCH_KEY:  # a starting partition's touch: not a snapshot
                 continue
             records += 1
             if stale:

@@ -98,7 +98,7 @@ def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
         stats = _stats_once_started(settings)
-    if stats.ids_restored != ids:
+    if stats.ids_restored < ids:  # the changelog also holds the actor's touch
         raise RuntimeError(f"the actor read {stats.ids_restored} remembered ids, not {ids}")
     seconds = stats.ids_restore_seconds
     return {

@@ -79,6 +79,7 @@ def test_an_actor_killed_beyond_its_restarts_comes_back(served: Settings) -> Non
     assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
 
 
+@pytest.mark.unstable  # traffic can stall after an actor moves: README, Development
 def test_actors_spread_onto_a_new_node_and_come_back_when_it_dies(
     served: Settings, ray_cluster: Any
 ) -> None:
@@ -137,6 +138,7 @@ def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Set
     assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
 
 
+@pytest.mark.unstable  # traffic can stall after an actor moves: README, Development
 def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
     settings = served
     coordinator = find_coordinator(settings.app_id)
