@@ -300,9 +300,9 @@ def torture(
         str,
         typer.Option(
             help="File for stderr during the run (Kafka clients log every refused "
-            "connection while the broker is down)."
+            "connection while the broker is down); default: in the temporary directory."
         ),
-    ] = "eventledger-torture.log",
+    ] = "",
 ) -> None:
     """Run the fault suite: a bank workload under faults, then check exactly-once.
 
