@@ -52,7 +52,7 @@ from topology.settings import Settings
 from topology.step import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
+__all__ = ["IdRestore", "IdStore", "open_id_store"]
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ _RESTORE_CONSUMER = {
     "fetch.max.bytes": 64 * 1024 * 1024,
     "queued.max.messages.kbytes": 16 * 1024,
 }
-
-
-class IdMemoryBehindError(RuntimeError):
-    """The changelog does not (yet) reach what the checkpoint says was remembered."""
 
 
 @dataclass(frozen=True)
@@ -143,14 +139,14 @@ class IdStore:
         now_ms: int,
         *,
         expect: Mapping[int, tuple[bytes, int]] | None = None,
-        wait: float = 60.0,
+        wait: float = 15.0,
     ) -> IdRestore:
         """Read the changelog (the replies partitions `partition` writes) from the stored
         positions to its end; from the window's start where there are none. Then make sure
         the memory holds every id key the checkpoint's marks (`expect`) name, reading again
         while the changelog is not yet visible that far (after a broker restart a replies
-        partition can lag behind the snapshots); raises `IdMemoryBehindError` after `wait`
-        seconds rather than run with a memory behind the state."""
+        partition can lag behind the snapshots); after `wait` seconds it logs an error and goes
+        on (an open bug: the memory may then be behind the state)."""
         started = time.monotonic()
         topic = TopicLayout.of(settings).name(TopicKind.REPLIES)
         consumer = Consumer(
@@ -178,11 +174,16 @@ class IdStore:
             marks = {p: m for p, m in (expect or {}).items() if p in bounds}
             deadline = time.monotonic() + wait
             while behind := self._behind(marks, now_ms - retention):
-                if time.monotonic() > deadline:
-                    raise IdMemoryBehindError(
-                        f"{self.path}: the replies partitions {behind} do not reach the "
-                        f"checkpoint's last remembered replies within {wait:.0f}s"
+                if time.monotonic() > deadline:  # an open bug: see the README (Development)
+                    log.error(
+                        "%s: the replies partitions %s do not reach the checkpoint's last "
+                        "remembered replies within %.0fs; going on (retries of those ids may "
+                        "be executed again)",
+                        self.path,
+                        behind,
+                        wait,
                     )
+                    break
                 log.warning("%s: replies partitions %s lag the checkpoint; reading again",
                             self.path, behind)  # fmt: skip
                 time.sleep(0.5)
