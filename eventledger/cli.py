@@ -303,6 +303,12 @@ def torture(
             "connection while the broker is down); default: in the temporary directory."
         ),
     ] = "",
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the broker's data and logs and the actors' state in this new directory."
+        ),
+    ] = None,
 ) -> None:
     """Run the fault suite: a bank workload under faults, then check exactly-once.
 
@@ -327,7 +333,12 @@ def torture(
     if seconds <= 0 or accounts < 4 or clients < 2:
         raise _fail("need --seconds > 0, --accounts >= 4 and --clients >= 2")
     config = TortureConfig(
-        seconds=seconds, faults=selected, accounts=accounts, clients=clients, seed=seed
+        seconds=seconds,
+        faults=selected,
+        accounts=accounts,
+        clients=clients,
+        seed=seed,
+        keep=Path(keep) if keep else None,
     )
     bar = Progress(
         TextColumn("{task.description}"),

@@ -62,6 +62,7 @@ class TortureConfig:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     plan: NemesisPlan = field(default_factory=NemesisPlan)
     settle_timeout: float = 180.0
+    keep: Path | None = None  # keep the broker's data, logs and state here for inspection
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,9 @@ def run_torture(
     def clock() -> float:
         return time.monotonic() - began
 
-    home = Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
+    if config.keep is not None:
+        config.keep.mkdir(parents=True, exist_ok=False)
+    home = config.keep or Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
     port, controller_port = _free_port(), _free_port()
     broker = Broker(BrokerHome(path=home / "broker", port=port, controller_port=controller_port))
     history = History()
@@ -208,7 +211,8 @@ def run_torture(
                     stop_service(settings.app_id, timeout=60)
     finally:
         broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        if config.keep is None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _drive(
