@@ -23,13 +23,39 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 broker_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker.")
 app.add_typer(broker_app, name="broker")
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+NOT_RUNNING_EXIT = 3
+"""``status``'s exit code when a partition is not running (as ``broker status``'s)."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"eventledger {version('eventledger')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", envvar="EVENTLEDGER_VERBOSE", help="Log at INFO, Ray's lines too."
+        ),
+    ] = False,
+    _show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    """An event-sourced ledger service on Apache Kafka and Ray."""
+    """An event-sourced ledger service on Apache Kafka and Ray.
+
+    Output is for reading (or JSON where asked); errors go to stderr; Ray's own log lines
+    go to its log files unless -v is given."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -37,7 +63,7 @@ def _main(
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    errors.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=1)
 
 
@@ -81,7 +107,9 @@ def broker_status() -> None:
 
 AppOption = Annotated[
     str | None,
-    typer.Option("--app", help="Application id (default: EVENTLEDGER_APP_ID or eventledger)."),
+    typer.Option(
+        "--app", envvar="EVENTLEDGER_APP_ID", help="Application id (default: eventledger)."
+    ),
 ]
 
 
@@ -95,7 +123,11 @@ def _app_id(app_id: str | None) -> str:
 def serve(
     app_id: AppOption = None,
     partitions: Annotated[
-        int | None, typer.Option(help="Kafka partitions = partition actors (default 4).")
+        int | None,
+        typer.Option(
+            envvar="EVENTLEDGER_PARTITIONS",
+            help="Kafka partitions = partition actors (default: 4).",
+        ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every actor.")] = 180.0,
 ) -> None:
@@ -152,24 +184,33 @@ def stop(app_id: AppOption = None) -> None:
 
 
 @app.command()
-def status(app_id: AppOption = None) -> None:
+def status(
+    app_id: AppOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per partition, one per line.")
+    ] = False,
+) -> None:
     """Show the service: one row per partition.
 
     Node, actor state, snapshot generation, aggregates held, committed command offset, lag,
-    restarts and the age of the last commit."""
-    from eventledger.report import print_status
-    from eventledger.service import connect_ray, coordinator_or_fail
+    restarts and the age of the last commit. Exits 3 when a partition is not running
+    (neither running nor rebuilding), 1 when the service cannot be reached: a probe."""
+    from eventledger.report import json_rows, not_running, print_status
+    from eventledger.service import service_status
 
-    name = _app_id(app_id)
     try:
-        connect_ray()
-        import ray
-
-        handle = coordinator_or_fail(name)
-        report = ray.get(handle.status.remote(), timeout=60)
+        report = service_status(_app_id(app_id))
     except ServiceError as e:
         raise _fail(str(e)) from None
-    print_status(console, report)
+    if as_json:
+        for line in json_rows(report):
+            sys.stdout.write(line + "\n")
+    else:
+        print_status(console, report)
+    stopped = not_running(report)
+    if stopped:
+        errors.print(f"not running: partition{'s' if len(stopped) > 1 else ''} {stopped}")
+        raise typer.Exit(code=NOT_RUNNING_EXIT)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +13,17 @@ from actors.messages import RebuildProgress, ServiceStatus
 from eventledger.demo import DemoReport
 from topology.control import RebuildPhase
 
-__all__ = ["print_demo", "print_rebuilds", "print_status"]
+__all__ = [
+    "RUNNING_STATES",
+    "json_rows",
+    "not_running",
+    "print_demo",
+    "print_rebuilds",
+    "print_status",
+]
+
+RUNNING_STATES = frozenset({"running", "rebuilding"})
+"""A partition in one of these states takes commands (a rebuild runs beside the live actor)."""
 
 
 def print_demo(console: Console, r: DemoReport) -> None:
@@ -108,6 +119,19 @@ def print_status(console: Console, status: ServiceStatus) -> None:
     for row in status.rows:
         if row.error:
             console.print(f"[red]partition {row.partition}:[/] {row.error}")
+
+
+def not_running(status: ServiceStatus) -> list[int]:
+    """The partitions that do not take commands now (``status``'s probe fails on any)."""
+    return [row.partition for row in status.rows if row.state not in RUNNING_STATES]
+
+
+def json_rows(status: ServiceStatus) -> list[str]:
+    """One JSON object per partition: the row's fields, with the application id."""
+    return [
+        msgspec.json.encode({"app_id": status.app_id, **msgspec.to_builtins(row)}).decode()
+        for row in status.rows
+    ]
 
 
 def print_rebuilds(console: Console, rebuilds: dict[int, RebuildProgress]) -> None:

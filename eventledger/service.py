@@ -25,6 +25,7 @@ __all__ = [
     "check_kafka",
     "connect_ray",
     "coordinator_or_fail",
+    "service_status",
     "start_local_head",
 ]
 
@@ -81,7 +82,11 @@ def connect_ray(*, start_local: bool = False) -> str:
     if ray.is_initialized():
         return "connected"
     address = os.environ.get("RAY_ADDRESS", "").strip()
-    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Ray's own lines (its token-authentication warning among them) only with -v: the CLI
+    # sets the root level (INFO with -v); Ray's logger has its own, set here.
+    level = logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
+    logging.getLogger("ray").setLevel(level)
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": level}
     if address and address != "auto":
         if not address.startswith("ray://") and not _reachable(address.removeprefix("http://")):
             raise ServiceError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}")
@@ -140,6 +145,15 @@ def coordinator_or_fail(app_id: str) -> Any:
             f"no service {app_id!r} on this Ray cluster (deploy it with `eventledger serve`)"
         )
     return handle
+
+
+def service_status(app_id: str, timeout: float = 60.0) -> Any:
+    """The application's ``ServiceStatus`` as its coordinator last observed it (connects to
+    Ray first); ServiceError when Ray or the service is not there."""
+    connect_ray()
+    import ray
+
+    return ray.get(coordinator_or_fail(app_id).status.remote(), timeout=timeout)
 
 
 def _first_line(e: BaseException) -> str:
