@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -31,6 +32,7 @@ from actors import tracing
 from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
+from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -331,6 +333,41 @@ class LedgerClient:
         view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
         return None if view is None else msgspec.to_builtins(view)
 
+    def history(
+        self, aggregate_id: str, *, after_version: int = 0, limit: int = 100, timeout: float = 30.0
+    ) -> HistoryPage:
+        """A page of the account's committed events after ``after_version`` (at most
+        ``limit``, up to 1,000), each with its resulting view; ``next_after`` pages on. Asked
+        of the partition's history index (its cost grows with the account's own events);
+        raises ``HistoryBehindError`` when the index cannot catch up in time."""
+        import ray
+
+        from actors.history import history_actor
+
+        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
+        page: HistoryPage = _unwrap(
+            ray.get, index.history.remote(aggregate_id, after_version, limit), timeout
+        )
+        return page
+
+    def state_at(
+        self, aggregate_id: str, at: datetime | int, *, timeout: float = 30.0
+    ) -> PointInTime | None:
+        """The account as committed at time ``at`` (a datetime; naive means UTC) or after its
+        event number ``at`` (an int: a version); None when it did not exist then."""
+        import ray
+
+        from actors.history import history_actor
+
+        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
+        if isinstance(at, datetime):
+            stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            ref = index.state_at.remote(aggregate_id, at_ms=int(stamp.timestamp() * 1000))
+        else:
+            ref = index.state_at.remote(aggregate_id, version=at)
+        found: PointInTime | None = _unwrap(ray.get, ref, timeout)
+        return found
+
     # -- io thread -------------------------------------------------------------------------
 
     def _serve(self) -> None:
@@ -422,6 +459,20 @@ class _Retries:
 
     def forget(self) -> None:
         self.client._forget((self.command_id, self.aggregate_id), self.future)
+
+
+def _unwrap(get: Callable[..., Any], ref: Any, timeout: float) -> Any:
+    """``ray.get``, raising the actor's own error (``ValueError``, ``HistoryBehindError``)
+    rather than Ray's wrapper of it."""
+    from ray.exceptions import RayTaskError
+
+    try:
+        return get(ref, timeout=timeout)
+    except RayTaskError as e:
+        original = getattr(e, "cause", None)
+        if isinstance(original, Exception):
+            raise original from None
+        raise
 
 
 def now_ms() -> int:

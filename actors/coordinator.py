@@ -38,6 +38,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
+from actors.history import deploy_history, stop_history
 from actors.kafka import consumer_config
 from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
 from actors.ray_state import alive_nodes, current_node_id, lookup_actor
@@ -445,11 +446,13 @@ def deploy_coordinator(
     ).remote(settings, aggregate, tick_seconds=tick_seconds)
     if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
         raise TimeoutError(f"{settings.app_id}: partitions not all running after {timeout:.0f}s")
+    deploy_history(settings, aggregate)
     return handle
 
 
 def stop_service(app_id: str, timeout: float = 120.0) -> bool:
     """Stop the application's coordinator and, through it, its actors. False: none ran."""
+    stop_history(app_id)
     handle = find_coordinator(app_id)
     if handle is None:
         return False

@@ -14,6 +14,7 @@ from typing import Any
 import ray
 
 from actors.admin import ensure_topics
+from actors.history import deploy_history, stop_history
 from actors.partition import PartitionWorker
 from topology.names import NAMESPACE, Names
 from topology.protocol import Aggregate
@@ -53,12 +54,14 @@ def deploy(
         for p in range(settings.partitions)
     ]
     statuses = ray.get([h.ready.remote() for h in handles], timeout=timeout)
+    deploy_history(settings, aggregate)
     log.info("deployed %s: %s", settings.app_id, statuses)
     return handles
 
 
 def undeploy(settings: Settings) -> None:
-    """Stop and remove every partition actor of the application."""
+    """Stop and remove every partition actor (and history actor) of the application."""
+    stop_history(settings.app_id)
     for p in range(settings.partitions):
         try:
             handle = partition_actor(settings.app_id, p)

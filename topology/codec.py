@@ -43,13 +43,16 @@ __all__ = [
     "StaleSnapshotError",
     "command_fingerprint",
     "decode_checkpoint",
+    "decode_event_envelope",
     "decode_key",
     "decode_reply",
     "encode_checkpoint",
     "encode_command",
+    "encode_history_key",
     "encode_id_key",
     "encode_key",
     "encode_reply",
+    "history_prefix",
 ]
 
 
@@ -149,6 +152,27 @@ def encode_id_key(aggregate_id: str, command_id: str) -> bytes:
     """The idempotency memory's key of a command id: ids are scoped to their aggregate. Also
     the key of a remembered reply record (so compaction keeps one reply per id)."""
     return _ENCODER.encode((aggregate_id, command_id))
+
+
+def history_prefix(aggregate_id: str) -> bytes:
+    """The prefix of every history index key of an aggregate: its id's length (2 bytes; an id
+    is at most 1 KiB of UTF-8) then its id, so no id's prefix is another id's."""
+    raw = aggregate_id.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def encode_history_key(aggregate_id: str, sequence: int) -> bytes:
+    """The history index key of an aggregate's event ``sequence``: the aggregate's prefix,
+    then the sequence (8 bytes, big-endian), so keys sort by aggregate, then sequence."""
+    return history_prefix(aggregate_id) + sequence.to_bytes(8, "big")
+
+
+def decode_event_envelope(data: bytes) -> EventEnvelope:
+    """An event record's envelope, its payload left encoded. Raises CodecError."""
+    try:
+        return _EVENT_ENVELOPE.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not an event envelope: {error}") from None
 
 
 def command_fingerprint(envelope: CommandEnvelope) -> int:

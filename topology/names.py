@@ -43,6 +43,9 @@ class Names:
     def shadow_actor(self, partition: int) -> str:
         return f"{self.app_id}-rebuild-{partition}"
 
+    def history_actor(self, partition: int) -> str:
+        return f"{self.app_id}-history-{partition}"
+
     # -- transactional ids (one writer each; a new one fences the old) -----------------------
 
     def partition_txn(self, partition: int) -> str:
@@ -76,3 +79,6 @@ class Names:
 
     def ids_dir(self, settings: Settings, partition: int) -> Path:
         return self.state_dir(settings) / f"ids-{partition}"
+
+    def history_dir(self, settings: Settings, partition: int) -> Path:
+        return self.state_dir(settings) / f"history-{partition}"

@@ -1,0 +1,135 @@
+"""History and point-in-time queries against the real broker and Ray: committed events only,
+read your writes, with no partition actor alive, and after a rebuild switch."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import ray
+
+from actors.coordinator import find_coordinator
+from actors.history import HistoryIndex
+from actors.launcher import partition_actor
+from ledger import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
+from tests.integration.conftest import Service
+from tests.integration.traffic import wait_until
+from topology.control import RebuildPhase
+from topology.history import HistoryPage
+
+MOVES = {"alice": [Deposit(500), Withdraw(120), Deposit(7)], "bob": [Deposit(90), Withdraw(40)]}
+
+
+def _move(service: Service) -> dict[str, int]:
+    """Open and move the accounts of MOVES; their expected balances."""
+    client = service.client
+    for account, moves in MOVES.items():
+        assert client.execute(account, OpenAccount("EUR"), command_id=f"open-{account}").accepted
+        for n, move in enumerate(moves):
+            assert client.execute(account, move, command_id=f"{account}-{n}").accepted
+    assert not client.execute("bob", Withdraw(10**6), command_id="bob-refused").accepted
+    return {
+        a: sum(m.amount if isinstance(m, Deposit) else -m.amount for m in ms)
+        for a, ms in MOVES.items()
+    }
+
+
+def _all(service: Service, account: str, limit: int) -> HistoryPage:
+    pages, after = [], 0
+    while True:
+        page = service.client.history(account, after_version=after, limit=limit)
+        pages.append(page)
+        if page.next_after is None:
+            return HistoryPage(
+                aggregate_id=account,
+                entries=[e for p in pages for e in p.entries],
+                next_after=None,
+            )
+        after = page.next_after
+
+
+def _check(service: Service, expected: dict[str, int]) -> None:
+    for account, balance in expected.items():
+        page = _all(service, account, limit=2)
+        ids = [e.command_id for e in page.entries]
+        assert ids == [f"open-{account}"] + [f"{account}-{n}" for n in range(len(MOVES[account]))]
+        assert [e.sequence for e in page.entries] == list(range(1, len(ids) + 1))
+        assert page.entries[-1].view.balance == balance
+        assert page.entries[-1].view == service.client.state_at(account, len(ids)).view
+    # money conserved: the histories' last balances are the accounts' and the moves' sum
+    views = [service.client.get_account(a) for a in expected]
+    assert sum(v["balance"] for v in views if v) == sum(expected.values())
+
+
+def test_history_pages_and_points_in_time(bare_service: Service) -> None:
+    expected = _move(bare_service)
+    _check(bare_service, expected)
+    client = bare_service.client
+    entries = client.history("alice").entries
+    middle = entries[2]
+    at = client.state_at("alice", datetime.fromtimestamp(middle.timestamp_ms / 1000, UTC))
+    assert (
+        at is not None
+        and at.version >= 3
+        and at.view.balance == entries[at.version - 1].view.balance
+    )
+    before = datetime.fromtimestamp((entries[0].timestamp_ms - 1) / 1000, UTC)
+    assert client.state_at("alice", before) is None
+    assert client.state_at("nobody", 1) is None and client.history("nobody").entries == []
+    with pytest.raises(ValueError):
+        client.history("alice", limit=0)
+
+
+def test_history_answers_with_no_partition_actor_alive(bare_service: Service) -> None:
+    expected = _move(bare_service)
+    for p in range(bare_service.settings.partitions):
+        ray.kill(partition_actor(bare_service.settings.app_id, p), no_restart=True)
+    _check_history_only(bare_service, expected)
+
+
+def _check_history_only(service: Service, expected: dict[str, int]) -> None:
+    for account, balance in expected.items():
+        page = service.client.history(account)
+        assert page.entries[-1].view.balance == balance
+        assert len(page.entries) == 1 + len(MOVES[account])
+    assert sum(service.client.history(a).entries[-1].view.balance for a in expected) == sum(
+        expected.values()
+    )
+
+
+def test_history_after_a_rebuild_switch_and_read_your_writes(service: Service) -> None:
+    expected = _move(service)
+    coordinator = find_coordinator(service.settings.app_id)
+    assert ray.get(coordinator.rebuild.remote(None)) == [0, 1]
+    wait_until(
+        lambda: all(
+            r.phase is RebuildPhase.DONE
+            for r in ray.get(coordinator.rebuild_progress.remote()).values()
+        ),
+        120,
+        "the rebuild to switch",
+    )
+    _check(service, expected)
+    # a deposit after the switch is in the history as soon as its reply came
+    assert service.client.execute("alice", Deposit(3), command_id="after").accepted
+    last = service.client.history("alice", after_version=len(MOVES["alice"]) + 1).entries
+    assert [e.command_id for e in last] == ["after"]
+    assert last[0].view.balance == expected["alice"] + 3
+
+
+def test_an_index_on_a_new_disk_is_rebuilt_from_the_events(
+    bare_service: Service, tmp_path: Path
+) -> None:
+    expected = _move(bare_service)
+    settings = dataclasses.replace(bare_service.settings, state_dir=str(tmp_path))
+    for p in range(settings.partitions):
+        index = HistoryIndex(settings, p, LEDGER)
+        try:
+            for account, balance in expected.items():
+                if bare_service.client.partition_of(account) == p:
+                    assert index.history(account).entries[-1].view.balance == balance
+        finally:
+            index.stop()
