@@ -90,6 +90,11 @@ def _ray_session() -> Iterator[None]:
 @pytest.fixture
 def ray_local(_ray_session: None) -> None:
     """A local Ray: two CPUs, no dashboard; shared by every test that uses it."""
+    start_local_ray()
+
+
+def start_local_ray() -> None:
+    """Start the session's local Ray unless it is up (``ray_local``, for module fixtures)."""
     import ray
 
     if ray.is_initialized() and _RAY["kind"] == "local":

@@ -46,6 +46,11 @@ class Names:
     def history_actor(self, partition: int) -> str:
         return f"{self.app_id}-history-{partition}"
 
+    @property
+    def http_app(self) -> str:
+        """The Ray Serve application of the HTTP API."""
+        return f"{self.app_id}-http"
+
     # -- transactional ids (one writer each; a new one fences the old) -----------------------
 
     def partition_txn(self, partition: int) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP API: a Ray Serve application (FastAPI ingress) in front of ``LedgerClient``."""

@@ -1,0 +1,267 @@
+"""The HTTP API with httpx, against the real deployment: Ray Serve on the session's Ray, the
+service on the real broker. One deployment for the module (Serve takes seconds to start)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from ray import serve
+
+from actors.audit import read_events
+from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.serving import deploy_http, stop_http
+from ledger import LEDGER
+from tests.conftest import start_local_ray
+from tests.integration.conftest import running
+from topology.settings import Settings
+
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class Api:
+    settings: Settings
+    url: str
+    rw: dict[str, str]
+    read: dict[str, str]
+    write: dict[str, str]
+
+    def post(self, path: str, body: object = None, **kw: object) -> httpx.Response:
+        headers = {**self.rw, **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return httpx.post(f"{self.url}{path}", json=body, headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        headers = {**self.rw, **kw.pop("headers", {})}  # type: ignore[dict-item]
+        return httpx.get(f"{self.url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
+    start_local_ray()
+    settings = Settings.resolve(
+        app_id=f"t-{uuid.uuid4().hex[:10]}",
+        bootstrap_servers=bootstrap,
+        partitions=2,
+        state_dir=state_dir,
+        environ={},
+    )
+    tokens = {scope: mint_token(scopes, scope) for scope, scopes in (
+        ("rw", frozenset(Scope)),
+        ("read", frozenset({Scope.READ})),
+        ("write", frozenset({Scope.WRITE})),
+    )}  # fmt: skip
+    table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
+    with running(settings):
+        url = deploy_http(settings, table, port=_port())
+        try:
+            yield Api(
+                settings,
+                url,
+                *({"Authorization": f"Bearer {tokens[s][0]}"} for s in ("rw", "read", "write")),
+            )
+        finally:
+            stop_http(settings.app_id)
+            serve.shutdown()
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["type"] == f"urn:eventledger:{code}" and body["code"] == code
+    assert body["status"] == status and isinstance(body["detail"], str)
+    return body
+
+
+def _answers(api: Api) -> None:
+    """The service keeps answering: health, and a real command."""
+    assert httpx.get(f"{api.url}/healthz", timeout=30).status_code == 200
+    assert api.post("/accounts/probe/deposits", {"amount": 1}).status_code in (200, 404)
+
+
+def test_health_readiness_and_docs(api: Api) -> None:
+    assert httpx.get(f"{api.url}/healthz", timeout=30).json() == {"status": "ok"}
+    assert httpx.get(f"{api.url}/readyz", timeout=30).json() == {"status": "ready"}
+    assert httpx.get(f"{api.url}/docs", timeout=30).status_code == 200
+    paths = httpx.get(f"{api.url}/openapi.json", timeout=30).json()["paths"]
+    assert {"/accounts", "/accounts/{account}/deposits", "/accounts/{account}/history"} <= set(
+        paths
+    )
+    schema = paths["/accounts/{account}/deposits"]["post"]["requestBody"]["content"]
+    assert "amount" in schema["application/json"]["schema"]["properties"]
+
+
+def test_each_route_and_money_is_conserved(api: Api) -> None:
+    a, b = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    opened = api.post("/accounts", {"id": a, "currency": "EUR", "overdraft_limit": "100"})
+    assert opened.status_code == 201 and opened.json()["version"] == 1
+    assert api.post("/accounts", {"id": b, "currency": "EUR"}).status_code == 201
+    assert api.post(f"/accounts/{a}/deposits", {"amount": 1_000}).json()["version"] == 2
+    assert api.post(f"/accounts/{a}/withdrawals", {"amount": "250"}).status_code == 200
+    assert api.post(f"/accounts/{b}/deposits", {"amount": "40"}).status_code == 200
+    refused = api.post(f"/accounts/{a}/withdrawals", {"amount": 10_000})
+    _problem(refused, 409, "insufficient_funds")
+    _problem(api.post("/accounts", {"id": a, "currency": "EUR"}), 409, "already_open")
+    _problem(api.post("/accounts/nobody/deposits", {"amount": 5}), 404, "unknown_account")
+    _problem(api.post(f"/accounts/{b}/close"), 409, "nonzero_balance")
+
+    account = api.get(f"/accounts/{a}").json()
+    assert account == {
+        "account": a, "status": "open", "currency": "EUR", "balance": 750,
+        "overdraft_limit": 100, "version": 3,
+    }  # fmt: skip
+    _problem(api.get("/accounts/nobody"), 404, "unknown_account")
+
+    page = api.get(f"/accounts/{a}/history", params={"limit": 2}).json()
+    assert [e["sequence"] for e in page["entries"]] == [1, 2] and page["next_after"] == 2
+    rest = api.get(f"/accounts/{a}/history", params={"after_version": 2}).json()
+    assert [(e["type"], e["event"]["amount"], e["view"]["balance"]) for e in rest["entries"]] == [
+        ("Withdrawn", 250, 750)
+    ]
+    assert rest["next_after"] is None and rest["entries"][0]["command_id"]
+    deposit = page["entries"][1]
+    at = datetime.fromtimestamp(deposit["timestamp_ms"] / 1000, UTC).isoformat()
+    state = api.get(f"/accounts/{a}/state", params={"at": at}).json()
+    assert state["version"] >= 2 and state["view"]["balance"] in (1_000, 750)
+    assert api.get(f"/accounts/{a}/state", params={"version": 2}).json()["view"]["balance"] == 1_000
+    _problem(
+        api.get(f"/accounts/{a}/state", params={"at": "1970-01-01T00:00:00Z"}),
+        404,
+        "unknown_account",
+    )
+    _problem(api.get(f"/accounts/{a}/state"), 422, "invalid_request")
+
+    assert api.post(f"/accounts/{b}/withdrawals", {"amount": 40}).status_code == 200
+    assert api.post(f"/accounts/{b}/close").status_code == 200
+    assert api.get(f"/accounts/{b}").json()["status"] == "closed"
+    # money: the balances are the accepted moves
+    balances = [api.get(f"/accounts/{x}").json()["balance"] for x in (a, b)]
+    assert sum(balances) == 1_000 - 250 + 40 - 40
+
+
+def test_authentication_and_scopes(api: Api) -> None:
+    bare = httpx.get(f"{api.url}/accounts/x", timeout=30)
+    _problem(bare, 401, "unauthenticated")
+    assert bare.headers["www-authenticate"] == "Bearer"
+    wrong = httpx.get(f"{api.url}/accounts/x", headers={"Authorization": "Bearer nope"}, timeout=30)
+    _problem(wrong, 401, "invalid_token")
+    basic = httpx.get(f"{api.url}/accounts/x", headers={"Authorization": "Basic eDp5"}, timeout=30)
+    _problem(basic, 401, "unauthenticated")
+    read_only = api.post("/accounts", {"id": "x", "currency": "EUR"}, headers=api.read)
+    _problem(read_only, 403, "insufficient_scope")
+    _problem(api.get("/accounts/x", headers=api.write), 403, "insufficient_scope")
+    _problem(
+        httpx.post(f"{api.url}/accounts/x/deposits", json={"amount": 1}, timeout=30),
+        401,
+        "unauthenticated",
+    )
+    assert api.get("/accounts/x", headers=api.read).status_code == 404  # read may read
+
+
+def test_idempotent_retries_through_the_header(api: Api) -> None:
+    a = f"i-{uuid.uuid4().hex[:6]}"
+    assert api.post("/accounts", {"id": a, "currency": "EUR"}).status_code == 201
+    key = {"Idempotency-Key": f"dep-{a}"}
+    first = api.post(f"/accounts/{a}/deposits", {"amount": 70}, headers=key)
+    again = api.post(f"/accounts/{a}/deposits", {"amount": 70}, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and first.json()["command_id"] == f"dep-{a}"
+    other = api.post(f"/accounts/{a}/deposits", {"amount": 71}, headers=key)
+    _problem(other, 422, "id_reused")
+    history = api.get(f"/accounts/{a}/history").json()["entries"]
+    assert [e["command_id"] for e in history[1:]] == [f"dep-{a}"]  # executed once
+    assert api.get(f"/accounts/{a}").json()["balance"] == 70  # money: once
+    _problem(
+        api.post(f"/accounts/{a}/deposits", {"amount": 1}, headers={"Idempotency-Key": "k" * 300}),
+        422,
+        "invalid_request",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b'{"amount": "' + b"9" * 40_000 + b'"}', 413, "body_too_large"),
+        (b"[" * 5_000 + b"]" * 5_000, 422, "invalid_request"),
+        (b'{"a":' * 2_500 + b"1" + b"}" * 2_500, 422, "invalid_request"),
+        (b'{"amount": 2.5}', 422, "invalid_request"),
+        (b'{"amount": true}', 422, "invalid_request"),
+        (b'{"amount": "12a"}', 422, "invalid_request"),
+        (b'{"amount": 99999999999999999999999}', 422, "invalid_request"),
+        (b'{"amount": [1]}', 422, "invalid_request"),
+        (b'{"amount": 5, "extra": 1}', 422, "invalid_request"),
+        (b'"just a string"', 422, "invalid_request"),
+        (b"{not json", 422, "invalid_request"),
+        (b"\xff\xfe\x00", 422, "invalid_request"),
+    ],
+)
+def test_hostile_bodies_get_4xx_and_the_service_keeps_answering(
+    api: Api, content: bytes, status: int, code: str
+) -> None:
+    response = httpx.post(
+        f"{api.url}/accounts/hostile/deposits",
+        content=content,
+        headers={**api.rw, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    _problem(response, status, code)
+    _answers(api)
+
+
+def test_hostile_requests_beyond_the_body(api: Api) -> None:
+    _problem(api.get("/no/such/route"), 404, "http_404")
+    _problem(api.get("/accounts/" + "x" * 300), 422, "invalid_request")
+    _problem(api.get("/accounts/x/history", params={"limit": 10**6}), 422, "invalid_request")
+    _problem(api.get("/accounts/x/history", params={"after_version": "-1"}), 422, "invalid_request")
+    _problem(api.get("/accounts/x/state", params={"at": "yesterday"}), 422, "invalid_request")
+    assert _lying_length(api) in ("413", "")  # refused, or never answered: no 2xx or 5xx
+    _answers(api)
+
+
+def _lying_length(api: Api) -> str:
+    """A POST that declares a huge body and sends 13 bytes; the status it got ("" if none)."""
+    host, port = api.url.removeprefix("http://").split(":")
+    token = api.rw["Authorization"]
+    request = (
+        f"POST /accounts/x/deposits HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
+        '{"amount": 1}'
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=15) as conn:
+        conn.sendall(request)
+        try:
+            head = conn.recv(64).decode("latin-1")
+        except TimeoutError:
+            return ""
+    return head.split(" ")[1] if head.startswith("HTTP/1.1 ") else ""
+
+
+def test_traceparent_continues_into_the_command(api: Api) -> None:
+    a = f"t-{uuid.uuid4().hex[:6]}"
+    trace_id = uuid.uuid4().hex
+    parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    opened = api.post("/accounts", {"id": a, "currency": "EUR"}, headers={"traceparent": parent})
+    assert opened.status_code == 201
+    [event] = [e for e in read_events(api.settings, LEDGER) if e.envelope.aggregate_id == a]
+    headers = dict(event.headers)
+    assert headers["traceparent"].decode().split("-")[1] == trace_id
+
+
+def test_stop_removes_the_api(api: Api) -> None:
+    """Last in the module: the API is gone, the proxy answers 404 for it."""
+    assert stop_http(api.settings.app_id)
+    assert httpx.get(f"{api.url}/healthz", timeout=30).status_code == 404
+    assert not stop_http(api.settings.app_id)
