@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -121,6 +121,7 @@ def _app_id(app_id: str | None) -> str:
 
 @app.command()
 def serve(
+    *,
     app_id: AppOption = None,
     partitions: Annotated[
         int | None,
@@ -130,11 +131,41 @@ def serve(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every actor.")] = 180.0,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http", help="Also deploy the HTTP API (Ray Serve); return once it answers."
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option(envvar="EVENTLEDGER_HTTP_PORT", help="The API's port.")
+    ] = 8000,
+    host: Annotated[
+        str, typer.Option(envvar="EVENTLEDGER_HTTP_HOST", help="The API's address (0.0.0.0: all).")
+    ] = "127.0.0.1",
+    replicas: Annotated[
+        int, typer.Option(envvar="EVENTLEDGER_HTTP_REPLICAS", help="API replicas.")
+    ] = 1,
+    tokens_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EVENTLEDGER_API_TOKENS_FILE",
+            help="The API's token hashes (`eventledger token` mints them); "
+            "EVENTLEDGER_API_TOKENS adds lines.",
+        ),
+    ] = None,
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev", help="Run the API WITHOUT authentication (a local demo only)."
+        ),
+    ] = False,
 ) -> None:
     """Deploy the service (coordinator and partition actors) and return.
 
     Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
-    Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed)."""
+    Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed).
+    With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
     from actors.coordinator import find_coordinator
     from eventledger.assembly import deploy_service
     from eventledger.report import print_status
@@ -143,6 +174,7 @@ def serve(
     from topology.settings import Settings
 
     try:
+        tokens = _tokens(tokens_file, insecure_dev) if http else None
         with console.status("finding Kafka..."):
             bootstrap = ensure_broker()
             check_kafka(bootstrap)
@@ -157,29 +189,71 @@ def serve(
         with console.status(f"deploying {settings.app_id} on {how}..."):
             handle = deploy_service(settings, timeout=timeout)
             status = ray.get(handle.status.remote(), timeout=60)
-    except (ServiceError, BrokerError, TimeoutError, ValueError) as e:
+        url = None
+        if tokens is not None:
+            from eventledger.http.serving import deploy_http
+
+            with console.status(f"deploying the HTTP API on port {port}..."):
+                url = deploy_http(settings, tokens, port=port, host=host, replicas=replicas)
+    except (ServiceError, BrokerError, TimeoutError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
     verb = "already served" if existing else "serving"
     console.print(f"{settings.app_id}: {verb} on {how}")
     print_status(console, status)
+    if url is not None:
+        console.print(f"HTTP API: {url} (OpenAPI docs at {url}/docs)")
+
+
+def _tokens(tokens_file: str | None, insecure_dev: bool) -> Any:
+    """The API's token table; --insecure-dev is the only way to none, and it says so."""
+    from eventledger.http.auth import TokenTable, load_tokens
+    from eventledger.http.serving import INSECURE_WARNING
+
+    if insecure_dev:
+        errors.print(f"[bold red]{INSECURE_WARNING}[/]")
+        return TokenTable(insecure=True)
+    return load_tokens(tokens_file)
+
+
+@app.command()
+def token(
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", "-s", help="read and/or write (default both).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name for the logs.")] = "",
+) -> None:
+    """Mint an API token: prints the token (line 1: give it to the client; it is stored
+    nowhere) and its line for the tokens file (line 2: a hash, the only form to store)."""
+    from eventledger.http.auth import Scope, mint_token
+
+    try:
+        scopes = frozenset(Scope(s) for s in (scope or ["read", "write"]))
+    except ValueError:
+        raise _fail("scopes are read and write") from None
+    secret, line = mint_token(scopes, name)
+    sys.stdout.write(f"{secret}\n{line}\n")
 
 
 @app.command()
 def stop(app_id: AppOption = None) -> None:
     """Stop the service cleanly.
 
-    Every partition actor finishes its batch, then the coordinator goes. The topics (and so
-    the state) stay."""
+    The HTTP API is removed, every partition actor finishes its batch, then the coordinator
+    goes. The topics (and so the state) stay."""
     from actors.coordinator import stop_service
+    from eventledger.http.serving import stop_http
     from eventledger.service import connect_ray
 
     name = _app_id(app_id)
     try:
         connect_ray()
         with console.status(f"stopping {name}..."):
+            api = stop_http(name)
             stopped = stop_service(name)
     except ServiceError as e:
         raise _fail(str(e)) from None
+    if api:
+        console.print(f"{name}: HTTP API removed")
     console.print(f"{name}: stopped" if stopped else f"{name}: was not running")
 
 

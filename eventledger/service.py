@@ -85,7 +85,8 @@ def connect_ray(*, start_local: bool = False) -> str:
     # Ray's own lines (its token-authentication warning among them) only with -v: the CLI
     # sets the root level (INFO with -v); Ray's logger has its own, set here.
     level = logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
-    logging.getLogger("ray").setLevel(level)
+    for name in ("ray", "ray.serve"):  # Serve's logger does not propagate
+        logging.getLogger(name).setLevel(level)
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": level}
     if address and address != "auto":
         if not address.startswith("ray://") and not _reachable(address.removeprefix("http://")):
