@@ -34,8 +34,8 @@ def test_every_node_installs_eventledger_and_the_head_serves_it(config: dict[str
     assert any("pip install" in c and "~/eventledger" in c for c in config["setup_commands"])
     start = config["head_start_ray_commands"]
     assert "ray start --head" in " ".join(start)
-    assert start[-1].rstrip().endswith("eventledger serve")
-    assert "KAFKA_BOOTSTRAP_SERVERS" in start[-1]
+    assert start[-1].rstrip().endswith("eventledger serve --http --host 0.0.0.0")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in start[-1] and "EVENTLEDGER_API_TOKENS" in start[-1]
 
 
 def test_the_image_runs_the_ray_and_python_we_pin(config: dict[str, Any]) -> None:
