@@ -7,7 +7,7 @@ import os
 
 from eventledger.broker import Broker
 
-__all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray"]
+__all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "quiet_ray"]
 
 # Ray starts workers at niceness 15 so that drivers stay responsive. Partition actors are
 # the service's latency path: on a shared machine (the broker beside them) a niced actor
@@ -25,6 +25,16 @@ def ensure_broker() -> str:
     return Broker().start()
 
 
+def quiet_ray() -> int:
+    """Ray's own log lines (its token-authentication warning among them) only when this
+    process logs at INFO (the CLI's -v): the level to give ``ray.init``, also set on Ray's
+    loggers here (Serve's does not propagate)."""
+    level = logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
+    for name in ("ray", "ray.serve"):
+        logging.getLogger(name).setLevel(level)
+    return level
+
+
 def ensure_ray(namespace: str) -> None:
     """Connect to ``RAY_ADDRESS`` if set, else start a local Ray without a dashboard."""
     import ray
@@ -32,8 +42,9 @@ def ensure_ray(namespace: str) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
+    level = quiet_ray()
     if address:
-        ray.init(address=address, namespace=namespace, log_to_driver=False)
+        ray.init(address=address, namespace=namespace, log_to_driver=False, logging_level=level)
     else:
         ray.init(
             address="local",  # a new local instance, even if another one runs here

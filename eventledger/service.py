@@ -19,6 +19,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from actors.launcher import NAMESPACE
+from eventledger.runtime import quiet_ray
 
 __all__ = [
     "ServiceError",
@@ -82,12 +83,7 @@ def connect_ray(*, start_local: bool = False) -> str:
     if ray.is_initialized():
         return "connected"
     address = os.environ.get("RAY_ADDRESS", "").strip()
-    # Ray's own lines (its token-authentication warning among them) only with -v: the CLI
-    # sets the root level (INFO with -v); Ray's logger has its own, set here.
-    level = logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
-    for name in ("ray", "ray.serve"):  # Serve's logger does not propagate
-        logging.getLogger(name).setLevel(level)
-    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": level}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": quiet_ray()}
     if address and address != "auto":
         if not address.startswith("ray://") and not _reachable(address.removeprefix("http://")):
             raise ServiceError(f"cannot reach the Ray cluster at RAY_ADDRESS={address}")
