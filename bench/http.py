@@ -1,0 +1,175 @@
+"""``python -m bench.http``: the HTTP API's round trip beside the Python client's.
+
+One service (4 partitions) and its HTTP API (one Serve replica, a real bearer token) on the
+local broker and a local Ray. Deposits of 1 go to ``--accounts`` accounts, first through
+``LedgerClient.execute_async`` and then through ``POST /accounts/{id}/deposits`` (httpx,
+HTTP/1.1 keep-alive, from the same asyncio loop): open loop at ``--rate`` for ``--seconds``
+(each round trip measured from its scheduled send time, the first second left out), then
+closed loop with ``--inflight`` requests in flight for ``--count`` requests. Money is checked
+at the end: the accounts' balances sum to the deposits answered as accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import httpx
+import typer
+from ray import serve
+from rich.console import Console
+from rich.table import Table
+
+from actors.client import LedgerClient
+from actors.coordinator import stop_service
+from bench.latency import percentile
+from eventledger.assembly import deploy_service
+from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.serving import deploy_http, stop_http
+from eventledger.runtime import ensure_broker, ensure_ray
+from ledger.commands import Deposit, OpenAccount
+from topology.names import NAMESPACE
+from topology.settings import Settings
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+console = Console()
+
+Call = Callable[[str], Awaitable[bool]]  # one deposit of 1 to an account: accepted?
+
+
+async def _open_loop(call: Call, accounts: list[str], rate: float, seconds: float) -> list[float]:
+    """Round trips (ms, from the scheduled time) of requests sent at ``rate``, the first
+    second left out."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    count = round(rate * seconds)
+    latencies: list[float] = []
+
+    async def one(i: int, scheduled: float) -> None:
+        await call(accounts[i % len(accounts)])
+        if i >= rate:  # warm-up: the first second
+            latencies.append((loop.time() - scheduled) * 1000.0)
+
+    tasks = []
+    for i in range(count):
+        scheduled = start + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    return sorted(latencies)
+
+
+async def _closed_loop(call: Call, accounts: list[str], inflight: int, count: int) -> float:
+    """Requests per second with ``inflight`` in flight."""
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for i in queue:
+            await call(accounts[i % len(accounts)])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return count / (time.perf_counter() - started)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _run(
+    client: LedgerClient, url: str, token: str, accounts: list[str], args: dict[str, float]
+) -> tuple[dict[str, tuple[str, str]], int]:
+    accepted = 0
+
+    async def python(account: str) -> bool:
+        nonlocal accepted
+        reply = await client.execute_async(account, Deposit(1))
+        accepted += reply.accepted
+        return reply.accepted
+
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as web:
+
+        async def http(account: str) -> bool:
+            nonlocal accepted
+            response = await web.post(f"/accounts/{account}/deposits", json={"amount": 1})
+            ok = response.status_code == 200
+            accepted += ok
+            return ok
+
+        rows: dict[str, tuple[str, str]] = {}
+        rate, seconds = args["rate"], args["seconds"]
+        lat = [await _open_loop(c, accounts, rate, seconds) for c in (python, http)]
+        for q in (0.5, 0.99):
+            rows[f"round trip p{q * 100:.0f} at {rate:,.0f}/s, ms"] = (
+                f"{percentile(lat[0], q):.1f}",
+                f"{percentile(lat[1], q):.1f}",
+            )
+        inflight, count = int(args["inflight"]), int(args["count"])
+        rates = [await _closed_loop(c, accounts, inflight, count) for c in (python, http)]
+        rows[f"throughput, {inflight} in flight, requests/s"] = (
+            f"{rates[0]:,.0f}",
+            f"{rates[1]:,.0f}",
+        )
+    return rows, accepted
+
+
+@app.command()
+def main(
+    accounts: Annotated[int, typer.Option(help="Accounts deposited to.")] = 1_000,
+    rate: Annotated[float, typer.Option(help="Open-loop requests per second.")] = 1_000.0,
+    seconds: Annotated[float, typer.Option(help="Open-loop seconds per path.")] = 15.0,
+    inflight: Annotated[int, typer.Option(help="Closed-loop requests in flight.")] = 64,
+    count: Annotated[int, typer.Option(help="Closed-loop requests per path.")] = 10_000,
+) -> None:
+    bootstrap = ensure_broker()
+    settings = Settings.resolve(
+        app_id=f"bench-http-{uuid.uuid4().hex[:6]}", bootstrap_servers=bootstrap, partitions=4
+    )
+    ensure_ray(NAMESPACE)
+    token, line = mint_token(frozenset(Scope), "bench")
+    deploy_service(settings)
+    try:
+        url = deploy_http(settings, TokenTable.parse(line), port=_port())
+        names = [f"acc-{i:05d}" for i in range(accounts)]
+        with LedgerClient(settings, timeout=60) as client:
+
+            async def setup() -> None:
+                await asyncio.gather(*(client.execute_async(a, OpenAccount("EUR")) for a in names))
+
+            asyncio.run(setup())
+            args = {"rate": rate, "seconds": seconds, "inflight": inflight, "count": count}
+            rows, accepted = asyncio.run(_run(client, url, token, names, args))
+            balances = sum((client.get_account(a) or {"balance": 0})["balance"] for a in names)
+        sent = 2 * (round(rate * seconds) + count)
+        rows["deposits sent / accepted / Σ balances"] = (
+            f"{sent:,}",
+            f"{accepted:,} / {balances:,}",
+        )
+        if balances != accepted:
+            raise SystemExit(f"MONEY MISMATCH: {accepted} accepted, balances {balances}")
+    finally:
+        stop_http(settings.app_id)
+        stop_service(settings.app_id)
+        shutdown: Any = serve.shutdown  # untyped in Ray
+        shutdown()
+    table = Table(title="HTTP API beside the Python client (deposits)")
+    for column in ("measure", "Python client", "HTTP"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for name, (python, http) in rows.items():
+        table.add_row(name, python, http)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
