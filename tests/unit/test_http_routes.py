@@ -1,0 +1,73 @@
+"""The routes' answers for what a real deployment rarely shows on demand: a reply that does
+not come in time (504), an index behind (503), a service not ready (503). The routes run in
+process over a fake client (the integration tests run them on Ray Serve for real)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from actors.client import ReplyTimeoutError
+from actors.history import HistoryBehindError
+from eventledger.http.app import Replica, api, bind_replica
+from eventledger.http.auth import TokenTable
+
+
+class _SlowClient:
+    """Never answers a command in time; its history index is always behind."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, str]] = []
+
+    def new_command_id(self) -> str:
+        return "generated"
+
+    async def execute_async(self, account: str, command: Any, **kw: Any) -> Any:
+        self.sent.append((account, command, kw["command_id"]))
+        raise ReplyTimeoutError("no reply", command_id=kw["command_id"], first_attempt_ms=42)
+
+    def history(self, account: str, **kw: Any) -> Any:
+        raise HistoryBehindError("the index reaches offset 3, the partition ends at 9: retry")
+
+
+@pytest.fixture
+def slow() -> Iterator[tuple[TestClient, _SlowClient, list[str]]]:
+    client, problems = _SlowClient(), ["partitions not running: [1]"]
+    bind_replica(Replica(client, TokenTable(insecure=True), 0.1, lambda: problems))  # type: ignore[arg-type]
+    yield TestClient(api), client, problems
+
+
+def test_a_reply_not_in_time_is_504_with_the_advice_to_retry_the_key(
+    slow: tuple[TestClient, _SlowClient, list[str]],
+) -> None:
+    http, client, _ = slow
+    answer = http.post(
+        "/accounts/a/deposits", json={"amount": 5}, headers={"Idempotency-Key": "k1"}
+    )
+    assert answer.status_code == 504
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["code"] == "outcome_unknown" and "same Idempotency-Key (k1)" in body["detail"]
+    assert body["command_id"] == "k1" and body["first_attempt_ms"] == 42
+    assert client.sent[0][0] == "a" and client.sent[0][2] == "k1"
+
+
+def test_an_index_behind_is_503_with_retry_after(
+    slow: tuple[TestClient, _SlowClient, list[str]],
+) -> None:
+    answer = slow[0].get("/accounts/a/history")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["code"] == "history_behind"
+
+
+def test_readiness_names_what_is_not_ready(
+    slow: tuple[TestClient, _SlowClient, list[str]],
+) -> None:
+    http, _, problems = slow
+    answer = http.get("/readyz")
+    assert answer.status_code == 503 and "partitions not running: [1]" in answer.json()["detail"]
+    problems.clear()
+    assert http.get("/readyz").json() == {"status": "ready"}
