@@ -186,6 +186,18 @@ class HistoryIndex:
     # -- the tail --------------------------------------------------------------------------
 
     def _tail(self) -> None:
+        """Follow the events partition until stopped; a failure (the broker gone, say) is
+        logged and the tail starts again from the stored position a second later."""
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception:
+                log.exception(
+                    "history of partition %d: the tail failed; again in 1 s", self.partition
+                )
+                self._stop.wait(1.0)
+
+    def _follow(self) -> None:
         consumer = Consumer(
             consumer_config(
                 self.settings, group_id=Names.of(self.settings).group("history"), **_TAIL
@@ -202,9 +214,6 @@ class HistoryIndex:
             consumer.assign([TopicPartition(self._events.topic, self.partition, start)])
             while not self._stop.is_set():
                 self._index(consumer.consume(_BATCH, timeout=0.1))
-        except Exception:
-            log.exception("history of partition %d: the tail stopped", self.partition)
-            raise
         finally:
             consumer.close()
 
