@@ -5,6 +5,9 @@ integration test ``test_cli_status`` runs it against a deployed one."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import msgspec
 import pytest
@@ -81,10 +84,17 @@ def test_status_table_goes_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0 and "running" in result.stdout and not result.stderr
 
 
-def test_an_unreachable_ray_is_one_line_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    result = runner.invoke(app, ["status", "--app", "x"])
-    assert result.exit_code == 1
+def test_an_unreachable_ray_is_one_line_on_stderr() -> None:
+    # a process of its own: this one may already be connected to a Ray (the session's)
+    result = subprocess.run(
+        [sys.executable, "-m", "eventledger", "status", "--app", "x"],
+        env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot reach the Ray cluster at RAY_ADDRESS=")
     assert len(result.stderr.splitlines()) == 1
