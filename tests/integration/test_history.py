@@ -90,6 +90,17 @@ def test_history_answers_with_no_partition_actor_alive(bare_service: Service) ->
     _check_history_only(bare_service, expected)
 
 
+def test_history_answers_while_the_partition_actors_restart(bare_service: Service) -> None:
+    expected = _move(bare_service)
+    handles = [partition_actor(bare_service.settings.app_id, p) for p in range(2)]
+    for handle in handles:
+        ray.kill(handle, no_restart=False)  # Ray restarts it: the constructor restores
+    _check_history_only(bare_service, expected)  # asked at once, not waiting for them
+    assert ray.get([h.ready.remote() for h in handles], timeout=120) == ["running"] * 2
+    assert bare_service.client.execute("bob", Deposit(1), command_id="after").accepted
+    assert bare_service.client.history("bob").entries[-1].view.balance == expected["bob"] + 1
+
+
 def _check_history_only(service: Service, expected: dict[str, int]) -> None:
     for account, balance in expected.items():
         page = service.client.history(account)
