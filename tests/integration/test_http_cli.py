@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 import ray
 from ray import serve
 
@@ -24,6 +25,7 @@ def _port() -> int:
         return port
 
 
+@pytest.mark.slow  # ~50 s: a second service and Serve; deploy_http is in test_http.py
 def test_serve_http_answers_when_it_returns_and_stop_removes_it(
     bootstrap: str, state_dir: str, ray_local: None, tmp_path: Path
 ) -> None:
