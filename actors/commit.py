@@ -28,6 +28,7 @@ from opentelemetry import trace
 from actors import tracing
 from actors.idstore import IdStore
 from actors.kafka import AbortableError, TransactionalWriter
+from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
@@ -41,7 +42,6 @@ from topology.topics import TopicKind
 __all__ = [
     "BatchCommit",
     "Committed",
-    "Counters",
     "OffsetOrderError",
     "PartitionBlockedError",
     "write_checkpoint",
@@ -56,30 +56,6 @@ class PartitionBlockedError(Exception):
 
 class OffsetOrderError(RuntimeError):
     """A batch would not move the committed command offset forward."""
-
-
-@dataclass
-class Counters:
-    """What the partition has done since this worker started (restores included)."""
-
-    processed: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    dlq: int = 0
-    batches: int = 0
-    aborts: int = 0
-    producer_restarts: int = 0
-    committed_offset: int = -1
-    first_batch_at: float = 0.0
-    last_commit_ms: float = 0.0
-    last_commit_at: float = 0.0
-    restored_aggregates: int = 0
-    restored_records: int = 0
-    restore_seconds: float = 0.0
-    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
-    ids_restored: int = 0  # changelog records read into the id memory at the last start
-    ids_restore_seconds: float = 0.0
 
 
 @dataclass

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from actors.commit import Committed, Counters, PartitionBlockedError
+from actors.commit import Committed, PartitionBlockedError
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
 from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import asdict
 from typing import Any
 
 import msgspec
@@ -29,16 +28,11 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from actors import tracing
-from actors.commit import (
-    BatchCommit,
-    Committed,
-    Counters,
-    PartitionBlockedError,
-)
+from actors.commit import BatchCommit, Committed, PartitionBlockedError
 from actors.generations import Gate, GenerationMismatchError, PartitionMoves, outside_the_log
 from actors.idstore import IdStore
 from actors.kafka import FatalError, FencedError, TransactionalWriter
-from actors.messages import PartitionStats, PartitionStatus
+from actors.messages import Counters, PartitionStats, PartitionStatus
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
@@ -303,5 +297,5 @@ class PartitionWorker(PartitionMoves):
             paused=self._gate.requested,
             rss_bytes=psutil.Process().memory_info().rss,
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
-            **asdict(self.counters),
+            **msgspec.structs.asdict(self.counters),
         )
