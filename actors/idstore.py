@@ -178,10 +178,11 @@ class IdStore:
                     log.error(
                         "%s: the replies partitions %s do not reach the checkpoint's last "
                         "remembered replies within %.0fs; going on (retries of those ids may "
-                        "be executed again)",
+                        "be executed again); %s",
                         self.path,
                         behind,
                         wait,
+                        _where(settings, topic, {p: marks[p][0] for p in behind}, self.positions()),
                     )
                     break
                 log.warning("%s: replies partitions %s lag the checkpoint; reading again",
@@ -273,3 +274,32 @@ def _offset_at(consumer: Consumer, partition: TopicPartition, since_ms: int, hig
         [TopicPartition(partition.topic, partition.partition, max(since_ms, 0))], timeout=30
     )
     return high if found.offset < 0 else int(found.offset)
+
+
+def _where(
+    settings: Settings, topic: str, keys: Mapping[int, bytes], positions: Mapping[int, int]
+) -> str:
+    """For the error of a restore that misses marked replies: per replies partition, the
+    stored position, the last stable offset, the high watermark and the offsets at which a
+    read_uncommitted scan finds the marked key (committed or not)."""
+    found: list[str] = []
+    group = Names.of(settings).group("ids-diagnosis", unique=True)
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = Consumer(
+            consumer_config(settings, group_id=group, **{**_RESTORE_CONSUMER,
+                                                         "isolation.level": isolation})
+        )  # fmt: skip
+        try:
+            for p, key in keys.items():
+                tp = TopicPartition(topic, p)
+                low, high = watermarks(consumer, tp)
+                at = [m.offset() for m in scan_partition(consumer, tp) if m.key() == key]
+                found.append(
+                    f"[{p}] {isolation}: position {positions.get(p)}, offsets {low}..{high}, "
+                    f"marked key at {at}"
+                )
+        except Exception as e:  # a diagnosis must never fail the restore
+            found.append(f"{isolation}: diagnosis failed: {e}")
+        finally:
+            consumer.close()
+    return "; ".join(found)
