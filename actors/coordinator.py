@@ -119,7 +119,7 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._last: _Tick | None = None
         self._stale_seen: set[tuple[int, str, int]] = set()
-        ensure_topics(settings.bootstrap_servers, self.layout)
+        ensure_topics(settings, self.layout)
         self.writer = ControlWriter(settings)  # fences an earlier coordinator's writes
         self.desired = read_desired(settings)
         service = self.desired.service
@@ -130,9 +130,7 @@ class Coordinator:
             )
         generations = {r.generation for r in self.desired.partitions.values() if r.generation}
         if generations:
-            ensure_specs(
-                settings.bootstrap_servers, [self.layout.snapshot_spec(g) for g in generations]
-            )
+            ensure_specs(settings, [self.layout.snapshot_spec(g) for g in generations])
         self._write(ServiceRecord(settings.partitions, True, time.time()))
         self.rebuilds = RebuildDriver(
             settings, self.desired, self.writer, self._lock, aggregate=aggregate

@@ -38,7 +38,7 @@ def deploy(
     Actors use no CPU reservation (they block on Kafka I/O) and restart without limit: a
     restart re-runs the constructor, which fences the predecessor and restores.
     """
-    ensure_topics(settings.bootstrap_servers, TopicLayout.of(settings))
+    ensure_topics(settings, TopicLayout.of(settings))
     remote: Any = ray.remote(PartitionWorker)
     handles = [
         remote.options(

@@ -166,9 +166,7 @@ class RebuildDriver:
             self._write(msgspec.structs.replace(record, phase=RebuildPhase.FAILED))
             log.error("partition %d: rebuild failed %d times; keeping its generation", p, 3)
             return
-        ensure_specs(
-            self.settings.bootstrap_servers, [self.layout.snapshot_spec(record.generation)]
-        )
+        ensure_specs(self.settings, [self.layout.snapshot_spec(record.generation)])
         remote: Any = ray.remote(ShadowRebuild)
         remote.options(
             name=self.names.shadow_actor(p),

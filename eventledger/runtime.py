@@ -6,6 +6,7 @@ import logging
 import os
 
 from eventledger.broker import Broker
+from topology.settings import configured_bootstrap
 
 __all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray"]
 
@@ -18,11 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def ensure_broker() -> str:
-    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else the local broker (started if needed)."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        return external
-    return Broker().start()
+    """``KAFKA_BOOTSTRAP_SERVERS`` (or the Kafka properties' ``bootstrap.servers``) if set,
+    else the local broker (started if needed)."""
+    return configured_bootstrap() or Broker().start()
 
 
 def ensure_ray(namespace: str) -> None:

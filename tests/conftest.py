@@ -17,6 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@dataclass(frozen=True)
+class SaslLogin:
+    """The session broker's SASL/PLAIN listener and the one user it accepts."""
+
+    bootstrap: str
+    user: str
+    password: str
+
+
+_SASL_USER = "ledger"
+_SASL_PASSWORD = f"pw-{uuid.uuid4().hex}"  # distinctive: tests grep every output for it
+_BROKER: dict[str, BrokerHome | None] = {"home": None}
+
+
 @pytest.fixture(scope="session")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher."""
+    """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher
+    (in its second configuration: a SASL/PLAIN listener beside the plain one)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
@@ -55,9 +71,12 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path=tmp_path_factory.mktemp("broker"),
         port=_free_port(),
         controller_port=_free_port(),
+        sasl_port=_free_port(),
+        sasl_users=((_SASL_USER, _SASL_PASSWORD),),
     )
     broker = Broker(home)
     address = broker.start()
+    _BROKER["home"] = home
     try:
         yield address
     finally:
@@ -65,6 +84,15 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # logging refused connections after the broker stops: destroy them first.
         gc.collect()
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def sasl_login(bootstrap: str) -> SaslLogin:
+    """The session broker's SASL/PLAIN listener (skipped with an external broker)."""
+    home = _BROKER["home"]
+    if home is None or home.sasl_bootstrap is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
+    return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
 
 
 _RAY: dict[str, str | None] = {"kind": None}

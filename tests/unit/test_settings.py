@@ -14,6 +14,8 @@ ENV = {
     "EVENTLEDGER_TRANSACTION_TIMEOUT_MS": "30000",
     "EVENTLEDGER_REPLY_LANES": "3",
     "EVENTLEDGER_STATE_DIR": "/var/lib/el",
+    "EVENTLEDGER_REPLICATION_FACTOR": "3",
+    "EVENTLEDGER_MIN_INSYNC_REPLICAS": "2",
 }
 
 
@@ -32,8 +34,9 @@ def test_defaults() -> None:
 
 def test_environment_beats_defaults() -> None:
     assert Settings.resolve(environ=ENV) == Settings(
-        "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el"
-    )
+        "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el",
+        replication_factor=3, min_insync_replicas=2,
+    )  # fmt: skip
 
 
 def test_explicit_arguments_beat_the_environment() -> None:
@@ -47,9 +50,14 @@ def test_explicit_arguments_beat_the_environment() -> None:
         transaction_timeout_ms=2000,
         reply_lanes=2,
         state_dir="/tmp/el",
+        replication_factor=1,
+        min_insync_replicas=1,
         environ=ENV,
     )
-    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el")
+    assert settings == Settings(
+        "explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el",
+        replication_factor=1, min_insync_replicas=1,
+    )  # fmt: skip
 
 
 def test_none_arguments_fall_through_to_the_environment() -> None:
@@ -67,7 +75,8 @@ def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_every_field_has_an_environment_variable() -> None:
-    assert set(ENVIRONMENT) == set(Settings.__dataclass_fields__)
+    # `kafka` comes from the EVENTLEDGER_KAFKA_* variables (tests/unit/test_kafka_properties.py).
+    assert {*ENVIRONMENT, "kafka"} == set(Settings.__dataclass_fields__)
     assert set(ENVIRONMENT.values()) == set(ENV)
 
 
