@@ -119,6 +119,7 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._last: _Tick | None = None
         self._stale_seen: set[tuple[int, str, int]] = set()
+        self._aggregates: dict[int, int] = {}  # last reported per partition: sizes memory=
         ensure_topics(settings, self.layout)
         self.writer = ControlWriter(settings)  # fences an earlier coordinator's writes
         self.desired = read_desired(settings)
@@ -206,8 +207,20 @@ class Coordinator:
         return result
 
     def _observe(self) -> _Tick:
-        nodes = alive_nodes()
+        # Only nodes that offer the partition resource can take a partition actor.
+        nodes = alive_nodes(self.settings.partition_resource)
+        with self._lock:
+            if nodes:
+                self.errors.pop("resources", None)
+            elif "resources" not in self.errors:
+                self.errors["resources"] = (
+                    f"no alive Ray node offers the resource {self.settings.partition_resource!r}"
+                )
+                log.warning("%s; partitions wait for one", self.errors["resources"])
         actual = observe_partitions(self.settings.app_id, self.settings.partitions)
+        for a in actual:
+            if a.stats is not None:
+                self._aggregates[a.partition] = a.stats.aggregates
         topic = self.layout.name(TopicKind.COMMANDS)
         ends = {}
         for p in range(self.settings.partitions):
@@ -239,7 +252,7 @@ class Coordinator:
                     retire(name, graceful=True)
             record = self.desired.partition(p)
             self._write(msgspec.structs.replace(record, node_id=node, starts=record.starts + 1))
-            start_partition(self.settings, p, node, self.aggregate)
+            start_partition(self.settings, p, node, self.aggregate, self._aggregates.get(p, 0))
 
     def _resume(self, tick: _Tick) -> None:
         """Resume partitions left paused by an interrupted switch; rebuild a partition whose
@@ -442,7 +455,11 @@ def deploy_coordinator(
         scheduling_strategy=NodeAffinitySchedulingStrategy(current_node_id(), soft=True),
     ).remote(settings, aggregate, tick_seconds=tick_seconds)
     if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
-        raise TimeoutError(f"{settings.app_id}: partitions not all running after {timeout:.0f}s")
+        errors = ray.get(handle.status.remote(), timeout=30).errors
+        why = "".join(f"; {step}: {error}" for step, error in sorted(errors.items()))
+        raise TimeoutError(
+            f"{settings.app_id}: partitions not all running after {timeout:.0f}s{why}"
+        )
     return handle
 
 

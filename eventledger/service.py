@@ -8,6 +8,7 @@ so that the service outlives the CLI call.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -85,7 +86,10 @@ def _reachable(address: str, timeout: float = 3.0) -> bool:
 
 
 def start_local_head() -> None:
-    """``ray start --head`` on this machine (no dashboard); it runs until ``ray stop``."""
+    """``ray start --head`` on this machine (no dashboard), offering the partition resource
+    (``local_resources``); it runs until ``ray stop``."""
+    from eventledger.runtime import local_resources
+
     command = [
         sys.executable,
         "-m",
@@ -94,6 +98,7 @@ def start_local_head() -> None:
         "--head",
         "--include-dashboard=false",
         "--disable-usage-stats",
+        f"--resources={json.dumps(local_resources())}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -17,6 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,16 @@ from typing import Any
 import pytest
 
 from eventledger.broker import Broker, BrokerHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
+from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 log = logging.getLogger(__name__)
 
-CLUSTER_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+CLUSTER_NODE: dict[str, Any] = {
+    "num_cpus": 1,
+    "object_store_memory": 128 * 1024**2,
+    "resources": {DEFAULT_RESOURCE: LOCAL_SLOTS},  # every node may hold partitions
+}
 """The arguments of every node of ``ray_cluster`` (pass them to ``add_node`` too)."""
 
 
@@ -131,6 +137,7 @@ def ray_local(_ray_session: None) -> None:
         namespace=f"eventledger-tests-{uuid.uuid4().hex[:6]}",
         log_to_driver=False,
         configure_logging=False,
+        resources=local_resources(),
         _system_config=LOCAL_RAY_SYSTEM_CONFIG,
     )
     _RAY["kind"] = "local"
@@ -140,6 +147,14 @@ def ray_local(_ray_session: None) -> None:
 def ray_cluster(_ray_session: None) -> Iterator[Any]:
     """A two-node Ray cluster on this machine (head + one worker) for one test module;
     tests add and remove nodes with ``cluster.add_node`` / ``cluster.remove_node``."""
+    with ray_cluster_of(CLUSTER_NODE) as cluster:
+        yield cluster
+
+
+@contextmanager
+def ray_cluster_of(head: dict[str, Any]) -> Iterator[Any]:
+    """A Ray cluster of a head with the node arguments ``head`` and one ``CLUSTER_NODE``
+    worker, this process connected to it (the local Ray shut down meanwhile)."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -149,7 +164,7 @@ def ray_cluster(_ray_session: None) -> Iterator[Any]:
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
-            **CLUSTER_NODE,
+            **head,
             "include_dashboard": False,
             "_system_config": {**LOCAL_RAY_SYSTEM_CONFIG, **_FAST_HEALTH_CHECKS},
         },

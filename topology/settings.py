@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
 from topology.connection import PROPERTIES_FILE_ENV, KafkaProperties
+from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
 
 __all__ = [
     "DAY_MS",
@@ -30,6 +31,9 @@ ENVIRONMENT: Mapping[str, str] = {
     "reply_lanes": "EVENTLEDGER_REPLY_LANES",
     "replication_factor": "EVENTLEDGER_REPLICATION_FACTOR",
     "min_insync_replicas": "EVENTLEDGER_MIN_INSYNC_REPLICAS",
+    "partition_resource": "EVENTLEDGER_PARTITION_RESOURCE",
+    "actor_memory_mb": "EVENTLEDGER_ACTOR_MEMORY_MB",
+    "aggregate_bytes": "EVENTLEDGER_AGGREGATE_BYTES",
 }
 """Field name → environment variable that may set it."""
 
@@ -49,7 +53,10 @@ class Settings:
     `kafka` holds pass-through librdkafka properties (SASL, SSL, `client.id`, ...), secrets
     masked in every repr. Topics the service creates get `replication_factor` replicas (-1:
     the broker's `default.replication.factor`) and `min.insync.replicas` =
-    `min_insync_replicas` (0: derived from the replication factor, see `topology.topics`)."""
+    `min_insync_replicas` (0: derived from the replication factor, see `topology.topics`).
+
+    A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
+    none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""
 
     app_id: str
     bootstrap_servers: str
@@ -63,6 +70,9 @@ class Settings:
     kafka: KafkaProperties = field(default_factory=KafkaProperties)
     replication_factor: int = -1
     min_insync_replicas: int = 0
+    partition_resource: str = DEFAULT_RESOURCE
+    actor_memory_mb: int = 128
+    aggregate_bytes: int = 1024
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -81,6 +91,8 @@ class Settings:
         if self.replication_factor != -1:
             _at_least("replication_factor (or -1)", self.replication_factor, 1)
         _at_least("min_insync_replicas (or 0, derived)", self.min_insync_replicas, 0)
+        _at_least("actor_memory_mb", self.actor_memory_mb, 1)
+        _at_least("aggregate_bytes", self.aggregate_bytes, 0)
         if 0 < self.replication_factor < self.min_insync_replicas:
             raise ValueError(
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
@@ -108,6 +120,9 @@ class Settings:
         kafka: Mapping[str, str] | None = None,
         replication_factor: int | None = None,
         min_insync_replicas: int | None = None,
+        partition_resource: str | None = None,
+        actor_memory_mb: int | None = None,
+        aggregate_bytes: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -139,6 +154,17 @@ class Settings:
             kafka=properties,
             replication_factor=_pick(replication_factor, env, "replication_factor", int, -1),
             min_insync_replicas=_pick(min_insync_replicas, env, "min_insync_replicas", int, 0),
+            partition_resource=_pick(
+                partition_resource, env, "partition_resource", str, DEFAULT_RESOURCE
+            ),
+            actor_memory_mb=_pick(actor_memory_mb, env, "actor_memory_mb", int, 128),
+            aggregate_bytes=_pick(aggregate_bytes, env, "aggregate_bytes", int, 1024),
+        )
+
+    def reservation(self, aggregates: int = 0) -> Reservation:
+        """What a partition actor holding `aggregates` aggregates reserves on its node."""
+        return reservation(
+            self.partition_resource, self.actor_memory_mb, self.aggregate_bytes, aggregates
         )
 
 
