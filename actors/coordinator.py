@@ -36,10 +36,12 @@ import ray
 from confluent_kafka import Consumer, TopicPartition
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.kafka import consumer_config
 from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
+from actors.metrics import observe_lag
 from actors.ray_state import alive_nodes, current_node_id, lookup_actor
 from actors.rebuild_driver import RebuildDriver
 from actors.supervisor import PartitionActual, observe_partitions, retire, start_partition
@@ -120,6 +122,13 @@ class Coordinator:
         self._last: _Tick | None = None
         self._stale_seen: set[tuple[int, str, int]] = set()
         self._aggregates: dict[int, int] = {}  # last reported per partition: sizes memory=
+        tracing.configure_telemetry("eventledger")
+        observe_lag(
+            settings.app_id,
+            self.layout.name(TopicKind.COMMANDS),
+            self.names.commands_group,
+            self.lags,
+        )
         ensure_topics(settings, self.layout)
         self.writer = ControlWriter(settings)  # fences an earlier coordinator's writes
         self.desired = read_desired(settings)
@@ -369,6 +378,19 @@ class Coordinator:
             d = self.desired
             return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds))
 
+    def lags(self) -> dict[int, int]:
+        """Per partition, the commands not yet committed, as of the last tick (partitions
+        whose actor did not report are left out)."""
+        with self._lock:
+            tick = self._last
+        if tick is None:
+            return {}
+        return {
+            a.partition: max(0, tick.ends[a.partition] - a.stats.committed_offset)
+            for a in tick.actual
+            if a.stats is not None and tick.ends.get(a.partition) is not None
+        }
+
     def shutdown(self) -> None:
         """Record the service as stopped, stop the loop, the shadows and every actor."""
         self._write(ServiceRecord(self.settings.partitions, False, time.time()))
@@ -379,6 +401,7 @@ class Coordinator:
         for p in range(self.settings.partitions):
             retire(self.names.partition_actor(p), graceful=True)
         self._watermarks.close()
+        tracing.flush()
         log.info("coordinator of %s: stopped", self.settings.app_id)
 
 
