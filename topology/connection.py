@@ -10,7 +10,7 @@ Invariant: a secret's value never appears in a ``repr``, a ``str`` or an error m
 this module; only ``client_config()`` hands it out, to the Kafka client.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Self
 
@@ -111,9 +111,6 @@ class KafkaProperties:
         """The properties for a client config, secrets included; ``bootstrap.servers`` is
         left out (``Settings.bootstrap_servers`` carries it)."""
         return {k: v for k, v in self.items if k != "bootstrap.servers"}
-
-    def names(self) -> Iterable[str]:
-        return (k for k, _ in self.items)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={_MASK if is_secret(k) else v}" for k, v in self.items)
