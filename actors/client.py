@@ -27,7 +27,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
-from actors import tracing
+from actors import messaging, tracing
 from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
@@ -81,6 +81,7 @@ class LedgerClient:
         self.retry_interval = retry_interval
         self.layout = TopicLayout.of(settings)
         self._commands = self.layout.name(TopicKind.COMMANDS)
+        self._server = messaging.server(settings.bootstrap_servers)
         self.reply_lane = (
             reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
@@ -275,9 +276,17 @@ class LedgerClient:
             self._produce(target, key, value, partition, tracing.current_headers())
             return
         with tracing.tracer().start_as_current_span(
-            "send",
+            f"send {self._commands}",
             kind=trace.SpanKind.PRODUCER,
             attributes={
+                **messaging.attributes(
+                    messaging.Operation.SEND,
+                    "send",
+                    self._commands,
+                    partition,
+                    key=aggregate_id,
+                    server_attributes=self._server,
+                ),
                 "eventledger.command_id": command_id,
                 "eventledger.aggregate_id": aggregate_id,
                 "eventledger.command_type": type(command).__name__,

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
-from opentelemetry import trace
 
-from actors import tracing
+from actors import messaging
+from actors.batch_trace import BatchTrace
 from actors.idstore import IdStore
 from actors.kafka import AbortableError, TransactionalWriter
 from actors.messages import Counters
@@ -33,6 +33,7 @@ from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
 from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
@@ -133,14 +134,32 @@ class BatchCommit:
         self._rewind = rewind  # seek the consumer to a command offset
         self._wait = wait  # sleep, unless the partition is told to stop
         self.error: str | None = None  # the aborts in a row, while they last
+        self.trace = BatchTrace(
+            committed.topics[TopicKind.COMMANDS],
+            partition,
+            Names.of(settings).commands_group,
+            messaging.server(settings.bootstrap_servers),
+        )
 
     # -- a batch ---------------------------------------------------------------------------
 
     def run(self, messages: list[Any]) -> None:
-        """Step and commit one batch of consumed messages; on abort, follow the policy."""
+        """Step and commit one batch of consumed messages; on abort, follow the policy. The
+        batch's process spans last until its transaction has ended."""
+        records = [in_record(m) for m in messages]
+        self.trace.start(records)
+        failed: BaseException | None = None
+        try:
+            self._run(records)
+        except BaseException as e:
+            failed = e
+            raise
+        finally:
+            self.trace.end(failed)
+
+    def _run(self, records: list[InRecord]) -> None:
         started_at = time.time()
         c = self.committed
-        records = [in_record(m) for m in messages]
         now_ms = c.now_ms()
         result = process_batch(
             c.codec,
@@ -241,16 +260,9 @@ class BatchCommit:
         writer; what fails comes out classified (AbortableError: abort and rewind)."""
         writer = self.writer
         topics = self.committed.topics
-        trace_headers = self._trace(result)
+        trace_headers = self.trace.decided(result.outcomes)
         started = time.monotonic()
-        with tracing.tracer().start_as_current_span(
-            "commit",
-            attributes={
-                "eventledger.partition": self.partition,
-                "eventledger.batch.size": len(result.outcomes),
-                "eventledger.offset.next": result.next_offset,
-            },
-        ):
+        with self.trace.commit(len(result.outcomes), result.next_offset):
             # 1. begin
             writer.begin()
             produce = writer.produce
@@ -300,31 +312,6 @@ class BatchCommit:
         self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
         self.counters.last_commit_at = time.time()
 
-    def _trace(self, result: BatchResult) -> dict[int, list[tuple[str, bytes]]]:
-        """A ``handle`` span per traced command, continuing the client's trace; returns the
-        trace headers to put on that command's events, by command offset."""
-        tracer = tracing.tracer()
-        out: dict[int, list[tuple[str, bytes]]] = {}
-        for o in result.outcomes:
-            parent = tracing.context_from_headers(o.headers)
-            if parent is None:
-                continue
-            span = tracer.start_span(
-                "handle",
-                context=parent,
-                attributes={
-                    "eventledger.partition": self.partition,
-                    "eventledger.offset": o.offset,
-                    "eventledger.aggregate_id": o.aggregate_id or "",
-                    "eventledger.command_type": o.command_type or "",
-                    "eventledger.outcome": o.outcome,
-                    "eventledger.code": o.code or "",
-                },
-            )
-            out[o.offset] = tracing.headers_from_context(trace.set_span_in_context(span))
-            span.end()
-        return out
-
     def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
             c = self.committed
@@ -349,4 +336,4 @@ class BatchCommit:
         c.rejected += tally[OutcomeKind.REJECTED]
         c.duplicates += tally[OutcomeKind.DUPLICATE]
         c.dlq += tally[OutcomeKind.DLQ]
-        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms)
+        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)

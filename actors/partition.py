@@ -133,6 +133,7 @@ class PartitionWorker(PartitionMoves):
         self._close()
         if self.status is PartitionStatus.RUNNING:
             self._move(PartitionStatus.STOPPED)
+        tracing.flush()  # the actor may be killed next: export what is buffered now
 
     def _open(self) -> None:
         """Fence, restore, assign the consumer: whole or not at all. On any failure the

@@ -37,7 +37,7 @@ def _main(
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, never wrapped
     return typer.Exit(code=1)
 
 
@@ -113,10 +113,10 @@ def serve(
     try:
         with console.status("finding Kafka..."):
             bootstrap = ensure_broker()
-            check_kafka(bootstrap)
-        settings = Settings.resolve(
-            app_id=app_id, bootstrap_servers=bootstrap, partitions=partitions
-        )
+            settings = Settings.resolve(
+                app_id=app_id, bootstrap_servers=bootstrap, partitions=partitions
+            )
+            check_kafka(settings)
         with console.status("connecting to Ray..."):
             how = connect_ray(start_local=True)
         import ray

@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.progress import Progress
 
+from actors import tracing
 from actors.audit import fold_events
 from actors.client import LedgerClient
 from actors.coordinator import stop_service
@@ -129,6 +130,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo end to end in a fresh application and return what happened. With
     ``keep`` the service stays deployed (on a Ray head that outlives this process)."""
+    tracing.configure_telemetry("eventledger-demo")  # the client's side of each trace
     bootstrap = ensure_broker()
     if keep:
         connect_ray(start_local=True)
@@ -174,6 +176,7 @@ def run_demo(
             views.update(part)
         folded = fold_events(settings, AGGREGATE)
     finally:
+        tracing.flush()  # the client's spans and metrics; the actors flush as they stop
         if not keep:
             stop_service(settings.app_id)
     report.actor_total = sum(v.balance for v in views.values())

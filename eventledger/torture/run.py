@@ -31,7 +31,7 @@ from actors.launcher import NAMESPACE, partition_actor
 from actors.messages import ServiceStatus
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
@@ -161,6 +161,7 @@ def _ray(with_cluster: bool) -> Iterator[Any | None]:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            resources=local_resources(),
             _system_config=LOCAL_RAY_SYSTEM_CONFIG,
         )
     try:
