@@ -34,6 +34,7 @@ from topology.codec import Reply, decode_reply, encode_command
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
+from topology.step import IN_FLIGHT
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
@@ -349,6 +350,8 @@ class LedgerClient:
                 reply = decode_reply(value)
             except Exception:
                 log.warning("undecodable reply at offset %d", msg.offset())
+                continue
+            if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
                 continue
             with self._lock:
                 futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])

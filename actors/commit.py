@@ -6,7 +6,8 @@ Invariants (a reader cannot see them from one method):
 - the in-memory state is exactly what Kafka holds committed: a batch's snapshots become the
   state, and its decided ids the id memory, only after its transaction commits; an aborted
   batch leaves both untouched and rewinds the consumer to the committed offset;
-- the committed command offset only moves forward (``OffsetOrderError``, a real error);
+- the committed command and internal command offsets only move forward
+  (``OffsetOrderError``, a real error);
 - the partition clock (``Committed.clock_ms``) never runs backwards: it is checkpointed with
   the command offset in the same transaction;
 - after any aborted batch the producer is renewed (a new epoch): a failed produce spoils the
@@ -32,6 +33,7 @@ from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
 from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
+from topology.deadlines import Deadlines
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
@@ -85,8 +87,9 @@ class Counters:
 @dataclass
 class Committed:
     """What this partition has committed, as its worker knows it: the aggregate code and
-    snapshot generation it serves, the topics it writes, the state, the next command offset,
-    the clock, and how far the events log and each replies partition reach."""
+    snapshot generation it serves, the topics it writes, the state (and its deadlines), the
+    next command and internal command offsets, the clock, and how far the events log and
+    each replies partition reach."""
 
     codec: Codec
     generation: int
@@ -98,6 +101,12 @@ class Committed:
     reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
     # replies partition → (id key of the last remembered reply written there, batch time)
     marks: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    internal_offset: int = 0
+    deadlines: Deadlines | None = None
+
+    def due(self, now_ms: int) -> list[str]:
+        """The aggregates with a deadline due at `now_ms`."""
+        return [] if self.deadlines is None else self.deadlines.due(now_ms)
 
     @property
     def aggregate(self) -> Aggregate:
@@ -111,11 +120,11 @@ class Committed:
         """The checkpoint of `result`: where commands resume, the clock, and the marks with
         this batch's last remembered replies (see `Checkpoint`)."""
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
-        return Checkpoint(result.next_offset, now_ms, marks)
+        return Checkpoint(result.next_offset, now_ms, marks, result.next_internal_offset)
 
     def position(self) -> Checkpoint:
         """The checkpoint of what is committed now (a generation's seal, an unblock)."""
-        return Checkpoint(self.next_offset, self.clock_ms, self.marks)
+        return Checkpoint(self.next_offset, self.clock_ms, self.marks, self.internal_offset)
 
 
 def write_checkpoint(
@@ -143,7 +152,7 @@ class BatchCommit:
         counters: Counters,
         metrics: PartitionMetrics,
         aborts: AbortPolicy,
-        rewind: Callable[[int], None],
+        rewind: Callable[[int, int], None],
         wait: Callable[[float], Any],
     ) -> None:
         self.settings = settings
@@ -154,18 +163,23 @@ class BatchCommit:
         self.counters = counters
         self.metrics = metrics
         self.aborts = aborts
-        self._rewind = rewind  # seek the consumer to a command offset
+        self._rewind = rewind  # seek the consumer to (command, internal command) offsets
         self._wait = wait  # sleep, unless the partition is told to stop
         self.error: str | None = None  # the aborts in a row, while they last
 
     # -- a batch ---------------------------------------------------------------------------
 
     def run(self, messages: list[Any]) -> None:
-        """Step and commit one batch of consumed messages; on abort, follow the policy."""
+        """Step and commit one batch of consumed messages (none: a tick, when a deadline is
+        due); on abort, follow the policy."""
         started_at = time.time()
         c = self.committed
-        records = [in_record(m) for m in messages]
+        internal = c.topics[TopicKind.INTERNAL]
+        records = [in_record(m, internal) for m in messages]
         now_ms = c.now_ms()
+        due = c.due(now_ms)
+        if not records and not due:
+            return
         result = process_batch(
             c.codec,
             c.states,
@@ -178,11 +192,21 @@ class BatchCommit:
             window_ms=self.settings.idempotency_window_ms,
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
+            positions=(c.next_offset, c.internal_offset),
+            due=due,
         )
-        if result.next_offset <= c.next_offset:
+        before, after = (
+            (c.next_offset, c.internal_offset),
+            (
+                result.next_offset,
+                result.next_internal_offset,
+            ),
+        )
+        if min(a - b for a, b in zip(after, before, strict=True)) < 0 or (
+            records and after == before
+        ):
             raise OffsetOrderError(
-                f"partition {self.partition}: command offset {result.next_offset} would not "
-                f"move forward from {c.next_offset}"
+                f"partition {self.partition}: offsets {after} would not move forward from {before}"
             )
         checkpoint = c.checkpoint(result, now_ms)
         try:
@@ -193,14 +217,22 @@ class BatchCommit:
         if self.aborts.aborts:
             self.error = None  # the aborts are over
         self.aborts.committed(wrote_events=bool(result.events))
-        # Committed: only now does the batch become the state that queries see, and its
-        # replies what the id memory remembers (with how far its changelog now reaches).
+        self._installed(result, checkpoint, now_ms)
+        self._count(result, started_at)
+
+    def _installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
+        """Committed: only now does the batch become the state that queries see (and its
+        deadlines), its replies what the id memory remembers (with how far its changelog now
+        reaches), and its offsets and clock the partition's."""
+        c = self.committed
         c.states.install((r.key, r.value) for r in result.snapshots)
+        if c.deadlines is not None:
+            c.deadlines.update(result.changed.items())
         self.ids.install(result.remembered, c.reply_ends)
         c.next_offset = result.next_offset
+        c.internal_offset = result.next_internal_offset
         c.clock_ms = now_ms
         c.marks = checkpoint.remembered
-        self._count(result, started_at)
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
@@ -213,7 +245,10 @@ class BatchCommit:
         # spoiled (the next transaction's records time out: "requires epoch bump"): a new
         # producer bumps the epoch and starts clean, fencing the old one.
         self.writer.renew()
-        self._rewind(self.committed.next_offset)
+        self._rewind(self.committed.next_offset, self.committed.internal_offset)
+        if not records:
+            self._wait(self.aborts.pause())  # a tick: nothing to isolate
+            return
         action = self.aborts.aborted(len(records))
         self.error = f"{self.aborts.aborts} aborts in a row ({action}): {error}"
         if action is AbortAction.BLOCK:
@@ -241,6 +276,7 @@ class BatchCommit:
             events_offset=c.events_end,
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
+            positions=(c.next_offset, c.internal_offset),
         )
         checkpoint = c.checkpoint(result, now_ms)
         try:
@@ -250,11 +286,8 @@ class BatchCommit:
                 f"offset {record.offset} could not even be set aside: {e}"
             ) from e
         log.error("partition %d: set offset %d aside: %s", self.partition, record.offset, reason)
-        self.ids.install(result.remembered, c.reply_ends)
-        c.clock_ms = now_ms
-        c.next_offset = result.next_offset
-        c.marks = checkpoint.remembered
-        self._rewind(c.next_offset)
+        self._installed(result, checkpoint, now_ms)
+        self._rewind(c.next_offset, c.internal_offset)
         self.aborts.committed(set_aside=True)
         self._count(result, started_at)
 
@@ -298,11 +331,13 @@ class BatchCommit:
                 CHECKPOINT_KEY,
                 self.partition,
             )
-            # 4. the last snapshot and public view of each changed aggregate, dead letters
+            # 4. the last snapshot and public view of each changed aggregate, dead letters,
+            # internal commands for other partitions
             for kind, records in (
                 (TopicKind.SNAPSHOTS, result.snapshots),
                 (TopicKind.STATE, result.views),
                 (TopicKind.DLQ, result.dlq),
+                (TopicKind.INTERNAL, result.internal),
             ):
                 topic = topics[kind]
                 for r in records:

@@ -40,6 +40,7 @@ class TopicKind(StrEnum):
     SNAPSHOTS = "snapshots"
     STATE = "state"
     DLQ = "dlq"
+    INTERNAL = "internal"  # commands the service sends itself (a transfer's legs)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ _CONTROL: Final = {
 }
 _CONFIGS: Final[Mapping[TopicKind, Mapping[str, str]]] = {
     TopicKind.COMMANDS: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
+    TopicKind.INTERNAL: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
     # The idempotency memory's changelog: one remembered reply per (aggregate, command id)
     # survives compaction, and deletion drops what is past the window (retention: see specs).
     TopicKind.REPLIES: {"cleanup.policy": "compact,delete", "segment.ms": str(_HOUR_MS)},
