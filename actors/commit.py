@@ -32,8 +32,9 @@ from actors.kafka import AbortableError, TransactionalWriter
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
-from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
+from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint, encode_flows
 from topology.deadlines import Deadlines
+from topology.flows import FLOWS_KEY, Flows
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
@@ -103,6 +104,7 @@ class Committed:
     marks: dict[int, tuple[bytes, int]] = field(default_factory=dict)
     internal_offset: int = 0
     deadlines: Deadlines | None = None
+    flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
 
     def due(self, now_ms: int) -> list[str]:
         """The aggregates with a deadline due at `now_ms`."""
@@ -120,11 +122,14 @@ class Committed:
         """The checkpoint of `result`: where commands resume, the clock, and the marks with
         this batch's last remembered replies (see `Checkpoint`)."""
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
-        return Checkpoint(result.next_offset, now_ms, marks, result.next_internal_offset)
+        flows = self.flows if result.flows is None else result.flows
+        return Checkpoint(result.next_offset, now_ms, marks, result.next_internal_offset, flows)
 
     def position(self) -> Checkpoint:
         """The checkpoint of what is committed now (a generation's seal, an unblock)."""
-        return Checkpoint(self.next_offset, self.clock_ms, self.marks, self.internal_offset)
+        return Checkpoint(
+            self.next_offset, self.clock_ms, self.marks, self.internal_offset, self.flows
+        )
 
 
 def write_checkpoint(
@@ -194,6 +199,7 @@ class BatchCommit:
             reply_lanes=self.settings.reply_lanes,
             positions=(c.next_offset, c.internal_offset),
             due=due,
+            flows=c.flows,
         )
         before, after = (
             (c.next_offset, c.internal_offset),
@@ -233,6 +239,7 @@ class BatchCommit:
         c.internal_offset = result.next_internal_offset
         c.clock_ms = now_ms
         c.marks = checkpoint.remembered
+        c.flows = checkpoint.flows
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
@@ -345,6 +352,11 @@ class BatchCommit:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:  # an empty headers list still costs librdkafka an allocation
                         produce(topic, r.value, r.key, r.partition)
+            # 4b. the partition's money flows, beside the views they account for
+            if result.flows is not None:
+                produce(
+                    topics[TopicKind.STATE], encode_flows(result.flows), FLOWS_KEY, self.partition
+                )
             # 5. replies last (a read_committed reader of them waits for this commit); the
             # last one per replies partition reports how far the id memory's changelog reaches
             replies = topics[TopicKind.REPLIES]

@@ -172,7 +172,11 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
         from_offset,
     )
     checkpoint = Checkpoint(
-        from_offset, committed.now_ms(), committed.marks, committed.internal_offset
+        from_offset,
+        committed.now_ms(),
+        committed.marks,
+        committed.internal_offset,
+        committed.flows,
     )
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()

@@ -101,6 +101,7 @@ def open_partition(
     if restored.checkpoint is not None:
         c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
         c.marks = dict(restored.checkpoint.remembered)
+        c.flows = restored.checkpoint.flows
     ids = open_id_store(settings, partition)
     try:
         got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)

@@ -34,6 +34,7 @@ from ledger.events import (
 )
 from ledger.evolve import evolve
 from ledger.internal import InternalCommand, leg_id
+from ledger.money import Money, moves
 from ledger.rejections import Rejection, RejectionCode
 from ledger.state import MAX_MINOR_UNITS, Account, AccountStatus, AccountView, Pending, view
 
@@ -54,6 +55,7 @@ __all__ = [
     "Deposited",
     "Event",
     "InternalCommand",
+    "Money",
     "OpenAccount",
     "Pending",
     "PendingCreditNoted",
@@ -77,5 +79,6 @@ __all__ = [
     "due",
     "evolve",
     "leg_id",
+    "moves",
     "view",
 ]

@@ -17,6 +17,7 @@ from ledger.decision import Context, Send
 from ledger.events import Event
 from ledger.evolve import evolve
 from ledger.internal import InternalCommand
+from ledger.money import MoveKind, moves
 from ledger.rejections import Rejection
 from ledger.state import Account, AccountView, view
 
@@ -64,6 +65,10 @@ class AccountAggregate:
     def due(self, aggregate_id: str, state: Account, now_ms: int) -> list[Send]:
         """See `ledger.decide.due`."""
         return due(aggregate_id, state, now_ms)
+
+    def moves(self, event: Event) -> list[tuple[MoveKind, str, int]]:
+        """See `ledger.money.moves`."""
+        return moves(event)
 
     def evolve(self, state: Account | None, event: Event) -> Account:
         """See `ledger.evolve.evolve`."""

@@ -158,7 +158,8 @@ def _finish_pending(state: Account, command: PostPending | VoidPending, context:
         )
     settle = SettlePendingCredit(tid, context.account_id, amount)
     return Decision(
-        [PendingPosted(tid, amount)], [Send(pending.other, settle, leg_id(tid, "settle"))]
+        [PendingPosted(tid, pending.other, amount)],
+        [Send(pending.other, settle, leg_id(tid, "settle"))],
     )
 
 
@@ -202,7 +203,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
         case SettlePendingCredit(transfer_id=tid, source=source, amount=amount):
             noted = None if state is None else state.pending.get(tid)
             if noted is not None and noted.direction == "in":
-                return Decision([PendingCreditSettled(tid, amount)])
+                return Decision([PendingCreditSettled(tid, source, amount)])
             # posted before the target's refusal of the reservation reached the source
             refused = Rejection(RejectionCode.UNKNOWN_PENDING, f"no pending credit {tid!r}")
             refund = RefundTransfer(tid, context.account_id, amount, refused.code)

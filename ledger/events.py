@@ -103,16 +103,18 @@ class PendingCreditNoted(_Event, frozen=True):
 
 class PendingPosted(_Event, frozen=True):
     """Source: the reservation ends and `amount` (<= reserved) is debited, in flight to the
-    target until it settles."""
+    target `to` until it settles."""
 
     transfer_id: str
+    to: str
     amount: int
 
 
 class PendingCreditSettled(_Event, frozen=True):
-    """Target: the pending credit ends and `amount` is credited."""
+    """Target: the pending credit from `source` ends and `amount` is credited."""
 
     transfer_id: str
+    source: str
     amount: int
 
 

@@ -25,6 +25,7 @@ from topology.envelopes import (
     Slot,
     Snapshot,
 )
+from topology.flows import Flows
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 from topology.protocol import Aggregate
 
@@ -45,10 +46,12 @@ __all__ = [
     "StaleSnapshotError",
     "command_fingerprint",
     "decode_checkpoint",
+    "decode_flows",
     "decode_key",
     "decode_reply",
     "encode_checkpoint",
     "encode_command",
+    "encode_flows",
     "encode_id_key",
     "encode_internal_id_key",
     "encode_key",
@@ -97,6 +100,8 @@ _RAW: Final = b"\x03"
 _LZ4: Final = b"\x04"
 _OLD_LAYOUTS: Final = (b"\x00", b"\x01")
 _MARKS: Final = msgspec.msgpack.Decoder(list[tuple[int, bytes, int]])
+_MARKS_AND_FLOWS: Final = msgspec.msgpack.Decoder(tuple[list[tuple[int, bytes, int]], Flows | None])
+_FLOWS: Final = msgspec.msgpack.Decoder(Flows)
 TOUCH_KEY: Final = b"\xff\x00touch"
 """A key no aggregate id, id key or checkpoint has (it is not UTF-8, nor a msgpack array):
 a starting partition writes a tombstone under it to every partition it restores from, in a
@@ -204,45 +209,62 @@ CHECKPOINT_KEY: Final = b""
 def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
     """The checkpoint record's value. Written in the same transaction as a batch's snapshots,
     so a snapshots partition read to its end says where its commands (and internal commands)
-    partitions resume and what its clock was (the latest checkpoint survives compaction)."""
+    partitions resume, what its clock was and its money flows (the latest checkpoint
+    survives compaction)."""
     if min(checkpoint.next_offset, checkpoint.clock_ms, checkpoint.internal_offset) < 0:
         raise ValueError(f"a checkpoint's offsets and clock are >= 0, got {checkpoint}")
-    marks = b""
-    if checkpoint.remembered:
-        marks = _ENCODER.encode(
-            [(p, key, at) for p, (key, at) in sorted(checkpoint.remembered.items())]
-        )
+    marks = [(p, key, at) for p, (key, at) in sorted(checkpoint.remembered.items())]
     return (
         _CHECKPOINT_2
         + checkpoint.next_offset.to_bytes(8, "big")
         + checkpoint.clock_ms.to_bytes(8, "big")
         + checkpoint.internal_offset.to_bytes(8, "big")
-        + marks
+        + _ENCODER.encode((marks, checkpoint.flows))
     )
 
 
 def decode_checkpoint(data: bytes | None) -> Checkpoint:
     """The checkpoint a checkpoint record's value holds (an older 9-byte one has clock 0, an
-    older 17-byte one no marks, one of the older layout no internal offset: 0). Raises
-    CodecError."""
-    if data is not None and data[:1] == _CHECKPOINT_2 and len(data) >= 25:
-        internal, marks_at = int.from_bytes(data[17:25], "big"), 25
-    elif data is None or len(data) < 9 or len(data) in range(10, 17) or data[:1] != _CHECKPOINT:
-        raise CodecError(f"not a checkpoint: {data!r}")
-    else:
-        internal, marks_at = 0, 17
-    marks: dict[int, tuple[bytes, int]] = {}
-    if len(data) > marks_at:
+    older 17-byte one no marks, one of the older layout no internal offset (0) and no
+    flows). Raises CodecError."""
+    if data is not None and data[:1] == _CHECKPOINT_2 and len(data) > 25:
         try:
-            marks = {p: (key, at) for p, key, at in _MARKS.decode(data[marks_at:])}
+            marks, flows = _MARKS_AND_FLOWS.decode(data[25:])
+        except msgspec.DecodeError as error:
+            raise CodecError(f"not a checkpoint's marks and flows: {error}") from None
+        return Checkpoint(
+            int.from_bytes(data[1:9], "big"),
+            int.from_bytes(data[9:17], "big"),
+            {p: (key, at) for p, key, at in marks},
+            int.from_bytes(data[17:25], "big"),
+            flows,
+        )
+    if data is None or len(data) < 9 or len(data) in range(10, 17) or data[:1] != _CHECKPOINT:
+        raise CodecError(f"not a checkpoint: {data!r}")
+    old: list[tuple[int, bytes, int]] = []
+    if len(data) > 17:
+        try:
+            old = _MARKS.decode(data[17:])
         except msgspec.DecodeError as error:
             raise CodecError(f"not a checkpoint's marks: {error}") from None
     return Checkpoint(
         int.from_bytes(data[1:9], "big"),
         int.from_bytes(data[9:17] or b"\x00", "big"),
-        marks,
-        internal,
+        {p: (key, at) for p, key, at in old},
     )
+
+
+def encode_flows(flows: Flows) -> bytes:
+    """A partition's flows record value (state topic, key `topology.flows.FLOWS_KEY`)."""
+    return _ENCODER.encode(flows)
+
+
+def decode_flows(data: bytes) -> Flows:
+    """The flows a flows record's value holds. Raises CodecError."""
+    try:
+        return _FLOWS.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not a flows record: {error}") from None
 
 
 class Codec:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from topology.flows import Flows
 from topology.limits import MAX_ID_CHARS
 
 __all__ = [
@@ -120,9 +121,11 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     written there (and its batch time): an id memory is caught up with this checkpoint once
     it holds every such key (a replies partition is read in order), so a restore never runs
     with an id memory behind its state. `internal_offset` is the next offset to read of the
-    partition's internal commands (0 in a checkpoint written before there were any)."""
+    partition's internal commands (0 in a checkpoint written before there were any);
+    `flows` the partition's cumulative money flows (`topology.flows`), when kept."""
 
     next_offset: int
     clock_ms: int = 0
     remembered: dict[int, tuple[bytes, int]] = msgspec.field(default_factory=dict)
     internal_offset: int = 0
+    flows: Flows | None = None

@@ -8,7 +8,15 @@ rejection; `evolve` folds one event into the state (None: the aggregate does not
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Aggregate", "DecisionLike", "RejectionLike", "Saga", "SendLike", "Upcaster"]
+__all__ = [
+    "Aggregate",
+    "DecisionLike",
+    "RejectionLike",
+    "Saga",
+    "SendLike",
+    "Tallied",
+    "Upcaster",
+]
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns an event payload at schema version v into the payload at version v + 1."""
@@ -124,3 +132,13 @@ class Saga(Protocol):
 
     def due(self, aggregate_id: str, state: Any, now_ms: int) -> Sequence[SendLike]:
         """The internal commands (to itself) that are due at `now_ms`."""
+
+
+@runtime_checkable
+class Tallied(Protocol):
+    """An aggregate whose events move money: the flow keeps each partition's flows
+    (`topology.flows`) and publishes them beside the views."""
+
+    def moves(self, event: Any) -> Sequence[tuple[str, str, int]]:
+        """(kind, counterparty aggregate id or "", amount) of each move `event` makes; kind
+        is one of `topology.flows.MOVE_KINDS`."""

@@ -36,10 +36,11 @@ from topology.codec import (
     encode_reply,
     readdressed,
 )
+from topology.flows import Flows, tallied
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
-from topology.protocol import DecisionLike, RejectionLike, Saga, SendLike
+from topology.protocol import DecisionLike, RejectionLike, Saga, SendLike, Tallied
 from topology.topics import TopicKind
 
 __all__ = [
@@ -174,6 +175,7 @@ class BatchResult:
     next_offset: int
     internal: list[OutRecord] = field(default_factory=list)
     next_internal_offset: int = 0
+    flows: Flows | None = None  # the partition's flows after this batch (None: unchanged)
 
 
 def process_batch(
@@ -191,6 +193,7 @@ def process_batch(
     reply_lanes: int = 1,
     positions: tuple[int, int] = (0, 0),
     due: Sequence[str] = (),
+    flows: Flows | None = None,
 ) -> BatchResult:
     """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
     same partition, offsets increasing per topic) against `committed` and the id memory
@@ -200,7 +203,8 @@ def process_batch(
     reply lane (< `reply_lanes`); its reply goes to replies partition `partition *
     reply_lanes + reply_to` (see `TopicLayout.reply_partition`). `positions` are the next
     (commands, internal) offsets before this batch; `due` the aggregates whose deadlines are
-    due (a saga aggregate is asked for their commands first). A batch with no records is a
+    due (a saga aggregate is asked for their commands first); `flows` the partition's money
+    flows so far (a tallied aggregate: see `topology.flows`). A batch with no records is a
     tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
@@ -215,6 +219,7 @@ def process_batch(
         reply_lanes=reply_lanes,
         ids=ids,
     )
+    batch.flows = flows
     batch.expire(due)
     decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
     nexts = list(positions)
@@ -353,6 +358,9 @@ class _Batch:
         self.ids = ids
         self.internal: list[OutRecord] = []
         self.local: deque[InRecord] = deque()  # internal commands for this partition
+        self.tally = codec.aggregate if isinstance(codec.aggregate, Tallied) else None
+        self.flows: Flows | None = None
+        self.moves: list[tuple[str, str, int]] = []
         self.committed = committed
         self.partition = partition
         self.partitions = partitions
@@ -453,6 +461,8 @@ class _Batch:
         for event in events:
             version += 1
             state = self.aggregate.evolve(state, event)
+            if self.tally is not None:
+                self.moves.extend(self.tally.moves(event))
             value = self.codec.encode_event(
                 aggregate_id,
                 version,
@@ -786,6 +796,14 @@ class _Batch:
             if slot.state is not None:
                 value = self.codec.encode_view(slot.state, slot.version)
                 views.append(OutRecord(TopicKind.STATE, self.partition, key, value, [], None))
+        flows = None
+        if self.moves:
+            partitions = self.partitions
+            flows = tallied(
+                self.flows or Flows(),
+                self.moves,
+                lambda other: partition_for(encode_key(other), partitions),
+            )
         return BatchResult(
             replies=self.replies,
             events=self.events,
@@ -799,6 +817,7 @@ class _Batch:
             next_offset=next_offset,
             internal=self.internal,
             next_internal_offset=next_internal,
+            flows=flows,
         )
 
 

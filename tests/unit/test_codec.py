@@ -40,6 +40,7 @@ from topology.codec import (
     encode_key,
     encode_reply,
 )
+from topology.flows import Flows
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 from .support import LEDGER_CODEC
@@ -423,7 +424,12 @@ def test_view_garbage_is_a_codec_error() -> None:
 
 def test_checkpoint_round_trip_and_key() -> None:
     assert CHECKPOINT_KEY == b""  # no aggregate id is empty, so it cannot collide
-    for checkpoint in (Checkpoint(0, 0), Checkpoint(2**40 + 7, 1_700_000_000_123)):
+    flows = Flows(5, 1, {1: 3}, {0: 2}, {1: 1})
+    for checkpoint in (
+        Checkpoint(0, 0),
+        Checkpoint(2**40 + 7, 1_700_000_000_123),
+        Checkpoint(3, 4, {1: (b"k", 9)}, internal_offset=12, flows=flows),
+    ):
         assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
 
 

@@ -107,7 +107,7 @@ def test_a_pending_transfer_reserves_then_posts_part_releasing_the_rest() -> Non
     closing = decide(reserved, CloseAccount(), at("a", "t3"))
     assert isinstance(closing, Rejection)
     posted = decide(reserved, PostPending("t1", 40), at("a", "p1"))
-    assert isinstance(posted, Decision) and posted.events == [PendingPosted("t1", 40)]
+    assert isinstance(posted, Decision) and posted.events == [PendingPosted("t1", "b", 40)]
     after = reduce(evolve, posted.events, reserved)
     assert (after.balance, after.pending_debits, after.available) == (60, 0, 60)
     again = decide(after, VoidPending("t1"), at("a", "v1"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ledger import Deposit, OpenAccount, PostPending, Transfer
 from ledger.internal import CreditTransfer
 from topology.codec import Reply, Slot, decode_reply, encode_key
+from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
 from topology.step import (
@@ -41,7 +42,10 @@ class Part:
     committed: dict[str, Slot] = field(default_factory=dict)
     ids: Memory = field(default_factory=Memory)
     positions: tuple[int, int] = (0, 0)
-    commands: int = 0
+    flows: Flows | None = None
+
+    def balances(self) -> int:
+        return sum(slot.state.balance for slot in self.committed.values() if slot.state)
 
     def batch(
         self, records: list[InRecord], now_ms: int = NOW, due: tuple[str, ...] = ()
@@ -60,7 +64,10 @@ class Part:
             reply_lanes=2,
             positions=self.positions,
             due=due,
+            flows=self.flows,
         )
+        if result.flows is not None:
+            self.flows = result.flows
         self.committed.update(result.changed)
         self.ids.update(result.remembered)
         self.positions = (result.next_offset, result.next_internal_offset)
@@ -135,6 +142,10 @@ def test_a_cross_partition_transfer_answers_from_the_target_and_retries_resend_t
     assert client_replies(second) == [accepted]
     assert second.replies[0].partition == 1 * 2 + 0
     assert p0.committed[a].state.balance + p1.committed[b].state.balance == 100
+    assert p0.flows == Flows(deposited=100, sent={1: 30})
+    assert p1.flows == Flows(received={0: 30})
+    for part in (p0, p1):
+        assert part.flows is not None and part.balances() == part.flows.balance()
 
 
 def test_a_refused_credit_is_refunded_and_answered_once_by_the_source() -> None:
@@ -151,6 +162,8 @@ def test_a_refused_credit_is_refunded_and_answered_once_by_the_source() -> None:
     again = p0.send(a, Transfer(ghost, 30), "t1")
     assert {r.code for r in client_replies(again)} == {"unknown_account"}
     assert again.internal == [] and again.events == []
+    assert p0.flows == Flows(deposited=100, sent={1: 30}, refunded={1: 30})
+    assert p1.flows is None, "a refusal moves no money on the target"
 
 
 def test_a_client_cannot_send_an_internal_command() -> None:
