@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -103,7 +103,7 @@ class LedgerClient:
         self._io = threading.Thread(target=self._serve, name="ledger-client-io", daemon=True)
         self._io.start()
 
-    def __enter__(self) -> LedgerClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
