@@ -1,21 +1,28 @@
 """Transfers on the real broker and Ray: same partition (one transaction) and across
 partitions (a saga through the internal topic), refusals that reverse the debit, a forged
 internal command refused, retries answered with the same final reply, two-phase transfers
-(post, partial post, void, expiry on the partition's clock); money conserved every time."""
+(post, partial post, void, expiry on the partition's clock), transfers while partition
+actors are killed; money conserved every time."""
 
 from __future__ import annotations
 
 import itertools
+import random
+import threading
 import time
 from collections import Counter
 
+import ray
+
 from actors.audit import read_events
+from actors.launcher import partition_actor
 from eventledger.bank import BankClient
 from ledger import (
     LEDGER,
     CloseAccount,
     Deposit,
     Deposited,
+    Money,
     OpenAccount,
     TransferCredited,
     TransferDebited,
@@ -23,6 +30,7 @@ from ledger import (
     Withdrawn,
 )
 from ledger.internal import CreditTransfer
+from topology.codec import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.step import FORGED_INTERNAL_COMMAND
@@ -153,3 +161,46 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
     kinds = assert_money_conserved(service, [src, dst])
     assert kinds["PendingVoided"] == 2 and kinds["PendingPosted"] == 1
     assert kinds["PendingCreditSettled"] == 1 and kinds["PendingCreditReleased"] == 2
+
+
+def test_cross_partition_transfers_under_actor_kills(service: Service) -> None:
+    c, s = service.client, service.settings
+    accounts = [on_partition(s, p, f"k{i}") for p in (0, 1) for i in range(3)]
+    for account in accounts:
+        funded(c, account, 10_000)
+    rng = random.Random(11)
+    plan = [(f"kt-{n}", *rng.sample(accounts, 2), rng.randrange(1, 3_000)) for n in range(90)]
+    replies: dict[str, Reply] = {}
+
+    def send(part: list[tuple[str, str, str, int]]) -> None:
+        for transfer_id, source, target, amount in part:
+            replies[transfer_id] = c.transfer(
+                source, target, amount, transfer_id=transfer_id, timeout=120
+            )
+
+    senders = [threading.Thread(target=send, args=(plan[i::3],)) for i in range(3)]
+    for t in senders:
+        t.start()
+    for n, partition in enumerate((1, 0, 1)):
+        while len(replies) < 20 * (n + 1) and any(t.is_alive() for t in senders):
+            time.sleep(0.05)
+        ray.kill(partition_actor(s.app_id, partition), no_restart=False)  # Ray restarts it
+    for t in senders:
+        t.join(300)
+    assert len(replies) == len(plan), "every transfer got its one final reply"
+
+    money = Money()
+    deadline = time.monotonic() + 60
+    while True:  # the last legs may still be on their way
+        money = Money()
+        money.add(e.event for e in read_events(s, LEDGER))
+        if money.in_flight == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert money.in_flight == 0
+    assert money.broken_transfers() == []
+    for transfer_id, reply in replies.items():
+        legs = money.legs.get(transfer_id, [])
+        assert reply.accepted == ("TransferCredited" in legs), (transfer_id, reply, legs)
+        assert legs.count("TransferDebited") == (1 if reply.accepted or legs else 0)
+    assert sum(balance(c, a) for a in accounts) == money.expected_total == 60_000
