@@ -148,6 +148,8 @@ class CheckResult:
     expected_total: int = 0
     events_total: int = 0
     actors_total: int | None = None
+    transfers: int = 0  # transfer ids with an event
+    state_reads: tuple[int, int] = (0, 0)  # state-topic reads checked, failed (faults)
 
     @property
     def ok(self) -> bool:
@@ -181,6 +183,8 @@ class CheckResult:
             "expected_total": self.expected_total,
             "events_total": self.events_total,
             "actors_total": self.actors_total,
+            "transfers": self.transfers,
+            "state_reads": list(self.state_reads),
         }
 
 
@@ -199,6 +203,7 @@ def check(
     facts = list(events)
     r.events = len(facts)
     money = money or Money()
+    r.transfers = len(money.legs)
     for problem in flows:
         r.flag(Anomaly.FLOWS, problem)
     for transfer_id in money.broken_transfers():

@@ -287,11 +287,8 @@ def _drive(
     if balances is None:
         notes.append("the actors' balances could not be read")
     reader.check(quiet=True)
-    notes.append(
-        f"state-topic reader: {reader.reads} reads checked, {reader.failed_reads} failed "
-        "(broker faults)"
-    )
     result = check(history.ops(), facts, balances, money, reader.problems)
+    result.state_reads = (reader.reads, reader.failed_reads)
     return TortureResult(
         config=config,
         app_id=settings.app_id,
