@@ -17,6 +17,7 @@ from ledger import (
     Deposit,
     Deposited,
     Event,
+    Money,
     PendingCreditNoted,
     PendingCreditReleased,
     PendingCreditSettled,
@@ -199,14 +200,10 @@ class World:
                 self.queue.extend(due(account, state, self.clock))
 
     def in_flight(self) -> int:
-        moved = 0
+        money = Money()
         for log in self.logs.values():
-            for e in log:
-                if isinstance(e, TransferDebited | PendingPosted):
-                    moved += e.amount
-                elif isinstance(e, TransferCredited | PendingCreditSettled | TransferReversed):
-                    moved -= e.amount
-        return moved
+            money.add(log)
+        return money.in_flight
 
     def balances(self) -> int:
         return sum(s.balance for s in self.states.values() if s is not None)
