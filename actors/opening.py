@@ -22,7 +22,7 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
-from topology.codec import TOUCH_KEY
+from topology.codec import TOUCH_KEY, Checkpoint
 from topology.deadlines import Deadlines
 from topology.names import Names
 from topology.settings import Settings
@@ -62,6 +62,34 @@ def touch(writer: TransactionalWriter, settings: Settings, partition: int, snaps
         writer.produce(snapshots, None, TOUCH_KEY, partition)
         for p in TopicLayout.of(settings).replies_of(partition):
             writer.produce(replies, None, TOUCH_KEY, p)
+
+
+def _starts(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    consumer: Consumer,
+    checkpoint: Checkpoint | None,
+) -> list[TopicPartition]:
+    """Where the commands and internal commands partitions resume: the checkpoint's offsets
+    (None: nothing committed yet, the start); outside the log, the partition is blocked."""
+    starts = []
+    for kind in (TopicKind.COMMANDS, TopicKind.INTERNAL):
+        source = TopicPartition(committed.topics[kind], partition)
+        low, high = watermarks(consumer, source)
+        if checkpoint is None:
+            start = max(low, 0)
+        elif kind is TopicKind.COMMANDS:
+            start = checkpoint.next_offset
+        else:
+            start = checkpoint.internal_offset
+        if checkpoint is not None and not low <= start <= high:
+            internal = source.topic if kind is TopicKind.INTERNAL else ""
+            raise PartitionBlockedError(
+                outside_the_log(settings, partition, start, low, high, topic=internal)
+            )
+        starts.append(TopicPartition(source.topic, partition, start))
+    return starts
 
 
 def open_partition(
@@ -122,21 +150,7 @@ def open_partition(
         ids.close()
         raise
     try:
-        starts = []
-        for kind in (TopicKind.COMMANDS, TopicKind.INTERNAL):
-            source = TopicPartition(c.topics[kind], partition)
-            low, high = watermarks(consumer, source)
-            if restored.checkpoint is None:  # nothing committed to this partition yet
-                start = max(low, 0)
-            elif kind is TopicKind.COMMANDS:
-                start = restored.checkpoint.next_offset
-            else:
-                start = restored.checkpoint.internal_offset
-            if restored.checkpoint is not None and not low <= start <= high:
-                raise PartitionBlockedError(
-                    outside_the_log(settings, partition, start, low, high, topic=source.topic)
-                )
-            starts.append(TopicPartition(source.topic, partition, start))
+        starts = _starts(settings, partition, c, consumer, restored.checkpoint)
         c.next_offset, c.internal_offset = starts[0].offset, starts[1].offset
         counters.committed_offset = c.next_offset
         consumer.assign(starts)

@@ -13,18 +13,14 @@ import msgspec
 
 from ledger.aggregate import LEDGER, AccountAggregate
 from ledger.events import AccountOpened, Deposited, Withdrawn
-from ledger.state import AccountStatus, AccountView
+from ledger.state import Account, AccountView
 
 __all__ = ["LEDGER_V2", "AccountV2"]
 
 
-class AccountV2(msgspec.Struct, frozen=True):
-    """Account state, layout 4."""
+class AccountV2(Account, frozen=True):
+    """Account state, layout 4: layout 3 and `movements`."""
 
-    status: AccountStatus
-    currency: str
-    balance: int
-    overdraft_limit: int
     movements: int = 0
 
 

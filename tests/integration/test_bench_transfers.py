@@ -10,6 +10,7 @@ from rich.console import Console
 from bench.transfers import print_transfer_bench, run_transfer_bench
 
 
+@pytest.mark.slow  # a minute on a shared machine; `pytest -m slow` runs it
 def test_the_transfer_bench_measures_and_conserves_money(
     bootstrap: str, ray_local: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
