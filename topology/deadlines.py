@@ -45,15 +45,8 @@ class Deadlines:
     def due(self, now_ms: int) -> list[str]:
         """The aggregates with a deadline at or before `now_ms` (left in the index until a
         committed batch changes them)."""
-        heap, due = self._heap, []
-        while heap and heap[0][0] <= now_ms:
-            at, aggregate_id = heap[0]
-            if self._earliest.get(aggregate_id) != at:
-                heapq.heappop(heap)  # stale: the aggregate changed since
-                continue
-            due.append(aggregate_id)
-            break
-        if not due:
+        first = self.next_at()
+        if first is None or first > now_ms:
             return []
         return sorted(a for a, at in self._earliest.items() if at <= now_ms)
 
