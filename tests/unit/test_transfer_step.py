@@ -5,10 +5,14 @@ the saga runs, forged internal commands, and expiry on the partition's clock."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger import Deposit, OpenAccount, PostPending, Transfer
 from ledger.internal import CreditTransfer
-from topology.codec import Reply, Slot, decode_reply, encode_key
+from topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
 from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
@@ -202,3 +206,104 @@ def test_expiry_is_a_tick_on_the_partition_clock() -> None:
     late = p0.send(a, PostPending("t1"), "p1")
     assert client_replies(late)[0].code == "unknown_pending"
     assert p0.positions[1] == 0, "a tick reads nothing"
+
+
+# --- the property: any interleaving of transfers, retries, deliveries and aborts ------------
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("transfer"),
+            st.integers(0, 4),  # source (index into ACCOUNTS, 4 = unknown)
+            st.integers(0, 4),
+            st.integers(1, 80),
+            st.integers(0, 1),  # reply lane
+        ),
+        st.tuples(st.just("retry"), st.integers(0, 50), st.integers(0, 1)),
+        st.tuples(st.just("deliver"), st.integers(0, 1), st.integers(1, 3), st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+class Two:
+    """Two partitions, their internal topic partitions (in order), and every answer a
+    client could take for each transfer id."""
+
+    def __init__(self) -> None:
+        self.parts = [Part(0), Part(1)]
+        self.accounts = [on(0, "a"), on(0, "b"), on(1, "c"), on(1, "d"), on(1, "ghost")]
+        for account in self.accounts[:4]:
+            opened(self.home(account), account, 100)
+        self.queues: list[list[tuple[bytes | None, bytes | None]]] = [[], []]
+        self.sent: list[tuple[str, str, Transfer]] = []
+        self.answers: dict[str, set[bytes]] = {}
+
+    def home(self, account: str) -> Part:
+        return self.parts[partition_for(account.encode(), PARTITIONS)]
+
+    def took(self, part: Part, result: BatchResult) -> None:
+        for q in (0, 1):
+            self.queues[q].extend(internal_for(result, q))
+        for r in result.replies:
+            reply = decode_reply(r.value or b"")
+            if reply.code != IN_FLIGHT and reply.command_id.startswith("t"):
+                self.answers.setdefault(reply.command_id, set()).add(r.value or b"")
+        assert part.flows is not None and part.balances() == part.flows.balance()
+
+    def transfer(self, source: str, command: Transfer, transfer_id: str, lane: int) -> None:
+        part = self.home(source)
+        self.took(part, part.send(source, command, transfer_id, lane=lane))
+
+    def deliver(self, q: int, n: int, *, aborted: bool = False) -> None:
+        part, batch = self.parts[q], self.queues[q][:n]
+        if not batch:
+            return
+        if aborted:  # the transaction aborts: nothing installed, read again later
+            saved = (dict(part.committed), Memory(part.ids), part.positions, part.flows)
+            part.deliver(batch)
+            part.committed, part.ids, part.positions, part.flows = saved
+            return
+        self.queues[q] = self.queues[q][n:]
+        self.took(part, part.deliver(batch))
+
+    def in_flight(self) -> int:
+        f = [p.flows or Flows() for p in self.parts]
+        return sum(
+            f[p].sent.get(q, 0) - f[q].received.get(p, 0) - f[p].refunded.get(q, 0)
+            for p in (0, 1)
+            for q in (0, 1)
+        )
+
+
+@given(steps)
+def test_transfers_land_once_and_answer_the_same_whatever_the_interleaving(
+    plan: list[tuple[Any, ...]],
+) -> None:
+    two = Two()
+    for step in plan:
+        match step:
+            case ("transfer", s, t, amount, lane) if s != 4:
+                transfer_id = f"t{len(two.sent)}"
+                command = Transfer(two.accounts[t], amount)
+                two.sent.append((transfer_id, two.accounts[s], command))
+                two.transfer(two.accounts[s], command, transfer_id, lane)
+            case ("retry", index, lane) if two.sent:
+                transfer_id, source, command = two.sent[index % len(two.sent)]
+                two.transfer(source, command, transfer_id, lane)
+            case ("deliver", q, n, aborted):
+                two.deliver(q, n, aborted=aborted)
+    while two.queues[0] or two.queues[1]:  # quiet: every leg delivered
+        for q in (0, 1):
+            two.deliver(q, len(two.queues[q]))
+    assert two.in_flight() == 0
+    assert sum(p.balances() for p in two.parts) == 400
+    for transfer_id, values in two.answers.items():
+        assert len(values) == 1, f"{transfer_id}: every answer the same bytes"
+    for transfer_id, source, _ in two.sent:
+        remembered = two.home(source).ids.get(encode_id_key(source, transfer_id))
+        assert remembered is not None
+        if decode_reply(remembered).code == IN_FLIGHT:  # answered by the target
+            assert transfer_id in two.answers
+        else:
+            assert two.answers[transfer_id] == {remembered}
