@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from actors import tracing
 from actors.messaging import Operation, attributes
-from topology.step import InRecord, Outcome
+from topology.step import InRecord, Outcome, origin
 
 __all__ = ["BatchTrace"]
 
@@ -42,7 +42,7 @@ class BatchTrace:
                 continue
             creation = trace.get_current_span(parent).get_span_context()
             self._links.append(Link(creation, {"messaging.kafka.offset": record.offset}))
-            self._spans[record.offset] = tracer.start_span(
+            self._spans[origin(record.offset, record.internal)] = tracer.start_span(
                 f"process {self.topic}",
                 context=parent,
                 kind=SpanKind.CONSUMER,
@@ -60,10 +60,10 @@ class BatchTrace:
 
     def decided(self, outcomes: Sequence[Outcome]) -> dict[int, list[tuple[str, bytes]]]:
         """Record each traced command's outcome; returns the trace headers for the events of
-        each command (its process span's context), by command offset."""
+        each command (its process span's context), by `origin` of the command."""
         headers: dict[int, list[tuple[str, bytes]]] = {}
         for o in outcomes:
-            span = self._spans.get(o.offset)
+            span = self._spans.get(origin(o.offset, o.internal))
             if span is None:
                 continue
             span.set_attributes(
@@ -76,7 +76,9 @@ class BatchTrace:
                     "eventledger.code": o.code or "",
                 }
             )
-            headers[o.offset] = tracing.headers_from_context(trace.set_span_in_context(span))
+            headers[origin(o.offset, o.internal)] = tracing.headers_from_context(
+                trace.set_span_in_context(span)
+            )
         return headers
 
     @contextmanager

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -34,6 +34,7 @@ from topology.codec import Reply, decode_reply, encode_command
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
+from topology.step import IN_FLIGHT
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
@@ -103,7 +104,7 @@ class LedgerClient:
         self._io = threading.Thread(target=self._serve, name="ledger-client-io", daemon=True)
         self._io.start()
 
-    def __enter__(self) -> LedgerClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -358,6 +359,8 @@ class LedgerClient:
                 reply = decode_reply(value)
             except Exception:
                 log.warning("undecodable reply at offset %d", msg.offset())
+                continue
+            if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
                 continue
             with self._lock:
                 futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])

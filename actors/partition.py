@@ -94,6 +94,7 @@ class PartitionWorker(PartitionMoves):
         codec = Codec(aggregate)
         self.committed = Committed(codec, generation, topics, SnapshotStore(codec))
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
+        self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
         self._stop = threading.Event()
         self._gate = Gate(held=paused)
@@ -184,9 +185,10 @@ class PartitionWorker(PartitionMoves):
         )
         self._batch.error = self.error  # aborts in a row outlive a re-creation
 
-    def _rewind(self, offset: int) -> None:
+    def _rewind(self, offset: int, internal_offset: int) -> None:
         assert self._consumer is not None
         self._consumer.seek(TopicPartition(self._commands.topic, self.partition, offset))
+        self._consumer.seek(TopicPartition(self._internal.topic, self.partition, internal_offset))
 
     def _close(self) -> None:
         for client in (self._consumer, self._offsets):
@@ -223,7 +225,7 @@ class PartitionWorker(PartitionMoves):
                 continue
             try:
                 batch = self._poll_batch()
-                if batch:
+                if batch or self.committed.due(self.committed.now_ms()):  # none: a tick
                     assert self._batch is not None
                     self._batch.run(batch)
                     self.error = self._batch.error
@@ -259,6 +261,19 @@ class PartitionWorker(PartitionMoves):
         try:
             return poll_batch(self._consumer, limit, self.settings.batch_max_ms / 1000.0)
         except OutsideTheLogError:
+            low, high = watermarks(self._consumer, self._internal)
+            c = self.committed
+            if not low <= c.internal_offset <= high:
+                raise PartitionBlockedError(
+                    outside_the_log(
+                        self.settings,
+                        self.partition,
+                        c.internal_offset,
+                        low,
+                        high,
+                        topic=self._internal.topic,
+                    )
+                ) from None
             raise PartitionBlockedError(
                 self._outside(*watermarks(self._consumer, self._commands))
             ) from None

@@ -1,6 +1,8 @@
 """Topic names and configs. Every data topic has the same partition count: commands, events,
 snapshots and state are co-partitioned by aggregate id; dlq follows suit so that a partition
-number is valid everywhere. The replies topic has `partitions × reply_lanes` partitions:
+number is valid everywhere, and so does internal (the commands the service sends itself, a
+transfer's next leg, to the partition of their aggregate; only the service writes it).
+The replies topic has `partitions × reply_lanes` partitions:
 partition p's writer answers lane l on `p * reply_lanes + l`, so every replies partition has
 exactly one transactional writer (a read_committed reader of a partition waits for the oldest
 transaction open on it; with one writer that is only the transaction it waits for anyway),
@@ -47,6 +49,7 @@ class TopicKind(StrEnum):
     SNAPSHOTS = "snapshots"
     STATE = "state"
     DLQ = "dlq"
+    INTERNAL = "internal"  # commands the service sends itself (a transfer's legs)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ _CONTROL: Final = {
 }
 _CONFIGS: Final[Mapping[TopicKind, Mapping[str, str]]] = {
     TopicKind.COMMANDS: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
+    TopicKind.INTERNAL: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
     # The idempotency memory's changelog: one remembered reply per (aggregate, command id)
     # survives compaction, and deletion drops what is past the window (retention: see specs).
     TopicKind.REPLIES: {"cleanup.policy": "compact,delete", "segment.ms": str(_HOUR_MS)},
