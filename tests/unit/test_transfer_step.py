@@ -22,6 +22,7 @@ from topology.step import (
     BatchResult,
     InRecord,
     OutcomeKind,
+    origin,
     process_batch,
 )
 from topology.topics import TopicKind
@@ -307,3 +308,23 @@ def test_transfers_land_once_and_answer_the_same_whatever_the_interleaving(
             assert transfer_id in two.answers
         else:
             assert two.answers[transfer_id] == {remembered}
+
+
+def test_outputs_of_an_internal_leg_and_a_command_at_the_same_offset_name_different_causes() -> (
+    None
+):
+    """Commands and internal legs come from two topics whose offsets overlap; the trace of a
+    command must never land on the events of a leg that happens to share its offset."""
+    p0, p1 = Part(0), Part(1)
+    a, b, c = on(0, "a"), on(1, "b"), on(1, "c")
+    opened(p0, a, 100)
+    opened(p1, b)
+    opened(p1, c)
+    (credit,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    offset = max(p1.positions)
+    p1.positions = (offset, offset)  # the next command and the next leg share an offset
+    both = p1.batch(
+        [record(offset, c, Deposit(5), "d1", reply_to=0), InRecord(offset, *credit, (), True)]  # type: ignore[arg-type]
+    )
+    causes = {e.source_offset for e in both.events}
+    assert causes == {origin(offset, False), origin(offset, True)} and len(causes) == 2
