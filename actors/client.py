@@ -22,13 +22,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
-from actors import tracing
+from actors import messaging, tracing
 from actors.kafka import consumer_config, producer_config
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
@@ -36,6 +36,7 @@ from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
+from topology.step import IN_FLIGHT
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
@@ -83,6 +84,7 @@ class LedgerClient:
         self.retry_interval = retry_interval
         self.layout = TopicLayout.of(settings)
         self._commands = self.layout.name(TopicKind.COMMANDS)
+        self._server = messaging.server(settings.bootstrap_servers)
         self.reply_lane = (
             reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
@@ -104,7 +106,7 @@ class LedgerClient:
         self._io = threading.Thread(target=self._serve, name="ledger-client-io", daemon=True)
         self._io.start()
 
-    def __enter__(self) -> LedgerClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -277,9 +279,17 @@ class LedgerClient:
             self._produce(target, key, value, partition, tracing.current_headers())
             return
         with tracing.tracer().start_as_current_span(
-            "send",
+            f"send {self._commands}",
             kind=trace.SpanKind.PRODUCER,
             attributes={
+                **messaging.attributes(
+                    messaging.Operation.SEND,
+                    "send",
+                    self._commands,
+                    partition,
+                    key=aggregate_id,
+                    server_attributes=self._server,
+                ),
                 "eventledger.command_id": command_id,
                 "eventledger.aggregate_id": aggregate_id,
                 "eventledger.command_type": type(command).__name__,
@@ -386,6 +396,8 @@ class LedgerClient:
                 reply = decode_reply(value)
             except Exception:
                 log.warning("undecodable reply at offset %d", msg.offset())
+                continue
+            if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
                 continue
             with self._lock:
                 futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])

@@ -6,7 +6,8 @@ Invariants (a reader cannot see them from one method):
 - the in-memory state is exactly what Kafka holds committed: a batch's snapshots become the
   state, and its decided ids the id memory, only after its transaction commits; an aborted
   batch leaves both untouched and rewinds the consumer to the committed offset;
-- the committed command offset only moves forward (``OffsetOrderError``, a real error);
+- the committed command and internal command offsets only move forward
+  (``OffsetOrderError``, a real error);
 - the partition clock (``Committed.clock_ms``) never runs backwards: it is checkpointed with
   the command offset in the same transaction;
 - after any aborted batch the producer is renewed (a new epoch): a failed produce spoils the
@@ -23,15 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
-from opentelemetry import trace
 
-from actors import tracing
+from actors import messaging
+from actors.batch_trace import BatchTrace
 from actors.idstore import IdStore
 from actors.kafka import AbortableError, TransactionalWriter
+from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
-from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint
+from topology.codec import CHECKPOINT_KEY, Checkpoint, Codec, encode_checkpoint, encode_flows
+from topology.deadlines import Deadlines
+from topology.flows import FLOWS_KEY, Flows
+from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
 from topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
@@ -41,7 +46,6 @@ from topology.topics import TopicKind
 __all__ = [
     "BatchCommit",
     "Committed",
-    "Counters",
     "OffsetOrderError",
     "PartitionBlockedError",
     "write_checkpoint",
@@ -59,34 +63,11 @@ class OffsetOrderError(RuntimeError):
 
 
 @dataclass
-class Counters:
-    """What the partition has done since this worker started (restores included)."""
-
-    processed: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    dlq: int = 0
-    batches: int = 0
-    aborts: int = 0
-    producer_restarts: int = 0
-    committed_offset: int = -1
-    first_batch_at: float = 0.0
-    last_commit_ms: float = 0.0
-    last_commit_at: float = 0.0
-    restored_aggregates: int = 0
-    restored_records: int = 0
-    restore_seconds: float = 0.0
-    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
-    ids_restored: int = 0  # changelog records read into the id memory at the last start
-    ids_restore_seconds: float = 0.0
-
-
-@dataclass
 class Committed:
     """What this partition has committed, as its worker knows it: the aggregate code and
-    snapshot generation it serves, the topics it writes, the state, the next command offset,
-    the clock, and how far the events log and each replies partition reach."""
+    snapshot generation it serves, the topics it writes, the state (and its deadlines), the
+    next command and internal command offsets, the clock, and how far the events log and
+    each replies partition reach."""
 
     codec: Codec
     generation: int
@@ -98,6 +79,13 @@ class Committed:
     reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
     # replies partition → (id key of the last remembered reply written there, batch time)
     marks: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    internal_offset: int = 0
+    deadlines: Deadlines | None = None
+    flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
+
+    def due(self, now_ms: int) -> list[str]:
+        """The aggregates with a deadline due at `now_ms`."""
+        return [] if self.deadlines is None else self.deadlines.due(now_ms)
 
     @property
     def aggregate(self) -> Aggregate:
@@ -111,11 +99,14 @@ class Committed:
         """The checkpoint of `result`: where commands resume, the clock, and the marks with
         this batch's last remembered replies (see `Checkpoint`)."""
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
-        return Checkpoint(result.next_offset, now_ms, marks)
+        flows = self.flows if result.flows is None else result.flows
+        return Checkpoint(result.next_offset, now_ms, marks, result.next_internal_offset, flows)
 
     def position(self) -> Checkpoint:
         """The checkpoint of what is committed now (a generation's seal, an unblock)."""
-        return Checkpoint(self.next_offset, self.clock_ms, self.marks)
+        return Checkpoint(
+            self.next_offset, self.clock_ms, self.marks, self.internal_offset, self.flows
+        )
 
 
 def write_checkpoint(
@@ -143,7 +134,7 @@ class BatchCommit:
         counters: Counters,
         metrics: PartitionMetrics,
         aborts: AbortPolicy,
-        rewind: Callable[[int], None],
+        rewind: Callable[[int, int], None],
         wait: Callable[[float], Any],
     ) -> None:
         self.settings = settings
@@ -154,18 +145,40 @@ class BatchCommit:
         self.counters = counters
         self.metrics = metrics
         self.aborts = aborts
-        self._rewind = rewind  # seek the consumer to a command offset
+        self._rewind = rewind  # seek the consumer to (command, internal command) offsets
         self._wait = wait  # sleep, unless the partition is told to stop
         self.error: str | None = None  # the aborts in a row, while they last
+        self.trace = BatchTrace(
+            committed.topics[TopicKind.COMMANDS],
+            partition,
+            Names.of(settings).commands_group,
+            messaging.server(settings.bootstrap_servers),
+        )
 
     # -- a batch ---------------------------------------------------------------------------
 
     def run(self, messages: list[Any]) -> None:
-        """Step and commit one batch of consumed messages; on abort, follow the policy."""
+        """Step and commit one batch of consumed messages (none: a tick, when a deadline is
+        due); on abort, follow the policy. The batch's process spans last until its
+        transaction has ended."""
+        records = [in_record(m, self.committed.topics[TopicKind.INTERNAL]) for m in messages]
+        self.trace.start(records)
+        failed: BaseException | None = None
+        try:
+            self._run(records)
+        except BaseException as e:
+            failed = e
+            raise
+        finally:
+            self.trace.end(failed)
+
+    def _run(self, records: list[InRecord]) -> None:
         started_at = time.time()
         c = self.committed
-        records = [in_record(m) for m in messages]
         now_ms = c.now_ms()
+        due = c.due(now_ms)
+        if not records and not due:
+            return
         result = process_batch(
             c.codec,
             c.states,
@@ -178,11 +191,22 @@ class BatchCommit:
             window_ms=self.settings.idempotency_window_ms,
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
+            positions=(c.next_offset, c.internal_offset),
+            due=due,
+            flows=c.flows,
         )
-        if result.next_offset <= c.next_offset:
+        before, after = (
+            (c.next_offset, c.internal_offset),
+            (
+                result.next_offset,
+                result.next_internal_offset,
+            ),
+        )
+        if min(a - b for a, b in zip(after, before, strict=True)) < 0 or (
+            records and after == before
+        ):
             raise OffsetOrderError(
-                f"partition {self.partition}: command offset {result.next_offset} would not "
-                f"move forward from {c.next_offset}"
+                f"partition {self.partition}: offsets {after} would not move forward from {before}"
             )
         checkpoint = c.checkpoint(result, now_ms)
         try:
@@ -193,14 +217,23 @@ class BatchCommit:
         if self.aborts.aborts:
             self.error = None  # the aborts are over
         self.aborts.committed(wrote_events=bool(result.events))
-        # Committed: only now does the batch become the state that queries see, and its
-        # replies what the id memory remembers (with how far its changelog now reaches).
+        self._installed(result, checkpoint, now_ms)
+        self._count(result, started_at)
+
+    def _installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
+        """Committed: only now does the batch become the state that queries see (and its
+        deadlines), its replies what the id memory remembers (with how far its changelog now
+        reaches), and its offsets and clock the partition's."""
+        c = self.committed
         c.states.install((r.key, r.value) for r in result.snapshots)
+        if c.deadlines is not None:
+            c.deadlines.update(result.changed.items())
         self.ids.install(result.remembered, c.reply_ends)
         c.next_offset = result.next_offset
+        c.internal_offset = result.next_internal_offset
         c.clock_ms = now_ms
         c.marks = checkpoint.remembered
-        self._count(result, started_at)
+        c.flows = checkpoint.flows
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
@@ -213,7 +246,10 @@ class BatchCommit:
         # spoiled (the next transaction's records time out: "requires epoch bump"): a new
         # producer bumps the epoch and starts clean, fencing the old one.
         self.writer.renew()
-        self._rewind(self.committed.next_offset)
+        self._rewind(self.committed.next_offset, self.committed.internal_offset)
+        if not records:
+            self._wait(self.aborts.pause())  # a tick: nothing to isolate
+            return
         action = self.aborts.aborted(len(records))
         self.error = f"{self.aborts.aborts} aborts in a row ({action}): {error}"
         if action is AbortAction.BLOCK:
@@ -241,6 +277,7 @@ class BatchCommit:
             events_offset=c.events_end,
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
+            positions=(c.next_offset, c.internal_offset),
         )
         checkpoint = c.checkpoint(result, now_ms)
         try:
@@ -250,11 +287,8 @@ class BatchCommit:
                 f"offset {record.offset} could not even be set aside: {e}"
             ) from e
         log.error("partition %d: set offset %d aside: %s", self.partition, record.offset, reason)
-        self.ids.install(result.remembered, c.reply_ends)
-        c.clock_ms = now_ms
-        c.next_offset = result.next_offset
-        c.marks = checkpoint.remembered
-        self._rewind(c.next_offset)
+        self._installed(result, checkpoint, now_ms)
+        self._rewind(c.next_offset, c.internal_offset)
         self.aborts.committed(set_aside=True)
         self._count(result, started_at)
 
@@ -265,16 +299,9 @@ class BatchCommit:
         writer; what fails comes out classified (AbortableError: abort and rewind)."""
         writer = self.writer
         topics = self.committed.topics
-        trace_headers = self._trace(result)
+        trace_headers = self.trace.decided(result.outcomes)
         started = time.monotonic()
-        with tracing.tracer().start_as_current_span(
-            "commit",
-            attributes={
-                "eventledger.partition": self.partition,
-                "eventledger.batch.size": len(result.outcomes),
-                "eventledger.offset.next": result.next_offset,
-            },
-        ):
+        with self.trace.commit(len(result.outcomes), result.next_offset):
             # 1. begin
             writer.begin()
             produce = writer.produce
@@ -298,11 +325,13 @@ class BatchCommit:
                 CHECKPOINT_KEY,
                 self.partition,
             )
-            # 4. the last snapshot and public view of each changed aggregate, dead letters
+            # 4. the last snapshot and public view of each changed aggregate, dead letters,
+            # internal commands for other partitions
             for kind, records in (
                 (TopicKind.SNAPSHOTS, result.snapshots),
                 (TopicKind.STATE, result.views),
                 (TopicKind.DLQ, result.dlq),
+                (TopicKind.INTERNAL, result.internal),
             ):
                 topic = topics[kind]
                 for r in records:
@@ -310,6 +339,11 @@ class BatchCommit:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:  # an empty headers list still costs librdkafka an allocation
                         produce(topic, r.value, r.key, r.partition)
+            # 4b. the partition's money flows, beside the views they account for
+            if result.flows is not None:
+                produce(
+                    topics[TopicKind.STATE], encode_flows(result.flows), FLOWS_KEY, self.partition
+                )
             # 5. replies last (a read_committed reader of them waits for this commit); the
             # last one per replies partition reports how far the id memory's changelog reaches
             replies = topics[TopicKind.REPLIES]
@@ -323,31 +357,6 @@ class BatchCommit:
             writer.commit()
         self.counters.last_commit_ms = (time.monotonic() - started) * 1000.0
         self.counters.last_commit_at = time.time()
-
-    def _trace(self, result: BatchResult) -> dict[int, list[tuple[str, bytes]]]:
-        """A ``handle`` span per traced command, continuing the client's trace; returns the
-        trace headers to put on that command's events, by command offset."""
-        tracer = tracing.tracer()
-        out: dict[int, list[tuple[str, bytes]]] = {}
-        for o in result.outcomes:
-            parent = tracing.context_from_headers(o.headers)
-            if parent is None:
-                continue
-            span = tracer.start_span(
-                "handle",
-                context=parent,
-                attributes={
-                    "eventledger.partition": self.partition,
-                    "eventledger.offset": o.offset,
-                    "eventledger.aggregate_id": o.aggregate_id or "",
-                    "eventledger.command_type": o.command_type or "",
-                    "eventledger.outcome": o.outcome,
-                    "eventledger.code": o.code or "",
-                },
-            )
-            out[o.offset] = tracing.headers_from_context(trace.set_span_in_context(span))
-            span.end()
-        return out
 
     def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
@@ -373,4 +382,4 @@ class BatchCommit:
         c.rejected += tally[OutcomeKind.REJECTED]
         c.duplicates += tally[OutcomeKind.DUPLICATE]
         c.dlq += tally[OutcomeKind.DLQ]
-        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms)
+        self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)

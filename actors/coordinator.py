@@ -36,11 +36,13 @@ import ray
 from confluent_kafka import Consumer, TopicPartition
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.history import deploy_history, stop_history
 from actors.kafka import consumer_config
 from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
+from actors.metrics import observe_lag
 from actors.ray_state import alive_nodes, current_node_id, lookup_actor
 from actors.rebuild_driver import RebuildDriver
 from actors.supervisor import PartitionActual, observe_partitions, retire, start_partition
@@ -120,7 +122,15 @@ class Coordinator:
         self._thread: threading.Thread | None = None
         self._last: _Tick | None = None
         self._stale_seen: set[tuple[int, str, int]] = set()
-        ensure_topics(settings.bootstrap_servers, self.layout)
+        self._aggregates: dict[int, int] = {}  # last reported per partition: sizes memory=
+        tracing.configure_telemetry("eventledger")
+        observe_lag(
+            settings.app_id,
+            self.layout.name(TopicKind.COMMANDS),
+            self.names.commands_group,
+            self.lags,
+        )
+        ensure_topics(settings, self.layout)
         self.writer = ControlWriter(settings)  # fences an earlier coordinator's writes
         self.desired = read_desired(settings)
         service = self.desired.service
@@ -131,9 +141,7 @@ class Coordinator:
             )
         generations = {r.generation for r in self.desired.partitions.values() if r.generation}
         if generations:
-            ensure_specs(
-                settings.bootstrap_servers, [self.layout.snapshot_spec(g) for g in generations]
-            )
+            ensure_specs(settings, [self.layout.snapshot_spec(g) for g in generations])
         self._write(ServiceRecord(settings.partitions, True, time.time()))
         self.rebuilds = RebuildDriver(
             settings, self.desired, self.writer, self._lock, aggregate=aggregate
@@ -209,8 +217,20 @@ class Coordinator:
         return result
 
     def _observe(self) -> _Tick:
-        nodes = alive_nodes()
+        # Only nodes that offer the partition resource can take a partition actor.
+        nodes = alive_nodes(self.settings.partition_resource)
+        with self._lock:
+            if nodes:
+                self.errors.pop("resources", None)
+            elif "resources" not in self.errors:
+                self.errors["resources"] = (
+                    f"no alive Ray node offers the resource {self.settings.partition_resource!r}"
+                )
+                log.warning("%s; partitions wait for one", self.errors["resources"])
         actual = observe_partitions(self.settings.app_id, self.settings.partitions)
+        for a in actual:
+            if a.stats is not None:
+                self._aggregates[a.partition] = a.stats.aggregates
         topic = self.layout.name(TopicKind.COMMANDS)
         ends = {}
         for p in range(self.settings.partitions):
@@ -242,7 +262,7 @@ class Coordinator:
                     retire(name, graceful=True)
             record = self.desired.partition(p)
             self._write(msgspec.structs.replace(record, node_id=node, starts=record.starts + 1))
-            start_partition(self.settings, p, node, self.aggregate)
+            start_partition(self.settings, p, node, self.aggregate, self._aggregates.get(p, 0))
 
     def _resume(self, tick: _Tick) -> None:
         """Resume partitions left paused by an interrupted switch; rebuild a partition whose
@@ -359,6 +379,19 @@ class Coordinator:
             d = self.desired
             return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds))
 
+    def lags(self) -> dict[int, int]:
+        """Per partition, the commands not yet committed, as of the last tick (partitions
+        whose actor did not report are left out)."""
+        with self._lock:
+            tick = self._last
+        if tick is None:
+            return {}
+        return {
+            a.partition: max(0, tick.ends[a.partition] - a.stats.committed_offset)
+            for a in tick.actual
+            if a.stats is not None and tick.ends.get(a.partition) is not None
+        }
+
     def shutdown(self) -> None:
         """Record the service as stopped, stop the loop, the shadows and every actor."""
         self._write(ServiceRecord(self.settings.partitions, False, time.time()))
@@ -369,6 +402,7 @@ class Coordinator:
         for p in range(self.settings.partitions):
             retire(self.names.partition_actor(p), graceful=True)
         self._watermarks.close()
+        tracing.flush()
         log.info("coordinator of %s: stopped", self.settings.app_id)
 
 
@@ -445,7 +479,11 @@ def deploy_coordinator(
         scheduling_strategy=NodeAffinitySchedulingStrategy(current_node_id(), soft=True),
     ).remote(settings, aggregate, tick_seconds=tick_seconds)
     if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
-        raise TimeoutError(f"{settings.app_id}: partitions not all running after {timeout:.0f}s")
+        errors = ray.get(handle.status.remote(), timeout=30).errors
+        why = "".join(f"; {step}: {error}" for step, error in sorted(errors.items()))
+        raise TimeoutError(
+            f"{settings.app_id}: partitions not all running after {timeout:.0f}s{why}"
+        )
     deploy_history(settings, aggregate)
     return handle
 

@@ -23,6 +23,7 @@ from actors.messages import PartitionStatus, Paused, Switched
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec import Checkpoint, Codec
+from topology.deadlines import Deadlines
 from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -122,13 +123,23 @@ def checked_handover(
     return store
 
 
-def outside_the_log(settings: Settings, partition: int, position: int, low: int, high: int) -> str:
-    """Why a partition whose commands resume at ``position`` is blocked, and how to go on."""
+def outside_the_log(
+    settings: Settings, partition: int, position: int, low: int, high: int, *, topic: str = ""
+) -> str:
+    """Why a partition whose commands (or, with ``topic``, the commands of that topic)
+    resume at ``position`` is blocked, and how to go on."""
+    what = topic or "commands"
     why = (
         "commands were deleted (retention) before they were processed"
         if position < low
-        else "the commands topic was re-created or truncated"
+        else f"the {what} topic was re-created or truncated"
     )
+    if topic:
+        return (
+            f"{topic}[{partition}] resumes at offset {position} but holds offsets {low} to "
+            f"{high}: {why}. The service's own commands are never skipped by itself: "
+            "restore the topic, or re-create the application"
+        )
     return (
         f"commands resume at offset {position}, but commands[{partition}] "
         f"holds offsets {low} to {high}: {why}. Nothing is skipped by itself: to go on "
@@ -160,7 +171,13 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
         committed.next_offset,
         from_offset,
     )
-    checkpoint = Checkpoint(from_offset, committed.now_ms(), committed.marks)
+    checkpoint = Checkpoint(
+        from_offset,
+        committed.now_ms(),
+        committed.marks,
+        committed.internal_offset,
+        committed.flows,
+    )
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()
 
@@ -193,6 +210,8 @@ def switch(
     )
     write_checkpoint(writer, topic, partition, c.position())
     c.states, c.codec, c.generation = store, codec, generation
+    c.deadlines = Deadlines(codec.aggregate)
+    c.deadlines.rebuild(store)
     c.topics[TopicKind.SNAPSHOTS] = topic
     log.info(
         "partition %d: switched to snapshot generation %d (%d aggregates)",

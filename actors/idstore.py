@@ -52,7 +52,7 @@ from topology.settings import Settings
 from topology.step import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["IdRestore", "IdStore", "open_id_store"]
+__all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,11 @@ _RESTORE_CONSUMER = {
     "fetch.max.bytes": 64 * 1024 * 1024,
     "queued.max.messages.kbytes": 16 * 1024,
 }
+
+
+class IdMemoryBehindError(RuntimeError):
+    """The id memory cannot be brought up to the state's checkpoint: the partition must not
+    run (a retry of one of its last ids could be executed again)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,10 @@ class IdStore:
         Rdict.destroy(str(self.path))
         self._db = _open(self.path, self._ttl)
 
+    def compact(self) -> None:
+        """Compact the whole store now (RocksDB does it on its own as files accumulate)."""
+        self._db.compact_range(None, None)
+
     def disk_bytes(self) -> int:
         """Bytes of the store's files on disk."""
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
@@ -144,53 +153,42 @@ class IdStore:
         """Read the changelog (the replies partitions `partition` writes) from the stored
         positions to its end; from the window's start where there are none. Then make sure
         the memory holds every id key the checkpoint's marks (`expect`) name, reading again
-        while the changelog is not yet visible that far (after a broker restart a replies
-        partition can lag behind the snapshots); after `wait` seconds it logs an error and goes
-        on (an open bug: the memory may then be behind the state)."""
+        for up to `wait` seconds while the changelog is not visible that far. A local store
+        that still lacks one is not trusted: it is wiped and restored from the window's
+        start. Raises `IdMemoryBehindError` when even that lacks a mark (the memory would be
+        behind the state: retries of its last ids could run twice)."""
         started = time.monotonic()
         topic = TopicLayout.of(settings).name(TopicKind.REPLIES)
         consumer = Consumer(
             consumer_config(settings, group_id=Names.of(settings).group("ids"), **_RESTORE_CONSUMER)
         )
-        records = installed = 0
+        parts = TopicLayout.of(settings).replies_of(partition)
+        retention = replies_retention_ms(settings.idempotency_window_ms)
+        marks = {p: m for p, m in (expect or {}).items() if p in parts}
         try:
-            parts = TopicLayout.of(settings).replies_of(partition)
-            bounds = {p: watermarks(consumer, TopicPartition(topic, p)) for p in parts}
             stored = self.positions()
-            reused = bool(stored)
-            if any(stored.get(p, 0) > high for p, (_, high) in bounds.items()):
-                log.warning("%s: the id store is ahead of the changelog; wiping it", self.path)
+            records, installed, reused = self._catch_up(consumer, topic, parts, now_ms - retention)
+            behind = self._await(consumer, topic, marks, now_ms - retention, wait)
+            if behind:
+                log.error(
+                    "%s: the local store lacks the checkpoint's last remembered replies on "
+                    "replies partitions %s, which the changelog holds (%s); wiping it and "
+                    "restoring from the window's start",
+                    self.path,
+                    behind,
+                    _where(settings, topic, {p: marks[p][0] for p in behind}, self.positions()),
+                )
                 self.wipe()
-                stored, reused = {}, False
-            since = now_ms - replies_retention_ms(settings.idempotency_window_ms)
-            for p in parts:
-                low, high = bounds[p]
-                start = stored.get(p)
-                if start is None:
-                    start = _offset_at(consumer, TopicPartition(topic, p), since, high)
-                read, put = self._scan(consumer, TopicPartition(topic, p, max(start, low)))
+                read, put, reused = self._catch_up(consumer, topic, parts, now_ms - retention)
                 records, installed = records + read, installed + put
-            retention = replies_retention_ms(settings.idempotency_window_ms)
-            marks = {p: m for p, m in (expect or {}).items() if p in bounds}
-            deadline = time.monotonic() + wait
-            while behind := self._behind(marks, now_ms - retention):
-                if time.monotonic() > deadline:  # an open bug: see the README (Development)
-                    log.error(
-                        "%s: the replies partitions %s do not reach the checkpoint's last "
-                        "remembered replies within %.0fs; going on (retries of those ids may "
-                        "be executed again)",
-                        self.path,
-                        behind,
-                        wait,
-                    )
-                    break
-                log.warning("%s: replies partitions %s lag the checkpoint; reading again",
-                            self.path, behind)  # fmt: skip
-                time.sleep(0.5)
-                positions = self.positions()
-                for p in behind:
-                    read, put = self._scan(consumer, TopicPartition(topic, p, positions.get(p, 0)))
-                    records, installed = records + read, installed + put
+                behind = self._await(consumer, topic, marks, now_ms - retention, wait)
+            if behind:
+                where = _where(settings, topic, {p: marks[p][0] for p in behind}, self.positions())
+                raise IdMemoryBehindError(
+                    f"{self.path}: the replies partitions {behind} lack the checkpoint's last "
+                    f"remembered replies even from the window's start; the partition does not "
+                    f"run with an id memory behind its state ({where})"
+                )
         finally:
             consumer.close()
         log.info(
@@ -204,6 +202,50 @@ class IdStore:
         self._db.flush()  # what was restored survives a crash: the next start goes on from it
         release_freed_memory()
         return IdRestore(records, installed, time.monotonic() - started, reused)
+
+    def _catch_up(
+        self, consumer: Consumer, topic: str, parts: Sequence[int], since_ms: int
+    ) -> tuple[int, int, bool]:
+        """Scan each replies partition from its stored position (from `since_ms` when there
+        is none) to its visible end; (records read, ids installed, whether the store was
+        reused). A store whose positions lie beyond the changelog's end is wiped first."""
+        bounds = {p: watermarks(consumer, TopicPartition(topic, p)) for p in parts}
+        stored = self.positions()
+        reused = bool(stored)
+        if any(stored.get(p, 0) > high for p, (_, high) in bounds.items()):
+            log.warning("%s: the id store is ahead of the changelog; wiping it", self.path)
+            self.wipe()
+            stored, reused = {}, False
+        records = installed = 0
+        for p in parts:
+            low, high = bounds[p]
+            start = stored.get(p)
+            if start is None:
+                start = _offset_at(consumer, TopicPartition(topic, p), since_ms, high)
+            read, put = self._scan(consumer, TopicPartition(topic, p, max(start, low)))
+            records, installed = records + read, installed + put
+        return records, installed, reused
+
+    def _await(
+        self,
+        consumer: Consumer,
+        topic: str,
+        marks: Mapping[int, tuple[bytes, int]],
+        since_ms: int,
+        wait: float,
+    ) -> list[int]:
+        """Read on while a replies partition's marked key is missing, for up to `wait`
+        seconds (after a broker restart a changelog can become visible late); the replies
+        partitions still missing theirs."""
+        deadline = time.monotonic() + wait
+        while (behind := self._behind(marks, since_ms)) and time.monotonic() < deadline:
+            log.warning("%s: replies partitions %s lag the checkpoint; reading again",
+                        self.path, behind)  # fmt: skip
+            time.sleep(0.5)
+            positions = self.positions()
+            for p in behind:
+                self._scan(consumer, TopicPartition(topic, p, positions.get(p, 0)))
+        return behind
 
     def _scan(self, consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
         """Install the remembered replies of `partition` from its offset to its visible end;
@@ -264,7 +306,12 @@ def _open(path: Path, ttl_seconds: int) -> Rdict:
     table.set_bloom_filter(10, False)
     table.set_block_cache(Cache(_BLOCK_CACHE_BYTES))
     options.set_block_based_table_factory(table)
-    return Rdict(str(path), options, access_type=AccessType.with_ttl(ttl_seconds))
+    # column_families={}: without it rocksdict reloads the options saved in the directory,
+    # whose TTL filter (once a TTL store was opened in this process) the TTL open then wraps
+    # again; nested filters read reply bytes as expiry times and compaction drops the ids.
+    return Rdict(
+        str(path), options, column_families={}, access_type=AccessType.with_ttl(ttl_seconds)
+    )
 
 
 def _offset_at(consumer: Consumer, partition: TopicPartition, since_ms: int, high: int) -> int:
@@ -273,3 +320,32 @@ def _offset_at(consumer: Consumer, partition: TopicPartition, since_ms: int, hig
         [TopicPartition(partition.topic, partition.partition, max(since_ms, 0))], timeout=30
     )
     return high if found.offset < 0 else int(found.offset)
+
+
+def _where(
+    settings: Settings, topic: str, keys: Mapping[int, bytes], positions: Mapping[int, int]
+) -> str:
+    """For the error of a restore that misses marked replies: per replies partition, the
+    stored position, the last stable offset, the high watermark and the offsets at which a
+    read_uncommitted scan finds the marked key (committed or not)."""
+    found: list[str] = []
+    group = Names.of(settings).group("ids-diagnosis", unique=True)
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = Consumer(
+            consumer_config(settings, group_id=group, **{**_RESTORE_CONSUMER,
+                                                         "isolation.level": isolation})
+        )  # fmt: skip
+        try:
+            for p, key in keys.items():
+                tp = TopicPartition(topic, p)
+                low, high = watermarks(consumer, tp)
+                at = [m.offset() for m in scan_partition(consumer, tp) if m.key() == key]
+                found.append(
+                    f"[{p}] {isolation}: position {positions.get(p)}, offsets {low}..{high}, "
+                    f"marked key at {at}"
+                )
+        except Exception as e:  # a diagnosis must never fail the restore
+            found.append(f"{isolation}: diagnosis failed: {e}")
+        finally:
+            consumer.close()
+    return "; ".join(found)

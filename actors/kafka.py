@@ -27,7 +27,9 @@ __all__ = [
     "KafkaClientError",
     "RetriableError",
     "TransactionalWriter",
+    "admin_config",
     "classify",
+    "connection_config",
     "consumer_config",
     "producer_config",
     "retrying",
@@ -139,10 +141,25 @@ def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5, w
     raise AssertionError("unreachable")
 
 
-def producer_config(settings: Settings, *, transactional_id: str | None = None) -> dict[str, Any]:
-    """A producer: idempotent, our partitioner; transactional when given an id."""
-    config: dict[str, Any] = {
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """What every client of the application shares: the bootstrap servers, a ``client.id``
+    (the application id unless given) and the pass-through properties (SASL, SSL, ...)."""
+    return {
+        "client.id": settings.app_id,
+        **settings.kafka.client_config(),
         "bootstrap.servers": settings.bootstrap_servers,
+    }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """An admin client of the application's cluster."""
+    return {"log_level": 3, **connection_config(settings)}
+
+
+def producer_config(settings: Settings, *, transactional_id: str | None = None) -> dict[str, Any]:
+    """A producer: idempotent, our partitioner; transactional when given an id. Pass-through
+    properties may tune it (``linger.ms``, ...) but never touch the guarantees (``RESERVED``)."""
+    config: dict[str, Any] = {
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
         "acks": "all",
@@ -151,6 +168,7 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
         "queue.buffering.max.messages": 1_000_000,
         "socket.nagle.disable": True,
         "log_level": 3,
+        **connection_config(settings),
     }
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
@@ -166,15 +184,15 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
 def consumer_config(settings: Settings, *, group_id: str, **extra: Any) -> dict[str, Any]:
     """A consumer for manual ``assign``: read_committed, no auto commit, no offset store."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": group_id,
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
         "socket.nagle.disable": True,
         "log_level": 3,
+        **connection_config(settings),
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
     }
     config.update(extra)
     return config

@@ -16,6 +16,7 @@ import ray
 from actors.admin import ensure_topics
 from actors.history import deploy_history, stop_history
 from actors.partition import PartitionWorker
+from actors.supervisor import reserved
 from topology.names import NAMESPACE, Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
@@ -36,10 +37,11 @@ def deploy(
 ) -> list[Any]:
     """Create the topics and start (or find) one actor per partition; wait until all run.
 
-    Actors use no CPU reservation (they block on Kafka I/O) and restart without limit: a
+    Actors use no CPU reservation (they block on Kafka I/O) but reserve the partition
+    resource and memory (``reserved``), and restart without limit: a
     restart re-runs the constructor, which fences the predecessor and restores.
     """
-    ensure_topics(settings.bootstrap_servers, TopicLayout.of(settings))
+    ensure_topics(settings, TopicLayout.of(settings))
     remote: Any = ray.remote(PartitionWorker)
     handles = [
         remote.options(
@@ -50,6 +52,7 @@ def deploy(
             max_restarts=-1,
             max_task_retries=-1,
             num_cpus=0,
+            **reserved(settings),
         ).remote(settings, p, aggregate)
         for p in range(settings.partitions)
     ]

@@ -2,7 +2,8 @@
 that know their legal moves, never ``dict[str, Any]`` nor phases compared as strings.
 
 Invariant: a ``PartitionStatus`` or ``ShadowPhase`` changes only along ``_MOVES`` (``move``
-raises ``IllegalTransitionError`` otherwise); every record here is a frozen msgspec Struct.
+raises ``IllegalTransitionError`` otherwise); every record here is a frozen msgspec Struct
+(but ``Counters``, which its worker mutates).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import msgspec
 from topology.control import RebuildPhase, RebuildRecord
 
 __all__ = [
+    "Counters",
     "IllegalTransitionError",
     "PartitionStats",
     "PartitionStatus",
@@ -107,18 +109,10 @@ _SHADOW_MOVES: dict[ShadowPhase, frozenset[ShadowPhase]] = {
 }
 
 
-class PartitionStats(msgspec.Struct, frozen=True, kw_only=True):
-    """A partition actor's status, position and counters (since this worker started,
-    restores included), for ``status``, the coordinator, the bench and the fault suite."""
+class Counters(msgspec.Struct, kw_only=True):
+    """What a partition has done since its worker started (restores included); the worker
+    mutates its own, ``PartitionStats`` carries a frozen copy."""
 
-    partition: int
-    status: PartitionStatus
-    error: str | None
-    aggregates: int
-    generation: int
-    paused: bool
-    rss_bytes: int
-    ids_disk_bytes: int
     processed: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -137,6 +131,21 @@ class PartitionStats(msgspec.Struct, frozen=True, kw_only=True):
     restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
     ids_restored: int = 0  # changelog records read into the id memory at the last start
     ids_restore_seconds: float = 0.0
+
+
+# msgspec allows a frozen Struct to extend a mutable one; mypy's dataclass rule does not.
+class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
+    """A partition actor's status, position and counters, for ``status``, the coordinator,
+    the bench and the fault suite."""
+
+    partition: int
+    status: PartitionStatus
+    error: str | None
+    aggregates: int
+    generation: int
+    paused: bool
+    rss_bytes: int
+    ids_disk_bytes: int
 
 
 class Paused(msgspec.Struct, frozen=True):

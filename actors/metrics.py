@@ -7,19 +7,22 @@ tests install one with an in-memory reader).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["PartitionMetrics"]
+from actors.messaging import SCHEMA_URL
+
+__all__ = ["PartitionMetrics", "observe_lag"]
 
 
 class PartitionMetrics:
     """The instruments one partition records into, tagged with its partition number."""
 
     def __init__(self, app_id: str, partition: int) -> None:
-        meter = metrics.get_meter("eventledger")
+        meter = metrics.get_meter("eventledger", schema_url=SCHEMA_URL)
         self._attrs: dict[str, AttributeValue] = {
             "eventledger.app_id": app_id,
             "eventledger.partition": partition,
@@ -31,7 +34,7 @@ class PartitionMetrics:
             "eventledger.batch.size", unit="{command}", description="Commands per transaction"
         )
         self._commit = meter.create_histogram(
-            "eventledger.commit.duration", unit="ms", description="Transaction latency"
+            "eventledger.commit.duration", unit="s", description="Transaction latency"
         )
         self._aborts = meter.create_counter(
             "eventledger.aborts", unit="{transaction}", description="Aborted transactions"
@@ -43,12 +46,12 @@ class PartitionMetrics:
             "eventledger.restore.duration", unit="s", description="Time to restore"
         )
 
-    def batch(self, outcomes: Mapping[str, int], size: int, commit_ms: float) -> None:
+    def batch(self, outcomes: Mapping[str, int], size: int, commit_seconds: float) -> None:
         """Record one committed batch: commands by outcome, its size, its commit latency."""
         for outcome, n in outcomes.items():
             self._commands.add(n, {**self._attrs, "eventledger.outcome": str(outcome)})
         self._batch.record(size, self._attrs)
-        self._commit.record(commit_ms, self._attrs)
+        self._commit.record(commit_seconds, self._attrs)
 
     def abort(self) -> None:
         self._aborts.add(1, self._attrs)
@@ -56,3 +59,30 @@ class PartitionMetrics:
     def restore(self, records: int, seconds: float) -> None:
         self._restored.add(records, self._attrs)
         self._restore_time.record(seconds, self._attrs)
+
+
+def observe_lag(app_id: str, topic: str, group: str, lags: Callable[[], Mapping[int, int]]) -> None:
+    """An observable gauge ``eventledger.lag``: per partition, the commands of ``topic`` not
+    yet committed, as ``lags()`` reports them when the reader collects (partitions it does
+    not know are left out rather than reported as 0)."""
+
+    def observe(_: CallbackOptions) -> Iterable[Observation]:
+        for partition, lag in sorted(lags().items()):
+            yield Observation(
+                lag,
+                {
+                    "eventledger.app_id": app_id,
+                    "eventledger.partition": partition,
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.destination.partition.id": str(partition),
+                    "messaging.consumer.group.name": group,
+                },
+            )
+
+    metrics.get_meter("eventledger", schema_url=SCHEMA_URL).create_observable_gauge(
+        "eventledger.lag",
+        callbacks=[observe],
+        unit="{command}",
+        description="Commands in the partition not yet committed",
+    )

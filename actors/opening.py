@@ -4,8 +4,8 @@ at the checkpoint.
 
 Invariant: the writer is opened (its ``init_transactions`` fences every earlier producer of
 the partition) before anything is read, so nothing read can change behind the restore; a
-checkpoint outside the commands log blocks the partition (``PartitionBlockedError``) rather
-than skip or replay commands.
+checkpoint outside the commands (or internal commands) log blocks the partition
+(``PartitionBlockedError``) rather than skip or replay commands.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from actors.commit import Committed, Counters, PartitionBlockedError
+from actors.commit import Committed, PartitionBlockedError
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
 from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
-from topology.codec import TOUCH_KEY
+from topology.codec import TOUCH_KEY, Checkpoint
+from topology.deadlines import Deadlines
 from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -63,6 +65,34 @@ def touch(writer: TransactionalWriter, settings: Settings, partition: int, snaps
             writer.produce(replies, None, TOUCH_KEY, p)
 
 
+def _starts(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    consumer: Consumer,
+    checkpoint: Checkpoint | None,
+) -> list[TopicPartition]:
+    """Where the commands and internal commands partitions resume: the checkpoint's offsets
+    (None: nothing committed yet, the start); outside the log, the partition is blocked."""
+    starts = []
+    for kind in (TopicKind.COMMANDS, TopicKind.INTERNAL):
+        source = TopicPartition(committed.topics[kind], partition)
+        low, high = watermarks(consumer, source)
+        if checkpoint is None:
+            start = max(low, 0)
+        elif kind is TopicKind.COMMANDS:
+            start = checkpoint.next_offset
+        else:
+            start = checkpoint.internal_offset
+        if checkpoint is not None and not low <= start <= high:
+            internal = source.topic if kind is TopicKind.INTERNAL else ""
+            raise PartitionBlockedError(
+                outside_the_log(settings, partition, start, low, high, topic=internal)
+            )
+        starts.append(TopicPartition(source.topic, partition, start))
+    return starts
+
+
 def open_partition(
     settings: Settings,
     partition: int,
@@ -95,9 +125,12 @@ def open_partition(
         restored.records,
         restored.seconds,
     )
+    c.deadlines = Deadlines(c.aggregate)
+    c.deadlines.rebuild(c.states)
     if restored.checkpoint is not None:
         c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
         c.marks = dict(restored.checkpoint.remembered)
+        c.flows = restored.checkpoint.flows
     ids = open_id_store(settings, partition)
     try:
         got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)
@@ -118,18 +151,10 @@ def open_partition(
         ids.close()
         raise
     try:
-        commands = TopicPartition(c.topics[TopicKind.COMMANDS], partition)
-        low, high = watermarks(consumer, commands)
-        if restored.checkpoint is None:  # nothing committed to this partition yet
-            c.next_offset = max(low, 0)
-        else:
-            c.next_offset = restored.checkpoint.next_offset
-            if not low <= c.next_offset <= high:
-                raise PartitionBlockedError(
-                    outside_the_log(settings, partition, c.next_offset, low, high)
-                )
+        starts = _starts(settings, partition, c, consumer, restored.checkpoint)
+        c.next_offset, c.internal_offset = starts[0].offset, starts[1].offset
         counters.committed_offset = c.next_offset
-        consumer.assign([TopicPartition(commands.topic, partition, c.next_offset)])
+        consumer.assign(starts)
     except BaseException:
         consumer.close()
         ids.close()

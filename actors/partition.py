@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import asdict
 from typing import Any
 
 import msgspec
@@ -29,16 +28,11 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from actors import tracing
-from actors.commit import (
-    BatchCommit,
-    Committed,
-    Counters,
-    PartitionBlockedError,
-)
+from actors.commit import BatchCommit, Committed, PartitionBlockedError
 from actors.generations import Gate, GenerationMismatchError, PartitionMoves, outside_the_log
 from actors.idstore import IdStore
 from actors.kafka import FatalError, FencedError, TransactionalWriter
-from actors.messages import PartitionStats, PartitionStatus
+from actors.messages import Counters, PartitionStats, PartitionStatus
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
@@ -100,6 +94,7 @@ class PartitionWorker(PartitionMoves):
         codec = Codec(aggregate)
         self.committed = Committed(codec, generation, topics, SnapshotStore(codec))
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
+        self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
         self._stop = threading.Event()
         self._gate = Gate(held=paused)
@@ -139,6 +134,7 @@ class PartitionWorker(PartitionMoves):
         self._close()
         if self.status is PartitionStatus.RUNNING:
             self._move(PartitionStatus.STOPPED)
+        tracing.flush()  # the actor may be killed next: export what is buffered now
 
     def _open(self) -> None:
         """Fence, restore, assign the consumer: whole or not at all. On any failure the
@@ -189,9 +185,10 @@ class PartitionWorker(PartitionMoves):
         )
         self._batch.error = self.error  # aborts in a row outlive a re-creation
 
-    def _rewind(self, offset: int) -> None:
+    def _rewind(self, offset: int, internal_offset: int) -> None:
         assert self._consumer is not None
         self._consumer.seek(TopicPartition(self._commands.topic, self.partition, offset))
+        self._consumer.seek(TopicPartition(self._internal.topic, self.partition, internal_offset))
 
     def _close(self) -> None:
         for client in (self._consumer, self._offsets):
@@ -228,7 +225,7 @@ class PartitionWorker(PartitionMoves):
                 continue
             try:
                 batch = self._poll_batch()
-                if batch:
+                if batch or self.committed.due(self.committed.now_ms()):  # none: a tick
                     assert self._batch is not None
                     self._batch.run(batch)
                     self.error = self._batch.error
@@ -264,6 +261,19 @@ class PartitionWorker(PartitionMoves):
         try:
             return poll_batch(self._consumer, limit, self.settings.batch_max_ms / 1000.0)
         except OutsideTheLogError:
+            low, high = watermarks(self._consumer, self._internal)
+            c = self.committed
+            if not low <= c.internal_offset <= high:
+                raise PartitionBlockedError(
+                    outside_the_log(
+                        self.settings,
+                        self.partition,
+                        c.internal_offset,
+                        low,
+                        high,
+                        topic=self._internal.topic,
+                    )
+                ) from None
             raise PartitionBlockedError(
                 self._outside(*watermarks(self._consumer, self._commands))
             ) from None
@@ -303,5 +313,5 @@ class PartitionWorker(PartitionMoves):
             paused=self._gate.requested,
             rss_bytes=psutil.Process().memory_info().rss,
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
-            **asdict(self.counters),
+            **msgspec.structs.asdict(self.counters),
         )

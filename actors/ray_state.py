@@ -29,10 +29,14 @@ class ActorInfo:
     restarts: int
 
 
-def alive_nodes() -> list[str]:
-    """The ids of the Ray nodes that are alive, sorted."""
+def alive_nodes(resource: str = "") -> list[str]:
+    """The ids of the Ray nodes that are alive (and offer ``resource``, when given), sorted."""
     nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-    return sorted(str(n["NodeID"]) for n in nodes if n.get("Alive"))
+    return sorted(
+        str(n["NodeID"])
+        for n in nodes
+        if n.get("Alive") and (not resource or n.get("Resources", {}).get(resource, 0) > 0)
+    )
 
 
 def current_node_id() -> str:

@@ -38,7 +38,7 @@ from actors.control_store import ControlWriter
 from actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress
 from actors.ray_state import lookup_actor
 from actors.shadow import ShadowRebuild, fence_rebuild
-from actors.supervisor import retire
+from actors.supervisor import reserved, retire
 from topology.control import DesiredState, RebuildPhase, RebuildRecord
 from topology.names import NAMESPACE, Names
 from topology.protocol import Aggregate
@@ -166,9 +166,7 @@ class RebuildDriver:
             self._write(msgspec.structs.replace(record, phase=RebuildPhase.FAILED))
             log.error("partition %d: rebuild failed %d times; keeping its generation", p, 3)
             return
-        ensure_specs(
-            self.settings.bootstrap_servers, [self.layout.snapshot_spec(record.generation)]
-        )
+        ensure_specs(self.settings, [self.layout.snapshot_spec(record.generation)])
         remote: Any = ray.remote(ShadowRebuild)
         remote.options(
             name=self.names.shadow_actor(p),
@@ -176,6 +174,7 @@ class RebuildDriver:
             lifetime="detached",
             max_restarts=0,
             num_cpus=0,
+            **reserved(self.settings),  # it holds a partition's state too
         ).remote(self.settings, p, record.generation, self._aggregates.get(p, self.aggregate))
         self._write(msgspec.structs.replace(record, attempts=record.attempts + 1))
         log.info("partition %d: shadow rebuild into generation %d started", p, record.generation)

@@ -36,6 +36,8 @@ def scan_partition(
             if error is None:
                 yield msg
             elif error.code() == KafkaError._PARTITION_EOF:
-                return  # the only partition assigned: nothing of it follows its end
+                if (msg.topic(), msg.partition()) == (partition.topic, partition.partition):
+                    return  # nothing of it follows its end
+                # a late end of a partition this consumer scanned before: not ours
             else:
                 raise KafkaException(error)

@@ -31,6 +31,7 @@ __all__ = [
     "RAY_RESTARTS",
     "PartitionActual",
     "observe_partitions",
+    "reserved",
     "retire",
     "start_partition",
 ]
@@ -96,10 +97,20 @@ def observe_partitions(app_id: str, partitions: int, timeout: float = 2.0) -> li
     return [PartitionActual(p, infos[p], stats.get(p)) for p in range(partitions)]
 
 
-def start_partition(settings: Settings, partition: int, node_id: str, aggregate: Aggregate) -> Any:
+def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
+    """The Ray options by which an actor holding a partition's state reserves its node: one
+    slot of the partition resource, and memory for ``aggregates`` aggregates."""
+    wanted = settings.reservation(aggregates)
+    return {"resources": wanted.resources, "memory": wanted.memory}
+
+
+def start_partition(
+    settings: Settings, partition: int, node_id: str, aggregate: Aggregate, aggregates: int = 0
+) -> Any:
     """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
-    and restores in the background). Its generation and paused flag come from the desired
-    state. Raises ValueError when an actor of that name still exists."""
+    and restores in the background), reserving the partition resource and memory for the
+    ``aggregates`` it last held (``reserved``). Its generation and paused flag come from the
+    desired state. Raises ValueError when an actor of that name still exists."""
     remote: Any = ray.remote(PartitionWorker)
     # generation=None: the actor reads its generation and paused flag from the control
     # topic, in every constructor run, so Ray's restarts follow the desired state too.
@@ -110,6 +121,7 @@ def start_partition(settings: Settings, partition: int, node_id: str, aggregate:
         max_restarts=RAY_RESTARTS,
         max_task_retries=-1,
         num_cpus=0,
+        **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(settings, partition, aggregate, generation=None)
 

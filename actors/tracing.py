@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from actors.messaging import SCHEMA_URL
 
 __all__ = [
     "Headers",
@@ -21,8 +23,11 @@ __all__ = [
     "context_from_headers",
     "current_headers",
     "enabled",
+    "flush",
     "headers_from_context",
+    "sdk_disabled",
     "tracer",
+    "wanted_signals",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,7 @@ def current_headers() -> Headers | None:
 
 def tracer() -> trace.Tracer:
     """The project's tracer from the global provider (a no-op until one is configured)."""
-    return trace.get_tracer("eventledger")
+    return trace.get_tracer("eventledger", schema_url=SCHEMA_URL)
 
 
 def context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> Context | None:
@@ -78,29 +83,69 @@ def headers_from_context(
     return kept + [(k, v.encode("latin-1")) for k, v in carrier.items()]
 
 
-def configure_telemetry(service_name: str) -> bool:
-    """Install SDK trace and meter providers exporting over OTLP iff
-    ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (the exporters read the other ``OTEL_*``
-    variables themselves). Returns whether they are installed. Idempotent per process:
-    a provider someone else installed first (a test's, an application's) is kept."""
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return False
-    if enabled():
-        return True
-    from opentelemetry import metrics
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_SDK_DISABLED=true`` (case-insensitive): no SDK, every span and metric a no-op."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
-    resource = Resource.create({"service.name": service_name})
-    provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
-    log.info("exporting telemetry over OTLP to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
+
+def wanted_signals(environ: Mapping[str, str] | None = None) -> tuple[bool, bool]:
+    """Whether traces and metrics are to be exported over OTLP: the general endpoint
+    (``OTEL_EXPORTER_OTLP_ENDPOINT``) or the signal's own (``..._TRACES_ENDPOINT``,
+    ``..._METRICS_ENDPOINT``) is set, and the SDK is not disabled."""
+    env = os.environ if environ is None else environ
+    if sdk_disabled(env):
+        return False, False
+    general = bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+    traces = general or bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip())
+    metrics_ = general or bool(env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "").strip())
+    return traces, metrics_
+
+
+def configure_telemetry(service_name: str) -> bool:
+    """Install SDK trace and meter providers exporting over OTLP, each iff its endpoint is
+    set (``wanted_signals``; the exporters read the endpoints and the other ``OTEL_*``
+    variables themselves) and ``OTEL_SDK_DISABLED`` is not true. Returns whether any is
+    installed. Idempotent per process: a provider someone else installed first (a test's,
+    an application's) is kept."""
+    traces, metrics_ = wanted_signals()
+    if not (traces or metrics_):
+        return False
+    from opentelemetry import metrics
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({"service.name": service_name}, schema_url=SCHEMA_URL)
+    if traces and not enabled():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    if metrics_ and _is_proxy(metrics.get_meter_provider()):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+    log.info("exporting telemetry over OTLP (traces %s, metrics %s)", traces, metrics_)
     return True
+
+
+def flush(timeout_millis: int = 10_000) -> None:
+    """Export what the SDK providers (if any) still buffer: before a process or actor ends."""
+    from opentelemetry import metrics
+
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is not None:
+            try:
+                force_flush(timeout_millis)
+            except Exception as e:  # an unreachable collector must not stop a shutdown
+                log.warning("telemetry flush failed: %s", e)
+
+
+def _is_proxy(provider: object) -> bool:
+    return type(provider).__name__.startswith(("_Proxy", "Proxy"))

@@ -2,7 +2,10 @@
 
 A ledger system must answer every command exactly once with the expected outcome, and its
 events must fold (with the domain's ``evolve``) to the expected balances: the money check is
-Σ balances = Σ accepted deposits − Σ accepted withdrawals, and equal to eventledger's.
+Σ balances + in flight = Σ accepted deposits − Σ accepted withdrawals, and equal to
+eventledger's, with nothing in flight once the run is over and every transfer debited once
+and credited or reversed once (``ledger.money``). In-flight markers on the replies topic
+(a saga's, never an answer) are not replies.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 from bench.kafkaio import count_records, read_records
 from bench.workload import Expected
 from ledger.aggregate import LEDGER
+from ledger.money import Money
 from topology.codec import Codec, decode_reply
+from topology.step import IN_FLIGHT
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 
@@ -63,36 +68,17 @@ def check_ledger_output(
     """Replies: one per command, outcomes as expected. Events: one per accepted command,
     folding to the expected balances (and to ``reference_balances``, eventledger's)."""
     check = Check(system)
-    accepted = 0
-    rejected: Counter[str] = Counter()
-    answered: set[str] = set()
-    duplicates = 0
-    records = read_records(bootstrap, replies, range(partitions))
-    for msg in (m for m in records if m.value() is not None):  # not a touch (TOUCH_KEY)
-        reply = decode_reply(msg.value())
-        if reply.command_id in answered:
-            duplicates += 1
-            continue
-        answered.add(reply.command_id)
-        if reply.accepted:
-            accepted += 1
-        else:
-            rejected[reply.code or "?"] += 1
-    check.expect("commands answered", len(answered), expected.records)
-    check.expect("duplicate replies", duplicates, 0)
-    check.expect("accepted", accepted, expected.accepted)
-    check.expect(
-        "rejected", dict(sorted(rejected.items())), dict(sorted(expected.rejected.items()))
-    )
-
+    _check_replies(check, read_records(bootstrap, replies, range(partitions)), expected)
     codec = Codec(LEDGER)
     states: dict[str, Any] = {}
     versions: dict[str, int] = {}
     seen: set[str] = set()
     event_count = 0
     repeated = 0
+    money = Money()
     for msg in read_records(bootstrap, events, range(partitions)):
         envelope, event = codec.decode_event(msg.value())
+        money.add((event,))
         event_count += 1
         if envelope.command_id in seen:
             repeated += 1
@@ -110,6 +96,9 @@ def check_ledger_output(
     check.expect("commands with more than one event", repeated, 0)
     total = sum(check.balances.values())
     check.expect("Σ balances (folded events)", total, expected.money)
+    check.expect("Σ balances + in flight", total + money.in_flight, money.expected_total)
+    check.expect("money in flight at the end", money.in_flight, 0)
+    check.expect("transfers not debited once and landed once", money.broken_transfers(), [])
     check.expect("accounts", len(check.balances), len(expected.balances))
     wrong = sum(1 for k, v in expected.balances.items() if check.balances.get(k) != v)
     check.expect("accounts whose balance differs from the reference", wrong, 0)
@@ -118,6 +107,32 @@ def check_ledger_output(
         check.expect("accounts whose balance differs from eventledger's", differ, 0)
     log.info("%s check: %s", system, check.summary())
     return check
+
+
+def _check_replies(check: Check, records: Any, expected: Expected) -> None:
+    """One reply per command, with the expected outcomes."""
+    accepted = 0
+    rejected: Counter[str] = Counter()
+    answered: set[str] = set()
+    duplicates = 0
+    for msg in (m for m in records if m.value() is not None):  # not a touch (TOUCH_KEY)
+        reply = decode_reply(msg.value())
+        if reply.code == IN_FLIGHT:
+            continue
+        if reply.command_id in answered:
+            duplicates += 1
+            continue
+        answered.add(reply.command_id)
+        if reply.accepted:
+            accepted += 1
+        else:
+            rejected[reply.code or "?"] += 1
+    check.expect("commands answered", len(answered), expected.records)
+    check.expect("duplicate replies", duplicates, 0)
+    check.expect("accepted", accepted, expected.accepted)
+    check.expect(
+        "rejected", dict(sorted(rejected.items())), dict(sorted(expected.rejected.items()))
+    )
 
 
 def check_counts(

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 import ray
+from rich.progress import Progress
 
 from actors.client import LedgerClient
 from actors.launcher import undeploy
@@ -24,7 +25,14 @@ from eventledger.workload import Workload
 from topology.codec import Reply
 from topology.settings import Settings
 
-__all__ = ["Sender", "open_accounts", "percentile", "run_kstreams_latency", "run_latency"]
+__all__ = [
+    "Sender",
+    "open_accounts",
+    "open_loop",
+    "percentile",
+    "run_kstreams_latency",
+    "run_latency",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +66,16 @@ def run_latency(ctx: RunContext) -> Latency:
         with LedgerClient(settings, timeout=60) as client:
             open_accounts(ctx, client, workload)
             operations = workload.operations()
-            _open_loop(
-                ctx, client, operations, rate=cfg.rate, count=warmup, label="latency warm-up"
+            open_loop(
+                ctx.progress,
+                client,
+                operations,
+                rate=cfg.rate,
+                count=warmup,
+                label="latency warm-up",
             )
-            latencies, from_send, lag = _open_loop(
-                ctx,
+            latencies, from_send, lag = open_loop(
+                ctx.progress,
                 client,
                 operations,
                 rate=cfg.rate,
@@ -107,12 +120,12 @@ def run_kstreams_latency(ctx: RunContext) -> Latency:
         with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
             open_accounts(ctx, client, workload)
             operations = workload.operations()
-            _open_loop(
-                ctx, client, operations, rate=cfg.rate, count=warmup,
+            open_loop(
+                ctx.progress, client, operations, rate=cfg.rate, count=warmup,
                 label="kstreams latency warm-up",
             )  # fmt: skip
-            latencies, from_send, lag = _open_loop(
-                ctx, client, operations, rate=cfg.rate, count=measured,
+            latencies, from_send, lag = open_loop(
+                ctx.progress, client, operations, rate=cfg.rate, count=measured,
                 label=f"kstreams latency at {cfg.rate:,.0f}/s",
             )  # fmt: skip
         report = app.stop()
@@ -179,8 +192,8 @@ def open_accounts(ctx: RunContext, client: Sender, workload: Workload) -> None:
         raise RuntimeError(f"{len(refused)} accounts could not be opened: {refused[0]}")
 
 
-def _open_loop(
-    ctx: RunContext,
+def open_loop(
+    progress: Progress,
     client: Sender,
     commands: Iterator[tuple[str, Any]] | Iterable[tuple[str, Any]],
     *,
@@ -193,7 +206,7 @@ def _open_loop(
     diagnosis), and the worst send lag (s)."""
     latencies: list[float] = []
     from_send: list[float] = []
-    task = ctx.progress.add_task(label, total=count)
+    task = progress.add_task(label, total=count)
 
     def done(scheduled: float, sent: float, _: Future[Reply]) -> None:
         now = time.perf_counter()
@@ -218,7 +231,7 @@ def _open_loop(
         future.add_done_callback(functools.partial(done, scheduled, sent))
         futures.append(future)
         if i % 100 == 0:
-            ctx.progress.update(task, completed=i)
+            progress.update(task, completed=i)
     deadline = time.monotonic() + 60
     for f in futures:
         try:
@@ -226,5 +239,5 @@ def _open_loop(
         except Exception as e:  # counted as unanswered below
             log.warning("no reply: %s", e)
             break
-    ctx.progress.update(task, completed=count)
+    progress.update(task, completed=count)
     return latencies, from_send, lag

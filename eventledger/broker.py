@@ -125,10 +125,48 @@ class BrokerHome:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    sasl_port: int | None = None
+    """A second configuration: also listen for SASL/PLAIN (``SASL_PLAINTEXT``) here."""
+    sasl_users: tuple[tuple[str, str], ...] = ()
+    """The (user, password) pairs the SASL/PLAIN listener accepts."""
+
+    def __post_init__(self) -> None:
+        if (self.sasl_port is None) != (not self.sasl_users):
+            raise ValueError("a SASL listener needs both sasl_port and sasl_users")
+        for user, password in self.sasl_users:
+            if not user.isidentifier() or '"' in password or "\\" in password:
+                raise ValueError("SASL users must be identifiers, passwords without quotes")
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """The SASL/PLAIN listener's address, when there is one."""
+        return None if self.sasl_port is None else f"127.0.0.1:{self.sasl_port}"
+
+    def _listeners(self) -> list[str]:
+        if self.sasl_port is None:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        users = " ".join(f'user_{user}="{password}"' for user, password in self.sasl_users)
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port},"
+            f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            "listener.security.protocol.map="
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+        ]
 
     @property
     def data_dir(self) -> Path:
@@ -148,14 +186,15 @@ class BrokerHome:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                *self._listeners(),
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir}",
                 "num.partitions=1",
+                # One node: a topic created with replication -1 (the service's default) gets
+                # one replica, and one in-sync replica suffices.
+                "default.replication.factor=1",
+                "min.insync.replicas=1",
                 "auto.create.topics.enable=false",
                 "offsets.topic.replication.factor=1",
                 "offsets.topic.num.partitions=4",
@@ -248,7 +287,9 @@ class Broker:
                 return home.bootstrap
             raise BrokerError(f"a broker process is recorded in {home.pid_file} but never answers")
         java = _require("java", "install Java 17+ to run the Kafka broker")
-        for port in (home.port, home.controller_port):
+        for port in (home.port, home.controller_port, home.sasl_port):
+            if port is None:
+                continue
             if _port_open(port):
                 raise BrokerError(f"port {port} is taken by another process (not our broker)")
         libs = resolve_jars(self.cache_dir)

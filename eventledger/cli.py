@@ -177,10 +177,10 @@ def serve(
         tokens = _tokens(tokens_file, insecure_dev) if http else None
         with console.status("finding Kafka..."):
             bootstrap = ensure_broker()
-            check_kafka(bootstrap)
-        settings = Settings.resolve(
-            app_id=app_id, bootstrap_servers=bootstrap, partitions=partitions
-        )
+            settings = Settings.resolve(
+                app_id=app_id, bootstrap_servers=bootstrap, partitions=partitions
+            )
+            check_kafka(settings)
         with console.status("connecting to Ray..."):
             how = connect_ray(start_local=True)
         import ray

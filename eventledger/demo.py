@@ -3,8 +3,11 @@
 Deploys through the coordinator (``eventledger serve``'s path) and stops the service at the
 end, unless asked to keep it for ``eventledger status`` and ``eventledger rebuild``. Opens
 accounts, sends random deposits and withdrawals (some rejected) with a bounded number
-in flight, measures each round trip, then checks that money is conserved three ways: the
-actors' balances = accepted deposits − withdrawals = the fold of the committed events.
+in flight, measures each round trip, sends transfers (same and cross partition, refused,
+pending then posted, voided or expired), waits until no transfer is in flight, then checks
+that money is conserved three ways: the actors' balances = accepted deposits − withdrawals
+= the fold of the committed events, with every transfer debited once and credited or
+reversed once (``ledger.money``).
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from typing import Any
 
 from rich.progress import Progress
 
-from actors.audit import fold_events
-from actors.client import LedgerClient
+from actors import tracing
+from actors.audit import fold_events, read_events
 from actors.coordinator import stop_service
 from actors.launcher import NAMESPACE, partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
+from eventledger.bank import BankClient
 from eventledger.runtime import ensure_broker, ensure_ray
 from eventledger.service import connect_ray
+from eventledger.transfer_tour import tour
 from eventledger.workload import Workload, money_moved
+from ledger.money import Money
 from topology.codec import Reply
 from topology.settings import Settings
 
@@ -57,6 +63,9 @@ class DemoReport:
     mismatched_accounts: int = 0
     kept: bool = False
     window: int = 0
+    transfers: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    broken_transfers: int = 0
 
     @property
     def throughput(self) -> float:
@@ -74,11 +83,13 @@ class DemoReport:
             self.actor_total == self.expected_total == self.events_total
             and self.mismatched_accounts == 0
             and self.actor_accounts == self.event_accounts
+            and self.in_flight == 0
+            and self.broken_transfers == 0
         )
 
 
 def _drive(
-    client: LedgerClient,
+    client: BankClient,
     *,
     commands: Iterable[tuple[str, Any]],
     total: int,
@@ -129,6 +140,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo end to end in a fresh application and return what happened. With
     ``keep`` the service stays deployed (on a Ray head that outlives this process)."""
+    tracing.configure_telemetry("eventledger-demo")  # the client's side of each trace
     bootstrap = ensure_broker()
     if keep:
         connect_ray(start_local=True)
@@ -146,7 +158,7 @@ def run_demo(
     progress = progress or Progress(transient=True)
     try:
         deploy_service(settings)
-        with LedgerClient(settings) as client, progress:
+        with BankClient(settings) as client, progress:
             _drive(
                 client,
                 commands=workload.openings(),
@@ -168,12 +180,18 @@ def run_demo(
             )
             report.seconds = time.perf_counter() - started
             report.moves = commands
+            ids = [workload.account_id(i) for i in range(1, accounts)]  # 0 has an overdraft
+            report.transfers = tour(client, ids, count=max(10, commands // 10), seed=seed)
+        money = _quiet(settings)
+        report.in_flight = money.in_flight
+        report.broken_transfers = len(money.broken_transfers())
         views: dict[str, Any] = {}
         handles = [partition_actor(settings.app_id, p) for p in range(partitions)]
         for part in ray.get([h.views.remote() for h in handles]):
             views.update(part)
         folded = fold_events(settings, AGGREGATE)
     finally:
+        tracing.flush()  # the client's spans and metrics; the actors flush as they stop
         if not keep:
             stop_service(settings.app_id)
     report.actor_total = sum(v.balance for v in views.values())
@@ -185,3 +203,15 @@ def run_demo(
     )
     report.latencies_ms = report.latencies_ms[accounts:]  # round trips of the money moves
     return report
+
+
+def _quiet(settings: Settings, timeout: float = 60.0) -> Money:
+    """The money fold of the committed events once nothing is in flight (a posted pending
+    transfer's credit may land after its reply), or as it stands after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        money = Money()
+        money.add(e.event for e in read_events(settings, AGGREGATE))
+        if money.in_flight == 0 or time.monotonic() > deadline:
+            return money
+        time.sleep(0.5)

@@ -39,11 +39,16 @@ def print_demo(console: Console, r: DemoReport) -> None:
     table.add_row(f"round trip p50 ({inflight})", f"{r.percentile(0.50):.1f} ms")
     table.add_row(f"round trip p99 ({inflight})", f"{r.percentile(0.99):.1f} ms")
     table.add_section()
+    for kind, n in sorted(r.transfers.items()):
+        table.add_row(f"transfer {kind}", f"{n:,}")
+    table.add_section()
     table.add_row("Σ accepted deposits − withdrawals", f"{r.expected_total:,}")
     table.add_row("Σ balances held by the actors", f"{r.actor_total:,}")
     table.add_row("Σ balances folded from the events topic", f"{r.events_total:,}")
     table.add_row("accounts (actors / events)", f"{r.actor_accounts:,} / {r.event_accounts:,}")
     table.add_row("accounts whose balance differs", f"{r.mismatched_accounts:,}")
+    table.add_row("money in flight once quiet", f"{r.in_flight:,}")
+    table.add_row("transfers not debited once and landed once", f"{r.broken_transfers:,}")
     verdict = "[bold green]money conserved[/]" if r.money_ok else "[bold red]MISMATCH[/]"
     table.add_row("money check", verdict)
     console.print(table)

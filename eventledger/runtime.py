@@ -6,8 +6,10 @@ import logging
 import os
 
 from eventledger.broker import Broker
+from topology.resources import LOCAL_SLOTS
+from topology.settings import ENVIRONMENT, configured_bootstrap
 
-__all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "quiet_ray"]
+__all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "local_resources", "quiet_ray"]
 
 # Ray starts workers at niceness 15 so that drivers stay responsive. Partition actors are
 # the service's latency path: on a shared machine (the broker beside them) a niced actor
@@ -17,12 +19,20 @@ LOCAL_RAY_SYSTEM_CONFIG = {"worker_niceness": 0}
 log = logging.getLogger(__name__)
 
 
+def local_resources() -> dict[str, float]:
+    """What a single-node Ray started by eventledger declares: ``LOCAL_SLOTS`` of the
+    partition resource (``EVENTLEDGER_PARTITION_RESOURCE``, default ``eventledger_partition``),
+    so that partition actors, which reserve one each, can run on it."""
+    from topology.resources import DEFAULT_RESOURCE
+
+    name = os.environ.get(ENVIRONMENT["partition_resource"], "").strip() or DEFAULT_RESOURCE
+    return {name: float(LOCAL_SLOTS)}
+
+
 def ensure_broker() -> str:
-    """``KAFKA_BOOTSTRAP_SERVERS`` if set, else the local broker (started if needed)."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        return external
-    return Broker().start()
+    """``KAFKA_BOOTSTRAP_SERVERS`` (or the Kafka properties' ``bootstrap.servers``) if set,
+    else the local broker (started if needed)."""
+    return configured_bootstrap() or Broker().start()
 
 
 def quiet_ray() -> int:
@@ -36,7 +46,8 @@ def quiet_ray() -> int:
 
 
 def ensure_ray(namespace: str) -> None:
-    """Connect to ``RAY_ADDRESS`` if set, else start a local Ray without a dashboard."""
+    """Connect to ``RAY_ADDRESS`` if set, else start a local Ray without a dashboard that
+    offers the partition resource (``local_resources``)."""
     import ray
 
     if ray.is_initialized():
@@ -52,5 +63,6 @@ def ensure_ray(namespace: str) -> None:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            resources=local_resources(),
             _system_config=LOCAL_RAY_SYSTEM_CONFIG,
         )

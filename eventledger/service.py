@@ -8,6 +8,7 @@ so that the service outlives the CLI call.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -15,11 +16,13 @@ import subprocess
 import sys
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from actors.kafka import admin_config
 from actors.launcher import NAMESPACE
 from eventledger.runtime import quiet_ray
+from topology.settings import Settings
 
 __all__ = [
     "ServiceError",
@@ -37,13 +40,42 @@ class ServiceError(RuntimeError):
     """Ray or Kafka is unreachable, or the service is not there: a one-line explanation."""
 
 
-def check_kafka(bootstrap: str, timeout: float = 10.0) -> None:
-    """Raise ServiceError unless a Kafka broker at ``bootstrap`` answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+def check_kafka(settings: Settings, timeout: float = 10.0) -> None:
+    """Raise ServiceError unless the application's Kafka cluster answers a metadata request
+    with its connection properties. A refused login (SASL, SSL) says so in one line; the
+    message names the bootstrap servers and librdkafka's reason, never a property value."""
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in _AUTH_CODES:
+            refused.append(error)
+
+    config: dict[str, Any] = {**admin_config(settings), "log_level": 0, "error_cb": on_error}
+    admin = AdminClient(config)
+    where = f"Kafka at {settings.bootstrap_servers}"
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as e:
-        raise ServiceError(f"cannot reach Kafka at {bootstrap}: {e.args[0].str()}") from None
+        admin.poll(0)  # serves the error callbacks queued meanwhile
+        if refused:
+            raise ServiceError(
+                f"{where} refused the login: {_first_line_of(refused[0].str())}"
+            ) from None
+        raise ServiceError(f"cannot reach {where}: {e.args[0].str()}") from None
+
+
+_AUTH_CODES = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._SSL,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+
+
+def _first_line_of(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no reason given"
 
 
 def _reachable(address: str, timeout: float = 3.0) -> bool:
@@ -56,7 +88,10 @@ def _reachable(address: str, timeout: float = 3.0) -> bool:
 
 
 def start_local_head() -> None:
-    """``ray start --head`` on this machine (no dashboard); it runs until ``ray stop``."""
+    """``ray start --head`` on this machine (no dashboard), offering the partition resource
+    (``local_resources``); it runs until ``ray stop``."""
+    from eventledger.runtime import local_resources
+
     command = [
         sys.executable,
         "-m",
@@ -65,6 +100,7 @@ def start_local_head() -> None:
         "--head",
         "--include-dashboard=false",
         "--disable-usage-stats",
+        f"--resources={json.dumps(local_resources())}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -1,7 +1,8 @@
 """The account aggregate as the generic event-sourcing flow sees it.
 
-`LEDGER` satisfies `topology.protocol.Aggregate` structurally; the domain never imports
-topology. Bump `event_schema_version` (and add upcasters) when an event's layout changes, and
+`LEDGER` satisfies `topology.protocol.Aggregate` (and its transfer extension,
+`topology.protocol.Saga`) structurally; the domain never imports topology. Bump
+`event_schema_version` (and add upcasters) when an event's layout changes, and
 `state_schema_version` when `Account`'s layout changes (old snapshots are then rebuilt from
 events).
 """
@@ -11,9 +12,12 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ledger.commands import Command
-from ledger.decide import decide
+from ledger.decide import Result, decide, due
+from ledger.decision import Context, Send
 from ledger.events import Event
 from ledger.evolve import evolve
+from ledger.internal import InternalCommand
+from ledger.money import MoveKind, moves
 from ledger.rejections import Rejection
 from ledger.state import Account, AccountView, view
 
@@ -25,18 +29,46 @@ class AccountAggregate:
 
     name: Final = "account"
     command_type: Final = Command
+    internal_command_type: Final = InternalCommand
     event_type: Final = Event
     state_type: Final = Account
     view_type: Final = AccountView
-    state_schema_version: Final = 2  # 2: `Account.version` dropped (the slot counts)
+    state_schema_version: Final = 3  # 3: pending transfers; 2: `Account.version` dropped
     event_schema_version: Final = 1
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
     )
 
     def decide(self, state: Account | None, command: Command) -> list[Event] | Rejection:
+        """Commands that need no context (see `decide_in` for the rest)."""
+        result = decide(state, command)
+        if isinstance(result, list | Rejection):
+            return result
+        raise TypeError(f"{type(command).__name__} needs decide_in (its id and the clock)")
+
+    def decide_in(
+        self,
+        state: Account | None,
+        command: Any,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        now_ms: int,
+    ) -> Result:
         """See `ledger.decide.decide`."""
-        return decide(state, command)
+        return decide(state, command, Context(command_id, aggregate_id, now_ms))
+
+    def deadlines(self, state: Account) -> list[int]:
+        """When `state`'s pending transfers expire (partition clock, epoch ms)."""
+        return [p.expires_ms for p in state.pending.values() if p.expires_ms is not None]
+
+    def due(self, aggregate_id: str, state: Account, now_ms: int) -> list[Send]:
+        """See `ledger.decide.due`."""
+        return due(aggregate_id, state, now_ms)
+
+    def moves(self, event: Event) -> list[tuple[MoveKind, str, int]]:
+        """See `ledger.money.moves`."""
+        return moves(event)
 
     def evolve(self, state: Account | None, event: Event) -> Account:
         """See `ledger.evolve.evolve`."""

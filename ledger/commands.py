@@ -1,8 +1,21 @@
-"""Commands: requests to change an account. Tagged by class name on the wire."""
+"""Commands a client sends: requests to change an account. Tagged by class name on the wire.
+
+A transfer's commands are sent to its source account (commands are routed by account): the
+transfer id is the command id of its `Transfer`, and `PostPending` / `VoidPending` name it.
+"""
 
 import msgspec
 
-__all__ = ["CloseAccount", "Command", "Deposit", "OpenAccount", "Withdraw"]
+__all__ = [
+    "CloseAccount",
+    "Command",
+    "Deposit",
+    "OpenAccount",
+    "PostPending",
+    "Transfer",
+    "VoidPending",
+    "Withdraw",
+]
 
 
 class _Command(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=True):
@@ -29,7 +42,32 @@ class Withdraw(_Command, frozen=True):
 
 
 class CloseAccount(_Command, frozen=True):
-    """Close an account whose balance is exactly zero."""
+    """Close an account whose balance is exactly zero and that has no pending transfer."""
 
 
-Command = OpenAccount | Deposit | Withdraw | CloseAccount
+class Transfer(_Command, frozen=True):
+    """Move `amount` minor units from this account to account `to` (same currency). With
+    `pending`, only reserve it (two-phase: posted or voided later, or voided when
+    `timeout_ms` passes on the source partition's clock)."""
+
+    to: str
+    amount: int
+    pending: bool = False
+    timeout_ms: int | None = None
+
+
+class PostPending(_Command, frozen=True):
+    """Complete pending transfer `transfer_id` of this (source) account with `amount` (None:
+    the amount reserved; less releases the rest)."""
+
+    transfer_id: str
+    amount: int | None = None
+
+
+class VoidPending(_Command, frozen=True):
+    """Release pending transfer `transfer_id` of this (source) account."""
+
+    transfer_id: str
+
+
+Command = OpenAccount | Deposit | Withdraw | CloseAccount | Transfer | PostPending | VoidPending

@@ -18,6 +18,11 @@ class RejectionCode(StrEnum):
     NONZERO_BALANCE = "nonzero_balance"
     INVALID_COMMAND = "invalid_command"
     LIMIT_EXCEEDED = "limit_exceeded"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    SAME_ACCOUNT = "same_account"
+    UNKNOWN_PENDING = "unknown_pending"
+    PENDING_EXPIRED = "pending_expired"
+    PENDING_TRANSFERS = "pending_transfers"
 
 
 class Rejection(msgspec.Struct, frozen=True):

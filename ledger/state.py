@@ -4,25 +4,53 @@ from typing import Final, Literal
 
 import msgspec
 
-__all__ = ["MAX_MINOR_UNITS", "Account", "AccountStatus", "AccountView", "view"]
+__all__ = [
+    "MAX_MINOR_UNITS",
+    "Account",
+    "AccountStatus",
+    "AccountView",
+    "Direction",
+    "Pending",
+    "view",
+]
 
 MAX_MINOR_UNITS: Final = 2**63 - 1
 """Largest amount, balance or overdraft limit: money must fit a signed 64-bit integer."""
 
 AccountStatus = Literal["open", "closed"]
+Direction = Literal["out", "in"]
 
 
-class Account(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """Internal state. Invariant: -overdraft_limit <= balance <= MAX_MINOR_UNITS. The
-    account's version (events applied) is not here: the flow counts it, once, in its slot.
-    Encoded as an array (it is in every snapshot, a million of them held in memory): field
-    order is layout, so a change of it is a state schema version bump (layout 2 dropped the
-    `version` field that layout 1 kept in lockstep with the slot's)."""
+class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An open pending transfer of an account: `out` (this is the source: `other` is the
+    target) or `in` (this is the target: `other` is the source); `expires_ms` (source side)
+    is when the partition's clock voids it."""
+
+    direction: Direction
+    other: str
+    amount: int
+    expires_ms: int | None = None
+
+
+class Account(msgspec.Struct, frozen=True, array_like=True):
+    """Internal state. Invariants: -overdraft_limit <= balance - pending_debits (nothing is
+    reserved that is not available); `pending_debits` / `pending_credits` are the sums of the
+    open `pending` transfers out / in. The account's version (events applied) is not here:
+    the flow counts it, once, in its slot. Encoded as an array: field order is layout, so a
+    change of it is a state schema version bump (3 added the pending transfers)."""
 
     status: AccountStatus
     currency: str
     balance: int
     overdraft_limit: int
+    pending_debits: int = 0
+    pending_credits: int = 0
+    pending: dict[str, Pending] = msgspec.field(default_factory=dict)
+
+    @property
+    def available(self) -> int:
+        """What may still be withdrawn, transferred or reserved."""
+        return self.balance + self.overdraft_limit - self.pending_debits
 
 
 class AccountView(msgspec.Struct, frozen=True):
@@ -34,6 +62,9 @@ class AccountView(msgspec.Struct, frozen=True):
     balance: int
     overdraft_limit: int
     version: int
+    pending_debits: int = 0
+    pending_credits: int = 0
+    available: int = 0
 
 
 def view(state: Account, version: int) -> AccountView:
@@ -44,4 +75,7 @@ def view(state: Account, version: int) -> AccountView:
         balance=state.balance,
         overdraft_limit=state.overdraft_limit,
         version=version,
+        pending_debits=state.pending_debits,
+        pending_credits=state.pending_credits,
+        available=state.available,
     )

@@ -17,17 +17,24 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventledger.broker import Broker, BrokerHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
+from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 log = logging.getLogger(__name__)
 
-CLUSTER_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+CLUSTER_NODE: dict[str, Any] = {
+    "num_cpus": 1,
+    "object_store_memory": 128 * 1024**2,
+    "resources": {DEFAULT_RESOURCE: LOCAL_SLOTS},  # every node may hold partitions
+}
 """The arguments of every node of ``ray_cluster`` (pass them to ``add_node`` too)."""
 
 
@@ -44,9 +51,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@dataclass(frozen=True)
+class SaslLogin:
+    """The session broker's SASL/PLAIN listener and the one user it accepts."""
+
+    bootstrap: str
+    user: str
+    password: str
+
+
+_SASL_USER = "ledger"
+_SASL_PASSWORD = f"pw-{uuid.uuid4().hex}"  # distinctive: tests grep every output for it
+_BROKER: dict[str, BrokerHome | None] = {"home": None}
+
+
 @pytest.fixture(scope="session")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher."""
+    """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher
+    (in its second configuration: a SASL/PLAIN listener beside the plain one)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
@@ -55,9 +77,12 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path=tmp_path_factory.mktemp("broker"),
         port=_free_port(),
         controller_port=_free_port(),
+        sasl_port=_free_port(),
+        sasl_users=((_SASL_USER, _SASL_PASSWORD),),
     )
     broker = Broker(home)
     address = broker.start()
+    _BROKER["home"] = home
     try:
         yield address
     finally:
@@ -65,6 +90,15 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # logging refused connections after the broker stops: destroy them first.
         gc.collect()
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def sasl_login(bootstrap: str) -> SaslLogin:
+    """The session broker's SASL/PLAIN listener (skipped with an external broker)."""
+    home = _BROKER["home"]
+    if home is None or home.sasl_bootstrap is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
+    return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
 
 
 _RAY: dict[str, str | None] = {"kind": None}
@@ -108,6 +142,7 @@ def start_local_ray() -> None:
         namespace=f"eventledger-tests-{uuid.uuid4().hex[:6]}",
         log_to_driver=False,
         configure_logging=False,
+        resources=local_resources(),
         _system_config=LOCAL_RAY_SYSTEM_CONFIG,
     )
     _RAY["kind"] = "local"
@@ -117,6 +152,14 @@ def start_local_ray() -> None:
 def ray_cluster(_ray_session: None) -> Iterator[Any]:
     """A two-node Ray cluster on this machine (head + one worker) for one test module;
     tests add and remove nodes with ``cluster.add_node`` / ``cluster.remove_node``."""
+    with ray_cluster_of(CLUSTER_NODE) as cluster:
+        yield cluster
+
+
+@contextmanager
+def ray_cluster_of(head: dict[str, Any]) -> Iterator[Any]:
+    """A Ray cluster of a head with the node arguments ``head`` and one ``CLUSTER_NODE``
+    worker, this process connected to it (the local Ray shut down meanwhile)."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -126,7 +169,7 @@ def ray_cluster(_ray_session: None) -> Iterator[Any]:
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
-            **CLUSTER_NODE,
+            **head,
             "include_dashboard": False,
             "_system_config": {**LOCAL_RAY_SYSTEM_CONFIG, **_FAST_HEALTH_CHECKS},
         },

@@ -20,10 +20,12 @@ from topology.envelopes import (
     Checkpoint,
     CommandEnvelope,
     EventEnvelope,
+    Origin,
     Reply,
     Slot,
     Snapshot,
 )
+from topology.flows import Flows
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 from topology.protocol import Aggregate
 
@@ -37,6 +39,7 @@ __all__ = [
     "CommandEnvelope",
     "DecodeFailure",
     "EventEnvelope",
+    "Origin",
     "Reply",
     "Slot",
     "Snapshot",
@@ -44,15 +47,19 @@ __all__ = [
     "command_fingerprint",
     "decode_checkpoint",
     "decode_event_envelope",
+    "decode_flows",
     "decode_key",
     "decode_reply",
     "encode_checkpoint",
     "encode_command",
+    "encode_flows",
     "encode_history_key",
     "encode_id_key",
+    "encode_internal_id_key",
     "encode_key",
     "encode_reply",
     "history_prefix",
+    "readdressed",
 ]
 
 
@@ -96,6 +103,8 @@ _RAW: Final = b"\x03"
 _LZ4: Final = b"\x04"
 _OLD_LAYOUTS: Final = (b"\x00", b"\x01")
 _MARKS: Final = msgspec.msgpack.Decoder(list[tuple[int, bytes, int]])
+_MARKS_AND_FLOWS: Final = msgspec.msgpack.Decoder(tuple[list[tuple[int, bytes, int]], Flows | None])
+_FLOWS: Final = msgspec.msgpack.Decoder(Flows)
 TOUCH_KEY: Final = b"\xff\x00touch"
 """A key no aggregate id, id key or checkpoint has (it is not UTF-8, nor a msgpack array):
 a starting partition writes a tombstone under it to every partition it restores from, in a
@@ -103,6 +112,7 @@ committed transaction, so the broker's high watermark reaches the log end first 
 unclean broker restart it can lag until the next append, hiding committed records).
 Readers skip it; compaction keeps at most one."""
 _CHECKPOINT: Final = b"\x02"  # a checkpoint record (see encode_checkpoint)
+_CHECKPOINT_2: Final = b"\x05"  # a checkpoint record with the internal commands' offset
 _COMPRESS_FROM: Final = 512  # bytes of msgpack; below this lz4 costs more than it saves
 
 
@@ -175,6 +185,23 @@ def decode_event_envelope(data: bytes) -> EventEnvelope:
         raise CodecError(f"not an event envelope: {error}") from None
 
 
+def readdressed(value: bytes, reply_to: int | None) -> bytes:
+    """An internal command record's value whose origin answers on reply lane `reply_to`
+    (a retry's), else the same."""
+    envelope = _COMMAND_ENVELOPE.decode(value)
+    if envelope.origin is None:
+        return value
+    origin = msgspec.structs.replace(envelope.origin, reply_to=reply_to)
+    return _ENCODER.encode(msgspec.structs.replace(envelope, origin=origin))
+
+
+def encode_internal_id_key(aggregate_id: str, command_id: str) -> bytes:
+    """The idempotency memory's key of an internal command id: a three-element array, so no
+    client command (its key is `encode_id_key`, two elements) can take an internal leg's
+    place in the memory, whatever id it picks."""
+    return _ENCODER.encode((aggregate_id, command_id, 0))
+
+
 def command_fingerprint(envelope: CommandEnvelope) -> int:
     """A 63-bit hash of what a command asks (type, payload bytes, expected version): the same
     id sent again with another command has another fingerprint. Never 0."""
@@ -205,37 +232,63 @@ CHECKPOINT_KEY: Final = b""
 
 def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
     """The checkpoint record's value. Written in the same transaction as a batch's snapshots,
-    so a snapshots partition read to its end says where its commands partition resumes and
-    what its clock was (the latest checkpoint survives compaction)."""
-    if checkpoint.next_offset < 0 or checkpoint.clock_ms < 0:
-        raise ValueError(f"a checkpoint's offset and clock are >= 0, got {checkpoint}")
-    marks = b""
-    if checkpoint.remembered:
-        marks = _ENCODER.encode(
-            [(p, key, at) for p, (key, at) in sorted(checkpoint.remembered.items())]
-        )
+    so a snapshots partition read to its end says where its commands (and internal commands)
+    partitions resume, what its clock was and its money flows (the latest checkpoint
+    survives compaction)."""
+    if min(checkpoint.next_offset, checkpoint.clock_ms, checkpoint.internal_offset) < 0:
+        raise ValueError(f"a checkpoint's offsets and clock are >= 0, got {checkpoint}")
+    marks = [(p, key, at) for p, (key, at) in sorted(checkpoint.remembered.items())]
     return (
-        _CHECKPOINT
+        _CHECKPOINT_2
         + checkpoint.next_offset.to_bytes(8, "big")
         + checkpoint.clock_ms.to_bytes(8, "big")
-        + marks
+        + checkpoint.internal_offset.to_bytes(8, "big")
+        + _ENCODER.encode((marks, checkpoint.flows))
     )
 
 
 def decode_checkpoint(data: bytes | None) -> Checkpoint:
     """The checkpoint a checkpoint record's value holds (an older 9-byte one has clock 0, an
-    older 17-byte one no marks). Raises CodecError."""
+    older 17-byte one no marks, one of the older layout no internal offset (0) and no
+    flows). Raises CodecError."""
+    if data is not None and data[:1] == _CHECKPOINT_2 and len(data) > 25:
+        try:
+            marks, flows = _MARKS_AND_FLOWS.decode(data[25:])
+        except msgspec.DecodeError as error:
+            raise CodecError(f"not a checkpoint's marks and flows: {error}") from None
+        return Checkpoint(
+            int.from_bytes(data[1:9], "big"),
+            int.from_bytes(data[9:17], "big"),
+            {p: (key, at) for p, key, at in marks},
+            int.from_bytes(data[17:25], "big"),
+            flows,
+        )
     if data is None or len(data) < 9 or len(data) in range(10, 17) or data[:1] != _CHECKPOINT:
         raise CodecError(f"not a checkpoint: {data!r}")
-    marks: dict[int, tuple[bytes, int]] = {}
+    old: list[tuple[int, bytes, int]] = []
     if len(data) > 17:
         try:
-            marks = {p: (key, at) for p, key, at in _MARKS.decode(data[17:])}
+            old = _MARKS.decode(data[17:])
         except msgspec.DecodeError as error:
             raise CodecError(f"not a checkpoint's marks: {error}") from None
     return Checkpoint(
-        int.from_bytes(data[1:9], "big"), int.from_bytes(data[9:17] or b"\x00", "big"), marks
+        int.from_bytes(data[1:9], "big"),
+        int.from_bytes(data[9:17] or b"\x00", "big"),
+        {p: (key, at) for p, key, at in old},
     )
+
+
+def encode_flows(flows: Flows) -> bytes:
+    """A partition's flows record value (state topic, key `topology.flows.FLOWS_KEY`)."""
+    return _ENCODER.encode(flows)
+
+
+def decode_flows(data: bytes) -> Flows:
+    """The flows a flows record's value holds. Raises CodecError."""
+    try:
+        return _FLOWS.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not a flows record: {error}") from None
 
 
 class Codec:
@@ -246,10 +299,16 @@ class Codec:
     def __init__(self, aggregate: Aggregate) -> None:
         self.aggregate = aggregate
         events = {_tag(cls): cls for cls in _members(aggregate.event_type)}
+        internal = getattr(aggregate, "internal_command_type", None)
+        self.internal_types = frozenset(
+            () if internal is None else (_tag(cls) for cls in _members(internal))
+        )
+        commands = [
+            *_members(aggregate.command_type),
+            *(() if internal is None else _members(internal)),
+        ]
         self._types = _Types(
-            commands={
-                _tag(cls): msgspec.msgpack.Decoder(cls) for cls in _members(aggregate.command_type)
-            },
+            commands={_tag(cls): msgspec.msgpack.Decoder(cls) for cls in commands},
             event_classes=events,
             event_decoders={name: msgspec.msgpack.Decoder(cls) for name, cls in events.items()},
             event_names={cls: name for name, cls in events.items()},
@@ -300,6 +359,30 @@ class Codec:
                 f"{envelope.type} payload nested too deeply",
                 envelope,
             ) from None
+
+    def encode_internal(
+        self,
+        aggregate_id: str,
+        command: msgspec.Struct,
+        *,
+        command_id: str,
+        origin: Origin | None,
+        first_attempt_ms: int,
+    ) -> bytes:
+        """An internal command record's value (for the internal topic, keyed by
+        `encode_key(aggregate_id)`): a command envelope that may carry its saga's origin."""
+        name = _tag(type(command))
+        if name not in self.internal_types:
+            raise TypeError(f"{name} is not an internal command of {self.aggregate.name}")
+        envelope = CommandEnvelope(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            type=name,
+            payload=msgspec.Raw(_ENCODER.encode(command)),
+            first_attempt_ms=first_attempt_ms,
+            origin=origin,
+        )
+        return _ENCODER.encode(envelope)
 
     def encode_event(
         self,

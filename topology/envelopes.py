@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 import msgspec
 
+from topology.flows import Flows
 from topology.limits import MAX_ID_CHARS
 
 __all__ = [
     "Checkpoint",
     "CommandEnvelope",
     "EventEnvelope",
+    "Origin",
     "Reply",
     "Slot",
     "Snapshot",
@@ -22,6 +24,21 @@ __all__ = [
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Origin(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """On an internal command, the client command that started its saga and how to answer
+    it: the client's command id, account, reply lane, first attempt and fingerprint, the
+    account's version after it, and (`final`) the reply bytes the leg that ends the saga
+    sends when an earlier leg already decided them (a refusal)."""
+
+    command_id: str
+    aggregate_id: str
+    reply_to: int | None
+    first_attempt_ms: int
+    fingerprint: int
+    version: int
+    final: bytes | None = None
 
 
 class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
@@ -38,13 +55,16 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     expected_version: _NonNegative | None = None
     reply_to: _NonNegative | None = None
     first_attempt_ms: _NonNegative | None = None
+    origin: Origin | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The answer to one command. `version` is the aggregate's version after the command
     (unchanged when rejected); `code` is None exactly when accepted. `first_attempt_ms` and
     `fingerprint` (a hash of the command's type and payload) are what the idempotency memory
-    keeps beside the answer; 0 in replies that are not remembered."""
+    keeps beside the answer; 0 in replies that are not remembered. `resend` is set only on
+    an in-flight marker (code `in_flight`, never a client's answer): the internal commands its
+    saga sent, as (target aggregate id, command record value), to send again on a retry."""
 
     command_id: str
     aggregate_id: str
@@ -54,6 +74,7 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     version: int
     first_attempt_ms: int = 0
     fingerprint: int = 0
+    resend: list[tuple[str, bytes]] | None = None
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
@@ -99,8 +120,12 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     `remembered` marks, per replies partition, the id key of the last remembered reply
     written there (and its batch time): an id memory is caught up with this checkpoint once
     it holds every such key (a replies partition is read in order), so a restore never runs
-    with an id memory behind its state."""
+    with an id memory behind its state. `internal_offset` is the next offset to read of the
+    partition's internal commands (0 in a checkpoint written before there were any);
+    `flows` the partition's cumulative money flows (`topology.flows`), when kept."""
 
     next_offset: int
     clock_ms: int = 0
     remembered: dict[int, tuple[bytes, int]] = msgspec.field(default_factory=dict)
+    internal_offset: int = 0
+    flows: Flows | None = None

@@ -3,10 +3,21 @@
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
-__all__ = ["DAY_MS", "DEFAULT_STATE_DIR", "ENVIRONMENT", "Settings"]
+from topology.connection import PROPERTIES_FILE_ENV, KafkaProperties
+from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
+
+__all__ = [
+    "DAY_MS",
+    "DEFAULT_STATE_DIR",
+    "ENVIRONMENT",
+    "Settings",
+    "configured_bootstrap",
+    "kafka_properties",
+]
 
 ENVIRONMENT: Mapping[str, str] = {
     "app_id": "EVENTLEDGER_APP_ID",
@@ -18,6 +29,11 @@ ENVIRONMENT: Mapping[str, str] = {
     "state_dir": "EVENTLEDGER_STATE_DIR",
     "transaction_timeout_ms": "EVENTLEDGER_TRANSACTION_TIMEOUT_MS",
     "reply_lanes": "EVENTLEDGER_REPLY_LANES",
+    "replication_factor": "EVENTLEDGER_REPLICATION_FACTOR",
+    "min_insync_replicas": "EVENTLEDGER_MIN_INSYNC_REPLICAS",
+    "partition_resource": "EVENTLEDGER_PARTITION_RESOURCE",
+    "actor_memory_mb": "EVENTLEDGER_ACTOR_MEMORY_MB",
+    "aggregate_bytes": "EVENTLEDGER_AGGREGATE_BYTES",
 }
 """Field name → environment variable that may set it."""
 
@@ -32,7 +48,15 @@ class Settings:
     """Validated settings. `app_id` prefixes every topic, transactional id and actor name,
     so it is limited to the characters Kafka allows in topic names. A command id is
     deduplicated for `idempotency_window_ms` after its first attempt (default 24 h); the
-    idempotency memory of each partition lives under `state_dir` on the actor's node."""
+    idempotency memory of each partition lives under `state_dir` on the actor's node.
+
+    `kafka` holds pass-through librdkafka properties (SASL, SSL, `client.id`, ...), secrets
+    masked in every repr. Topics the service creates get `replication_factor` replicas (-1:
+    the broker's `default.replication.factor`) and `min.insync.replicas` =
+    `min_insync_replicas` (0: derived from the replication factor, see `topology.topics`).
+
+    A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
+    none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""
 
     app_id: str
     bootstrap_servers: str
@@ -43,6 +67,12 @@ class Settings:
     transaction_timeout_ms: int = 10_000
     reply_lanes: int = 1
     state_dir: str = DEFAULT_STATE_DIR
+    kafka: KafkaProperties = field(default_factory=KafkaProperties)
+    replication_factor: int = -1
+    min_insync_replicas: int = 0
+    partition_resource: str = DEFAULT_RESOURCE
+    actor_memory_mb: int = 128
+    aggregate_bytes: int = 1024
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -58,6 +88,16 @@ class Settings:
             raise ValueError("state_dir must not be empty")
         _at_least("transaction_timeout_ms", self.transaction_timeout_ms, 1)
         _at_least("reply_lanes", self.reply_lanes, 1)
+        if self.replication_factor != -1:
+            _at_least("replication_factor (or -1)", self.replication_factor, 1)
+        _at_least("min_insync_replicas (or 0, derived)", self.min_insync_replicas, 0)
+        _at_least("actor_memory_mb", self.actor_memory_mb, 1)
+        _at_least("aggregate_bytes", self.aggregate_bytes, 0)
+        if 0 < self.replication_factor < self.min_insync_replicas:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
+                f"replication_factor ({self.replication_factor})"
+            )
         if not 0 < self.batch_max_ms < self.transaction_timeout_ms:
             raise ValueError(
                 f"batch_max_ms must be > 0 and below transaction_timeout_ms "
@@ -77,15 +117,28 @@ class Settings:
         transaction_timeout_ms: int | None = None,
         reply_lanes: int | None = None,
         state_dir: str | None = None,
+        kafka: Mapping[str, str] | None = None,
+        replication_factor: int | None = None,
+        min_insync_replicas: int | None = None,
+        partition_resource: str | None = None,
+        actor_memory_mb: int | None = None,
+        aggregate_bytes: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
-        in `environ` (default `os.environ`), else its default. Raises ValueError."""
+        in `environ` (default `os.environ`), else its default. Kafka properties: `kafka`
+        beats `EVENTLEDGER_KAFKA_*` variables, which beat the properties file; the bootstrap
+        servers fall back to the properties' `bootstrap.servers`. Raises ValueError."""
         env = os.environ if environ is None else environ
+        properties = kafka_properties(env, kafka)
         return cls(
             app_id=_pick(app_id, env, "app_id", str, "eventledger"),
             bootstrap_servers=_pick(
-                bootstrap_servers, env, "bootstrap_servers", str, "127.0.0.1:9092"
+                bootstrap_servers,
+                env,
+                "bootstrap_servers",
+                str,
+                properties.get("bootstrap.servers") or "127.0.0.1:9092",
             ),
             partitions=_pick(partitions, env, "partitions", int, 4),
             batch_max_commands=_pick(batch_max_commands, env, "batch_max_commands", int, 1000),
@@ -98,7 +151,45 @@ class Settings:
             ),
             reply_lanes=_pick(reply_lanes, env, "reply_lanes", int, 1),
             state_dir=_pick(state_dir, env, "state_dir", str, DEFAULT_STATE_DIR),
+            kafka=properties,
+            replication_factor=_pick(replication_factor, env, "replication_factor", int, -1),
+            min_insync_replicas=_pick(min_insync_replicas, env, "min_insync_replicas", int, 0),
+            partition_resource=_pick(
+                partition_resource, env, "partition_resource", str, DEFAULT_RESOURCE
+            ),
+            actor_memory_mb=_pick(actor_memory_mb, env, "actor_memory_mb", int, 128),
+            aggregate_bytes=_pick(aggregate_bytes, env, "aggregate_bytes", int, 1024),
         )
+
+    def reservation(self, aggregates: int = 0) -> Reservation:
+        """What a partition actor holding `aggregates` aggregates reserves on its node."""
+        return reservation(
+            self.partition_resource, self.actor_memory_mb, self.aggregate_bytes, aggregates
+        )
+
+
+def kafka_properties(
+    environ: Mapping[str, str], explicit: Mapping[str, str] | None = None
+) -> KafkaProperties:
+    """The pass-through Kafka properties: the file named by `EVENTLEDGER_KAFKA_PROPERTIES_FILE`,
+    then `EVENTLEDGER_KAFKA_*` variables, then `explicit`. Raises ValueError."""
+    path = environ.get(PROPERTIES_FILE_ENV, "").strip()
+    text = None
+    if path:
+        try:
+            text = Path(path).expanduser().read_text()
+        except OSError as e:
+            raise ValueError(f"{PROPERTIES_FILE_ENV}={path}: {e.strerror}") from None
+    found = KafkaProperties.resolve(environ, text, source=path)
+    return found if not explicit else KafkaProperties.of(dict(found.items), explicit)
+
+
+def configured_bootstrap(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Kafka cluster the environment names (`KAFKA_BOOTSTRAP_SERVERS`, else the Kafka
+    properties' `bootstrap.servers`), or None: then the local broker is meant."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENVIRONMENT["bootstrap_servers"], "").strip()
+    return explicit or kafka_properties(env).get("bootstrap.servers") or None
 
 
 def _pick(

@@ -13,10 +13,11 @@ and a frozen dataclass costs about ten times as much to construct. They hold onl
 bytes and header sequences, never a reference cycle, so the GC does not track them.
 """
 
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -24,21 +25,27 @@ from topology.codec import (
     Codec,
     CommandDecodeError,
     CommandEnvelope,
+    Origin,
     Reply,
     Slot,
     command_fingerprint,
     decode_reply,
     encode_id_key,
+    encode_internal_id_key,
     encode_key,
     encode_reply,
+    readdressed,
 )
+from topology.flows import Flows, tallied
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import MAX_DLQ_HEADER_BYTES, MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, clip
 from topology.partitioner import partition_for
-from topology.protocol import RejectionLike
+from topology.protocol import DecisionLike, RejectionLike, Saga, SendLike, Tallied
 from topology.topics import TopicKind
 
 __all__ = [
+    "FORGED_INTERNAL_COMMAND",
+    "IN_FLIGHT",
     "UNREMEMBERED_KEY_PREFIX",
     "VERSION_CONFLICT",
     "BatchResult",
@@ -48,6 +55,7 @@ __all__ = [
     "OutcomeKind",
     "PoisonCode",
     "error_headers",
+    "origin",
     "process_batch",
     "set_aside",
 ]
@@ -63,6 +71,16 @@ VERSION_CONFLICT: Final = "version_conflict"
 concurrency: checked here, against the slot's version, before the domain decides)."""
 
 
+IN_FLIGHT: Final = "in_flight"
+"""The code of the reply a saga's first step remembers under its command id while the saga
+runs (with the internal commands to send again on a retry), and of what a leg that refused
+the saga remembers: never a client's answer (clients skip it)."""
+
+FORGED_INTERNAL_COMMAND: Final = "forged_internal_command"
+"""The refusal of an internal command type (or an envelope with an origin) on the public
+commands topic: only the service sends internal commands, on the internal topic."""
+
+
 class PoisonCode(StrEnum):
     """Why a command record is dead-lettered: the first four are decoding failures (the
     codec's ``DecodeFailure``, same values), the rest are routing failures found here."""
@@ -75,6 +93,7 @@ class PoisonCode(StrEnum):
     WRONG_PARTITION = "wrong_partition"
     INVALID_REPLY_TO = "invalid_reply_to"
     UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
+    NOT_INTERNAL = "not_internal"  # a client command type on the internal topic
 
 
 def error_headers(
@@ -100,17 +119,18 @@ class OutcomeKind(StrEnum):
 
 
 class InRecord(msgspec.Struct, frozen=True, gc=False):
-    """A record read from the commands topic."""
+    """A record read from the commands topic (`internal`: from the internal topic)."""
 
     offset: int
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+    internal: bool = False
 
 
 class OutRecord(msgspec.Struct, frozen=True, gc=False):
     """A record to produce. `headers` is a fresh list the caller may extend (trace context);
-    `source_offset` is the offset of the command that caused it (None: snapshots, state)."""
+    `source_offset` names the command that caused it (`origin`; None: snapshots, state)."""
 
     kind: TopicKind
     partition: int
@@ -131,12 +151,21 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     outcome: str
     code: str | None
     headers: Sequence[tuple[str, bytes]]
+    internal: bool = False  # read from the internal topic
+
+
+def origin(offset: int, internal: bool) -> int:
+    """How outputs name the record that caused them (`OutRecord.source_offset`): its
+    offset, negated minus one for the internal topic, so the two topics never collide."""
+    return -offset - 1 if internal else offset
 
 
 @dataclass(frozen=True)
 class BatchResult:
     """Everything one transaction produces, plus what to install once it commits. `changed`
     holds the last slot of every aggregate the batch changed (only aggregates with new events);
+    `internal` the internal commands for other partitions; `next_offset` and
+    `next_internal_offset` where the commands and internal topics resume;
     snapshots and views have one record per changed aggregate. `remembered` holds the
     (id key, reply value) of every command id decided in this batch, for the id memory, and
     `last_remembered` the id key of the last of them written to each replies partition (the
@@ -152,6 +181,9 @@ class BatchResult:
     last_remembered: dict[int, bytes]
     outcomes: list[Outcome]
     next_offset: int
+    internal: list[OutRecord] = field(default_factory=list)
+    next_internal_offset: int = 0
+    flows: Flows | None = None  # the partition's flows after this batch (None: unchanged)
 
 
 def process_batch(
@@ -167,16 +199,23 @@ def process_batch(
     window_ms: int,
     now_ms: int,
     reply_lanes: int = 1,
+    positions: tuple[int, int] = (0, 0),
+    due: Sequence[str] = (),
+    flows: Flows | None = None,
 ) -> BatchResult:
-    """Handle `records` (a non-empty batch from `source_topic`[`partition`], offsets
-    increasing) against `committed` and the id memory `ids` (asked once, for every id of the
-    batch). `events_offset` is the events partition's end offset before this batch, stamped
-    into the snapshots; `now_ms` is the partition's clock (it timestamps the events and
-    judges the idempotency window of `window_ms`). A command's `reply_to` is a reply lane
-    (< `reply_lanes`); its reply goes to replies partition `partition * reply_lanes +
-    reply_to` (see `TopicLayout.reply_partition`)."""
-    if not records:
-        raise ValueError("a batch needs at least one record")
+    """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
+    same partition, offsets increasing per topic) against `committed` and the id memory
+    `ids`. `events_offset` is the events partition's end offset before this batch, stamped
+    into the snapshots; `now_ms` is the partition's clock (it timestamps the events, judges
+    the idempotency window of `window_ms` and the deadlines). A command's `reply_to` is a
+    reply lane (< `reply_lanes`); its reply goes to replies partition `partition *
+    reply_lanes + reply_to` (see `TopicLayout.reply_partition`). `positions` are the next
+    (commands, internal) offsets before this batch; `due` the aggregates whose deadlines are
+    due (a saga aggregate is asked for their commands first); `flows` the partition's money
+    flows so far (a tallied aggregate: see `topology.flows`). A batch with no records is a
+    tick: it only handles what is due."""
+    if not records and not due:
+        raise ValueError("a batch needs at least one record or something due")
     batch = _Batch(
         codec,
         committed,
@@ -186,20 +225,26 @@ def process_batch(
         window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
+        ids=ids,
     )
+    batch.flows = flows
+    batch.expire(due)
     decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
-    previous = -1
+    nexts = list(positions)
+    previous = [-1, -1]
     for record in records:
-        if record.offset <= previous:
-            raise ValueError(f"offset {record.offset} does not follow {previous}")
-        previous = record.offset
+        source = int(record.internal)
+        if record.offset <= previous[source]:
+            raise ValueError(f"offset {record.offset} does not follow {previous[source]}")
+        previous[source] = nexts[source] = record.offset
+        nexts[source] += 1
         try:
             decoded.append((record, *codec.decode_command(record.value)))
         except CommandDecodeError as error:
             decoded.append((record, error, None))
     keys = [
-        encode_id_key(parsed.aggregate_id, parsed.command_id)
-        for _, parsed, _ in decoded
+        _id_key(parsed, internal=record.internal)
+        for record, parsed, _ in decoded
         if isinstance(parsed, CommandEnvelope)
     ]
     seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
@@ -208,9 +253,16 @@ def process_batch(
             code = PoisonCode(parsed.code)
             batch.dead_letter(record, code, parsed.message, parsed.envelope)
             continue
-        key = encode_id_key(parsed.aggregate_id, parsed.command_id)
+        key = _id_key(parsed, internal=record.internal)
         batch.handle(record, parsed, command, key, seen.get(key))
-    return batch.result(events_offset, previous + 1)
+        batch.run_local()
+    return batch.result(events_offset, nexts[0], nexts[1])
+
+
+def _id_key(envelope: CommandEnvelope, *, internal: bool) -> bytes:
+    if internal:
+        return encode_internal_id_key(envelope.aggregate_id, envelope.command_id)
+    return encode_id_key(envelope.aggregate_id, envelope.command_id)
 
 
 def _copied_headers(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -243,6 +295,7 @@ def set_aside(
     now_ms: int,
     version: int = 0,
     reply_lanes: int = 1,
+    positions: tuple[int, int] = (0, 0),
 ) -> BatchResult:
     """The transaction that sets `record` aside: its dead letter (code `unprocessable`, with
     `reason`) and, when its envelope is readable, a rejection to its sender that is
@@ -257,6 +310,7 @@ def set_aside(
         window_ms=0,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
+        ids=None,
     )
     try:
         envelope: CommandEnvelope | None = codec.decode_command(record.value)[0]
@@ -276,9 +330,11 @@ def set_aside(
             first,
             command_fingerprint(envelope),
         )
-        key = encode_id_key(envelope.aggregate_id, envelope.command_id)
+        key = _id_key(envelope, internal=record.internal)
         batch.remember(record, envelope.reply_to, key, encode_reply(reply))
-    return batch.result(events_offset, record.offset + 1)
+    nexts = list(positions)
+    nexts[int(record.internal)] = record.offset + 1
+    return batch.result(events_offset, nexts[0], nexts[1])
 
 
 class _Refused(msgspec.Struct, frozen=True):
@@ -302,9 +358,17 @@ class _Batch:
         window_ms: int,
         now_ms: int,
         reply_lanes: int,
+        ids: IdMemory | None,
     ) -> None:
         self.codec = codec
         self.aggregate = codec.aggregate
+        self.saga = codec.aggregate if isinstance(codec.aggregate, Saga) else None
+        self.ids = ids
+        self.internal: list[OutRecord] = []
+        self.local: deque[InRecord] = deque()  # internal commands for this partition
+        self.tally = codec.aggregate if isinstance(codec.aggregate, Tallied) else None
+        self.flows: Flows | None = None
+        self.moves: list[tuple[str, str, int]] = []
         self.committed = committed
         self.partition = partition
         self.partitions = partitions
@@ -336,9 +400,23 @@ class _Batch:
         if problem is not None:
             self.dead_letter(record, *problem, envelope)
             return
+        internal_type = envelope.type in self.codec.internal_types
+        if record.internal and not internal_type:
+            message = f"{envelope.type} is not an internal command"
+            self.dead_letter(record, PoisonCode.NOT_INTERNAL, message, envelope)
+            return
+        version = 0 if slot is None else slot.version
+        if not record.internal and (internal_type or envelope.origin is not None):
+            message = f"{envelope.type} is internal to the service: a client cannot send it"
+            self.refuse(record, envelope, key, FORGED_INTERNAL_COMMAND, message, version=version)
+            return
+        origin = envelope.origin
         remembered = self.remembered.get(key, seen)
-        first = self.now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
-        fingerprint = command_fingerprint(envelope)
+        if origin is not None:
+            first, fingerprint = origin.first_attempt_ms, origin.fingerprint
+        else:
+            first = self.now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
+            fingerprint = command_fingerprint(envelope)
         earlier = None if remembered is None else decode_reply(remembered)
         verdict = judge(
             now_ms=self.now_ms,
@@ -348,62 +426,269 @@ class _Batch:
             seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,
             seen_fingerprint=None if earlier is None else earlier.fingerprint,
         )
-        version = 0 if slot is None else slot.version
         if verdict is IdVerdict.REPEAT and remembered is not None and earlier is not None:
-            self.send(record, envelope.reply_to, key, remembered)
-            self.outcome(record, envelope, OutcomeKind.DUPLICATE, earlier.code)
+            self.repeat(record, envelope, key, remembered, earlier)
             return
         if verdict is not IdVerdict.EXECUTE:
             code, message = self.refusal(verdict, envelope, first, earlier)
-            reply = Reply(envelope.command_id, aggregate_id, False, code, message, version)
-            self.send(record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply))
-            self.outcome(record, envelope, OutcomeKind.REJECTED, code)
+            self.refuse(record, envelope, key, code, message, version=version)
             return
+        self.execute(record, envelope, command, key, slot=slot, attempt=(first, fingerprint))
+
+    def execute(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        command: Any,
+        key: bytes,
+        *,
+        slot: Slot | None,
+        attempt: tuple[int, int],
+    ) -> None:
+        """Decide a command the id memory lets through (`attempt`: its first-attempt time and
+        fingerprint), append its events, answer, and route what it sends."""
+        aggregate_id = envelope.aggregate_id
+        version = 0 if slot is None else slot.version
         state: Any = None if slot is None else slot.state
         expected = envelope.expected_version
-        decision: list[Any] | RejectionLike
+        decision: list[Any] | RejectionLike | DecisionLike
         if expected is not None and expected != version:
             message = f"expected version {expected}, account is at version {version}"
             decision = _Refused(VERSION_CONFLICT, message)
+        elif self.saga is not None:
+            decision = self.saga.decide_in(
+                state,
+                command,
+                command_id=envelope.command_id,
+                aggregate_id=aggregate_id,
+                now_ms=self.now_ms,
+            )
         else:
             decision = self.aggregate.decide(state, command)
-        if isinstance(decision, list):
-            for event in decision:
-                version += 1
-                state = self.aggregate.evolve(state, event)
-                value = self.codec.encode_event(
-                    aggregate_id,
-                    version,
-                    event,
-                    command_id=envelope.command_id,
-                    timestamp_ms=self.now_ms,
+        events, sends, final, refusal = _parts(decision)
+        for event in events:
+            version += 1
+            state = self.aggregate.evolve(state, event)
+            if self.tally is not None:
+                self.moves.extend(self.tally.moves(event))
+            value = self.codec.encode_event(
+                aggregate_id,
+                version,
+                event,
+                command_id=envelope.command_id,
+                timestamp_ms=self.now_ms,
+            )
+            self.events.append(
+                OutRecord(
+                    TopicKind.EVENTS,
+                    self.partition,
+                    record.key,
+                    value,
+                    [],
+                    origin(record.offset, record.internal),
                 )
-                self.events.append(
-                    OutRecord(
-                        TopicKind.EVENTS, self.partition, record.key, value, [], record.offset
+            )
+        if events:
+            self.changed[aggregate_id] = Slot(state, version)
+        self.conclude(
+            record, envelope, key, version=version, attempt=attempt, step=(sends, final, refusal)
+        )
+
+    def conclude(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        key: bytes,
+        *,
+        version: int,
+        attempt: tuple[int, int],
+        step: tuple[Sequence[SendLike], bool, RejectionLike | None],
+    ) -> None:
+        """Answer a decided command and route what it sends: a final decision remembers (and
+        sends) its reply; one that defers it remembers an in-flight marker instead."""
+        sends, final, refusal = step
+        first, fingerprint = attempt
+        aggregate_id, origin = envelope.aggregate_id, envelope.origin
+        code: str | None = None
+        message = ""
+        if refusal is not None:
+            code, message = refusal.code, refusal.message
+        lane = envelope.reply_to if origin is None else origin.reply_to
+        kind = OutcomeKind.ACCEPTED if refusal is None else OutcomeKind.REJECTED
+        if final:
+            if origin is None:
+                reply = Reply(
+                    envelope.command_id,
+                    aggregate_id,
+                    refusal is None,
+                    code,
+                    message,
+                    version,
+                    first,
+                    fingerprint,
+                )
+                value = encode_reply(reply)
+            elif origin.final is not None:
+                value = origin.final  # decided by an earlier leg (a refusal)
+            else:
+                value = encode_reply(
+                    Reply(
+                        origin.command_id,
+                        origin.aggregate_id,
+                        refusal is None,
+                        code,
+                        message,
+                        origin.version,
+                        first,
+                        fingerprint,
                     )
                 )
-            if decision:
-                self.changed[aggregate_id] = Slot(state, version)
-            reply = Reply(
-                envelope.command_id, aggregate_id, True, None, "", version, first, fingerprint
+            self.remember(record, lane, key, value)
+            if origin is not None:
+                self.end_saga(record, origin, value)
+            self.route(record, sends, None)
+            self.outcome(record, envelope, kind, code)
+            return
+        # the saga goes on: the client's reply is deferred to its last leg
+        if origin is None:
+            origin = Origin(
+                envelope.command_id, aggregate_id, envelope.reply_to, first, fingerprint, version
             )
-            kind = OutcomeKind.ACCEPTED
-        else:
-            reply = Reply(
-                envelope.command_id,
-                aggregate_id,
+        elif refusal is not None:
+            refused = Reply(
+                origin.command_id,
+                origin.aggregate_id,
                 False,
-                decision.code,
-                decision.message,
-                version,
+                refusal.code,
+                refusal.message,
+                origin.version,
                 first,
                 fingerprint,
             )
-            kind = OutcomeKind.REJECTED
-        value = encode_reply(reply)
-        self.remember(record, envelope.reply_to, key, value)
-        self.outcome(record, envelope, kind, reply.code)
+            origin = msgspec.structs.replace(origin, final=encode_reply(refused))
+        resend = self.route(record, sends, origin)
+        marker = Reply(
+            origin.command_id,
+            origin.aggregate_id,
+            False,
+            IN_FLIGHT,
+            "",
+            version,
+            first,
+            fingerprint,
+            resend if envelope.origin is None else None,
+        )
+        self.remember(record, lane, key, encode_reply(marker))
+        self.outcome(record, envelope, kind, code)
+
+    def refuse(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        key: bytes,
+        *refusal: str,
+        version: int,
+    ) -> None:
+        """A refusal (code, message) by the flow itself: not remembered (it changes
+        nothing)."""
+        code, message = refusal
+        reply = Reply(envelope.command_id, envelope.aggregate_id, False, code, message, version)
+        self.send(record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply))
+        self.outcome(record, envelope, OutcomeKind.REJECTED, code)
+
+    def repeat(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        key: bytes,
+        remembered: bytes,
+        earlier: Reply,
+    ) -> None:
+        """Answer a retry from memory. An in-flight marker is never an answer: its saga's
+        internal commands are sent again instead, to answer on the retry's reply lane (their
+        targets remember them: what they did is repeated, never done twice)."""
+        self.outcome(record, envelope, OutcomeKind.DUPLICATE, earlier.code)
+        if earlier.code != IN_FLIGHT:
+            lane = envelope.reply_to if envelope.origin is None else envelope.origin.reply_to
+            self.send(record, lane, key, remembered)
+            return
+        for target, value in earlier.resend or ():
+            self.dispatch(record, target, readdressed(value, envelope.reply_to))
+
+    def end_saga(self, record: InRecord, origin: Origin, value: bytes) -> None:
+        """The saga's final reply is also remembered under its first command's id when that
+        command's aggregate lives here (replacing its in-flight marker)."""
+        key = encode_key(origin.aggregate_id)
+        if partition_for(key, self.partitions) == self.partition:
+            origin_key = encode_id_key(origin.aggregate_id, origin.command_id)
+            self.remember(record, origin.reply_to, origin_key, value)
+
+    def route(
+        self, record: InRecord, sends: Sequence[SendLike], origin: Origin | None
+    ) -> list[tuple[str, bytes]]:
+        """Send a decision's internal commands (with `origin`): the (target, record value)
+        of each."""
+        first = self.now_ms if origin is None else origin.first_attempt_ms
+        routed = []
+        for send in sends:
+            value = self.codec.encode_internal(
+                send.target,
+                send.command,
+                command_id=send.command_id,
+                origin=origin,
+                first_attempt_ms=first,
+            )
+            self.dispatch(record, send.target, value)
+            routed.append((send.target, value))
+        return routed
+
+    def dispatch(self, record: InRecord, target: str, value: bytes) -> None:
+        """An internal command for this partition is handled in this batch, right after the
+        command that sent it; one for another partition goes to its internal topic partition
+        in this transaction."""
+        key = encode_key(target)
+        owner = partition_for(key, self.partitions)
+        if owner == self.partition:
+            self.local.append(InRecord(record.offset, key, value, (), True))
+        else:
+            self.internal.append(
+                OutRecord(
+                    TopicKind.INTERNAL,
+                    owner,
+                    key,
+                    value,
+                    [],
+                    origin(record.offset, record.internal),
+                )
+            )
+
+    def run_local(self) -> None:
+        """Handle the internal commands sent to this partition, in order (they may send
+        more)."""
+        while self.local:
+            record = self.local.popleft()
+            try:
+                envelope, command = self.codec.decode_command(record.value)
+            except CommandDecodeError as error:
+                self.dead_letter(record, PoisonCode(error.code), error.message, error.envelope)
+                continue
+            key = _id_key(envelope, internal=True)
+            seen = self.remembered.get(key)
+            if seen is None and self.ids is not None:
+                seen = self.ids.lookup([key])[0]
+            self.handle(record, envelope, command, key, seen)
+
+    def expire(self, due: Sequence[str]) -> None:
+        """Handle the internal commands that the deadlines of the `due` aggregates send."""
+        if self.saga is None:
+            return
+        tick = InRecord(-1, None, None, (), True)
+        for aggregate_id in due:
+            slot = self.slot(aggregate_id)
+            if slot is None or slot.state is None:
+                continue
+            self.route(tick, self.saga.due(aggregate_id, slot.state, self.now_ms), None)
+            self.run_local()
 
     def refusal(
         self,
@@ -477,7 +762,14 @@ class _Batch:
             headers.append(("eventledger.error.value_bytes", str(len(value)).encode()))
             value = value[:MAX_DLQ_VALUE_BYTES]
         self.dlq.append(
-            OutRecord(TopicKind.DLQ, self.partition, key, value, headers, record.offset)
+            OutRecord(
+                TopicKind.DLQ,
+                self.partition,
+                key,
+                value,
+                headers,
+                origin(record.offset, record.internal),
+            )
         )
         if envelope is not None:
             slot = self.slot(envelope.aggregate_id)
@@ -501,7 +793,11 @@ class _Batch:
         if reply_to is None or reply_to >= self.reply_lanes:
             return -1
         partition = self.partition * self.reply_lanes + reply_to
-        self.replies.append(OutRecord(TopicKind.REPLIES, partition, key, value, [], record.offset))
+        self.replies.append(
+            OutRecord(
+                TopicKind.REPLIES, partition, key, value, [], origin(record.offset, record.internal)
+            )
+        )
         return partition
 
     def outcome(
@@ -520,10 +816,11 @@ class _Batch:
                 kind,
                 code,
                 record.headers,
+                record.internal,
             )
         )
 
-    def result(self, events_offset: int, next_offset: int) -> BatchResult:
+    def result(self, events_offset: int, next_offset: int, next_internal: int) -> BatchResult:
         """The batch's records, with one snapshot and one view per changed aggregate."""
         snapshots: list[OutRecord] = []
         views: list[OutRecord] = []
@@ -533,6 +830,14 @@ class _Batch:
             if slot.state is not None:
                 value = self.codec.encode_view(slot.state, slot.version)
                 views.append(OutRecord(TopicKind.STATE, self.partition, key, value, [], None))
+        flows = None
+        if self.moves:
+            partitions = self.partitions
+            flows = tallied(
+                self.flows or Flows(),
+                self.moves,
+                lambda other: partition_for(encode_key(other), partitions),
+            )
         return BatchResult(
             replies=self.replies,
             events=self.events,
@@ -544,4 +849,19 @@ class _Batch:
             last_remembered=self.last_remembered,
             outcomes=self.outcomes,
             next_offset=next_offset,
+            internal=self.internal,
+            next_internal_offset=next_internal,
+            flows=flows,
         )
+
+
+def _parts(
+    decision: list[Any] | RejectionLike | DecisionLike,
+) -> tuple[Sequence[Any], Sequence[SendLike], bool, RejectionLike | None]:
+    """(events, sends, final, refusal) of a decision: events, a rejection or a saga's step."""
+    if isinstance(decision, list):
+        return decision, (), True, None
+    if hasattr(decision, "events"):
+        step = cast(DecisionLike, decision)
+        return step.events, step.sends, step.final, step.refusal
+    return (), (), True, decision

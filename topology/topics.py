@@ -1,6 +1,8 @@
 """Topic names and configs. Every data topic has the same partition count: commands, events,
 snapshots and state are co-partitioned by aggregate id; dlq follows suit so that a partition
-number is valid everywhere. The replies topic has `partitions × reply_lanes` partitions:
+number is valid everywhere, and so does internal (the commands the service sends itself, a
+transfer's next leg, to the partition of their aggregate; only the service writes it).
+The replies topic has `partitions × reply_lanes` partitions:
 partition p's writer answers lane l on `p * reply_lanes + l`, so every replies partition has
 exactly one transactional writer (a read_committed reader of a partition waits for the oldest
 transaction open on it; with one writer that is only the transaction it waits for anyway),
@@ -20,7 +22,14 @@ from typing import Final
 from topology.idempotency import replies_retention_ms
 from topology.settings import DAY_MS, Settings
 
-__all__ = ["CONTROL_PARTITIONS", "TopicKind", "TopicLayout", "TopicSpec", "mismatches"]
+__all__ = [
+    "CONTROL_PARTITIONS",
+    "TopicKind",
+    "TopicLayout",
+    "TopicSpec",
+    "min_insync_replicas",
+    "mismatches",
+]
 
 _DAY_MS: Final = 24 * 60 * 60 * 1000
 _HOUR_MS: Final = 60 * 60 * 1000
@@ -40,6 +49,7 @@ class TopicKind(StrEnum):
     SNAPSHOTS = "snapshots"
     STATE = "state"
     DLQ = "dlq"
+    INTERNAL = "internal"  # commands the service sends itself (a transfer's legs)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ _CONTROL: Final = {
 }
 _CONFIGS: Final[Mapping[TopicKind, Mapping[str, str]]] = {
     TopicKind.COMMANDS: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
+    TopicKind.INTERNAL: {"cleanup.policy": "delete", "retention.ms": str(7 * _DAY_MS)},
     # The idempotency memory's changelog: one remembered reply per (aggregate, command id)
     # survives compaction, and deletion drops what is past the window (retention: see specs).
     TopicKind.REPLIES: {"cleanup.policy": "compact,delete", "segment.ms": str(_HOUR_MS)},
@@ -164,14 +175,40 @@ class TopicLayout:
         )
 
 
-def mismatches(spec: TopicSpec, partitions: int, config: Mapping[str, str]) -> list[str]:
-    """Problems with an existing topic (its partition count and described configs) against
-    `spec`; empty when it is usable. Checks the partition count, `cleanup.policy` and, for
-    topics kept forever, `retention.ms`; a config missing from `config` counts as Kafka's
-    default."""
+def min_insync_replicas(replication: int, configured: int = 0) -> int:
+    """`min.insync.replicas` for a topic of `replication` replicas: `configured` when set
+    (> 0), else one fewer than the replicas, between 1 and 2 (3 replicas: 2, so one broker
+    may be down while every acknowledged write is on two)."""
+    if configured > 0:
+        return configured
+    return max(1, min(2, replication - 1))
+
+
+def mismatches(
+    spec: TopicSpec,
+    partitions: int,
+    config: Mapping[str, str],
+    replication: int | None = None,
+    expected_replication: int | None = None,
+) -> list[str]:
+    """Problems with an existing topic (its partition count, replicas and described configs)
+    against `spec`; empty when it is usable. Checks the partition count, the replication
+    factor (when both are given), `min.insync.replicas` (when `spec` sets it),
+    `cleanup.policy` and, for topics kept forever, `retention.ms`; a config missing from
+    `config` counts as Kafka's default."""
     problems = []
     if partitions != spec.partitions:
         problems.append(f"{spec.name}: has {partitions} partitions, expected {spec.partitions}")
+    if None not in (replication, expected_replication) and replication != expected_replication:
+        problems.append(
+            f"{spec.name}: has replication factor {replication}, expected {expected_replication}"
+        )
+    expected_isr = spec.config.get("min.insync.replicas")
+    actual_isr = config.get("min.insync.replicas", "1")
+    if expected_isr is not None and actual_isr != expected_isr:
+        problems.append(
+            f"{spec.name}: min.insync.replicas is {actual_isr}, expected {expected_isr}"
+        )
     expected_policy = _policies(spec.config.get("cleanup.policy", _DEFAULT_CLEANUP))
     actual_policy = _policies(config.get("cleanup.policy", _DEFAULT_CLEANUP))
     if actual_policy != expected_policy:

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from ray import serve
 
 from actors.client import LedgerClient
+from actors.kafka import admin_config
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
 from topology.names import Names
@@ -37,7 +38,7 @@ class _Readiness:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+        self._admin = AdminClient({**admin_config(settings), "log_level": 0})
 
     def __call__(self) -> list[str]:
         import ray

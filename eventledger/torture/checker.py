@@ -18,7 +18,17 @@ FIRST reply its client got, because that is what a caller acts on):
   (plus unanswered ops that did take effect) are not all equal;
 - ``mismatch``: an account whose balance in its actor differs from the fold of its events;
 - ``reuse``: an id reused on the same account with another command (the deliberate probe)
-  was answered accepted or executed.
+  was answered accepted or executed;
+- ``transfer``: a transfer id without exactly one debit and then one credit or reversal, or
+  a pending transfer posted, voided or expired more than once (``ledger.money``); a
+  transfer answered accepted that its target never credited (or noted, when pending), or
+  answered rejected yet credited;
+- ``in_flight``: money still debited and neither credited nor reversed once quiet;
+- ``flows``: a state-topic read (see ``flows_problems``) that does not add up.
+
+A transfer's legs (the events its internal commands caused: credits, reversals, notes,
+settlements, releases, expiries) carry leg ids, not client ids: they are checked through
+the transfer, not as ops.
 """
 
 from __future__ import annotations
@@ -30,9 +40,24 @@ from enum import StrEnum
 from typing import Any
 
 from eventledger.torture.history import Kind, Op
-from ledger.events import AccountOpened, Deposited, Withdrawn
+from ledger.events import (
+    AccountOpened,
+    Deposited,
+    PendingCreditNoted,
+    PendingCreditReleased,
+    PendingCreditSettled,
+    PendingPosted,
+    PendingReserved,
+    PendingVoided,
+    TransferCredited,
+    TransferDebited,
+    TransferReversed,
+    Withdrawn,
+)
+from ledger.money import Money
+from topology.flows import Flows
 
-__all__ = ["Anomaly", "CheckResult", "EventFact", "check", "fact"]
+__all__ = ["Anomaly", "CheckResult", "EventFact", "check", "fact", "flows_problems"]
 
 EXAMPLES = 5
 """Examples kept per anomaly kind (for the report; the counts are complete)."""
@@ -48,13 +73,18 @@ class Anomaly(StrEnum):
     TOTAL = "total"
     MISMATCH = "mismatch"
     REUSE = "reuse"
+    TRANSFER = "transfer"
+    IN_FLIGHT = "in_flight"
+    FLOWS = "flows"
 
 
 @dataclass(frozen=True, slots=True)
 class EventFact:
     """One committed event, reduced to what the checks need. ``amount`` is the deposit or
-    withdrawal amount (0 otherwise); ``overdraft_limit`` is set by an account's opening;
-    ``where`` says where it is (partition, offset, sequence, time), for the examples."""
+    withdrawal amount, or a transfer event's balance change (signed); ``overdraft_limit``
+    is set by an account's opening; ``leg``: caused by a transfer's internal command (its
+    command id is a leg id); ``where`` says where it is (partition, offset, sequence, time),
+    for the examples."""
 
     aggregate_id: str
     command_id: str
@@ -62,10 +92,11 @@ class EventFact:
     amount: int = 0
     overdraft_limit: int = 0
     where: str = ""
+    leg: bool = False
 
     @property
     def move(self) -> int:
-        if self.kind is Kind.DEPOSIT:
+        if self.kind is Kind.DEPOSIT or self.kind is Kind.TRANSFER:
             return self.amount
         if self.kind is Kind.WITHDRAW:
             return -self.amount
@@ -81,6 +112,21 @@ def fact(aggregate_id: str, command_id: str, event: Any, where: str = "") -> Eve
             return EventFact(aggregate_id, command_id, Kind.DEPOSIT, amount, where=where)
         case Withdrawn(amount=amount):
             return EventFact(aggregate_id, command_id, Kind.WITHDRAW, amount, where=where)
+        case TransferDebited(amount=amount) | PendingPosted(amount=amount):
+            return EventFact(aggregate_id, command_id, Kind.TRANSFER, -amount, where=where)
+        case PendingReserved():
+            return EventFact(aggregate_id, command_id, Kind.TRANSFER, where=where)
+        case PendingVoided(reason=reason):
+            leg = reason != "voided"  # expired or refused: the service's own commands
+            return EventFact(aggregate_id, command_id, Kind.TRANSFER, where=where, leg=leg)
+        case (
+            TransferCredited(amount=amount)
+            | TransferReversed(amount=amount)
+            | PendingCreditSettled(amount=amount)
+        ):
+            return EventFact(aggregate_id, command_id, Kind.TRANSFER, amount, where=where, leg=True)
+        case PendingCreditNoted() | PendingCreditReleased():
+            return EventFact(aggregate_id, command_id, Kind.TRANSFER, where=where, leg=True)
     return EventFact(aggregate_id, command_id, None, where=where)
 
 
@@ -102,6 +148,8 @@ class CheckResult:
     expected_total: int = 0
     events_total: int = 0
     actors_total: int | None = None
+    transfers: int = 0  # transfer ids with an event
+    state_reads: tuple[int, int] = (0, 0)  # state-topic reads checked, failed (faults)
 
     @property
     def ok(self) -> bool:
@@ -135,6 +183,8 @@ class CheckResult:
             "expected_total": self.expected_total,
             "events_total": self.events_total,
             "actors_total": self.actors_total,
+            "transfers": self.transfers,
+            "state_reads": list(self.state_reads),
         }
 
 
@@ -142,15 +192,29 @@ def check(
     ops: Sequence[Op],
     events: Iterable[EventFact],
     actor_balances: Mapping[str, int] | None,
+    money: Money | None = None,
+    flows: Sequence[str] = (),
 ) -> CheckResult:
     """Count every anomaly of the run. ``actor_balances`` is None when the actors could not
-    be asked (then ``total`` compares the fold with the accepted moves only)."""
+    be asked (then ``total`` compares the fold with the accepted moves only); ``money`` is
+    the money fold of the same events (transfers), ``flows`` the problems the state-topic
+    reader found."""
     r = CheckResult(ops=len(ops))
     facts = list(events)
     r.events = len(facts)
+    money = money or Money()
+    r.transfers = len(money.legs)
+    for problem in flows:
+        r.flag(Anomaly.FLOWS, problem)
+    for transfer_id in money.broken_transfers():
+        r.flag(Anomaly.TRANSFER, f"{transfer_id}: {money.legs[transfer_id]}")
+    if money.in_flight:
+        stuck = ", ".join(money.unfinished_transfers()[:EXAMPLES])
+        r.flag(Anomaly.IN_FLIGHT, f"{money.in_flight} in flight once quiet: {stuck}")
     by_key: dict[tuple[str, str], list[EventFact]] = defaultdict(list)
     for f in facts:
-        by_key[f.aggregate_id, f.command_id].append(f)
+        if not f.leg:
+            by_key[f.aggregate_id, f.command_id].append(f)
     ops_by_key: dict[tuple[str, str], list[Op]] = defaultdict(list)
     for op in ops:
         ops_by_key[op.account, op.command_id].append(op)
@@ -164,7 +228,7 @@ def check(
         if key not in ops_by_key:
             r.flag(Anomaly.PHANTOM, f"{key[0]}/{key[1]}: an event no client sent")
 
-    expected = _check_ops(r, ops, by_key, ops_by_key)
+    expected = _check_ops(r, ops, by_key, ops_by_key, money.legs)
 
     balances, limits = _fold(r, facts)
     r.accounts = len(balances)
@@ -194,6 +258,7 @@ def _check_ops(
     ops: Sequence[Op],
     by_key: Mapping[tuple[str, str], list[EventFact]],
     ops_by_key: Mapping[tuple[str, str], list[Op]],
+    legs: Mapping[str, list[str]],
 ) -> int:
     """Crossed replies, unanswered, lost and phantom ops; returns the sum of the moves that
     took effect as far as the callers know (accepted) or not (unanswered, yet in the events)."""
@@ -222,6 +287,10 @@ def _check_ops(
             continue
         r.answered += 1
         r.codes[answer.code or "accepted"] += 1
+        if op.kind is Kind.TRANSFER:
+            _check_transfer(r, op, answer.accepted, legs.get(op.command_id, []))
+            r.accepted += answer.accepted
+            continue
         if answer.accepted:
             r.accepted += 1
             expected += op.move
@@ -234,6 +303,41 @@ def _check_ops(
                 op,
             )
     return expected
+
+
+def _check_transfer(r: CheckResult, op: Op, accepted: bool, legs: list[str]) -> None:
+    """A transfer's answer against its legs: accepted exactly when its target credited it
+    (noted it, when pending)."""
+    landed = ("PendingCreditNoted" if op.pending else "TransferCredited") in legs
+    if accepted and not landed:
+        r.flag(Anomaly.TRANSFER, f"{op.account}/{op.command_id}: accepted, not landed", op)
+    elif not accepted and landed:
+        r.flag(Anomaly.TRANSFER, f"{op.account}/{op.command_id}: rejected, yet landed", op)
+
+
+def flows_problems(
+    views: Mapping[int, Mapping[str, int]], flows: Mapping[int, Flows], *, quiet: bool
+) -> list[str]:
+    """What does not add up in one read of the state topic: ``views`` the balances of the
+    latest view of each account, by partition, and ``flows`` the latest flows record of
+    each partition. Per partition (its views and flows are written in one transaction, so a
+    read of it to its end is consistent): Σ balances = its flows' balance. Across partitions
+    no read is a consistent cut, so only once ``quiet`` is every pair's money in flight
+    (sent by p to q − received by q from p − refunded to p) checked to be 0."""
+    problems = []
+    for p in sorted(set(views) | set(flows)):
+        held = sum(views.get(p, {}).values())
+        expected = flows.get(p, Flows()).balance()
+        if held != expected:
+            problems.append(f"partition {p}: Σ balances {held}, flows say {expected}")
+    if quiet:
+        for p, f in sorted(flows.items()):
+            for q, sent in sorted(f.sent.items()):
+                back = f.refunded.get(q, 0)
+                arrived = flows.get(q, Flows()).received.get(p, 0)
+                if sent - arrived - back:
+                    problems.append(f"{p}→{q}: {sent - arrived - back} in flight once quiet")
+    return problems
 
 
 def _check_reuse(r: CheckResult, op: Op, original: Op, found: list[EventFact]) -> None:

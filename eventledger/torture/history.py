@@ -17,11 +17,15 @@ __all__ = ["Answer", "History", "Kind", "Op"]
 
 
 class Kind(StrEnum):
-    """What a command does to the money: opens hold none, deposits add, withdrawals take."""
+    """What a command does to the money: opens hold none, deposits add, withdrawals take;
+    transfers (and posts and voids of pending ones) move it between accounts: none in all."""
 
     OPEN = "open"
     DEPOSIT = "deposit"
     WITHDRAW = "withdraw"
+    TRANSFER = "transfer"
+    POST = "post"
+    VOID = "void"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class Op:
     started: float
     deadline: float
     probe: bool = False
+    pending: bool = False  # a pending (two-phase) transfer
     attempts: int = 0
     errors: int = 0
     answers: list[Answer] = field(default_factory=list)
@@ -90,6 +95,7 @@ class History:
         started: float,
         budget: float,
         probe: bool = False,
+        pending: bool = False,
     ) -> Op:
         op = Op(
             op_id=next(self._ids),
@@ -101,6 +107,7 @@ class History:
             started=started,
             deadline=started + budget,
             probe=probe,
+            pending=pending,
         )
         with self._lock:
             self._ops.append(op)

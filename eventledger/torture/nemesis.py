@@ -47,6 +47,7 @@ from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase
 from topology.partitioner import partition_for
+from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -54,7 +55,11 @@ __all__ = ["CLUSTER_NODE", "Fault", "FaultRecord", "Nemesis", "NemesisPlan", "pa
 
 log = logging.getLogger(__name__)
 
-CLUSTER_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+CLUSTER_NODE: dict[str, Any] = {
+    "num_cpus": 1,
+    "object_store_memory": 128 * 1024**2,
+    "resources": {DEFAULT_RESOURCE: LOCAL_SLOTS},  # every node may hold partitions
+}
 """The arguments of every node the ``node`` fault adds (and of the run's cluster nodes)."""
 
 

@@ -117,23 +117,7 @@ def print_result(console: Console, result: TortureResult) -> None:
     # Not a terminal (a pipe, a CI log): render at a width that fits every fault's column.
     console.print(table, width=None if console.is_terminal else max(console.width, 120))
 
-    outcomes = Table(title="outcomes and money", box=box.SIMPLE_HEAD)
-    outcomes.add_column("measure")
-    outcomes.add_column("value", justify="right")
-    for code, n in sorted(c.codes.items()):
-        outcomes.add_row(f"answer: {code}", f"{n:,}")
-    for name, n in sorted(result.errors.items()):
-        outcomes.add_row(f"attempt ended by {name}", f"{n:,}")
-    outcomes.add_row("command ids shared by two accounts' commands", f"{result.shared_ids:,}")
-    outcomes.add_row("events committed", f"{c.events:,}")
-    crossed = c.crossed_and(Anomaly.LOST), c.crossed_and(Anomaly.PHANTOM)
-    outcomes.add_row("lost / phantom ops that got a crossed reply", f"{crossed[0]} / {crossed[1]}")
-    outcomes.add_section()
-    outcomes.add_row("Σ accepted moves", f"{c.expected_total:,}")
-    outcomes.add_row("Σ balances folded from the events", f"{c.events_total:,}")
-    actors = "-" if c.actors_total is None else f"{c.actors_total:,}"
-    outcomes.add_row("Σ balances held by the actors", actors)
-    console.print(outcomes)
+    console.print(_outcomes(result))
 
     log = Table(title="faults injected", box=box.SIMPLE_HEAD)
     for name, justify in (("at", "right"), ("for", "right"), ("fault", "left"), ("target", "left")):
@@ -155,6 +139,31 @@ def print_result(console: Console, result: TortureResult) -> None:
     else:
         found = ", ".join(f"{n} {a.value}" for a, n in c.counts.items() if n)
         console.print(f"[bold red]ANOMALIES:[/] {found or 'see the notes'}")
+
+
+def _outcomes(result: TortureResult) -> Table:
+    """Answers by code, attempt errors, events, transfers, reads, and the three totals."""
+    c = result.check
+    outcomes = Table(title="outcomes and money", box=box.SIMPLE_HEAD)
+    outcomes.add_column("measure")
+    outcomes.add_column("value", justify="right")
+    for code, n in sorted(c.codes.items()):
+        outcomes.add_row(f"answer: {code}", f"{n:,}")
+    for name, n in sorted(result.errors.items()):
+        outcomes.add_row(f"attempt ended by {name}", f"{n:,}")
+    outcomes.add_row("command ids shared by two accounts' commands", f"{result.shared_ids:,}")
+    outcomes.add_row("events committed", f"{c.events:,}")
+    outcomes.add_row("transfers (ids with events)", f"{c.transfers:,}")
+    reads = "{:,} ({:,})".format(*c.state_reads)
+    outcomes.add_row("state-topic reads checked (failed: broker down)", reads)
+    crossed = c.crossed_and(Anomaly.LOST), c.crossed_and(Anomaly.PHANTOM)
+    outcomes.add_row("lost / phantom ops that got a crossed reply", f"{crossed[0]} / {crossed[1]}")
+    outcomes.add_section()
+    outcomes.add_row("Σ accepted moves", f"{c.expected_total:,}")
+    outcomes.add_row("Σ balances folded from the events", f"{c.events_total:,}")
+    actors = "-" if c.actors_total is None else f"{c.actors_total:,}"
+    outcomes.add_row("Σ balances held by the actors", actors)
+    return outcomes
 
 
 def _count(n: int) -> str:

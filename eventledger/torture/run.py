@@ -31,11 +31,13 @@ from actors.launcher import NAMESPACE, partition_actor
 from actors.messages import ServiceStatus
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
+from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
+from ledger.money import Money
 from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
@@ -161,6 +163,7 @@ def _ray(with_cluster: bool) -> Iterator[Any | None]:
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
+            resources=local_resources(),
             _system_config=LOCAL_RAY_SYSTEM_CONFIG,
         )
     try:
@@ -252,6 +255,7 @@ def _drive(
         seed=config.seed,
         accounts=workload.bank.account_ids(),
     )
+    reader = StateReader(settings, AGGREGATE)
     try:
         tell("opening accounts")
         workload.open_accounts()
@@ -259,6 +263,7 @@ def _drive(
         started = clock()
         since.append(started)
         workload.start()
+        reader.start()
         nemesis.start()
         while clock() - started < config.seconds:
             tell("workload + nemesis", nemesis.injected())
@@ -273,15 +278,18 @@ def _drive(
             notes.append("a client thread was still running at the check")
     finally:
         workload.close()
+        reader.stop()
     tell("waiting for every partition to run", nemesis.injected())
     if not _settled(settings, config.settle_timeout):
         notes.append("the service did not settle (every partition running) before the check")
     tell("reading the events and the actors", nemesis.injected())
-    facts = _facts(settings)
+    facts, money = _facts(settings)
     balances = _balances(settings)
     if balances is None:
         notes.append("the actors' balances could not be read")
-    result = check(history.ops(), facts, balances)
+    reader.check(quiet=True)
+    result = check(history.ops(), facts, balances, money, reader.problems)
+    result.state_reads = (reader.reads, reader.failed_reads)
     return TortureResult(
         config=config,
         app_id=settings.app_id,
@@ -314,8 +322,9 @@ def _settled(settings: Settings, timeout: float) -> bool:
     return False
 
 
-def _facts(settings: Settings) -> list[EventFact]:
-    """Every committed event, reduced (read_committed, from offset 0 to the end)."""
+def _facts(settings: Settings) -> tuple[list[EventFact], Money]:
+    """Every committed event, reduced (read_committed, from offset 0 to the end), and the
+    money fold of them (transfers)."""
     for attempt in range(5):
         try:
             return _read_facts(settings)
@@ -325,16 +334,13 @@ def _facts(settings: Settings) -> list[EventFact]:
     return _read_facts(settings)
 
 
-def _read_facts(settings: Settings) -> list[EventFact]:
-    return [
-        fact(
-            e.envelope.aggregate_id,
-            e.envelope.command_id,
-            e.event,
-            f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}",
-        )
-        for e in read_events(settings, AGGREGATE)
-    ]
+def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
+    facts, money = [], Money()
+    for e in read_events(settings, AGGREGATE):
+        where = f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}"
+        facts.append(fact(e.envelope.aggregate_id, e.envelope.command_id, e.event, where))
+        money.add((e.event,))
+    return facts, money
 
 
 def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | None:

@@ -1,5 +1,9 @@
 """The bank workload: a few very busy accounts and many quiet ones, many concurrent clients.
 
+Jepsen's bank test: a share of the ops are transfers between the accounts (plain, and
+pending ones that the client then posts, voids or leaves to expire), so the total must stay
+what the deposits and withdrawals made it.
+
 Every client thread sends deposits and withdrawals with explicit command ids through one of
 several ``LedgerClient``s (on different reply lanes), each with a SHORT per-attempt timeout,
 and retries the SAME id until a reply comes or the op's retry budget runs out, as a careful
@@ -23,12 +27,14 @@ from typing import Any
 
 from actors.client import LedgerClient, OutcomeUnknownError, now_ms
 from eventledger.torture.history import Answer, History, Kind, Op
-from ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.commands import Deposit, OpenAccount, PostPending, Transfer, VoidPending, Withdraw
 from topology.settings import Settings
 
 __all__ = ["Bank", "RetryPolicy", "SharedIds", "Workload"]
 
 log = logging.getLogger(__name__)
+
+_EXPIRY_MS = 500
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class Workload:
         seed: int,
         clock: Callable[[], float],
         shared_share: float = 0.1,
+        transfer_share: float = 0.3,
         per_connection: int = 8,
     ) -> None:
         self.settings = settings
@@ -113,6 +120,7 @@ class Workload:
         self.clock = clock
         self.seed = seed
         self.shared_share = shared_share
+        self.transfer_share = transfer_share
         self.errors: Counter[str] = Counter()
         self._errors_lock = threading.Lock()
         self.run_id = f"r{seed}"
@@ -163,6 +171,7 @@ class Workload:
         self, client: int, account: str, command_id: str, command: Any, *, probe: bool = False
     ) -> Op:
         kind, amount = _kind(command)
+        pending = isinstance(command, Transfer) and command.pending
         op = self.history.begin(
             client=client,
             account=account,
@@ -172,6 +181,7 @@ class Workload:
             started=self.clock(),
             budget=self.policy.budget,
             probe=probe,
+            pending=pending,
         )
         self.run_op(client, account, command_id, command, op)
         return op
@@ -244,11 +254,41 @@ class Workload:
             except Exception as e:  # a broker gone for good: nothing more to flush
                 log.warning("closing a client: %s", e)
 
+    def _transfer(self, client: int, source: str, transfer_id: str, rng: random.Random) -> None:
+        """A transfer to another account; a quarter are pending, then posted (maybe in part),
+        voided, or left to expire on the source's clock."""
+        target = self.bank.pick(rng)
+        while target == source:
+            target = self.bank.pick(rng)
+        amount = rng.randrange(1, 800)
+        if rng.random() >= 0.25:
+            self._op(client, source, transfer_id, Transfer(target, amount))
+            return
+        timeout = rng.choice((None, _EXPIRY_MS))
+        held = self._op(client, source, transfer_id, Transfer(target, amount, True, timeout))
+        answer = held.answer
+        if answer is None or not answer.accepted or timeout is not None:
+            return
+        if rng.random() < 0.5:
+            posted = PostPending(transfer_id, rng.choice((None, rng.randrange(1, amount + 1))))
+            self._op(client, source, f"{transfer_id}-post", posted)
+        else:
+            self._op(client, source, f"{transfer_id}-void", VoidPending(transfer_id))
+
     def _client(self, client: int) -> None:
         rng = random.Random(self.seed * 1_000_003 + client)
         n = 0
         while not self._stop.is_set():
             account = self.bank.pick(rng)
+            if rng.random() < self.transfer_share:
+                transfer_id = f"{self.run_id}-c{client}-{n}"
+                n += 1
+                try:
+                    self._transfer(client, account, transfer_id, rng)
+                except Exception:  # a bug of ours, or a closed client: say so
+                    log.exception("client %d stopped", client)
+                    return
+                continue
             command: Any
             if rng.random() < 0.55:
                 command = Deposit(rng.randrange(1, 1_000))
@@ -267,8 +307,15 @@ class Workload:
 
 
 def _kind(command: Any) -> tuple[Kind, int]:
-    if isinstance(command, Deposit):
-        return Kind.DEPOSIT, command.amount
-    if isinstance(command, Withdraw):
-        return Kind.WITHDRAW, command.amount
+    match command:
+        case Deposit(amount=amount):
+            return Kind.DEPOSIT, amount
+        case Withdraw(amount=amount):
+            return Kind.WITHDRAW, amount
+        case Transfer(amount=amount):
+            return Kind.TRANSFER, amount
+        case PostPending(amount=amount):
+            return Kind.POST, amount or 0
+        case VoidPending():
+            return Kind.VOID, 0
     return Kind.OPEN, 0

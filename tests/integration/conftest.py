@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from actors.client import LedgerClient
 from actors.coordinator import deploy_coordinator, stop_service
 from actors.launcher import deploy, partition_actor, undeploy
+from eventledger.bank import BankClient
 from ledger import LEDGER
 from topology.settings import Settings
 
@@ -22,7 +22,7 @@ from topology.settings import Settings
 class Service:
     settings: Settings
     handles: list[Any]
-    client: LedgerClient
+    client: BankClient
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def running(settings: Settings) -> Iterator[Service]:
     """The application of ``settings`` deployed through its coordinator, with a client."""
     deploy_coordinator(settings, LEDGER, timeout=120)
     handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
-    client = LedgerClient(settings, timeout=60)
+    client = BankClient(settings, timeout=60)
     try:
         yield Service(settings, handles, client)
     finally:
@@ -54,7 +54,7 @@ def service(settings: Settings, ray_local: None) -> Iterator[Service]:
 @pytest.fixture
 def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
     handles = deploy(settings, LEDGER, detached=False)
-    client = LedgerClient(settings, timeout=60)
+    client = BankClient(settings, timeout=60)
     try:
         yield Service(settings, handles, client)
     finally:

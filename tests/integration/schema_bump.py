@@ -1,4 +1,4 @@
-"""A test-only schema version bump of the ledger: state layout 3 adds ``movements`` (the
+"""A test-only schema version bump of the ledger: state layout 4 adds ``movements`` (the
 number of deposits and withdrawals), which only a rebuild from the events can fill in.
 
 Importable by Ray workers (the driver's sys.path travels with the job), so the aggregate is
@@ -13,26 +13,22 @@ import msgspec
 
 from ledger.aggregate import LEDGER, AccountAggregate
 from ledger.events import AccountOpened, Deposited, Withdrawn
-from ledger.state import AccountStatus, AccountView
+from ledger.state import Account, AccountView
 
 __all__ = ["LEDGER_V2", "AccountV2"]
 
 
-class AccountV2(msgspec.Struct, frozen=True):
-    """Account state, layout 3."""
+class AccountV2(Account, frozen=True):
+    """Account state, layout 4: layout 3 and `movements`."""
 
-    status: AccountStatus
-    currency: str
-    balance: int
-    overdraft_limit: int
     movements: int = 0
 
 
 class AccountAggregateV2(AccountAggregate):
-    """The ledger with state layout 3; same commands, events, rules and view."""
+    """The ledger with state layout 4; same commands, events, rules and view."""
 
     state_type: Final = AccountV2  # type: ignore[misc]
-    state_schema_version: Final = 3  # type: ignore[misc]
+    state_schema_version: Final = 4  # type: ignore[misc]
 
     def evolve(self, state: Any, event: Any) -> Any:
         if isinstance(event, AccountOpened):
@@ -44,7 +40,12 @@ class AccountAggregateV2(AccountAggregate):
 
     def view(self, state: Any, version: int) -> AccountView:
         return AccountView(
-            state.status, state.currency, state.balance, state.overdraft_limit, version
+            state.status,
+            state.currency,
+            state.balance,
+            state.overdraft_limit,
+            version,
+            available=state.balance + state.overdraft_limit,
         )
 
 

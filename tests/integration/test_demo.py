@@ -1,5 +1,5 @@
-"""The main job end to end at a small size: the demo's three-way money check holds, every
-command got a reply, and its table renders."""
+"""The main job end to end at a small size: the demo's three-way money check holds (with
+its transfers of every kind), every command got a reply, and its table renders."""
 
 from __future__ import annotations
 
@@ -22,7 +22,15 @@ def test_the_demo_conserves_money(
     assert report.rejected["insufficient_funds"] > 0  # the workload does refuse some
     assert report.money_ok, report
     assert report.actor_total == report.expected_total == report.events_total
-    assert report.actor_accounts == report.event_accounts == 60
+    assert report.actor_accounts == report.event_accounts == 61  # + the tour's closed one
+    assert (report.in_flight, report.broken_transfers) == (0, 0)
+    t = report.transfers
+    assert t["same partition: accepted"] > 0 and t["cross partition: accepted"] > 0
+    assert t["to an unknown account: rejected: unknown_account"] == 1
+    assert t["to a closed account: rejected: account_closed"] == 1
+    assert t["pending: accepted"] == 3
+    assert t["pending then posted: accepted"] == t["pending then voided: accepted"] == 1
+    assert t["pending then expired: rejected: unknown_pending"] == 1
     out = io.StringIO()
     print_demo(Console(file=out, width=120), report)
     assert "money conserved" in out.getvalue()

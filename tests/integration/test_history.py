@@ -7,6 +7,7 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 import ray
 
@@ -144,3 +145,20 @@ def test_an_index_on_a_new_disk_is_rebuilt_from_the_events(
                     assert index.history(account).entries[-1].view.balance == balance
         finally:
             index.stop()
+
+
+def test_transfers_in_the_history_of_both_accounts(bare_service: Service) -> None:
+    expected = _move(bare_service)
+    client = bare_service.client
+    assert client.transfer("alice", "bob", 100, transfer_id="t-plain").accepted  # type: ignore[attr-defined]
+    assert client.transfer("alice", "bob", 10, transfer_id="t-pending", pending=True).accepted  # type: ignore[attr-defined]
+    for account in expected:
+        last = client.history(account, limit=1_000).entries[-1]
+        now = client.get_account(account)
+        assert now is not None
+        assert msgspec.to_builtins(last.view) == now  # the history ends where the account is
+        assert client.state_at(account, last.sequence).view == last.view  # type: ignore[union-attr]
+    views = [client.get_account(a) for a in expected]
+    # money: transfers moved it, none was made; the pending 10 is reserved, not moved yet
+    assert sum(v["balance"] for v in views if v) == sum(expected.values())
+    assert [v["pending_debits"] for v in views if v] == [10, 0]

@@ -78,12 +78,12 @@ def test_snapshots_of_another_state_schema_are_never_loaded(
             assert client.execute("v", Deposit(5)).accepted
     finally:
         old.stop()
-    new = PartitionWorker(settings, 0, LEDGER_V2)  # schema 3: folds the events
+    new = PartitionWorker(settings, 0, LEDGER_V2)  # schema 4: folds the events
     try:
         assert new.stats().restored_from == "events"
         assert msgspec.to_builtins(new.get("v")) == {
             "status": "open", "currency": "EUR", "balance": 5, "overdraft_limit": 0,
-            "version": 2,
+            "version": 2, "pending_debits": 0, "pending_credits": 0, "available": 5,
         }  # fmt: skip
         assert new.committed.states["v"].state.movements == 1
         with LedgerClient(settings, timeout=60) as client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 
 from actors.admin import TopicMismatchError, ensure_topics
 from actors.kafka import producer_config
@@ -31,6 +31,33 @@ def test_an_existing_topic_with_the_wrong_layout_is_refused(bootstrap: str, app_
         ensure_topics(bootstrap, layout)
     assert wrong in str(caught.value)
     assert "partition" in str(caught.value) and "cleanup.policy" in str(caught.value)
+
+
+def test_created_topics_carry_min_isr_and_differing_replication_is_reported(
+    bootstrap: str, app_id: str
+) -> None:
+    settings = Settings.resolve(
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, environ={}
+    )  # replication -1: the local broker's default.replication.factor, 1
+    layout = TopicLayout.of(settings)
+    ensure_topics(settings, layout)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    events = ConfigResource(ResourceType.TOPIC, layout.name(TopicKind.EVENTS))
+    isr = admin.describe_configs([events])[events].result(30)["min.insync.replicas"]
+    assert (isr.value, isr.source) == ("1", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    topic = admin.list_topics(timeout=10).topics[layout.name(TopicKind.EVENTS)]
+    assert len(topic.partitions[0].replicas) == 1
+
+    for wanted, problem in [
+        ({"replication_factor": 2}, "has replication factor 1, expected 2"),
+        ({"min_insync_replicas": 2}, "min.insync.replicas is 1, expected 2"),
+    ]:
+        other = Settings.resolve(
+            app_id=app_id, bootstrap_servers=bootstrap, partitions=1, environ={}, **wanted
+        )
+        with pytest.raises(TopicMismatchError) as caught:
+            ensure_topics(other, layout)
+        assert f"{layout.name(TopicKind.EVENTS)}: {problem}" in str(caught.value)
 
 
 def test_python_partitioner_matches_librdkafka_murmur2_random(bootstrap: str, app_id: str) -> None:

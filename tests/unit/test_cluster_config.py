@@ -11,6 +11,8 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from topology.resources import DEFAULT_RESOURCE
+
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 
 
@@ -34,7 +36,7 @@ def test_every_node_installs_eventledger_and_the_head_serves_it(config: dict[str
     assert any("pip install" in c and "~/eventledger" in c for c in config["setup_commands"])
     start = config["head_start_ray_commands"]
     assert "ray start --head" in " ".join(start)
-    assert start[-1].rstrip().endswith("eventledger serve --http --host 0.0.0.0")
+    assert start[-1].rstrip().endswith("eventledger serve --timeout 900 --http --host 0.0.0.0")
     assert "KAFKA_BOOTSTRAP_SERVERS" in start[-1] and "EVENTLEDGER_API_TOKENS" in start[-1]
 
 
@@ -48,3 +50,15 @@ def test_a_misspelt_field_is_refused(config: dict[str, Any]) -> None:
     broken["setup_comands"] = broken.pop("setup_commands")
     with pytest.raises(Exception, match="setup_comands"):
         validate_config(prepare_config(broken))
+
+
+def test_partition_slots_are_on_worker_types_only_and_the_head_has_no_cpus(
+    config: dict[str, Any],
+) -> None:
+    types = config["available_node_types"]
+    head = config["head_node_type"]
+    assert DEFAULT_RESOURCE not in types[head]["resources"]
+    assert types[head]["resources"]["CPU"] == 0
+    assert "--num-cpus=0" in " ".join(config["head_start_ray_commands"])
+    workers = [t for name, t in types.items() if name != head]
+    assert workers and all(t["resources"][DEFAULT_RESOURCE] >= 1 for t in workers)

@@ -40,6 +40,7 @@ from topology.codec import (
     encode_key,
     encode_reply,
 )
+from topology.flows import Flows
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 from .support import LEDGER_CODEC
@@ -146,11 +147,11 @@ def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
 
 def test_unknown_command_type_keeps_the_envelope() -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(envelope_bytes("Transfer", {"amount": 1}, reply_to=2))
+        LEDGER_CODEC.decode_command(envelope_bytes("Teleport", {"amount": 1}, reply_to=2))
     assert caught.value.code == DecodeFailure.UNKNOWN_COMMAND_TYPE
     assert caught.value.envelope is not None
     assert caught.value.envelope.reply_to == 2
-    assert "Transfer" in caught.value.message
+    assert "Teleport" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -334,7 +335,7 @@ def test_unknown_event_types_are_refused() -> None:
 # --- snapshots -----------------------------------------------------------------------------
 
 
-def snapshot(state: Account | None = None, schema_version: int = 2) -> Snapshot:
+def snapshot(state: Account | None = None, schema_version: int = 3) -> Snapshot:
     slot = Slot(state, 0 if state is None else 2)
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
@@ -342,7 +343,7 @@ def snapshot(state: Account | None = None, schema_version: int = 2) -> Snapshot:
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
     original = snapshot(Account("open", "EUR", 150, 20))
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x03\x00\x02"  # plain msgpack, state schema version 2
+    assert data[:3] == b"\x03\x00\x03"  # plain msgpack, state schema version 3
     assert LEDGER_CODEC.is_current_snapshot(data)
     restored = LEDGER_CODEC.decode_snapshot(data)
     assert restored == original
@@ -351,9 +352,9 @@ def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
 
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     name = "acct-" + "x" * 2000
-    original = Snapshot(2, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
+    original = Snapshot(3, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x04\x00\x02"
+    assert data[:3] == b"\x04\x00\x03"
     assert LEDGER_CODEC.is_current_snapshot(data)
     assert len(data) < len(name) // 2
     assert LEDGER_CODEC.decode_snapshot(data) == original
@@ -372,10 +373,10 @@ def test_snapshot_of_an_absent_aggregate() -> None:
 
 
 def test_snapshots_of_another_state_schema_are_stale() -> None:
-    data = Codec(Counter(Reset, 1, state_schema_version=3)).encode_snapshot(
-        snapshot(schema_version=3)
+    data = Codec(Counter(Reset, 1, state_schema_version=4)).encode_snapshot(
+        snapshot(schema_version=4)
     )
-    with pytest.raises(StaleSnapshotError, match="schema version 3"):
+    with pytest.raises(StaleSnapshotError, match="schema version 4"):
         LEDGER_CODEC.decode_snapshot(data)
 
 
@@ -390,7 +391,7 @@ def test_snapshot_garbage_is_a_codec_error() -> None:
 
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
-    data = LEDGER_CODEC.encode_snapshot(Snapshot(2, "acct-1", Slot({"balance": "x"}, 1), 0))
+    data = LEDGER_CODEC.encode_snapshot(Snapshot(3, "acct-1", Slot({"balance": "x"}, 1), 0))
     with pytest.raises(CodecError, match="not a valid account snapshot"):
         LEDGER_CODEC.decode_snapshot(data)
 
@@ -400,13 +401,16 @@ def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
 
 def test_view_round_trip_without_the_account_id() -> None:
     data = LEDGER_CODEC.encode_view(Account("open", "EUR", 5, 0), 2)
-    assert LEDGER_CODEC.decode_view(data) == AccountView("open", "EUR", 5, 0, 2)
+    assert LEDGER_CODEC.decode_view(data) == AccountView("open", "EUR", 5, 0, 2, available=5)
     assert msgspec.msgpack.decode(data) == {
         "status": "open",
         "currency": "EUR",
         "balance": 5,
         "overdraft_limit": 0,
         "version": 2,
+        "pending_debits": 0,
+        "pending_credits": 0,
+        "available": 5,
     }
 
 
@@ -420,7 +424,12 @@ def test_view_garbage_is_a_codec_error() -> None:
 
 def test_checkpoint_round_trip_and_key() -> None:
     assert CHECKPOINT_KEY == b""  # no aggregate id is empty, so it cannot collide
-    for checkpoint in (Checkpoint(0, 0), Checkpoint(2**40 + 7, 1_700_000_000_123)):
+    flows = Flows(5, 1, {1: 3}, {0: 2}, {1: 1})
+    for checkpoint in (
+        Checkpoint(0, 0),
+        Checkpoint(2**40 + 7, 1_700_000_000_123),
+        Checkpoint(3, 4, {1: (b"k", 9)}, internal_offset=12, flows=flows),
+    ):
         assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
 
 

@@ -1,6 +1,7 @@
 """The id memory's local store (RocksDB, no Kafka): batched lookups, positions installed
 atomically with the ids, and which checkpoint marks it does not reach yet."""
 
+import os
 from pathlib import Path
 
 from actors.idstore import IdStore
@@ -46,4 +47,22 @@ def test_wipe_forgets_ids_and_positions(tmp_path: Path) -> None:
     ids.install({b"a": b"1"}, {0: 3})
     ids.wipe()
     assert ids.positions() == {} and b"a" not in ids
+    ids.close()
+
+
+def test_reopening_in_one_process_and_compacting_forgets_nothing(tmp_path: Path) -> None:
+    """An actor re-creates its clients in the same process after a fatal producer error, so
+    its store is reopened there. rocksdict once re-applied the TTL filter of the saved
+    options on every such reopen, nesting it: compaction then read reply bytes as expiry
+    times and dropped about 40 % of the remembered ids (random replies, as real ones are)."""
+    remembered: dict[bytes, bytes] = {}
+    for reopen in range(4):
+        ids = store(tmp_path)
+        batch = {f"{reopen}-{i}".encode(): os.urandom(40) for i in range(500)}
+        ids.install(batch, {0: reopen})
+        remembered.update(batch)
+        ids.close()
+    ids = store(tmp_path)
+    ids.compact()
+    assert ids.lookup(list(remembered)) == list(remembered.values())
     ids.close()

@@ -170,7 +170,7 @@ def test_evolve_rejects_opening_twice() -> None:
 def test_view_is_the_public_layout() -> None:
     state = given(OPENED_WITH_OVERDRAFT, Deposited(10))
     assert state is not None
-    assert view(state, 2) == AccountView("open", "EUR", 10, 500, 2)
+    assert view(state, 2) == AccountView("open", "EUR", 10, 500, 2, available=510)
 
 
 def test_aggregate_delegates_to_the_rules() -> None:

@@ -65,7 +65,7 @@ def test_a_snapshot_under_another_key_is_refused() -> None:
 
 
 def test_a_stale_snapshot_raises_through() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(3, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(4, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         apply_snapshot_record(LEDGER_CODEC, {}, b"a", data)
 

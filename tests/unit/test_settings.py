@@ -14,6 +14,11 @@ ENV = {
     "EVENTLEDGER_TRANSACTION_TIMEOUT_MS": "30000",
     "EVENTLEDGER_REPLY_LANES": "3",
     "EVENTLEDGER_STATE_DIR": "/var/lib/el",
+    "EVENTLEDGER_REPLICATION_FACTOR": "3",
+    "EVENTLEDGER_MIN_INSYNC_REPLICAS": "2",
+    "EVENTLEDGER_PARTITION_RESOURCE": "slot",
+    "EVENTLEDGER_ACTOR_MEMORY_MB": "64",
+    "EVENTLEDGER_AGGREGATE_BYTES": "512",
 }
 
 
@@ -32,8 +37,10 @@ def test_defaults() -> None:
 
 def test_environment_beats_defaults() -> None:
     assert Settings.resolve(environ=ENV) == Settings(
-        "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el"
-    )
+        "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el",
+        replication_factor=3, min_insync_replicas=2, partition_resource="slot",
+        actor_memory_mb=64, aggregate_bytes=512,
+    )  # fmt: skip
 
 
 def test_explicit_arguments_beat_the_environment() -> None:
@@ -47,9 +54,18 @@ def test_explicit_arguments_beat_the_environment() -> None:
         transaction_timeout_ms=2000,
         reply_lanes=2,
         state_dir="/tmp/el",
+        replication_factor=1,
+        min_insync_replicas=1,
+        partition_resource="",
+        actor_memory_mb=32,
+        aggregate_bytes=0,
         environ=ENV,
     )
-    assert settings == Settings("explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el")
+    assert settings == Settings(
+        "explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el",
+        replication_factor=1, min_insync_replicas=1, partition_resource="",
+        actor_memory_mb=32, aggregate_bytes=0,
+    )  # fmt: skip
 
 
 def test_none_arguments_fall_through_to_the_environment() -> None:
@@ -67,7 +83,8 @@ def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_every_field_has_an_environment_variable() -> None:
-    assert set(ENVIRONMENT) == set(Settings.__dataclass_fields__)
+    # `kafka` comes from the EVENTLEDGER_KAFKA_* variables (tests/unit/test_kafka_properties.py).
+    assert {*ENVIRONMENT, "kafka"} == set(Settings.__dataclass_fields__)
     assert set(ENVIRONMENT.values()) == set(ENV)
 
 
@@ -108,3 +125,14 @@ def test_settings_are_immutable() -> None:
     settings = Settings.resolve(environ={})
     with pytest.raises(AttributeError):
         settings.partitions = 8  # type: ignore[misc]
+
+
+def test_a_partition_actor_reserves_a_slot_and_memory_for_its_aggregates() -> None:
+    settings = Settings.resolve(environ={})
+    assert settings.reservation().resources == {"eventledger_partition": 1.0}
+    assert settings.reservation().memory == 128 * 1024**2
+    assert settings.reservation(10_000).memory == 128 * 1024**2 + 10_000 * 1024
+    bare = Settings.resolve(partition_resource="", actor_memory_mb=1, environ={})
+    assert bare.reservation(3).resources == {}
+    with pytest.raises(ValueError, match="actor_memory_mb"):
+        Settings.resolve(actor_memory_mb=0, environ={})

@@ -105,7 +105,9 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
 
     (view,) = result.views
     assert (view.kind, view.key) == (TopicKind.STATE, b"acct-1")
-    assert LEDGER_CODEC.decode_view(view.value or b"") == AccountView("open", "EUR", 125, 0, 3)
+    assert LEDGER_CODEC.decode_view(view.value or b"") == AccountView(
+        "open", "EUR", 125, 0, 3, available=125
+    )
 
     (outcome,) = result.outcomes
     assert outcome.outcome == "accepted"
@@ -437,7 +439,7 @@ def hand_made(type_: str, payload: object, *, aggregate_id: str = "a") -> bytes:
 @pytest.mark.parametrize(
     ("value", "code"),
     [
-        (hand_made("Transfer", {"amount": 1}), PoisonCode.UNKNOWN_COMMAND_TYPE),
+        (hand_made("Teleport", {"amount": 1}), PoisonCode.UNKNOWN_COMMAND_TYPE),
         (hand_made("Deposit", {"amount": "lots"}), PoisonCode.INVALID_PAYLOAD),
     ],
 )

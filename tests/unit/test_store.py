@@ -52,6 +52,6 @@ def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
 
 
 def test_a_stale_snapshot_is_refused_at_load() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(3, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(4, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         SnapshotStore(LEDGER_CODEC).load(b"a", data)

@@ -22,6 +22,7 @@ def test_names_are_app_dot_kind() -> None:
         "shop.snapshots",
         "shop.state",
         "shop.dlq",
+        "shop.internal",
     ]
 
 

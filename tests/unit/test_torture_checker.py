@@ -3,9 +3,20 @@ caught (given these ops and these events, when checked, then this anomaly)."""
 
 from __future__ import annotations
 
-from eventledger.torture.checker import Anomaly, EventFact, check, fact
+from typing import Any
+
+from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
 from eventledger.torture.history import Answer, History, Kind, Op
-from ledger.events import AccountOpened, Deposited, Withdrawn
+from ledger.events import (
+    AccountOpened,
+    Deposited,
+    TransferCredited,
+    TransferDebited,
+    TransferReversed,
+    Withdrawn,
+)
+from ledger.money import Money
+from topology.flows import Flows
 
 BUDGET = 10.0
 
@@ -205,3 +216,71 @@ def test_without_actor_balances_the_fold_is_checked_against_the_accepted_moves()
     events.append(fact("alice", "d9", Deposited(1)))
     bad = check(h.ops(), events, None)
     assert bad.counts[Anomaly.TOTAL] == 1 and bad.counts[Anomaly.DUPLICATE] == 1
+
+
+# --- transfers ------------------------------------------------------------------------------
+
+
+def _transfer_run(*, credited: bool) -> tuple[History, list[Any], dict[str, int]]:
+    """alice (300 after the bank run) sends 100 to bob, who is credited (or the transfer is
+    reversed); answered as it happened."""
+    h, events, _ = _bank()
+    _ok(h, "bob", "ob", Kind.OPEN)
+    code = None if credited else "account_closed"
+    _op(h, "alice", "t1", Kind.TRANSFER, 100, reply=("alice", "t1", credited, code))
+    events += [fact("bob", "ob", AccountOpened("EUR", 0)), TransferDebited("t1", "bob", 100)]
+    if credited:
+        events.append(TransferCredited("t1", "alice", 100))
+        return h, events, {"alice": 200, "bob": 100}
+    events.append(TransferReversed("t1", "bob", 100, "account_closed"))
+    return h, events, {"alice": 300, "bob": 0}
+
+
+def _checked(h: History, events: list[Any], actors: dict[str, int]) -> Any:
+    """Check with the transfer events as facts and their money fold, as the run does."""
+    facts, money = [], Money()
+    for e in events:
+        if isinstance(e, EventFact):
+            facts.append(e)
+            continue
+        owner = "alice" if isinstance(e, TransferDebited | TransferReversed) else "bob"
+        leg = "" if isinstance(e, TransferDebited) else "/leg"
+        facts.append(fact(owner, f"{e.transfer_id}{leg}", e))
+        money.add((e,))
+    return check(h.ops(), facts, actors, money)
+
+
+def test_transfers_credited_or_reversed_and_answered_so_are_clean() -> None:
+    for credited in (True, False):
+        h, events, actors = _transfer_run(credited=credited)
+        result = _checked(h, events, actors)
+        assert result.ok, (credited, result.to_dict())
+
+
+def test_a_transfer_answered_against_its_legs_is_caught() -> None:
+    h, events, actors = _transfer_run(credited=True)
+    h.ops()[-1].answers[0] = Answer("t1", "alice", False, "account_closed", 1.0)
+    assert _checked(h, events, actors).counts[Anomaly.TRANSFER] == 1
+
+
+def test_a_transfer_credited_twice_or_left_in_flight_is_caught() -> None:
+    h, events, actors = _transfer_run(credited=True)
+    twice = _checked(h, [*events, TransferCredited("t1", "alice", 100)], actors)
+    assert twice.counts[Anomaly.TRANSFER] == 1
+    h, events, actors = _transfer_run(credited=True)
+    stuck = _checked(h, events[:-1], actors)
+    assert stuck.counts[Anomaly.IN_FLIGHT] == 1
+
+
+def test_flows_add_up_per_partition_and_nothing_is_in_flight_when_quiet() -> None:
+    flows = {0: Flows(deposited=500, sent={1: 100}), 1: Flows(received={0: 100})}
+    views = {0: {"alice": 400}, 1: {"bob": 100}}
+    assert flows_problems(views, flows, quiet=True) == []
+    in_flight = {0: flows[0], 1: Flows()}
+    assert flows_problems({0: {"alice": 400}, 1: {"bob": 0}}, in_flight, quiet=False) == []
+    assert flows_problems({0: {"alice": 400}, 1: {"bob": 0}}, in_flight, quiet=True) == [
+        "0→1: 100 in flight once quiet"
+    ]
+    assert flows_problems({0: {"alice": 450}}, {0: flows[0]}, quiet=False) == [
+        "partition 0: Σ balances 450, flows say 400"
+    ]

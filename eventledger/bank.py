@@ -1,0 +1,100 @@
+"""``BankClient``: the ledger's client with its transfer API (``actors.client`` is generic
+over the aggregate and never imports the domain; the service assembles the two here).
+
+Every transfer command is sent to the SOURCE account (commands are routed by account): the
+transfer id is the command id of its ``Transfer``; ``post_pending`` and ``void_pending`` name
+it and the source. A command id is executed at most once within the idempotency window, so
+``transfer`` re-sends the same transfer id until its one final reply comes.
+"""
+
+from __future__ import annotations
+
+from actors.client import LedgerClient
+from ledger.commands import PostPending, Transfer, VoidPending
+from topology.codec import Reply
+
+__all__ = ["BankClient"]
+
+
+class BankClient(LedgerClient):
+    """``LedgerClient`` plus transfers between accounts (plain and two-phase)."""
+
+    def transfer(
+        self,
+        source: str,
+        target: str,
+        amount: int,
+        *,
+        transfer_id: str | None = None,
+        pending: bool = False,
+        pending_timeout_ms: int | None = None,
+        first_attempt_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Move ``amount`` from ``source`` to ``target`` (``execute``'s retries): one final
+        reply, accepted once the target credited it, rejected when it was refused (and the
+        debit reversed). With ``pending``, only reserve it (the reply comes once both sides
+        recorded the reservation); ``pending_timeout_ms`` voids it on the source's clock."""
+        command = self._transfer_command(target, amount, pending, pending_timeout_ms)
+        return self.execute(
+            source,
+            command,
+            command_id=transfer_id,
+            first_attempt_ms=first_attempt_ms,
+            timeout=timeout,
+        )
+
+    async def transfer_async(
+        self,
+        source: str,
+        target: str,
+        amount: int,
+        *,
+        transfer_id: str | None = None,
+        pending: bool = False,
+        pending_timeout_ms: int | None = None,
+        first_attempt_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """The asyncio form of ``transfer``."""
+        command = self._transfer_command(target, amount, pending, pending_timeout_ms)
+        return await self.execute_async(
+            source,
+            command,
+            command_id=transfer_id,
+            first_attempt_ms=first_attempt_ms,
+            timeout=timeout,
+        )
+
+    def post_pending(
+        self,
+        transfer_id: str,
+        *,
+        source: str,
+        amount: int | None = None,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Complete pending transfer ``transfer_id`` of account ``source`` with ``amount``
+        (None: all that is reserved; less releases the rest)."""
+        command = PostPending(transfer_id, amount)
+        return self.execute(source, command, command_id=command_id, timeout=timeout)
+
+    def void_pending(
+        self,
+        transfer_id: str,
+        *,
+        source: str,
+        command_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Release pending transfer ``transfer_id`` of account ``source``."""
+        return self.execute(
+            source, VoidPending(transfer_id), command_id=command_id, timeout=timeout
+        )
+
+    @staticmethod
+    def _transfer_command(
+        target: str, amount: int, pending: bool, timeout_ms: int | None
+    ) -> Transfer:
+        return Transfer(target, amount, pending, timeout_ms)

@@ -1,0 +1,77 @@
+"""The fault suite's state-topic reader: while transfers run, read the state topic again and
+again (read_committed, every partition to its end) and check that each read adds up
+(``checker.flows_problems``); once quiet, check that nothing is in flight between any two
+partitions.
+
+It reads what any downstream consumer of the public views would read, so it checks the
+published state, not the actors' memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from actors.audit import read_topic
+from eventledger.torture.checker import flows_problems
+from topology.codec import Codec, decode_flows
+from topology.flows import FLOWS_KEY, Flows
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicKind
+
+__all__ = ["StateReader"]
+
+log = logging.getLogger(__name__)
+
+
+class StateReader:
+    """Reads the state topic in a loop (a thread of its own) until stopped."""
+
+    def __init__(self, settings: Settings, aggregate: Aggregate, pause: float = 1.0) -> None:
+        self.settings = settings
+        self.codec = Codec(aggregate)
+        self.pause = pause
+        self.reads = 0
+        self.failed_reads = 0
+        self.problems: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="state-reader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def read(self) -> tuple[dict[int, dict[str, int]], dict[int, Flows]]:
+        """One read of every partition to its end: the latest balance of each account and
+        the latest flows, by partition."""
+        views: dict[int, dict[str, int]] = {}
+        flows: dict[int, Flows] = {}
+        for msg in read_topic(self.settings, TopicKind.STATE):
+            key, value, p = msg.key(), msg.value(), msg.partition()
+            if value is None:
+                continue
+            if key == FLOWS_KEY:
+                flows[p] = decode_flows(value)
+            else:
+                views.setdefault(p, {})[key.decode()] = int(self.codec.decode_view(value).balance)
+        return views, flows
+
+    def check(self, *, quiet: bool) -> list[str]:
+        """One read, checked; the problems found (kept, a few as examples)."""
+        views, flows = self.read()
+        self.reads += 1
+        found = flows_problems(views, flows, quiet=quiet)
+        self.problems.extend(f"read {self.reads}: {problem}" for problem in found)
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.pause):
+            try:
+                self.check(quiet=False)
+            except Exception as e:  # the broker down (a nemesis): read again later
+                self.failed_reads += 1
+                log.info("state read failed: %s", e)

@@ -1,0 +1,330 @@
+"""The batch step with transfers, two partitions simulated without a broker: routing of
+internal commands (in the batch, or to the internal topic), one final reply, retries while
+the saga runs, forged internal commands, and expiry on the partition's clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import Deposit, OpenAccount, PostPending, Transfer
+from ledger.internal import CreditTransfer
+from topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
+from topology.flows import Flows
+from topology.partitioner import partition_for
+from topology.settings import DAY_MS
+from topology.step import (
+    FORGED_INTERNAL_COMMAND,
+    IN_FLIGHT,
+    BatchResult,
+    InRecord,
+    OutcomeKind,
+    origin,
+    process_batch,
+)
+from topology.topics import TopicKind
+
+from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
+
+PARTITIONS = 2
+
+
+def on(partition: int, prefix: str) -> str:
+    n = 0
+    while partition_for(f"{prefix}{n}".encode(), PARTITIONS) != partition:
+        n += 1
+    return f"{prefix}{n}"
+
+
+@dataclass
+class Part:
+    """One partition's committed state, id memory and positions."""
+
+    partition: int
+    committed: dict[str, Slot] = field(default_factory=dict)
+    ids: Memory = field(default_factory=Memory)
+    positions: tuple[int, int] = (0, 0)
+    flows: Flows | None = None
+
+    def balances(self) -> int:
+        return sum(slot.state.balance for slot in self.committed.values() if slot.state)
+
+    def batch(
+        self, records: list[InRecord], now_ms: int = NOW, due: tuple[str, ...] = ()
+    ) -> BatchResult:
+        result = process_batch(
+            LEDGER_CODEC,
+            self.committed,
+            records,
+            partition=self.partition,
+            partitions=PARTITIONS,
+            source_topic=SOURCE,
+            events_offset=0,
+            ids=self.ids,
+            window_ms=DAY_MS,
+            now_ms=now_ms,
+            reply_lanes=2,
+            positions=self.positions,
+            due=due,
+            flows=self.flows,
+        )
+        if result.flows is not None:
+            self.flows = result.flows
+        self.committed.update(result.changed)
+        self.ids.update(result.remembered)
+        self.positions = (result.next_offset, result.next_internal_offset)
+        return result
+
+    def send(self, account: str, command: object, command_id: str, lane: int = 0) -> BatchResult:
+        offset = self.positions[0]
+        return self.batch([record(offset, account, command, command_id, reply_to=lane)])  # type: ignore[arg-type]
+
+    def deliver(self, internal: list[tuple[bytes | None, bytes | None]]) -> BatchResult:
+        offset = self.positions[1]
+        return self.batch(
+            [InRecord(offset + i, k, v, (), True) for i, (k, v) in enumerate(internal)]
+        )
+
+
+def client_replies(result: BatchResult) -> list[Reply]:
+    """The replies a client would take (it skips in-flight markers)."""
+    replies = [decode_reply(r.value or b"") for r in result.replies]
+    return [r for r in replies if r.code != IN_FLIGHT]
+
+
+def internal_for(result: BatchResult, partition: int) -> list[tuple[bytes | None, bytes | None]]:
+    out = [r for r in result.internal if r.partition == partition]
+    assert all(r.kind is TopicKind.INTERNAL for r in out)
+    return [(r.key, r.value) for r in out]
+
+
+def opened(part: Part, account: str, amount: int = 0, currency: str = "EUR") -> None:
+    part.send(account, OpenAccount(currency), f"open-{account}")
+    if amount:
+        part.send(account, Deposit(amount), f"dep-{account}")
+
+
+def test_a_same_partition_transfer_commits_both_legs_in_one_batch_with_one_answer() -> None:
+    p0 = Part(0)
+    a, b = on(0, "a"), on(0, "b")
+    opened(p0, a, 100)
+    opened(p0, b)
+    result = p0.send(a, Transfer(b, 40), "t1", lane=1)
+    assert result.internal == []
+    assert [o.command_id for o in result.outcomes] == ["t1", "t1/credit"]
+    assert {a, b} == set(result.changed)
+    assert (result.changed[a].state.balance, result.changed[b].state.balance) == (60, 40)
+    (answer,) = {(r.command_id, r.aggregate_id, r.accepted) for r in client_replies(result)}
+    assert answer == ("t1", a, True)
+    assert all(r.partition == 1 for r in result.replies), "on the client's lane"
+    retry = p0.send(a, Transfer(b, 40), "t1", lane=0)
+    assert client_replies(retry)[0] == decode_reply(result.remembered[list(result.remembered)[-1]])
+    assert retry.events == []
+
+
+def test_a_cross_partition_transfer_answers_from_the_target_and_retries_resend_the_credit() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    debit = p0.send(a, Transfer(b, 30), "t1", lane=1)
+    assert client_replies(debit) == [], "never 'pending' for a plain transfer"
+    credit = internal_for(debit, 1)
+    assert len(credit) == 1
+    retry = p0.send(a, Transfer(b, 30), "t1", lane=0)
+    assert retry.events == [] and client_replies(retry) == []
+    resent = internal_for(retry, 1)
+    assert len(resent) == 1 and resent != credit, "the same leg, answering the retry's lane"
+    first = p1.deliver(credit)
+    (accepted,) = client_replies(first)
+    assert (accepted.command_id, accepted.aggregate_id, accepted.accepted) == ("t1", a, True)
+    assert first.replies[0].partition == 1 * 2 + 1
+    second = p1.deliver(resent)
+    assert second.events == [], "a leg happens once"
+    assert client_replies(second) == [accepted]
+    assert second.replies[0].partition == 1 * 2 + 0
+    assert p0.committed[a].state.balance + p1.committed[b].state.balance == 100
+    assert p0.flows == Flows(deposited=100, sent={1: 30})
+    assert p1.flows == Flows(received={0: 30})
+    for part in (p0, p1):
+        assert part.flows is not None and part.balances() == part.flows.balance()
+
+
+def test_a_refused_credit_is_refunded_and_answered_once_by_the_source() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, ghost = on(0, "a"), on(1, "ghost")
+    opened(p0, a, 100)
+    debit = p0.send(a, Transfer(ghost, 30), "t1")
+    refused = p1.deliver(internal_for(debit, 1))
+    assert client_replies(refused) == [] and refused.events == []
+    refund = p0.deliver(internal_for(refused, 0))
+    (answer,) = {r.code for r in client_replies(refund)}
+    assert answer == "unknown_account"
+    assert p0.committed[a].state.balance == 100
+    again = p0.send(a, Transfer(ghost, 30), "t1")
+    assert {r.code for r in client_replies(again)} == {"unknown_account"}
+    assert again.internal == [] and again.events == []
+    assert p0.flows == Flows(deposited=100, sent={1: 30}, refunded={1: 30})
+    assert p1.flows is None, "a refusal moves no money on the target"
+
+
+def test_a_client_cannot_send_an_internal_command() -> None:
+    p0 = Part(0)
+    a = on(0, "a")
+    opened(p0, a)
+    forged = p0.send(a, CreditTransfer("x", "b", 1_000, "EUR"), "f1")
+    assert forged.events == [] and forged.remembered == {}
+    (reply,) = client_replies(forged)
+    assert reply.code == FORGED_INTERNAL_COMMAND
+    assert forged.outcomes[0].outcome == OutcomeKind.REJECTED
+
+
+def test_a_client_command_on_the_internal_topic_is_dead_lettered() -> None:
+    p0 = Part(0)
+    a = on(0, "a")
+    value = record(0, a, Deposit(5), "d").value
+    result = p0.deliver([(encode_key(a), value)])
+    assert result.events == [] and len(result.dlq) == 1
+    assert p0.positions == (0, 1)
+
+
+def test_expiry_is_a_tick_on_the_partition_clock() -> None:
+    p0 = Part(0)
+    a, b = on(0, "a"), on(0, "b")
+    opened(p0, a, 100)
+    opened(p0, b)
+    held = p0.send(a, Transfer(b, 70, pending=True, timeout_ms=1_000), "t1")
+    assert client_replies(held)[0].accepted
+    assert p0.committed[b].state.pending_credits == 70
+    tick = p0.batch([], now_ms=NOW + 1_000, due=(a,))
+    assert [o.command_id for o in tick.outcomes] == ["t1/expire", "t1/release"]
+    assert {r.command_id for r in client_replies(tick)} == {"t1/expire", "t1/release"}
+    assert p0.committed[a].state.pending_debits == 0
+    assert p0.committed[b].state.pending_credits == 0
+    late = p0.send(a, PostPending("t1"), "p1")
+    assert client_replies(late)[0].code == "unknown_pending"
+    assert p0.positions[1] == 0, "a tick reads nothing"
+
+
+# --- the property: any interleaving of transfers, retries, deliveries and aborts ------------
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("transfer"),
+            st.integers(0, 4),  # source (index into ACCOUNTS, 4 = unknown)
+            st.integers(0, 4),
+            st.integers(1, 80),
+            st.integers(0, 1),  # reply lane
+        ),
+        st.tuples(st.just("retry"), st.integers(0, 50), st.integers(0, 1)),
+        st.tuples(st.just("deliver"), st.integers(0, 1), st.integers(1, 3), st.booleans()),
+    ),
+    max_size=40,
+)
+
+
+class Two:
+    """Two partitions, their internal topic partitions (in order), and every answer a
+    client could take for each transfer id."""
+
+    def __init__(self) -> None:
+        self.parts = [Part(0), Part(1)]
+        self.accounts = [on(0, "a"), on(0, "b"), on(1, "c"), on(1, "d"), on(1, "ghost")]
+        for account in self.accounts[:4]:
+            opened(self.home(account), account, 100)
+        self.queues: list[list[tuple[bytes | None, bytes | None]]] = [[], []]
+        self.sent: list[tuple[str, str, Transfer]] = []
+        self.answers: dict[str, set[bytes]] = {}
+
+    def home(self, account: str) -> Part:
+        return self.parts[partition_for(account.encode(), PARTITIONS)]
+
+    def took(self, part: Part, result: BatchResult) -> None:
+        for q in (0, 1):
+            self.queues[q].extend(internal_for(result, q))
+        for r in result.replies:
+            reply = decode_reply(r.value or b"")
+            if reply.code != IN_FLIGHT and reply.command_id.startswith("t"):
+                self.answers.setdefault(reply.command_id, set()).add(r.value or b"")
+        assert part.flows is not None and part.balances() == part.flows.balance()
+
+    def transfer(self, source: str, command: Transfer, transfer_id: str, lane: int) -> None:
+        part = self.home(source)
+        self.took(part, part.send(source, command, transfer_id, lane=lane))
+
+    def deliver(self, q: int, n: int, *, aborted: bool = False) -> None:
+        part, batch = self.parts[q], self.queues[q][:n]
+        if not batch:
+            return
+        if aborted:  # the transaction aborts: nothing installed, read again later
+            saved = (dict(part.committed), Memory(part.ids), part.positions, part.flows)
+            part.deliver(batch)
+            part.committed, part.ids, part.positions, part.flows = saved
+            return
+        self.queues[q] = self.queues[q][n:]
+        self.took(part, part.deliver(batch))
+
+    def in_flight(self) -> int:
+        f = [p.flows or Flows() for p in self.parts]
+        return sum(
+            f[p].sent.get(q, 0) - f[q].received.get(p, 0) - f[p].refunded.get(q, 0)
+            for p in (0, 1)
+            for q in (0, 1)
+        )
+
+
+@given(steps)
+def test_transfers_land_once_and_answer_the_same_whatever_the_interleaving(
+    plan: list[tuple[Any, ...]],
+) -> None:
+    two = Two()
+    for step in plan:
+        match step:
+            case ("transfer", s, t, amount, lane) if s != 4:
+                transfer_id = f"t{len(two.sent)}"
+                command = Transfer(two.accounts[t], amount)
+                two.sent.append((transfer_id, two.accounts[s], command))
+                two.transfer(two.accounts[s], command, transfer_id, lane)
+            case ("retry", index, lane) if two.sent:
+                transfer_id, source, command = two.sent[index % len(two.sent)]
+                two.transfer(source, command, transfer_id, lane)
+            case ("deliver", q, n, aborted):
+                two.deliver(q, n, aborted=aborted)
+    while two.queues[0] or two.queues[1]:  # quiet: every leg delivered
+        for q in (0, 1):
+            two.deliver(q, len(two.queues[q]))
+    assert two.in_flight() == 0
+    assert sum(p.balances() for p in two.parts) == 400
+    for transfer_id, values in two.answers.items():
+        assert len(values) == 1, f"{transfer_id}: every answer the same bytes"
+    for transfer_id, source, _ in two.sent:
+        remembered = two.home(source).ids.get(encode_id_key(source, transfer_id))
+        assert remembered is not None
+        if decode_reply(remembered).code == IN_FLIGHT:  # answered by the target
+            assert transfer_id in two.answers
+        else:
+            assert two.answers[transfer_id] == {remembered}
+
+
+def test_outputs_of_an_internal_leg_and_a_command_at_the_same_offset_name_different_causes() -> (
+    None
+):
+    """Commands and internal legs come from two topics whose offsets overlap; the trace of a
+    command must never land on the events of a leg that happens to share its offset."""
+    p0, p1 = Part(0), Part(1)
+    a, b, c = on(0, "a"), on(1, "b"), on(1, "c")
+    opened(p0, a, 100)
+    opened(p1, b)
+    opened(p1, c)
+    (credit,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    offset = max(p1.positions)
+    p1.positions = (offset, offset)  # the next command and the next leg share an offset
+    both = p1.batch(
+        [record(offset, c, Deposit(5), "d1", reply_to=0), InRecord(offset, *credit, (), True)]  # type: ignore[arg-type]
+    )
+    causes = {e.source_offset for e in both.events}
+    assert causes == {origin(offset, False), origin(offset, True)} and len(causes) == 2
