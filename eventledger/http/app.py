@@ -35,7 +35,15 @@ from actors.client import LedgerClient, OutcomeUnknownError
 from actors.history import HistoryBehindError
 from eventledger.http.auth import AuthError, Scope, TokenTable
 from eventledger.http.problems import problem, status_of
-from ledger.commands import CloseAccount, Deposit, OpenAccount, Withdraw
+from ledger.commands import (
+    CloseAccount,
+    Deposit,
+    OpenAccount,
+    PostPending,
+    Transfer,
+    VoidPending,
+    Withdraw,
+)
 from ledger.state import MAX_MINOR_UNITS
 from topology.history import MAX_PAGE
 from topology.limits import MAX_ID_CHARS
@@ -45,6 +53,7 @@ __all__ = ["MAX_BODY_BYTES", "Replica", "api", "bind_replica"]
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 16 * 1024
+MAX_PENDING_TIMEOUT_S: Final = 30 * 24 * 3600.0  # a reservation lasts at most 30 days
 _DIGITS = re.compile(r"-?[0-9]{1,19}")
 
 api = FastAPI(
@@ -95,6 +104,33 @@ class EmptyBody(BaseModel):
     """Nothing (closing an account)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class TransferBody(BaseModel):
+    """Move `amount` from `source` to `target` (same currency); `pending` only reserves it,
+    voided after `timeout_s` on the source partition's clock unless posted."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: AccountId
+    target: AccountId
+    amount: Money
+    pending: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_PENDING_TIMEOUT_S)] | None = None
+
+
+class PostBody(BaseModel):
+    """Complete a pending transfer of `source` with `amount` (absent: all it reserved)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: AccountId
+    amount: Money | None = None
+
+
+class VoidBody(BaseModel):
+    """Release a pending transfer of `source`."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: AccountId
 
 
 # -- plumbing --------------------------------------------------------------------------------
@@ -307,6 +343,48 @@ async def withdraw(request: Request, account: IdPath, key: IdempotencyKey = None
 async def close(request: Request, account: IdPath, key: IdempotencyKey = None) -> JSONResponse:
     await _body(request, EmptyBody)
     return await _execute(request, account, CloseAccount(), key)
+
+
+@api.post(
+    "/transfers",
+    status_code=201,
+    dependencies=[Write],
+    openapi_extra=_schema(TransferBody),
+    summary="Transfer between accounts (the Idempotency-Key is the transfer id)",
+)
+async def transfer(request: Request, key: IdempotencyKey = None) -> JSONResponse:
+    body = await _body(request, TransferBody)
+    if body.timeout_s is not None and not body.pending:
+        raise ValueError("timeout_s is the expiry of a pending transfer: set pending too")
+    timeout_ms = None if body.timeout_s is None else max(1, round(body.timeout_s * 1000))
+    command = Transfer(body.target, body.amount, body.pending, timeout_ms)
+    return await _execute(request, body.source, command, key, created=True)
+
+
+@api.post(
+    "/transfers/{transfer_id}/post",
+    dependencies=[Write],
+    openapi_extra=_schema(PostBody),
+    summary="Complete a pending transfer (all it reserved, or less)",
+)
+async def post_pending(
+    request: Request, transfer_id: IdPath, key: IdempotencyKey = None
+) -> JSONResponse:
+    body = await _body(request, PostBody)
+    return await _execute(request, body.source, PostPending(transfer_id, body.amount), key)
+
+
+@api.post(
+    "/transfers/{transfer_id}/void",
+    dependencies=[Write],
+    openapi_extra=_schema(VoidBody),
+    summary="Release a pending transfer",
+)
+async def void_pending(
+    request: Request, transfer_id: IdPath, key: IdempotencyKey = None
+) -> JSONResponse:
+    body = await _body(request, VoidBody)
+    return await _execute(request, body.source, VoidPending(transfer_id), key)
 
 
 @api.get("/accounts/{account}", dependencies=[Read], summary="The account, as committed")

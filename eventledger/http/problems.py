@@ -28,12 +28,18 @@ REJECTION_STATUS: Final[dict[str, int]] = {
     "nonzero_balance": 409,
     "version_conflict": 409,
     "limit_exceeded": 409,
+    "currency_mismatch": 409,
+    "pending_transfers": 409,
+    "pending_expired": 409,
+    # a pending transfer that is not there (never made, or already posted or voided)
+    "unknown_pending": 404,
     # the command itself is wrong, or its id is (IETF idempotency-key draft: 422 on reuse)
     "amount_not_positive": 422,
     "invalid_command": 422,
     "id_reused": 422,
     "expired": 422,
     "first_attempt_in_future": 422,
+    "same_account": 422,
     # poison (a request the API built cannot be these, but the codes are the service's)
     "malformed": 400,
     "too_large": 413,
@@ -42,6 +48,7 @@ REJECTION_STATUS: Final[dict[str, int]] = {
     "key_mismatch": 400,
     "wrong_partition": 400,
     "invalid_reply_to": 400,
+    "forged_internal_command": 400,
     # set aside after repeated aborts: the same key gets the same answer
     "unprocessable": 500,
 }

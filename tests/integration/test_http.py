@@ -4,6 +4,7 @@ service on the real broker. One deployment for the module (Serve takes seconds t
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,47 @@ def test_each_route_and_money_is_conserved(api: Api) -> None:
     # money: the balances are the accepted moves
     balances = [api.get(f"/accounts/{x}").json()["balance"] for x in (a, b)]
     assert sum(balances) == 1_000 - 250 + 40 - 40
+
+
+def test_transfers_plain_refused_pending_posted_and_voided(api: Api) -> None:
+    a, b = f"ta-{uuid.uuid4().hex[:6]}", f"tb-{uuid.uuid4().hex[:6]}"
+    for account in (a, b):
+        assert api.post("/accounts", {"id": account, "currency": "EUR"}).status_code == 201
+    assert api.post(f"/accounts/{a}/deposits", {"amount": 1_000}).status_code == 200
+    key = {"Idempotency-Key": f"t-{uuid.uuid4().hex[:8]}"}
+    moved = api.post("/transfers", {"source": a, "target": b, "amount": "300"}, headers=key)
+    assert moved.status_code == 201 and moved.json()["command_id"] == key["Idempotency-Key"]
+    again = api.post("/transfers", {"source": a, "target": b, "amount": "300"}, headers=key)
+    assert again.json() == moved.json()  # the same transfer, executed once
+    _problem(api.post("/transfers", {"source": a, "target": "nobody", "amount": 5}), 404,
+             "unknown_account")  # fmt: skip
+    _problem(api.post("/transfers", {"source": a, "target": a, "amount": 5}), 422, "same_account")
+    _problem(api.post("/transfers", {"source": a, "target": b, "amount": 5, "timeout_s": 9}),
+             422, "invalid_request")  # fmt: skip
+
+    pending = {"Idempotency-Key": f"p-{uuid.uuid4().hex[:8]}"}
+    body = {"source": a, "target": b, "amount": 200, "pending": True, "timeout_s": 600}
+    assert api.post("/transfers", body, headers=pending).status_code == 201
+    view = api.get(f"/accounts/{a}").json()
+    assert (view["balance"], view["pending_debits"], view["available"]) == (700, 200, 500)
+    tid = pending["Idempotency-Key"]
+    assert api.post(f"/transfers/{tid}/post", {"source": a, "amount": 150}).status_code == 200
+    _problem(api.post(f"/transfers/{tid}/void", {"source": a}), 404, "unknown_pending")
+
+    voided = {"Idempotency-Key": f"v-{uuid.uuid4().hex[:8]}"}
+    body = {"source": a, "target": b, "amount": 100, "pending": True}
+    assert api.post("/transfers", body, headers=voided).status_code == 201
+    vid = voided["Idempotency-Key"]
+    assert api.post(f"/transfers/{vid}/void", {"source": a}).status_code == 200
+
+    def settled() -> tuple[int, int, int, int]:
+        va, vb = (api.get(f"/accounts/{x}").json() for x in (a, b))
+        return va["balance"], vb["balance"], va["pending_debits"], vb["pending_credits"]
+
+    deadline = time.monotonic() + 60  # a posted amount reaches the target in its own leg
+    while settled() != (550, 450, 0, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert settled() == (550, 450, 0, 0)  # 1,000 deposited: 300 + 150 moved, the rest back
 
 
 def test_authentication_and_scopes(api: Api) -> None:
