@@ -15,12 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from eventledger.actors import tracing
+from eventledger.actors.messaging import Operation, attributes
+from eventledger.topology.step import InRecord, Outcome, origin
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
-
-from actors import tracing
-from actors.messaging import Operation, attributes
-from topology.step import InRecord, Outcome, origin
 
 __all__ = ["BatchTrace"]
 

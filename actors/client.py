@@ -26,18 +26,17 @@ from typing import Any, Self
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from eventledger.actors import messaging, tracing
+from eventledger.actors.kafka import consumer_config, producer_config
+from eventledger.actors.watermarks import watermarks
+from eventledger.topology.codec import Reply, decode_reply, encode_command
+from eventledger.topology.history import HistoryPage, PointInTime
+from eventledger.topology.names import Names
+from eventledger.topology.partitioner import partition_for
+from eventledger.topology.settings import Settings
+from eventledger.topology.step import IN_FLIGHT
+from eventledger.topology.topics import TopicKind, TopicLayout
 from opentelemetry import trace
-
-from actors import messaging, tracing
-from actors.kafka import consumer_config, producer_config
-from actors.watermarks import watermarks
-from topology.codec import Reply, decode_reply, encode_command
-from topology.history import HistoryPage, PointInTime
-from topology.names import Names
-from topology.partitioner import partition_for
-from topology.settings import Settings
-from topology.step import IN_FLIGHT
-from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
 
@@ -336,8 +335,7 @@ class LedgerClient:
     def get_account(self, aggregate_id: str, timeout: float = 30.0) -> dict[str, Any] | None:
         """The committed public view of an account, asked of the actor that owns it."""
         import ray
-
-        from actors.launcher import partition_actor
+        from eventledger.actors.launcher import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
         view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
@@ -351,8 +349,7 @@ class LedgerClient:
         of the partition's history index (its cost grows with the account's own events);
         raises ``HistoryBehindError`` when the index cannot catch up in time."""
         import ray
-
-        from actors.history import history_actor
+        from eventledger.actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         page: HistoryPage = _unwrap(
@@ -366,8 +363,7 @@ class LedgerClient:
         """The account as committed at time ``at`` (a datetime; naive means UTC) or after its
         event number ``at`` (an int: a version); None when it did not exist then."""
         import ray
-
-        from actors.history import history_actor
+        from eventledger.actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         if isinstance(at, datetime):

@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
-from actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
-from actors.scan import scan_partition
-from topology.control import (
+from eventledger.actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
+from eventledger.actors.scan import scan_partition
+from eventledger.topology.control import (
     ControlDecodeError,
     ControlRecord,
     DesiredState,
@@ -25,9 +24,9 @@ from topology.control import (
     decode_control,
     encode_control,
 )
-from topology.names import Names
-from topology.settings import Settings
-from topology.topics import TopicLayout
+from eventledger.topology.names import Names
+from eventledger.topology.settings import Settings
+from eventledger.topology.topics import TopicLayout
 
 __all__ = ["ControlWriter", "read_desired", "read_partition_record"]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import msgspec
-
-from topology.control import RebuildPhase, RebuildRecord
+from eventledger.topology.control import RebuildPhase, RebuildRecord
 
 __all__ = [
     "Counters",

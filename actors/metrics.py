@@ -1,7 +1,7 @@
 """OpenTelemetry metrics of a partition actor: outcomes, batch sizes, commit latency, restore.
 
 Instruments come from the global meter provider: no-ops until an SDK provider is installed
-(``actors.tracing.configure_telemetry`` does so when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set;
+(``eventledger.actors.tracing.configure_telemetry`` does so when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set;
 tests install one with an in-memory reader).
 """
 
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from eventledger.actors.messaging import SCHEMA_URL
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
-
-from actors.messaging import SCHEMA_URL
 
 __all__ = ["PartitionMetrics", "observe_lag"]
 

@@ -1,6 +1,6 @@
 """Read one events partition from an offset to its end and fold it into slots.
 
-The executor half of a replay (the folding rules are ``topology.restore.apply_event_record``):
+The executor half of a replay (the folding rules are ``eventledger.topology.restore.apply_event_record``):
 used by the shadow rebuild and by a partition actor whose snapshots are stale. Reads are
 ``read_committed``: only events of committed transactions are ever folded.
 """
@@ -11,14 +11,13 @@ import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
-from actors.kafka import consumer_config
-from actors.watermarks import watermarks
-from topology.codec import Codec, Slot, decode_key
-from topology.names import Names
-from topology.restore import apply_event_record
-from topology.settings import Settings
-from topology.topics import TopicKind, TopicLayout
+from eventledger.actors.kafka import consumer_config
+from eventledger.actors.watermarks import watermarks
+from eventledger.topology.codec import Codec, Slot, decode_key
+from eventledger.topology.names import Names
+from eventledger.topology.restore import apply_event_record
+from eventledger.topology.settings import Settings
+from eventledger.topology.topics import TopicKind, TopicLayout
 
 __all__ = ["EventTail", "replay_partition"]
 

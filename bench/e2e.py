@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from eventledger.ledger.aggregate import LEDGER
 
 from bench.check import Check, check_counts, check_ledger_output
 from bench.latency import percentile
@@ -28,7 +29,6 @@ from bench.model import E2E, RunContext
 from bench.procs import Worker
 from bench.workload import Expected
 from eventledger.workload import Workload, money_moved
-from ledger.aggregate import LEDGER
 
 __all__ = ["broker_process", "expected_of", "run_e2e"]
 
@@ -211,13 +211,14 @@ def _settings(
 
 
 def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
-    from actors.client import LedgerClient
-    from actors.launcher import undeploy
+    from eventledger.actors.client import LedgerClient
+    from eventledger.actors.launcher import undeploy
+    from eventledger.topology.settings import Settings
+    from eventledger.topology.topics import TopicKind, TopicLayout
+
     from bench.latency import open_accounts
     from bench.systems.eventledger import settings_config
     from eventledger.assembly import deploy_partitions
-    from topology.settings import Settings
-    from topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
     settings = Settings.resolve(
@@ -271,8 +272,8 @@ def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
 
 
 def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
-    from actors.admin import ensure_topics
-    from topology.topics import TopicKind, TopicLayout
+    from eventledger.actors.admin import ensure_topics
+    from eventledger.topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
     app_id = f"{ctx.prefix}-echo"
@@ -295,7 +296,7 @@ def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
     for r in results:
         r.config.update(
             {"echo": "1 process: consume → produce the command's bytes to its reply lane; "
-             "no transactions, no state; actors.kafka client configs",
+             "no transactions, no state; eventledger.actors.kafka client configs",
              "client": "ReplyClient per sender process (LedgerClient's Kafka configs)"}
         )  # fmt: skip
     check = check_counts(

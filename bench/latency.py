@@ -13,17 +13,17 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 import ray
+from eventledger.actors.client import LedgerClient
+from eventledger.actors.launcher import undeploy
+from eventledger.actors.messages import PartitionStats
+from eventledger.topology.codec import Reply
+from eventledger.topology.settings import Settings
 from rich.progress import Progress
 
-from actors.client import LedgerClient
-from actors.launcher import undeploy
-from actors.messages import PartitionStats
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
 from eventledger.assembly import deploy_partitions
 from eventledger.workload import Workload
-from topology.codec import Reply
-from topology.settings import Settings
 
 __all__ = [
     "Sender",

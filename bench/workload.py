@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
+from eventledger.ledger.aggregate import LEDGER
+from eventledger.topology.codec import encode_command
+from eventledger.topology.partitioner import partition_for
 from rich.progress import Progress
 
 from bench.kafkaio import create_topics, producer_config
 from eventledger.workload import Workload, money_moved
-from ledger.aggregate import LEDGER
-from topology.codec import encode_command
-from topology.partitioner import partition_for
 
 __all__ = ["Expected", "commands", "produce_source"]
 

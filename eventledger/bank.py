@@ -1,4 +1,4 @@
-"""``BankClient``: the ledger's client with its transfer API (``actors.client`` is generic
+"""``BankClient``: the ledger's client with its transfer API (``eventledger.actors.client`` is generic
 over the aggregate and never imports the domain; the service assembles the two here).
 
 Every transfer command is sent to the SOURCE account (commands are routed by account): the
@@ -9,9 +9,9 @@ it and the source. A command id is executed at most once within the idempotency 
 
 from __future__ import annotations
 
-from actors.client import LedgerClient
-from ledger.commands import PostPending, Transfer, VoidPending
-from topology.codec import Reply
+from eventledger.actors.client import LedgerClient
+from eventledger.ledger.commands import PostPending, Transfer, VoidPending
+from eventledger.topology.codec import Reply
 
 __all__ = ["BankClient"]
 

@@ -4,7 +4,7 @@ for a transfer's legs, a `Decision`: events plus commands to other accounts)."""
 import re
 from typing import assert_never
 
-from ledger.commands import (
+from eventledger.ledger.commands import (
     CloseAccount,
     Command,
     Deposit,
@@ -14,8 +14,8 @@ from ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from ledger.decision import Context, Decision, Send
-from ledger.events import (
+from eventledger.ledger.decision import Context, Decision, Send
+from eventledger.ledger.events import (
     AccountClosed,
     AccountOpened,
     Deposited,
@@ -31,7 +31,7 @@ from ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from ledger.internal import (
+from eventledger.ledger.internal import (
     CreditTransfer,
     ExpirePending,
     InternalCommand,
@@ -42,8 +42,8 @@ from ledger.internal import (
     VoidRefusedPending,
     leg_id,
 )
-from ledger.rejections import Rejection, RejectionCode
-from ledger.state import MAX_MINOR_UNITS, Account
+from eventledger.ledger.rejections import Rejection, RejectionCode
+from eventledger.ledger.state import MAX_MINOR_UNITS, Account
 
 __all__ = ["decide", "due"]
 
@@ -182,7 +182,7 @@ def _receivable(state: Account | None, currency: str, amount: int) -> Rejection 
 
 
 def _leg(state: Account | None, command: InternalCommand, context: Context) -> Result:
-    """An internal command: a leg of a transfer (`ledger.internal`)."""
+    """An internal command: a leg of a transfer (`eventledger.ledger.internal`)."""
     match command:
         case CreditTransfer(transfer_id=tid, source=source, amount=amount, currency=currency):
             refused = _receivable(state, currency, amount)

@@ -4,9 +4,8 @@ other accounts (the legs of a transfer), as the generic flow reads it structural
 from typing import Any
 
 import msgspec
-
-from ledger.events import Event
-from ledger.rejections import Rejection
+from eventledger.ledger.events import Event
+from eventledger.ledger.rejections import Rejection
 
 __all__ = ["Context", "Decision", "Send"]
 

@@ -2,9 +2,7 @@
 
 from typing import assert_never
 
-from msgspec.structs import replace
-
-from ledger.events import (
+from eventledger.ledger.events import (
     AccountClosed,
     AccountOpened,
     Deposited,
@@ -20,7 +18,8 @@ from ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from ledger.state import Account, Pending
+from eventledger.ledger.state import Account, Pending
+from msgspec.structs import replace
 
 __all__ = ["evolve"]
 

@@ -15,8 +15,7 @@ from typing import Any, Final, get_args
 
 import lz4.block
 import msgspec
-
-from topology.envelopes import (
+from eventledger.topology.envelopes import (
     Checkpoint,
     CommandEnvelope,
     EventEnvelope,
@@ -25,9 +24,9 @@ from topology.envelopes import (
     Slot,
     Snapshot,
 )
-from topology.flows import Flows
-from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
-from topology.protocol import Aggregate
+from eventledger.topology.flows import Flows
+from eventledger.topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
+from eventledger.topology.protocol import Aggregate
 
 __all__ = [
     "CHECKPOINT_KEY",
@@ -65,7 +64,7 @@ __all__ = [
 
 class DecodeFailure(StrEnum):
     """Why a command record does not decode (the batch step dead-letters it with this code,
-    see ``topology.step.PoisonCode``)."""
+    see ``eventledger.topology.step.PoisonCode``)."""
 
     MALFORMED = "malformed"
     TOO_LARGE = "too_large"
@@ -139,7 +138,7 @@ def encode_command(
     first_attempt_ms: int | None = None,
 ) -> bytes:
     """A command record's value; send it keyed by `encode_key(aggregate_id)`. Raises
-    ValueError for what the service would refuse (see `topology.limits`)."""
+    ValueError for what the service would refuse (see `eventledger.topology.limits`)."""
     for name, value in (("command_id", command_id), ("aggregate_id", aggregate_id)):
         if not 0 < len(value) <= MAX_ID_CHARS:
             raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters, got {len(value)}")
@@ -279,7 +278,7 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
 
 
 def encode_flows(flows: Flows) -> bytes:
-    """A partition's flows record value (state topic, key `topology.flows.FLOWS_KEY`)."""
+    """A partition's flows record value (state topic, key `eventledger.topology.flows.FLOWS_KEY`)."""
     return _ENCODER.encode(flows)
 
 

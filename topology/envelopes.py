@@ -8,9 +8,8 @@ of these Structs can be part of a reference cycle, so they are not tracked by th
 from typing import Annotated, Any
 
 import msgspec
-
-from topology.flows import Flows
-from topology.limits import MAX_ID_CHARS
+from eventledger.topology.flows import Flows
+from eventledger.topology.limits import MAX_ID_CHARS
 
 __all__ = [
     "Checkpoint",
@@ -122,7 +121,7 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     it holds every such key (a replies partition is read in order), so a restore never runs
     with an id memory behind its state. `internal_offset` is the next offset to read of the
     partition's internal commands (0 in a checkpoint written before there were any);
-    `flows` the partition's cumulative money flows (`topology.flows`), when kept."""
+    `flows` the partition's cumulative money flows (`eventledger.topology.flows`), when kept."""
 
     next_offset: int
     clock_ms: int = 0

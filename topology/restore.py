@@ -1,4 +1,4 @@
-"""Recovery's pure folds; the executors (`actors.restore`, `actors.shadow`, `actors.replay`)
+"""Recovery's pure folds; the executors (`eventledger.actors.restore`, `eventledger.actors.shadow`, `eventledger.actors.replay`)
 only consume and feed them.
 
 `apply_snapshot_record` installs snapshot records as decoded slots (a shadow rebuild resuming
@@ -7,7 +7,7 @@ rebuild is the fold from an empty map and events offset 0, and a resumed one rep
 smallest `events_offset` its snapshots carry.
 """
 
-from topology.codec import (
+from eventledger.topology.codec import (
     TOUCH_KEY,
     Codec,
     CodecError,

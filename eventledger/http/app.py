@@ -31,11 +31,11 @@ from opentelemetry.propagate import extract
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from actors.client import LedgerClient, OutcomeUnknownError
-from actors.history import HistoryBehindError
+from eventledger.actors.client import LedgerClient, OutcomeUnknownError
+from eventledger.actors.history import HistoryBehindError
 from eventledger.http.auth import AuthError, Scope, TokenTable
 from eventledger.http.problems import problem, status_of
-from ledger.commands import (
+from eventledger.ledger.commands import (
     CloseAccount,
     Deposit,
     OpenAccount,
@@ -44,9 +44,9 @@ from ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from ledger.state import MAX_MINOR_UNITS
-from topology.history import MAX_PAGE
-from topology.limits import MAX_ID_CHARS
+from eventledger.ledger.state import MAX_MINOR_UNITS
+from eventledger.topology.history import MAX_PAGE
+from eventledger.topology.limits import MAX_ID_CHARS
 
 __all__ = ["MAX_BODY_BYTES", "Replica", "api", "bind_replica"]
 

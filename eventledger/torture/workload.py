@@ -25,10 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.client import LedgerClient, OutcomeUnknownError, now_ms
+from eventledger.actors.client import LedgerClient, OutcomeUnknownError, now_ms
+from eventledger.ledger.commands import (
+    Deposit,
+    OpenAccount,
+    PostPending,
+    Transfer,
+    VoidPending,
+    Withdraw,
+)
+from eventledger.topology.settings import Settings
 from eventledger.torture.history import Answer, History, Kind, Op
-from ledger.commands import Deposit, OpenAccount, PostPending, Transfer, VoidPending, Withdraw
-from topology.settings import Settings
 
 __all__ = ["Bank", "RetryPolicy", "SharedIds", "Workload"]
 

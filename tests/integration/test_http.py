@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from eventledger.actors.audit import read_events
+from eventledger.ledger import LEDGER
+from eventledger.topology.settings import Settings
 from ray import serve
 
-from actors.audit import read_events
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import deploy_http, stop_http
-from ledger import LEDGER
 from tests.conftest import start_local_ray
 from tests.integration.conftest import running
-from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
 

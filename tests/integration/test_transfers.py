@@ -13,11 +13,9 @@ import time
 from collections import Counter
 
 import ray
-
-from actors.audit import read_events
-from actors.launcher import partition_actor
-from eventledger.bank import BankClient
-from ledger import (
+from eventledger.actors.audit import read_events
+from eventledger.actors.launcher import partition_actor
+from eventledger.ledger import (
     LEDGER,
     CloseAccount,
     Deposit,
@@ -29,11 +27,13 @@ from ledger import (
     TransferReversed,
     Withdrawn,
 )
-from ledger.internal import CreditTransfer
-from topology.codec import Reply
-from topology.partitioner import partition_for
-from topology.settings import Settings
-from topology.step import FORGED_INTERNAL_COMMAND
+from eventledger.ledger.internal import CreditTransfer
+from eventledger.topology.codec import Reply
+from eventledger.topology.partitioner import partition_for
+from eventledger.topology.settings import Settings
+from eventledger.topology.step import FORGED_INTERNAL_COMMAND
+
+from eventledger.bank import BankClient
 
 from .conftest import Service
 

@@ -11,9 +11,9 @@ import sys
 
 import msgspec
 import pytest
+from eventledger.actors.messages import ServiceStatus, StatusRow
 from typer.testing import CliRunner
 
-from actors.messages import ServiceStatus, StatusRow
 from eventledger import service
 from eventledger.cli import NOT_RUNNING_EXIT, app
 from eventledger.report import json_rows, not_running

@@ -6,8 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from ledger import (
+from eventledger.ledger import (
     LEDGER,
     Account,
     AccountView,
@@ -17,7 +16,7 @@ from ledger import (
     Withdraw,
     Withdrawn,
 )
-from topology.codec import (
+from eventledger.topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
     Codec,
@@ -40,8 +39,8 @@ from topology.codec import (
     encode_key,
     encode_reply,
 )
-from topology.flows import Flows
-from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
+from eventledger.topology.flows import Flows
+from eventledger.topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 from .support import LEDGER_CODEC
 

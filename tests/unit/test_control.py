@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from topology.control import (
+from eventledger.topology.control import (
     ControlDecodeError,
     DesiredState,
     PartitionRecord,

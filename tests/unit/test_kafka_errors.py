@@ -2,8 +2,7 @@
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-
-from actors.kafka import (
+from eventledger.actors.kafka import (
     AbortableError,
     FatalError,
     FencedError,

@@ -3,10 +3,7 @@
 from collections import defaultdict
 from functools import reduce
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from ledger import (
+from eventledger.ledger import (
     Account,
     Command,
     Deposited,
@@ -15,6 +12,8 @@ from ledger import (
     decide,
     evolve,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .support import ACCOUNTS
 from .support import commands as command_strategy

@@ -4,8 +4,7 @@ these events or this rejection."""
 from functools import reduce
 
 import pytest
-
-from ledger import (
+from eventledger.ledger import (
     LEDGER,
     MAX_MINOR_UNITS,
     Account,

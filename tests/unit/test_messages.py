@@ -1,8 +1,7 @@
 """The states that cross Ray calls know their legal moves."""
 
 import pytest
-
-from actors.messages import IllegalTransitionError, PartitionStatus, ShadowPhase
+from eventledger.actors.messages import IllegalTransitionError, PartitionStatus, ShadowPhase
 
 
 def test_a_partition_restores_before_it_runs_and_fenced_or_failed_are_final() -> None:

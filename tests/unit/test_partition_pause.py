@@ -4,10 +4,9 @@ a resume names the generation it expects, and a switch needs the pause still req
 from __future__ import annotations
 
 import pytest
-
-from actors.partition import GenerationMismatchError, PartitionWorker
-from ledger import LEDGER
-from topology.settings import Settings
+from eventledger.actors.partition import GenerationMismatchError, PartitionWorker
+from eventledger.ledger import LEDGER
+from eventledger.topology.settings import Settings
 
 SETTINGS = Settings.resolve(app_id="u", bootstrap_servers="127.0.0.1:1", environ={})
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from eventledger.topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 from hypothesis import given
 from hypothesis import strategies as st
-
-from topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 
 RUNNING = ActorPhase.RUNNING
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from actors.records import UNREADABLE_HEADERS, in_record
+from eventledger.actors.records import UNREADABLE_HEADERS, in_record
 
 
 class _Message:

@@ -1,16 +1,16 @@
 """The CLI's tables read the coordinator's typed status and rebuild progress."""
 
-from rich.console import Console
-
-from actors.messages import (
+from eventledger.actors.messages import (
     RebuildProgress,
     ServiceStatus,
     ShadowPhase,
     ShadowProgress,
     StatusRow,
 )
+from eventledger.topology.control import RebuildPhase, RebuildRecord
+from rich.console import Console
+
 from eventledger.report import print_rebuilds, print_status
-from topology.control import RebuildPhase, RebuildRecord
 
 
 def _shadow() -> ShadowProgress:

@@ -1,15 +1,14 @@
 """Recovery's folds: installing snapshots, and folding events (catch-up, rebuild)."""
 
 import pytest
-
-from ledger import Deposit, Deposited, OpenAccount, Withdraw
-from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
-from topology.restore import (
+from eventledger.ledger import Deposit, Deposited, OpenAccount, Withdraw
+from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from eventledger.topology.restore import (
     SequenceGapError,
     apply_event_record,
     apply_snapshot_record,
 )
-from topology.step import BatchResult
+from eventledger.topology.step import BatchResult
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

@@ -1,8 +1,7 @@
 """Settings precedence: explicit arguments > environment > defaults; clear validation."""
 
 import pytest
-
-from topology.settings import ENVIRONMENT, Settings
+from eventledger.topology.settings import ENVIRONMENT, Settings
 
 ENV = {
     "EVENTLEDGER_APP_ID": "from-env",

@@ -4,10 +4,7 @@ fold of the emitted events, and retries never apply twice."""
 from collections import defaultdict
 from functools import reduce
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from ledger import (
+from eventledger.ledger import (
     Account,
     Command,
     Deposited,
@@ -15,9 +12,11 @@ from ledger import (
     Withdrawn,
     evolve,
 )
-from topology.codec import EventEnvelope, Slot
-from topology.restore import apply_event_record
-from topology.step import InRecord
+from eventledger.topology.codec import EventEnvelope, Slot
+from eventledger.topology.restore import apply_event_record
+from eventledger.topology.step import InRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
 from .support import commands as command_strategy

@@ -1,10 +1,9 @@
 """The snapshot store: raw installs on restore, decoding on access, stale schemas refused."""
 
 import pytest
-
-from ledger import Deposit, OpenAccount, Withdraw
-from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
-from topology.store import SnapshotStore
+from eventledger.ledger import Deposit, OpenAccount, Withdraw
+from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from eventledger.topology.store import SnapshotStore
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
-from eventledger.torture.history import Answer, History, Kind, Op
-from ledger.events import (
+from eventledger.ledger.events import (
     AccountOpened,
     Deposited,
     TransferCredited,
@@ -15,8 +13,11 @@ from ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from ledger.money import Money
-from topology.flows import Flows
+from eventledger.ledger.money import Money
+from eventledger.topology.flows import Flows
+
+from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
+from eventledger.torture.history import Answer, History, Kind, Op
 
 BUDGET = 10.0
 

@@ -4,10 +4,7 @@ sequence of transfers, posts, voids and expiries, and the fold of the events is 
 from collections import defaultdict, deque
 from functools import reduce
 
-from hypothesis import given as for_all
-from hypothesis import strategies as st
-
-from ledger import (
+from eventledger.ledger import (
     Account,
     AccountClosed,
     AccountOpened,
@@ -38,7 +35,14 @@ from ledger import (
     evolve,
     leg_id,
 )
-from ledger.internal import CreditTransfer, ExpirePending, NotePendingCredit, RefundTransfer
+from eventledger.ledger.internal import (
+    CreditTransfer,
+    ExpirePending,
+    NotePendingCredit,
+    RefundTransfer,
+)
+from hypothesis import given as for_all
+from hypothesis import strategies as st
 
 NOW = 1_000_000
 

@@ -7,16 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from ledger import Deposit, OpenAccount, PostPending, Transfer
-from ledger.internal import CreditTransfer
-from topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
-from topology.flows import Flows
-from topology.partitioner import partition_for
-from topology.settings import DAY_MS
-from topology.step import (
+from eventledger.ledger import Deposit, OpenAccount, PostPending, Transfer
+from eventledger.ledger.internal import CreditTransfer
+from eventledger.topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
+from eventledger.topology.flows import Flows
+from eventledger.topology.partitioner import partition_for
+from eventledger.topology.settings import DAY_MS
+from eventledger.topology.step import (
     FORGED_INTERNAL_COMMAND,
     IN_FLIGHT,
     BatchResult,
@@ -25,7 +22,9 @@ from topology.step import (
     origin,
     process_batch,
 )
-from topology.topics import TopicKind
+from eventledger.topology.topics import TopicKind
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
 
