@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors.kafka import consumer_config
 from eventledger.actors.scan import scan_partition
 from eventledger.topology.codec import Codec, EventEnvelope

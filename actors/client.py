@@ -26,6 +26,8 @@ from typing import Any, Self
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from opentelemetry import trace
+
 from eventledger.actors import messaging, tracing
 from eventledger.actors.kafka import consumer_config, producer_config
 from eventledger.actors.watermarks import watermarks
@@ -36,7 +38,6 @@ from eventledger.topology.partitioner import partition_for
 from eventledger.topology.settings import Settings
 from eventledger.topology.step import IN_FLIGHT
 from eventledger.topology.topics import TopicKind, TopicLayout
-from opentelemetry import trace
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
 
@@ -335,6 +336,7 @@ class LedgerClient:
     def get_account(self, aggregate_id: str, timeout: float = 30.0) -> dict[str, Any] | None:
         """The committed public view of an account, asked of the actor that owns it."""
         import ray
+
         from eventledger.actors.launcher import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
+
 from eventledger.actors import messaging
 from eventledger.actors.batch_trace import BatchTrace
 from eventledger.actors.idstore import IdStore

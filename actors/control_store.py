@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from eventledger.actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
 from eventledger.actors.scan import scan_partition
 from eventledger.topology.control import (

@@ -5,8 +5,9 @@ logged-and-skipped on error so that the loop goes on:
 
 1. ``observe``: alive Ray nodes; each partition actor's Ray state, node, restarts and stats;
    the commands topic's end offsets (for lag);
-2. ``place``: ``eventledger.topology.placement.plan`` decides, ``eventledger.actors.supervisor`` does: start missing
-   actors, replace broken or stranded ones, move one actor at a time to even the load;
+2. ``place``: ``eventledger.topology.placement.plan`` decides,
+   ``eventledger.actors.supervisor`` does: start missing actors, replace broken or stranded ones,
+   move one actor at a time to even the load;
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
 4. ``resume``: a partition left paused by an interrupted switch is resumed on the desired
    generation; an actor serving another generation than the desired one is replaced.
@@ -34,6 +35,8 @@ from typing import Any
 import msgspec
 import ray
 from confluent_kafka import Consumer, TopicPartition
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from eventledger.actors import tracing
 from eventledger.actors.admin import ensure_specs, ensure_topics
 from eventledger.actors.control_store import ControlWriter, read_desired
@@ -56,7 +59,6 @@ from eventledger.topology.placement import ActorPhase, Move, Replace, Start, pla
 from eventledger.topology.protocol import Aggregate
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 __all__ = [
     "MAX_WRITE_FAILURES",

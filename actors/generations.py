@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors.commit import Committed, write_checkpoint
 from eventledger.actors.kafka import TransactionalWriter, consumer_config
 from eventledger.actors.messages import PartitionStatus, Paused, Switched
@@ -274,8 +275,9 @@ class PartitionMoves:
         self, generation: int, handover: Handover, aggregate: Aggregate | None = None
     ) -> Switched:
         """While paused, install ``handover`` as the state and read and write snapshot
-        generation ``generation`` from now on (``eventledger.actors.generations.checked_handover`` says
-        when it is refused). ``aggregate`` replaces this worker's (the code the rebuild ran)."""
+        generation ``generation`` from now on
+        (``eventledger.actors.generations.checked_handover`` says when it is refused). ``aggregate``
+        replaces this worker's (the code the rebuild ran)."""
         if not self._gate.parked:
             raise RuntimeError(f"partition {self.partition}: switch only while paused")
         assert self._offsets is not None and self._writer is not None

@@ -32,15 +32,6 @@ from typing import cast
 
 import msgspec
 from confluent_kafka import Consumer, TopicPartition
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.memory import release_freed_memory
-from eventledger.actors.scan import scan_partition
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.idempotency import replies_retention_ms
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import UNREMEMBERED_KEY_PREFIX
-from eventledger.topology.topics import TopicKind, TopicLayout
 from rocksdict import (
     AccessType,
     BlockBasedOptions,
@@ -50,6 +41,16 @@ from rocksdict import (
     WriteBatch,
     WriteOptions,
 )
+
+from eventledger.actors.kafka import consumer_config
+from eventledger.actors.memory import release_freed_memory
+from eventledger.actors.scan import scan_partition
+from eventledger.actors.watermarks import watermarks
+from eventledger.topology.idempotency import replies_retention_ms
+from eventledger.topology.names import Names
+from eventledger.topology.settings import Settings
+from eventledger.topology.step import UNREMEMBERED_KEY_PREFIX
+from eventledger.topology.topics import TopicKind, TopicLayout
 
 __all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
 

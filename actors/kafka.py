@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+
 from eventledger.topology.settings import Settings
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Partition actor names, and a minimal unsupervised launcher.
 
-The service is deployed through the coordinator (``eventledger.actors.coordinator``), which supervises,
-places and rebuilds; ``deploy``/``undeploy`` remain for tests and embedding that want bare
+The service is deployed through the coordinator (``eventledger.actors.coordinator``), which
+supervises, places and rebuilds; ``deploy``/``undeploy`` remain for tests and embedding that want
+bare
 partition actors without supervision. The names are the same either way, so that clients
 find the owner of a partition by name.
 """
@@ -12,6 +13,7 @@ import logging
 from typing import Any
 
 import ray
+
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.history import deploy_history, stop_history
 from eventledger.actors.partition import PartitionWorker

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import msgspec
+
 from eventledger.topology.control import RebuildPhase, RebuildRecord
 
 __all__ = [

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors.commit import Committed, PartitionBlockedError
 from eventledger.actors.generations import outside_the_log
 from eventledger.actors.idstore import IdStore, open_id_store

@@ -2,8 +2,8 @@
 
 ``PartitionWorker`` is a plain class (usable without Ray); the coordinator's supervisor wraps
 it in ``ray.remote`` with names and restart options. It keeps the loop, the lifecycle and the
-queries; a batch's transaction is ``eventledger.actors.commit.BatchCommit``'s, the pause and the switch
-of generation are ``eventledger.actors.generations``'. Invariants:
+queries; a batch's transaction is ``eventledger.actors.commit.BatchCommit``'s, the pause
+and the switch of generation are ``eventledger.actors.generations``'. Invariants:
 
 - the in-memory state is exactly the state committed to Kafka (see ``eventledger.actors.commit``);
 - the constructor fences any predecessor (``init_transactions`` on the partition's
@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 import psutil
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors import tracing
 from eventledger.actors.commit import BatchCommit, Committed, PartitionBlockedError
 from eventledger.actors.generations import (

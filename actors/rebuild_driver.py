@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 import ray
+
 from eventledger.actors.admin import ensure_specs
 from eventledger.actors.control_store import ControlWriter
 from eventledger.actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress

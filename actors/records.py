@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
+
 from eventledger.topology.step import InRecord
 
 __all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch"]

@@ -1,7 +1,8 @@
 """Read one events partition from an offset to its end and fold it into slots.
 
-The executor half of a replay (the folding rules are ``eventledger.topology.restore.apply_event_record``):
-used by the shadow rebuild and by a partition actor whose snapshots are stale. Reads are
+The executor half of a replay (the folding rules are
+``eventledger.topology.restore.apply_event_record``): used by the shadow rebuild and by a partition
+actor whose snapshots are stale. Reads are
 ``read_committed``: only events of committed transactions are ever folded.
 """
 
@@ -11,6 +12,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from eventledger.actors.kafka import consumer_config
 from eventledger.actors.watermarks import watermarks
 from eventledger.topology.codec import Codec, Slot, decode_key

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors.kafka import consumer_config
 from eventledger.actors.memory import release_freed_memory
 from eventledger.actors.scan import scan_partition

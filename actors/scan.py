@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
 from eventledger.actors.watermarks import watermarks
 
 __all__ = ["scan_partition"]

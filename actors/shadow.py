@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
+
 from eventledger.actors.kafka import TransactionalWriter, consumer_config
 from eventledger.actors.messages import ShadowPhase, ShadowProgress
 from eventledger.actors.replay import EventTail, fold

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from eventledger.actors.messages import PartitionStats, PartitionStatus
 from eventledger.actors.partition import PartitionWorker
 from eventledger.actors.ray_state import ActorInfo, describe_actor, lookup_actor
@@ -23,8 +26,6 @@ from eventledger.topology.names import NAMESPACE, Names
 from eventledger.topology.placement import ActorPhase, Observed
 from eventledger.topology.protocol import Aggregate
 from eventledger.topology.settings import Settings
-from ray.exceptions import GetTimeoutError, RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 __all__ = [
     "RAY_RESTARTS",

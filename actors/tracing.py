@@ -10,11 +10,12 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
-from eventledger.actors.messaging import SCHEMA_URL
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from eventledger.actors.messaging import SCHEMA_URL
 
 __all__ = [
     "Headers",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from confluent_kafka import TopicPartition
+
 from eventledger.actors.kafka import retrying
 
 __all__ = ["watermarks"]

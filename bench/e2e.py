@@ -21,13 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
-from eventledger.ledger.aggregate import LEDGER
 
 from bench.check import Check, check_counts, check_ledger_output
 from bench.latency import percentile
 from bench.model import E2E, RunContext
 from bench.procs import Worker
 from bench.workload import Expected
+from eventledger.ledger.aggregate import LEDGER
 from eventledger.workload import Workload, money_moved
 
 __all__ = ["broker_process", "expected_of", "run_e2e"]
@@ -211,14 +211,13 @@ def _settings(
 
 
 def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
-    from eventledger.actors.client import LedgerClient
-    from eventledger.actors.launcher import undeploy
-    from eventledger.topology.settings import Settings
-    from eventledger.topology.topics import TopicKind, TopicLayout
-
     from bench.latency import open_accounts
     from bench.systems.eventledger import settings_config
+    from eventledger.actors.client import LedgerClient
+    from eventledger.actors.launcher import undeploy
     from eventledger.assembly import deploy_partitions
+    from eventledger.topology.settings import Settings
+    from eventledger.topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
     settings = Settings.resolve(

@@ -15,9 +15,8 @@ from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
-from eventledger.topology.codec import Reply
-
 from bench.wire import emit, rss_bytes, wait_for_go
+from eventledger.topology.codec import Reply
 
 __all__ = ["main", "share"]
 

@@ -1,6 +1,7 @@
 """A sender for the peers of the e2e and latency phases: ``LedgerClient``'s path (the same
-confluent-kafka producer and consumer configs from ``eventledger.actors.kafka``, the same command records,
-one reply lane read from its end, replies matched to waiters by command id) against any
+confluent-kafka producer and consumer configs from ``eventledger.actors.kafka``, the same
+command records, one reply lane read from its end, replies matched to waiters by command id) against
+any
 application's topics: Kafka Streams' (real replies) or the raw echo's (the command's own bytes
 come back, so the echo decodes nothing but the envelope's ``reply_to``)."""
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
 from eventledger.actors.kafka import consumer_config, producer_config
 from eventledger.actors.watermarks import watermarks
 from eventledger.topology.codec import Reply, decode_reply, encode_command

@@ -26,9 +26,15 @@ from typing import Any
 import ray
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+
+from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
+from bench.model import Restore, RunContext
+from bench.procs import Worker
+from bench.systems.quix import drain_group, quix_python, worker_config
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.launcher import undeploy
 from eventledger.actors.messages import PartitionStats
+from eventledger.assembly import deploy_partitions
 from eventledger.ledger.aggregate import LEDGER
 from eventledger.ledger.state import Account
 from eventledger.topology.codec import (
@@ -40,12 +46,6 @@ from eventledger.topology.codec import (
 )
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
-
-from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
-from bench.model import Restore, RunContext
-from bench.procs import Worker
-from bench.systems.quix import drain_group, quix_python, worker_config
-from eventledger.assembly import deploy_partitions
 
 __all__ = ["balance_of", "run_eventledger_restore", "run_quix_restore"]
 

@@ -154,8 +154,8 @@ def _start_ray(config: BenchConfig) -> bool:
     if not config.runs(SystemName.EVENTLEDGER):
         return False
     import ray
-    from eventledger.actors.launcher import NAMESPACE
 
+    from eventledger.actors.launcher import NAMESPACE
     from eventledger.runtime import ensure_ray
 
     if ray.is_initialized():

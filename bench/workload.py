@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.topology.codec import encode_command
-from eventledger.topology.partitioner import partition_for
 from rich.progress import Progress
 
 from bench.kafkaio import create_topics, producer_config
+from eventledger.ledger.aggregate import LEDGER
+from eventledger.topology.codec import encode_command
+from eventledger.topology.partitioner import partition_for
 from eventledger.workload import Workload, money_moved
 
 __all__ = ["Expected", "commands", "produce_source"]

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NAMESPACE", "PACKAGES", "Rewriter", "main"]
+__all__ = ["NAMESPACE", "PACKAGES", "Rewriter", "main", "repository_files"]
 
 NAMESPACE = "eventledger"
 PACKAGES = ("actors", "topology", "ledger")

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventledger.topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
+from eventledger.topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 log = logging.getLogger(__name__)
 

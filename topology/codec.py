@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, get_args
 
-import lz4.block
 import msgspec
+
 from eventledger.topology.envelopes import (
     Checkpoint,
     CommandEnvelope,
@@ -455,6 +455,8 @@ class Codec:
         )
         header = snapshot.schema_version.to_bytes(2, "big")
         if len(body) >= _COMPRESS_FROM:
+            import lz4.block  # the service's extra: a client never writes or reads snapshots
+
             compressed: bytes = lz4.block.compress(body, store_size=True)
             if len(compressed) * 10 < len(body) * 9:  # keep it only if it saves 10 %
                 return _LZ4 + header + compressed
@@ -490,6 +492,8 @@ class Codec:
                 f"snapshot has state schema version {schema_version}, "
                 f"{self.aggregate.name} is at {self.aggregate.state_schema_version}"
             )
+        import lz4.block  # the service's extra, as in encode_snapshot
+
         try:
             body = data[3:] if data[:1] == _RAW else lz4.block.decompress(data[3:])
             wire = self._types.snapshot.decode(body)

@@ -1,5 +1,5 @@
-"""Recovery's pure folds; the executors (`eventledger.actors.restore`, `eventledger.actors.shadow`, `eventledger.actors.replay`)
-only consume and feed them.
+"""Recovery's pure folds; the executors (`eventledger.actors.restore`,
+`eventledger.actors.shadow`, `eventledger.actors.replay`) only consume and feed them.
 
 `apply_snapshot_record` installs snapshot records as decoded slots (a shadow rebuild resuming
 its generation); `apply_event_record` folds events, skipping what the slots already hold, so a

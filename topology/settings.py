@@ -53,7 +53,8 @@ class Settings:
     `kafka` holds pass-through librdkafka properties (SASL, SSL, `client.id`, ...), secrets
     masked in every repr. Topics the service creates get `replication_factor` replicas (-1:
     the broker's `default.replication.factor`) and `min.insync.replicas` =
-    `min_insync_replicas` (0: derived from the replication factor, see `eventledger.topology.topics`).
+    `min_insync_replicas` (0: derived from the replication factor, see
+    `eventledger.topology.topics`).
 
     A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
     none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""

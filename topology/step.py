@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Final, cast
 
 import msgspec
+
 from eventledger.topology.codec import (
     Codec,
     CommandDecodeError,

@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from bench.wire import emit, rss_bytes
 from eventledger.actors.kafka import consumer_config, producer_config
 from eventledger.topology.envelopes import CommandEnvelope
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
-
-from bench.wire import emit, rss_bytes
 
 __all__ = ["main"]
 

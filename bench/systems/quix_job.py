@@ -25,15 +25,15 @@ from typing import Any
 import confluent_kafka
 import msgspec
 import quixstreams
+from quixstreams import Application
+from quixstreams.models.serializers import Serializer
+
+from bench.wire import emit, rss_bytes
 from eventledger.ledger.aggregate import LEDGER
 from eventledger.ledger.rejections import Rejection
 from eventledger.ledger.state import Account
 from eventledger.topology.codec import Codec, Reply, encode_reply
 from eventledger.topology.step import VERSION_CONFLICT
-from quixstreams import Application
-from quixstreams.models.serializers import Serializer
-
-from bench.wire import emit, rss_bytes
 
 CODEC = Codec(LEDGER)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import msgspec
+
 from eventledger.ledger.aggregate import LEDGER, AccountAggregate
 from eventledger.ledger.events import AccountOpened, Deposited, Withdrawn
 from eventledger.ledger.state import Account, AccountView

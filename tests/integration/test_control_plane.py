@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import ray
+
 from eventledger.actors.audit import read_named_topic
 from eventledger.actors.client import LedgerClient
 from eventledger.actors.control_store import ControlWriter
@@ -253,8 +254,9 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
 def _break_the_loop_and_its_reopening(worker: Any) -> None:
     """Runs inside a partition actor: its next transaction meets a dead producer, and the
     reopening that follows fails after the consumer is created (the broker unreachable)."""
-    import eventledger.actors.opening
     from confluent_kafka import KafkaError, KafkaException
+
+    import eventledger.actors.opening
 
     def unreachable(*args: Any, **kwargs: Any) -> tuple[int, int]:
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "injected: broker unreachable"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import ray
+
 from eventledger.actors.audit import read_named_topic
 from eventledger.actors.client import LedgerClient
 from eventledger.actors.coordinator import deploy_coordinator, find_coordinator, stop_service
@@ -21,7 +22,6 @@ from eventledger.topology.codec import CHECKPOINT_KEY, TOUCH_KEY, Codec, decode_
 from eventledger.topology.control import RebuildPhase
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicLayout
-
 from tests.conftest import CLUSTER_NODE
 from tests.integration.schema_bump import LEDGER_V2
 from tests.integration.traffic import (

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 import ray
+
 from eventledger.actors.audit import fold_events, read_events
 from eventledger.actors.client import LedgerClient
 from eventledger.actors.coordinator import deploy_coordinator, stop_service
 from eventledger.actors.launcher import partition_actor
 from eventledger.actors.messages import PartitionStats
 from eventledger.topology.settings import Settings
-
 from tests.integration.counter import COUNTER, Add, Seal
 
 

@@ -18,6 +18,7 @@ from confluent_kafka.admin import (
     ConfigResource,
     ResourceType,
 )
+
 from eventledger.actors.audit import read_events, read_topic
 from eventledger.actors.kafka import producer_config
 from eventledger.actors.launcher import NAMESPACE, deploy, partition_actor
@@ -28,7 +29,6 @@ from eventledger.topology.limits import MAX_COMMAND_BYTES
 from eventledger.topology.names import Names
 from eventledger.topology.step import PoisonCode
 from eventledger.topology.topics import TopicKind, TopicLayout
-
 from eventledger.torture.hostile import hostile_records
 
 from .conftest import Service

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.client import now_ms
 from eventledger.actors.idstore import IdMemoryBehindError, IdStore

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import ray
+
 from eventledger.actors.audit import read_events
 from eventledger.actors.client import LedgerClient, now_ms
 from eventledger.actors.launcher import partition_actor

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 import ray
-from eventledger.actors.audit import fold_events
-from eventledger.actors.coordinator import find_coordinator
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-from eventledger.topology.settings import Settings
 from rich.console import Console
 from typer.testing import CliRunner
 
+from eventledger.actors.audit import fold_events
+from eventledger.actors.coordinator import find_coordinator
 from eventledger.cli import app
+from eventledger.ledger.aggregate import LEDGER
+from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.report import print_status
+from eventledger.topology.settings import Settings
 from tests.conftest import SaslLogin
 from tests.integration.conftest import running
 

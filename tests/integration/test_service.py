@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import ray
 from confluent_kafka import Producer
+
 from eventledger.actors.audit import fold_events, read_events, read_topic
 from eventledger.actors.kafka import producer_config
 from eventledger.actors.launcher import partition_actor
@@ -29,7 +30,6 @@ from eventledger.topology.flows import FLOWS_KEY
 from eventledger.topology.partitioner import partition_for
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
-
 from eventledger.workload import money_moved
 from tests.integration.conftest import Service
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import msgspec
+
 from eventledger.actors.admin import ensure_specs, ensure_topics
 from eventledger.actors.audit import fold_events, read_events
 from eventledger.actors.client import LedgerClient

@@ -8,6 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.audit import read_events
 from eventledger.actors.client import LedgerClient
@@ -18,13 +26,6 @@ from eventledger.ledger.commands import Deposit, OpenAccount
 from eventledger.topology.names import Names
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicLayout
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
+
 from eventledger.actors.admin import TopicMismatchError, ensure_topics
 from eventledger.actors.kafka import producer_config
 from eventledger.topology.partitioner import partition_for

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.audit import read_named_topic
 from eventledger.actors.kafka import FatalError, FencedError, KafkaClientError, TransactionalWriter

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
+
 from eventledger.actors.audit import fold_events, read_events
 from eventledger.actors.client import LedgerClient, ReplyTimeoutError
 from eventledger.actors.launcher import partition_actor
@@ -21,7 +22,6 @@ from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.topology.codec import Reply
 from eventledger.topology.protocol import Aggregate
 from eventledger.topology.settings import Settings
-
 from eventledger.workload import money_moved
 
 __all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]

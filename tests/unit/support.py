@@ -4,11 +4,12 @@ defaults, the ledger one state schema ahead, and the hypothesis strategies of co
 from collections.abc import Mapping, MutableMapping, Sequence
 
 import msgspec
+from hypothesis import strategies as st
+
 from eventledger.ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from eventledger.topology.codec import Codec, Slot, encode_command, encode_key
 from eventledger.topology.settings import DAY_MS
 from eventledger.topology.step import BatchResult, InRecord, process_batch
-from hypothesis import strategies as st
 
 __all__ = [
     "ACCOUNTS",

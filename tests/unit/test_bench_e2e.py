@@ -3,12 +3,11 @@ expected outcome they are checked against, and the table rows."""
 
 from __future__ import annotations
 
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-
 from bench.e2e import expected_of
 from bench.e2e_worker import share
 from bench.model import E2E, RunResults
 from bench.report import build_rows
+from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.workload import Workload
 
 

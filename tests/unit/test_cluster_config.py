@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import ray
 import yaml
-from eventledger.topology.resources import DEFAULT_RESOURCE
 from ray.autoscaler._private.util import prepare_config, validate_config
+
+from eventledger.topology.resources import DEFAULT_RESOURCE
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 

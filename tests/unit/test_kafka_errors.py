@@ -2,6 +2,7 @@
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+
 from eventledger.actors.kafka import (
     AbortableError,
     FatalError,

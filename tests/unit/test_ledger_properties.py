@@ -3,6 +3,9 @@
 from collections import defaultdict
 from functools import reduce
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eventledger.ledger import (
     Account,
     Command,
@@ -12,8 +15,6 @@ from eventledger.ledger import (
     decide,
     evolve,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .support import ACCOUNTS
 from .support import commands as command_strategy

@@ -4,6 +4,7 @@ these events or this rejection."""
 from functools import reduce
 
 import pytest
+
 from eventledger.ledger import (
     LEDGER,
     MAX_MINOR_UNITS,

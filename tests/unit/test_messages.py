@@ -1,6 +1,7 @@
 """The states that cross Ray calls know their legal moves."""
 
 import pytest
+
 from eventledger.actors.messages import IllegalTransitionError, PartitionStatus, ShadowPhase
 
 

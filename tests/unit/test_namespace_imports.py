@@ -4,9 +4,11 @@ that a second run changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from scripts.namespace_imports import Rewriter
+from scripts.namespace_imports import Rewriter, repository_files
 
 REWRITER = Rewriter(
     {
@@ -117,3 +119,15 @@ def test_toml_module_keys_move_under_the_namespace(before: str, after: str) -> N
 @pytest.mark.parametrize("text", UNCHANGED_TOML)
 def test_toml_paths_and_other_keys_stay(text: str) -> None:
     assert REWRITER.text(text, toml=True) == text
+
+
+def test_no_file_of_the_repository_is_left_to_rewrite() -> None:
+    """Guards merges: a branch that still imports ``actors`` or ``ledger`` fails here."""
+    root = Path(__file__).resolve().parents[2]
+    rewriter = Rewriter.at(root)
+    stale = [
+        str(path.relative_to(root))
+        for path in repository_files(root)
+        if rewriter.file(path) != path.read_text(encoding="utf-8")
+    ]
+    assert stale == [], "run: .venv/bin/python scripts/namespace_imports.py"

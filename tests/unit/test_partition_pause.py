@@ -4,6 +4,7 @@ a resume names the generation it expects, and a switch needs the pause still req
 from __future__ import annotations
 
 import pytest
+
 from eventledger.actors.partition import GenerationMismatchError, PartitionWorker
 from eventledger.ledger import LEDGER
 from eventledger.topology.settings import Settings

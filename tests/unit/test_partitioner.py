@@ -1,9 +1,10 @@
 """The key partitioner must match Kafka's Java client and librdkafka's murmur2_random."""
 
 import pytest
-from eventledger.topology.partitioner import murmur2, partition_for
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eventledger.topology.partitioner import murmur2, partition_for
 
 # Apache Kafka, clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
 KAFKA_UTILS_TEST = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from eventledger.topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eventledger.topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 
 RUNNING = ActorPhase.RUNNING
 

@@ -1,5 +1,7 @@
 """The CLI's tables read the coordinator's typed status and rebuild progress."""
 
+from rich.console import Console
+
 from eventledger.actors.messages import (
     RebuildProgress,
     ServiceStatus,
@@ -7,10 +9,8 @@ from eventledger.actors.messages import (
     ShadowProgress,
     StatusRow,
 )
-from eventledger.topology.control import RebuildPhase, RebuildRecord
-from rich.console import Console
-
 from eventledger.report import print_rebuilds, print_status
+from eventledger.topology.control import RebuildPhase, RebuildRecord
 
 
 def _shadow() -> ShadowProgress:

@@ -1,6 +1,7 @@
 """Recovery's folds: installing snapshots, and folding events (catch-up, rebuild)."""
 
 import pytest
+
 from eventledger.ledger import Deposit, Deposited, OpenAccount, Withdraw
 from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from eventledger.topology.restore import (

@@ -1,6 +1,7 @@
 """Settings precedence: explicit arguments > environment > defaults; clear validation."""
 
 import pytest
+
 from eventledger.topology.settings import ENVIRONMENT, Settings
 
 ENV = {

@@ -4,6 +4,7 @@ import copy
 
 import msgspec
 import pytest
+
 from eventledger.ledger import (
     Account,
     AccountView,

@@ -4,6 +4,9 @@ fold of the emitted events, and retries never apply twice."""
 from collections import defaultdict
 from functools import reduce
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from eventledger.ledger import (
     Account,
     Command,
@@ -15,8 +18,6 @@ from eventledger.ledger import (
 from eventledger.topology.codec import EventEnvelope, Slot
 from eventledger.topology.restore import apply_event_record
 from eventledger.topology.step import InRecord
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
 from .support import commands as command_strategy

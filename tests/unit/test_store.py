@@ -1,6 +1,7 @@
 """The snapshot store: raw installs on restore, decoding on access, stale schemas refused."""
 
 import pytest
+
 from eventledger.ledger import Deposit, OpenAccount, Withdraw
 from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from eventledger.topology.store import SnapshotStore

@@ -2,6 +2,7 @@
 and the messaging attributes' server address."""
 
 import pytest
+
 from eventledger.actors.messaging import Operation, attributes, server
 from eventledger.actors.tracing import sdk_disabled, wanted_signals
 

@@ -1,6 +1,7 @@
 """Topic names, configs and the check of existing topics."""
 
 import pytest
+
 from eventledger.topology.idempotency import MAX_CLOCK_SKEW_MS, replies_retention_ms
 from eventledger.topology.settings import DAY_MS
 from eventledger.topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches

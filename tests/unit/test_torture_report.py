@@ -54,9 +54,9 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
     import io
     from collections import Counter
 
-    from eventledger.ledger.events import AccountOpened, Deposited
     from rich.console import Console
 
+    from eventledger.ledger.events import AccountOpened, Deposited
     from eventledger.torture.checker import check, fact
     from eventledger.torture.history import Answer
     from eventledger.torture.report import print_result

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+
 from eventledger.actors.kafka import AbortableError, FatalError, FencedError, TransactionalWriter
 from eventledger.topology.settings import Settings
 
