@@ -42,7 +42,7 @@ bench: $(STAMP)
 
 # The wheel for `ray job submit` (README, "On a Ray cluster"): dist/eventledger-*.whl.
 wheel: $(STAMP)
-	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	rm -rf build dist && $(BIN)/python -m pip wheel -q --no-deps -w dist . && rm -rf build
 
 # Re-resolve the ranges of pyproject.toml into constraints.txt, in a scratch virtualenv.
 lock:

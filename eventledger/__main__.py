@@ -1,6 +1,5 @@
-"""``python -m eventledger``: the console script, for environments without it on PATH
-(e.g. ``ray job submit --working-dir . -- python -m eventledger serve``)."""
+"""``python -m eventledger``: the console script, for environments without it on PATH."""
 
-from eventledger.cli import app
+from eventledger.console import main
 
-app()
+main()

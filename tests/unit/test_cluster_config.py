@@ -33,7 +33,8 @@ def test_ray_validates_the_file_as_written_and_as_ray_up_prepares_it(
 
 def test_every_node_installs_eventledger_and_the_head_serves_it(config: dict[str, Any]) -> None:
     assert config["file_mounts"]["~/eventledger"] == "."
-    assert any("pip install" in c and "~/eventledger" in c for c in config["setup_commands"])
+    installs = [c for c in config["setup_commands"] if "pip install" in c]
+    assert any('"$HOME/eventledger[service,cli]"' in c for c in installs)
     start = config["head_start_ray_commands"]
     assert "ray start --head" in " ".join(start)
     assert start[-1].rstrip().endswith("eventledger serve --timeout 900 --http --host 0.0.0.0")

@@ -5,6 +5,7 @@ and the CLI's packages; the ``ray job submit`` environment comes from the wheel.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -52,9 +53,25 @@ NOT_FOR_THE_CLIENT = [
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip wheel . --no-deps`` in a copy of the files git tracks or would track: a build in
+    the work tree would leave build/ behind, whose stale modules a later wheel would pack."""
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        src, dst = ROOT / name, source / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            dst.symlink_to(src.readlink())
+        elif src.is_file():
+            shutil.copy2(src, dst)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )
@@ -199,3 +216,29 @@ def test_the_job_environment_command_prints_json(wheel: Path) -> None:
     )
     assert re.search(r'"py_modules": \[".*eventledger-.*\.whl"\]', done.stdout)
     assert '"env_vars": {"A": "1"}' in done.stdout
+
+
+def test_the_command_without_the_cli_extra_says_what_to_install(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("typer", "rich"):
+                    raise ModuleNotFoundError(f"blocked: {name}", name=name)
+                return None
+
+        sys.meta_path.insert(0, Block())
+        from eventledger.console import main
+        main()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "eventledger: the command needs the cli and service extras (typer is not installed): "
+        "pip install 'eventledger[service,cli]'"
+    ]
