@@ -15,11 +15,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
 from eventledger.actors import tracing
 from eventledger.actors.messaging import Operation, attributes
 from eventledger.topology.step import InRecord, Outcome, origin
-from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 __all__ = ["BatchTrace"]
 

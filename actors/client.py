@@ -351,6 +351,7 @@ class LedgerClient:
         of the partition's history index (its cost grows with the account's own events);
         raises ``HistoryBehindError`` when the index cannot catch up in time."""
         import ray
+
         from eventledger.actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
@@ -365,6 +366,7 @@ class LedgerClient:
         """The account as committed at time ``at`` (a datetime; naive means UTC) or after its
         event number ``at`` (an int: a version); None when it did not exist then."""
         import ray
+
         from eventledger.actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))

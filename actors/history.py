@@ -29,6 +29,8 @@ from typing import Any, cast
 
 import ray
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+
 from eventledger.actors.kafka import consumer_config
 from eventledger.actors.watermarks import watermarks
 from eventledger.topology.codec import Codec, CodecError, decode_event_envelope, encode_history_key
@@ -38,7 +40,6 @@ from eventledger.topology.names import NAMESPACE, Names
 from eventledger.topology.protocol import Aggregate
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 __all__ = [
     "HistoryBehindError",

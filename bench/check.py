@@ -15,13 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.kafkaio import count_records, read_records
+from bench.workload import Expected
 from eventledger.ledger.aggregate import LEDGER
 from eventledger.ledger.money import Money
 from eventledger.topology.codec import Codec, decode_reply
 from eventledger.topology.step import IN_FLIGHT
-
-from bench.kafkaio import count_records, read_records
-from bench.workload import Expected
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 

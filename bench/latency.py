@@ -13,16 +13,16 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 import ray
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.launcher import undeploy
-from eventledger.actors.messages import PartitionStats
-from eventledger.topology.codec import Reply
-from eventledger.topology.settings import Settings
 from rich.progress import Progress
 
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
+from eventledger.actors.client import LedgerClient
+from eventledger.actors.launcher import undeploy
+from eventledger.actors.messages import PartitionStats
 from eventledger.assembly import deploy_partitions
+from eventledger.topology.codec import Reply
+from eventledger.topology.settings import Settings
 from eventledger.workload import Workload
 
 __all__ = [

@@ -28,21 +28,21 @@ from typing import Annotated, Any
 
 import ray
 import typer
-from eventledger.actors.audit import read_events
-from eventledger.actors.launcher import NAMESPACE, undeploy
-from eventledger.ledger.commands import Deposit, OpenAccount, Transfer
-from eventledger.ledger.money import Money
-from eventledger.topology.codec import Reply
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from bench.latency import open_loop, percentile
+from eventledger.actors.audit import read_events
+from eventledger.actors.launcher import NAMESPACE, undeploy
 from eventledger.assembly import AGGREGATE, deploy_partitions
 from eventledger.bank import BankClient
+from eventledger.ledger.commands import Deposit, OpenAccount, Transfer
+from eventledger.ledger.money import Money
 from eventledger.runtime import ensure_broker, ensure_ray
+from eventledger.topology.codec import Reply
+from eventledger.topology.partitioner import partition_for
+from eventledger.topology.settings import Settings
 
 __all__ = ["TransferBench", "main", "print_transfer_bench", "run_transfer_bench"]
 

@@ -1,5 +1,6 @@
-"""``BankClient``: the ledger's client with its transfer API (``eventledger.actors.client`` is generic
-over the aggregate and never imports the domain; the service assembles the two here).
+"""``BankClient``: the ledger's client with its transfer API (``eventledger.actors.client``
+is generic over the aggregate and never imports the domain; the service assembles the two
+here).
 
 Every transfer command is sent to the SOURCE account (commands are routed by account): the
 transfer id is the command id of its ``Transfer``; ``post_pending`` and ``void_pending`` name

@@ -4,6 +4,7 @@ other accounts (the legs of a transfer), as the generic flow reads it structural
 from typing import Any
 
 import msgspec
+
 from eventledger.ledger.events import Event
 from eventledger.ledger.rejections import Rejection
 

@@ -2,6 +2,8 @@
 
 from typing import assert_never
 
+from msgspec.structs import replace
+
 from eventledger.ledger.events import (
     AccountClosed,
     AccountOpened,
@@ -19,7 +21,6 @@ from eventledger.ledger.events import (
     Withdrawn,
 )
 from eventledger.ledger.state import Account, Pending
-from msgspec.structs import replace
 
 __all__ = ["evolve"]
 

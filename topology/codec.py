@@ -278,7 +278,8 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
 
 
 def encode_flows(flows: Flows) -> bytes:
-    """A partition's flows record value (state topic, key `eventledger.topology.flows.FLOWS_KEY`)."""
+    """A partition's flows record value (state topic, key
+    `eventledger.topology.flows.FLOWS_KEY`)."""
     return _ENCODER.encode(flows)
 
 

@@ -8,6 +8,7 @@ of these Structs can be part of a reference cycle, so they are not tracked by th
 from typing import Annotated, Any
 
 import msgspec
+
 from eventledger.topology.flows import Flows
 from eventledger.topology.limits import MAX_ID_CHARS
 

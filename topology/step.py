@@ -217,8 +217,8 @@ def process_batch(
     reply_lanes + reply_to` (see `TopicLayout.reply_partition`). `positions` are the next
     (commands, internal) offsets before this batch; `due` the aggregates whose deadlines are
     due (a saga aggregate is asked for their commands first); `flows` the partition's money
-    flows so far (a tallied aggregate: see `eventledger.topology.flows`). A batch with no records is a
-    tick: it only handles what is due."""
+    flows so far (a tallied aggregate: see `eventledger.topology.flows`). A batch with no
+    records is a tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
     batch = _Batch(

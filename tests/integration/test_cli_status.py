@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import ray
-from eventledger.actors.coordinator import stop_service
 
+from eventledger.actors.coordinator import stop_service
 from tests.integration.conftest import Service
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import ray
+
 from eventledger.actors.coordinator import find_coordinator
 from eventledger.actors.history import HistoryIndex
 from eventledger.actors.launcher import partition_actor
@@ -17,7 +18,6 @@ from eventledger.ledger import LEDGER
 from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.topology.control import RebuildPhase
 from eventledger.topology.history import HistoryPage
-
 from tests.integration.conftest import Service
 from tests.integration.traffic import wait_until
 

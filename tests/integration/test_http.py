@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from eventledger.actors.audit import read_events
-from eventledger.ledger import LEDGER
-from eventledger.topology.settings import Settings
 from ray import serve
 
+from eventledger.actors.audit import read_events
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import deploy_http, stop_http
+from eventledger.ledger import LEDGER
+from eventledger.topology.settings import Settings
 from tests.conftest import start_local_ray
 from tests.integration.conftest import running
 

@@ -13,8 +13,10 @@ import time
 from collections import Counter
 
 import ray
+
 from eventledger.actors.audit import read_events
 from eventledger.actors.launcher import partition_actor
+from eventledger.bank import BankClient
 from eventledger.ledger import (
     LEDGER,
     CloseAccount,
@@ -32,8 +34,6 @@ from eventledger.topology.codec import Reply
 from eventledger.topology.partitioner import partition_for
 from eventledger.topology.settings import Settings
 from eventledger.topology.step import FORGED_INTERNAL_COMMAND
-
-from eventledger.bank import BankClient
 
 from .conftest import Service
 

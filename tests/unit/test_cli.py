@@ -11,10 +11,10 @@ import sys
 
 import msgspec
 import pytest
-from eventledger.actors.messages import ServiceStatus, StatusRow
 from typer.testing import CliRunner
 
 from eventledger import service
+from eventledger.actors.messages import ServiceStatus, StatusRow
 from eventledger.cli import NOT_RUNNING_EXIT, app
 from eventledger.report import json_rows, not_running
 

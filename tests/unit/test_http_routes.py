@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eventledger.actors.client import ReplyTimeoutError
-from eventledger.actors.history import HistoryBehindError
 from fastapi.testclient import TestClient
 
+from eventledger.actors.client import ReplyTimeoutError
+from eventledger.actors.history import HistoryBehindError
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
 

@@ -15,7 +15,6 @@ from eventledger.ledger.events import (
 )
 from eventledger.ledger.money import Money
 from eventledger.topology.flows import Flows
-
 from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
 from eventledger.torture.history import Answer, History, Kind, Op
 

@@ -4,6 +4,9 @@ sequence of transfers, posts, voids and expiries, and the fold of the events is 
 from collections import defaultdict, deque
 from functools import reduce
 
+from hypothesis import given as for_all
+from hypothesis import strategies as st
+
 from eventledger.ledger import (
     Account,
     AccountClosed,
@@ -41,8 +44,6 @@ from eventledger.ledger.internal import (
     NotePendingCredit,
     RefundTransfer,
 )
-from hypothesis import given as for_all
-from hypothesis import strategies as st
 
 NOW = 1_000_000
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eventledger.ledger import Deposit, OpenAccount, PostPending, Transfer
 from eventledger.ledger.internal import CreditTransfer
 from eventledger.topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
@@ -23,8 +26,6 @@ from eventledger.topology.step import (
     process_batch,
 )
 from eventledger.topology.topics import TopicKind
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
 
