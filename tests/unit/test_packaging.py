@@ -31,6 +31,7 @@ FOLDERS = {
 CORE = {"confluent-kafka", "msgspec", "opentelemetry-api"}
 SERVICE = {
     "ray",
+    "fastapi",
     "lz4",
     "rocksdict",
     "psutil",
@@ -41,6 +42,7 @@ CLI = {"typer", "rich"}
 # What only the service or the CLI needs: the client must import without any of it.
 NOT_FOR_THE_CLIENT = [
     "ray",
+    "fastapi",
     "rich",
     "typer",
     "lz4",
