@@ -27,8 +27,7 @@ from bench.latency import percentile
 from bench.model import E2E, RunContext
 from bench.procs import Worker
 from bench.workload import Expected
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.workload import Workload, money_moved
+from eventledger.workload import Workload
 
 __all__ = ["broker_process", "expected_of", "run_e2e"]
 
@@ -64,16 +63,7 @@ def expected_of(commands: Iterable[tuple[str, Any]]) -> Expected:
     states: dict[str, Any] = {}
     for account, command in commands:
         expected.records += 1
-        state = states.get(account)
-        decision = LEDGER.decide(state, command)
-        if isinstance(decision, list):
-            for event in decision:
-                state = LEDGER.evolve(state, event)
-            states[account] = state
-            expected.accepted += 1
-            expected.money += money_moved(command)
-        else:
-            expected.rejected[str(decision.code)] += 1
+        expected.decide(states, account, command)
     expected.balances = {k: s.balance for k, s in states.items()}
     return expected
 

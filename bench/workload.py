@@ -40,6 +40,20 @@ class Expected:
     balances: dict[str, int] = field(default_factory=dict)
     money: int = 0  # Σ accepted deposits − Σ accepted withdrawals
 
+    def decide(self, states: dict[str, Any], account: str, command: Any) -> None:
+        """Fold one command through the domain against ``states`` (updated in place) and
+        count its outcome."""
+        state = states.get(account)
+        decision = LEDGER.decide(state, command)
+        if isinstance(decision, list):
+            for event in decision:
+                state = LEDGER.evolve(state, event)
+            states[account] = state
+            self.accepted += 1
+            self.money += money_moved(command)
+        else:
+            self.rejected[str(decision.code)] += 1
+
     @property
     def events(self) -> int:
         """Every accepted ledger command emits exactly one event."""
@@ -80,16 +94,7 @@ def produce_source(
         value = encode_command(account, command, command_id=command_id, reply_to=0)
         producer.produce(topic, value, account.encode(), p)
         expected.per_partition[p] += 1
-        state = states.get(account)
-        decision = LEDGER.decide(state, command)
-        if isinstance(decision, list):
-            for event in decision:
-                state = LEDGER.evolve(state, event)
-            states[account] = state
-            expected.accepted += 1
-            expected.money += money_moved(command)
-        else:
-            expected.rejected[str(decision.code)] += 1
+        expected.decide(states, account, command)
         if n % 10_000 == 0:
             producer.poll(0)
             progress.update(task, completed=n)
