@@ -167,7 +167,8 @@ class BatchCommit:
         """Step and commit one batch of consumed messages (none: a tick, when a deadline is
         due); on abort, follow the policy. The batch's process spans last until its
         transaction has ended."""
-        records = [in_record(m, self.committed.topics[TopicKind.INTERNAL]) for m in messages]
+        internal = self.committed.topics[TopicKind.INTERNAL]
+        records = [in_record(m, internal) for m in messages]
         self.trace.start(records)
         failed: BaseException | None = None
         try:
