@@ -42,6 +42,7 @@ from eventledger.topology.topics import TopicKind, TopicLayout
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
 
 _MAX_RETRY_INTERVAL = 8.0
+_REPLIES_PER_CALL = 1_000  # the most replies taken from the fetched queue in one call
 
 log = logging.getLogger(__name__)
 
@@ -381,29 +382,36 @@ class LedgerClient:
     # -- io thread -------------------------------------------------------------------------
 
     def _serve(self) -> None:
+        consumer = self._consumer
         while not self._closed.is_set():
             self._producer.poll(0)
-            msg = self._consumer.poll(0.05)
-            if msg is None:
+            # poll() returns on the first reply; then what is already fetched, in one call
+            first = consumer.poll(0.05)
+            if first is None:
                 continue
-            error, value = msg.error(), msg.value()
-            if error is not None:
-                log.warning("reply consumer: %s", error.str())
-                continue
-            if value is None:
-                continue
-            try:
-                reply = decode_reply(value)
-            except Exception:
-                log.warning("undecodable reply at offset %d", msg.offset())
-                continue
-            if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
-                continue
-            with self._lock:
-                futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])
-            for f in futures:
-                if not f.done():
-                    f.set_result(reply)
+            for msg in [first, *consumer.consume(_REPLIES_PER_CALL, timeout=0)]:
+                self._answer(msg)
+
+    def _answer(self, msg: Any) -> None:
+        """Complete the futures waiting for the reply in ``msg``; skip anything else."""
+        error, value = msg.error(), msg.value()
+        if error is not None:
+            log.warning("reply consumer: %s", error.str())
+            return
+        if value is None:
+            return
+        try:
+            reply = decode_reply(value)
+        except Exception:
+            log.warning("undecodable reply at offset %d", msg.offset())
+            return
+        if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
+            return
+        with self._lock:
+            futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])
+        for f in futures:
+            if not f.done():
+                f.set_result(reply)
 
     def _delivered(
         self, target: tuple[str, str, int, Future[Reply] | None], err: KafkaError | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import trace
@@ -25,6 +26,7 @@ __all__ = [
     "enabled",
     "flush",
     "headers_from_context",
+    "refresh",
     "sdk_disabled",
     "tracer",
     "wanted_signals",
@@ -49,9 +51,34 @@ class _HeaderGetter(Getter[Sequence[tuple[str, bytes]]]):
 _GETTER = _HeaderGetter()
 
 
+_RECHECK_S = 1.0
+
+
+class _Provider:
+    """Whether an SDK tracer provider is installed, as last looked up, and when."""
+
+    installed = False
+    checked_at = float("-inf")
+
+
 def enabled() -> bool:
-    """Whether a real tracer provider (an SDK) is installed; spans are no-ops otherwise."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """Whether a real tracer provider (an SDK) is installed; spans are no-ops otherwise.
+    Called once per command sent, and OpenTelemetry's lookup reads the environment on every
+    call while no provider is set, so "not yet" is looked up again at most once a second
+    (``refresh`` looks now). Once installed, the global provider cannot be replaced, so
+    "installed" is final."""
+    if _Provider.installed:
+        return True
+    if time.monotonic() - _Provider.checked_at < _RECHECK_S:
+        return False
+    return refresh()
+
+
+def refresh() -> bool:
+    """Look up now whether an SDK tracer provider is installed (after installing one)."""
+    _Provider.checked_at = time.monotonic()
+    _Provider.installed = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _Provider.installed
 
 
 def current_headers() -> Headers | None:
@@ -115,7 +142,7 @@ def configure_telemetry(service_name: str) -> bool:
     from opentelemetry.sdk.resources import Resource
 
     resource = Resource.create({"service.name": service_name}, schema_url=SCHEMA_URL)
-    if traces and not enabled():
+    if traces and not refresh():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -123,6 +150,7 @@ def configure_telemetry(service_name: str) -> bool:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
+        refresh()
     if metrics_ and _is_proxy(metrics.get_meter_provider()):
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.sdk.metrics import MeterProvider

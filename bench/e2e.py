@@ -2,7 +2,7 @@
 not threads, so the senders do not share a GIL) each keep ``window`` commands in flight
 through a client and await every reply; per (clients, window) setting the phase reports
 throughput (answered / first send → last reply), round trips (p50 / p99 / p99.9, from the
-send call) and the broker's process CPU (psutil, before and after) per command.
+send call), and per command the broker's CPU and requests by type (``bench.meters``).
 
 Systems: eventledger (``LedgerClient``), Kafka Streams (``bench.replyclient.ReplyClient``,
 the same client configs) and the raw echo (the limit: a process echoes each command's bytes
@@ -18,43 +18,18 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
-
-import psutil
 
 from bench.check import Check, check_counts, check_ledger_output
 from bench.latency import percentile
+from bench.meters import BrokerMeter, CpuMeter, CpuReading
 from bench.model import E2E, RunContext
 from bench.procs import Worker
 from bench.workload import Expected
 from eventledger.workload import Workload
 
-__all__ = ["broker_process", "expected_of", "run_e2e"]
+__all__ = ["expected_of", "run_e2e"]
 
 log = logging.getLogger(__name__)
-
-
-def broker_process(bootstrap: str) -> psutil.Process | None:
-    """The local broker's JVM (a ``kafka.Kafka`` process listening on the bootstrap port), or
-    None (an external broker, or one this user cannot see)."""
-    port = urlsplit("//" + bootstrap.split(",", maxsplit=1)[0]).port
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if "kafka.Kafka" not in (proc.info["cmdline"] or []):
-                continue
-            for conn in proc.net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
-                    return proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return None
-
-
-def _cpu(proc: psutil.Process | None) -> float | None:
-    if proc is None:
-        return None
-    t = proc.cpu_times()
-    return float(t.user + t.system)
 
 
 def expected_of(commands: Iterable[tuple[str, Any]]) -> Expected:
@@ -89,7 +64,8 @@ def run_setting(
 ) -> E2E:  # fmt: skip
     """One (clients, window) setting against a running system."""
     cfg = ctx.config
-    broker = broker_process(ctx.bootstrap)
+    broker = BrokerMeter(ctx.bootstrap)
+    machine = CpuMeter()
     workers = [
         Worker(
             f"e2e-{system}-{clients}x{window}-{i}",
@@ -117,7 +93,7 @@ def run_setting(
     try:
         for w in workers:
             w.wait_for("ready", 180)
-        cpu_before = _cpu(broker)
+        before, cpu_before = broker.read(), machine.read()
         for w in workers:
             w.go()
         task = ctx.progress.add_task(label, total=clients)
@@ -125,7 +101,7 @@ def run_setting(
         for w in workers:
             reports.append(w.finish(600))
             ctx.progress.advance(task)
-        cpu_after = _cpu(broker)
+        paid, cpu = broker.read() - before, machine.read() - cpu_before
     finally:
         for w in workers:
             w.kill()
@@ -149,12 +125,26 @@ def run_setting(
             "p99.9": percentile(latencies, 0.999),
             "max": latencies[-1] if latencies else 0.0,
         },
-        broker_cpu_seconds=None
-        if cpu_before is None or cpu_after is None
-        else cpu_after - cpu_before,
+        broker_cpu_seconds=paid.cpu_seconds,
+        broker_requests=None if paid.requests is None else dict(paid.requests.most_common()),
+        cpu_us_per_command=_cpu_per_command(cpu, reports, answered),
+        machine_busy=cpu.busy / cpu.total if cpu.total else None,
         config={"senders": f"{clients} processes", "window per sender": window},
         facts={"outcomes": dict(sorted(outcomes.items()))},
     )
+
+
+def _cpu_per_command(
+    cpu: CpuReading, reports: list[dict[str, Any]], answered: int
+) -> dict[str, float]:
+    """µs of CPU per answered command by role, largest first; the senders' from their own
+    reports (they exit before the second reading)."""
+    by_role = Counter(cpu.by_role)
+    by_role.pop("senders", None)
+    by_role["senders"] = sum(r["cpu_seconds"] for r in reports)
+    if not answered:
+        return {}
+    return {role: round(s / answered * 1e6, 1) for role, s in by_role.most_common() if s > 0}
 
 
 def _problems(results: list[E2E], check: Check) -> None:
@@ -261,36 +251,21 @@ def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
 
 
 def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
-    from eventledger.actors.admin import ensure_topics
+    from bench.systems.echo import CONFIG, running_echo
     from eventledger.topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
-    app_id = f"{ctx.prefix}-echo"
-    layout = TopicLayout(app_id, cfg.partitions)
-    ensure_topics(ctx.bootstrap, layout)
-    echo = Worker(
-        "e2e-echo", sys.executable, "bench.systems.echo_worker",
-        {"bootstrap": ctx.bootstrap, "app_id": app_id, "partitions": cfg.partitions,
-         "reply_lanes": 1},
-        ctx.log_dir,
-    )  # fmt: skip
-    try:
-        echo.wait_for("ready", 120)
+    with running_echo(ctx, "echo") as (app_id, report):
         results = _settings(ctx, "echo", "echo", app_id)
-        echo.terminate()
-        report = echo.finish(60)
-    finally:
-        echo.kill()
     total = len(cfg.e2e_settings) * cfg.e2e_commands
     for r in results:
         r.config.update(
-            {"echo": "1 process: consume → produce the command's bytes to its reply lane; "
-             "no transactions, no state; eventledger.actors.kafka client configs",
+            {"echo": CONFIG,
              "client": "ReplyClient per sender process (LedgerClient's Kafka configs)"}
         )  # fmt: skip
     check = check_counts(
         ctx.bootstrap, "echo e2e", cfg.partitions,
-        {"replies": (layout.name(TopicKind.REPLIES), total)},
+        {"replies": (TopicLayout(app_id, cfg.partitions).name(TopicKind.REPLIES), total)},
     )  # fmt: skip
     check.expect("commands echoed", report["processed"], total)
     _problems(results, check)

@@ -82,6 +82,7 @@ def main() -> None:
     emit("ready", commands=len(commands))
     wait_for_go()
     first_at = time.time()
+    cpu_at_go = time.process_time()
     futures = []
     for account, command in commands:
         window.acquire()
@@ -95,6 +96,7 @@ def main() -> None:
         except TimeoutError:
             break
     last_at = time.time()
+    cpu_seconds = time.process_time() - cpu_at_go
     client.close()
     with lock:
         emit(
@@ -106,6 +108,7 @@ def main() -> None:
             last_at=last_at,
             latencies_ms=[round(x, 3) for x in latencies],
             rss_bytes=rss_bytes(),
+            cpu_seconds=cpu_seconds,
         )
 
 

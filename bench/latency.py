@@ -143,6 +143,39 @@ def run_kstreams_latency(ctx: RunContext) -> Latency:
     )  # fmt: skip
 
 
+def run_echo_latency(ctx: RunContext) -> Latency:
+    """The same open loop against the raw echo (the limit): a ``ReplyClient`` with
+    ``LedgerClient``'s Kafka configs, the commands' own bytes come back."""
+    from bench.replyclient import ReplyClient
+    from bench.systems.echo import CONFIG, running_echo
+
+    cfg = ctx.config
+    measured = round(cfg.rate * cfg.duration)
+    warmup = round(cfg.rate * cfg.warmup)
+    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
+    with running_echo(ctx, "echo-lat") as (app_id, report):
+        client = ReplyClient(ctx.bootstrap, app_id, cfg.partitions, echo=True)
+        with client:
+            operations = workload.operations()
+            open_loop(
+                ctx.progress, client, operations, rate=cfg.rate, count=warmup,
+                label="echo latency warm-up",
+            )  # fmt: skip
+            latencies, from_send, lag = open_loop(
+                ctx.progress, client, operations, rate=cfg.rate, count=measured,
+                label=f"echo latency at {cfg.rate:,.0f}/s",
+            )  # fmt: skip
+    return _summary(
+        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        facts={"echoed (whole phase)": report["processed"]},
+        config={
+            "echo": CONFIG,
+            "warm-up (s, not measured)": cfg.warmup,
+            "client": "one ReplyClient (LedgerClient's Kafka configs, one reply lane)",
+        },
+    )  # fmt: skip
+
+
 def _summary(
     rate: float, duration: float, measured: int, latencies: list[float], *,
     from_send: list[float], lag: float, facts: dict[str, Any], config: dict[str, Any],

@@ -111,6 +111,9 @@ class E2E:
     seconds: float
     percentiles_ms: dict[str, float]
     broker_cpu_seconds: float | None
+    broker_requests: dict[str, int] | None = None  # by request type, across the setting
+    cpu_us_per_command: dict[str, float] = field(default_factory=dict)  # by role
+    machine_busy: float | None = None  # busy share of all cores across the setting
     config: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     check: dict[str, Any] = field(default_factory=dict)
@@ -125,11 +128,18 @@ class E2E:
             return None
         return self.broker_cpu_seconds / self.answered * 1e6
 
+    @property
+    def broker_requests_per_command(self) -> float | None:
+        if self.broker_requests is None or not self.answered:
+            return None
+        return sum(self.broker_requests.values()) / self.answered
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "commands_per_second": self.rate,
             "broker_cpu_us_per_command": self.broker_cpu_us_per_command,
+            "broker_requests_per_command": self.broker_requests_per_command,
         }
 
 

@@ -70,23 +70,34 @@ def build_rows(results: RunResults) -> list[Row]:
             Row(measure, name, f"{rate:,.0f}", _ratio(rate, quix), _ratio(rate, raw), goal,
                 _ratio(rate, ks) if name != "kstreams" else "—")
         )  # fmt: skip
+    rows += _latency_rows(results)
+    return rows + _e2e_rows(results, own_preloaded=tp.get("eventledger")) + _restore_rows(results)
+
+
+def _latency_rows(results: RunResults) -> list[Row]:
+    """The open loop: ours against the goals of issue 4 (absolute) and 14 (× the echo, below
+    Kafka Streams); then the peers' own."""
+    rows: list[Row] = []
     if "latency" in results.failures:
         rows.append(Row("latency", "eventledger", "FAILED"))
     elif results.latency is not None:
         lat = results.latency
         where = f"round trip at {lat.rate:,.0f}/s open loop"
-        p50, p99 = lat.percentiles_ms["p50"], lat.percentiles_ms["p99"]
         peer = results.peer_latency.get("kstreams")
-        ks50 = peer.percentiles_ms["p50"] if peer else None
-        ks99 = peer.percentiles_ms["p99"] if peer else None
-        rows.append(
-            Row(f"{where}, p50", "eventledger", f"{p50:.1f} ms", goal=f"≤ 5 ms {_mark(p50 <= 5)}",
-                vs_ks=_ratio(p50, ks50))
-        )  # fmt: skip
-        rows.append(
-            Row(f"{where}, p99", "eventledger", f"{p99:.1f} ms",
-                goal=f"≤ 25 ms {_mark(p99 <= 25)}", vs_ks=_ratio(p99, ks99))
-        )  # fmt: skip
+        echo = results.peer_latency.get("echo")
+        for q, absolute, times in (("p50", 5.0, 2.0), ("p99", 25.0, 3.0)):
+            value = lat.percentiles_ms[q]
+            goal = [f"≤ {absolute:.0f} ms {_mark(value <= absolute)}"]
+            echo_q = echo.percentiles_ms[q] if echo else None
+            ks_q = peer.percentiles_ms[q] if peer else None
+            if echo_q:
+                goal.append(f"≤ {times:.0f}× echo {_mark(value <= times * echo_q)}")
+            if ks_q:
+                goal.append(f"< Kafka Streams {_mark(value < ks_q)}")
+            rows.append(
+                Row(f"{where}, {q}", "eventledger", f"{value:.1f} ms", goal=", ".join(goal),
+                    vs_raw=_ratio(value, echo_q), vs_ks=_ratio(value, ks_q))
+            )  # fmt: skip
         rows.append(Row(f"{where}, max", "eventledger", f"{lat.max_ms:.1f} ms"))
         sent = lat.from_send_ms
         rows.append(
@@ -98,22 +109,25 @@ def build_rows(results: RunResults) -> list[Row]:
         )
         if lat.answered < lat.sent:
             rows.append(Row("unanswered commands", "eventledger", f"{lat.sent - lat.answered:,}"))
-    if "latency:kstreams" in results.failures:
-        rows.append(Row("latency", "kstreams", "FAILED"))
-    elif "kstreams" in results.peer_latency:
-        lat = results.peer_latency["kstreams"]
-        where = f"round trip at {lat.rate:,.0f}/s open loop"
-        for q in ("p50", "p99"):
-            rows.append(Row(f"{where}, {q}", "kstreams", f"{lat.percentiles_ms[q]:.1f} ms"))
-        rows.append(Row(f"{where}, max", "kstreams", f"{lat.max_ms:.1f} ms"))
-        if lat.answered < lat.sent:
-            rows.append(Row("unanswered commands", "kstreams", f"{lat.sent - lat.answered:,}"))
-    return rows + _e2e_rows(results) + _restore_rows(results)
+    for peer_name in ("kstreams", "echo"):
+        if f"latency:{peer_name}" in results.failures:
+            rows.append(Row("latency", peer_name, "FAILED"))
+        elif peer_name in results.peer_latency:
+            lat = results.peer_latency[peer_name]
+            where = f"round trip at {lat.rate:,.0f}/s open loop"
+            for q in ("p50", "p99"):
+                rows.append(Row(f"{where}, {q}", peer_name, f"{lat.percentiles_ms[q]:.1f} ms"))
+            rows.append(Row(f"{where}, max", peer_name, f"{lat.max_ms:.1f} ms"))
+            if lat.answered < lat.sent:
+                rows.append(Row("unanswered commands", peer_name, f"{lat.sent - lat.answered:,}"))
+    return rows
 
 
-def _e2e_rows(results: RunResults) -> list[Row]:
-    """Per (clients, window): throughput, round trips, broker CPU per command; the ratio
-    column "vs raw pipe" holds the raw echo's, "vs Kafka Streams" Kafka Streams'."""
+def _e2e_rows(results: RunResults, own_preloaded: Any) -> list[Row]:
+    """Per (clients, window): throughput, round trips, broker CPU and requests per command;
+    the ratio column "vs raw pipe" holds the raw echo's, "vs Kafka Streams" Kafka Streams'.
+    Goals (issue 14), on eventledger's rate: ≥ 0.5× its own preloaded throughput of the same
+    run, ≥ 0.3× the echo's, above Kafka Streams'."""
     rows: list[Row] = []
     for what in results.failures:
         if what.startswith("e2e:"):
@@ -124,9 +138,19 @@ def _e2e_rows(results: RunResults) -> list[Row]:
         ks = by.get(("kstreams", r.clients, r.window))
         own = r.system == "echo"
         setting = f"e2e {r.clients} client{'s' if r.clients > 1 else ''} × {r.window} in flight"
+        goal = []
+        if r.system == "eventledger":
+            if own_preloaded is not None:
+                preloaded = own_preloaded.rate
+                goal.append(f"≥ 0.5× preloaded {_mark(r.rate >= 0.5 * preloaded)}")
+            if echo is not None:
+                goal.append(f"≥ 0.3× echo {_mark(r.rate >= 0.3 * echo.rate)}")
+            if ks is not None:
+                goal.append(f"> Kafka Streams {_mark(r.rate > ks.rate)}")
         rows.append(
             Row(f"{setting}, commands/s", r.system, f"{r.rate:,.0f}",
                 vs_raw="—" if own or echo is None else _ratio(r.rate, echo.rate),
+                goal=", ".join(goal),
                 vs_ks="—" if r.system != "eventledger" or ks is None else _ratio(r.rate, ks.rate))
         )  # fmt: skip
         p = r.percentiles_ms
@@ -139,6 +163,18 @@ def _e2e_rows(results: RunResults) -> list[Row]:
             Row(f"{setting}, broker CPU per command", r.system,
                 "n/a" if cpu is None else f"{cpu:,.0f} µs")
         )  # fmt: skip
+        per = r.broker_requests_per_command
+        if per is not None and r.broker_requests:
+            top = ", ".join(
+                f"{name} {n / r.answered:.2f}" for name, n in list(r.broker_requests.items())[:4]
+            )
+            rows.append(
+                Row(f"{setting}, broker requests per command", r.system, f"{per:.2f} ({top})")
+            )
+        if r.cpu_us_per_command:
+            spent = ", ".join(f"{role} {us:,.0f}" for role, us in r.cpu_us_per_command.items())
+            busy = "" if r.machine_busy is None else f"; machine {r.machine_busy:.0%} busy"
+            rows.append(Row(f"{setting}, CPU µs per command", r.system, spent + busy))
         if r.answered < r.commands:
             rows.append(Row(f"{setting}, unanswered", r.system, f"{r.commands - r.answered:,}"))
     return rows
@@ -202,7 +238,7 @@ def print_table(console: Console, rows: list[Row], title: str) -> None:
         ("vs Quix", "right"),
         ("vs raw pipe / echo", "right"),
         ("vs Kafka Streams", "right"),
-        ("goal (issue 4)", "left"),
+        ("goal (issues 4, 14)", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:

@@ -227,11 +227,19 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
 
 
 def _peer_phases(ctx: RunContext, results: RunResults) -> None:
-    """Kafka Streams' latency, and the e2e phase (with the raw echo beside the systems)."""
+    """The raw echo's and Kafka Streams' latency, and the e2e phase (with the raw echo beside
+    the systems)."""
     from bench.e2e import run_e2e
-    from bench.latency import run_kstreams_latency
+    from bench.latency import run_echo_latency, run_kstreams_latency
 
     cfg = ctx.config
+    if cfg.does(Phase.LATENCY):
+        ctx.progress.console.rule("latency: echo")
+
+        def echo_latency() -> None:
+            results.peer_latency["echo"] = run_echo_latency(ctx)
+
+        _guard(results, "latency:echo", echo_latency)
     if cfg.does(Phase.LATENCY) and cfg.runs(SystemName.KSTREAMS):
         ctx.progress.console.rule("latency: kstreams")
 

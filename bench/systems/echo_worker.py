@@ -41,7 +41,7 @@ def main() -> None:
     commands = layout.name(TopicKind.COMMANDS)
     replies = layout.name(TopicKind.REPLIES)
     consumer.assign([TopicPartition(commands, p, 0) for p in range(settings.partitions)])
-    producer = Producer(producer_config(settings))
+    producer = Producer({**producer_config(settings), **config.get("producer", {})})
     producer.list_topics(timeout=30)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

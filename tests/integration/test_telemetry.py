@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from eventledger.actors import tracing
 from eventledger.actors.admin import ensure_topics
 from eventledger.actors.audit import read_events
 from eventledger.actors.client import LedgerClient
@@ -43,6 +44,7 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    tracing.refresh()  # the client looks again at most once a second by itself
     yield exporter
     exporter.clear()
 
