@@ -64,11 +64,14 @@ def check_ledger_output(
     partitions: int,
     expected: Expected,
     reference_balances: dict[str, int] | None = None,
+    reply_lanes: int = 1,
 ) -> Check:
-    """Replies: one per command, outcomes as expected. Events: one per accepted command,
-    folding to the expected balances (and to ``reference_balances``, eventledger's)."""
+    """Replies (``partitions × reply_lanes`` partitions): one per command, outcomes as
+    expected. Events: one per accepted command, folding to the expected balances (and to
+    ``reference_balances``, eventledger's)."""
     check = Check(system)
-    _check_replies(check, read_records(bootstrap, replies, range(partitions)), expected)
+    reply_partitions = range(partitions * reply_lanes)
+    _check_replies(check, read_records(bootstrap, replies, reply_partitions), expected)
     codec = Codec(LEDGER)
     states: dict[str, Any] = {}
     versions: dict[str, int] = {}

@@ -218,7 +218,7 @@ def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
     check = check_ledger_output(
         ctx.bootstrap, "eventledger e2e", replies=layout.name(TopicKind.REPLIES),
         events=layout.name(TopicKind.EVENTS), partitions=cfg.partitions,
-        expected=expected_of(_sent_in_order(ctx)),
+        expected=expected_of(_sent_in_order(ctx)), reply_lanes=settings.reply_lanes,
     )  # fmt: skip
     _problems(results, check)
     return results, check
