@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import ray
 from rich.progress import Progress
 
+from bench.config import BenchConfig
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
 from eventledger.actors.client import LedgerClient
@@ -57,31 +58,13 @@ def run_latency(ctx: RunContext) -> Latency:
     settings = Settings.resolve(
         app_id=f"{ctx.prefix}-lat", bootstrap_servers=ctx.bootstrap, partitions=cfg.partitions
     )
-    measured = round(cfg.rate * cfg.duration)
-    warmup = round(cfg.rate * cfg.warmup)
-    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
+    workload = _workload(ctx)
     # Keep the handles: Ray collects a non-detached actor once no handle to it is left.
     handles = deploy_partitions(settings, detached=False, timeout=300)
     try:
         with LedgerClient(settings, timeout=60) as client:
             open_accounts(ctx, client, workload)
-            operations = workload.operations()
-            open_loop(
-                ctx.progress,
-                client,
-                operations,
-                rate=cfg.rate,
-                count=warmup,
-                label="latency warm-up",
-            )
-            latencies, from_send, lag = open_loop(
-                ctx.progress,
-                client,
-                operations,
-                rate=cfg.rate,
-                count=measured,
-                label=f"latency at {cfg.rate:,.0f}/s",
-            )
+            latencies, from_send, lag = _warm_and_measure(ctx, client, workload, "latency")
         stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=60)
     finally:
         undeploy(settings)
@@ -89,7 +72,7 @@ def run_latency(ctx: RunContext) -> Latency:
     batches = sum(s.batches for s in stats)
     processed = sum(s.processed for s in stats)
     return _summary(
-        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        cfg, latencies, from_send=from_send, lag=lag,
         facts={
             "transactions (whole phase)": batches,
             "commands per transaction": processed / batches if batches else 0.0,
@@ -111,28 +94,18 @@ def run_kstreams_latency(ctx: RunContext) -> Latency:
     from bench.systems.kstreams import KStreamsApp
 
     cfg = ctx.config
-    measured = round(cfg.rate * cfg.duration)
-    warmup = round(cfg.rate * cfg.warmup)
-    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
+    workload = _workload(ctx)
     app = KStreamsApp(ctx, "lat", cfg.partitions)
     try:
         app.wait_settled()
         with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
             open_accounts(ctx, client, workload)
-            operations = workload.operations()
-            open_loop(
-                ctx.progress, client, operations, rate=cfg.rate, count=warmup,
-                label="kstreams latency warm-up",
-            )  # fmt: skip
-            latencies, from_send, lag = open_loop(
-                ctx.progress, client, operations, rate=cfg.rate, count=measured,
-                label=f"kstreams latency at {cfg.rate:,.0f}/s",
-            )  # fmt: skip
+            latencies, from_send, lag = _warm_and_measure(ctx, client, workload, "kstreams latency")
         report = app.stop()
     finally:
         app.kill()
     return _summary(
-        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        cfg, latencies, from_send=from_send, lag=lag,
         facts={"processed (whole phase)": report["processed"]},
         config={
             **KStreamsApp.config(),
@@ -150,23 +123,14 @@ def run_echo_latency(ctx: RunContext) -> Latency:
     from bench.systems.echo import CONFIG, running_echo
 
     cfg = ctx.config
-    measured = round(cfg.rate * cfg.duration)
-    warmup = round(cfg.rate * cfg.warmup)
-    workload = Workload(accounts=cfg.accounts, commands=measured + warmup, seed=cfg.seed + 1)
     with running_echo(ctx, "echo-lat") as (app_id, report):
         client = ReplyClient(ctx.bootstrap, app_id, cfg.partitions, echo=True)
         with client:
-            operations = workload.operations()
-            open_loop(
-                ctx.progress, client, operations, rate=cfg.rate, count=warmup,
-                label="echo latency warm-up",
-            )  # fmt: skip
-            latencies, from_send, lag = open_loop(
-                ctx.progress, client, operations, rate=cfg.rate, count=measured,
-                label=f"echo latency at {cfg.rate:,.0f}/s",
-            )  # fmt: skip
+            latencies, from_send, lag = _warm_and_measure(
+                ctx, client, _workload(ctx), "echo latency"
+            )
     return _summary(
-        cfg.rate, cfg.duration, measured, latencies, from_send=from_send, lag=lag,
+        cfg, latencies, from_send=from_send, lag=lag,
         facts={"echoed (whole phase)": report["processed"]},
         config={
             "echo": CONFIG,
@@ -176,16 +140,40 @@ def run_echo_latency(ctx: RunContext) -> Latency:
     )  # fmt: skip
 
 
+def _workload(ctx: RunContext) -> Workload:
+    """The latency phase's commands: the warm-up's, then the measured ones (any system)."""
+    cfg = ctx.config
+    count = round(cfg.rate * cfg.warmup) + round(cfg.rate * cfg.duration)
+    return Workload(accounts=cfg.accounts, commands=count, seed=cfg.seed + 1)
+
+
+def _warm_and_measure(
+    ctx: RunContext, client: Sender, workload: Workload, label: str
+) -> tuple[list[float], list[float], float]:
+    """The open loop at the configured rate: the warm-up (not measured), then the measured
+    part; returns what ``open_loop`` returns for the measured part."""
+    cfg = ctx.config
+    operations = workload.operations()
+    open_loop(
+        ctx.progress, client, operations, rate=cfg.rate, count=round(cfg.rate * cfg.warmup),
+        label=f"{label} warm-up",
+    )  # fmt: skip
+    return open_loop(
+        ctx.progress, client, operations, rate=cfg.rate, count=round(cfg.rate * cfg.duration),
+        label=f"{label} at {cfg.rate:,.0f}/s",
+    )  # fmt: skip
+
+
 def _summary(
-    rate: float, duration: float, measured: int, latencies: list[float], *,
+    cfg: BenchConfig, latencies: list[float], *,
     from_send: list[float], lag: float, facts: dict[str, Any], config: dict[str, Any],
 ) -> Latency:  # fmt: skip
     ordered = sorted(latencies)
     actual = sorted(from_send)
     return Latency(
-        rate=rate,
-        duration=duration,
-        sent=measured,
+        rate=cfg.rate,
+        duration=cfg.duration,
+        sent=round(cfg.rate * cfg.duration),
         answered=len(ordered),
         percentiles_ms={
             "p50": percentile(ordered, 0.50),
