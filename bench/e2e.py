@@ -13,6 +13,7 @@ balances as the domain's fold of what was sent, money conserved); the echo's rep
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections import Counter
@@ -58,13 +59,20 @@ def _sent_in_order(ctx: RunContext) -> list[tuple[str, Any]]:
     return sent
 
 
+@functools.cache
+def _broker_meter(bootstrap: str) -> BrokerMeter:
+    """One meter per broker for the whole run: finding the broker's process (a scan of every
+    process's sockets) and its jar are done once, not once per setting."""
+    return BrokerMeter(bootstrap)
+
+
 def run_setting(
     ctx: RunContext, system: str, mode: str, app_id: str, *, k: int, clients: int, window: int,
     reply_lanes: int = 1,
 ) -> E2E:  # fmt: skip
     """One (clients, window) setting against a running system."""
     cfg = ctx.config
-    broker = BrokerMeter(ctx.bootstrap)
+    broker = _broker_meter(ctx.bootstrap)
     machine = CpuMeter()
     workers = [
         Worker(
