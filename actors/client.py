@@ -30,6 +30,7 @@ from opentelemetry import trace
 
 from eventledger.actors import messaging, tracing
 from eventledger.actors.kafka import consumer_config, producer_config
+from eventledger.actors.records import poll_fetched
 from eventledger.actors.watermarks import watermarks
 from eventledger.topology.codec import Reply, decode_reply, encode_command
 from eventledger.topology.history import HistoryPage, PointInTime
@@ -42,7 +43,6 @@ from eventledger.topology.topics import TopicKind, TopicLayout
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
 
 _MAX_RETRY_INTERVAL = 8.0
-_REPLIES_PER_CALL = 1_000  # the most replies taken from the fetched queue in one call
 
 log = logging.getLogger(__name__)
 
@@ -385,11 +385,7 @@ class LedgerClient:
         consumer = self._consumer
         while not self._closed.is_set():
             self._producer.poll(0)
-            # poll() returns on the first reply; then what is already fetched, in one call
-            first = consumer.poll(0.05)
-            if first is None:
-                continue
-            for msg in [first, *consumer.consume(_REPLIES_PER_CALL, timeout=0)]:
+            for msg in poll_fetched(consumer, 0.05):
                 self._answer(msg)
 
     def _answer(self, msg: Any) -> None:

@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from eventledger.topology.step import InRecord
 
-__all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch"]
+__all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch", "poll_fetched"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,16 @@ def in_record(msg: Any, internal_topic: str = "") -> InRecord:
 class OutsideTheLogError(Exception):
     """The consumer's position lies outside its partition's log (``auto.offset.reset`` is
     ``error``: nothing is skipped or replayed by itself)."""
+
+
+def poll_fetched(consumer: Any, timeout: float, limit: int = 1_000) -> list[Any]:
+    """Wait up to ``timeout`` for one message, then take what is already fetched, at most
+    ``limit`` in all, in one call (``poll`` returns on the first message, where
+    ``consume(n, t)`` would wait ``t`` for ``n`` of them). Errors are returned as messages."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, timeout=0)]
 
 
 def poll_batch(consumer: Any, limit: int, max_seconds: float) -> list[Any]:

@@ -19,6 +19,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from eventledger.actors.kafka import consumer_config, producer_config
+from eventledger.actors.records import poll_fetched
 from eventledger.actors.watermarks import watermarks
 from eventledger.topology.codec import Reply, decode_reply, encode_command
 from eventledger.topology.envelopes import CommandEnvelope
@@ -95,11 +96,7 @@ class ReplyClient:
     def _serve(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0)
-            # poll() returns on the first record; consume(n, t) would wait t for n of them.
-            first = self._consumer.poll(0.05)
-            if first is None:
-                continue
-            for msg in [first, *self._consumer.consume(1_000, timeout=0)]:
+            for msg in poll_fetched(self._consumer, 0.05):
                 error = msg.error()
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:

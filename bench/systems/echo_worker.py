@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from bench.wire import emit, rss_bytes
 from eventledger.actors.kafka import consumer_config, producer_config
+from eventledger.actors.records import poll_fetched
 from eventledger.topology.envelopes import CommandEnvelope
 from eventledger.topology.settings import Settings
 from eventledger.topology.topics import TopicKind, TopicLayout
@@ -48,12 +49,7 @@ def main() -> None:
     emit("ready")
     echoed = 0
     while not stop.is_set():
-        # poll() returns on the first record; consume(n, t) would wait t for n of them.
-        first = consumer.poll(0.05)
-        if first is None:
-            producer.poll(0)
-            continue
-        for msg in [first, *consumer.consume(1_000, timeout=0)]:
+        for msg in poll_fetched(consumer, 0.05):
             error = msg.error()
             if error is not None:
                 raise KafkaException(error)

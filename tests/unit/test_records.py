@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from eventledger.actors.records import UNREADABLE_HEADERS, in_record
+from eventledger.actors.records import UNREADABLE_HEADERS, in_record, poll_fetched
 
 
 class _Message:
@@ -34,3 +34,29 @@ def test_readable_headers_pass_through() -> None:
 def test_unreadable_headers_are_replaced_not_raised() -> None:
     error = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
     assert list(in_record(_Message(error)).headers) == [UNREADABLE_HEADERS]
+
+
+class _Consumer:
+    """Hands out queued messages: ``poll`` one, ``consume`` up to ``n`` without waiting."""
+
+    def __init__(self, queued: list[str]) -> None:
+        self.queued = queued
+        self.calls: list[tuple[str, float, int]] = []
+
+    def poll(self, timeout: float) -> str | None:
+        self.calls.append(("poll", timeout, 1))
+        return self.queued.pop(0) if self.queued else None
+
+    def consume(self, n: int, timeout: float) -> list[str]:
+        self.calls.append(("consume", timeout, n))
+        taken, self.queued = self.queued[:n], self.queued[n:]
+        return taken
+
+
+def test_poll_fetched_waits_for_one_then_takes_the_fetched_rest_up_to_the_limit() -> None:
+    consumer = _Consumer(["a", "b", "c", "d"])
+    assert poll_fetched(consumer, 0.05, limit=3) == ["a", "b", "c"]
+    assert consumer.calls == [("poll", 0.05, 1), ("consume", 0, 2)]
+    assert poll_fetched(consumer, 0.05) == ["d"]
+    assert poll_fetched(consumer, 0.05) == []
+    assert consumer.calls[-1] == ("poll", 0.05, 1)  # nothing came: no consume call
