@@ -36,7 +36,7 @@ class BankClient(LedgerClient):
         reply, accepted once the target credited it, rejected when it was refused (and the
         debit reversed). With ``pending``, only reserve it (the reply comes once both sides
         recorded the reservation); ``pending_timeout_ms`` voids it on the source's clock."""
-        command = self._transfer_command(target, amount, pending, pending_timeout_ms)
+        command = Transfer(target, amount, pending, pending_timeout_ms)
         return self.execute(
             source,
             command,
@@ -58,7 +58,7 @@ class BankClient(LedgerClient):
         timeout: float | None = None,
     ) -> Reply:
         """The asyncio form of ``transfer``."""
-        command = self._transfer_command(target, amount, pending, pending_timeout_ms)
+        command = Transfer(target, amount, pending, pending_timeout_ms)
         return await self.execute_async(
             source,
             command,
@@ -93,9 +93,3 @@ class BankClient(LedgerClient):
         return self.execute(
             source, VoidPending(transfer_id), command_id=command_id, timeout=timeout
         )
-
-    @staticmethod
-    def _transfer_command(
-        target: str, amount: int, pending: bool, timeout_ms: int | None
-    ) -> Transfer:
-        return Transfer(target, amount, pending, timeout_ms)
