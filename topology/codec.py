@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, get_args
+from typing import Any, Final, TypeVar, get_args
 
 import msgspec
 
@@ -90,6 +90,8 @@ class CommandDecodeError(CodecError):
 class StaleSnapshotError(CodecError):
     """A snapshot written with another state schema version: rebuild from events instead."""
 
+
+T = TypeVar("T")
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _ANY: Final = msgspec.msgpack.Decoder()
@@ -176,12 +178,17 @@ def encode_history_key(aggregate_id: str, sequence: int) -> bytes:
     return history_prefix(aggregate_id) + sequence.to_bytes(8, "big")
 
 
+def _decoded(decoder: msgspec.msgpack.Decoder[T], data: bytes, what: str) -> T:
+    """``decoder.decode(data)``; bytes it cannot read raise CodecError("not {what}: ...")."""
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not {what}: {error}") from None
+
+
 def decode_event_envelope(data: bytes) -> EventEnvelope:
     """An event record's envelope, its payload left encoded. Raises CodecError."""
-    try:
-        return _EVENT_ENVELOPE.decode(data)
-    except msgspec.DecodeError as error:
-        raise CodecError(f"not an event envelope: {error}") from None
+    return _decoded(_EVENT_ENVELOPE, data, "an event envelope")
 
 
 def readdressed(value: bytes, reply_to: int | None) -> bytes:
@@ -219,10 +226,7 @@ def encode_reply(reply: Reply) -> bytes:
 
 def decode_reply(data: bytes) -> Reply:
     """The reply a reply record's value holds."""
-    try:
-        return _REPLY.decode(data)
-    except msgspec.DecodeError as error:
-        raise CodecError(f"not a reply: {error}") from None
+    return _decoded(_REPLY, data, "a reply")
 
 
 CHECKPOINT_KEY: Final = b""
@@ -251,10 +255,7 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
     older 17-byte one no marks, one of the older layout no internal offset (0) and no
     flows). Raises CodecError."""
     if data is not None and data[:1] == _CHECKPOINT_2 and len(data) > 25:
-        try:
-            marks, flows = _MARKS_AND_FLOWS.decode(data[25:])
-        except msgspec.DecodeError as error:
-            raise CodecError(f"not a checkpoint's marks and flows: {error}") from None
+        marks, flows = _decoded(_MARKS_AND_FLOWS, data[25:], "a checkpoint's marks and flows")
         return Checkpoint(
             int.from_bytes(data[1:9], "big"),
             int.from_bytes(data[9:17], "big"),
@@ -266,10 +267,7 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
         raise CodecError(f"not a checkpoint: {data!r}")
     old: list[tuple[int, bytes, int]] = []
     if len(data) > 17:
-        try:
-            old = _MARKS.decode(data[17:])
-        except msgspec.DecodeError as error:
-            raise CodecError(f"not a checkpoint's marks: {error}") from None
+        old = _decoded(_MARKS, data[17:], "a checkpoint's marks")
     return Checkpoint(
         int.from_bytes(data[1:9], "big"),
         int.from_bytes(data[9:17] or b"\x00", "big"),
@@ -285,10 +283,7 @@ def encode_flows(flows: Flows) -> bytes:
 
 def decode_flows(data: bytes) -> Flows:
     """The flows a flows record's value holds. Raises CodecError."""
-    try:
-        return _FLOWS.decode(data)
-    except msgspec.DecodeError as error:
-        raise CodecError(f"not a flows record: {error}") from None
+    return _decoded(_FLOWS, data, "a flows record")
 
 
 class Codec:
@@ -412,10 +407,7 @@ class Codec:
         """The envelope (as stored) and the event, upcast to the aggregate's current event schema
         version. Upcasters run in a chain v → v + 1 → ... → current; a missing (type, v) upcaster
         means that type's layout did not change at v. Raises CodecError."""
-        try:
-            envelope = _EVENT_ENVELOPE.decode(data)
-        except msgspec.DecodeError as error:
-            raise CodecError(f"not an event envelope: {error}") from None
+        envelope = decode_event_envelope(data)
         current = self.aggregate.event_schema_version
         stored = envelope.schema_version
         if stored > current:
@@ -509,10 +501,7 @@ class Codec:
 
     def decode_view(self, data: bytes) -> Any:
         """The public view a state record's value holds."""
-        try:
-            return self._types.view.decode(data)
-        except msgspec.DecodeError as error:
-            raise CodecError(f"not a {self.aggregate.name} view: {error}") from None
+        return _decoded(self._types.view, data, f"a {self.aggregate.name} view")
 
 
 @dataclass(frozen=True, slots=True)
