@@ -488,6 +488,67 @@ def torture(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def simulate(
+    *,
+    seeds: Annotated[int, typer.Option(help="How many seeds to run (from --first).")] = 100,
+    first: Annotated[int, typer.Option(help="The first seed.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Replay this one seed (overrides --seeds, --first).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Ops drawn per seed.")] = 2000,
+    partitions: Annotated[int, typer.Option(help="Partitions of the simulated ledger.")] = 3,
+    workers: Annotated[
+        int, typer.Option(help="Processes to run seeds on (default: the cores).")
+    ] = 0,
+    shrink: Annotated[
+        bool, typer.Option(help="Shorten a failing seed's trace before printing it.")
+    ] = True,
+) -> None:
+    """Run the deterministic simulator: the ledger's pure core over in-memory Kafka logs,
+    from seeds, with crashes, aborts, clock jumps and legal adversarial clients, checking
+    the invariants after every step. Exits non-zero on a violation, printing its trace and
+    the command that replays it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from eventledger.sim.report import print_failure, print_summary, replay_command
+    from eventledger.sim.run import Outcome, config_for, run_seeds
+    from eventledger.sim.run import shrink as shorten
+
+    if steps < 1 or seeds < 1 or partitions < 1:
+        raise _fail("need --steps, --seeds and --partitions >= 1")
+    chosen = [seed] if seed is not None else list(range(first, first + seeds))
+    processes = workers or min(os.cpu_count() or 1, len(chosen))
+    bar = Progress(
+        TextColumn("seeds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("seeds", total=len(chosen), detail="")
+    failed = 0
+
+    def done(outcome: Outcome) -> None:
+        nonlocal failed
+        failed += outcome.violation is not None
+        bar.update(task, advance=1, detail=f"{failed} failing")
+
+    with bar:
+        summary = run_seeds(
+            chosen, steps, partitions=partitions, workers=processes, on_done=done
+        )
+    print_summary(console, summary)
+    for outcome in summary.failures[:3]:
+        replay = replay_command(outcome, steps, partitions)
+        if shrink and outcome.seed is not None:
+            outcome = shorten(outcome, config_for(outcome.seed, partitions))
+        print_failure(console, outcome, replay)
+    if summary.failures:
+        raise typer.Exit(code=1)
+
+
 @contextlib.contextmanager
 def _stderr_to(path: Path) -> Iterator[None]:
     """Send this process's stderr (file descriptor 2: librdkafka and Ray write there

@@ -1,0 +1,317 @@
+"""The simulator's invariants, checked after every step and once the run is quiet.
+
+After every step, on the committed events (folded as a restore folds them) and the workers:
+- money: Σ balances + in flight = Σ deposited − Σ withdrawn, and each partition's flows
+  add up to its accounts' balances;
+- every transfer (source, target, id) has at most as many credits and reversals as debits,
+  and a pending transfer ends at most once per reservation;
+- balances, reservations and flows stay within int64; reservations add up (no phantom
+  pending amounts); a closed account holds no money and nothing pending;
+- a command is executed at most once per idempotency window;
+- a running worker's state is the fold of its partition's events;
+- a reply always answers a command that was sent, and every final reply to one command
+  (one id with one content) says the same, refusals by the id memory aside.
+
+Once quiet: nothing is in flight, every reservation on one side has its counterpart on the
+other, every command has a final reply, and every partition has read everything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from eventledger.sim.world import World
+from eventledger.topology.codec import Slot, command_fingerprint
+from eventledger.topology.flows import wrapped
+from eventledger.topology.idempotency import IdCode
+from eventledger.topology.topics import TopicKind
+
+__all__ = ["Checker", "Violation"]
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+_MEMORY_REFUSALS: Final = frozenset(
+    {IdCode.EXPIRED, IdCode.ID_REUSED, IdCode.FIRST_ATTEMPT_IN_FUTURE, "forged_internal_command"}
+)
+
+
+class Violation(AssertionError):
+    """An invariant broke: `rule` names it, the message says how."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.message = message
+
+
+@dataclass
+class _Transfer:
+    debits: int = 0  # TransferDebited / PendingPosted
+    landed: int = 0  # TransferCredited / PendingCreditSettled / TransferReversed
+    reserved: int = 0  # PendingReserved
+    ended: int = 0  # PendingPosted / PendingVoided
+    amounts: list[int] = field(default_factory=list)
+
+
+class Checker:
+    """Folds the committed events incrementally and checks the invariants."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.states: dict[str, Slot] = {}
+        self.positions: dict[int, int] = {}
+        self.deposited = 0
+        self.withdrawn = 0
+        self.in_flight = 0
+        self.transfers: dict[tuple[str, str, str], _Transfer] = defaultdict(_Transfer)
+        # (account, command id) → (first attempt, fingerprint) of each decision of it
+        self.decided: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
+        self.operations = 0
+
+    # -- after every step -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Fold what was committed since the last step, then check."""
+        w = self.world
+        for p in range(w.config.partitions):
+            log = w.logs.log(TopicKind.EVENTS, p)
+            for record in log.read(self.positions.get(p, 0)):
+                assert record.value is not None
+                self._fold(record.value)
+            self.positions[p] = log.end
+        w.poll_replies()
+        self._executions()
+        self._check_money()
+        self._check_accounts()
+        self._check_replies()
+        self._check_workers()
+
+    def _fold(self, value: bytes) -> None:
+        codec = self.world.codec
+        envelope, event = codec.decode_event(value)
+        account = envelope.aggregate_id
+        slot = self.states.get(account)
+        if (0 if slot is None else slot.version) + 1 != envelope.sequence:
+            raise Violation("events", f"{account!r}: sequence {envelope.sequence} out of order")
+        state = codec.aggregate.evolve(None if slot is None else slot.state, event)
+        self.states[account] = Slot(state, envelope.sequence)
+        self.operations += 1
+        name = type(event).__name__
+        moves = codec.aggregate.moves(event)  # type: ignore[attr-defined]
+        for kind, _, amount in moves:
+            if kind == "deposited":
+                self.deposited += amount
+            elif kind == "withdrawn":
+                self.withdrawn += amount
+            elif kind == "sent":
+                self.in_flight += amount
+            else:
+                self.in_flight -= amount
+        self._transfer_leg(account, name, event)
+
+    def _executions(self) -> None:
+        """The client commands the last committed batch decided. The memory may forget an
+        id only past its window, so a command is decided again only if every earlier
+        decision of its id had a first attempt past the window on the partition's clock,
+        and the same attempt (first attempt and content) is never decided twice."""
+        step, self.world.last_step = self.world.last_step, None  # each step is checked once
+        if step is None or not step.committed or step.result is None:
+            return
+        by_offset = {r.offset: r for r in step.records if not r.internal}
+        window = self.world.config.window_ms
+        for outcome in step.result.outcomes:
+            if outcome.internal or outcome.outcome not in ("accepted", "rejected"):
+                continue
+            if outcome.code in _MEMORY_REFUSALS:
+                continue
+            record = by_offset[outcome.offset]
+            envelope, _ = self.world.codec.decode_command(record.value)
+            first = envelope.first_attempt_ms
+            attempt = (first, command_fingerprint(envelope))
+            earlier = self.decided.setdefault((envelope.aggregate_id, envelope.command_id), [])
+            for before, fingerprint in earlier:
+                if (before, fingerprint) == attempt or (
+                    before is not None and before + window >= step.now_ms
+                ):
+                    raise Violation(
+                        "exactly-once",
+                        f"{envelope.command_id!r} on {envelope.aggregate_id!r} (first attempt "
+                        f"{first}) decided again at {step.now_ms}, after a decision of its id "
+                        f"first tried at {before}, inside the {window} ms window",
+                    )
+            earlier.append(attempt)
+
+    def _transfer_leg(self, account: str, name: str, event: Any) -> None:
+        tid = getattr(event, "transfer_id", None)
+        if tid is None:
+            return
+        if name in ("TransferDebited", "PendingPosted", "TransferReversed", "PendingReserved"):
+            key = (account, event.to, tid)
+        elif name in ("TransferCredited", "PendingCreditSettled"):
+            key = (event.source, account, tid)
+        else:
+            return
+        t = self.transfers[key]
+        if name in ("TransferDebited", "PendingPosted"):
+            t.debits += 1
+            t.amounts.append(event.amount)
+        if name in ("TransferCredited", "PendingCreditSettled", "TransferReversed"):
+            t.landed += 1
+        if name == "PendingReserved":
+            t.reserved += 1
+        if name == "PendingPosted":
+            t.ended += 1
+        if t.landed > t.debits:
+            raise Violation("transfer", f"{key}: {t.landed} credits or reversals, {t.debits} debits")
+
+    def _check_money(self) -> None:
+        total = sum(s.state.balance for s in self.states.values() if s.state is not None)
+        if total + self.in_flight != self.deposited - self.withdrawn:
+            raise Violation(
+                "conservation",
+                f"Σ balances {total} + in flight {self.in_flight} != deposited "
+                f"{self.deposited} − withdrawn {self.withdrawn}",
+            )
+
+    def _check_accounts(self) -> None:
+        for account, slot in self.states.items():
+            s = slot.state
+            for name in ("balance", "pending_debits", "pending_credits", "overdraft_limit"):
+                value = getattr(s, name)
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise Violation("int64", f"{account!r}: {name} {value} is outside int64")
+            for name, value in _reservations(s).items():
+                if getattr(s, name) != value:
+                    raise Violation(
+                        "phantom-pending",
+                        f"{account!r}: {name} is {getattr(s, name)} but its open pending "
+                        f"transfers add up to {value}",
+                    )
+            if s.status == "closed" and (
+                s.balance != 0 or _open_pending(s) or getattr(s, "sending", None)
+            ):
+                raise Violation(
+                    "closed-account",
+                    f"{account!r} is closed with balance {s.balance} and "
+                    f"{len(_open_pending(s))} pending",
+                )
+            if s.balance - s.pending_debits < -s.overdraft_limit:
+                raise Violation(
+                    "overdraft", f"{account!r}: balance {s.balance} is past its overdraft"
+                )
+
+    def _check_replies(self) -> None:
+        w = self.world
+        if w.crossed:
+            raise Violation("replies", w.crossed[0])
+        for by_content in w.sent.values():
+            for attempted in by_content.values():
+                decided = [
+                    (r.accepted, r.code, r.version)
+                    for r in attempted.replies
+                    if r.code not in _MEMORY_REFUSALS
+                ]
+                if len(set(decided)) > 1:
+                    raise Violation(
+                        "replies",
+                        f"{attempted.command_id!r} on {attempted.account!r} was answered "
+                        f"differently: {sorted(set(decided), key=str)}",
+                    )
+
+    def _check_workers(self) -> None:
+        """A running worker's state is the fold of its partition's events; its flows add up."""
+        w = self.world
+        for worker in w.partitions:
+            p = worker.partition
+            mine = {a: s for a, s in self.states.items() if w.partition_of(a) == p}
+            if worker.flows is not None:
+                total = wrapped(sum(s.state.balance for s in mine.values()))
+                if worker.flows.balance() != total:
+                    raise Violation(
+                        "flows",
+                        f"p{p}: flows say {worker.flows.balance()}, balances add up to {total}",
+                    )
+            if len(worker.states) != len(mine):
+                raise Violation(
+                    "state", f"p{p} holds {len(worker.states)} accounts, its events {len(mine)}"
+                )
+            for account, slot in mine.items():
+                held = worker.states.get(account)
+                if held != slot:
+                    raise Violation(
+                        "state", f"p{p}: {account!r} is {held}, the fold of its events {slot}"
+                    )
+
+    # -- once quiet -----------------------------------------------------------------------------
+
+    def quiet(self) -> None:
+        """The checks that hold once every partition has run out of work."""
+        self.step()
+        w = self.world
+        for worker in w.partitions:
+            commands, internal = worker.pending_records()
+            if commands or internal:
+                raise Violation(
+                    "blocked",
+                    f"p{worker.partition} left {commands} commands and {internal} internal "
+                    f"commands unread",
+                )
+        if self.in_flight:
+            stuck = [
+                f"{k[2]!r} {k[0]!r}→{k[1]!r}"
+                for k, t in sorted(self.transfers.items())
+                if t.debits != t.landed
+            ]
+            raise Violation("in-flight", f"{self.in_flight} in flight once quiet: {stuck}")
+        self._check_counterparts()
+        for by_content in w.sent.values():
+            for attempted in by_content.values():
+                if not attempted.answered:
+                    raise Violation(
+                        "unanswered",
+                        f"{attempted.command_id!r} on {attempted.account!r} "
+                        f"({attempted.command!r}) got no final reply",
+                    )
+
+    def _check_counterparts(self) -> None:
+        """Every open reservation out has its noted credit on the target, and back."""
+        outs: set[tuple[str, str, str, int]] = set()
+        ins: set[tuple[str, str, str, int]] = set()
+        for account, slot in self.states.items():
+            for source, target, tid, amount, direction in _pending_entries(account, slot.state):
+                (outs if direction == "out" else ins).add((source, target, tid, amount))
+        if outs != ins:
+            raise Violation(
+                "phantom-pending",
+                f"reservations without a counterpart once quiet: out only "
+                f"{sorted(outs - ins)}, in only {sorted(ins - outs)}",
+            )
+
+
+def _open_pending(state: Any) -> list[Any]:
+    incoming = getattr(state, "incoming", {})
+    return [*state.pending.values(), *(p for c in incoming.values() for p in c.values())]
+
+
+def _reservations(state: Any) -> dict[str, int]:
+    entries = _open_pending(state)
+    return {
+        "pending_debits": sum(p.amount for p in entries if p.direction == "out"),
+        "pending_credits": sum(p.amount for p in entries if p.direction == "in"),
+    }
+
+
+def _pending_entries(account: str, state: Any) -> list[tuple[str, str, str, int, str]]:
+    """(source, target, transfer id, amount, direction) of each open reservation."""
+    found = []
+    for key, p in state.pending.items():
+        if p.direction == "out":
+            found.append((account, p.other, key, p.amount, "out"))
+        else:
+            found.append((p.other, account, key, p.amount, "in"))
+    for source, credits in getattr(state, "incoming", {}).items():
+        for tid, p in credits.items():
+            found.append((source, account, tid, p.amount, "in"))
+    return found

@@ -1,0 +1,110 @@
+"""The simulator's operations: what one step does. A run is a list of them, so a failing
+run replays exactly from its trace, and a shortened trace is a smaller reproduction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eventledger.sim.partition import Fault
+
+__all__ = ["Advance", "Batch", "Crash", "Forget", "Op", "Rebuild", "Resume", "Send", "Stop"]
+
+
+@dataclass(frozen=True)
+class Send:
+    """Client `lane` sends `command` to `account` under `command_id`, first tried at
+    `first_attempt_ms` (a retry sends the same three again)."""
+
+    lane: int
+    account: str
+    command: Any
+    command_id: str
+    first_attempt_ms: int
+    expected_version: int | None = None
+
+    def __str__(self) -> str:
+        expected = "" if self.expected_version is None else f" expect v{self.expected_version}"
+        return (
+            f"lane {self.lane} → {self.account!r}: {self.command!r} id={self.command_id!r} "
+            f"first={self.first_attempt_ms}{expected}"
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Partition `partition` runs one batch of at most `limit` records (mixed by `mix`)."""
+
+    partition: int
+    limit: int
+    mix: int
+    fault: Fault = Fault.NONE
+
+    def __str__(self) -> str:
+        fault = "" if self.fault is Fault.NONE else f" [{self.fault}]"
+        return f"p{self.partition} batch ≤{self.limit}{fault}"
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Simulated wall time moves on by `ms`."""
+
+    ms: int
+
+    def __str__(self) -> str:
+        return f"time +{self.ms} ms"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Partition `partition` stops (its process is paused: no batch runs)."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} stops"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Partition `partition` runs again."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} resumes"
+
+
+@dataclass(frozen=True)
+class Crash:
+    """Partition `partition`'s worker dies between batches and restores (`forget`: its new
+    disk restores only the ids still within the window)."""
+
+    partition: int
+    forget: bool = False
+
+    def __str__(self) -> str:
+        return f"p{self.partition} crashes and restores" + (" (ids past the window lost)" * self.forget)
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Partition `partition`'s id memory drops the ids past their window (as its TTL may)."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} forgets the ids past the window"
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """Partition `partition` switches to a generation rebuilt from its events."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} rebuilds from its events and switches"
+
+
+Op = Send | Batch | Advance | Stop | Resume | Crash | Forget | Rebuild

@@ -1,0 +1,296 @@
+"""One partition's worker in the simulator: the actor's restore and batch loop, with the
+real pure code (the batch step, the restore folds, the snapshot store, the deadlines) and
+the in-memory logs in place of Kafka.
+
+Invariants (the actor's, `eventledger.actors.commit`): a batch becomes the state, the id
+memory, the offsets and the clock only after its transaction commits; a crash loses what
+is in memory, and the restore reads back exactly what was committed (the snapshots to their
+end, the last checkpoint, the id memory's changelog).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from eventledger.sim.logs import Logs, Transaction
+from eventledger.topology.codec import (
+    CHECKPOINT_KEY,
+    Checkpoint,
+    Codec,
+    decode_checkpoint,
+    decode_reply,
+    encode_checkpoint,
+    encode_flows,
+)
+from eventledger.topology.deadlines import Deadlines
+from eventledger.topology.idempotency import latest_entries
+from eventledger.topology.flows import FLOWS_KEY, Flows
+from eventledger.topology.step import (
+    UNREMEMBERED_KEY_PREFIX,
+    BatchResult,
+    InRecord,
+    process_batch,
+    set_aside,
+)
+from eventledger.topology.store import SnapshotStore
+from eventledger.topology.topics import TopicKind
+
+__all__ = ["Fault", "SimPartition", "StepReport"]
+
+
+class Fault(StrEnum):
+    """What goes wrong in one batch (`NONE`: nothing)."""
+
+    NONE = "none"
+    CRASH_BEFORE_COMMIT = "crash-before-commit"  # the transaction stays open, then is fenced
+    ABORT = "abort"  # the transaction aborts; the worker rewinds and goes on
+    CRASH_AFTER_COMMIT = "crash-after-commit"  # committed, then the worker dies uninstalled
+    SET_ASIDE = "set-aside"  # the first record kept aborting: it is dead-lettered alone
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one batch did: its records and result (None: nothing to do, or not committed)."""
+
+    records: Sequence[InRecord]
+    result: BatchResult | None
+    now_ms: int
+    committed: bool
+
+
+class _Memory:
+    """The id memory: remembered reply values by id key (the actor's RocksDB, in a dict)."""
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}
+
+    def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        return [self.values.get(k) for k in keys]
+
+
+class SimPartition:
+    """The worker of partition `partition`: restored from the logs when made, and after a
+    crash."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        logs: Logs,
+        *,
+        partition: int,
+        partitions: int,
+        reply_lanes: int,
+        window_ms: int,
+    ) -> None:
+        self.codec = codec
+        self.logs = logs
+        self.partition = partition
+        self.partitions = partitions
+        self.reply_lanes = reply_lanes
+        self.window_ms = window_ms
+        self.restores = 0
+        self.restore(forget_before=None)
+
+    # -- restore ------------------------------------------------------------------------------
+
+    def restore(self, *, forget_before: int | None) -> None:
+        """Read back what is committed: snapshots and the last checkpoint, then the id memory
+        from its changelog (ids whose first attempt is before `forget_before` may be left out,
+        as a new disk restores only the window)."""
+        p = self.partition
+        self.states = SnapshotStore(self.codec)
+        checkpoint = Checkpoint(0)
+        for record in self.logs.log(TopicKind.SNAPSHOTS, p).read(0):
+            if record.key == CHECKPOINT_KEY:
+                checkpoint = decode_checkpoint(record.value)
+            else:
+                self.states.load(record.key, record.value)
+        self.ids = _Memory()
+        for lane in range(self.reply_lanes):
+            entries = {}
+            for record in self.logs.log(TopicKind.REPLIES, p * self.reply_lanes + lane).read(0):
+                key = record.key or b""
+                if key.startswith(UNREMEMBERED_KEY_PREFIX) or record.value is None:
+                    continue
+                entries[key] = record.value
+            self.ids.values.update(latest_entries(self.ids.values, entries))
+        for key, _ in checkpoint.remembered.values():
+            if key not in self.ids.values:
+                raise AssertionError(f"partition {p}: the id memory misses a checkpoint mark")
+        if forget_before is not None:
+            self.forget(forget_before)
+        self.next_offset = checkpoint.next_offset
+        self.internal_offset = checkpoint.internal_offset
+        self.clock_ms = checkpoint.clock_ms
+        self.marks = dict(checkpoint.remembered)
+        self.flows: Flows | None = checkpoint.flows
+        self.deadlines = Deadlines(self.codec.aggregate)
+        self.deadlines.rebuild(self.states)
+        self.restores += 1
+
+    def forget(self, before_ms: int) -> int:
+        """Drop the ids whose first attempt plus the window is before `before_ms` (what the
+        memory's contract allows); how many were dropped."""
+        old = [
+            k
+            for k, v in self.ids.values.items()
+            if decode_reply(v).first_attempt_ms + self.window_ms < before_ms
+        ]
+        for key in old:
+            del self.ids.values[key]
+        return len(old)
+
+    # -- a batch ------------------------------------------------------------------------------
+
+    def pending_records(self) -> tuple[int, int]:
+        """How many committed records wait on the commands and internal topics."""
+        p = self.partition
+        commands = sum(1 for _ in self.logs.log(TopicKind.COMMANDS, p).read(self.next_offset))
+        internal = sum(1 for _ in self.logs.log(TopicKind.INTERNAL, p).read(self.internal_offset))
+        return commands, internal
+
+    def now(self, wall_ms: int) -> int:
+        """The partition's clock: its wall time, never behind a committed batch."""
+        return max(wall_ms, self.clock_ms)
+
+    def has_work(self, wall_ms: int) -> bool:
+        return sum(self.pending_records()) > 0 or bool(self.deadlines.due(self.now(wall_ms)))
+
+    def take(self, rng: random.Random, limit: int) -> list[InRecord]:
+        """Up to `limit` committed records from both topics, each topic in order, the two
+        interleaved as a consumer might return them."""
+        p = self.partition
+        commands = self.logs.log(TopicKind.COMMANDS, p).read(self.next_offset)
+        internal = self.logs.log(TopicKind.INTERNAL, p).read(self.internal_offset)
+        heads = [next(commands, None), next(internal, None)]
+        taken: list[InRecord] = []
+        while len(taken) < limit and (heads[0] is not None or heads[1] is not None):
+            if heads[0] is None:
+                source = 1
+            elif heads[1] is None:
+                source = 0
+            else:
+                source = rng.randrange(2)
+            head = heads[source]
+            assert head is not None
+            taken.append(InRecord(head.offset, head.key, head.value, (), bool(source)))
+            heads[source] = next(internal if source else commands, None)
+        return taken
+
+    def step(
+        self, wall_ms: int, rng: random.Random, *, limit: int, fault: Fault = Fault.NONE
+    ) -> StepReport:
+        """One batch at wall time `wall_ms` with `fault`. Raises whatever the pure code raises
+        (a valid command must never make it raise: the checker calls that a blocked
+        partition)."""
+        now_ms = self.now(wall_ms)
+        if fault is Fault.SET_ASIDE:  # only a client's command: a broker problem, not a leg
+            heads = self.logs.log(TopicKind.COMMANDS, self.partition).read(self.next_offset)
+            head = next(heads, None)
+            if head is None:
+                fault = Fault.NONE
+            else:
+                records = [InRecord(head.offset, head.key, head.value, (), False)]
+        if fault is not Fault.SET_ASIDE:
+            records = self.take(rng, limit)
+        due = self.deadlines.due(now_ms)
+        if not records and not due:
+            return StepReport((), None, now_ms, False)
+        if fault is Fault.SET_ASIDE:
+            first = records[0]
+            slot = None if first.key is None else self._slot_of(first.key)
+            result = set_aside(
+                self.codec,
+                first,
+                "simulated: its transactions kept aborting",
+                partition=self.partition,
+                source_topic="commands",
+                events_offset=self.logs.log(TopicKind.EVENTS, self.partition).end,
+                now_ms=now_ms,
+                version=0 if slot is None else slot,
+                reply_lanes=self.reply_lanes,
+                positions=(self.next_offset, self.internal_offset),
+                ids=self.ids,
+                window_ms=self.window_ms,
+            )
+        else:
+            result = process_batch(
+                self.codec,
+                self.states,
+                records,
+                partition=self.partition,
+                partitions=self.partitions,
+                source_topic="commands",
+                events_offset=self.logs.log(TopicKind.EVENTS, self.partition).end,
+                ids=self.ids,
+                window_ms=self.window_ms,
+                now_ms=now_ms,
+                reply_lanes=self.reply_lanes,
+                positions=(self.next_offset, self.internal_offset),
+                due=due,
+                flows=self.flows,
+            )
+        if result.next_offset < self.next_offset or result.next_internal_offset < (
+            self.internal_offset
+        ):
+            raise AssertionError(f"partition {self.partition}: offsets moved backwards")
+        marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
+        flows = self.flows if result.flows is None else result.flows
+        checkpoint = Checkpoint(
+            result.next_offset, now_ms, marks, result.next_internal_offset, flows
+        )
+        txn = self.logs.transaction()
+        self._produce(txn, result, checkpoint)
+        if fault is Fault.ABORT:
+            txn.abort()
+            return StepReport(records, result, now_ms, False)
+        if fault is Fault.CRASH_BEFORE_COMMIT:
+            txn.abort()  # the next incarnation's fencing aborts what the dead one left open
+            self.restore(forget_before=None)
+            return StepReport(records, result, now_ms, False)
+        txn.commit()
+        if fault is Fault.CRASH_AFTER_COMMIT:
+            self.restore(forget_before=None)
+            return StepReport(records, result, now_ms, True)
+        self.install(result, now_ms, marks, flows)
+        return StepReport(records, result, now_ms, True)
+
+    def install(
+        self,
+        result: BatchResult,
+        now_ms: int,
+        marks: dict[int, tuple[bytes, int]],
+        flows: Flows | None,
+    ) -> None:
+        """Committed: the batch becomes the state, the id memory, the offsets and the clock."""
+        self.states.install((r.key, r.value) for r in result.snapshots)
+        self.deadlines.update(result.changed.items())
+        self.ids.values.update(result.remembered)
+        self.next_offset = result.next_offset
+        self.internal_offset = result.next_internal_offset
+        self.clock_ms = now_ms
+        self.marks = marks
+        self.flows = flows
+
+    def _slot_of(self, key: bytes) -> int | None:
+        try:
+            slot = self.states.get(key.decode())
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return None if slot is None else int(slot.version)
+
+    def _produce(self, txn: Transaction, result: BatchResult, checkpoint: Checkpoint) -> None:
+        """The batch's records, in the actor's order (`BatchCommit.transact`)."""
+        for record in result.events:
+            txn.produce(record)
+        txn.put(TopicKind.SNAPSHOTS, self.partition, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
+        for records in (result.snapshots, result.views, result.dlq, result.internal):
+            for record in records:
+                txn.produce(record)
+        if result.flows is not None:
+            txn.put(TopicKind.STATE, self.partition, FLOWS_KEY, encode_flows(result.flows))
+        for record in result.replies:
+            txn.produce(record)

@@ -1,0 +1,213 @@
+"""Running the simulator: one seed's ops, the quiet phase, the checks, and what a failing
+seed prints (a short trace and the command that replays it); many seeds over processes.
+
+A run is a function of its ops: `run_trace(ops)` replays any trace exactly (the quiet phase
+is derived from the state, not drawn), so a trace can be shortened op by op (`shrink`) and
+stays a reproduction as long as it still fails the same rule.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from eventledger.ledger.aggregate import LEDGER
+from eventledger.sim.checker import Checker, Violation
+from eventledger.sim.ops import Advance, Batch, Op, Resume, Send
+from eventledger.sim.workload import Workload
+from eventledger.sim.world import SimConfig, World
+from eventledger.topology.codec import Codec
+
+__all__ = ["Outcome", "Summary", "config_for", "run_seed", "run_seeds", "run_trace", "shrink"]
+
+_QUIET_ROUNDS = 3
+_QUIET_BATCHES = 10_000  # a bound: a partition that never runs out of work is blocked
+
+
+@dataclass
+class Outcome:
+    """How one run ended: `violation` None when every invariant held."""
+
+    seed: int | None
+    ops: list[Op]
+    violation: Violation | None
+    at_step: int  # the op during which it broke (len(ops): in the quiet phase)
+    operations: int  # events committed
+    commands: int  # commands sent
+
+
+def config_for(seed: int, partitions: int = 3) -> SimConfig:
+    """The deployment of a seed: its partitions' clock skews drawn from the seed."""
+    rng = random.Random(f"config-{seed}")
+    return SimConfig(
+        partitions=partitions,
+        reply_lanes=2,
+        window_ms=10_000,
+        skews_ms=tuple(rng.randint(-500, 500) for _ in range(partitions)),
+    )
+
+
+def _ops(seed: int, steps: int, world: World) -> Iterator[Op]:
+    workload = Workload(random.Random(seed), world)
+    for _ in range(steps):
+        yield workload.next()
+
+
+def run_seed(seed: int, steps: int, partitions: int = 3) -> Outcome:
+    """Draw `steps` ops from `seed`, apply and check each, then the quiet phase."""
+    config = config_for(seed, partitions)
+    world = World(Codec(LEDGER), config)
+    return _run(world, _ops(seed, steps, world), seed)
+
+
+def run_trace(ops: Sequence[Op], config: SimConfig) -> Outcome:
+    """Replay `ops` exactly, then the quiet phase."""
+    return _run(World(Codec(LEDGER), config), iter(ops), None)
+
+
+def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
+    checker = Checker(world)
+    done: list[Op] = []
+    try:
+        for op in ops:
+            done.append(op)
+            _apply(world, op)
+            checker.step()
+        _quiet(world, checker)
+        checker.quiet()
+    except Violation as violation:
+        return Outcome(seed, done, violation, len(done), checker.operations, _sent(world))
+    return Outcome(seed, done, None, len(done), checker.operations, _sent(world))
+
+
+def _sent(world: World) -> int:
+    return sum(len(a.lanes) for c in world.sent.values() for a in c.values())
+
+
+def _apply(world: World, op: Op) -> None:
+    try:
+        world.apply(op)
+    except Violation:
+        raise
+    except Exception as error:  # the pure code failed on legal input
+        raise Violation("blocked", f"{op} raised {type(error).__name__}: {error}") from error
+
+
+def _quiet(world: World, checker: Checker) -> None:
+    """Stop the faults and let everything finish: resume every partition, run them out of
+    work, retry what got no final reply (as a client does on a timeout, with its id and
+    first attempt), and move time past every deadline."""
+    for p in sorted(world.stopped):
+        _apply(world, Resume(p))
+    _drain(world, checker)
+    for _ in range(_QUIET_ROUNDS):
+        unanswered = [
+            a for c in world.sent.values() for a in c.values() if not a.answered
+        ]
+        if not unanswered:
+            break
+        for a in sorted(unanswered, key=lambda a: (a.account, a.command_id, a.fingerprint)):
+            _apply(world, Send(a.lanes[0], a.account, a.command, a.command_id, a.first_attempt_ms))
+        _drain(world, checker)
+    for _ in range(_QUIET_ROUNDS):
+        deadlines = [
+            at for w in world.partitions if (at := w.deadlines.next_at()) is not None
+        ]
+        if not deadlines:
+            break
+        latest = max(at - world.wall(w.partition) for w in world.partitions for at in deadlines)
+        _apply(world, Advance(max(latest, 0) + 1))
+        _drain(world, checker)
+
+
+def _drain(world: World, checker: Checker) -> None:
+    for _ in range(_QUIET_BATCHES):
+        if world.idle():
+            return
+        for p in range(world.config.partitions):
+            _apply(world, Batch(p, 64, p))
+            checker.step()
+    raise Violation("blocked", f"still busy after {_QUIET_BATCHES} rounds of batches")
+
+
+def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outcome:
+    """A shorter trace that fails the same rule: drop chunks of ops while it still does
+    (delta debugging, bounded by `budget_s`)."""
+    assert outcome.violation is not None
+    rule = outcome.violation.rule
+    best = outcome
+    deadline = time.monotonic() + budget_s
+    chunk = max(len(best.ops) // 2, 1)
+    while chunk >= 1 and time.monotonic() < deadline:
+        i = 0
+        shrunk = False
+        while i < len(best.ops) and time.monotonic() < deadline:
+            candidate = best.ops[:i] + best.ops[i + chunk :]
+            tried = run_trace(candidate, config)
+            if tried.violation is not None and tried.violation.rule == rule:
+                best = Outcome(outcome.seed, tried.ops, tried.violation, tried.at_step,
+                               tried.operations, tried.commands)
+                shrunk = True
+            else:
+                i += chunk
+        if not shrunk:
+            chunk //= 2
+    return best
+
+
+@dataclass
+class Summary:
+    """Many seeds' results."""
+
+    seeds: int = 0
+    steps: int = 0
+    operations: int = 0
+    commands: int = 0
+    seconds: float = 0.0
+    failures: list[Outcome] = field(default_factory=list)
+
+
+def _one(args: tuple[int, int, int]) -> Outcome:
+    seed, steps, partitions = args
+    outcome = run_seed(seed, steps, partitions)
+    if outcome.violation is None:
+        outcome.ops = []  # only failures travel back whole
+    return outcome
+
+
+def run_seeds(
+    seeds: Sequence[int],
+    steps: int,
+    *,
+    partitions: int = 3,
+    workers: int = 1,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> Summary:
+    """Run every seed (over `workers` processes); `on_done` is told of each as it ends."""
+    summary = Summary()
+    started = time.monotonic()
+    jobs = [(seed, steps, partitions) for seed in seeds]
+    if workers <= 1:
+        results: Iterator[Outcome] = map(_one, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(_one, jobs, chunksize=1)
+    try:
+        for outcome in results:
+            summary.seeds += 1
+            summary.steps += outcome.at_step
+            summary.operations += outcome.operations
+            summary.commands += outcome.commands
+            if outcome.violation is not None:
+                summary.failures.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary.seconds = time.monotonic() - started
+    return summary

@@ -1,0 +1,181 @@
+"""The simulator's scheduler and its clients: from a seed, the next op. Clients send only
+LEGAL input, chosen at its edges: ids shared across accounts and sources, amounts 0, 1 and
+the largest, retries early, late and from another lane with their first attempt, closes
+while money is in flight, post / void / expiry races, ids reused after the window, many
+pendings on one account. Faults come from the same seed: crashes at any point of a batch,
+aborts, a partition stopped past a window, clock jumps to a window's or a deadline's edge,
+ids forgotten past their window, rebuild switches."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Final
+
+from eventledger.ledger.commands import (
+    CloseAccount,
+    Deposit,
+    OpenAccount,
+    PostPending,
+    Transfer,
+    VoidPending,
+    Withdraw,
+)
+from eventledger.ledger.state import MAX_MINOR_UNITS
+from eventledger.sim.ops import Advance, Batch, Crash, Forget, Op, Rebuild, Resume, Send, Stop
+from eventledger.sim.partition import Fault
+from eventledger.sim.world import World
+
+__all__ = ["Workload"]
+
+ACCOUNTS: Final = ("ca", "cb", "cc", "cd", "ce", "cf", "cg")
+SHARED_IDS: Final = ("inv-1", "inv-2", "inv-3")
+_AMOUNTS: Final = (0, 1, 2, 40, MAX_MINOR_UNITS - 1, MAX_MINOR_UNITS)
+_FAULTS: Final = (
+    Fault.CRASH_BEFORE_COMMIT,
+    Fault.ABORT,
+    Fault.CRASH_AFTER_COMMIT,
+    Fault.SET_ASIDE,
+)
+
+
+class Workload:
+    """Draws ops from `rng`, looking at `world` only for what a client or an operator could
+    know (its own sends, the wall clock, which partitions are stopped)."""
+
+    def __init__(self, rng: random.Random, world: World) -> None:
+        self.rng = rng
+        self.world = world
+        self.counter = 0
+        self.sends: list[Send] = []
+        self.transfers: dict[str, list[str]] = {}  # source → transfer ids it sent
+        self.skews = [rng.randint(-300, 300) for _ in range(world.config.reply_lanes)]
+
+    def next(self) -> Op:
+        r = self.rng.random()
+        if r < 0.30:
+            return self.new_send()
+        if r < 0.38 and self.sends:
+            return self.retry()
+        if r < 0.76:
+            return self.batch()
+        if r < 0.92:
+            return self.advance()
+        if r < 0.96:
+            return self.stop_or_resume()
+        if r < 0.98:
+            p = self.rng.randrange(self.world.config.partitions)
+            return Crash(p, forget=self.rng.random() < 0.5)
+        if r < 0.99:
+            return Forget(self.rng.randrange(self.world.config.partitions))
+        return Rebuild(self.rng.randrange(self.world.config.partitions))
+
+    # -- faults and time ------------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        rng = self.rng
+        fault = rng.choice(_FAULTS) if rng.random() < 0.06 else Fault.NONE
+        return Batch(
+            rng.randrange(self.world.config.partitions),
+            rng.choice((1, 2, 3, 8, 32)),
+            rng.getrandbits(32),
+            fault,
+        )
+
+    def advance(self) -> Advance:
+        rng = self.rng
+        window = self.world.config.window_ms
+        if rng.random() < 0.15 and self.sends:  # to a window's edge, or a deadline's
+            send = rng.choice(self.sends)
+            edge = send.first_attempt_ms + window + rng.choice((-1, 0, 1))
+            if isinstance(send.command, Transfer) and send.command.timeout_ms is not None:
+                if rng.random() < 0.5:
+                    edge = send.first_attempt_ms + send.command.timeout_ms + rng.choice((-1, 0, 1))
+            if edge > self.world.now_ms:
+                return Advance(edge - self.world.now_ms)
+        if rng.random() < 0.03:
+            return Advance(window + rng.randint(1, window))  # past a whole window
+        return Advance(rng.choice((1, 5, 50, 200, 1000)))
+
+    def stop_or_resume(self) -> Op:
+        stopped = sorted(self.world.stopped)
+        if stopped and self.rng.random() < 0.6:
+            return Resume(self.rng.choice(stopped))
+        return Stop(self.rng.randrange(self.world.config.partitions))
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def retry(self) -> Send:
+        """The same command again, with its id and first attempt: from its own lane or
+        another (a retry from another process)."""
+        send = self.rng.choice(self.sends[-50:])
+        lane = self.rng.randrange(self.world.config.reply_lanes)
+        return Send(
+            lane,
+            send.account,
+            send.command,
+            send.command_id,
+            send.first_attempt_ms,
+            send.expected_version,
+        )
+
+    def new_send(self) -> Send:
+        rng = self.rng
+        lane = rng.randrange(self.world.config.reply_lanes)
+        account = rng.choice(ACCOUNTS)
+        command = self.command(account)
+        command_id = self.command_id(command)
+        first = self.world.now_ms + self.skews[lane]
+        roll = rng.random()
+        if roll < 0.05:  # a late retry from another process: first tried long ago
+            first -= self.world.config.window_ms - rng.randint(0, 2000)
+        elif roll < 0.07:
+            first += rng.randint(0, 1000)  # a client clock ahead
+        expected = rng.randint(0, 6) if rng.random() < 0.05 else None
+        send = Send(lane, account, command, command_id, max(first, 0), expected)
+        self.sends.append(send)
+        if isinstance(command, Transfer):
+            self.transfers.setdefault(account, []).append(command_id)
+        return send
+
+    def command_id(self, command: Any) -> str:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.25:
+            return rng.choice(SHARED_IDS)
+        if roll < 0.27:  # a legal id that looks like a transfer leg's
+            return f"{rng.choice(SHARED_IDS)}/{rng.choice(('expire', 'settle', 'release'))}"
+        if roll < 0.32 and self.sends:  # an id used before, perhaps past its window now
+            return rng.choice(self.sends).command_id
+        self.counter += 1
+        return f"c{self.counter}"
+
+    def amount(self) -> int:
+        rng = self.rng
+        if rng.random() < 0.5:
+            return rng.choice(_AMOUNTS)
+        return rng.randint(1, 100)
+
+    def command(self, account: str) -> Any:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.12:
+            limit = rng.choice((0, 0, 0, 50, MAX_MINOR_UNITS))
+            return OpenAccount(rng.choice(("EUR", "EUR", "USD")), limit)
+        if roll < 0.30:
+            return Deposit(self.amount())
+        if roll < 0.40:
+            return Withdraw(self.amount())
+        if roll < 0.45:
+            return CloseAccount()
+        if roll < 0.80:
+            target = rng.choice((*ACCOUNTS, "nobody"))
+            pending = rng.random() < 0.4
+            timeout = None
+            if pending and rng.random() < 0.6:
+                timeout = rng.choice((1, 100, 1000, self.world.config.window_ms * 2))
+            return Transfer(target, self.amount(), pending, timeout)
+        tid = rng.choice([*self.transfers.get(account, []), *SHARED_IDS])
+        if roll < 0.92:
+            amount = None if rng.random() < 0.6 else self.amount()
+            return PostPending(tid, amount)
+        return VoidPending(tid)

@@ -1,0 +1,222 @@
+"""The simulated ledger: P partitions over in-memory logs, clients on reply lanes, one
+simulated wall clock (each partition and client off by a fixed skew), and the operations
+that move it. Everything is decided by the ops; nothing here draws a random number but the
+batch mix, which comes from the op itself, so a trace replays exactly."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventledger.sim.logs import Logs
+from eventledger.sim.ops import Advance, Batch, Crash, Forget, Op, Rebuild, Resume, Send, Stop
+from eventledger.sim.partition import SimPartition, StepReport
+from eventledger.topology.codec import (
+    CHECKPOINT_KEY,
+    Checkpoint,
+    Codec,
+    Reply,
+    Slot,
+    command_fingerprint,
+    decode_reply,
+    encode_checkpoint,
+    encode_command,
+    encode_key,
+)
+from eventledger.topology.partitioner import partition_for
+from eventledger.topology.restore import apply_event_record
+from eventledger.topology.step import IN_FLIGHT
+from eventledger.topology.topics import TopicKind
+
+__all__ = ["Attempted", "SimConfig", "World"]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The simulated deployment."""
+
+    partitions: int = 3
+    reply_lanes: int = 2
+    window_ms: int = 10_000
+    skews_ms: tuple[int, ...] = (0, 0, 0)  # per partition: its clock's offset from wall time
+    start_ms: int = 1_000_000_000  # wall time when the run starts
+
+
+@dataclass
+class Attempted:
+    """One command (an id with one content on one account) and what its client saw."""
+
+    account: str
+    command_id: str
+    command: Any
+    fingerprint: int
+    first_attempt_ms: int
+    lanes: list[int] = field(default_factory=list)  # one entry per attempt
+    replies: list[Reply] = field(default_factory=list)  # final replies, as received
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.replies)
+
+
+class World:
+    """The whole simulated system at one moment."""
+
+    def __init__(self, codec: Codec, config: SimConfig) -> None:
+        self.codec = codec
+        self.config = config
+        self.logs = Logs()
+        self.now_ms = config.start_ms
+        self.stopped: set[int] = set()
+        self.partitions = [
+            SimPartition(
+                codec,
+                self.logs,
+                partition=p,
+                partitions=config.partitions,
+                reply_lanes=config.reply_lanes,
+                window_ms=config.window_ms,
+            )
+            for p in range(config.partitions)
+        ]
+        self.reply_positions: dict[int, int] = {}
+        # (account, command id) → the commands sent under it, by (fingerprint, first attempt)
+        self.sent: dict[tuple[str, str], dict[tuple[int, int], Attempted]] = {}
+        self.crossed: list[str] = []  # replies that answer nothing that was sent
+        self.last_step: StepReport | None = None
+
+    # -- time and placement --------------------------------------------------------------------
+
+    def wall(self, partition: int) -> int:
+        skews = self.config.skews_ms
+        return self.now_ms + (skews[partition] if partition < len(skews) else 0)
+
+    def partition_of(self, account: str) -> int:
+        return partition_for(encode_key(account), self.config.partitions)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def apply(self, op: Op) -> None:
+        """Carry out one op. A `Batch` may raise (the pure code failed: the checker's
+        concern); every other op never does."""
+        self.last_step = None
+        match op:
+            case Send():
+                self._send(op)
+            case Batch(partition=p, limit=limit, mix=mix, fault=fault):
+                if p in self.stopped:
+                    return
+                worker = self.partitions[p]
+                self.last_step = worker.step(
+                    self.wall(p), random.Random(mix), limit=limit, fault=fault
+                )
+            case Advance(ms=ms):
+                self.now_ms += ms
+            case Stop(partition=p):
+                self.stopped.add(p)
+            case Resume(partition=p):
+                self.stopped.discard(p)
+            case Crash(partition=p, forget=forget):
+                worker = self.partitions[p]
+                worker.restore(forget_before=worker.now(self.wall(p)) if forget else None)
+            case Forget(partition=p):
+                worker = self.partitions[p]
+                worker.forget(worker.now(self.wall(p)))
+            case Rebuild(partition=p):
+                self._rebuild(p)
+
+    def _send(self, op: Send) -> None:
+        value = encode_command(
+            op.account,
+            op.command,
+            command_id=op.command_id,
+            expected_version=op.expected_version,
+            reply_to=op.lane,
+            first_attempt_ms=op.first_attempt_ms,
+        )
+        envelope, _ = self.codec.decode_command(value)
+        fingerprint = command_fingerprint(envelope)
+        by_content = self.sent.setdefault((op.account, op.command_id), {})
+        attempted = by_content.get((fingerprint, op.first_attempt_ms))
+        if attempted is None:
+            attempted = by_content[fingerprint, op.first_attempt_ms] = Attempted(
+                op.account, op.command_id, op.command, fingerprint, op.first_attempt_ms
+            )
+        attempted.lanes.append(op.lane)
+        self.logs.produce_committed(
+            TopicKind.COMMANDS, self.partition_of(op.account), encode_key(op.account), value
+        )
+
+    def _rebuild(self, p: int) -> None:
+        """Fold the partition's events from offset 0 (the restore fold a rebuild runs), write
+        the folded slots as the partition's snapshots with its checkpoint, and restore."""
+        worker = self.partitions[p]
+        folded = self.fold_events(p)
+        txn = self.logs.transaction()
+        for aggregate_id, slot in folded.items():
+            key, value = self.codec.snapshot_record(
+                aggregate_id, slot, self.logs.log(TopicKind.EVENTS, p).end
+            )
+            txn.put(TopicKind.SNAPSHOTS, p, key, value)
+        checkpoint = Checkpoint(
+            worker.next_offset, worker.clock_ms, worker.marks, worker.internal_offset, worker.flows
+        )
+        txn.put(TopicKind.SNAPSHOTS, p, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
+        txn.commit()
+        worker.restore(forget_before=None)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def fold_events(self, p: int) -> dict[str, Slot]:
+        """Every aggregate of partition `p` as the fold of its committed events."""
+        states: dict[str, Slot] = {}
+        for record in self.logs.log(TopicKind.EVENTS, p).read(0):
+            assert record.value is not None
+            apply_event_record(self.codec, states, record.value)
+        return states
+
+    def poll_replies(self) -> list[tuple[int, Reply]]:
+        """The committed replies not read yet, as (lane, reply); final ones are recorded with
+        the command they answer (in-flight markers are not answers: clients skip them)."""
+        lanes = self.config.reply_lanes
+        got: list[tuple[int, Reply]] = []
+        for p in range(self.config.partitions):
+            for lane in range(lanes):
+                partition = p * lanes + lane
+                log = self.logs.log(TopicKind.REPLIES, partition)
+                position = self.reply_positions.get(partition, 0)
+                for record in log.read(position):
+                    assert record.value is not None
+                    reply = decode_reply(record.value)
+                    if reply.code != IN_FLIGHT:
+                        got.append((lane, reply))
+                        self._record(lane, reply)
+                self.reply_positions[partition] = log.end
+        return got
+
+    def _record(self, lane: int, reply: Reply) -> None:
+        by_content = self.sent.get((reply.aggregate_id, reply.command_id))
+        if not by_content:  # no client waits for it (an entry of the memory): skipped
+            return
+        if reply.fingerprint:
+            attempted = by_content.get((reply.fingerprint, reply.first_attempt_ms))
+            if attempted is None:
+                self.crossed.append(f"lane {lane} got a reply to another command: {reply}")
+                return
+            candidates = [attempted]
+        else:  # a refusal that is not remembered: it answers the lane's own attempt
+            candidates = [a for a in by_content.values() if lane in a.lanes]
+        if not candidates:
+            self.crossed.append(f"lane {lane} got a reply to an id it never sent: {reply}")
+            return
+        for attempted in candidates:
+            attempted.replies.append(reply)
+
+    def idle(self) -> bool:
+        """No running partition has records to read or a deadline due."""
+        return not any(
+            w.has_work(self.wall(w.partition))
+            for w in self.partitions
+            if w.partition not in self.stopped
+        )
