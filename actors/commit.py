@@ -285,6 +285,8 @@ class BatchCommit:
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
             positions=(c.next_offset, c.internal_offset),
+            ids=self.ids,
+            window_ms=self.settings.idempotency_window_ms,
         )
         checkpoint = c.checkpoint(result, now_ms)
         try:

@@ -46,7 +46,7 @@ from eventledger.actors.kafka import consumer_config
 from eventledger.actors.memory import release_freed_memory
 from eventledger.actors.scan import scan_partition
 from eventledger.actors.watermarks import watermarks
-from eventledger.topology.idempotency import replies_retention_ms
+from eventledger.topology.idempotency import latest_entries, replies_retention_ms
 from eventledger.topology.names import Names
 from eventledger.topology.settings import Settings
 from eventledger.topology.step import UNREMEMBERED_KEY_PREFIX
@@ -262,12 +262,21 @@ class IdStore:
                 continue
             batch[key] = value
             if len(batch) >= _RESTORE_BATCH:
+                batch = self._newer(batch)
                 installed += len(batch)
                 self.install(batch, {})
                 batch = {}
+        batch = self._newer(batch)
         installed += len(batch)
         self.install(batch, {partition.partition: reached})
         return records, installed
+
+    def _newer(self, batch: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        """The entries of `batch` that are not older than what the store holds for their
+        ids (another replies partition may hold a later decision of the same id)."""
+        keys = list(batch)
+        held = {k: v for k, v in zip(keys, self.lookup(keys), strict=True) if v is not None}
+        return latest_entries(held, batch) if held else batch
 
     def _behind(self, marks: Mapping[int, tuple[bytes, int]], since_ms: int) -> list[int]:
         """The replies partitions whose marked id key the memory lacks (marks older than

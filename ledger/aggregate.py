@@ -33,7 +33,9 @@ class AccountAggregate:
     event_type: Final = Event
     state_type: Final = Account
     view_type: Final = AccountView
-    state_schema_version: Final = 3  # 3: pending transfers; 2: `Account.version` dropped
+    # 4: credits per source, transfers in flight; 3: pending transfers; 2: `Account.version`
+    # dropped
+    state_schema_version: Final = 4
     event_schema_version: Final = 1
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
@@ -54,9 +56,10 @@ class AccountAggregate:
         command_id: str,
         aggregate_id: str,
         now_ms: int,
+        version: int,
     ) -> Result:
         """See `eventledger.ledger.decide.decide`."""
-        return decide(state, command, Context(command_id, aggregate_id, now_ms))
+        return decide(state, command, Context(command_id, aggregate_id, now_ms, version))
 
     def deadlines(self, state: Account) -> list[int]:
         """When `state`'s pending transfers expire (partition clock, epoch ms)."""

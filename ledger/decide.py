@@ -26,12 +26,14 @@ from eventledger.ledger.events import (
     PendingPosted,
     PendingReserved,
     PendingVoided,
+    TransferCompleted,
     TransferCredited,
     TransferDebited,
     TransferReversed,
     Withdrawn,
 )
 from eventledger.ledger.internal import (
+    ConfirmCredit,
     CreditTransfer,
     ExpirePending,
     InternalCommand,
@@ -43,7 +45,7 @@ from eventledger.ledger.internal import (
     leg_id,
 )
 from eventledger.ledger.rejections import Rejection, RejectionCode
-from eventledger.ledger.state import MAX_MINOR_UNITS, Account
+from eventledger.ledger.state import MAX_MINOR_UNITS, Account, Pending
 
 __all__ = ["decide", "due"]
 
@@ -73,9 +75,11 @@ def decide(
         return Rejection(RejectionCode.ACCOUNT_CLOSED, "the account is closed")
     match command:
         case Deposit(amount=amount):
-            if state.balance + amount > MAX_MINOR_UNITS:
+            if amount > state.headroom:
                 return Rejection(
-                    RejectionCode.LIMIT_EXCEEDED, f"the balance would exceed {MAX_MINOR_UNITS}"
+                    RejectionCode.LIMIT_EXCEEDED,
+                    f"the balance would exceed {MAX_MINOR_UNITS} (pending credits and money "
+                    "that may come back included)",
                 )
             return [Deposited(amount)]
         case Withdraw(amount=amount):
@@ -85,10 +89,16 @@ def decide(
                 return Rejection(
                     RejectionCode.NONZERO_BALANCE, f"balance is {state.balance}, not 0"
                 )
-            if state.pending:
+            if state.pending or state.incoming:
+                opened = len(state.pending) + sum(len(c) for c in state.incoming.values())
                 return Rejection(
-                    RejectionCode.PENDING_TRANSFERS,
-                    f"{len(state.pending)} pending transfers are open",
+                    RejectionCode.PENDING_TRANSFERS, f"{opened} pending transfers are open"
+                )
+            if state.sending:
+                return Rejection(
+                    RejectionCode.TRANSFERS_IN_FLIGHT,
+                    f"{len(state.sending)} transfers sent from here have not landed yet (a "
+                    "refund may still come back); close once they have",
                 )
             return [AccountClosed()]
         case Transfer():
@@ -102,9 +112,9 @@ def decide(
 def due(account_id: str, state: Account, now_ms: int) -> list[Send]:
     """The expiry commands of `state`'s pending transfers due at `now_ms` (sent to itself)."""
     return [
-        Send(account_id, ExpirePending(tid), leg_id(tid, "expire"))
+        Send(account_id, ExpirePending(tid, p.seq), leg_id("expire", account_id, tid, p.seq))
         for tid, p in state.pending.items()
-        if p.direction == "out" and p.expires_ms is not None and p.expires_ms <= now_ms
+        if p.expires_ms is not None and p.expires_ms <= now_ms
     ]
 
 
@@ -114,6 +124,10 @@ def _funds(state: Account, amount: int, what: str) -> Rejection | None:
             RejectionCode.INSUFFICIENT_FUNDS,
             f"cannot {what} {amount}: {state.available} available",
         )
+    if state.pending_debits + amount > MAX_MINOR_UNITS:  # a large overdraft allows more
+        return Rejection(
+            RejectionCode.LIMIT_EXCEEDED, f"the reservations would exceed {MAX_MINOR_UNITS}"
+        )
     return None
 
 
@@ -121,34 +135,42 @@ def _transfer(state: Account, command: Transfer, context: Context) -> Result:
     refused = _funds(state, command.amount, "transfer")
     if refused is not None:
         return refused
-    tid, to, amount = context.command_id, command.to, command.amount
+    tid, to, amount, me = context.command_id, command.to, command.amount, context.account_id
+    if tid in state.pending or tid in state.sending:
+        return Rejection(
+            RejectionCode.TRANSFER_OPEN,
+            f"transfer {tid!r} from this account is still open; use a new id",
+        )
+    seq = context.version + 1  # the sequence of the event below: names this transfer
     if not command.pending:
-        credit = CreditTransfer(tid, context.account_id, amount, state.currency)
+        credit = CreditTransfer(tid, me, amount, state.currency, seq)
         return Decision(
-            [TransferDebited(tid, to, amount)],
-            [Send(to, credit, leg_id(tid, "credit"))],
+            [TransferDebited(tid, to, amount, seq)],
+            [Send(to, credit, leg_id("credit", me, tid, seq))],
             final=False,
         )
     expires = None if command.timeout_ms is None else context.now_ms + command.timeout_ms
-    note = NotePendingCredit(tid, context.account_id, amount, state.currency)
+    note = NotePendingCredit(tid, me, amount, state.currency, seq)
     return Decision(
-        [PendingReserved(tid, to, amount, expires)],
-        [Send(to, note, leg_id(tid, "note"))],
+        [PendingReserved(tid, to, amount, expires, seq)],
+        [Send(to, note, leg_id("note", me, tid, seq))],
         final=False,
     )
 
 
 def _finish_pending(state: Account, command: PostPending | VoidPending, context: Context) -> Result:
-    tid = command.transfer_id
+    tid, me = command.transfer_id, context.account_id
     pending = state.pending.get(tid)
-    if pending is None or pending.direction != "out":
+    if pending is None:
         return Rejection(RejectionCode.UNKNOWN_PENDING, f"no open pending transfer {tid!r} here")
     if pending.expires_ms is not None and pending.expires_ms <= context.now_ms:
         return Rejection(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")
+    seq = pending.seq
     if isinstance(command, VoidPending):
-        release = ReleasePendingCredit(tid)
+        release = ReleasePendingCredit(tid, me, seq)
         return Decision(
-            [PendingVoided(tid, "voided")], [Send(pending.other, release, leg_id(tid, "release"))]
+            [PendingVoided(tid, "voided")],
+            [Send(pending.other, release, leg_id("release", me, tid, seq))],
         )
     amount = pending.amount if command.amount is None else command.amount
     if amount > pending.amount:
@@ -156,10 +178,10 @@ def _finish_pending(state: Account, command: PostPending | VoidPending, context:
             RejectionCode.INVALID_COMMAND,
             f"cannot post {amount}: only {pending.amount} is reserved",
         )
-    settle = SettlePendingCredit(tid, context.account_id, amount)
+    settle = SettlePendingCredit(tid, me, amount, seq)
     return Decision(
         [PendingPosted(tid, pending.other, amount)],
-        [Send(pending.other, settle, leg_id(tid, "settle"))],
+        [Send(pending.other, settle, leg_id("settle", me, tid, seq))],
     )
 
 
@@ -174,61 +196,98 @@ def _receivable(state: Account | None, currency: str, amount: int) -> Rejection 
             RejectionCode.CURRENCY_MISMATCH,
             f"the target account is in {state.currency}, not {currency}",
         )
-    if state.balance + state.pending_credits + amount > MAX_MINOR_UNITS:
+    if amount > state.headroom:
         return Rejection(
             RejectionCode.LIMIT_EXCEEDED, f"the target's balance would exceed {MAX_MINOR_UNITS}"
         )
     return None
 
 
+def _mine(entry: Pending | None, seq: int) -> Pending | None:
+    """`entry` if it is the transfer a leg names (its `seq`), else None."""
+    return entry if entry is not None and entry.seq == seq else None
+
+
 def _leg(state: Account | None, command: InternalCommand, context: Context) -> Result:
-    """An internal command: a leg of a transfer (`eventledger.ledger.internal`)."""
+    """An internal command: a leg of a transfer (`eventledger.ledger.internal`). A leg acts
+    only on the transfer it names (source, transfer id, seq); money sent always lands: a
+    refused credit goes back to the source (whose account cannot have closed meanwhile)."""
+    me = context.account_id
     match command:
-        case CreditTransfer(transfer_id=tid, source=source, amount=amount, currency=currency):
+        case CreditTransfer(
+            transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
+        ):
             refused = _receivable(state, currency, amount)
             if refused is None:
-                return Decision([TransferCredited(tid, source, amount)])
-            refund = RefundTransfer(tid, context.account_id, amount, refused.code)
+                confirm = ConfirmCredit(tid, me, seq)
+                return Decision(
+                    [TransferCredited(tid, source, amount)],
+                    [Send(source, confirm, leg_id("confirm", source, tid, seq))],
+                )
+            refund = RefundTransfer(tid, me, amount, refused.code, seq)
             return Decision(
-                [], [Send(source, refund, leg_id(tid, "refund"))], final=False, refusal=refused
+                [],
+                [Send(source, refund, leg_id("refund", source, tid, seq))],
+                final=False,
+                refusal=refused,
             )
-        case NotePendingCredit(transfer_id=tid, source=source, amount=amount, currency=currency):
+        case NotePendingCredit(
+            transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
+        ):
             refused = _receivable(state, currency, amount)
             if refused is None:
-                return Decision([PendingCreditNoted(tid, source, amount)])
-            void = VoidRefusedPending(tid, refused.code)
+                return Decision([PendingCreditNoted(tid, source, amount, seq)])
+            void = VoidRefusedPending(tid, refused.code, seq)
             return Decision(
-                [], [Send(source, void, leg_id(tid, "void-refused"))], final=False, refusal=refused
+                [],
+                [Send(source, void, leg_id("void-refused", source, tid, seq))],
+                final=False,
+                refusal=refused,
             )
-        case SettlePendingCredit(transfer_id=tid, source=source, amount=amount):
-            noted = None if state is None else state.pending.get(tid)
-            if noted is not None and noted.direction == "in":
-                return Decision([PendingCreditSettled(tid, source, amount)])
+        case SettlePendingCredit(transfer_id=tid, source=source, amount=amount, seq=seq):
+            noted = None if state is None else state.incoming.get(source, {}).get(tid)
+            if _mine(noted, seq) is not None:
+                confirm = ConfirmCredit(tid, me, seq)
+                return Decision(
+                    [PendingCreditSettled(tid, source, amount)],
+                    [Send(source, confirm, leg_id("confirm", source, tid, seq))],
+                )
             # posted before the target's refusal of the reservation reached the source
             refused = Rejection(RejectionCode.UNKNOWN_PENDING, f"no pending credit {tid!r}")
-            refund = RefundTransfer(tid, context.account_id, amount, refused.code)
-            return Decision([], [Send(source, refund, leg_id(tid, "refund"))], refusal=refused)
-        case ReleasePendingCredit(transfer_id=tid):
-            noted = None if state is None else state.pending.get(tid)
-            if noted is not None and noted.direction == "in":
-                return Decision([PendingCreditReleased(tid)])
+            refund = RefundTransfer(tid, me, amount, refused.code, seq)
+            return Decision(
+                [], [Send(source, refund, leg_id("refund", source, tid, seq))], refusal=refused
+            )
+        case ReleasePendingCredit(transfer_id=tid, source=source, seq=seq):
+            if state is not None and not source:  # a leg sent before credits were per source
+                source = next((s for s, c in state.incoming.items() if tid in c), "")
+            noted = None if state is None else state.incoming.get(source, {}).get(tid)
+            if _mine(noted, seq) is not None:
+                return Decision([PendingCreditReleased(tid, source)])
             return Decision([])  # the reservation was refused here: nothing to release
         case RefundTransfer(transfer_id=tid, target=target, amount=amount, code=code):
             if state is None:
                 return Rejection(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
             return Decision([TransferReversed(tid, target, amount, code)])
-        case VoidRefusedPending(transfer_id=tid) | ExpirePending(transfer_id=tid):
-            reserved = None if state is None else state.pending.get(tid)
-            if reserved is None or reserved.direction != "out":
+        case ConfirmCredit(transfer_id=tid, target=target, seq=seq):
+            sent = None if state is None else _mine(state.sending.get(tid), seq)
+            if sent is None:
+                return Decision([])  # already ended (a leg sent again is not a second end)
+            return Decision([TransferCompleted(tid, target)])
+        case VoidRefusedPending(transfer_id=tid, seq=seq) | ExpirePending(
+            transfer_id=tid, seq=seq
+        ):
+            reserved = None if state is None else _mine(state.pending.get(tid), seq)
+            if reserved is None:
                 return Decision([])  # already posted or voided: never two of them
             if isinstance(command, VoidRefusedPending):
                 return Decision([PendingVoided(tid, "refused")])
             if reserved.expires_ms is None or reserved.expires_ms > context.now_ms:
                 return Decision([])
-            release = ReleasePendingCredit(tid)
+            release = ReleasePendingCredit(tid, me, seq)
             return Decision(
                 [PendingVoided(tid, "expired")],
-                [Send(reserved.other, release, leg_id(tid, "release"))],
+                [Send(reserved.other, release, leg_id("release", me, tid, seq))],
             )
         case _:
             assert_never(command)

@@ -12,12 +12,14 @@ __all__ = ["Context", "Decision", "Send"]
 
 
 class Context(msgspec.Struct, frozen=True):
-    """Where a command is decided: its id (a transfer's id), the account it is sent to, and
-    the partition's clock (epoch ms; the batch's time)."""
+    """Where a command is decided: its id (a transfer's id), the account it is sent to, the
+    partition's clock (epoch ms; the batch's time) and the account's version before it (so
+    the first event it appends has sequence `version + 1`)."""
 
     command_id: str
     account_id: str
     now_ms: int
+    version: int = 0
 
 
 class Send(msgspec.Struct, frozen=True):

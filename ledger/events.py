@@ -3,7 +3,8 @@
 Money: `Deposited`, `Withdrawn` change the total; a transfer moves it: `TransferDebited` and
 `PendingPosted` (source) put it in flight, `TransferCredited` and `PendingCreditSettled`
 (target) or `TransferReversed` (source) take it out. Reservations (`PendingReserved`,
-`PendingCreditNoted`) move no money.
+`PendingCreditNoted`) and `TransferCompleted` (the source learns the target took it) move
+no money.
 """
 
 from typing import Literal
@@ -21,6 +22,7 @@ __all__ = [
     "PendingPosted",
     "PendingReserved",
     "PendingVoided",
+    "TransferCompleted",
     "TransferCredited",
     "TransferDebited",
     "TransferReversed",
@@ -59,11 +61,13 @@ class AccountClosed(_Event, frozen=True):
 
 
 class TransferDebited(_Event, frozen=True):
-    """Source: `amount` left for `to`; in flight until credited or reversed."""
+    """Source: `amount` left for `to`; in flight until credited or reversed. `seq` is this
+    event's own sequence (it names the transfer's legs: see `ledger.internal.leg_id`)."""
 
     transfer_id: str
     to: str
     amount: int
+    seq: int = 0
 
 
 class TransferCredited(_Event, frozen=True):
@@ -83,6 +87,14 @@ class TransferReversed(_Event, frozen=True):
     code: str
 
 
+class TransferCompleted(_Event, frozen=True):
+    """Source: the target took what was sent for `transfer_id`; nothing can come back now
+    (moves no money: it only ends the transfer on this side)."""
+
+    transfer_id: str
+    to: str
+
+
 class PendingReserved(_Event, frozen=True):
     """Source: `amount` reserved for `to` (available drops, balance does not); voided at
     `expires_ms` on the partition's clock when set."""
@@ -91,14 +103,17 @@ class PendingReserved(_Event, frozen=True):
     to: str
     amount: int
     expires_ms: int | None = None
+    seq: int = 0  # this event's own sequence (names the transfer's legs)
 
 
 class PendingCreditNoted(_Event, frozen=True):
-    """Target: `amount` is reserved for it by `source` (not yet its money)."""
+    """Target: `amount` is reserved for it by `source` (not yet its money) by the source's
+    reservation `seq`."""
 
     transfer_id: str
     source: str
     amount: int
+    seq: int = 0
 
 
 class PendingPosted(_Event, frozen=True):
@@ -126,9 +141,10 @@ class PendingVoided(_Event, frozen=True):
 
 
 class PendingCreditReleased(_Event, frozen=True):
-    """Target: the pending credit ends without moving money."""
+    """Target: the pending credit from `source` ends without moving money."""
 
     transfer_id: str
+    source: str = ""  # "" in events written before credits were kept per source
 
 
 Event = (
@@ -139,6 +155,7 @@ Event = (
     | TransferDebited
     | TransferCredited
     | TransferReversed
+    | TransferCompleted
     | PendingReserved
     | PendingCreditNoted
     | PendingPosted

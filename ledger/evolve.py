@@ -15,6 +15,7 @@ from eventledger.ledger.events import (
     PendingPosted,
     PendingReserved,
     PendingVoided,
+    TransferCompleted,
     TransferCredited,
     TransferDebited,
     TransferReversed,
@@ -37,53 +38,80 @@ def evolve(state: Account | None, event: Event) -> Account:
     match event:
         case Deposited(amount=amount) | TransferCredited(amount=amount):
             return replace(state, balance=state.balance + amount)
-        case TransferReversed(amount=amount):
-            return replace(state, balance=state.balance + amount)
-        case Withdrawn(amount=amount) | TransferDebited(amount=amount):
+        case Withdrawn(amount=amount):
             return replace(state, balance=state.balance - amount)
+        case TransferDebited(transfer_id=tid, to=to, amount=amount, seq=seq):
+            sending = {**state.sending, tid: Pending("out", to, amount, None, seq)}
+            return replace(state, balance=state.balance - amount, sending=sending)
+        case TransferReversed(transfer_id=tid, amount=amount):
+            sending = {k: v for k, v in state.sending.items() if k != tid}
+            return replace(state, balance=state.balance + amount, sending=sending)
+        case TransferCompleted(transfer_id=tid):
+            return replace(state, sending={k: v for k, v in state.sending.items() if k != tid})
         case AccountClosed():
             return replace(state, status="closed")
-        case PendingReserved(transfer_id=tid, to=to, amount=amount, expires_ms=expires):
-            pending = {**state.pending, tid: Pending("out", to, amount, expires)}
+        case PendingReserved(transfer_id=tid, to=to, amount=amount, expires_ms=expires, seq=seq):
+            pending = {**state.pending, tid: Pending("out", to, amount, expires, seq)}
             return replace(state, pending=pending, pending_debits=state.pending_debits + amount)
-        case PendingCreditNoted(transfer_id=tid, source=source, amount=amount):
-            pending = {**state.pending, tid: Pending("in", source, amount)}
-            return replace(state, pending=pending, pending_credits=state.pending_credits + amount)
-        case PendingPosted(transfer_id=tid, amount=amount):
-            rest, reserved = _without(state, tid, "out")
+        case PendingCreditNoted(transfer_id=tid, source=source, amount=amount, seq=seq):
+            credits = {**state.incoming.get(source, {}), tid: Pending("in", source, amount, None, seq)}
+            return replace(
+                state,
+                incoming={**state.incoming, source: credits},
+                pending_credits=state.pending_credits + amount,
+            )
+        case PendingPosted(transfer_id=tid, to=to, amount=amount):
+            rest, reserved = _without(state, tid)
+            sending = {**state.sending, tid: Pending("out", to, amount, None, reserved.seq)}
             return replace(
                 state,
                 pending=rest,
                 pending_debits=state.pending_debits - reserved.amount,
                 balance=state.balance - amount,
+                sending=sending,
             )
         case PendingVoided(transfer_id=tid):
-            rest, reserved = _without(state, tid, "out")
+            rest, reserved = _without(state, tid)
             return replace(
                 state, pending=rest, pending_debits=state.pending_debits - reserved.amount
             )
-        case PendingCreditSettled(transfer_id=tid, amount=amount):
-            rest, noted = _without(state, tid, "in")
+        case PendingCreditSettled(transfer_id=tid, source=source, amount=amount):
+            incoming, noted = _without_credit(state, source, tid)
             return replace(
                 state,
-                pending=rest,
+                incoming=incoming,
                 pending_credits=state.pending_credits - noted.amount,
                 balance=state.balance + amount,
             )
-        case PendingCreditReleased(transfer_id=tid):
-            rest, noted = _without(state, tid, "in")
+        case PendingCreditReleased(transfer_id=tid, source=source):
+            incoming, noted = _without_credit(state, source, tid)
             return replace(
-                state, pending=rest, pending_credits=state.pending_credits - noted.amount
+                state, incoming=incoming, pending_credits=state.pending_credits - noted.amount
             )
         case _:
             assert_never(event)
 
 
-def _without(
-    state: Account, transfer_id: str, direction: str
-) -> tuple[dict[str, Pending], Pending]:
-    """The open pending transfers without `transfer_id`, and that transfer."""
+def _without(state: Account, transfer_id: str) -> tuple[dict[str, Pending], Pending]:
+    """The open reservations out without `transfer_id`, and that one."""
     pending = state.pending.get(transfer_id)
-    if pending is None or pending.direction != direction:
-        raise ValueError(f"no open pending transfer {transfer_id!r} ({direction})")
+    if pending is None:
+        raise ValueError(f"no open pending transfer {transfer_id!r} out")
     return {k: v for k, v in state.pending.items() if k != transfer_id}, pending
+
+
+def _without_credit(
+    state: Account, source: str, transfer_id: str
+) -> tuple[dict[str, dict[str, Pending]], Pending]:
+    """The noted credits without `source`'s `transfer_id`, and that one (`source` "": an
+    event written before credits were kept per source names the first that matches)."""
+    if not source:
+        source = next((s for s, c in state.incoming.items() if transfer_id in c), "")
+    noted = state.incoming.get(source, {}).get(transfer_id)
+    if noted is None:
+        raise ValueError(f"no pending credit {transfer_id!r} from {source!r}")
+    rest = {k: v for k, v in state.incoming[source].items() if k != transfer_id}
+    incoming = {s: c for s, c in state.incoming.items() if s != source}
+    if rest:
+        incoming[source] = rest
+    return incoming, noted

@@ -1,6 +1,11 @@
 """Internal commands: the legs of a transfer that the service sends to itself (never a
 client: the flow refuses them on the public commands topic). Each is sent to one account
-under a deterministic id derived from the transfer id (`leg_id`), so it happens once."""
+under a deterministic id derived from the transfer (`leg_id`), so it happens once.
+
+Every leg carries the transfer's `seq` (the source's event that started it) and the id of
+its source where the receiver needs it: a leg only acts on the transfer it names, never on
+an earlier or later one that reuses the same transfer id. (`seq` 0: a leg written before
+legs named their transfer; it matches the entries written then, whose `seq` is 0 too.)"""
 
 import hashlib
 from typing import Final, Literal
@@ -8,6 +13,7 @@ from typing import Final, Literal
 import msgspec
 
 __all__ = [
+    "ConfirmCredit",
     "CreditTransfer",
     "ExpirePending",
     "InternalCommand",
@@ -27,12 +33,14 @@ class _Internal(msgspec.Struct, frozen=True, tag=True, forbid_unknown_fields=Tru
 
 
 class CreditTransfer(_Internal, frozen=True):
-    """To the target: credit `amount` debited from `source` (in `currency`)."""
+    """To the target: credit `amount` debited from `source` (in `currency`) by the source's
+    event `seq`."""
 
     transfer_id: str
     source: str
     amount: int
     currency: str
+    seq: int = 0
 
 
 class RefundTransfer(_Internal, frozen=True):
@@ -42,6 +50,15 @@ class RefundTransfer(_Internal, frozen=True):
     target: str
     amount: int
     code: str
+    seq: int = 0
+
+
+class ConfirmCredit(_Internal, frozen=True):
+    """To the source: the target took transfer (`transfer_id`, `seq`); nothing comes back."""
+
+    transfer_id: str
+    target: str
+    seq: int = 0
 
 
 class NotePendingCredit(_Internal, frozen=True):
@@ -51,6 +68,7 @@ class NotePendingCredit(_Internal, frozen=True):
     source: str
     amount: int
     currency: str
+    seq: int = 0
 
 
 class VoidRefusedPending(_Internal, frozen=True):
@@ -58,6 +76,7 @@ class VoidRefusedPending(_Internal, frozen=True):
 
     transfer_id: str
     code: str
+    seq: int = 0
 
 
 class SettlePendingCredit(_Internal, frozen=True):
@@ -66,23 +85,28 @@ class SettlePendingCredit(_Internal, frozen=True):
     transfer_id: str
     source: str
     amount: int
+    seq: int = 0
 
 
 class ReleasePendingCredit(_Internal, frozen=True):
-    """To the target: the pending transfer was voided or expired."""
+    """To the target: the pending transfer from `source` was voided or expired."""
 
     transfer_id: str
+    source: str = ""  # "" in legs sent before credits were kept per source
+    seq: int = 0
 
 
 class ExpirePending(_Internal, frozen=True):
     """To the source itself: the pending transfer's timeout passed on the partition's clock."""
 
     transfer_id: str
+    seq: int = 0
 
 
 InternalCommand = (
     CreditTransfer
     | RefundTransfer
+    | ConfirmCredit
     | NotePendingCredit
     | VoidRefusedPending
     | SettlePendingCredit
@@ -90,13 +114,22 @@ InternalCommand = (
     | ExpirePending
 )
 
-Leg = Literal["credit", "refund", "note", "void-refused", "settle", "release", "expire"]
+Leg = Literal[
+    "credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"
+]
 
 
-def leg_id(transfer_id: str, leg: Leg) -> str:
-    """The id of a transfer's leg: `{transfer_id}/{leg}`, or a hash of the transfer id when
-    that would be too long. Deterministic, so a leg sent again is recognised."""
-    plain = f"{transfer_id}/{leg}"
+def leg_id(leg: Leg, source: str, transfer_id: str, seq: int) -> str:
+    """The id of one leg of transfer (`source`, `transfer_id`, `seq`): `seq` is the source's
+    event that started it, so the triple names one transfer forever (two sources may share
+    an id; one source may reuse it after the idempotency window). The plain form
+    `{leg}:{seq}:{len(source)}:{source}:{transfer_id}` reads left to right without
+    ambiguity; past the id limit it is a hash of the triple. Deterministic, so a leg sent
+    again is recognised."""
+    plain = f"{leg}:{seq}:{len(source)}:{source}:{transfer_id}"
     if len(plain) <= _MAX_LEG_ID:
         return plain
-    return f"{hashlib.blake2b(transfer_id.encode(), digest_size=16).hexdigest()}/{leg}"
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (source, transfer_id, str(seq)):
+        digest.update(len(part).to_bytes(4, "big") + part.encode())
+    return f"{leg}:{digest.hexdigest()}"

@@ -23,6 +23,8 @@ class RejectionCode(StrEnum):
     UNKNOWN_PENDING = "unknown_pending"
     PENDING_EXPIRED = "pending_expired"
     PENDING_TRANSFERS = "pending_transfers"
+    TRANSFERS_IN_FLIGHT = "transfers_in_flight"  # a close while sent money may come back
+    TRANSFER_OPEN = "transfer_open"  # a transfer id still open on this account
 
 
 class Rejection(msgspec.Struct, frozen=True):

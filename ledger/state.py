@@ -22,22 +22,33 @@ Direction = Literal["out", "in"]
 
 
 class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """An open pending transfer of an account: `out` (this is the source: `other` is the
-    target) or `in` (this is the target: `other` is the source); `expires_ms` (source side)
-    is when the partition's clock voids it."""
+    """An open transfer of an account: `out` (this is the source: `other` is the target) or
+    `in` (this is the target: `other` is the source). `seq` is the source's event sequence
+    that started it: (source, transfer id, seq) names one transfer forever, even when its id
+    is reused after the idempotency window. `expires_ms` (a pending reservation's source
+    side) is when the partition's clock voids it."""
 
     direction: Direction
     other: str
     amount: int
     expires_ms: int | None = None
+    seq: int = 0
 
 
 class Account(msgspec.Struct, frozen=True, array_like=True):
-    """Internal state. Invariants: -overdraft_limit <= balance - pending_debits (nothing is
-    reserved that is not available); `pending_debits` / `pending_credits` are the sums of the
-    open `pending` transfers out / in. The account's version (events applied) is not here:
-    the flow counts it, once, in its slot. Encoded as an array: field order is layout, so a
-    change of it is a state schema version bump (3 added the pending transfers)."""
+    """Internal state. Invariants:
+    - -overdraft_limit <= balance - pending_debits (nothing is reserved that is not
+      available);
+    - `pending_debits` is the sum of the open reservations out (`pending`, by transfer id),
+      `pending_credits` of those in (`incoming`, by source, then transfer id: two sources
+      may use the same id);
+    - `sending` holds every transfer debited here and not yet known to have landed (a
+      refund may still come back): the account cannot close while it is not empty, and
+      balance + pending_credits + Σ sending <= MAX_MINOR_UNITS (`headroom`), so no credit,
+      settlement or refund can take a balance past int64.
+    The account's version (events applied) is not here: the flow counts it, once, in its
+    slot. Encoded as an array: field order is layout, so a change of it is a state schema
+    version bump (4 added `incoming` and `sending`; 3 the pending transfers)."""
 
     status: AccountStatus
     currency: str
@@ -46,11 +57,24 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
     pending_debits: int = 0
     pending_credits: int = 0
     pending: dict[str, Pending] = msgspec.field(default_factory=dict)
+    incoming: dict[str, dict[str, Pending]] = msgspec.field(default_factory=dict)
+    sending: dict[str, Pending] = msgspec.field(default_factory=dict)
 
     @property
     def available(self) -> int:
         """What may still be withdrawn, transferred or reserved."""
         return self.balance + self.overdraft_limit - self.pending_debits
+
+    @property
+    def headroom(self) -> int:
+        """What may still be credited: the balance can still receive every pending credit
+        and every refund of what is in flight from here without passing int64."""
+        return (
+            MAX_MINOR_UNITS
+            - self.balance
+            - self.pending_credits
+            - sum(p.amount for p in self.sending.values())
+        )
 
 
 class AccountView(msgspec.Struct, frozen=True):

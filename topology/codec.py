@@ -192,13 +192,13 @@ def decode_event_envelope(data: bytes) -> EventEnvelope:
 
 
 def readdressed(value: bytes, reply_to: int | None) -> bytes:
-    """An internal command record's value whose origin answers on reply lane `reply_to`
-    (a retry's), else the same."""
+    """An internal command record's value to send again on a retry: marked `resent`, and
+    its origin (if any) answering on reply lane `reply_to` (the retry's)."""
     envelope = _COMMAND_ENVELOPE.decode(value)
-    if envelope.origin is None:
-        return value
-    origin = msgspec.structs.replace(envelope.origin, reply_to=reply_to)
-    return _ENCODER.encode(msgspec.structs.replace(envelope, origin=origin))
+    origin = envelope.origin
+    if origin is not None:
+        origin = msgspec.structs.replace(origin, reply_to=reply_to)
+    return _ENCODER.encode(msgspec.structs.replace(envelope, origin=origin, resent=True))
 
 
 def encode_internal_id_key(aggregate_id: str, command_id: str) -> bytes:

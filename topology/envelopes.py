@@ -46,7 +46,8 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     command Struct that `payload` encodes; `reply_to` is the reply lane the sender listens on
     (None: no reply wanted). `first_attempt_ms` is when the sender first tried this command id
     (epoch ms, the same on every retry; None: the time the partition first reads it): the
-    idempotency window runs from it."""
+    idempotency window runs from it. `resent` marks an internal command sent again on a
+    client's retry (only ever answered from the id memory, never executed)."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -56,6 +57,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     reply_to: _NonNegative | None = None
     first_attempt_ms: _NonNegative | None = None
     origin: Origin | None = None
+    resent: bool = False
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):

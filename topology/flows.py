@@ -9,7 +9,11 @@ checkpoint (so a restart or a new generation goes on from them) and are publishe
 `FLOWS_KEY` in the same transaction as the views they account for.
 
 Invariant, per partition p at every committed transaction: Σ balances of p's accounts =
-deposited − withdrawn − Σ_q sent[q] + Σ_q received[q] + Σ_q refunded[q].
+deposited − withdrawn − Σ_q sent[q] + Σ_q received[q] + Σ_q refunded[q], modulo 2^64.
+Cumulative totals grow without bound (a deposit and a withdrawal of 2^63 − 1, again and
+again, are legal), so each is kept as its value modulo 2^64 in the int64 range (`wrapped`):
+it always encodes, and the invariant is checked modulo 2^64 (`Flows.balance` and `wrapped`
+of Σ balances).
 """
 
 from collections.abc import Callable, Iterable
@@ -17,13 +21,21 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["FLOWS_KEY", "MOVE_KINDS", "Flows", "tallied"]
+__all__ = ["FLOWS_KEY", "MOVE_KINDS", "Flows", "tallied", "wrapped"]
 
 FLOWS_KEY: Final = b"\xff\x00flows"
 """The state-topic key of a partition's flows record: no account id, id key or checkpoint
 has it (not UTF-8, not a msgpack array). Readers of views skip it."""
 
 MOVE_KINDS: Final = ("deposited", "withdrawn", "sent", "received", "refunded")
+
+_MOD: Final = 2**64
+_HALF: Final = 2**63
+
+
+def wrapped(value: int) -> int:
+    """`value` modulo 2^64, as a signed 64-bit integer (what a flow total holds)."""
+    return (value + _HALF) % _MOD - _HALF
 
 
 class Flows(msgspec.Struct, frozen=True, array_like=True):
@@ -36,8 +48,9 @@ class Flows(msgspec.Struct, frozen=True, array_like=True):
     refunded: dict[int, int] = msgspec.field(default_factory=dict)
 
     def balance(self) -> int:
-        """What the partition's balances must add up to."""
-        return (
+        """What the partition's balances must add up to, modulo 2^64 (compare with
+        `wrapped` of their sum)."""
+        return wrapped(
             self.deposited
             - self.withdrawn
             - sum(self.sent.values())
@@ -58,12 +71,12 @@ def tallied(
     }
     for kind, other, amount in moves:
         if kind == "deposited":
-            deposited += amount
+            deposited = wrapped(deposited + amount)
         elif kind == "withdrawn":
-            withdrawn += amount
+            withdrawn = wrapped(withdrawn + amount)
         elif kind in per:
             q = partition_of(other)
-            per[kind][q] = per[kind].get(q, 0) + amount
+            per[kind][q] = wrapped(per[kind].get(q, 0) + amount)
         else:
             raise ValueError(f"unknown money move {kind!r}")
     return Flows(deposited, withdrawn, per["sent"], per["received"], per["refunded"])

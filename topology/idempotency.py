@@ -9,9 +9,11 @@ has to hold ids whose first attempt is within the window: older ones may be drop
 time. The partition's clock never runs backwards (it is checkpointed), so neither does expiry.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
+
+from eventledger.topology.codec import decode_reply
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",
@@ -19,6 +21,7 @@ __all__ = [
     "IdMemory",
     "IdVerdict",
     "judge",
+    "latest_entries",
     "replies_retention_ms",
 ]
 
@@ -71,6 +74,23 @@ def judge(
     if seen_fingerprint != fingerprint:
         return IdVerdict.REUSED
     return IdVerdict.REPEAT
+
+
+def latest_entries(
+    held: Mapping[bytes, bytes], read: Mapping[bytes, bytes]
+) -> dict[bytes, bytes]:
+    """The entries of `read` (one changelog partition's, in order) to install over `held`
+    (a restore's memory so far, from other partitions). An id decided again after its
+    window may have entries on two replies partitions (two reply lanes); whatever order
+    they are read in, the entry of the later decision (the later first attempt) wins."""
+    newer: dict[bytes, bytes] = {}
+    for key, value in read.items():
+        old = held.get(key)
+        if old is None or (
+            decode_reply(value).first_attempt_ms >= decode_reply(old).first_attempt_ms
+        ):
+            newer[key] = value
+    return newer
 
 
 def replies_retention_ms(window_ms: int) -> int:

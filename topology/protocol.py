@@ -123,9 +123,17 @@ class Saga(Protocol):
         """The union of internal command Struct types (only the service sends them)."""
 
     def decide_in(
-        self, state: Any, command: Any, *, command_id: str, aggregate_id: str, now_ms: int
+        self,
+        state: Any,
+        command: Any,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        now_ms: int,
+        version: int,
     ) -> list[Any] | RejectionLike | DecisionLike:
-        """`decide` with the command's id, its aggregate id and the partition's clock."""
+        """`decide` with the command's id, its aggregate id, the partition's clock and the
+        aggregate's version before the command."""
 
     def deadlines(self, state: Any) -> Sequence[int]:
         """The times (partition clock, epoch ms) at which `state` has something due."""

@@ -50,6 +50,7 @@ from eventledger.topology.topics import TopicKind
 
 __all__ = [
     "FORGED_INTERNAL_COMMAND",
+    "FORGOTTEN_LEG",
     "IN_FLIGHT",
     "UNREMEMBERED_KEY_PREFIX",
     "VERSION_CONFLICT",
@@ -80,6 +81,11 @@ IN_FLIGHT: Final = "in_flight"
 """The code of the reply a saga's first step remembers under its command id while the saga
 runs (with the internal commands to send again on a retry), and of what a leg that refused
 the saga remembers: never a client's answer (clients skip it)."""
+
+FORGOTTEN_LEG: Final = "forgotten_leg"
+"""The outcome code of a leg sent again on a retry that the id memory no longer holds: it
+was done long ago (its original precedes it on the same internal partition), so it is
+skipped; counted, never an answer."""
 
 FORGED_INTERNAL_COMMAND: Final = "forged_internal_command"
 """The refusal of an internal command type (or an envelope with an origin) on the public
@@ -301,10 +307,16 @@ def set_aside(
     version: int = 0,
     reply_lanes: int = 1,
     positions: tuple[int, int] = (0, 0),
+    ids: IdMemory | None = None,
+    window_ms: int | None = None,
 ) -> BatchResult:
     """The transaction that sets `record` aside: its dead letter (code `unprocessable`, with
     `reason`) and, when its envelope is readable, a rejection to its sender that is
     remembered like any decision (a retry of the id gets it again, never an execution).
+    An id the memory `ids` already holds keeps its answer: the record is a retry, so its
+    sender gets the remembered reply (none while its saga runs), and nothing is overwritten;
+    one first tried longer than `window_ms` ago is refused as expired, as the batch step
+    would.
     `version` is the aggregate's current version. Nothing else."""
     batch = _Batch(
         codec,
@@ -336,7 +348,15 @@ def set_aside(
             command_fingerprint(envelope),
         )
         key = _id_key(envelope, internal=record.internal)
-        batch.remember(record, envelope.reply_to, key, encode_reply(reply))
+        remembered = None if ids is None else ids.lookup([key])[0]
+        if window_ms is not None and remembered is None and first + window_ms < now_ms:
+            batch.window_ms = window_ms
+            code, message = batch.refusal(IdVerdict.EXPIRED, envelope, first, None)
+            batch.refuse(record, envelope, key, code, message, version=version)
+        elif remembered is None:
+            batch.remember(record, envelope.reply_to, key, encode_reply(reply))
+        elif decode_reply(remembered).code != IN_FLIGHT:
+            batch.send(record, envelope.reply_to, key, remembered)
     nexts = list(positions)
     nexts[int(record.internal)] = record.offset + 1
     return batch.result(events_offset, nexts[0], nexts[1])
@@ -423,6 +443,19 @@ class _Batch:
             first = self.now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
             fingerprint = command_fingerprint(envelope)
         earlier = None if remembered is None else decode_reply(remembered)
+        if record.internal:
+            # A leg is never refused by the id memory: its debit has committed, so it must
+            # land whenever it arrives. Its id names one transfer forever, so a leg the memory
+            # holds is a copy sent again on a retry: answered from memory, never done twice;
+            # a copy the memory no longer holds was done long ago (the original precedes it
+            # on the same internal partition): skipped, never done again.
+            if remembered is not None and earlier is not None:
+                self.repeat(record, envelope, key, remembered, earlier)
+            elif envelope.resent:
+                self.outcome(record, envelope, OutcomeKind.DUPLICATE, FORGOTTEN_LEG)
+            else:
+                self.execute(record, envelope, command, key, slot=slot, attempt=(first, fingerprint))
+            return
         verdict = judge(
             now_ms=self.now_ms,
             window_ms=self.window_ms,
@@ -467,6 +500,7 @@ class _Batch:
                 command_id=envelope.command_id,
                 aggregate_id=aggregate_id,
                 now_ms=self.now_ms,
+                version=version,
             )
         else:
             decision = self.aggregate.decide(state, command)
@@ -523,7 +557,7 @@ class _Batch:
         if final:
             if origin is None:
                 reply = Reply(
-                    envelope.command_id,
+                    "" if record.internal else envelope.command_id,
                     aggregate_id,
                     refusal is None,
                     code,

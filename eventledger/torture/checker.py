@@ -54,7 +54,7 @@ from eventledger.ledger.events import (
     Withdrawn,
 )
 from eventledger.ledger.money import Money
-from eventledger.topology.flows import Flows
+from eventledger.topology.flows import Flows, wrapped
 from eventledger.torture.history import Kind, Op
 
 __all__ = ["Anomaly", "CheckResult", "EventFact", "check", "fact", "flows_problems"]
@@ -326,7 +326,7 @@ def flows_problems(
     (sent by p to q − received by q from p − refunded to p) checked to be 0."""
     problems = []
     for p in sorted(set(views) | set(flows)):
-        held = sum(views.get(p, {}).values())
+        held = wrapped(sum(views.get(p, {}).values()))
         expected = flows.get(p, Flows()).balance()
         if held != expected:
             problems.append(f"partition {p}: Σ balances {held}, flows say {expected}")
@@ -335,7 +335,7 @@ def flows_problems(
             for q, sent in sorted(f.sent.items()):
                 back = f.refunded.get(q, 0)
                 arrived = flows.get(q, Flows()).received.get(p, 0)
-                if sent - arrived - back:
+                if wrapped(sent - arrived - back):
                     problems.append(f"{p}→{q}: {sent - arrived - back} in flight once quiet")
     return problems
 
