@@ -349,13 +349,22 @@ def set_aside(
         )
         key = _id_key(envelope, internal=record.internal)
         remembered = None if ids is None else ids.lookup([key])[0]
-        if window_ms is not None and remembered is None and first + window_ms < now_ms:
-            batch.window_ms = window_ms
-            code, message = batch.refusal(IdVerdict.EXPIRED, envelope, first, None)
-            batch.refuse(record, envelope, key, code, message, version=version)
-        elif remembered is None:
+        earlier = None if remembered is None else decode_reply(remembered)
+        batch.window_ms = window_ms if window_ms is not None else 2**62
+        verdict = judge(
+            now_ms=now_ms,
+            window_ms=batch.window_ms,
+            first_attempt_ms=first,
+            fingerprint=reply.fingerprint,
+            seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,
+            seen_fingerprint=None if earlier is None else earlier.fingerprint,
+        )
+        if verdict is IdVerdict.EXECUTE:
             batch.remember(record, envelope.reply_to, key, encode_reply(reply))
-        elif decode_reply(remembered).code != IN_FLIGHT:
+        elif verdict is not IdVerdict.REPEAT or remembered is None or earlier is None:
+            code, message = batch.refusal(verdict, envelope, first, earlier)
+            batch.refuse(record, envelope, key, code, message, version=version)
+        elif earlier.code != IN_FLIGHT:
             batch.send(record, envelope.reply_to, key, remembered)
     nexts = list(positions)
     nexts[int(record.internal)] = record.offset + 1

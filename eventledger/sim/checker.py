@@ -68,7 +68,9 @@ class Checker:
         self.transfers: dict[tuple[str, str, str], _Transfer] = defaultdict(_Transfer)
         # (account, command id) → (first attempt, fingerprint) of each decision of it
         self.decided: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
-        self.operations = 0
+        self.operations = 0  # events committed
+        self.decisions = 0  # commands and legs decided in committed batches
+        self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
 
     # -- after every step -----------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class Checker:
         step, self.world.last_step = self.world.last_step, None  # each step is checked once
         if step is None or not step.committed or step.result is None:
             return
+        self.decisions += len(step.result.outcomes)
         by_offset = {r.offset: r for r in step.records if not r.internal}
         window = self.world.config.window_ms
         for outcome in step.result.outcomes:
@@ -206,25 +209,25 @@ class Checker:
         w = self.world
         if w.crossed:
             raise Violation("replies", w.crossed[0])
-        for by_content in w.sent.values():
-            for attempted in by_content.values():
-                decided = [
-                    (r.accepted, r.code, r.version)
-                    for r in attempted.replies
-                    if r.code not in _MEMORY_REFUSALS
-                ]
-                if len(set(decided)) > 1:
-                    raise Violation(
-                        "replies",
-                        f"{attempted.command_id!r} on {attempted.account!r} was answered "
-                        f"differently: {sorted(set(decided), key=str)}",
-                    )
+        received, w.decisions = w.decisions, []
+        for decision, reply in received:
+            if reply.code in _MEMORY_REFUSALS:
+                continue
+            said = (reply.accepted, reply.code, reply.version)
+            first = self.answers.setdefault(decision, said)
+            if said != first:
+                raise Violation(
+                    "replies",
+                    f"{decision[1]!r} on {decision[0]!r} (decided for the attempt first tried "
+                    f"at {decision[2]}) was answered {first}, then {said}",
+                )
 
     def _check_workers(self) -> None:
         """A running worker's state is the fold of its partition's events; its flows add up."""
         w = self.world
-        for worker in w.partitions:
-            p = worker.partition
+        touched, w.touched = w.touched, set()
+        for p in sorted(touched):
+            worker = w.partitions[p]
             mine = {a: s for a, s in self.states.items() if w.partition_of(a) == p}
             if worker.flows is not None:
                 total = wrapped(sum(s.state.balance for s in mine.values()))

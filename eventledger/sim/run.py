@@ -35,7 +35,7 @@ class Outcome:
     ops: list[Op]
     violation: Violation | None
     at_step: int  # the op during which it broke (len(ops): in the quiet phase)
-    operations: int  # events committed
+    operations: int  # commands and legs decided in committed batches
     commands: int  # commands sent
 
 
@@ -79,8 +79,8 @@ def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
         _quiet(world, checker)
         checker.quiet()
     except Violation as violation:
-        return Outcome(seed, done, violation, len(done), checker.operations, _sent(world))
-    return Outcome(seed, done, None, len(done), checker.operations, _sent(world))
+        return Outcome(seed, done, violation, len(done), checker.decisions, _sent(world))
+    return Outcome(seed, done, None, len(done), checker.decisions, _sent(world))
 
 
 def _sent(world: World) -> int:

@@ -49,8 +49,23 @@ class Workload:
         self.sends: list[Send] = []
         self.transfers: dict[str, list[str]] = {}  # source → transfer ids it sent
         self.skews = [rng.randint(-300, 300) for _ in range(world.config.reply_lanes)]
+        self.prologue = self._prologue()
+
+    def _prologue(self) -> list[Op]:
+        """Most accounts open with some money first, so that most commands move money."""
+        ops: list[Op] = []
+        at = self.world.now_ms
+        for account in ACCOUNTS:
+            if self.rng.random() < 0.8:
+                currency = "USD" if self.rng.random() < 0.2 else "EUR"
+                ops.append(Send(0, account, OpenAccount(currency), f"open-{account}", at))
+                ops.append(Send(1, account, Deposit(self.rng.randint(1, 500)), f"fund-{account}", at))
+        ops += [Batch(p, 64, p) for p in range(self.world.config.partitions)]
+        return ops
 
     def next(self) -> Op:
+        if self.prologue:
+            return self.prologue.pop(0)
         r = self.rng.random()
         if r < 0.30:
             return self.new_send()

@@ -85,6 +85,11 @@ class World:
         self.sent: dict[tuple[str, str], dict[tuple[int, int], Attempted]] = {}
         self.crossed: list[str] = []  # replies that answer nothing that was sent
         self.last_step: StepReport | None = None
+        # (account, command id, first attempt of the decision) and a remembered reply of it,
+        # received since the last check
+        self.decisions: list[tuple[tuple[str, str, int], Reply]] = []
+        self.touched: set[int] = set()  # partitions whose worker changed since the last check
+        self._owners: dict[str, int] = {}
 
     # -- time and placement --------------------------------------------------------------------
 
@@ -93,7 +98,12 @@ class World:
         return self.now_ms + (skews[partition] if partition < len(skews) else 0)
 
     def partition_of(self, account: str) -> int:
-        return partition_for(encode_key(account), self.config.partitions)
+        owner = self._owners.get(account)
+        if owner is None:
+            owner = self._owners[account] = partition_for(
+                encode_key(account), self.config.partitions
+            )
+        return owner
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -101,6 +111,8 @@ class World:
         """Carry out one op. A `Batch` may raise (the pure code failed: the checker's
         concern); every other op never does."""
         self.last_step = None
+        if isinstance(op, Batch | Crash | Rebuild | Forget):
+            self.touched.add(op.partition)
         match op:
             case Send():
                 self._send(op)
@@ -199,18 +211,20 @@ class World:
         by_content = self.sent.get((reply.aggregate_id, reply.command_id))
         if not by_content:  # no client waits for it (an entry of the memory): skipped
             return
-        if reply.fingerprint:
-            attempted = by_content.get((reply.fingerprint, reply.first_attempt_ms))
-            if attempted is None:
+        if reply.fingerprint:  # remembered: it names the content and the decision's attempt
+            candidates = [a for (fp, _), a in by_content.items() if fp == reply.fingerprint]
+            if not candidates:
                 self.crossed.append(f"lane {lane} got a reply to another command: {reply}")
                 return
-            candidates = [attempted]
+            decision = (reply.aggregate_id, reply.command_id, reply.first_attempt_ms)
+            self.decisions.append((decision, reply))
         else:  # a refusal that is not remembered: it answers the lane's own attempt
-            candidates = [a for a in by_content.values() if lane in a.lanes]
-        if not candidates:
+            candidates = list(by_content.values())
+        on_lane = [a for a in candidates if lane in a.lanes]
+        if not on_lane:
             self.crossed.append(f"lane {lane} got a reply to an id it never sent: {reply}")
             return
-        for attempted in candidates:
+        for attempted in on_lane:
             attempted.replies.append(reply)
 
     def idle(self) -> bool:
