@@ -536,15 +536,14 @@ def simulate(
         bar.update(task, advance=1, detail=f"{failed} failing")
 
     with bar:
-        summary = run_seeds(
-            chosen, steps, partitions=partitions, workers=processes, on_done=done
-        )
+        summary = run_seeds(chosen, steps, partitions=partitions, workers=processes, on_done=done)
     print_summary(console, summary)
-    for outcome in summary.failures[:3]:
-        replay = replay_command(outcome, steps, partitions)
-        if shrink and outcome.seed is not None:
-            outcome = shorten(outcome, config_for(outcome.seed, partitions))
-        print_failure(console, outcome, replay)
+    for failure in summary.failures[:3]:
+        replay = replay_command(failure, steps, partitions)
+        shown = failure
+        if shrink and failure.seed is not None:
+            shown = shorten(failure, config_for(failure.seed, partitions))
+        print_failure(console, shown, replay)
     if summary.failures:
         raise typer.Exit(code=1)
 

@@ -274,9 +274,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
             if sent is None:
                 return Decision([])  # already ended (a leg sent again is not a second end)
             return Decision([TransferCompleted(tid, target)])
-        case VoidRefusedPending(transfer_id=tid, seq=seq) | ExpirePending(
-            transfer_id=tid, seq=seq
-        ):
+        case VoidRefusedPending(transfer_id=tid, seq=seq) | ExpirePending(transfer_id=tid, seq=seq):
             reserved = None if state is None else _mine(state.pending.get(tid), seq)
             if reserved is None:
                 return Decision([])  # already posted or voided: never two of them

@@ -62,7 +62,8 @@ class AccountClosed(_Event, frozen=True):
 
 class TransferDebited(_Event, frozen=True):
     """Source: `amount` left for `to`; in flight until credited or reversed. `seq` is this
-    event's own sequence (it names the transfer's legs: see `ledger.internal.leg_id`)."""
+    event's own sequence (it names the transfer's legs: see
+    `eventledger.ledger.internal.leg_id`)."""
 
     transfer_id: str
     to: str

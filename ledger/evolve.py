@@ -54,7 +54,10 @@ def evolve(state: Account | None, event: Event) -> Account:
             pending = {**state.pending, tid: Pending("out", to, amount, expires, seq)}
             return replace(state, pending=pending, pending_debits=state.pending_debits + amount)
         case PendingCreditNoted(transfer_id=tid, source=source, amount=amount, seq=seq):
-            credits = {**state.incoming.get(source, {}), tid: Pending("in", source, amount, None, seq)}
+            credits = {
+                **state.incoming.get(source, {}),
+                tid: Pending("in", source, amount, None, seq),
+            }
             return replace(
                 state,
                 incoming={**state.incoming, source: credits},

@@ -114,9 +114,7 @@ InternalCommand = (
     | ExpirePending
 )
 
-Leg = Literal[
-    "credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"
-]
+Leg = Literal["credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"]
 
 
 def leg_id(leg: Leg, source: str, transfer_id: str, seq: int) -> str:

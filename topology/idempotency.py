@@ -76,9 +76,7 @@ def judge(
     return IdVerdict.REPEAT
 
 
-def latest_entries(
-    held: Mapping[bytes, bytes], read: Mapping[bytes, bytes]
-) -> dict[bytes, bytes]:
+def latest_entries(held: Mapping[bytes, bytes], read: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     """The entries of `read` (one changelog partition's, in order) to install over `held`
     (a restore's memory so far, from other partitions). An id decided again after its
     window may have entries on two replies partitions (two reply lanes); whatever order

@@ -463,7 +463,9 @@ class _Batch:
             elif envelope.resent:
                 self.outcome(record, envelope, OutcomeKind.DUPLICATE, FORGOTTEN_LEG)
             else:
-                self.execute(record, envelope, command, key, slot=slot, attempt=(first, fingerprint))
+                self.execute(
+                    record, envelope, command, key, slot=slot, attempt=(first, fingerprint)
+                )
             return
         verdict = judge(
             now_ms=self.now_ms,

@@ -28,7 +28,7 @@ from eventledger.topology.flows import wrapped
 from eventledger.topology.idempotency import IdCode
 from eventledger.topology.topics import TopicKind
 
-__all__ = ["Checker", "Violation"]
+__all__ = ["Checker", "InvariantError"]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -37,7 +37,7 @@ _MEMORY_REFUSALS: Final = frozenset(
 )
 
 
-class Violation(AssertionError):
+class InvariantError(AssertionError):
     """An invariant broke: `rule` names it, the message says how."""
 
     def __init__(self, rule: str, message: str) -> None:
@@ -96,7 +96,9 @@ class Checker:
         account = envelope.aggregate_id
         slot = self.states.get(account)
         if (0 if slot is None else slot.version) + 1 != envelope.sequence:
-            raise Violation("events", f"{account!r}: sequence {envelope.sequence} out of order")
+            raise InvariantError(
+                "events", f"{account!r}: sequence {envelope.sequence} out of order"
+            )
         state = codec.aggregate.evolve(None if slot is None else slot.state, event)
         self.states[account] = Slot(state, envelope.sequence)
         self.operations += 1
@@ -138,7 +140,7 @@ class Checker:
                 if (before, fingerprint) == attempt or (
                     before is not None and before + window >= step.now_ms
                 ):
-                    raise Violation(
+                    raise InvariantError(
                         "exactly-once",
                         f"{envelope.command_id!r} on {envelope.aggregate_id!r} (first attempt "
                         f"{first}) decided again at {step.now_ms}, after a decision of its id "
@@ -167,12 +169,14 @@ class Checker:
         if name == "PendingPosted":
             t.ended += 1
         if t.landed > t.debits:
-            raise Violation("transfer", f"{key}: {t.landed} credits or reversals, {t.debits} debits")
+            raise InvariantError(
+                "transfer", f"{key}: {t.landed} credits or reversals, {t.debits} debits"
+            )
 
     def _check_money(self) -> None:
         total = sum(s.state.balance for s in self.states.values() if s.state is not None)
         if total + self.in_flight != self.deposited - self.withdrawn:
-            raise Violation(
+            raise InvariantError(
                 "conservation",
                 f"Σ balances {total} + in flight {self.in_flight} != deposited "
                 f"{self.deposited} − withdrawn {self.withdrawn}",
@@ -184,10 +188,10 @@ class Checker:
             for name in ("balance", "pending_debits", "pending_credits", "overdraft_limit"):
                 value = getattr(s, name)
                 if not INT64_MIN <= value <= INT64_MAX:
-                    raise Violation("int64", f"{account!r}: {name} {value} is outside int64")
+                    raise InvariantError("int64", f"{account!r}: {name} {value} is outside int64")
             for name, value in _reservations(s).items():
                 if getattr(s, name) != value:
-                    raise Violation(
+                    raise InvariantError(
                         "phantom-pending",
                         f"{account!r}: {name} is {getattr(s, name)} but its open pending "
                         f"transfers add up to {value}",
@@ -195,20 +199,20 @@ class Checker:
             if s.status == "closed" and (
                 s.balance != 0 or _open_pending(s) or getattr(s, "sending", None)
             ):
-                raise Violation(
+                raise InvariantError(
                     "closed-account",
                     f"{account!r} is closed with balance {s.balance} and "
                     f"{len(_open_pending(s))} pending",
                 )
             if s.balance - s.pending_debits < -s.overdraft_limit:
-                raise Violation(
+                raise InvariantError(
                     "overdraft", f"{account!r}: balance {s.balance} is past its overdraft"
                 )
 
     def _check_replies(self) -> None:
         w = self.world
         if w.crossed:
-            raise Violation("replies", w.crossed[0])
+            raise InvariantError("replies", w.crossed[0])
         received, w.decisions = w.decisions, []
         for decision, reply in received:
             if reply.code in _MEMORY_REFUSALS:
@@ -216,7 +220,7 @@ class Checker:
             said = (reply.accepted, reply.code, reply.version)
             first = self.answers.setdefault(decision, said)
             if said != first:
-                raise Violation(
+                raise InvariantError(
                     "replies",
                     f"{decision[1]!r} on {decision[0]!r} (decided for the attempt first tried "
                     f"at {decision[2]}) was answered {first}, then {said}",
@@ -232,18 +236,18 @@ class Checker:
             if worker.flows is not None:
                 total = wrapped(sum(s.state.balance for s in mine.values()))
                 if worker.flows.balance() != total:
-                    raise Violation(
+                    raise InvariantError(
                         "flows",
                         f"p{p}: flows say {worker.flows.balance()}, balances add up to {total}",
                     )
             if len(worker.states) != len(mine):
-                raise Violation(
+                raise InvariantError(
                     "state", f"p{p} holds {len(worker.states)} accounts, its events {len(mine)}"
                 )
             for account, slot in mine.items():
                 held = worker.states.get(account)
                 if held != slot:
-                    raise Violation(
+                    raise InvariantError(
                         "state", f"p{p}: {account!r} is {held}, the fold of its events {slot}"
                     )
 
@@ -256,7 +260,7 @@ class Checker:
         for worker in w.partitions:
             commands, internal = worker.pending_records()
             if commands or internal:
-                raise Violation(
+                raise InvariantError(
                     "blocked",
                     f"p{worker.partition} left {commands} commands and {internal} internal "
                     f"commands unread",
@@ -267,12 +271,12 @@ class Checker:
                 for k, t in sorted(self.transfers.items())
                 if t.debits != t.landed
             ]
-            raise Violation("in-flight", f"{self.in_flight} in flight once quiet: {stuck}")
+            raise InvariantError("in-flight", f"{self.in_flight} in flight once quiet: {stuck}")
         self._check_counterparts()
         for by_content in w.sent.values():
             for attempted in by_content.values():
                 if not attempted.answered:
-                    raise Violation(
+                    raise InvariantError(
                         "unanswered",
                         f"{attempted.command_id!r} on {attempted.account!r} "
                         f"({attempted.command!r}) got no final reply",
@@ -286,7 +290,7 @@ class Checker:
             for source, target, tid, amount, direction in _pending_entries(account, slot.state):
                 (outs if direction == "out" else ins).add((source, target, tid, amount))
         if outs != ins:
-            raise Violation(
+            raise InvariantError(
                 "phantom-pending",
                 f"reservations without a counterpart once quiet: out only "
                 f"{sorted(outs - ins)}, in only {sorted(ins - outs)}",

@@ -84,7 +84,9 @@ class Crash:
     forget: bool = False
 
     def __str__(self) -> str:
-        return f"p{self.partition} crashes and restores" + (" (ids past the window lost)" * self.forget)
+        return f"p{self.partition} crashes and restores" + (
+            " (ids past the window lost)" * self.forget
+        )
 
 
 @dataclass(frozen=True)

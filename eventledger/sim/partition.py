@@ -26,8 +26,8 @@ from eventledger.topology.codec import (
     encode_flows,
 )
 from eventledger.topology.deadlines import Deadlines
-from eventledger.topology.idempotency import latest_entries
 from eventledger.topology.flows import FLOWS_KEY, Flows
+from eventledger.topology.idempotency import latest_entries
 from eventledger.topology.step import (
     UNREMEMBERED_KEY_PREFIX,
     BatchResult,

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from eventledger.ledger.aggregate import LEDGER
-from eventledger.sim.checker import Checker, Violation
+from eventledger.sim.checker import Checker, InvariantError
 from eventledger.sim.ops import Advance, Batch, Op, Resume, Send
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
@@ -33,7 +33,7 @@ class Outcome:
 
     seed: int | None
     ops: list[Op]
-    violation: Violation | None
+    violation: InvariantError | None
     at_step: int  # the op during which it broke (len(ops): in the quiet phase)
     operations: int  # commands and legs decided in committed batches
     commands: int  # commands sent
@@ -78,7 +78,7 @@ def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
             checker.step()
         _quiet(world, checker)
         checker.quiet()
-    except Violation as violation:
+    except InvariantError as violation:
         return Outcome(seed, done, violation, len(done), checker.decisions, _sent(world))
     return Outcome(seed, done, None, len(done), checker.decisions, _sent(world))
 
@@ -90,10 +90,10 @@ def _sent(world: World) -> int:
 def _apply(world: World, op: Op) -> None:
     try:
         world.apply(op)
-    except Violation:
+    except InvariantError:
         raise
     except Exception as error:  # the pure code failed on legal input
-        raise Violation("blocked", f"{op} raised {type(error).__name__}: {error}") from error
+        raise InvariantError("blocked", f"{op} raised {type(error).__name__}: {error}") from error
 
 
 def _quiet(world: World, checker: Checker) -> None:
@@ -104,18 +104,14 @@ def _quiet(world: World, checker: Checker) -> None:
         _apply(world, Resume(p))
     _drain(world, checker)
     for _ in range(_QUIET_ROUNDS):
-        unanswered = [
-            a for c in world.sent.values() for a in c.values() if not a.answered
-        ]
+        unanswered = [a for c in world.sent.values() for a in c.values() if not a.answered]
         if not unanswered:
             break
         for a in sorted(unanswered, key=lambda a: (a.account, a.command_id, a.fingerprint)):
             _apply(world, Send(a.lanes[0], a.account, a.command, a.command_id, a.first_attempt_ms))
         _drain(world, checker)
     for _ in range(_QUIET_ROUNDS):
-        deadlines = [
-            at for w in world.partitions if (at := w.deadlines.next_at()) is not None
-        ]
+        deadlines = [at for w in world.partitions if (at := w.deadlines.next_at()) is not None]
         if not deadlines:
             break
         latest = max(at - world.wall(w.partition) for w in world.partitions for at in deadlines)
@@ -130,7 +126,7 @@ def _drain(world: World, checker: Checker) -> None:
         for p in range(world.config.partitions):
             _apply(world, Batch(p, 64, p))
             checker.step()
-    raise Violation("blocked", f"still busy after {_QUIET_BATCHES} rounds of batches")
+    raise InvariantError("blocked", f"still busy after {_QUIET_BATCHES} rounds of batches")
 
 
 def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outcome:
@@ -148,8 +144,14 @@ def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outco
             candidate = best.ops[:i] + best.ops[i + chunk :]
             tried = run_trace(candidate, config)
             if tried.violation is not None and tried.violation.rule == rule:
-                best = Outcome(outcome.seed, tried.ops, tried.violation, tried.at_step,
-                               tried.operations, tried.commands)
+                best = Outcome(
+                    outcome.seed,
+                    tried.ops,
+                    tried.violation,
+                    tried.at_step,
+                    tried.operations,
+                    tried.commands,
+                )
                 shrunk = True
             else:
                 i += chunk

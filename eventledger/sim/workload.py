@@ -59,7 +59,9 @@ class Workload:
             if self.rng.random() < 0.8:
                 currency = "USD" if self.rng.random() < 0.2 else "EUR"
                 ops.append(Send(0, account, OpenAccount(currency), f"open-{account}", at))
-                ops.append(Send(1, account, Deposit(self.rng.randint(1, 500)), f"fund-{account}", at))
+                ops.append(
+                    Send(1, account, Deposit(self.rng.randint(1, 500)), f"fund-{account}", at)
+                )
         ops += [Batch(p, 64, p) for p in range(self.world.config.partitions)]
         return ops
 
@@ -102,9 +104,9 @@ class Workload:
         if rng.random() < 0.15 and self.sends:  # to a window's edge, or a deadline's
             send = rng.choice(self.sends)
             edge = send.first_attempt_ms + window + rng.choice((-1, 0, 1))
-            if isinstance(send.command, Transfer) and send.command.timeout_ms is not None:
-                if rng.random() < 0.5:
-                    edge = send.first_attempt_ms + send.command.timeout_ms + rng.choice((-1, 0, 1))
+            timeout = send.command.timeout_ms if isinstance(send.command, Transfer) else None
+            if timeout is not None and rng.random() < 0.5:
+                edge = send.first_attempt_ms + timeout + rng.choice((-1, 0, 1))
             if edge > self.world.now_ms:
                 return Advance(edge - self.world.now_ms)
         if rng.random() < 0.03:

@@ -14,9 +14,11 @@ from eventledger.ledger import (
     Deposit,
     Deposited,
     OpenAccount,
+    Pending,
     Withdraw,
     Withdrawn,
 )
+from eventledger.ledger.internal import CreditTransfer
 from eventledger.topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
@@ -39,8 +41,10 @@ from eventledger.topology.codec import (
     encode_id_key,
     encode_key,
     encode_reply,
+    readdressed,
 )
-from eventledger.topology.flows import Flows
+from eventledger.topology.envelopes import Origin
+from eventledger.topology.flows import Flows, wrapped
 from eventledger.topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 from .support import LEDGER_CODEC
@@ -335,7 +339,11 @@ def test_unknown_event_types_are_refused() -> None:
 # --- snapshots -----------------------------------------------------------------------------
 
 
-def snapshot(state: Account | None = None, schema_version: int = 3) -> Snapshot:
+SCHEMA = LEDGER.state_schema_version
+HEADER_SCHEMA = SCHEMA.to_bytes(2, "big")  # the header's state schema version
+
+
+def snapshot(state: Account | None = None, schema_version: int = SCHEMA) -> Snapshot:
     slot = Slot(state, 0 if state is None else 2)
     return Snapshot(schema_version, "acct-1", slot, events_offset=41)
 
@@ -343,18 +351,36 @@ def snapshot(state: Account | None = None, schema_version: int = 3) -> Snapshot:
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
     original = snapshot(Account("open", "EUR", 150, 20))
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x03\x00\x03"  # plain msgpack, state schema version 3
+    assert data[:3] == b"\x03" + HEADER_SCHEMA  # plain msgpack, the state schema version
     assert LEDGER_CODEC.is_current_snapshot(data)
     restored = LEDGER_CODEC.decode_snapshot(data)
     assert restored == original
     assert type(restored.slot.state) is Account
 
 
+def test_a_snapshot_keeps_credits_per_source_and_transfers_in_flight() -> None:
+    state = Account(
+        "open",
+        "EUR",
+        60,
+        0,
+        pending_credits=65,
+        incoming={
+            "a": {"inv-1": Pending("in", "a", 40, None, 3)},
+            "c": {"inv-1": Pending("in", "c", 25, None, 5)},
+        },
+        sending={"t9": Pending("out", "b", 40, None, 7)},
+    )
+    restored = LEDGER_CODEC.decode_snapshot(LEDGER_CODEC.encode_snapshot(snapshot(state)))
+    assert restored.slot.state == state
+    assert restored.slot.state.sending["t9"].seq == 7
+
+
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     name = "acct-" + "x" * 2000
-    original = Snapshot(3, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
+    original = Snapshot(SCHEMA, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
     data = LEDGER_CODEC.encode_snapshot(original)
-    assert data[:3] == b"\x04\x00\x03"
+    assert data[:3] == b"\x04" + HEADER_SCHEMA
     assert LEDGER_CODEC.is_current_snapshot(data)
     assert len(data) < len(name) // 2
     assert LEDGER_CODEC.decode_snapshot(data) == original
@@ -373,10 +399,11 @@ def test_snapshot_of_an_absent_aggregate() -> None:
 
 
 def test_snapshots_of_another_state_schema_are_stale() -> None:
-    data = Codec(Counter(Reset, 1, state_schema_version=4)).encode_snapshot(
-        snapshot(schema_version=4)
+    other = SCHEMA + 1
+    data = Codec(Counter(Reset, 1, state_schema_version=other)).encode_snapshot(
+        snapshot(schema_version=other)
     )
-    with pytest.raises(StaleSnapshotError, match="schema version 4"):
+    with pytest.raises(StaleSnapshotError, match=f"schema version {other}"):
         LEDGER_CODEC.decode_snapshot(data)
 
 
@@ -391,7 +418,7 @@ def test_snapshot_garbage_is_a_codec_error() -> None:
 
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
-    data = LEDGER_CODEC.encode_snapshot(Snapshot(3, "acct-1", Slot({"balance": "x"}, 1), 0))
+    data = LEDGER_CODEC.encode_snapshot(Snapshot(SCHEMA, "acct-1", Slot({"balance": "x"}, 1), 0))
     with pytest.raises(CodecError, match="not a valid account snapshot"):
         LEDGER_CODEC.decode_snapshot(data)
 
@@ -417,6 +444,37 @@ def test_view_round_trip_without_the_account_id() -> None:
 def test_view_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
         LEDGER_CODEC.decode_view(msgspec.msgpack.encode({"status": 1}))
+
+
+def test_a_leg_sent_again_is_marked_resent_and_answers_the_retrys_lane() -> None:
+    origin = Origin("t1", "a", 1, 5, 42, 3)
+    for before in (origin, None):
+        value = LEDGER_CODEC.encode_internal(
+            "b",
+            CreditTransfer("t1", "a", 60, "EUR", 3),
+            command_id="credit:3:1:a:t1",
+            origin=before,
+            first_attempt_ms=5,
+        )
+        assert not msgspec.msgpack.decode(value, type=CommandEnvelope).resent
+        again = msgspec.msgpack.decode(readdressed(value, 0), type=CommandEnvelope)
+        assert again.resent
+        assert (
+            again.command_id == "credit:3:1:a:t1"
+            and again.payload == msgspec.msgpack.decode(value, type=CommandEnvelope).payload
+        )
+        expected = None if before is None else msgspec.structs.replace(before, reply_to=0)
+        assert again.origin == expected
+
+
+def test_flow_totals_wrap_modulo_2_64_within_int64() -> None:
+    top = 2**63 - 1
+    assert wrapped(top) == top and wrapped(top + 1) == -(2**63) and wrapped(-1) == -1
+    assert wrapped(2**64 + 5) == 5
+    flows = Flows(deposited=wrapped(3 * top), withdrawn=wrapped(2 * top))
+    assert flows.balance() == top, "deposited - withdrawn, modulo 2^64"
+    checkpoint = Checkpoint(1, 2, flows=flows)
+    assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint, "it always encodes"
 
 
 # --- checkpoints ---------------------------------------------------------------------------

@@ -88,7 +88,9 @@ def test_serve_http_refuses_to_start_without_tokens(monkeypatch: pytest.MonkeyPa
 
 def test_every_rejection_code_has_a_4xx_status() -> None:
     for code in RejectionCode:
+        assert code in REJECTION_STATUS, f"{code}: no status of its own (422 by default)"
         assert 400 <= status_of(code) < 500
+    assert status_of("transfers_in_flight") == 409 and status_of("transfer_open") == 409
     assert status_of("id_reused") == 422 and status_of("insufficient_funds") == 409
     assert all(400 <= s < 600 for s in REJECTION_STATUS.values())
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eventledger.ledger import Deposit, Deposited, OpenAccount, Withdraw
+from eventledger.ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
 from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from eventledger.topology.restore import (
     SequenceGapError,
@@ -12,6 +12,8 @@ from eventledger.topology.restore import (
 from eventledger.topology.step import BatchResult
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
+
+NEWER = LEDGER.state_schema_version + 1  # what NewerLedger writes
 
 # --- snapshots -----------------------------------------------------------------------------
 
@@ -65,7 +67,7 @@ def test_a_snapshot_under_another_key_is_refused() -> None:
 
 
 def test_a_stale_snapshot_raises_through() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(4, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         apply_snapshot_record(LEDGER_CODEC, {}, b"a", data)
 

@@ -2,11 +2,13 @@
 
 import pytest
 
-from eventledger.ledger import Deposit, OpenAccount, Withdraw
+from eventledger.ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
 from eventledger.topology.store import SnapshotStore
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
+
+NEWER = LEDGER.state_schema_version + 1  # what NewerLedger writes
 
 
 def committed_store() -> tuple[SnapshotStore, dict[str, Slot]]:
@@ -52,6 +54,6 @@ def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
 
 
 def test_a_stale_snapshot_is_refused_at_load() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(4, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).encode_snapshot(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         SnapshotStore(LEDGER_CODEC).load(b"a", data)

@@ -8,6 +8,7 @@ from hypothesis import given as for_all
 from hypothesis import strategies as st
 
 from eventledger.ledger import (
+    MAX_MINOR_UNITS,
     Account,
     AccountClosed,
     AccountOpened,
@@ -18,6 +19,7 @@ from eventledger.ledger import (
     Deposited,
     Event,
     Money,
+    Pending,
     PendingCreditNoted,
     PendingCreditReleased,
     PendingCreditSettled,
@@ -37,12 +39,18 @@ from eventledger.ledger import (
     due,
     evolve,
     leg_id,
+    moves,
 )
+from eventledger.ledger.events import TransferCompleted
 from eventledger.ledger.internal import (
+    ConfirmCredit,
     CreditTransfer,
     ExpirePending,
     NotePendingCredit,
     RefundTransfer,
+    ReleasePendingCredit,
+    SettlePendingCredit,
+    VoidRefusedPending,
 )
 
 NOW = 1_000_000
@@ -53,19 +61,31 @@ def given(*events: Event) -> Account | None:
 
 
 FUNDED = given(AccountOpened("EUR", 0), Deposited(100))
+SEQ = 3  # FUNDED holds 2 events: its next event (a transfer's debit) has sequence 3
 
 
-def at(account: str, command_id: str = "t1", now_ms: int = NOW) -> Context:
-    return Context(command_id, account, now_ms)
+def at(account: str, command_id: str = "t1", now_ms: int = NOW, version: int = 2) -> Context:
+    return Context(command_id, account, now_ms, version)
 
 
 def test_a_transfer_debits_and_sends_the_credit_deferring_the_reply() -> None:
     decision = decide(FUNDED, Transfer("b", 60), at("a"))
     assert decision == Decision(
-        [TransferDebited("t1", "b", 60)],
-        [Send("b", CreditTransfer("t1", "a", 60, "EUR"), "t1/credit")],
+        [TransferDebited("t1", "b", 60, SEQ)],
+        [Send("b", CreditTransfer("t1", "a", 60, "EUR", SEQ), "credit:3:1:a:t1")],
         final=False,
     )
+    assert isinstance(decision, Decision)
+    sent = reduce(evolve, decision.events, FUNDED)
+    assert sent.balance == 40
+    assert sent.sending == {"t1": Pending("out", "b", 60, None, SEQ)}
+
+
+def test_a_transfer_is_named_by_the_sequence_of_its_debit() -> None:
+    later = decide(FUNDED, Transfer("b", 60), at("a", version=7))
+    assert isinstance(later, Decision)
+    assert later.events == [TransferDebited("t1", "b", 60, 8)]
+    assert later.sends[0].command_id == leg_id("credit", "a", "t1", 8)
 
 
 def test_a_transfer_needs_funds_a_positive_amount_and_another_account() -> None:
@@ -79,33 +99,83 @@ def test_a_transfer_needs_funds_a_positive_amount_and_another_account() -> None:
     assert isinstance(timeout, Rejection) and timeout.code == RejectionCode.INVALID_COMMAND
 
 
+def test_a_transfer_id_still_open_here_is_refused() -> None:
+    sending = given(AccountOpened("EUR", 0), Deposited(100), TransferDebited("t1", "b", 10, 3))
+    reserved = given(AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 10))
+    for state in (sending, reserved):
+        again = decide(state, Transfer("c", 5), at("a", version=3))
+        assert isinstance(again, Rejection) and again.code == RejectionCode.TRANSFER_OPEN
+    landed = reduce(evolve, [TransferCompleted("t1", "b")], sending)
+    assert isinstance(decide(landed, Transfer("c", 5), at("a", version=4)), Decision)
+
+
 def test_the_target_refuses_an_unknown_account_closed_account_or_other_currency() -> None:
-    credit = CreditTransfer("t1", "a", 60, "EUR")
+    credit = CreditTransfer("t1", "a", 60, "EUR", SEQ)
     closed = given(AccountOpened("EUR", 0), AccountClosed())
     for state, code in (
         (None, RejectionCode.UNKNOWN_ACCOUNT),
         (closed, RejectionCode.ACCOUNT_CLOSED),
         (given(AccountOpened("USD", 0)), RejectionCode.CURRENCY_MISMATCH),
     ):
-        decision = decide(state, credit, at("b", "t1/credit"))
+        decision = decide(state, credit, at("b", "credit:3:1:a:t1"))
         assert isinstance(decision, Decision)
         assert decision.events == [] and not decision.final
         assert decision.refusal is not None and decision.refusal.code == code
-        assert decision.sends == [Send("a", RefundTransfer("t1", "b", 60, code), "t1/refund")]
+        refund = RefundTransfer("t1", "b", 60, code, SEQ)
+        assert decision.sends == [Send("a", refund, "refund:3:1:a:t1")]
 
 
-def test_a_refund_reverses_and_a_credit_credits() -> None:
-    refund = decide(FUNDED, RefundTransfer("t1", "b", 60, "x"), at("a", "t1/refund"))
+def test_a_refund_reverses_and_a_credit_credits_and_confirms() -> None:
+    sent = given(AccountOpened("EUR", 0), Deposited(100), TransferDebited("t1", "b", 60, SEQ))
+    refund = decide(sent, RefundTransfer("t1", "b", 60, "x", SEQ), at("a", "refund:3:1:a:t1"))
     assert refund == Decision([TransferReversed("t1", "b", 60, "x")])
-    credit = decide(FUNDED, CreditTransfer("t1", "a", 60, "EUR"), at("b", "t1/credit"))
-    assert credit == Decision([TransferCredited("t1", "a", 60)])
+    assert isinstance(refund, Decision)
+    back = reduce(evolve, refund.events, sent)
+    assert (back.balance, back.sending) == (100, {})
+    credit = decide(FUNDED, CreditTransfer("t1", "a", 60, "EUR", SEQ), at("b", "credit:3:1:a:t1"))
+    assert credit == Decision(
+        [TransferCredited("t1", "a", 60)],
+        [Send("a", ConfirmCredit("t1", "b", SEQ), "confirm:3:1:a:t1")],
+    )
+
+
+def test_a_confirmation_ends_the_sources_transfer_once() -> None:
+    sent = given(AccountOpened("EUR", 0), Deposited(100), TransferDebited("t1", "b", 60, SEQ))
+    other = decide(sent, ConfirmCredit("t1", "b", SEQ + 1), at("a", "confirm"))
+    assert other == Decision([]), "a confirmation of another transfer with this id"
+    confirmed = decide(sent, ConfirmCredit("t1", "b", SEQ), at("a", "confirm"))
+    assert confirmed == Decision([TransferCompleted("t1", "b")])
+    assert isinstance(confirmed, Decision)
+    done = reduce(evolve, confirmed.events, sent)
+    assert (done.balance, done.sending) == (40, {})
+    assert [moves(e) for e in confirmed.events] == [[]], "it moves no money"
+    assert decide(done, ConfirmCredit("t1", "b", SEQ), at("a", "confirm")) == Decision([])
+
+
+def test_close_waits_for_transfers_in_flight() -> None:
+    sent = given(AccountOpened("EUR", 0), Deposited(40), TransferDebited("t1", "b", 40, SEQ))
+    assert sent is not None and sent.balance == 0
+    closing = decide(sent, CloseAccount(), at("a", "close"))
+    assert isinstance(closing, Rejection) and closing.code == RejectionCode.TRANSFERS_IN_FLIGHT
+    landed = reduce(evolve, [TransferCompleted("t1", "b")], sent)
+    assert decide(landed, CloseAccount(), at("a", "close")) == [AccountClosed()]
+    refunded = reduce(evolve, [TransferReversed("t1", "b", 40, "currency_mismatch")], sent)
+    refused = decide(refunded, CloseAccount(), at("a", "close"))
+    assert isinstance(refused, Rejection) and refused.code == RejectionCode.NONZERO_BALANCE
+
+
+def test_close_waits_for_pending_credits_in() -> None:
+    noted = given(AccountOpened("EUR", 0), PendingCreditNoted("t1", "a", 10, SEQ))
+    closing = decide(noted, CloseAccount(), at("b", "close"))
+    assert isinstance(closing, Rejection) and closing.code == RejectionCode.PENDING_TRANSFERS
 
 
 def test_a_pending_transfer_reserves_then_posts_part_releasing_the_rest() -> None:
     decision = decide(FUNDED, Transfer("b", 70, pending=True, timeout_ms=50), at("a"))
     assert isinstance(decision, Decision)
-    assert decision.events == [PendingReserved("t1", "b", 70, NOW + 50)]
-    assert decision.sends == [Send("b", NotePendingCredit("t1", "a", 70, "EUR"), "t1/note")]
+    assert decision.events == [PendingReserved("t1", "b", 70, NOW + 50, SEQ)]
+    note = NotePendingCredit("t1", "a", 70, "EUR", SEQ)
+    assert decision.sends == [Send("b", note, "note:3:1:a:t1")]
     reserved = reduce(evolve, decision.events, FUNDED)
     assert (reserved.balance, reserved.pending_debits, reserved.available) == (100, 70, 30)
     over = decide(reserved, Transfer("c", 31), at("a", "t2"))
@@ -114,28 +184,129 @@ def test_a_pending_transfer_reserves_then_posts_part_releasing_the_rest() -> Non
     assert isinstance(closing, Rejection)
     posted = decide(reserved, PostPending("t1", 40), at("a", "p1"))
     assert isinstance(posted, Decision) and posted.events == [PendingPosted("t1", "b", 40)]
+    settle = SettlePendingCredit("t1", "a", 40, SEQ)
+    assert posted.sends == [Send("b", settle, "settle:3:1:a:t1")]
     after = reduce(evolve, posted.events, reserved)
     assert (after.balance, after.pending_debits, after.available) == (60, 0, 60)
+    assert after.pending == {} and after.sending == {"t1": Pending("out", "b", 40, None, SEQ)}
     again = decide(after, VoidPending("t1"), at("a", "v1"))
     assert isinstance(again, Rejection) and again.code == RejectionCode.UNKNOWN_PENDING
 
 
+def test_the_target_keeps_pending_credits_per_source() -> None:
+    # two sources may use the same transfer id: each credit is its own
+    target = given(
+        AccountOpened("EUR", 0),
+        PendingCreditNoted("inv-1", "a", 40, 3),
+        PendingCreditNoted("inv-1", "c", 25, 5),
+    )
+    assert target is not None and target.pending_credits == 65 and target.pending == {}
+    assert target.incoming == {
+        "a": {"inv-1": Pending("in", "a", 40, None, 3)},
+        "c": {"inv-1": Pending("in", "c", 25, None, 5)},
+    }
+    released = decide(target, ReleasePendingCredit("inv-1", "a", 3), at("b", "r"))
+    assert released == Decision([PendingCreditReleased("inv-1", "a")])
+    assert isinstance(released, Decision)
+    rest = reduce(evolve, released.events, target)
+    assert rest.incoming == {"c": {"inv-1": Pending("in", "c", 25, None, 5)}}
+    assert rest.pending_credits == 25
+    settled = decide(rest, SettlePendingCredit("inv-1", "c", 25, 5), at("b", "s"))
+    assert settled == Decision(
+        [PendingCreditSettled("inv-1", "c", 25)],
+        [Send("c", ConfirmCredit("inv-1", "b", 5), leg_id("confirm", "c", "inv-1", 5))],
+    )
+    assert isinstance(settled, Decision)
+    done = reduce(evolve, settled.events, rest)
+    assert (done.balance, done.pending_credits, done.incoming) == (25, 0, {})
+
+
+def test_a_leg_acts_only_on_the_transfer_it_names() -> None:
+    # the same id, reused by the same source: its `seq` tells the transfers apart
+    target = given(AccountOpened("EUR", 0), PendingCreditNoted("t1", "a", 40, 9))
+    stale_release = decide(target, ReleasePendingCredit("t1", "a", 3), at("b", "r"))
+    assert stale_release == Decision([])
+    stale_settle = decide(target, SettlePendingCredit("t1", "a", 40, 3), at("b", "s"))
+    assert isinstance(stale_settle, Decision) and stale_settle.events == []
+    assert stale_settle.refusal is not None
+    assert stale_settle.refusal.code == RejectionCode.UNKNOWN_PENDING
+    refund = RefundTransfer("t1", "b", 40, RejectionCode.UNKNOWN_PENDING, 3)
+    assert stale_settle.sends == [Send("a", refund, leg_id("refund", "a", "t1", 3))]
+    other_source = decide(target, ReleasePendingCredit("t1", "c", 9), at("b", "r"))
+    assert other_source == Decision([])
+    reserved = given(
+        AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 70, NOW, 9)
+    )
+    assert decide(reserved, ExpirePending("t1", 3), at("a", "e")) == Decision([])
+    assert decide(reserved, VoidRefusedPending("t1", "x", 3), at("a", "v")) == Decision([])
+    voided = decide(reserved, VoidRefusedPending("t1", "x", 9), at("a", "v"))
+    assert voided == Decision([PendingVoided("t1", "refused")])
+
+
 def test_expiry_is_due_on_the_partition_clock_and_voids_once() -> None:
-    reserved = given(AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 70, NOW))
+    reserved = given(
+        AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 70, NOW, SEQ)
+    )
     assert reserved is not None
     assert due("a", reserved, NOW - 1) == []
-    assert due("a", reserved, NOW) == [Send("a", ExpirePending("t1"), leg_id("t1", "expire"))]
-    expired = decide(reserved, ExpirePending("t1"), at("a", "t1/expire"))
+    expire = ExpirePending("t1", SEQ)
+    assert due("a", reserved, NOW) == [Send("a", expire, leg_id("expire", "a", "t1", SEQ))]
+    expired = decide(reserved, expire, at("a", "expire:3:1:a:t1"))
     assert isinstance(expired, Decision)
     assert expired.events == [PendingVoided("t1", "expired")]
-    late = decide(reduce(evolve, expired.events, reserved), PostPending("t1"), at("a", "p"))
+    release = ReleasePendingCredit("t1", "a", SEQ)
+    assert expired.sends == [Send("b", release, "release:3:1:a:t1")]
+    after = reduce(evolve, expired.events, reserved)
+    assert due("a", after, NOW + 1) == []
+    late = decide(after, PostPending("t1"), at("a", "p"))
     assert isinstance(late, Rejection)
+    assert decide(after, expire, at("a", "expire:3:1:a:t1")) == Decision([])
 
 
-def test_a_leg_id_stays_within_the_id_limit() -> None:
-    assert leg_id("t", "credit") == "t/credit"
-    assert len(leg_id("x" * 256, "void-refused")) <= 256
-    assert leg_id("x" * 256, "credit") != leg_id("y" * 256, "credit")
+def test_a_leg_id_names_its_transfer_and_stays_within_the_id_limit() -> None:
+    assert leg_id("credit", "a", "t", 3) == "credit:3:1:a:t"
+    # the source's length keeps (source, id) unambiguous even when either holds a colon
+    assert leg_id("credit", "a:b", "c", 1) != leg_id("credit", "a", "b:c", 1)
+    assert leg_id("credit", "a", "t", 3) != leg_id("credit", "c", "t", 3)
+    assert leg_id("credit", "a", "t", 3) != leg_id("credit", "a", "t", 4)
+    long = "x" * 256
+    assert len(leg_id("void-refused", long, long, 2**62)) <= 256
+    assert leg_id("credit", "a", long, 1) != leg_id("credit", "a", "y" * 256, 1)
+    assert leg_id("credit", "a", long, 1) != leg_id("credit", "b", long, 1)
+    assert leg_id("credit", "a", long, 1) != leg_id("credit", "a", long, 2)
+    assert leg_id("credit", "a", long, 1) != leg_id("refund", "a", long, 1)
+
+
+def test_credits_and_deposits_keep_room_for_what_may_still_come_back() -> None:
+    # balance + pending credits + what is in flight from here stays within int64
+    near = MAX_MINOR_UNITS - 100
+    state = given(
+        AccountOpened("EUR", 0),
+        Deposited(near),
+        TransferDebited("t1", "b", 30, 3),
+        PendingCreditNoted("t2", "c", 50, 4),
+    )
+    assert state is not None and state.headroom == 50
+    for command in (Deposit(51), CreditTransfer("t3", "c", 51, "EUR", 7)):
+        refused = decide(state, command, at("a", "d", version=4))
+        if isinstance(refused, Decision):  # a credit: refused back to its source
+            assert refused.refusal is not None
+            refused = refused.refusal
+        assert isinstance(refused, Rejection) and refused.code == RejectionCode.LIMIT_EXCEEDED
+    assert decide(state, Deposit(50), at("a", "d", version=4)) == [Deposited(50)]
+    note = decide(state, NotePendingCredit("t4", "c", 51, "EUR", 8), at("a", "n", version=4))
+    assert isinstance(note, Decision) and note.refusal is not None
+    assert note.refusal.code == RejectionCode.LIMIT_EXCEEDED
+
+
+def test_reservations_stay_within_int64() -> None:
+    rich = given(AccountOpened("EUR", MAX_MINOR_UNITS), Deposited(MAX_MINOR_UNITS))
+    first = decide(rich, Transfer("b", MAX_MINOR_UNITS, pending=True), at("a", "r1"))
+    assert isinstance(first, Decision)
+    reserved = reduce(evolve, first.events, rich)
+    assert reserved.available == MAX_MINOR_UNITS
+    more = decide(reserved, Transfer("b", 1, pending=True), at("a", "r2", version=3))
+    assert isinstance(more, Rejection) and more.code == RejectionCode.LIMIT_EXCEEDED
 
 
 # --- the property ------------------------------------------------------------------------
@@ -181,7 +352,8 @@ class World:
         if isinstance(command, AccountOpened):  # a shortcut: given this account
             result: object = [command]
         else:
-            result = decide(self.states[account], command, Context(command_id, account, self.clock))  # type: ignore[arg-type]
+            context = Context(command_id, account, self.clock, len(self.logs[account]))
+            result = decide(self.states[account], command, context)  # type: ignore[arg-type]
         events = result if isinstance(result, list) else []
         if isinstance(result, Decision):
             events = result.events
@@ -224,7 +396,8 @@ def test_money_is_conserved_and_the_fold_of_the_events_is_the_state(
             case ("deposit", account, amount):
                 world.run(str(account), "deposit", Deposit(int(amount)))  # type: ignore[call-overload]
             case ("transfer", source, target, amount, kind):
-                tid = f"t{len(world.transfers)}"
+                # ids are per source: two sources use the same ids (t0, t1, ...)
+                tid = f"t{sum(1 for _, s in world.transfers if s == source)}"
                 world.transfers.append((tid, str(source)))
                 pending = kind != "plain"
                 timeout = 25 if kind == "expiring" else None
@@ -251,20 +424,22 @@ def test_money_is_conserved_and_the_fold_of_the_events_is_the_state(
     assert world.balances() == world.deposited
     for account, state in world.states.items():
         assert state == reduce(evolve, world.logs[account], None)
-    ends: dict[str, list[Event]] = defaultdict(list)
-    for log in world.logs.values():
+        assert state is None or state.sending == {}, f"{account}: every transfer has landed"
+    ends: dict[tuple[str, str], list[Event]] = defaultdict(list)  # by (source, transfer id)
+    for account, log in world.logs.items():
         ends_of = [e for e in log if not isinstance(e, AccountOpened | Deposited | AccountClosed)]
         for e in ends_of:
-            ends[e.transfer_id].append(e)  # type: ignore[union-attr]
-    for tid, seen in ends.items():
+            named = str(getattr(e, "source", account))  # a target's event names its source
+            ends[(named, e.transfer_id)].append(e)  # type: ignore[union-attr]
+    for transfer, seen in ends.items():
         kinds = [type(e) for e in seen]
         moved = kinds.count(TransferDebited) + kinds.count(PendingPosted)
-        assert moved <= 1, f"{tid}: one debit at most: {seen}"
+        assert moved <= 1, f"{transfer}: one debit at most: {seen}"
         landed = kinds.count(TransferCredited) + kinds.count(PendingCreditSettled)
-        assert landed + kinds.count(TransferReversed) == moved, f"{tid}: credited or reversed"
+        assert landed + kinds.count(TransferReversed) == moved, f"{transfer}: credited or reversed"
         finished = kinds.count(PendingPosted) + kinds.count(PendingVoided)
-        assert finished <= 1, f"{tid}: posted, voided or expired, never two: {seen}"
+        assert finished <= 1, f"{transfer}: posted, voided or expired, never two: {seen}"
         if PendingReserved in kinds and kinds.count(PendingCreditNoted):
             assert (PendingVoided in kinds or PendingPosted in kinds) == (
                 PendingCreditReleased in kinds or PendingCreditSettled in kinds
-            ), f"{tid}: the target follows the source"
+            ), f"{transfer}: the target follows the source"

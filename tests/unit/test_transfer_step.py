@@ -10,14 +10,22 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.ledger import Deposit, OpenAccount, PostPending, Transfer
-from eventledger.ledger.internal import CreditTransfer
-from eventledger.topology.codec import Reply, Slot, decode_reply, encode_id_key, encode_key
+from eventledger.ledger import CloseAccount, Deposit, OpenAccount, PostPending, Transfer
+from eventledger.ledger.internal import CreditTransfer, leg_id
+from eventledger.topology.codec import (
+    Reply,
+    Slot,
+    decode_reply,
+    encode_id_key,
+    encode_internal_id_key,
+    encode_key,
+)
 from eventledger.topology.flows import Flows
 from eventledger.topology.partitioner import partition_for
 from eventledger.topology.settings import DAY_MS
 from eventledger.topology.step import (
     FORGED_INTERNAL_COMMAND,
+    FORGOTTEN_LEG,
     IN_FLIGHT,
     BatchResult,
     InRecord,
@@ -82,10 +90,13 @@ class Part:
         offset = self.positions[0]
         return self.batch([record(offset, account, command, command_id, reply_to=lane)])  # type: ignore[arg-type]
 
-    def deliver(self, internal: list[tuple[bytes | None, bytes | None]]) -> BatchResult:
+    def deliver(
+        self, internal: list[tuple[bytes | None, bytes | None]], now_ms: int = NOW
+    ) -> BatchResult:
         offset = self.positions[1]
         return self.batch(
-            [InRecord(offset + i, k, v, (), True) for i, (k, v) in enumerate(internal)]
+            [InRecord(offset + i, k, v, (), True) for i, (k, v) in enumerate(internal)],
+            now_ms=now_ms,
         )
 
 
@@ -114,14 +125,19 @@ def test_a_same_partition_transfer_commits_both_legs_in_one_batch_with_one_answe
     opened(p0, b)
     result = p0.send(a, Transfer(b, 40), "t1", lane=1)
     assert result.internal == []
-    assert [o.command_id for o in result.outcomes] == ["t1", "t1/credit"]
+    seq = 3  # a's open and deposit came first: its debit is a's third event
+    credit, confirm = leg_id("credit", a, "t1", seq), leg_id("confirm", a, "t1", seq)
+    assert [o.command_id for o in result.outcomes] == ["t1", credit, confirm]
     assert {a, b} == set(result.changed)
     assert (result.changed[a].state.balance, result.changed[b].state.balance) == (60, 40)
-    (answer,) = {(r.command_id, r.aggregate_id, r.accepted) for r in client_replies(result)}
-    assert answer == ("t1", a, True)
-    assert all(r.partition == 1 for r in result.replies), "on the client's lane"
+    assert result.changed[a].state.sending == {}, "the confirmation ended the transfer"
+    answers = {(r.command_id, r.aggregate_id, r.accepted) for r in client_replies(result)}
+    assert answers - {("", a, True)} == {("t1", a, True)}, "a leg's own entry names no command"
+    lanes = {(decode_reply(r.value or b"").command_id, r.partition) for r in result.replies}
+    assert lanes == {("t1", 1), ("", 0)}, "on the client's lane; a leg's own entry on lane 0"
     retry = p0.send(a, Transfer(b, 40), "t1", lane=0)
-    assert client_replies(retry)[0] == decode_reply(result.remembered[list(result.remembered)[-1]])
+    assert client_replies(retry) == [decode_reply(result.remembered[encode_id_key(a, "t1")])]
+    assert client_replies(retry)[0].command_id == "t1" and client_replies(retry)[0].accepted
     assert retry.events == []
 
 
@@ -171,6 +187,56 @@ def test_a_refused_credit_is_refunded_and_answered_once_by_the_source() -> None:
     assert p1.flows is None, "a refusal moves no money on the target"
 
 
+def test_a_leg_lands_whenever_it_arrives_even_past_the_idempotency_window() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    debit = p0.send(a, Transfer(b, 30), "t1")
+    late = NOW + 2 * DAY_MS  # the target was down longer than the window
+    landed = p1.deliver(internal_for(debit, 1), now_ms=late)
+    assert [o.outcome for o in landed.outcomes] == [OutcomeKind.ACCEPTED]
+    assert p1.committed[b].state.balance == 30
+    (answer,) = client_replies(landed)
+    assert (answer.command_id, answer.accepted) == ("t1", True)
+    assert p0.committed[a].state.sending != {}, "a's side waits for the confirmation"
+    confirmed = p0.deliver(internal_for(landed, 0), now_ms=late)
+    assert [o.command_id for o in confirmed.outcomes] == [leg_id("confirm", a, "t1", 3)]
+    assert p0.committed[a].state.sending == {}
+    assert p0.flows == Flows(deposited=100, sent={1: 30}), "a confirmation moves no money"
+
+
+def test_a_resent_leg_the_memory_no_longer_holds_is_skipped_never_done_again() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    debit = p0.send(a, Transfer(b, 30), "t1")
+    resent = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    p1.deliver(internal_for(debit, 1))
+    p1.ids = Memory()  # the memory forgot the leg (past its retention)
+    again = p1.deliver(resent)
+    assert again.events == [] and again.changed == {} and again.internal == []
+    (skipped,) = again.outcomes
+    assert (skipped.outcome, skipped.code) == (OutcomeKind.DUPLICATE, FORGOTTEN_LEG)
+    assert p1.committed[b].state.balance == 30, "credited once"
+
+
+def test_an_account_closes_only_once_its_transfers_have_landed() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 30)
+    opened(p1, b)
+    debit = p0.send(a, Transfer(b, 30), "t1")
+    early = p0.send(a, CloseAccount(), "close-1")
+    assert [r.code for r in client_replies(early)] == ["transfers_in_flight"]
+    landed = p1.deliver(internal_for(debit, 1))
+    p0.deliver(internal_for(landed, 0))
+    closed = p0.send(a, CloseAccount(), "close-2")
+    assert [(r.accepted, r.code) for r in client_replies(closed)] == [(True, None)]
+    assert p0.committed[a].state.status == "closed"
+
+
 def test_a_client_cannot_send_an_internal_command() -> None:
     p0 = Part(0)
     a = on(0, "a")
@@ -200,8 +266,14 @@ def test_expiry_is_a_tick_on_the_partition_clock() -> None:
     assert client_replies(held)[0].accepted
     assert p0.committed[b].state.pending_credits == 70
     tick = p0.batch([], now_ms=NOW + 1_000, due=(a,))
-    assert [o.command_id for o in tick.outcomes] == ["t1/expire", "t1/release"]
-    assert {r.command_id for r in client_replies(tick)} == {"t1/expire", "t1/release"}
+    expire, release = leg_id("expire", a, "t1", 3), leg_id("release", a, "t1", 3)
+    assert [o.command_id for o in tick.outcomes] == [expire, release]
+    # legs without an origin are remembered under their leg ids, but answer no client
+    assert {r.command_id for r in client_replies(tick)} == {""}
+    assert set(tick.remembered) == {
+        encode_internal_id_key(a, expire),
+        encode_internal_id_key(b, release),
+    }
     assert p0.committed[a].state.pending_debits == 0
     assert p0.committed[b].state.pending_credits == 0
     late = p0.send(a, PostPending("t1"), "p1")
