@@ -162,6 +162,13 @@ def _finish_pending(state: Account, command: PostPending | VoidPending, context:
     tid, me = command.transfer_id, context.account_id
     pending = state.pending.get(tid)
     if pending is None:
+        how = state.ended.get(tid)
+        if how == "expired":
+            return Rejection(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")
+        if how is not None:
+            return Rejection(
+                RejectionCode.UNKNOWN_PENDING, f"pending transfer {tid!r} was already {how}"
+            )
         return Rejection(RejectionCode.UNKNOWN_PENDING, f"no open pending transfer {tid!r} here")
     if pending.expires_ms is not None and pending.expires_ms <= context.now_ms:
         return Rejection(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")

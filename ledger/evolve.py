@@ -21,7 +21,7 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.state import Account, Pending
+from eventledger.ledger.state import ENDED_KEPT, Account, Pending
 
 __all__ = ["evolve"]
 
@@ -52,7 +52,13 @@ def evolve(state: Account | None, event: Event) -> Account:
             return replace(state, status="closed")
         case PendingReserved(transfer_id=tid, to=to, amount=amount, expires_ms=expires, seq=seq):
             pending = {**state.pending, tid: Pending("out", to, amount, expires, seq)}
-            return replace(state, pending=pending, pending_debits=state.pending_debits + amount)
+            ended = {k: v for k, v in state.ended.items() if k != tid}
+            return replace(
+                state,
+                pending=pending,
+                pending_debits=state.pending_debits + amount,
+                ended=ended,
+            )
         case PendingCreditNoted(transfer_id=tid, source=source, amount=amount, seq=seq):
             credits = {
                 **state.incoming.get(source, {}),
@@ -72,11 +78,15 @@ def evolve(state: Account | None, event: Event) -> Account:
                 pending_debits=state.pending_debits - reserved.amount,
                 balance=state.balance - amount,
                 sending=sending,
+                ended=_ended(state, tid, "posted"),
             )
-        case PendingVoided(transfer_id=tid):
+        case PendingVoided(transfer_id=tid, reason=reason):
             rest, reserved = _without(state, tid)
             return replace(
-                state, pending=rest, pending_debits=state.pending_debits - reserved.amount
+                state,
+                pending=rest,
+                pending_debits=state.pending_debits - reserved.amount,
+                ended=_ended(state, tid, reason),
             )
         case PendingCreditSettled(transfer_id=tid, source=source, amount=amount):
             incoming, noted = _without_credit(state, source, tid)
@@ -93,6 +103,15 @@ def evolve(state: Account | None, event: Event) -> Account:
             )
         case _:
             assert_never(event)
+
+
+def _ended(state: Account, transfer_id: str, how: str) -> dict[str, str]:
+    """`state.ended` with `transfer_id` ended `how`, as the newest, keeping `ENDED_KEPT`."""
+    ended = {k: v for k, v in state.ended.items() if k != transfer_id}
+    ended[transfer_id] = how
+    while len(ended) > ENDED_KEPT:
+        del ended[next(iter(ended))]
+    return ended
 
 
 def _without(state: Account, transfer_id: str) -> tuple[dict[str, Pending], Pending]:

@@ -5,6 +5,7 @@ from typing import Final, Literal
 import msgspec
 
 __all__ = [
+    "ENDED_KEPT",
     "MAX_MINOR_UNITS",
     "Account",
     "AccountStatus",
@@ -13,6 +14,9 @@ __all__ = [
     "Pending",
     "view",
 ]
+
+ENDED_KEPT: Final = 32
+"""How many ended reservations an account names (`Account.ended`)."""
 
 MAX_MINOR_UNITS: Final = 2**63 - 1
 """Largest amount, balance or overdraft limit: money must fit a signed 64-bit integer."""
@@ -45,7 +49,10 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
     - `sending` holds every transfer debited here and not yet known to have landed (a
       refund may still come back): the account cannot close while it is not empty, and
       balance + pending_credits + Σ sending <= MAX_MINOR_UNITS (`headroom`), so no credit,
-      settlement or refund can take a balance past int64.
+      settlement or refund can take a balance past int64;
+    - `ended` names how the last `ENDED_KEPT` reservations ended (transfer id → "posted",
+      "voided", "expired" or "refused"), oldest first, so a late post or void is told why
+      its reservation is gone.
     The account's version (events applied) is not here: the flow counts it, once, in its
     slot. Encoded as an array: field order is layout, so a change of it is a state schema
     version bump (4 added `incoming` and `sending`; 3 the pending transfers)."""
@@ -59,6 +66,7 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
     pending: dict[str, Pending] = msgspec.field(default_factory=dict)
     incoming: dict[str, dict[str, Pending]] = msgspec.field(default_factory=dict)
     sending: dict[str, Pending] = msgspec.field(default_factory=dict)
+    ended: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def available(self) -> int:

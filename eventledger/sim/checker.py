@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventledger.sim.world import World
-from eventledger.topology.codec import Slot, command_fingerprint
+from eventledger.topology.codec import Reply, Slot, command_fingerprint
 from eventledger.topology.flows import wrapped
 from eventledger.topology.idempotency import IdCode
 from eventledger.topology.topics import TopicKind
@@ -70,6 +70,7 @@ class Checker:
         self.decided: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
         self.operations = 0  # events committed
         self.decisions = 0  # commands and legs decided in committed batches
+        self.ended: dict[tuple[str, str], str] = {}  # (account, transfer id) → how it ended
         self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
 
     # -- after every step -----------------------------------------------------------------------
@@ -103,6 +104,11 @@ class Checker:
         self.states[account] = Slot(state, envelope.sequence)
         self.operations += 1
         name = type(event).__name__
+        tid = getattr(event, "transfer_id", None)
+        if name == "PendingReserved":
+            self.ended.pop((account, tid), None)
+        elif name in ("PendingVoided", "PendingPosted"):
+            self.ended[account, tid] = getattr(event, "reason", "posted")
         moves = codec.aggregate.moves(event)  # type: ignore[attr-defined]
         for kind, _, amount in moves:
             if kind == "deposited":
@@ -217,6 +223,8 @@ class Checker:
         for decision, reply in received:
             if reply.code in _MEMORY_REFUSALS:
                 continue
+            if reply.code == "unknown_pending":
+                self._check_late_finish(reply)
             said = (reply.accepted, reply.code, reply.version)
             first = self.answers.setdefault(decision, said)
             if said != first:
@@ -225,6 +233,23 @@ class Checker:
                     f"{decision[1]!r} on {decision[0]!r} (decided for the attempt first tried "
                     f"at {decision[2]}) was answered {first}, then {said}",
                 )
+
+    def _check_late_finish(self, reply: Reply) -> None:
+        """A post or void of a reservation that expired is told so (`pending_expired`),
+        not that the reservation is unknown."""
+        by_content = self.world.sent.get((reply.aggregate_id, reply.command_id), {})
+        attempted = next(
+            (a for (fp, _), a in by_content.items() if fp == reply.fingerprint), None
+        )
+        if attempted is None:
+            return
+        tid = getattr(attempted.command, "transfer_id", None)
+        if tid is not None and self.ended.get((reply.aggregate_id, tid)) == "expired":
+            raise InvariantError(
+                "late-finish",
+                f"{attempted.command!r} on {reply.aggregate_id!r} after its reservation "
+                f"expired was answered unknown_pending, not pending_expired",
+            )
 
     def _check_workers(self) -> None:
         """A running worker's state is the fold of its partition's events; its flows add up."""

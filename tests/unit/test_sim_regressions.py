@@ -177,3 +177,21 @@ def test_a_client_id_like_a_legs_never_gets_the_legs_entry_as_its_reply() -> Non
             *_run_all(),
         ]
     )
+
+
+def test_a_post_after_the_expiry_is_told_the_reservation_expired() -> None:
+    """Seed 9 (late-finish): once the expiry had voided a reservation, a post was answered
+    `unknown_pending`, not `pending_expired`."""
+    _clean(
+        [
+            *_open("ca", "cb"),
+            Send(0, "ca", Deposit(10), "d", T0),
+            *_run_all(),
+            Send(0, "ca", Transfer("cb", 10, pending=True, timeout_ms=100), "t", T0),
+            *_run_all(),
+            Advance(200),
+            *_run_all(),
+            Send(0, "ca", PostPending("t"), "post", T0 + 200),
+            *_run_all(),
+        ]
+    )
