@@ -45,7 +45,15 @@ from eventledger.topology.flows import FLOWS_KEY, Flows
 from eventledger.topology.names import Names
 from eventledger.topology.protocol import Aggregate
 from eventledger.topology.settings import Settings
-from eventledger.topology.step import BatchResult, InRecord, OutcomeKind, process_batch, set_aside
+from eventledger.topology.step import (
+    FORGOTTEN_LEG,
+    BatchResult,
+    InRecord,
+    Outcome,
+    OutcomeKind,
+    process_batch,
+    set_aside,
+)
 from eventledger.topology.store import SnapshotStore
 from eventledger.topology.topics import TopicKind
 
@@ -58,6 +66,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_LEG_REFUSALS = frozenset({OutcomeKind.REJECTED, OutcomeKind.DLQ})
+_HOLD_PAUSE_S = 5.0  # between two reads of an internal command of a newer schema version
 
 
 class PartitionBlockedError(Exception):
@@ -209,8 +220,12 @@ class BatchCommit:
                 result.next_internal_offset,
             ),
         )
+        if result.held is not None:
+            self._hold(result.held)
+            if after == before and not result.outcomes:
+                return  # the batch stopped at its first record: nothing to commit
         if min(a - b for a, b in zip(after, before, strict=True)) < 0 or (
-            records and after == before
+            records and after == before and result.held is None
         ):
             raise OffsetOrderError(
                 f"partition {self.partition}: offsets {after} would not move forward from {before}"
@@ -226,6 +241,17 @@ class BatchCommit:
         self.aborts.committed(wrote_events=bool(result.events))
         self._installed(result, checkpoint, now_ms)
         self._count(result, started_at)
+        if result.held is not None:  # read again from what committed, after a pause
+            self._rewind(c.next_offset, c.internal_offset)
+
+    def _hold(self, reason: str) -> None:
+        """A newer worker wrote an internal command this one cannot read: stop before it
+        (rewound after this batch), say so, and wait; the leg is read again later and never
+        dead-lettered, so the money it carries stays accounted for."""
+        log.error("partition %d: %s", self.partition, reason)
+        self.error = reason
+        self.metrics.held()
+        self._wait(_HOLD_PAUSE_S)
 
     def _installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
         """Committed: only now does the batch become the state that queries see (and its
@@ -392,3 +418,27 @@ class BatchCommit:
         c.duplicates += tally[OutcomeKind.DUPLICATE]
         c.dlq += tally[OutcomeKind.DLQ]
         self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)
+        for o in result.outcomes:
+            if o.internal and (
+                o.outcome in _LEG_REFUSALS
+                or (o.outcome == OutcomeKind.DUPLICATE and o.code == FORGOTTEN_LEG)
+            ):
+                self._leg_refused(o)
+
+    def _leg_refused(self, o: Outcome) -> None:
+        """A leg that refused its transfer (its money goes back: a refund or a release is
+        on its way), was set aside or dead-lettered (its money stays in flight: see
+        `eventledger transfers --in-flight`), or was a forgotten copy: a log line and a
+        metric, so no refusal is silent."""
+        level = logging.ERROR if o.outcome == OutcomeKind.DLQ else logging.WARNING
+        log.log(
+            level,
+            "partition %d: leg %s on %s %s (%s) at internal offset %d",
+            self.partition,
+            o.command_id,
+            o.aggregate_id,
+            o.outcome,
+            o.code,
+            o.offset,
+        )
+        self.metrics.leg_refused(str(o.outcome), o.code or "")

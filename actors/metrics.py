@@ -39,6 +39,16 @@ class PartitionMetrics:
         self._aborts = meter.create_counter(
             "eventledger.aborts", unit="{transaction}", description="Aborted transactions"
         )
+        self._legs_refused = meter.create_counter(
+            "eventledger.legs.refused",
+            unit="{leg}",
+            description="Transfer legs refused, set aside, dead-lettered or skipped as forgotten",
+        )
+        self._held = meter.create_counter(
+            "eventledger.held",
+            unit="{batch}",
+            description="Batches stopped before an internal command of a newer schema version",
+        )
         self._restored = meter.create_counter(
             "eventledger.restore.records", unit="{record}", description="Snapshots restored"
         )
@@ -52,6 +62,14 @@ class PartitionMetrics:
             self._commands.add(n, {**self._attrs, "eventledger.outcome": str(outcome)})
         self._batch.record(size, self._attrs)
         self._commit.record(commit_seconds, self._attrs)
+
+    def leg_refused(self, outcome: str, code: str) -> None:
+        self._legs_refused.add(
+            1, {**self._attrs, "eventledger.outcome": outcome, "eventledger.code": code}
+        )
+
+    def held(self) -> None:
+        self._held.add(1, self._attrs)
 
     def abort(self) -> None:
         self._aborts.add(1, self._attrs)

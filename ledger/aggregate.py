@@ -37,6 +37,7 @@ class AccountAggregate:
     # dropped
     state_schema_version: Final = 4
     event_schema_version: Final = 1
+    internal_schema_version: Final = 2  # 2: legs name their transfer (seq, source)
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
     )

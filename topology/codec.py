@@ -376,6 +376,7 @@ class Codec:
             payload=msgspec.Raw(_ENCODER.encode(command)),
             first_attempt_ms=first_attempt_ms,
             origin=origin,
+            schema_version=getattr(self.aggregate, "internal_schema_version", 1),
         )
         return _ENCODER.encode(envelope)
 

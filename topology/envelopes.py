@@ -47,7 +47,10 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     (None: no reply wanted). `first_attempt_ms` is when the sender first tried this command id
     (epoch ms, the same on every retry; None: the time the partition first reads it): the
     idempotency window runs from it. `resent` marks an internal command sent again on a
-    client's retry (only ever answered from the id memory, never executed)."""
+    client's retry (only ever answered from the id memory, never executed).
+    `schema_version` is the aggregate's internal command schema version an internal command
+    was written with (None: 1, written before there were versions): a worker reads the
+    versions up to its own, and stops before a newer one until it is upgraded."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -58,6 +61,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     first_attempt_ms: _NonNegative | None = None
     origin: Origin | None = None
     resent: bool = False
+    schema_version: _NonNegative | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -122,6 +122,11 @@ class Saga(Protocol):
     def internal_command_type(self) -> Any:
         """The union of internal command Struct types (only the service sends them)."""
 
+    @property
+    def internal_schema_version(self) -> int:
+        """Layout version internal commands are written with (each envelope carries it); a
+        worker stops before a newer one rather than dead-letter money in flight."""
+
     def decide_in(
         self,
         state: Any,

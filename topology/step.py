@@ -177,7 +177,9 @@ class BatchResult:
     holds the last slot of every aggregate the batch changed (only aggregates with new events);
     `internal` the internal commands for other partitions; `next_offset` and
     `next_internal_offset` where the commands and internal topics resume;
-    snapshots and views have one record per changed aggregate. `remembered` holds the
+    snapshots and views have one record per changed aggregate; `held` says why the batch
+    stopped before an internal command of a newer schema version (the offsets then stop
+    before it: read again once upgraded). `remembered` holds the
     (id key, reply value) of every command id decided in this batch, for the id memory, and
     `last_remembered` the id key of the last of them written to each replies partition (the
     changelog), for the checkpoint's marks."""
@@ -195,6 +197,7 @@ class BatchResult:
     internal: list[OutRecord] = field(default_factory=list)
     next_internal_offset: int = 0
     flows: Flows | None = None  # the partition's flows after this batch (None: unchanged)
+    held: str | None = None  # why the batch stopped before a record it cannot read yet
 
 
 def process_batch(
@@ -243,16 +246,28 @@ def process_batch(
     decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
     nexts = list(positions)
     previous = [-1, -1]
+    held: str | None = None
+    known = getattr(codec.aggregate, "internal_schema_version", 1)
     for record in records:
         source = int(record.internal)
         if record.offset <= previous[source]:
             raise ValueError(f"offset {record.offset} does not follow {previous[source]}")
-        previous[source] = nexts[source] = record.offset
-        nexts[source] += 1
         try:
-            decoded.append((record, *codec.decode_command(record.value)))
+            envelope, command = codec.decode_command(record.value)
         except CommandDecodeError as error:
             decoded.append((record, error, None))
+        else:
+            written = envelope.schema_version or 1
+            if record.internal and written > known:
+                held = (
+                    f"internal command at offset {record.offset} has schema version {written}, "
+                    f"newer than this worker's {known}: upgrade this worker; the batch stops "
+                    "before it (it is never dead-lettered)"
+                )
+                break
+            decoded.append((record, envelope, command))
+        previous[source] = nexts[source] = record.offset
+        nexts[source] += 1
     keys = [
         _id_key(parsed, internal=record.internal)
         for record, parsed, _ in decoded
@@ -267,7 +282,7 @@ def process_batch(
         key = _id_key(parsed, internal=record.internal)
         batch.handle(record, parsed, command, key, seen.get(key))
         batch.run_local()
-    return batch.result(events_offset, nexts[0], nexts[1])
+    return batch.result(events_offset, nexts[0], nexts[1], held)
 
 
 def _id_key(envelope: CommandEnvelope, *, internal: bool) -> bytes:
@@ -870,7 +885,9 @@ class _Batch:
             )
         )
 
-    def result(self, events_offset: int, next_offset: int, next_internal: int) -> BatchResult:
+    def result(
+        self, events_offset: int, next_offset: int, next_internal: int, held: str | None = None
+    ) -> BatchResult:
         """The batch's records, with one snapshot and one view per changed aggregate."""
         snapshots: list[OutRecord] = []
         views: list[OutRecord] = []
@@ -902,6 +919,7 @@ class _Batch:
             internal=self.internal,
             next_internal_offset=next_internal,
             flows=flows,
+            held=held,
         )
 
 

@@ -104,7 +104,7 @@ class Checker:
         self.states[account] = Slot(state, envelope.sequence)
         self.operations += 1
         name = type(event).__name__
-        tid = getattr(event, "transfer_id", None)
+        tid: Any = getattr(event, "transfer_id", None)
         if name == "PendingReserved":
             self.ended.pop((account, tid), None)
         elif name in ("PendingVoided", "PendingPosted"):
@@ -238,9 +238,7 @@ class Checker:
         """A post or void of a reservation that expired is told so (`pending_expired`),
         not that the reservation is unknown."""
         by_content = self.world.sent.get((reply.aggregate_id, reply.command_id), {})
-        attempted = next(
-            (a for (fp, _), a in by_content.items() if fp == reply.fingerprint), None
-        )
+        attempted = next((a for (fp, _), a in by_content.items() if fp == reply.fingerprint), None)
         if attempted is None:
             return
         tid = getattr(attempted.command, "transfer_id", None)
