@@ -99,6 +99,7 @@ class Committed:
     internal_offset: int = 0
     deadlines: Deadlines | None = None
     flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
+    lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
 
     def due(self, now_ms: int) -> list[str]:
         """The aggregates with a deadline due at `now_ms`."""
@@ -117,12 +118,20 @@ class Committed:
         this batch's last remembered replies (see `Checkpoint`)."""
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
         flows = self.flows if result.flows is None else result.flows
-        return Checkpoint(result.next_offset, now_ms, marks, result.next_internal_offset, flows)
+        lost = self.lost if result.lost is None else result.lost
+        return Checkpoint(
+            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
+        )
 
     def position(self) -> Checkpoint:
         """The checkpoint of what is committed now (a generation's seal, an unblock)."""
         return Checkpoint(
-            self.next_offset, self.clock_ms, self.marks, self.internal_offset, self.flows
+            self.next_offset,
+            self.clock_ms,
+            self.marks,
+            self.internal_offset,
+            self.flows,
+            self.lost,
         )
 
 
@@ -212,6 +221,7 @@ class BatchCommit:
             positions=(c.next_offset, c.internal_offset),
             due=due,
             flows=c.flows,
+            lost=c.lost,
         )
         before, after = (
             (c.next_offset, c.internal_offset),
@@ -267,6 +277,7 @@ class BatchCommit:
         c.clock_ms = now_ms
         c.marks = checkpoint.remembered
         c.flows = checkpoint.flows
+        c.lost = checkpoint.lost
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
@@ -313,6 +324,7 @@ class BatchCommit:
             positions=(c.next_offset, c.internal_offset),
             ids=self.ids,
             window_ms=self.settings.idempotency_window_ms,
+            lost=c.lost,
         )
         checkpoint = c.checkpoint(result, now_ms)
         try:

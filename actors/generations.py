@@ -177,6 +177,7 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
         committed.marks,
         committed.internal_offset,
         committed.flows,
+        committed.lost,
     )
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()

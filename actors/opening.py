@@ -131,6 +131,7 @@ def open_partition(
         c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
         c.marks = dict(restored.checkpoint.remembered)
         c.flows = restored.checkpoint.flows
+        c.lost = restored.checkpoint.lost
     ids = open_id_store(settings, partition)
     try:
         got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)

@@ -4,6 +4,8 @@ for a transfer's legs, a `Decision`: events plus commands to other accounts)."""
 import re
 from typing import assert_never
 
+import msgspec
+
 from eventledger.ledger.commands import (
     CloseAccount,
     Command,
@@ -20,6 +22,7 @@ from eventledger.ledger.events import (
     AccountOpened,
     Deposited,
     Event,
+    ForcedAction,
     PendingCreditNoted,
     PendingCreditReleased,
     PendingCreditSettled,
@@ -29,6 +32,7 @@ from eventledger.ledger.events import (
     TransferCompleted,
     TransferCredited,
     TransferDebited,
+    TransferForced,
     TransferReversed,
     Withdrawn,
 )
@@ -36,6 +40,7 @@ from eventledger.ledger.internal import (
     ConfirmCredit,
     CreditTransfer,
     ExpirePending,
+    ForcedLeg,
     InternalCommand,
     NotePendingCredit,
     RefundTransfer,
@@ -145,7 +150,7 @@ def _transfer(state: Account, command: Transfer, context: Context) -> Result:
     if not command.pending:
         credit = CreditTransfer(tid, me, amount, state.currency, seq)
         return Decision(
-            [TransferDebited(tid, to, amount, seq)],
+            [TransferDebited(tid, to, amount, seq, context.now_ms)],
             [Send(to, credit, leg_id("credit", me, tid, seq))],
             final=False,
         )
@@ -187,7 +192,7 @@ def _finish_pending(state: Account, command: PostPending | VoidPending, context:
         )
     settle = SettlePendingCredit(tid, me, amount, seq)
     return Decision(
-        [PendingPosted(tid, pending.other, amount)],
+        [PendingPosted(tid, pending.other, amount, context.now_ms)],
         [Send(pending.other, settle, leg_id("settle", me, tid, seq))],
     )
 
@@ -215,12 +220,44 @@ def _mine(entry: Pending | None, seq: int) -> Pending | None:
     return entry if entry is not None and entry.seq == seq else None
 
 
+def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Result:
+    """An operator's settlement of a lost leg: done as it was, or (`refund`) refused so the
+    money goes back; either way recorded on this account (when it exists) by whom and why."""
+    leg, me = command.leg, context.account_id
+    counterparty = str(getattr(leg, "source", None) or getattr(leg, "target", ""))
+    action: ForcedAction = "refund" if command.refund else "redrive"
+    forced = TransferForced(leg.transfer_id, counterparty, action, command.operator, command.reason)
+    recorded: list[Event] = [] if state is None else [forced]
+    if not command.refund or not isinstance(
+        leg, CreditTransfer | SettlePendingCredit | NotePendingCredit
+    ):
+        done = _leg(state, leg, context)
+        if isinstance(done, Decision):
+            return msgspec.structs.replace(done, events=[*recorded, *done.events])
+        return done
+    refused = Rejection(
+        RejectionCode.REFUSED_BY_OPERATOR,
+        f"refused by {command.operator}: {command.reason}",
+    )
+    tid, seq = leg.transfer_id, leg.seq
+    if isinstance(leg, NotePendingCredit):
+        void = VoidRefusedPending(tid, refused.code, seq)
+        send = Send(leg.source, void, leg_id("void-refused", leg.source, tid, seq))
+    else:
+        refund = RefundTransfer(tid, me, leg.amount, refused.code, seq)
+        send = Send(leg.source, refund, leg_id("refund", leg.source, tid, seq))
+    final = isinstance(leg, SettlePendingCredit)  # as the leg's own refusal would be
+    return Decision(recorded, [send], final=final, refusal=refused)
+
+
 def _leg(state: Account | None, command: InternalCommand, context: Context) -> Result:
     """An internal command: a leg of a transfer (`eventledger.ledger.internal`). A leg acts
     only on the transfer it names (source, transfer id, seq); money sent always lands: a
     refused credit goes back to the source (whose account cannot have closed meanwhile)."""
     me = context.account_id
     match command:
+        case ForcedLeg():
+            return _forced(state, command, context)
         case CreditTransfer(
             transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
         ):

@@ -16,6 +16,7 @@ __all__ = [
     "AccountOpened",
     "Deposited",
     "Event",
+    "ForcedAction",
     "PendingCreditNoted",
     "PendingCreditReleased",
     "PendingCreditSettled",
@@ -25,6 +26,7 @@ __all__ = [
     "TransferCompleted",
     "TransferCredited",
     "TransferDebited",
+    "TransferForced",
     "TransferReversed",
     "VoidReason",
     "Withdrawn",
@@ -69,6 +71,7 @@ class TransferDebited(_Event, frozen=True):
     to: str
     amount: int
     seq: int = 0
+    at_ms: int = 0  # the partition's clock when it was debited
 
 
 class TransferCredited(_Event, frozen=True):
@@ -124,6 +127,22 @@ class PendingPosted(_Event, frozen=True):
     transfer_id: str
     to: str
     amount: int
+    at_ms: int = 0  # the partition's clock when it was debited
+
+
+ForcedAction = Literal["redrive", "refund"]
+
+
+class TransferForced(_Event, frozen=True):
+    """An operator (`operator`, for `reason`) forced a lost leg of transfer `transfer_id`
+    with `counterparty` through: `redrive` delivered it as it was, `refund` refused it so
+    the money goes back to its source. Moves no money itself (the leg's own events do)."""
+
+    transfer_id: str
+    counterparty: str
+    action: ForcedAction
+    operator: str
+    reason: str
 
 
 class PendingCreditSettled(_Event, frozen=True):
@@ -157,6 +176,7 @@ Event = (
     | TransferCredited
     | TransferReversed
     | TransferCompleted
+    | TransferForced
     | PendingReserved
     | PendingCreditNoted
     | PendingPosted

@@ -18,6 +18,7 @@ from eventledger.ledger.events import (
     TransferCompleted,
     TransferCredited,
     TransferDebited,
+    TransferForced,
     TransferReversed,
     Withdrawn,
 )
@@ -40,8 +41,8 @@ def evolve(state: Account | None, event: Event) -> Account:
             return replace(state, balance=state.balance + amount)
         case Withdrawn(amount=amount):
             return replace(state, balance=state.balance - amount)
-        case TransferDebited(transfer_id=tid, to=to, amount=amount, seq=seq):
-            sending = {**state.sending, tid: Pending("out", to, amount, None, seq)}
+        case TransferDebited(transfer_id=tid, to=to, amount=amount, seq=seq, at_ms=at):
+            sending = {**state.sending, tid: Pending("out", to, amount, None, seq, at)}
             return replace(state, balance=state.balance - amount, sending=sending)
         case TransferReversed(transfer_id=tid, amount=amount):
             sending = {k: v for k, v in state.sending.items() if k != tid}
@@ -50,6 +51,8 @@ def evolve(state: Account | None, event: Event) -> Account:
             return replace(state, sending={k: v for k, v in state.sending.items() if k != tid})
         case AccountClosed():
             return replace(state, status="closed")
+        case TransferForced():
+            return state  # the forced leg's own events change the account
         case PendingReserved(transfer_id=tid, to=to, amount=amount, expires_ms=expires, seq=seq):
             pending = {**state.pending, tid: Pending("out", to, amount, expires, seq)}
             ended = {k: v for k, v in state.ended.items() if k != tid}
@@ -69,9 +72,9 @@ def evolve(state: Account | None, event: Event) -> Account:
                 incoming={**state.incoming, source: credits},
                 pending_credits=state.pending_credits + amount,
             )
-        case PendingPosted(transfer_id=tid, to=to, amount=amount):
+        case PendingPosted(transfer_id=tid, to=to, amount=amount, at_ms=at):
             rest, reserved = _without(state, tid)
-            sending = {**state.sending, tid: Pending("out", to, amount, None, reserved.seq)}
+            sending = {**state.sending, tid: Pending("out", to, amount, None, reserved.seq, at)}
             return replace(
                 state,
                 pending=rest,

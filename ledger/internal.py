@@ -16,7 +16,9 @@ __all__ = [
     "ConfirmCredit",
     "CreditTransfer",
     "ExpirePending",
+    "ForcedLeg",
     "InternalCommand",
+    "Leg",
     "NotePendingCredit",
     "RefundTransfer",
     "ReleasePendingCredit",
@@ -103,7 +105,7 @@ class ExpirePending(_Internal, frozen=True):
     seq: int = 0
 
 
-InternalCommand = (
+Leg = (
     CreditTransfer
     | RefundTransfer
     | ConfirmCredit
@@ -114,10 +116,37 @@ InternalCommand = (
     | ExpirePending
 )
 
-Leg = Literal["credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"]
+
+class ForcedLeg(_Internal, frozen=True):
+    """An operator's settlement of `leg`, a leg that was set aside (lost: never done): sent
+    again under the leg's own id, done as it was (`refund` False) or refused so that its
+    money goes back to its source (`refund` True: a credit, a settlement or a pending note
+    only). Recorded as a `TransferForced` event naming `operator` and `reason`."""
+
+    leg: Leg
+    refund: bool
+    operator: str
+    reason: str
 
 
-def leg_id(leg: Leg, source: str, transfer_id: str, seq: int) -> str:
+InternalCommand = (
+    ForcedLeg
+    | CreditTransfer
+    | RefundTransfer
+    | ConfirmCredit
+    | NotePendingCredit
+    | VoidRefusedPending
+    | SettlePendingCredit
+    | ReleasePendingCredit
+    | ExpirePending
+)
+
+LegName = Literal[
+    "credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"
+]
+
+
+def leg_id(leg: LegName, source: str, transfer_id: str, seq: int) -> str:
     """The id of one leg of transfer (`source`, `transfer_id`, `seq`): `seq` is the source's
     event that started it, so the triple names one transfer forever (two sources may share
     an id; one source may reuse it after the idempotency window). The plain form

@@ -25,6 +25,7 @@ class RejectionCode(StrEnum):
     PENDING_TRANSFERS = "pending_transfers"
     TRANSFERS_IN_FLIGHT = "transfers_in_flight"  # a close while sent money may come back
     TRANSFER_OPEN = "transfer_open"  # a transfer id still open on this account
+    REFUSED_BY_OPERATOR = "refused_by_operator"  # a lost leg an operator forced back
 
 
 class Rejection(msgspec.Struct, frozen=True):

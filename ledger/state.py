@@ -11,6 +11,7 @@ __all__ = [
     "AccountStatus",
     "AccountView",
     "Direction",
+    "InFlight",
     "Pending",
     "view",
 ]
@@ -37,6 +38,7 @@ class Pending(msgspec.Struct, frozen=True, array_like=True, gc=False):
     amount: int
     expires_ms: int | None = None
     seq: int = 0
+    since_ms: int = 0  # a transfer in flight (`Account.sending`): when it was debited
 
 
 class Account(msgspec.Struct, frozen=True, array_like=True):
@@ -85,6 +87,15 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
         )
 
 
+class InFlight(msgspec.Struct, frozen=True):
+    """A transfer debited from the account and not yet known to have landed."""
+
+    transfer_id: str
+    to: str
+    amount: int
+    since_ms: int
+
+
 class AccountView(msgspec.Struct, frozen=True):
     """Public view published to the state topic. Its layout is a contract with readers and
     changes independently of `Account`; the account id is the record key, not a field."""
@@ -97,6 +108,7 @@ class AccountView(msgspec.Struct, frozen=True):
     pending_debits: int = 0
     pending_credits: int = 0
     available: int = 0
+    in_flight: list[InFlight] = msgspec.field(default_factory=list)
 
 
 def view(state: Account, version: int) -> AccountView:
@@ -110,4 +122,5 @@ def view(state: Account, version: int) -> AccountView:
         pending_debits=state.pending_debits,
         pending_credits=state.pending_credits,
         available=state.available,
+        in_flight=[InFlight(t, p.other, p.amount, p.since_ms) for t, p in state.sending.items()],
     )

@@ -104,7 +104,7 @@ _RAW: Final = b"\x03"
 _LZ4: Final = b"\x04"
 _OLD_LAYOUTS: Final = (b"\x00", b"\x01")
 _MARKS: Final = msgspec.msgpack.Decoder(list[tuple[int, bytes, int]])
-_MARKS_AND_FLOWS: Final = msgspec.msgpack.Decoder(tuple[list[tuple[int, bytes, int]], Flows | None])
+_CHECKPOINT_TAIL: Final = msgspec.msgpack.Decoder(list[Any])  # (marks, flows[, lost])
 _FLOWS: Final = msgspec.msgpack.Decoder(Flows)
 TOUCH_KEY: Final = b"\xff\x00touch"
 """A key no aggregate id, id key or checkpoint has (it is not UTF-8, nor a msgpack array):
@@ -246,7 +246,7 @@ def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
         + checkpoint.next_offset.to_bytes(8, "big")
         + checkpoint.clock_ms.to_bytes(8, "big")
         + checkpoint.internal_offset.to_bytes(8, "big")
-        + _ENCODER.encode((marks, checkpoint.flows))
+        + _ENCODER.encode((marks, checkpoint.flows, sorted(checkpoint.lost)))
     )
 
 
@@ -255,13 +255,22 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
     older 17-byte one no marks, one of the older layout no internal offset (0) and no
     flows). Raises CodecError."""
     if data is not None and data[:1] == _CHECKPOINT_2 and len(data) > 25:
-        marks, flows = _decoded(_MARKS_AND_FLOWS, data[25:], "a checkpoint's marks and flows")
+        rest = _decoded(_CHECKPOINT_TAIL, data[25:], "a checkpoint's marks and flows")
+        if len(rest) not in (2, 3):
+            raise CodecError(f"not a checkpoint: a tail of {len(rest)} items")
+        try:
+            marks = msgspec.convert(rest[0], list[tuple[int, bytes, int]])
+            flows = None if rest[1] is None else msgspec.convert(rest[1], Flows)
+            lost = frozenset(msgspec.convert(rest[2], list[bytes]) if len(rest) == 3 else ())
+        except msgspec.ValidationError as error:
+            raise CodecError(f"not a checkpoint: {error}") from None
         return Checkpoint(
             int.from_bytes(data[1:9], "big"),
             int.from_bytes(data[9:17], "big"),
             {p: (key, at) for p, key, at in marks},
             int.from_bytes(data[17:25], "big"),
             flows,
+            lost,
         )
     if data is None or len(data) < 9 or len(data) in range(10, 17) or data[:1] != _CHECKPOINT:
         raise CodecError(f"not a checkpoint: {data!r}")
@@ -363,6 +372,7 @@ class Codec:
         command_id: str,
         origin: Origin | None,
         first_attempt_ms: int,
+        redrive: bool = False,
     ) -> bytes:
         """An internal command record's value (for the internal topic, keyed by
         `encode_key(aggregate_id)`): a command envelope that may carry its saga's origin."""
@@ -377,6 +387,7 @@ class Codec:
             first_attempt_ms=first_attempt_ms,
             origin=origin,
             schema_version=getattr(self.aggregate, "internal_schema_version", 1),
+            redrive=redrive,
         )
         return _ENCODER.encode(envelope)
 

@@ -50,7 +50,8 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     client's retry (only ever answered from the id memory, never executed).
     `schema_version` is the aggregate's internal command schema version an internal command
     was written with (None: 1, written before there were versions): a worker reads the
-    versions up to its own, and stops before a newer one until it is upgraded."""
+    versions up to its own, and stops before a newer one until it is upgraded. `redrive`
+    marks an operator's settlement of a set-aside leg (see `eventledger.topology.step`)."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -62,6 +63,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     origin: Origin | None = None
     resent: bool = False
     schema_version: _NonNegative | None = None
+    redrive: bool = False
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -128,10 +130,13 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     it holds every such key (a replies partition is read in order), so a restore never runs
     with an id memory behind its state. `internal_offset` is the next offset to read of the
     partition's internal commands (0 in a checkpoint written before there were any);
-    `flows` the partition's cumulative money flows (`eventledger.topology.flows`), when kept."""
+    `flows` the partition's cumulative money flows (`eventledger.topology.flows`), when kept;
+    `lost` the id keys of the internal commands set aside here and not settled yet (an
+    operator's `redrive` of one is done once, whenever it comes)."""
 
     next_offset: int
     clock_ms: int = 0
     remembered: dict[int, tuple[bytes, int]] = msgspec.field(default_factory=dict)
     internal_offset: int = 0
     flows: Flows | None = None
+    lost: frozenset[bytes] = frozenset()

@@ -52,6 +52,7 @@ __all__ = [
     "FORGED_INTERNAL_COMMAND",
     "FORGOTTEN_LEG",
     "IN_FLIGHT",
+    "NOT_SET_ASIDE",
     "UNREMEMBERED_KEY_PREFIX",
     "VERSION_CONFLICT",
     "BatchResult",
@@ -86,6 +87,10 @@ FORGOTTEN_LEG: Final = "forgotten_leg"
 """The outcome code of a leg sent again on a retry that the id memory no longer holds: it
 was done long ago (its original precedes it on the same internal partition), so it is
 skipped; counted, never an answer."""
+
+NOT_SET_ASIDE: Final = "not_set_aside"
+"""The outcome code of an operator's forced leg whose leg the id memory does not hold as set
+aside (it was done, or is too old to tell): nothing is forced."""
 
 FORGED_INTERNAL_COMMAND: Final = "forged_internal_command"
 """The refusal of an internal command type (or an envelope with an origin) on the public
@@ -198,6 +203,7 @@ class BatchResult:
     next_internal_offset: int = 0
     flows: Flows | None = None  # the partition's flows after this batch (None: unchanged)
     held: str | None = None  # why the batch stopped before a record it cannot read yet
+    lost: frozenset[bytes] | None = None  # the partition's lost legs after it (None: same)
 
 
 def process_batch(
@@ -216,6 +222,7 @@ def process_batch(
     positions: tuple[int, int] = (0, 0),
     due: Sequence[str] = (),
     flows: Flows | None = None,
+    lost: frozenset[bytes] = frozenset(),
 ) -> BatchResult:
     """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
     same partition, offsets increasing per topic) against `committed` and the id memory
@@ -226,8 +233,9 @@ def process_batch(
     reply_lanes + reply_to` (see `TopicLayout.reply_partition`). `positions` are the next
     (commands, internal) offsets before this batch; `due` the aggregates whose deadlines are
     due (a saga aggregate is asked for their commands first); `flows` the partition's money
-    flows so far (a tallied aggregate: see `eventledger.topology.flows`). A batch with no
-    records is a tick: it only handles what is due."""
+    flows so far (a tallied aggregate: see `eventledger.topology.flows`); `lost` the id keys
+    of its internal commands set aside and not settled yet. A batch with no records is a
+    tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
     batch = _Batch(
@@ -242,6 +250,7 @@ def process_batch(
         ids=ids,
     )
     batch.flows = flows
+    batch.lost = lost
     batch.expire(due)
     decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
     nexts = list(positions)
@@ -324,12 +333,14 @@ def set_aside(
     positions: tuple[int, int] = (0, 0),
     ids: IdMemory | None = None,
     window_ms: int | None = None,
+    lost: frozenset[bytes] = frozenset(),
 ) -> BatchResult:
     """The transaction that sets `record` aside: its dead letter (code `unprocessable`, with
     `reason`) and, when its envelope is readable, a rejection to its sender that is
     remembered like any decision (a retry of the id gets it again, never an execution).
     An id the memory `ids` already holds keeps its answer: the record is a retry, so its
-    sender gets the remembered reply (none while its saga runs), and nothing is overwritten;
+    sender gets the remembered reply (none while its saga runs), and nothing is overwritten
+    (an internal command set aside is a lost leg: added to `lost`, the checkpoint's);
     one first tried longer than `window_ms` ago is refused as expired, as the batch step
     would.
     `version` is the aggregate's current version. Nothing else."""
@@ -365,6 +376,16 @@ def set_aside(
         key = _id_key(envelope, internal=record.internal)
         remembered = None if ids is None else ids.lookup([key])[0]
         earlier = None if remembered is None else decode_reply(remembered)
+        if record.internal:
+            # An original leg never decided is lost: remembered as set aside and named in the
+            # checkpoint until an operator settles it. A copy sent again on a retry is never
+            # done anyway, and a settlement set aside leaves its leg lost: neither is new.
+            if remembered is None and not envelope.resent and not envelope.redrive:
+                batch.remember(record, None, key, encode_reply(reply))
+                batch.lost_before, batch.lost = lost, lost | {key}
+            nexts = list(positions)
+            nexts[1] = record.offset + 1
+            return batch.result(events_offset, nexts[0], nexts[1])
         batch.window_ms = window_ms if window_ms is not None else 2**62
         verdict = judge(
             now_ms=now_ms,
@@ -417,6 +438,8 @@ class _Batch:
         self.local: deque[InRecord] = deque()  # internal commands for this partition
         self.tally = codec.aggregate if isinstance(codec.aggregate, Tallied) else None
         self.flows: Flows | None = None
+        self.lost: frozenset[bytes] = frozenset()
+        self.lost_before: frozenset[bytes] | None = None
         self.moves: list[tuple[str, str, int]] = []
         self.committed = committed
         self.partition = partition
@@ -467,6 +490,19 @@ class _Batch:
             first = self.now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
             fingerprint = command_fingerprint(envelope)
         earlier = None if remembered is None else decode_reply(remembered)
+        if record.internal and envelope.redrive:
+            # An operator forcing a lost leg: done only while the checkpoint names it as set
+            # aside (never done), so a settlement happens once, never beside the leg.
+            if key in self.lost:
+                if self.lost_before is None:
+                    self.lost_before = self.lost
+                self.lost = self.lost - {key}
+                self.execute(
+                    record, envelope, command, key, slot=slot, attempt=(first, fingerprint)
+                )
+            else:
+                self.outcome(record, envelope, OutcomeKind.DUPLICATE, NOT_SET_ASIDE)
+            return
         if record.internal:
             # A leg is never refused by the id memory: its debit has committed, so it must
             # land whenever it arrives. Its id names one transfer forever, so a leg the memory
@@ -920,6 +956,7 @@ class _Batch:
             next_internal_offset=next_internal,
             flows=flows,
             held=held,
+            lost=None if self.lost_before is None else self.lost,
         )
 
 

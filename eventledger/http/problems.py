@@ -33,6 +33,7 @@ REJECTION_STATUS: Final[dict[str, int]] = {
     "pending_expired": 409,
     "transfers_in_flight": 409,  # a close while money sent from the account may come back
     "transfer_open": 409,  # a transfer id still open on the source: wait, or use a new id
+    "refused_by_operator": 409,  # a lost leg an operator settled by sending the money back
     # a pending transfer that is not there (never made, or already posted or voided)
     "unknown_pending": 404,
     # the command itself is wrong, or its id is (IETF idempotency-key draft: 422 on reuse)

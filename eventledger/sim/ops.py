@@ -8,7 +8,18 @@ from typing import Any
 
 from eventledger.sim.partition import Fault
 
-__all__ = ["Advance", "Batch", "Crash", "Forget", "Op", "Rebuild", "Resume", "Send", "Stop"]
+__all__ = [
+    "Advance",
+    "Batch",
+    "Crash",
+    "Forget",
+    "Op",
+    "Rebuild",
+    "Resume",
+    "Send",
+    "Settle",
+    "Stop",
+]
 
 
 @dataclass(frozen=True)
@@ -109,4 +120,17 @@ class Rebuild:
         return f"p{self.partition} rebuilds from its events and switches"
 
 
-Op = Send | Batch | Advance | Stop | Resume | Crash | Forget | Rebuild
+@dataclass(frozen=True)
+class Settle:
+    """An operator settles the oldest lost leg of partition `partition` not settled yet:
+    delivered as it was, or (`refund`) refused so that its money goes back."""
+
+    partition: int
+    refund: bool
+
+    def __str__(self) -> str:
+        how = "refunds" if self.refund else "redrives"
+        return f"operator {how} the oldest lost leg of p{self.partition}"
+
+
+Op = Send | Settle | Batch | Advance | Stop | Resume | Crash | Forget | Rebuild

@@ -49,6 +49,7 @@ class Fault(StrEnum):
     ABORT = "abort"  # the transaction aborts; the worker rewinds and goes on
     CRASH_AFTER_COMMIT = "crash-after-commit"  # committed, then the worker dies uninstalled
     SET_ASIDE = "set-aside"  # the first record kept aborting: it is dead-lettered alone
+    SET_ASIDE_LEG = "set-aside-leg"  # the same for the first internal command: a lost leg
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class SimPartition:
         self.clock_ms = checkpoint.clock_ms
         self.marks = dict(checkpoint.remembered)
         self.flows: Flows | None = checkpoint.flows
+        self.lost = checkpoint.lost
         self.deadlines = Deadlines(self.codec.aggregate)
         self.deadlines.rebuild(self.states)
         self.restores += 1
@@ -187,13 +189,19 @@ class SimPartition:
         (a valid command must never make it raise: the checker calls that a blocked
         partition)."""
         now_ms = self.now(wall_ms)
-        if fault is Fault.SET_ASIDE:  # only a client's command: a broker problem, not a leg
-            heads = self.logs.log(TopicKind.COMMANDS, self.partition).read(self.next_offset)
-            head = next(heads, None)
+        if fault in (Fault.SET_ASIDE, Fault.SET_ASIDE_LEG):
+            internal = fault is Fault.SET_ASIDE_LEG
+            kind, position = (
+                (TopicKind.INTERNAL, self.internal_offset)
+                if internal
+                else (TopicKind.COMMANDS, self.next_offset)
+            )
+            head = next(self.logs.log(kind, self.partition).read(position), None)
             if head is None:
                 fault = Fault.NONE
             else:
-                records = [InRecord(head.offset, head.key, head.value, (), False)]
+                records = [InRecord(head.offset, head.key, head.value, (), internal)]
+                fault = Fault.SET_ASIDE
         if fault is not Fault.SET_ASIDE:
             records = self.take(rng, limit)
         due = self.deadlines.due(now_ms)
@@ -215,6 +223,7 @@ class SimPartition:
                 positions=(self.next_offset, self.internal_offset),
                 ids=self.ids,
                 window_ms=self.window_ms,
+                lost=self.lost,
             )
         else:
             result = process_batch(
@@ -232,6 +241,7 @@ class SimPartition:
                 positions=(self.next_offset, self.internal_offset),
                 due=due,
                 flows=self.flows,
+                lost=self.lost,
             )
         if result.next_offset < self.next_offset or result.next_internal_offset < (
             self.internal_offset
@@ -239,8 +249,9 @@ class SimPartition:
             raise AssertionError(f"partition {self.partition}: offsets moved backwards")
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
         flows = self.flows if result.flows is None else result.flows
+        lost = self.lost if result.lost is None else result.lost
         checkpoint = Checkpoint(
-            result.next_offset, now_ms, marks, result.next_internal_offset, flows
+            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
         )
         txn = self.logs.transaction()
         self._produce(txn, result, checkpoint)
@@ -256,6 +267,7 @@ class SimPartition:
             self.restore(forget_before=None)
             return StepReport(records, result, now_ms, True)
         self.install(result, now_ms, marks, flows)
+        self.lost = lost
         return StepReport(records, result, now_ms, True)
 
     def install(

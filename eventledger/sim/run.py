@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from eventledger.ledger.aggregate import LEDGER
 from eventledger.sim.checker import Checker, InvariantError
-from eventledger.sim.ops import Advance, Batch, Op, Resume, Send
+from eventledger.sim.ops import Advance, Batch, Op, Resume, Send, Settle
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
 from eventledger.topology.codec import Codec
@@ -102,6 +102,9 @@ def _quiet(world: World, checker: Checker) -> None:
     first attempt), and move time past every deadline."""
     for p in sorted(world.stopped):
         _apply(world, Resume(p))
+    _drain(world, checker)
+    for i, p in enumerate(sorted(p for p, legs in world.lost.items() for _ in legs)):
+        _apply(world, Settle(p, refund=i % 2 == 0))  # the operator settles every lost leg
     _drain(world, checker)
     for _ in range(_QUIET_ROUNDS):
         unanswered = [a for c in world.sent.values() for a in c.values() if not a.answered]

@@ -21,7 +21,18 @@ from eventledger.ledger.commands import (
     Withdraw,
 )
 from eventledger.ledger.state import MAX_MINOR_UNITS
-from eventledger.sim.ops import Advance, Batch, Crash, Forget, Op, Rebuild, Resume, Send, Stop
+from eventledger.sim.ops import (
+    Advance,
+    Batch,
+    Crash,
+    Forget,
+    Op,
+    Rebuild,
+    Resume,
+    Send,
+    Settle,
+    Stop,
+)
 from eventledger.sim.partition import Fault
 from eventledger.sim.world import World
 
@@ -35,6 +46,7 @@ _FAULTS: Final = (
     Fault.ABORT,
     Fault.CRASH_AFTER_COMMIT,
     Fault.SET_ASIDE,
+    Fault.SET_ASIDE_LEG,
 )
 
 
@@ -82,8 +94,12 @@ class Workload:
         if r < 0.98:
             p = self.rng.randrange(self.world.config.partitions)
             return Crash(p, forget=self.rng.random() < 0.5)
-        if r < 0.99:
+        if r < 0.985:
             return Forget(self.rng.randrange(self.world.config.partitions))
+        if r < 0.99:
+            lost = sorted(self.world.lost)
+            p = self.rng.choice(lost) if lost else 0
+            return Settle(p, refund=self.rng.random() < 0.5)
         return Rebuild(self.rng.randrange(self.world.config.partitions))
 
     # -- faults and time ------------------------------------------------------------------------

@@ -9,9 +9,21 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventledger.settlement import forced_leg
 from eventledger.sim.logs import Logs
-from eventledger.sim.ops import Advance, Batch, Crash, Forget, Op, Rebuild, Resume, Send, Stop
-from eventledger.sim.partition import SimPartition, StepReport
+from eventledger.sim.ops import (
+    Advance,
+    Batch,
+    Crash,
+    Forget,
+    Op,
+    Rebuild,
+    Resume,
+    Send,
+    Settle,
+    Stop,
+)
+from eventledger.sim.partition import Fault, SimPartition, StepReport
 from eventledger.topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
@@ -90,6 +102,7 @@ class World:
         self.decisions: list[tuple[tuple[str, str, int], Reply]] = []
         self.touched: set[int] = set()  # partitions whose worker changed since the last check
         self._owners: dict[str, int] = {}
+        self.lost: dict[int, list[tuple[bytes, bytes]]] = {}  # partition → set-aside legs
 
     # -- time and placement --------------------------------------------------------------------
 
@@ -123,6 +136,13 @@ class World:
                 self.last_step = worker.step(
                     self.wall(p), random.Random(mix), limit=limit, fault=fault
                 )
+                step = self.last_step
+                if fault is Fault.SET_ASIDE_LEG and step.committed and step.records:
+                    lost = step.records[0]
+                    if lost.internal and lost.value is not None:
+                        self.lost.setdefault(p, []).append((lost.key or b"", lost.value))
+            case Settle(partition=p, refund=refund):
+                self._settle(p, refund)
             case Advance(ms=ms):
                 self.now_ms += ms
             case Stop(partition=p):
@@ -160,6 +180,16 @@ class World:
             TopicKind.COMMANDS, self.partition_of(op.account), encode_key(op.account), value
         )
 
+    def _settle(self, p: int, refund: bool) -> None:
+        """The operator's settlement of partition `p`'s oldest lost leg not settled yet."""
+        lost = self.lost.get(p)
+        if not lost:
+            return
+        key, value = lost.pop(0)
+        how = "refund" if refund else "redrive"
+        forced = forced_leg(self.codec, value, refund=refund, operator="sim", reason=how)
+        self.logs.produce_committed(TopicKind.INTERNAL, p, key, forced)
+
     def _rebuild(self, p: int) -> None:
         """Fold the partition's events from offset 0 (the restore fold a rebuild runs), write
         the folded slots as the partition's snapshots with its checkpoint, and restore."""
@@ -172,7 +202,12 @@ class World:
             )
             txn.put(TopicKind.SNAPSHOTS, p, key, value)
         checkpoint = Checkpoint(
-            worker.next_offset, worker.clock_ms, worker.marks, worker.internal_offset, worker.flows
+            worker.next_offset,
+            worker.clock_ms,
+            worker.marks,
+            worker.internal_offset,
+            worker.flows,
+            worker.lost,
         )
         txn.put(TopicKind.SNAPSHOTS, p, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         txn.commit()

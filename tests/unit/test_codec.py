@@ -438,6 +438,7 @@ def test_view_round_trip_without_the_account_id() -> None:
         "pending_debits": 0,
         "pending_credits": 0,
         "available": 5,
+        "in_flight": [],
     }
 
 

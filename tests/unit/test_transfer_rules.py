@@ -71,20 +71,20 @@ def at(account: str, command_id: str = "t1", now_ms: int = NOW, version: int = 2
 def test_a_transfer_debits_and_sends_the_credit_deferring_the_reply() -> None:
     decision = decide(FUNDED, Transfer("b", 60), at("a"))
     assert decision == Decision(
-        [TransferDebited("t1", "b", 60, SEQ)],
+        [TransferDebited("t1", "b", 60, SEQ, NOW)],
         [Send("b", CreditTransfer("t1", "a", 60, "EUR", SEQ), "credit:3:1:a:t1")],
         final=False,
     )
     assert isinstance(decision, Decision)
     sent = reduce(evolve, decision.events, FUNDED)
     assert sent.balance == 40
-    assert sent.sending == {"t1": Pending("out", "b", 60, None, SEQ)}
+    assert sent.sending == {"t1": Pending("out", "b", 60, None, SEQ, since_ms=NOW)}
 
 
 def test_a_transfer_is_named_by_the_sequence_of_its_debit() -> None:
     later = decide(FUNDED, Transfer("b", 60), at("a", version=7))
     assert isinstance(later, Decision)
-    assert later.events == [TransferDebited("t1", "b", 60, 8)]
+    assert later.events == [TransferDebited("t1", "b", 60, 8, NOW)]
     assert later.sends[0].command_id == leg_id("credit", "a", "t1", 8)
 
 
@@ -183,12 +183,12 @@ def test_a_pending_transfer_reserves_then_posts_part_releasing_the_rest() -> Non
     closing = decide(reserved, CloseAccount(), at("a", "t3"))
     assert isinstance(closing, Rejection)
     posted = decide(reserved, PostPending("t1", 40), at("a", "p1"))
-    assert isinstance(posted, Decision) and posted.events == [PendingPosted("t1", "b", 40)]
+    assert isinstance(posted, Decision) and posted.events == [PendingPosted("t1", "b", 40, NOW)]
     settle = SettlePendingCredit("t1", "a", 40, SEQ)
     assert posted.sends == [Send("b", settle, "settle:3:1:a:t1")]
     after = reduce(evolve, posted.events, reserved)
     assert (after.balance, after.pending_debits, after.available) == (60, 0, 60)
-    assert after.pending == {} and after.sending == {"t1": Pending("out", "b", 40, None, SEQ)}
+    assert after.pending == {} and after.sending == {"t1": Pending("out", "b", 40, None, SEQ, NOW)}
     again = decide(after, VoidPending("t1"), at("a", "v1"))
     assert isinstance(again, Rejection) and again.code == RejectionCode.UNKNOWN_PENDING
 
