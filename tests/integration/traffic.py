@@ -7,6 +7,7 @@ the actors' state to prove that none was lost or applied twice and that money is
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ from eventledger.workload import money_moved
 
 __all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]
 
+log = logging.getLogger(__name__)
+
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` (exceptions count as False) until it holds; fail after timeout."""
@@ -43,20 +46,24 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 class Traffic:
     """Opens ``accounts`` accounts, then sends deposits and withdrawals from a thread until
-    stopped (or ``limit`` commands), each with a fresh id, retried with that id on timeout."""
+    stopped, each with a fresh id, retried with that id on timeout.
 
-    def __init__(
-        self, client: LedgerClient, prefix: str, accounts: int = 12, limit: int = 600
-    ) -> None:
+    Invariant: the thread runs until ``stop`` (or until an error ends it, kept in ``error``),
+    never until a count of its own: a test waits on it (``wait_for``) after faults that take
+    as long as they take, and commands must still be flowing then. ``wait_for`` fails at once,
+    with the reason, when the thread has ended, rather than wait for replies that cannot
+    come."""
+
+    def __init__(self, client: LedgerClient, prefix: str, accounts: int = 12) -> None:
         self.client = client
         self.prefix = prefix
         self.accounts = [f"{prefix}-acct-{i}" for i in range(accounts)]
-        self.limit = limit
         self.sent: dict[str, tuple[str, Any]] = {}
         self.replies: dict[str, Reply] = {}
         self.reply_counts: Counter[str] = Counter()
+        self.error: BaseException | None = None  # what ended the thread before `stop`
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._thread = threading.Thread(target=self._guarded, name="traffic", daemon=True)
 
     @property
     def count(self) -> int:
@@ -70,11 +77,20 @@ class Traffic:
         self._stop.set()
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "the traffic thread is stuck"
+        assert self.error is None, f"the traffic thread failed: {self.error!r}"
 
     def wait_for(self, more: int, timeout: float = 120.0) -> None:
-        """Wait until ``more`` further commands got their reply."""
+        """Wait until ``more`` further commands got their reply; fail at once if the traffic
+        thread has ended (no further reply can come)."""
         target = self.count + more
-        wait_until(lambda: self.count >= target, timeout, f"{more} more replies")
+        ended = self._thread.is_alive
+        wait_until(lambda: self.count >= target or not ended(), timeout, f"{more} more replies")
+        if self.count < target:
+            raise AssertionError(
+                f"the traffic thread ended after {self.count} replies "
+                f"({'stopped' if self.error is None else repr(self.error)}): "
+                f"{target - self.count} of the {more} awaited replies cannot come"
+            )
 
     def _execute(self, command_id: str, account: str, command: Any) -> None:
         self.sent[command_id] = (account, command)
@@ -87,11 +103,18 @@ class Traffic:
             self.reply_counts[command_id] += 1
             return
 
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as e:
+            self.error = e
+            log.exception("the traffic thread failed")
+
     def _run(self) -> None:
         for i, account in enumerate(self.accounts):
             self._execute(f"{self.prefix}-open-{i}", account, OpenAccount("EUR", 1_000))
         i = 0
-        while not self._stop.is_set() and i < self.limit:
+        while not self._stop.is_set():
             account = self.accounts[i % len(self.accounts)]
             command = Deposit(10 + i % 7) if i % 3 else Withdraw(25)
             self._execute(f"{self.prefix}-cmd-{i}", account, command)
