@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from eventledger.ledger import CloseAccount, Deposit, OpenAccount, PostPending, Transfer
 from eventledger.ledger.aggregate import LEDGER
+from eventledger.ledger.events import TransferForced
 from eventledger.ledger.internal import CreditTransfer, leg_id
+from eventledger.ledger.rejections import RejectionCode
+from eventledger.settlement import forced_leg
 from eventledger.topology.codec import (
     Reply,
     Slot,
@@ -30,11 +33,13 @@ from eventledger.topology.step import (
     FORGED_INTERNAL_COMMAND,
     FORGOTTEN_LEG,
     IN_FLIGHT,
+    NOT_SET_ASIDE,
     BatchResult,
     InRecord,
     OutcomeKind,
     origin,
     process_batch,
+    set_aside,
 )
 from eventledger.topology.topics import TopicKind
 
@@ -63,6 +68,7 @@ class Part:
     ids: Memory = field(default_factory=Memory)
     positions: tuple[int, int] = (0, 0)
     flows: Flows | None = None
+    lost: frozenset[bytes] = frozenset()
 
     def balances(self) -> int:
         return sum(slot.state.balance for slot in self.committed.values() if slot.state)
@@ -85,9 +91,12 @@ class Part:
             positions=self.positions,
             due=due,
             flows=self.flows,
+            lost=self.lost,
         )
         if result.flows is not None:
             self.flows = result.flows
+        if result.lost is not None:
+            self.lost = result.lost
         self.committed.update(result.changed)
         self.ids.update(result.remembered)
         self.positions = (result.next_offset, result.next_internal_offset)
@@ -275,6 +284,85 @@ def test_a_leg_written_before_versions_is_read_with_its_defaults() -> None:
     landed = p1.deliver([(b.encode(), old)])
     assert [o.outcome for o in landed.outcomes] == [OutcomeKind.ACCEPTED]
     assert p1.committed[b].state.balance == 5
+
+
+def lose(part: Part, leg: tuple[bytes | None, bytes | None]) -> BatchResult:
+    """Set the leg aside on `part` (its transactions kept aborting): it is lost."""
+    key, value = leg
+    result = set_aside(
+        LEDGER_CODEC,
+        InRecord(part.positions[1], key, value, (), True),
+        "kept aborting",
+        partition=part.partition,
+        source_topic=SOURCE,
+        events_offset=0,
+        now_ms=NOW,
+        reply_lanes=2,
+        positions=part.positions,
+        ids=part.ids,
+        window_ms=DAY_MS,
+        lost=part.lost,
+    )
+    part.ids.update(result.remembered)
+    part.positions = (result.next_offset, result.next_internal_offset)
+    if result.lost is not None:
+        part.lost = result.lost
+    return result
+
+
+def test_a_lost_credit_redriven_by_an_operator_lands_once_and_names_who() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    (leg,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    lost = lose(p1, leg)
+    assert len(lost.dlq) == 1 and len(p1.lost) == 1
+    assert p1.committed[b].state.balance == 0
+    assert leg[1] is not None
+    forced = forced_leg(LEDGER_CODEC, leg[1], refund=False, operator="ops", reason="broker fixed")
+    done = p1.deliver([(leg[0], forced)])
+    assert [o.outcome for o in done.outcomes] == [OutcomeKind.ACCEPTED]
+    assert p1.committed[b].state.balance == 30 and p1.lost == frozenset()
+    events = [LEDGER_CODEC.decode_event(r.value or b"")[1] for r in done.events]
+    assert events[0] == TransferForced("t1", a, "redrive", "ops", "broker fixed")
+    (answer,) = client_replies(done)
+    assert (answer.command_id, answer.accepted) == ("t1", True)
+    again = p1.deliver([(leg[0], forced)])  # a second settlement of the same leg
+    assert [(o.outcome, o.code) for o in again.outcomes] == [(OutcomeKind.DUPLICATE, NOT_SET_ASIDE)]
+    assert again.events == [] and p1.committed[b].state.balance == 30
+    p0.deliver(internal_for(done, 0))
+    assert p0.committed[a].state.sending == {}, "the confirmation ends the transfer"
+
+
+def test_a_lost_credit_refunded_by_an_operator_goes_back_to_its_source() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    (leg,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    lose(p1, leg)
+    assert leg[1] is not None
+    forced = forced_leg(LEDGER_CODEC, leg[1], refund=True, operator="ops", reason="target gone")
+    refused = p1.deliver([(leg[0], forced)])
+    assert p1.committed[b].state.balance == 0 and p1.lost == frozenset()
+    back = p0.deliver(internal_for(refused, 0))
+    assert p0.committed[a].state.balance == 100 and p0.committed[a].state.sending == {}
+    (answer,) = {(r.command_id, r.code) for r in client_replies(back)}  # one answer
+    assert answer == ("t1", RejectionCode.REFUSED_BY_OPERATOR)
+    assert p0.flows is not None and p0.flows.balance() == 100
+
+
+def test_a_copy_of_a_done_leg_set_aside_is_not_lost() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    (leg,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
+    (copy,) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)  # a retry resends it
+    p1.deliver([leg])
+    assert lose(p1, copy).lost is None, "the copy is never done: nothing is lost"
+    assert p1.lost == frozenset()
 
 
 def test_an_account_closes_only_once_its_transfers_have_landed() -> None:
