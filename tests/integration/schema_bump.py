@@ -1,5 +1,7 @@
-"""A test-only schema version bump of the ledger: state layout 4 adds ``movements`` (the
-number of deposits and withdrawals), which only a rebuild from the events can fill in.
+"""A test-only schema version bump of the ledger: the ledger's state layout plus
+``movements`` (the number of deposits and withdrawals), which only a rebuild from the events
+can fill in, under the next state schema version (whatever the ledger's is, so a bump of the
+ledger itself never makes the two versions equal).
 
 Importable by Ray workers (the driver's sys.path travels with the job), so the aggregate is
 pickled by reference into the shadow and the partition actor.
@@ -19,16 +21,16 @@ __all__ = ["LEDGER_V2", "AccountV2"]
 
 
 class AccountV2(Account, frozen=True):
-    """Account state, layout 4: layout 3 and `movements`."""
+    """Account state: the ledger's layout and `movements`."""
 
     movements: int = 0
 
 
 class AccountAggregateV2(AccountAggregate):
-    """The ledger with state layout 4; same commands, events, rules and view."""
+    """The ledger with the next state layout; same commands, events, rules and view."""
 
     state_type: Final = AccountV2  # type: ignore[misc]
-    state_schema_version: Final = 4  # type: ignore[misc]
+    state_schema_version: Final = AccountAggregate.state_schema_version + 1  # type: ignore[misc]
 
     def evolve(self, state: Any, event: Any) -> Any:
         if isinstance(event, AccountOpened):
