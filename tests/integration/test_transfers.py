@@ -150,7 +150,7 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
     deadline = time.monotonic() + 60
     while (c.get_account(src) or {}).get("pending_debits") and time.monotonic() < deadline:
         time.sleep(0.2)  # no traffic: the partition's tick expires it
-    assert c.post_pending("p-3", source=src).code == "unknown_pending"
+    assert c.post_pending("p-3", source=src).code == "pending_expired"  # told why
     while (c.get_account(dst) or {}).get("pending_credits") and time.monotonic() < deadline:
         time.sleep(0.2)  # the release reaches the target's partition
 
