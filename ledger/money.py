@@ -48,7 +48,10 @@ def moves(event: Event) -> list[tuple[MoveKind, str, int]]:
 @dataclass
 class Money:
     """A fold of events into the totals of the conservation invariant, and what each
-    transfer id did (to check that a transfer moved once and ended once)."""
+    transfer id did (to check that a transfer moved once and ended once). `legs` is keyed by
+    the transfer id alone: fold a workload whose transfer ids are unique across sources (the
+    demo's, the benchmarks' and the fault suite's are); the simulator's checker keys
+    transfers by (source, target, id), as the ledger does."""
 
     deposited: int = 0
     withdrawn: int = 0
