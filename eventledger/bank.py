@@ -13,6 +13,7 @@ from __future__ import annotations
 from eventledger.actors.client import LedgerClient
 from eventledger.ledger.commands import PostPending, Transfer, VoidPending
 from eventledger.topology.codec import Reply
+from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
 
 __all__ = ["BankClient"]
 
@@ -92,4 +93,33 @@ class BankClient(LedgerClient):
         """Release pending transfer ``transfer_id`` of account ``source``."""
         return self.execute(
             source, VoidPending(transfer_id), command_id=command_id, timeout=timeout
+        )
+
+    def in_flight(self, older_than_ms: int = 0) -> list[InFlightTransfer]:
+        """The transfers debited and not yet settled, at least ``older_than_ms`` old, oldest
+        first, each with its lost legs (``eventledger.transfers.in_flight``)."""
+        return in_flight(self.settings, older_than_ms=older_than_ms)
+
+    def settle(
+        self,
+        transfer_id: str,
+        *,
+        source: str,
+        refund: bool,
+        operator: str,
+        reason: str,
+        wait_s: float = 30.0,
+    ) -> Settlement:
+        """Settle the lost leg(s) of transfer ``transfer_id`` of ``source`` once: the money
+        back to the source (``refund``) or the leg delivered as it was, recorded with
+        ``operator`` and ``reason``. Raises ``eventledger.transfers.SettlementError`` when
+        nothing of it is lost (``eventledger.transfers.settle``)."""
+        return settle(
+            self.settings,
+            source=source,
+            transfer_id=transfer_id,
+            refund=refund,
+            operator=operator,
+            reason=reason,
+            wait_s=wait_s,
         )

@@ -221,7 +221,8 @@ def _tokens(tokens_file: str | None, insecure_dev: bool) -> Any:
 @app.command()
 def token(
     scope: Annotated[
-        list[str] | None, typer.Option("--scope", "-s", help="read and/or write (default both).")
+        list[str] | None,
+        typer.Option("--scope", "-s", help="read, write and/or operate (default: read and write)."),
     ] = None,
     name: Annotated[str, typer.Option(help="A name for the logs.")] = "",
 ) -> None:
@@ -232,7 +233,7 @@ def token(
     try:
         scopes = frozenset(Scope(s) for s in (scope or ["read", "write"]))
     except ValueError:
-        raise _fail("scopes are read and write") from None
+        raise _fail("scopes are read, write and operate") from None
     secret, line = mint_token(scopes, name)
     sys.stdout.write(f"{secret}\n{line}\n")
 

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import get_args
 
 import msgspec
@@ -54,6 +55,7 @@ __all__ = [
     "LostLeg",
     "Settlement",
     "SettlementError",
+    "SettlementRefusal",
     "find_lost",
     "in_flight",
     "join",
@@ -105,11 +107,18 @@ class Settlement(msgspec.Struct, frozen=True):
     settled: bool
 
 
-class SettlementError(ValueError):
-    """A settlement that is not sent: `code` is `invalid_request` (no operator or reason),
-    `not_lost` (the transfer is in flight, its legs on their way) or `unknown_transfer`."""
+class SettlementRefusal(StrEnum):
+    """Why a settlement is not sent."""
 
-    def __init__(self, code: str, message: str) -> None:
+    INVALID_REQUEST = "invalid_request"  # no operator or no reason
+    NOT_LOST = "not_lost"  # the transfer is in flight, its legs still on their way
+    UNKNOWN_TRANSFER = "unknown_transfer"  # not in flight, and nothing of it is lost
+
+
+class SettlementError(ValueError):
+    """A settlement that is not sent, and why (`code`)."""
+
+    def __init__(self, code: SettlementRefusal, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -294,7 +303,9 @@ def settle(
     was) or delivered as it was; then wait up to `wait_s` for each to be done. Raises
     SettlementError when nothing is lost, or without an operator and a reason."""
     if not operator.strip() or not reason.strip():
-        raise SettlementError("invalid_request", "a settlement names its operator and its reason")
+        raise SettlementError(
+            SettlementRefusal.INVALID_REQUEST, "a settlement names its operator and its reason"
+        )
     codec = Codec(LEDGER)
     legs = [
         f
@@ -352,12 +363,12 @@ def _nothing_lost(
     flight = next((f for f in entries if f.transfer_id == transfer_id), None)
     if flight is None:
         return SettlementError(
-            "unknown_transfer",
+            SettlementRefusal.UNKNOWN_TRANSFER,
             f"transfer {transfer_id!r} of {source!r} is not in flight and none of its legs is lost",
         )
     p = partition_for(encode_key(flight.to), settings.partitions)
     return SettlementError(
-        "not_lost",
+        SettlementRefusal.NOT_LOST,
         f"transfer {transfer_id!r} of {source!r} is in flight, not lost: its leg is still on "
         f"its way to {flight.to!r}; wait, or see partition {p} (`eventledger status`)",
     )

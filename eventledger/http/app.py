@@ -1,4 +1,4 @@
-"""The routes of the HTTP API (FastAPI), over the replica's ``LedgerClient``.
+"""The routes of the HTTP API (FastAPI), over the replica's ``BankClient``.
 
 Module-level routes read the replica's client and token table from ``api.state`` (set by
 the Ray Serve deployment in ``eventledger.http.serving``; one process per replica).
@@ -20,7 +20,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -29,11 +29,13 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from eventledger.actors.client import LedgerClient, OutcomeUnknownError
+from eventledger.actors.client import OutcomeUnknownError
 from eventledger.actors.history import HistoryBehindError
-from eventledger.http.auth import AuthError, Scope, TokenTable
+from eventledger.bank import BankClient
+from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
 from eventledger.http.problems import problem, status_of
 from eventledger.ledger.commands import (
     CloseAccount,
@@ -47,8 +49,9 @@ from eventledger.ledger.commands import (
 from eventledger.ledger.state import MAX_MINOR_UNITS
 from eventledger.topology.history import MAX_PAGE
 from eventledger.topology.limits import MAX_ID_CHARS
+from eventledger.transfers import SettlementError, SettlementRefusal
 
-__all__ = ["MAX_BODY_BYTES", "Replica", "api", "bind_replica"]
+__all__ = ["MAX_BODY_BYTES", "SETTLEMENT_STATUS", "Replica", "api", "bind_replica"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,8 @@ api = FastAPI(
     description=(
         "Money is an integer of minor units (a JSON number or a string of digits). "
         "Errors are RFC 9457 problem details. Authenticate with `Authorization: Bearer "
-        "<token>` (scopes `read`, `write`). A POST's `Idempotency-Key` is its command id."
+        "<token>` (scopes `read`, `write`, `operate`). A POST's `Idempotency-Key` is its "
+        "command id."
     ),
     version="1",
 )
@@ -133,6 +137,23 @@ class VoidBody(BaseModel):
     source: AccountId
 
 
+class SettleBody(BaseModel):
+    """Settle the lost leg of a transfer of `source`: `refund` sends the money back to the
+    source, `credit` delivers the leg as it was; `reason` is recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: AccountId
+    action: Literal["refund", "credit"]
+    reason: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]
+
+
+SETTLEMENT_STATUS: Final[dict[SettlementRefusal, int]] = {
+    SettlementRefusal.INVALID_REQUEST: 422,
+    SettlementRefusal.NOT_LOST: 409,
+    SettlementRefusal.UNKNOWN_TRANSFER: 404,
+}
+
+
 # -- plumbing --------------------------------------------------------------------------------
 
 
@@ -140,7 +161,7 @@ class VoidBody(BaseModel):
 class Replica:
     """What the routes of this process use: set once by the Serve replica's constructor."""
 
-    client: LedgerClient
+    client: BankClient
     tokens: TokenTable
     timeout: float
     readiness: Callable[[], list[str]]
@@ -161,7 +182,7 @@ def _here() -> Replica:
     return _replica[0]
 
 
-def _client(_: Request) -> LedgerClient:
+def _client(_: Request) -> BankClient:
     return _here().client
 
 
@@ -172,8 +193,13 @@ def _scope(scope: Scope) -> Callable[[Request], Awaitable[None]]:
     return check
 
 
+async def _operator(request: Request) -> Grant:
+    return _here().tokens.authorize(request.headers.get("authorization"), Scope.OPERATE)
+
+
 Read = Depends(_scope(Scope.READ))
 Write = Depends(_scope(Scope.WRITE))
+Operator = Annotated[Grant, Depends(_operator)]
 IdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
 IdempotencyKey = Annotated[
     str | None,
@@ -290,6 +316,11 @@ async def _behind(_: Request, e: HistoryBehindError) -> Response:
     return problem(503, "history_behind", str(e), headers={"Retry-After": "1"})
 
 
+@api.exception_handler(SettlementError)
+async def _settlement_refused(_: Request, e: SettlementError) -> Response:
+    return problem(SETTLEMENT_STATUS[e.code], e.code, str(e))
+
+
 @api.exception_handler(ValueError)
 async def _value_error(_: Request, e: ValueError) -> Response:
     return problem(422, "invalid_request", str(e))
@@ -385,6 +416,41 @@ async def void_pending(
 ) -> JSONResponse:
     body = await _body(request, VoidBody)
     return await _execute(request, body.source, VoidPending(transfer_id), key)
+
+
+@api.get(
+    "/transfers/in-flight",
+    dependencies=[Read],
+    summary="Transfers debited and not yet settled, oldest first, with their lost legs",
+)
+def transfers_in_flight(
+    request: Request, older_than_s: Annotated[float, Query(ge=0, le=10**9)] = 0
+) -> Response:
+    rows = _client(request).in_flight(older_than_ms=round(older_than_s * 1000))
+    return Response(msgspec.json.encode({"transfers": rows}), media_type="application/json")
+
+
+@api.post(
+    "/transfers/{transfer_id}/settle",
+    openapi_extra=_schema(SettleBody),
+    summary="Settle a transfer's lost leg (scope operate; recorded under the token's name)",
+)
+async def settle_transfer(request: Request, transfer_id: IdPath, grant: Operator) -> Response:
+    body = await _body(request, SettleBody)
+    done = await run_in_threadpool(
+        _client(request).settle,
+        transfer_id,
+        source=body.source,
+        refund=body.action == "refund",
+        operator=grant.name,
+        reason=body.reason,
+    )
+    payload = {**msgspec.structs.asdict(done), "action": body.action}
+    return Response(
+        msgspec.json.encode(payload),
+        status_code=200 if done.settled else 202,
+        media_type="application/json",
+    )
 
 
 @api.get("/accounts/{account}", dependencies=[Read], summary="The account, as committed")

@@ -4,7 +4,8 @@ A token table is lines ``sha256:<hex> <scope>[,<scope>] [name]`` (``#`` starts a
 from a file (``EVENTLEDGER_API_TOKENS_FILE``) or the environment (``EVENTLEDGER_API_TOKENS``,
 lines separated by newlines or ``;``). ``eventledger token`` mints a token and prints its
 line: the token itself is shown once and stored nowhere. Scopes: ``read`` (GET routes) and
-``write`` (POST routes); ``write`` does not imply ``read``.
+``write`` (POST routes), ``operate`` (an operator's settlement of a lost transfer leg); no
+scope implies another.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _PREFIX = "sha256:"
 class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
+    OPERATE = "operate"  # settle a lost transfer leg by hand (recorded under the token's name)
 
 
 class AuthError(Exception):
@@ -88,7 +90,7 @@ class TokenTable:
                 int(parts[0][len(_PREFIX) :], 16)
             except ValueError:
                 raise ValueError(
-                    f"token line {number}: scopes are read and/or write, the hash is hex"
+                    f"token line {number}: scopes are read, write and/or operate, the hash is hex"
                 ) from None
             grants[parts[0].lower()] = Grant(scopes, parts[2] if len(parts) > 2 else f"#{number}")
         return cls(grants)

@@ -2,7 +2,7 @@
 
 One application per service (``Names.http_app``), at route prefix ``/`` of the cluster's
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
-``LedgerClient`` (its own reply consumer) and the token table's hashes.
+``BankClient`` (its own reply consumer) and the token table's hashes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from ray import serve
 
-from eventledger.actors.client import LedgerClient
 from eventledger.actors.kafka import admin_config
+from eventledger.bank import BankClient
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
 from eventledger.topology.names import Names
@@ -73,7 +73,7 @@ class LedgerAPI:
         if tokens.insecure:
             for _ in range(3):
                 log.warning(INSECURE_WARNING)
-        self._client = LedgerClient(settings, timeout=command_timeout)
+        self._client = BankClient(settings, timeout=command_timeout)
         bind_replica(Replica(self._client, tokens, command_timeout, _Readiness(settings)))
 
     def __del__(self) -> None:
