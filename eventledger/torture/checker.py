@@ -27,8 +27,8 @@ FIRST reply its client got, because that is what a caller acts on):
 - ``flows``: a state-topic read (see ``flows_problems``) that does not add up.
 
 A transfer's legs (the events its internal commands caused: credits, reversals, notes,
-settlements, releases, expiries) carry leg ids, not client ids: they are checked through
-the transfer, not as ops.
+settlements, releases, expiries, confirmations, operators' settlements) carry leg ids, not
+client ids: they are checked through the transfer, not as ops.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ from eventledger.ledger.events import (
     PendingPosted,
     PendingReserved,
     PendingVoided,
+    TransferCompleted,
     TransferCredited,
     TransferDebited,
+    TransferForced,
     TransferReversed,
     Withdrawn,
 )
@@ -125,7 +127,9 @@ def fact(aggregate_id: str, command_id: str, event: Any, where: str = "") -> Eve
             | PendingCreditSettled(amount=amount)
         ):
             return EventFact(aggregate_id, command_id, Kind.TRANSFER, amount, where=where, leg=True)
-        case PendingCreditNoted() | PendingCreditReleased():
+        case (
+            PendingCreditNoted() | PendingCreditReleased() | TransferCompleted() | TransferForced()
+        ):
             return EventFact(aggregate_id, command_id, Kind.TRANSFER, where=where, leg=True)
     return EventFact(aggregate_id, command_id, None, where=where)
 
