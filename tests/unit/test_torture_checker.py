@@ -8,8 +8,10 @@ from typing import Any
 from eventledger.ledger.events import (
     AccountOpened,
     Deposited,
+    TransferCompleted,
     TransferCredited,
     TransferDebited,
+    TransferForced,
     TransferReversed,
     Withdrawn,
 )
@@ -284,3 +286,11 @@ def test_flows_add_up_per_partition_and_nothing_is_in_flight_when_quiet() -> Non
     assert flows_problems({0: {"alice": 450}}, {0: flows[0]}, quiet=False) == [
         "partition 0: Σ balances 450, flows say 400"
     ]
+
+
+def test_confirmations_and_settlements_are_legs_not_phantoms() -> None:
+    for event in (
+        TransferCompleted("t1", "b"),
+        TransferForced("t1", "a", "refund", "ops", "lost"),
+    ):
+        assert fact("a", "confirm:3:1:a:t1", event).leg
