@@ -169,15 +169,8 @@ def find_lost(
         if key not in lost.get(d.partition, frozenset()) or (d.partition, key) in found:
             continue
         source = getattr(leg, "source", "") or envelope.aggregate_id
-        named = LostLeg(
-            source,
-            leg.transfer_id,
-            d.partition,
-            d.offset,
-            type(leg).__name__,
-            envelope.aggregate_id,
-            envelope.command_id,
-        )
+        kind, aggregate, command_id = type(leg).__name__, envelope.aggregate_id, envelope.command_id
+        named = LostLeg(source, leg.transfer_id, d.partition, d.offset, kind, aggregate, command_id)
         found[d.partition, key] = FoundLeg(named, d.value or b"", key)
     return sorted(found.values(), key=lambda f: (f.leg.partition, f.leg.dlq_offset))
 
@@ -330,15 +323,9 @@ def settle(
         )
     if producer.flush(30) or failed:
         raise RuntimeError(f"the settlement was not stored by Kafka: {failed or 'timed out'}")
-    log.warning(
-        "transfer %s of %s: %d lost leg(s) settled by %s (%s): %s",
-        transfer_id,
-        source,
-        len(legs),
-        operator,
-        "refund" if refund else "credit",
-        reason,
-    )
+    action = "refund" if refund else "credit"
+    log.warning("transfer %s of %s: %d lost leg(s) sent, %s by %s: %s", transfer_id, source,
+                len(legs), action, operator, reason)  # fmt: skip
     settled = _wait_done(settings, {(f.leg.partition, f.key) for f in legs}, wait_s)
     named = tuple(f.leg for f in legs)
     return Settlement(source, transfer_id, refund, operator, reason, named, settled)
