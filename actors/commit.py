@@ -317,7 +317,7 @@ class BatchCommit:
             record,
             reason,
             partition=self.partition,
-            source_topic=c.topics[TopicKind.COMMANDS],
+            source_topic=c.topics[TopicKind.INTERNAL if record.internal else TopicKind.COMMANDS],
             events_offset=c.events_end,
             now_ms=now_ms,
             reply_lanes=self.settings.reply_lanes,
