@@ -129,17 +129,7 @@ class ForcedLeg(_Internal, frozen=True):
     reason: str
 
 
-InternalCommand = (
-    ForcedLeg
-    | CreditTransfer
-    | RefundTransfer
-    | ConfirmCredit
-    | NotePendingCredit
-    | VoidRefusedPending
-    | SettlePendingCredit
-    | ReleasePendingCredit
-    | ExpirePending
-)
+InternalCommand = ForcedLeg | Leg
 
 LegName = Literal[
     "credit", "refund", "confirm", "note", "void-refused", "settle", "release", "expire"
