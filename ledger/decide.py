@@ -222,15 +222,16 @@ def _mine(entry: Pending | None, seq: int) -> Pending | None:
 
 def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Result:
     """An operator's settlement of a lost leg: done as it was, or (`refund`) refused so the
-    money goes back; either way recorded on this account (when it exists) by whom and why."""
+    money goes back; either way recorded on this account (when it exists) by whom and why.
+    A lost reservation note is always refused (its reservation voided): it moves no money,
+    and done late it could note a credit whose release already came and went."""
     leg, me = command.leg, context.account_id
     counterparty = str(getattr(leg, "source", None) or getattr(leg, "target", ""))
-    action: ForcedAction = "refund" if command.refund else "redrive"
+    refund = command.refund or isinstance(leg, NotePendingCredit)
+    action: ForcedAction = "refund" if refund else "redrive"
     forced = TransferForced(leg.transfer_id, counterparty, action, command.operator, command.reason)
     recorded: list[Event] = [] if state is None else [forced]
-    if not command.refund or not isinstance(
-        leg, CreditTransfer | SettlePendingCredit | NotePendingCredit
-    ):
+    if not refund or not isinstance(leg, CreditTransfer | SettlePendingCredit | NotePendingCredit):
         done = _leg(state, leg, context)
         if isinstance(done, Decision):
             return msgspec.structs.replace(done, events=[*recorded, *done.events])
@@ -244,8 +245,8 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Resu
         void = VoidRefusedPending(tid, refused.code, seq)
         send = Send(leg.source, void, leg_id("void-refused", leg.source, tid, seq))
     else:
-        refund = RefundTransfer(tid, me, leg.amount, refused.code, seq)
-        send = Send(leg.source, refund, leg_id("refund", leg.source, tid, seq))
+        back = RefundTransfer(tid, me, leg.amount, refused.code, seq)
+        send = Send(leg.source, back, leg_id("refund", leg.source, tid, seq))
     final = isinstance(leg, SettlePendingCredit)  # as the leg's own refusal would be
     return Decision(recorded, [send], final=final, refusal=refused)
 

@@ -45,6 +45,9 @@ class InvariantError(AssertionError):
         self.rule = rule
         self.message = message
 
+    def __reduce__(self) -> tuple[type[InvariantError], tuple[str, str]]:
+        return InvariantError, (self.rule, self.message)  # crosses process boundaries
+
 
 @dataclass
 class _Transfer:

@@ -20,7 +20,8 @@ from eventledger.ledger.commands import (
     Withdraw,
 )
 from eventledger.ledger.state import MAX_MINOR_UNITS
-from eventledger.sim.ops import Advance, Batch, Crash, Op, Resume, Send, Stop
+from eventledger.sim.ops import Advance, Batch, Crash, Op, Resume, Send, Settle, Stop
+from eventledger.sim.partition import Fault
 from eventledger.sim.run import run_trace
 from eventledger.sim.world import SimConfig
 
@@ -192,6 +193,25 @@ def test_a_post_after_the_expiry_is_told_the_reservation_expired() -> None:
             Advance(200),
             *_run_all(),
             Send(0, "ca", PostPending("t"), "post", T0 + 200),
+            *_run_all(),
+        ]
+    )
+
+
+def test_a_lost_reservation_note_settled_after_its_release_leaves_no_credit_noted() -> None:
+    """Seed 34 at 10,000 steps (phantom-pending): an operator redrove a lost note after the
+    source had voided the reservation, and the target noted a credit nothing would end."""
+    _clean(
+        [
+            *_open("ca", "cb"),
+            Send(0, "ca", Deposit(10), "d", T0),
+            *_run_all(),
+            Send(0, "ca", Transfer("cb", 10, pending=True), "t", T0),
+            Batch(1, 64, 0),
+            Batch(2, 1, 0, Fault.SET_ASIDE_LEG),
+            Send(0, "ca", VoidPending("t"), "void", T0),
+            *_run_all(),
+            Settle(2, refund=False),
             *_run_all(),
         ]
     )
