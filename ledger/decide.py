@@ -247,6 +247,10 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Resu
     else:
         back = RefundTransfer(tid, me, leg.amount, refused.code, seq)
         send = Send(leg.source, back, leg_id("refund", leg.source, tid, seq))
+    if isinstance(leg, SettlePendingCredit) and state is not None:
+        noted = state.incoming.get(leg.source, {}).get(tid)
+        if _mine(noted, seq) is not None:  # the credit noted for it ends with it
+            recorded.append(PendingCreditReleased(tid, leg.source))
     final = isinstance(leg, SettlePendingCredit)  # as the leg's own refusal would be
     return Decision(recorded, [send], final=final, refusal=refused)
 

@@ -30,7 +30,7 @@ def test_the_demo_conserves_money(
     assert t["to a closed account: rejected: account_closed"] == 1
     assert t["pending: accepted"] == 3
     assert t["pending then posted: accepted"] == t["pending then voided: accepted"] == 1
-    assert t["pending then expired: rejected: unknown_pending"] == 1
+    assert t["pending then expired: rejected: pending_expired"] == 1
     out = io.StringIO()
     print_demo(Console(file=out, width=120), report)
     assert "money conserved" in out.getvalue()

@@ -123,7 +123,7 @@ def test_each_route_and_money_is_conserved(api: Api) -> None:
     assert account == {
         "account": a, "status": "open", "currency": "EUR", "balance": 750,
         "overdraft_limit": 100, "version": 3,
-        "pending_debits": 0, "pending_credits": 0, "available": 850,
+        "pending_debits": 0, "pending_credits": 0, "available": 850, "in_flight": [],
     }  # fmt: skip
     _problem(api.get("/accounts/nobody"), 404, "unknown_account")
 

@@ -65,7 +65,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
 
     assert c.get_account("alice") == {
         "status": "open", "currency": "EUR", "balance": 700, "overdraft_limit": 0, "version": 3,
-        "pending_debits": 0, "pending_credits": 0, "available": 700,
+        "pending_debits": 0, "pending_credits": 0, "available": 700, "in_flight": [],
     }  # fmt: skip
     assert c.get_account("bob")["balance"] == -500  # type: ignore[index]
     assert c.get_account("carol") is None

@@ -84,6 +84,7 @@ def test_snapshots_of_another_state_schema_are_never_loaded(
         assert msgspec.to_builtins(new.get("v")) == {
             "status": "open", "currency": "EUR", "balance": 5, "overdraft_limit": 0,
             "version": 2, "pending_debits": 0, "pending_credits": 0, "available": 5,
+            "in_flight": [],
         }  # fmt: skip
         assert new.committed.states["v"].state.movements == 1
         with LedgerClient(settings, timeout=60) as client:

@@ -215,3 +215,22 @@ def test_a_lost_reservation_note_settled_after_its_release_leaves_no_credit_note
             *_run_all(),
         ]
     )
+
+
+def test_a_lost_settlement_refunded_by_an_operator_releases_the_noted_credit() -> None:
+    """Seed 191 at 10,000 steps (phantom-pending): refusing a lost settlement sent the money
+    back but left the target's noted credit open."""
+    _clean(
+        [
+            *_open("ca", "cb"),
+            Send(0, "ca", Deposit(10), "d", T0),
+            *_run_all(),
+            Send(0, "ca", Transfer("cb", 10, pending=True), "t", T0),
+            *_run_all(),
+            Send(0, "ca", PostPending("t"), "post", T0),
+            Batch(1, 64, 0),
+            Batch(2, 1, 0, Fault.SET_ASIDE_LEG),
+            Settle(2, refund=True),
+            *_run_all(),
+        ]
+    )
