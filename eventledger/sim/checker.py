@@ -73,7 +73,8 @@ class Checker:
         self.decided: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
         self.operations = 0  # events committed
         self.decisions = 0  # commands and legs decided in committed batches
-        self.ended: dict[tuple[str, str], str] = {}  # (account, transfer id) → how it ended
+        # (account, transfer id) → how its reservation ended, and that event's sequence
+        self.ended: dict[tuple[str, str], tuple[str, int]] = {}
         self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
 
     # -- after every step -----------------------------------------------------------------------
@@ -111,7 +112,7 @@ class Checker:
         if name == "PendingReserved":
             self.ended.pop((account, tid), None)
         elif name in ("PendingVoided", "PendingPosted"):
-            self.ended[account, tid] = getattr(event, "reason", "posted")
+            self.ended[account, tid] = (getattr(event, "reason", "posted"), envelope.sequence)
         moves = codec.aggregate.moves(event)  # type: ignore[attr-defined]
         for kind, _, amount in moves:
             if kind == "deposited":
@@ -245,11 +246,14 @@ class Checker:
         if attempted is None:
             return
         tid = getattr(attempted.command, "transfer_id", None)
+        if not isinstance(tid, str):
+            return
         slot = self.states.get(reply.aggregate_id)
         kept = getattr(slot.state, "ended", None) if slot is not None else None
         if kept is not None and tid not in kept:
             return  # the account names only its last ended reservations (a stated bound)
-        if tid is not None and self.ended.get((reply.aggregate_id, tid)) == "expired":
+        how, at = self.ended.get((reply.aggregate_id, tid), ("", 0))
+        if how == "expired" and reply.version >= at:  # decided after the expiry
             raise InvariantError(
                 "late-finish",
                 f"{attempted.command!r} on {reply.aggregate_id!r} after its reservation "
