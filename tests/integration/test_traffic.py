@@ -19,6 +19,7 @@ PAST_THE_OLD_LIMIT = 650
 """More replies than the old traffic could ever get (12 accounts opened + 600 commands)."""
 
 
+@pytest.mark.slow  # a check of the test harness itself (27 s): `pytest -m slow` runs it
 def test_traffic_flows_until_stopped_and_a_wait_on_ended_traffic_says_so(
     service: Service,
 ) -> None:
