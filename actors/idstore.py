@@ -222,7 +222,9 @@ class IdStore:
             start = stored.get(p)
             if start is None:
                 start = _offset_at(consumer, TopicPartition(topic, p), since_ms, high)
-            read, put = self._scan(consumer, TopicPartition(topic, p, max(start, low)))
+            read, put = self._scan(
+                consumer, TopicPartition(topic, p, max(start, low)), merge=len(parts) > 1
+            )
             records, installed = records + read, installed + put
         return records, installed, reused
 
@@ -244,13 +246,18 @@ class IdStore:
             time.sleep(0.5)
             positions = self.positions()
             for p in behind:
-                self._scan(consumer, TopicPartition(topic, p, positions.get(p, 0)))
+                self._scan(consumer, TopicPartition(topic, p, positions.get(p, 0)), merge=True)
         return behind
 
-    def _scan(self, consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    def _scan(
+        self, consumer: Consumer, partition: TopicPartition, *, merge: bool
+    ) -> tuple[int, int]:
         """Install the remembered replies of `partition` from its offset to its visible end;
         (records read, ids installed). The position stored is the offset the read_committed
-        scan reached, not the end offset: what lies beyond it is read again next time."""
+        scan reached, not the end offset: what lies beyond it is read again next time.
+        `merge`: the memory has other replies partitions (reply lanes), so an entry older
+        than the one held for its id is not installed (one partition alone is in order, and
+        its later entries win without a lookup)."""
         reached = partition.offset  # the next offset the scan did not read
         records = installed = 0
         batch: dict[bytes, bytes] = {}
@@ -262,11 +269,11 @@ class IdStore:
                 continue
             batch[key] = value
             if len(batch) >= _RESTORE_BATCH:
-                batch = self._newer(batch)
+                batch = self._newer(batch) if merge else batch
                 installed += len(batch)
                 self.install(batch, {})
                 batch = {}
-        batch = self._newer(batch)
+        batch = self._newer(batch) if merge else batch
         installed += len(batch)
         self.install(batch, {partition.partition: reached})
         return records, installed

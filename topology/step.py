@@ -331,8 +331,8 @@ def set_aside(
     version: int = 0,
     reply_lanes: int = 1,
     positions: tuple[int, int] = (0, 0),
+    window_ms: int,
     ids: IdMemory | None = None,
-    window_ms: int | None = None,
     lost: frozenset[bytes] = frozenset(),
 ) -> BatchResult:
     """The transaction that sets `record` aside: its dead letter (code `unprocessable`, with
@@ -350,7 +350,7 @@ def set_aside(
         partition=partition,
         partitions=1,
         source_topic=source_topic,
-        window_ms=0,
+        window_ms=window_ms,
         now_ms=now_ms,
         reply_lanes=reply_lanes,
         ids=None,
@@ -386,10 +386,9 @@ def set_aside(
             nexts = list(positions)
             nexts[1] = record.offset + 1
             return batch.result(events_offset, nexts[0], nexts[1])
-        batch.window_ms = window_ms if window_ms is not None else 2**62
         verdict = judge(
             now_ms=now_ms,
-            window_ms=batch.window_ms,
+            window_ms=window_ms,
             first_attempt_ms=first,
             fingerprint=reply.fingerprint,
             seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,

@@ -18,6 +18,7 @@ from eventledger.ledger.internal import (
 )
 from eventledger.ledger.state import InFlight
 from eventledger.topology.codec import encode_command
+from eventledger.topology.settings import DAY_MS
 from eventledger.topology.step import InRecord, PoisonCode, set_aside
 from eventledger.transfers import DeadLetter, LostLeg, find_lost, join
 
@@ -44,6 +45,7 @@ def dead(
         source_topic=SOURCE,
         events_offset=0,
         now_ms=NOW,
+        window_ms=DAY_MS,
         lost=lost,
     )
     (letter,) = result.dlq

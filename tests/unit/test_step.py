@@ -598,6 +598,7 @@ def test_a_record_set_aside_is_dead_lettered_and_refused_with_the_reason() -> No
         source_topic=SOURCE,
         events_offset=3,
         now_ms=NOW,
+        window_ms=DAY_MS,
     )
     assert outcomes(result) == [("dlq", PoisonCode.UNPROCESSABLE)]
     (reply,) = replies(result)
