@@ -206,9 +206,7 @@ class Checker:
                         f"{account!r}: {name} is {getattr(s, name)} but its open pending "
                         f"transfers add up to {value}",
                     )
-            if s.status == "closed" and (
-                s.balance != 0 or _open_pending(s) or getattr(s, "sending", None)
-            ):
+            if s.status == "closed" and (s.balance != 0 or _open_pending(s) or s.sending):
                 raise InvariantError(
                     "closed-account",
                     f"{account!r} is closed with balance {s.balance} and "
@@ -249,8 +247,7 @@ class Checker:
         if not isinstance(tid, str):
             return
         slot = self.states.get(reply.aggregate_id)
-        kept = getattr(slot.state, "ended", None) if slot is not None else None
-        if kept is not None and tid not in kept:
+        if slot is None or tid not in slot.state.ended:
             return  # the account names only its last ended reservations (a stated bound)
         how, at = self.ended.get((reply.aggregate_id, tid), ("", 0))
         if how == "expired" and reply.version >= at:  # decided after the expiry
@@ -332,7 +329,7 @@ class Checker:
 
 
 def _open_pending(state: Any) -> list[Any]:
-    incoming = getattr(state, "incoming", {})
+    incoming = state.incoming
     return [*state.pending.values(), *(p for c in incoming.values() for p in c.values())]
 
 
@@ -352,7 +349,7 @@ def _pending_entries(account: str, state: Any) -> list[tuple[str, str, str, int,
             found.append((account, p.other, key, p.amount, "out"))
         else:
             found.append((p.other, account, key, p.amount, "in"))
-    for source, credits in getattr(state, "incoming", {}).items():
+    for source, credits in state.incoming.items():
         for tid, p in credits.items():
             found.append((source, account, tid, p.amount, "in"))
     return found
