@@ -10,9 +10,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from eventledger.actors.kafka import admin_config
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout, TopicSpec, min_insync_replicas, mismatches
+from actors.kafka import admin_config
+from topology.settings import Settings
+from topology.topics import TopicLayout, TopicSpec, min_insync_replicas, mismatches
 
 __all__ = ["TopicMismatchError", "ensure_specs", "ensure_topics"]
 

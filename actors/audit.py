@@ -13,13 +13,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.scan import scan_partition
-from eventledger.topology.codec import Codec, EventEnvelope
-from eventledger.topology.names import Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.kafka import consumer_config
+from actors.scan import scan_partition
+from topology.codec import Codec, EventEnvelope
+from topology.names import Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["AuditedEvent", "fold_events", "read_events", "read_named_topic", "read_topic"]
 

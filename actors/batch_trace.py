@@ -18,9 +18,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from eventledger.actors import tracing
-from eventledger.actors.messaging import Operation, attributes
-from eventledger.topology.step import InRecord, Outcome, origin
+from actors import tracing
+from actors.messaging import Operation, attributes
+from topology.step import InRecord, Outcome, origin
 
 __all__ = ["BatchTrace"]
 

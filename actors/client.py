@@ -28,17 +28,17 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from opentelemetry import trace
 
-from eventledger.actors import messaging, tracing
-from eventledger.actors.kafka import consumer_config, producer_config
-from eventledger.actors.records import poll_fetched
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import Reply, decode_reply, encode_command
-from eventledger.topology.history import HistoryPage, PointInTime
-from eventledger.topology.names import Names
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import IN_FLIGHT
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors import messaging, tracing
+from actors.kafka import consumer_config, producer_config
+from actors.records import poll_fetched
+from actors.watermarks import watermarks
+from topology.codec import Reply, decode_reply, encode_command
+from topology.history import HistoryPage, PointInTime
+from topology.names import Names
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.step import IN_FLIGHT
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
 
@@ -338,7 +338,7 @@ class LedgerClient:
         """The committed public view of an account, asked of the actor that owns it."""
         import ray
 
-        from eventledger.actors.launcher import partition_actor
+        from actors.launcher import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
         view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
@@ -353,7 +353,7 @@ class LedgerClient:
         raises ``HistoryBehindError`` when the index cannot catch up in time."""
         import ray
 
-        from eventledger.actors.history import history_actor
+        from actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         page: HistoryPage = _unwrap(
@@ -368,7 +368,7 @@ class LedgerClient:
         event number ``at`` (an int: a version); None when it did not exist then."""
         import ray
 
-        from eventledger.actors.history import history_actor
+        from actors.history import history_actor
 
         index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         if isinstance(at, datetime):

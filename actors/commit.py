@@ -25,27 +25,27 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from eventledger.actors import messaging
-from eventledger.actors.batch_trace import BatchTrace
-from eventledger.actors.idstore import IdStore
-from eventledger.actors.kafka import AbortableError, TransactionalWriter
-from eventledger.actors.messages import Counters
-from eventledger.actors.metrics import PartitionMetrics
-from eventledger.actors.records import in_record
-from eventledger.topology.aborts import AbortAction, AbortPolicy
-from eventledger.topology.codec import (
+from actors import messaging
+from actors.batch_trace import BatchTrace
+from actors.idstore import IdStore
+from actors.kafka import AbortableError, TransactionalWriter
+from actors.messages import Counters
+from actors.metrics import PartitionMetrics
+from actors.records import in_record
+from topology.aborts import AbortAction, AbortPolicy
+from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
     Codec,
     encode_checkpoint,
     encode_flows,
 )
-from eventledger.topology.deadlines import Deadlines
-from eventledger.topology.flows import FLOWS_KEY, Flows
-from eventledger.topology.names import Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import (
+from topology.deadlines import Deadlines
+from topology.flows import FLOWS_KEY, Flows
+from topology.names import Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.step import (
     FORGOTTEN_LEG,
     BatchResult,
     InRecord,
@@ -54,8 +54,8 @@ from eventledger.topology.step import (
     process_batch,
     set_aside,
 )
-from eventledger.topology.store import SnapshotStore
-from eventledger.topology.topics import TopicKind
+from topology.store import SnapshotStore
+from topology.topics import TopicKind
 
 __all__ = [
     "BatchCommit",
@@ -281,7 +281,7 @@ class BatchCommit:
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
-        pause, isolate the first record, set it aside, or block (`eventledger.topology.aborts`)."""
+        pause, isolate the first record, set it aside, or block (`topology.aborts`)."""
         log.warning("partition %d: aborting a batch of %d: %s", self.partition, len(records), error)
         self.counters.aborts += 1
         self.metrics.abort()

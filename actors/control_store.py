@@ -15,9 +15,9 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from eventledger.actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
-from eventledger.actors.scan import scan_partition
-from eventledger.topology.control import (
+from actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
+from actors.scan import scan_partition
+from topology.control import (
     ControlDecodeError,
     ControlRecord,
     DesiredState,
@@ -25,9 +25,9 @@ from eventledger.topology.control import (
     decode_control,
     encode_control,
 )
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from topology.names import Names
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 __all__ = ["ControlWriter", "read_desired", "read_partition_record"]
 

@@ -5,8 +5,8 @@ logged-and-skipped on error so that the loop goes on:
 
 1. ``observe``: alive Ray nodes; each partition actor's Ray state, node, restarts and stats;
    the commands topic's end offsets (for lag);
-2. ``place``: ``eventledger.topology.placement.plan`` decides,
-   ``eventledger.actors.supervisor`` does: start missing actors, replace broken or stranded ones,
+2. ``place``: ``topology.placement.plan`` decides,
+   ``actors.supervisor`` does: start missing actors, replace broken or stranded ones,
    move one actor at a time to even the load;
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
 4. ``resume``: a partition left paused by an interrupted switch is resumed on the desired
@@ -37,28 +37,28 @@ import ray
 from confluent_kafka import Consumer, TopicPartition
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from eventledger.actors import tracing
-from eventledger.actors.admin import ensure_specs, ensure_topics
-from eventledger.actors.control_store import ControlWriter, read_desired
-from eventledger.actors.history import deploy_history, stop_history
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
-from eventledger.actors.metrics import observe_lag
-from eventledger.actors.ray_state import alive_nodes, current_node_id, lookup_actor
-from eventledger.actors.rebuild_driver import RebuildDriver
-from eventledger.actors.supervisor import (
+from actors import tracing
+from actors.admin import ensure_specs, ensure_topics
+from actors.control_store import ControlWriter, read_desired
+from actors.history import deploy_history, stop_history
+from actors.kafka import consumer_config
+from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
+from actors.metrics import observe_lag
+from actors.ray_state import alive_nodes, current_node_id, lookup_actor
+from actors.rebuild_driver import RebuildDriver
+from actors.supervisor import (
     PartitionActual,
     observe_partitions,
     retire,
     start_partition,
 )
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.control import DesiredState, PartitionRecord, ServiceRecord
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.placement import ActorPhase, Move, Replace, Start, plan
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.watermarks import watermarks
+from topology.control import DesiredState, PartitionRecord, ServiceRecord
+from topology.names import NAMESPACE, Names
+from topology.placement import ActorPhase, Move, Replace, Start, plan
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = [
     "MAX_WRITE_FAILURES",

@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors.commit import Committed, write_checkpoint
-from eventledger.actors.kafka import TransactionalWriter, consumer_config
-from eventledger.actors.messages import PartitionStatus, Paused, Switched
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.aborts import AbortPolicy
-from eventledger.topology.codec import Checkpoint, Codec
-from eventledger.topology.deadlines import Deadlines
-from eventledger.topology.names import Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.store import SnapshotStore
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.commit import Committed, write_checkpoint
+from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import PartitionStatus, Paused, Switched
+from actors.watermarks import watermarks
+from topology.aborts import AbortPolicy
+from topology.codec import Checkpoint, Codec
+from topology.deadlines import Deadlines
+from topology.names import Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.store import SnapshotStore
+from topology.topics import TopicKind, TopicLayout
 
 if TYPE_CHECKING:
-    from eventledger.actors.shadow import Handover
+    from actors.shadow import Handover
 
 __all__ = [
     "Gate",
@@ -153,7 +153,7 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
     ``from_offset`` (the commands before it are never processed). Written as a checkpoint
     through a new writer of the partition (which fences any other); raises ValueError for an
     offset outside the commands log."""
-    from eventledger.actors.opening import new_writer
+    from actors.opening import new_writer
 
     topics = committed.topics
     writer = new_writer(settings, partition)
@@ -277,7 +277,7 @@ class PartitionMoves:
     ) -> Switched:
         """While paused, install ``handover`` as the state and read and write snapshot
         generation ``generation`` from now on
-        (``eventledger.actors.generations.checked_handover`` says when it is refused). ``aggregate``
+        (``actors.generations.checked_handover`` says when it is refused). ``aggregate``
         replaces this worker's (the code the rebuild ran)."""
         if not self._gate.parked:
             raise RuntimeError(f"partition {self.partition}: switch only while paused")

@@ -31,15 +31,15 @@ import ray
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import Codec, CodecError, decode_event_envelope, encode_history_key
-from eventledger.topology.codec import history_prefix as _prefix
-from eventledger.topology.history import HistoryPage, PointInTime, history_page, state_at
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.kafka import consumer_config
+from actors.watermarks import watermarks
+from topology.codec import Codec, CodecError, decode_event_envelope, encode_history_key
+from topology.codec import history_prefix as _prefix
+from topology.history import HistoryPage, PointInTime, history_page, state_at
+from topology.names import NAMESPACE, Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = [
     "HistoryBehindError",
@@ -143,7 +143,7 @@ class HistoryIndex:
     def history(
         self, aggregate_id: str, after_version: int = 0, limit: int = 100, wait: float = 15.0
     ) -> HistoryPage:
-        """A page of the aggregate's committed events (see ``eventledger.topology.history``)."""
+        """A page of the aggregate's committed events (see ``topology.history``)."""
         self._catch_up(wait)
         records = self._store.events(aggregate_id)
         return history_page(self.codec, aggregate_id, records, after_version, limit)

@@ -42,15 +42,15 @@ from rocksdict import (
     WriteOptions,
 )
 
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.memory import release_freed_memory
-from eventledger.actors.scan import scan_partition
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.idempotency import latest_entries, replies_retention_ms
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import UNREMEMBERED_KEY_PREFIX
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.kafka import consumer_config
+from actors.memory import release_freed_memory
+from actors.scan import scan_partition
+from actors.watermarks import watermarks
+from topology.idempotency import latest_entries, replies_retention_ms
+from topology.names import Names
+from topology.settings import Settings
+from topology.step import UNREMEMBERED_KEY_PREFIX
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
 

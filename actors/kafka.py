@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from eventledger.topology.settings import Settings
+from topology.settings import Settings
 
 __all__ = [
     "CALL_ATTEMPTS",

@@ -1,6 +1,6 @@
 """Partition actor names, and a minimal unsupervised launcher.
 
-The service is deployed through the coordinator (``eventledger.actors.coordinator``), which
+The service is deployed through the coordinator (``actors.coordinator``), which
 supervises, places and rebuilds; ``deploy``/``undeploy`` remain for tests and embedding that want
 bare
 partition actors without supervision. The names are the same either way, so that clients
@@ -14,14 +14,14 @@ from typing import Any
 
 import ray
 
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.history import deploy_history, stop_history
-from eventledger.actors.partition import PartitionWorker
-from eventledger.actors.supervisor import reserved
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.admin import ensure_topics
+from actors.history import deploy_history, stop_history
+from actors.partition import PartitionWorker
+from actors.supervisor import reserved
+from topology.names import NAMESPACE, Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 __all__ = ["NAMESPACE", "deploy", "partition_actor", "undeploy"]
 

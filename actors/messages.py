@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from eventledger.topology.control import RebuildPhase, RebuildRecord
+from topology.control import RebuildPhase, RebuildRecord
 
 __all__ = [
     "Counters",

@@ -1,7 +1,7 @@
 """OpenTelemetry metrics of a partition actor: outcomes, batch sizes, commit latency, restore.
 
 Instruments come from the global meter provider: no-ops until an SDK provider is installed
-(``eventledger.actors.tracing.configure_telemetry`` does so when
+(``actors.tracing.configure_telemetry`` does so when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; tests install one with an in-memory reader).
 """
 
@@ -13,7 +13,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
-from eventledger.actors.messaging import SCHEMA_URL
+from actors.messaging import SCHEMA_URL
 
 __all__ = ["PartitionMetrics", "observe_lag"]
 

@@ -15,19 +15,19 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors.commit import Committed, PartitionBlockedError
-from eventledger.actors.generations import outside_the_log
-from eventledger.actors.idstore import IdStore, open_id_store
-from eventledger.actors.kafka import TransactionalWriter, consumer_config
-from eventledger.actors.messages import Counters
-from eventledger.actors.metrics import PartitionMetrics
-from eventledger.actors.restore import restore_or_fold
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import TOUCH_KEY, Checkpoint
-from eventledger.topology.deadlines import Deadlines
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.commit import Committed, PartitionBlockedError
+from actors.generations import outside_the_log
+from actors.idstore import IdStore, open_id_store
+from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import Counters
+from actors.metrics import PartitionMetrics
+from actors.restore import restore_or_fold
+from actors.watermarks import watermarks
+from topology.codec import TOUCH_KEY, Checkpoint
+from topology.deadlines import Deadlines
+from topology.names import Names
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["Opened", "new_writer", "open_partition"]
 

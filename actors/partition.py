@@ -2,10 +2,10 @@
 
 ``PartitionWorker`` is a plain class (usable without Ray); the coordinator's supervisor wraps
 it in ``ray.remote`` with names and restart options. It keeps the loop, the lifecycle and the
-queries; a batch's transaction is ``eventledger.actors.commit.BatchCommit``'s, the pause
-and the switch of generation are ``eventledger.actors.generations``'. Invariants:
+queries; a batch's transaction is ``actors.commit.BatchCommit``'s, the pause
+and the switch of generation are ``actors.generations``'. Invariants:
 
-- the in-memory state is exactly the state committed to Kafka (see ``eventledger.actors.commit``);
+- the in-memory state is exactly the state committed to Kafka (see ``actors.commit``);
 - the constructor fences any predecessor (``init_transactions`` on the partition's
   transactional id) and restores, so a restarted actor is whole before it serves a query;
 - it reads and writes one snapshot generation (``TopicLayout.snapshots``); with
@@ -27,28 +27,28 @@ import msgspec
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors import tracing
-from eventledger.actors.commit import BatchCommit, Committed, PartitionBlockedError
-from eventledger.actors.generations import (
+from actors import tracing
+from actors.commit import BatchCommit, Committed, PartitionBlockedError
+from actors.generations import (
     Gate,
     GenerationMismatchError,
     PartitionMoves,
     outside_the_log,
 )
-from eventledger.actors.idstore import IdStore
-from eventledger.actors.kafka import FatalError, FencedError, TransactionalWriter
-from eventledger.actors.messages import Counters, PartitionStats, PartitionStatus
-from eventledger.actors.metrics import PartitionMetrics
-from eventledger.actors.opening import open_partition
-from eventledger.actors.records import OutsideTheLogError, poll_batch
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.aborts import AbortPolicy
-from eventledger.topology.codec import Codec
-from eventledger.topology.names import Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.store import SnapshotStore
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.idstore import IdStore
+from actors.kafka import FatalError, FencedError, TransactionalWriter
+from actors.messages import Counters, PartitionStats, PartitionStatus
+from actors.metrics import PartitionMetrics
+from actors.opening import open_partition
+from actors.records import OutsideTheLogError, poll_batch
+from actors.watermarks import watermarks
+from topology.aborts import AbortPolicy
+from topology.codec import Codec
+from topology.names import Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.store import SnapshotStore
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["GenerationMismatchError", "PartitionBlockedError", "PartitionWorker"]
 
@@ -64,7 +64,7 @@ def _configure_logging(level: str) -> None:
     level = level.strip().upper()
     if not level:
         return
-    logger = logging.getLogger("eventledger.actors")
+    logger = logging.getLogger("actors")
     logger.setLevel(level)
     if not logger.handlers:
         handler = logging.StreamHandler()
@@ -86,7 +86,7 @@ class PartitionWorker(PartitionMoves):
     ) -> None:
         paused = False
         if generation is None:  # the coordinator's actor: follow the desired state
-            from eventledger.actors.control_store import read_partition_record
+            from actors.control_store import read_partition_record
 
             desired = read_partition_record(settings, partition)
             generation, paused = desired.generation, desired.paused

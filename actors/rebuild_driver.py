@@ -33,17 +33,17 @@ from typing import Any
 import msgspec
 import ray
 
-from eventledger.actors.admin import ensure_specs
-from eventledger.actors.control_store import ControlWriter
-from eventledger.actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress
-from eventledger.actors.ray_state import lookup_actor
-from eventledger.actors.shadow import ShadowRebuild, fence_rebuild
-from eventledger.actors.supervisor import reserved, retire
-from eventledger.topology.control import DesiredState, RebuildPhase, RebuildRecord
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.admin import ensure_specs
+from actors.control_store import ControlWriter
+from actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress
+from actors.ray_state import lookup_actor
+from actors.shadow import ShadowRebuild, fence_rebuild
+from actors.supervisor import reserved, retire
+from topology.control import DesiredState, RebuildPhase, RebuildRecord
+from topology.names import NAMESPACE, Names
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 __all__ = ["MAX_ATTEMPTS", "RebuildDriver"]
 

@@ -1,7 +1,7 @@
 """Read one events partition from an offset to its end and fold it into slots.
 
 The executor half of a replay (the folding rules are
-``eventledger.topology.restore.apply_event_record``): used by the shadow rebuild and by a partition
+``topology.restore.apply_event_record``): used by the shadow rebuild and by a partition
 actor whose snapshots are stale. Reads are
 ``read_committed``: only events of committed transactions are ever folded.
 """
@@ -13,13 +13,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import Codec, Slot, decode_key
-from eventledger.topology.names import Names
-from eventledger.topology.restore import apply_event_record
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.kafka import consumer_config
+from actors.watermarks import watermarks
+from topology.codec import Codec, Slot, decode_key
+from topology.names import Names
+from topology.restore import apply_event_record
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["EventTail", "replay_partition"]
 

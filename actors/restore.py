@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors.kafka import consumer_config
-from eventledger.actors.memory import release_freed_memory
-from eventledger.actors.scan import scan_partition
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import (
+from actors.kafka import consumer_config
+from actors.memory import release_freed_memory
+from actors.scan import scan_partition
+from actors.watermarks import watermarks
+from topology.codec import (
     CHECKPOINT_KEY,
     TOUCH_KEY,
     Checkpoint,
@@ -27,9 +27,9 @@ from eventledger.topology.codec import (
     StaleSnapshotError,
     decode_checkpoint,
 )
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.store import SnapshotStore
+from topology.names import Names
+from topology.settings import Settings
+from topology.store import SnapshotStore
 
 __all__ = ["Restored", "restore_or_fold", "restore_partition"]
 
@@ -114,7 +114,7 @@ def restore_or_fold(
     restored = restore_partition(settings, codec, snapshots=snapshots, events=events)
     if not restored.stale:
         return restored
-    from eventledger.actors.replay import replay_partition
+    from actors.replay import replay_partition
 
     log.warning("%s[%d]: stale snapshots; folding the events", events.topic, events.partition)
     slots: dict[str, Slot] = {}

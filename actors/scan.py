@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from eventledger.actors.watermarks import watermarks
+from actors.watermarks import watermarks
 
 __all__ = ["scan_partition"]
 

@@ -27,21 +27,21 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from eventledger.actors.kafka import TransactionalWriter, consumer_config
-from eventledger.actors.messages import ShadowPhase, ShadowProgress
-from eventledger.actors.replay import EventTail, fold
-from eventledger.actors.scan import scan_partition
-from eventledger.topology.codec import (
+from actors.kafka import TransactionalWriter, consumer_config
+from actors.messages import ShadowPhase, ShadowProgress
+from actors.replay import EventTail, fold
+from actors.scan import scan_partition
+from topology.codec import (
     CHECKPOINT_KEY,
     Codec,
     CodecError,
     Slot,
 )
-from eventledger.topology.names import Names
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.restore import apply_snapshot_record
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from topology.names import Names
+from topology.protocol import Aggregate
+from topology.restore import apply_snapshot_record
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 __all__ = ["Handover", "ShadowRebuild", "fence_rebuild"]
 

@@ -19,13 +19,13 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from eventledger.actors.messages import PartitionStats, PartitionStatus
-from eventledger.actors.partition import PartitionWorker
-from eventledger.actors.ray_state import ActorInfo, describe_actor, lookup_actor
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.placement import ActorPhase, Observed
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
+from actors.messages import PartitionStats, PartitionStatus
+from actors.partition import PartitionWorker
+from actors.ray_state import ActorInfo, describe_actor, lookup_actor
+from topology.names import NAMESPACE, Names
+from topology.placement import ActorPhase, Observed
+from topology.protocol import Aggregate
+from topology.settings import Settings
 
 __all__ = [
     "RAY_RESTARTS",

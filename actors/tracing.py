@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from eventledger.actors.messaging import SCHEMA_URL
+from actors.messaging import SCHEMA_URL
 
 __all__ = [
     "Headers",

@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from eventledger.actors.kafka import retrying
+from actors.kafka import retrying
 
 __all__ = ["watermarks"]
 

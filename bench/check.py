@@ -4,7 +4,7 @@ A ledger system must answer every command exactly once with the expected outcome
 events must fold (with the domain's ``evolve``) to the expected balances: the money check is
 Σ balances + in flight = Σ accepted deposits − Σ accepted withdrawals, and equal to
 eventledger's, with nothing in flight once the run is over and every transfer debited once
-and credited or reversed once (``eventledger.ledger.money``). In-flight markers on the replies topic
+and credited or reversed once (``ledger.money``). In-flight markers on the replies topic
 (a saga's, never an answer) are not replies.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 
 from bench.kafkaio import count_records, read_records
 from bench.workload import Expected
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.money import Money
-from eventledger.topology.codec import Codec, decode_reply
-from eventledger.topology.step import IN_FLIGHT
+from ledger.aggregate import LEDGER
+from ledger.money import Money
+from topology.codec import Codec, decode_reply
+from topology.step import IN_FLIGHT
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 

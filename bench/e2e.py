@@ -199,13 +199,13 @@ def _settings(
 
 
 def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
+    from actors.client import LedgerClient
+    from actors.launcher import undeploy
     from bench.latency import open_accounts
     from bench.systems.eventledger import settings_config
-    from eventledger.actors.client import LedgerClient
-    from eventledger.actors.launcher import undeploy
     from eventledger.assembly import deploy_partitions
-    from eventledger.topology.settings import Settings
-    from eventledger.topology.topics import TopicKind, TopicLayout
+    from topology.settings import Settings
+    from topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
     settings = Settings.resolve(
@@ -260,7 +260,7 @@ def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
 
 def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
     from bench.systems.echo import CONFIG, running_echo
-    from eventledger.topology.topics import TopicKind, TopicLayout
+    from topology.topics import TopicKind, TopicLayout
 
     cfg = ctx.config
     with running_echo(ctx, "echo") as (app_id, report):

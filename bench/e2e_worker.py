@@ -1,7 +1,7 @@
 """One e2e sender process: its share of the phase's commands through a client, closed loop
 with ``window`` commands in flight; each round trip from the send call to the reply.
 
-``mode``: ``ledger`` (``eventledger.actors.client.LedgerClient`` against eventledger), ``reply``
+``mode``: ``ledger`` (``actors.client.LedgerClient`` against eventledger), ``reply``
 (``bench.replyclient.ReplyClient`` against Kafka Streams' topics) or ``echo`` (the same
 against the raw echo). Run as ``python -m bench.e2e_worker CONFIG_JSON``; waits for "go"."""
 
@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from bench.wire import emit, rss_bytes, wait_for_go
-from eventledger.topology.codec import Reply
+from topology.codec import Reply
 
 __all__ = ["main", "share"]
 
@@ -37,8 +37,8 @@ def main() -> None:
     mode = config["mode"]
     client: Any
     if mode == "ledger":
-        from eventledger.actors.client import LedgerClient
-        from eventledger.topology.settings import Settings
+        from actors.client import LedgerClient
+        from topology.settings import Settings
 
         settings = Settings.resolve(
             app_id=config["app_id"],

@@ -24,17 +24,17 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
+from actors.admin import ensure_topics
+from actors.audit import read_events
+from actors.client import LedgerClient
+from actors.history import deploy_history, history_actor, stop_history
 from bench.kafkaio import producer_config
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.audit import read_events
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.history import deploy_history, history_actor, stop_history
-from eventledger.ledger import LEDGER, AccountOpened, Deposited
 from eventledger.runtime import ensure_broker, ensure_ray
-from eventledger.topology.codec import Codec, encode_key
-from eventledger.topology.names import NAMESPACE
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from ledger import LEDGER, AccountOpened, Deposited
+from topology.codec import Codec, encode_key
+from topology.names import NAMESPACE
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 console = Console()

@@ -25,18 +25,18 @@ from ray import serve
 from rich.console import Console
 from rich.table import Table
 
+from actors.audit import fold_events
+from actors.client import LedgerClient
+from actors.coordinator import stop_service
 from bench.latency import percentile
-from eventledger.actors.audit import fold_events
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.coordinator import stop_service
 from eventledger.assembly import deploy_service
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import deploy_http, stop_http
-from eventledger.ledger import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount
 from eventledger.runtime import ensure_broker, ensure_ray
-from eventledger.topology.names import NAMESPACE
-from eventledger.topology.settings import Settings
+from ledger import LEDGER
+from ledger.commands import Deposit, OpenAccount
+from topology.names import NAMESPACE
+from topology.settings import Settings
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 console = Console()

@@ -15,16 +15,16 @@ from typing import Any, Protocol
 import ray
 from rich.progress import Progress
 
+from actors.client import LedgerClient
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.config import BenchConfig
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.launcher import undeploy
-from eventledger.actors.messages import PartitionStats
 from eventledger.assembly import deploy_partitions
-from eventledger.topology.codec import Reply
-from eventledger.topology.settings import Settings
 from eventledger.workload import Workload
+from topology.codec import Reply
+from topology.settings import Settings
 
 __all__ = [
     "Sender",

@@ -28,15 +28,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from actors.client import LedgerClient
+from actors.launcher import NAMESPACE, undeploy
 from bench.latency import percentile
 from bench.meters import CpuMeter
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.launcher import NAMESPACE, undeploy
 from eventledger.assembly import deploy_partitions
-from eventledger.ledger.commands import Deposit, OpenAccount
 from eventledger.runtime import ensure_broker, ensure_ray
-from eventledger.topology.codec import Reply
-from eventledger.topology.settings import Settings
+from ledger.commands import Deposit, OpenAccount
+from topology.codec import Reply
+from topology.settings import Settings
 
 __all__ = ["Loop", "main", "run_query_bench"]
 

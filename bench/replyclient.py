@@ -1,5 +1,5 @@
 """A sender for the peers of the e2e and latency phases: ``LedgerClient``'s path (the same
-confluent-kafka producer and consumer configs from ``eventledger.actors.kafka``, the same
+confluent-kafka producer and consumer configs from ``actors.kafka``, the same
 command records, one reply lane read from its end, replies matched to waiters by command id) against
 any
 application's topics: Kafka Streams' (real replies) or the raw echo's (the command's own bytes
@@ -18,14 +18,14 @@ from typing import Any
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from eventledger.actors.kafka import consumer_config, producer_config
-from eventledger.actors.records import poll_fetched
-from eventledger.actors.watermarks import watermarks
-from eventledger.topology.codec import Reply, decode_reply, encode_command
-from eventledger.topology.envelopes import CommandEnvelope
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.kafka import consumer_config, producer_config
+from actors.records import poll_fetched
+from actors.watermarks import watermarks
+from topology.codec import Reply, decode_reply, encode_command
+from topology.envelopes import CommandEnvelope
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["ReplyClient"]
 

@@ -27,25 +27,25 @@ import ray
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from actors.admin import ensure_topics
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
 from bench.model import Restore, RunContext
 from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.launcher import undeploy
-from eventledger.actors.messages import PartitionStats
 from eventledger.assembly import deploy_partitions
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.state import Account
-from eventledger.topology.codec import (
+from ledger.aggregate import LEDGER
+from ledger.state import Account
+from topology.codec import (
     Codec,
     Reply,
     Slot,
     encode_id_key,
     encode_reply,
 )
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["balance_of", "run_eventledger_restore", "run_quix_restore"]
 

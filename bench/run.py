@@ -155,7 +155,7 @@ def _start_ray(config: BenchConfig) -> bool:
         return False
     import ray
 
-    from eventledger.actors.launcher import NAMESPACE
+    from actors.launcher import NAMESPACE
     from eventledger.runtime import ensure_ray
 
     if ray.is_initialized():

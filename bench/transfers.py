@@ -9,7 +9,7 @@ Four partition actors (bare, no coordinator), funded accounts, then:
   the same three, one after the other; the cross-partition hop's cost is the difference
   between the cross- and the same-partition percentiles.
 
-At the end the money is checked (``eventledger.ledger.money``): nothing in flight, every transfer
+At the end the money is checked (``ledger.money``): nothing in flight, every transfer
 debited once and credited once, the actors' balances = the deposits.
 """
 
@@ -32,17 +32,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from actors.audit import read_events
+from actors.launcher import NAMESPACE, undeploy
 from bench.latency import open_loop, percentile
-from eventledger.actors.audit import read_events
-from eventledger.actors.launcher import NAMESPACE, undeploy
 from eventledger.assembly import AGGREGATE, deploy_partitions
 from eventledger.bank import BankClient
-from eventledger.ledger.commands import Deposit, OpenAccount, Transfer
-from eventledger.ledger.money import Money
 from eventledger.runtime import ensure_broker, ensure_ray
-from eventledger.topology.codec import Reply
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
+from ledger.commands import Deposit, OpenAccount, Transfer
+from ledger.money import Money
+from topology.codec import Reply
+from topology.partitioner import partition_for
+from topology.settings import Settings
 
 __all__ = ["TransferBench", "main", "print_transfer_bench", "run_transfer_bench"]
 

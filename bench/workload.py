@@ -19,10 +19,10 @@ from confluent_kafka import Producer
 from rich.progress import Progress
 
 from bench.kafkaio import create_topics, producer_config
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.topology.codec import encode_command
-from eventledger.topology.partitioner import partition_for
 from eventledger.workload import Workload, money_moved
+from ledger.aggregate import LEDGER
+from topology.codec import encode_command
+from topology.partitioner import partition_for
 
 __all__ = ["Expected", "commands", "produce_source"]
 

@@ -1,6 +1,6 @@
 """The service assembled: the one place that names the aggregate the actors run.
 
-``actors/`` runs any aggregate (``eventledger.topology.protocol.Aggregate``) and never imports the
+``actors/`` runs any aggregate (``topology.protocol.Aggregate``) and never imports the
 domain; this module hands it the ledger. A deployment, the demo, the fault suite and the
 benchmarks all deploy through here, so they run the same code.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventledger.actors.coordinator import deploy_coordinator
-from eventledger.actors.launcher import deploy
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
+from actors.coordinator import deploy_coordinator
+from actors.launcher import deploy
+from ledger.aggregate import LEDGER
+from topology.protocol import Aggregate
+from topology.settings import Settings
 
 __all__ = ["AGGREGATE", "deploy_partitions", "deploy_service"]
 

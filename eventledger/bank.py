@@ -1,4 +1,4 @@
-"""``BankClient``: the ledger's client with its transfer API (``eventledger.actors.client``
+"""``BankClient``: the ledger's client with its transfer API (``actors.client``
 is generic over the aggregate and never imports the domain; the service assembles the two
 here).
 
@@ -10,10 +10,10 @@ it and the source. A command id is executed at most once within the idempotency 
 
 from __future__ import annotations
 
-from eventledger.actors.client import LedgerClient
-from eventledger.ledger.commands import PostPending, Transfer, VoidPending
-from eventledger.topology.codec import Reply
+from actors.client import LedgerClient
 from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
+from ledger.commands import PostPending, Transfer, VoidPending
+from topology.codec import Reply
 
 __all__ = ["BankClient"]
 

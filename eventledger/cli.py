@@ -117,7 +117,7 @@ AppOption = Annotated[
 
 
 def _app_id(app_id: str | None) -> str:
-    from eventledger.topology.settings import Settings
+    from topology.settings import Settings
 
     return Settings.resolve(app_id=app_id, bootstrap_servers="-").app_id
 
@@ -169,12 +169,12 @@ def serve(
     Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
     Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed).
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
-    from eventledger.actors.coordinator import find_coordinator
+    from actors.coordinator import find_coordinator
     from eventledger.assembly import deploy_service
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
     from eventledger.service import check_kafka, connect_ray
-    from eventledger.topology.settings import Settings
+    from topology.settings import Settings
 
     try:
         tokens = _tokens(tokens_file, insecure_dev) if http else None
@@ -244,7 +244,7 @@ def stop(app_id: AppOption = None) -> None:
 
     The HTTP API is removed, every partition actor finishes its batch, then the coordinator
     goes. The topics (and so the state) stay."""
-    from eventledger.actors.coordinator import stop_service
+    from actors.coordinator import stop_service
     from eventledger.http.serving import stop_http
     from eventledger.service import connect_ray
 
@@ -304,7 +304,7 @@ def unblock(
     ] = None,
 ) -> None:
     """Start a blocked partition again (`status` says why it is blocked and what to do)."""
-    from eventledger.actors.launcher import partition_actor
+    from actors.launcher import partition_actor
     from eventledger.service import connect_ray
 
     name = _app_id(app_id)
@@ -340,7 +340,7 @@ def rebuild(
     from eventledger.rebuild_view import follow_rebuilds
     from eventledger.report import print_rebuilds
     from eventledger.service import connect_ray, coordinator_or_fail
-    from eventledger.topology.control import RebuildPhase
+    from topology.control import RebuildPhase
 
     name = _app_id(app_id)
     try:
@@ -582,10 +582,10 @@ def _kafka_settings(app_id: str | None) -> Any:
     else the local broker when it runs) and its topics' partition count."""
     from confluent_kafka.admin import AdminClient
 
-    from eventledger.actors.kafka import admin_config
+    from actors.kafka import admin_config
     from eventledger.service import check_kafka
-    from eventledger.topology.settings import Settings, configured_bootstrap
-    from eventledger.topology.topics import TopicKind, TopicLayout
+    from topology.settings import Settings, configured_bootstrap
+    from topology.topics import TopicKind, TopicLayout
 
     bootstrap = configured_bootstrap()
     if bootstrap is None:

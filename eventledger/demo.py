@@ -7,7 +7,7 @@ in flight, measures each round trip, sends transfers (same and cross partition, 
 pending then posted, voided or expired), waits until no transfer is in flight, then checks
 that money is conserved three ways: the actors' balances = accepted deposits − withdrawals
 = the fold of the committed events, with every transfer debited once and credited or
-reversed once (``eventledger.ledger.money``).
+reversed once (``ledger.money``).
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ from typing import Any
 
 from rich.progress import Progress
 
-from eventledger.actors import tracing
-from eventledger.actors.audit import fold_events, read_events
-from eventledger.actors.coordinator import stop_service
-from eventledger.actors.launcher import NAMESPACE, partition_actor
+from actors import tracing
+from actors.audit import fold_events, read_events
+from actors.coordinator import stop_service
+from actors.launcher import NAMESPACE, partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.bank import BankClient
-from eventledger.ledger.money import Money
 from eventledger.runtime import ensure_broker, ensure_ray
 from eventledger.service import connect_ray
-from eventledger.topology.codec import Reply
-from eventledger.topology.settings import Settings
 from eventledger.transfer_tour import tour
 from eventledger.workload import Workload, money_moved
+from ledger.money import Money
+from topology.codec import Reply
+from topology.settings import Settings
 
 __all__ = ["DemoReport", "run_demo"]
 

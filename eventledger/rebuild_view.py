@@ -17,8 +17,8 @@ from rich.progress import (
 
 __all__ = ["follow_rebuilds"]
 
-from eventledger.actors.messages import RebuildProgress
-from eventledger.topology.control import RebuildPhase
+from actors.messages import RebuildProgress
+from topology.control import RebuildPhase
 
 _FINAL = (RebuildPhase.DONE, RebuildPhase.FAILED)
 

@@ -9,9 +9,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from eventledger.actors.messages import RebuildProgress, ServiceStatus
+from actors.messages import RebuildProgress, ServiceStatus
 from eventledger.demo import DemoReport
-from eventledger.topology.control import RebuildPhase
+from topology.control import RebuildPhase
 
 __all__ = [
     "RUNNING_STATES",

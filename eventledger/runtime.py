@@ -6,8 +6,8 @@ import logging
 import os
 
 from eventledger.broker import Broker
-from eventledger.topology.resources import LOCAL_SLOTS
-from eventledger.topology.settings import ENVIRONMENT, configured_bootstrap
+from topology.resources import LOCAL_SLOTS
+from topology.settings import ENVIRONMENT, configured_bootstrap
 
 __all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "local_resources", "quiet_ray"]
 
@@ -23,7 +23,7 @@ def local_resources() -> dict[str, float]:
     """What a single-node Ray started by eventledger declares: ``LOCAL_SLOTS`` of the
     partition resource (``EVENTLEDGER_PARTITION_RESOURCE``, default ``eventledger_partition``),
     so that partition actors, which reserve one each, can run on it."""
-    from eventledger.topology.resources import DEFAULT_RESOURCE
+    from topology.resources import DEFAULT_RESOURCE
 
     name = os.environ.get(ENVIRONMENT["partition_resource"], "").strip() or DEFAULT_RESOURCE
     return {name: float(LOCAL_SLOTS)}

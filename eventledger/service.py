@@ -19,10 +19,10 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from eventledger.actors.kafka import admin_config
-from eventledger.actors.launcher import NAMESPACE
+from actors.kafka import admin_config
+from actors.launcher import NAMESPACE
 from eventledger.runtime import quiet_ray
-from eventledger.topology.settings import Settings
+from topology.settings import Settings
 
 __all__ = [
     "ServiceError",
@@ -170,7 +170,7 @@ def _local_head() -> str | None:
 
 def coordinator_or_fail(app_id: str) -> Any:
     """The application's coordinator; ServiceError when it is not deployed."""
-    from eventledger.actors.coordinator import find_coordinator
+    from actors.coordinator import find_coordinator
 
     handle = find_coordinator(app_id)
     if handle is None:

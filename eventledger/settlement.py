@@ -5,15 +5,15 @@ A leg is lost when its transactions kept aborting and it was set aside (dead-let
 remembered as `unprocessable`, never done). Its settlement is the leg itself wrapped in a
 `ForcedLeg` (done as it was, or refused so its money goes back) under the leg's own id and
 marked `redrive`: the partition does it only while its id memory holds the leg as set aside,
-so it happens once and never beside the leg (see `eventledger.topology.step`).
+so it happens once and never beside the leg (see `topology.step`).
 """
 
 from __future__ import annotations
 
 from typing import get_args
 
-from eventledger.ledger.internal import ForcedLeg, Leg
-from eventledger.topology.codec import Codec, CodecError
+from ledger.internal import ForcedLeg, Leg
+from topology.codec import Codec, CodecError
 
 __all__ = ["forced_leg"]
 

@@ -3,7 +3,7 @@ some refused for funds), then one of each kind by name: to an unknown account, t
 one, pending then posted (in part), pending then voided, and pending left to expire.
 
 Returns the outcomes by kind; the demo then waits until nothing is in flight and checks the
-money (``eventledger.ledger.money``)."""
+money (``ledger.money``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from collections import Counter
 from concurrent.futures import Future
 
 from eventledger.bank import BankClient
-from eventledger.ledger.commands import CloseAccount, OpenAccount, Transfer
-from eventledger.topology.codec import Reply
+from ledger.commands import CloseAccount, OpenAccount, Transfer
+from topology.codec import Reply
 
 __all__ = ["tour"]
 

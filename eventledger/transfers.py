@@ -24,16 +24,16 @@ from typing import get_args
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from eventledger.actors.audit import read_topic
-from eventledger.actors.control_store import read_desired
-from eventledger.actors.kafka import consumer_config, producer_config
-from eventledger.actors.scan import scan_partition
-from eventledger.actors.watermarks import watermarks
-from eventledger.ledger import LEDGER
-from eventledger.ledger.internal import ForcedLeg, Leg
-from eventledger.ledger.state import InFlight
+from actors.audit import read_topic
+from actors.control_store import read_desired
+from actors.kafka import consumer_config, producer_config
+from actors.scan import scan_partition
+from actors.watermarks import watermarks
 from eventledger.settlement import forced_leg
-from eventledger.topology.codec import (
+from ledger import LEDGER
+from ledger.internal import ForcedLeg, Leg
+from ledger.state import InFlight
+from topology.codec import (
     CHECKPOINT_KEY,
     Codec,
     CodecError,
@@ -41,12 +41,12 @@ from eventledger.topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
-from eventledger.topology.flows import FLOWS_KEY
-from eventledger.topology.names import Names
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import PoisonCode
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.flows import FLOWS_KEY
+from topology.names import Names
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.step import PoisonCode
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = [
     "DeadLetter",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.commands import Deposit, OpenAccount, Withdraw
 
 __all__ = ["Workload", "money_moved"]
 

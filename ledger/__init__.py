@@ -3,8 +3,8 @@
 No I/O and no imports beyond msgspec and the standard library.
 """
 
-from eventledger.ledger.aggregate import LEDGER, AccountAggregate
-from eventledger.ledger.commands import (
+from ledger.aggregate import LEDGER, AccountAggregate
+from ledger.commands import (
     CloseAccount,
     Command,
     Deposit,
@@ -14,9 +14,9 @@ from eventledger.ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from eventledger.ledger.decide import decide, due
-from eventledger.ledger.decision import Context, Decision, Send
-from eventledger.ledger.events import (
+from ledger.decide import decide, due
+from ledger.decision import Context, Decision, Send
+from ledger.events import (
     AccountClosed,
     AccountOpened,
     Deposited,
@@ -32,11 +32,11 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.evolve import evolve
-from eventledger.ledger.internal import InternalCommand, leg_id
-from eventledger.ledger.money import Money, moves
-from eventledger.ledger.rejections import Rejection, RejectionCode
-from eventledger.ledger.state import (
+from ledger.evolve import evolve
+from ledger.internal import InternalCommand, leg_id
+from ledger.money import Money, moves
+from ledger.rejections import Rejection, RejectionCode
+from ledger.state import (
     MAX_MINOR_UNITS,
     Account,
     AccountStatus,

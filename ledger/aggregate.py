@@ -1,7 +1,7 @@
 """The account aggregate as the generic event-sourcing flow sees it.
 
-`LEDGER` satisfies `eventledger.topology.protocol.Aggregate` (and its transfer extension,
-`eventledger.topology.protocol.Saga`) structurally; the domain never imports topology. Bump
+`LEDGER` satisfies `topology.protocol.Aggregate` (and its transfer extension,
+`topology.protocol.Saga`) structurally; the domain never imports topology. Bump
 `event_schema_version` (and add upcasters) when an event's layout changes, and
 `state_schema_version` when `Account`'s layout changes (old snapshots are then rebuilt from
 events).
@@ -11,15 +11,15 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from eventledger.ledger.commands import Command
-from eventledger.ledger.decide import Result, decide, due
-from eventledger.ledger.decision import Context, Send
-from eventledger.ledger.events import Event
-from eventledger.ledger.evolve import evolve
-from eventledger.ledger.internal import InternalCommand
-from eventledger.ledger.money import MoveKind, moves
-from eventledger.ledger.rejections import Rejection
-from eventledger.ledger.state import Account, AccountView, view
+from ledger.commands import Command
+from ledger.decide import Result, decide, due
+from ledger.decision import Context, Send
+from ledger.events import Event
+from ledger.evolve import evolve
+from ledger.internal import InternalCommand
+from ledger.money import MoveKind, moves
+from ledger.rejections import Rejection
+from ledger.state import Account, AccountView, view
 
 __all__ = ["LEDGER", "AccountAggregate"]
 
@@ -59,7 +59,7 @@ class AccountAggregate:
         now_ms: int,
         version: int,
     ) -> Result:
-        """See `eventledger.ledger.decide.decide`."""
+        """See `ledger.decide.decide`."""
         return decide(state, command, Context(command_id, aggregate_id, now_ms, version))
 
     def deadlines(self, state: Account) -> list[int]:
@@ -67,19 +67,19 @@ class AccountAggregate:
         return [p.expires_ms for p in state.pending.values() if p.expires_ms is not None]
 
     def due(self, aggregate_id: str, state: Account, now_ms: int) -> list[Send]:
-        """See `eventledger.ledger.decide.due`."""
+        """See `ledger.decide.due`."""
         return due(aggregate_id, state, now_ms)
 
     def moves(self, event: Event) -> list[tuple[MoveKind, str, int]]:
-        """See `eventledger.ledger.money.moves`."""
+        """See `ledger.money.moves`."""
         return moves(event)
 
     def evolve(self, state: Account | None, event: Event) -> Account:
-        """See `eventledger.ledger.evolve.evolve`."""
+        """See `ledger.evolve.evolve`."""
         return evolve(state, event)
 
     def view(self, state: Account, version: int) -> AccountView:
-        """See `eventledger.ledger.state.view`."""
+        """See `ledger.state.view`."""
         return view(state, version)
 
 

@@ -6,7 +6,7 @@ from typing import assert_never
 
 import msgspec
 
-from eventledger.ledger.commands import (
+from ledger.commands import (
     CloseAccount,
     Command,
     Deposit,
@@ -16,8 +16,8 @@ from eventledger.ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from eventledger.ledger.decision import Context, Decision, Send
-from eventledger.ledger.events import (
+from ledger.decision import Context, Decision, Send
+from ledger.events import (
     AccountClosed,
     AccountOpened,
     Deposited,
@@ -36,7 +36,7 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.internal import (
+from ledger.internal import (
     ConfirmCredit,
     CreditTransfer,
     ExpirePending,
@@ -49,8 +49,8 @@ from eventledger.ledger.internal import (
     VoidRefusedPending,
     leg_id,
 )
-from eventledger.ledger.rejections import Rejection, RejectionCode
-from eventledger.ledger.state import MAX_MINOR_UNITS, Account, Pending
+from ledger.rejections import Rejection, RejectionCode
+from ledger.state import MAX_MINOR_UNITS, Account, Pending
 
 __all__ = ["decide", "due"]
 
@@ -256,7 +256,7 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Resu
 
 
 def _leg(state: Account | None, command: InternalCommand, context: Context) -> Result:
-    """An internal command: a leg of a transfer (`eventledger.ledger.internal`). A leg acts
+    """An internal command: a leg of a transfer (`ledger.internal`). A leg acts
     only on the transfer it names (source, transfer id, seq); money sent always lands: a
     refused credit goes back to the source (whose account cannot have closed meanwhile)."""
     me = context.account_id

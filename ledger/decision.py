@@ -5,8 +5,8 @@ from typing import Any
 
 import msgspec
 
-from eventledger.ledger.events import Event
-from eventledger.ledger.rejections import Rejection
+from ledger.events import Event
+from ledger.rejections import Rejection
 
 __all__ = ["Context", "Decision", "Send"]
 

@@ -65,7 +65,7 @@ class AccountClosed(_Event, frozen=True):
 class TransferDebited(_Event, frozen=True):
     """Source: `amount` left for `to`; in flight until credited or reversed. `seq` is this
     event's own sequence (it names the transfer's legs: see
-    `eventledger.ledger.internal.leg_id`)."""
+    `ledger.internal.leg_id`)."""
 
     transfer_id: str
     to: str

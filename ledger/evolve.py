@@ -4,7 +4,7 @@ from typing import assert_never
 
 from msgspec.structs import replace
 
-from eventledger.ledger.events import (
+from ledger.events import (
     AccountClosed,
     AccountOpened,
     Deposited,
@@ -22,7 +22,7 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.state import ENDED_KEPT, Account, Pending
+from ledger.state import ENDED_KEPT, Account, Pending
 
 __all__ = ["evolve"]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from eventledger.ledger.events import (
+from ledger.events import (
     Deposited,
     Event,
     PendingCreditSettled,

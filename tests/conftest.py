@@ -26,7 +26,7 @@ import pytest
 
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
-from eventledger.topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
+from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar, get_args
 
 import msgspec
 
-from eventledger.topology.envelopes import (
+from topology.envelopes import (
     Checkpoint,
     CommandEnvelope,
     EventEnvelope,
@@ -24,9 +24,9 @@ from eventledger.topology.envelopes import (
     Slot,
     Snapshot,
 )
-from eventledger.topology.flows import Flows
-from eventledger.topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
-from eventledger.topology.protocol import Aggregate
+from topology.flows import Flows
+from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
+from topology.protocol import Aggregate
 
 __all__ = [
     "CHECKPOINT_KEY",
@@ -64,7 +64,7 @@ __all__ = [
 
 class DecodeFailure(StrEnum):
     """Why a command record does not decode (the batch step dead-letters it with this code,
-    see ``eventledger.topology.step.PoisonCode``)."""
+    see ``topology.step.PoisonCode``)."""
 
     MALFORMED = "malformed"
     TOO_LARGE = "too_large"
@@ -140,7 +140,7 @@ def encode_command(
     first_attempt_ms: int | None = None,
 ) -> bytes:
     """A command record's value; send it keyed by `encode_key(aggregate_id)`. Raises
-    ValueError for what the service would refuse (see `eventledger.topology.limits`)."""
+    ValueError for what the service would refuse (see `topology.limits`)."""
     for name, value in (("command_id", command_id), ("aggregate_id", aggregate_id)):
         if not 0 < len(value) <= MAX_ID_CHARS:
             raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters, got {len(value)}")
@@ -286,7 +286,7 @@ def decode_checkpoint(data: bytes | None) -> Checkpoint:
 
 def encode_flows(flows: Flows) -> bytes:
     """A partition's flows record value (state topic, key
-    `eventledger.topology.flows.FLOWS_KEY`)."""
+    `topology.flows.FLOWS_KEY`)."""
     return _ENCODER.encode(flows)
 
 

@@ -8,8 +8,8 @@ changed slots, so it never says more than the state does (a stale entry is dropp
 import heapq
 from collections.abc import Iterable, Mapping
 
-from eventledger.topology.envelopes import Slot
-from eventledger.topology.protocol import Saga
+from topology.envelopes import Slot
+from topology.protocol import Saga
 
 __all__ = ["Deadlines"]
 

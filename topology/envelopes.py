@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from eventledger.topology.flows import Flows
-from eventledger.topology.limits import MAX_ID_CHARS
+from topology.flows import Flows
+from topology.limits import MAX_ID_CHARS
 
 __all__ = [
     "Checkpoint",
@@ -51,7 +51,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     `schema_version` is the aggregate's internal command schema version an internal command
     was written with (None: 1, written before there were versions): a worker reads the
     versions up to its own, and stops before a newer one until it is upgraded. `redrive`
-    marks an operator's settlement of a set-aside leg (see `eventledger.topology.step`)."""
+    marks an operator's settlement of a set-aside leg (see `topology.step`)."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -130,7 +130,7 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     it holds every such key (a replies partition is read in order), so a restore never runs
     with an id memory behind its state. `internal_offset` is the next offset to read of the
     partition's internal commands (0 in a checkpoint written before there were any);
-    `flows` the partition's cumulative money flows (`eventledger.topology.flows`), when kept;
+    `flows` the partition's cumulative money flows (`topology.flows`), when kept;
     `lost` the id keys of the internal commands set aside here and not settled yet (an
     operator's `redrive` of one is done once, whenever it comes)."""
 

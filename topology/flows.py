@@ -1,7 +1,7 @@
 """A partition's cumulative money flows, published to the state topic beside the views.
 
 For an aggregate that says what money its events move
-(`eventledger.topology.protocol.Tallied`), each partition keeps, from its first batch on,
+(`topology.protocol.Tallied`), each partition keeps, from its first batch on,
 what entered (`deposited`), what left
 (`withdrawn`), and per counterparty partition q what it `sent` to accounts on q, `received`
 from accounts on q and got `refunded` of what it sent to q. The totals travel in the

@@ -1,7 +1,7 @@
 """An aggregate's history and its state at a point in time, folded from its own events.
 
 Pure: given an aggregate's event records in sequence order (the history index's values, see
-``eventledger.actors.history``), fold them with the aggregate's current ``evolve`` and
+``actors.history``), fold them with the aggregate's current ``evolve`` and
 upcasters. The work is the aggregate's own events up to the page or the point asked for, never its
 partition's. The views are the aggregate's public view after each event, so a newer
 ``evolve`` (after a rebuild) is what every answer reflects.
@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from eventledger.topology.codec import Codec, CodecError
+from topology.codec import Codec, CodecError
 
 __all__ = [
     "MAX_PAGE",

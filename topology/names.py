@@ -1,6 +1,6 @@
 """One place names things: Ray actor names, transactional ids, consumer groups and local
 state directories, all derived from the application id (topic names and partition counts
-are ``eventledger.topology.topics.TopicLayout``'s, the other half of this place).
+are ``topology.topics.TopicLayout``'s, the other half of this place).
 
 Invariant: nothing else in the code mints such a name; two parts of the system that must
 agree on a name (the coordinator that creates a shadow and the code that fences it, the
@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventledger.topology.settings import Settings
+from topology.settings import Settings
 
 __all__ = ["NAMESPACE", "Names"]
 

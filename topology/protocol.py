@@ -150,8 +150,8 @@ class Saga(Protocol):
 @runtime_checkable
 class Tallied(Protocol):
     """An aggregate whose events move money: the flow keeps each partition's flows
-    (`eventledger.topology.flows`) and publishes them beside the views."""
+    (`topology.flows`) and publishes them beside the views."""
 
     def moves(self, event: Any) -> Sequence[tuple[str, str, int]]:
         """(kind, counterparty aggregate id or "", amount) of each move `event` makes; kind
-        is one of `eventledger.topology.flows.MOVE_KINDS`."""
+        is one of `topology.flows.MOVE_KINDS`."""

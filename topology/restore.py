@@ -1,5 +1,5 @@
-"""Recovery's pure folds; the executors (`eventledger.actors.restore`,
-`eventledger.actors.shadow`, `eventledger.actors.replay`) only consume and feed them.
+"""Recovery's pure folds; the executors (`actors.restore`,
+`actors.shadow`, `actors.replay`) only consume and feed them.
 
 `apply_snapshot_record` installs snapshot records as decoded slots (a shadow rebuild resuming
 its generation); `apply_event_record` folds events, skipping what the slots already hold, so a
@@ -7,7 +7,7 @@ rebuild is the fold from an empty map and events offset 0, and a resumed one rep
 smallest `events_offset` its snapshots carry.
 """
 
-from eventledger.topology.codec import (
+from topology.codec import (
     TOUCH_KEY,
     Codec,
     CodecError,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
-from eventledger.topology.connection import PROPERTIES_FILE_ENV, KafkaProperties
-from eventledger.topology.resources import DEFAULT_RESOURCE, Reservation, reservation
+from topology.connection import PROPERTIES_FILE_ENV, KafkaProperties
+from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
 
 __all__ = [
     "DAY_MS",
@@ -54,7 +54,7 @@ class Settings:
     masked in every repr. Topics the service creates get `replication_factor` replicas (-1:
     the broker's `default.replication.factor`) and `min.insync.replicas` =
     `min_insync_replicas` (0: derived from the replication factor, see
-    `eventledger.topology.topics`).
+    `topology.topics`).
 
     A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
     none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""

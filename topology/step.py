@@ -6,7 +6,7 @@ the id memory is mutated; the caller installs `BatchResult.snapshots` and
 `BatchResult.remembered` only after the transaction commits, so an aborted batch leaves both
 as they were. Invariant assumed of `committed`: it only holds aggregates of this partition
 (restored from its snapshots or built by earlier batches). Every command id is judged by
-`eventledger.topology.idempotency.judge` before its command is decided.
+`topology.idempotency.judge` before its command is decided.
 
 The record types are frozen msgspec Structs, not dataclasses: several are built per command
 and a frozen dataclass costs about ten times as much to construct. They hold only ints, str,
@@ -21,7 +21,7 @@ from typing import Any, Final, cast
 
 import msgspec
 
-from eventledger.topology.codec import (
+from topology.codec import (
     Codec,
     CommandDecodeError,
     CommandEnvelope,
@@ -36,17 +36,17 @@ from eventledger.topology.codec import (
     encode_reply,
     readdressed,
 )
-from eventledger.topology.flows import Flows, tallied
-from eventledger.topology.idempotency import IdCode, IdMemory, IdVerdict, judge
-from eventledger.topology.limits import (
+from topology.flows import Flows, tallied
+from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
+from topology.limits import (
     MAX_DLQ_HEADER_BYTES,
     MAX_DLQ_KEY_BYTES,
     MAX_DLQ_VALUE_BYTES,
     clip,
 )
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.protocol import DecisionLike, RejectionLike, Saga, SendLike, Tallied
-from eventledger.topology.topics import TopicKind
+from topology.partitioner import partition_for
+from topology.protocol import DecisionLike, RejectionLike, Saga, SendLike, Tallied
+from topology.topics import TopicKind
 
 __all__ = [
     "FORGED_INTERNAL_COMMAND",
@@ -233,7 +233,7 @@ def process_batch(
     reply_lanes + reply_to` (see `TopicLayout.reply_partition`). `positions` are the next
     (commands, internal) offsets before this batch; `due` the aggregates whose deadlines are
     due (a saga aggregate is asked for their commands first); `flows` the partition's money
-    flows so far (a tallied aggregate: see `eventledger.topology.flows`); `lost` the id keys
+    flows so far (a tallied aggregate: see `topology.flows`); `lost` the id keys
     of its internal commands set aside and not settled yet. A batch with no records is a
     tick: it only handles what is due."""
     if not records and not due:

@@ -10,7 +10,7 @@ Invariant: every value held is a snapshot of the aggregate's current state schem
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from eventledger.topology.codec import (
+from topology.codec import (
     Codec,
     CodecError,
     Slot,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from eventledger.topology.idempotency import replies_retention_ms
-from eventledger.topology.settings import DAY_MS, Settings
+from topology.idempotency import replies_retention_ms
+from topology.settings import DAY_MS, Settings
 
 __all__ = [
     "CONTROL_PARTITIONS",

@@ -20,7 +20,7 @@ __all__ = ["CONFIG", "ECHO_PRODUCER", "running_echo"]
 ECHO_PRODUCER = {"linger.ms": 0}
 CONFIG = (
     "1 process: consume → produce the command's bytes to its reply lane; no transactions, "
-    "no state; eventledger.actors.kafka client configs, its producer with linger.ms 0"
+    "no state; actors.kafka client configs, its producer with linger.ms 0"
 )
 
 
@@ -28,8 +28,8 @@ CONFIG = (
 def running_echo(ctx: RunContext, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Start the echo on fresh topics ``{prefix}-{name}``; yields (app id, a dict that holds
     the worker's report, ``processed`` among it, once the block has ended without error)."""
-    from eventledger.actors.admin import ensure_topics
-    from eventledger.topology.topics import TopicLayout
+    from actors.admin import ensure_topics
+    from topology.topics import TopicLayout
 
     partitions = ctx.config.partitions
     app_id = f"{ctx.prefix}-{name}"

@@ -1,7 +1,7 @@
 """The raw echo (the e2e phase's limit): one process consumes the commands topic and produces
 each command's own bytes back as its reply, to the replies partition its ``reply_to`` lane
 reads (``TopicLayout.reply_partition``), keyed by the command's key. No transactions, no
-state; the same confluent-kafka configs as eventledger's clients (``eventledger.actors.kafka``).
+state; the same confluent-kafka configs as eventledger's clients (``actors.kafka``).
 Run as ``python -m bench.systems.echo_worker CONFIG_JSON``; speaks ``bench.wire``."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from actors.kafka import consumer_config, producer_config
+from actors.records import poll_fetched
 from bench.wire import emit, rss_bytes
-from eventledger.actors.kafka import consumer_config, producer_config
-from eventledger.actors.records import poll_fetched
-from eventledger.topology.envelopes import CommandEnvelope
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.envelopes import CommandEnvelope
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["main"]
 

@@ -14,17 +14,17 @@ from typing import Any
 
 import ray
 
+from actors.admin import ensure_topics
+from actors.kafka import producer_config
+from actors.launcher import undeploy
+from actors.messages import PartitionStats
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, count_records
 from bench.model import RunContext, Throughput
 from bench.workload import Expected
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.kafka import producer_config
-from eventledger.actors.launcher import undeploy
-from eventledger.actors.messages import PartitionStats
 from eventledger.assembly import deploy_partitions
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["run_eventledger", "settings_config"]
 

@@ -21,14 +21,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.admin import ensure_topics
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, GroupProbe, count_records, wait_until
 from bench.model import RunContext, Throughput
 from bench.procs import REPO, Worker
 from bench.systems.quix import drain_group
 from bench.workload import Expected
-from eventledger.actors.admin import ensure_topics
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["PROJECT", "KStreamsApp", "ensure_jar", "run_kstreams"]
 

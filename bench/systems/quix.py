@@ -18,20 +18,20 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+from actors.admin import ensure_topics
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, GroupProbe, count_records, wait_until
 from bench.model import RunContext, Throughput
 from bench.procs import Worker
 from bench.systems.quixenv import ensure_quix_venv
 from bench.workload import Expected
-from eventledger.actors.admin import ensure_topics
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["CONSUMER", "PRODUCER", "drain_group", "quix_python", "run_quix", "worker_config"]
 
 log = logging.getLogger(__name__)
 
-# The same client tuning as eventledger's (eventledger.actors.kafka): Quix's defaults are
+# The same client tuning as eventledger's (actors.kafka): Quix's defaults are
 # librdkafka's (linger.ms=5, no compression, fetch.wait.max.ms=500).
 PRODUCER: dict[str, Any] = {"linger.ms": 2, "compression.type": "lz4", "acks": "all"}
 CONSUMER: dict[str, Any] = {"fetch.wait.max.ms": 50}

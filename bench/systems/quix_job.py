@@ -29,11 +29,11 @@ from quixstreams import Application
 from quixstreams.models.serializers import Serializer
 
 from bench.wire import emit, rss_bytes
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.rejections import Rejection
-from eventledger.ledger.state import Account
-from eventledger.topology.codec import Codec, Reply, encode_reply
-from eventledger.topology.step import VERSION_CONFLICT
+from ledger.aggregate import LEDGER
+from ledger.rejections import Rejection
+from ledger.state import Account
+from topology.codec import Codec, Reply, encode_reply
+from topology.step import VERSION_CONFLICT
 
 CODEC = Codec(LEDGER)
 

@@ -12,13 +12,13 @@ import logging
 import sys
 import time
 
+from actors.admin import ensure_topics
 from bench.check import Check, check_counts
 from bench.kafkaio import GatedCopy
 from bench.model import RunContext, Throughput
 from bench.procs import Worker
 from bench.systems.rawpipe_worker import BATCH, PRODUCER
-from eventledger.actors.admin import ensure_topics
-from eventledger.topology.topics import TopicKind, TopicLayout
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["run_rawpipe"]
 

@@ -20,7 +20,7 @@ from bench.wire import emit, rss_bytes, wait_for_go
 
 __all__ = ["PRODUCER", "main"]
 
-# eventledger's producer tuning (eventledger.actors.kafka.producer_config) without the transaction.
+# eventledger's producer tuning (actors.kafka.producer_config) without the transaction.
 PRODUCER: dict[str, Any] = {
     "partitioner": "murmur2_random",
     "enable.idempotence": True,

@@ -32,12 +32,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from eventledger.actors.client import OutcomeUnknownError
-from eventledger.actors.history import HistoryBehindError
+from actors.client import OutcomeUnknownError
+from actors.history import HistoryBehindError
 from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
 from eventledger.http.problems import problem, status_of
-from eventledger.ledger.commands import (
+from eventledger.transfers import SettlementError, SettlementRefusal
+from ledger.commands import (
     CloseAccount,
     Deposit,
     OpenAccount,
@@ -46,10 +47,9 @@ from eventledger.ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from eventledger.ledger.state import MAX_MINOR_UNITS
-from eventledger.topology.history import MAX_PAGE
-from eventledger.topology.limits import MAX_ID_CHARS
-from eventledger.transfers import SettlementError, SettlementRefusal
+from ledger.state import MAX_MINOR_UNITS
+from topology.history import MAX_PAGE
+from topology.limits import MAX_ID_CHARS
 
 __all__ = ["MAX_BODY_BYTES", "SETTLEMENT_STATUS", "Replica", "api", "bind_replica"]
 

@@ -16,12 +16,12 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from ray import serve
 
-from eventledger.actors.kafka import admin_config
+from actors.kafka import admin_config
 from eventledger.bank import BankClient
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
+from topology.names import Names
+from topology.settings import Settings
 
 __all__ = ["LedgerAPI", "deploy_http", "stop_http"]
 
@@ -43,7 +43,7 @@ class _Readiness:
     def __call__(self) -> list[str]:
         import ray
 
-        from eventledger.actors.coordinator import find_coordinator
+        from actors.coordinator import find_coordinator
         from eventledger.report import not_running
 
         problems: list[str] = []

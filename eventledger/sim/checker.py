@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventledger.sim.world import World
-from eventledger.topology.codec import Reply, Slot, command_fingerprint
-from eventledger.topology.flows import wrapped
-from eventledger.topology.idempotency import IdCode
-from eventledger.topology.topics import TopicKind
+from topology.codec import Reply, Slot, command_fingerprint
+from topology.flows import wrapped
+from topology.idempotency import IdCode
+from topology.topics import TopicKind
 
 __all__ = ["Checker", "InvariantError"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from eventledger.topology.step import OutRecord
-from eventledger.topology.topics import TopicKind
+from topology.step import OutRecord
+from topology.topics import TopicKind
 
 __all__ = ["Log", "Logs", "Record", "Transaction"]
 

@@ -2,7 +2,7 @@
 real pure code (the batch step, the restore folds, the snapshot store, the deadlines) and
 the in-memory logs in place of Kafka.
 
-Invariants (the actor's, `eventledger.actors.commit`): a batch becomes the state, the id
+Invariants (the actor's, `actors.commit`): a batch becomes the state, the id
 memory, the offsets and the clock only after its transaction commits; a crash loses what
 is in memory, and the restore reads back exactly what was committed (the snapshots to their
 end, the last checkpoint, the id memory's changelog).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from eventledger.sim.logs import Logs, Transaction
-from eventledger.topology.codec import (
+from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
     Codec,
@@ -25,18 +25,18 @@ from eventledger.topology.codec import (
     encode_checkpoint,
     encode_flows,
 )
-from eventledger.topology.deadlines import Deadlines
-from eventledger.topology.flows import FLOWS_KEY, Flows
-from eventledger.topology.idempotency import latest_entries
-from eventledger.topology.step import (
+from topology.deadlines import Deadlines
+from topology.flows import FLOWS_KEY, Flows
+from topology.idempotency import latest_entries
+from topology.step import (
     UNREMEMBERED_KEY_PREFIX,
     BatchResult,
     InRecord,
     process_batch,
     set_aside,
 )
-from eventledger.topology.store import SnapshotStore
-from eventledger.topology.topics import TopicKind
+from topology.store import SnapshotStore
+from topology.topics import TopicKind
 
 __all__ = ["Fault", "SimPartition", "StepReport"]
 

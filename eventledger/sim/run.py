@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from eventledger.ledger.aggregate import LEDGER
 from eventledger.sim.checker import Checker, InvariantError
 from eventledger.sim.ops import Advance, Batch, Op, Resume, Send, Settle
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
-from eventledger.topology.codec import Codec
+from ledger.aggregate import LEDGER
+from topology.codec import Codec
 
 __all__ = ["Outcome", "Summary", "config_for", "run_seed", "run_seeds", "run_trace", "shrink"]
 

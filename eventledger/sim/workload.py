@@ -11,16 +11,6 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
-from eventledger.ledger.commands import (
-    CloseAccount,
-    Deposit,
-    OpenAccount,
-    PostPending,
-    Transfer,
-    VoidPending,
-    Withdraw,
-)
-from eventledger.ledger.state import MAX_MINOR_UNITS
 from eventledger.sim.ops import (
     Advance,
     Batch,
@@ -35,6 +25,16 @@ from eventledger.sim.ops import (
 )
 from eventledger.sim.partition import Fault
 from eventledger.sim.world import World
+from ledger.commands import (
+    CloseAccount,
+    Deposit,
+    OpenAccount,
+    PostPending,
+    Transfer,
+    VoidPending,
+    Withdraw,
+)
+from ledger.state import MAX_MINOR_UNITS
 
 __all__ = ["Workload"]
 

@@ -24,7 +24,7 @@ from eventledger.sim.ops import (
     Stop,
 )
 from eventledger.sim.partition import Fault, SimPartition, StepReport
-from eventledger.topology.codec import (
+from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
     Codec,
@@ -36,10 +36,10 @@ from eventledger.topology.codec import (
     encode_command,
     encode_key,
 )
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.restore import apply_event_record
-from eventledger.topology.step import IN_FLIGHT
-from eventledger.topology.topics import TopicKind
+from topology.partitioner import partition_for
+from topology.restore import apply_event_record
+from topology.step import IN_FLIGHT
+from topology.topics import TopicKind
 
 __all__ = ["Attempted", "SimConfig", "World"]
 

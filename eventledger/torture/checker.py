@@ -20,7 +20,7 @@ FIRST reply its client got, because that is what a caller acts on):
 - ``reuse``: an id reused on the same account with another command (the deliberate probe)
   was answered accepted or executed;
 - ``transfer``: a transfer id without exactly one debit and then one credit or reversal, or
-  a pending transfer posted, voided or expired more than once (``eventledger.ledger.money``); a
+  a pending transfer posted, voided or expired more than once (``ledger.money``); a
   transfer answered accepted that its target never credited (or noted, when pending), or
   answered rejected yet credited;
 - ``in_flight``: money still debited and neither credited nor reversed once quiet;
@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from eventledger.ledger.events import (
+from eventledger.torture.history import Kind, Op
+from ledger.events import (
     AccountOpened,
     Deposited,
     PendingCreditNoted,
@@ -55,9 +56,8 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.money import Money
-from eventledger.topology.flows import Flows, wrapped
-from eventledger.torture.history import Kind, Op
+from ledger.money import Money
+from topology.flows import Flows, wrapped
 
 __all__ = ["Anomaly", "CheckResult", "EventFact", "check", "fact", "flows_problems"]
 

@@ -39,17 +39,17 @@ from typing import Any
 import ray
 from confluent_kafka import Producer
 
-from eventledger.actors.coordinator import find_coordinator
-from eventledger.actors.kafka import producer_config
-from eventledger.actors.launcher import partition_actor
-from eventledger.actors.messages import RebuildProgress
+from actors.coordinator import find_coordinator
+from actors.kafka import producer_config
+from actors.launcher import partition_actor
+from actors.messages import RebuildProgress
 from eventledger.broker import Broker
-from eventledger.topology.control import RebuildPhase
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
 from eventledger.torture.hostile import hostile_records
+from topology.control import RebuildPhase
+from topology.partitioner import partition_for
+from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["CLUSTER_NODE", "Fault", "FaultRecord", "Nemesis", "NemesisPlan", "parse_faults"]
 

@@ -25,20 +25,20 @@ from typing import Any
 
 import ray
 
-from eventledger.actors.audit import read_events
-from eventledger.actors.coordinator import find_coordinator, stop_service
-from eventledger.actors.launcher import NAMESPACE, partition_actor
-from eventledger.actors.messages import ServiceStatus
+from actors.audit import read_events
+from actors.coordinator import find_coordinator, stop_service
+from actors.launcher import NAMESPACE, partition_actor
+from actors.messages import ServiceStatus
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
-from eventledger.ledger.money import Money
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
-from eventledger.topology.settings import Settings
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
 from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
+from ledger.money import Money
+from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from eventledger.actors.audit import read_topic
-from eventledger.topology.codec import Codec, decode_flows
-from eventledger.topology.flows import FLOWS_KEY, Flows
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind
+from actors.audit import read_topic
 from eventledger.torture.checker import flows_problems
+from topology.codec import Codec, decode_flows
+from topology.flows import FLOWS_KEY, Flows
+from topology.protocol import Aggregate
+from topology.settings import Settings
+from topology.topics import TopicKind
 
 __all__ = ["StateReader"]
 

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eventledger.actors.client import LedgerClient, OutcomeUnknownError, now_ms
-from eventledger.ledger.commands import (
+from actors.client import LedgerClient, OutcomeUnknownError, now_ms
+from eventledger.torture.history import Answer, History, Kind, Op
+from ledger.commands import (
     Deposit,
     OpenAccount,
     PostPending,
@@ -34,8 +35,7 @@ from eventledger.ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from eventledger.topology.settings import Settings
-from eventledger.torture.history import Answer, History, Kind, Op
+from topology.settings import Settings
 
 __all__ = ["Bank", "RetryPolicy", "SharedIds", "Workload"]
 

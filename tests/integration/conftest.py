@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from eventledger.actors.coordinator import deploy_coordinator, stop_service
-from eventledger.actors.launcher import deploy, partition_actor, undeploy
+from actors.coordinator import deploy_coordinator, stop_service
+from actors.launcher import deploy, partition_actor, undeploy
 from eventledger.bank import BankClient
-from eventledger.ledger import LEDGER
-from eventledger.topology.settings import Settings
+from ledger import LEDGER
+from topology.settings import Settings
 
 
 @dataclass

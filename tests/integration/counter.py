@@ -1,6 +1,6 @@
 """A second aggregate, for tests only: a counter that can be incremented and sealed. It shares
 nothing with the ledger, so a service of counters proves that ``actors/`` and ``topology/``
-run any aggregate (``eventledger.topology.protocol.Aggregate``).
+run any aggregate (``topology.protocol.Aggregate``).
 
 Importable by Ray workers (the driver's sys.path travels with the job), so the aggregate is
 pickled by reference into the coordinator and the partition actors.

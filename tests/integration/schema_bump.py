@@ -13,9 +13,9 @@ from typing import Any, Final
 
 import msgspec
 
-from eventledger.ledger.aggregate import LEDGER, AccountAggregate
-from eventledger.ledger.events import AccountOpened, Deposited, Withdrawn
-from eventledger.ledger.state import Account, AccountView
+from ledger.aggregate import LEDGER, AccountAggregate
+from ledger.events import AccountOpened, Deposited, Withdrawn
+from ledger.state import Account, AccountView
 
 __all__ = ["LEDGER_V2", "AccountV2"]
 

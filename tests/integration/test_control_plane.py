@@ -15,24 +15,24 @@ from typing import Any
 import pytest
 import ray
 
-from eventledger.actors.audit import read_named_topic
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.control_store import ControlWriter
-from eventledger.actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
-from eventledger.actors.kafka import FencedError, TransactionalWriter
-from eventledger.actors.launcher import NAMESPACE, partition_actor
-from eventledger.actors.messages import ShadowPhase
-from eventledger.actors.ray_state import describe_actor, lookup_actor
-from eventledger.actors.rebuild_driver import MAX_ATTEMPTS
-from eventledger.actors.supervisor import observe_partitions, retire
-from eventledger.ledger import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount
-from eventledger.topology.control import ControlRecord, RebuildPhase, RebuildRecord
-from eventledger.topology.names import Names
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.placement import ActorPhase
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.audit import read_named_topic
+from actors.client import LedgerClient
+from actors.control_store import ControlWriter
+from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
+from actors.kafka import FencedError, TransactionalWriter
+from actors.launcher import NAMESPACE, partition_actor
+from actors.messages import ShadowPhase
+from actors.ray_state import describe_actor, lookup_actor
+from actors.rebuild_driver import MAX_ATTEMPTS
+from actors.supervisor import observe_partitions, retire
+from ledger import LEDGER
+from ledger.commands import Deposit, OpenAccount
+from topology.control import ControlRecord, RebuildPhase, RebuildRecord
+from topology.names import Names
+from topology.partitioner import partition_for
+from topology.placement import ActorPhase
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 ROUNDS = 600
 """Ticks a convergence may take (0.1 s apart): a bound on a hang, not a timing claim."""
@@ -256,7 +256,7 @@ def _break_the_loop_and_its_reopening(worker: Any) -> None:
     reopening that follows fails after the consumer is created (the broker unreachable)."""
     from confluent_kafka import KafkaError, KafkaException
 
-    import eventledger.actors.opening
+    import actors.opening
 
     def unreachable(*args: Any, **kwargs: Any) -> tuple[int, int]:
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "injected: broker unreachable"))
@@ -271,7 +271,7 @@ def _break_the_loop_and_its_reopening(worker: Any) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    eventledger.actors.opening.watermarks = unreachable  # type: ignore[attr-defined]
+    actors.opening.watermarks = unreachable  # type: ignore[attr-defined]
     writer._producer = Dead()
 
 

@@ -12,16 +12,12 @@ from typing import Any
 import pytest
 import ray
 
-from eventledger.actors.audit import read_named_topic
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.coordinator import deploy_coordinator, find_coordinator, stop_service
-from eventledger.actors.launcher import partition_actor
-from eventledger.actors.messages import RebuildProgress, ServiceStatus
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.topology.codec import CHECKPOINT_KEY, TOUCH_KEY, Codec, decode_checkpoint
-from eventledger.topology.control import RebuildPhase
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.audit import read_named_topic
+from actors.client import LedgerClient
+from actors.coordinator import deploy_coordinator, find_coordinator, stop_service
+from actors.launcher import partition_actor
+from actors.messages import RebuildProgress, ServiceStatus
+from ledger.aggregate import LEDGER
 from tests.conftest import CLUSTER_NODE
 from tests.integration.schema_bump import LEDGER_V2
 from tests.integration.traffic import (
@@ -29,6 +25,10 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
+from topology.codec import CHECKPOINT_KEY, TOUCH_KEY, Codec, decode_checkpoint
+from topology.control import RebuildPhase
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 TICK = 0.3
 

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import pytest
 import ray
 
-from eventledger.actors.audit import fold_events, read_events
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.coordinator import deploy_coordinator, stop_service
-from eventledger.actors.launcher import partition_actor
-from eventledger.actors.messages import PartitionStats
-from eventledger.topology.settings import Settings
+from actors.audit import fold_events, read_events
+from actors.client import LedgerClient
+from actors.coordinator import deploy_coordinator, stop_service
+from actors.launcher import partition_actor
+from actors.messages import PartitionStats
 from tests.integration.counter import COUNTER, Add, Seal
+from topology.settings import Settings
 
 
 @pytest.fixture

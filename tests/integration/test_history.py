@@ -11,15 +11,15 @@ import msgspec
 import pytest
 import ray
 
-from eventledger.actors.coordinator import find_coordinator
-from eventledger.actors.history import HistoryIndex
-from eventledger.actors.launcher import partition_actor
-from eventledger.ledger import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-from eventledger.topology.control import RebuildPhase
-from eventledger.topology.history import HistoryPage
+from actors.coordinator import find_coordinator
+from actors.history import HistoryIndex
+from actors.launcher import partition_actor
+from ledger import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service
 from tests.integration.traffic import wait_until
+from topology.control import RebuildPhase
+from topology.history import HistoryPage
 
 MOVES = {"alice": [Deposit(500), Withdraw(120), Deposit(7)], "bob": [Deposit(90), Withdraw(40)]}
 

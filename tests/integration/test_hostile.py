@@ -19,17 +19,17 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from eventledger.actors.audit import read_events, read_topic
-from eventledger.actors.kafka import producer_config
-from eventledger.actors.launcher import NAMESPACE, deploy, partition_actor
-from eventledger.actors.messages import PartitionStats
-from eventledger.ledger import LEDGER, Deposit, OpenAccount
-from eventledger.topology.codec import encode_command
-from eventledger.topology.limits import MAX_COMMAND_BYTES
-from eventledger.topology.names import Names
-from eventledger.topology.step import PoisonCode
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.audit import read_events, read_topic
+from actors.kafka import producer_config
+from actors.launcher import NAMESPACE, deploy, partition_actor
+from actors.messages import PartitionStats
 from eventledger.torture.hostile import hostile_records
+from ledger import LEDGER, Deposit, OpenAccount
+from topology.codec import encode_command
+from topology.limits import MAX_COMMAND_BYTES
+from topology.names import Names
+from topology.step import PoisonCode
+from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
 

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from ray import serve
 
-from eventledger.actors.audit import read_events
+from actors.audit import read_events
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import deploy_http, stop_http
-from eventledger.ledger import LEDGER
-from eventledger.topology.settings import Settings
+from ledger import LEDGER
 from tests.conftest import start_local_ray
 from tests.integration.conftest import running
+from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
 

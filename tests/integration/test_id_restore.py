@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.client import now_ms
-from eventledger.actors.idstore import IdMemoryBehindError, IdStore
-from eventledger.topology.codec import encode_id_key
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.admin import ensure_topics
+from actors.client import now_ms
+from actors.idstore import IdMemoryBehindError, IdStore
+from topology.codec import encode_id_key
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 
 def _remember(settings: Settings, partition: int, count: int) -> dict[bytes, bytes]:

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 import ray
 
-from eventledger.actors.audit import read_events
-from eventledger.actors.client import LedgerClient, now_ms
-from eventledger.actors.launcher import partition_actor
-from eventledger.ledger import LEDGER, Deposit, OpenAccount, Withdraw
-from eventledger.topology.idempotency import IdCode
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
+from actors.audit import read_events
+from actors.client import LedgerClient, now_ms
+from actors.launcher import partition_actor
+from ledger import LEDGER, Deposit, OpenAccount, Withdraw
+from topology.idempotency import IdCode
+from topology.names import Names
+from topology.settings import Settings
 
 from .conftest import Service, running
 

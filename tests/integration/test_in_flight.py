@@ -22,12 +22,8 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from eventledger.actors.audit import read_events
-from eventledger.actors.launcher import partition_actor
-from eventledger.ledger import LEDGER, Transfer
-from eventledger.ledger.events import TransferForced
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.audit import read_events
+from actors.launcher import partition_actor
 from eventledger.transfers import (
     InFlightTransfer,
     SettlementError,
@@ -35,6 +31,10 @@ from eventledger.transfers import (
     in_flight,
     settle,
 )
+from ledger import LEDGER, Transfer
+from ledger.events import TransferForced
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
 from .test_transfers import assert_money_conserved, balance, funded, on_partition

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import ray
 
-from eventledger.actors.audit import fold_events
-from eventledger.actors.ray_state import alive_nodes, describe_actor
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-from eventledger.topology.names import NAMESPACE, Names
-from eventledger.topology.settings import Settings
+from actors.audit import fold_events
+from actors.ray_state import alive_nodes, describe_actor
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.conftest import ray_cluster_of
 from tests.integration.conftest import running
 from tests.integration.traffic import wait_until
+from topology.names import NAMESPACE, Names
+from topology.settings import Settings
 
 _RESOURCE = "eventledger_partition"
 

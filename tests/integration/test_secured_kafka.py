@@ -11,15 +11,15 @@ import ray
 from rich.console import Console
 from typer.testing import CliRunner
 
-from eventledger.actors.audit import fold_events
-from eventledger.actors.coordinator import find_coordinator
+from actors.audit import fold_events
+from actors.coordinator import find_coordinator
 from eventledger.cli import app
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.report import print_status
-from eventledger.topology.settings import Settings
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.conftest import SaslLogin
 from tests.integration.conftest import running
+from topology.settings import Settings
 
 
 def _sasl_environ(login: SaslLogin, password: str) -> dict[str, str]:

@@ -13,25 +13,25 @@ import msgspec
 import ray
 from confluent_kafka import Producer
 
-from eventledger.actors.audit import fold_events, read_events, read_topic
-from eventledger.actors.kafka import producer_config
-from eventledger.actors.launcher import partition_actor
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-from eventledger.ledger.state import AccountView
-from eventledger.topology.codec import (
+from actors.audit import fold_events, read_events, read_topic
+from actors.kafka import producer_config
+from actors.launcher import partition_actor
+from eventledger.workload import money_moved
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.state import AccountView
+from tests.integration.conftest import Service
+from topology.codec import (
     CHECKPOINT_KEY,
     TOUCH_KEY,
     Codec,
     CommandEnvelope,
     decode_checkpoint,
 )
-from eventledger.topology.flows import FLOWS_KEY
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
-from eventledger.workload import money_moved
-from tests.integration.conftest import Service
+from topology.flows import FLOWS_KEY
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 LEDGER_CODEC = Codec(LEDGER)
 
@@ -204,7 +204,7 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
 
 def test_second_worker_fences_the_first(bare_service: Service, settings: Settings) -> None:
     """Without a coordinator: it would replace the fenced actor, fencing the successor."""
-    from eventledger.actors.partition import PartitionWorker
+    from actors.partition import PartitionWorker
 
     c = bare_service.client
     victim_partition = 0

@@ -7,16 +7,16 @@ from collections import Counter
 
 import msgspec
 
-from eventledger.actors.admin import ensure_specs, ensure_topics
-from eventledger.actors.audit import fold_events, read_events
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.partition import PartitionWorker
-from eventledger.actors.shadow import ShadowRebuild
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount
-from eventledger.topology.codec import Codec
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.admin import ensure_specs, ensure_topics
+from actors.audit import fold_events, read_events
+from actors.client import LedgerClient
+from actors.partition import PartitionWorker
+from actors.shadow import ShadowRebuild
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount
+from topology.codec import Codec
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 LEDGER_CODEC = Codec(LEDGER)
 

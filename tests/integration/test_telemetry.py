@@ -16,17 +16,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from eventledger.actors import tracing
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.audit import read_events
-from eventledger.actors.client import LedgerClient
-from eventledger.actors.messaging import SCHEMA_URL
-from eventledger.actors.partition import PartitionWorker
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.commands import Deposit, OpenAccount
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors import tracing
+from actors.admin import ensure_topics
+from actors.audit import read_events
+from actors.client import LedgerClient
+from actors.messaging import SCHEMA_URL
+from actors.partition import PartitionWorker
+from ledger.aggregate import LEDGER
+from ledger.commands import Deposit, OpenAccount
+from topology.names import Names
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 
-from eventledger.actors.admin import TopicMismatchError, ensure_topics
-from eventledger.actors.kafka import producer_config
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicKind, TopicLayout
+from actors.admin import TopicMismatchError, ensure_topics
+from actors.kafka import producer_config
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
 
 
 def test_topics_are_created_idempotently(bootstrap: str, app_id: str) -> None:

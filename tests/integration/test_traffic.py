@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventledger.ledger import LEDGER
+from ledger import LEDGER
 from tests.integration.conftest import Service
 from tests.integration.traffic import Traffic, assert_exactly_once_and_money_conserved
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from eventledger.actors.admin import ensure_topics
-from eventledger.actors.audit import read_named_topic
-from eventledger.actors.kafka import FatalError, FencedError, KafkaClientError, TransactionalWriter
-from eventledger.topology.settings import Settings
-from eventledger.topology.topics import TopicLayout
+from actors.admin import ensure_topics
+from actors.audit import read_named_topic
+from actors.kafka import FatalError, FencedError, KafkaClientError, TransactionalWriter
+from topology.settings import Settings
+from topology.topics import TopicLayout
 
 
 def _settings(bootstrap: str, app_id: str, **extra: int) -> Settings:

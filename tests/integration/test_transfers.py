@@ -14,10 +14,10 @@ from collections import Counter
 
 import ray
 
-from eventledger.actors.audit import read_events
-from eventledger.actors.launcher import partition_actor
+from actors.audit import read_events
+from actors.launcher import partition_actor
 from eventledger.bank import BankClient
-from eventledger.ledger import (
+from ledger import (
     LEDGER,
     CloseAccount,
     Deposit,
@@ -29,11 +29,11 @@ from eventledger.ledger import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.internal import CreditTransfer
-from eventledger.topology.codec import Reply
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import Settings
-from eventledger.topology.step import FORGED_INTERNAL_COMMAND
+from ledger.internal import CreditTransfer
+from topology.codec import Reply
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.step import FORGED_INTERNAL_COMMAND
 
 from .conftest import Service
 

@@ -16,14 +16,14 @@ from typing import Any
 
 import ray
 
-from eventledger.actors.audit import fold_events, read_events
-from eventledger.actors.client import LedgerClient, ReplyTimeoutError
-from eventledger.actors.launcher import partition_actor
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
-from eventledger.topology.codec import Reply
-from eventledger.topology.protocol import Aggregate
-from eventledger.topology.settings import Settings
+from actors.audit import fold_events, read_events
+from actors.client import LedgerClient, ReplyTimeoutError
+from actors.launcher import partition_actor
 from eventledger.workload import money_moved
+from ledger.commands import Deposit, OpenAccount, Withdraw
+from topology.codec import Reply
+from topology.protocol import Aggregate
+from topology.settings import Settings
 
 __all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping, MutableMapping, Sequence
 import msgspec
 from hypothesis import strategies as st
 
-from eventledger.ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
-from eventledger.topology.codec import Codec, Slot, encode_command, encode_key
-from eventledger.topology.settings import DAY_MS
-from eventledger.topology.step import BatchResult, InRecord, process_batch
+from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
+from topology.codec import Codec, Slot, encode_command, encode_key
+from topology.settings import DAY_MS
+from topology.step import BatchResult, InRecord, process_batch
 
 __all__ = [
     "ACCOUNTS",
@@ -35,7 +35,7 @@ NOW = 1_700_000_000_000
 
 
 class Memory(dict[bytes, bytes]):
-    """A dict as the id memory (what `eventledger.actors.idstore.IdStore` is on disk)."""
+    """A dict as the id memory (what `actors.idstore.IdStore` is on disk)."""
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return [self.get(key) for key in keys]

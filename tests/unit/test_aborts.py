@@ -1,6 +1,6 @@
 """The repeated-abort policy: back off, isolate, set aside, block."""
 
-from eventledger.topology.aborts import AbortAction, AbortPolicy
+from topology.aborts import AbortAction, AbortPolicy
 
 
 def test_a_transient_abort_is_retried_after_a_growing_pause() -> None:

@@ -10,8 +10,8 @@ from bench.e2e_worker import share
 from bench.meters import CpuReading, role_of
 from bench.model import E2E, Latency, RunResults, Throughput
 from bench.report import build_rows
-from eventledger.ledger.commands import Deposit, OpenAccount, Withdraw
 from eventledger.workload import Workload
+from ledger.commands import Deposit, OpenAccount, Withdraw
 
 
 def test_senders_share_every_command_once_and_each_account_has_one_sender() -> None:

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
+from actors.messages import ServiceStatus, StatusRow
 from eventledger import service
-from eventledger.actors.messages import ServiceStatus, StatusRow
 from eventledger.cli import NOT_RUNNING_EXIT, app
 from eventledger.report import json_rows, not_running
 

@@ -11,7 +11,7 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from eventledger.topology.resources import DEFAULT_RESOURCE
+from topology.resources import DEFAULT_RESOURCE
 
 CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from eventledger.ledger import (
+from ledger import (
     LEDGER,
     Account,
     AccountView,
@@ -18,8 +18,8 @@ from eventledger.ledger import (
     Withdraw,
     Withdrawn,
 )
-from eventledger.ledger.internal import CreditTransfer
-from eventledger.topology.codec import (
+from ledger.internal import CreditTransfer
+from topology.codec import (
     CHECKPOINT_KEY,
     Checkpoint,
     Codec,
@@ -43,9 +43,9 @@ from eventledger.topology.codec import (
     encode_reply,
     readdressed,
 )
-from eventledger.topology.envelopes import Origin
-from eventledger.topology.flows import Flows, wrapped
-from eventledger.topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
+from topology.envelopes import Origin
+from topology.flows import Flows, wrapped
+from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
 from .support import LEDGER_CODEC
 

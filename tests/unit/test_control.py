@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventledger.topology.control import (
+from topology.control import (
     ControlDecodeError,
     DesiredState,
     PartitionRecord,

@@ -1,8 +1,8 @@
 """The deadline index: derived from state, updated by committed batches, cheap when idle."""
 
-from eventledger.ledger import LEDGER, Account, Pending
-from eventledger.topology.codec import Slot
-from eventledger.topology.deadlines import Deadlines
+from ledger import LEDGER, Account, Pending
+from topology.codec import Slot
+from topology.deadlines import Deadlines
 
 from .support import NOW
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.actors.history import HistoryStore
-from eventledger.ledger import LEDGER, AccountClosed, AccountOpened, Deposited, Withdrawn
-from eventledger.topology.codec import Codec, CodecError, encode_history_key, history_prefix
-from eventledger.topology.history import history_page, state_at
+from actors.history import HistoryStore
+from ledger import LEDGER, AccountClosed, AccountOpened, Deposited, Withdrawn
+from topology.codec import Codec, CodecError, encode_history_key, history_prefix
+from topology.history import history_page, state_at
 
 CODEC = Codec(LEDGER)
 EVENTS = [AccountOpened("EUR", 50), Deposited(100), Withdrawn(30), Deposited(5), Withdrawn(75)]

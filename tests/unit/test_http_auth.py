@@ -11,7 +11,7 @@ from eventledger.cli import app
 from eventledger.http.app import AmountBody
 from eventledger.http.auth import AuthError, Scope, TokenTable, hash_token, load_tokens, mint_token
 from eventledger.http.problems import REJECTION_STATUS, status_of
-from eventledger.ledger import MAX_MINOR_UNITS, RejectionCode
+from ledger import MAX_MINOR_UNITS, RejectionCode
 
 
 def _table() -> tuple[TokenTable, str, str]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from eventledger.actors.client import ReplyTimeoutError
-from eventledger.actors.history import HistoryBehindError
+from actors.client import ReplyTimeoutError
+from actors.history import HistoryBehindError
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
 

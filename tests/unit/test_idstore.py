@@ -4,7 +4,7 @@ atomically with the ids, and which checkpoint marks it does not reach yet."""
 import os
 from pathlib import Path
 
-from eventledger.actors.idstore import IdStore
+from actors.idstore import IdStore
 
 
 def store(tmp_path: Path) -> IdStore:

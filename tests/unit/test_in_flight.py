@@ -8,19 +8,19 @@ import msgspec
 import pytest
 
 from eventledger.cli import parse_duration_ms
-from eventledger.ledger import Deposit
-from eventledger.ledger.internal import (
+from eventledger.transfers import DeadLetter, LostLeg, find_lost, join
+from ledger import Deposit
+from ledger.internal import (
     ConfirmCredit,
     CreditTransfer,
     ForcedLeg,
     RefundTransfer,
     leg_id,
 )
-from eventledger.ledger.state import InFlight
-from eventledger.topology.codec import encode_command
-from eventledger.topology.settings import DAY_MS
-from eventledger.topology.step import InRecord, PoisonCode, set_aside
-from eventledger.transfers import DeadLetter, LostLeg, find_lost, join
+from ledger.state import InFlight
+from topology.codec import encode_command
+from topology.settings import DAY_MS
+from topology.step import InRecord, PoisonCode, set_aside
 
 from .support import LEDGER_CODEC, NOW, SOURCE
 

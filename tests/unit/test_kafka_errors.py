@@ -3,7 +3,7 @@
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from eventledger.actors.kafka import (
+from actors.kafka import (
     AbortableError,
     FatalError,
     FencedError,

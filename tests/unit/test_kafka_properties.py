@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.actors.kafka import admin_config, consumer_config, producer_config
-from eventledger.topology.connection import KafkaProperties, is_secret, parse_properties
-from eventledger.topology.settings import Settings, configured_bootstrap
+from actors.kafka import admin_config, consumer_config, producer_config
+from topology.connection import KafkaProperties, is_secret, parse_properties
+from topology.settings import Settings, configured_bootstrap
 
 SECRET = "s3cr3t-value-1234"
 

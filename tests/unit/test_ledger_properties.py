@@ -6,7 +6,7 @@ from functools import reduce
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.ledger import (
+from ledger import (
     Account,
     Command,
     Deposited,

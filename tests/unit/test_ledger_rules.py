@@ -5,7 +5,7 @@ from functools import reduce
 
 import pytest
 
-from eventledger.ledger import (
+from ledger import (
     LEDGER,
     MAX_MINOR_UNITS,
     Account,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eventledger.actors.messages import IllegalTransitionError, PartitionStatus, ShadowPhase
+from actors.messages import IllegalTransitionError, PartitionStatus, ShadowPhase
 
 
 def test_a_partition_restores_before_it_runs_and_fenced_or_failed_are_final() -> None:

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from eventledger.topology.names import Names
-from eventledger.topology.settings import Settings
+from topology.names import Names
+from topology.settings import Settings
 
 
 def test_the_names_of_an_application() -> None:

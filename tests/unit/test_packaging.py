@@ -1,6 +1,7 @@
-"""Packaging: the built wheel installs one top-level name, every module of the source folders
-under it, ranges that the CI constraints satisfy; the client imports without the service's
-and the CLI's packages; the ``ray job submit`` environment comes from the wheel."""
+"""Packaging: the built wheel installs the four source folders as the four top-level packages
+of the same names, with every module of them and ranges that the CI constraints satisfy; the
+client imports without the service's and the CLI's packages; the ``ray job submit`` environment
+comes from the wheel."""
 
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ from ray.runtime_env import RuntimeEnv
 from eventledger.job_env import runtime_env
 
 ROOT = Path(__file__).resolve().parents[2]
-# Source folder → the package it installs as (pyproject.toml's package-dir).
-FOLDERS = {
-    "eventledger": "eventledger",
-    "actors": "eventledger/actors",
-    "topology": "eventledger/topology",
-    "ledger": "eventledger/ledger",
-}
+# The source folders: each installs as the package of its own name.
+FOLDERS = ("eventledger", "actors", "topology", "ledger")
 CORE = {"confluent-kafka", "msgspec", "opentelemetry-api"}
 SERVICE = {
     "ray",
@@ -67,9 +63,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in filter(None, listed.split("\0")):
         src, dst = ROOT / name, source / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            dst.symlink_to(src.readlink())
-        elif src.is_file():
+        if src.is_file():
             shutil.copy2(src, dst)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
@@ -101,25 +95,21 @@ def _names(requires: list[Requirement], extra: str | None) -> set[str]:
     }
 
 
-def test_the_wheel_has_no_top_level_name_but_eventledger(wheel: Path) -> None:
+def test_the_wheel_has_no_top_level_name_but_the_four_folders(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/", 1)[0] for n in names}
     name, version = wheel.name.split("-")[:2]
-    assert top == {"eventledger", f"{name}-{version}.dist-info"}
+    assert top == {*FOLDERS, f"{name}-{version}.dist-info"}
 
 
 def test_the_wheel_holds_every_module_of_the_source_folders(wheel: Path) -> None:
     installed = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}
     expected = set()
-    for folder, package in FOLDERS.items():
-        for path in (ROOT / folder).rglob("*.py"):
-            relative = path.relative_to(ROOT / folder)
-            if relative.parts[0] in FOLDERS:  # eventledger/actors → ../actors: the same files
-                continue
-            expected.add(f"{package}/{relative.as_posix()}")
-    assert expected - installed == set(), "a subpackage is missing from pyproject's packages"
+    for folder in FOLDERS:
+        expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*.py")}
+    assert expected - installed == set(), "a subpackage is missing from the wheel"
     assert installed - expected == set()
-    assert "eventledger/py.typed" in zipfile.ZipFile(wheel).namelist()
+    assert {f"{folder}/py.typed" for folder in FOLDERS} <= set(zipfile.ZipFile(wheel).namelist())
 
 
 def test_the_core_is_the_client_and_the_extras_the_rest(wheel: Path) -> None:
@@ -169,11 +159,11 @@ def test_the_client_imports_without_the_service_and_cli_packages(tmp_path: Path)
         else:
             raise SystemExit("the block does not hold")
 
-        from eventledger.actors.client import LedgerClient
-        from eventledger.actors.kafka import producer_config
-        from eventledger.ledger.commands import Deposit
-        from eventledger.topology.codec import encode_command
-        from eventledger.topology.settings import Settings
+        from actors.client import LedgerClient
+        from actors.kafka import producer_config
+        from ledger.commands import Deposit
+        from topology.codec import encode_command
+        from topology.settings import Settings
 
         settings = Settings.resolve(app_id="a", bootstrap_servers="127.0.0.1:9", environ={{}})
         assert producer_config(settings)["bootstrap.servers"] == "127.0.0.1:9"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from eventledger.actors.partition import GenerationMismatchError, PartitionWorker
-from eventledger.ledger import LEDGER
-from eventledger.topology.settings import Settings
+from actors.partition import GenerationMismatchError, PartitionWorker
+from ledger import LEDGER
+from topology.settings import Settings
 
 SETTINGS = Settings.resolve(app_id="u", bootstrap_servers="127.0.0.1:1", environ={})
 

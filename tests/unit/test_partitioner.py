@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.topology.partitioner import murmur2, partition_for
+from topology.partitioner import murmur2, partition_for
 
 # Apache Kafka, clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
 KAFKA_UTILS_TEST = {

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
+from topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 
 RUNNING = ActorPhase.RUNNING
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from eventledger.actors.records import UNREADABLE_HEADERS, in_record, poll_fetched
+from actors.records import UNREADABLE_HEADERS, in_record, poll_fetched
 
 
 class _Message:

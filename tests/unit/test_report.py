@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from eventledger.actors.messages import (
+from actors.messages import (
     RebuildProgress,
     ServiceStatus,
     ShadowPhase,
@@ -10,7 +10,7 @@ from eventledger.actors.messages import (
     StatusRow,
 )
 from eventledger.report import print_rebuilds, print_status
-from eventledger.topology.control import RebuildPhase, RebuildRecord
+from topology.control import RebuildPhase, RebuildRecord
 
 
 def _shadow() -> ShadowProgress:

@@ -2,14 +2,14 @@
 
 import pytest
 
-from eventledger.ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
-from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
-from eventledger.topology.restore import (
+from ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
+from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from topology.restore import (
     SequenceGapError,
     apply_event_record,
     apply_snapshot_record,
 )
-from eventledger.topology.step import BatchResult
+from topology.step import BatchResult
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

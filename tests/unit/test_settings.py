@@ -2,7 +2,7 @@
 
 import pytest
 
-from eventledger.topology.settings import ENVIRONMENT, Settings
+from topology.settings import ENVIRONMENT, Settings
 
 ENV = {
     "EVENTLEDGER_APP_ID": "from-env",

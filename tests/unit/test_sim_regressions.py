@@ -10,7 +10,11 @@ from typing import Final
 
 import pytest
 
-from eventledger.ledger.commands import (
+from eventledger.sim.ops import Advance, Batch, Crash, Op, Resume, Send, Settle, Stop
+from eventledger.sim.partition import Fault
+from eventledger.sim.run import run_trace
+from eventledger.sim.world import SimConfig
+from ledger.commands import (
     CloseAccount,
     Deposit,
     OpenAccount,
@@ -19,11 +23,7 @@ from eventledger.ledger.commands import (
     VoidPending,
     Withdraw,
 )
-from eventledger.ledger.state import MAX_MINOR_UNITS
-from eventledger.sim.ops import Advance, Batch, Crash, Op, Resume, Send, Settle, Stop
-from eventledger.sim.partition import Fault
-from eventledger.sim.run import run_trace
-from eventledger.sim.world import SimConfig
+from ledger.state import MAX_MINOR_UNITS
 
 CONFIG: Final = SimConfig(partitions=3, reply_lanes=2, window_ms=10_000, skews_ms=(0, 0, 0))
 T0: Final = CONFIG.start_ms

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from eventledger.ledger.decision import Decision
-from eventledger.ledger.internal import CreditTransfer
 from eventledger.sim.checker import InvariantError
 from eventledger.sim.partition import SimPartition
 from eventledger.sim.run import Outcome, config_for, run_seed, run_seeds, run_trace, shrink
+from ledger.decision import Decision
+from ledger.internal import CreditTransfer
 
-decide_module = importlib.import_module("eventledger.ledger.decide")  # the module
+decide_module = importlib.import_module("ledger.decide")  # the module
 SEEDS = range(100)
 STEPS = 600
 

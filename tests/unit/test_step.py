@@ -5,7 +5,7 @@ import copy
 import msgspec
 import pytest
 
-from eventledger.ledger import (
+from ledger import (
     Account,
     AccountView,
     CloseAccount,
@@ -15,12 +15,12 @@ from eventledger.ledger import (
     RejectionCode,
     Withdraw,
 )
-from eventledger.topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
-from eventledger.topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
-from eventledger.topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import DAY_MS
-from eventledger.topology.step import (
+from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
+from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
+from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
+from topology.partitioner import partition_for
+from topology.settings import DAY_MS
+from topology.step import (
     UNREMEMBERED_KEY_PREFIX,
     VERSION_CONFLICT,
     BatchResult,
@@ -29,7 +29,7 @@ from eventledger.topology.step import (
     error_headers,
     set_aside,
 )
-from eventledger.topology.topics import TopicKind
+from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, commit, record, run
 

@@ -7,7 +7,7 @@ from functools import reduce
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventledger.ledger import (
+from ledger import (
     Account,
     Command,
     Deposited,
@@ -15,9 +15,9 @@ from eventledger.ledger import (
     Withdrawn,
     evolve,
 )
-from eventledger.topology.codec import EventEnvelope, Slot
-from eventledger.topology.restore import apply_event_record
-from eventledger.topology.step import InRecord
+from topology.codec import EventEnvelope, Slot
+from topology.restore import apply_event_record
+from topology.step import InRecord
 
 from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
 from .support import commands as command_strategy

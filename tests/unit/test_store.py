@@ -2,9 +2,9 @@
 
 import pytest
 
-from eventledger.ledger import LEDGER, Deposit, OpenAccount, Withdraw
-from eventledger.topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
-from eventledger.topology.store import SnapshotStore
+from ledger import LEDGER, Deposit, OpenAccount, Withdraw
+from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from topology.store import SnapshotStore
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

@@ -3,8 +3,8 @@ and the messaging attributes' server address."""
 
 import pytest
 
-from eventledger.actors.messaging import Operation, attributes, server
-from eventledger.actors.tracing import sdk_disabled, wanted_signals
+from actors.messaging import Operation, attributes, server
+from actors.tracing import sdk_disabled, wanted_signals
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 import pytest
 
-from eventledger.topology.idempotency import MAX_CLOCK_SKEW_MS, replies_retention_ms
-from eventledger.topology.settings import DAY_MS
-from eventledger.topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches
+from topology.idempotency import MAX_CLOCK_SKEW_MS, replies_retention_ms
+from topology.settings import DAY_MS
+from topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches
 
 LAYOUT = TopicLayout("shop", 6)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventledger.ledger.events import (
+from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
+from eventledger.torture.history import Answer, History, Kind, Op
+from ledger.events import (
     AccountOpened,
     Deposited,
     TransferCompleted,
@@ -15,10 +17,8 @@ from eventledger.ledger.events import (
     TransferReversed,
     Withdrawn,
 )
-from eventledger.ledger.money import Money
-from eventledger.topology.flows import Flows
-from eventledger.torture.checker import Anomaly, EventFact, check, fact, flows_problems
-from eventledger.torture.history import Answer, History, Kind, Op
+from ledger.money import Money
+from topology.flows import Flows
 
 BUDGET = 10.0
 

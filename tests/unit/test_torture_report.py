@@ -56,11 +56,11 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
 
     from rich.console import Console
 
-    from eventledger.ledger.events import AccountOpened, Deposited
     from eventledger.torture.checker import check, fact
     from eventledger.torture.history import Answer
     from eventledger.torture.report import print_result
     from eventledger.torture.run import TortureConfig, TortureResult
+    from ledger.events import AccountOpened, Deposited
 
     h = History()
     o = h.begin(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from eventledger.actors.kafka import AbortableError, FatalError, FencedError, TransactionalWriter
-from eventledger.topology.settings import Settings
+from actors.kafka import AbortableError, FatalError, FencedError, TransactionalWriter
+from topology.settings import Settings
 
 SETTINGS = Settings.resolve(app_id="w", bootstrap_servers="127.0.0.1:1", environ={})
 

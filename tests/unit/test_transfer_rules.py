@@ -7,7 +7,7 @@ from functools import reduce
 from hypothesis import given as for_all
 from hypothesis import strategies as st
 
-from eventledger.ledger import (
+from ledger import (
     MAX_MINOR_UNITS,
     Account,
     AccountClosed,
@@ -41,8 +41,8 @@ from eventledger.ledger import (
     leg_id,
     moves,
 )
-from eventledger.ledger.events import TransferCompleted
-from eventledger.ledger.internal import (
+from ledger.events import TransferCompleted
+from ledger.internal import (
     ConfirmCredit,
     CreditTransfer,
     ExpirePending,

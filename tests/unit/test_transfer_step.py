@@ -11,13 +11,13 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.ledger import CloseAccount, Deposit, OpenAccount, PostPending, Transfer
-from eventledger.ledger.aggregate import LEDGER
-from eventledger.ledger.events import TransferForced
-from eventledger.ledger.internal import CreditTransfer, leg_id
-from eventledger.ledger.rejections import RejectionCode
 from eventledger.settlement import forced_leg
-from eventledger.topology.codec import (
+from ledger import CloseAccount, Deposit, OpenAccount, PostPending, Transfer
+from ledger.aggregate import LEDGER
+from ledger.events import TransferForced
+from ledger.internal import CreditTransfer, leg_id
+from ledger.rejections import RejectionCode
+from topology.codec import (
     Reply,
     Slot,
     decode_reply,
@@ -25,11 +25,11 @@ from eventledger.topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
-from eventledger.topology.envelopes import CommandEnvelope
-from eventledger.topology.flows import Flows
-from eventledger.topology.partitioner import partition_for
-from eventledger.topology.settings import DAY_MS
-from eventledger.topology.step import (
+from topology.envelopes import CommandEnvelope
+from topology.flows import Flows
+from topology.partitioner import partition_for
+from topology.settings import DAY_MS
+from topology.step import (
     FORGED_INTERNAL_COMMAND,
     FORGOTTEN_LEG,
     IN_FLIGHT,
@@ -41,7 +41,7 @@ from eventledger.topology.step import (
     process_batch,
     set_aside,
 )
-from eventledger.topology.topics import TopicKind
+from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
 
