@@ -6,9 +6,11 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -222,9 +224,22 @@ def _tokens(tokens_file: str | None, insecure_dev: bool) -> Any:
 def token(
     scope: Annotated[
         list[str] | None,
-        typer.Option("--scope", "-s", help="read, write and/or operate (default: read and write)."),
+        typer.Option(
+            "--scope", "-s", help="read, write, mint and/or operate (default: read and write)."
+        ),
     ] = None,
-    name: Annotated[str, typer.Option(help="A name for the logs.")] = "",
+    name: Annotated[
+        str, typer.Option(help="The principal: recorded with every command the token sends.")
+    ] = "",
+    accounts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--accounts", "-a", help="Account patterns the token may touch (* matches any run)."
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime, such as 90d or 12h (default: no expiry).")
+    ] = None,
 ) -> None:
     """Mint an API token: prints the token (line 1: give it to the client; it is stored
     nowhere) and its line for the tokens file (line 2: a hash, the only form to store)."""
@@ -233,9 +248,23 @@ def token(
     try:
         scopes = frozenset(Scope(s) for s in (scope or ["read", "write"]))
     except ValueError:
-        raise _fail("scopes are read, write and operate") from None
-    secret, line = mint_token(scopes, name)
+        raise _fail(f"scopes are {', '.join(Scope)}") from None
+    patterns = [p for item in accounts or ["*"] for p in item.split(",") if p]
+    try:
+        until = None if expires is None else datetime.now(UTC) + _lifetime(expires)
+        secret, line = mint_token(scopes, name or f"token-{secrets.token_hex(4)}", patterns, until)
+    except ValueError as e:
+        raise _fail(str(e)) from None
     sys.stdout.write(f"{secret}\n{line}\n")
+
+
+def _lifetime(text: str) -> timedelta:
+    """``90d``, ``12h`` or ``30m`` as a duration; ValueError otherwise."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"--expires takes a lifetime such as 90d, 12h or 30m, got {text!r}")
+    return timedelta(**{units[unit]: int(number)})
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,14 +57,88 @@ def test_insecure_grants_everything_and_nothing_else_does() -> None:
         TokenTable().authorize("Bearer anything", Scope.READ)
 
 
+H = "sha256:" + "0" * 64
+
+
 @pytest.mark.parametrize(
-    "text",
-    ["sha256:abc read", "md5:" + "0" * 64 + " read", "sha256:" + "0" * 64 + " admin",
-     "sha256:" + "g" * 64 + " read", "sha256:" + "0" * 64],
+    ("text", "why"),
+    [("sha256:abc read me accounts=*", "expected"),
+     ("md5:" + "0" * 64 + " read me accounts=*", "expected"),
+     (f"{H} admin me accounts=*", "scopes are"),
+     ("sha256:" + "g" * 64 + " read me accounts=*", "expected"),
+     ("sha256:0x" + "0" * 62 + " read me accounts=*", "expected"),
+     ("sha256:-" + "0" * 63 + " read me accounts=*", "expected"),
+     ("sha256:" + "A" * 64 + " read me accounts=*", "expected"),
+     (f"{H} read me", "expected"),
+     (f"{H} read me team-a", "unexpected field"),
+     (f"{H} read me accounts=a accounts=b", "unexpected field"),
+     (f"{H} read -me accounts=*", "name matches"),
+     (f"{H} read me accounts=a/b", "account patterns"),
+     (f"{H} read me accounts=*,", "account patterns"),
+     (f"{H} read me accounts=* expires=tomorrow", "expires= is"),
+     (H, "expected")],
 )  # fmt: skip
-def test_bad_lines_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="token line 1"):
+def test_bad_lines_are_refused_and_say_why(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=f"token line 1: .*{why}"):
         TokenTable.parse(text)
+
+
+def test_a_repeated_hash_or_name_is_refused_not_overridden() -> None:
+    _, line = mint_token(frozenset({Scope.READ}), "a")
+    _, other = mint_token(frozenset({Scope.READ}), "a")
+    with pytest.raises(ValueError, match="token line 2: the same token hash"):
+        TokenTable.parse(f"{line}\n{line.replace(' read ', ' read,write ')}")
+    with pytest.raises(ValueError, match="token line 3: the name 'a'"):
+        TokenTable.parse(f"{line}\n\n{other}")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x\x00", "te\u202eam", "a/b", "-a", "a" * 129])
+def test_a_name_the_table_could_not_read_back_is_not_minted(name: str) -> None:
+    with pytest.raises(ValueError, match="name matches"):
+        mint_token(frozenset({Scope.READ}), name)
+
+
+def test_a_grant_covers_only_the_accounts_its_patterns_match() -> None:
+    token, line = mint_token(frozenset({Scope.READ}), "team-a", ["team-a-*", "shared"])
+    grant = TokenTable.parse(line).authorize(f"Bearer {token}", Scope.READ)
+    assert grant.accounts == ("team-a-*", "shared")
+    assert grant.covers("team-a-x") and grant.covers("team-a-") and grant.covers("shared")
+    for other in ("team-b-x", "team-a", "shared-2", "xteam-a-x", "TEAM-A-x"):
+        assert not grant.covers(other), other
+        with pytest.raises(AuthError) as refused:
+            grant.require(other)
+        assert (refused.value.status, refused.value.code) == (403, "forbidden_account")
+    grant.require("team-a-1")
+
+
+def test_an_expired_token_is_401_from_its_expiry_on() -> None:
+    expires = datetime(2027, 1, 31, tzinfo=UTC)
+    token, line = mint_token(frozenset({Scope.READ}), "temp", expires=expires)
+    assert line.endswith(" expires=2027-01-31T00:00:00Z")
+    now = [expires.timestamp() - 1]
+    table = TokenTable.parse(line, clock=lambda: now[0])
+    assert table.authorize(f"Bearer {token}", Scope.READ).expires == expires
+    now[0] += 1
+    with pytest.raises(AuthError, match="expired") as refused:
+        table.authorize(f"Bearer {token}", Scope.READ)
+    assert refused.value.status == 401
+
+
+def test_the_token_command_mints_grants_with_accounts_and_an_expiry() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["token", "-s", "read", "-s", "mint", "--name", "ops", "-a", "a-*,b", "--expires", "90d"],
+    )
+    assert result.exit_code == 0, result.output
+    token, line = result.stdout.splitlines()
+    grant = TokenTable.parse(line).authorize(f"Bearer {token}", Scope.MINT)
+    assert grant.name == "ops" and grant.accounts == ("a-*", "b")
+    assert grant.scopes == {Scope.READ, Scope.MINT}
+    assert grant.expires is not None
+    days = (grant.expires - datetime.now(UTC)).total_seconds() / 86400
+    assert 89.9 < days <= 90
+    bad = CliRunner().invoke(app, ["token", "--expires", "soon"])
+    assert bad.exit_code == 1 and "--expires takes a lifetime" in bad.stderr
 
 
 def test_tokens_from_a_file_and_the_environment(tmp_path: object) -> None:

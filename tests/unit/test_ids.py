@@ -1,0 +1,49 @@
+"""The one id rule (topology.ids): what it takes and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from topology.ids import ID_PATTERN, MAX_CLIENT_ID_CHARS, InvalidIdError, check_id
+
+
+@pytest.mark.parametrize("good", ["a", "acc-1", "team-a.x:7_z", "9", "A" * MAX_CLIENT_ID_CHARS])
+def test_ids_within_the_rule_pass(good: str) -> None:
+    assert check_id(good, "an account id") == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "-a",
+        ".a",
+        "a b",
+        "a/b",
+        "a\x00",
+        "te\u202eam",
+        "é",
+        "a\n",
+        "a" * (MAX_CLIENT_ID_CHARS + 1),
+    ],
+)
+def test_ids_outside_the_rule_are_refused_by_name_not_value(bad: str) -> None:
+    with pytest.raises(InvalidIdError) as refused:
+        check_id(bad, "the Idempotency-Key")
+    assert str(refused.value).startswith("the Idempotency-Key must be 1 to 128")
+    assert bad not in str(refused.value) or bad == ""
+
+
+@given(st.text(max_size=140))
+def test_the_rule_is_the_documented_pattern(value: str) -> None:
+    import re
+
+    ok = re.fullmatch(ID_PATTERN, value) is not None
+    try:
+        check_id(value, "x")
+    except InvalidIdError:
+        assert not ok
+    else:
+        assert ok and value.isascii() and "/" not in value
