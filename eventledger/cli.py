@@ -151,6 +151,11 @@ def serve(
     replicas: Annotated[
         int, typer.Option(envvar="EVENTLEDGER_HTTP_REPLICAS", help="API replicas.")
     ] = 1,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate chain (PEM); needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's key (PEM).")] = None,
     tokens_file: Annotated[
         str | None,
         typer.Option(
@@ -173,11 +178,15 @@ def serve(
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
     from actors.coordinator import find_coordinator
     from eventledger.assembly import deploy_service
+    from eventledger.http.serving import Tls
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
     from eventledger.service import check_kafka, connect_ray
     from topology.settings import Settings
 
+    if (tls_cert is None) != (tls_key is None):
+        raise _fail("--tls-cert and --tls-key go together")
+    tls = Tls(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
     try:
         tokens = _tokens(tokens_file, insecure_dev) if http else None
         with console.status("finding Kafka..."):
@@ -199,7 +208,9 @@ def serve(
             from eventledger.http.serving import deploy_http
 
             with console.status(f"deploying the HTTP API on port {port}..."):
-                url = deploy_http(settings, tokens, port=port, host=host, replicas=replicas)
+                url = deploy_http(
+                    settings, tokens, port=port, host=host, replicas=replicas, tls=tls
+                )
     except (ServiceError, BrokerError, TimeoutError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
     verb = "already served" if existing else "serving"
@@ -268,11 +279,17 @@ def _lifetime(text: str) -> timedelta:
 
 
 @app.command()
-def stop(app_id: AppOption = None) -> None:
+def stop(
+    app_id: AppOption = None,
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Also shut Ray Serve down, whatever else it serves."),
+    ] = False,
+) -> None:
     """Stop the service cleanly.
 
-    The HTTP API is removed, every partition actor finishes its batch, then the coordinator
-    goes. The topics (and so the state) stay."""
+    The HTTP API is removed (and Serve with it when it serves nothing else), every partition
+    actor finishes its batch, then the coordinator goes. The topics (and so the state) stay."""
     from actors.coordinator import stop_service
     from eventledger.http.serving import stop_http
     from eventledger.service import connect_ray
@@ -281,7 +298,7 @@ def stop(app_id: AppOption = None) -> None:
     try:
         connect_ray()
         with console.status(f"stopping {name}..."):
-            api = stop_http(name)
+            api = stop_http(name, shutdown=everything)
             stopped = stop_service(name)
     except ServiceError as e:
         raise _fail(str(e)) from None

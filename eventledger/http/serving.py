@@ -2,13 +2,17 @@
 
 One application per service (``Names.http_app``), at route prefix ``/`` of the cluster's
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
-``BankClient`` (its own reply consumer) and the token table's hashes.
+``BankClient`` (its own reply consumer) and the token table's hashes. Bounds: a replica works
+on at most ``MAX_ONGOING`` requests and queues at most ``MAX_QUEUED`` more (Serve answers 503
+beyond), so one client's flood cannot grow memory without end.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +27,7 @@ from eventledger.http.auth import TokenTable
 from topology.names import Names
 from topology.settings import Settings
 
-__all__ = ["LedgerAPI", "deploy_http", "stop_http"]
+__all__ = ["MAX_ONGOING", "MAX_QUEUED", "LedgerAPI", "Tls", "deploy_http", "stop_http"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,30 @@ class _Readiness:
         return problems
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+MAX_ONGOING = 256
+MAX_QUEUED = 1024
+_MISMATCH_AFTER_S = 10.0
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The certificate chain and key files the API serves HTTPS with."""
+
+    cert: Path
+    key: Path
+
+    def check(self) -> None:
+        """ValueError naming a file that cannot be read."""
+        for what, path in (("certificate", self.cert), ("key", self.key)):
+            if not path.is_file():
+                raise ValueError(f"the TLS {what} {path} is not a readable file")
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=MAX_ONGOING,
+    max_queued_requests=MAX_QUEUED,
+)
 @serve.ingress(api)
 class LedgerAPI:
     """A replica: the routes of ``eventledger.http.app`` over this replica's client."""
@@ -91,36 +118,66 @@ def deploy_http(
     replicas: int = 1,
     command_timeout: float = 10.0,
     timeout: float = 120.0,
+    tls: Tls | None = None,
 ) -> str:
     """Deploy (or update) the API of ``settings`` and return its URL once ``/healthz``
-    answers through the Serve proxy. Raises TimeoutError."""
+    answers through the Serve proxy. Raises TimeoutError, and ValueError when a Serve that
+    already runs on the cluster listens elsewhere (Serve keeps the options it started with)."""
     if tokens.insecure:
         log.warning(INSECURE_WARNING)
-    serve.start(http_options={"host": host, "port": port})
+    options: dict[str, Any] = {"host": host, "port": port}
+    if tls is not None:
+        tls.check()
+        options |= {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+    serve.start(http_options=options)
     deployment: Any = LedgerAPI
     app = deployment.options(num_replicas=replicas).bind(settings, tokens, command_timeout)
-    serve.run(app, name=Names.of(settings).http_app, route_prefix="/")
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    deadline = time.monotonic() + timeout
+    name = Names.of(settings).http_app
+    serve.run(app, name=name, route_prefix="/")
+    scheme = "https" if tls is not None else "http"
+    url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    started = time.monotonic()
     while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
+        if _answers(url):
+            return url
+        waited = time.monotonic() - started
+        if waited > _MISMATCH_AFTER_S and _running(name):
+            raise ValueError(
+                f"the API runs but does not answer at {url}: Serve was already running on this "
+                "Ray cluster with other HTTP options (host, port or TLS), which it keeps; "
+                "`eventledger stop --all` shuts Serve down, then serve again"
+            )
+        if waited > timeout:
             raise TimeoutError(f"the HTTP API does not answer at {url} after {timeout:.0f}s")
         time.sleep(0.2)
 
 
-def stop_http(app_id: str) -> bool:
-    """Remove the API of ``app_id``; False when there was none (or no Serve)."""
+def _answers(url: str) -> bool:
+    """Whether ``url``/healthz answers 200. A liveness probe of the address just deployed,
+    not a trust decision: a self-signed certificate is accepted here."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=5, verify=False).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _running(name: str) -> bool:
+    application = serve.status().applications.get(name)
+    return application is not None and application.status == "RUNNING"
+
+
+def stop_http(app_id: str, *, shutdown: bool = False) -> bool:
+    """Remove the API of ``app_id``; False when there was none (or no Serve). Serve itself
+    (its controller and the proxy that holds the port) stops too when nothing else is served,
+    or whatever else it serves with ``shutdown``."""
     name = Names(app_id).http_app
     try:
-        if name not in serve.status().applications:
-            return False
-        serve.delete(name)
+        removed = name in serve.status().applications
+        if removed:
+            serve.delete(name)
+        if shutdown or not serve.status().applications:
+            serve.shutdown()  # type: ignore[no-untyped-call]
     except Exception as e:  # no Serve on this cluster
         log.info("no HTTP API to stop: %s", e)
         return False
-    return True
+    return removed

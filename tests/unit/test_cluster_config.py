@@ -37,8 +37,25 @@ def test_every_node_installs_eventledger_and_the_head_serves_it(config: dict[str
     assert any('"$HOME/eventledger[service,cli]"' in c for c in installs)
     start = config["head_start_ray_commands"]
     assert "ray start --head" in " ".join(start)
-    assert start[-1].rstrip().endswith("eventledger serve --timeout 900 --http --host 0.0.0.0")
+    assert "eventledger serve --timeout 900 --http" in start[-1]
     assert "KAFKA_BOOTSTRAP_SERVERS" in start[-1] and "EVENTLEDGER_API_TOKENS" in start[-1]
+
+
+def test_the_recipe_is_safe_by_default(config: dict[str, Any]) -> None:
+    """Ray's token auth on every node, the dashboard (it submits jobs) on localhost only, the
+    API on the head's private address with TLS, never on every interface in plaintext."""
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    ray_starts = [c for c in starts if "ray start" in c]
+    assert len(ray_starts) == 2
+    for command in [*ray_starts, config["head_start_ray_commands"][-1]]:
+        assert "RAY_AUTH_MODE=token" in command and "RAY_AUTH_TOKEN_PATH=" in command
+    head = " ".join(config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head
+    serve = config["head_start_ray_commands"][-1]
+    assert '--host "$(hostname -I' in serve
+    assert "--tls-cert " in serve and "--tls-key " in serve
+    ignored = (CLUSTER_YAML.parent / ".gitignore").read_text().split()
+    assert {"cluster.env", "ray_auth_token", "tls.crt", "tls.key"} <= set(ignored)
 
 
 def test_the_image_runs_the_ray_and_python_we_pin(config: dict[str, Any]) -> None:
