@@ -33,11 +33,11 @@ from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
 from topology.codec import Reply, decode_reply, encode_command
+from topology.codes import IN_FLIGHT
 from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import IN_FLIGHT
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]

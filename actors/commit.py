@@ -40,20 +40,15 @@ from topology.codec import (
     encode_checkpoint,
     encode_flows,
 )
+from topology.codes import FORGOTTEN_LEG
 from topology.deadlines import Deadlines
 from topology.flows import FLOWS_KEY, Flows
 from topology.names import Names
 from topology.protocol import Aggregate
 from topology.settings import Settings
-from topology.step import (
-    FORGOTTEN_LEG,
-    BatchResult,
-    InRecord,
-    Outcome,
-    OutcomeKind,
-    process_batch,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import BatchResult, InRecord, Outcome, OutcomeKind
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 

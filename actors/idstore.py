@@ -49,7 +49,7 @@ from actors.watermarks import watermarks
 from topology.idempotency import latest_entries, replies_retention_ms
 from topology.names import Names
 from topology.settings import Settings
-from topology.step import UNREMEMBERED_KEY_PREFIX
+from topology.step.records import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]

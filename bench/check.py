@@ -20,7 +20,7 @@ from bench.workload import Expected
 from ledger.aggregate import LEDGER
 from ledger.money import Money
 from topology.codec import Codec, decode_reply
-from topology.step import IN_FLIGHT
+from topology.codes import IN_FLIGHT
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 

@@ -105,7 +105,11 @@ class ReplyClient:
                 value = msg.value() or b""
                 if self._echo:
                     envelope = _ENVELOPE.decode(value)
-                    reply = Reply(envelope.command_id, envelope.aggregate_id, True, None, "", 0)
+                    reply = Reply.accept(
+                        command_id=envelope.command_id,
+                        aggregate_id=envelope.aggregate_id,
+                        version=0,
+                    )
                 else:
                     reply = decode_reply(value)
                 with self._lock:

@@ -120,7 +120,13 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     first = int(time.time() * 1000)
     for i in range(ids):
         aggregate_id, command_id = account_id(i % keys), f"cmd-{i:016d}"
-        reply = Reply(command_id, aggregate_id, True, None, "", 2 + i // keys, first, i + 1)
+        reply = Reply.accept(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            version=2 + i // keys,
+            first_attempt_ms=first,
+            fingerprint=i + 1,
+        )
         _produce(producer, topic, encode_reply(reply), encode_id_key(aggregate_id, command_id))
         if i % 50_000 == 0:
             producer.poll(0)

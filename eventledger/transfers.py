@@ -41,11 +41,11 @@ from topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
+from topology.codes import PoisonCode
 from topology.flows import FLOWS_KEY
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import PoisonCode
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = [

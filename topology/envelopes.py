@@ -5,10 +5,11 @@ snapshots are internal and hot, so they are arrays: new fields go last, with def
 of these Structs can be part of a reference cycle, so they are not tracked by the GC.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import msgspec
 
+from topology.codes import IN_FLIGHT
 from topology.flows import Flows
 from topology.limits import MAX_ID_CHARS
 
@@ -51,7 +52,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     `schema_version` is the aggregate's internal command schema version an internal command
     was written with (None: 1, written before there were versions): a worker reads the
     versions up to its own, and stops before a newer one until it is upgraded. `redrive`
-    marks an operator's settlement of a set-aside leg (see `topology.step`)."""
+    marks an operator's settlement of a set-aside leg (see `topology.step.admission`)."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -72,7 +73,8 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     `fingerprint` (a hash of the command's type and payload) are what the idempotency memory
     keeps beside the answer; 0 in replies that are not remembered. `resend` is set only on
     an in-flight marker (code `in_flight`, never a client's answer): the internal commands its
-    saga sent, as (target aggregate id, command record value), to send again on a retry."""
+    saga sent, as (target aggregate id, command record value), to send again on a retry.
+    Made by its named constructors: `accept`, `refuse`, `in_flight`."""
 
     command_id: str
     aggregate_id: str
@@ -83,6 +85,76 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     first_attempt_ms: int = 0
     fingerprint: int = 0
     resend: list[tuple[str, bytes]] | None = None
+
+    @classmethod
+    def accept(
+        cls,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        version: int,
+        first_attempt_ms: int = 0,
+        fingerprint: int = 0,
+    ) -> Self:
+        """The answer to an accepted command (remembered: with its attempt)."""
+        return cls(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            accepted=True,
+            code=None,
+            message="",
+            version=version,
+            first_attempt_ms=first_attempt_ms,
+            fingerprint=fingerprint,
+        )
+
+    @classmethod
+    def refuse(
+        cls,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        code: str,
+        message: str,
+        version: int,
+        first_attempt_ms: int = 0,
+        fingerprint: int = 0,
+    ) -> Self:
+        """The answer to a refused command (remembered: with its attempt)."""
+        return cls(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            accepted=False,
+            code=code,
+            message=message,
+            version=version,
+            first_attempt_ms=first_attempt_ms,
+            fingerprint=fingerprint,
+        )
+
+    @classmethod
+    def in_flight(
+        cls,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        version: int,
+        first_attempt_ms: int,
+        fingerprint: int,
+        resend: list[tuple[str, bytes]] | None,
+    ) -> Self:
+        """The marker a saga's step remembers while the saga runs (never an answer)."""
+        return cls(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            accepted=False,
+            code=IN_FLIGHT,
+            message="",
+            version=version,
+            first_attempt_ms=first_attempt_ms,
+            fingerprint=fingerprint,
+            resend=resend,
+        )
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, gc=False):

@@ -33,7 +33,7 @@ from ledger.aggregate import LEDGER
 from ledger.rejections import Rejection
 from ledger.state import Account
 from topology.codec import Codec, Reply, encode_reply
-from topology.step import VERSION_CONFLICT
+from topology.codes import VERSION_CONFLICT
 
 CODEC = Codec(LEDGER)
 
@@ -74,7 +74,19 @@ class LedgerJob:
         reply_key = command_id.encode()
         for seen_id, accepted, code, message, seen_version in recent:
             if seen_id == command_id:  # a retried command: the same reply, no new events
-                again = Reply(command_id, aggregate_id, accepted, code, message, seen_version)
+                again = (
+                    Reply.accept(
+                        command_id=command_id, aggregate_id=aggregate_id, version=seen_version
+                    )
+                    if accepted
+                    else Reply.refuse(
+                        command_id=command_id,
+                        aggregate_id=aggregate_id,
+                        code=code,
+                        message=message,
+                        version=seen_version,
+                    )
+                )
                 return [(REPLIES, reply_key, encode_reply(again))]
         out: list[Output] = []
         key = aggregate_id.encode()
@@ -94,11 +106,17 @@ class LedgerJob:
                     aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
-            reply = Reply(command_id, aggregate_id, True, None, "", version)
+            reply = Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
             if self.views and account is not None:
                 out.append((STATE, key, CODEC.encode_view(account, version)))
         else:
-            reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
+            reply = Reply.refuse(
+                command_id=command_id,
+                aggregate_id=aggregate_id,
+                code=decision.code,
+                message=decision.message,
+                version=version,
+            )
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])
         if len(recent) > self.recent_limit:
             del recent[: len(recent) - self.recent_limit]

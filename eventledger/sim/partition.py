@@ -28,13 +28,9 @@ from topology.codec import (
 from topology.deadlines import Deadlines
 from topology.flows import FLOWS_KEY, Flows
 from topology.idempotency import latest_entries
-from topology.step import (
-    UNREMEMBERED_KEY_PREFIX,
-    BatchResult,
-    InRecord,
-    process_batch,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 

@@ -36,9 +36,9 @@ from topology.codec import (
     encode_command,
     encode_key,
 )
+from topology.codes import IN_FLIGHT
 from topology.partitioner import partition_for
 from topology.restore import apply_event_record
-from topology.step import IN_FLIGHT
 from topology.topics import TopicKind
 
 __all__ = ["Attempted", "SimConfig", "World"]

@@ -26,9 +26,9 @@ from actors.messages import PartitionStats
 from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
 from topology.codec import encode_command
+from topology.codes import PoisonCode
 from topology.limits import MAX_COMMAND_BYTES
 from topology.names import Names
-from topology.step import PoisonCode
 from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service

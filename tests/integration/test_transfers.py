@@ -31,9 +31,9 @@ from ledger import (
 )
 from ledger.internal import CreditTransfer
 from topology.codec import Reply
+from topology.codes import FORGED_INTERNAL_COMMAND
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import FORGED_INTERNAL_COMMAND
 
 from .conftest import Service
 

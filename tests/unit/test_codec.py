@@ -194,8 +194,14 @@ def test_non_struct_commands_cannot_be_encoded() -> None:
 @pytest.mark.parametrize(
     "reply",
     [
-        Reply("c-1", "acct-1", True, None, "", 3),
-        Reply("c-2", "acct-1", False, "insufficient_funds", "cannot withdraw 5: 4 available", 3),
+        Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3),
+        Reply.refuse(
+            command_id="c-2",
+            aggregate_id="acct-1",
+            code="insufficient_funds",
+            message="cannot withdraw 5: 4 available",
+            version=3,
+        ),
     ],
 )
 def test_reply_round_trip(reply: Reply) -> None:

@@ -9,7 +9,7 @@ from topology.restore import (
     apply_event_record,
     apply_snapshot_record,
 )
-from topology.step import BatchResult
+from topology.step.records import BatchResult
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

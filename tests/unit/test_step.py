@@ -16,19 +16,14 @@ from ledger import (
     Withdraw,
 )
 from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
+from topology.codes import VERSION_CONFLICT, PoisonCode
 from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import (
-    UNREMEMBERED_KEY_PREFIX,
-    VERSION_CONFLICT,
-    BatchResult,
-    InRecord,
-    PoisonCode,
-    error_headers,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.dead_letters import error_headers
+from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, commit, record, run
@@ -88,7 +83,13 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         10,
     )
     answer = decode_reply(reply.value or b"")
-    assert answer == Reply("c-1", "acct-1", True, None, "", 3, NOW, answer.fingerprint)
+    assert answer == Reply.accept(
+        command_id="c-1",
+        aggregate_id="acct-1",
+        version=3,
+        first_attempt_ms=NOW,
+        fingerprint=answer.fingerprint,
+    )
     assert answer.fingerprint != 0
     assert result.remembered == {encode_id_key("acct-1", "c-1"): reply.value}
 

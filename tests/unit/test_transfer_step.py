@@ -25,22 +25,14 @@ from topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
+from topology.codes import FORGED_INTERNAL_COMMAND, FORGOTTEN_LEG, IN_FLIGHT, NOT_SET_ASIDE
 from topology.envelopes import CommandEnvelope
 from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import (
-    FORGED_INTERNAL_COMMAND,
-    FORGOTTEN_LEG,
-    IN_FLIGHT,
-    NOT_SET_ASIDE,
-    BatchResult,
-    InRecord,
-    OutcomeKind,
-    origin,
-    process_batch,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import BatchResult, InRecord, OutcomeKind, origin
 from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
