@@ -44,7 +44,7 @@ from topology.codes import FORGOTTEN_LEG
 from topology.deadlines import Deadlines
 from topology.flows import FLOWS_KEY, Flows
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.step.aside import set_aside
 from topology.step.batch import process_batch
@@ -101,7 +101,7 @@ class Committed:
         return [] if self.deadlines is None else self.deadlines.due(now_ms)
 
     @property
-    def aggregate(self) -> Aggregate:
+    def aggregate(self) -> AnyAggregate:
         return self.codec.aggregate
 
     def now_ms(self) -> int:

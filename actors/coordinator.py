@@ -56,7 +56,7 @@ from actors.watermarks import watermarks
 from topology.control import DesiredState, PartitionRecord, ServiceRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Move, Replace, Start, plan
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -109,7 +109,7 @@ class Coordinator:
     def __init__(
         self,
         settings: Settings,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         tick_seconds: float = 0.5,
         start: bool = True,
@@ -365,7 +365,7 @@ class Coordinator:
         )
 
     def rebuild(
-        self, partitions: list[int] | None = None, aggregate: Aggregate | None = None
+        self, partitions: list[int] | None = None, aggregate: AnyAggregate | None = None
     ) -> list[int]:
         """Start an online rebuild of ``partitions`` (all by default); returns those started
         (a partition already being rebuilt is left alone). ``aggregate`` replaces the code's
@@ -465,7 +465,7 @@ def find_coordinator(app_id: str) -> Any | None:
 
 def deploy_coordinator(
     settings: Settings,
-    aggregate: Aggregate,
+    aggregate: AnyAggregate,
     *,
     tick_seconds: float = 0.5,
     wait: bool = True,

@@ -25,7 +25,7 @@ from topology.aborts import AbortPolicy
 from topology.codec import Checkpoint, Codec
 from topology.deadlines import Deadlines
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
@@ -188,7 +188,7 @@ def switch(
     partition: int,
     generation: int,
     handover: Handover,
-    aggregate: Aggregate | None,
+    aggregate: AnyAggregate | None,
     *,
     writer: TransactionalWriter,
     offsets: Consumer,
@@ -273,7 +273,7 @@ class PartitionMoves:
         self._gate.lift()
 
     def switch_generation(
-        self, generation: int, handover: Handover, aggregate: Aggregate | None = None
+        self, generation: int, handover: Handover, aggregate: AnyAggregate | None = None
     ) -> Switched:
         """While paused, install ``handover`` as the state and read and write snapshot
         generation ``generation`` from now on

@@ -19,7 +19,7 @@ from actors.history import deploy_history, stop_history
 from actors.partition import PartitionWorker
 from actors.supervisor import reserved
 from topology.names import NAMESPACE, Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -34,7 +34,7 @@ def partition_actor(app_id: str, partition: int) -> Any:
 
 
 def deploy(
-    settings: Settings, aggregate: Aggregate, *, detached: bool = True, timeout: float = 120.0
+    settings: Settings, aggregate: AnyAggregate, *, detached: bool = True, timeout: float = 120.0
 ) -> list[Any]:
     """Create the topics and start (or find) one actor per partition; wait until all run.
 

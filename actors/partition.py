@@ -45,7 +45,7 @@ from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec import Codec
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
@@ -79,7 +79,7 @@ class PartitionWorker(PartitionMoves):
         self,
         settings: Settings,
         partition: int,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         generation: int | None = 0,
         start: bool = True,

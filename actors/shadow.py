@@ -38,7 +38,7 @@ from topology.codec import (
     Slot,
 )
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.restore import apply_snapshot_record
 from topology.settings import Settings
 from topology.topics import TopicLayout
@@ -84,7 +84,7 @@ class ShadowRebuild:
         settings: Settings,
         partition: int,
         generation: int,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         checkpoint_seconds: float = 2.0,
         checkpoint_records: int = 50_000,

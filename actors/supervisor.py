@@ -24,7 +24,7 @@ from actors.partition import PartitionWorker
 from actors.ray_state import ActorInfo, describe_actor, lookup_actor
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 
 __all__ = [
@@ -105,7 +105,7 @@ def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
 
 
 def start_partition(
-    settings: Settings, partition: int, node_id: str, aggregate: Aggregate, aggregates: int = 0
+    settings: Settings, partition: int, node_id: str, aggregate: AnyAggregate, aggregates: int = 0
 ) -> Any:
     """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
     and restores in the background), reserving the partition resource and memory for the

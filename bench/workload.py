@@ -45,14 +45,14 @@ class Expected:
         count its outcome."""
         state = states.get(account)
         decision = LEDGER.decide(state, command)
-        if isinstance(decision, list):
-            for event in decision:
+        if decision.rejection is None:
+            for event in decision.events:
                 state = LEDGER.evolve(state, event)
             states[account] = state
             self.accepted += 1
             self.money += money_moved(command)
         else:
-            self.rejected[str(decision.code)] += 1
+            self.rejected[str(decision.rejection.code)] += 1
 
     @property
     def events(self) -> int:

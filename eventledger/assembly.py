@@ -11,14 +11,18 @@ from typing import Any
 
 from actors.coordinator import deploy_coordinator
 from actors.launcher import deploy
-from ledger.aggregate import LEDGER
-from topology.protocol import Aggregate
+from ledger import LEDGER, Account, AccountView, Command, Event, InternalCommand
+from topology.protocol import Aggregate, Saga, Tallied
 from topology.settings import Settings
 
 __all__ = ["AGGREGATE", "deploy_partitions", "deploy_service"]
 
-AGGREGATE: Aggregate = LEDGER
-"""The aggregate of the service: accounts (``ledger``)."""
+AGGREGATE: Aggregate[Command, Event, Account, AccountView] = LEDGER
+"""The aggregate of the service: accounts (``ledger``), its types checked against the flow's
+protocols here, where the domain meets the flow (also as a saga and a tallied aggregate)."""
+
+_SAGA: Saga[Command | InternalCommand, Event, Account, InternalCommand] = LEDGER
+_TALLIED: Tallied[Event] = LEDGER
 
 
 def deploy_service(

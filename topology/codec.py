@@ -26,7 +26,7 @@ from topology.envelopes import (
 )
 from topology.flows import Flows
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 
 __all__ = [
     "CHECKPOINT_KEY",
@@ -300,7 +300,7 @@ class Codec:
     back. Its decoders are built once, here, when the codec is made: whoever runs an
     aggregate makes its codec once and keeps it (a restore, a batch step, a shadow)."""
 
-    def __init__(self, aggregate: Aggregate) -> None:
+    def __init__(self, aggregate: AnyAggregate) -> None:
         self.aggregate = aggregate
         events = {_tag(cls): cls for cls in _members(aggregate.event_type)}
         internal = getattr(aggregate, "internal_command_type", None)
@@ -322,7 +322,7 @@ class Codec:
             ),
         )
 
-    def __reduce__(self) -> tuple[type[Codec], tuple[Aggregate]]:
+    def __reduce__(self) -> tuple[type[Codec], tuple[AnyAggregate]]:
         return Codec, (self.aggregate,)  # decoders are rebuilt where it is unpickled
 
     def decode_command(self, data: bytes | None) -> tuple[CommandEnvelope, Any]:

@@ -30,7 +30,6 @@ from quixstreams.models.serializers import Serializer
 
 from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
-from ledger.rejections import Rejection
 from ledger.state import Account
 from topology.codec import Codec, Reply, encode_reply
 from topology.codes import VERSION_CONFLICT
@@ -91,15 +90,21 @@ class LedgerJob:
         out: list[Output] = []
         key = aggregate_id.encode()
         expected = envelope.expected_version
-        decision: list[Any] | Rejection
+        refused: tuple[str, str] | None = None
+        events: list[Any] = []
         if expected is not None and expected != version:  # checked by the flow, as in step
             message = f"expected version {expected}, account is at version {version}"
-            decision = Rejection(VERSION_CONFLICT, message)
+            refused = (VERSION_CONFLICT, message)
         else:
             decision = LEDGER.decide(account, command)
-        if isinstance(decision, list):
+            rejection = decision.rejection
+            if rejection is None:
+                events = decision.events
+            else:
+                refused = (rejection.code, rejection.message)
+        if refused is None:
             now_ms = int(now * 1000)
-            for event in decision:
+            for event in events:
                 version += 1
                 account = LEDGER.evolve(account, event)
                 value = CODEC.encode_event(
@@ -113,8 +118,8 @@ class LedgerJob:
             reply = Reply.refuse(
                 command_id=command_id,
                 aggregate_id=aggregate_id,
-                code=decision.code,
-                message=decision.message,
+                code=refused[0],
+                message=refused[1],
                 version=version,
             )
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])

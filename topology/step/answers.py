@@ -7,16 +7,17 @@ memory's changelog) in the transaction that decides it; refusals by the flow and
 letters are not remembered (they change nothing: the same command is refused again).
 """
 
+from typing import Any
+
 import msgspec
 
 from topology.codec import CommandEnvelope, Origin, Reply, encode_id_key, encode_reply, readdressed
 from topology.codes import IN_FLIGHT
 from topology.limits import clip
-from topology.protocol import RejectionLike
+from topology.protocol import Decision, Rejection
 from topology.step.admission import Attempt
 from topology.step.context import StepContext
 from topology.step.dead_letters import dead_letter
-from topology.step.deciding import Decided
 from topology.step.output import Output
 from topology.step.records import UNREMEMBERED_KEY_PREFIX, InRecord, OutcomeKind
 from topology.step.saga import SagaRouter
@@ -97,7 +98,7 @@ class Answers:
         record: InRecord,
         envelope: CommandEnvelope,
         key: bytes,
-        decided: Decided,
+        decided: Decision[Any, Any],
         *,
         version: int,
         attempt: Attempt,
@@ -110,9 +111,9 @@ class Answers:
             self._answer(record, envelope, key, lane, decided, version=version, attempt=attempt)
         else:
             self._defer(record, envelope, key, lane, decided, version=version, attempt=attempt)
-        refusal = decided.refusal
-        kind = OutcomeKind.ACCEPTED if refusal is None else OutcomeKind.REJECTED
-        self._output.outcome(record, envelope, kind, None if refusal is None else refusal.code)
+        rejection = decided.rejection
+        kind = OutcomeKind.ACCEPTED if rejection is None else OutcomeKind.REJECTED
+        self._output.outcome(record, envelope, kind, None if rejection is None else rejection.code)
 
     def _answer(
         self,
@@ -120,7 +121,7 @@ class Answers:
         envelope: CommandEnvelope,
         key: bytes,
         lane: int | None,
-        decided: Decided,
+        decided: Decision[Any, Any],
         *,
         version: int,
         attempt: Attempt,
@@ -131,13 +132,13 @@ class Answers:
         origin = envelope.origin
         if origin is None:
             command_id = "" if record.internal else envelope.command_id
-            reply = _decided(command_id, envelope.aggregate_id, decided.refusal, version, attempt)
+            reply = _decided(command_id, envelope.aggregate_id, decided.rejection, version, attempt)
             value = encode_reply(reply)
         elif origin.final is not None:
             value = origin.final  # decided by an earlier leg (a refusal)
         else:
             reply = _decided(
-                origin.command_id, origin.aggregate_id, decided.refusal, origin.version, attempt
+                origin.command_id, origin.aggregate_id, decided.rejection, origin.version, attempt
             )
             value = encode_reply(reply)
         self._output.remember(record, lane, key, value)
@@ -151,7 +152,7 @@ class Answers:
         envelope: CommandEnvelope,
         key: bytes,
         lane: int | None,
-        decided: Decided,
+        decided: Decision[Any, Any],
         *,
         version: int,
         attempt: Attempt,
@@ -170,9 +171,9 @@ class Answers:
                 attempt.fingerprint,
                 version,
             )
-        elif decided.refusal is not None:
+        elif decided.rejection is not None:
             final = _decided(
-                origin.command_id, origin.aggregate_id, decided.refusal, origin.version, attempt
+                origin.command_id, origin.aggregate_id, decided.rejection, origin.version, attempt
             )
             origin = msgspec.structs.replace(origin, final=encode_reply(final))
         resend = self._router.route(record, decided.sends, origin)
@@ -213,13 +214,13 @@ class Answers:
 def _decided(
     command_id: str,
     aggregate_id: str,
-    refusal: RejectionLike | None,
+    rejection: Rejection | None,
     version: int,
     attempt: Attempt,
 ) -> Reply:
-    """The remembered reply of a decision: accepted, or refused with `refusal`."""
+    """The remembered reply of a decision: accepted, or refused with `rejection`."""
     first, fingerprint = attempt
-    if refusal is None:
+    if rejection is None:
         return Reply.accept(
             command_id=command_id,
             aggregate_id=aggregate_id,
@@ -230,8 +231,8 @@ def _decided(
     return Reply.refuse(
         command_id=command_id,
         aggregate_id=aggregate_id,
-        code=refusal.code,
-        message=refusal.message,
+        code=rejection.code,
+        message=rejection.message,
         version=version,
         first_attempt_ms=first,
         fingerprint=fingerprint,

@@ -151,7 +151,9 @@ class _Batch:
         aggregate = context.codec.aggregate
         self.context = context
         self.ids = ids
-        self.saga = aggregate if isinstance(aggregate, Saga) else None
+        self.saga: Saga[Any, Any, Any, Any] | None = (
+            aggregate if isinstance(aggregate, Saga) else None
+        )
         self.schema_version = 1 if self.saga is None else self.saga.internal_schema_version
         self.slots = Slots(committed)
         self.tally = Tally(aggregate, flows)

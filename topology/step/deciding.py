@@ -3,36 +3,36 @@ decided by the aggregate (with its context, for a saga), and its events are fold
 aggregate's working slot and written out."""
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, cast
-
-import msgspec
+from dataclasses import dataclass
+from typing import Any
 
 from topology.codec import CommandEnvelope, Slot
 from topology.codes import VERSION_CONFLICT
-from topology.protocol import DecisionLike, RejectionLike, Saga, SendLike
+from topology.protocol import Decision, Saga, Send
 from topology.step.context import StepContext
 from topology.step.output import Output
 from topology.step.records import InRecord
 from topology.step.state import Slots, Tally
 
-__all__ = ["Decided", "Decider"]
+__all__ = ["Decider"]
 
 
-class Decided(NamedTuple):
-    """A decision, whatever shape the aggregate gave it: the events to append, the internal
-    commands to send, whether the reply is sent now (`final`), and the refusal, if any."""
-
-    events: Sequence[Any]
-    sends: Sequence[SendLike]
-    final: bool
-    refusal: RejectionLike | None
-
-
-class _Refused(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class _FlowRejection:
     """A refusal by the flow itself (not the domain's)."""
 
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """The flow's decision to refuse a command before its aggregate decides it."""
+
+    rejection: _FlowRejection
+    events: Sequence[Any] = ()
+    sends: Sequence[Send[Any]] = ()
+    final: bool = True
 
 
 class Decider:
@@ -41,7 +41,7 @@ class Decider:
     def __init__(
         self,
         context: StepContext,
-        saga: Saga | None,
+        saga: Saga[Any, Any, Any, Any] | None,
         slots: Slots,
         output: Output,
         tally: Tally,
@@ -53,26 +53,26 @@ class Decider:
         self._output = output
         self._tally = tally
 
-    def decide(self, envelope: CommandEnvelope, command: Any, slot: Slot | None) -> Decided:
+    def decide(
+        self, envelope: CommandEnvelope, command: Any, slot: Slot | None
+    ) -> Decision[Any, Any]:
         """The decision on `command` for the aggregate at `slot` (None: it has no events)."""
         version = 0 if slot is None else slot.version
         state: Any = None if slot is None else slot.state
         expected = envelope.expected_version
         if expected is not None and expected != version:
             message = f"expected version {expected}, account is at version {version}"
-            return Decided((), (), True, _Refused(VERSION_CONFLICT, message))
+            return _Refused(_FlowRejection(VERSION_CONFLICT, message))
         if self._saga is not None:
-            return _parts(
-                self._saga.decide_in(
-                    state,
-                    command,
-                    command_id=envelope.command_id,
-                    aggregate_id=envelope.aggregate_id,
-                    now_ms=self._context.now_ms,
-                    version=version,
-                )
+            return self._saga.decide_in(
+                state,
+                command,
+                command_id=envelope.command_id,
+                aggregate_id=envelope.aggregate_id,
+                now_ms=self._context.now_ms,
+                version=version,
             )
-        return _parts(self._aggregate.decide(state, command))
+        return self._aggregate.decide(state, command)
 
     def apply(
         self, record: InRecord, envelope: CommandEnvelope, slot: Slot | None, events: Sequence[Any]
@@ -98,13 +98,3 @@ class Decider:
             self._output.event(record, value)
         self._slots.put(envelope.aggregate_id, Slot(state, version))
         return version
-
-
-def _parts(decision: list[Any] | RejectionLike | DecisionLike) -> Decided:
-    """A decision's parts: it is events, a rejection or a saga's step."""
-    if isinstance(decision, list):
-        return Decided(decision, (), True, None)
-    if hasattr(decision, "events"):
-        step = cast(DecisionLike, decision)
-        return Decided(step.events, step.sends, step.final, step.refusal)
-    return Decided((), (), True, decision)

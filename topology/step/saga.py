@@ -6,9 +6,10 @@ also produces the next leg, so every leg happens exactly once."""
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from topology.codec import Origin, encode_id_key, encode_key
-from topology.protocol import SendLike
+from topology.protocol import Send
 from topology.step.context import StepContext
 from topology.step.output import Output
 from topology.step.records import InRecord
@@ -25,7 +26,7 @@ class SagaRouter:
         self._local: deque[InRecord] = deque()
 
     def route(
-        self, record: InRecord, sends: Sequence[SendLike], origin: Origin | None
+        self, record: InRecord, sends: Sequence[Send[Any]], origin: Origin | None
     ) -> list[tuple[str, bytes]]:
         """Send a decision's internal commands (with `origin`, the saga's client command):
         the (target, record value) of each."""
