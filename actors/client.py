@@ -32,8 +32,7 @@ from actors import messaging, tracing
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_reply, encode_command
-from topology.codes import IN_FLIGHT
+from topology.codec import Reply, decode_answer, encode_command
 from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for
@@ -397,11 +396,11 @@ class LedgerClient:
         if value is None:
             return
         try:
-            reply = decode_reply(value)
+            reply = decode_answer(value)
         except Exception:
             log.warning("undecodable reply at offset %d", msg.offset())
             return
-        if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
+        if reply is None:  # an id in flight (the id memory's entry): not an answer
             return
         with self._lock:
             futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])

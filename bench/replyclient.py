@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_reply, encode_command
+from topology.codec import Reply, decode_answer, encode_command
 from topology.envelopes import CommandEnvelope
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -111,7 +111,10 @@ class ReplyClient:
                         version=0,
                     )
                 else:
-                    reply = decode_reply(value)
+                    answer = decode_answer(value)
+                    if answer is None:  # an id in flight: not an answer
+                        continue
+                    reply = answer
                 with self._lock:
                     future = self._pending.pop(reply.command_id, None)
                 if future is not None:

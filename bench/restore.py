@@ -38,11 +38,12 @@ from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec import (
+    Answered,
     Codec,
     Reply,
     Slot,
+    encode_entry,
     encode_id_key,
-    encode_reply,
 )
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -121,13 +122,10 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     for i in range(ids):
         aggregate_id, command_id = account_id(i % keys), f"cmd-{i:016d}"
         reply = Reply.accept(
-            command_id=command_id,
-            aggregate_id=aggregate_id,
-            version=2 + i // keys,
-            first_attempt_ms=first,
-            fingerprint=i + 1,
+            command_id=command_id, aggregate_id=aggregate_id, version=2 + i // keys
         )
-        _produce(producer, topic, encode_reply(reply), encode_id_key(aggregate_id, command_id))
+        entry = encode_entry(Answered(reply, first, i + 1))
+        _produce(producer, topic, entry, encode_id_key(aggregate_id, command_id))
         if i % 50_000 == 0:
             producer.poll(0)
             ctx.progress.update(task, completed=i)

@@ -16,9 +16,12 @@ from typing import Any, Final, TypeVar, get_args
 import msgspec
 
 from topology.envelopes import (
+    Answered,
     Checkpoint,
     CommandEnvelope,
+    Deferred,
     EventEnvelope,
+    IdEntry,
     Origin,
     Reply,
     Slot,
@@ -31,26 +34,32 @@ from topology.protocol import AnyAggregate
 __all__ = [
     "CHECKPOINT_KEY",
     "TOUCH_KEY",
+    "Answered",
     "Checkpoint",
     "Codec",
     "CodecError",
     "CommandDecodeError",
     "CommandEnvelope",
     "DecodeFailure",
+    "Deferred",
     "EventEnvelope",
+    "IdEntry",
     "Origin",
     "Reply",
     "Slot",
     "Snapshot",
     "StaleSnapshotError",
     "command_fingerprint",
+    "decode_answer",
     "decode_checkpoint",
+    "decode_entry",
     "decode_event_envelope",
     "decode_flows",
     "decode_key",
-    "decode_reply",
+    "decode_reply_record",
     "encode_checkpoint",
     "encode_command",
+    "encode_entry",
     "encode_flows",
     "encode_history_key",
     "encode_id_key",
@@ -97,7 +106,10 @@ _ENCODER: Final = msgspec.msgpack.Encoder()
 _ANY: Final = msgspec.msgpack.Decoder()
 _COMMAND_ENVELOPE: Final = msgspec.msgpack.Decoder(CommandEnvelope)
 _EVENT_ENVELOPE: Final = msgspec.msgpack.Decoder(EventEnvelope)
-_REPLY: Final = msgspec.msgpack.Decoder(Reply)
+_ENTRY: Final[msgspec.msgpack.Decoder[IdEntry]] = msgspec.msgpack.Decoder(IdEntry)
+_REPLY_RECORD: Final[msgspec.msgpack.Decoder[Reply | IdEntry]] = msgspec.msgpack.Decoder(
+    Reply | IdEntry
+)
 # Snapshot value headers (first byte): plain msgpack, or an lz4 block (size stored) of it.
 # 0x00 and 0x01 were the layout that kept recent replies in the slot: read as stale.
 _RAW: Final = b"\x03"
@@ -220,13 +232,34 @@ def command_fingerprint(envelope: CommandEnvelope) -> int:
 
 
 def encode_reply(reply: Reply) -> bytes:
-    """A reply record's value; send it keyed by `encode_key(reply.command_id)`."""
+    """The value of a replies record that answers a client and is not remembered."""
     return _ENCODER.encode(reply)
 
 
-def decode_reply(data: bytes) -> Reply:
-    """The reply a reply record's value holds."""
-    return _decoded(_REPLY, data, "a reply")
+def encode_entry(entry: IdEntry) -> bytes:
+    """The value of an id memory entry, the replies record keyed by its id key (the memory's
+    changelog; an `Answered` entry is also its client's answer)."""
+    return _ENCODER.encode(entry)
+
+
+def decode_entry(data: bytes) -> IdEntry:
+    """The id memory entry a remembered replies record holds. Raises CodecError."""
+    return _decoded(_ENTRY, data, "an id memory entry")
+
+
+def decode_reply_record(data: bytes) -> Reply | IdEntry:
+    """What a replies record holds: a reply that is not remembered, or an id memory entry.
+    Raises CodecError."""
+    return _decoded(_REPLY_RECORD, data, "a replies record")
+
+
+def decode_answer(data: bytes) -> Reply | None:
+    """The answer a replies record gives its client: its reply, remembered or not (None: an
+    in-flight entry, which answers nothing yet). Raises CodecError."""
+    record = _decoded(_REPLY_RECORD, data, "a replies record")
+    if isinstance(record, Answered):
+        return record.reply
+    return None if isinstance(record, Deferred) else record
 
 
 CHECKPOINT_KEY: Final = b""

@@ -18,9 +18,9 @@ VERSION_CONFLICT: Final = "version_conflict"
 concurrency: checked by the flow, against the slot's version, before the domain decides)."""
 
 IN_FLIGHT: Final = "in_flight"
-"""The code of the reply a saga's first step remembers under its command id while the saga
-runs (with the internal commands to send again on a retry), and of what a leg that refused
-the saga remembers: never a client's answer (clients skip it)."""
+"""The outcome code of a retry of an id whose answer is deferred while its saga is in flight
+(its id memory entry is `Deferred`): the saga's internal commands are sent again instead;
+counted, never an answer."""
 
 FORGOTTEN_LEG: Final = "forgotten_leg"
 """The outcome code of a leg sent again on a retry that the id memory no longer holds: it

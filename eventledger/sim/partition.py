@@ -21,7 +21,7 @@ from topology.codec import (
     Checkpoint,
     Codec,
     decode_checkpoint,
-    decode_reply,
+    decode_entry,
     encode_checkpoint,
     encode_flows,
 )
@@ -135,7 +135,7 @@ class SimPartition:
         old = [
             k
             for k, v in self.ids.values.items()
-            if decode_reply(v).first_attempt_ms + self.window_ms < before_ms
+            if decode_entry(v).first_attempt_ms + self.window_ms < before_ms
         ]
         for key in old:
             del self.ids.values[key]

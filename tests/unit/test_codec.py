@@ -21,23 +21,28 @@ from ledger import (
 from ledger.internal import CreditTransfer
 from topology.codec import (
     CHECKPOINT_KEY,
+    Answered,
     Checkpoint,
     Codec,
     CodecError,
     CommandDecodeError,
     CommandEnvelope,
     DecodeFailure,
+    Deferred,
     EventEnvelope,
     Reply,
     Slot,
     Snapshot,
     StaleSnapshotError,
     command_fingerprint,
+    decode_answer,
     decode_checkpoint,
+    decode_entry,
     decode_key,
-    decode_reply,
+    decode_reply_record,
     encode_checkpoint,
     encode_command,
+    encode_entry,
     encode_id_key,
     encode_key,
     encode_reply,
@@ -191,26 +196,45 @@ def test_non_struct_commands_cannot_be_encoded() -> None:
 # --- replies -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3),
-        Reply.refuse(
-            command_id="c-2",
-            aggregate_id="acct-1",
-            code="insufficient_funds",
-            message="cannot withdraw 5: 4 available",
-            version=3,
-        ),
-    ],
+ACCEPTED = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+REFUSED = Reply.refuse(
+    command_id="c-2",
+    aggregate_id="acct-1",
+    code="insufficient_funds",
+    message="cannot withdraw 5: 4 available",
+    version=3,
 )
-def test_reply_round_trip(reply: Reply) -> None:
-    assert decode_reply(encode_reply(reply)) == reply
+
+
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+def test_an_unremembered_reply_round_trips_and_is_its_own_answer(reply: Reply) -> None:
+    data = encode_reply(reply)
+    assert decode_reply_record(data) == reply
+    assert decode_answer(data) == reply
+    with pytest.raises(CodecError, match="not an id memory entry"):
+        decode_entry(data)  # the id memory never holds an unremembered reply
+
+
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+def test_an_answered_entry_round_trips_and_answers_with_its_reply(reply: Reply) -> None:
+    entry = Answered(reply, first_attempt_ms=1_700_000_000_000, fingerprint=2**62 + 1)
+    data = encode_entry(entry)
+    assert decode_entry(data) == decode_reply_record(data) == entry
+    assert decode_answer(data) == reply
+
+
+def test_an_in_flight_entry_round_trips_and_answers_nothing() -> None:
+    entry = Deferred(1_700_000_000_000, 7, [("acct-2", b"\x81\xa1k\x01")])
+    data = encode_entry(entry)
+    assert decode_entry(data) == decode_reply_record(data) == entry
+    assert decode_answer(data) is None
+    assert decode_entry(encode_entry(Deferred(1, 2))).resend == []
 
 
 def test_reply_garbage_is_a_codec_error() -> None:
-    with pytest.raises(CodecError):
-        decode_reply(b"\x93\x01\x02")
+    for decode in (decode_reply_record, decode_answer, decode_entry):
+        with pytest.raises(CodecError):
+            decode(b"\x93\x01\x02")
 
 
 # --- events --------------------------------------------------------------------------------

@@ -15,7 +15,15 @@ from ledger import (
     RejectionCode,
     Withdraw,
 )
-from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
+from topology.codec import (
+    Answered,
+    CommandEnvelope,
+    Reply,
+    Slot,
+    decode_answer,
+    decode_entry,
+    encode_id_key,
+)
 from topology.codes import VERSION_CONFLICT, PoisonCode
 from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
@@ -41,7 +49,10 @@ def opened(*aggregate_ids: str) -> dict[str, Slot]:
 
 
 def replies(result: BatchResult) -> list[Reply]:
-    return [decode_reply(out.value or b"") for out in result.replies]
+    """The answers the batch sends (every replies record here answers: none is in flight)."""
+    answers = [decode_answer(out.value or b"") for out in result.replies]
+    assert None not in answers
+    return [a for a in answers if a is not None]
 
 
 def outcomes(result: BatchResult) -> list[tuple[str, str | None]]:
@@ -82,15 +93,10 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         encode_id_key("acct-1", "c-1"),
         10,
     )
-    answer = decode_reply(reply.value or b"")
-    assert answer == Reply.accept(
-        command_id="c-1",
-        aggregate_id="acct-1",
-        version=3,
-        first_attempt_ms=NOW,
-        fingerprint=answer.fingerprint,
-    )
-    assert answer.fingerprint != 0
+    entry = decode_entry(reply.value or b"")
+    accepted = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+    assert entry == Answered(accepted, first_attempt_ms=NOW, fingerprint=entry.fingerprint)
+    assert entry.fingerprint != 0
     assert result.remembered == {encode_id_key("acct-1", "c-1"): reply.value}
 
     (snapshot,) = result.snapshots

@@ -18,14 +18,16 @@ from ledger.events import TransferForced
 from ledger.internal import CreditTransfer, leg_id
 from ledger.rejections import RejectionCode
 from topology.codec import (
+    Deferred,
     Reply,
     Slot,
-    decode_reply,
+    decode_answer,
+    decode_entry,
     encode_id_key,
     encode_internal_id_key,
     encode_key,
 )
-from topology.codes import FORGED_INTERNAL_COMMAND, FORGOTTEN_LEG, IN_FLIGHT, NOT_SET_ASIDE
+from topology.codes import FORGED_INTERNAL_COMMAND, FORGOTTEN_LEG, NOT_SET_ASIDE
 from topology.envelopes import CommandEnvelope
 from topology.flows import Flows
 from topology.partitioner import partition_for
@@ -109,9 +111,9 @@ class Part:
 
 
 def client_replies(result: BatchResult) -> list[Reply]:
-    """The replies a client would take (it skips in-flight markers)."""
-    replies = [decode_reply(r.value or b"") for r in result.replies]
-    return [r for r in replies if r.code != IN_FLIGHT]
+    """The replies a client would take (an id in flight is no answer: it skips it)."""
+    answers = [decode_answer(r.value or b"") for r in result.replies]
+    return [a for a in answers if a is not None]
 
 
 def internal_for(result: BatchResult, partition: int) -> list[tuple[bytes | None, bytes | None]]:
@@ -141,10 +143,11 @@ def test_a_same_partition_transfer_commits_both_legs_in_one_batch_with_one_answe
     assert result.changed[a].state.sending == {}, "the confirmation ended the transfer"
     answers = {(r.command_id, r.aggregate_id, r.accepted) for r in client_replies(result)}
     assert answers - {("", a, True)} == {("t1", a, True)}, "a leg's own entry names no command"
-    lanes = {(decode_reply(r.value or b"").command_id, r.partition) for r in result.replies}
+    answers_on = [(decode_answer(r.value or b""), r.partition) for r in result.replies]
+    lanes = {(a.command_id, lane) for a, lane in answers_on if a is not None}
     assert lanes == {("t1", 1), ("", 0)}, "on the client's lane; a leg's own entry on lane 0"
     retry = p0.send(a, Transfer(b, 40), "t1", lane=0)
-    assert client_replies(retry) == [decode_reply(result.remembered[encode_id_key(a, "t1")])]
+    assert client_replies(retry) == [decode_answer(result.remembered[encode_id_key(a, "t1")])]
     assert client_replies(retry)[0].command_id == "t1" and client_replies(retry)[0].accepted
     assert retry.events == []
 
@@ -454,8 +457,8 @@ class Two:
         for q in (0, 1):
             self.queues[q].extend(internal_for(result, q))
         for r in result.replies:
-            reply = decode_reply(r.value or b"")
-            if reply.code != IN_FLIGHT and reply.command_id.startswith("t"):
+            reply = decode_answer(r.value or b"")
+            if reply is not None and reply.command_id.startswith("t"):
                 self.answers.setdefault(reply.command_id, set()).add(r.value or b"")
         assert part.flows is not None and part.balances() == part.flows.balance()
 
@@ -511,7 +514,7 @@ def test_transfers_land_once_and_answer_the_same_whatever_the_interleaving(
     for transfer_id, source, _ in two.sent:
         remembered = two.home(source).ids.get(encode_id_key(source, transfer_id))
         assert remembered is not None
-        if decode_reply(remembered).code == IN_FLIGHT:  # answered by the target
+        if isinstance(decode_entry(remembered), Deferred):  # answered by the target
             assert transfer_id in two.answers
         else:
             assert two.answers[transfer_id] == {remembered}

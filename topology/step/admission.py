@@ -13,9 +13,9 @@ import msgspec
 
 from topology.codec import (
     CommandEnvelope,
-    Reply,
+    IdEntry,
     command_fingerprint,
-    decode_reply,
+    decode_entry,
     encode_id_key,
     encode_internal_id_key,
     encode_key,
@@ -61,10 +61,11 @@ class Refuse(msgspec.Struct, frozen=True, gc=False):
 
 
 class Repeat(msgspec.Struct, frozen=True, gc=False):
-    """A retry: answered from memory (`remembered`, the value; `earlier`, decoded)."""
+    """A retry: answered from memory (`remembered`, the entry's value; `earlier`, the
+    entry)."""
 
     remembered: bytes
-    earlier: Reply
+    earlier: IdEntry
 
 
 class Skip(msgspec.Struct, frozen=True, gc=False):
@@ -118,7 +119,7 @@ def admit(
     else:
         first = envelope.first_attempt_ms
         attempt = Attempt(context.now_ms if first is None else first, command_fingerprint(envelope))
-    earlier = None if remembered is None else decode_reply(remembered)
+    earlier = None if remembered is None else decode_entry(remembered)
     if record.internal:
         return _leg(envelope, key, attempt, remembered=remembered, earlier=earlier, lost=lost)
     verdict = judge(
@@ -142,7 +143,7 @@ def _leg(
     attempt: Attempt,
     *,
     remembered: bytes | None,
-    earlier: Reply | None,
+    earlier: IdEntry | None,
     lost: frozenset[bytes],
 ) -> Admission:
     """A leg's id names one transfer forever, so a leg the memory holds is a copy sent again
@@ -188,7 +189,7 @@ def id_refusal(
     verdict: IdVerdict,
     envelope: CommandEnvelope,
     first: int,
-    earlier: Reply | None,
+    earlier: IdEntry | None,
 ) -> tuple[str, str]:
     """The code and message of a refusal by the id memory."""
     command_id = envelope.command_id

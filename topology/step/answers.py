@@ -1,17 +1,29 @@
 """How each command is answered: a refusal by the flow, a dead letter's refusal, a retry
-answered from memory, and the conclusion of a decided command (its reply now, or an
-in-flight marker while its saga runs and the reply waits for the saga's last leg).
+answered from memory, and the conclusion of a decided command (its reply now, or its answer
+deferred, while its saga runs, to the saga's last leg).
 
-Invariant: a decided command's reply is remembered under its id key (and written to the
-memory's changelog) in the transaction that decides it; refusals by the flow and dead
-letters are not remembered (they change nothing: the same command is refused again).
+Invariant: a decided command's entry (`Answered` or `Deferred`) is remembered under its id
+key (and written to the memory's changelog) in the transaction that decides it; refusals by
+the flow and dead letters are not remembered (they change nothing: the same command is
+refused again).
 """
 
 from typing import Any
 
 import msgspec
 
-from topology.codec import CommandEnvelope, Origin, Reply, encode_id_key, encode_reply, readdressed
+from topology.codec import (
+    Answered,
+    CommandEnvelope,
+    Deferred,
+    IdEntry,
+    Origin,
+    Reply,
+    encode_entry,
+    encode_id_key,
+    encode_reply,
+    readdressed,
+)
 from topology.codes import IN_FLIGHT
 from topology.limits import clip
 from topology.protocol import Decision, Rejection
@@ -80,17 +92,19 @@ class Answers:
         envelope: CommandEnvelope,
         key: bytes,
         remembered: bytes,
-        earlier: Reply,
+        earlier: IdEntry,
     ) -> None:
-        """Answer a retry from memory. An in-flight marker is never an answer: its saga's
-        internal commands are sent again instead, to answer on the retry's reply lane (their
-        targets remember them: what they did is repeated, never done twice)."""
-        self._output.outcome(record, envelope, OutcomeKind.DUPLICATE, earlier.code)
-        if earlier.code != IN_FLIGHT:
+        """Answer a retry from memory: its entry (`remembered`, encoded) again. An id in
+        flight has no answer yet: its saga's internal commands are sent again instead, to
+        answer on the retry's reply lane (their targets remember them: what they did is
+        repeated, never done twice)."""
+        if isinstance(earlier, Answered):
+            self._output.outcome(record, envelope, OutcomeKind.DUPLICATE, earlier.reply.code)
             lane = envelope.reply_to if envelope.origin is None else envelope.origin.reply_to
             self._output.reply(record, lane, key, remembered)
             return
-        for target, value in earlier.resend or ():
+        self._output.outcome(record, envelope, OutcomeKind.DUPLICATE, IN_FLIGHT)
+        for target, value in earlier.resend:
             self._router.dispatch(record, target, readdressed(value, envelope.reply_to))
 
     def conclude(
@@ -104,8 +118,8 @@ class Answers:
         attempt: Attempt,
     ) -> None:
         """Answer a decided command (at `version` after it) and route what it sends: a final
-        decision remembers (and sends) its reply; one that defers it remembers an in-flight
-        marker instead."""
+        decision remembers (and sends) its reply; one that defers it remembers its id as in
+        flight instead."""
         lane = envelope.reply_to if envelope.origin is None else envelope.origin.reply_to
         if decided.final:
             self._answer(record, envelope, key, lane, decided, version=version, attempt=attempt)
@@ -132,15 +146,15 @@ class Answers:
         origin = envelope.origin
         if origin is None:
             command_id = "" if record.internal else envelope.command_id
-            reply = _decided(command_id, envelope.aggregate_id, decided.rejection, version, attempt)
-            value = encode_reply(reply)
+            reply = _decided(command_id, envelope.aggregate_id, decided.rejection, version)
+            value = encode_entry(Answered(reply, *attempt))
         elif origin.final is not None:
             value = origin.final  # decided by an earlier leg (a refusal)
         else:
             reply = _decided(
-                origin.command_id, origin.aggregate_id, decided.rejection, origin.version, attempt
+                origin.command_id, origin.aggregate_id, decided.rejection, origin.version
             )
-            value = encode_reply(reply)
+            value = encode_entry(Answered(reply, *attempt))
         self._output.remember(record, lane, key, value)
         if origin is not None:
             self._router.end_saga(record, origin, value)
@@ -159,8 +173,8 @@ class Answers:
     ) -> None:
         """The saga goes on: its client's reply waits for its last leg. What it sends
         carries the saga's origin (made here by its first step; a leg that refuses the saga
-        writes its final answer into it), and an in-flight marker is remembered under the
-        id, with what the first step sent to send again on a retry."""
+        writes its final answer into it), and the id is remembered as `Deferred`, with what
+        the first step sent to send again on a retry."""
         origin = envelope.origin
         if origin is None:
             origin = Origin(
@@ -173,19 +187,12 @@ class Answers:
             )
         elif decided.rejection is not None:
             final = _decided(
-                origin.command_id, origin.aggregate_id, decided.rejection, origin.version, attempt
+                origin.command_id, origin.aggregate_id, decided.rejection, origin.version
             )
-            origin = msgspec.structs.replace(origin, final=encode_reply(final))
+            origin = msgspec.structs.replace(origin, final=encode_entry(Answered(final, *attempt)))
         resend = self._router.route(record, decided.sends, origin)
-        marker = Reply.in_flight(
-            command_id=origin.command_id,
-            aggregate_id=origin.aggregate_id,
-            version=version,
-            first_attempt_ms=attempt.first_attempt_ms,
-            fingerprint=attempt.fingerprint,
-            resend=resend if envelope.origin is None else None,
-        )
-        self._output.remember(record, lane, key, encode_reply(marker))
+        entry = Deferred(*attempt, resend if envelope.origin is None else [])
+        self._output.remember(record, lane, key, encode_entry(entry))
 
     def _unremembered(
         self,
@@ -212,28 +219,15 @@ class Answers:
 
 
 def _decided(
-    command_id: str,
-    aggregate_id: str,
-    rejection: Rejection | None,
-    version: int,
-    attempt: Attempt,
+    command_id: str, aggregate_id: str, rejection: Rejection | None, version: int
 ) -> Reply:
-    """The remembered reply of a decision: accepted, or refused with `rejection`."""
-    first, fingerprint = attempt
+    """The reply of a decision: accepted, or refused with `rejection`."""
     if rejection is None:
-        return Reply.accept(
-            command_id=command_id,
-            aggregate_id=aggregate_id,
-            version=version,
-            first_attempt_ms=first,
-            fingerprint=fingerprint,
-        )
+        return Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
     return Reply.refuse(
         command_id=command_id,
         aggregate_id=aggregate_id,
         code=rejection.code,
         message=rejection.message,
         version=version,
-        first_attempt_ms=first,
-        fingerprint=fingerprint,
     )

@@ -6,15 +6,16 @@ execution). The id memory and the idempotency window rule it as they rule a batc
 """
 
 from topology.codec import (
+    Answered,
     Codec,
     CommandDecodeError,
     CommandEnvelope,
     Reply,
     command_fingerprint,
-    decode_reply,
-    encode_reply,
+    decode_entry,
+    encode_entry,
 )
-from topology.codes import IN_FLIGHT, PoisonCode
+from topology.codes import PoisonCode
 from topology.idempotency import IdMemory, IdVerdict, judge
 from topology.limits import clip
 from topology.step.admission import id_key, id_refusal
@@ -71,34 +72,33 @@ def set_aside(
             code=PoisonCode.UNPROCESSABLE,
             message=reason,
             version=version,
-            first_attempt_ms=first,
-            fingerprint=command_fingerprint(envelope),
         )
+        entry = encode_entry(Answered(reply, first, command_fingerprint(envelope)))
         key = id_key(envelope, internal=record.internal)
         remembered = None if ids is None else ids.lookup([key])[0]
-        earlier = None if remembered is None else decode_reply(remembered)
+        earlier = None if remembered is None else decode_entry(remembered)
         if record.internal:
             # An original leg never decided is lost: remembered as set aside and named in the
             # checkpoint until an operator settles it. A copy sent again on a retry is never
             # done anyway, and a settlement set aside leaves its leg lost: neither is new.
             if remembered is None and not envelope.resent and not envelope.redrive:
-                output.remember(record, None, key, encode_reply(reply))
+                output.remember(record, None, key, entry)
                 legs.add(key)
         else:
             verdict = judge(
                 now_ms=now_ms,
                 window_ms=window_ms,
                 first_attempt_ms=first,
-                fingerprint=reply.fingerprint,
+                fingerprint=command_fingerprint(envelope),
                 seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,
                 seen_fingerprint=None if earlier is None else earlier.fingerprint,
             )
             if verdict is IdVerdict.EXECUTE:
-                output.remember(record, envelope.reply_to, key, encode_reply(reply))
+                output.remember(record, envelope.reply_to, key, entry)
             elif verdict is not IdVerdict.REPEAT or remembered is None or earlier is None:
                 refusal = id_refusal(context, verdict, envelope, first, earlier)
                 answers.refuse(record, envelope, key, refusal, version=version)
-            elif earlier.code != IN_FLIGHT:
+            elif isinstance(earlier, Answered):  # an id in flight has no answer yet
                 output.reply(record, envelope.reply_to, key, remembered)
     return assemble(
         context,
