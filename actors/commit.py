@@ -40,7 +40,7 @@ from topology.codec import (
     encode_checkpoint,
     encode_flows,
 )
-from topology.codes import FORGOTTEN_LEG
+from topology.codes import SkipCode
 from topology.deadlines import Deadlines
 from topology.flows import FLOWS_KEY, Flows
 from topology.names import Names
@@ -428,7 +428,7 @@ class BatchCommit:
         for o in result.outcomes:
             if o.internal and (
                 o.outcome in _LEG_REFUSALS
-                or (o.outcome == OutcomeKind.DUPLICATE and o.code == FORGOTTEN_LEG)
+                or (o.outcome == OutcomeKind.DUPLICATE and o.code == SkipCode.FORGOTTEN_LEG)
             ):
                 self._leg_refused(o)
 

@@ -7,19 +7,27 @@ benchmarks all deploy through here, so they run the same code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, TypeAlias
 
 from actors.coordinator import deploy_coordinator
 from actors.launcher import deploy
-from ledger import LEDGER, Account, AccountView, Command, Event, InternalCommand
+from ledger import LEDGER, Account, AccountView, Command, Event, InternalCommand, RejectionCode
+from topology.codes import FlowRefusal, Vocabulary
 from topology.protocol import Aggregate, Saga, Tallied
 from topology.settings import Settings
 
-__all__ = ["AGGREGATE", "deploy_partitions", "deploy_service"]
+__all__ = ["AGGREGATE", "CODES", "Code", "deploy_partitions", "deploy_service"]
 
 AGGREGATE: Aggregate[Command, Event, Account, AccountView] = LEDGER
 """The aggregate of the service: accounts (``ledger``), its types checked against the flow's
 protocols here, where the domain meets the flow (also as a saga and a tallied aggregate)."""
+
+Code: TypeAlias = RejectionCode | FlowRefusal
+"""A refusal code of the service: the ledger's own, or the flow's."""
+
+CODES: Final[Vocabulary[RejectionCode]] = Vocabulary(RejectionCode)
+"""The service's refusal vocabulary: every code a reply may carry, parsed back into its enum
+(`CODES.code_of(reply)`)."""
 
 _SAGA: Saga[Command | InternalCommand, Event, Account, InternalCommand] = LEDGER
 _TALLIED: Tallied[Event] = LEDGER

@@ -18,7 +18,6 @@ from topology.codec import decode_entry
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",
-    "IdCode",
     "IdMemory",
     "IdVerdict",
     "judge",
@@ -31,15 +30,6 @@ MAX_CLOCK_SKEW_MS: Final = 5 * 60 * 1000
 a command further ahead is refused, so that no id is remembered past its window + this."""
 
 _RETENTION_MARGIN_MS: Final = 60 * 60 * 1000
-
-
-class IdCode(StrEnum):
-    """Refusals of the idempotency memory (beside the aggregate's own codes). None of them
-    is remembered: they change nothing, and the same command gets the same refusal."""
-
-    EXPIRED = "expired"
-    ID_REUSED = "id_reused"
-    FIRST_ATTEMPT_IN_FUTURE = "first_attempt_in_future"
 
 
 class IdVerdict(StrEnum):

@@ -32,7 +32,7 @@ from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec import Codec, Reply, encode_reply
-from topology.codes import VERSION_CONFLICT
+from topology.codes import FlowCode
 
 CODEC = Codec(LEDGER)
 
@@ -94,7 +94,7 @@ class LedgerJob:
         events: list[Any] = []
         if expected is not None and expected != version:  # checked by the flow, as in step
             message = f"expected version {expected}, account is at version {version}"
-            refused = (VERSION_CONFLICT, message)
+            refused = (FlowCode.VERSION_CONFLICT, message)
         else:
             decision = LEDGER.decide(account, command)
             rejection = decision.rejection

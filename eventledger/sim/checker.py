@@ -23,18 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventledger.sim.world import World
+from ledger.rejections import RejectionCode
 from topology.codec import Answered, Slot, command_fingerprint
+from topology.codes import FlowCode, IdCode
 from topology.flows import wrapped
-from topology.idempotency import IdCode
 from topology.topics import TopicKind
 
 __all__ = ["Checker", "InvariantError"]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
-_MEMORY_REFUSALS: Final = frozenset(
-    {IdCode.EXPIRED, IdCode.ID_REUSED, IdCode.FIRST_ATTEMPT_IN_FUTURE, "forged_internal_command"}
-)
+_MEMORY_REFUSALS: Final = frozenset({*IdCode, FlowCode.FORGED_INTERNAL_COMMAND})
 
 
 class InvariantError(AssertionError):
@@ -226,7 +225,7 @@ class Checker:
             reply = answered.reply
             if reply.code in _MEMORY_REFUSALS:
                 continue
-            if reply.code == "unknown_pending":
+            if reply.code == RejectionCode.UNKNOWN_PENDING:
                 self._check_late_finish(answered)
             said = (reply.accepted, reply.code, reply.version)
             first = self.answers.setdefault(decision, said)

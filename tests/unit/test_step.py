@@ -24,8 +24,8 @@ from topology.codec import (
     decode_entry,
     encode_id_key,
 )
-from topology.codes import VERSION_CONFLICT, PoisonCode
-from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
+from topology.codes import FlowCode, IdCode, PoisonCode
+from topology.idempotency import MAX_CLOCK_SKEW_MS
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
@@ -230,14 +230,14 @@ def test_expected_version_zero_opens_a_new_account() -> None:
 @pytest.mark.parametrize("expected", [0, 1, 3])
 def test_expected_version_mismatch_is_a_conflict_and_says_the_version(expected: int) -> None:
     result = run(opened("a"), [record(0, "a", Deposit(1), "c-1", expected_version=expected)])
-    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert outcomes(result) == [("rejected", FlowCode.VERSION_CONFLICT)]
     assert replies(result)[0].version == 2
     assert "account is at version 2" in replies(result)[0].message
 
 
 def test_a_version_conflict_wins_over_the_domains_rules() -> None:
     result = run({}, [record(0, "a", Deposit(-1), "c-1", expected_version=4)])
-    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert outcomes(result) == [("rejected", FlowCode.VERSION_CONFLICT)]
 
 
 def test_error_headers() -> None:

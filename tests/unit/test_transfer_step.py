@@ -27,7 +27,7 @@ from topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
-from topology.codes import FORGED_INTERNAL_COMMAND, FORGOTTEN_LEG, NOT_SET_ASIDE
+from topology.codes import FlowCode, SkipCode
 from topology.envelopes import CommandEnvelope
 from topology.flows import Flows
 from topology.partitioner import partition_for
@@ -229,7 +229,7 @@ def test_a_resent_leg_the_memory_no_longer_holds_is_skipped_never_done_again() -
     again = p1.deliver(resent)
     assert again.events == [] and again.changed == {} and again.internal == []
     (skipped,) = again.outcomes
-    assert (skipped.outcome, skipped.code) == (OutcomeKind.DUPLICATE, FORGOTTEN_LEG)
+    assert (skipped.outcome, skipped.code) == (OutcomeKind.DUPLICATE, SkipCode.FORGOTTEN_LEG)
     assert p1.committed[b].state.balance == 30, "credited once"
 
 
@@ -324,7 +324,9 @@ def test_a_lost_credit_redriven_by_an_operator_lands_once_and_names_who() -> Non
     (answer,) = client_replies(done)
     assert (answer.command_id, answer.accepted) == ("t1", True)
     again = p1.deliver([(leg[0], forced)])  # a second settlement of the same leg
-    assert [(o.outcome, o.code) for o in again.outcomes] == [(OutcomeKind.DUPLICATE, NOT_SET_ASIDE)]
+    assert [(o.outcome, o.code) for o in again.outcomes] == [
+        (OutcomeKind.DUPLICATE, SkipCode.NOT_SET_ASIDE)
+    ]
     assert again.events == [] and p1.committed[b].state.balance == 30
     p0.deliver(internal_for(done, 0))
     assert p0.committed[a].state.sending == {}, "the confirmation ends the transfer"
@@ -382,7 +384,7 @@ def test_a_client_cannot_send_an_internal_command() -> None:
     forged = p0.send(a, CreditTransfer("x", "b", 1_000, "EUR"), "f1")
     assert forged.events == [] and forged.remembered == {}
     (reply,) = client_replies(forged)
-    assert reply.code == FORGED_INTERNAL_COMMAND
+    assert reply.code == FlowCode.FORGED_INTERNAL_COMMAND
     assert forged.outcomes[0].outcome == OutcomeKind.REJECTED
 
 

@@ -20,8 +20,8 @@ from topology.codec import (
     encode_internal_id_key,
     encode_key,
 )
-from topology.codes import FORGED_INTERNAL_COMMAND, FORGOTTEN_LEG, NOT_SET_ASIDE, PoisonCode
-from topology.idempotency import IdCode, IdVerdict, judge
+from topology.codes import FlowCode, IdCode, PoisonCode, SkipCode
+from topology.idempotency import IdVerdict, judge
 from topology.step.context import StepContext
 from topology.step.records import InRecord
 
@@ -56,7 +56,7 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
 class Refuse(msgspec.Struct, frozen=True, gc=False):
     """Refused by the flow itself (not remembered: it changes nothing)."""
 
-    code: str
+    code: FlowCode | IdCode
     message: str
 
 
@@ -71,7 +71,7 @@ class Repeat(msgspec.Struct, frozen=True, gc=False):
 class Skip(msgspec.Struct, frozen=True, gc=False):
     """Counted as a duplicate with `code`, never answered."""
 
-    code: str
+    code: SkipCode
 
 
 class Execute(msgspec.Struct, frozen=True, gc=False):
@@ -112,7 +112,7 @@ def admit(
         return DeadLetter(PoisonCode.NOT_INTERNAL, f"{envelope.type} is not an internal command")
     if not record.internal and (internal_type or envelope.origin is not None):
         message = f"{envelope.type} is internal to the service: a client cannot send it"
-        return Refuse(FORGED_INTERNAL_COMMAND, message)
+        return Refuse(FlowCode.FORGED_INTERNAL_COMMAND, message)
     origin = envelope.origin
     if origin is not None:
         attempt = Attempt(origin.first_attempt_ms, origin.fingerprint)
@@ -152,11 +152,11 @@ def _leg(
     An operator's forced leg is done only while `lost` names it (never done), so a
     settlement happens once, never beside the leg."""
     if envelope.redrive:
-        return Execute(attempt, redrive=True) if key in lost else Skip(NOT_SET_ASIDE)
+        return Execute(attempt, redrive=True) if key in lost else Skip(SkipCode.NOT_SET_ASIDE)
     if remembered is not None and earlier is not None:
         return Repeat(remembered, earlier)
     if envelope.resent:
-        return Skip(FORGOTTEN_LEG)
+        return Skip(SkipCode.FORGOTTEN_LEG)
     return Execute(attempt)
 
 
@@ -190,7 +190,7 @@ def id_refusal(
     envelope: CommandEnvelope,
     first: int,
     earlier: IdEntry | None,
-) -> tuple[str, str]:
+) -> tuple[IdCode, str]:
     """The code and message of a refusal by the id memory."""
     command_id = envelope.command_id
     if verdict is IdVerdict.REUSED:

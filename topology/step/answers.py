@@ -24,7 +24,7 @@ from topology.codec import (
     encode_reply,
     readdressed,
 )
-from topology.codes import IN_FLIGHT
+from topology.codes import FlowRefusal, PoisonCode, SkipCode
 from topology.limits import clip
 from topology.protocol import Decision, Rejection
 from topology.step.admission import Attempt
@@ -50,7 +50,7 @@ class Answers:
         record: InRecord,
         envelope: CommandEnvelope,
         key: bytes,
-        refusal: tuple[str, str],
+        refusal: tuple[FlowRefusal, str],
         *,
         version: int,
     ) -> None:
@@ -61,7 +61,7 @@ class Answers:
     def dead_letter(
         self,
         record: InRecord,
-        code: str,
+        code: PoisonCode,
         message: str,
         envelope: CommandEnvelope | None,
         *,
@@ -103,7 +103,7 @@ class Answers:
             lane = envelope.reply_to if envelope.origin is None else envelope.origin.reply_to
             self._output.reply(record, lane, key, remembered)
             return
-        self._output.outcome(record, envelope, OutcomeKind.DUPLICATE, IN_FLIGHT)
+        self._output.outcome(record, envelope, OutcomeKind.DUPLICATE, SkipCode.IN_FLIGHT)
         for target, value in earlier.resend:
             self._router.dispatch(record, target, readdressed(value, envelope.reply_to))
 
@@ -199,7 +199,7 @@ class Answers:
         record: InRecord,
         envelope: CommandEnvelope,
         key: bytes,
-        refusal: tuple[str, str],
+        refusal: tuple[FlowRefusal, str],
         *,
         version: int,
     ) -> None:

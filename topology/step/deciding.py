@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from topology.codec import CommandEnvelope, Slot
-from topology.codes import VERSION_CONFLICT
+from topology.codes import FlowCode
 from topology.protocol import Decision, Saga, Send
 from topology.step.context import StepContext
 from topology.step.output import Output
@@ -62,7 +62,7 @@ class Decider:
         expected = envelope.expected_version
         if expected is not None and expected != version:
             message = f"expected version {expected}, account is at version {version}"
-            return _Refused(_FlowRejection(VERSION_CONFLICT, message))
+            return _Refused(_FlowRejection(FlowCode.VERSION_CONFLICT, message))
         if self._saga is not None:
             return self._saga.decide_in(
                 state,
