@@ -74,7 +74,10 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply"):
     """The answer to one command: accepted (`code` None) or refused with `code` and a
     `message` for humans. `version` is the aggregate's version after the command (unchanged
-    when refused). Made by its named constructors, `accept` and `refuse`."""
+    when refused). Made by its named constructors, `accept` and `refuse`. `code` is a member
+    of the service's refusal vocabulary; on the wire it is its value, a string (msgspec
+    cannot decode a union of enums), which `topology.codes.Vocabulary.code_of` turns back
+    into its enum member."""
 
     command_id: str
     aggregate_id: str
