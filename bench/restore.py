@@ -37,13 +37,10 @@ from bench.systems.quix import drain_group, quix_python, worker_config
 from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
-from topology.codec import (
-    Codec,
-    Reply,
-    Slot,
-    encode_id_key,
-    encode_reply,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import encode_reply
+from topology.envelopes import Reply, Slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
 
-from topology.codec import decode_reply
+from topology.codec.replies import decode_reply
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",

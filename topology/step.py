@@ -21,21 +21,11 @@ from typing import Any, Final, cast
 
 import msgspec
 
-from topology.codec import (
-    Codec,
-    CommandDecodeError,
-    CommandEnvelope,
-    Origin,
-    Reply,
-    Slot,
-    command_fingerprint,
-    decode_reply,
-    encode_id_key,
-    encode_internal_id_key,
-    encode_key,
-    encode_reply,
-    readdressed,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.commands import CommandDecodeError, command_fingerprint, readdressed
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
+from topology.codec.replies import decode_reply, encode_reply
+from topology.envelopes import CommandEnvelope, Origin, Reply, Slot
 from topology.flows import Flows, tallied
 from topology.idempotency import IdCode, IdMemory, IdVerdict, judge
 from topology.limits import (

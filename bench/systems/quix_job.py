@@ -32,7 +32,9 @@ from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
 from ledger.rejections import Rejection
 from ledger.state import Account
-from topology.codec import Codec, Reply, encode_reply
+from topology.codec.aggregate import Codec
+from topology.codec.replies import encode_reply
+from topology.envelopes import Reply
 from topology.step import VERSION_CONFLICT
 
 CODEC = Codec(LEDGER)

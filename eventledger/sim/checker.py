@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventledger.sim.world import World
-from topology.codec import Reply, Slot, command_fingerprint
+from topology.codec.commands import command_fingerprint
+from topology.envelopes import Reply, Slot
 from topology.flows import wrapped
 from topology.idempotency import IdCode
 from topology.topics import TopicKind

@@ -30,7 +30,7 @@ from ledger import (
     Withdrawn,
 )
 from ledger.internal import CreditTransfer
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.step import FORGED_INTERNAL_COMMAND

@@ -21,7 +21,7 @@ from actors.client import LedgerClient, ReplyTimeoutError
 from actors.launcher import partition_actor
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.protocol import Aggregate
 from topology.settings import Settings
 

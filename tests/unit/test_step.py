@@ -15,7 +15,9 @@ from ledger import (
     RejectionCode,
     Withdraw,
 )
-from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import decode_reply
+from topology.envelopes import CommandEnvelope, Reply, Slot
 from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for

@@ -17,15 +17,9 @@ from ledger.aggregate import LEDGER
 from ledger.events import TransferForced
 from ledger.internal import CreditTransfer, leg_id
 from ledger.rejections import RejectionCode
-from topology.codec import (
-    Reply,
-    Slot,
-    decode_reply,
-    encode_id_key,
-    encode_internal_id_key,
-    encode_key,
-)
-from topology.envelopes import CommandEnvelope
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
+from topology.codec.replies import decode_reply
+from topology.envelopes import CommandEnvelope, Reply, Slot
 from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
