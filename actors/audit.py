@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
-from topology.codec import Codec, EventEnvelope
+from topology.codec.aggregate import Codec
+from topology.envelopes import EventEnvelope
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings

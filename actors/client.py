@@ -32,7 +32,9 @@ from actors import messaging, tracing
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_answer, encode_command
+from topology.codec.commands import encode_command
+from topology.codec.replies import decode_answer
+from topology.envelopes import Reply
 from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for

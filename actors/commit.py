@@ -33,15 +33,12 @@ from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    encode_checkpoint,
-    encode_flows,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
+from topology.codec.state import encode_flows
 from topology.codes import SkipCode
 from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY, Flows
 from topology.names import Names
 from topology.protocol import AnyAggregate

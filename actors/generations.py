@@ -22,8 +22,9 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.messages import PartitionStatus, Paused, Switched
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
-from topology.codec import Checkpoint, Codec
+from topology.codec.aggregate import Codec
 from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings

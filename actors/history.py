@@ -33,8 +33,11 @@ from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, Writ
 
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
-from topology.codec import Codec, CodecError, decode_event_envelope, encode_history_key
-from topology.codec import history_prefix as _prefix
+from topology.codec.aggregate import Codec
+from topology.codec.events import decode_event_envelope
+from topology.codec.keys import encode_history_key
+from topology.codec.keys import history_prefix as _prefix
+from topology.codec.wire import CodecError
 from topology.history import HistoryPage, PointInTime, history_page, state_at
 from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate

@@ -23,8 +23,9 @@ from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
-from topology.codec import TOUCH_KEY, Checkpoint
+from topology.codec.keys import TOUCH_KEY
 from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
 from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout

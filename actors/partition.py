@@ -43,7 +43,7 @@ from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
-from topology.codec import Codec
+from topology.codec.aggregate import Codec
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings

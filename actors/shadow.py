@@ -31,12 +31,10 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.messages import ShadowPhase, ShadowProgress
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Codec,
-    CodecError,
-    Slot,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.restore import apply_snapshot_record

@@ -19,7 +19,8 @@ from bench.kafkaio import count_records, read_records
 from bench.workload import Expected
 from ledger.aggregate import LEDGER
 from ledger.money import Money
-from topology.codec import Codec, decode_answer
+from topology.codec.aggregate import Codec
+from topology.codec.replies import decode_answer
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 

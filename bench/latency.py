@@ -23,7 +23,7 @@ from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
 from eventledger.assembly import deploy_partitions
 from eventledger.workload import Workload
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.settings import Settings
 
 __all__ = [

@@ -35,7 +35,7 @@ from bench.meters import CpuMeter
 from eventledger.assembly import deploy_partitions
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger.commands import Deposit, OpenAccount
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.settings import Settings
 
 __all__ = ["Loop", "main", "run_query_bench"]

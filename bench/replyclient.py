@@ -21,8 +21,9 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_answer, encode_command
-from topology.envelopes import CommandEnvelope
+from topology.codec.commands import encode_command
+from topology.codec.replies import decode_answer
+from topology.envelopes import CommandEnvelope, Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout

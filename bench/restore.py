@@ -37,14 +37,10 @@ from bench.systems.quix import drain_group, quix_python, worker_config
 from eventledger.assembly import deploy_partitions
 from ledger.aggregate import LEDGER
 from ledger.state import Account
-from topology.codec import (
-    Answered,
-    Codec,
-    Reply,
-    Slot,
-    encode_entry,
-    encode_id_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import encode_entry
+from topology.envelopes import Answered, Reply, Slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 

@@ -40,7 +40,7 @@ from eventledger.bank import BankClient
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger.commands import Deposit, OpenAccount, Transfer
 from ledger.money import Money
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 

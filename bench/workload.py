@@ -21,7 +21,7 @@ from rich.progress import Progress
 from bench.kafkaio import create_topics, producer_config
 from eventledger.workload import Workload, money_moved
 from ledger.aggregate import LEDGER
-from topology.codec import encode_command
+from topology.codec.commands import encode_command
 from topology.partitioner import partition_for
 
 __all__ = ["Expected", "commands", "produce_source"]

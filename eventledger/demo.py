@@ -36,7 +36,7 @@ from eventledger.service import connect_ray
 from eventledger.transfer_tour import tour
 from eventledger.workload import Workload, money_moved
 from ledger.money import Money
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.settings import Settings
 
 __all__ = ["DemoReport", "run_demo"]

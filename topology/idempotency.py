@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
 
-from topology.codec import decode_entry
+from topology.codec.replies import decode_entry
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",

@@ -31,8 +31,10 @@ from quixstreams.models.serializers import Serializer
 from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
 from ledger.state import Account
-from topology.codec import Codec, Reply, encode_reply
+from topology.codec.aggregate import Codec
+from topology.codec.replies import encode_reply
 from topology.codes import FlowCode
+from topology.envelopes import Reply
 
 CODEC = Codec(LEDGER)
 

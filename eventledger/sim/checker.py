@@ -24,8 +24,9 @@ from typing import Any, Final
 
 from eventledger.sim.world import World
 from ledger.rejections import RejectionCode
-from topology.codec import Answered, Slot, command_fingerprint
+from topology.codec.commands import command_fingerprint
 from topology.codes import FlowCode, IdCode
+from topology.envelopes import Answered, Slot
 from topology.flows import wrapped
 from topology.topics import TopicKind
 

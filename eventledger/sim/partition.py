@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from eventledger.sim.logs import Logs, Transaction
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    decode_checkpoint,
-    decode_entry,
-    encode_checkpoint,
-    encode_flows,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.codec.replies import decode_entry
+from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY, Flows
 from topology.idempotency import latest_entries
 from topology.step.aside import set_aside

@@ -24,20 +24,12 @@ from eventledger.sim.ops import (
     Stop,
 )
 from eventledger.sim.partition import Fault, SimPartition, StepReport
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Answered,
-    Checkpoint,
-    Codec,
-    Deferred,
-    Reply,
-    Slot,
-    command_fingerprint,
-    decode_reply_record,
-    encode_checkpoint,
-    encode_command,
-    encode_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
+from topology.codec.commands import command_fingerprint, encode_command
+from topology.codec.keys import encode_key
+from topology.codec.replies import decode_reply_record
+from topology.envelopes import Answered, Checkpoint, Deferred, Reply, Slot
 from topology.partitioner import partition_for
 from topology.restore import apply_event_record
 from topology.topics import TopicKind

@@ -14,7 +14,8 @@ import threading
 
 from actors.audit import read_topic
 from eventledger.torture.checker import flows_problems
-from topology.codec import Codec, decode_flows
+from topology.codec.aggregate import Codec
+from topology.codec.state import decode_flows
 from topology.flows import FLOWS_KEY, Flows
 from topology.protocol import AnyAggregate
 from topology.settings import Settings

@@ -25,7 +25,9 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
-from topology.codec import CHECKPOINT_KEY, TOUCH_KEY, Codec, decode_checkpoint
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import TOUCH_KEY
 from topology.control import RebuildPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout

@@ -25,7 +25,7 @@ from actors.launcher import NAMESPACE, deploy, partition_actor
 from actors.messages import PartitionStats
 from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
-from topology.codec import encode_command
+from topology.codec.commands import encode_command
 from topology.codes import PoisonCode
 from topology.limits import MAX_COMMAND_BYTES
 from topology.names import Names

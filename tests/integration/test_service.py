@@ -21,13 +21,10 @@ from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
 from tests.integration.conftest import Service
-from topology.codec import (
-    CHECKPOINT_KEY,
-    TOUCH_KEY,
-    Codec,
-    CommandEnvelope,
-    decode_checkpoint,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import TOUCH_KEY
+from topology.envelopes import CommandEnvelope
 from topology.flows import FLOWS_KEY
 from topology.partitioner import partition_for
 from topology.settings import Settings

@@ -14,7 +14,7 @@ from actors.partition import PartitionWorker
 from actors.shadow import ShadowRebuild
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount
-from topology.codec import Codec
+from topology.codec.aggregate import Codec
 from topology.settings import Settings
 from topology.topics import TopicLayout
 

@@ -30,8 +30,8 @@ from ledger import (
     Withdrawn,
 )
 from ledger.internal import CreditTransfer
-from topology.codec import Reply
 from topology.codes import FlowCode
+from topology.envelopes import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 

@@ -15,16 +15,10 @@ from ledger import (
     RejectionCode,
     Withdraw,
 )
-from topology.codec import (
-    Answered,
-    CommandEnvelope,
-    Reply,
-    Slot,
-    decode_answer,
-    decode_entry,
-    encode_id_key,
-)
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, IdCode, PoisonCode
+from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
 from topology.idempotency import MAX_CLOCK_SKEW_MS
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for

@@ -15,7 +15,7 @@ from ledger import (
     Withdrawn,
     evolve,
 )
-from topology.codec import EventEnvelope, Slot
+from topology.envelopes import EventEnvelope, Slot
 from topology.restore import apply_event_record
 from topology.step.records import InRecord
 

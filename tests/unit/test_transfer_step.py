@@ -17,18 +17,10 @@ from ledger.aggregate import LEDGER
 from ledger.events import TransferForced
 from ledger.internal import CreditTransfer, leg_id
 from ledger.rejections import RejectionCode
-from topology.codec import (
-    Deferred,
-    Reply,
-    Slot,
-    decode_answer,
-    decode_entry,
-    encode_id_key,
-    encode_internal_id_key,
-    encode_key,
-)
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
+from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, SkipCode
-from topology.envelopes import CommandEnvelope
+from topology.envelopes import CommandEnvelope, Deferred, Reply, Slot
 from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS

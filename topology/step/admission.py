@@ -11,16 +11,11 @@ from typing import NamedTuple
 
 import msgspec
 
-from topology.codec import (
-    CommandEnvelope,
-    IdEntry,
-    command_fingerprint,
-    decode_entry,
-    encode_id_key,
-    encode_internal_id_key,
-    encode_key,
-)
+from topology.codec.commands import command_fingerprint
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
+from topology.codec.replies import decode_entry
 from topology.codes import FlowCode, IdCode, PoisonCode, SkipCode
+from topology.envelopes import CommandEnvelope, IdEntry
 from topology.idempotency import IdVerdict, judge
 from topology.step.context import StepContext
 from topology.step.records import InRecord

@@ -12,19 +12,11 @@ from typing import Any
 
 import msgspec
 
-from topology.codec import (
-    Answered,
-    CommandEnvelope,
-    Deferred,
-    IdEntry,
-    Origin,
-    Reply,
-    encode_entry,
-    encode_id_key,
-    encode_reply,
-    readdressed,
-)
+from topology.codec.commands import readdressed
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import encode_entry, encode_reply
 from topology.codes import FlowRefusal, PoisonCode, SkipCode
+from topology.envelopes import Answered, CommandEnvelope, Deferred, IdEntry, Origin, Reply
 from topology.limits import clip
 from topology.protocol import Decision, Rejection
 from topology.step.admission import Attempt

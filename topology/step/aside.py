@@ -5,17 +5,11 @@ a rejection that is remembered like any decision (a retry of the id gets it agai
 execution). The id memory and the idempotency window rule it as they rule a batch.
 """
 
-from topology.codec import (
-    Answered,
-    Codec,
-    CommandDecodeError,
-    CommandEnvelope,
-    Reply,
-    command_fingerprint,
-    decode_entry,
-    encode_entry,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.commands import CommandDecodeError, command_fingerprint
+from topology.codec.replies import decode_entry, encode_entry
 from topology.codes import PoisonCode
+from topology.envelopes import Answered, CommandEnvelope, Reply
 from topology.idempotency import IdMemory, IdVerdict, judge
 from topology.limits import clip
 from topology.step.admission import id_key, id_refusal

@@ -10,8 +10,9 @@ aborted batch leaves both as they were.
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from topology.codec import Codec, CommandDecodeError, CommandEnvelope, Slot
-from topology.codes import PoisonCode
+from topology.codec.aggregate import Codec
+from topology.codec.commands import CommandDecodeError
+from topology.envelopes import CommandEnvelope, Slot
 from topology.flows import Flows
 from topology.idempotency import IdMemory
 from topology.protocol import Saga
@@ -180,9 +181,7 @@ class _Batch:
         """Dead-letter a record that does not decode."""
         envelope = error.envelope
         version = 0 if envelope is None else self.slots.version(envelope.aggregate_id)
-        self.answers.dead_letter(
-            record, PoisonCode(error.code), error.message, envelope, version=version
-        )
+        self.answers.dead_letter(record, error.code, error.message, envelope, version=version)
 
     def handle(
         self,

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from topology.codec import Codec, encode_key
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_key
 from topology.partitioner import partition_for
 
 __all__ = ["StepContext"]

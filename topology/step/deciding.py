@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from topology.codec import CommandEnvelope, Slot
 from topology.codes import FlowCode
+from topology.envelopes import CommandEnvelope, Slot
 from topology.protocol import Decision, Saga, Send
 from topology.step.context import StepContext
 from topology.step.output import Output

@@ -1,7 +1,7 @@
 """The records of one transaction so far, the outcomes of its commands, the id memory's new
 entries, and the assembly of all of it into a `BatchResult`."""
 
-from topology.codec import CommandEnvelope
+from topology.envelopes import CommandEnvelope
 from topology.step.context import StepContext
 from topology.step.records import BatchResult, InRecord, Outcome, OutcomeKind, OutRecord, origin
 from topology.step.state import LostLegs, Slots, Tally

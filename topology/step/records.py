@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from topology.codec import Slot
+from topology.envelopes import Slot
 from topology.flows import Flows
 from topology.topics import TopicKind
 

@@ -8,7 +8,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from topology.codec import Origin, encode_id_key, encode_key
+from topology.codec.keys import encode_id_key, encode_key
+from topology.envelopes import Origin
 from topology.protocol import Send
 from topology.step.context import StepContext
 from topology.step.output import Output

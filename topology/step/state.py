@@ -4,7 +4,7 @@ mutated: the caller installs the new ones only after the transaction commits."""
 
 from collections.abc import Mapping
 
-from topology.codec import Slot
+from topology.envelopes import Slot
 from topology.flows import Flows, tallied
 from topology.protocol import Tallied
 from topology.step.context import StepContext
