@@ -20,7 +20,7 @@ from actors.committed import Committed
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
 from actors.kafka import TransactionalWriter, consumer_config
-from actors.messages import Counters
+from actors.messages import Counters, RestoredFrom
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
@@ -116,7 +116,7 @@ def open_partition(
     counters.restored_records = restored.records
     counters.restore_seconds = restored.seconds
     if restored.folded:
-        counters.restored_from = "events"
+        counters.restored_from = RestoredFrom.EVENTS
     metrics.restore(restored.records, restored.seconds)
     log.info(
         "partition %d restored %d aggregates from %d snapshot records in %.2fs",

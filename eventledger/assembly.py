@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.coordinator import deploy_coordinator
+from actors.deployment import deploy_coordinator
 from actors.launcher import deploy
 from ledger.aggregate import LEDGER
 from topology.protocol import Aggregate

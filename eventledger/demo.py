@@ -27,7 +27,7 @@ from rich.progress import Progress
 
 from actors import tracing
 from actors.audit import fold_events, read_events
-from actors.coordinator import stop_service
+from actors.deployment import stop_service
 from actors.launcher import NAMESPACE, partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.bank import BankClient

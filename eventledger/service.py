@@ -170,7 +170,7 @@ def _local_head() -> str | None:
 
 def coordinator_or_fail(app_id: str) -> Any:
     """The application's coordinator; ServiceError when it is not deployed."""
-    from actors.coordinator import find_coordinator
+    from actors.deployment import find_coordinator
 
     handle = find_coordinator(app_id)
     if handle is None:

@@ -39,7 +39,7 @@ from typing import Any
 import ray
 from confluent_kafka import Producer
 
-from actors.coordinator import find_coordinator
+from actors.deployment import find_coordinator
 from actors.kafka import producer_config
 from actors.launcher import partition_actor
 from actors.messages import RebuildProgress

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors.coordinator import deploy_coordinator, stop_service
+from actors.deployment import deploy_coordinator, stop_service
 from actors.launcher import deploy, partition_actor, undeploy
 from eventledger.bank import BankClient
 from ledger import LEDGER

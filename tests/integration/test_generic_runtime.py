@@ -11,7 +11,7 @@ import ray
 
 from actors.audit import fold_events, read_events
 from actors.client import LedgerClient
-from actors.coordinator import deploy_coordinator, stop_service
+from actors.deployment import deploy_coordinator, stop_service
 from actors.launcher import partition_actor
 from actors.messages import PartitionStats
 from tests.integration.counter import COUNTER, Add, Seal

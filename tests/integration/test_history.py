@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import ray
 
-from actors.coordinator import find_coordinator
+from actors.deployment import find_coordinator
 from actors.history import HistoryIndex
 from actors.launcher import partition_actor
 from ledger import LEDGER
