@@ -25,6 +25,7 @@ __all__ = [
     "describe_actor",
     "lookup_actor",
     "partition_actor",
+    "partition_actors",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ def lookup_actor(name: str, namespace: str) -> Any | None:
 def partition_actor(app_id: str, partition: int) -> Any:
     """The live actor that owns ``partition`` (raises ValueError when there is none)."""
     return ray.get_actor(Names(app_id).partition_actor(partition), namespace=NAMESPACE)
+
+
+def partition_actors(app_id: str, partitions: int) -> list[Any]:
+    """The live actors of partitions ``0 .. partitions - 1`` (ValueError when one is missing)."""
+    return [partition_actor(app_id, p) for p in range(partitions)]
 
 
 def describe_actor(name: str, namespace: str) -> ActorInfo | None:

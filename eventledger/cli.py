@@ -304,7 +304,7 @@ def unblock(
     ] = None,
 ) -> None:
     """Start a blocked partition again (`status` says why it is blocked and what to do)."""
-    from actors.launcher import partition_actor
+    from actors.ray_state import partition_actor
     from eventledger.service import connect_ray
 
     name = _app_id(app_id)

@@ -20,8 +20,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from actors.kafka import admin_config
-from actors.launcher import NAMESPACE
 from eventledger.runtime import quiet_ray
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = [

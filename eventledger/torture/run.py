@@ -27,8 +27,8 @@ import ray
 
 from actors.audit import read_events
 from actors.deployment import find_coordinator, stop_service
-from actors.launcher import NAMESPACE, partition_actor
 from actors.messages import RowState, ServiceStatus
+from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
@@ -38,6 +38,7 @@ from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesi
 from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
 from ledger.money import Money
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]

@@ -13,7 +13,7 @@ import ray
 
 from actors.deployment import find_coordinator
 from actors.history import HistoryIndex
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service
