@@ -89,8 +89,10 @@ def _reachable(address: str, timeout: float = 3.0) -> bool:
 
 def start_local_head() -> None:
     """``ray start --head`` on this machine (no dashboard), offering the partition resource
-    (``local_resources``); it runs until ``ray stop``."""
-    from eventledger.runtime import local_resources
+    (``local_resources``) and with the system config of every local Ray eventledger starts
+    (``LOCAL_RAY_SYSTEM_CONFIG``: the actors at niceness 0, as the benchmarks and tests run
+    them); it runs until ``ray stop``."""
+    from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 
     command = [
         sys.executable,
@@ -101,6 +103,7 @@ def start_local_head() -> None:
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--resources={json.dumps(local_resources())}",
+        f"--system-config={json.dumps(LOCAL_RAY_SYSTEM_CONFIG)}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
