@@ -9,8 +9,9 @@ logged-and-skipped on error so that the loop goes on:
    ``actors.supervisor`` does: start missing actors, replace broken or stranded ones,
    move one actor at a time to even the load;
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
-4. ``resume``: a partition left paused by an interrupted switch is resumed on the desired
-   generation; an actor serving another generation than the desired one is replaced.
+4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
+   is rebuilt; an actor serving another generation than the desired one is replaced; a
+   partition left paused by an interrupted switch is resumed on the desired generation.
 
 Errors of a step are logged and the loop goes on, except for the control writer: when it is
 fenced (another coordinator took over) the loop stops, and when its writes keep failing
@@ -22,9 +23,9 @@ control topic, written before it is acted on, so a restarted coordinator or a ne
 picks it up where it was. ``Coordinator`` is a plain class; ``actors.deployment`` runs it as
 the detached actor (restarted by Ray without limit: its constructor reads the desired state).
 
-The loop never blocks on one actor: the calls of a tick (stats, resume) are sent to every
-actor at once and awaited together for at most ``ANSWER_SECONDS``; what did not answer is
-observed again next tick.
+The observe and resume steps never wait on one actor: their calls (stats, resume) go to every
+actor at once and are awaited together for at most ``ANSWER_SECONDS``; what did not answer
+is observed again next tick. (A switch, in the rebuild step, waits on its actor in turn.)
 """
 
 from __future__ import annotations
