@@ -1,5 +1,6 @@
 """Doing what the placement plan decided: start, retire and observe partition actors, and
-call them all at once (``answers``: the coordinator's loop never waits on one actor alone).
+call them all at once (``answers``: the coordinator's observe and resume steps never wait on
+one actor alone).
 
 A partition actor is the detached Ray actor ``{app}-partition-{p}`` in namespace
 ``eventledger`` (``Names.partition_actor``), pinned to a node with hard node affinity:
