@@ -2,20 +2,20 @@
 
 ``actors/`` runs any aggregate (``topology.protocol.Aggregate``) and never imports the
 domain; this module hands it the ledger. A deployment, the demo, the fault suite and the
-benchmarks all deploy through here, so they run the same code.
+benchmarks all deploy through here (the one deployment path, ``actors.deployment``: the
+coordinator, its partition actors and their restart policy), so they run the same code.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from actors.coordinator import deploy_coordinator
-from actors.launcher import deploy
+from actors.deployment import deploy_coordinator
 from ledger.aggregate import LEDGER
 from topology.protocol import Aggregate
 from topology.settings import Settings
 
-__all__ = ["AGGREGATE", "deploy_partitions", "deploy_service"]
+__all__ = ["AGGREGATE", "deploy_service"]
 
 AGGREGATE: Aggregate = LEDGER
 """The aggregate of the service: accounts (``ledger``)."""
@@ -29,10 +29,3 @@ def deploy_service(
     return deploy_coordinator(
         settings, AGGREGATE, tick_seconds=tick_seconds, wait=wait, timeout=timeout
     )
-
-
-def deploy_partitions(
-    settings: Settings, *, detached: bool = True, timeout: float = 120.0
-) -> list[Any]:
-    """Bare partition actors running the ledger, without a coordinator (benchmarks)."""
-    return deploy(settings, AGGREGATE, detached=detached, timeout=timeout)
