@@ -339,7 +339,7 @@ class LedgerClient:
         """The committed public view of an account, asked of the actor that owns it."""
         import ray
 
-        from actors.launcher import partition_actor
+        from actors.ray_state import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
         view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)

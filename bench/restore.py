@@ -28,13 +28,14 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
-from actors.launcher import undeploy
+from actors.deployment import stop_service
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actor
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
 from bench.model import Restore, RunContext
 from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
-from eventledger.assembly import deploy_partitions
+from eventledger.assembly import deploy_service
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec.aggregate import Codec
@@ -131,13 +132,14 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
 
 
 def _stats_once_started(settings: Settings) -> PartitionStats:
-    """Deploy the application's one partition actor, take its stats once it has restored,
-    then remove it and its local state."""
-    [handle] = deploy_partitions(settings, detached=False, timeout=3_600)
+    """Deploy the application (its one partition actor), take the actor's stats once it has
+    restored, then stop it and remove its local state."""
+    deploy_service(settings, timeout=3_600)
     try:
+        handle = partition_actor(settings.app_id, 0)
         stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
     finally:
-        undeploy(settings)
+        stop_service(settings.app_id)
         shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
     return stats
 

@@ -169,7 +169,7 @@ def serve(
     Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
     Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed).
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
-    from actors.coordinator import find_coordinator
+    from actors.deployment import find_coordinator
     from eventledger.assembly import deploy_service
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
@@ -244,7 +244,7 @@ def stop(app_id: AppOption = None) -> None:
 
     The HTTP API is removed, every partition actor finishes its batch, then the coordinator
     goes. The topics (and so the state) stay."""
-    from actors.coordinator import stop_service
+    from actors.deployment import stop_service
     from eventledger.http.serving import stop_http
     from eventledger.service import connect_ray
 
@@ -304,7 +304,7 @@ def unblock(
     ] = None,
 ) -> None:
     """Start a blocked partition again (`status` says why it is blocked and what to do)."""
-    from actors.launcher import partition_actor
+    from actors.ray_state import partition_actor
     from eventledger.service import connect_ray
 
     name = _app_id(app_id)

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from actors.audit import fold_events, read_events, read_topic
 from actors.kafka import producer_config
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw

@@ -15,7 +15,7 @@ from collections import Counter
 import ray
 
 from actors.audit import read_events
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.bank import BankClient
 from ledger import (
     LEDGER,

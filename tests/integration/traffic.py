@@ -18,7 +18,7 @@ import ray
 
 from actors.audit import fold_events, read_events
 from actors.client import LedgerClient, ReplyTimeoutError
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from topology.envelopes import Reply
