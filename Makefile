@@ -37,7 +37,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
-# The wheel for `ray job submit` (README, "On a Ray cluster"): dist/eventledger-*.whl.
+# The wheel for `ray job submit` (docs/operations.md, "On a Ray cluster"): dist/eventledger-*.whl.
 wheel: $(STAMP)
 	rm -rf build dist && $(BIN)/python -m pip wheel -q --no-deps -w dist . && rm -rf build
 

@@ -15,9 +15,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.scan import scan_partition
-from topology.codec import Codec, EventEnvelope
+from topology.codec.aggregate import Codec
+from topology.envelopes import EventEnvelope
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -62,7 +63,7 @@ def read_named_topic(
 
 
 def read_events(
-    settings: Settings, aggregate: Aggregate, partitions: list[int] | None = None
+    settings: Settings, aggregate: AnyAggregate, partitions: list[int] | None = None
 ) -> Iterator[AuditedEvent]:
     """The committed events, decoded and upcast, in log order per partition."""
     codec = Codec(aggregate)
@@ -71,7 +72,7 @@ def read_events(
         yield AuditedEvent(msg.partition(), msg.offset(), envelope, event, msg.headers() or [])
 
 
-def fold_events(settings: Settings, aggregate: Aggregate) -> dict[str, Any]:
+def fold_events(settings: Settings, aggregate: AnyAggregate) -> dict[str, Any]:
     """Every aggregate's state as the fold of its committed events with ``evolve``."""
     states: dict[str, Any] = {}
     for e in read_events(settings, aggregate):

@@ -20,7 +20,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from actors import tracing
 from actors.messaging import Operation, attributes
-from topology.step import InRecord, Outcome, origin
+from topology.step.records import InRecord, Outcome, origin
 
 __all__ = ["BatchTrace"]
 

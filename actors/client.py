@@ -32,12 +32,13 @@ from actors import messaging, tracing
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_reply, encode_command
+from topology.codec.commands import encode_command
+from topology.codec.replies import decode_answer
+from topology.envelopes import Reply
 from topology.history import HistoryPage, PointInTime
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import IN_FLIGHT
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["LedgerClient", "OutcomeUnknownError", "ReplyTimeoutError", "now_ms"]
@@ -338,7 +339,7 @@ class LedgerClient:
         """The committed public view of an account, asked of the actor that owns it."""
         import ray
 
-        from actors.launcher import partition_actor
+        from actors.ray_state import partition_actor
 
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
         view = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
@@ -397,11 +398,11 @@ class LedgerClient:
         if value is None:
             return
         try:
-            reply = decode_reply(value)
+            reply = decode_answer(value)
         except Exception:
             log.warning("undecodable reply at offset %d", msg.offset())
             return
-        if reply.code == IN_FLIGHT:  # a saga's marker in the id memory: not an answer
+        if reply is None:  # an id in flight (the id memory's entry): not an answer
             return
         with self._lock:
             futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])

@@ -20,46 +20,33 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError
 
 from actors import messaging
 from actors.batch_trace import BatchTrace
+from actors.committed import Committed
 from actors.idstore import IdStore
 from actors.kafka import AbortableError, TransactionalWriter
 from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
 from topology.aborts import AbortAction, AbortPolicy
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    encode_checkpoint,
-    encode_flows,
-)
-from topology.deadlines import Deadlines
-from topology.flows import FLOWS_KEY, Flows
+from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
+from topology.codec.state import encode_flows
+from topology.codes import SkipCode
+from topology.envelopes import Checkpoint
+from topology.flows import FLOWS_KEY
 from topology.names import Names
-from topology.protocol import Aggregate
 from topology.settings import Settings
-from topology.step import (
-    FORGOTTEN_LEG,
-    BatchResult,
-    InRecord,
-    Outcome,
-    OutcomeKind,
-    process_batch,
-    set_aside,
-)
-from topology.store import SnapshotStore
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import BatchResult, InRecord, Outcome, OutcomeKind
 from topology.topics import TopicKind
 
 __all__ = [
     "BatchCommit",
-    "Committed",
     "OffsetOrderError",
     "PartitionBlockedError",
     "write_checkpoint",
@@ -77,62 +64,6 @@ class PartitionBlockedError(Exception):
 
 class OffsetOrderError(RuntimeError):
     """A batch would not move the committed command offset forward."""
-
-
-@dataclass
-class Committed:
-    """What this partition has committed, as its worker knows it: the aggregate code and
-    snapshot generation it serves, the topics it writes, the state (and its deadlines), the
-    next command and internal command offsets, the clock, and how far the events log and
-    each replies partition reach."""
-
-    codec: Codec
-    generation: int
-    topics: dict[TopicKind, str]
-    states: SnapshotStore
-    next_offset: int = 0
-    clock_ms: int = 0  # the largest batch time committed: never runs backwards
-    events_end: int = 0
-    reply_ends: dict[int, int] = field(default_factory=dict)  # replies partition → next offset
-    # replies partition → (id key of the last remembered reply written there, batch time)
-    marks: dict[int, tuple[bytes, int]] = field(default_factory=dict)
-    internal_offset: int = 0
-    deadlines: Deadlines | None = None
-    flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
-    lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
-
-    def due(self, now_ms: int) -> list[str]:
-        """The aggregates with a deadline due at `now_ms`."""
-        return [] if self.deadlines is None else self.deadlines.due(now_ms)
-
-    @property
-    def aggregate(self) -> Aggregate:
-        return self.codec.aggregate
-
-    def now_ms(self) -> int:
-        """The partition's clock: wall time, but never behind a batch already committed."""
-        return max(int(time.time() * 1000), self.clock_ms)
-
-    def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
-        """The checkpoint of `result`: where commands resume, the clock, and the marks with
-        this batch's last remembered replies (see `Checkpoint`)."""
-        marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
-        flows = self.flows if result.flows is None else result.flows
-        lost = self.lost if result.lost is None else result.lost
-        return Checkpoint(
-            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
-        )
-
-    def position(self) -> Checkpoint:
-        """The checkpoint of what is committed now (a generation's seal, an unblock)."""
-        return Checkpoint(
-            self.next_offset,
-            self.clock_ms,
-            self.marks,
-            self.internal_offset,
-            self.flows,
-            self.lost,
-        )
 
 
 def write_checkpoint(
@@ -264,20 +195,11 @@ class BatchCommit:
         self._wait(_HOLD_PAUSE_S)
 
     def _installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
-        """Committed: only now does the batch become the state that queries see (and its
-        deadlines), its replies what the id memory remembers (with how far its changelog now
-        reaches), and its offsets and clock the partition's."""
-        c = self.committed
-        c.states.install((r.key, r.value) for r in result.snapshots)
-        if c.deadlines is not None:
-            c.deadlines.update(result.changed.items())
-        self.ids.install(result.remembered, c.reply_ends)
-        c.next_offset = result.next_offset
-        c.internal_offset = result.next_internal_offset
-        c.clock_ms = now_ms
-        c.marks = checkpoint.remembered
-        c.flows = checkpoint.flows
-        c.lost = checkpoint.lost
+        """Committed: only now does the batch become the state that queries see, its replies
+        what the id memory remembers (with how far its changelog now reaches), and its
+        offsets and clock the partition's."""
+        self.ids.install(result.remembered, self.committed.reply_ends)
+        self.committed.installed(result, checkpoint, now_ms)
 
     def _after_abort(self, records: list[InRecord], error: AbortableError) -> None:
         """Abort, renew the producer, rewind, and follow the abort policy: retry after a
@@ -407,14 +329,11 @@ class BatchCommit:
 
     def _on_event_delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
-            c = self.committed
-            c.events_end = max(c.events_end, msg.offset() + 1)
+            self.committed.reached_events(msg.offset() + 1)
 
     def _on_reply(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
-            ends = self.committed.reply_ends
-            partition = msg.partition()
-            ends[partition] = max(ends.get(partition, 0), msg.offset() + 1)
+            self.committed.reached_reply(msg.partition(), msg.offset() + 1)
 
     def _count(self, result: BatchResult, started_at: float) -> None:
         """Counters and metrics of a committed batch (outcomes tallied once)."""
@@ -433,7 +352,7 @@ class BatchCommit:
         for o in result.outcomes:
             if o.internal and (
                 o.outcome in _LEG_REFUSALS
-                or (o.outcome == OutcomeKind.DUPLICATE and o.code == FORGOTTEN_LEG)
+                or (o.outcome == OutcomeKind.DUPLICATE and o.code == SkipCode.FORGOTTEN_LEG)
             ):
                 self._leg_refused(o)
 

@@ -9,8 +9,9 @@ logged-and-skipped on error so that the loop goes on:
    ``actors.supervisor`` does: start missing actors, replace broken or stranded ones,
    move one actor at a time to even the load;
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
-4. ``resume``: a partition left paused by an interrupted switch is resumed on the desired
-   generation; an actor serving another generation than the desired one is replaced.
+4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
+   is rebuilt; an actor serving another generation than the desired one is replaced; a
+   partition left paused by an interrupted switch is resumed on the desired generation.
 
 Errors of a step are logged and the loop goes on, except for the control writer: when it is
 fenced (another coordinator took over) the loop stops, and when its writes keep failing
@@ -19,8 +20,12 @@ its process so that Ray restarts it, rather than supervise on without recording 
 
 The desired state (generations, paused flags, placements, rebuilds) lives in the compacted
 control topic, written before it is acted on, so a restarted coordinator or a new Ray cluster
-picks it up where it was. ``Coordinator`` is a plain class; ``deploy_coordinator`` runs it as
+picks it up where it was. ``Coordinator`` is a plain class; ``actors.deployment`` runs it as
 the detached actor (restarted by Ray without limit: its constructor reads the desired state).
+
+The observe and resume steps never wait on one actor: their calls (stats, resume) go to every
+actor at once and are awaited together for at most ``ANSWER_SECONDS``; what did not answer
+is observed again next tick. (A switch, in the rebuild step, waits on its actor in turn.)
 """
 
 from __future__ import annotations
@@ -29,45 +34,38 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import ray
 from confluent_kafka import Consumer, TopicPartition
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
-from actors.history import deploy_history, stop_history
 from actors.kafka import consumer_config
-from actors.messages import PartitionStats, RebuildProgress, ServiceStatus, StatusRow
+from actors.messages import RebuildProgress, RestoredFrom, ServiceStatus
 from actors.metrics import observe_lag
-from actors.ray_state import alive_nodes, current_node_id, lookup_actor
+from actors.ray_state import alive_nodes
 from actors.rebuild_driver import RebuildDriver
+from actors.status import service_status
 from actors.supervisor import (
-    PartitionActual,
+    ANSWER_SECONDS,
+    Observation,
+    answers,
     observe_partitions,
     retire,
     start_partition,
 )
 from actors.watermarks import watermarks
-from topology.control import DesiredState, PartitionRecord, ServiceRecord
-from topology.names import NAMESPACE, Names
+from topology.control import DesiredState, ServiceRecord
+from topology.names import Names
 from topology.placement import ActorPhase, Move, Replace, Start, plan
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = [
-    "MAX_WRITE_FAILURES",
-    "ControlPlaneError",
-    "Coordinator",
-    "deploy_coordinator",
-    "find_coordinator",
-    "stop_service",
-]
+__all__ = ["MAX_WRITE_FAILURES", "ControlPlaneError", "Coordinator"]
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +93,13 @@ def _end_process(error: ControlPlaneError) -> None:
         os._exit(70)
 
 
-@dataclass
-class _Tick:
-    nodes: list[str]
-    actual: list[PartitionActual]
-    ends: dict[int, int]
-    at: float
-
-
 class Coordinator:
     """Supervises the partition actors of the application in ``settings``."""
 
     def __init__(
         self,
         settings: Settings,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         tick_seconds: float = 0.5,
         start: bool = True,
@@ -126,8 +116,8 @@ class Coordinator:
         self._stop = threading.Event()
         self._serving = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last: _Tick | None = None
-        self._stale_seen: set[tuple[int, str, int]] = set()
+        self._last: Observation | None = None
+        self._stale_seen: set[tuple[int, int, int]] = set()  # (partition, starts, restarts)
         self._aggregates: dict[int, int] = {}  # last reported per partition: sizes memory=
         tracing.configure_telemetry("eventledger")
         observe_lag(
@@ -222,7 +212,7 @@ class Coordinator:
             self.errors.pop(name, None)
         return result
 
-    def _observe(self) -> _Tick:
+    def _observe(self) -> Observation:
         # Only nodes that offer the partition resource can take a partition actor.
         nodes = alive_nodes(self.settings.partition_resource)
         with self._lock:
@@ -233,6 +223,7 @@ class Coordinator:
                     f"no alive Ray node offers the resource {self.settings.partition_resource!r}"
                 )
                 log.warning("%s; partitions wait for one", self.errors["resources"])
+            desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
         actual = observe_partitions(self.settings.app_id, self.settings.partitions)
         for a in actual:
             if a.stats is not None:
@@ -241,14 +232,14 @@ class Coordinator:
         ends = {}
         for p in range(self.settings.partitions):
             ends[p] = watermarks(self._watermarks, TopicPartition(topic, p), 5)[1]
-        tick = _Tick(nodes, actual, ends, time.time())
+        tick = Observation(nodes, actual, ends, time.time(), desired)
         with self._lock:
             self._last = tick
         if all(a.observed.phase is ActorPhase.RUNNING for a in actual):
             self._serving.set()
         return tick
 
-    def _place(self, tick: _Tick) -> None:
+    def _place(self, tick: Observation) -> None:
         with self._lock:
             placed = {p: r.node_id for p, r in self.desired.partitions.items()}
             frozen = self.rebuilds.active() | {
@@ -270,47 +261,48 @@ class Coordinator:
             self._write(msgspec.structs.replace(record, node_id=node, starts=record.starts + 1))
             start_partition(self.settings, p, node, self.aggregate, self._aggregates.get(p, 0))
 
-    def _resume(self, tick: _Tick) -> None:
-        """Resume partitions left paused by an interrupted switch; rebuild a partition whose
-        actor had to fold its events because its snapshots were of another state schema."""
+    def _resume(self, tick: Observation) -> None:
+        """Rebuild a partition whose actor had to fold its events because its snapshots were
+        of another state schema; replace an actor serving another generation than the
+        desired one; resume a partition left paused by an interrupted switch. A partition
+        whose desired record changed since the observation (this tick's place or rebuild
+        step moved or switched it) waits for the next tick's."""
         active = self.rebuilds.active()
+        resuming: dict[int, Any] = {}
         for a in tick.actual:
-            p = a.partition
+            p, stats, info = a.partition, a.stats, a.info
             record = self.desired.partition(p)
             if p in active or a.observed.phase is not ActorPhase.RUNNING:
                 continue
-            stats = a.stats
-            if stats is None:
+            if stats is None or info is None or record != tick.desired[p]:
                 continue
-            if stats.restored_from == "events" and a.info is not None:
-                instance = (p, a.info.handle._actor_id.hex(), a.info.restarts)
+            if stats.restored_from is RestoredFrom.EVENTS:
+                instance = (p, record.starts, info.restarts)  # this actor, since its last start
                 if instance not in self._stale_seen:
                     self._stale_seen.add(instance)
                     log.warning("partition %d: stale snapshots; rebuilding a new generation", p)
                     self.rebuilds.request([p])
                     continue
-            generation = stats.generation
-            if generation != record.generation and a.info:
-                # Observed before this tick's rebuild step, which may have just switched it.
-                fresh: PartitionStats = ray.get(a.info.handle.stats.remote(), timeout=30)
-                generation = fresh.generation
-            if generation != record.generation and a.info:
+            if stats.generation != record.generation:
                 log.warning(
-                    "partition %d: its actor serves generation %s, the desired one is %d; "
+                    "partition %d: its actor serves generation %d, the desired one is %d; "
                     "replacing it",
                     p,
-                    generation,
+                    stats.generation,
                     record.generation,
                 )
                 retire(self.names.partition_actor(p), graceful=False)
                 continue  # the next tick places a new actor, which reads the desired state
             if record.paused:
                 self._write(msgspec.structs.replace(record, paused=False))
-            if stats.paused and a.info is not None:
+            if stats.paused:
                 log.warning("partition %d was left paused; resuming it", p)
-                ray.get(a.info.handle.resume.remote(record.generation), timeout=30)
+                resuming[p] = info.handle.resume.remote(record.generation)
+        _, failed = answers(resuming, ANSWER_SECONDS)
+        if failed:  # the step records it; the next tick observes again
+            raise RuntimeError("; ".join(f"partition {p}: {why}" for p, why in failed.items()))
 
-    def _live(self, tick: _Tick, p: int) -> Any | None:
+    def _live(self, tick: Observation, p: int) -> Any | None:
         a = tick.actual[p]
         if a.observed.phase is ActorPhase.RUNNING and a.info is not None:
             return a.info.handle
@@ -334,38 +326,19 @@ class Coordinator:
     def status(self) -> ServiceStatus:
         """The service as of the last tick: one row per partition, nodes, rebuilds."""
         with self._lock:
-            tick = self._last
+            last, errors, ticks = self._last, dict(self.errors), self.ticks
             desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
-            errors = dict(self.errors)
-            ticks = self.ticks
-        rebuilds = self.rebuilds.progress()
-        rows = []
-        for p in range(self.settings.partitions):
-            actual = tick.actual[p] if tick is not None else None
-            rows.append(
-                _row(
-                    p,
-                    desired[p],
-                    actual=actual,
-                    end=tick.ends.get(p) if tick else None,
-                    rebuild=rebuilds.get(p),
-                    now=tick.at if tick else time.time(),
-                )
-            )
-        return ServiceStatus(
-            app_id=self.settings.app_id,
-            partitions=self.settings.partitions,
-            bootstrap_servers=self.settings.bootstrap_servers,
-            nodes=tick.nodes if tick else [],
-            ticks=ticks,
-            observed_at=tick.at if tick else None,
+        return service_status(
+            self.settings,
+            last,
+            desired,
             errors=errors,
-            rows=rows,
-            rebuilds=rebuilds,
+            ticks=ticks,
+            rebuilds=self.rebuilds.progress(),
         )
 
     def rebuild(
-        self, partitions: list[int] | None = None, aggregate: Aggregate | None = None
+        self, partitions: list[int] | None = None, aggregate: AnyAggregate | None = None
     ) -> list[int]:
         """Start an online rebuild of ``partitions`` (all by default); returns those started
         (a partition already being rebuilt is left alone). ``aggregate`` replaces the code's
@@ -410,98 +383,3 @@ class Coordinator:
         self._watermarks.close()
         tracing.flush()
         log.info("coordinator of %s: stopped", self.settings.app_id)
-
-
-def _row(
-    p: int,
-    desired: PartitionRecord,
-    *,
-    actual: PartitionActual | None,
-    end: int | None,
-    rebuild: RebuildProgress | None,
-    now: float,
-) -> StatusRow:
-    stats = actual.stats if actual is not None else None
-    phase = actual.observed.phase if actual is not None else ActorPhase.MISSING
-    rebuilding = rebuild is not None and rebuild.phase.active
-    if phase is ActorPhase.RUNNING:
-        if (stats is not None and stats.paused) or desired.paused:
-            state = "paused"
-        elif rebuilding:
-            state = "rebuilding"
-        else:
-            state = "running"
-    elif phase is ActorPhase.STARTING:
-        state = "restoring"
-    elif phase is ActorPhase.BROKEN:
-        state = str(stats.status) if stats is not None else "broken"
-    else:
-        state = str(phase)
-    committed = stats.committed_offset if stats is not None else None
-    last_commit = stats.last_commit_at if stats is not None else 0.0
-    info = actual.info if actual is not None else None
-    return StatusRow(
-        partition=p,
-        node=(info.node_id if info is not None else "") or desired.node_id or "",
-        state=state,
-        generation=stats.generation if stats is not None else desired.generation,
-        aggregates=stats.aggregates if stats is not None else None,
-        committed_offset=committed,
-        lag=None if committed is None or end is None else max(0, end - committed),
-        restarts=(info.restarts if info is not None else 0) + max(0, desired.starts - 1),
-        last_commit_age=now - last_commit if last_commit else None,
-        error=stats.error if stats is not None else None,
-        rebuild=rebuild,
-    )
-
-
-# -- deployment (the driver side) ------------------------------------------------------------
-
-
-def find_coordinator(app_id: str) -> Any | None:
-    """The application's coordinator actor, or None when it is not deployed."""
-    return lookup_actor(Names(app_id).coordinator_actor, NAMESPACE)
-
-
-def deploy_coordinator(
-    settings: Settings,
-    aggregate: Aggregate,
-    *,
-    tick_seconds: float = 0.5,
-    wait: bool = True,
-    timeout: float = 180.0,
-) -> Any:
-    """Start the application's coordinator (or find the running one) on this node, and
-    optionally wait until every partition actor runs. Raises TimeoutError."""
-    remote: Any = ray.remote(Coordinator)
-    handle = remote.options(
-        name=Names.of(settings).coordinator_actor,
-        namespace=NAMESPACE,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_task_retries=-1,
-        num_cpus=0,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(current_node_id(), soft=True),
-    ).remote(settings, aggregate, tick_seconds=tick_seconds)
-    if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
-        errors = ray.get(handle.status.remote(), timeout=30).errors
-        why = "".join(f"; {step}: {error}" for step, error in sorted(errors.items()))
-        raise TimeoutError(
-            f"{settings.app_id}: partitions not all running after {timeout:.0f}s{why}"
-        )
-    deploy_history(settings, aggregate)
-    return handle
-
-
-def stop_service(app_id: str, timeout: float = 120.0) -> bool:
-    """Stop the application's coordinator and, through it, its actors. False: none ran."""
-    stop_history(app_id)
-    handle = find_coordinator(app_id)
-    if handle is None:
-        return False
-    try:
-        ray.get(handle.shutdown.remote(), timeout=timeout)
-    finally:
-        ray.kill(handle, no_restart=True)
-    return True

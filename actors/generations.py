@@ -1,6 +1,6 @@
-"""The moves others make on a partition actor: pause and resume (the ``Gate``), switch to a
-rebuilt snapshot generation (the coordinator's rebuild), and the operator's way on from a
-blocked partition (where commands resume).
+"""The moves others make on a partition: pause and resume (the ``Gate``), switch to a
+rebuilt snapshot generation (the coordinator's rebuild; both ``Switcher``'s), and the
+operator's way on from a blocked partition (``reposition``: where commands resume).
 
 Invariants: between ``Gate.request`` and ``Gate.lift`` the loop takes no command once the
 batch in flight has ended, and ``Gate.parked`` says it holds; a hand-over is installed only
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
 
-from actors.commit import Committed, write_checkpoint
+from actors.commit import write_checkpoint
+from actors.committed import Committed
 from actors.kafka import TransactionalWriter, consumer_config
-from actors.messages import PartitionStatus, Paused, Switched
+from actors.messages import Switched
 from actors.watermarks import watermarks
-from topology.aborts import AbortPolicy
-from topology.codec import Checkpoint, Codec
-from topology.deadlines import Deadlines
+from topology.codec.aggregate import Codec
+from topology.envelopes import Checkpoint
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
@@ -36,11 +36,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Gate",
     "GenerationMismatchError",
-    "PartitionMoves",
+    "Switcher",
     "checked_handover",
     "outside_the_log",
     "reposition",
-    "switch",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,125 +182,77 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
     writer.close()
 
 
-def switch(
-    committed: Committed,
-    partition: int,
-    generation: int,
-    handover: Handover,
-    aggregate: Aggregate | None,
-    *,
-    writer: TransactionalWriter,
-    offsets: Consumer,
-    topic: str,
-) -> Switched:
-    """Install ``handover`` as ``committed``'s state, which from now on reads and writes
-    snapshot generation ``generation`` (``topic``), after its checkpoint is written there;
-    ``aggregate`` (the code the rebuild ran) replaces the partition's. Call only while the
-    partition is parked."""
-    c = committed
-    _, end = watermarks(offsets, TopicPartition(c.topics[TopicKind.EVENTS], partition))
-    codec = c.codec if aggregate is None else Codec(aggregate)
-    store = checked_handover(
-        partition,
-        generation,
-        handover,
-        events_end=end,
-        states=c.states,
-        store=SnapshotStore(codec),
-    )
-    write_checkpoint(writer, topic, partition, c.position())
-    c.states, c.codec, c.generation = store, codec, generation
-    c.deadlines = Deadlines(codec.aggregate)
-    c.deadlines.rebuild(store)
-    c.topics[TopicKind.SNAPSHOTS] = topic
-    log.info(
-        "partition %d: switched to snapshot generation %d (%d aggregates)",
-        partition,
-        generation,
-        len(store),
-    )
-    return Switched(generation, len(store))
+class Switcher:
+    """Pauses a partition's loop and, while it holds, switches the partition to a rebuilt
+    snapshot generation. It owns the pause handshake (``gate``: the loop consults it between
+    batches) and the consumer that reads the events log's end for a switch; the partition's
+    committed state changes only through ``Committed.switched``."""
 
+    def __init__(
+        self, settings: Settings, partition: int, committed: Committed, *, held: bool = False
+    ) -> None:
+        self.settings, self.partition, self.committed = settings, partition, committed
+        self.gate = Gate(held=held)
+        self._offsets: Consumer | None = None  # unassigned: offset queries during a switch
 
-class PartitionMoves:
-    """The partition actor's methods for the moves above (``PartitionWorker`` inherits
-    them, so Ray calls them on the actor); the attributes are the worker's."""
-
-    settings: Settings
-    partition: int
-    layout: TopicLayout
-    names: Names
-    committed: Committed
-    status: PartitionStatus
-    error: str | None
-    _gate: Gate
-    _thread: threading.Thread | None
-    _writer: TransactionalWriter | None
-    _offsets: Consumer | None
-    _aborts: AbortPolicy
-
-    @property
-    def generation(self) -> int:
-        return self.committed.generation
-
-    start: Callable[[], None]
-
-    # -- pause, switch, resume (the coordinator's rebuild); unblock (an operator's) ----------
-
-    def pause(self, timeout: float = 30.0) -> Paused:
-        """Stop taking commands once the batch in flight is committed (or aborted); returns
-        when the loop holds. Raises if the loop does not hold in time or has stopped."""
+    def pause(self, timeout: float, loop_gone: Callable[[], bool]) -> None:
+        """Ask the loop to hold once its batch in flight has ended; raises TimeoutError
+        unless it holds (or has gone: ``loop_gone``) within ``timeout`` seconds."""
         if self._offsets is None:  # ready before the switch that follows the pause
-            group = self.names.group("offsets")
+            group = Names.of(self.settings).group("offsets")
             self._offsets = Consumer(consumer_config(self.settings, group_id=group))
-        thread = self._thread
-        if not self._gate.request(timeout, lambda: thread is None or not thread.is_alive()):
+        if not self.gate.request(timeout, loop_gone):
             raise TimeoutError(f"partition {self.partition} did not pause in {timeout:.0f}s")
-        if self.status is not PartitionStatus.RUNNING:
-            raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
-        return Paused(self.committed.next_offset, self.generation)
 
     def resume(self, generation: int | None = None) -> None:
-        """Take commands again; with ``generation``, only if this actor serves that snapshot
-        generation (raises GenerationMismatchError and stays paused otherwise: an actor that
-        restarted before its switch was recorded must be replaced, not resumed)."""
-        if generation is not None and generation != self.generation:
+        """Lift the pause; with ``generation``, only if the partition serves that snapshot
+        generation (raises GenerationMismatchError and stays paused otherwise)."""
+        served = self.committed.generation
+        if generation is not None and generation != served:
             raise GenerationMismatchError(
-                f"partition {self.partition} serves generation {self.generation}, "
+                f"partition {self.partition} serves generation {served}, "
                 f"not the desired {generation}: not resumed"
             )
-        self._gate.lift()
+        self.gate.lift()
 
-    def switch_generation(
-        self, generation: int, handover: Handover, aggregate: Aggregate | None = None
+    def switch(
+        self,
+        generation: int,
+        handover: Handover,
+        aggregate: AnyAggregate | None,
+        writer: TransactionalWriter | None,
     ) -> Switched:
-        """While paused, install ``handover`` as the state and read and write snapshot
-        generation ``generation`` from now on
-        (``actors.generations.checked_handover`` says when it is refused). ``aggregate``
-        replaces this worker's (the code the rebuild ran)."""
-        if not self._gate.parked:
+        """While parked, install ``handover`` as the state, which from now on reads and
+        writes snapshot generation ``generation``, after its checkpoint is written there
+        through ``writer``; ``aggregate`` (the code the rebuild ran) replaces the
+        partition's. ``checked_handover`` says when a hand-over is refused."""
+        if not self.gate.parked:
             raise RuntimeError(f"partition {self.partition}: switch only while paused")
-        assert self._offsets is not None and self._writer is not None
-        return switch(
-            self.committed,
-            self.partition,
+        assert self._offsets is not None and writer is not None
+        c, partition = self.committed, self.partition
+        events = TopicPartition(c.topics[TopicKind.EVENTS], partition)
+        _, end = watermarks(self._offsets, events)
+        codec = c.codec if aggregate is None else Codec(aggregate)
+        store = checked_handover(
+            partition,
             generation,
             handover,
-            aggregate,
-            writer=self._writer,
-            offsets=self._offsets,
-            topic=self.layout.snapshots(generation),
+            events_end=end,
+            states=c.states,
+            store=SnapshotStore(codec),
         )
+        topic = TopicLayout.of(self.settings).snapshots(generation)
+        write_checkpoint(writer, topic, partition, c.position())
+        c.switched(store, codec, generation, topic)
+        log.info(
+            "partition %d: switched to snapshot generation %d (%d aggregates)",
+            partition,
+            generation,
+            len(store),
+        )
+        return Switched(generation, len(store))
 
-    def unblock(self, from_offset: int | None = None) -> str:
-        """Start a blocked partition again; with `from_offset`, commands resume there (the
-        commands before it are never processed: the operator's decision, logged). Returns the
-        new status. Raises ValueError unless blocked, or for an offset outside the log."""
-        if self.status is not PartitionStatus.BLOCKED:
-            raise ValueError(f"partition {self.partition} is {self.status}, not blocked")
-        if from_offset is not None:
-            reposition(self.settings, self.committed, self.partition, from_offset)
-        self.error = None
-        self._aborts = AbortPolicy()
-        self.start()
-        return str(self.status)
+    def close(self) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None

@@ -33,11 +33,14 @@ from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, Writ
 
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
-from topology.codec import Codec, CodecError, decode_event_envelope, encode_history_key
-from topology.codec import history_prefix as _prefix
+from topology.codec.aggregate import Codec
+from topology.codec.events import decode_event_envelope
+from topology.codec.keys import encode_history_key
+from topology.codec.keys import history_prefix as _prefix
+from topology.codec.wire import CodecError
 from topology.history import HistoryPage, PointInTime, history_page, state_at
 from topology.names import NAMESPACE, Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -125,7 +128,7 @@ class HistoryIndex:
     a thread tailing the events partition. A plain class; ``deploy_history`` wraps it in a
     detached Ray actor (restarted by Ray: the constructor reopens the index and goes on)."""
 
-    def __init__(self, settings: Settings, partition: int, aggregate: Aggregate) -> None:
+    def __init__(self, settings: Settings, partition: int, aggregate: AnyAggregate) -> None:
         self.settings, self.partition = settings, partition
         self.codec = Codec(aggregate)
         names = Names.of(settings)
@@ -256,7 +259,7 @@ def history_actor(app_id: str, partition: int) -> Any:
     return ray.get_actor(Names(app_id).history_actor(partition), namespace=NAMESPACE)
 
 
-def deploy_history(settings: Settings, aggregate: Aggregate) -> None:
+def deploy_history(settings: Settings, aggregate: AnyAggregate) -> None:
     """Start (or find) one detached history actor per partition (``stop_history`` removes
     them). Ray restarts them without limit, on another node when theirs dies (the index is
     then rebuilt there from the events)."""

@@ -1,5 +1,6 @@
-"""The idempotency memory of one partition: remembered replies in a local RocksDB, restored
-from the replies topic, its changelog (as Kafka Streams restores a store from its changelog).
+"""The idempotency memory of one partition: its entries (`topology.envelopes.IdEntry`, an
+answered id or one whose answer is deferred) in a local RocksDB, restored from the replies
+topic, its changelog (as Kafka Streams restores a store from its changelog).
 
 Why on disk: a busy service remembers tens of millions of ids inside a 24 h window, far more
 than fits beside the aggregates in an actor's memory; RocksDB keeps them on local disk with a
@@ -49,7 +50,7 @@ from actors.watermarks import watermarks
 from topology.idempotency import latest_entries, replies_retention_ms
 from topology.names import Names
 from topology.settings import Settings
-from topology.step import UNREMEMBERED_KEY_PREFIX
+from topology.step.records import UNREMEMBERED_KEY_PREFIX
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["IdMemoryBehindError", "IdRestore", "IdStore", "open_id_store"]
@@ -87,7 +88,7 @@ class IdRestore:
 
 
 class IdStore:
-    """Id key → remembered reply value, on local disk. Not thread-safe: one writer."""
+    """Id key → encoded id memory entry, on local disk. Not thread-safe: one writer."""
 
     def __init__(self, path: Path, ttl_seconds: int, *, scratch: bool = False) -> None:
         self.path = path
@@ -100,7 +101,7 @@ class IdStore:
         self._write.disable_wal = True  # type: ignore[method-assign, assignment]
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The remembered reply of each key (None: not remembered), in one batched read."""
+        """The encoded entry of each key (None: not remembered), in one batched read."""
         if not keys:
             return []
         return cast(list[bytes | None], self._db[list(keys)])
@@ -252,7 +253,7 @@ class IdStore:
     def _scan(
         self, consumer: Consumer, partition: TopicPartition, *, merge: bool
     ) -> tuple[int, int]:
-        """Install the remembered replies of `partition` from its offset to its visible end;
+        """Install the id memory entries of `partition` from its offset to its visible end;
         (records read, ids installed). The position stored is the offset the read_committed
         scan reached, not the end offset: what lies beyond it is read again next time.
         `merge`: the memory has other replies partitions (reply lanes), so an entry older

@@ -166,7 +166,7 @@ def producer_config(settings: Settings, *, transactional_id: str | None = None) 
         # 5 ms of batching: with many commands in flight, fewer and larger produce requests
         # (the broker's CPU per request is the bottleneck). Measured with `python -m bench
         # --phases e2e,latency` against 0: e2e +25-37 % (1 client x 256 in flight), broker CPU
-        # per command -40 %, round trip at 1,000/s lower at p50 and p99 (README, Performance).
+        # per command -40 %, round trip at 1,000/s lower at p50 and p99 (docs/performance.md).
         "linger.ms": 5,
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,

@@ -3,7 +3,7 @@ that know their legal moves, never ``dict[str, Any]`` nor phases compared as str
 
 Invariant: a ``PartitionStatus`` or ``ShadowPhase`` changes only along ``_MOVES`` (``move``
 raises ``IllegalTransitionError`` otherwise); every record here is a frozen msgspec Struct
-(but ``Counters``, which its worker mutates).
+(but ``Counters``, which its worker mutates); every state or origin is an enum member.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ __all__ = [
     "PartitionStatus",
     "Paused",
     "RebuildProgress",
+    "RestoredFrom",
+    "RowState",
     "ServiceStatus",
     "ShadowPhase",
     "ShadowProgress",
@@ -109,6 +111,34 @@ _SHADOW_MOVES: dict[ShadowPhase, frozenset[ShadowPhase]] = {
 }
 
 
+class RestoredFrom(StrEnum):
+    """Where a partition's state came from at its last restore."""
+
+    SNAPSHOTS = "snapshots"
+    EVENTS = "events"  # the snapshots were of another state schema: the events were folded
+
+
+class RowState(StrEnum):
+    """A partition in ``eventledger status``, as the coordinator sees it (``actors.status``
+    decides it from the actor's phase and status): RUNNING and REBUILDING take commands (a
+    rebuild runs beside the live actor); the others do not."""
+
+    RUNNING = "running"
+    REBUILDING = "rebuilding"
+    PAUSED = "paused"
+    RESTORING = "restoring"
+    RESTARTING = "restarting"
+    MISSING = "missing"
+    BLOCKED = "blocked"
+    FENCED = "fenced"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def takes_commands(self) -> bool:
+        return self in (RowState.RUNNING, RowState.REBUILDING)
+
+
 class Counters(msgspec.Struct, kw_only=True):
     """What a partition has done since its worker started (restores included); the worker
     mutates its own, ``PartitionStats`` carries a frozen copy."""
@@ -128,7 +158,7 @@ class Counters(msgspec.Struct, kw_only=True):
     restored_aggregates: int = 0
     restored_records: int = 0
     restore_seconds: float = 0.0
-    restored_from: str = "snapshots"  # "events" when the snapshots were of another schema
+    restored_from: RestoredFrom = RestoredFrom.SNAPSHOTS
     ids_restored: int = 0  # changelog records read into the id memory at the last start
     ids_restore_seconds: float = 0.0
 
@@ -195,12 +225,11 @@ class RebuildProgress(msgspec.Struct, frozen=True, kw_only=True):
 
 class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One partition in ``eventledger status``: where it runs, its state as the coordinator
-    sees it (``running``, ``paused``, ``rebuilding``, ``restoring`` or the actor's status),
-    its generation, position, lag and restarts."""
+    sees it, its generation, position, lag and restarts."""
 
     partition: int
     node: str
-    state: str
+    state: RowState
     generation: int
     aggregates: int | None
     committed_offset: int | None

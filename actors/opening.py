@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from actors.commit import Committed, PartitionBlockedError
+from actors.commit import PartitionBlockedError
+from actors.committed import Committed
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
 from actors.kafka import TransactionalWriter, consumer_config
-from actors.messages import Counters
+from actors.messages import Counters, RestoredFrom
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
 from actors.watermarks import watermarks
-from topology.codec import TOUCH_KEY, Checkpoint
-from topology.deadlines import Deadlines
+from topology.codec.keys import TOUCH_KEY
+from topology.envelopes import Checkpoint
 from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -111,12 +112,12 @@ def open_partition(
         snapshots=TopicPartition(c.topics[TopicKind.SNAPSHOTS], partition),
         events=TopicPartition(c.topics[TopicKind.EVENTS], partition),
     )
-    c.states, c.events_end = restored.store, restored.events_end
+    c.restored(restored.store, restored.events_end, restored.checkpoint)
     counters.restored_aggregates = len(c.states)
     counters.restored_records = restored.records
     counters.restore_seconds = restored.seconds
     if restored.folded:
-        counters.restored_from = "events"
+        counters.restored_from = RestoredFrom.EVENTS
     metrics.restore(restored.records, restored.seconds)
     log.info(
         "partition %d restored %d aggregates from %d snapshot records in %.2fs",
@@ -125,13 +126,6 @@ def open_partition(
         restored.records,
         restored.seconds,
     )
-    c.deadlines = Deadlines(c.aggregate)
-    c.deadlines.rebuild(c.states)
-    if restored.checkpoint is not None:
-        c.clock_ms = max(c.clock_ms, restored.checkpoint.clock_ms)
-        c.marks = dict(restored.checkpoint.remembered)
-        c.flows = restored.checkpoint.flows
-        c.lost = restored.checkpoint.lost
     ids = open_id_store(settings, partition)
     try:
         got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)
@@ -153,7 +147,7 @@ def open_partition(
         raise
     try:
         starts = _starts(settings, partition, c, consumer, restored.checkpoint)
-        c.next_offset, c.internal_offset = starts[0].offset, starts[1].offset
+        c.positioned(starts[0].offset, starts[1].offset)
         counters.committed_offset = c.next_offset
         consumer.assign(starts)
     except BaseException:

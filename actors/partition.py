@@ -2,10 +2,11 @@
 
 ``PartitionWorker`` is a plain class (usable without Ray); the coordinator's supervisor wraps
 it in ``ray.remote`` with names and restart options. It keeps the loop, the lifecycle and the
-queries; a batch's transaction is ``actors.commit.BatchCommit``'s, the pause
-and the switch of generation are ``actors.generations``'. Invariants:
+queries; a batch's transaction is ``actors.commit.BatchCommit``'s, the pause and the switch
+of generation are ``actors.generations.Switcher``'s, and what it has committed is
+``actors.committed.Committed`` (which changes only through its own methods). Invariants:
 
-- the in-memory state is exactly the state committed to Kafka (see ``actors.commit``);
+- the in-memory state is exactly the state committed to Kafka (see ``actors.committed``);
 - the constructor fences any predecessor (``init_transactions`` on the partition's
   transactional id) and restores, so a restarted actor is whole before it serves a query;
 - it reads and writes one snapshot generation (``TopicLayout.snapshots``); with
@@ -21,36 +22,35 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from actors import tracing
-from actors.commit import BatchCommit, Committed, PartitionBlockedError
-from actors.generations import (
-    Gate,
-    GenerationMismatchError,
-    PartitionMoves,
-    outside_the_log,
-)
+from actors.commit import BatchCommit, PartitionBlockedError
+from actors.committed import Committed
+from actors.generations import Switcher, outside_the_log, reposition
 from actors.idstore import IdStore
 from actors.kafka import FatalError, FencedError, TransactionalWriter
-from actors.messages import Counters, PartitionStats, PartitionStatus
+from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, Switched
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
-from topology.codec import Codec
+from topology.codec.aggregate import Codec
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.store import SnapshotStore
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["GenerationMismatchError", "PartitionBlockedError", "PartitionWorker"]
+if TYPE_CHECKING:
+    from actors.shadow import Handover
+
+__all__ = ["PartitionWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,14 @@ def _configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-class PartitionWorker(PartitionMoves):
+class PartitionWorker:
     """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``."""
 
     def __init__(
         self,
         settings: Settings,
         partition: int,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         generation: int | None = 0,
         start: bool = True,
@@ -92,7 +92,8 @@ class PartitionWorker(PartitionMoves):
             generation, paused = desired.generation, desired.paused
         self.settings, self.partition = settings, partition
         self.names, self.layout = Names.of(settings), TopicLayout.of(settings)
-        self.status, self.error = PartitionStatus.STOPPED, None
+        self.status = PartitionStatus.STOPPED
+        self.error: str | None = None
         self.counters = Counters()
         topics = {kind: self.layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
@@ -102,13 +103,12 @@ class PartitionWorker(PartitionMoves):
         self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
         self._stop = threading.Event()
-        self._gate = Gate(held=paused)
+        self._switcher = Switcher(settings, partition, self.committed, held=paused)
         self._thread: threading.Thread | None = None
         self._writer: TransactionalWriter | None = None
         self._batch: BatchCommit | None = None
         self._ids: IdStore | None = None
         self._consumer: Consumer | None = None
-        self._offsets: Consumer | None = None  # unassigned: offset queries during a switch
         tracing.configure_telemetry("eventledger")
         _configure_logging(os.environ.get("EVENTLEDGER_LOG_LEVEL", ""))
         self.metrics = PartitionMetrics(settings.app_id, partition)
@@ -196,10 +196,10 @@ class PartitionWorker(PartitionMoves):
         self._consumer.seek(TopicPartition(self._internal.topic, self.partition, internal_offset))
 
     def _close(self) -> None:
-        for client in (self._consumer, self._offsets):
-            if client is not None:
-                client.close()
-        self._consumer = self._offsets = None
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._switcher.close()
         if self._ids is not None:
             self._ids.close()
             self._ids = None
@@ -226,7 +226,7 @@ class PartitionWorker(PartitionMoves):
     def _run(self) -> None:
         restarts = 0
         while not self._stop.is_set():
-            if self._gate.hold_here():
+            if self._switcher.gate.hold_here():
                 continue
             try:
                 batch = self._poll_batch()
@@ -283,6 +283,48 @@ class PartitionWorker(PartitionMoves):
                 self._outside(*watermarks(self._consumer, self._commands))
             ) from None
 
+    # -- the moves others make: pause, switch, resume (a rebuild); unblock (an operator) -----
+
+    @property
+    def generation(self) -> int:
+        return self.committed.generation
+
+    def pause(self, timeout: float = 30.0) -> Paused:
+        """Stop taking commands once the batch in flight is committed (or aborted); returns
+        when the loop holds. Raises if the loop does not hold in time or has stopped."""
+        thread = self._thread
+        self._switcher.pause(timeout, lambda: thread is None or not thread.is_alive())
+        if self.status is not PartitionStatus.RUNNING:
+            raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
+        return Paused(self.committed.next_offset, self.generation)
+
+    def resume(self, generation: int | None = None) -> None:
+        """Take commands again; with ``generation``, only if this actor serves that snapshot
+        generation (raises GenerationMismatchError and stays paused otherwise: an actor that
+        restarted before its switch was recorded must be replaced, not resumed)."""
+        self._switcher.resume(generation)
+
+    def switch_generation(
+        self, generation: int, handover: Handover, aggregate: AnyAggregate | None = None
+    ) -> Switched:
+        """While paused, install ``handover`` as the state and read and write snapshot
+        generation ``generation`` from now on (``Switcher.switch``). ``aggregate`` replaces
+        this worker's (the code the rebuild ran)."""
+        return self._switcher.switch(generation, handover, aggregate, self._writer)
+
+    def unblock(self, from_offset: int | None = None) -> str:
+        """Start a blocked partition again; with `from_offset`, commands resume there (the
+        commands before it are never processed: the operator's decision, logged). Returns the
+        new status. Raises ValueError unless blocked, or for an offset outside the log."""
+        if self.status is not PartitionStatus.BLOCKED:
+            raise ValueError(f"partition {self.partition} is {self.status}, not blocked")
+        if from_offset is not None:
+            reposition(self.settings, self.committed, self.partition, from_offset)
+        self.error = None
+        self._aborts = AbortPolicy()
+        self.start()
+        return str(self.status)
+
     # -- queries (committed state only) ----------------------------------------------------
 
     def ready(self) -> str:
@@ -315,7 +357,7 @@ class PartitionWorker(PartitionMoves):
             error=self.error,
             aggregates=len(self.committed.states),
             generation=self.generation,
-            paused=self._gate.requested,
+            paused=self._switcher.gate.requested,
             rss_bytes=psutil.Process().memory_info().rss,
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
             **msgspec.structs.asdict(self.counters),

@@ -2,29 +2,56 @@
 
 Ray's public state API needs the dashboard, which the service does not require; the node
 list is public (``ray.nodes``) and an actor's state, node and restart count come from the
-GCS actor table (``ray._private.state``). Everything private is confined to this module.
+GCS actor table (``ray._private.state``, keyed by the handle's actor id). Everything private
+is confined to this module, and Ray's state names become a ``RayState`` here.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import ray
 
-__all__ = ["ActorInfo", "alive_nodes", "current_node_id", "describe_actor", "lookup_actor"]
+from topology.names import NAMESPACE, Names
+
+__all__ = [
+    "ActorInfo",
+    "RayState",
+    "alive_nodes",
+    "current_node_id",
+    "describe_actor",
+    "lookup_actor",
+    "partition_actor",
+    "partition_actors",
+]
 
 log = logging.getLogger(__name__)
 
 
+class RayState(StrEnum):
+    """An actor's state in Ray's actor table."""
+
+    DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"
+    PENDING_CREATION = "PENDING_CREATION"
+    ALIVE = "ALIVE"
+    RESTARTING = "RESTARTING"
+    DEAD = "DEAD"
+
+    @property
+    def starting(self) -> bool:
+        """Being created: not yet placed, or its constructor not yet begun."""
+        return self in (RayState.DEPENDENCIES_UNREADY, RayState.PENDING_CREATION)
+
+
 @dataclass(frozen=True)
 class ActorInfo:
-    """A named actor as Ray sees it. ``state`` is Ray's (ALIVE, PENDING_CREATION,
-    RESTARTING, DEPENDENCIES_UNREADY, DEAD); ``node_id`` is empty until it is placed."""
+    """A named actor as Ray sees it; ``node_id`` is empty until it is placed."""
 
     handle: Any
-    state: str
+    state: RayState
     node_id: str
     restarts: int
 
@@ -53,6 +80,16 @@ def lookup_actor(name: str, namespace: str) -> Any | None:
         return None
 
 
+def partition_actor(app_id: str, partition: int) -> Any:
+    """The live actor that owns ``partition`` (raises ValueError when there is none)."""
+    return ray.get_actor(Names(app_id).partition_actor(partition), namespace=NAMESPACE)
+
+
+def partition_actors(app_id: str, partitions: int) -> list[Any]:
+    """The live actors of partitions ``0 .. partitions - 1`` (ValueError when one is missing)."""
+    return [partition_actor(app_id, p) for p in range(partitions)]
+
+
 def describe_actor(name: str, namespace: str) -> ActorInfo | None:
     """The named actor's state, node and restart count; None when there is no such actor."""
     handle = lookup_actor(name, namespace)
@@ -64,11 +101,21 @@ def describe_actor(name: str, namespace: str) -> ActorInfo | None:
         info: dict[str, Any] = state.actors(handle._actor_id.hex())
     except Exception as e:  # the private API moved: still usable, only less detailed
         log.debug("actor table unavailable: %s", e)
-        return ActorInfo(handle, "ALIVE", "", 0)
+        return ActorInfo(handle, RayState.ALIVE, "", 0)
     node = str(info.get("Address", {}).get("NodeID", ""))
     return ActorInfo(
         handle=handle,
-        state=str(info.get("State", "ALIVE")),
+        state=_state(info.get("State")),
         node_id="" if not node.strip("0") else node,
         restarts=int(info.get("NumRestarts", 0)),
     )
+
+
+def _state(name: object) -> RayState:
+    """Ray's state name; one this module does not know is read as ALIVE (as when the
+    actor table is unavailable: less detailed, still usable)."""
+    try:
+        return RayState(str(name))
+    except ValueError:
+        log.debug("unknown Ray actor state %r: read as ALIVE", name)
+        return RayState.ALIVE

@@ -41,7 +41,7 @@ from actors.shadow import ShadowRebuild, fence_rebuild
 from actors.supervisor import reserved, retire
 from topology.control import DesiredState, RebuildPhase, RebuildRecord
 from topology.names import NAMESPACE, Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -63,7 +63,7 @@ class RebuildDriver:
         writer: ControlWriter,
         lock: threading.RLock,
         *,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         tail: int = 2_000,
     ) -> None:
         self.settings = settings
@@ -74,12 +74,12 @@ class RebuildDriver:
         self.lock = lock
         self.aggregate = aggregate
         self.tail = tail
-        self._aggregates: dict[int, Aggregate] = {}
+        self._aggregates: dict[int, AnyAggregate] = {}
         self._progress: dict[int, tuple[ShadowProgress, dict[str, float]]] = {}
 
     # -- requests (method thread) ------------------------------------------------------------
 
-    def request(self, partitions: list[int], aggregate: Aggregate | None = None) -> list[int]:
+    def request(self, partitions: list[int], aggregate: AnyAggregate | None = None) -> list[int]:
         """Start a rebuild of each partition not already being rebuilt; returns those."""
         started = []
         with self.lock:

@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from topology.step import InRecord
+from topology.step.records import InRecord
 
 __all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch", "poll_fetched"]
 

@@ -15,7 +15,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
-from topology.codec import Codec, Slot, decode_key
+from topology.codec.aggregate import Codec
+from topology.codec.keys import decode_key
+from topology.envelopes import Slot
 from topology.names import Names
 from topology.restore import apply_event_record
 from topology.settings import Settings

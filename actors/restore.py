@@ -18,15 +18,11 @@ from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
-from topology.codec import (
-    CHECKPOINT_KEY,
-    TOUCH_KEY,
-    Checkpoint,
-    Codec,
-    Slot,
-    StaleSnapshotError,
-    decode_checkpoint,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import TOUCH_KEY
+from topology.codec.snapshots import StaleSnapshotError
+from topology.envelopes import Checkpoint, Slot
 from topology.names import Names
 from topology.settings import Settings
 from topology.store import SnapshotStore

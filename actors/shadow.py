@@ -31,14 +31,12 @@ from actors.kafka import TransactionalWriter, consumer_config
 from actors.messages import ShadowPhase, ShadowProgress
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Codec,
-    CodecError,
-    Slot,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot
 from topology.names import Names
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.restore import apply_snapshot_record
 from topology.settings import Settings
 from topology.topics import TopicLayout
@@ -84,7 +82,7 @@ class ShadowRebuild:
         settings: Settings,
         partition: int,
         generation: int,
-        aggregate: Aggregate,
+        aggregate: AnyAggregate,
         *,
         checkpoint_seconds: float = 2.0,
         checkpoint_records: int = 50_000,

@@ -1,4 +1,6 @@
-"""Doing what the placement plan decided: start, retire and observe partition actors.
+"""Doing what the placement plan decided: start, retire and observe partition actors, and
+call them all at once (``answers``: the coordinator's observe and resume steps never wait on
+one actor alone).
 
 A partition actor is the detached Ray actor ``{app}-partition-{p}`` in namespace
 ``eventledger`` (``Names.partition_actor``), pinned to a node with hard node affinity:
@@ -16,20 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.messages import PartitionStats, PartitionStatus
 from actors.partition import PartitionWorker
-from actors.ray_state import ActorInfo, describe_actor, lookup_actor
+from actors.ray_state import ActorInfo, RayState, describe_actor, lookup_actor
+from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 
 __all__ = [
+    "ANSWER_SECONDS",
     "RAY_RESTARTS",
+    "Observation",
     "PartitionActual",
+    "answers",
     "observe_partitions",
     "reserved",
     "retire",
@@ -41,7 +46,10 @@ log = logging.getLogger(__name__)
 RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
 
-_STARTING_STATES = frozenset({"PENDING_CREATION", "DEPENDENCIES_UNREADY"})
+ANSWER_SECONDS = 2.0
+"""How long the coordinator's tick waits for the actors' answers to its calls (stats,
+resume): what did not answer by then is observed again next tick."""
+
 _BROKEN_STATUSES = frozenset(
     {PartitionStatus.FENCED, PartitionStatus.FAILED, PartitionStatus.STOPPED}
 )
@@ -59,12 +67,12 @@ class PartitionActual:
     @property
     def observed(self) -> Observed:
         info = self.info
-        if info is None or info.state == "DEAD":
+        if info is None or info.state is RayState.DEAD:
             return Observed(ActorPhase.MISSING)
         node = info.node_id or None
-        if info.state in _STARTING_STATES:
+        if info.state.starting:
             return Observed(ActorPhase.STARTING, node)
-        if info.state == "RESTARTING":
+        if info.state is RayState.RESTARTING:
             return Observed(ActorPhase.RESTARTING, node)
         status = self.stats.status if self.stats is not None else None
         if status in _BROKEN_STATUSES:
@@ -74,26 +82,55 @@ class PartitionActual:
         return Observed(ActorPhase.RUNNING, node)
 
 
-def observe_partitions(app_id: str, partitions: int, timeout: float = 2.0) -> list[PartitionActual]:
-    """Every partition actor's Ray state and, for the live ones, their stats."""
+@dataclass(frozen=True)
+class Observation:
+    """What one tick of the coordinator observed, at time ``at``: the alive nodes, every
+    partition's actor, the end offset of each commands partition, and each partition's
+    desired record then (a step acts on a partition only while its record is still that)."""
+
+    nodes: list[str]
+    actual: list[PartitionActual]
+    ends: dict[int, int]
+    at: float
+    desired: dict[int, PartitionRecord]
+
+
+def answers(refs: dict[int, Any], timeout: float) -> tuple[dict[int, Any], dict[int, str]]:
+    """Wait at most ``timeout`` seconds, for all together, for calls made on partition
+    actors (partition → ObjectRef): the results of those that answered, and why each
+    other did not (its error, or no answer in time)."""
+    if not refs:
+        return {}, {}
+    ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
+    answered = set(ready)
+    results: dict[int, Any] = {}
+    missing: dict[int, str] = {}
+    for p, ref in refs.items():
+        if ref not in answered:
+            missing[p] = f"no answer in {timeout:g}s"
+            continue
+        try:
+            results[p] = ray.get(ref)  # answered: returns at once, or raises its error
+        except Exception as e:
+            missing[p] = f"{type(e).__name__}: {e}"
+    return results, missing
+
+
+def observe_partitions(
+    app_id: str, partitions: int, timeout: float = ANSWER_SECONDS
+) -> list[PartitionActual]:
+    """Every partition actor's Ray state and, for the live ones that answer within
+    ``timeout`` seconds, their stats."""
     names = Names(app_id)
     infos = [describe_actor(names.partition_actor(p), NAMESPACE) for p in range(partitions)]
     refs = {
         p: info.handle.stats.remote()
         for p, info in enumerate(infos)
-        if info is not None and info.state == "ALIVE"
+        if info is not None and info.state is RayState.ALIVE
     }
-    stats: dict[int, PartitionStats] = {}
-    if refs:
-        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
-        done = set(ready)
-        for p, ref in refs.items():
-            if ref not in done:
-                continue
-            try:
-                stats[p] = ray.get(ref)
-            except (RayActorError, GetTimeoutError) as e:
-                log.info("partition %d did not answer: %s", p, type(e).__name__)
+    stats, missing = answers(refs, timeout)
+    for p, why in missing.items():
+        log.info("partition %d did not answer: %s", p, why)
     return [PartitionActual(p, infos[p], stats.get(p)) for p in range(partitions)]
 
 
@@ -105,7 +142,7 @@ def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
 
 
 def start_partition(
-    settings: Settings, partition: int, node_id: str, aggregate: Aggregate, aggregates: int = 0
+    settings: Settings, partition: int, node_id: str, aggregate: AnyAggregate, aggregates: int = 0
 ) -> Any:
     """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
     and restores in the background), reserving the partition resource and memory for the
@@ -141,7 +178,7 @@ def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = describe_actor(name, NAMESPACE)
-        if info is None or info.state == "DEAD":
+        if info is None or info.state is RayState.DEAD:
             return
         time.sleep(0.05)
     raise TimeoutError(f"{name} is still registered {timeout:.0f}s after being killed")

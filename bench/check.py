@@ -19,8 +19,8 @@ from bench.kafkaio import count_records, read_records
 from bench.workload import Expected
 from ledger.aggregate import LEDGER
 from ledger.money import Money
-from topology.codec import Codec, decode_reply
-from topology.step import IN_FLIGHT
+from topology.codec.aggregate import Codec
+from topology.codec.replies import decode_answer
 
 __all__ = ["Check", "CheckFailedError", "check_counts", "check_ledger_output"]
 
@@ -119,8 +119,8 @@ def _check_replies(check: Check, records: Any, expected: Expected) -> None:
     answered: set[str] = set()
     duplicates = 0
     for msg in (m for m in records if m.value() is not None):  # not a touch (TOUCH_KEY)
-        reply = decode_reply(msg.value())
-        if reply.code == IN_FLIGHT:
+        reply = decode_answer(msg.value())
+        if reply is None:  # an id in flight: not an answer
             continue
         if reply.command_id in answered:
             duplicates += 1

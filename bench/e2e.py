@@ -200,10 +200,10 @@ def _settings(
 
 def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
     from actors.client import LedgerClient
-    from actors.launcher import undeploy
+    from actors.deployment import stop_service
     from bench.latency import open_accounts
     from bench.systems.eventledger import settings_config
-    from eventledger.assembly import deploy_partitions
+    from eventledger.assembly import deploy_service
     from topology.settings import Settings
     from topology.topics import TopicKind, TopicLayout
 
@@ -211,14 +211,13 @@ def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
     settings = Settings.resolve(
         app_id=f"{ctx.prefix}-e2e", bootstrap_servers=ctx.bootstrap, partitions=cfg.partitions
     )
-    handles = deploy_partitions(settings, detached=False, timeout=300)
+    deploy_service(settings, timeout=300)
     try:
         with LedgerClient(settings, timeout=60) as client:
             open_accounts(ctx, client, Workload(accounts=cfg.accounts, seed=cfg.seed))
         results = _settings(ctx, "eventledger", "ledger", settings.app_id, settings.reply_lanes)
     finally:
-        undeploy(settings)
-        del handles
+        stop_service(settings.app_id)
     layout = TopicLayout.of(settings)
     for r in results:
         r.config.update(settings_config(settings))

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from bench.wire import emit, rss_bytes, wait_for_go
-from topology.codec import Reply
+from topology.envelopes import Reply
 
 __all__ = ["main", "share"]
 

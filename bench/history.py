@@ -31,7 +31,8 @@ from actors.history import deploy_history, history_actor, stop_history
 from bench.kafkaio import producer_config
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger import LEDGER, AccountOpened, Deposited
-from topology.codec import Codec, encode_key
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_key
 from topology.names import NAMESPACE
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from actors.audit import fold_events
 from actors.client import LedgerClient
-from actors.coordinator import stop_service
+from actors.deployment import stop_service
 from bench.latency import percentile
 from eventledger.assembly import deploy_service
 from eventledger.http.auth import Scope, TokenTable, mint_token

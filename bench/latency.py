@@ -16,14 +16,15 @@ import ray
 from rich.progress import Progress
 
 from actors.client import LedgerClient
-from actors.launcher import undeploy
+from actors.deployment import stop_service
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actors
 from bench.config import BenchConfig
 from bench.model import Latency, RunContext
 from bench.systems.eventledger import settings_config
-from eventledger.assembly import deploy_partitions
+from eventledger.assembly import deploy_service
 from eventledger.workload import Workload
-from topology.codec import Reply
+from topology.envelopes import Reply
 from topology.settings import Settings
 
 __all__ = [
@@ -59,16 +60,15 @@ def run_latency(ctx: RunContext) -> Latency:
         app_id=f"{ctx.prefix}-lat", bootstrap_servers=ctx.bootstrap, partitions=cfg.partitions
     )
     workload = _workload(ctx)
-    # Keep the handles: Ray collects a non-detached actor once no handle to it is left.
-    handles = deploy_partitions(settings, detached=False, timeout=300)
+    deploy_service(settings, timeout=300)
     try:
+        handles = partition_actors(settings.app_id, settings.partitions)
         with LedgerClient(settings, timeout=60) as client:
             open_accounts(ctx, client, workload)
             latencies, from_send, lag = _warm_and_measure(ctx, client, workload, "latency")
         stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=60)
     finally:
-        undeploy(settings)
-        del handles
+        stop_service(settings.app_id)
     batches = sum(s.batches for s in stats)
     processed = sum(s.processed for s in stats)
     return _summary(

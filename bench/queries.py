@@ -29,13 +29,14 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.client import LedgerClient
-from actors.launcher import NAMESPACE, undeploy
+from actors.deployment import stop_service
 from bench.latency import percentile
 from bench.meters import CpuMeter
-from eventledger.assembly import deploy_partitions
+from eventledger.assembly import deploy_service
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger.commands import Deposit, OpenAccount
-from topology.codec import Reply
+from topology.envelopes import Reply
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = ["Loop", "main", "run_query_bench"]
@@ -132,7 +133,7 @@ def run_query_bench(
     *, partitions: int = 4, accounts: int = 2_000, threads: int = 4, window: int = 256,
     seconds: float = 10.0,
 ) -> list[Loop]:  # fmt: skip
-    """The three loops in a fresh application (its actors undeployed at the end)."""
+    """The three loops in a fresh application (stopped at the end)."""
     bootstrap = ensure_broker()
     ensure_ray(NAMESPACE)
     settings = Settings.resolve(
@@ -141,7 +142,7 @@ def run_query_bench(
         partitions=partitions,
     )
     names = [f"q-{n:05d}" for n in range(accounts)]
-    handles = deploy_partitions(settings, detached=False, timeout=300)
+    deploy_service(settings, timeout=300)
     try:
         with LedgerClient(settings, timeout=120) as client:
             opened = [client.send(a, OpenAccount("EUR")) for a in names]
@@ -156,8 +157,7 @@ def run_query_bench(
                 )
             ]
     finally:
-        undeploy(settings)
-        del handles
+        stop_service(settings.app_id)
 
 
 def print_query_bench(console: Console, loops: list[Loop], threads: int, window: int) -> None:

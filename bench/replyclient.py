@@ -21,8 +21,9 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
 from actors.watermarks import watermarks
-from topology.codec import Reply, decode_reply, encode_command
-from topology.envelopes import CommandEnvelope
+from topology.codec.commands import encode_command
+from topology.codec.replies import decode_answer
+from topology.envelopes import CommandEnvelope, Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -105,9 +106,16 @@ class ReplyClient:
                 value = msg.value() or b""
                 if self._echo:
                     envelope = _ENVELOPE.decode(value)
-                    reply = Reply(envelope.command_id, envelope.aggregate_id, True, None, "", 0)
+                    reply = Reply.accept(
+                        command_id=envelope.command_id,
+                        aggregate_id=envelope.aggregate_id,
+                        version=0,
+                    )
                 else:
-                    reply = decode_reply(value)
+                    answer = decode_answer(value)
+                    if answer is None:  # an id in flight: not an answer
+                        continue
+                    reply = answer
                 with self._lock:
                     future = self._pending.pop(reply.command_id, None)
                 if future is not None:

@@ -28,22 +28,20 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
-from actors.launcher import undeploy
+from actors.deployment import stop_service
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actor
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
 from bench.model import Restore, RunContext
 from bench.procs import Worker
 from bench.systems.quix import drain_group, quix_python, worker_config
-from eventledger.assembly import deploy_partitions
+from eventledger.assembly import deploy_service
 from ledger.aggregate import LEDGER
 from ledger.state import Account
-from topology.codec import (
-    Codec,
-    Reply,
-    Slot,
-    encode_id_key,
-    encode_reply,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import encode_entry
+from topology.envelopes import Answered, Reply, Slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -120,8 +118,11 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     first = int(time.time() * 1000)
     for i in range(ids):
         aggregate_id, command_id = account_id(i % keys), f"cmd-{i:016d}"
-        reply = Reply(command_id, aggregate_id, True, None, "", 2 + i // keys, first, i + 1)
-        _produce(producer, topic, encode_reply(reply), encode_id_key(aggregate_id, command_id))
+        reply = Reply.accept(
+            command_id=command_id, aggregate_id=aggregate_id, version=2 + i // keys
+        )
+        entry = encode_entry(Answered(reply, first, i + 1))
+        _produce(producer, topic, entry, encode_id_key(aggregate_id, command_id))
         if i % 50_000 == 0:
             producer.poll(0)
             ctx.progress.update(task, completed=i)
@@ -131,13 +132,14 @@ def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
 
 
 def _stats_once_started(settings: Settings) -> PartitionStats:
-    """Deploy the application's one partition actor, take its stats once it has restored,
-    then remove it and its local state."""
-    [handle] = deploy_partitions(settings, detached=False, timeout=3_600)
+    """Deploy the application (its one partition actor), take the actor's stats once it has
+    restored, then stop it and remove its local state."""
+    deploy_service(settings, timeout=3_600)
     try:
+        handle = partition_actor(settings.app_id, 0)
         stats: PartitionStats = ray.get(handle.stats.remote(), timeout=60)
     finally:
-        undeploy(settings)
+        stop_service(settings.app_id)
         shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
     return stats
 

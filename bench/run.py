@@ -155,8 +155,8 @@ def _start_ray(config: BenchConfig) -> bool:
         return False
     import ray
 
-    from actors.launcher import NAMESPACE
     from eventledger.runtime import ensure_ray
+    from topology.names import NAMESPACE
 
     if ray.is_initialized():
         return False

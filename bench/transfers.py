@@ -33,14 +33,16 @@ from rich.progress import Progress
 from rich.table import Table
 
 from actors.audit import read_events
-from actors.launcher import NAMESPACE, undeploy
+from actors.deployment import stop_service
+from actors.ray_state import partition_actors
 from bench.latency import open_loop, percentile
-from eventledger.assembly import AGGREGATE, deploy_partitions
+from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.bank import BankClient
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger.commands import Deposit, OpenAccount, Transfer
 from ledger.money import Money
-from topology.codec import Reply
+from topology.envelopes import Reply
+from topology.names import NAMESPACE
 from topology.partitioner import partition_for
 from topology.settings import Settings
 
@@ -148,8 +150,9 @@ def run_transfer_bench(
     by_partition = _accounts(partitions, per_partition)
     accounts = [a for owned in by_partition.values() for a in owned]
     progress = progress or Progress(transient=True)
-    handles = deploy_partitions(settings, detached=False, timeout=300)
+    deploy_service(settings, timeout=300)
     try:
+        handles = partition_actors(settings.app_id, settings.partitions)
         with BankClient(settings, timeout=120) as client, progress:
             for account in accounts:
                 client.send(account, OpenAccount("EUR"))
@@ -188,8 +191,7 @@ def run_transfer_bench(
         for part in ray.get([h.views.remote() for h in handles], timeout=60):
             views.update(part)
     finally:
-        undeploy(settings)
-        del handles
+        stop_service(settings.app_id)
     result.in_flight = money.in_flight
     result.broken_transfers = len(money.broken_transfers())
     result.balances = sum(v.balance for v in views.values())

@@ -21,7 +21,7 @@ from rich.progress import Progress
 from bench.kafkaio import create_topics, producer_config
 from eventledger.workload import Workload, money_moved
 from ledger.aggregate import LEDGER
-from topology.codec import encode_command
+from topology.codec.commands import encode_command
 from topology.partitioner import partition_for
 
 __all__ = ["Expected", "commands", "produce_source"]
@@ -45,14 +45,14 @@ class Expected:
         count its outcome."""
         state = states.get(account)
         decision = LEDGER.decide(state, command)
-        if isinstance(decision, list):
-            for event in decision:
+        if decision.rejection is None:
+            for event in decision.events:
                 state = LEDGER.evolve(state, event)
             states[account] = state
             self.accepted += 1
             self.money += money_moved(command)
         else:
-            self.rejected[str(decision.code)] += 1
+            self.rejected[str(decision.rejection.code)] += 1
 
     @property
     def events(self) -> int:

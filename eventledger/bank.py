@@ -13,7 +13,7 @@ from __future__ import annotations
 from actors.client import LedgerClient
 from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
 from ledger.commands import PostPending, Transfer, VoidPending
-from topology.codec import Reply
+from topology.envelopes import Reply
 
 __all__ = ["BankClient"]
 

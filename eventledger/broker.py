@@ -210,7 +210,7 @@ class BrokerHome:
                 "log.cleaner.backoff.ms=1000",
                 # Threads sized to the cores the broker shares with the service (Kafka's
                 # defaults, 3 and 8, are a server's). On 2 cores, 1 and 2 cut the broker's CPU
-                # per command by about a quarter and raised the e2e rate (README, Performance).
+                # per command by about a quarter and raised the e2e rate (docs/performance.md).
                 f"num.network.threads={max(1, _cores() // 2)}",
                 f"num.io.threads={max(2, _cores())}",
                 "",

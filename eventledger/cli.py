@@ -176,7 +176,7 @@ def serve(
     Ray: RAY_ADDRESS, else the local Ray instance (a head is started when there is none).
     Kafka: KAFKA_BOOTSTRAP_SERVERS, else the local broker (started when needed).
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
-    from actors.coordinator import find_coordinator
+    from actors.deployment import find_coordinator
     from eventledger.assembly import deploy_service
     from eventledger.http.serving import Tls
     from eventledger.report import print_status
@@ -290,7 +290,7 @@ def stop(
 
     The HTTP API is removed (and Serve with it when it serves nothing else), every partition
     actor finishes its batch, then the coordinator goes. The topics (and so the state) stay."""
-    from actors.coordinator import stop_service
+    from actors.deployment import stop_service
     from eventledger.http.serving import stop_http
     from eventledger.service import connect_ray
 
@@ -350,7 +350,7 @@ def unblock(
     ] = None,
 ) -> None:
     """Start a blocked partition again (`status` says why it is blocked and what to do)."""
-    from actors.launcher import partition_actor
+    from actors.ray_state import partition_actor
     from eventledger.service import connect_ray
 
     name = _app_id(app_id)

@@ -27,8 +27,8 @@ from rich.progress import Progress
 
 from actors import tracing
 from actors.audit import fold_events, read_events
-from actors.coordinator import stop_service
-from actors.launcher import NAMESPACE, partition_actor
+from actors.deployment import stop_service
+from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.bank import BankClient
 from eventledger.runtime import ensure_broker, ensure_ray
@@ -36,7 +36,8 @@ from eventledger.service import connect_ray
 from eventledger.transfer_tour import tour
 from eventledger.workload import Workload, money_moved
 from ledger.money import Money
-from topology.codec import Reply
+from topology.envelopes import Reply
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = ["DemoReport", "run_demo"]

@@ -9,21 +9,17 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from actors.messages import RebuildProgress, ServiceStatus
+from actors.messages import RebuildProgress, RowState, ServiceStatus
 from eventledger.demo import DemoReport
 from topology.control import RebuildPhase
 
 __all__ = [
-    "RUNNING_STATES",
     "json_rows",
     "not_running",
     "print_demo",
     "print_rebuilds",
     "print_status",
 ]
-
-RUNNING_STATES = frozenset({"running", "rebuilding"})
-"""A partition in one of these states takes commands (a rebuild runs beside the live actor)."""
 
 
 def print_demo(console: Console, r: DemoReport) -> None:
@@ -71,11 +67,11 @@ def _num(value: Any) -> str:
 
 
 _STATE_STYLE = {
-    "running": "green",
-    "rebuilding": "cyan",
-    "paused": "yellow",
-    "restoring": "yellow",
-    "restarting": "yellow",
+    RowState.RUNNING: "green",
+    RowState.REBUILDING: "cyan",
+    RowState.PAUSED: "yellow",
+    RowState.RESTORING: "yellow",
+    RowState.RESTARTING: "yellow",
 }
 
 
@@ -104,11 +100,11 @@ def print_status(console: Console, status: ServiceStatus) -> None:
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in status.rows:
-        state = row.state
-        style = _STATE_STYLE.get(state, "red")
+        state = str(row.state)
+        style = _STATE_STYLE.get(row.state, "red")
         shadow = row.rebuild.shadow if row.rebuild is not None else None
-        if state == "rebuilding" and shadow is not None and shadow.end:
-            state = f"rebuilding {100 * shadow.position / max(1, shadow.end):.0f}%"
+        if row.state is RowState.REBUILDING and shadow is not None and shadow.end:
+            state = f"{state} {100 * shadow.position / max(1, shadow.end):.0f}%"
         table.add_row(
             str(row.partition),
             (row.node or "-")[:8],
@@ -130,7 +126,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
 
 def not_running(status: ServiceStatus) -> list[int]:
     """The partitions that do not take commands now (``status``'s probe fails on any)."""
-    return [row.partition for row in status.rows if row.state not in RUNNING_STATES]
+    return [row.partition for row in status.rows if not row.state.takes_commands]
 
 
 def json_rows(status: ServiceStatus) -> list[str]:

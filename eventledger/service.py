@@ -20,8 +20,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from actors.kafka import admin_config
-from actors.launcher import NAMESPACE
 from eventledger.runtime import quiet_ray
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = [
@@ -89,8 +89,10 @@ def _reachable(address: str, timeout: float = 3.0) -> bool:
 
 def start_local_head() -> None:
     """``ray start --head`` on this machine (no dashboard), offering the partition resource
-    (``local_resources``); it runs until ``ray stop``."""
-    from eventledger.runtime import local_resources
+    (``local_resources``) and with the system config of every local Ray eventledger starts
+    (``LOCAL_RAY_SYSTEM_CONFIG``: the actors at niceness 0, as the benchmarks and tests run
+    them); it runs until ``ray stop``."""
+    from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 
     command = [
         sys.executable,
@@ -101,6 +103,7 @@ def start_local_head() -> None:
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--resources={json.dumps(local_resources())}",
+        f"--system-config={json.dumps(LOCAL_RAY_SYSTEM_CONFIG)}",
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -170,7 +173,7 @@ def _local_head() -> str | None:
 
 def coordinator_or_fail(app_id: str) -> Any:
     """The application's coordinator; ServiceError when it is not deployed."""
-    from actors.coordinator import find_coordinator
+    from actors.deployment import find_coordinator
 
     handle = find_coordinator(app_id)
     if handle is None:

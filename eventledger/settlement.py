@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import get_args
 
 from ledger.internal import ForcedLeg, Leg
-from topology.codec import Codec, CodecError
+from topology.codec.aggregate import Codec
+from topology.codec.wire import CodecError
 
 __all__ = ["forced_leg"]
 

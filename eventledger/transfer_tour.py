@@ -14,7 +14,7 @@ from concurrent.futures import Future
 
 from eventledger.bank import BankClient
 from ledger.commands import CloseAccount, OpenAccount, Transfer
-from topology.codec import Reply
+from topology.envelopes import Reply
 
 __all__ = ["tour"]
 

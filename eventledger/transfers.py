@@ -33,19 +33,15 @@ from eventledger.settlement import forced_leg
 from ledger import LEDGER
 from ledger.internal import ForcedLeg, Leg
 from ledger.state import InFlight
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Codec,
-    CodecError,
-    decode_checkpoint,
-    encode_internal_id_key,
-    encode_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import encode_internal_id_key, encode_key
+from topology.codec.wire import CodecError
+from topology.codes import PoisonCode
 from topology.flows import FLOWS_KEY
 from topology.names import Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import PoisonCode
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = [

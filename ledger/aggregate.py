@@ -1,7 +1,8 @@
 """The account aggregate as the generic event-sourcing flow sees it.
 
-`LEDGER` satisfies `topology.protocol.Aggregate` (and its transfer extension,
-`topology.protocol.Saga`) structurally; the domain never imports topology. Bump
+`LEDGER` satisfies `topology.protocol.Aggregate[Command, Event, Account, AccountView]` (and
+its transfer extension, `topology.protocol.Saga[Command | InternalCommand, Event, Account,
+InternalCommand]`, and `Tallied[Event]`) structurally; the domain never imports topology. Bump
 `event_schema_version` (and add upcasters) when an event's layout changes, and
 `state_schema_version` when `Account`'s layout changes (old snapshots are then rebuilt from
 events).
@@ -11,14 +12,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ledger.commands import Command
-from ledger.decide import Result, decide, due
-from ledger.decision import Context, Send
+from ledger.commands import Command, PostPending, Transfer, VoidPending
+from ledger.decide import decide, due
+from ledger.decision import Context, Decision, Send
 from ledger.events import Event
 from ledger.evolve import evolve
 from ledger.internal import InternalCommand
 from ledger.money import MoveKind, moves
-from ledger.rejections import Rejection
 from ledger.state import Account, AccountView, view
 
 __all__ = ["LEDGER", "AccountAggregate"]
@@ -42,23 +42,22 @@ class AccountAggregate:
         MappingProxyType({})
     )
 
-    def decide(self, state: Account | None, command: Command) -> list[Event] | Rejection:
+    def decide(self, state: Account | None, command: Command) -> Decision:
         """Commands that need no context (see `decide_in` for the rest)."""
-        result = decide(state, command)
-        if isinstance(result, list | Rejection):
-            return result
-        raise TypeError(f"{type(command).__name__} needs decide_in (its id and the clock)")
+        if isinstance(command, Transfer | PostPending | VoidPending):
+            raise TypeError(f"{type(command).__name__} needs decide_in (its id and the clock)")
+        return decide(state, command)
 
     def decide_in(
         self,
         state: Account | None,
-        command: Any,
+        command: Command | InternalCommand,
         *,
         command_id: str,
         aggregate_id: str,
         now_ms: int,
         version: int,
-    ) -> Result:
+    ) -> Decision:
         """See `ledger.decide.decide`."""
         return decide(state, command, Context(command_id, aggregate_id, now_ms, version))
 

@@ -1,5 +1,5 @@
-"""The account rules: given the current state and a command, the events or a rejection (or,
-for a transfer's legs, a `Decision`: events plus commands to other accounts)."""
+"""The account rules: given the current state and a command, one `Decision`: the events, or a
+rejection, and for a transfer and its legs the commands to send to other accounts."""
 
 import re
 from typing import assert_never
@@ -58,12 +58,10 @@ _CURRENCY = re.compile("[A-Z]{3}")
 MAX_ID_CHARS = 256  # the flow's limit on an account id
 _NO_CONTEXT = Context("", "", 0)
 
-Result = list[Event] | Rejection | Decision
-
 
 def decide(
     state: Account | None, command: Command | InternalCommand, context: Context = _NO_CONTEXT
-) -> Result:
+) -> Decision:
     """Decide `command` against `state` (None: no such account) in `context`. Pure; checks
     in order: command shape, account lifecycle, then money rules. (An expected version is
     checked by the flow, against the version it keeps, before the domain decides.)"""
@@ -71,41 +69,44 @@ def decide(
         return _leg(state, command, context)
     invalid = _invalid(command, context)
     if invalid is not None:
-        return invalid
+        return Decision(rejection=invalid)
     if isinstance(command, OpenAccount):
         return _open(state, command)
     if state is None:
-        return Rejection(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
+        return Decision.reject(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
     if state.status == "closed":
-        return Rejection(RejectionCode.ACCOUNT_CLOSED, "the account is closed")
+        return Decision.reject(RejectionCode.ACCOUNT_CLOSED, "the account is closed")
     match command:
         case Deposit(amount=amount):
             if amount > state.headroom:
-                return Rejection(
+                return Decision.reject(
                     RejectionCode.LIMIT_EXCEEDED,
                     f"the balance would exceed {MAX_MINOR_UNITS} (pending credits and money "
                     "that may come back included)",
                 )
-            return [Deposited(amount)]
+            return Decision([Deposited(amount)])
         case Withdraw(amount=amount):
-            return _funds(state, amount, "withdraw") or [Withdrawn(amount)]
+            refused = _funds(state, amount, "withdraw")
+            if refused is not None:
+                return Decision(rejection=refused)
+            return Decision([Withdrawn(amount)])
         case CloseAccount():
             if state.balance != 0:
-                return Rejection(
+                return Decision.reject(
                     RejectionCode.NONZERO_BALANCE, f"balance is {state.balance}, not 0"
                 )
             if state.pending or state.incoming:
                 opened = len(state.pending) + sum(len(c) for c in state.incoming.values())
-                return Rejection(
+                return Decision.reject(
                     RejectionCode.PENDING_TRANSFERS, f"{opened} pending transfers are open"
                 )
             if state.sending:
-                return Rejection(
+                return Decision.reject(
                     RejectionCode.TRANSFERS_IN_FLIGHT,
                     f"{len(state.sending)} transfers sent from here have not landed yet (a "
                     "refund may still come back); close once they have",
                 )
-            return [AccountClosed()]
+            return Decision([AccountClosed()])
         case Transfer():
             return _transfer(state, command, context)
         case PostPending() | VoidPending():
@@ -136,13 +137,13 @@ def _funds(state: Account, amount: int, what: str) -> Rejection | None:
     return None
 
 
-def _transfer(state: Account, command: Transfer, context: Context) -> Result:
+def _transfer(state: Account, command: Transfer, context: Context) -> Decision:
     refused = _funds(state, command.amount, "transfer")
     if refused is not None:
-        return refused
+        return Decision(rejection=refused)
     tid, to, amount, me = context.command_id, command.to, command.amount, context.account_id
     if tid in state.pending or tid in state.sending:
-        return Rejection(
+        return Decision.reject(
             RejectionCode.TRANSFER_OPEN,
             f"transfer {tid!r} from this account is still open; use a new id",
         )
@@ -163,20 +164,26 @@ def _transfer(state: Account, command: Transfer, context: Context) -> Result:
     )
 
 
-def _finish_pending(state: Account, command: PostPending | VoidPending, context: Context) -> Result:
+def _finish_pending(
+    state: Account, command: PostPending | VoidPending, context: Context
+) -> Decision:
     tid, me = command.transfer_id, context.account_id
     pending = state.pending.get(tid)
     if pending is None:
         how = state.ended.get(tid)
         if how == "expired":
-            return Rejection(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")
+            return Decision.reject(
+                RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired"
+            )
         if how is not None:
-            return Rejection(
+            return Decision.reject(
                 RejectionCode.UNKNOWN_PENDING, f"pending transfer {tid!r} was already {how}"
             )
-        return Rejection(RejectionCode.UNKNOWN_PENDING, f"no open pending transfer {tid!r} here")
+        return Decision.reject(
+            RejectionCode.UNKNOWN_PENDING, f"no open pending transfer {tid!r} here"
+        )
     if pending.expires_ms is not None and pending.expires_ms <= context.now_ms:
-        return Rejection(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")
+        return Decision.reject(RejectionCode.PENDING_EXPIRED, f"pending transfer {tid!r} expired")
     seq = pending.seq
     if isinstance(command, VoidPending):
         release = ReleasePendingCredit(tid, me, seq)
@@ -186,7 +193,7 @@ def _finish_pending(state: Account, command: PostPending | VoidPending, context:
         )
     amount = pending.amount if command.amount is None else command.amount
     if amount > pending.amount:
-        return Rejection(
+        return Decision.reject(
             RejectionCode.INVALID_COMMAND,
             f"cannot post {amount}: only {pending.amount} is reserved",
         )
@@ -220,7 +227,7 @@ def _mine(entry: Pending | None, seq: int) -> Pending | None:
     return entry if entry is not None and entry.seq == seq else None
 
 
-def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Result:
+def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Decision:
     """An operator's settlement of a lost leg: done as it was, or (`refund`) refused so the
     money goes back; either way recorded on this account (when it exists) by whom and why.
     A lost reservation note is always refused (its reservation voided): it moves no money,
@@ -233,9 +240,7 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Resu
     recorded: list[Event] = [] if state is None else [forced]
     if not refund or not isinstance(leg, CreditTransfer | SettlePendingCredit | NotePendingCredit):
         done = _leg(state, leg, context)
-        if isinstance(done, Decision):
-            return msgspec.structs.replace(done, events=[*recorded, *done.events])
-        return done
+        return msgspec.structs.replace(done, events=[*recorded, *done.events])
     refused = Rejection(
         RejectionCode.REFUSED_BY_OPERATOR,
         f"refused by {command.operator}: {command.reason}",
@@ -252,10 +257,10 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Resu
         if _mine(noted, seq) is not None:  # the credit noted for it ends with it
             recorded.append(PendingCreditReleased(tid, leg.source))
     final = isinstance(leg, SettlePendingCredit)  # as the leg's own refusal would be
-    return Decision(recorded, [send], final=final, refusal=refused)
+    return Decision(recorded, [send], final=final, rejection=refused)
 
 
-def _leg(state: Account | None, command: InternalCommand, context: Context) -> Result:
+def _leg(state: Account | None, command: InternalCommand, context: Context) -> Decision:
     """An internal command: a leg of a transfer (`ledger.internal`). A leg acts
     only on the transfer it names (source, transfer id, seq); money sent always lands: a
     refused credit goes back to the source (whose account cannot have closed meanwhile)."""
@@ -278,7 +283,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
                 [],
                 [Send(source, refund, leg_id("refund", source, tid, seq))],
                 final=False,
-                refusal=refused,
+                rejection=refused,
             )
         case NotePendingCredit(
             transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
@@ -291,7 +296,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
                 [],
                 [Send(source, void, leg_id("void-refused", source, tid, seq))],
                 final=False,
-                refusal=refused,
+                rejection=refused,
             )
         case SettlePendingCredit(transfer_id=tid, source=source, amount=amount, seq=seq):
             noted = None if state is None else state.incoming.get(source, {}).get(tid)
@@ -305,7 +310,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
             refused = Rejection(RejectionCode.UNKNOWN_PENDING, f"no pending credit {tid!r}")
             refund = RefundTransfer(tid, me, amount, refused.code, seq)
             return Decision(
-                [], [Send(source, refund, leg_id("refund", source, tid, seq))], refusal=refused
+                [], [Send(source, refund, leg_id("refund", source, tid, seq))], rejection=refused
             )
         case ReleasePendingCredit(transfer_id=tid, source=source, seq=seq):
             if state is not None and not source:  # a leg sent before credits were per source
@@ -316,7 +321,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
             return Decision([])  # the reservation was refused here: nothing to release
         case RefundTransfer(transfer_id=tid, target=target, amount=amount, code=code):
             if state is None:
-                return Rejection(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
+                return Decision.reject(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
             return Decision([TransferReversed(tid, target, amount, code)])
         case ConfirmCredit(transfer_id=tid, target=target, seq=seq):
             sent = None if state is None else _mine(state.sending.get(tid), seq)
@@ -340,12 +345,14 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> R
             assert_never(command)
 
 
-def _open(state: Account | None, command: OpenAccount) -> list[Event] | Rejection:
+def _open(state: Account | None, command: OpenAccount) -> Decision:
     if state is None:
-        return [AccountOpened(command.currency, command.overdraft_limit)]
+        return Decision([AccountOpened(command.currency, command.overdraft_limit)])
     if state.status == "closed":
-        return Rejection(RejectionCode.ACCOUNT_CLOSED, "the account is closed; ids are not reused")
-    return Rejection(RejectionCode.ALREADY_OPEN, "the account is already open")
+        return Decision.reject(
+            RejectionCode.ACCOUNT_CLOSED, "the account is closed; ids are not reused"
+        )
+    return Decision.reject(RejectionCode.ALREADY_OPEN, "the account is already open")
 
 
 def _positive(amount: int) -> Rejection | None:

@@ -1,12 +1,14 @@
-"""What a decision may be besides events or a rejection: events plus commands to send to
-other accounts (the legs of a transfer), as the generic flow reads it structurally."""
+"""What `decide` returns, whatever the command: one `Decision` (events to append, commands to
+send to other accounts, or a rejection). The generic flow reads it structurally
+(`topology.protocol.Decision`)."""
 
-from typing import Any
+from typing import Self
 
 import msgspec
 
 from ledger.events import Event
-from ledger.rejections import Rejection
+from ledger.internal import InternalCommand
+from ledger.rejections import Rejection, RejectionCode
 
 __all__ = ["Context", "Decision", "Send"]
 
@@ -26,17 +28,22 @@ class Send(msgspec.Struct, frozen=True):
     """An internal command for account `target`, under the deterministic id `command_id`."""
 
     target: str
-    command: Any
+    command: InternalCommand
     command_id: str
 
 
 class Decision(msgspec.Struct, frozen=True):
-    """Events to append and commands to send. `final`: the client's reply is sent now
-    (False: deferred to the leg that ends the transfer). `refusal`: this leg refuses the
-    transfer (its reply, when final elsewhere, is this rejection) while still sending the
-    commands that undo it."""
+    """Events to append and commands to send, or a rejection. `rejection` None: accepted.
+    `final`: the client's reply is sent now (False: deferred to the leg that ends the
+    transfer). A leg that refuses the transfer carries its `rejection` (the transfer's answer
+    when it is final elsewhere) while still sending the commands that undo it."""
 
-    events: list[Event]
+    events: list[Event] = msgspec.field(default_factory=list)
     sends: list[Send] = msgspec.field(default_factory=list)
     final: bool = True
-    refusal: Rejection | None = None
+    rejection: Rejection | None = None
+
+    @classmethod
+    def reject(cls, code: RejectionCode, message: str) -> Self:
+        """A refused command: no events, nothing sent."""
+        return cls(rejection=Rejection(code, message))

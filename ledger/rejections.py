@@ -29,7 +29,7 @@ class RejectionCode(StrEnum):
 
 
 class Rejection(msgspec.Struct, frozen=True):
-    """A refused command: `code` is a `RejectionCode` value, `message` is for humans."""
+    """A refused command: why, as a `RejectionCode`, and a `message` for humans."""
 
-    code: str
+    code: RejectionCode
     message: str

@@ -1,11 +1,12 @@
 """The records the flow reads and writes, as msgspec Structs. Bytes live in `codec` only.
 
-Command and event envelopes are maps (self-describing; events are kept forever). Replies and
-snapshots are internal and hot, so they are arrays: new fields go last, with defaults. None
+Command and event envelopes are maps (self-describing; events are kept forever). Replies, id
+memory entries and snapshots are internal and hot, so they are arrays: new fields go last,
+with defaults; the records of the replies topic are tagged (a `Reply`, or an `IdEntry`). None
 of these Structs can be part of a reference cycle, so they are not tracked by the GC.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, TypeAlias
 
 import msgspec
 
@@ -13,9 +14,12 @@ from topology.flows import Flows
 from topology.limits import MAX_ID_CHARS
 
 __all__ = [
+    "Answered",
     "Checkpoint",
     "CommandEnvelope",
+    "Deferred",
     "EventEnvelope",
+    "IdEntry",
     "Origin",
     "Reply",
     "Slot",
@@ -29,8 +33,9 @@ _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 class Origin(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """On an internal command, the client command that started its saga and how to answer
     it: the client's command id, account, reply lane, first attempt and fingerprint, the
-    account's version after it, and (`final`) the reply bytes the leg that ends the saga
-    sends when an earlier leg already decided them (a refusal)."""
+    account's version after it, and (`final`) the encoded `Answered` entry that the leg
+    that ends the saga remembers and sends when an earlier leg already decided the answer
+    (a refusal)."""
 
     command_id: str
     aggregate_id: str
@@ -51,7 +56,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     `schema_version` is the aggregate's internal command schema version an internal command
     was written with (None: 1, written before there were versions): a worker reads the
     versions up to its own, and stops before a newer one until it is upgraded. `redrive`
-    marks an operator's settlement of a set-aside leg (see `topology.step`)."""
+    marks an operator's settlement of a set-aside leg (see `topology.step.admission`)."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -66,13 +71,13 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     redrive: bool = False
 
 
-class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The answer to one command. `version` is the aggregate's version after the command
-    (unchanged when rejected); `code` is None exactly when accepted. `first_attempt_ms` and
-    `fingerprint` (a hash of the command's type and payload) are what the idempotency memory
-    keeps beside the answer; 0 in replies that are not remembered. `resend` is set only on
-    an in-flight marker (code `in_flight`, never a client's answer): the internal commands its
-    saga sent, as (target aggregate id, command record value), to send again on a retry."""
+class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply"):
+    """The answer to one command: accepted (`code` None) or refused with `code` and a
+    `message` for humans. `version` is the aggregate's version after the command (unchanged
+    when refused). Made by its named constructors, `accept` and `refuse`. `code` is a member
+    of the service's refusal vocabulary; on the wire it is its value, a string (msgspec
+    cannot decode a union of enums), which `topology.codes.Vocabulary.code_of` turns back
+    into its enum member."""
 
     command_id: str
     aggregate_id: str
@@ -80,9 +85,59 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False):
     code: str | None
     message: str
     version: int
-    first_attempt_ms: int = 0
-    fingerprint: int = 0
-    resend: list[tuple[str, bytes]] | None = None
+
+    @classmethod
+    def accept(cls, *, command_id: str, aggregate_id: str, version: int) -> Self:
+        """The answer to an accepted command."""
+        return cls(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            accepted=True,
+            code=None,
+            message="",
+            version=version,
+        )
+
+    @classmethod
+    def refuse(
+        cls, *, command_id: str, aggregate_id: str, code: str, message: str, version: int
+    ) -> Self:
+        """The answer to a refused command."""
+        return cls(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            accepted=False,
+            code=code,
+            message=message,
+            version=version,
+        )
+
+
+class Answered(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="answered"):
+    """The id memory's entry of a decided command id: its `reply` (a retry within the window
+    gets it again), and the first attempt (epoch ms) and fingerprint (a hash of the command's
+    type, payload and expected version) that the idempotency judge compares a retry with."""
+
+    reply: Reply
+    first_attempt_ms: int
+    fingerprint: int
+
+
+class Deferred(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="deferred"):
+    """The id memory's entry of a command id whose saga is in flight: its answer is deferred
+    to the saga's last leg, so it has none yet. `resend`: the internal commands the saga's
+    first step sent, as (target aggregate id, command record value), to send again on a
+    retry (a leg's own entry has none)."""
+
+    first_attempt_ms: int
+    fingerprint: int
+    resend: list[tuple[str, bytes]] = msgspec.field(default_factory=list)
+
+
+IdEntry: TypeAlias = Answered | Deferred
+"""What the id memory holds for a command id (and writes to its changelog, the replies
+topic, keyed by the id key): an answered command, or one whose answer is deferred while its
+saga is in flight."""
 
 
 class EventEnvelope(msgspec.Struct, frozen=True, gc=False):

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from topology.codec import Codec, CodecError
+from topology.codec.aggregate import Codec
+from topology.codec.wire import CodecError
 
 __all__ = [
     "MAX_PAGE",

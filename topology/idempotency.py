@@ -1,23 +1,23 @@
 """The idempotency window's rules, pure: when a command id is a retry, a reuse or too old.
 
-A command id is remembered per aggregate (`encode_id_key`) with its first reply, the time
-of its first attempt and its fingerprint. Invariant (the guarantee): a command whose first
-attempt is within `window_ms` of the partition's clock is answered from memory if its id was
-seen, and executed at most once; one whose first attempt is older is refused as `expired`
-whether or not it was seen, so it is never executed a second time. A memory therefore only
-has to hold ids whose first attempt is within the window: older ones may be dropped at any
-time. The partition's clock never runs backwards (it is checkpointed), so neither does expiry.
+A command id is remembered per aggregate (`encode_id_key`) as an `IdEntry`: its first reply
+(or that its saga is in flight), the time of its first attempt and its fingerprint.
+Invariant (the guarantee): a command whose first attempt is within `window_ms` of the
+partition's clock is answered from memory if its id was seen, and executed at most once; one
+whose first attempt is older is refused as `expired` whether or not it was seen, so it is
+never executed a second time. A memory therefore only has to hold ids whose first attempt is
+within the window: older ones may be dropped at any time. The partition's clock never runs
+backwards (it is checkpointed), so neither does expiry.
 """
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
 
-from topology.codec import decode_reply
+from topology.codec.replies import decode_entry
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",
-    "IdCode",
     "IdMemory",
     "IdVerdict",
     "judge",
@@ -30,15 +30,6 @@ MAX_CLOCK_SKEW_MS: Final = 5 * 60 * 1000
 a command further ahead is refused, so that no id is remembered past its window + this."""
 
 _RETENTION_MARGIN_MS: Final = 60 * 60 * 1000
-
-
-class IdCode(StrEnum):
-    """Refusals of the idempotency memory (beside the aggregate's own codes). None of them
-    is remembered: they change nothing, and the same command gets the same refusal."""
-
-    EXPIRED = "expired"
-    ID_REUSED = "id_reused"
-    FIRST_ATTEMPT_IN_FUTURE = "first_attempt_in_future"
 
 
 class IdVerdict(StrEnum):
@@ -85,7 +76,7 @@ def latest_entries(held: Mapping[bytes, bytes], read: Mapping[bytes, bytes]) -> 
     for key, value in read.items():
         old = held.get(key)
         if old is None or (
-            decode_reply(value).first_attempt_ms >= decode_reply(old).first_attempt_ms
+            decode_entry(value).first_attempt_ms >= decode_entry(old).first_attempt_ms
         ):
             newer[key] = value
     return newer
@@ -98,7 +89,7 @@ def replies_retention_ms(window_ms: int) -> int:
 
 
 class IdMemory(Protocol):
-    """What the batch step asks of an idempotency memory: the remembered reply value of each
-    id key (None: not remembered). A memory may forget an id once it is past its window."""
+    """What the batch step asks of an idempotency memory: the encoded `IdEntry` of each id
+    key (None: not remembered). A memory may forget an id once it is past its window."""
 
     def lookup(self, keys: Sequence[bytes]) -> Sequence[bytes | None]: ...

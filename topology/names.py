@@ -4,7 +4,7 @@ are ``topology.topics.TopicLayout``'s, the other half of this place).
 
 Invariant: nothing else in the code mints such a name; two parts of the system that must
 agree on a name (the coordinator that creates a shadow and the code that fences it, the
-client that finds a partition actor and the launcher that names it) both ask ``Names``.
+client that finds a partition actor and the supervisor that names it) both ask ``Names``.
 """
 
 from __future__ import annotations

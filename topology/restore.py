@@ -7,13 +7,10 @@ rebuild is the fold from an empty map and events offset 0, and a resumed one rep
 smallest `events_offset` its snapshots carry.
 """
 
-from topology.codec import (
-    TOUCH_KEY,
-    Codec,
-    CodecError,
-    Slot,
-    decode_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.keys import TOUCH_KEY, decode_key
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot
 
 __all__ = ["SequenceGapError", "apply_event_record", "apply_snapshot_record"]
 

@@ -10,14 +10,11 @@ Invariant: every value held is a snapshot of the aggregate's current state schem
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from topology.codec import (
-    Codec,
-    CodecError,
-    Slot,
-    StaleSnapshotError,
-    decode_key,
-    encode_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.keys import decode_key, encode_key
+from topology.codec.snapshots import StaleSnapshotError
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot
 
 __all__ = ["SnapshotStore"]
 

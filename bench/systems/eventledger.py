@@ -15,14 +15,15 @@ from typing import Any
 import ray
 
 from actors.admin import ensure_topics
+from actors.deployment import stop_service
 from actors.kafka import producer_config
-from actors.launcher import undeploy
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actors
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, count_records
 from bench.model import RunContext, Throughput
 from bench.workload import Expected
-from eventledger.assembly import deploy_partitions
+from eventledger.assembly import deploy_service
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -38,7 +39,10 @@ def settings_config(settings: Settings) -> dict[str, Any]:
     config["producer"] = {
         k: v for k, v in producer.items() if k not in ("bootstrap.servers", "transactional.id")
     }
-    config["actors"] = f"{settings.partitions} PartitionWorker actors (num_cpus=0) on local Ray"
+    config["actors"] = (
+        f"{settings.partitions} PartitionWorker actors (num_cpus=0) on local Ray, deployed as "
+        "the service is (coordinator, history actors)"
+    )
     return config
 
 
@@ -52,11 +56,12 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
     copy = GatedCopy(ctx.bootstrap, source, layout.name(TopicKind.COMMANDS), partitions)
     targets = copy.counts
     try:
-        handles = deploy_partitions(settings, detached=False, timeout=300)
+        deploy_service(settings, timeout=300)
     except BaseException:
         copy.abandon()
         raise
     try:
+        handles = partition_actors(settings.app_id, settings.partitions)
         released_at = copy.release()
         stats = _drain(ctx, handles, targets)
         views: dict[str, Any] = {}
@@ -64,7 +69,7 @@ def run_eventledger(ctx: RunContext, source: str, expected: Expected) -> tuple[T
             views.update(part)
     finally:
         copy.abandon()
-        undeploy(settings)
+        stop_service(settings.app_id)
     first_at = min(s.first_batch_at for s in stats if s.batches)
     last_at = max(s.last_commit_at for s in stats)
     batches = sum(s.batches for s in stats)

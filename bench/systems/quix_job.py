@@ -30,10 +30,11 @@ from quixstreams.models.serializers import Serializer
 
 from bench.wire import emit, rss_bytes
 from ledger.aggregate import LEDGER
-from ledger.rejections import Rejection
 from ledger.state import Account
-from topology.codec import Codec, Reply, encode_reply
-from topology.step import VERSION_CONFLICT
+from topology.codec.aggregate import Codec
+from topology.codec.replies import encode_reply
+from topology.codes import FlowCode
+from topology.envelopes import Reply
 
 CODEC = Codec(LEDGER)
 
@@ -74,31 +75,55 @@ class LedgerJob:
         reply_key = command_id.encode()
         for seen_id, accepted, code, message, seen_version in recent:
             if seen_id == command_id:  # a retried command: the same reply, no new events
-                again = Reply(command_id, aggregate_id, accepted, code, message, seen_version)
+                again = (
+                    Reply.accept(
+                        command_id=command_id, aggregate_id=aggregate_id, version=seen_version
+                    )
+                    if accepted
+                    else Reply.refuse(
+                        command_id=command_id,
+                        aggregate_id=aggregate_id,
+                        code=code,
+                        message=message,
+                        version=seen_version,
+                    )
+                )
                 return [(REPLIES, reply_key, encode_reply(again))]
         out: list[Output] = []
         key = aggregate_id.encode()
         expected = envelope.expected_version
-        decision: list[Any] | Rejection
+        refused: tuple[str, str] | None = None
+        events: list[Any] = []
         if expected is not None and expected != version:  # checked by the flow, as in step
             message = f"expected version {expected}, account is at version {version}"
-            decision = Rejection(VERSION_CONFLICT, message)
+            refused = (FlowCode.VERSION_CONFLICT, message)
         else:
             decision = LEDGER.decide(account, command)
-        if isinstance(decision, list):
+            rejection = decision.rejection
+            if rejection is None:
+                events = decision.events
+            else:
+                refused = (rejection.code, rejection.message)
+        if refused is None:
             now_ms = int(now * 1000)
-            for event in decision:
+            for event in events:
                 version += 1
                 account = LEDGER.evolve(account, event)
                 value = CODEC.encode_event(
                     aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
-            reply = Reply(command_id, aggregate_id, True, None, "", version)
+            reply = Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
             if self.views and account is not None:
                 out.append((STATE, key, CODEC.encode_view(account, version)))
         else:
-            reply = Reply(command_id, aggregate_id, False, decision.code, decision.message, version)
+            reply = Reply.refuse(
+                command_id=command_id,
+                aggregate_id=aggregate_id,
+                code=refused[0],
+                message=refused[1],
+                version=version,
+            )
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])
         if len(recent) > self.recent_limit:
             del recent[: len(recent) - self.recent_limit]

@@ -36,7 +36,7 @@ from actors.client import OutcomeUnknownError
 from actors.history import HistoryBehindError
 from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
-from eventledger.http.problems import problem, status_of
+from eventledger.http.problems import problem, refusal_problem
 from eventledger.transfers import SettlementError, SettlementRefusal
 from ledger.commands import (
     CloseAccount,
@@ -278,8 +278,7 @@ async def _execute(
     finally:
         otel_context.detach(token)
     if not reply.accepted:
-        code = reply.code or "refused"
-        return problem(status_of(code), code, reply.message, command_id=command_id, account=account)
+        return refusal_problem(reply, command_id=command_id, account=account)
     body = {"account": account, "command_id": command_id, "version": reply.version}
     return JSONResponse(body, status_code=201 if created else 200)
 

@@ -1,65 +1,102 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), with one stable HTTP
 status per kind of error.
 
-A command's rejection code becomes the problem's ``type`` (``urn:eventledger:<code>``, also
-given as ``code``) and its message the ``detail``. Refusals and validation errors are 4xx; a
-reply that did not come in time is 504, with the advice to retry with the same
+A command's refusal code becomes the problem's ``type`` (``urn:eventledger:<code>``, also
+given as ``code``) and its message the ``detail``; its status and title come from
+``PROBLEMS``, a table over every enum of the service's refusal vocabulary
+(``eventledger.assembly.CODES``; a unit test proves it total). Refusals and validation errors
+are 4xx; a reply that did not come in time is 504, with the advice to retry with the same
 Idempotency-Key (the command id: it is executed at most once).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fastapi.responses import JSONResponse
 
-__all__ = ["MEDIA_TYPE", "REJECTION_STATUS", "problem", "status_of"]
+from eventledger.assembly import CODES, Code
+from ledger.rejections import RejectionCode
+from topology.codes import FlowCode, IdCode, PoisonCode, UnknownCodeError
+from topology.envelopes import Reply
+
+__all__ = ["MEDIA_TYPE", "PROBLEMS", "Problem", "problem", "refusal_problem"]
+
+log = logging.getLogger(__name__)
 
 MEDIA_TYPE: Final = "application/problem+json"
 
-REJECTION_STATUS: Final[dict[str, int]] = {
-    # the account is not there
-    "unknown_account": 404,
-    # the account's state refuses it
-    "already_open": 409,
-    "account_closed": 409,
-    "insufficient_funds": 409,
-    "nonzero_balance": 409,
-    "version_conflict": 409,
-    "limit_exceeded": 409,
-    "currency_mismatch": 409,
-    "pending_transfers": 409,
-    "pending_expired": 409,
-    "transfers_in_flight": 409,  # a close while money sent from the account may come back
-    "transfer_open": 409,  # a transfer id still open on the source: wait, or use a new id
-    "refused_by_operator": 409,  # a lost leg an operator settled by sending the money back
-    # a pending transfer that is not there (never made, or already posted or voided)
-    "unknown_pending": 404,
-    # the command itself is wrong, or its id is (IETF idempotency-key draft: 422 on reuse)
-    "amount_not_positive": 422,
-    "invalid_command": 422,
-    "id_reused": 422,
-    "expired": 422,
-    "first_attempt_in_future": 422,
-    "same_account": 422,
-    # poison (a request the API built cannot be these, but the codes are the service's)
-    "malformed": 400,
-    "too_large": 413,
-    "unknown_command_type": 400,
-    "invalid_payload": 400,
-    "key_mismatch": 400,
-    "wrong_partition": 400,
-    "invalid_reply_to": 400,
-    "forged_internal_command": 400,
-    # set aside after repeated aborts: the same key gets the same answer
-    "unprocessable": 500,
-}
+
+class Problem(NamedTuple):
+    """The HTTP status and title of a refusal code."""
+
+    status: int
+    title: str
 
 
-def status_of(code: str) -> int:
-    """The HTTP status of a rejection code (422 for a code this table does not know)."""
-    return REJECTION_STATUS.get(code, 422)
+def _entry(status: int, code: Code) -> tuple[Code, Problem]:
+    return code, Problem(status, code.replace("_", " "))
+
+
+PROBLEMS: Final[Mapping[Code, Problem]] = dict(
+    [
+        # the account is not there
+        _entry(404, RejectionCode.UNKNOWN_ACCOUNT),
+        # the account's state refuses it
+        _entry(409, RejectionCode.ALREADY_OPEN),
+        _entry(409, RejectionCode.ACCOUNT_CLOSED),
+        _entry(409, RejectionCode.INSUFFICIENT_FUNDS),
+        _entry(409, RejectionCode.NONZERO_BALANCE),
+        _entry(409, FlowCode.VERSION_CONFLICT),
+        _entry(409, RejectionCode.LIMIT_EXCEEDED),
+        _entry(409, RejectionCode.CURRENCY_MISMATCH),
+        _entry(409, RejectionCode.PENDING_TRANSFERS),
+        _entry(409, RejectionCode.PENDING_EXPIRED),
+        # a close while money sent from the account may come back
+        _entry(409, RejectionCode.TRANSFERS_IN_FLIGHT),
+        # a transfer id still open on the source: wait, or use a new id
+        _entry(409, RejectionCode.TRANSFER_OPEN),
+        # a lost leg an operator settled by sending the money back
+        _entry(409, RejectionCode.REFUSED_BY_OPERATOR),
+        # a pending transfer that is not there (never made, or already posted or voided)
+        _entry(404, RejectionCode.UNKNOWN_PENDING),
+        # the command itself is wrong, or its id is (IETF idempotency-key draft: 422 on reuse)
+        _entry(422, RejectionCode.AMOUNT_NOT_POSITIVE),
+        _entry(422, RejectionCode.INVALID_COMMAND),
+        _entry(422, RejectionCode.SAME_ACCOUNT),
+        _entry(422, IdCode.ID_REUSED),
+        _entry(422, IdCode.EXPIRED),
+        _entry(422, IdCode.FIRST_ATTEMPT_IN_FUTURE),
+        # poison (a request the API built cannot be these, but the codes are the service's)
+        _entry(400, PoisonCode.MALFORMED),
+        _entry(413, PoisonCode.TOO_LARGE),
+        _entry(400, PoisonCode.UNKNOWN_COMMAND_TYPE),
+        _entry(400, PoisonCode.INVALID_PAYLOAD),
+        _entry(400, PoisonCode.KEY_MISMATCH),
+        _entry(400, PoisonCode.WRONG_PARTITION),
+        _entry(400, PoisonCode.INVALID_REPLY_TO),
+        _entry(400, PoisonCode.NOT_INTERNAL),
+        _entry(400, FlowCode.FORGED_INTERNAL_COMMAND),
+        # set aside after repeated aborts: the same key gets the same answer
+        _entry(500, PoisonCode.UNPROCESSABLE),
+    ]
+)
+
+
+def refusal_problem(reply: Reply, **extra: Any) -> JSONResponse:
+    """The problem of a refused `reply`, by its code's entry in `PROBLEMS`. A code that no
+    enum of the vocabulary names (a newer service?) is a 502 that says so."""
+    try:
+        code = CODES.code_of(reply)
+    except UnknownCodeError as e:
+        log.error("a reply with an unknown code: %s", e)
+        return problem(502, "unknown_code", str(e), **extra)
+    if code is None:
+        raise ValueError("an accepted reply is not a problem")
+    status, title = PROBLEMS[code]
+    return problem(status, code, reply.message, title=title, **extra)
 
 
 def problem(

@@ -47,7 +47,7 @@ class _Readiness:
     def __call__(self) -> list[str]:
         import ray
 
-        from actors.coordinator import find_coordinator
+        from actors.deployment import find_coordinator
         from eventledger.report import not_running
 
         problems: list[str] = []

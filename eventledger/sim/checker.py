@@ -23,18 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventledger.sim.world import World
-from topology.codec import Reply, Slot, command_fingerprint
+from ledger.rejections import RejectionCode
+from topology.codec.commands import command_fingerprint
+from topology.codes import FlowCode, IdCode
+from topology.envelopes import Answered, Slot
 from topology.flows import wrapped
-from topology.idempotency import IdCode
 from topology.topics import TopicKind
 
 __all__ = ["Checker", "InvariantError"]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
-_MEMORY_REFUSALS: Final = frozenset(
-    {IdCode.EXPIRED, IdCode.ID_REUSED, IdCode.FIRST_ATTEMPT_IN_FUTURE, "forged_internal_command"}
-)
+_MEMORY_REFUSALS: Final = frozenset({*IdCode, FlowCode.FORGED_INTERNAL_COMMAND})
 
 
 class InvariantError(AssertionError):
@@ -222,11 +222,12 @@ class Checker:
         if w.crossed:
             raise InvariantError("replies", w.crossed[0])
         received, w.decisions = w.decisions, []
-        for decision, reply in received:
+        for decision, answered in received:
+            reply = answered.reply
             if reply.code in _MEMORY_REFUSALS:
                 continue
-            if reply.code == "unknown_pending":
-                self._check_late_finish(reply)
+            if reply.code == RejectionCode.UNKNOWN_PENDING:
+                self._check_late_finish(answered)
             said = (reply.accepted, reply.code, reply.version)
             first = self.answers.setdefault(decision, said)
             if said != first:
@@ -236,11 +237,13 @@ class Checker:
                     f"at {decision[2]}) was answered {first}, then {said}",
                 )
 
-    def _check_late_finish(self, reply: Reply) -> None:
+    def _check_late_finish(self, answered: Answered) -> None:
         """A post or void of a reservation that expired is told so (`pending_expired`),
         not that the reservation is unknown."""
+        reply = answered.reply
         by_content = self.world.sent.get((reply.aggregate_id, reply.command_id), {})
-        attempted = next((a for (fp, _), a in by_content.items() if fp == reply.fingerprint), None)
+        fingerprint = answered.fingerprint
+        attempted = next((a for (fp, _), a in by_content.items() if fp == fingerprint), None)
         if attempted is None:
             return
         tid = getattr(attempted.command, "transfer_id", None)

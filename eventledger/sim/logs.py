@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from topology.step import OutRecord
+from topology.step.records import OutRecord
 from topology.topics import TopicKind
 
 __all__ = ["Log", "Logs", "Record", "Transaction"]

@@ -16,25 +16,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from eventledger.sim.logs import Logs, Transaction
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    decode_checkpoint,
-    decode_reply,
-    encode_checkpoint,
-    encode_flows,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.codec.replies import decode_entry
+from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY, Flows
 from topology.idempotency import latest_entries
-from topology.step import (
-    UNREMEMBERED_KEY_PREFIX,
-    BatchResult,
-    InRecord,
-    process_batch,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 
@@ -139,7 +131,7 @@ class SimPartition:
         old = [
             k
             for k, v in self.ids.values.items()
-            if decode_reply(v).first_attempt_ms + self.window_ms < before_ms
+            if decode_entry(v).first_attempt_ms + self.window_ms < before_ms
         ]
         for key in old:
             del self.ids.values[key]

@@ -19,7 +19,7 @@ from eventledger.sim.ops import Advance, Batch, Op, Resume, Send, Settle
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
 from ledger.aggregate import LEDGER
-from topology.codec import Codec
+from topology.codec.aggregate import Codec
 
 __all__ = ["Outcome", "Summary", "config_for", "run_seed", "run_seeds", "run_trace", "shrink"]
 

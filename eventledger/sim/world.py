@@ -24,21 +24,14 @@ from eventledger.sim.ops import (
     Stop,
 )
 from eventledger.sim.partition import Fault, SimPartition, StepReport
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    Reply,
-    Slot,
-    command_fingerprint,
-    decode_reply,
-    encode_checkpoint,
-    encode_command,
-    encode_key,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
+from topology.codec.commands import command_fingerprint, encode_command
+from topology.codec.keys import encode_key
+from topology.codec.replies import decode_reply_record
+from topology.envelopes import Answered, Checkpoint, Deferred, Reply, Slot
 from topology.partitioner import partition_for
 from topology.restore import apply_event_record
-from topology.step import IN_FLIGHT
 from topology.topics import TopicKind
 
 __all__ = ["Attempted", "SimConfig", "World"]
@@ -97,9 +90,9 @@ class World:
         self.sent: dict[tuple[str, str], dict[tuple[int, int], Attempted]] = {}
         self.crossed: list[str] = []  # replies that answer nothing that was sent
         self.last_step: StepReport | None = None
-        # (account, command id, first attempt of the decision) and a remembered reply of it,
+        # (account, command id, first attempt of the decision) and a remembered answer of it,
         # received since the last check
-        self.decisions: list[tuple[tuple[str, str, int], Reply]] = []
+        self.decisions: list[tuple[tuple[str, str, int], Answered]] = []
         self.touched: set[int] = set()  # partitions whose worker changed since the last check
         self._owners: dict[str, int] = {}
         self.lost: dict[int, list[tuple[bytes, bytes]]] = {}  # partition → set-aside legs
@@ -223,11 +216,10 @@ class World:
             apply_event_record(self.codec, states, record.value)
         return states
 
-    def poll_replies(self) -> list[tuple[int, Reply]]:
-        """The committed replies not read yet, as (lane, reply); final ones are recorded with
-        the command they answer (in-flight markers are not answers: clients skip them)."""
+    def poll_replies(self) -> None:
+        """Read the committed replies records not read yet; each answer is recorded with the
+        command it answers (an id in flight is no answer: clients skip it)."""
         lanes = self.config.reply_lanes
-        got: list[tuple[int, Reply]] = []
         for p in range(self.config.partitions):
             for lane in range(lanes):
                 partition = p * lanes + lane
@@ -235,24 +227,23 @@ class World:
                 position = self.reply_positions.get(partition, 0)
                 for record in log.read(position):
                     assert record.value is not None
-                    reply = decode_reply(record.value)
-                    if reply.code != IN_FLIGHT:
-                        got.append((lane, reply))
-                        self._record(lane, reply)
+                    answer = decode_reply_record(record.value)
+                    if not isinstance(answer, Deferred):
+                        self._record(lane, answer)
                 self.reply_positions[partition] = log.end
-        return got
 
-    def _record(self, lane: int, reply: Reply) -> None:
+    def _record(self, lane: int, answer: Reply | Answered) -> None:
+        reply = answer.reply if isinstance(answer, Answered) else answer
         by_content = self.sent.get((reply.aggregate_id, reply.command_id))
         if not by_content:  # no client waits for it (an entry of the memory): skipped
             return
-        if reply.fingerprint:  # remembered: it names the content and the decision's attempt
-            candidates = [a for (fp, _), a in by_content.items() if fp == reply.fingerprint]
+        if isinstance(answer, Answered):  # it names the content and the decision's attempt
+            candidates = [a for (fp, _), a in by_content.items() if fp == answer.fingerprint]
             if not candidates:
-                self.crossed.append(f"lane {lane} got a reply to another command: {reply}")
+                self.crossed.append(f"lane {lane} got a reply to another command: {answer}")
                 return
-            decision = (reply.aggregate_id, reply.command_id, reply.first_attempt_ms)
-            self.decisions.append((decision, reply))
+            decision = (reply.aggregate_id, reply.command_id, answer.first_attempt_ms)
+            self.decisions.append((decision, answer))
         else:  # a refusal that is not remembered: it answers the lane's own attempt
             candidates = list(by_content.values())
         on_lane = [a for a in candidates if lane in a.lanes]

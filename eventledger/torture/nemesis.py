@@ -39,10 +39,10 @@ from typing import Any
 import ray
 from confluent_kafka import Producer
 
-from actors.coordinator import find_coordinator
+from actors.deployment import find_coordinator
 from actors.kafka import producer_config
-from actors.launcher import partition_actor
 from actors.messages import RebuildProgress
+from actors.ray_state import partition_actor
 from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase

@@ -26,9 +26,9 @@ from typing import Any
 import ray
 
 from actors.audit import read_events
-from actors.coordinator import find_coordinator, stop_service
-from actors.launcher import NAMESPACE, partition_actor
-from actors.messages import ServiceStatus
+from actors.deployment import find_coordinator, stop_service
+from actors.messages import RowState, ServiceStatus
+from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
@@ -38,6 +38,7 @@ from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesi
 from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
 from ledger.money import Money
+from topology.names import NAMESPACE
 from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
@@ -316,7 +317,7 @@ def _settled(settings: Settings, timeout: float) -> bool:
             log.info("status unavailable: %s", e)
             status = None
         rows = status.rows if status is not None else []
-        if rows and all(r.state == "running" for r in rows):
+        if rows and all(r.state is RowState.RUNNING for r in rows):
             return True
         time.sleep(0.5)
     return False

@@ -14,9 +14,10 @@ import threading
 
 from actors.audit import read_topic
 from eventledger.torture.checker import flows_problems
-from topology.codec import Codec, decode_flows
+from topology.codec.aggregate import Codec
+from topology.codec.state import decode_flows
 from topology.flows import FLOWS_KEY, Flows
-from topology.protocol import Aggregate
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 class StateReader:
     """Reads the state topic in a loop (a thread of its own) until stopped."""
 
-    def __init__(self, settings: Settings, aggregate: Aggregate, pause: float = 1.0) -> None:
+    def __init__(self, settings: Settings, aggregate: AnyAggregate, pause: float = 1.0) -> None:
         self.settings = settings
         self.codec = Codec(aggregate)
         self.pause = pause

@@ -1,7 +1,7 @@
 """The short fault suite (part of the default run): the bank workload for about a minute
 under partition-actor kills and kill -9 of the broker, then every anomaly count must be
 zero. The long form (all faults, five minutes) is ``eventledger torture --seconds 300
---faults kill,stop,broker,coordinator,rebuild,node`` (see the README's "Fault suite")."""
+--faults kill,stop,broker,coordinator,rebuild,node`` (see docs/testing.md, "The fault suite")."""
 
 from __future__ import annotations
 

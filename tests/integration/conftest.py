@@ -1,6 +1,7 @@
-"""A deployed service per test, on the session's Ray: deployed through its coordinator (the
-production path) with a client, or as bare partition actors (``bare_service``) for a test
-that must not have a supervisor replace what it breaks on purpose."""
+"""A deployed service per test, on the session's Ray, always deployed through its
+coordinator (the one deployment path) with a client; ``bare_service`` then ends the
+coordinator, for a test that must not have a supervisor replace what it breaks on purpose
+(its actors are stopped by name at the end)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from actors.coordinator import deploy_coordinator, stop_service
-from actors.launcher import deploy, partition_actor, undeploy
+from actors.deployment import deploy_coordinator, find_coordinator, stop_service
+from actors.ray_state import partition_actors
+from actors.supervisor import retire
 from eventledger.bank import BankClient
 from ledger import LEDGER
+from topology.names import Names
 from topology.settings import Settings
 
 
@@ -36,13 +39,22 @@ def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
 def running(settings: Settings) -> Iterator[Service]:
     """The application of ``settings`` deployed through its coordinator, with a client."""
     deploy_coordinator(settings, LEDGER, timeout=120)
-    handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+    handles = partition_actors(settings.app_id, settings.partitions)
     client = BankClient(settings, timeout=60)
     try:
         yield Service(settings, handles, client)
     finally:
         client.close()
-        stop_service(settings.app_id)
+        if not stop_service(settings.app_id):  # its coordinator was ended: stop its actors
+            for p in range(settings.partitions):
+                retire(Names.of(settings).partition_actor(p), graceful=True)
+
+
+def end_supervision(settings: Settings) -> None:
+    """End the application's coordinator for good (once Ray has released its name, so no
+    tick is in flight): its actors run on, unsupervised."""
+    assert find_coordinator(settings.app_id) is not None
+    retire(Names.of(settings).coordinator_actor, graceful=False)
 
 
 @pytest.fixture
@@ -53,10 +65,7 @@ def service(settings: Settings, ray_local: None) -> Iterator[Service]:
 
 @pytest.fixture
 def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
-    handles = deploy(settings, LEDGER, detached=False)
-    client = BankClient(settings, timeout=60)
-    try:
-        yield Service(settings, handles, client)
-    finally:
-        client.close()
-        undeploy(settings)
+    """The service's actors, deployed as always, without a coordinator to supervise them."""
+    with running(settings) as served:
+        end_supervision(settings)
+        yield served

@@ -48,6 +48,16 @@ class Refused(msgspec.Struct, frozen=True):
     message: str
 
 
+class Decided(msgspec.Struct, frozen=True):
+    """A counter's decision (a `topology.protocol.Decision`): its events, or a rejection; a
+    counter sends nothing to other counters."""
+
+    events: list[Added | Sealed] = msgspec.field(default_factory=list)
+    rejection: Refused | None = None
+    sends: tuple[()] = ()
+    final: bool = True
+
+
 class CounterAggregate:
     """Counters: ``Add`` (a positive step) until ``Seal``; a sealed counter refuses both."""
 
@@ -62,16 +72,17 @@ class CounterAggregate:
         MappingProxyType({})
     )
 
-    def decide(self, state: Count | None, command: Add | Seal) -> list[Any] | Refused:
+    def decide(self, state: Count | None, command: Add | Seal) -> Decided:
         if state is not None and state.sealed:
-            return Refused("sealed", "the counter is sealed")
+            return Decided(rejection=Refused("sealed", "the counter is sealed"))
         match command:
             case Add(by=by):
                 if by <= 0:
-                    return Refused("not_positive", f"a step must be positive, got {by}")
-                return [Added(by)]
+                    refused = Refused("not_positive", f"a step must be positive, got {by}")
+                    return Decided(rejection=refused)
+                return Decided([Added(by)])
             case Seal():
-                return [Sealed()]
+                return Decided([Sealed()])
             case _:
                 assert_never(command)
 

@@ -9,7 +9,7 @@ import sys
 
 import ray
 
-from actors.coordinator import stop_service
+from actors.deployment import stop_service
 from tests.integration.conftest import Service
 
 

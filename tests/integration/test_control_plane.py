@@ -20,15 +20,14 @@ from actors.client import LedgerClient
 from actors.control_store import ControlWriter
 from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
 from actors.kafka import FencedError, TransactionalWriter
-from actors.launcher import NAMESPACE, partition_actor
-from actors.messages import ShadowPhase
-from actors.ray_state import describe_actor, lookup_actor
+from actors.messages import PartitionStatus, ShadowPhase
+from actors.ray_state import RayState, describe_actor, lookup_actor, partition_actor
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
-from topology.names import Names
+from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
 from topology.placement import ActorPhase
 from topology.settings import Settings
@@ -161,7 +160,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
             ray.kill(partition_actor(c.settings.app_id, 0), no_restart=False)
             for _ in range(ROUNDS):
                 info = describe_actor(name, NAMESPACE)
-                if info is not None and info.restarts >= 1 and info.state == "ALIVE":
+                if info is not None and info.restarts >= 1 and info.state is RayState.ALIVE:
                     break
                 time.sleep(0.1)
             restarted.append(
@@ -284,10 +283,10 @@ def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coor
         reply = client.send(key, OpenAccount("EUR"))
         for _ in range(ROUNDS):  # the coordinator is ticked by hand: nothing replaces it yet
             stats = ray.get(handle.stats.remote())
-            if stats.status not in ("running", "restoring"):  # until it gives up
-                break
+            if stats.status not in (PartitionStatus.RUNNING, PartitionStatus.RESTORING):
+                break  # it gave up
             time.sleep(0.1)
-        assert stats.status == "failed" and "unreachable" in stats.error
+        assert stats.status is PartitionStatus.FAILED and "unreachable" in stats.error
         converge(c)  # the supervisor replaced it
         assert reply.result(120).accepted
     assert describe_actor(Names.of(c.settings).partition_actor(0), NAMESPACE) is not None

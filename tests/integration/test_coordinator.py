@@ -14,9 +14,9 @@ import ray
 
 from actors.audit import read_named_topic
 from actors.client import LedgerClient
-from actors.coordinator import deploy_coordinator, find_coordinator, stop_service
-from actors.launcher import partition_actor
-from actors.messages import RebuildProgress, ServiceStatus
+from actors.deployment import deploy_coordinator, find_coordinator, stop_service
+from actors.messages import PartitionStatus, RebuildProgress, RowState, ServiceStatus
+from actors.ray_state import partition_actor
 from ledger.aggregate import LEDGER
 from tests.conftest import CLUSTER_NODE
 from tests.integration.schema_bump import LEDGER_V2
@@ -25,7 +25,9 @@ from tests.integration.traffic import (
     assert_exactly_once_and_money_conserved,
     wait_until,
 )
-from topology.codec import CHECKPOINT_KEY, TOUCH_KEY, Codec, decode_checkpoint
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import TOUCH_KEY
 from topology.control import RebuildPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
@@ -53,9 +55,20 @@ def _status(settings: Settings) -> ServiceStatus:
     return status
 
 
+def _own_actor_id(_: Any) -> str:
+    actor_id: str = ray.get_runtime_context().get_actor_id()
+    return actor_id
+
+
+def _actor_id(handle: Any) -> str:
+    """The id the actor's own runtime context reports (Ray's public API)."""
+    actor_id: str = ray.get(handle.__ray_call__.remote(_own_actor_id), timeout=30)
+    return actor_id
+
+
 def _all_running(settings: Settings, nodes: set[str] | None = None) -> bool:
     rows = _status(settings).rows
-    return all(r.state == "running" and (nodes is None or r.node in nodes) for r in rows)
+    return all(r.state is RowState.RUNNING and (nodes is None or r.node in nodes) for r in rows)
 
 
 def _per_node(settings: Settings) -> Counter[str]:
@@ -111,7 +124,7 @@ def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Set
     coordinator = find_coordinator(settings.app_id)
     before = ray.get(coordinator.desired_state.remote())
     writers = {
-        p: partition_actor(settings.app_id, p)._actor_id.hex() for p in range(settings.partitions)
+        p: _actor_id(partition_actor(settings.app_id, p)) for p in range(settings.partitions)
     }
     with LedgerClient(settings, timeout=30) as client:
         traffic = Traffic(client, "coord").start()
@@ -131,9 +144,9 @@ def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Set
     assert after.service.serving and after.service.partitions == 3
     # The same actor still writes each partition: the restart started no second writer.
     for p, actor_id in writers.items():
-        assert partition_actor(settings.app_id, p)._actor_id.hex() == actor_id
+        assert _actor_id(partition_actor(settings.app_id, p)) == actor_id
         stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-        assert stats.status == "running" and stats.producer_restarts == 0
+        assert stats.status is PartitionStatus.RUNNING and stats.producer_restarts == 0
     assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
 
 

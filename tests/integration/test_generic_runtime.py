@@ -11,9 +11,9 @@ import ray
 
 from actors.audit import fold_events, read_events
 from actors.client import LedgerClient
-from actors.coordinator import deploy_coordinator, stop_service
-from actors.launcher import partition_actor
+from actors.deployment import deploy_coordinator, stop_service
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actor
 from tests.integration.counter import COUNTER, Add, Seal
 from topology.settings import Settings
 

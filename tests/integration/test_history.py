@@ -11,9 +11,9 @@ import msgspec
 import pytest
 import ray
 
-from actors.coordinator import find_coordinator
+from actors.deployment import find_coordinator
 from actors.history import HistoryIndex
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service

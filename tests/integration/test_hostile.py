@@ -20,15 +20,16 @@ from confluent_kafka.admin import (
 )
 
 from actors.audit import read_events, read_topic
+from actors.deployment import deploy_coordinator
 from actors.kafka import producer_config
-from actors.launcher import NAMESPACE, deploy, partition_actor
 from actors.messages import PartitionStats
+from actors.ray_state import partition_actor
 from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
-from topology.codec import encode_command
+from topology.codec.commands import encode_command
+from topology.codes import PoisonCode
 from topology.limits import MAX_COMMAND_BYTES
-from topology.names import Names
-from topology.step import PoisonCode
+from topology.names import NAMESPACE, Names
 from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
@@ -134,7 +135,8 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
 def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     bare_service: Service,
 ) -> None:
-    """Bare actors: the test removes one and deploys it again over a re-created topic."""
+    """Unsupervised: the test removes one actor and deletes the commands it had not read,
+    then deploys the service again (the new coordinator starts the missing actor)."""
     service = bare_service
     c = service.client
     settings = service.settings
@@ -163,12 +165,13 @@ def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     [deleted] = admin.delete_records([TopicPartition(commands, 0, end)]).values()
     deleted.result(30)
 
-    handles = deploy(settings, LEDGER, detached=False)
-    stats = ray.get(handles[0].stats.remote())
+    deploy_coordinator(settings, LEDGER, timeout=120)
+    handle = partition_actor(settings.app_id, 0)
+    stats = ray.get(handle.stats.remote())
     assert stats.status == "blocked"
     assert f"holds offsets {end} to {end}" in stats.error
     assert "--from-offset" in stats.error
-    assert ray.get(handles[0].unblock.remote(end)) == "running"
+    assert ray.get(handle.unblock.remote(end)) == "running"
     assert c.execute(account, Deposit(4)).accepted
     assert c.get_account(account)["balance"] == 7  # type: ignore[index]
     executed = {e.envelope.command_id for e in read_events(settings, LEDGER)}

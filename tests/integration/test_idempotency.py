@@ -15,9 +15,9 @@ import ray
 
 from actors.audit import read_events
 from actors.client import LedgerClient, now_ms
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
-from topology.idempotency import IdCode
+from topology.codes import IdCode
 from topology.names import Names
 from topology.settings import Settings
 

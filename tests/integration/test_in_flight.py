@@ -23,7 +23,7 @@ from confluent_kafka.admin import (
 )
 
 from actors.audit import read_events
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.transfers import (
     InFlightTransfer,
     SettlementError,

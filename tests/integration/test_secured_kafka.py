@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from actors.audit import fold_events
-from actors.coordinator import find_coordinator
+from actors.deployment import find_coordinator
 from eventledger.cli import app
 from eventledger.report import print_status
 from ledger.aggregate import LEDGER

@@ -15,19 +15,16 @@ from confluent_kafka import Producer
 
 from actors.audit import fold_events, read_events, read_topic
 from actors.kafka import producer_config
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
 from tests.integration.conftest import Service
-from topology.codec import (
-    CHECKPOINT_KEY,
-    TOUCH_KEY,
-    Codec,
-    CommandEnvelope,
-    decode_checkpoint,
-)
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
+from topology.codec.keys import TOUCH_KEY
+from topology.envelopes import CommandEnvelope
 from topology.flows import FLOWS_KEY
 from topology.partitioner import partition_for
 from topology.settings import Settings

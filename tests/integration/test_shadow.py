@@ -10,11 +10,12 @@ import msgspec
 from actors.admin import ensure_specs, ensure_topics
 from actors.audit import fold_events, read_events
 from actors.client import LedgerClient
+from actors.messages import RestoredFrom
 from actors.partition import PartitionWorker
 from actors.shadow import ShadowRebuild
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount
-from topology.codec import Codec
+from topology.codec.aggregate import Codec
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -80,7 +81,7 @@ def test_snapshots_of_another_state_schema_are_never_loaded(
         old.stop()
     new = PartitionWorker(settings, 0, LEDGER_V2)  # schema 4: folds the events
     try:
-        assert new.stats().restored_from == "events"
+        assert new.stats().restored_from is RestoredFrom.EVENTS
         assert msgspec.to_builtins(new.get("v")) == {
             "status": "open", "currency": "EUR", "balance": 5, "overdraft_limit": 0,
             "version": 2, "pending_debits": 0, "pending_credits": 0, "available": 5,

@@ -15,7 +15,7 @@ from collections import Counter
 import ray
 
 from actors.audit import read_events
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.bank import BankClient
 from ledger import (
     LEDGER,
@@ -30,10 +30,10 @@ from ledger import (
     Withdrawn,
 )
 from ledger.internal import CreditTransfer
-from topology.codec import Reply
+from topology.codes import FlowCode
+from topology.envelopes import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
-from topology.step import FORGED_INTERNAL_COMMAND
 
 from .conftest import Service
 
@@ -111,7 +111,7 @@ def test_same_and_cross_partition_transfers_refusals_and_retries(service: Servic
     assert c.transfer(a0, a1, 10**6).code == "insufficient_funds"
 
     forged = c.execute(a1, CreditTransfer("x", a0, 500, "EUR"))
-    assert (forged.accepted, forged.code) == (False, FORGED_INTERNAL_COMMAND)
+    assert (forged.accepted, forged.code) == (False, FlowCode.FORGED_INTERNAL_COMMAND)
     assert balance(c, a1) == 250
 
     accounts = [a0, b0, a1, usd1, closed1]

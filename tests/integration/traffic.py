@@ -18,11 +18,11 @@ import ray
 
 from actors.audit import fold_events, read_events
 from actors.client import LedgerClient, ReplyTimeoutError
-from actors.launcher import partition_actor
+from actors.ray_state import partition_actor
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
-from topology.codec import Reply
-from topology.protocol import Aggregate
+from topology.envelopes import Reply
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 
 __all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]
@@ -130,7 +130,7 @@ def _views(settings: Settings) -> dict[str, Any]:
 
 
 def assert_exactly_once_and_money_conserved(
-    settings: Settings, traffic: Traffic, aggregate: Aggregate
+    settings: Settings, traffic: Traffic, aggregate: AnyAggregate
 ) -> dict[str, Any]:
     """Every command got exactly one reply; the events hold each accepted command exactly
     once and no other; the actors' balances = the folded events' = the accepted moves'.

@@ -7,9 +7,13 @@ import msgspec
 from hypothesis import strategies as st
 
 from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
-from topology.codec import Codec, Slot, encode_command, encode_key
+from topology.codec.aggregate import Codec
+from topology.codec.commands import encode_command
+from topology.codec.keys import encode_key
+from topology.envelopes import Slot
 from topology.settings import DAY_MS
-from topology.step import BatchResult, InRecord, process_batch
+from topology.step.batch import process_batch
+from topology.step.records import BatchResult, InRecord
 
 __all__ = [
     "ACCOUNTS",

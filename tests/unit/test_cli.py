@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from actors.messages import ServiceStatus, StatusRow
+from actors.messages import RowState, ServiceStatus, StatusRow
 from eventledger import service
 from eventledger.cli import NOT_RUNNING_EXIT, app
 from eventledger.report import json_rows, not_running
@@ -21,7 +21,7 @@ from eventledger.report import json_rows, not_running
 runner = CliRunner()
 
 
-def _row(partition: int, state: str) -> StatusRow:
+def _row(partition: int, state: RowState) -> StatusRow:
     return StatusRow(
         partition=partition,
         node="ef32dffa0000",
@@ -37,7 +37,7 @@ def _row(partition: int, state: str) -> StatusRow:
     )
 
 
-def _status(*states: str) -> ServiceStatus:
+def _status(*states: RowState) -> ServiceStatus:
     return ServiceStatus(
         app_id="demo",
         partitions=len(states),
@@ -52,12 +52,13 @@ def _status(*states: str) -> ServiceStatus:
 
 
 def test_not_running_names_partitions_that_take_no_commands() -> None:
-    assert not_running(_status("running", "rebuilding")) == []
-    assert not_running(_status("running", "paused", "restoring", "blocked")) == [1, 2, 3]
+    r = RowState
+    assert not_running(_status(r.RUNNING, r.REBUILDING)) == []
+    assert not_running(_status(r.RUNNING, r.PAUSED, r.RESTORING, r.BLOCKED)) == [1, 2, 3]
 
 
 def test_json_rows_are_one_object_per_partition() -> None:
-    lines = json_rows(_status("running", "paused"))
+    lines = json_rows(_status(RowState.RUNNING, RowState.PAUSED))
     rows = [json.loads(line) for line in lines]
     assert [r["partition"] for r in rows] == [0, 1]
     assert [r["state"] for r in rows] == ["running", "paused"]
@@ -65,10 +66,14 @@ def test_json_rows_are_one_object_per_partition() -> None:
 
 
 @pytest.mark.parametrize(
-    ("states", "code"), [(("running", "running"), 0), (("running", "missing"), NOT_RUNNING_EXIT)]
+    ("states", "code"),
+    [
+        ((RowState.RUNNING, RowState.RUNNING), 0),
+        ((RowState.RUNNING, RowState.MISSING), NOT_RUNNING_EXIT),
+    ],
 )
 def test_status_json_and_its_exit_code(
-    monkeypatch: pytest.MonkeyPatch, states: tuple[str, ...], code: int
+    monkeypatch: pytest.MonkeyPatch, states: tuple[RowState, ...], code: int
 ) -> None:
     monkeypatch.setattr(service, "service_status", lambda app_id: _status(*states))
     result = runner.invoke(app, ["status", "--json", "--app", "demo"])
@@ -79,7 +84,7 @@ def test_status_json_and_its_exit_code(
 
 
 def test_status_table_goes_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "service_status", lambda app_id: _status("running"))
+    monkeypatch.setattr(service, "service_status", lambda app_id: _status(RowState.RUNNING))
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 0 and "running" in result.stdout and not result.stderr
 

@@ -19,31 +19,36 @@ from ledger import (
     Withdrawn,
 )
 from ledger.internal import CreditTransfer
-from topology.codec import (
-    CHECKPOINT_KEY,
-    Checkpoint,
-    Codec,
-    CodecError,
+from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.codec.commands import (
     CommandDecodeError,
+    command_fingerprint,
+    encode_command,
+    readdressed,
+)
+from topology.codec.keys import decode_key, encode_id_key, encode_key
+from topology.codec.replies import (
+    decode_answer,
+    decode_entry,
+    decode_reply_record,
+    encode_entry,
+    encode_reply,
+)
+from topology.codec.snapshots import StaleSnapshotError
+from topology.codec.wire import CodecError
+from topology.codes import PoisonCode
+from topology.envelopes import (
+    Answered,
+    Checkpoint,
     CommandEnvelope,
-    DecodeFailure,
+    Deferred,
     EventEnvelope,
+    Origin,
     Reply,
     Slot,
     Snapshot,
-    StaleSnapshotError,
-    command_fingerprint,
-    decode_checkpoint,
-    decode_key,
-    decode_reply,
-    encode_checkpoint,
-    encode_command,
-    encode_id_key,
-    encode_key,
-    encode_reply,
-    readdressed,
 )
-from topology.envelopes import Origin
 from topology.flows import Flows, wrapped
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 
@@ -122,10 +127,10 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
     long_id = CommandEnvelope("c" * (MAX_ID_CHARS + 1), "a", "Deposit", msgspec.Raw(b"\x80"))
     with pytest.raises(CommandDecodeError) as caught:
         LEDGER_CODEC.decode_command(msgspec.msgpack.encode(long_id))
-    assert (caught.value.code, caught.value.envelope) == (DecodeFailure.MALFORMED, None)
+    assert (caught.value.code, caught.value.envelope) == (PoisonCode.MALFORMED, None)
     with pytest.raises(CommandDecodeError) as caught:
         LEDGER_CODEC.decode_command(b"\x00" * (MAX_COMMAND_BYTES + 1))
-    assert caught.value.code == DecodeFailure.TOO_LARGE
+    assert caught.value.code == PoisonCode.TOO_LARGE
 
 
 @pytest.mark.parametrize(
@@ -144,7 +149,7 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
 def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
     with pytest.raises(CommandDecodeError) as caught:
         LEDGER_CODEC.decode_command(data)
-    assert caught.value.code == DecodeFailure.MALFORMED
+    assert caught.value.code == PoisonCode.MALFORMED
     assert caught.value.envelope is None
     assert caught.value.message
 
@@ -152,7 +157,7 @@ def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
 def test_unknown_command_type_keeps_the_envelope() -> None:
     with pytest.raises(CommandDecodeError) as caught:
         LEDGER_CODEC.decode_command(envelope_bytes("Teleport", {"amount": 1}, reply_to=2))
-    assert caught.value.code == DecodeFailure.UNKNOWN_COMMAND_TYPE
+    assert caught.value.code == PoisonCode.UNKNOWN_COMMAND_TYPE
     assert caught.value.envelope is not None
     assert caught.value.envelope.reply_to == 2
     assert "Teleport" in caught.value.message
@@ -173,7 +178,7 @@ def test_unknown_command_type_keeps_the_envelope() -> None:
 def test_bad_payloads_are_invalid(payload: object) -> None:
     with pytest.raises(CommandDecodeError) as caught:
         LEDGER_CODEC.decode_command(envelope_bytes("Deposit", payload))
-    assert caught.value.code == DecodeFailure.INVALID_PAYLOAD
+    assert caught.value.code == PoisonCode.INVALID_PAYLOAD
     assert caught.value.envelope is not None
     assert caught.value.envelope.command_id == "c-1"
 
@@ -191,20 +196,45 @@ def test_non_struct_commands_cannot_be_encoded() -> None:
 # --- replies -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        Reply("c-1", "acct-1", True, None, "", 3),
-        Reply("c-2", "acct-1", False, "insufficient_funds", "cannot withdraw 5: 4 available", 3),
-    ],
+ACCEPTED = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+REFUSED = Reply.refuse(
+    command_id="c-2",
+    aggregate_id="acct-1",
+    code="insufficient_funds",
+    message="cannot withdraw 5: 4 available",
+    version=3,
 )
-def test_reply_round_trip(reply: Reply) -> None:
-    assert decode_reply(encode_reply(reply)) == reply
+
+
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+def test_an_unremembered_reply_round_trips_and_is_its_own_answer(reply: Reply) -> None:
+    data = encode_reply(reply)
+    assert decode_reply_record(data) == reply
+    assert decode_answer(data) == reply
+    with pytest.raises(CodecError, match="not an id memory entry"):
+        decode_entry(data)  # the id memory never holds an unremembered reply
+
+
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+def test_an_answered_entry_round_trips_and_answers_with_its_reply(reply: Reply) -> None:
+    entry = Answered(reply, first_attempt_ms=1_700_000_000_000, fingerprint=2**62 + 1)
+    data = encode_entry(entry)
+    assert decode_entry(data) == decode_reply_record(data) == entry
+    assert decode_answer(data) == reply
+
+
+def test_an_in_flight_entry_round_trips_and_answers_nothing() -> None:
+    entry = Deferred(1_700_000_000_000, 7, [("acct-2", b"\x81\xa1k\x01")])
+    data = encode_entry(entry)
+    assert decode_entry(data) == decode_reply_record(data) == entry
+    assert decode_answer(data) is None
+    assert decode_entry(encode_entry(Deferred(1, 2))).resend == []
 
 
 def test_reply_garbage_is_a_codec_error() -> None:
-    with pytest.raises(CodecError):
-        decode_reply(b"\x93\x01\x02")
+    for decode in (decode_reply_record, decode_answer, decode_entry):
+        with pytest.raises(CodecError):
+            decode(b"\x93\x01\x02")
 
 
 # --- events --------------------------------------------------------------------------------
@@ -286,8 +316,8 @@ class Counter:
     view_type: Any = int
     state_schema_version: int = 1
 
-    def decide(self, state: Any, command: Any) -> list[Any]:
-        return []
+    def decide(self, state: Any, command: Any) -> Any:
+        raise AssertionError("the codec never decides")
 
     def evolve(self, state: Any, event: Any) -> Any:
         return state
@@ -386,12 +416,13 @@ def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     assert LEDGER_CODEC.decode_snapshot(data) == original
 
 
-@pytest.mark.parametrize("header", [b"\x00", b"\x01"])
-def test_snapshots_of_the_layout_with_replies_in_the_slot_are_stale(header: bytes) -> None:
-    old = header + b"\x00\x01" + msgspec.msgpack.encode(("a", (None, 0, ()), 0))
-    assert not LEDGER_CODEC.is_current_snapshot(old)
-    with pytest.raises(StaleSnapshotError, match="older layout"):
-        LEDGER_CODEC.decode_snapshot(old)
+@pytest.mark.parametrize("header", [b"\x00", b"\x01", b"\x02", b"\x05", b"\xff"])
+def test_a_snapshot_of_another_layout_is_refused_naming_the_expected_one(header: bytes) -> None:
+    other = header + HEADER_SCHEMA + msgspec.msgpack.encode(("acct-1", (None, 0), 0))
+    assert not LEDGER_CODEC.is_current_snapshot(other)
+    with pytest.raises(CodecError, match=r"expected 03 \(msgpack\) or 04 \(lz4\)") as caught:
+        LEDGER_CODEC.decode_snapshot(other)
+    assert not isinstance(caught.value, StaleSnapshotError)  # garbage, not another schema
 
 
 def test_snapshot_of_an_absent_aggregate() -> None:
@@ -499,13 +530,36 @@ def test_a_checkpoint_carries_its_id_memory_marks() -> None:
     assert decode_checkpoint(encode_checkpoint(Checkpoint(7, 9))).remembered == {}
 
 
-def test_a_checkpoint_without_a_clock_reads_as_clock_zero() -> None:
-    assert decode_checkpoint(b"\x02" + (42).to_bytes(8, "big")) == Checkpoint(42, 0)
+def test_a_checkpoint_is_its_format_byte_three_offsets_then_msgpack() -> None:
+    data = encode_checkpoint(Checkpoint(1, 2, internal_offset=3))
+    assert data[:25] == b"\x05" + b"".join(n.to_bytes(8, "big") for n in (1, 2, 3))
+    assert msgspec.msgpack.decode(data[25:]) == [[], None, []]
 
 
-@pytest.mark.parametrize("data", [None, b"", b"\x02\x00", b"\x00" + bytes(8)])
-def test_a_checkpoint_that_is_not_one_is_a_codec_error(data: bytes | None) -> None:
-    with pytest.raises(CodecError, match="checkpoint"):
+HEAD = b"\x05" + bytes(24)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        b"",
+        b"\x02\x00",
+        b"\x00" + bytes(8),
+        b"\x02" + (42).to_bytes(8, "big"),  # layouts of earlier builds: refused, never misread
+        b"\x02" + bytes(16),
+        b"\x02" + bytes(16) + msgspec.msgpack.encode([(0, b"k", 1)]),
+        HEAD,
+        HEAD + msgspec.msgpack.encode(([], None)),
+        HEAD + msgspec.msgpack.encode(([], None, [], 4)),
+        HEAD + msgspec.msgpack.encode(([(0, "k", 1)], None, [])),
+        HEAD + b"\xc1",
+    ],
+)
+def test_a_checkpoint_of_another_layout_is_refused_naming_the_expected_one(
+    data: bytes | None,
+) -> None:
+    with pytest.raises(CodecError, match=r"not a checkpoint: .*; expected format byte 05"):
         decode_checkpoint(data)
 
 

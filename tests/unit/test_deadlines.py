@@ -1,8 +1,8 @@
 """The deadline index: derived from state, updated by committed batches, cheap when idle."""
 
 from ledger import LEDGER, Account, Pending
-from topology.codec import Slot
 from topology.deadlines import Deadlines
+from topology.envelopes import Slot
 
 from .support import NOW
 

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from actors.history import HistoryStore
 from ledger import LEDGER, AccountClosed, AccountOpened, Deposited, Withdrawn
-from topology.codec import Codec, CodecError, encode_history_key, history_prefix
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_history_key, history_prefix
+from topology.codec.wire import CodecError
 from topology.history import history_page, state_at
 
 CODEC = Codec(LEDGER)

@@ -18,9 +18,11 @@ from ledger.internal import (
     leg_id,
 )
 from ledger.state import InFlight
-from topology.codec import encode_command
+from topology.codec.commands import encode_command
+from topology.codes import PoisonCode
 from topology.settings import DAY_MS
-from topology.step import InRecord, PoisonCode, set_aside
+from topology.step.aside import set_aside
+from topology.step.records import InRecord
 
 from .support import LEDGER_CODEC, NOW, SOURCE
 

@@ -43,9 +43,10 @@ def test_state_is_the_fold_of_the_events_and_money_is_conserved(
     deposited = withdrawn = 0
     for account, command, _ in sequence:
         result = decide(states[account], command)
-        if not isinstance(result, list):
+        if result.rejection is not None:
+            assert result.events == []
             continue
-        for event in result:
+        for event in result.events:
             state = evolve(states[account], event)
             states[account] = state
             logs[account].append(event)

@@ -14,11 +14,11 @@ from ledger import (
     AccountView,
     CloseAccount,
     Command,
+    Decision,
     Deposit,
     Deposited,
     Event,
     OpenAccount,
-    Rejection,
     RejectionCode,
     Withdraw,
     Withdrawn,
@@ -36,22 +36,23 @@ def given(*events: Event) -> Account | None:
     return reduce(evolve, events, None)
 
 
-def rejected(result: list[Event] | Rejection, code: RejectionCode) -> None:
-    """Then: this rejection, with a message for humans."""
-    assert isinstance(result, Rejection), f"expected {code}, got events {result}"
-    assert result.code == code
-    assert result.message
+def rejected(result: Decision, code: RejectionCode) -> None:
+    """Then: this rejection, with a message for humans, and no events."""
+    assert result.rejection is not None, f"expected {code}, got events {result.events}"
+    assert result.rejection.code == code
+    assert result.rejection.message
+    assert result.events == []
 
 
 # --- opening ---------------------------------------------------------------------------
 
 
 def test_open_a_new_account() -> None:
-    assert decide(given(), OpenAccount("EUR")) == [AccountOpened("EUR", 0)]
+    assert decide(given(), OpenAccount("EUR")) == Decision([AccountOpened("EUR", 0)])
 
 
 def test_open_with_overdraft_limit() -> None:
-    assert decide(given(), OpenAccount("USD", 1_000)) == [AccountOpened("USD", 1_000)]
+    assert decide(given(), OpenAccount("USD", 1_000)) == Decision([AccountOpened("USD", 1_000)])
 
 
 def test_open_an_open_account_is_rejected() -> None:
@@ -90,7 +91,7 @@ def test_commands_to_a_closed_account_are_rejected(command: Command) -> None:
 
 
 def test_deposit_credits_the_account() -> None:
-    assert decide(given(OPENED), Deposit(250)) == [Deposited(250)]
+    assert decide(given(OPENED), Deposit(250)) == Decision([Deposited(250)])
 
 
 @pytest.mark.parametrize("amount", [0, -5])
@@ -100,7 +101,7 @@ def test_deposit_must_be_positive(amount: int) -> None:
 
 def test_deposit_may_not_overflow_the_balance() -> None:
     state = given(OPENED, Deposited(MAX_MINOR_UNITS - 10))
-    assert decide(state, Deposit(10)) == [Deposited(10)]
+    assert decide(state, Deposit(10)) == Decision([Deposited(10)])
     rejected(decide(state, Deposit(11)), RejectionCode.LIMIT_EXCEEDED)
 
 
@@ -112,7 +113,7 @@ def test_deposit_above_the_money_limit_is_rejected() -> None:
 
 
 def test_withdraw_debits_the_account() -> None:
-    assert decide(given(OPENED, Deposited(100)), Withdraw(100)) == [Withdrawn(100)]
+    assert decide(given(OPENED, Deposited(100)), Withdraw(100)) == Decision([Withdrawn(100)])
 
 
 def test_withdraw_more_than_the_balance_is_rejected() -> None:
@@ -122,7 +123,7 @@ def test_withdraw_more_than_the_balance_is_rejected() -> None:
 
 def test_withdraw_into_the_overdraft() -> None:
     state = given(OPENED_WITH_OVERDRAFT, Deposited(100))
-    assert decide(state, Withdraw(600)) == [Withdrawn(600)]
+    assert decide(state, Withdraw(600)) == Decision([Withdrawn(600)])
     rejected(decide(state, Withdraw(601)), RejectionCode.INSUFFICIENT_FUNDS)
 
 
@@ -135,7 +136,9 @@ def test_withdraw_must_be_positive(amount: int) -> None:
 
 
 def test_close_an_empty_account() -> None:
-    assert decide(given(OPENED, Deposited(5), Withdrawn(5)), CloseAccount()) == [AccountClosed()]
+    assert decide(given(OPENED, Deposited(5), Withdrawn(5)), CloseAccount()) == Decision(
+        [AccountClosed()]
+    )
 
 
 @pytest.mark.parametrize("events", [(Deposited(1),), (Withdrawn(1),)])

@@ -162,7 +162,7 @@ def test_the_client_imports_without_the_service_and_cli_packages(tmp_path: Path)
         from actors.client import LedgerClient
         from actors.kafka import producer_config
         from ledger.commands import Deposit
-        from topology.codec import encode_command
+        from topology.codec.commands import encode_command
         from topology.settings import Settings
 
         settings = Settings.resolve(app_id="a", bootstrap_servers="127.0.0.1:9", environ={{}})

@@ -1,29 +1,44 @@
-"""The partition actor's pause contract without a broker (the worker is never started):
-a resume names the generation it expects, and a switch needs the pause still requested."""
+"""The partition's pause contract without a broker (``Switcher``, which the worker's pause,
+resume and switch call): a resume names the generation it expects, and a switch needs the
+pause still requested."""
 
 from __future__ import annotations
 
 import pytest
 
-from actors.partition import GenerationMismatchError, PartitionWorker
+from actors.committed import Committed
+from actors.generations import GenerationMismatchError, Switcher
 from ledger import LEDGER
+from topology.codec.aggregate import Codec
 from topology.settings import Settings
+from topology.store import SnapshotStore
+from topology.topics import TopicKind, TopicLayout
 
 SETTINGS = Settings.resolve(app_id="u", bootstrap_servers="127.0.0.1:1", environ={})
 
 
+def _switcher(generation: int, *, held: bool) -> Switcher:
+    codec = Codec(LEDGER)
+    topics = {kind: TopicLayout.of(SETTINGS).name(kind) for kind in TopicKind}
+    committed = Committed(codec, generation, topics, SnapshotStore(codec))
+    return Switcher(SETTINGS, 0, committed, held=held)
+
+
 def test_resume_refuses_another_generation_and_stays_paused() -> None:
-    worker = PartitionWorker(SETTINGS, 0, LEDGER, generation=3, start=False)
-    worker._gate.request(0, lambda: True)
+    switcher = _switcher(3, held=True)
     with pytest.raises(GenerationMismatchError, match="serves generation 3"):
-        worker.resume(4)
-    assert worker.stats().paused
-    worker.resume(3)
-    assert not worker.stats().paused
+        switcher.resume(4)
+    assert switcher.gate.requested
+    switcher.resume(3)
+    assert not switcher.gate.requested
 
 
 def test_a_switch_is_refused_once_the_pause_was_lifted() -> None:
-    worker = PartitionWorker(SETTINGS, 0, LEDGER, generation=0, start=False)
-    worker._gate._parked = True  # the loop had parked, then a resume raced in
+    switcher = _switcher(0, held=False)
+    gate = switcher.gate
+    assert gate.request(0, lambda: True)  # no loop thread here: "gone" ends the wait
+    assert gate.hold_here()  # the loop parks between batches
+    assert gate.parked
+    gate.lift()  # then a resume races in before the switch
     with pytest.raises(RuntimeError, match="only while paused"):
-        worker.switch_generation(1, object())
+        switcher.switch(1, object(), None, writer=None)  # type: ignore[arg-type]

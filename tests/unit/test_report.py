@@ -4,6 +4,7 @@ from rich.console import Console
 
 from actors.messages import (
     RebuildProgress,
+    RowState,
     ServiceStatus,
     ShadowPhase,
     ShadowProgress,
@@ -38,7 +39,7 @@ def test_status_shows_a_rebuilding_partitions_progress_and_errors() -> None:
     row = StatusRow(
         partition=0,
         node="ef32dffa0000",
-        state="rebuilding",
+        state=RowState.REBUILDING,
         generation=0,
         aggregates=7,
         committed_offset=120,

@@ -3,13 +3,16 @@
 import pytest
 
 from ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
-from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from topology.codec.aggregate import Codec
+from topology.codec.snapshots import StaleSnapshotError
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot, Snapshot
 from topology.restore import (
     SequenceGapError,
     apply_event_record,
     apply_snapshot_record,
 )
-from topology.step import BatchResult
+from topology.step.records import BatchResult
 
 from .support import LEDGER_CODEC, NewerLedger, record, run
 

@@ -15,20 +15,17 @@ from ledger import (
     RejectionCode,
     Withdraw,
 )
-from topology.codec import CommandEnvelope, Reply, Slot, decode_reply, encode_id_key
-from topology.idempotency import MAX_CLOCK_SKEW_MS, IdCode
+from topology.codec.keys import encode_id_key
+from topology.codec.replies import decode_answer, decode_entry
+from topology.codes import FlowCode, IdCode, PoisonCode
+from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
+from topology.idempotency import MAX_CLOCK_SKEW_MS
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import (
-    UNREMEMBERED_KEY_PREFIX,
-    VERSION_CONFLICT,
-    BatchResult,
-    InRecord,
-    PoisonCode,
-    error_headers,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.dead_letters import error_headers
+from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, commit, record, run
@@ -46,7 +43,10 @@ def opened(*aggregate_ids: str) -> dict[str, Slot]:
 
 
 def replies(result: BatchResult) -> list[Reply]:
-    return [decode_reply(out.value or b"") for out in result.replies]
+    """The answers the batch sends (every replies record here answers: none is in flight)."""
+    answers = [decode_answer(out.value or b"") for out in result.replies]
+    assert None not in answers
+    return [a for a in answers if a is not None]
 
 
 def outcomes(result: BatchResult) -> list[tuple[str, str | None]]:
@@ -87,9 +87,10 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         encode_id_key("acct-1", "c-1"),
         10,
     )
-    answer = decode_reply(reply.value or b"")
-    assert answer == Reply("c-1", "acct-1", True, None, "", 3, NOW, answer.fingerprint)
-    assert answer.fingerprint != 0
+    entry = decode_entry(reply.value or b"")
+    accepted = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+    assert entry == Answered(accepted, first_attempt_ms=NOW, fingerprint=entry.fingerprint)
+    assert entry.fingerprint != 0
     assert result.remembered == {encode_id_key("acct-1", "c-1"): reply.value}
 
     (snapshot,) = result.snapshots
@@ -223,14 +224,14 @@ def test_expected_version_zero_opens_a_new_account() -> None:
 @pytest.mark.parametrize("expected", [0, 1, 3])
 def test_expected_version_mismatch_is_a_conflict_and_says_the_version(expected: int) -> None:
     result = run(opened("a"), [record(0, "a", Deposit(1), "c-1", expected_version=expected)])
-    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert outcomes(result) == [("rejected", FlowCode.VERSION_CONFLICT)]
     assert replies(result)[0].version == 2
     assert "account is at version 2" in replies(result)[0].message
 
 
 def test_a_version_conflict_wins_over_the_domains_rules() -> None:
     result = run({}, [record(0, "a", Deposit(-1), "c-1", expected_version=4)])
-    assert outcomes(result) == [("rejected", VERSION_CONFLICT)]
+    assert outcomes(result) == [("rejected", FlowCode.VERSION_CONFLICT)]
 
 
 def test_error_headers() -> None:

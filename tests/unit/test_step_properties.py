@@ -15,9 +15,9 @@ from ledger import (
     Withdrawn,
     evolve,
 )
-from topology.codec import EventEnvelope, Slot
+from topology.envelopes import EventEnvelope, Slot
 from topology.restore import apply_event_record
-from topology.step import InRecord
+from topology.step.records import InRecord
 
 from .support import ACCOUNTS, LEDGER_CODEC, Memory, commit, record, run
 from .support import commands as command_strategy

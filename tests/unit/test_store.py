@@ -3,7 +3,10 @@
 import pytest
 
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
-from topology.codec import Codec, CodecError, Slot, Snapshot, StaleSnapshotError
+from topology.codec.aggregate import Codec
+from topology.codec.snapshots import StaleSnapshotError
+from topology.codec.wire import CodecError
+from topology.envelopes import Slot, Snapshot
 from topology.store import SnapshotStore
 
 from .support import LEDGER_CODEC, NewerLedger, record, run

@@ -17,30 +17,16 @@ from ledger.aggregate import LEDGER
 from ledger.events import TransferForced
 from ledger.internal import CreditTransfer, leg_id
 from ledger.rejections import RejectionCode
-from topology.codec import (
-    Reply,
-    Slot,
-    decode_reply,
-    encode_id_key,
-    encode_internal_id_key,
-    encode_key,
-)
-from topology.envelopes import CommandEnvelope
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
+from topology.codec.replies import decode_answer, decode_entry
+from topology.codes import FlowCode, SkipCode
+from topology.envelopes import CommandEnvelope, Deferred, Reply, Slot
 from topology.flows import Flows
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
-from topology.step import (
-    FORGED_INTERNAL_COMMAND,
-    FORGOTTEN_LEG,
-    IN_FLIGHT,
-    NOT_SET_ASIDE,
-    BatchResult,
-    InRecord,
-    OutcomeKind,
-    origin,
-    process_batch,
-    set_aside,
-)
+from topology.step.aside import set_aside
+from topology.step.batch import process_batch
+from topology.step.records import BatchResult, InRecord, OutcomeKind, origin
 from topology.topics import TopicKind
 
 from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
@@ -117,9 +103,9 @@ class Part:
 
 
 def client_replies(result: BatchResult) -> list[Reply]:
-    """The replies a client would take (it skips in-flight markers)."""
-    replies = [decode_reply(r.value or b"") for r in result.replies]
-    return [r for r in replies if r.code != IN_FLIGHT]
+    """The replies a client would take (an id in flight is no answer: it skips it)."""
+    answers = [decode_answer(r.value or b"") for r in result.replies]
+    return [a for a in answers if a is not None]
 
 
 def internal_for(result: BatchResult, partition: int) -> list[tuple[bytes | None, bytes | None]]:
@@ -149,10 +135,11 @@ def test_a_same_partition_transfer_commits_both_legs_in_one_batch_with_one_answe
     assert result.changed[a].state.sending == {}, "the confirmation ended the transfer"
     answers = {(r.command_id, r.aggregate_id, r.accepted) for r in client_replies(result)}
     assert answers - {("", a, True)} == {("t1", a, True)}, "a leg's own entry names no command"
-    lanes = {(decode_reply(r.value or b"").command_id, r.partition) for r in result.replies}
+    answers_on = [(decode_answer(r.value or b""), r.partition) for r in result.replies]
+    lanes = {(a.command_id, lane) for a, lane in answers_on if a is not None}
     assert lanes == {("t1", 1), ("", 0)}, "on the client's lane; a leg's own entry on lane 0"
     retry = p0.send(a, Transfer(b, 40), "t1", lane=0)
-    assert client_replies(retry) == [decode_reply(result.remembered[encode_id_key(a, "t1")])]
+    assert client_replies(retry) == [decode_answer(result.remembered[encode_id_key(a, "t1")])]
     assert client_replies(retry)[0].command_id == "t1" and client_replies(retry)[0].accepted
     assert retry.events == []
 
@@ -234,7 +221,7 @@ def test_a_resent_leg_the_memory_no_longer_holds_is_skipped_never_done_again() -
     again = p1.deliver(resent)
     assert again.events == [] and again.changed == {} and again.internal == []
     (skipped,) = again.outcomes
-    assert (skipped.outcome, skipped.code) == (OutcomeKind.DUPLICATE, FORGOTTEN_LEG)
+    assert (skipped.outcome, skipped.code) == (OutcomeKind.DUPLICATE, SkipCode.FORGOTTEN_LEG)
     assert p1.committed[b].state.balance == 30, "credited once"
 
 
@@ -329,7 +316,9 @@ def test_a_lost_credit_redriven_by_an_operator_lands_once_and_names_who() -> Non
     (answer,) = client_replies(done)
     assert (answer.command_id, answer.accepted) == ("t1", True)
     again = p1.deliver([(leg[0], forced)])  # a second settlement of the same leg
-    assert [(o.outcome, o.code) for o in again.outcomes] == [(OutcomeKind.DUPLICATE, NOT_SET_ASIDE)]
+    assert [(o.outcome, o.code) for o in again.outcomes] == [
+        (OutcomeKind.DUPLICATE, SkipCode.NOT_SET_ASIDE)
+    ]
     assert again.events == [] and p1.committed[b].state.balance == 30
     p0.deliver(internal_for(done, 0))
     assert p0.committed[a].state.sending == {}, "the confirmation ends the transfer"
@@ -387,7 +376,7 @@ def test_a_client_cannot_send_an_internal_command() -> None:
     forged = p0.send(a, CreditTransfer("x", "b", 1_000, "EUR"), "f1")
     assert forged.events == [] and forged.remembered == {}
     (reply,) = client_replies(forged)
-    assert reply.code == FORGED_INTERNAL_COMMAND
+    assert reply.code == FlowCode.FORGED_INTERNAL_COMMAND
     assert forged.outcomes[0].outcome == OutcomeKind.REJECTED
 
 
@@ -462,8 +451,8 @@ class Two:
         for q in (0, 1):
             self.queues[q].extend(internal_for(result, q))
         for r in result.replies:
-            reply = decode_reply(r.value or b"")
-            if reply.code != IN_FLIGHT and reply.command_id.startswith("t"):
+            reply = decode_answer(r.value or b"")
+            if reply is not None and reply.command_id.startswith("t"):
                 self.answers.setdefault(reply.command_id, set()).add(r.value or b"")
         assert part.flows is not None and part.balances() == part.flows.balance()
 
@@ -519,7 +508,7 @@ def test_transfers_land_once_and_answer_the_same_whatever_the_interleaving(
     for transfer_id, source, _ in two.sent:
         remembered = two.home(source).ids.get(encode_id_key(source, transfer_id))
         assert remembered is not None
-        if decode_reply(remembered).code == IN_FLIGHT:  # answered by the target
+        if isinstance(decode_entry(remembered), Deferred):  # answered by the target
             assert transfer_id in two.answers
         else:
             assert two.answers[transfer_id] == {remembered}

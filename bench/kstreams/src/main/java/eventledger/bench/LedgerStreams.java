@@ -231,17 +231,17 @@ public final class LedgerStreams {
     }
   }
 
-  /** topology.codec.encode_reply: [command_id, aggregate_id, accepted, code, message, version, 0, 0]. */
+  /** topology.codec.encode_reply: ["reply", command_id, aggregate_id, accepted, code, message, version]. */
   static byte[] encodeReply(Command c, Decision d, long version) throws IOException {
     try (MessageBufferPacker p = MessagePack.newDefaultBufferPacker()) {
-      p.packArrayHeader(8).packString(c.commandId).packString(c.aggregateId);
+      p.packArrayHeader(7).packString("reply").packString(c.commandId).packString(c.aggregateId);
       p.packBoolean(d.code() == null);
       if (d.code() == null) {
         p.packNil();
       } else {
         p.packString(d.code());
       }
-      p.packString(d.message()).packLong(version).packLong(0).packLong(0);
+      p.packString(d.message()).packLong(version);
       return p.toByteArray();
     }
   }

@@ -1,0 +1,136 @@
+"""What one partition has committed, as its worker knows it: the one object that holds it,
+changed only through its own named methods.
+
+Invariant: ``Committed`` is exactly the partition's committed state. Its state, command and
+internal command offsets, clock, marks, flows and lost legs change together, and only from
+what Kafka holds: read back by a restore (``restored``, then ``positioned``), written by a
+batch whose transaction committed (``installed``), or sealed by a generation's checkpoint
+(``switched``). The ends of the events log and of the replies partitions only grow
+(``reached_events``, ``reached_reply``, from delivery reports). Everything else only reads
+its attributes: the batch step, the queries, the checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+
+from topology.codec.aggregate import Codec
+from topology.deadlines import Deadlines
+from topology.envelopes import Checkpoint
+from topology.flows import Flows
+from topology.protocol import AnyAggregate
+from topology.step.records import BatchResult
+from topology.store import SnapshotStore
+from topology.topics import TopicKind
+
+__all__ = ["Committed"]
+
+
+class Committed:
+    """The aggregate code and snapshot generation a partition serves, the topics it writes,
+    its state (and the state's deadlines), where its commands and internal commands resume,
+    its clock, and how far the events log and each replies partition reach."""
+
+    def __init__(
+        self, codec: Codec, generation: int, topics: dict[TopicKind, str], states: SnapshotStore
+    ) -> None:
+        self.codec = codec
+        self.generation = generation
+        self.topics = topics
+        self.states = states
+        self.deadlines = Deadlines(codec.aggregate)
+        self.next_offset = 0
+        self.internal_offset = 0
+        self.clock_ms = 0  # the largest batch time committed: never runs backwards
+        self.events_end = 0
+        self.reply_ends: dict[int, int] = {}  # replies partition → next offset
+        # replies partition → (id key of the last remembered reply written there, batch time)
+        self.marks: dict[int, tuple[bytes, int]] = {}
+        self.flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
+        self.lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
+
+    # -- reads -----------------------------------------------------------------------------
+
+    @property
+    def aggregate(self) -> AnyAggregate:
+        return self.codec.aggregate
+
+    def due(self, now_ms: int) -> list[str]:
+        """The aggregates with a deadline due at `now_ms`."""
+        return self.deadlines.due(now_ms)
+
+    def now_ms(self) -> int:
+        """The partition's clock: wall time, but never behind a batch already committed."""
+        return max(int(time.time() * 1000), self.clock_ms)
+
+    def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
+        """The checkpoint of `result`: where commands resume, the clock, and the marks with
+        this batch's last remembered replies (see `Checkpoint`)."""
+        marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
+        flows = self.flows if result.flows is None else result.flows
+        lost = self.lost if result.lost is None else result.lost
+        return Checkpoint(
+            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
+        )
+
+    def position(self) -> Checkpoint:
+        """The checkpoint of what is committed now (a generation's seal, an unblock)."""
+        return Checkpoint(
+            self.next_offset,
+            self.clock_ms,
+            self.marks,
+            self.internal_offset,
+            self.flows,
+            self.lost,
+        )
+
+    # -- the changes -----------------------------------------------------------------------
+
+    def restored(
+        self, states: SnapshotStore, events_end: int, checkpoint: Checkpoint | None
+    ) -> None:
+        """A restore read ``states`` and ``checkpoint`` (None: nothing was committed to this
+        generation yet) back from the snapshots, and the events log's end."""
+        self.states, self.events_end = states, events_end
+        self.deadlines = Deadlines(self.aggregate)
+        self.deadlines.rebuild(states)
+        if checkpoint is not None:
+            self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
+            self.marks = dict(checkpoint.remembered)
+            self.flows = checkpoint.flows
+            self.lost = checkpoint.lost
+
+    def positioned(self, next_offset: int, internal_offset: int) -> None:
+        """After a restore: where the commands and internal commands resume."""
+        self.next_offset, self.internal_offset = next_offset, internal_offset
+
+    def installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
+        """The transaction of ``result`` (checkpointed as ``checkpoint`` at ``now_ms``)
+        committed: its snapshots become the state (and its deadlines), its offsets and clock
+        the partition's."""
+        self.states.install((r.key, r.value) for r in result.snapshots)
+        self.deadlines.update(result.changed.items())
+        self.next_offset = result.next_offset
+        self.internal_offset = result.next_internal_offset
+        self.clock_ms = now_ms
+        self.marks = checkpoint.remembered
+        self.flows = checkpoint.flows
+        self.lost = checkpoint.lost
+
+    def reached_events(self, end: int) -> None:
+        """The events log holds a record of this partition below offset ``end``."""
+        self.events_end = max(self.events_end, end)
+
+    def reached_reply(self, partition: int, end: int) -> None:
+        """Replies partition ``partition`` holds a reply of this partition below ``end``."""
+        self.reply_ends[partition] = max(self.reply_ends.get(partition, 0), end)
+
+    def switched(
+        self, states: SnapshotStore, codec: Codec, generation: int, snapshots_topic: str
+    ) -> None:
+        """A rebuilt generation (``states``, built by ``codec``) was installed, its
+        checkpoint written to ``snapshots_topic``: the partition serves it from now on."""
+        self.states, self.codec, self.generation = states, codec, generation
+        self.deadlines = Deadlines(codec.aggregate)
+        self.deadlines.rebuild(states)
+        self.topics[TopicKind.SNAPSHOTS] = snapshots_topic

@@ -1,0 +1,117 @@
+"""``eventledger status`` as the coordinator builds it: one typed row per partition, from
+what the control topic desires and what the last tick observed.
+
+Invariant: a row's ``state`` is decided by ``row_state`` alone, from the actor's phase (as
+the placement sees it), the actor's own status and the paused and rebuilding flags; every
+combination maps to one ``RowState``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from actors.messages import PartitionStatus, RebuildProgress, RowState, ServiceStatus, StatusRow
+from actors.supervisor import Observation, PartitionActual
+from topology.control import PartitionRecord
+from topology.placement import ActorPhase
+from topology.settings import Settings
+
+__all__ = ["row_state", "service_status", "status_row"]
+
+
+def row_state(
+    phase: ActorPhase, status: PartitionStatus | None, *, paused: bool, rebuilding: bool
+) -> RowState:
+    """The state shown for a partition whose actor is in ``phase`` and reports ``status``
+    (None: it did not answer); ``paused`` by the actor or in the desired state, and with a
+    rebuild running beside it."""
+    match phase:
+        case ActorPhase.RUNNING:
+            if status is PartitionStatus.BLOCKED:
+                return RowState.BLOCKED
+            if paused:
+                return RowState.PAUSED
+            return RowState.REBUILDING if rebuilding else RowState.RUNNING
+        case ActorPhase.STARTING:
+            return RowState.RESTORING
+        case ActorPhase.RESTARTING:
+            return RowState.RESTARTING
+        case ActorPhase.BROKEN:  # its loop stopped: fenced, stopped or failed
+            if status is PartitionStatus.FENCED:
+                return RowState.FENCED
+            if status is PartitionStatus.STOPPED:
+                return RowState.STOPPED
+            return RowState.FAILED
+        case ActorPhase.MISSING:
+            return RowState.MISSING
+
+
+def status_row(
+    p: int,
+    desired: PartitionRecord,
+    *,
+    actual: PartitionActual | None,
+    end: int | None,
+    rebuild: RebuildProgress | None,
+    now: float,
+) -> StatusRow:
+    """Partition ``p``'s row: ``actual`` as observed at ``now`` (None: not yet observed),
+    ``end`` the end offset of its commands partition then."""
+    stats = actual.stats if actual is not None else None
+    info = actual.info if actual is not None else None
+    state = row_state(
+        actual.observed.phase if actual is not None else ActorPhase.MISSING,
+        stats.status if stats is not None else None,
+        paused=(stats is not None and stats.paused) or desired.paused,
+        rebuilding=rebuild is not None and rebuild.phase.active,
+    )
+    committed = stats.committed_offset if stats is not None else None
+    last_commit = stats.last_commit_at if stats is not None else 0.0
+    return StatusRow(
+        partition=p,
+        node=(info.node_id if info is not None else "") or desired.node_id or "",
+        state=state,
+        generation=stats.generation if stats is not None else desired.generation,
+        aggregates=stats.aggregates if stats is not None else None,
+        committed_offset=committed,
+        lag=None if committed is None or end is None else max(0, end - committed),
+        restarts=(info.restarts if info is not None else 0) + max(0, desired.starts - 1),
+        last_commit_age=now - last_commit if last_commit else None,
+        error=stats.error if stats is not None else None,
+        rebuild=rebuild,
+    )
+
+
+def service_status(
+    settings: Settings,
+    last: Observation | None,
+    desired: dict[int, PartitionRecord],
+    *,
+    errors: dict[str, str],
+    ticks: int,
+    rebuilds: dict[int, RebuildProgress],
+) -> ServiceStatus:
+    """The service as of ``last`` (None: no tick observed yet), with the ``desired`` record
+    of each partition, the coordinator's step ``errors`` and the ``rebuilds``."""
+    rows = [
+        status_row(
+            p,
+            desired[p],
+            actual=last.actual[p] if last is not None else None,
+            end=last.ends.get(p) if last is not None else None,
+            rebuild=rebuilds.get(p),
+            now=last.at if last is not None else time.time(),
+        )
+        for p in range(settings.partitions)
+    ]
+    return ServiceStatus(
+        app_id=settings.app_id,
+        partitions=settings.partitions,
+        bootstrap_servers=settings.bootstrap_servers,
+        nodes=last.nodes if last is not None else [],
+        ticks=ticks,
+        observed_at=last.at if last is not None else None,
+        errors=errors,
+        rows=rows,
+        rebuilds=rebuilds,
+    )

@@ -1,0 +1,116 @@
+"""``eventledger status`` rows as the coordinator builds them: given what Ray and the actor
+report, then this typed state (no Ray here: the observations are built by hand)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from actors.messages import PartitionStats, PartitionStatus, RowState
+from actors.ray_state import ActorInfo, RayState
+from actors.status import row_state, status_row
+from actors.supervisor import PartitionActual
+from topology.control import PartitionRecord
+from topology.placement import ActorPhase
+
+R = RowState
+
+
+def _stats(status: PartitionStatus, *, paused: bool = False) -> PartitionStats:
+    return PartitionStats(
+        partition=0,
+        status=status,
+        error=None,
+        aggregates=5,
+        generation=2,
+        paused=paused,
+        rss_bytes=0,
+        ids_disk_bytes=0,
+        committed_offset=90,
+        last_commit_at=99.0,
+    )
+
+
+def _actual(state: RayState, stats: PartitionStats | None, restarts: int = 0) -> PartitionActual:
+    return PartitionActual(0, ActorInfo(None, state, "node-a", restarts), stats)
+
+
+@pytest.mark.parametrize(
+    ("status", "paused", "rebuilding", "expected"),
+    [
+        (PartitionStatus.RUNNING, False, False, R.RUNNING),
+        (PartitionStatus.RUNNING, True, False, R.PAUSED),
+        (PartitionStatus.RUNNING, True, True, R.PAUSED),
+        (PartitionStatus.RUNNING, False, True, R.REBUILDING),
+        (PartitionStatus.BLOCKED, True, True, R.BLOCKED),
+        (None, False, False, R.RUNNING),  # alive, did not answer this tick
+    ],
+)
+def test_a_running_actor_is_running_paused_rebuilding_or_blocked(
+    status: PartitionStatus | None, paused: bool, rebuilding: bool, expected: RowState
+) -> None:
+    assert row_state(ActorPhase.RUNNING, status, paused=paused, rebuilding=rebuilding) is expected
+
+
+@pytest.mark.parametrize(
+    ("phase", "status", "expected"),
+    [
+        (ActorPhase.STARTING, PartitionStatus.RESTORING, R.RESTORING),
+        (ActorPhase.RESTARTING, None, R.RESTARTING),
+        (ActorPhase.MISSING, None, R.MISSING),
+        (ActorPhase.BROKEN, PartitionStatus.FENCED, R.FENCED),
+        (ActorPhase.BROKEN, PartitionStatus.STOPPED, R.STOPPED),
+        (ActorPhase.BROKEN, PartitionStatus.FAILED, R.FAILED),
+    ],
+)
+def test_an_actor_not_running_shows_why(
+    phase: ActorPhase, status: PartitionStatus | None, expected: RowState
+) -> None:
+    assert row_state(phase, status, paused=True, rebuilding=True) is expected
+
+
+def test_every_row_state_is_reached_and_only_two_take_commands() -> None:
+    reached = {
+        row_state(phase, status, paused=paused, rebuilding=rebuilding)
+        for phase, status, paused, rebuilding in itertools.product(
+            ActorPhase, [None, *PartitionStatus], [False, True], [False, True]
+        )
+    }
+    assert reached == set(RowState)
+    assert {s for s in RowState if s.takes_commands} == {R.RUNNING, R.REBUILDING}
+
+
+def test_a_row_from_the_observation_and_the_desired_record() -> None:
+    desired = PartitionRecord(0, generation=2, paused=False, node_id="node-a", starts=3)
+    actual = _actual(RayState.ALIVE, _stats(PartitionStatus.RUNNING, paused=True), restarts=1)
+    row = status_row(0, desired, actual=actual, end=100, rebuild=None, now=100.0)
+    assert (row.state, row.node, row.generation, row.aggregates) == (R.PAUSED, "node-a", 2, 5)
+    assert (row.committed_offset, row.lag, row.last_commit_age) == (90, 10, 1.0)
+    assert row.restarts == 1 + 2  # Ray's restarts in place, and the coordinator's replacements
+
+
+def test_a_row_before_any_observation_shows_the_desired_state() -> None:
+    desired = PartitionRecord(1, generation=4, node_id="node-b")
+    row = status_row(1, desired, actual=None, end=None, rebuild=None, now=0.0)
+    assert (row.state, row.node, row.generation, row.lag) == (R.MISSING, "node-b", 4, None)
+
+
+@pytest.mark.parametrize(
+    ("state", "stats", "expected"),
+    [
+        (RayState.PENDING_CREATION, None, R.RESTORING),
+        (RayState.DEPENDENCIES_UNREADY, None, R.RESTORING),
+        (RayState.RESTARTING, None, R.RESTARTING),
+        (RayState.DEAD, None, R.MISSING),
+        (RayState.ALIVE, _stats(PartitionStatus.RESTORING), R.RESTORING),
+        (RayState.ALIVE, _stats(PartitionStatus.FENCED), R.FENCED),
+    ],
+)
+def test_ray_states_and_actor_statuses_become_row_states(
+    state: RayState, stats: PartitionStats | None, expected: RowState
+) -> None:
+    row = status_row(
+        0, PartitionRecord(0), actual=_actual(state, stats), end=0, rebuild=None, now=0
+    )
+    assert row.state is expected

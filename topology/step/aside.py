@@ -1,0 +1,105 @@
+"""Setting a record aside: the transaction of one record whose transactions kept aborting.
+
+It is dead-lettered with code `unprocessable`; when its envelope is readable, its sender gets
+a rejection that is remembered like any decision (a retry of the id gets it again, never an
+execution). The id memory and the idempotency window rule it as they rule a batch.
+"""
+
+from topology.codec.aggregate import Codec
+from topology.codec.commands import CommandDecodeError, command_fingerprint
+from topology.codec.replies import decode_entry, encode_entry
+from topology.codes import PoisonCode
+from topology.envelopes import Answered, CommandEnvelope, Reply
+from topology.idempotency import IdMemory, IdVerdict, judge
+from topology.limits import clip
+from topology.step.admission import id_key, id_refusal
+from topology.step.answers import Answers
+from topology.step.context import StepContext
+from topology.step.output import Output, assemble
+from topology.step.records import BatchResult, InRecord
+from topology.step.saga import SagaRouter
+from topology.step.state import LostLegs, Slots, Tally
+
+__all__ = ["set_aside"]
+
+
+def set_aside(
+    codec: Codec,
+    record: InRecord,
+    reason: str,
+    *,
+    partition: int,
+    source_topic: str,
+    events_offset: int,
+    now_ms: int,
+    version: int = 0,
+    reply_lanes: int = 1,
+    positions: tuple[int, int] = (0, 0),
+    window_ms: int,
+    ids: IdMemory | None = None,
+    lost: frozenset[bytes] = frozenset(),
+) -> BatchResult:
+    """The transaction that sets `record` aside: its dead letter (with `reason`) and, when
+    its envelope is readable, a remembered rejection to its sender. An id the memory `ids`
+    already holds keeps its answer: the record is a retry, so its sender gets the remembered
+    reply (none while its saga runs), and nothing is overwritten (an internal command set
+    aside is a lost leg: added to `lost`, the checkpoint's); one first tried longer than
+    `window_ms` ago is refused as expired, as the batch step would. `version` is the
+    aggregate's current version. Nothing else."""
+    context = StepContext(codec, partition, 1, reply_lanes, source_topic, window_ms, now_ms)
+    output = Output(context)
+    answers = Answers(context, output, SagaRouter(context, output))
+    legs = LostLegs(lost)
+    try:
+        envelope: CommandEnvelope | None = codec.decode_command(record.value)[0]
+    except CommandDecodeError as error:
+        envelope = error.envelope
+    reason = clip(reason)
+    answers.dead_letter(record, PoisonCode.UNPROCESSABLE, reason, None, version=version)
+    nexts = list(positions)
+    nexts[int(record.internal)] = record.offset + 1
+    if envelope is not None:
+        first = now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
+        reply = Reply.refuse(
+            command_id=envelope.command_id,
+            aggregate_id=envelope.aggregate_id,
+            code=PoisonCode.UNPROCESSABLE,
+            message=reason,
+            version=version,
+        )
+        entry = encode_entry(Answered(reply, first, command_fingerprint(envelope)))
+        key = id_key(envelope, internal=record.internal)
+        remembered = None if ids is None else ids.lookup([key])[0]
+        earlier = None if remembered is None else decode_entry(remembered)
+        if record.internal:
+            # An original leg never decided is lost: remembered as set aside and named in the
+            # checkpoint until an operator settles it. A copy sent again on a retry is never
+            # done anyway, and a settlement set aside leaves its leg lost: neither is new.
+            if remembered is None and not envelope.resent and not envelope.redrive:
+                output.remember(record, None, key, entry)
+                legs.add(key)
+        else:
+            verdict = judge(
+                now_ms=now_ms,
+                window_ms=window_ms,
+                first_attempt_ms=first,
+                fingerprint=command_fingerprint(envelope),
+                seen_first_attempt_ms=None if earlier is None else earlier.first_attempt_ms,
+                seen_fingerprint=None if earlier is None else earlier.fingerprint,
+            )
+            if verdict is IdVerdict.EXECUTE:
+                output.remember(record, envelope.reply_to, key, entry)
+            elif verdict is not IdVerdict.REPEAT or remembered is None or earlier is None:
+                refusal = id_refusal(context, verdict, envelope, first, earlier)
+                answers.refuse(record, envelope, key, refusal, version=version)
+            elif isinstance(earlier, Answered):  # an id in flight has no answer yet
+                output.reply(record, envelope.reply_to, key, remembered)
+    return assemble(
+        context,
+        output,
+        Slots({}),
+        Tally(None, None),
+        legs,
+        events_offset=events_offset,
+        next_offsets=(nexts[0], nexts[1]),
+    )

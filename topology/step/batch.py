@@ -1,0 +1,264 @@
+"""The batch step's driver: `process_batch`, the steps of one batch in order.
+
+This is the flow's TopologyTestDriver: the actor reads a batch from commands[partition] (and
+internal[partition]), calls `process_batch`, and produces the result in one transaction.
+Neither `committed` nor the id memory is mutated; the caller installs `BatchResult.changed`
+(its snapshots) and `BatchResult.remembered` only after the transaction commits, so an
+aborted batch leaves both as they were.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from topology.codec.aggregate import Codec
+from topology.codec.commands import CommandDecodeError
+from topology.envelopes import CommandEnvelope, Slot
+from topology.flows import Flows
+from topology.idempotency import IdMemory
+from topology.protocol import Saga
+from topology.step.admission import (
+    Attempt,
+    DeadLetter,
+    Execute,
+    Refuse,
+    Repeat,
+    Skip,
+    admit,
+    id_key,
+)
+from topology.step.answers import Answers
+from topology.step.context import StepContext
+from topology.step.deciding import Decider
+from topology.step.output import Output, assemble
+from topology.step.records import BatchResult, InRecord, OutcomeKind
+from topology.step.saga import SagaRouter
+from topology.step.state import LostLegs, Slots, Tally
+
+__all__ = ["process_batch"]
+
+
+def process_batch(
+    codec: Codec,
+    committed: Mapping[str, Slot],
+    records: Sequence[InRecord],
+    *,
+    partition: int,
+    partitions: int,
+    source_topic: str,
+    events_offset: int,
+    ids: IdMemory,
+    window_ms: int,
+    now_ms: int,
+    reply_lanes: int = 1,
+    positions: tuple[int, int] = (0, 0),
+    due: Sequence[str] = (),
+    flows: Flows | None = None,
+    lost: frozenset[bytes] = frozenset(),
+) -> BatchResult:
+    """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
+    same partition, offsets increasing per topic) against `committed` and the id memory
+    `ids`. `events_offset` is the events partition's end offset before this batch, stamped
+    into the snapshots; `now_ms` is the partition's clock (it timestamps the events, judges
+    the idempotency window of `window_ms` and the deadlines). A command's `reply_to` is a
+    reply lane (< `reply_lanes`). `positions` are the next (commands, internal) offsets
+    before this batch; `due` the aggregates whose deadlines are due (a saga aggregate is
+    asked for their commands first); `flows` the partition's money flows so far (a tallied
+    aggregate: see `topology.flows`); `lost` the id keys of its internal commands set aside
+    and not settled yet. A batch with no records is a tick: it only handles what is due."""
+    if not records and not due:
+        raise ValueError("a batch needs at least one record or something due")
+    context = StepContext(
+        codec, partition, partitions, reply_lanes, source_topic, window_ms, now_ms
+    )
+    batch = _Batch(context, committed, ids=ids, flows=flows, lost=lost)
+    # 1. What the due deadlines send, before anything is read.
+    batch.expire(due)
+    # 2. The records decoded, each topic in offset order, up to an internal command of a
+    #    schema this worker cannot read yet.
+    read = _read(codec, records, positions, batch.schema_version)
+    # 3. What the id memory holds for their ids, in one lookup.
+    keys = [
+        id_key(parsed, internal=record.internal)
+        for record, parsed, _ in read.decoded
+        if isinstance(parsed, CommandEnvelope)
+    ]
+    seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
+    # 4. Each record in offset order, then the internal commands it sent to this partition.
+    for record, parsed, command in read.decoded:
+        if isinstance(parsed, CommandDecodeError):
+            batch.poison(record, parsed)
+            continue
+        key = id_key(parsed, internal=record.internal)
+        batch.handle(record, parsed, command, key, seen.get(key))
+        batch.run_local()
+    # 5. The transaction's records, and what to install once it commits.
+    return batch.result(events_offset, read.next_offsets, read.held)
+
+
+class _Read(NamedTuple):
+    """The decoded records (an envelope and its command, or the reason it does not decode),
+    where each topic resumes, and why reading stopped early (None: it did not)."""
+
+    decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]]
+    next_offsets: tuple[int, int]
+    held: str | None
+
+
+def _read(
+    codec: Codec, records: Sequence[InRecord], positions: tuple[int, int], known: int
+) -> _Read:
+    """Decode `records`; stop before an internal command written with a newer internal
+    schema version than this worker's (`known`): it is read again once the worker is
+    upgraded, never dead-lettered (it may carry money in flight)."""
+    decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
+    nexts = list(positions)
+    previous = [-1, -1]
+    for record in records:
+        source = int(record.internal)
+        if record.offset <= previous[source]:
+            raise ValueError(f"offset {record.offset} does not follow {previous[source]}")
+        try:
+            envelope, command = codec.decode_command(record.value)
+        except CommandDecodeError as error:
+            decoded.append((record, error, None))
+        else:
+            written = envelope.schema_version or 1
+            if record.internal and written > known:
+                held = (
+                    f"internal command at offset {record.offset} has schema version {written}, "
+                    f"newer than this worker's {known}: upgrade this worker; the batch stops "
+                    "before it (it is never dead-lettered)"
+                )
+                return _Read(decoded, (nexts[0], nexts[1]), held)
+            decoded.append((record, envelope, command))
+        previous[source] = record.offset
+        nexts[source] = record.offset + 1
+    return _Read(decoded, (nexts[0], nexts[1]), None)
+
+
+class _Batch:
+    """One batch's parts, wired together: its working state (slots, money moves, lost legs),
+    its output, and the deciding, routing and answering that write to them."""
+
+    def __init__(
+        self,
+        context: StepContext,
+        committed: Mapping[str, Slot],
+        *,
+        ids: IdMemory,
+        flows: Flows | None,
+        lost: frozenset[bytes],
+    ) -> None:
+        aggregate = context.codec.aggregate
+        self.context = context
+        self.ids = ids
+        self.saga: Saga[Any, Any, Any, Any] | None = (
+            aggregate if isinstance(aggregate, Saga) else None
+        )
+        self.schema_version = 1 if self.saga is None else self.saga.internal_schema_version
+        self.slots = Slots(committed)
+        self.tally = Tally(aggregate, flows)
+        self.legs = LostLegs(lost)
+        self.output = Output(context)
+        self.router = SagaRouter(context, self.output)
+        self.decider = Decider(context, self.saga, self.slots, self.output, self.tally)
+        self.answers = Answers(context, self.output, self.router)
+
+    def expire(self, due: Sequence[str]) -> None:
+        """Handle the internal commands that the deadlines of the `due` aggregates send."""
+        if self.saga is None:
+            return
+        tick = InRecord(-1, None, None, (), True)
+        for aggregate_id in due:
+            slot = self.slots.get(aggregate_id)
+            if slot is None or slot.state is None:
+                continue
+            sends = self.saga.due(aggregate_id, slot.state, self.context.now_ms)
+            self.router.route(tick, sends, None)
+            self.run_local()
+
+    def poison(self, record: InRecord, error: CommandDecodeError) -> None:
+        """Dead-letter a record that does not decode."""
+        envelope = error.envelope
+        version = 0 if envelope is None else self.slots.version(envelope.aggregate_id)
+        self.answers.dead_letter(record, error.code, error.message, envelope, version=version)
+
+    def handle(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        command: Any,
+        key: bytes,
+        seen: bytes | None,
+    ) -> None:
+        """Admit and then dead-letter, refuse, repeat, skip or execute one decoded command.
+        `seen` is the reply the memory held for its id (`key`) before this batch."""
+        slot = self.slots.get(envelope.aggregate_id)
+        admission = admit(
+            self.context,
+            record,
+            envelope,
+            key,
+            known=slot is not None,
+            remembered=self.output.remembered.get(key, seen),
+            lost=self.legs.lost,
+        )
+        version = 0 if slot is None else slot.version
+        match admission:
+            case DeadLetter(code=code, message=message):
+                self.answers.dead_letter(record, code, message, envelope, version=version)
+            case Refuse(code=code, message=message):
+                self.answers.refuse(record, envelope, key, (code, message), version=version)
+            case Repeat(remembered=remembered, earlier=earlier):
+                self.answers.repeat(record, envelope, key, remembered, earlier)
+            case Skip(code=code):
+                self.output.outcome(record, envelope, OutcomeKind.DUPLICATE, code)
+            case Execute(attempt=attempt, redrive=redrive):
+                if redrive:
+                    self.legs.settle(key)
+                self.execute(record, envelope, command, key, slot=slot, attempt=attempt)
+
+    def execute(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        command: Any,
+        key: bytes,
+        *,
+        slot: Slot | None,
+        attempt: Attempt,
+    ) -> None:
+        """Decide a command the id memory lets through, append its events, answer it and
+        route what it sends."""
+        decided = self.decider.decide(envelope, command, slot)
+        version = self.decider.apply(record, envelope, slot, decided.events)
+        self.answers.conclude(record, envelope, key, decided, version=version, attempt=attempt)
+
+    def run_local(self) -> None:
+        """Handle the internal commands sent to this partition, in order (they may send
+        more)."""
+        while (record := self.router.next_local()) is not None:
+            try:
+                envelope, command = self.context.codec.decode_command(record.value)
+            except CommandDecodeError as error:
+                self.poison(record, error)
+                continue
+            key = id_key(envelope, internal=True)
+            seen = self.output.remembered.get(key)
+            if seen is None:
+                seen = self.ids.lookup([key])[0]
+            self.handle(record, envelope, command, key, seen)
+
+    def result(
+        self, events_offset: int, next_offsets: tuple[int, int], held: str | None
+    ) -> BatchResult:
+        return assemble(
+            self.context,
+            self.output,
+            self.slots,
+            self.tally,
+            self.legs,
+            events_offset=events_offset,
+            next_offsets=next_offsets,
+            held=held,
+        )

@@ -1,0 +1,36 @@
+"""Where and when one batch runs: the facts every part of the batch step reads, never writes."""
+
+from dataclasses import dataclass
+
+from topology.codec.aggregate import Codec
+from topology.codec.keys import encode_key
+from topology.partitioner import partition_for
+
+__all__ = ["StepContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """A batch of `partition` (of `partitions`) read from `source_topic`, run at `now_ms` (the
+    partition's clock), with an idempotency window of `window_ms` and `reply_lanes` reply
+    lanes per partition. A reply lane `l` of this partition is replies partition
+    `partition * reply_lanes + l` (see `TopicLayout.reply_partition`)."""
+
+    codec: Codec
+    partition: int
+    partitions: int
+    reply_lanes: int
+    source_topic: str
+    window_ms: int
+    now_ms: int
+
+    def owner(self, aggregate_id: str) -> int:
+        """The partition that owns `aggregate_id`."""
+        return partition_for(encode_key(aggregate_id), self.partitions)
+
+    def replies_partition(self, reply_to: int | None) -> int | None:
+        """The replies partition of this partition's reply lane `reply_to` (None: no lane, or
+        not one of the lanes)."""
+        if reply_to is None or reply_to >= self.reply_lanes:
+            return None
+        return self.partition * self.reply_lanes + reply_to

@@ -1,0 +1,74 @@
+"""The batch's working state beside its output records: the slots it changed, the money its
+events moved, and the partition's lost legs. The committed values it starts from are never
+mutated: the caller installs the new ones only after the transaction commits."""
+
+from collections.abc import Mapping
+
+from topology.envelopes import Slot
+from topology.flows import Flows, tallied
+from topology.protocol import Tallied
+from topology.step.context import StepContext
+
+__all__ = ["LostLegs", "Slots", "Tally"]
+
+
+class Slots:
+    """The aggregates' latest slots: this batch's working copies over the committed ones.
+    Invariant of `committed`: it only holds aggregates of this partition."""
+
+    def __init__(self, committed: Mapping[str, Slot]) -> None:
+        self.committed = committed
+        self.changed: dict[str, Slot] = {}
+
+    def get(self, aggregate_id: str) -> Slot | None:
+        """The aggregate's latest slot: this batch's working copy, else the committed one."""
+        slot = self.changed.get(aggregate_id)
+        return self.committed.get(aggregate_id) if slot is None else slot
+
+    def version(self, aggregate_id: str) -> int:
+        """The aggregate's latest version (0: it has no events)."""
+        slot = self.get(aggregate_id)
+        return 0 if slot is None else slot.version
+
+    def put(self, aggregate_id: str, slot: Slot) -> None:
+        self.changed[aggregate_id] = slot
+
+
+class Tally:
+    """The money moves of this batch's events, for an aggregate that says what its events
+    move (`topology.protocol.Tallied`; others move none), on top of the partition's flows."""
+
+    def __init__(self, aggregate: object, flows: Flows | None) -> None:
+        self._tallied = aggregate if isinstance(aggregate, Tallied) else None
+        self._flows = flows
+        self._moves: list[tuple[str, str, int]] = []
+
+    def add(self, event: object) -> None:
+        if self._tallied is not None:
+            self._moves.extend(self._tallied.moves(event))
+
+    def flows_after(self, context: StepContext) -> Flows | None:
+        """The partition's flows after this batch (None: no event moved money)."""
+        if not self._moves:
+            return None
+        return tallied(self._flows or Flows(), self._moves, context.owner)
+
+
+class LostLegs:
+    """The id keys of the partition's internal commands set aside and not settled yet."""
+
+    def __init__(self, lost: frozenset[bytes]) -> None:
+        self.lost = lost
+        self._changed = False
+
+    def add(self, key: bytes) -> None:
+        """An original leg set aside: lost until an operator settles it."""
+        self.lost, self._changed = self.lost | {key}, True
+
+    def settle(self, key: bytes) -> None:
+        """An operator's forced leg, done now: no longer lost."""
+        self.lost, self._changed = self.lost - {key}, True
+
+    def after(self) -> frozenset[bytes] | None:
+        """The lost legs after this batch (None: unchanged)."""
+        return self.lost if self._changed else None
