@@ -23,10 +23,12 @@ from actors.kafka import FencedError, TransactionalWriter
 from actors.launcher import NAMESPACE, partition_actor
 from actors.messages import ShadowPhase
 from actors.ray_state import describe_actor, lookup_actor
+from actors.reads import Reads
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
+from ledger.state import AccountView
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
 from topology.names import Names
 from topology.partitioner import partition_for
@@ -175,8 +177,8 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
     assert c.desired.partition(0).generation == 1
     with LedgerClient(c.settings, timeout=60) as client:
         assert client.execute("a0", Deposit(1)).accepted
-        account = client.get_account("a0")
-        assert account is not None and account["balance"] == 10 + 18 + 26 + 34 + 42 + 1
+    account = Reads(c.settings, AccountView).view("a0")
+    assert account is not None and account.balance == 10 + 18 + 26 + 34 + 42 + 1
 
 
 def test_an_interrupted_switch_retires_and_fences_its_shadow(coordinator: Coordinator) -> None:
