@@ -26,8 +26,9 @@ __all__ = ["LedgerClient"]
 
 class LedgerClient:
     """A thread-safe client of one application. Close it (or use ``with``) when done.
-    ``timeout`` is the default seconds ``execute`` waits for a reply (re-sending meanwhile);
-    ``retry_interval`` the first pause before a re-send (it doubles, up to 8 s)."""
+    ``reply_lane`` is the lane its replies come on (random by default); ``timeout`` the
+    default seconds ``execute`` waits for a reply (re-sending meanwhile); ``retry_interval``
+    the first pause before a re-send (it doubles, up to 8 s)."""
 
     def __init__(
         self,
@@ -40,8 +41,10 @@ class LedgerClient:
         backoff = Backoff(retry_interval)
         self.settings = settings
         self.timeout = timeout
-        lane = reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
-        self._channel = ReplyChannel(settings, lane=lane)
+        self.reply_lane = (
+            reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
+        )
+        self._channel = ReplyChannel(settings, lane=self.reply_lane)
         self._retries = Retries(self._channel, backoff)
 
     def __enter__(self) -> Self:
