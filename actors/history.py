@@ -145,7 +145,7 @@ class HistoryIndex:
 
     def history(
         self, aggregate_id: str, after_version: int = 0, limit: int = 100, wait: float = 15.0
-    ) -> HistoryPage:
+    ) -> HistoryPage[Any]:
         """A page of the aggregate's committed events (see ``topology.history``)."""
         self._catch_up(wait)
         records = self._store.events(aggregate_id)
@@ -158,7 +158,7 @@ class HistoryIndex:
         at_ms: int | None = None,
         version: int | None = None,
         wait: float = 15.0,
-    ) -> PointInTime | None:
+    ) -> PointInTime[Any] | None:
         """The aggregate's committed state at a time or a version (None: it did not exist)."""
         self._catch_up(wait)
         records = self._store.events(aggregate_id)

@@ -4,8 +4,8 @@ through a client and await every reply; per (clients, window) setting the phase 
 throughput (answered / first send → last reply), round trips (p50 / p99 / p99.9, from the
 send call), and per command the broker's CPU and requests by type (``bench.meters``).
 
-Systems: eventledger (``LedgerClient``), Kafka Streams (``bench.replyclient.ReplyClient``,
-the same client configs) and the raw echo (the limit: a process echoes each command's bytes
+Systems: eventledger (``LedgerClient``), Kafka Streams (``LedgerClient``'s request/reply
+channel, ``bench.peers``) and the raw echo (the limit: a process echoes each command's bytes
 back as its reply; no transactions, no state). Every ledger system's replies and events are
 checked afterwards as the throughput phase checks them (one reply per command, outcomes and
 balances as the domain's fold of what was sent, money conserved); the echo's reply count.
@@ -233,14 +233,14 @@ def _eventledger(ctx: RunContext) -> tuple[list[E2E], Check]:
 
 def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
     from bench.latency import open_accounts
-    from bench.replyclient import ReplyClient
+    from bench.peers import peer_channel
     from bench.systems.kstreams import KStreamsApp
 
     cfg = ctx.config
     app = KStreamsApp(ctx, "e2e", cfg.partitions)
     try:
         app.wait_settled()
-        with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
+        with peer_channel(ctx.bootstrap, app.app_id, cfg.partitions) as client:
             open_accounts(ctx, client, Workload(accounts=cfg.accounts, seed=cfg.seed))
         results = _settings(ctx, "kstreams", "reply", app.app_id)
         app.stop()
@@ -248,7 +248,7 @@ def _kstreams(ctx: RunContext) -> tuple[list[E2E], Check]:
         app.kill()
     for r in results:
         r.config.update(KStreamsApp.config())
-        r.config["client"] = "ReplyClient per sender process (LedgerClient's Kafka configs)"
+        r.config["client"] = "ReplyChannel per sender process (LedgerClient's channel)"
     check = check_ledger_output(
         ctx.bootstrap, "kstreams e2e", replies=app.replies, events=app.events,
         partitions=cfg.partitions, expected=expected_of(_sent_in_order(ctx)),
@@ -268,7 +268,7 @@ def _echo(ctx: RunContext) -> tuple[list[E2E], Check]:
     for r in results:
         r.config.update(
             {"echo": CONFIG,
-             "client": "ReplyClient per sender process (LedgerClient's Kafka configs)"}
+             "client": "ReplyChannel per sender process (LedgerClient's channel)"}
         )  # fmt: skip
     check = check_counts(
         ctx.bootstrap, "echo e2e", cfg.partitions,

@@ -2,8 +2,9 @@
 with ``window`` commands in flight; each round trip from the send call to the reply.
 
 ``mode``: ``ledger`` (``actors.client.LedgerClient`` against eventledger), ``reply``
-(``bench.replyclient.ReplyClient`` against Kafka Streams' topics) or ``echo`` (the same
-against the raw echo). Run as ``python -m bench.e2e_worker CONFIG_JSON``; waits for "go"."""
+(``actors.channel.ReplyChannel`` against Kafka Streams' topics, ``bench.peers``) or ``echo``
+(the same against the raw echo). Run as ``python -m bench.e2e_worker CONFIG_JSON``; waits
+for "go"."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ def main() -> None:
         )
         client = LedgerClient(settings, reply_lane=config["lane"], timeout=120)
     else:
-        from bench.replyclient import ReplyClient
+        from bench.peers import peer_channel
 
-        client = ReplyClient(
+        client = peer_channel(
             config["bootstrap"],
             config["app_id"],
             config["partitions"],

@@ -26,11 +26,11 @@ from rich.table import Table
 
 from actors.admin import ensure_topics
 from actors.audit import read_events
-from actors.client import LedgerClient
 from actors.history import deploy_history, history_actor, stop_history
+from actors.reads import Reads
 from bench.kafkaio import producer_config
 from eventledger.runtime import ensure_broker, ensure_ray
-from ledger import LEDGER, AccountOpened, Deposited
+from ledger import LEDGER, AccountOpened, AccountView, Deposited
 from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_key
 from topology.names import NAMESPACE
@@ -81,7 +81,7 @@ def _ms(samples: list[float]) -> str:
     return f"{statistics.median(ordered) * 1000:.1f} / {p99 * 1000:.1f}"
 
 
-def _measure(client: LedgerClient, account_events: int, repeat: int) -> list[tuple[str, str]]:
+def _measure(reads: Reads[AccountView], account_events: int, repeat: int) -> list[tuple[str, str]]:
     """The account's whole history, its pages of 100 and its state at a time in the middle,
     each ``repeat`` times; checked against each other and the sum of the moves."""
     full: list[float] = []
@@ -89,12 +89,12 @@ def _measure(client: LedgerClient, account_events: int, repeat: int) -> list[tup
     at: list[float] = []
     for _ in range(repeat):
         t = time.perf_counter()
-        whole = client.history(TARGET, limit=1_000)
+        whole = reads.history(TARGET, limit=1_000)
         full.append(time.perf_counter() - t)
         assert len(whole.entries) == account_events
         t, after, seen = time.perf_counter(), 0, 0
         while True:
-            part = client.history(TARGET, after_version=after, limit=100)
+            part = reads.history(TARGET, after_version=after, limit=100)
             seen += len(part.entries)
             if part.next_after is None:
                 break
@@ -103,7 +103,7 @@ def _measure(client: LedgerClient, account_events: int, repeat: int) -> list[tup
         assert seen == account_events
         middle = whole.entries[account_events // 2]
         t = time.perf_counter()
-        point = client.state_at(TARGET, datetime.fromtimestamp(middle.timestamp_ms / 1000, UTC))
+        point = reads.state_at(TARGET, datetime.fromtimestamp(middle.timestamp_ms / 1000, UTC))
         at.append(time.perf_counter() - t)
         assert point is not None and point.version == middle.sequence
         assert point.view.balance == middle.view.balance
@@ -137,15 +137,13 @@ def main(
         started = time.monotonic()
         deploy_history(settings, LEDGER)
         index = history_actor(settings.app_id, 0)
-        with LedgerClient(settings) as client:
-            page = client.history(TARGET, limit=1, timeout=600)  # waits for the index
-            build = time.monotonic() - started
-            rows.append(
-                ("index build on a new disk", f"{build:.1f} s, {events / build:,.0f} events/s")
-            )
-            assert page.entries[0].sequence == 1
+        reads = Reads(settings, AccountView)
+        page = reads.history(TARGET, limit=1, timeout=600)  # waits for the index
+        build = time.monotonic() - started
+        rows.append(("index build on a new disk", f"{build:.1f} s, {events / build:,.0f} events/s"))
+        assert page.entries[0].sequence == 1
 
-            rows += _measure(client, account_events, repeat)
+        rows += _measure(reads, account_events, repeat)
         t = time.perf_counter()
         scanned = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == TARGET]
         rows.append(

@@ -28,6 +28,7 @@ from rich.table import Table
 from actors.audit import fold_events
 from actors.client import LedgerClient
 from actors.deployment import stop_service
+from actors.reads import Reads
 from bench.latency import percentile
 from eventledger.assembly import deploy_service
 from eventledger.http.auth import Scope, TokenTable, mint_token
@@ -35,6 +36,7 @@ from eventledger.http.serving import deploy_http, stop_http
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
+from ledger.state import AccountView
 from topology.names import NAMESPACE
 from topology.settings import Settings
 
@@ -182,7 +184,8 @@ def main(
             asyncio.run(setup())
             args = {"rate": rate, "seconds": seconds, "inflight": inflight, "count": count}
             rows, paths = asyncio.run(_run(client, url, token, names, args))
-            held = sum((client.get_account(a) or {"balance": 0})["balance"] for a in names)
+        reads = Reads(settings, AccountView)
+        held = sum(view.balance for view in map(reads.view, names) if view is not None)
         folded = sum(s.balance for s in fold_events(settings, LEDGER).values())
         accepted, sent = sum(paths.accepted.values()), 2 * (round(rate * seconds) + count)
         rows["Σ balances: actors / events folded (accepted ≤ Σ ≤ sent)"] = (

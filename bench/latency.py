@@ -42,7 +42,7 @@ _WINDOW = 256  # commands in flight while opening the accounts
 
 
 class Sender(Protocol):
-    """What the latency and e2e phases need of a client (``LedgerClient``, ``ReplyClient``)."""
+    """What the latency and e2e phases need of a client (``LedgerClient``, ``ReplyChannel``)."""
 
     def send(self, aggregate_id: str, command: Any, /) -> Future[Reply]: ...
 
@@ -88,9 +88,9 @@ def run_latency(ctx: RunContext) -> Latency:
 
 
 def run_kstreams_latency(ctx: RunContext) -> Latency:
-    """The same open loop against the Kafka Streams peer, through ``ReplyClient`` (the same
-    Kafka client configs as ``LedgerClient``)."""
-    from bench.replyclient import ReplyClient
+    """The same open loop against the Kafka Streams peer, through ``LedgerClient``'s
+    request/reply channel (``bench.peers``)."""
+    from bench.peers import peer_channel
     from bench.systems.kstreams import KStreamsApp
 
     cfg = ctx.config
@@ -98,7 +98,7 @@ def run_kstreams_latency(ctx: RunContext) -> Latency:
     app = KStreamsApp(ctx, "lat", cfg.partitions)
     try:
         app.wait_settled()
-        with ReplyClient(ctx.bootstrap, app.app_id, cfg.partitions) as client:
+        with peer_channel(ctx.bootstrap, app.app_id, cfg.partitions) as client:
             open_accounts(ctx, client, workload)
             latencies, from_send, lag = _warm_and_measure(ctx, client, workload, "kstreams latency")
         report = app.stop()
@@ -111,20 +111,20 @@ def run_kstreams_latency(ctx: RunContext) -> Latency:
             **KStreamsApp.config(),
             "accounts": cfg.accounts,
             "warm-up (s, not measured)": cfg.warmup,
-            "client": "one ReplyClient (LedgerClient's Kafka configs, one reply lane)",
+            "client": "one ReplyChannel (LedgerClient's channel, one reply lane)",
         },
     )  # fmt: skip
 
 
 def run_echo_latency(ctx: RunContext) -> Latency:
-    """The same open loop against the raw echo (the limit): a ``ReplyClient`` with
-    ``LedgerClient``'s Kafka configs, the commands' own bytes come back."""
-    from bench.replyclient import ReplyClient
+    """The same open loop against the raw echo (the limit): ``LedgerClient``'s
+    request/reply channel, the commands' own bytes come back."""
+    from bench.peers import peer_channel
     from bench.systems.echo import CONFIG, running_echo
 
     cfg = ctx.config
     with running_echo(ctx, "echo-lat") as (app_id, report):
-        client = ReplyClient(ctx.bootstrap, app_id, cfg.partitions, echo=True)
+        client = peer_channel(ctx.bootstrap, app_id, cfg.partitions, echo=True)
         with client:
             latencies, from_send, lag = _warm_and_measure(
                 ctx, client, _workload(ctx), "echo latency"
@@ -135,7 +135,7 @@ def run_echo_latency(ctx: RunContext) -> Latency:
         config={
             "echo": CONFIG,
             "warm-up (s, not measured)": cfg.warmup,
-            "client": "one ReplyClient (LedgerClient's Kafka configs, one reply lane)",
+            "client": "one ReplyChannel (LedgerClient's channel, one reply lane)",
         },
     )  # fmt: skip
 

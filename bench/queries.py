@@ -4,8 +4,8 @@ load takes from the commands beside it.
 Four partition actors (bare, no coordinator), ``accounts`` opened, then three closed loops
 in this process, each for ``seconds``:
 
-- **queries alone**: ``threads`` threads each asking ``LedgerClient.get_account`` (a Ray call
-  to the actor that owns the account) one after the other;
+- **queries alone**: ``threads`` threads each asking ``BankClient.reads.view`` (a Ray call to
+  the actor that owns the account) one after the other;
 - **commands alone**: one client keeping ``window`` deposits in flight;
 - **both at once**: the same two loops together.
 
@@ -28,11 +28,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.client import LedgerClient
 from actors.deployment import stop_service
 from bench.latency import percentile
 from bench.meters import CpuMeter
 from eventledger.assembly import deploy_service
+from eventledger.bank import BankClient
 from eventledger.runtime import ensure_broker, ensure_ray
 from ledger.commands import Deposit, OpenAccount
 from topology.envelopes import Reply
@@ -56,19 +56,19 @@ class Loop:
 
 
 def _query_loop(
-    client: LedgerClient, accounts: list[str], stop: threading.Event, out: list[float]
+    client: BankClient, accounts: list[str], stop: threading.Event, out: list[float]
 ) -> None:
     rng = random.Random()
     while not stop.is_set():
         started = time.perf_counter()
-        view = client.get_account(rng.choice(accounts))
+        view = client.reads.view(rng.choice(accounts))
         if view is None:
             raise RuntimeError("an opened account has no view")
         out.append((time.perf_counter() - started) * 1000.0)
 
 
 def _command_loop(
-    client: LedgerClient, accounts: list[str], window: int, stop: threading.Event, out: list[int]
+    client: BankClient, accounts: list[str], window: int, stop: threading.Event, out: list[int]
 ) -> None:
     rng = random.Random(7)
     slots = threading.Semaphore(window)
@@ -86,7 +86,7 @@ def _command_loop(
 
 def _measure(
     name: str,
-    client: LedgerClient,
+    client: BankClient,
     accounts: list[str],
     *,
     threads: int,
@@ -144,7 +144,7 @@ def run_query_bench(
     names = [f"q-{n:05d}" for n in range(accounts)]
     deploy_service(settings, timeout=300)
     try:
-        with LedgerClient(settings, timeout=120) as client:
+        with BankClient(settings, timeout=120) as client:
             opened = [client.send(a, OpenAccount("EUR")) for a in names]
             if not all(f.result(120).accepted for f in opened):
                 raise RuntimeError("accounts could not be opened")

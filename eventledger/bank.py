@@ -1,6 +1,6 @@
-"""``BankClient``: the ledger's client with its transfer API (``actors.client``
-is generic over the aggregate and never imports the domain; the service assembles the two
-here).
+"""``BankClient``: the ledger's client with its transfer API and its typed reads of the
+accounts (``actors.client`` and ``actors.reads`` are generic over the aggregate and never
+import the domain; the service assembles them here).
 
 Every transfer command is sent to the SOURCE account (commands are routed by account): the
 transfer id is the command id of its ``Transfer``; ``post_pending`` and ``void_pending`` name
@@ -10,16 +10,26 @@ it and the source. A command id is executed at most once within the idempotency 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from actors.client import LedgerClient
+from actors.reads import Reads
 from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
 from ledger.commands import PostPending, Transfer, VoidPending
+from ledger.state import AccountView
 from topology.envelopes import Reply
 
 __all__ = ["BankClient"]
 
 
 class BankClient(LedgerClient):
-    """``LedgerClient`` plus transfers between accounts (plain and two-phase)."""
+    """``LedgerClient`` plus transfers between accounts (plain and two-phase), and ``reads``
+    of the accounts' committed state."""
+
+    @cached_property
+    def reads(self) -> Reads[AccountView]:
+        """The accounts' committed views, history and past states (over Ray)."""
+        return Reads(self.settings, AccountView)
 
     def transfer(
         self,

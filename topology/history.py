@@ -10,7 +10,7 @@ partition's. The views are the aggregate's public view after each event, so a ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -29,8 +29,11 @@ __all__ = [
 MAX_PAGE = 1_000
 """The most entries one page holds."""
 
+V = TypeVar("V")
+"""The aggregate's public view type."""
 
-class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+
+class HistoryEntry(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     """One event of an aggregate: its sequence (the version after it), the partition's time
     when it was committed (epoch ms), the command that caused it, its type and fields, and the
     aggregate's public view after it."""
@@ -40,28 +43,28 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     command_id: str
     type: str
     event: Any
-    view: Any
+    view: V
 
 
-class HistoryPage(msgspec.Struct, frozen=True, kw_only=True):
+class HistoryPage(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     """Entries with sequence > the page's ``after_version``, in order; ``next_after`` is the
     ``after_version`` of the next page (None: this is the last one)."""
 
     aggregate_id: str
-    entries: list[HistoryEntry]
+    entries: list[HistoryEntry[V]]
     next_after: int | None
 
 
-class PointInTime(msgspec.Struct, frozen=True, kw_only=True):
+class PointInTime(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     """The aggregate as it was after its event ``version`` (committed at ``timestamp_ms``)."""
 
     aggregate_id: str
     version: int
     timestamp_ms: int
-    view: Any
+    view: V
 
 
-def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry]:
+def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry[Any]]:
     """Each event with the view after it. Raises CodecError when the sequences are not
     1, 2, 3, ... (an index that lost or repeats an event must not answer)."""
     aggregate = codec.aggregate
@@ -88,11 +91,11 @@ def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry]:
 
 def history_page(
     codec: Codec, aggregate_id: str, records: Iterable[bytes], after_version: int, limit: int
-) -> HistoryPage:
+) -> HistoryPage[Any]:
     """The entries after ``after_version``, at most ``limit`` (1 to ``MAX_PAGE``)."""
     if after_version < 0 or not 0 < limit <= MAX_PAGE:
         raise ValueError(f"need after_version >= 0 and 1 <= limit <= {MAX_PAGE}")
-    entries: list[HistoryEntry] = []
+    entries: list[HistoryEntry[Any]] = []
     for entry in _fold(codec, records):
         if entry.sequence <= after_version:
             continue
@@ -111,14 +114,14 @@ def state_at(
     *,
     at_ms: int | None = None,
     version: int | None = None,
-) -> PointInTime | None:
+) -> PointInTime[Any] | None:
     """The aggregate after its last event at or before ``at_ms`` (epoch ms), or after event
     ``version``; None when it did not exist yet (or has no such version). Exactly one of the
     two is given. Event times never decrease along an aggregate's sequence (the partition's
     clock never runs backwards), so the fold stops at the first later event."""
     if (at_ms is None) == (version is None):
         raise ValueError("give exactly one of at_ms and version")
-    found: HistoryEntry | None = None
+    found: HistoryEntry[Any] | None = None
     for entry in _fold(codec, records):
         if (at_ms is not None and entry.timestamp_ms > at_ms) or (
             version is not None and entry.sequence > version

@@ -32,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from actors.client import OutcomeUnknownError
+from actors.channel import OutcomeUnknownError
 from actors.history import HistoryBehindError
 from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
@@ -454,10 +454,10 @@ async def settle_transfer(request: Request, transfer_id: IdPath, grant: Operator
 
 @api.get("/accounts/{account}", dependencies=[Read], summary="The account, as committed")
 def get_account(request: Request, account: IdPath) -> Response:
-    view = _client(request).get_account(account)
+    view = _client(request).reads.view(account)
     if view is None:
         return problem(404, "unknown_account", "no such account", account=account)
-    return JSONResponse({"account": account, **view})
+    return JSONResponse({"account": account, **msgspec.to_builtins(view)})
 
 
 @api.get("/accounts/{account}/history", dependencies=[Read], summary="The account's events")
@@ -467,7 +467,7 @@ def history(
     after_version: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
-    page = _client(request).history(account, after_version=after_version, limit=limit)
+    page = _client(request).reads.history(account, after_version=after_version, limit=limit)
     return Response(msgspec.json.encode(page), media_type="application/json")
 
 
@@ -484,7 +484,7 @@ def state(
 ) -> Response:
     if (at is None) == (version is None):
         return problem(422, "invalid_request", "give exactly one of 'at' and 'version'")
-    found = _client(request).state_at(account, at if at is not None else version)  # type: ignore[arg-type]
+    found = _client(request).reads.state_at(account, at if at is not None else version)  # type: ignore[arg-type]
     if found is None:
         return problem(404, "unknown_account", "the account did not exist then", account=account)
     return Response(msgspec.json.encode(found), media_type="application/json")

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.client import LedgerClient, OutcomeUnknownError, now_ms
+from actors.channel import OutcomeUnknownError, now_ms
+from actors.client import LedgerClient
 from eventledger.torture.history import Answer, History, Kind, Op
 from ledger.commands import (
     Deposit,

@@ -22,10 +22,12 @@ from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinato
 from actors.kafka import FencedError, TransactionalWriter
 from actors.messages import PartitionStatus, ShadowPhase
 from actors.ray_state import RayState, describe_actor, lookup_actor, partition_actor
+from actors.reads import Reads
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
+from ledger.state import AccountView
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
 from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
@@ -174,8 +176,8 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
     assert c.desired.partition(0).generation == 1
     with LedgerClient(c.settings, timeout=60) as client:
         assert client.execute("a0", Deposit(1)).accepted
-        account = client.get_account("a0")
-        assert account is not None and account["balance"] == 10 + 18 + 26 + 34 + 42 + 1
+    account = Reads(c.settings, AccountView).view("a0")
+    assert account is not None and account.balance == 10 + 18 + 26 + 34 + 42 + 1
 
 
 def test_an_interrupted_switch_retires_and_fences_its_shadow(coordinator: Coordinator) -> None:

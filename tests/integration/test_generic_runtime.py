@@ -14,7 +14,8 @@ from actors.client import LedgerClient
 from actors.deployment import deploy_coordinator, stop_service
 from actors.messages import PartitionStats
 from actors.ray_state import partition_actor
-from tests.integration.counter import COUNTER, Add, Seal
+from actors.reads import Reads
+from tests.integration.counter import COUNTER, Add, CountView, Seal
 from topology.settings import Settings
 
 
@@ -30,7 +31,7 @@ def counters(settings: Settings, ray_local: None) -> Iterator[LedgerClient]:
 
 
 def test_counters_run_through_the_same_actors(settings: Settings, counters: LedgerClient) -> None:
-    c = counters
+    c, counts = counters, Reads(settings, CountView)
     keys = [f"counter-{i}" for i in range(6)]
     for f in [c.send(k, Add(i + 1)) for i, k in enumerate(keys) for _ in range(3)]:
         assert f.result(60).accepted
@@ -41,8 +42,8 @@ def test_counters_run_through_the_same_actors(settings: Settings, counters: Ledg
     assert (refused.accepted, refused.code) == (False, "sealed")
     assert c.execute("counter-2", Add(0)).code == "not_positive"
 
-    assert c.get_account("counter-0") == {"value": 3 + 5, "sealed": False}
-    assert c.get_account("counter-1") == {"value": 6, "sealed": True}
+    assert counts.view("counter-0") == CountView(3 + 5, sealed=False)
+    assert counts.view("counter-1") == CountView(6, sealed=True)
     folded = fold_events(settings, COUNTER)
     assert {k: (s.value, s.sealed) for k, s in folded.items()} == {
         k: (3 * (i + 1) + (5 if i == 0 else 0), i == 1) for i, k in enumerate(keys)
@@ -54,6 +55,6 @@ def test_counters_run_through_the_same_actors(settings: Settings, counters: Ledg
     p = c.partition_of("counter-0")
     ray.kill(partition_actor(settings.app_id, p), no_restart=False)
     assert c.execute("counter-0", Add(1), timeout=60).accepted
-    assert c.get_account("counter-0") == {"value": 9, "sealed": False}
+    assert counts.view("counter-0") == CountView(9, sealed=False)
     stats: PartitionStats = ray.get(partition_actor(settings.app_id, p).stats.remote())
     assert stats.status == "running" and stats.restored_aggregates >= 1

@@ -7,7 +7,6 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import pytest
 import ray
 
@@ -16,6 +15,7 @@ from actors.history import HistoryIndex
 from actors.ray_state import partition_actor
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
+from ledger.state import AccountView
 from tests.integration.conftest import Service
 from tests.integration.traffic import wait_until
 from topology.control import RebuildPhase
@@ -38,10 +38,10 @@ def _move(service: Service) -> dict[str, int]:
     }
 
 
-def _all(service: Service, account: str, limit: int) -> HistoryPage:
+def _all(service: Service, account: str, limit: int) -> HistoryPage[AccountView]:
     pages, after = [], 0
     while True:
-        page = service.client.history(account, after_version=after, limit=limit)
+        page = service.client.reads.history(account, after_version=after, limit=limit)
         pages.append(page)
         if page.next_after is None:
             return HistoryPage(
@@ -59,29 +59,31 @@ def _check(service: Service, expected: dict[str, int]) -> None:
         assert ids == [f"open-{account}"] + [f"{account}-{n}" for n in range(len(MOVES[account]))]
         assert [e.sequence for e in page.entries] == list(range(1, len(ids) + 1))
         assert page.entries[-1].view.balance == balance
-        assert page.entries[-1].view == service.client.state_at(account, len(ids)).view
+        assert page.entries[-1].view == service.client.reads.state_at(account, len(ids)).view
     # money conserved: the histories' last balances are the accounts' and the moves' sum
-    views = [service.client.get_account(a) for a in expected]
-    assert sum(v["balance"] for v in views if v) == sum(expected.values())
+    views = [service.client.reads.view(a) for a in expected]
+    assert sum(v.balance for v in views if v) == sum(expected.values())
 
 
 def test_history_pages_and_points_in_time(bare_service: Service) -> None:
     expected = _move(bare_service)
     _check(bare_service, expected)
     client = bare_service.client
-    entries = client.history("alice").entries
+    entries = client.reads.history("alice").entries
     middle = entries[2]
-    at = client.state_at("alice", datetime.fromtimestamp(middle.timestamp_ms / 1000, UTC))
+    at = client.reads.state_at("alice", datetime.fromtimestamp(middle.timestamp_ms / 1000, UTC))
     assert (
         at is not None
         and at.version >= 3
         and at.view.balance == entries[at.version - 1].view.balance
     )
     before = datetime.fromtimestamp((entries[0].timestamp_ms - 1) / 1000, UTC)
-    assert client.state_at("alice", before) is None
-    assert client.state_at("nobody", 1) is None and client.history("nobody").entries == []
+    assert client.reads.state_at("alice", before) is None
+    assert (
+        client.reads.state_at("nobody", 1) is None and client.reads.history("nobody").entries == []
+    )
     with pytest.raises(ValueError):
-        client.history("alice", limit=0)
+        client.reads.history("alice", limit=0)
 
 
 def test_history_answers_with_no_partition_actor_alive(bare_service: Service) -> None:
@@ -99,15 +101,15 @@ def test_history_answers_while_the_partition_actors_restart(bare_service: Servic
     _check_history_only(bare_service, expected)  # asked at once, not waiting for them
     assert ray.get([h.ready.remote() for h in handles], timeout=120) == ["running"] * 2
     assert bare_service.client.execute("bob", Deposit(1), command_id="after").accepted
-    assert bare_service.client.history("bob").entries[-1].view.balance == expected["bob"] + 1
+    assert bare_service.client.reads.history("bob").entries[-1].view.balance == expected["bob"] + 1
 
 
 def _check_history_only(service: Service, expected: dict[str, int]) -> None:
     for account, balance in expected.items():
-        page = service.client.history(account)
+        page = service.client.reads.history(account)
         assert page.entries[-1].view.balance == balance
         assert len(page.entries) == 1 + len(MOVES[account])
-    assert sum(service.client.history(a).entries[-1].view.balance for a in expected) == sum(
+    assert sum(service.client.reads.history(a).entries[-1].view.balance for a in expected) == sum(
         expected.values()
     )
 
@@ -127,7 +129,7 @@ def test_history_after_a_rebuild_switch_and_read_your_writes(service: Service) -
     _check(service, expected)
     # a deposit after the switch is in the history as soon as its reply came
     assert service.client.execute("alice", Deposit(3), command_id="after").accepted
-    last = service.client.history("alice", after_version=len(MOVES["alice"]) + 1).entries
+    last = service.client.reads.history("alice", after_version=len(MOVES["alice"]) + 1).entries
     assert [e.command_id for e in last] == ["after"]
     assert last[0].view.balance == expected["alice"] + 3
 
@@ -153,12 +155,10 @@ def test_transfers_in_the_history_of_both_accounts(bare_service: Service) -> Non
     assert client.transfer("alice", "bob", 100, transfer_id="t-plain").accepted  # type: ignore[attr-defined]
     assert client.transfer("alice", "bob", 10, transfer_id="t-pending", pending=True).accepted  # type: ignore[attr-defined]
     for account in expected:
-        last = client.history(account, limit=1_000).entries[-1]
-        now = client.get_account(account)
-        assert now is not None
-        assert msgspec.to_builtins(last.view) == now  # the history ends where the account is
-        assert client.state_at(account, last.sequence).view == last.view  # type: ignore[union-attr]
-    views = [client.get_account(a) for a in expected]
+        last = client.reads.history(account, limit=1_000).entries[-1]
+        assert last.view == client.reads.view(account)  # the history ends where the account is
+        assert client.reads.state_at(account, last.sequence).view == last.view  # type: ignore[union-attr]
+    views = [client.reads.view(a) for a in expected]
     # money: transfers moved it, none was made; the pending 10 is reserved, not moved yet
-    assert sum(v["balance"] for v in views if v) == sum(expected.values())
-    assert [v["pending_debits"] for v in views if v] == [10, 0]
+    assert sum(v.balance for v in views if v) == sum(expected.values())
+    assert [v.pending_debits for v in views if v] == [10, 0]

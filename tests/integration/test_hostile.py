@@ -52,7 +52,7 @@ def test_hostile_records_never_stall_the_partition(service: Service) -> None:
         reply = c.execute("victim", Deposit(10), command_id=f"after-{i}", timeout=30)
         assert reply.accepted, f"the deposit after {case.what!r} was refused: {reply}"
 
-    assert c.get_account("victim")["balance"] == 10 * len(cases)  # type: ignore[index]
+    assert c.reads.view("victim").balance == 10 * len(cases)  # type: ignore[union-attr]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
     assert stats.status == "running" and stats.producer_restarts == 0
     dlq = list(read_topic(settings, TopicKind.DLQ, [p]))
@@ -127,7 +127,7 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
     assert ray.get(partition_actor(settings.app_id, p).unblock.remote()) == "running"
     second.join(300)
     assert answered and answered[0].accepted
-    assert c.get_account("abby")["balance"] == 7  # type: ignore[index]
+    assert c.reads.view("abby").balance == 7  # type: ignore[union-attr]
     dead = [m for m in read_topic(settings, TopicKind.DLQ, [p])]
     assert [dict(m.headers())["eventledger.error.code"] for m in dead] == [b"unprocessable"]
 
@@ -173,6 +173,6 @@ def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     assert "--from-offset" in stats.error
     assert ray.get(handle.unblock.remote(end)) == "running"
     assert c.execute(account, Deposit(4)).accepted
-    assert c.get_account(account)["balance"] == 7  # type: ignore[index]
+    assert c.reads.view(account).balance == 7  # type: ignore[union-attr]
     executed = {e.envelope.command_id for e in read_events(settings, LEDGER)}
     assert not any(cid.startswith("lost-") for cid in executed)

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 
 from actors.admin import ensure_topics
-from actors.client import now_ms
+from actors.channel import now_ms
 from actors.idstore import IdMemoryBehindError, IdStore
 from topology.codec.keys import encode_id_key
 from topology.settings import Settings

@@ -14,7 +14,8 @@ import pytest
 import ray
 
 from actors.audit import read_events
-from actors.client import LedgerClient, now_ms
+from actors.channel import now_ms
+from actors.client import LedgerClient
 from actors.ray_state import partition_actor
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from topology.codes import IdCode
@@ -44,7 +45,7 @@ def test_replies_to_the_same_id_on_two_accounts_never_cross(service: Service) ->
             alice, bob = to_alice.result(60), to_bob.result(60)
             assert (alice.aggregate_id, alice.accepted) == ("alice", True)
             assert (bob.aggregate_id, bob.code) == ("bob", "insufficient_funds")
-        assert a.get_account("alice")["balance"] == 2000  # type: ignore[index]
+        assert service.client.reads.view("alice").balance == 2000  # type: ignore[union-attr]
 
 
 def test_an_id_reused_for_another_command_is_refused_with_no_effect(service: Service) -> None:
@@ -53,7 +54,7 @@ def test_an_id_reused_for_another_command_is_refused_with_no_effect(service: Ser
     assert c.execute("carol", Deposit(5), command_id="dep-1").accepted
     reused = c.execute("carol", Deposit(999), command_id="dep-1")
     assert (reused.accepted, reused.code) == (False, IdCode.ID_REUSED)
-    assert c.get_account("carol")["balance"] == 5  # type: ignore[index]
+    assert c.reads.view("carol").balance == 5  # type: ignore[union-attr]
     assert c.execute("carol", Deposit(5), command_id="dep-1").accepted  # the original again
     assert _events_of(service.settings, "carol")["dep-1"] == 1
 
@@ -86,7 +87,7 @@ def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
 
     counts = _events_of(settings, account)
     assert counts["original"] == 1 and counts["early-refusal"] == 0
-    assert c.get_account(account)["balance"] == 7 + 300  # type: ignore[index]
+    assert c.reads.view(account).balance == 7 + 300  # type: ignore[union-attr]
 
 
 def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service) -> None:
@@ -110,7 +111,7 @@ def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service
         assert len(replies) == 40 and all(r.accepted for r in replies)
     counts = _events_of(settings, account)
     assert all(counts[f"s-{i}"] == 1 for i in range(40))
-    assert c.get_account(account)["balance"] == 40  # type: ignore[index]
+    assert service.client.reads.view(account).balance == 40  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -138,5 +139,5 @@ def test_a_retry_past_the_window_is_expired_never_executed_again(short_window: S
     assert (again.accepted, again.code) == (False, IdCode.EXPIRED)
     never_seen = c.execute("dave", Deposit(10), command_id="d-2", first_attempt_ms=first_attempt)
     assert never_seen.code == IdCode.EXPIRED
-    assert c.get_account("dave")["balance"] == 10  # type: ignore[index]
+    assert c.reads.view("dave").balance == 10  # type: ignore[union-attr]
     assert _events_of(short_window.settings, "dave")["d-1"] == 1

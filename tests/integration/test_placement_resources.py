@@ -53,5 +53,5 @@ def test_a_head_without_the_partition_resource_gets_no_partition_actor(
         assert c.execute("b", OpenAccount("EUR")).accepted
         assert c.execute("a", Deposit(700)).accepted
         assert c.execute("b", Withdraw(1)).code == "insufficient_funds"
-        assert sum(c.get_account(x)["balance"] for x in "ab") == 700  # type: ignore[index]
+        assert sum(c.reads.view(x).balance for x in "ab") == 700  # type: ignore[union-attr]
         assert sum(s.balance for s in fold_events(settings, LEDGER).values()) == 700

@@ -60,7 +60,7 @@ def test_the_service_runs_through_sasl_and_never_shows_the_password(
             assert c.execute(account, Deposit(1_000)).accepted
         assert c.execute("a", Withdraw(400)).accepted
         assert c.execute("b", Withdraw(5_000)).code == "insufficient_funds"
-        balances = {a: c.get_account(a)["balance"] for a in "abc"}  # type: ignore[index]
+        balances = {a: c.reads.view(a).balance for a in "abc"}  # type: ignore[union-attr]
         folded = fold_events(settings, LEDGER)
         assert sum(balances.values()) == 3 * 1_000 - 400
         assert {k: s.balance for k, s in folded.items()} == balances

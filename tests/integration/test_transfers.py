@@ -19,6 +19,7 @@ from actors.ray_state import partition_actor
 from eventledger.bank import BankClient
 from ledger import (
     LEDGER,
+    AccountView,
     CloseAccount,
     Deposit,
     Deposited,
@@ -53,10 +54,14 @@ def funded(client: BankClient, account: str, amount: int, currency: str = "EUR")
         assert client.execute(account, Deposit(amount)).accepted
 
 
-def balance(client: BankClient, account: str) -> int:
-    view = client.get_account(account)
+def _view(client: BankClient, account: str) -> AccountView:
+    view = client.reads.view(account)
     assert view is not None
-    return int(view["balance"])
+    return view
+
+
+def balance(client: BankClient, account: str) -> int:
+    return _view(client, account).balance
 
 
 def assert_money_conserved(service: Service, accounts: list[str]) -> Counter[str]:
@@ -129,11 +134,11 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
 
     held = c.transfer(src, dst, 300, transfer_id="p-1", pending=True)
     assert held.accepted
-    view = c.get_account(src)
+    view = c.reads.view(src)
     assert view is not None
-    assert (view["balance"], view["pending_debits"], view["available"]) == (1000, 300, 700)
-    target = c.get_account(dst)
-    assert target is not None and (target["balance"], target["pending_credits"]) == (0, 300)
+    assert (view.balance, view.pending_debits, view.available) == (1000, 300, 700)
+    target = c.reads.view(dst)
+    assert target is not None and (target.balance, target.pending_credits) == (0, 300)
     assert c.transfer(src, dst, 800).code == "insufficient_funds"
 
     posted = c.post_pending("p-1", source=src, amount=200)
@@ -148,16 +153,15 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
         src, dst, 50, transfer_id="p-3", pending=True, pending_timeout_ms=300
     ).accepted
     deadline = time.monotonic() + 60
-    while (c.get_account(src) or {}).get("pending_debits") and time.monotonic() < deadline:
+    while _view(c, src).pending_debits and time.monotonic() < deadline:
         time.sleep(0.2)  # no traffic: the partition's tick expires it
     assert c.post_pending("p-3", source=src).code == "pending_expired"  # told why
-    while (c.get_account(dst) or {}).get("pending_credits") and time.monotonic() < deadline:
+    while _view(c, dst).pending_credits and time.monotonic() < deadline:
         time.sleep(0.2)  # the release reaches the target's partition
 
-    src_view, dst_view = c.get_account(src), c.get_account(dst)
-    assert src_view is not None and dst_view is not None
-    assert (src_view["balance"], src_view["pending_debits"]) == (800, 0)
-    assert (dst_view["balance"], dst_view["pending_credits"]) == (200, 0)
+    src_view, dst_view = _view(c, src), _view(c, dst)
+    assert (src_view.balance, src_view.pending_debits) == (800, 0)
+    assert (dst_view.balance, dst_view.pending_credits) == (200, 0)
     kinds = assert_money_conserved(service, [src, dst])
     assert kinds["PendingVoided"] == 2 and kinds["PendingPosted"] == 1
     assert kinds["PendingCreditSettled"] == 1 and kinds["PendingCreditReleased"] == 2

@@ -17,8 +17,9 @@ from typing import Any
 import ray
 
 from actors.audit import fold_events, read_events
-from actors.client import LedgerClient, ReplyTimeoutError
+from actors.client import LedgerClient
 from actors.ray_state import partition_actor
+from actors.retries import ReplyTimeoutError
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from topology.envelopes import Reply

@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from actors.client import ReplyTimeoutError
 from actors.history import HistoryBehindError
+from actors.retries import ReplyTimeoutError
 from eventledger.http.app import Replica, api, bind_replica
 from eventledger.http.auth import TokenTable
+
+
+class _BehindReads:
+    """A history index that is always behind."""
+
+    def history(self, account: str, **kw: Any) -> Any:
+        raise HistoryBehindError("the index reaches offset 3, the partition ends at 9: retry")
 
 
 class _SlowClient:
@@ -21,6 +28,7 @@ class _SlowClient:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any, str]] = []
+        self.reads = _BehindReads()
 
     def new_command_id(self) -> str:
         return "generated"
@@ -28,9 +36,6 @@ class _SlowClient:
     async def execute_async(self, account: str, command: Any, **kw: Any) -> Any:
         self.sent.append((account, command, kw["command_id"]))
         raise ReplyTimeoutError("no reply", command_id=kw["command_id"], first_attempt_ms=42)
-
-    def history(self, account: str, **kw: Any) -> Any:
-        raise HistoryBehindError("the index reaches offset 3, the partition ends at 9: retry")
 
 
 @pytest.fixture

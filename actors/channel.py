@@ -1,0 +1,259 @@
+"""The request/reply channel: produce a command to the commands topic and route its reply,
+read from the replies topic, back to the caller waiting for it.
+
+One producer and one reply consumer per channel, on one reply lane (``reply_to`` in every
+command: the replies partitions ``TopicLayout.reply_partitions(lane)``, one per data
+partition), positioned at the end before the first send and read by one io thread, which
+also serves the producer's delivery reports. A reply finds its waiters by (command id,
+aggregate id), so two channels' replies never cross, and every waiter of one key gets the
+same reply. ``LedgerClient`` and the benchmark's senders are built on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Self
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from actors import messaging
+from actors.kafka import consumer_config, producer_config
+from actors.records import poll_fetched
+from actors.send_trace import send_span
+from actors.watermarks import watermarks
+from topology.codec.commands import encode_command
+from topology.codec.replies import decode_answer
+from topology.envelopes import Reply
+from topology.names import Names
+from topology.partitioner import partition_for
+from topology.settings import Settings
+from topology.topics import TopicKind, TopicLayout
+
+__all__ = ["Answer", "OutcomeUnknownError", "ReplyChannel", "Request", "now_ms"]
+
+log = logging.getLogger(__name__)
+
+
+class OutcomeUnknownError(TimeoutError):
+    """No reply in time, or the command may not have reached the broker: whether it was
+    executed is unknown. Retry with the same ``command_id`` and ``first_attempt_ms``: the
+    service executes a command id at most once within its idempotency window."""
+
+    def __init__(self, message: str, *, command_id: str, first_attempt_ms: int) -> None:
+        super().__init__(message)
+        self.command_id = command_id
+        self.first_attempt_ms = first_attempt_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A command as sent, the same on every attempt: a retry re-sends it unchanged, and the
+    service executes its command id at most once within its idempotency window, counted
+    from ``first_attempt_ms`` (epoch ms)."""
+
+    aggregate_id: str
+    command: Any
+    command_id: str
+    first_attempt_ms: int
+    expected_version: int | None = None
+
+
+Answer = Callable[[bytes], Reply | None]
+"""What a reply record's value answers (None: nothing; an exception: an unreadable record)."""
+
+
+class ReplyChannel:
+    """Thread-safe. Close it (or use ``with``) when done: what was sent is flushed and the
+    callers still waiting get an error. ``answer`` reads the reply records (the benchmark's
+    raw echo answers with the commands' own bytes)."""
+
+    def __init__(self, settings: Settings, *, lane: int, answer: Answer = decode_answer) -> None:
+        self.settings = settings
+        self.lane = lane
+        self._answer = answer
+        layout = TopicLayout.of(settings)
+        self._commands = layout.name(TopicKind.COMMANDS)
+        self._server = messaging.server(settings.bootstrap_servers)
+        self._pending: dict[tuple[str, str], list[Future[Reply]]] = {}
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._producer = Producer(producer_config(settings))
+        self._consumer = Consumer(
+            consumer_config(settings, group_id=Names.of(settings).group("client", unique=True))
+        )
+        replies = layout.name(TopicKind.REPLIES)
+        start = []
+        for p in layout.reply_partitions(lane):
+            _, high = watermarks(self._consumer, TopicPartition(replies, p))
+            start.append(TopicPartition(replies, p, high))
+        self._consumer.assign(start)
+        self._io = threading.Thread(target=self._serve, name="reply-channel-io", daemon=True)
+        self._io.start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush what was sent, stop the reply consumer; pending waiters get an error."""
+        if self._closed.is_set():
+            return
+        self._producer.flush(10)
+        self._closed.set()
+        self._io.join(5)
+        self._consumer.close()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for futures in pending.values():
+            for f in futures:
+                if not f.done():
+                    f.set_exception(RuntimeError("client closed before the reply came"))
+
+    def new_command_id(self) -> str:
+        """A command id unique across channels: a random per-channel prefix and a counter."""
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def send(self, aggregate_id: str, command: Any) -> Future[Reply]:
+        """``submit`` a new command: a new command id, first attempted now."""
+        return self.submit(Request(aggregate_id, command, self.new_command_id(), now_ms()))
+
+    def submit(self, request: Request) -> Future[Reply]:
+        """Produce ``request`` once and return a future of its reply. The future fails with
+        ``OutcomeUnknownError`` when the broker did not acknowledge the command (it may still
+        have stored it)."""
+        future = self.expect(request)
+        try:
+            self._produce(request, future)
+        except BaseException:
+            self.forget(request, future)
+            raise
+        return future
+
+    def expect(self, request: Request) -> Future[Reply]:
+        """A future of ``request``'s reply: the next reply to its (command id, aggregate id)
+        completes it. ``forget`` it when no longer waiting."""
+        if self._closed.is_set():
+            raise RuntimeError("the client is closed")
+        future: Future[Reply] = Future()
+        with self._lock:
+            self._pending.setdefault((request.command_id, request.aggregate_id), []).append(future)
+        return future
+
+    def produce(self, request: Request) -> None:
+        """One attempt at sending ``request``. A delivery failure is only logged: the caller
+        sends again (``Retries``)."""
+        self._produce(request, None)
+
+    def forget(self, request: Request, future: Future[Reply]) -> None:
+        """Stop routing ``request``'s reply to ``future``."""
+        key = (request.command_id, request.aggregate_id)
+        with self._lock:
+            waiting = self._pending.get(key, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._pending.pop(key, None)
+
+    def _produce(self, request: Request, future: Future[Reply] | None) -> None:
+        """One attempt. A delivery failure fails ``future`` when given; a full local queue
+        is an unknown outcome as well. Raises ValueError for a command the service would
+        refuse to read (``encode_command``)."""
+        aggregate_id = request.aggregate_id
+        key = aggregate_id.encode()
+        partition = partition_for(key, self.settings.partitions)
+        value = encode_command(
+            aggregate_id,
+            request.command,
+            command_id=request.command_id,
+            expected_version=request.expected_version,
+            reply_to=self.lane,
+            first_attempt_ms=request.first_attempt_ms,
+        )
+        produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
+        with send_span(
+            self._commands,
+            partition,
+            aggregate_id=aggregate_id,
+            command_id=request.command_id,
+            command_type=type(request.command).__name__,
+            server=self._server,
+        ) as headers:
+            try:
+                produce(
+                    self._commands,
+                    value,
+                    key,
+                    partition,
+                    on_delivery=lambda err, _msg: self._delivered(request, future, err),
+                    headers=headers,
+                )
+            except BufferError:
+                self._producer.poll(0.1)
+                self._delivered(request, future, KafkaError(KafkaError._QUEUE_FULL))
+
+    def _delivered(
+        self, request: Request, future: Future[Reply] | None, err: KafkaError | None
+    ) -> None:
+        if err is None:
+            return
+        command_id = request.command_id
+        log.info(
+            "command %s on %s not acknowledged: %s", command_id, request.aggregate_id, err.str()
+        )
+        if future is None or future.done():
+            return
+        self.forget(request, future)
+        future.set_exception(
+            OutcomeUnknownError(
+                f"command {command_id} may not have reached Kafka ({err.str()}): outcome "
+                f"unknown; retry with the same command id and first_attempt_ms="
+                f"{request.first_attempt_ms}",
+                command_id=command_id,
+                first_attempt_ms=request.first_attempt_ms,
+            )
+        )
+
+    # -- io thread -------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0)
+            for msg in poll_fetched(self._consumer, 0.05):
+                self._route(msg)
+
+    def _route(self, msg: Any) -> None:
+        """Complete the futures waiting for the reply in ``msg``; skip anything else."""
+        error, value = msg.error(), msg.value()
+        if error is not None:
+            log.warning("reply consumer: %s", error.str())
+            return
+        if value is None:
+            return
+        try:
+            reply = self._answer(value)
+        except Exception:
+            log.warning("undecodable reply at offset %d", msg.offset())
+            return
+        if reply is None:
+            return
+        with self._lock:
+            futures = self._pending.pop((reply.command_id, reply.aggregate_id), [])
+        for f in futures:
+            if not f.done():
+                f.set_result(reply)
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds: a command's first-attempt time."""
+    return int(time.time() * 1000)

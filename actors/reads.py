@@ -1,0 +1,95 @@
+"""Queries of the committed state, over Ray: an aggregate's public view, asked of the partition
+actor that owns it, and its history and past states, asked of its partition's history index
+(``actors.history``).
+
+Typed by the aggregate's view type given at construction (``Aggregate.view_type``): every
+view returned is one, checked, so a reader built for another aggregate than the service runs
+fails loudly instead of answering with values of the wrong type.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import ray
+from ray.exceptions import RayTaskError
+
+from actors.history import history_actor
+from actors.ray_state import partition_actor
+from topology.history import HistoryPage, PointInTime
+from topology.partitioner import partition_for
+from topology.settings import Settings
+
+__all__ = ["Reads"]
+
+V = TypeVar("V")
+
+
+class Reads(Generic[V]):
+    """The committed state of the aggregates of ``settings``' application, as ``view_type``
+    views. Needs the service's Ray cluster (``ray.init`` done)."""
+
+    def __init__(self, settings: Settings, view_type: type[V]) -> None:
+        self.settings = settings
+        self.view_type = view_type
+
+    def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
+        """The aggregate's committed public view, or None when it does not exist."""
+        actor = partition_actor(self.settings.app_id, self._partition(aggregate_id))
+        found = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
+        return None if found is None else self._checked(found)
+
+    def history(
+        self, aggregate_id: str, *, after_version: int = 0, limit: int = 100, timeout: float = 30.0
+    ) -> HistoryPage[V]:
+        """A page of the aggregate's committed events after ``after_version`` (at most
+        ``limit``, up to 1,000), each with its resulting view; ``next_after`` pages on. Asked
+        of the partition's history index (its cost grows with the aggregate's own events);
+        raises ``HistoryBehindError`` when the index cannot catch up in time."""
+        index = history_actor(self.settings.app_id, self._partition(aggregate_id))
+        page: HistoryPage[Any] = _get(
+            index.history.remote(aggregate_id, after_version, limit), timeout
+        )
+        for entry in page.entries:
+            self._checked(entry.view)
+        return page
+
+    def state_at(
+        self, aggregate_id: str, at: datetime | int, *, timeout: float = 30.0
+    ) -> PointInTime[V] | None:
+        """The aggregate as committed at time ``at`` (a datetime; naive means UTC) or after
+        its event number ``at`` (an int: a version); None when it did not exist then."""
+        index = history_actor(self.settings.app_id, self._partition(aggregate_id))
+        if isinstance(at, datetime):
+            stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+            ref = index.state_at.remote(aggregate_id, at_ms=int(stamp.timestamp() * 1000))
+        else:
+            ref = index.state_at.remote(aggregate_id, version=at)
+        found: PointInTime[Any] | None = _get(ref, timeout)
+        if found is not None:
+            self._checked(found.view)
+        return found
+
+    def _partition(self, aggregate_id: str) -> int:
+        return partition_for(aggregate_id.encode(), self.settings.partitions)
+
+    def _checked(self, view: object) -> V:
+        if not isinstance(view, self.view_type):
+            raise TypeError(
+                f"expected a {self.view_type.__name__} view, the service answered a "
+                f"{type(view).__name__}: does it run another aggregate?"
+            )
+        return view
+
+
+def _get(ref: Any, timeout: float) -> Any:
+    """``ray.get``, raising the actor's own error (``ValueError``, ``HistoryBehindError``)
+    rather than Ray's wrapper of it."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except RayTaskError as e:
+        original = getattr(e, "cause", None)
+        if isinstance(original, Exception):
+            raise original from None
+        raise
