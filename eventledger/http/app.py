@@ -186,20 +186,17 @@ def _client(_: Request) -> BankClient:
     return _here().client
 
 
-def _scope(scope: Scope) -> Callable[[Request], Awaitable[None]]:
-    async def check(request: Request) -> None:
-        _here().tokens.authorize(request.headers.get("authorization"), scope)
+def _grant(scope: Scope) -> Callable[[Request], Awaitable[Grant]]:
+    async def check(request: Request) -> Grant:
+        return _here().tokens.authorize(request.headers.get("authorization"), scope)
 
     return check
 
 
-async def _operator(request: Request) -> Grant:
-    return _here().tokens.authorize(request.headers.get("authorization"), Scope.OPERATE)
-
-
-Read = Depends(_scope(Scope.READ))
-Write = Depends(_scope(Scope.WRITE))
-Operator = Annotated[Grant, Depends(_operator)]
+Reader = Annotated[Grant, Depends(_grant(Scope.READ))]
+Writer = Annotated[Grant, Depends(_grant(Scope.WRITE))]
+Minter = Annotated[Grant, Depends(_grant(Scope.MINT))]
+Operator = Annotated[Grant, Depends(_grant(Scope.OPERATE))]
 IdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
 IdempotencyKey = Annotated[
     str | None,
@@ -255,9 +252,18 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def _execute(
-    request: Request, account: str, command: Any, key: str | None, created: bool = False
+    request: Request,
+    grant: Grant,
+    account: str,
+    command: Any,
+    key: str | None,
+    *,
+    created: bool = False,
 ) -> JSONResponse:
-    """Send one command with the request's trace as parent; its reply as JSON, or a problem."""
+    """Send one command on ``account`` (which ``grant`` must cover: 403 otherwise) with the
+    request's trace as parent; its reply as JSON, or a problem. A refusal's detail can name
+    balances, so a token that may not read the account gets only the refusal's title."""
+    grant.require(account)
     client = _client(request)
     command_id = key or client.new_command_id()
     parent = extract(dict(request.headers))
@@ -278,7 +284,9 @@ async def _execute(
     finally:
         otel_context.detach(token)
     if not reply.accepted:
-        return refusal_problem(reply, command_id=command_id, account=account)
+        return refusal_problem(
+            reply, command_id=command_id, account=account, detailed=Scope.READ in grant.scopes
+        )
     body = {"account": account, "command_id": command_id, "version": reply.version}
     return JSONResponse(body, status_code=201 if created else 200)
 
@@ -337,95 +345,102 @@ async def _unexpected(_: Request, e: Exception) -> Response:
 @api.post(
     "/accounts",
     status_code=201,
-    dependencies=[Write],
     openapi_extra=_schema(OpenBody),
-    summary="Open an account",
+    summary="Open an account (scope write; with an overdraft limit, mint too)",
 )
-async def open_account(request: Request, key: IdempotencyKey = None) -> JSONResponse:
+async def open_account(request: Request, grant: Writer, key: IdempotencyKey = None) -> JSONResponse:
     body = await _body(request, OpenBody)
+    if body.overdraft_limit and Scope.MINT not in grant.scopes:
+        raise AuthError(403, "insufficient_scope", "an overdraft limit needs the mint scope")
     command = OpenAccount(body.currency, overdraft_limit=body.overdraft_limit)
-    return await _execute(request, body.id, command, key, created=True)
+    return await _execute(request, grant, body.id, command, key, created=True)
 
 
 @api.post(
     "/accounts/{account}/deposits",
-    dependencies=[Write],
     openapi_extra=_schema(AmountBody),
-    summary="Deposit",
+    summary="Deposit (scope mint: it creates money)",
 )
-async def deposit(request: Request, account: IdPath, key: IdempotencyKey = None) -> JSONResponse:
+async def deposit(
+    request: Request, account: IdPath, grant: Minter, key: IdempotencyKey = None
+) -> JSONResponse:
     body = await _body(request, AmountBody)
-    return await _execute(request, account, Deposit(body.amount), key)
+    return await _execute(request, grant, account, Deposit(body.amount), key)
 
 
 @api.post(
     "/accounts/{account}/withdrawals",
-    dependencies=[Write],
     openapi_extra=_schema(AmountBody),
     summary="Withdraw",
 )
-async def withdraw(request: Request, account: IdPath, key: IdempotencyKey = None) -> JSONResponse:
+async def withdraw(
+    request: Request, account: IdPath, grant: Writer, key: IdempotencyKey = None
+) -> JSONResponse:
     body = await _body(request, AmountBody)
-    return await _execute(request, account, Withdraw(body.amount), key)
+    return await _execute(request, grant, account, Withdraw(body.amount), key)
 
 
-@api.post("/accounts/{account}/close", dependencies=[Write], summary="Close an account")
-async def close(request: Request, account: IdPath, key: IdempotencyKey = None) -> JSONResponse:
+@api.post("/accounts/{account}/close", summary="Close an account")
+async def close(
+    request: Request, account: IdPath, grant: Writer, key: IdempotencyKey = None
+) -> JSONResponse:
     await _body(request, EmptyBody)
-    return await _execute(request, account, CloseAccount(), key)
+    return await _execute(request, grant, account, CloseAccount(), key)
 
 
 @api.post(
     "/transfers",
     status_code=201,
-    dependencies=[Write],
     openapi_extra=_schema(TransferBody),
     summary="Transfer between accounts (the Idempotency-Key is the transfer id)",
 )
-async def transfer(request: Request, key: IdempotencyKey = None) -> JSONResponse:
+async def transfer(request: Request, grant: Writer, key: IdempotencyKey = None) -> JSONResponse:
     body = await _body(request, TransferBody)
     if body.timeout_s is not None and not body.pending:
         raise ValueError("timeout_s is the expiry of a pending transfer: set pending too")
     timeout_ms = None if body.timeout_s is None else max(1, round(body.timeout_s * 1000))
     command = Transfer(body.target, body.amount, body.pending, timeout_ms)
-    return await _execute(request, body.source, command, key, created=True)
+    return await _execute(request, grant, body.source, command, key, created=True)
 
 
 @api.post(
     "/transfers/{transfer_id}/post",
-    dependencies=[Write],
     openapi_extra=_schema(PostBody),
     summary="Complete a pending transfer (all it reserved, or less)",
 )
 async def post_pending(
-    request: Request, transfer_id: IdPath, key: IdempotencyKey = None
+    request: Request, transfer_id: IdPath, grant: Writer, key: IdempotencyKey = None
 ) -> JSONResponse:
     body = await _body(request, PostBody)
-    return await _execute(request, body.source, PostPending(transfer_id, body.amount), key)
+    command = PostPending(transfer_id, body.amount)
+    return await _execute(request, grant, body.source, command, key)
 
 
 @api.post(
     "/transfers/{transfer_id}/void",
-    dependencies=[Write],
     openapi_extra=_schema(VoidBody),
     summary="Release a pending transfer",
 )
 async def void_pending(
-    request: Request, transfer_id: IdPath, key: IdempotencyKey = None
+    request: Request, transfer_id: IdPath, grant: Writer, key: IdempotencyKey = None
 ) -> JSONResponse:
     body = await _body(request, VoidBody)
-    return await _execute(request, body.source, VoidPending(transfer_id), key)
+    return await _execute(request, grant, body.source, VoidPending(transfer_id), key)
 
 
 @api.get(
     "/transfers/in-flight",
-    dependencies=[Read],
-    summary="Transfers debited and not yet settled, oldest first, with their lost legs",
+    summary="Transfers debited and not yet settled, oldest first, with their lost legs "
+    "(those from the accounts the token is granted)",
 )
 def transfers_in_flight(
-    request: Request, older_than_s: Annotated[float, Query(ge=0, le=10**9)] = 0
+    request: Request, grant: Reader, older_than_s: Annotated[float, Query(ge=0, le=10**9)] = 0
 ) -> Response:
-    rows = _client(request).in_flight(older_than_ms=round(older_than_s * 1000))
+    rows = [
+        row
+        for row in _client(request).in_flight(older_than_ms=round(older_than_s * 1000))
+        if grant.covers(row.source)
+    ]
     return Response(msgspec.json.encode({"transfers": rows}), media_type="application/json")
 
 
@@ -436,6 +451,7 @@ def transfers_in_flight(
 )
 async def settle_transfer(request: Request, transfer_id: IdPath, grant: Operator) -> Response:
     body = await _body(request, SettleBody)
+    grant.require(body.source)
     done = await run_in_threadpool(
         _client(request).settle,
         transfer_id,
@@ -452,36 +468,40 @@ async def settle_transfer(request: Request, transfer_id: IdPath, grant: Operator
     )
 
 
-@api.get("/accounts/{account}", dependencies=[Read], summary="The account, as committed")
-def get_account(request: Request, account: IdPath) -> Response:
+@api.get("/accounts/{account}", summary="The account, as committed")
+def get_account(request: Request, account: IdPath, grant: Reader) -> Response:
+    grant.require(account)
     view = _client(request).reads.view(account)
     if view is None:
         return problem(404, "unknown_account", "no such account", account=account)
     return JSONResponse({"account": account, **msgspec.to_builtins(view)})
 
 
-@api.get("/accounts/{account}/history", dependencies=[Read], summary="The account's events")
+@api.get("/accounts/{account}/history", summary="The account's events")
 def history(
     request: Request,
     account: IdPath,
+    grant: Reader,
     after_version: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
+    grant.require(account)
     page = _client(request).reads.history(account, after_version=after_version, limit=limit)
     return Response(msgspec.json.encode(page), media_type="application/json")
 
 
 @api.get(
     "/accounts/{account}/state",
-    dependencies=[Read],
     summary="The account at a time (RFC 3339) or after a version",
 )
 def state(
     request: Request,
     account: IdPath,
+    grant: Reader,
     at: Annotated[datetime | None, Query(description="A time, RFC 3339")] = None,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    grant.require(account)
     if (at is None) == (version is None):
         return problem(422, "invalid_request", "give exactly one of 'at' and 'version'")
     found = _client(request).reads.state_at(account, at if at is not None else version)  # type: ignore[arg-type]

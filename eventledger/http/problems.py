@@ -85,9 +85,10 @@ PROBLEMS: Final[Mapping[Code, Problem]] = dict(
 )
 
 
-def refusal_problem(reply: Reply, **extra: Any) -> JSONResponse:
+def refusal_problem(reply: Reply, *, detailed: bool = True, **extra: Any) -> JSONResponse:
     """The problem of a refused `reply`, by its code's entry in `PROBLEMS`. A code that no
-    enum of the vocabulary names (a newer service?) is a 502 that says so."""
+    enum of the vocabulary names (a newer service?) is a 502 that says so. Without
+    ``detailed`` the detail is the title only: the reply's message can name balances."""
     try:
         code = CODES.code_of(reply)
     except UnknownCodeError as e:
@@ -96,7 +97,7 @@ def refusal_problem(reply: Reply, **extra: Any) -> JSONResponse:
     if code is None:
         raise ValueError("an accepted reply is not a problem")
     status, title = PROBLEMS[code]
-    return problem(status, code, reply.message, title=title, **extra)
+    return problem(status, code, reply.message if detailed else title, title=title, **extra)
 
 
 def problem(

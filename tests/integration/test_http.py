@@ -32,6 +32,7 @@ class Api:
     rw: dict[str, str]
     read: dict[str, str]
     write: dict[str, str]
+    team_a: dict[str, str]
 
     def post(self, path: str, body: object = None, **kw: object) -> httpx.Response:
         headers = {**self.rw, **kw.pop("headers", {})}  # type: ignore[dict-item]
@@ -64,6 +65,7 @@ def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
         ("read", frozenset({Scope.READ})),
         ("write", frozenset({Scope.WRITE})),
     )}  # fmt: skip
+    tokens["team_a"] = mint_token(frozenset({Scope.READ, Scope.WRITE}), "team-a", ["team-a-*"])
     table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
     with running(settings):
         url = deploy_http(settings, table, port=_port())
@@ -71,7 +73,10 @@ def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
             yield Api(
                 settings,
                 url,
-                *({"Authorization": f"Bearer {tokens[s][0]}"} for s in ("rw", "read", "write")),
+                *(
+                    {"Authorization": f"Bearer {tokens[s][0]}"}
+                    for s in ("rw", "read", "write", "team_a")
+                ),
             )
         finally:
             stop_http(settings.app_id)
@@ -212,6 +217,36 @@ def test_authentication_and_scopes(api: Api) -> None:
         "unauthenticated",
     )
     assert api.get("/accounts/x", headers=api.read).status_code == 404  # read may read
+
+
+def test_a_team_token_acts_on_its_own_accounts_only_and_mints_nothing(api: Api) -> None:
+    tag = uuid.uuid4().hex[:6]
+    mine, theirs = f"team-a-{tag}", f"team-b-{tag}"
+    for account in (mine, theirs):
+        assert api.post("/accounts", {"id": account, "currency": "EUR"}).status_code == 201
+        assert api.post(f"/accounts/{account}/deposits", {"amount": 100}).status_code == 200
+    team = api.team_a
+    _problem(api.get(f"/accounts/{theirs}", headers=team), 403, "forbidden_account")
+    _problem(
+        api.post(f"/accounts/{theirs}/withdrawals", {"amount": 1}, headers=team),
+        403,
+        "forbidden_account",
+    )
+    stolen = {"source": theirs, "target": mine, "amount": 50}
+    _problem(api.post("/transfers", stolen, headers=team), 403, "forbidden_account")
+    _problem(
+        api.post(f"/accounts/{mine}/deposits", {"amount": 1}, headers=team),
+        403,
+        "insufficient_scope",
+    )
+    assert api.get(f"/accounts/{mine}", headers=team).json()["balance"] == 100
+    assert (
+        api.post(f"/accounts/{mine}/withdrawals", {"amount": 10}, headers=team).status_code == 200
+    )
+    paid = {"source": mine, "target": theirs, "amount": 40}
+    assert api.post("/transfers", paid, headers=team).status_code == 201
+    balances = {a: api.get(f"/accounts/{a}").json()["balance"] for a in (mine, theirs)}
+    assert balances == {mine: 50, theirs: 140}  # 200 deposited - 10 withdrawn: conserved
 
 
 def test_idempotent_retries_through_the_header(api: Api) -> None:
