@@ -4,6 +4,10 @@ Every producer in the system uses the Java-compatible ``murmur2_random`` partiti
 consumer of actor output reads ``read_committed`` with auto commit off. ``TransactionalWriter``
 is the one transactional producer role: the partition actor, the control writer and the shadow
 rebuild all write through it, with one retry policy and one error taxonomy.
+
+Every client config built here carries ``logger``: librdkafka's own log lines (a refused
+connection, a broker gone) go into Python logging as ``actors.kafka.librdkafka`` records, served
+when the client is polled, never printed straight to stderr by librdkafka's default logger.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from topology.settings import Settings
 __all__ = [
     "CALL_ATTEMPTS",
     "INIT_ATTEMPTS",
+    "LIBRDKAFKA_LOG",
     "AbortableError",
     "FatalError",
     "FencedError",
@@ -28,6 +33,7 @@ __all__ = [
     "RetriableError",
     "TransactionalWriter",
     "admin_config",
+    "bootstrap_config",
     "classify",
     "connection_config",
     "consumer_config",
@@ -36,6 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+LIBRDKAFKA_LOG = logging.getLogger(f"{__name__}.librdkafka")
+"""Where librdkafka's log lines go (the ``logger`` of every client config built here)."""
 
 T = TypeVar("T")
 
@@ -141,13 +150,20 @@ def retrying(during: str, fn: Callable[..., T], *args: Any, attempts: int = 5, w
     raise AssertionError("unreachable")
 
 
+def bootstrap_config(bootstrap: str) -> dict[str, Any]:
+    """A client of a bare bootstrap address (plain text, no application: the broker probe,
+    the bench's peers, tests), its librdkafka log lines routed like every other client's."""
+    return {"bootstrap.servers": bootstrap, "logger": LIBRDKAFKA_LOG}
+
+
 def connection_config(settings: Settings) -> dict[str, Any]:
     """What every client of the application shares: the bootstrap servers, a ``client.id``
-    (the application id unless given) and the pass-through properties (SASL, SSL, ...)."""
+    (the application id unless given), the pass-through properties (SASL, SSL, ...) and
+    librdkafka's log lines routed into Python logging (``LIBRDKAFKA_LOG``)."""
     return {
         "client.id": settings.app_id,
         **settings.kafka.client_config(),
-        "bootstrap.servers": settings.bootstrap_servers,
+        **bootstrap_config(settings.bootstrap_servers),
     }
 
 

@@ -28,6 +28,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
+from actors.kafka import bootstrap_config
 from actors.launcher import undeploy
 from actors.messages import PartitionStats
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
@@ -272,5 +273,5 @@ def run_quix_restore(ctx: RunContext) -> Restore:
 
 
 def _changelogs(ctx: RunContext, group: str) -> list[str]:
-    topics = AdminClient({"bootstrap.servers": ctx.bootstrap}).list_topics(timeout=30).topics
+    topics = AdminClient(bootstrap_config(ctx.bootstrap)).list_topics(timeout=30).topics
     return sorted(t for t in topics if t.startswith("changelog__") and group in t)
