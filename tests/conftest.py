@@ -66,9 +66,15 @@ _BROKER: dict[str, BrokerHome | None] = {"home": None}
 
 
 @pytest.fixture(scope="session")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def bootstrap(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher
-    (in its second configuration: a SASL/PLAIN listener beside the plain one)."""
+    (in its second configuration: a SASL/PLAIN listener beside the plain one).
+
+    Before the broker stops, no Kafka client of this process may be open: one that outlives
+    its test goes on dialling the stopped broker. Any left over is closed and fails the
+    session (unless a test failed: its traceback may be what holds the client)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
@@ -86,19 +92,51 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield address
     finally:
-        # Kafka clients left in reference cycles (a client and its io thread) would go on
-        # logging refused connections after the broker stops: destroy them first.
-        gc.collect()
+        gc.collect()  # the clients only reference cycles still hold are destroyed here
+        left = close_open_kafka_clients()
         broker.stop()
+    if left and not request.session.testsfailed:
+        pytest.fail(f"Kafka clients outlived their tests (held by): {', '.join(left)}")
 
 
-@pytest.fixture(scope="session")
-def sasl_login(bootstrap: str) -> SaslLogin:
-    """The session broker's SASL/PLAIN listener (skipped with an external broker)."""
-    home = _BROKER["home"]
-    if home is None or home.sasl_bootstrap is None:
-        pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
-    return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
+def close_open_kafka_clients() -> list[str]:
+    """Close every confluent-kafka client of this process that is still open (an admin
+    client has no close: it is only named); for each, its kind and what holds it."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient
+
+    clients = [o for o in gc.get_objects() if isinstance(o, Consumer | Producer | AdminClient)]
+    left: list[str] = []
+    for client in clients:
+        try:
+            client.memberid() if isinstance(client, Consumer) else client.poll(0)
+        except RuntimeError:
+            continue  # closed
+        left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
+        if not isinstance(client, AdminClient):
+            client.close()
+    return left
+
+
+def _holder(obj: object, besides: object) -> str:
+    """What refers to ``obj`` (other than ``besides``): ``Owner.attribute`` for an attribute
+    (of an object, or of a module through its dict), else the referrer's type."""
+    names: list[str] = []
+    for ref in gc.get_referrers(obj):
+        if ref is besides:
+            continue
+        owner, attrs = ref, getattr(ref, "__dict__", None)
+        if isinstance(ref, dict):
+            attrs = ref
+            for o in gc.get_referrers(ref):
+                if getattr(o, "__dict__", None) is ref:
+                    owner = o
+        name = type(owner).__name__
+        for key, value in (attrs or {}).items():  # a loop: a comprehension would hold obj
+            if value is obj:
+                name = f"{name}.{key}"
+        names.append(name)
+    return " and ".join(names) or "nothing"
 
 
 _RAY: dict[str, str | None] = {"kind": None}
