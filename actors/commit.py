@@ -59,9 +59,11 @@ from topology.topics import TopicKind
 
 __all__ = [
     "BatchCommit",
+    "Clock",
     "Committed",
     "OffsetOrderError",
     "PartitionBlockedError",
+    "wall_ms",
     "write_checkpoint",
 ]
 
@@ -69,6 +71,15 @@ log = logging.getLogger(__name__)
 
 _LEG_REFUSALS = frozenset({OutcomeKind.REJECTED, OutcomeKind.DLQ})
 _HOLD_PAUSE_S = 5.0  # between two reads of an internal command of a newer schema version
+
+
+Clock = Callable[[], int]
+"""Epoch milliseconds: the wall (``wall_ms``), or a clock a test steps past a window."""
+
+
+def wall_ms() -> int:
+    """The wall clock, in epoch milliseconds."""
+    return int(time.time() * 1000)
 
 
 class PartitionBlockedError(Exception):
@@ -100,6 +111,7 @@ class Committed:
     deadlines: Deadlines | None = None
     flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
     lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
+    clock: Clock = wall_ms  # what `now_ms` reads
 
     def due(self, now_ms: int) -> list[str]:
         """The aggregates with a deadline due at `now_ms`."""
@@ -110,8 +122,8 @@ class Committed:
         return self.codec.aggregate
 
     def now_ms(self) -> int:
-        """The partition's clock: wall time, but never behind a batch already committed."""
-        return max(int(time.time() * 1000), self.clock_ms)
+        """The partition's clock: ``clock()``, but never behind a batch already committed."""
+        return max(self.clock(), self.clock_ms)
 
     def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
         """The checkpoint of `result`: where commands resume, the clock, and the marks with

@@ -28,7 +28,7 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from actors import tracing
-from actors.commit import BatchCommit, Committed, PartitionBlockedError
+from actors.commit import BatchCommit, Clock, Committed, PartitionBlockedError, wall_ms
 from actors.generations import (
     Gate,
     GenerationMismatchError,
@@ -73,7 +73,8 @@ def _configure_logging(level: str) -> None:
 
 
 class PartitionWorker(PartitionMoves):
-    """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``."""
+    """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``;
+    ``clock`` is the partition's time (the idempotency window and deadlines are judged by it)."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class PartitionWorker(PartitionMoves):
         *,
         generation: int | None = 0,
         start: bool = True,
+        clock: Clock = wall_ms,
     ) -> None:
         paused = False
         if generation is None:  # the coordinator's actor: follow the desired state
@@ -97,7 +99,7 @@ class PartitionWorker(PartitionMoves):
         topics = {kind: self.layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         codec = Codec(aggregate)
-        self.committed = Committed(codec, generation, topics, SnapshotStore(codec))
+        self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
         self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
