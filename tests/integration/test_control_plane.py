@@ -8,9 +8,8 @@ left and no rebuild in flight.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import ray
@@ -21,12 +20,13 @@ from actors.control_store import ControlWriter
 from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
 from actors.kafka import FencedError, TransactionalWriter
 from actors.launcher import NAMESPACE, partition_actor
-from actors.messages import ShadowPhase
-from actors.ray_state import describe_actor, lookup_actor
+from actors.messages import PartitionStats, ShadowPhase
+from actors.ray_state import ActorInfo, describe_actor, lookup_actor
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
+from tests.integration.waiting import wait_until
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
 from topology.names import Names
 from topology.partitioner import partition_for
@@ -34,8 +34,13 @@ from topology.placement import ActorPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
+T = TypeVar("T")
+
+SETTLE_S = 180
+"""How long a convergence may take: a bound on a hang, not a timing claim."""
+
 ROUNDS = 600
-"""Ticks a convergence may take (0.1 s apart): a bound on a hang, not a timing claim."""
+"""Ticks a broken control writer may take to stop the coordinator."""
 
 
 @pytest.fixture
@@ -68,21 +73,25 @@ def converged(c: Coordinator) -> bool:
 
 
 def converge(c: Coordinator) -> None:
-    for _ in range(ROUNDS):
-        c.tick()
-        if converged(c):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not converged: {c.status()}")
+    try:
+        tick_until(c, lambda: converged(c), "convergence")
+    except AssertionError as e:
+        raise AssertionError(f"not converged: {c.status()}") from e
 
 
-def tick_until(c: Coordinator, done: Callable[[], bool], what: str) -> None:
-    for _ in range(ROUNDS):
+def tick_until(c: Coordinator, done: Callable[[], T | None], what: str) -> T:
+    """Tick the coordinator by hand until ``done()`` returns something truthy; that."""
+
+    def ticked() -> T | None:
         c.tick()
-        if done():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+        return done()
+
+    return wait_until(ticked, SETTLE_S, what)
+
+
+def back(info: ActorInfo | None) -> bool:
+    """Whether the actor described by ``info`` has restarted and is alive."""
+    return info is not None and info.restarts >= 1 and info.state == "ALIVE"
 
 
 def hook_writes(c: Coordinator, before: Callable[[tuple[ControlRecord, ...]], None]) -> None:
@@ -159,11 +168,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
         if is_done(records) and not restarted:
             # switch_generation has returned; the actor restarts before the record commits
             ray.kill(partition_actor(c.settings.app_id, 0), no_restart=False)
-            for _ in range(ROUNDS):
-                info = describe_actor(name, NAMESPACE)
-                if info is not None and info.restarts >= 1 and info.state == "ALIVE":
-                    break
-                time.sleep(0.1)
+            wait_until(lambda: back(describe_actor(name, NAMESPACE)), SETTLE_S, "the restart")
             restarted.append(
                 ray.get(partition_actor(c.settings.app_id, 0).stats.remote()).generation
             )
@@ -217,11 +222,11 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     assert c.rebuild([0]) == [0]
     name = Names.of(c.settings).shadow_actor(0)
     resumed: list[int] = []
-    for _ in range(ROUNDS):
-        c.tick()
-        record = c.desired.rebuilds[0]
-        if record.phase is RebuildPhase.FAILED:
-            break
+
+    def failed() -> bool:
+        """Whether the rebuild failed; else kill its shadow once it has caught up."""
+        if c.desired.rebuilds[0].phase is RebuildPhase.FAILED:
+            return True
         shadow = c.rebuilds.progress()[0].shadow
         caught_up = shadow is not None and shadow.phase is ShadowPhase.CAUGHT_UP
         if shadow is not None and caught_up and checkpointed(c.settings):
@@ -230,23 +235,17 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
             assert handle is not None
             ray.kill(handle, no_restart=True)  # the shadow dies
             c.rebuilds._progress.pop(0, None)
-        time.sleep(0.1)
-    assert c.desired.rebuilds[0].phase is RebuildPhase.FAILED
+        return False
+
+    tick_until(c, failed, "the rebuild failed")
     assert len(resumed) == MAX_ATTEMPTS and max(resumed) > 0, "generation 1 holds checkpoints"
     assert c.desired.rebuilds[0].generation == 1
 
     c.rebuilds.tail = 2_000
     assert c.rebuild([0]) == [0]
     assert c.desired.rebuilds[0].generation == 2, "a generation no rebuild wrote into"
-    first: list[int] = []
-    for _ in range(ROUNDS):
-        c.tick()
-        shadow = c.rebuilds.progress()[0].shadow
-        if shadow is not None:
-            first.append(shadow.resumed_from)
-            break
-        time.sleep(0.1)
-    assert first == [0]
+    shadow = tick_until(c, lambda: c.rebuilds.progress()[0].shadow, "a shadow started")
+    assert shadow.resumed_from == 0
     converge(c)
     assert c.desired.partition(0).generation == 2
 
@@ -282,11 +281,12 @@ def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coor
     key = next(f"k{i}" for i in range(100) if partition_for(f"k{i}".encode(), 2) == 0)
     with LedgerClient(c.settings, timeout=120) as client:
         reply = client.send(key, OpenAccount("EUR"))
-        for _ in range(ROUNDS):  # the coordinator is ticked by hand: nothing replaces it yet
-            stats = ray.get(handle.stats.remote())
-            if stats.status not in ("running", "restoring"):  # until it gives up
-                break
-            time.sleep(0.1)
+
+        def gave_up() -> PartitionStats | None:  # ticked by hand: nothing replaces it yet
+            stats: PartitionStats = ray.get(handle.stats.remote())
+            return None if stats.status in ("running", "restoring") else stats
+
+        stats = wait_until(gave_up, SETTLE_S, "the actor to give up")
         assert stats.status == "failed" and "unreachable" in stats.error
         converge(c)  # the supervisor replaced it
         assert reply.result(120).accepted

@@ -17,7 +17,7 @@ from actors.launcher import partition_actor
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.conftest import Service
-from tests.integration.traffic import wait_until
+from tests.integration.waiting import wait_until
 from topology.control import RebuildPhase
 from topology.history import HistoryPage
 
