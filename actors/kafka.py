@@ -8,6 +8,10 @@ rebuild all write through it, with one retry policy and one error taxonomy.
 Every client config built here carries ``logger``: librdkafka's own log lines (a refused
 connection, a broker gone) go into Python logging as ``actors.kafka.librdkafka`` records, served
 when the client is polled, never printed straight to stderr by librdkafka's default logger.
+
+A Kafka call that may raise is made outside ``except`` blocks where the code allows it:
+confluent-kafka (2.16) leaks the exception being handled when one of its calls raises
+``KafkaException`` there, and with it the frames of its traceback (and every client they hold).
 """
 
 from __future__ import annotations
@@ -359,9 +363,10 @@ class TransactionalWriter:
                 producer.produce(topic, value, key, partition, **kwargs)
                 return
             except BufferError:
-                producer.poll(0.1)
+                pass  # the queue is full: serve delivery reports, then try again
             except KafkaException as e:
                 raise self._fail(classify(e, during="produce")) from e
+            producer.poll(0.1)
         raise AbortableError(f"produce: the producer queue stayed full ({topic}[{partition}])")
 
     def poll(self, timeout: float = 0.0) -> None:
