@@ -66,15 +66,9 @@ _BROKER: dict[str, BrokerHome | None] = {"home": None}
 
 
 @pytest.fixture(scope="session")
-def bootstrap(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[str]:
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher
-    (in its second configuration: a SASL/PLAIN listener beside the plain one).
-
-    Before the broker stops, no Kafka client of this process may be open: one that outlives
-    its test goes on dialling the stopped broker. Any left over is closed and fails the
-    session (unless a test failed: its traceback may be what holds the client)."""
+    (in its second configuration: a SASL/PLAIN listener beside the plain one)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
@@ -93,16 +87,37 @@ def bootstrap(
         yield address
     finally:
         gc.collect()  # the clients only reference cycles still hold are destroyed here
-        left = close_open_kafka_clients()
         broker.stop()
-    if left and not request.session.testsfailed:
-        pytest.fail(f"Kafka clients outlived their tests (held by): {', '.join(left)}")
 
 
-def close_open_kafka_clients() -> list[str]:
-    """Close every confluent-kafka client of this process that is still open (an admin
-    client has no close: it is only named); for each, its kind and what holds it."""
-    from confluent_kafka import Consumer, Producer
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """No Kafka client of this process may outlive its test: one that does goes on dialling
+    the stopped broker (and logging it when polled). Checked once every test's captured logs
+    (whose tracebacks hold frames) are released; a leftover fails a session that passed."""
+    if _BROKER["home"] is None:
+        return
+    gc.collect()
+    left = open_kafka_clients()
+    if left and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"Kafka clients outlived their tests: {'; '.join(left)}", red=True)
+
+
+@pytest.fixture(scope="session")
+def sasl_login(bootstrap: str) -> SaslLogin:
+    """The session broker's SASL/PLAIN listener (skipped with an external broker)."""
+    home = _BROKER["home"]
+    if home is None or home.sasl_bootstrap is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
+    return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
+
+
+def open_kafka_clients() -> list[str]:
+    """Every confluent-kafka client of this process that is not closed (an admin client has
+    no close: any alive counts): its kind and what holds it."""
+    from confluent_kafka import Consumer, KafkaException, Producer
     from confluent_kafka.admin import AdminClient
 
     clients = [o for o in gc.get_objects() if isinstance(o, Consumer | Producer | AdminClient)]
@@ -112,9 +127,9 @@ def close_open_kafka_clients() -> list[str]:
             client.memberid() if isinstance(client, Consumer) else client.poll(0)
         except RuntimeError:
             continue  # closed
+        except KafkaException:
+            pass  # open, and dead (fatal, fenced): still holding its connections
         left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
-        if not isinstance(client, AdminClient):
-            client.close()
     return left
 
 
