@@ -28,10 +28,11 @@ from confluent_kafka import KafkaError
 from actors import messaging
 from actors.batch_trace import BatchTrace
 from actors.idstore import IdStore
-from actors.kafka import AbortableError, TransactionalWriter
+from actors.kafka import AbortableError
 from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
+from actors.transactional import TransactionalWriter
 from topology.aborts import AbortAction, AbortPolicy
 from topology.codec import (
     CHECKPOINT_KEY,

@@ -15,8 +15,9 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
+from actors.kafka import FatalError, FencedError, consumer_config
 from actors.scan import scan_partition
+from actors.transactional import TransactionalWriter
 from topology.control import (
     ControlDecodeError,
     ControlRecord,

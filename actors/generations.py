@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, TopicPartition
 
 from actors.commit import Committed, write_checkpoint
-from actors.kafka import TransactionalWriter, consumer_config
+from actors.kafka import consumer_config
 from actors.messages import PartitionStatus, Paused, Switched
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec import Checkpoint, Codec

@@ -18,10 +18,11 @@ from confluent_kafka import Consumer, TopicPartition
 from actors.commit import Committed, PartitionBlockedError
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
-from actors.kafka import TransactionalWriter, consumer_config
+from actors.kafka import consumer_config
 from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.codec import TOUCH_KEY, Checkpoint
 from topology.deadlines import Deadlines

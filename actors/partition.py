@@ -36,11 +36,12 @@ from actors.generations import (
     outside_the_log,
 )
 from actors.idstore import IdStore
-from actors.kafka import FatalError, FencedError, TransactionalWriter
+from actors.kafka import FatalError, FencedError
 from actors.messages import Counters, PartitionStats, PartitionStatus
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec import Codec

@@ -18,12 +18,13 @@ from actors.audit import read_named_topic
 from actors.client import LedgerClient
 from actors.control_store import ControlWriter
 from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
-from actors.kafka import FencedError, TransactionalWriter
+from actors.kafka import FencedError
 from actors.launcher import NAMESPACE, partition_actor
 from actors.messages import PartitionStats, ShadowPhase
 from actors.ray_state import ActorInfo, describe_actor, lookup_actor
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
+from actors.transactional import TransactionalWriter
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
 from tests.integration.waiting import wait_until

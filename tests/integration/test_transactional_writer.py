@@ -10,7 +10,8 @@ import pytest
 
 from actors.admin import ensure_topics
 from actors.audit import read_named_topic
-from actors.kafka import FatalError, FencedError, KafkaClientError, TransactionalWriter
+from actors.kafka import FatalError, FencedError, KafkaClientError
+from actors.transactional import TransactionalWriter
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
