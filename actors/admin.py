@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from actors.kafka import admin_config
+from actors.kafka import admin_config, bootstrap_config
 from topology.settings import Settings
 from topology.topics import TopicLayout, TopicSpec, min_insync_replicas, mismatches
 
@@ -45,7 +45,7 @@ def ensure_specs(kafka: Settings | str, specs: list[TopicSpec]) -> None:
         config = admin_config(kafka)
         wanted, min_isr = kafka.replication_factor, kafka.min_insync_replicas
     else:
-        config, wanted, min_isr = {"bootstrap.servers": kafka}, _BROKER_DEFAULT, 0
+        config, wanted, min_isr = bootstrap_config(kafka), _BROKER_DEFAULT, 0
     admin = AdminClient(config)
     cluster = admin.list_topics(timeout=30)
     metadata = cluster.topics

@@ -28,10 +28,11 @@ from actors import messaging
 from actors.batch_trace import BatchTrace
 from actors.committed import Committed
 from actors.idstore import IdStore
-from actors.kafka import AbortableError, TransactionalWriter
+from actors.kafka import AbortableError
 from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
+from actors.transactional import TransactionalWriter
 from topology.aborts import AbortAction, AbortPolicy
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.state import encode_flows

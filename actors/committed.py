@@ -13,6 +13,7 @@ its attributes: the batch step, the queries, the checkpoints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from topology.codec.aggregate import Codec
 from topology.deadlines import Deadlines
@@ -23,18 +24,34 @@ from topology.step.records import BatchResult
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 
-__all__ = ["Committed"]
+__all__ = ["Clock", "Committed", "wall_ms"]
+
+Clock = Callable[[], int]
+"""Epoch milliseconds: the wall (``wall_ms``), or a clock a test steps past a window."""
+
+
+def wall_ms() -> int:
+    """The wall clock, in epoch milliseconds."""
+    return int(time.time() * 1000)
 
 
 class Committed:
     """The aggregate code and snapshot generation a partition serves, the topics it writes,
     its state (and the state's deadlines), where its commands and internal commands resume,
-    its clock, and how far the events log and each replies partition reach."""
+    its clock, and how far the events log and each replies partition reach. ``clock`` is the
+    time the partition reads (the idempotency window and deadlines are judged by it)."""
 
     def __init__(
-        self, codec: Codec, generation: int, topics: dict[TopicKind, str], states: SnapshotStore
+        self,
+        codec: Codec,
+        generation: int,
+        topics: dict[TopicKind, str],
+        states: SnapshotStore,
+        *,
+        clock: Clock = wall_ms,
     ) -> None:
         self.codec = codec
+        self.clock = clock
         self.generation = generation
         self.topics = topics
         self.states = states
@@ -60,8 +77,8 @@ class Committed:
         return self.deadlines.due(now_ms)
 
     def now_ms(self) -> int:
-        """The partition's clock: wall time, but never behind a batch already committed."""
-        return max(int(time.time() * 1000), self.clock_ms)
+        """The partition's clock: ``clock()``, but never behind a batch already committed."""
+        return max(self.clock(), self.clock_ms)
 
     def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
         """The checkpoint of `result`: where commands resume, the clock, and the marks with

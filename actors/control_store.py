@@ -15,8 +15,9 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from actors.kafka import FatalError, FencedError, TransactionalWriter, consumer_config
+from actors.kafka import FatalError, FencedError, consumer_config
 from actors.scan import scan_partition
+from actors.transactional import TransactionalWriter
 from topology.control import (
     ControlDecodeError,
     ControlRecord,
@@ -87,19 +88,28 @@ class ControlWriter:
         return self.writer.fenced is not None
 
     def write(self, *records: ControlRecord) -> None:
-        """Commit ``records`` to the control topic, all or none. Raises KafkaClientError."""
+        """Commit ``records`` to the control topic, all or none. Raises KafkaClientError.
+
+        After a fatal error the producer is re-created and the write tried once more on it,
+        outside the ``except`` block (see ``actors.kafka`` on Kafka calls there)."""
         try:
-            try:
-                self._write(records)
-            except FencedError:
-                raise
-            except FatalError as e:  # the producer is re-created: one more try on it
-                log.warning("control write failed (%s); trying again on a new producer", e)
+            if not self._written(records):
                 self._write(records)
         except Exception:
             self.failures += 1
             raise
         self.failures = 0
+
+    def _written(self, records: tuple[ControlRecord, ...]) -> bool:
+        """Write ``records``: True, or False after a fatal error (not a fence)."""
+        try:
+            self._write(records)
+        except FencedError:
+            raise
+        except FatalError as e:
+            log.warning("control write failed (%s); trying again on a new producer", e)
+            return False
+        return True
 
     def _write(self, records: tuple[ControlRecord, ...]) -> None:
         with self.writer.transaction():

@@ -19,8 +19,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors.commit import write_checkpoint
 from actors.committed import Committed
-from actors.kafka import TransactionalWriter, consumer_config
+from actors.kafka import consumer_config
 from actors.messages import Switched
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.envelopes import Checkpoint

@@ -7,6 +7,7 @@ Instruments come from the global meter provider: no-ops until an SDK provider is
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import metrics
@@ -82,10 +83,18 @@ class PartitionMetrics:
 def observe_lag(app_id: str, topic: str, group: str, lags: Callable[[], Mapping[int, int]]) -> None:
     """An observable gauge ``eventledger.lag``: per partition, the commands of ``topic`` not
     yet committed, as ``lags()`` reports them when the reader collects (partitions it does
-    not know are left out rather than reported as 0)."""
+    not know are left out rather than reported as 0).
+
+    ``lags`` is a bound method, held weakly: the meter provider is global and never lets go
+    of a gauge's callback, which must not keep its owner (a coordinator and its Kafka
+    clients) alive; once the owner is gone the gauge reports nothing."""
+    reader = weakref.WeakMethod(lags)
 
     def observe(_: CallbackOptions) -> Iterable[Observation]:
-        for partition, lag in sorted(lags().items()):
+        read = reader()
+        if read is None:
+            return
+        for partition, lag in sorted(read().items()):
             yield Observation(
                 lag,
                 {

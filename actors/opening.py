@@ -19,10 +19,11 @@ from actors.commit import PartitionBlockedError
 from actors.committed import Committed
 from actors.generations import outside_the_log
 from actors.idstore import IdStore, open_id_store
-from actors.kafka import TransactionalWriter, consumer_config
+from actors.kafka import consumer_config
 from actors.messages import Counters, RestoredFrom
 from actors.metrics import PartitionMetrics
 from actors.restore import restore_or_fold
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.codec.keys import TOUCH_KEY
 from topology.envelopes import Checkpoint

@@ -30,14 +30,15 @@ from confluent_kafka import Consumer, TopicPartition
 
 from actors import tracing
 from actors.commit import BatchCommit, PartitionBlockedError
-from actors.committed import Committed
+from actors.committed import Clock, Committed, wall_ms
 from actors.generations import Switcher, outside_the_log, reposition
 from actors.idstore import IdStore
-from actors.kafka import FatalError, FencedError, TransactionalWriter
+from actors.kafka import FatalError, FencedError
 from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, Switched
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
+from actors.transactional import TransactionalWriter
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec.aggregate import Codec
@@ -73,7 +74,8 @@ def _configure_logging(level: str) -> None:
 
 
 class PartitionWorker:
-    """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``."""
+    """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``;
+    ``clock`` is the partition's time (the idempotency window and deadlines are judged by it)."""
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class PartitionWorker:
         *,
         generation: int | None = 0,
         start: bool = True,
+        clock: Clock = wall_ms,
     ) -> None:
         paused = False
         if generation is None:  # the coordinator's actor: follow the desired state
@@ -98,7 +101,7 @@ class PartitionWorker:
         topics = {kind: self.layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         codec = Codec(aggregate)
-        self.committed = Committed(codec, generation, topics, SnapshotStore(codec))
+        self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
         self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from actors.kafka import TransactionalWriter, consumer_config
+from actors.kafka import consumer_config
 from actors.messages import ShadowPhase, ShadowProgress
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
+from actors.transactional import TransactionalWriter
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY
 from topology.codec.wire import CodecError

@@ -24,6 +24,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from actors.kafka import bootstrap_config
+
 __all__ = [
     "GatedCopy",
     "GroupProbe",
@@ -44,7 +46,7 @@ _HOLD_MS = 600_000  # a gated copy may stay uncommitted this long (broker max: 1
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     """A bulk producer: idempotent, acks=all, lz4, our partitioner, large batches."""
     return {
-        "bootstrap.servers": bootstrap,
+        **bootstrap_config(bootstrap),
         "partitioner": "murmur2_random",
         "enable.idempotence": True,
         "acks": "all",
@@ -59,7 +61,7 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
 def consumer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
     """A manual-assign reader: read_committed, no commits, EOF events on."""
     return {
-        "bootstrap.servers": bootstrap,
+        **bootstrap_config(bootstrap),
         "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
@@ -75,7 +77,7 @@ def create_topics(
     bootstrap: str, names: list[str], partitions: int, config: dict[str, str] | None = None
 ) -> None:
     """Create fresh topics (they must not exist: each run has its own names)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     new = [NewTopic(n, partitions, 1, config=dict(config or {})) for n in names]
     for name, future in admin.create_topics(new, operation_timeout=30).items():
         future.result(timeout=60)
@@ -85,7 +87,7 @@ def create_topics(
 def delete_run(bootstrap: str, marker: str) -> list[str]:
     """Delete every topic and consumer group whose name contains ``marker`` (this run's id);
     return the topics."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     names = [t for t in admin.list_topics(timeout=30).topics if marker in t]
     if names:
         for name, future in admin.delete_topics(names, operation_timeout=60).items():
@@ -192,7 +194,7 @@ class GroupProbe:
 
     def __init__(self, bootstrap: str, group: str) -> None:
         self.group = group
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient(bootstrap_config(bootstrap))
 
     def committed(self, topic: str, partitions: int) -> list[int]:
         """The committed offset per partition of ``topic`` (-1: none yet)."""

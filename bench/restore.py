@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
 from actors.deployment import stop_service
+from actors.kafka import bootstrap_config
 from actors.messages import PartitionStats
 from actors.ray_state import partition_actor
 from bench.kafkaio import GroupProbe, count_records, create_topics, producer_config
@@ -274,5 +275,5 @@ def run_quix_restore(ctx: RunContext) -> Restore:
 
 
 def _changelogs(ctx: RunContext, group: str) -> list[str]:
-    topics = AdminClient({"bootstrap.servers": ctx.bootstrap}).list_topics(timeout=30).topics
+    topics = AdminClient(bootstrap_config(ctx.bootstrap)).list_topics(timeout=30).topics
     return sorted(t for t in topics if t.startswith("changelog__") and group in t)

@@ -263,8 +263,10 @@ def _alive(pid: int) -> bool:
 def _answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
     from confluent_kafka.admin import AdminClient
 
+    from actors.kafka import bootstrap_config
+
     try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=timeout)
+        AdminClient({**bootstrap_config(bootstrap), "log_level": 0}).list_topics(timeout=timeout)
     except Exception:
         return False
     return True

@@ -86,10 +86,23 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield address
     finally:
-        # Kafka clients left in reference cycles (a client and its io thread) would go on
-        # logging refused connections after the broker stops: destroy them first.
-        gc.collect()
+        gc.collect()  # the clients only reference cycles still hold are destroyed here
         broker.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """No Kafka client of this process may outlive its test: one that does goes on dialling
+    the stopped broker (and logging it when polled). Checked once every test's captured logs
+    (whose tracebacks hold frames) are released; a leftover fails a session that passed."""
+    if _BROKER["home"] is None:
+        return
+    gc.collect()
+    left = open_kafka_clients()
+    if left and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"Kafka clients outlived their tests: {'; '.join(left)}", red=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +112,46 @@ def sasl_login(bootstrap: str) -> SaslLogin:
     if home is None or home.sasl_bootstrap is None:
         pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
     return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
+
+
+def open_kafka_clients() -> list[str]:
+    """Every confluent-kafka client of this process that is not closed (an admin client has
+    no close: any alive counts): its kind and what holds it."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient
+
+    clients = [o for o in gc.get_objects() if isinstance(o, Consumer | Producer | AdminClient)]
+    left: list[str] = []
+    for client in clients:
+        try:
+            client.memberid() if isinstance(client, Consumer) else client.poll(0)
+        except RuntimeError:
+            continue  # closed
+        except KafkaException:
+            pass  # open, and dead (fatal, fenced): still holding its connections
+        left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
+    return left
+
+
+def _holder(obj: object, besides: object) -> str:
+    """What refers to ``obj`` (other than ``besides``): ``Owner.attribute`` for an attribute
+    (of an object, or of a module through its dict), else the referrer's type."""
+    names: list[str] = []
+    for ref in gc.get_referrers(obj):
+        if ref is besides:
+            continue
+        owner, attrs = ref, getattr(ref, "__dict__", None)
+        if isinstance(ref, dict):
+            attrs = ref
+            for o in gc.get_referrers(ref):
+                if getattr(o, "__dict__", None) is ref:
+                    owner = o
+        name = type(owner).__name__
+        for key, value in (attrs or {}).items():  # a loop: a comprehension would hold obj
+            if value is obj:
+                name = f"{name}.{key}"
+        names.append(name)
+    return " and ".join(names) or "nothing"
 
 
 _RAY: dict[str, str | None] = {"kind": None}

@@ -37,7 +37,9 @@ def settings_config(settings: Settings) -> dict[str, Any]:
     config = {k: v for k, v in asdict(settings).items() if k not in ("app_id",)}
     producer = producer_config(settings, transactional_id="x")
     config["producer"] = {
-        k: v for k, v in producer.items() if k not in ("bootstrap.servers", "transactional.id")
+        k: v
+        for k, v in producer.items()
+        if k not in ("bootstrap.servers", "transactional.id", "logger")
     }
     config["actors"] = (
         f"{settings.partitions} PartitionWorker actors (num_cpus=0) on local Ray, deployed as "

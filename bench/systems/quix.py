@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from actors.admin import ensure_topics
+from actors.kafka import bootstrap_config
 from bench.check import Check, check_ledger_output
 from bench.kafkaio import GatedCopy, GroupProbe, count_records, wait_until
 from bench.model import RunContext, Throughput
@@ -160,7 +161,7 @@ def run_quix(
     firsts = [r["first_at"] for r in reports if r["first_at"] > 0]
     changelogs = [
         t
-        for t in AdminClient({"bootstrap.servers": ctx.bootstrap}).list_topics(timeout=30).topics
+        for t in AdminClient(bootstrap_config(ctx.bootstrap)).list_topics(timeout=30).topics
         if t.startswith("changelog__") and app in t
     ]
     facts: dict[str, Any] = {

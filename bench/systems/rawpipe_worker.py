@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from actors.kafka import bootstrap_config
 from bench.kafkaio import consumer_config
 from bench.wire import emit, rss_bytes, wait_for_go
 
@@ -43,7 +44,7 @@ def main() -> None:
         )
     )
     consumer.assign([TopicPartition(config["source"], p, 0) for p in partitions])
-    producer = Producer({"bootstrap.servers": config["bootstrap"], "log_level": 3, **PRODUCER})
+    producer = Producer({**bootstrap_config(config["bootstrap"]), "log_level": 3, **PRODUCER})
     producer.list_topics(timeout=30)  # connected before the clock starts
     emit("ready")
     wait_for_go()

@@ -9,9 +9,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from actors.kafka import bootstrap_config
+
 
 def _create(bootstrap: str, name: str, partitions: int = 1, **config: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     futures = admin.create_topics([NewTopic(name, partitions, 1, config=config)])
     futures[name].result(timeout=30)
 
@@ -19,7 +21,7 @@ def _create(bootstrap: str, name: str, partitions: int = 1, **config: str) -> No
 def _producer(bootstrap: str, txn_id: str) -> Producer:
     p = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **bootstrap_config(bootstrap),
             "transactional.id": txn_id,
             "partitioner": "murmur2_random",
             "linger.ms": 1,
@@ -32,7 +34,7 @@ def _producer(bootstrap: str, txn_id: str) -> Producer:
 def _consumer(bootstrap: str, group: str | None = None) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **bootstrap_config(bootstrap),
             "group.id": group or f"g-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -113,7 +115,7 @@ def test_same_transactional_id_fences_the_first_producer(bootstrap: str, app_id:
 def test_compacted_topic_reports_its_policy(bootstrap: str, app_id: str) -> None:
     topic = f"{app_id}.snapshots"
     _create(bootstrap, topic, 2, **{"cleanup.policy": "compact"})
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     resource = ConfigResource(ResourceType.TOPIC, topic)
     config = admin.describe_configs([resource])[resource].result(timeout=30)
     assert config["cleanup.policy"].value == "compact"

@@ -8,9 +8,8 @@ left and no rebuild in flight.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import ray
@@ -19,15 +18,17 @@ from actors.audit import read_named_topic
 from actors.client import LedgerClient
 from actors.control_store import ControlWriter
 from actors.coordinator import MAX_WRITE_FAILURES, ControlPlaneError, Coordinator
-from actors.kafka import FencedError, TransactionalWriter
-from actors.messages import PartitionStatus, ShadowPhase
-from actors.ray_state import RayState, describe_actor, lookup_actor, partition_actor
+from actors.kafka import FencedError
+from actors.messages import PartitionStats, PartitionStatus, ShadowPhase
+from actors.ray_state import ActorInfo, RayState, describe_actor, lookup_actor, partition_actor
 from actors.reads import Reads
 from actors.rebuild_driver import MAX_ATTEMPTS
 from actors.supervisor import observe_partitions, retire
+from actors.transactional import TransactionalWriter
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount
 from ledger.state import AccountView
+from tests.integration.waiting import wait_until
 from topology.control import ControlRecord, RebuildPhase, RebuildRecord
 from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
@@ -35,8 +36,13 @@ from topology.placement import ActorPhase
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
+T = TypeVar("T")
+
+SETTLE_S = 180
+"""How long a convergence may take: a bound on a hang, not a timing claim."""
+
 ROUNDS = 600
-"""Ticks a convergence may take (0.1 s apart): a bound on a hang, not a timing claim."""
+"""Ticks a broken control writer may take to stop the coordinator."""
 
 
 @pytest.fixture
@@ -69,21 +75,25 @@ def converged(c: Coordinator) -> bool:
 
 
 def converge(c: Coordinator) -> None:
-    for _ in range(ROUNDS):
-        c.tick()
-        if converged(c):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not converged: {c.status()}")
+    try:
+        tick_until(c, lambda: converged(c), "convergence")
+    except AssertionError as e:
+        raise AssertionError(f"not converged: {c.status()}") from e
 
 
-def tick_until(c: Coordinator, done: Callable[[], bool], what: str) -> None:
-    for _ in range(ROUNDS):
+def tick_until(c: Coordinator, done: Callable[[], T | None], what: str) -> T:
+    """Tick the coordinator by hand until ``done()`` returns something truthy; that."""
+
+    def ticked() -> T | None:
         c.tick()
-        if done():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+        return done()
+
+    return wait_until(ticked, SETTLE_S, what)
+
+
+def back(info: ActorInfo | None) -> bool:
+    """Whether the actor described by ``info`` has restarted and is alive."""
+    return info is not None and info.restarts >= 1 and info.state is RayState.ALIVE
 
 
 def hook_writes(c: Coordinator, before: Callable[[tuple[ControlRecord, ...]], None]) -> None:
@@ -160,11 +170,7 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
         if is_done(records) and not restarted:
             # switch_generation has returned; the actor restarts before the record commits
             ray.kill(partition_actor(c.settings.app_id, 0), no_restart=False)
-            for _ in range(ROUNDS):
-                info = describe_actor(name, NAMESPACE)
-                if info is not None and info.restarts >= 1 and info.state is RayState.ALIVE:
-                    break
-                time.sleep(0.1)
+            wait_until(lambda: back(describe_actor(name, NAMESPACE)), SETTLE_S, "the restart")
             restarted.append(
                 ray.get(partition_actor(c.settings.app_id, 0).stats.remote()).generation
             )
@@ -218,11 +224,11 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     assert c.rebuild([0]) == [0]
     name = Names.of(c.settings).shadow_actor(0)
     resumed: list[int] = []
-    for _ in range(ROUNDS):
-        c.tick()
-        record = c.desired.rebuilds[0]
-        if record.phase is RebuildPhase.FAILED:
-            break
+
+    def failed() -> bool:
+        """Whether the rebuild failed; else kill its shadow once it has caught up."""
+        if c.desired.rebuilds[0].phase is RebuildPhase.FAILED:
+            return True
         shadow = c.rebuilds.progress()[0].shadow
         caught_up = shadow is not None and shadow.phase is ShadowPhase.CAUGHT_UP
         if shadow is not None and caught_up and checkpointed(c.settings):
@@ -231,23 +237,17 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
             assert handle is not None
             ray.kill(handle, no_restart=True)  # the shadow dies
             c.rebuilds._progress.pop(0, None)
-        time.sleep(0.1)
-    assert c.desired.rebuilds[0].phase is RebuildPhase.FAILED
+        return False
+
+    tick_until(c, failed, "the rebuild failed")
     assert len(resumed) == MAX_ATTEMPTS and max(resumed) > 0, "generation 1 holds checkpoints"
     assert c.desired.rebuilds[0].generation == 1
 
     c.rebuilds.tail = 2_000
     assert c.rebuild([0]) == [0]
     assert c.desired.rebuilds[0].generation == 2, "a generation no rebuild wrote into"
-    first: list[int] = []
-    for _ in range(ROUNDS):
-        c.tick()
-        shadow = c.rebuilds.progress()[0].shadow
-        if shadow is not None:
-            first.append(shadow.resumed_from)
-            break
-        time.sleep(0.1)
-    assert first == [0]
+    shadow = tick_until(c, lambda: c.rebuilds.progress()[0].shadow, "a shadow started")
+    assert shadow.resumed_from == 0
     converge(c)
     assert c.desired.partition(0).generation == 2
 
@@ -283,11 +283,13 @@ def test_an_actor_whose_reopening_fails_is_failed_and_replaced(coordinator: Coor
     key = next(f"k{i}" for i in range(100) if partition_for(f"k{i}".encode(), 2) == 0)
     with LedgerClient(c.settings, timeout=120) as client:
         reply = client.send(key, OpenAccount("EUR"))
-        for _ in range(ROUNDS):  # the coordinator is ticked by hand: nothing replaces it yet
-            stats = ray.get(handle.stats.remote())
-            if stats.status not in (PartitionStatus.RUNNING, PartitionStatus.RESTORING):
-                break  # it gave up
-            time.sleep(0.1)
+
+        def gave_up() -> PartitionStats | None:  # ticked by hand: nothing replaces it yet
+            stats: PartitionStats = ray.get(handle.stats.remote())
+            running = (PartitionStatus.RUNNING, PartitionStatus.RESTORING)
+            return None if stats.status in running else stats
+
+        stats = wait_until(gave_up, SETTLE_S, "the actor to give up")
         assert stats.status is PartitionStatus.FAILED and "unreachable" in stats.error
         converge(c)  # the supervisor replaced it
         assert reply.result(120).accepted

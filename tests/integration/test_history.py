@@ -17,7 +17,7 @@ from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
 from tests.integration.conftest import Service
-from tests.integration.traffic import wait_until
+from tests.integration.waiting import wait_until
 from topology.control import RebuildPhase
 from topology.history import HistoryPage
 

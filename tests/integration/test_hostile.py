@@ -5,7 +5,6 @@ broker and Ray. After each, a valid command on the same account is answered."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -21,9 +20,9 @@ from confluent_kafka.admin import (
 
 from actors.audit import read_events, read_topic
 from actors.deployment import deploy_coordinator
-from actors.kafka import producer_config
+from actors.kafka import admin_config, bootstrap_config, consumer_config, producer_config
 from actors.messages import PartitionStats
-from actors.ray_state import partition_actor
+from actors.ray_state import lookup_actor, partition_actor
 from eventledger.torture.hostile import hostile_records
 from ledger import LEDGER, Deposit, OpenAccount
 from topology.codec.commands import encode_command
@@ -33,6 +32,7 @@ from topology.names import NAMESPACE, Names
 from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
+from .waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -79,20 +79,19 @@ def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) 
     op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
     entry = ConfigEntry(name, value or "", incremental_operation=op)
     resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until its futures resolve
+    admin = AdminClient(bootstrap_config(bootstrap))  # alive until its futures resolve
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
 
 
-def _wait_status(
-    settings: Any, partition: int, status: str, timeout: float = 120
-) -> PartitionStats:
-    deadline = time.monotonic() + timeout
-    while True:
+def _stats_when(settings: Any, partition: int, status: str) -> PartitionStats:
+    """The partition's stats once its status is ``status``."""
+
+    def reached() -> PartitionStats | None:
         stats: PartitionStats = ray.get(partition_actor(settings.app_id, partition).stats.remote())
-        if stats.status == status or time.monotonic() > deadline:
-            return stats
-        time.sleep(0.2)
+        return stats if stats.status == status else None
+
+    return wait_until(reached, 120, f"partition {partition} {status}", interval=0.2)
 
 
 def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
@@ -118,8 +117,7 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
             )
         )
         second.start()
-        stats = _wait_status(settings, p, "blocked")
-        assert stats.status == "blocked"
+        stats = _stats_when(settings, p, "blocked")
         assert "every transaction aborts" in stats.error
         assert "eventledger unblock" in stats.error
     finally:
@@ -146,22 +144,18 @@ def test_a_checkpoint_outside_the_log_blocks_until_an_operator_says_where(
     handle = partition_actor(settings.app_id, 0)
     ray.get(handle.stop.remote())
     ray.kill(handle, no_restart=True)
-    while True:
-        try:
-            ray.get_actor(Names.of(settings).partition_actor(0), namespace=NAMESPACE)
-            time.sleep(0.1)
-        except ValueError:
-            break
+    name = Names.of(settings).partition_actor(0)
+    wait_until(lambda: lookup_actor(name, NAMESPACE) is None, 60, "the actor gone")
     commands = TopicLayout.of(settings).name(TopicKind.COMMANDS)
     raw = Producer(producer_config(settings))
     for i in range(3):  # commands that retention will delete before they are processed
         value = encode_command(account, Deposit(100), command_id=f"lost-{i}")
         raw.produce(commands, value, account.encode(), 0)
     assert raw.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "probe"})
+    consumer = Consumer(consumer_config(settings, group_id="probe"))
     _, end = consumer.get_watermark_offsets(TopicPartition(commands, 0), 10)
     consumer.close()
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(admin_config(settings))
     [deleted] = admin.delete_records([TopicPartition(commands, 0, end)]).values()
     deleted.result(30)
 

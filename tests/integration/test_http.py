@@ -4,7 +4,6 @@ service on the real broker. One deployment for the module (Serve takes seconds t
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from eventledger.http.serving import deploy_http, stop_http
 from ledger import LEDGER
 from tests.conftest import start_local_ray
 from tests.integration.conftest import running
+from tests.integration.waiting import wait_until
 from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -194,10 +194,9 @@ def test_transfers_plain_refused_pending_posted_and_voided(api: Api) -> None:
         va, vb = (api.get(f"/accounts/{x}").json() for x in (a, b))
         return va["balance"], vb["balance"], va["pending_debits"], vb["pending_credits"]
 
-    deadline = time.monotonic() + 60  # a posted amount reaches the target in its own leg
-    while settled() != (550, 450, 0, 0) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert settled() == (550, 450, 0, 0)  # 1,000 deposited: 300 + 150 moved, the rest back
+    # a posted amount reaches the target in its own leg; 1,000 deposited: 300 + 150 moved,
+    # the rest back
+    wait_until(lambda: settled() == (550, 450, 0, 0), 60, "the posted amounts settled")
 
 
 def test_authentication_and_scopes(api: Api) -> None:

@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from actors.admin import ensure_topics
 from actors.channel import now_ms
 from actors.idstore import IdMemoryBehindError, IdStore
+from actors.kafka import bootstrap_config
 from topology.codec.keys import encode_id_key
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -21,7 +22,7 @@ from topology.topics import TopicKind, TopicLayout
 def _remember(settings: Settings, partition: int, count: int) -> dict[bytes, bytes]:
     """`count` remembered replies written to the changelog of `partition` (lane 0)."""
     layout = TopicLayout.of(settings)
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = Producer(bootstrap_config(settings.bootstrap_servers))
     replies = {encode_id_key("acct", f"cmd-{i}"): os.urandom(40) for i in range(count)}
     for key, value in replies.items():
         producer.produce(

@@ -6,23 +6,25 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
 import ray
 
+from actors.admin import ensure_topics
 from actors.audit import read_events
 from actors.channel import now_ms
 from actors.client import LedgerClient
+from actors.partition import PartitionWorker
 from actors.ray_state import partition_actor
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
+from ledger.state import AccountView
 from topology.codes import IdCode
 from topology.names import Names
 from topology.settings import Settings
+from topology.topics import TopicLayout
 
-from .conftest import Service, running
+from .conftest import Service
+from .waiting import wait_until
 
 
 def _events_of(settings: Settings, account: str) -> Counter[str]:
@@ -105,7 +107,7 @@ def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service
 
         sender = threading.Thread(target=send)
         sender.start()
-        time.sleep(0.3)
+        wait_until(lambda: len(replies) >= 3, 60, "the sender under way")  # killed mid-way
         ray.kill(actor, no_restart=False)
         sender.join(180)
         assert len(replies) == 40 and all(r.accepted for r in replies)
@@ -114,30 +116,44 @@ def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service
     assert service.client.reads.view(account).balance == 40  # type: ignore[union-attr]
 
 
-@pytest.fixture
-def short_window(bootstrap: str, app_id: str, state_dir: str, ray_local: None) -> Iterator[Service]:
+class SteppedClock:
+    """The wall clock (epoch milliseconds) plus the steps a test takes: a partition on it
+    is past its window as soon as the test says so."""
+
+    def __init__(self) -> None:
+        self.ahead_ms = 0
+
+    def step(self, ms: int) -> None:
+        self.ahead_ms += ms
+
+    def __call__(self) -> int:
+        return now_ms() + self.ahead_ms
+
+
+def test_a_retry_past_the_window_is_expired_never_executed_again(
+    bootstrap: str, app_id: str, state_dir: str
+) -> None:
+    """The partition runs in this process, on a clock the test steps past the (default)
+    window: no waiting for it to pass."""
     settings = Settings.resolve(
-        app_id=app_id,
-        bootstrap_servers=bootstrap,
-        partitions=1,
-        idempotency_window_ms=3000,
-        state_dir=state_dir,
-        environ={},
+        app_id=app_id, bootstrap_servers=bootstrap, partitions=1, state_dir=state_dir, environ={}
     )
-    with running(settings) as served:
-        yield served
-
-
-def test_a_retry_past_the_window_is_expired_never_executed_again(short_window: Service) -> None:
-    c = short_window.client
-    assert c.execute("dave", OpenAccount("EUR")).accepted
-    first_attempt = now_ms()
-    done = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first_attempt)
-    assert done.accepted
-    time.sleep(3.5)
-    again = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first_attempt)
-    assert (again.accepted, again.code) == (False, IdCode.EXPIRED)
-    never_seen = c.execute("dave", Deposit(10), command_id="d-2", first_attempt_ms=first_attempt)
-    assert never_seen.code == IdCode.EXPIRED
-    assert c.reads.view("dave").balance == 10  # type: ignore[union-attr]
-    assert _events_of(short_window.settings, "dave")["d-1"] == 1
+    ensure_topics(settings, TopicLayout.of(settings))
+    clock = SteppedClock()
+    worker = PartitionWorker(settings, 0, LEDGER, clock=clock)
+    try:
+        with LedgerClient(settings, timeout=60) as c:
+            assert c.execute("dave", OpenAccount("EUR")).accepted
+            first = now_ms()
+            done = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first)
+            assert done.accepted
+            clock.step(settings.idempotency_window_ms + 1)
+            again = c.execute("dave", Deposit(10), command_id="d-1", first_attempt_ms=first)
+            assert (again.accepted, again.code) == (False, IdCode.EXPIRED)
+            never_seen = c.execute("dave", Deposit(10), command_id="d-2", first_attempt_ms=first)
+            assert never_seen.code == IdCode.EXPIRED
+        view = worker.get("dave")
+        assert isinstance(view, AccountView) and view.balance == 10
+    finally:
+        worker.stop()
+    assert _events_of(settings, "dave")["d-1"] == 1

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
 import ray
@@ -23,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from actors.audit import read_events
+from actors.kafka import admin_config
 from actors.ray_state import partition_actor
 from eventledger.transfers import (
     InFlightTransfer,
@@ -38,10 +37,9 @@ from topology.topics import TopicKind, TopicLayout
 
 from .conftest import Service
 from .test_transfers import assert_money_conserved, balance, funded, on_partition
+from .waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
-
-T = TypeVar("T")
 
 
 def _pid(_actor: object) -> int:
@@ -56,18 +54,11 @@ def stop_partition(settings: Settings, partition: int) -> int:
     return pid
 
 
-def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(0.5)
-
-
-def listed(settings: Settings, source: str, transfer_id: str) -> InFlightTransfer | None:
-    rows = [r for r in in_flight(settings) if (r.source, r.transfer_id) == (source, transfer_id)]
+def listed(
+    settings: Settings, source: str, transfer_id: str, now_ms: int | None = None
+) -> InFlightTransfer | None:
+    found = in_flight(settings, now_ms=now_ms)
+    rows = [r for r in found if (r.source, r.transfer_id) == (source, transfer_id)]
     assert len(rows) <= 1
     return rows[0] if rows else None
 
@@ -77,7 +68,7 @@ def _set_events_max_bytes(settings: Settings, value: str | None) -> None:
     op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
     entry = ConfigEntry("max.message.bytes", value or "", incremental_operation=op)
     resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(admin_config(settings))
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
 
@@ -94,13 +85,13 @@ def test_a_transfer_to_a_stopped_partition_is_in_flight_not_lost_until_it_lands(
     try:
         started_ms = int(time.time() * 1000)
         reply = c.send(a, Transfer(b, 40), command_id="slow-1")
-        row = eventually("the debit listed", lambda: listed(s, a, "slow-1"))
+        row = wait_until(lambda: listed(s, a, "slow-1"), 120, "the debit listed", interval=0.5)
         assert (row.target, row.amount, row.lost) == (b, 40, ())
         assert started_ms <= row.since_ms <= started_ms + row.age_ms + 1_000
-        time.sleep(1.0)
-        later = listed(s, a, "slow-1")
-        assert later is not None and later.age_ms >= row.age_ms + 1_000, "its age grows"
-        assert in_flight(s, older_than_ms=later.age_ms + 60_000) == []
+        second_later = row.since_ms + row.age_ms + 1_000  # in_flight's clock, stepped
+        later = listed(s, a, "slow-1", now_ms=second_later)
+        assert later is not None and later.age_ms == row.age_ms + 1_000, "its age grows"
+        assert in_flight(s, older_than_ms=later.age_ms + 60_000, now_ms=second_later) == []
         with pytest.raises(SettlementError, match=r"in flight, not lost.*partition 1") as refused:
             settle(s, source=a, transfer_id="slow-1", refund=True, operator="ops", reason="test")
         assert refused.value.code is SettlementRefusal.NOT_LOST
@@ -110,7 +101,7 @@ def test_a_transfer_to_a_stopped_partition_is_in_flight_not_lost_until_it_lands(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert reply.result(120).accepted
-    eventually("the transfer off the list", lambda: True if in_flight(s) == [] else None)
+    wait_until(lambda: in_flight(s) == [], 120, "the transfer off the list", interval=0.5)
     assert (balance(c, a), balance(c, b)) == (60, 40)
     assert_money_conserved(bare_service, [a, b])
 
@@ -125,15 +116,17 @@ def test_a_lost_credit_leg_is_listed_and_refunded_once_by_an_operator(
     pid = stop_partition(s, 1)
     try:
         reply = c.send(a, Transfer(b, 40), command_id="lost-1")
-        eventually("the debit listed", lambda: listed(s, a, "lost-1"))
+        wait_until(lambda: listed(s, a, "lost-1"), 120, "the debit listed", interval=0.5)
         # Room for the transaction markers, not for an event: the credit keeps aborting.
         _set_events_max_bytes(s, "100")
     finally:
         os.kill(pid, signal.SIGCONT)
     try:
-        row = eventually(
-            "the credit leg set aside",
+        row = wait_until(
             lambda: r if (r := listed(s, a, "lost-1")) is not None and r.lost else None,
+            120,
+            "the credit leg set aside",
+            interval=0.5,
         )
     finally:
         _set_events_max_bytes(s, None)
@@ -145,7 +138,7 @@ def test_a_lost_credit_leg_is_listed_and_refunded_once_by_an_operator(
     assert done.settled and done.legs == (leg,)
     final = reply.result(120)
     assert (final.accepted, final.code) == (False, "refused_by_operator")
-    eventually("the transfer off the list", lambda: True if in_flight(s) == [] else None)
+    wait_until(lambda: in_flight(s) == [], 120, "the transfer off the list", interval=0.5)
     with pytest.raises(SettlementError) as again:
         settle(s, source=a, transfer_id="lost-1", refund=True, operator="ops", reason="twice")
     assert again.value.code is SettlementRefusal.UNKNOWN_TRANSFER

@@ -16,7 +16,7 @@ from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.conftest import ray_cluster_of
 from tests.integration.conftest import running
-from tests.integration.traffic import wait_until
+from tests.integration.waiting import wait_until
 from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 

@@ -4,7 +4,6 @@ state, idempotency, optimistic concurrency, poison input, restarts."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -21,6 +20,7 @@ from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
 from tests.integration.conftest import Service
+from tests.integration.waiting import wait_until
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.codec.keys import TOUCH_KEY
@@ -183,7 +183,7 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
 
     streamer = threading.Thread(target=stream)
     streamer.start()
-    time.sleep(1.0)
+    wait_until(lambda: len(replies) >= 50, 60, "the stream under way")  # killed mid-stream
     ray.kill(victim, no_restart=False)
     streamer.join(300)
     stop.set()
@@ -210,12 +210,15 @@ def test_second_worker_fences_the_first(bare_service: Service, settings: Setting
     successor = PartitionWorker(settings, victim_partition, LEDGER)  # fences the actor's producer
     try:
         assert c.execute(account, Deposit(40), timeout=60).accepted
-        deadline = time.monotonic() + 30
         old = partition_actor(settings.app_id, victim_partition)
-        while ray.get(old.stats.remote()).status != "fenced" and time.monotonic() < deadline:
+
+        def fenced() -> bool:
+            if ray.get(old.stats.remote()).status == "fenced":
+                return True
             c.send(account, Deposit(0))  # gives the old writer something to try
-            time.sleep(0.5)
-        assert ray.get(old.stats.remote()).status == "fenced"
+            return False
+
+        wait_until(fenced, 30, "the old writer fenced", interval=0.5)
         assert successor.get(account).balance == 40
     finally:
         successor.stop()

@@ -7,7 +7,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 
 from actors.admin import TopicMismatchError, ensure_topics
-from actors.kafka import producer_config
+from actors.kafka import bootstrap_config, producer_config
 from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -17,14 +17,14 @@ def test_topics_are_created_idempotently(bootstrap: str, app_id: str) -> None:
     layout = TopicLayout(app_id, 3)
     ensure_topics(bootstrap, layout)
     ensure_topics(bootstrap, layout)  # second time: checks, creates nothing, no error
-    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    topics = AdminClient(bootstrap_config(bootstrap)).list_topics(timeout=10).topics
     for kind in TopicKind:
         assert len(topics[layout.name(kind)].partitions) == 3
 
 
 def test_an_existing_topic_with_the_wrong_layout_is_refused(bootstrap: str, app_id: str) -> None:
     layout = TopicLayout(app_id, 2)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     wrong = layout.name(TopicKind.SNAPSHOTS)
     admin.create_topics([NewTopic(wrong, 3, 1)])[wrong].result(30)  # 3 partitions, delete policy
     with pytest.raises(TopicMismatchError) as caught:
@@ -41,7 +41,7 @@ def test_created_topics_carry_min_isr_and_differing_replication_is_reported(
     )  # replication -1: the local broker's default.replication.factor, 1
     layout = TopicLayout.of(settings)
     ensure_topics(settings, layout)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     events = ConfigResource(ResourceType.TOPIC, layout.name(TopicKind.EVENTS))
     isr = admin.describe_configs([events])[events].result(30)["min.insync.replicas"]
     assert (isr.value, isr.source) == ("1", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
@@ -63,7 +63,7 @@ def test_created_topics_carry_min_isr_and_differing_replication_is_reported(
 def test_python_partitioner_matches_librdkafka_murmur2_random(bootstrap: str, app_id: str) -> None:
     settings = Settings.resolve(app_id=app_id, bootstrap_servers=bootstrap, environ={})
     topic = f"{app_id}.keys"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(bootstrap_config(bootstrap))
     admin.create_topics([NewTopic(topic, 7, 1)])[topic].result(30)
     producer = Producer(producer_config(settings))
     landed: dict[bytes, int] = {}

@@ -10,7 +10,8 @@ import pytest
 
 from actors.admin import ensure_topics
 from actors.audit import read_named_topic
-from actors.kafka import FatalError, FencedError, KafkaClientError, TransactionalWriter
+from actors.kafka import FatalError, FencedError, KafkaClientError
+from actors.transactional import TransactionalWriter
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -47,7 +48,7 @@ def test_a_transaction_slower_than_its_timeout_is_not_taken_for_a_fence(
     with pytest.raises(FatalError) as caught, writer.transaction():
         writer.produce(topic, b"slow", b"k", 0)
         for _ in range(120):  # until the broker aborts it (its check runs every 10 s)
-            time.sleep(0.5)
+            time.sleep(0.5)  # the time passing is what is tested: a transaction kept open
             writer.produce(topic, b"slow", b"k", 0)
             writer.poll(0.1)
     assert not isinstance(caught.value, FencedError) and writer.fenced is None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-import time
 from collections import Counter
+from functools import partial
 
 import ray
 
@@ -37,6 +37,7 @@ from topology.partitioner import partition_for
 from topology.settings import Settings
 
 from .conftest import Service
+from .waiting import wait_until
 
 
 def on_partition(settings: Settings, partition: int, prefix: str) -> str:
@@ -152,12 +153,15 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
     assert c.transfer(
         src, dst, 50, transfer_id="p-3", pending=True, pending_timeout_ms=300
     ).accepted
-    deadline = time.monotonic() + 60
-    while _view(c, src).pending_debits and time.monotonic() < deadline:
-        time.sleep(0.2)  # no traffic: the partition's tick expires it
+    wait_until(  # no traffic: the partition's tick expires it
+        lambda: not _view(c, src).pending_debits, 60, "the hold expired"
+    )
     assert c.post_pending("p-3", source=src).code == "pending_expired"  # told why
-    while _view(c, dst).pending_credits and time.monotonic() < deadline:
-        time.sleep(0.2)  # the release reaches the target's partition
+    wait_until(
+        lambda: not _view(c, dst).pending_credits,
+        60,
+        "the release to reach the target's partition",
+    )
 
     src_view, dst_view = _view(c, src), _view(c, dst)
     assert (src_view.balance, src_view.pending_debits) == (800, 0)
@@ -185,23 +189,24 @@ def test_cross_partition_transfers_under_actor_kills(service: Service) -> None:
     senders = [threading.Thread(target=send, args=(plan[i::3],)) for i in range(3)]
     for t in senders:
         t.start()
+
+    def replied(count: int) -> bool:
+        return len(replies) >= count or not any(t.is_alive() for t in senders)
+
     for n, partition in enumerate((1, 0, 1)):
-        while len(replies) < 20 * (n + 1) and any(t.is_alive() for t in senders):
-            time.sleep(0.05)
+        count = 20 * (n + 1)
+        wait_until(partial(replied, count), 300, f"{count} replies", interval=0.05)
         ray.kill(partition_actor(s.app_id, partition), no_restart=False)  # Ray restarts it
     for t in senders:
         t.join(300)
     assert len(replies) == len(plan), "every transfer got its one final reply"
 
-    money = Money()
-    deadline = time.monotonic() + 60
-    while True:  # the last legs may still be on their way
+    def landed() -> Money | None:  # the last legs may still be on their way
         money = Money()
         money.add(e.event for e in read_events(s, LEDGER))
-        if money.in_flight == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert money.in_flight == 0
+        return money if money.in_flight == 0 else None
+
+    money = wait_until(landed, 60, "every leg landed", interval=0.5)
     assert money.broken_transfers() == []
     for transfer_id, reply in replies.items():
         legs = money.legs.get(transfer_id, [])

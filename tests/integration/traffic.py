@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -22,27 +20,14 @@ from actors.ray_state import partition_actor
 from actors.retries import ReplyTimeoutError
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
+from tests.integration.waiting import wait_until
 from topology.envelopes import Reply
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
 
-__all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "wait_until"]
+__all__ = ["Traffic", "assert_exactly_once_and_money_conserved"]
 
 log = logging.getLogger(__name__)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` (exceptions count as False) until it holds; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
 class Traffic:

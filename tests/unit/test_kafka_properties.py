@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.kafka import admin_config, consumer_config, producer_config
+from actors.kafka import (
+    LIBRDKAFKA_LOG,
+    admin_config,
+    bootstrap_config,
+    consumer_config,
+    producer_config,
+)
 from topology.connection import KafkaProperties, is_secret, parse_properties
 from topology.settings import Settings, configured_bootstrap
 
@@ -113,6 +119,8 @@ def test_every_client_config_carries_the_properties_and_keeps_the_guarantees() -
     producer = producer_config(settings, transactional_id="app-0")
     consumer = consumer_config(settings, group_id="g")
     admin = admin_config(settings)
+    for config in (producer, consumer, admin, bootstrap_config("k:9092")):
+        assert config["logger"] is LIBRDKAFKA_LOG, "librdkafka logs into Python logging"
     for config in (producer, consumer, admin):
         assert config["security.protocol"] == "SASL_SSL"
         assert config["sasl.password"] == SECRET

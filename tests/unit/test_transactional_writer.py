@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from actors.kafka import AbortableError, FatalError, FencedError, TransactionalWriter
+from actors.kafka import AbortableError, FatalError, FencedError
+from actors.transactional import TransactionalWriter
 from topology.settings import Settings
 
 SETTINGS = Settings.resolve(app_id="w", bootstrap_servers="127.0.0.1:1", environ={})

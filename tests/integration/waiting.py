@@ -1,0 +1,41 @@
+"""Waiting on a condition: poll it until it holds, and fail with what was awaited after a
+deadline. The one place an integration test pauses between two looks at the system; a test
+that sleeps anywhere else sleeps because the passing time is what it tests, and says so."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["wait_until"]
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.1,
+    tolerate: tuple[type[Exception], ...] = (),
+) -> T:
+    """Call ``condition`` every ``interval`` s until it returns something truthy, and return
+    that; fail after ``timeout`` s naming ``what``. An exception of a ``tolerate`` type counts
+    as "not yet" (a system that is restarting), and the last one is named on failure; any
+    other exception fails at once."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            found = condition()
+            if found:
+                return found
+        except tolerate as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})"
+            )
+        time.sleep(interval)
