@@ -68,7 +68,7 @@ def read_events(
     """The committed events, decoded and upcast, in log order per partition."""
     codec = Codec(aggregate)
     for msg in read_topic(settings, TopicKind.EVENTS, partitions):
-        envelope, event = codec.decode_event(msg.value())
+        envelope, event = codec.events.decode(msg.value())
         yield AuditedEvent(msg.partition(), msg.offset(), envelope, event, msg.headers() or [])
 
 

@@ -117,7 +117,7 @@ def restore_or_fold(
     applied, position = replay_partition(settings, codec, events.partition, slots)
     store = SnapshotStore(codec)
     for aggregate_id, slot in slots.items():
-        store.load(*codec.snapshot_record(aggregate_id, slot, position))
+        store.load(*codec.snapshots.record(aggregate_id, slot, position))
     log.info(
         "%s[%d]: folded %d events into %d aggregates",
         events.topic,

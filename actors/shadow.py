@@ -229,7 +229,7 @@ class ShadowRebuild:
         with writer.transaction():
             for aggregate_id in self._changed:
                 slot = self.states[aggregate_id]
-                key, value = self.codec.snapshot_record(aggregate_id, slot, position)
+                key, value = self.codec.snapshots.record(aggregate_id, slot, position)
                 writer.produce(self.topic, value, key, self.partition)
                 writer.poll(0)
                 written[key] = value

@@ -80,7 +80,7 @@ def check_ledger_output(
     repeated = 0
     money = Money()
     for msg in read_records(bootstrap, events, range(partitions)):
-        envelope, event = codec.decode_event(msg.value())
+        envelope, event = codec.events.decode(msg.value())
         money.add((event,))
         event_count += 1
         if envelope.command_id in seen:

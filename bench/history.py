@@ -60,7 +60,7 @@ def _write(settings: Settings, events: int, accounts: int, account_events: int) 
             sequences[i] += 1
             sequence = sequences[i]
         event = AccountOpened("EUR", 0) if sequence == 1 else Deposited(1 + n % 1_000)
-        value = codec.encode_event(
+        value = codec.events.encode(
             aggregate, sequence, event, command_id=f"c{n}", timestamp_ms=T0 + n
         )
         while True:

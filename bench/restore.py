@@ -164,7 +164,7 @@ def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             balance=balance_of(i),
             overdraft_limit=5_000 if i % 10 == 0 else 0,
         )
-        key, value = codec.snapshot_record(aggregate_id, Slot(state=account, version=1), 0)
+        key, value = codec.snapshots.record(aggregate_id, Slot(state=account, version=1), 0)
         _produce(producer, topic, value, key)
         if i % 20_000 == 0:
             producer.poll(0)

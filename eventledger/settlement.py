@@ -28,14 +28,14 @@ def forced_leg(codec: Codec, lost: bytes, *, refund: bool, operator: str, reason
     if not operator.strip() or not reason.strip():
         raise ValueError("a settlement names its operator and its reason")
     try:
-        envelope, leg = codec.decode_command(lost)
+        envelope, leg = codec.commands.decode(lost)
     except CodecError as error:
         raise ValueError(f"not a transfer leg: {error}") from None
     if isinstance(leg, ForcedLeg):  # a settlement that was itself set aside
         leg = leg.leg
     if not isinstance(leg, _LEGS):
         raise ValueError(f"{type(leg).__name__} is not a transfer leg")
-    return codec.encode_internal(
+    return codec.commands.encode_internal(
         envelope.aggregate_id,
         ForcedLeg(leg, refund, operator, reason),
         command_id=envelope.command_id,

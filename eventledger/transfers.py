@@ -154,7 +154,7 @@ def find_lost(
         if dict(d.headers).get(_CODE_HEADER) != PoisonCode.UNPROCESSABLE.encode():
             continue
         try:
-            envelope, leg = codec.decode_command(d.value)
+            envelope, leg = codec.commands.decode(d.value)
         except CodecError:
             continue
         if isinstance(leg, ForcedLeg):
@@ -214,7 +214,7 @@ def _views(settings: Settings, codec: Codec) -> dict[str, list[InFlight]]:
         if value is None:
             continue
         try:
-            entries = list(codec.decode_view(value).in_flight)
+            entries = list(codec.views.decode(value).in_flight)
         except CodecError as e:
             log.warning("state record %r: %s", key, e)
             continue

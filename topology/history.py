@@ -71,7 +71,7 @@ def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry[Any]]
     state: Any = None
     expected = 1
     for data in records:
-        envelope, event = codec.decode_event(data)
+        envelope, event = codec.events.decode(data)
         if envelope.sequence != expected:
             raise CodecError(
                 f"history of {envelope.aggregate_id!r}: sequence {envelope.sequence} where "

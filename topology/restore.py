@@ -32,7 +32,7 @@ def apply_snapshot_record(
     if value is None:
         states.pop(aggregate_id, None)
         return None
-    snapshot = codec.decode_snapshot(value)
+    snapshot = codec.snapshots.decode(value)
     if snapshot.aggregate_id != aggregate_id:
         raise CodecError(f"snapshot of {snapshot.aggregate_id!r} under key {aggregate_id!r}")
     states[aggregate_id] = snapshot.slot
@@ -43,7 +43,7 @@ def apply_event_record(codec: Codec, states: dict[str, Slot], value: bytes) -> b
     """Fold one event record into `states`; returns whether it was applied. An event whose
     sequence is <= the slot's version is already reflected and skipped; one that skips ahead
     raises SequenceGapError. (Command ids are remembered apart, by the id memory.)"""
-    envelope, event = codec.decode_event(value)
+    envelope, event = codec.events.decode(value)
     aggregate_id = envelope.aggregate_id
     slot = states.get(aggregate_id)
     version = 0 if slot is None else slot.version

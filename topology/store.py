@@ -35,7 +35,7 @@ class SnapshotStore(Mapping[str, Slot]):
         if value is None:
             self._raw.pop(key, None)
             return
-        if not self.codec.is_current_snapshot(value):
+        if not self.codec.snapshots.is_current(value):
             raise StaleSnapshotError(
                 f"snapshot of {key!r} is not of this layout and {self._aggregate.name}'s state "
                 f"schema version {self._aggregate.state_schema_version}"
@@ -51,7 +51,7 @@ class SnapshotStore(Mapping[str, Slot]):
         data = self._raw.get(encode_key(key))
         if data is None:
             return default
-        snapshot = self.codec.decode_snapshot(data)
+        snapshot = self.codec.snapshots.decode(data)
         if snapshot.aggregate_id != key:
             raise CodecError(f"snapshot of {snapshot.aggregate_id!r} under key {key!r}")
         return snapshot.slot

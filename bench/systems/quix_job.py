@@ -62,7 +62,7 @@ class LedgerJob:
             self.first_at = now
         self.processed += 1
         self.last_at = now
-        envelope, command = CODEC.decode_command(value)
+        envelope, command = CODEC.commands.decode(value)
         aggregate_id, command_id = envelope.aggregate_id, envelope.command_id
         stored = state.get(SLOT)
         account: Account | None = None
@@ -109,13 +109,13 @@ class LedgerJob:
             for event in events:
                 version += 1
                 account = LEDGER.evolve(account, event)
-                value = CODEC.encode_event(
+                value = CODEC.events.encode(
                     aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
             reply = Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
             if self.views and account is not None:
-                out.append((STATE, key, CODEC.encode_view(account, version)))
+                out.append((STATE, key, CODEC.views.encode(account, version)))
         else:
             reply = Reply.refuse(
                 command_id=command_id,

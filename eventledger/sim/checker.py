@@ -97,7 +97,7 @@ class Checker:
 
     def _fold(self, value: bytes) -> None:
         codec = self.world.codec
-        envelope, event = codec.decode_event(value)
+        envelope, event = codec.events.decode(value)
         account = envelope.aggregate_id
         slot = self.states.get(account)
         if (0 if slot is None else slot.version) + 1 != envelope.sequence:
@@ -142,7 +142,7 @@ class Checker:
             if outcome.code in _MEMORY_REFUSALS:
                 continue
             record = by_offset[outcome.offset]
-            envelope, _ = self.world.codec.decode_command(record.value)
+            envelope, _ = self.world.codec.commands.decode(record.value)
             first = envelope.first_attempt_ms
             attempt = (first, command_fingerprint(envelope))
             earlier = self.decided.setdefault((envelope.aggregate_id, envelope.command_id), [])

@@ -160,7 +160,7 @@ class World:
             reply_to=op.lane,
             first_attempt_ms=op.first_attempt_ms,
         )
-        envelope, _ = self.codec.decode_command(value)
+        envelope, _ = self.codec.commands.decode(value)
         fingerprint = command_fingerprint(envelope)
         by_content = self.sent.setdefault((op.account, op.command_id), {})
         attempted = by_content.get((fingerprint, op.first_attempt_ms))
@@ -190,7 +190,7 @@ class World:
         folded = self.fold_events(p)
         txn = self.logs.transaction()
         for aggregate_id, slot in folded.items():
-            key, value = self.codec.snapshot_record(
+            key, value = self.codec.snapshots.record(
                 aggregate_id, slot, self.logs.log(TopicKind.EVENTS, p).end
             )
             txn.put(TopicKind.SNAPSHOTS, p, key, value)

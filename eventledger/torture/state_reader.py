@@ -58,7 +58,7 @@ class StateReader:
             if key == FLOWS_KEY:
                 flows[p] = decode_flows(value)
             else:
-                views.setdefault(p, {})[key.decode()] = int(self.codec.decode_view(value).balance)
+                views.setdefault(p, {})[key.decode()] = int(self.codec.views.decode(value).balance)
         return views, flows
 
     def check(self, *, quiet: bool) -> list[str]:

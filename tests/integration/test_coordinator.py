@@ -187,7 +187,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         elif msg.key() != TOUCH_KEY:
-            latest[msg.key().decode()] = Codec(LEDGER_V2).decode_snapshot(msg.value()).slot.state
+            latest[msg.key().decode()] = Codec(LEDGER_V2).snapshots.decode(msg.value()).slot.state
     assert latest == folded
     # The new generation also says where each partition's commands resume (sealed at the
     # switch, then moved by every commit): a restart now restores state and position from it.

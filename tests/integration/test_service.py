@@ -80,7 +80,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
         if msg.key() == CHECKPOINT_KEY:
             checkpoints[msg.partition()] = decode_checkpoint(msg.value()).next_offset
         elif msg.key() != TOUCH_KEY:
-            last_snapshot[msg.key().decode()] = LEDGER_CODEC.decode_snapshot(msg.value())
+            last_snapshot[msg.key().decode()] = LEDGER_CODEC.snapshots.decode(msg.value())
     # Each partition's last checkpoint is the command offset its actor committed.
     stats = ray.get([h.stats.remote() for h in service.handles])
     assert checkpoints == {s.partition: s.committed_offset for s in stats}
@@ -89,7 +89,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
     last_view: dict[str, Any] = {}
     for msg in read_topic(service.settings, TopicKind.STATE):
         if msg.key() != FLOWS_KEY:  # a partition's money flows, not an account's view
-            last_view[msg.key().decode()] = LEDGER_CODEC.decode_view(msg.value())
+            last_view[msg.key().decode()] = LEDGER_CODEC.views.decode(msg.value())
     assert last_view["bob"].balance == -500
     _assert_money_conserved(service, 700 - 500)
 

@@ -56,7 +56,7 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
 
     folded = fold_events(settings, LEDGER)
     rebuilt = {
-        k.decode(): LEDGER_CODEC.decode_snapshot(v).slot for k, v in handover.snapshots.items()
+        k.decode(): LEDGER_CODEC.snapshots.decode(v).slot for k, v in handover.snapshots.items()
     }
     assert {k: s.state for k, s in rebuilt.items()} == folded
     events = Counter(e.envelope.aggregate_id for e in read_events(settings, LEDGER))

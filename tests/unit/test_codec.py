@@ -87,7 +87,7 @@ def test_command_round_trip() -> None:
     data = encode_command(
         "acct-1", OpenAccount("EUR", 50), command_id="c-1", expected_version=0, reply_to=3
     )
-    envelope, command = LEDGER_CODEC.decode_command(data)
+    envelope, command = LEDGER_CODEC.commands.decode(data)
     assert command == OpenAccount("EUR", 50)
     assert (envelope.command_id, envelope.aggregate_id, envelope.type) == (
         "c-1",
@@ -98,7 +98,7 @@ def test_command_round_trip() -> None:
 
 
 def test_command_defaults_are_none() -> None:
-    envelope, _ = LEDGER_CODEC.decode_command(encode_command("a", Deposit(1), command_id="c"))
+    envelope, _ = LEDGER_CODEC.commands.decode(encode_command("a", Deposit(1), command_id="c"))
     assert envelope.expected_version is None
     assert envelope.reply_to is None
 
@@ -114,7 +114,7 @@ def test_encode_command_refuses_ids_out_of_bounds(aggregate_id: str, command_id:
 
 def test_ids_at_the_limit_round_trip() -> None:
     data = encode_command("a" * MAX_ID_CHARS, Deposit(1), command_id="c" * MAX_ID_CHARS)
-    envelope, _ = LEDGER_CODEC.decode_command(data)
+    envelope, _ = LEDGER_CODEC.commands.decode(data)
     assert len(envelope.aggregate_id) == len(envelope.command_id) == MAX_ID_CHARS
 
 
@@ -126,10 +126,10 @@ def test_encode_command_refuses_an_oversized_command() -> None:
 def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
     long_id = CommandEnvelope("c" * (MAX_ID_CHARS + 1), "a", "Deposit", msgspec.Raw(b"\x80"))
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(msgspec.msgpack.encode(long_id))
+        LEDGER_CODEC.commands.decode(msgspec.msgpack.encode(long_id))
     assert (caught.value.code, caught.value.envelope) == (PoisonCode.MALFORMED, None)
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(b"\x00" * (MAX_COMMAND_BYTES + 1))
+        LEDGER_CODEC.commands.decode(b"\x00" * (MAX_COMMAND_BYTES + 1))
     assert caught.value.code == PoisonCode.TOO_LARGE
 
 
@@ -148,7 +148,7 @@ def test_decoding_refuses_ids_past_the_limit_and_oversized_records() -> None:
 )
 def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(data)
+        LEDGER_CODEC.commands.decode(data)
     assert caught.value.code == PoisonCode.MALFORMED
     assert caught.value.envelope is None
     assert caught.value.message
@@ -156,7 +156,7 @@ def test_unreadable_envelopes_are_malformed(data: bytes | None) -> None:
 
 def test_unknown_command_type_keeps_the_envelope() -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(envelope_bytes("Teleport", {"amount": 1}, reply_to=2))
+        LEDGER_CODEC.commands.decode(envelope_bytes("Teleport", {"amount": 1}, reply_to=2))
     assert caught.value.code == PoisonCode.UNKNOWN_COMMAND_TYPE
     assert caught.value.envelope is not None
     assert caught.value.envelope.reply_to == 2
@@ -177,14 +177,14 @@ def test_unknown_command_type_keeps_the_envelope() -> None:
 )
 def test_bad_payloads_are_invalid(payload: object) -> None:
     with pytest.raises(CommandDecodeError) as caught:
-        LEDGER_CODEC.decode_command(envelope_bytes("Deposit", payload))
+        LEDGER_CODEC.commands.decode(envelope_bytes("Deposit", payload))
     assert caught.value.code == PoisonCode.INVALID_PAYLOAD
     assert caught.value.envelope is not None
     assert caught.value.envelope.command_id == "c-1"
 
 
 def test_a_payload_without_its_tag_is_accepted() -> None:
-    _, command = LEDGER_CODEC.decode_command(envelope_bytes("Withdraw", {"amount": 4}))
+    _, command = LEDGER_CODEC.commands.decode(envelope_bytes("Withdraw", {"amount": 4}))
     assert command == Withdraw(4)
 
 
@@ -241,10 +241,10 @@ def test_reply_garbage_is_a_codec_error() -> None:
 
 
 def test_event_round_trip() -> None:
-    data = LEDGER_CODEC.encode_event(
+    data = LEDGER_CODEC.events.encode(
         "acct-1", 7, Deposited(30), command_id="c-9", timestamp_ms=1234
     )
-    envelope, event = LEDGER_CODEC.decode_event(data)
+    envelope, event = LEDGER_CODEC.events.decode(data)
     assert event == Deposited(30)
     assert envelope == EventEnvelope(
         aggregate_id="acct-1",
@@ -258,7 +258,7 @@ def test_event_round_trip() -> None:
 
 
 def test_event_envelopes_are_self_describing_maps() -> None:
-    data = LEDGER_CODEC.encode_event("acct-1", 1, Withdrawn(2), command_id="c", timestamp_ms=0)
+    data = LEDGER_CODEC.events.encode("acct-1", 1, Withdrawn(2), command_id="c", timestamp_ms=0)
     decoded = msgspec.msgpack.decode(data)
     assert decoded["type"] == "Withdrawn"
     assert decoded["payload"] == {"type": "Withdrawn", "amount": 2}  # nested, not opaque bytes
@@ -266,13 +266,13 @@ def test_event_envelopes_are_self_describing_maps() -> None:
 
 def test_foreign_events_cannot_be_encoded() -> None:
     with pytest.raises(TypeError, match="not an event"):
-        LEDGER_CODEC.encode_event("a", 1, Deposit(1), command_id="c", timestamp_ms=0)
+        LEDGER_CODEC.events.encode("a", 1, Deposit(1), command_id="c", timestamp_ms=0)
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", msgspec.msgpack.encode({"sequence": 1})])
 def test_event_garbage_is_a_codec_error(data: bytes) -> None:
     with pytest.raises(CodecError):
-        LEDGER_CODEC.decode_event(data)
+        LEDGER_CODEC.events.decode(data)
 
 
 # A test-only aggregate whose "Added" event changed layout twice:
@@ -331,39 +331,39 @@ COUNTER_V3 = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename, ("Add
 
 
 def test_old_events_are_upcast_through_the_chain() -> None:
-    old = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
-    envelope, event = Codec(COUNTER_V3).decode_event(old)
+    old = Codec(COUNTER_V1).events.encode("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    envelope, event = Codec(COUNTER_V3).events.decode(old)
     assert event == AddedV3(5, "migrated 5")
     assert envelope.schema_version == 1  # the envelope is reported as stored
 
 
 def test_a_type_without_upcasters_is_unchanged_between_versions() -> None:
-    old = Codec(COUNTER_V1).encode_event("k", 2, Reset(), command_id="c", timestamp_ms=0)
-    assert Codec(COUNTER_V3).decode_event(old)[1] == Reset()
+    old = Codec(COUNTER_V1).events.encode("k", 2, Reset(), command_id="c", timestamp_ms=0)
+    assert Codec(COUNTER_V3).events.decode(old)[1] == Reset()
 
 
 def test_current_events_skip_the_upcasters() -> None:
-    new = Codec(COUNTER_V3).encode_event("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
-    assert Codec(COUNTER_V3).decode_event(new)[1] == AddedV3(1, "x")
+    new = Codec(COUNTER_V3).events.encode("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    assert Codec(COUNTER_V3).events.decode(new)[1] == AddedV3(1, "x")
 
 
 def test_events_from_a_newer_schema_are_refused() -> None:
-    new = Codec(COUNTER_V3).encode_event("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
+    new = Codec(COUNTER_V3).events.encode("k", 1, AddedV3(1, "x"), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="newer"):
-        Codec(COUNTER_V1).decode_event(new)
+        Codec(COUNTER_V1).events.decode(new)
 
 
 def test_an_upcast_payload_that_does_not_fit_is_a_codec_error() -> None:
     broken = Counter(AddedV3 | Reset, 3, upcasters={("Added", 1): _rename})
-    old = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    old = Codec(COUNTER_V1).events.encode("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="schema version 1"):
-        Codec(broken).decode_event(old)
+        Codec(broken).events.decode(old)
 
 
 def test_unknown_event_types_are_refused() -> None:
-    data = Codec(COUNTER_V1).encode_event("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
+    data = Codec(COUNTER_V1).events.encode("k", 1, AddedV1(5), command_id="c", timestamp_ms=0)
     with pytest.raises(CodecError, match="unknown event type"):
-        LEDGER_CODEC.decode_event(data)
+        LEDGER_CODEC.events.decode(data)
 
 
 # --- snapshots -----------------------------------------------------------------------------
@@ -380,10 +380,10 @@ def snapshot(state: Account | None = None, schema_version: int = SCHEMA) -> Snap
 
 def test_small_snapshot_round_trip_is_plain_msgpack_behind_the_header() -> None:
     original = snapshot(Account("open", "EUR", 150, 20))
-    data = LEDGER_CODEC.encode_snapshot(original)
+    data = LEDGER_CODEC.snapshots.encode(original)
     assert data[:3] == b"\x03" + HEADER_SCHEMA  # plain msgpack, the state schema version
-    assert LEDGER_CODEC.is_current_snapshot(data)
-    restored = LEDGER_CODEC.decode_snapshot(data)
+    assert LEDGER_CODEC.snapshots.is_current(data)
+    restored = LEDGER_CODEC.snapshots.decode(data)
     assert restored == original
     assert type(restored.slot.state) is Account
 
@@ -401,7 +401,7 @@ def test_a_snapshot_keeps_credits_per_source_and_transfers_in_flight() -> None:
         },
         sending={"t9": Pending("out", "b", 40, None, 7)},
     )
-    restored = LEDGER_CODEC.decode_snapshot(LEDGER_CODEC.encode_snapshot(snapshot(state)))
+    restored = LEDGER_CODEC.snapshots.decode(LEDGER_CODEC.snapshots.encode(snapshot(state)))
     assert restored.slot.state == state
     assert restored.slot.state.sending["t9"].seq == 7
 
@@ -409,57 +409,57 @@ def test_a_snapshot_keeps_credits_per_source_and_transfers_in_flight() -> None:
 def test_large_compressible_snapshot_is_lz4_and_round_trips() -> None:
     name = "acct-" + "x" * 2000
     original = Snapshot(SCHEMA, name, Slot(Account("open", "EUR", 0, 0), 1), 7)
-    data = LEDGER_CODEC.encode_snapshot(original)
+    data = LEDGER_CODEC.snapshots.encode(original)
     assert data[:3] == b"\x04" + HEADER_SCHEMA
-    assert LEDGER_CODEC.is_current_snapshot(data)
+    assert LEDGER_CODEC.snapshots.is_current(data)
     assert len(data) < len(name) // 2
-    assert LEDGER_CODEC.decode_snapshot(data) == original
+    assert LEDGER_CODEC.snapshots.decode(data) == original
 
 
 @pytest.mark.parametrize("header", [b"\x00", b"\x01", b"\x02", b"\x05", b"\xff"])
 def test_a_snapshot_of_another_layout_is_refused_naming_the_expected_one(header: bytes) -> None:
     other = header + HEADER_SCHEMA + msgspec.msgpack.encode(("acct-1", (None, 0), 0))
-    assert not LEDGER_CODEC.is_current_snapshot(other)
+    assert not LEDGER_CODEC.snapshots.is_current(other)
     with pytest.raises(CodecError, match=r"expected 03 \(msgpack\) or 04 \(lz4\)") as caught:
-        LEDGER_CODEC.decode_snapshot(other)
+        LEDGER_CODEC.snapshots.decode(other)
     assert not isinstance(caught.value, StaleSnapshotError)  # garbage, not another schema
 
 
 def test_snapshot_of_an_absent_aggregate() -> None:
-    assert LEDGER_CODEC.decode_snapshot(LEDGER_CODEC.encode_snapshot(snapshot())) == snapshot()
+    assert LEDGER_CODEC.snapshots.decode(LEDGER_CODEC.snapshots.encode(snapshot())) == snapshot()
 
 
 def test_snapshots_of_another_state_schema_are_stale() -> None:
     other = SCHEMA + 1
-    data = Codec(Counter(Reset, 1, state_schema_version=other)).encode_snapshot(
+    data = Codec(Counter(Reset, 1, state_schema_version=other)).snapshots.encode(
         snapshot(schema_version=other)
     )
     with pytest.raises(StaleSnapshotError, match=f"schema version {other}"):
-        LEDGER_CODEC.decode_snapshot(data)
+        LEDGER_CODEC.snapshots.decode(data)
 
 
 def test_encoding_a_mislabelled_snapshot_is_refused() -> None:
     with pytest.raises(ValueError, match="schema version"):
-        LEDGER_CODEC.encode_snapshot(snapshot(schema_version=9))
+        LEDGER_CODEC.snapshots.encode(snapshot(schema_version=9))
 
 
 def test_snapshot_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
-        LEDGER_CODEC.decode_snapshot(b"definitely not lz4")
+        LEDGER_CODEC.snapshots.decode(b"definitely not lz4")
 
 
 def test_snapshot_with_a_state_that_does_not_fit_is_a_codec_error() -> None:
-    data = LEDGER_CODEC.encode_snapshot(Snapshot(SCHEMA, "acct-1", Slot({"balance": "x"}, 1), 0))
+    data = LEDGER_CODEC.snapshots.encode(Snapshot(SCHEMA, "acct-1", Slot({"balance": "x"}, 1), 0))
     with pytest.raises(CodecError, match="not a valid account snapshot"):
-        LEDGER_CODEC.decode_snapshot(data)
+        LEDGER_CODEC.snapshots.decode(data)
 
 
 # --- views and dead-letter headers ---------------------------------------------------------
 
 
 def test_view_round_trip_without_the_account_id() -> None:
-    data = LEDGER_CODEC.encode_view(Account("open", "EUR", 5, 0), 2)
-    assert LEDGER_CODEC.decode_view(data) == AccountView("open", "EUR", 5, 0, 2, available=5)
+    data = LEDGER_CODEC.views.encode(Account("open", "EUR", 5, 0), 2)
+    assert LEDGER_CODEC.views.decode(data) == AccountView("open", "EUR", 5, 0, 2, available=5)
     assert msgspec.msgpack.decode(data) == {
         "status": "open",
         "currency": "EUR",
@@ -475,13 +475,13 @@ def test_view_round_trip_without_the_account_id() -> None:
 
 def test_view_garbage_is_a_codec_error() -> None:
     with pytest.raises(CodecError):
-        LEDGER_CODEC.decode_view(msgspec.msgpack.encode({"status": 1}))
+        LEDGER_CODEC.views.decode(msgspec.msgpack.encode({"status": 1}))
 
 
 def test_a_leg_sent_again_is_marked_resent_and_answers_the_retrys_lane() -> None:
     origin = Origin("t1", "a", 1, 5, 42, 3)
     for before in (origin, None):
-        value = LEDGER_CODEC.encode_internal(
+        value = LEDGER_CODEC.commands.encode_internal(
             "b",
             CreditTransfer("t1", "a", 60, "EUR", 3),
             command_id="credit:3:1:a:t1",
@@ -581,7 +581,7 @@ def test_id_keys_are_scoped_to_the_aggregate_and_unambiguous() -> None:
 def test_fingerprints_differ_by_type_payload_and_expected_version() -> None:
     def fingerprint(command: msgspec.Struct, expected: int | None = None) -> int:
         data = encode_command("a", command, command_id="c", expected_version=expected)
-        return command_fingerprint(LEDGER_CODEC.decode_command(data)[0])
+        return command_fingerprint(LEDGER_CODEC.commands.decode(data)[0])
 
     prints = {
         fingerprint(Deposit(5)),
@@ -611,4 +611,4 @@ def test_deep_nesting_is_poison_not_a_crash(where: str) -> None:
             + deep
         )
     with pytest.raises(CommandDecodeError):
-        LEDGER_CODEC.decode_command(data)
+        LEDGER_CODEC.commands.decode(data)

@@ -22,7 +22,7 @@ EVENTS = [AccountOpened("EUR", 50), Deposited(100), Withdrawn(30), Deposited(5),
 
 def _records(account: str = "alice", events: list[object] = EVENTS, t0: int = 1_000) -> list[bytes]:
     return [
-        CODEC.encode_event(account, n, e, command_id=f"c{n}", timestamp_ms=t0 + 10 * n)  # type: ignore[arg-type]
+        CODEC.events.encode(account, n, e, command_id=f"c{n}", timestamp_ms=t0 + 10 * n)  # type: ignore[arg-type]
         for n, e in enumerate(events, start=1)
     ]
 

@@ -28,7 +28,7 @@ from .support import LEDGER_CODEC, NOW, SOURCE
 
 
 def leg_value(aggregate: str, leg: msgspec.Struct, command_id: str) -> bytes:
-    return LEDGER_CODEC.encode_internal(
+    return LEDGER_CODEC.commands.encode_internal(
         aggregate, leg, command_id=command_id, origin=None, first_attempt_ms=NOW
     )
 
@@ -38,7 +38,7 @@ def dead(
 ) -> tuple[DeadLetter, frozenset[bytes]]:
     """`value` set aside by the real step on `partition`: its dead letter (at dlq `offset`)
     and the partition's lost set after it."""
-    key = LEDGER_CODEC.decode_command(value)[0].aggregate_id.encode()
+    key = LEDGER_CODEC.commands.decode(value)[0].aggregate_id.encode()
     result = set_aside(
         LEDGER_CODEC,
         InRecord(offset, key, value, (), internal),

@@ -70,7 +70,7 @@ def test_a_snapshot_under_another_key_is_refused() -> None:
 
 
 def test_a_stale_snapshot_raises_through() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).snapshots.encode(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         apply_snapshot_record(LEDGER_CODEC, {}, b"a", data)
 
@@ -109,7 +109,7 @@ def test_a_sequence_gap_is_an_error() -> None:
     opened = events(first)[0]
     states: dict[str, Slot] = {}
     apply_event_record(LEDGER_CODEC, states, opened)
-    gap = LEDGER_CODEC.encode_event("a", 3, Deposited(1), command_id="x", timestamp_ms=0)
+    gap = LEDGER_CODEC.events.encode("a", 3, Deposited(1), command_id="x", timestamp_ms=0)
     with pytest.raises(SequenceGapError, match="sequence 3 follows version 1"):
         apply_event_record(LEDGER_CODEC, states, gap)
     assert states["a"].version == 1

@@ -72,7 +72,7 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         b"acct-1",
         10,
     )
-    envelope, payload = LEDGER_CODEC.decode_event(event.value or b"")
+    envelope, payload = LEDGER_CODEC.events.decode(event.value or b"")
     assert payload == Deposited(25)
     assert (envelope.sequence, envelope.command_id, envelope.timestamp_ms) == (
         3,
@@ -99,14 +99,14 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         b"acct-1",
         None,
     )
-    restored = LEDGER_CODEC.decode_snapshot(snapshot.value or b"")
+    restored = LEDGER_CODEC.snapshots.decode(snapshot.value or b"")
     assert restored.events_offset == 7
     assert restored.slot == result.changed["acct-1"]
     assert restored.slot.state == Account("open", "EUR", 125, 0)
 
     (view,) = result.views
     assert (view.kind, view.key) == (TopicKind.STATE, b"acct-1")
-    assert LEDGER_CODEC.decode_view(view.value or b"") == AccountView(
+    assert LEDGER_CODEC.views.decode(view.value or b"") == AccountView(
         "open", "EUR", 125, 0, 3, available=125
     )
 
@@ -155,7 +155,7 @@ def test_events_of_one_batch_build_on_each_other() -> None:
             record(3, "a", Withdraw(7), "c-3"),
         ],
     )
-    assert [LEDGER_CODEC.decode_event(e.value or b"")[0].sequence for e in result.events] == [
+    assert [LEDGER_CODEC.events.decode(e.value or b"")[0].sequence for e in result.events] == [
         1,
         2,
         3,
@@ -527,10 +527,10 @@ def test_one_snapshot_and_view_per_changed_aggregate_with_its_last_state() -> No
     assert sorted(s.key or b"" for s in result.snapshots) == [b"a", b"b"]
     assert sorted(v.key or b"" for v in result.views) == [b"a", b"b"]
     for snapshot in result.snapshots:
-        restored = LEDGER_CODEC.decode_snapshot(snapshot.value or b"")
+        restored = LEDGER_CODEC.snapshots.decode(snapshot.value or b"")
         assert restored.slot == result.changed[restored.aggregate_id]
     balances = {
-        (v.key or b"").decode(): LEDGER_CODEC.decode_view(v.value or b"").balance
+        (v.key or b"").decode(): LEDGER_CODEC.views.decode(v.value or b"").balance
         for v in result.views
     }
     assert balances == {"a": 100, "b": 102}
@@ -542,7 +542,7 @@ def test_closing_publishes_the_closed_view() -> None:
         committed, [record(0, "a", Withdraw(100), "w"), record(1, "a", CloseAccount(), "x")]
     )
     (view,) = result.views
-    assert LEDGER_CODEC.decode_view(view.value or b"").status == "closed"
+    assert LEDGER_CODEC.views.decode(view.value or b"").status == "closed"
 
 
 # --- the caller's state is never touched -----------------------------------------------------

@@ -60,7 +60,7 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
     logs: dict[str, list[tuple[int, Event]]] = defaultdict(list)
     deposited = withdrawn = 0
     for value in event_values:
-        envelope, event = LEDGER_CODEC.decode_event(value)
+        envelope, event = LEDGER_CODEC.events.decode(value)
         logs[envelope.aggregate_id].append((envelope.sequence, event))
         if isinstance(event, Deposited):
             deposited += event.amount
@@ -93,4 +93,4 @@ def test_money_is_conserved_and_state_is_the_fold_of_events(
 
 
 def _envelope(value: bytes) -> EventEnvelope:
-    return LEDGER_CODEC.decode_event(value)[0]
+    return LEDGER_CODEC.events.decode(value)[0]

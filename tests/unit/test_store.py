@@ -57,6 +57,6 @@ def test_a_snapshot_under_another_key_is_refused_on_access() -> None:
 
 
 def test_a_stale_snapshot_is_refused_at_load() -> None:
-    data = Codec(NewerLedger()).encode_snapshot(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
+    data = Codec(NewerLedger()).snapshots.encode(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         SnapshotStore(LEDGER_CODEC).load(b"a", data)

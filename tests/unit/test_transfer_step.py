@@ -232,7 +232,7 @@ def test_legs_carry_the_internal_schema_version_and_a_newer_one_is_held_not_dead
     opened(p1, b)
     ((key, value),) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
     assert value is not None
-    envelope, _ = LEDGER_CODEC.decode_command(value)
+    envelope, _ = LEDGER_CODEC.commands.decode(value)
     assert envelope.schema_version == LEDGER.internal_schema_version == 2
     newer = encode_envelope(msgspec.structs.replace(envelope, schema_version=3))
     before = p1.positions
@@ -311,7 +311,7 @@ def test_a_lost_credit_redriven_by_an_operator_lands_once_and_names_who() -> Non
     done = p1.deliver([(leg[0], forced)])
     assert [o.outcome for o in done.outcomes] == [OutcomeKind.ACCEPTED]
     assert p1.committed[b].state.balance == 30 and p1.lost == frozenset()
-    events = [LEDGER_CODEC.decode_event(r.value or b"")[1] for r in done.events]
+    events = [LEDGER_CODEC.events.decode(r.value or b"")[1] for r in done.events]
     assert events[0] == TransferForced("t1", a, "redrive", "ops", "broker fixed")
     (answer,) = client_replies(done)
     assert (answer.command_id, answer.accepted) == ("t1", True)

@@ -51,7 +51,7 @@ def set_aside(
     answers = Answers(context, output, SagaRouter(context, output))
     legs = LostLegs(lost)
     try:
-        envelope: CommandEnvelope | None = codec.decode_command(record.value)[0]
+        envelope: CommandEnvelope | None = codec.commands.decode(record.value)[0]
     except CommandDecodeError as error:
         envelope = error.envelope
     reason = clip(reason)

@@ -118,7 +118,7 @@ def _read(
         if record.offset <= previous[source]:
             raise ValueError(f"offset {record.offset} does not follow {previous[source]}")
         try:
-            envelope, command = codec.decode_command(record.value)
+            envelope, command = codec.commands.decode(record.value)
         except CommandDecodeError as error:
             decoded.append((record, error, None))
         else:
@@ -239,7 +239,7 @@ class _Batch:
         more)."""
         while (record := self.router.next_local()) is not None:
             try:
-                envelope, command = self.context.codec.decode_command(record.value)
+                envelope, command = self.context.codec.commands.decode(record.value)
             except CommandDecodeError as error:
                 self.poison(record, error)
                 continue

@@ -88,7 +88,7 @@ class Decider:
             version += 1
             state = aggregate.evolve(state, event)
             self._tally.add(event)
-            value = codec.encode_event(
+            value = codec.events.encode(
                 envelope.aggregate_id,
                 version,
                 event,

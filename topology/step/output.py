@@ -101,10 +101,10 @@ def assemble(
     snapshots: list[OutRecord] = []
     views: list[OutRecord] = []
     for aggregate_id, slot in slots.changed.items():
-        key, value = codec.snapshot_record(aggregate_id, slot, events_offset)
+        key, value = codec.snapshots.record(aggregate_id, slot, events_offset)
         snapshots.append(OutRecord(TopicKind.SNAPSHOTS, partition, key, value, [], None))
         if slot.state is not None:
-            value = codec.encode_view(slot.state, slot.version)
+            value = codec.views.encode(slot.state, slot.version)
             views.append(OutRecord(TopicKind.STATE, partition, key, value, [], None))
     return BatchResult(
         replies=output.replies,

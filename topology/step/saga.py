@@ -34,7 +34,7 @@ class SagaRouter:
         first = self._context.now_ms if origin is None else origin.first_attempt_ms
         routed = []
         for send in sends:
-            value = self._context.codec.encode_internal(
+            value = self._context.codec.commands.encode_internal(
                 send.target,
                 send.command,
                 command_id=send.command_id,
