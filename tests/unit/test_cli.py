@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from actors.messages import RowState, ServiceStatus, StatusRow
 from eventledger import service
-from eventledger.cli import NOT_RUNNING_EXIT, app
+from eventledger.cli import app
+from eventledger.cli.service import NOT_RUNNING_EXIT
 from eventledger.report import json_rows, not_running
 
 runner = CliRunner()

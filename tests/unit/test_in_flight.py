@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from eventledger.cli import parse_duration_ms
+from eventledger.cli.transfers import parse_duration_ms
 from eventledger.transfers import DeadLetter, LostLeg, find_lost, join
 from ledger import Deposit
 from ledger.internal import (
