@@ -22,8 +22,9 @@ from ray import serve
 
 from actors.kafka import admin_config
 from eventledger.bank import BankClient
-from eventledger.http.app import Replica, api, bind_replica
+from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
+from eventledger.http.replica import Replica, bind_replica
 from topology.names import Names
 from topology.settings import Settings
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from eventledger.cli import app
-from eventledger.http.app import AmountBody
 from eventledger.http.auth import AuthError, Scope, TokenTable, hash_token, load_tokens, mint_token
+from eventledger.http.bodies import AmountBody
 from ledger import MAX_MINOR_UNITS
 
 

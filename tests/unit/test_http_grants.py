@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from eventledger.http.app import Replica, api, bind_replica
+from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.replica import Replica, bind_replica
 from eventledger.transfers import InFlightTransfer
 from ledger.rejections import RejectionCode
 from ledger.state import AccountView

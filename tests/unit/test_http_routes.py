@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from actors.history import HistoryBehindError
 from actors.retries import ReplyTimeoutError
-from eventledger.http.app import Replica, api, bind_replica
+from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
+from eventledger.http.replica import Replica, bind_replica
 
 
 class _BehindReads:

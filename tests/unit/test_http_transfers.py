@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from eventledger.http.app import SETTLEMENT_STATUS, Replica, api, bind_replica
+from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.errors import SETTLEMENT_STATUS
+from eventledger.http.replica import Replica, bind_replica
 from eventledger.transfers import (
     InFlightTransfer,
     LostLeg,
