@@ -58,12 +58,16 @@ class Scope(StrEnum):
 
 
 class AuthError(Exception):
-    """A refused request: ``status`` 401 (no valid token) or 403 (the token lacks the scope,
-    or is not granted the account)."""
+    """A refused request: ``status`` 401 (no valid token), 403 (the token lacks the scope,
+    or is not granted the account) or 429 (its principal's rate is spent: ``retry_after``
+    seconds)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

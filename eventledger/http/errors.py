@@ -34,6 +34,8 @@ SETTLEMENT_STATUS: Final[dict[SettlementRefusal, int]] = {
 
 
 async def _auth_error(_: Request, e: AuthError) -> Response:
+    if e.retry_after is not None:
+        return problem(e.status, e.code, e.message, headers={"Retry-After": str(e.retry_after)})
     challenge = "Bearer" if e.code == "unauthenticated" else f'Bearer error="{e.code}"'
     return problem(e.status, e.code, e.message, headers={"WWW-Authenticate": challenge})
 

@@ -12,8 +12,9 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
@@ -23,7 +24,8 @@ from opentelemetry.propagate import extract
 
 from actors.channel import OutcomeUnknownError
 from eventledger.bank import BankClient
-from eventledger.http.auth import Grant, Scope, TokenTable
+from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
+from eventledger.http.limits import RateLimiter
 from eventledger.http.problems import problem, refusal_problem
 from topology.limits import MAX_ID_CHARS
 
@@ -43,12 +45,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Replica:
-    """What the routes of this process use: set once by the Serve replica's constructor."""
+    """What the routes of this process use: set once by the Serve replica's constructor.
+    ``limiter`` bounds each principal's request rate on this replica (None: unbounded)."""
 
     client: BankClient
     tokens: TokenTable
     timeout: float
     readiness: Callable[[], list[str]]
+    limiter: RateLimiter | None = field(default=None, compare=False)
 
 
 _replica: list[Replica] = []
@@ -69,7 +73,15 @@ def bound_replica() -> Replica:
 
 def _grant(scope: Scope) -> Callable[[Request], Awaitable[Grant]]:
     async def check(request: Request) -> Grant:
-        return bound_replica().tokens.authorize(request.headers.get("authorization"), scope)
+        replica = bound_replica()
+        grant = replica.tokens.authorize(request.headers.get("authorization"), scope)
+        if replica.limiter is not None:
+            wait = replica.limiter.take(grant.name, time.monotonic())
+            if wait is not None:
+                raise AuthError(
+                    429, "rate_limited", f"too many requests: retry in {wait} s", retry_after=wait
+                )
+        return grant
 
     return check
 

@@ -4,7 +4,9 @@ One application per service (``Names.http_app``), at route prefix ``/`` of the c
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
 ``BankClient`` (its own reply consumer) and the token table's hashes. Bounds: a replica works
 on at most ``MAX_ONGOING`` requests and queues at most ``MAX_QUEUED`` more (Serve answers 503
-beyond), so one client's flood cannot grow memory without end.
+beyond), so one client's flood cannot grow memory without end, and each token gets at most
+``RATE_PER_TOKEN`` requests a second (bursts of ``BURST_PER_TOKEN``) on a replica (429 with
+``Retry-After`` beyond).
 """
 
 from __future__ import annotations
@@ -24,11 +26,21 @@ from actors.kafka import admin_config
 from eventledger.bank import BankClient
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
+from eventledger.http.limits import RateLimiter
 from eventledger.http.replica import Replica, bind_replica
 from topology.names import Names
 from topology.settings import Settings
 
-__all__ = ["MAX_ONGOING", "MAX_QUEUED", "LedgerAPI", "Tls", "deploy_http", "stop_http"]
+__all__ = [
+    "BURST_PER_TOKEN",
+    "MAX_ONGOING",
+    "MAX_QUEUED",
+    "RATE_PER_TOKEN",
+    "LedgerAPI",
+    "Tls",
+    "deploy_http",
+    "stop_http",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,8 @@ class _Readiness:
 
 MAX_ONGOING = 256
 MAX_QUEUED = 1024
+RATE_PER_TOKEN = 1000.0  # requests per second per token, on each replica
+BURST_PER_TOKEN = 2000
 _MISMATCH_AFTER_S = 10.0
 
 
@@ -102,7 +116,8 @@ class LedgerAPI:
             for _ in range(3):
                 log.warning(INSECURE_WARNING)
         self._client = BankClient(settings, timeout=command_timeout)
-        bind_replica(Replica(self._client, tokens, command_timeout, _Readiness(settings)))
+        limiter = RateLimiter(RATE_PER_TOKEN, BURST_PER_TOKEN)
+        bind_replica(Replica(self._client, tokens, command_timeout, _Readiness(settings), limiter))
 
     def __del__(self) -> None:
         client = getattr(self, "_client", None)

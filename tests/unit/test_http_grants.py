@@ -6,6 +6,7 @@ The routes run in process over a fake client that records what reached it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
-from eventledger.http.replica import Replica, bind_replica
+from eventledger.http.limits import RateLimiter
+from eventledger.http.replica import Replica, bind_replica, bound_replica
 from eventledger.transfers import InFlightTransfer
 from ledger.rejections import RejectionCode
 from ledger.state import AccountView
@@ -140,3 +142,17 @@ def test_money_in_flight_lists_only_the_granted_sources(http: Http) -> None:
     a_only = {**headers["a-rw"]}
     rows = client.get("/transfers/in-flight", headers=a_only).json()["transfers"]
     assert [r["source"] for r in rows] == ["team-a-x"]
+
+
+def test_a_flood_from_one_token_gets_429_with_retry_after_and_others_go_on(http: Http) -> None:
+    client, _, headers = http
+    replica = bound_replica()
+    bind_replica(replace(replica, limiter=RateLimiter(rate=0.5, burst=2)))
+    try:
+        answers = [client.get("/accounts/team-a-x", headers=headers["a-rw"]) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json()["code"] == "rate_limited"
+        assert answers[2].headers["retry-after"] == "2"
+        assert client.get("/accounts/team-a-x", headers=headers["all-r"]).status_code == 200
+    finally:
+        bind_replica(replica)
