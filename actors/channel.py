@@ -11,9 +11,8 @@ same reply. ``LedgerClient`` and the benchmark's senders are built on it.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -82,8 +81,6 @@ class ReplyChannel:
         self._commands = layout.name(TopicKind.COMMANDS)
         self._server = messaging.server(settings.bootstrap_servers)
         self._pending: dict[tuple[str, str], list[Future[Reply]]] = {}
-        self._id_prefix = os.urandom(8).hex()
-        self._ids = itertools.count()
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._producer = Producer(producer_config(settings))
@@ -121,8 +118,9 @@ class ReplyChannel:
                     f.set_exception(RuntimeError("client closed before the reply came"))
 
     def new_command_id(self) -> str:
-        """A command id unique across channels: a random per-channel prefix and a counter."""
-        return f"{self._id_prefix}-{next(self._ids)}"
+        """A new command id: 128 random bits, so no id can be told from another one (a
+        counter would let whoever sees one id claim the next ones first)."""
+        return secrets.token_hex(16)
 
     def send(self, aggregate_id: str, command: Any) -> Future[Reply]:
         """``submit`` a new command: a new command id, first attempted now."""

@@ -58,7 +58,7 @@ class LedgerClient:
         self._channel.close()
 
     def new_command_id(self) -> str:
-        """A command id unique across clients: a random per-client prefix and a counter."""
+        """A new command id: 128 random bits (see ``ReplyChannel.new_command_id``)."""
         return self._channel.new_command_id()
 
     def partition_of(self, aggregate_id: str) -> int:

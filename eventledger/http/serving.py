@@ -28,6 +28,7 @@ from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
 from eventledger.http.limits import RateLimiter
 from eventledger.http.replica import Replica, bind_replica
+from eventledger.http.routes_health import CachedReadiness
 from topology.names import Names
 from topology.settings import Settings
 
@@ -117,7 +118,15 @@ class LedgerAPI:
                 log.warning(INSECURE_WARNING)
         self._client = BankClient(settings, timeout=command_timeout)
         limiter = RateLimiter(RATE_PER_TOKEN, BURST_PER_TOKEN)
-        bind_replica(Replica(self._client, tokens, command_timeout, _Readiness(settings), limiter))
+        bind_replica(
+            Replica(
+                self._client,
+                tokens,
+                command_timeout,
+                CachedReadiness(_Readiness(settings)),
+                limiter,
+            )
+        )
 
     def __del__(self) -> None:
         client = getattr(self, "_client", None)

@@ -15,6 +15,7 @@ from actors.retries import ReplyTimeoutError
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
 from eventledger.http.replica import Replica, bind_replica
+from eventledger.http.routes_health import CachedReadiness
 
 
 class _BehindReads:
@@ -69,11 +70,27 @@ def test_an_index_behind_is_503_with_retry_after(
     assert answer.json()["code"] == "history_behind"
 
 
-def test_readiness_names_what_is_not_ready(
+def test_readiness_is_generic_and_the_reasons_go_to_the_log(
     slow: tuple[TestClient, _SlowClient, list[str]],
 ) -> None:
     http, _, problems = slow
     answer = http.get("/readyz")
-    assert answer.status_code == 503 and "partitions not running: [1]" in answer.json()["detail"]
+    assert answer.status_code == 503 and answer.json()["detail"] == "the service is not ready"
+    assert answer.headers["retry-after"] == "2" and "partitions" not in answer.text
     problems.clear()
     assert http.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readiness_is_checked_at_most_once_a_ttl() -> None:
+    checks, now = [], [0.0]
+
+    def check() -> list[str]:
+        checks.append(now[0])
+        return ["broker b-1:9092 does not answer"] if len(checks) == 1 else []
+
+    ready = CachedReadiness(check, ttl_s=2.0, clock=lambda: now[0])
+    assert ready() == ["broker b-1:9092 does not answer"]
+    now[0] = 1.9
+    assert ready() == ["broker b-1:9092 does not answer"] and checks == [0.0]
+    now[0] = 2.0
+    assert ready() == [] and checks == [0.0, 2.0]
