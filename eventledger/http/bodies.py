@@ -17,7 +17,7 @@ from fastapi import Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ledger.state import MAX_MINOR_UNITS
-from topology.limits import MAX_ID_CHARS
+from topology.ids import ID_PATTERN, ID_RULE
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -52,7 +52,7 @@ def _money(value: object) -> int:
 
 
 Money = Annotated[int, BeforeValidator(_money)]
-AccountId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+AccountId = Annotated[str, Field(pattern=f"^{ID_PATTERN}$", description=ID_RULE)]
 
 
 class OpenBody(BaseModel):

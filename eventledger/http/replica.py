@@ -27,7 +27,7 @@ from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
 from eventledger.http.limits import RateLimiter
 from eventledger.http.problems import problem, refusal_problem
-from topology.limits import MAX_ID_CHARS
+from topology.ids import ID_PATTERN, ID_RULE
 
 __all__ = [
     "IdPath",
@@ -90,14 +90,14 @@ Reader = Annotated[Grant, Depends(_grant(Scope.READ))]
 Writer = Annotated[Grant, Depends(_grant(Scope.WRITE))]
 Minter = Annotated[Grant, Depends(_grant(Scope.MINT))]
 Operator = Annotated[Grant, Depends(_grant(Scope.OPERATE))]
-IdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+IdPath = Annotated[str, Path(pattern=f"^{ID_PATTERN}$", description=ID_RULE)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
-        max_length=MAX_ID_CHARS,
-        description="The command id: a retry with the same key is executed at most once.",
+        pattern=f"^{ID_PATTERN}$",
+        description="The command id: a retry with the same key is executed at most once. "
+        + ID_RULE,
     ),
 ]
 

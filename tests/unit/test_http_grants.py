@@ -156,3 +156,22 @@ def test_a_flood_from_one_token_gets_429_with_retry_after_and_others_go_on(http:
         assert client.get("/accounts/team-a-x", headers=headers["all-r"]).status_code == 200
     finally:
         bind_replica(replica)
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a b", "-a", "te\u202eam", "x" * 129])
+def test_an_id_outside_the_rule_is_422_before_anything_is_sent(http: Http, bad: str) -> None:
+    client, ledger, headers = http
+    auth = headers["a-mint"]
+    keyed = client.post(
+        "/accounts/team-a-x/deposits",
+        json={"amount": 1},
+        headers={**auth, "Idempotency-Key": bad.encode()},  # type: ignore[dict-item]
+    )
+    opened = client.post("/accounts", json={"id": bad, "currency": "EUR"}, headers=auth)
+    paid = client.post(
+        "/transfers", json={"source": "team-a-x", "target": bad, "amount": 1}, headers=auth
+    )
+    for answer in (keyed, opened, paid):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["code"] == "invalid_request"
+    assert ledger.sent == []
