@@ -4,9 +4,11 @@ read from the replies topic, back to the caller waiting for it.
 One producer and one reply consumer per channel, on one reply lane (``reply_to`` in every
 command: the replies partitions ``TopicLayout.reply_partitions(lane)``, one per data
 partition), positioned at the end before the first send and read by one io thread, which
-also serves the producer's delivery reports. A reply finds its waiters by (command id,
-aggregate id), so two channels' replies never cross, and every waiter of one key gets the
-same reply. ``LedgerClient`` and the benchmark's senders are built on it.
+also serves the producer's delivery reports. Both run with the API tier's Kafka properties
+(``Settings.for_api``): they only write commands and read replies. A reply finds its
+waiters by (command id, aggregate id), so two channels' replies never cross, and every
+waiter of one key gets the same reply. ``LedgerClient`` and the benchmark's senders are
+built on it.
 """
 
 from __future__ import annotations
@@ -83,9 +85,10 @@ class ReplyChannel:
         self._pending: dict[tuple[str, str], list[Future[Reply]]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._producer = Producer(producer_config(settings))
+        kafka = settings.for_api()
+        self._producer = Producer(producer_config(kafka))
         self._consumer = Consumer(
-            consumer_config(settings, group_id=Names.of(settings).group("client", unique=True))
+            consumer_config(kafka, group_id=Names.of(settings).group("client", unique=True))
         )
         replies = layout.name(TopicKind.REPLIES)
         start = []

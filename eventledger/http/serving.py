@@ -2,7 +2,8 @@
 
 One application per service (``Names.http_app``), at route prefix ``/`` of the cluster's
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
-``BankClient`` (its own reply consumer) and the token table's hashes. Bounds: a replica works
+``BankClient`` (its own reply consumer) and the token table's hashes, and the API tier's
+Kafka properties only (``Settings.for_api``), never the service's own. Bounds: a replica works
 on at most ``MAX_ONGOING`` requests and queues at most ``MAX_QUEUED`` more (Serve answers 503
 beyond), so one client's flood cannot grow memory without end, and each token gets at most
 ``RATE_PER_TOKEN`` requests a second (bursts of ``BURST_PER_TOKEN``) on a replica (429 with
@@ -156,7 +157,9 @@ def deploy_http(
         options |= {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
     serve.start(http_options=options)
     deployment: Any = LedgerAPI
-    app = deployment.options(num_replicas=replicas).bind(settings, tokens, command_timeout)
+    app = deployment.options(num_replicas=replicas).bind(
+        settings.for_api(), tokens, command_timeout
+    )
     name = Names.of(settings).http_app
     serve.run(app, name=name, route_prefix="/")
     scheme = "https" if tls is not None else "http"
