@@ -6,6 +6,11 @@ Every transfer command is sent to the SOURCE account (commands are routed by acc
 transfer id is the command id of its ``Transfer``; ``post_pending`` and ``void_pending`` name
 it and the source. A command id is executed at most once within the idempotency window, so
 ``transfer`` re-sends the same transfer id until its one final reply comes.
+
+Money in flight and its settlement read the service's own topics and write its internal
+commands: they run as the service (``actors.deployment.run_as_service``), over Ray like the
+reads, so a client holding only the API's Kafka principal can do them too (the HTTP API
+lets only tokens with the ``operate`` scope settle).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from actors.client import LedgerClient
+from actors.deployment import run_as_service
 from actors.reads import Reads
 from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
 from ledger.commands import PostPending, Transfer, VoidPending
@@ -107,8 +113,9 @@ class BankClient(LedgerClient):
 
     def in_flight(self, older_than_ms: int = 0) -> list[InFlightTransfer]:
         """The transfers debited and not yet settled, at least ``older_than_ms`` old, oldest
-        first, each with its lost legs (``eventledger.transfers.in_flight``)."""
-        return in_flight(self.settings, older_than_ms=older_than_ms)
+        first, each with its lost legs (``eventledger.transfers.in_flight``, run as the
+        service)."""
+        return run_as_service(self.settings.app_id, in_flight, older_than_ms=older_than_ms)
 
     def settle(
         self,
@@ -123,9 +130,10 @@ class BankClient(LedgerClient):
         """Settle the lost leg(s) of transfer ``transfer_id`` of ``source`` once: the money
         back to the source (``refund``) or the leg delivered as it was, recorded with
         ``operator`` and ``reason``. Raises ``eventledger.transfers.SettlementError`` when
-        nothing of it is lost (``eventledger.transfers.settle``)."""
-        return settle(
-            self.settings,
+        nothing of it is lost (``eventledger.transfers.settle``, run as the service)."""
+        return run_as_service(
+            self.settings.app_id,
+            settle,
             source=source,
             transfer_id=transfer_id,
             refund=refund,
