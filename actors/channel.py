@@ -57,13 +57,15 @@ class OutcomeUnknownError(TimeoutError):
 class Request:
     """A command as sent, the same on every attempt: a retry re-sends it unchanged, and the
     service executes its command id at most once within its idempotency window, counted
-    from ``first_attempt_ms`` (epoch ms)."""
+    from ``first_attempt_ms`` (epoch ms). ``principal`` names who sends it (recorded with
+    the events it causes; None: not said)."""
 
     aggregate_id: str
     command: Any
     command_id: str
     first_attempt_ms: int
     expected_version: int | None = None
+    principal: str | None = None
 
 
 Answer = Callable[[bytes], Reply | None]
@@ -180,6 +182,7 @@ class ReplyChannel:
             expected_version=request.expected_version,
             reply_to=self.lane,
             first_attempt_ms=request.first_attempt_ms,
+            principal=request.principal,
         )
         produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
         with send_span(
@@ -188,6 +191,7 @@ class ReplyChannel:
             aggregate_id=aggregate_id,
             command_id=request.command_id,
             command_type=type(request.command).__name__,
+            principal=request.principal,
             server=self._server,
         ) as headers:
             try:

@@ -24,8 +24,14 @@ from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settl
 from ledger.commands import PostPending, Transfer, VoidPending
 from ledger.state import AccountView
 from topology.envelopes import Reply
+from topology.ids import check_command_id, check_id
 
 __all__ = ["BankClient"]
+
+
+def _transfer(target: str, amount: int, pending: bool, timeout_ms: int | None) -> Transfer:
+    """The transfer command, its target checked against the id rule (InvalidIdError)."""
+    return Transfer(check_id(target, "a transfer's target"), amount, pending, timeout_ms)
 
 
 class BankClient(LedgerClient):
@@ -53,7 +59,7 @@ class BankClient(LedgerClient):
         reply, accepted once the target credited it, rejected when it was refused (and the
         debit reversed). With ``pending``, only reserve it (the reply comes once both sides
         recorded the reservation); ``pending_timeout_ms`` voids it on the source's clock."""
-        command = Transfer(target, amount, pending, pending_timeout_ms)
+        command = _transfer(target, amount, pending, pending_timeout_ms)
         return self.execute(
             source,
             command,
@@ -75,7 +81,7 @@ class BankClient(LedgerClient):
         timeout: float | None = None,
     ) -> Reply:
         """The asyncio form of ``transfer``."""
-        command = Transfer(target, amount, pending, pending_timeout_ms)
+        command = _transfer(target, amount, pending, pending_timeout_ms)
         return await self.execute_async(
             source,
             command,
@@ -95,7 +101,7 @@ class BankClient(LedgerClient):
     ) -> Reply:
         """Complete pending transfer ``transfer_id`` of account ``source`` with ``amount``
         (None: all that is reserved; less releases the rest)."""
-        command = PostPending(transfer_id, amount)
+        command = PostPending(check_command_id(transfer_id), amount)
         return self.execute(source, command, command_id=command_id, timeout=timeout)
 
     def void_pending(
@@ -108,7 +114,10 @@ class BankClient(LedgerClient):
     ) -> Reply:
         """Release pending transfer ``transfer_id`` of account ``source``."""
         return self.execute(
-            source, VoidPending(transfer_id), command_id=command_id, timeout=timeout
+            source,
+            VoidPending(check_command_id(transfer_id)),
+            command_id=command_id,
+            timeout=timeout,
         )
 
     def in_flight(self, older_than_ms: int = 0) -> list[InFlightTransfer]:
