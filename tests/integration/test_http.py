@@ -110,6 +110,13 @@ def test_health_readiness_and_docs(api: Api) -> None:
     assert "amount" in schema["application/json"]["schema"]["properties"]
 
 
+def test_money_in_flight_and_a_settlement_run_as_the_service_from_a_replica(api: Api) -> None:
+    listed = api.get("/transfers/in-flight")
+    assert listed.status_code == 200 and isinstance(listed.json()["transfers"], list)
+    body = {"source": "nobody", "action": "refund", "reason": "test"}
+    _problem(api.post("/transfers/t-none/settle", body), 404, "unknown_transfer")
+
+
 def test_each_route_and_money_is_conserved(api: Api) -> None:
     a, b = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
     opened = api.post("/accounts", {"id": a, "currency": "EUR", "overdraft_limit": "100"})
