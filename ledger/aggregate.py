@@ -19,13 +19,15 @@ from ledger.events import Event
 from ledger.evolve import evolve
 from ledger.internal import InternalCommand
 from ledger.money import MoveKind, moves
-from ledger.state import Account, AccountView, view
+from ledger.state import MAX_OPEN_TRANSFERS, Account, AccountView, view
 
 __all__ = ["LEDGER", "AccountAggregate"]
 
 
 class AccountAggregate:
-    """Accounts: commands, events, state and view types, their versions and the pure rules."""
+    """Accounts: commands, events, state and view types, their versions and the pure rules.
+    `max_open_transfers` caps the transfers an account holds open on each side (the service
+    runs with `MAX_OPEN_TRANSFERS`; the simulator with small caps, to reach them)."""
 
     name: Final = "account"
     command_type: Final = Command
@@ -41,6 +43,11 @@ class AccountAggregate:
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
     )
+
+    def __init__(self, max_open_transfers: int = MAX_OPEN_TRANSFERS) -> None:
+        if max_open_transfers < 1:
+            raise ValueError(f"max_open_transfers must be at least 1, got {max_open_transfers}")
+        self.max_open_transfers = max_open_transfers
 
     def decide(self, state: Account | None, command: Command) -> Decision:
         """Commands that need no context (see `decide_in` for the rest)."""
@@ -59,7 +66,8 @@ class AccountAggregate:
         version: int,
     ) -> Decision:
         """See `ledger.decide.decide`."""
-        return decide(state, command, Context(command_id, aggregate_id, now_ms, version))
+        context = Context(command_id, aggregate_id, now_ms, version, self.max_open_transfers)
+        return decide(state, command, context)
 
     def deadlines(self, state: Account) -> list[int]:
         """When `state`'s pending transfers expire (partition clock, epoch ms)."""

@@ -96,7 +96,7 @@ def decide(
                     RejectionCode.NONZERO_BALANCE, f"balance is {state.balance}, not 0"
                 )
             if state.pending or state.incoming:
-                opened = len(state.pending) + sum(len(c) for c in state.incoming.values())
+                opened = len(state.pending) + state.open_in
                 return Decision.reject(
                     RejectionCode.PENDING_TRANSFERS, f"{opened} pending transfers are open"
                 )
@@ -146,6 +146,13 @@ def _transfer(state: Account, command: Transfer, context: Context) -> Decision:
         return Decision.reject(
             RejectionCode.TRANSFER_OPEN,
             f"transfer {tid!r} from this account is still open; use a new id",
+        )
+    if state.open_out >= context.max_open_transfers:
+        return Decision.reject(
+            RejectionCode.TOO_MANY_OPEN_TRANSFERS,
+            f"{state.open_out} transfers from this account are open (reserved, or sent and "
+            f"not landed yet), the most it may hold ({context.max_open_transfers}): post or "
+            "void a reservation, or wait for transfers to land",
         )
     seq = context.version + 1  # the sequence of the event below: names this transfer
     if not command.pending:
@@ -222,6 +229,18 @@ def _receivable(state: Account | None, currency: str, amount: int) -> Rejection 
     return None
 
 
+def _room_for_credit(state: Account | None, context: Context) -> Rejection | None:
+    """Why the target cannot note one more pending credit: it holds the most it may. Refused
+    like any target's refusal: the source's reservation is voided, no money moved."""
+    if state is None or state.open_in < context.max_open_transfers:
+        return None
+    return Rejection(
+        RejectionCode.TOO_MANY_OPEN_TRANSFERS,
+        f"the target account has {state.open_in} pending credits open, the most it may hold "
+        f"({context.max_open_transfers})",
+    )
+
+
 def _mine(entry: Pending | None, seq: int) -> Pending | None:
     """`entry` if it is the transfer a leg names (its `seq`), else None."""
     return entry if entry is not None and entry.seq == seq else None
@@ -288,7 +307,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
         case NotePendingCredit(
             transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
         ):
-            refused = _receivable(state, currency, amount)
+            refused = _receivable(state, currency, amount) or _room_for_credit(state, context)
             if refused is None:
                 return Decision([PendingCreditNoted(tid, source, amount, seq)])
             void = VoidRefusedPending(tid, refused.code, seq)

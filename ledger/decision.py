@@ -9,19 +9,22 @@ import msgspec
 from ledger.events import Event
 from ledger.internal import InternalCommand
 from ledger.rejections import Rejection, RejectionCode
+from ledger.state import MAX_OPEN_TRANSFERS
 
 __all__ = ["Context", "Decision", "Send"]
 
 
 class Context(msgspec.Struct, frozen=True):
     """Where a command is decided: its id (a transfer's id), the account it is sent to, the
-    partition's clock (epoch ms; the batch's time) and the account's version before it (so
-    the first event it appends has sequence `version + 1`)."""
+    partition's clock (epoch ms; the batch's time), the account's version before it (so
+    the first event it appends has sequence `version + 1`), and the cap on the transfers an
+    account holds open on each side (the aggregate's)."""
 
     command_id: str
     account_id: str
     now_ms: int
     version: int = 0
+    max_open_transfers: int = MAX_OPEN_TRANSFERS
 
 
 class Send(msgspec.Struct, frozen=True):

@@ -26,6 +26,7 @@ class RejectionCode(StrEnum):
     TRANSFERS_IN_FLIGHT = "transfers_in_flight"  # a close while sent money may come back
     TRANSFER_OPEN = "transfer_open"  # a transfer id still open on this account
     REFUSED_BY_OPERATOR = "refused_by_operator"  # a lost leg an operator forced back
+    TOO_MANY_OPEN_TRANSFERS = "too_many_open_transfers"  # the source's or target's cap
 
 
 class Rejection(msgspec.Struct, frozen=True):

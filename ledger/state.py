@@ -7,6 +7,7 @@ import msgspec
 __all__ = [
     "ENDED_KEPT",
     "MAX_MINOR_UNITS",
+    "MAX_OPEN_TRANSFERS",
     "Account",
     "AccountStatus",
     "AccountView",
@@ -18,6 +19,12 @@ __all__ = [
 
 ENDED_KEPT: Final = 32
 """How many ended reservations an account names (`Account.ended`)."""
+
+MAX_OPEN_TRANSFERS: Final = 500
+"""How many transfers an account may hold open on each side (`Account.open_out`,
+`Account.open_in`). With `ENDED_KEPT`, it bounds every collection of the state, so that the
+largest account (ids at their longest) encodes far below the snapshot limit
+(`tests/unit/test_state_size.py` computes it)."""
 
 MAX_MINOR_UNITS: Final = 2**63 - 1
 """Largest amount, balance or overdraft limit: money must fit a signed 64-bit integer."""
@@ -54,7 +61,10 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
       settlement or refund can take a balance past int64;
     - `ended` names how the last `ENDED_KEPT` reservations ended (transfer id → "posted",
       "voided", "expired" or "refused"), oldest first, so a late post or void is told why
-      its reservation is gone.
+      its reservation is gone;
+    - no command or leg opens a transfer beyond the cap (`MAX_OPEN_TRANSFERS` unless the
+      aggregate is given another): `open_out` (`pending` and `sending`) and `open_in`
+      (`incoming`) each stay within it, so the state's size is bounded.
     The account's version (events applied) is not here: the flow counts it, once, in its
     slot. Encoded as an array: field order is layout, so a change of it is a state schema
     version bump (4 added `incoming` and `sending`; 3 the pending transfers)."""
@@ -74,6 +84,17 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
     def available(self) -> int:
         """What may still be withdrawn, transferred or reserved."""
         return self.balance + self.overdraft_limit - self.pending_debits
+
+    @property
+    def open_out(self) -> int:
+        """Transfers open from here: reserved (`pending`), or sent and not landed
+        (`sending`). Posting a reservation moves it from one to the other."""
+        return len(self.pending) + len(self.sending)
+
+    @property
+    def open_in(self) -> int:
+        """Pending credits noted here (`incoming`), from every source."""
+        return sum(len(credits) for credits in self.incoming.values())
 
     @property
     def headroom(self) -> int:

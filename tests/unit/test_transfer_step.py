@@ -17,6 +17,7 @@ from ledger.aggregate import LEDGER
 from ledger.events import TransferForced
 from ledger.internal import CreditTransfer, leg_id
 from ledger.rejections import RejectionCode
+from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
 from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, SkipCode
@@ -55,6 +56,7 @@ class Part:
     positions: tuple[int, int] = (0, 0)
     flows: Flows | None = None
     lost: frozenset[bytes] = frozenset()
+    codec: Codec = LEDGER_CODEC
 
     def balances(self) -> int:
         return sum(slot.state.balance for slot in self.committed.values() if slot.state)
@@ -63,7 +65,7 @@ class Part:
         self, records: list[InRecord], now_ms: int = NOW, due: tuple[str, ...] = ()
     ) -> BatchResult:
         result = process_batch(
-            LEDGER_CODEC,
+            self.codec,
             self.committed,
             records,
             partition=self.partition,
