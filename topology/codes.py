@@ -48,7 +48,7 @@ class IdCode(StrEnum):
 
 
 class FlowCode(StrEnum):
-    """Refusals by the flow itself, before the aggregate decides."""
+    """Refusals by the flow itself, before the aggregate decides, or of what it decided."""
 
     VERSION_CONFLICT = "version_conflict"
     """The expected version is not the aggregate's version (optimistic concurrency: checked
@@ -57,6 +57,11 @@ class FlowCode(StrEnum):
     FORGED_INTERNAL_COMMAND = "forged_internal_command"
     """An internal command type (or an envelope with an origin) on the public commands
     topic: only the service sends internal commands, on the internal topic."""
+
+    STATE_TOO_LARGE = "state_too_large"
+    """A command whose events would make its aggregate's snapshot or view larger than
+    `topology.limits.MAX_SNAPSHOT_BYTES` (a record Kafka would refuse): none of its events is
+    applied. A leg that would is set aside instead (`unprocessable`), its money in flight."""
 
 
 class SkipCode(StrEnum):

@@ -4,7 +4,8 @@ record can make an output too large for Kafka (a reply repeats the ids; a dead l
 the record) and wedge its partition.
 
 Nesting deeper than the decoder's recursion limit (about a thousand levels) is refused as
-malformed; `MAX_COMMAND_BYTES` bounds everything else a record can hold.
+malformed; `MAX_COMMAND_BYTES` bounds everything else a record can hold. What a command does
+to its aggregate's state is bounded by `MAX_SNAPSHOT_BYTES` (`topology.step.guard`).
 """
 
 from typing import Final
@@ -16,6 +17,7 @@ __all__ = [
     "MAX_DLQ_VALUE_BYTES",
     "MAX_ID_CHARS",
     "MAX_MESSAGE_CHARS",
+    "MAX_SNAPSHOT_BYTES",
     "clip",
 ]
 
@@ -33,6 +35,13 @@ MAX_DLQ_KEY_BYTES: Final = 1024
 
 MAX_DLQ_HEADER_BYTES: Final = 16 * 1024
 """A dead letter copies the record's headers only while they add up to at most this."""
+
+MAX_SNAPSHOT_BYTES: Final = 768 * 1024
+"""Bytes in an aggregate's snapshot record value, and in its view's: a quarter below Kafka's
+default record limits (librdkafka's `message.max.bytes`, 1,000,000; the broker's, 1,048,588),
+which leaves room for the key (at most 1 KiB), headers and framing. A command whose events
+would pass it is refused (`FlowCode.STATE_TOO_LARGE`) and a leg set aside, so that no such
+record is ever written (`topology.step.guard`)."""
 
 MAX_MESSAGE_CHARS: Final = 1000
 """Characters in a rejection's message (it may quote what was sent)."""

@@ -62,6 +62,8 @@ PROBLEMS: Final[Mapping[Code, Problem]] = dict(
         _entry(409, RejectionCode.REFUSED_BY_OPERATOR),
         # the source, or the target, holds the most open transfers it may: end some first
         _entry(409, RejectionCode.TOO_MANY_OPEN_TRANSFERS),
+        # the account's snapshot would pass Kafka's record size: nothing was applied
+        _entry(409, FlowCode.STATE_TOO_LARGE),
         # a pending transfer that is not there (never made, or already posted or voided)
         _entry(404, RejectionCode.UNKNOWN_PENDING),
         # the command itself is wrong, or its id is (IETF idempotency-key draft: 422 on reuse)

@@ -23,6 +23,7 @@ from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, SkipCode
 from topology.envelopes import CommandEnvelope, Deferred, Reply, Slot
 from topology.flows import Flows
+from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
 from topology.step.aside import set_aside
@@ -57,6 +58,7 @@ class Part:
     flows: Flows | None = None
     lost: frozenset[bytes] = frozenset()
     codec: Codec = LEDGER_CODEC
+    max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES
 
     def balances(self) -> int:
         return sum(slot.state.balance for slot in self.committed.values() if slot.state)
@@ -80,6 +82,7 @@ class Part:
             due=due,
             flows=self.flows,
             lost=self.lost,
+            max_snapshot_bytes=self.max_snapshot_bytes,
         )
         if result.flows is not None:
             self.flows = result.flows

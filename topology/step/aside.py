@@ -11,10 +11,11 @@ from topology.codec.replies import decode_entry, encode_entry
 from topology.codes import PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply
 from topology.idempotency import IdMemory, IdVerdict, judge
-from topology.limits import clip
+from topology.limits import MAX_SNAPSHOT_BYTES, clip
 from topology.step.admission import id_key, id_refusal
 from topology.step.answers import Answers
 from topology.step.context import StepContext
+from topology.step.guard import SizeGuard
 from topology.step.output import Output, assemble
 from topology.step.records import BatchResult, InRecord
 from topology.step.saga import SagaRouter
@@ -100,6 +101,6 @@ def set_aside(
         Slots({}),
         Tally(None, None),
         legs,
-        events_offset=events_offset,
+        guard=SizeGuard(context, events_offset, MAX_SNAPSHOT_BYTES, frozenset()),
         next_offsets=(nexts[0], nexts[1]),
     )

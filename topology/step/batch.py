@@ -4,7 +4,9 @@ This is the flow's TopologyTestDriver: the actor reads a batch from commands[par
 internal[partition]), calls `process_batch`, and produces the result in one transaction.
 Neither `committed` nor the id memory is mutated; the caller installs `BatchResult.changed`
 (its snapshots) and `BatchResult.remembered` only after the transaction commits, so an
-aborted batch leaves both as they were.
+aborted batch leaves both as they were. No snapshot or view over the size limit is ever in
+a result: a batch that would write one runs again with the size guard on
+(`topology.step.guard`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -12,9 +14,12 @@ from typing import Any, NamedTuple
 
 from topology.codec.aggregate import Codec
 from topology.codec.commands import CommandDecodeError
-from topology.envelopes import CommandEnvelope, Slot
+from topology.codec.replies import encode_entry
+from topology.codes import FlowCode, PoisonCode
+from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
 from topology.flows import Flows
 from topology.idempotency import IdMemory
+from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.protocol import Saga
 from topology.step.admission import (
     Attempt,
@@ -28,7 +33,8 @@ from topology.step.admission import (
 )
 from topology.step.answers import Answers
 from topology.step.context import StepContext
-from topology.step.deciding import Decider
+from topology.step.deciding import Decider, refused
+from topology.step.guard import SizeGuard
 from topology.step.output import Output, assemble
 from topology.step.records import BatchResult, InRecord, OutcomeKind
 from topology.step.saga import SagaRouter
@@ -54,6 +60,7 @@ def process_batch(
     due: Sequence[str] = (),
     flows: Flows | None = None,
     lost: frozenset[bytes] = frozenset(),
+    max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
 ) -> BatchResult:
     """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
     same partition, offsets increasing per topic) against `committed` and the id memory
@@ -64,35 +71,51 @@ def process_batch(
     before this batch; `due` the aggregates whose deadlines are due (a saga aggregate is
     asked for their commands first); `flows` the partition's money flows so far (a tallied
     aggregate: see `topology.flows`); `lost` the id keys of its internal commands set aside
-    and not settled yet. A batch with no records is a tick: it only handles what is due."""
+    and not settled yet; `max_snapshot_bytes` the size limit of a snapshot or view record.
+    A batch with no records is a tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
     context = StepContext(
         codec, partition, partitions, reply_lanes, source_topic, window_ms, now_ms
     )
-    batch = _Batch(context, committed, ids=ids, flows=flows, lost=lost)
-    # 1. What the due deadlines send, before anything is read.
-    batch.expire(due)
-    # 2. The records decoded, each topic in offset order, up to an internal command of a
+    # 1. The records decoded, each topic in offset order, up to an internal command of a
     #    schema this worker cannot read yet.
-    read = _read(codec, records, positions, batch.schema_version)
-    # 3. What the id memory holds for their ids, in one lookup.
+    read = _read(codec, records, positions, _internal_schema_version(codec.aggregate))
+    # 2. What the id memory holds for their ids, in one lookup.
     keys = [
         id_key(parsed, internal=record.internal)
         for record, parsed, _ in read.decoded
         if isinstance(parsed, CommandEnvelope)
     ]
     seen = {k: v for k, v in zip(keys, ids.lookup(keys), strict=True) if v is not None}
-    # 4. Each record in offset order, then the internal commands it sent to this partition.
-    for record, parsed, command in read.decoded:
-        if isinstance(parsed, CommandDecodeError):
-            batch.poison(record, parsed)
-            continue
-        key = id_key(parsed, internal=record.internal)
-        batch.handle(record, parsed, command, key, seen.get(key))
-        batch.run_local()
-    # 5. The transaction's records, and what to install once it commits.
-    return batch.result(events_offset, read.next_offsets, read.held)
+    guarded: frozenset[str] = frozenset()
+    while True:
+        guard = SizeGuard(context, events_offset, max_snapshot_bytes, guarded)
+        batch = _Batch(context, committed, ids=ids, flows=flows, lost=lost, guard=guard)
+        # 3. What the due deadlines send, before any record.
+        batch.expire(due)
+        # 4. Each record in offset order, then the internal commands it sent to this
+        #    partition.
+        for record, parsed, command in read.decoded:
+            if isinstance(parsed, CommandDecodeError):
+                batch.poison(record, parsed)
+                continue
+            key = id_key(parsed, internal=record.internal)
+            batch.handle(record, parsed, command, key, seen.get(key))
+            batch.run_local()
+        # 5. The transaction's records, and what to install once it commits; again, with
+        #    the guard on for them, while an aggregate's records are over the size limit.
+        result = batch.result(read.next_offsets, read.held)
+        if not guard.over:
+            return result
+        if guard.over <= guarded:
+            raise AssertionError(f"the size guard let {sorted(guard.over)} pass the limit")
+        guarded |= guard.over
+
+
+def _internal_schema_version(aggregate: object) -> int:
+    """The internal command schema version this worker reads up to (1: not a saga)."""
+    return aggregate.internal_schema_version if isinstance(aggregate, Saga) else 1
 
 
 class _Read(NamedTuple):
@@ -148,14 +171,15 @@ class _Batch:
         ids: IdMemory,
         flows: Flows | None,
         lost: frozenset[bytes],
+        guard: SizeGuard,
     ) -> None:
         aggregate = context.codec.aggregate
         self.context = context
         self.ids = ids
+        self.guard = guard
         self.saga: Saga[Any, Any, Any, Any] | None = (
             aggregate if isinstance(aggregate, Saga) else None
         )
-        self.schema_version = 1 if self.saga is None else self.saga.internal_schema_version
         self.slots = Slots(committed)
         self.tally = Tally(aggregate, flows)
         self.legs = LostLegs(lost)
@@ -228,11 +252,48 @@ class _Batch:
         slot: Slot | None,
         attempt: Attempt,
     ) -> None:
-        """Decide a command the id memory lets through, append its events, answer it and
-        route what it sends."""
+        """Decide a command the id memory lets through, append its events (unless the size
+        guard refuses them), answer it and route what it sends."""
         decided = self.decider.decide(envelope, command, slot)
-        version = self.decider.apply(record, envelope, slot, decided.events)
+        version = 0 if slot is None else slot.version
+        after = self.decider.fold(slot, decided.events)
+        if after is not None:
+            too_large = self.guard.refusal(envelope.aggregate_id, after)
+            if too_large is not None:
+                if record.internal:
+                    self.lose(record, envelope, key, too_large, version=version, attempt=attempt)
+                    return
+                decided = refused(FlowCode.STATE_TOO_LARGE, too_large)
+            else:
+                self.decider.write(record, envelope, decided.events, after)
+                version = after.version
         self.answers.conclude(record, envelope, key, decided, version=version, attempt=attempt)
+
+    def lose(
+        self,
+        record: InRecord,
+        envelope: CommandEnvelope,
+        key: bytes,
+        reason: str,
+        *,
+        version: int,
+        attempt: Attempt,
+    ) -> None:
+        """Set aside a leg whose events the size guard refused, as if its transactions had
+        kept aborting (`topology.step.aside`): dead-lettered, remembered as `unprocessable`
+        and lost until an operator settles it; its money stays in flight. A settlement set
+        aside leaves its leg lost (remembered already)."""
+        self.answers.dead_letter(record, PoisonCode.UNPROCESSABLE, reason, None, version=version)
+        if not envelope.redrive:
+            reply = Reply.refuse(
+                command_id=envelope.command_id,
+                aggregate_id=envelope.aggregate_id,
+                code=PoisonCode.UNPROCESSABLE,
+                message=reason,
+                version=version,
+            )
+            self.output.remember(record, None, key, encode_entry(Answered(reply, *attempt)))
+        self.legs.add(key)
 
     def run_local(self) -> None:
         """Handle the internal commands sent to this partition, in order (they may send
@@ -249,16 +310,14 @@ class _Batch:
                 seen = self.ids.lookup([key])[0]
             self.handle(record, envelope, command, key, seen)
 
-    def result(
-        self, events_offset: int, next_offsets: tuple[int, int], held: str | None
-    ) -> BatchResult:
+    def result(self, next_offsets: tuple[int, int], held: str | None) -> BatchResult:
         return assemble(
             self.context,
             self.output,
             self.slots,
             self.tally,
             self.legs,
-            events_offset=events_offset,
+            guard=self.guard,
             next_offsets=next_offsets,
             held=held,
         )

@@ -1,6 +1,7 @@
 """Deciding: a command the id memory lets through is checked against its expected version,
 decided by the aggregate (with its context, for a saga), and its events are folded into the
-aggregate's working slot and written out."""
+aggregate's slot (`fold`) and, once the size guard lets that slot be, written out and made
+its working slot (`write`)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from topology.step.output import Output
 from topology.step.records import InRecord
 from topology.step.state import Slots, Tally
 
-__all__ = ["Decider"]
+__all__ = ["Decider", "refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,11 @@ class _Refused:
     events: Sequence[Any] = ()
     sends: Sequence[Send[Any]] = ()
     final: bool = True
+
+
+def refused(code: FlowCode, message: str) -> Decision[Any, Any]:
+    """The flow's own refusal of a command, as a decision: no events, nothing sent."""
+    return _Refused(_FlowRejection(code, message))
 
 
 class Decider:
@@ -62,7 +68,7 @@ class Decider:
         expected = envelope.expected_version
         if expected is not None and expected != version:
             message = f"expected version {expected}, account is at version {version}"
-            return _Refused(_FlowRejection(FlowCode.VERSION_CONFLICT, message))
+            return refused(FlowCode.VERSION_CONFLICT, message)
         if self._saga is not None:
             return self._saga.decide_in(
                 state,
@@ -74,19 +80,25 @@ class Decider:
             )
         return self._aggregate.decide(state, command)
 
-    def apply(
-        self, record: InRecord, envelope: CommandEnvelope, slot: Slot | None, events: Sequence[Any]
-    ) -> int:
-        """Fold `events` into the aggregate's slot (a new working copy) and write each out;
-        the aggregate's version after them."""
-        version = 0 if slot is None else slot.version
+    def fold(self, slot: Slot | None, events: Sequence[Any]) -> Slot | None:
+        """`slot` (None: the aggregate has no events yet) after `events`; None when there
+        are none (the slot stays as it is)."""
         if not events:
-            return version
+            return None
         state: Any = None if slot is None else slot.state
-        aggregate, codec = self._aggregate, self._context.codec
+        for event in events:
+            state = self._aggregate.evolve(state, event)
+        return Slot(state, (0 if slot is None else slot.version) + len(events))
+
+    def write(
+        self, record: InRecord, envelope: CommandEnvelope, events: Sequence[Any], after: Slot
+    ) -> None:
+        """Write `events` out, each with its sequence, tally the money they move, and make
+        `after` (their fold) the aggregate's working slot."""
+        codec = self._context.codec
+        version = after.version - len(events)
         for event in events:
             version += 1
-            state = aggregate.evolve(state, event)
             self._tally.add(event)
             value = codec.events.encode(
                 envelope.aggregate_id,
@@ -97,5 +109,4 @@ class Decider:
                 principal=envelope.principal,
             )
             self._output.event(record, value)
-        self._slots.put(envelope.aggregate_id, Slot(state, version))
-        return version
+        self._slots.put(envelope.aggregate_id, after)

@@ -3,6 +3,7 @@ entries, and the assembly of all of it into a `BatchResult`."""
 
 from topology.envelopes import CommandEnvelope
 from topology.step.context import StepContext
+from topology.step.guard import SizeGuard
 from topology.step.records import BatchResult, InRecord, Outcome, OutcomeKind, OutRecord, origin
 from topology.step.state import LostLegs, Slots, Tally
 from topology.topics import TopicKind
@@ -91,22 +92,20 @@ def assemble(
     tally: Tally,
     legs: LostLegs,
     *,
-    events_offset: int,
+    guard: SizeGuard,
     next_offsets: tuple[int, int],
     held: str | None = None,
 ) -> BatchResult:
-    """The batch's records, with one snapshot and one view per changed aggregate (stamped
-    with `events_offset`, the events partition's end before this batch), and where the
-    commands and internal topics resume (`next_offsets`)."""
-    codec, partition = context.codec, context.partition
+    """The batch's records, with one snapshot and one view per changed aggregate (built by
+    `guard`, which notes any over the limit), and where the commands and internal topics
+    resume (`next_offsets`)."""
     snapshots: list[OutRecord] = []
     views: list[OutRecord] = []
     for aggregate_id, slot in slots.changed.items():
-        key, value = codec.snapshots.record(aggregate_id, slot, events_offset)
-        snapshots.append(OutRecord(TopicKind.SNAPSHOTS, partition, key, value, [], None))
-        if slot.state is not None:
-            value = codec.views.encode(slot.state, slot.version)
-            views.append(OutRecord(TopicKind.STATE, partition, key, value, [], None))
+        snapshot, view = guard.records(aggregate_id, slot)
+        snapshots.append(snapshot)
+        if view is not None:
+            views.append(view)
     return BatchResult(
         replies=output.replies,
         events=output.events,
