@@ -6,7 +6,9 @@ After every step, on the committed events (folded as a restore folds them) and t
 - every transfer (source, target, id) has at most as many credits and reversals as debits,
   and a pending transfer ends at most once per reservation;
 - balances, reservations and flows stay within int64; reservations add up (no phantom
-  pending amounts); a closed account holds no money and nothing pending;
+  pending amounts); a closed account holds no money and nothing pending; no account holds
+  more open transfers on a side than the ledger's cap;
+- no snapshot or view record written is over the snapshot limit;
 - a command is executed at most once per idempotency window;
 - every event names the principal of the command that caused it (for a transfer's legs, the
   command on its source account), and only a deadline's events name none;
@@ -20,7 +22,7 @@ other, every command has a final reply, and every partition has read everything.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -92,6 +94,7 @@ class Checker:
         self.decided: dict[tuple[str, str], list[tuple[int | None, int]]] = {}
         self.operations = 0  # events committed
         self.decisions = 0  # commands and legs decided in committed batches
+        self.refusals: Counter[str] = Counter()  # their refusals, by code
         # (account, transfer id) → how its reservation ended, and that event's sequence
         self.ended: dict[tuple[str, str], tuple[str, int]] = {}
         self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
@@ -154,6 +157,14 @@ class Checker:
         if step is None or not step.committed or step.result is None:
             return
         self.decisions += len(step.result.outcomes)
+        outcomes = step.result.outcomes
+        self.refusals.update(o.code for o in outcomes if o.outcome == "rejected" and o.code)
+        limit = max(w.max_snapshot_bytes for w in self.world.partitions)
+        for out in (*step.result.snapshots, *step.result.views):
+            if len(out.value or b"") > limit:
+                raise InvariantError(
+                    "record-size", f"a {out.kind} record of {len(out.value or b''):,} bytes"
+                )
         by_offset = {r.offset: r for r in step.records if not r.internal}
         window = self.world.config.window_ms
         for outcome in step.result.outcomes:
@@ -231,6 +242,11 @@ class Checker:
                     "closed-account",
                     f"{account!r} is closed with balance {s.balance} and "
                     f"{len(_open_pending(s))} pending",
+                )
+            cap = self.world.config.max_open_transfers
+            if max(s.open_out, s.open_in) > cap:
+                raise InvariantError(
+                    "cap", f"{account!r} holds {s.open_out} out, {s.open_in} in; the cap is {cap}"
                 )
             if s.balance - s.pending_debits < -s.overdraft_limit:
                 raise InvariantError(

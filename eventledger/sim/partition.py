@@ -24,6 +24,7 @@ from topology.deadlines import Deadlines
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY, Flows
 from topology.idempotency import latest_entries
+from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.step.aside import set_aside
 from topology.step.batch import process_batch
 from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
@@ -77,6 +78,7 @@ class SimPartition:
         partitions: int,
         reply_lanes: int,
         window_ms: int,
+        max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
     ) -> None:
         self.codec = codec
         self.logs = logs
@@ -84,6 +86,7 @@ class SimPartition:
         self.partitions = partitions
         self.reply_lanes = reply_lanes
         self.window_ms = window_ms
+        self.max_snapshot_bytes = max_snapshot_bytes
         self.restores = 0
         self.restore(forget_before=None)
 
@@ -234,6 +237,7 @@ class SimPartition:
                 due=due,
                 flows=self.flows,
                 lost=self.lost,
+                max_snapshot_bytes=self.max_snapshot_bytes,
             )
         if result.next_offset < self.next_offset or result.next_internal_offset < (
             self.internal_offset

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from eventledger.sim.run import Outcome, Summary
+from ledger.rejections import RejectionCode
+from topology.codes import FlowCode
 
 __all__ = ["print_failure", "print_summary", "replay_command"]
 
@@ -32,6 +34,11 @@ def print_summary(console: Console, summary: Summary) -> None:
     table.add_row("wall time", f"{summary.seconds:,.1f} s")
     table.add_row("operations per second", f"{rate:,.0f}")
     table.add_row("steps per second", f"{summary.steps / max(summary.seconds, 1e-9):,.0f}")
+    for code, what in (
+        (RejectionCode.TOO_MANY_OPEN_TRANSFERS, "refused at a cap on open transfers"),
+        (FlowCode.STATE_TOO_LARGE, "refused by the snapshot limit"),
+    ):
+        table.add_row(what, f"{summary.refusals[code]:,}")
     rules = Counter(f.violation.rule for f in summary.failures if f.violation is not None)
     table.add_row("seeds with a violation", f"{len(summary.failures):,}")
     for rule, count in sorted(rules.items()):

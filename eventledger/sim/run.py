@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,13 +19,17 @@ from eventledger.sim.checker import Checker, InvariantError
 from eventledger.sim.ops import Advance, Batch, Op, Resume, Send, Settle
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
-from ledger.aggregate import LEDGER
+from ledger.aggregate import AccountAggregate
+from ledger.state import MAX_OPEN_TRANSFERS
 from topology.codec.aggregate import Codec
+from topology.limits import MAX_SNAPSHOT_BYTES
 
 __all__ = ["Outcome", "Summary", "config_for", "run_seed", "run_seeds", "run_trace", "shrink"]
 
 _QUIET_ROUNDS = 3
 _QUIET_BATCHES = 10_000  # a bound: a partition that never runs out of work is blocked
+_CAPS = (1, 2, 3, MAX_OPEN_TRANSFERS)  # small caps, so that seeds reach them
+_SMALL_SNAPSHOT_BYTES = 160  # about a simulated account's view with a transfer or two in it
 
 
 @dataclass
@@ -37,17 +42,28 @@ class Outcome:
     at_step: int  # the op during which it broke (len(ops): in the quiet phase)
     operations: int  # commands and legs decided in committed batches
     commands: int  # commands sent
+    refusals: Counter[str] = field(default_factory=Counter)  # decided refusals, by code
 
 
 def config_for(seed: int, partitions: int = 3) -> SimConfig:
-    """The deployment of a seed: its partitions' clock skews drawn from the seed."""
+    """The deployment of a seed, drawn from the seed: its partitions' clock skews, the
+    ledger's cap on open transfers (small, mostly) and, for one seed in eight, a snapshot
+    limit small enough that the size guard refuses commands and sets legs aside."""
     rng = random.Random(f"config-{seed}")
+    skews = tuple(rng.randint(-500, 500) for _ in range(partitions))
+    small = rng.random() < 1 / 8
     return SimConfig(
         partitions=partitions,
         reply_lanes=2,
         window_ms=10_000,
-        skews_ms=tuple(rng.randint(-500, 500) for _ in range(partitions)),
+        skews_ms=skews,
+        max_open_transfers=rng.choice(_CAPS),
+        max_snapshot_bytes=_SMALL_SNAPSHOT_BYTES if small else MAX_SNAPSHOT_BYTES,
     )
+
+
+def _world(config: SimConfig) -> World:
+    return World(Codec(AccountAggregate(config.max_open_transfers)), config)
 
 
 def _ops(seed: int, steps: int, world: World) -> Iterator[Op]:
@@ -58,14 +74,13 @@ def _ops(seed: int, steps: int, world: World) -> Iterator[Op]:
 
 def run_seed(seed: int, steps: int, partitions: int = 3) -> Outcome:
     """Draw `steps` ops from `seed`, apply and check each, then the quiet phase."""
-    config = config_for(seed, partitions)
-    world = World(Codec(LEDGER), config)
+    world = _world(config_for(seed, partitions))
     return _run(world, _ops(seed, steps, world), seed)
 
 
 def run_trace(ops: Sequence[Op], config: SimConfig) -> Outcome:
     """Replay `ops` exactly, then the quiet phase."""
-    return _run(World(Codec(LEDGER), config), iter(ops), None)
+    return _run(_world(config), iter(ops), None)
 
 
 def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
@@ -79,8 +94,10 @@ def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
         _quiet(world, checker)
         checker.quiet()
     except InvariantError as violation:
-        return Outcome(seed, done, violation, len(done), checker.decisions, _sent(world))
-    return Outcome(seed, done, None, len(done), checker.decisions, _sent(world))
+        return Outcome(
+            seed, done, violation, len(done), checker.decisions, _sent(world), checker.refusals
+        )
+    return Outcome(seed, done, None, len(done), checker.decisions, _sent(world), checker.refusals)
 
 
 def _sent(world: World) -> int:
@@ -98,11 +115,15 @@ def _apply(world: World, op: Op) -> None:
 
 def _quiet(world: World, checker: Checker) -> None:
     """Stop the faults and let everything finish: resume every partition, run them out of
-    work, retry what got no final reply (as a client does on a timeout, with its id and
-    first attempt), and move time past every deadline."""
+    work, settle every lost leg (an operator, who first gives the partitions the service's
+    snapshot limit: a leg the size guard refused may need it), retry what got no final
+    reply (as a client does on a timeout, with its id and first attempt), and move time past
+    every deadline."""
     for p in sorted(world.stopped):
         _apply(world, Resume(p))
     _drain(world, checker)
+    for worker in world.partitions:
+        worker.max_snapshot_bytes = MAX_SNAPSHOT_BYTES
     for i, p in enumerate(sorted(p for p, legs in world.lost.items() for _ in legs)):
         _apply(world, Settle(p, refund=i % 2 == 0))  # the operator settles every lost leg
     _drain(world, checker)
@@ -173,6 +194,7 @@ class Summary:
     commands: int = 0
     seconds: float = 0.0
     failures: list[Outcome] = field(default_factory=list)
+    refusals: Counter[str] = field(default_factory=Counter)
 
 
 def _one(args: tuple[int, int, int]) -> Outcome:
@@ -207,6 +229,7 @@ def run_seeds(
             summary.steps += outcome.at_step
             summary.operations += outcome.operations
             summary.commands += outcome.commands
+            summary.refusals += outcome.refusals
             if outcome.violation is not None:
                 summary.failures.append(outcome)
             if on_done is not None:

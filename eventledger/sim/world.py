@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,15 +25,19 @@ from eventledger.sim.ops import (
     Settle,
     Stop,
 )
-from eventledger.sim.partition import Fault, SimPartition, StepReport
+from eventledger.sim.partition import SimPartition, StepReport
+from ledger.state import MAX_OPEN_TRANSFERS
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.commands import command_fingerprint, encode_command
 from topology.codec.keys import encode_key
 from topology.codec.replies import decode_reply_record
+from topology.codes import PoisonCode
 from topology.envelopes import Answered, Checkpoint, Deferred, Reply, Slot
+from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.partitioner import partition_for
 from topology.restore import apply_event_record
+from topology.step.records import OutRecord
 from topology.topics import TopicKind
 
 __all__ = ["Attempted", "SimConfig", "World", "owner"]
@@ -54,6 +59,8 @@ class SimConfig:
     window_ms: int = 10_000
     skews_ms: tuple[int, ...] = (0, 0, 0)  # per partition: its clock's offset from wall time
     start_ms: int = 1_000_000_000  # wall time when the run starts
+    max_open_transfers: int = MAX_OPEN_TRANSFERS  # the ledger's cap, per account and side
+    max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES  # the flow's limit on a snapshot or view
 
 
 @dataclass
@@ -90,6 +97,7 @@ class World:
                 partitions=config.partitions,
                 reply_lanes=config.reply_lanes,
                 window_ms=config.window_ms,
+                max_snapshot_bytes=config.max_snapshot_bytes,
             )
             for p in range(config.partitions)
         ]
@@ -138,10 +146,8 @@ class World:
                     self.wall(p), random.Random(mix), limit=limit, fault=fault
                 )
                 step = self.last_step
-                if fault is Fault.SET_ASIDE_LEG and step.committed and step.records:
-                    lost = step.records[0]
-                    if lost.internal and lost.value is not None:
-                        self.lost.setdefault(p, []).append((lost.key or b"", lost.value))
+                if step.committed and step.result is not None:
+                    self._note_lost(p, step.result.dlq)
             case Settle(partition=p, refund=refund):
                 self._settle(p, refund)
             case Advance(ms=ms):
@@ -181,6 +187,15 @@ class World:
         self.logs.produce_committed(
             TopicKind.COMMANDS, self.partition_of(op.account), encode_key(op.account), value
         )
+
+    def _note_lost(self, p: int, dead_letters: Sequence[OutRecord]) -> None:
+        """The legs of partition `p` set aside in a committed batch (their transactions kept
+        aborting, or the size guard refused them), for an operator to settle."""
+        for dead in dead_letters:
+            internal = dead.source_offset is not None and dead.source_offset < 0
+            code = dict(dead.headers).get("eventledger.error.code")
+            if internal and code == PoisonCode.UNPROCESSABLE.encode() and dead.value is not None:
+                self.lost.setdefault(p, []).append((dead.key or b"", dead.value))
 
     def _settle(self, p: int, refund: bool) -> None:
         """The operator's settlement of partition `p`'s oldest lost leg not settled yet."""

@@ -14,6 +14,7 @@ from eventledger.sim.partition import SimPartition
 from eventledger.sim.run import Outcome, config_for, run_seed, run_seeds, run_trace, shrink
 from ledger.decision import Decision
 from ledger.internal import CreditTransfer
+from ledger.rejections import RejectionCode
 
 decide_module = importlib.import_module("ledger.decide")  # the module
 SEEDS = range(100)
@@ -69,6 +70,29 @@ def test_it_finds_a_credit_dropped_after_its_debit(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(decide_module, "_leg", drop_credits)
     _, _, violation = _first_failure()
     assert violation.rule in {"in-flight", "unanswered"}, str(violation)
+
+
+def test_it_finds_a_target_at_its_cap_that_strands_the_reservation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leg = decide_module._leg
+
+    def strand(state: Any, command: Any, context: Any) -> Any:
+        decided = leg(state, command, context)
+        refused = decided.rejection
+        if refused is not None and refused.code == RejectionCode.TOO_MANY_OPEN_TRANSFERS:
+            return Decision(final=False, rejection=refused)  # the planted bug: no void sent
+        return decided
+
+    monkeypatch.setattr(decide_module, "_leg", strand)
+    _, _, violation = _first_failure()
+    assert violation.rule in {"unanswered", "phantom-pending"}, str(violation)
+
+
+def test_it_finds_a_target_that_notes_past_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decide_module, "_room_for_credit", lambda state, context: None)
+    _, _, violation = _first_failure()
+    assert violation.rule == "cap", str(violation)
 
 
 def test_a_failing_trace_shrinks_and_still_fails_the_same_way(
