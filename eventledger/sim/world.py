@@ -42,6 +42,8 @@ from topology.topics import TopicKind
 
 __all__ = ["Attempted", "SimConfig", "World", "owner"]
 
+_SET_ASIDE = ("eventledger.error.code", PoisonCode.UNPROCESSABLE.encode())  # a dlq header
+
 
 def owner(account: str) -> str:
     """The principal that sends every command of `account` (one of a few, so several
@@ -192,10 +194,11 @@ class World:
         """The legs of partition `p` set aside in a committed batch (their transactions kept
         aborting, or the size guard refused them), for an operator to settle."""
         for dead in dead_letters:
-            internal = dead.source_offset is not None and dead.source_offset < 0
-            code = dict(dead.headers).get("eventledger.error.code")
-            if internal and code == PoisonCode.UNPROCESSABLE.encode() and dead.value is not None:
-                self.lost.setdefault(p, []).append((dead.key or b"", dead.value))
+            if _SET_ASIDE not in dead.headers:
+                continue
+            envelope, _ = self.codec.commands.decode(dead.value)  # set aside: it decodes
+            if envelope.type in self.codec.internal_types:  # a leg (a deadline's too)
+                self.lost.setdefault(p, []).append((dead.key or b"", dead.value or b""))
 
     def _settle(self, p: int, refund: bool) -> None:
         """The operator's settlement of partition `p`'s oldest lost leg not settled yet."""
