@@ -1,5 +1,6 @@
 """The history index of one partition: every event of its aggregates by (aggregate id,
-sequence), in a local RocksDB, tailed from the events partition (``read_committed``).
+sequence), and their waypoints, in a local RocksDB, tailed from the events partition
+(``read_committed``).
 
 Why an index on disk rather than back-pointers in the events: a query then reads exactly the
 aggregate's own events with one range scan (no Kafka fetch per event: a fetch at an offset
@@ -9,11 +10,20 @@ topic, which is kept forever. Events are small, so the copy costs about their si
 
 Invariants:
 - it holds committed events only (``read_committed``), each under
-  ``codec.encode_history_key(aggregate, sequence)``, with the next events offset it reflects,
-  written in the same write batch: after any crash it is a prefix of the log;
+  ``codec.encode_history_key(aggregate, sequence)``; the waypoints those events complete
+  (the state after each event n·``WAYPOINT_EVERY``, under ``encode_waypoint_key``, folded
+  from the waypoint and events before it); and the next events offset it reflects: all in
+  the same write batch, so after any crash it is a prefix of the log with that prefix's
+  waypoints;
+- it records the fold its waypoints come from (``WaypointCodec.fold``: the aggregate's name,
+  state and event schema versions); one of another fold, or without one, is wiped and
+  rebuilt from the events when it opens, never read;
 - a query answers only once the index reaches the events partition's end as it was when the
   query came (read your writes: a reply is committed with its events), else it raises
   ``HistoryBehindError``, never a partial history;
+- a query seeks to the waypoint at or before what it asks and folds from there: at most
+  ``WAYPOINT_EVERY`` events and its page (``MAX_PAGE``), whatever the length of the history;
+  past its deadline it raises ``HistoryDeadlineError``, never a partial answer;
 - it runs beside the partition actor, not in it: queries answer while that actor restores,
   and a rebuild switch changes snapshots only, never the events it indexes.
 """
@@ -22,40 +32,53 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
 from contextlib import suppress
-from pathlib import Path
-from typing import Any, cast
+from functools import partial
+from itertools import chain
+from typing import Any
 
 import ray
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
+from actors.history_store import HistoryStore
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.codec.events import decode_event_envelope
-from topology.codec.keys import encode_history_key
-from topology.codec.keys import history_prefix as _prefix
+from topology.codec.keys import encode_history_key, encode_waypoint_key
 from topology.codec.wire import CodecError
-from topology.history import HistoryPage, PointInTime, history_page, state_at
+from topology.history import (
+    ORIGIN,
+    WAYPOINT_EVERY,
+    HistoryPage,
+    PointInTime,
+    QueryDeadline,
+    Waypoint,
+    check_page,
+    history_page,
+    last_at_or_before,
+    state_at,
+    waypoints,
+)
 from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = [
+    "FOLD_BUDGET",
     "HistoryBehindError",
     "HistoryIndex",
-    "HistoryStore",
     "deploy_history",
+    "fold_start",
     "history_actor",
     "stop_history",
+    "waypoint_entries",
 ]
 
 log = logging.getLogger(__name__)
 
-_POSITION = b"\xff\xffposition"  # a 2-byte length prefix of 0xffff: never an aggregate's key
 _TAIL = {
     "enable.partition.eof": True,
     "fetch.wait.max.ms": 50,
@@ -63,64 +86,13 @@ _TAIL = {
     "queued.max.messages.kbytes": 16 * 1024,
 }
 _BATCH = 10_000
+FOLD_BUDGET = 5.0
+"""Seconds a query may fold once the index has caught up (then HistoryDeadlineError)."""
 
 
 class HistoryBehindError(TimeoutError):
     """The index has not reached the events partition's end in time (it is catching up, or
     the broker is slow): retry; nothing partial is answered."""
-
-
-class HistoryStore:
-    """History key → event record value, and the next events offset reflected. One writer
-    (the tail thread); readers from any thread (RocksDB reads are thread-safe)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _open(path)
-        self._write = WriteOptions()
-        # No write-ahead log: a crash loses a suffix, which the tail reads again.
-        self._write.disable_wal = True  # type: ignore[method-assign, assignment]
-
-    def position(self) -> int:
-        raw = self._db.get(_POSITION)
-        return 0 if raw is None else int.from_bytes(raw, "big")
-
-    def install(self, entries: dict[bytes, bytes], position: int) -> None:
-        """Index ``entries`` and advance the position, atomically."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in entries.items():
-            batch.put(key, value)
-        batch.put(_POSITION, position.to_bytes(8, "big"))
-        self._db.write(batch, self._write)
-
-    def events(self, aggregate_id: str) -> Iterator[bytes]:
-        """The aggregate's event record values in sequence order (a lazy iterator)."""
-        prefix = _prefix(aggregate_id)
-        for key, value in self._db.items(from_key=prefix):
-            if not cast(bytes, key).startswith(prefix):
-                return
-            yield cast(bytes, value)
-
-    def wipe(self) -> None:
-        self._db.close()
-        Rdict.destroy(str(self.path))
-        self._db = _open(self.path)
-
-    def close(self) -> None:
-        with suppress(Exception):
-            self._db.flush()
-        self._db.close()
-
-
-def _open(path: Path) -> Rdict:
-    options = Options(raw_mode=True)
-    options.create_if_missing(True)
-    table = BlockBasedOptions()
-    table.set_bloom_filter(10, False)
-    table.set_block_cache(Cache(16 * 1024 * 1024))
-    options.set_block_based_table_factory(table)
-    return Rdict(str(path), options)
 
 
 class HistoryIndex:
@@ -133,7 +105,9 @@ class HistoryIndex:
         self.codec = Codec(aggregate)
         names = Names.of(settings)
         self._events = TopicPartition(TopicLayout.of(settings).name(TopicKind.EVENTS), partition)
-        self._store = HistoryStore(names.history_dir(settings, partition))
+        self._store = HistoryStore(
+            names.history_dir(settings, partition), self.codec.waypoints.fold
+        )
         self._offsets = Consumer(consumer_config(settings, group_id=names.group("history")))
         self._reached = threading.Condition()
         self._position = self._store.position()
@@ -144,12 +118,23 @@ class HistoryIndex:
     # -- queries ---------------------------------------------------------------------------
 
     def history(
-        self, aggregate_id: str, after_version: int = 0, limit: int = 100, wait: float = 15.0
+        self,
+        aggregate_id: str,
+        after_version: int = 0,
+        limit: int = 100,
+        wait: float = 15.0,
+        budget: float = FOLD_BUDGET,
     ) -> HistoryPage[Any]:
-        """A page of the aggregate's committed events (see ``topology.history``)."""
+        """A page of the aggregate's committed events (see ``topology.history``), folded from
+        the waypoint at or before ``after_version``."""
+        check_page(after_version, limit)
         self._catch_up(wait)
-        records = self._store.events(aggregate_id)
-        return history_page(self.codec, aggregate_id, records, after_version, limit)
+        deadline = QueryDeadline(time.monotonic() + budget, time.monotonic)
+        start = fold_start(self.codec, self._store, aggregate_id, after_version)
+        records = self._store.events(aggregate_id, after=start.sequence)
+        return history_page(
+            self.codec, aggregate_id, records, after_version, limit, start=start, deadline=deadline
+        )
 
     def state_at(
         self,
@@ -158,11 +143,23 @@ class HistoryIndex:
         at_ms: int | None = None,
         version: int | None = None,
         wait: float = 15.0,
+        budget: float = FOLD_BUDGET,
     ) -> PointInTime[Any] | None:
-        """The aggregate's committed state at a time or a version (None: it did not exist)."""
+        """The aggregate's committed state at a time or a version (None: it did not exist).
+        A time is found by binary search over the aggregate's event times; the state is
+        folded from the waypoint before that event."""
+        if (at_ms is None) == (version is None):
+            raise ValueError("give exactly one of at_ms and version")
         self._catch_up(wait)
-        records = self._store.events(aggregate_id)
-        return state_at(self.codec, aggregate_id, records, at_ms=at_ms, version=version)
+        deadline = QueryDeadline(time.monotonic() + budget, time.monotonic)
+        if at_ms is not None:
+            timestamp_of = partial(self._timestamp, aggregate_id)
+            version = last_at_or_before(at_ms, self._store.last(aggregate_id), timestamp_of)
+        if version is None or version < 1:
+            return None
+        start = fold_start(self.codec, self._store, aggregate_id, version - 1)
+        records = self._store.events(aggregate_id, after=start.sequence)
+        return state_at(self.codec, aggregate_id, records, version, start=start, deadline=deadline)
 
     def position(self) -> int:
         """The next events offset the index reflects."""
@@ -176,6 +173,12 @@ class HistoryIndex:
         self._thread.join(10)
         self._offsets.close()
         self._store.close()
+
+    def _timestamp(self, aggregate_id: str, sequence: int) -> int:
+        data = self._store.event(aggregate_id, sequence)
+        if data is None:
+            raise CodecError(f"history of {aggregate_id!r}: event {sequence} is not indexed")
+        return decode_event_envelope(data).timestamp_ms
 
     def _catch_up(self, wait: float) -> None:
         _, high = watermarks(self._offsets, self._events)
@@ -222,6 +225,7 @@ class HistoryIndex:
 
     def _index(self, messages: list[Any]) -> None:
         entries: dict[bytes, bytes] = {}
+        fresh: dict[str, list[tuple[int, bytes]]] = {}  # aggregate → (sequence, record), in order
         position = self._position
         for msg in messages:
             error = msg.error()
@@ -241,6 +245,17 @@ class HistoryIndex:
                 log.error("events[%d] offset %d not indexed: %s", self.partition, msg.offset(), e)
                 continue
             entries[encode_history_key(envelope.aggregate_id, envelope.sequence)] = value
+            fresh.setdefault(envelope.aggregate_id, []).append((envelope.sequence, value))
+        for aggregate_id, events in fresh.items():
+            try:
+                entries |= waypoint_entries(self.codec, self._store, aggregate_id, events)
+            except (CodecError, ValueError) as e:  # its queries fail on the same events
+                log.error(
+                    "history of partition %d: no waypoints for %r: %s",
+                    self.partition,
+                    aggregate_id,
+                    e,
+                )
         if position != self._position or entries:
             self._advance(entries, position)
 
@@ -249,6 +264,35 @@ class HistoryIndex:
         with self._reached:
             self._position = position
             self._reached.notify_all()
+
+
+def fold_start(codec: Codec, store: HistoryStore, aggregate_id: str, at_most: int) -> Waypoint:
+    """The aggregate's last waypoint at or before event ``at_most`` (else its origin)."""
+    found = store.waypoint(aggregate_id, at_most)
+    if found is None:
+        return ORIGIN
+    sequence, value = found
+    return Waypoint(sequence, codec.waypoints.decode(value))
+
+
+def waypoint_entries(
+    codec: Codec, store: HistoryStore, aggregate_id: str, events: list[tuple[int, bytes]]
+) -> dict[bytes, bytes]:
+    """The waypoint entries (key → value) that an aggregate's new ``events`` ((sequence,
+    record) in order, not yet in ``store``) complete: none unless they reach a multiple of
+    ``WAYPOINT_EVERY``; folded from its last waypoint before them, through the indexed events
+    after it. Raises CodecError for a gap, ValueError where ``evolve`` does."""
+    first, last = events[0][0], events[-1][0]
+    through = last - last % WAYPOINT_EVERY
+    if through < first:
+        return {}
+    start = fold_start(codec, store, aggregate_id, first - 1)
+    indexed = store.events(aggregate_id, after=start.sequence, before=first)
+    records = chain(indexed, (value for _, value in events))
+    return {
+        encode_waypoint_key(aggregate_id, w.sequence): codec.waypoints.encode(w.state)
+        for w in waypoints(codec, records, start, through)
+    }
 
 
 # -- deployment (the driver side) ------------------------------------------------------------

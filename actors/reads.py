@@ -45,8 +45,10 @@ class Reads(Generic[V]):
     ) -> HistoryPage[V]:
         """A page of the aggregate's committed events after ``after_version`` (at most
         ``limit``, up to 1,000), each with its resulting view; ``next_after`` pages on. Asked
-        of the partition's history index (its cost grows with the aggregate's own events);
-        raises ``HistoryBehindError`` when the index cannot catch up in time."""
+        of the partition's history index, which folds from the waypoint at or before
+        ``after_version``: the cost grows with the page, not with the aggregate's history.
+        Raises ``HistoryBehindError`` when the index cannot catch up in time,
+        ``HistoryDeadlineError`` when it cannot fold the page in time (both: retry)."""
         index = history_actor(self.settings.app_id, self._partition(aggregate_id))
         page: HistoryPage[Any] = _get(
             index.history.remote(aggregate_id, after_version, limit), timeout
@@ -59,7 +61,9 @@ class Reads(Generic[V]):
         self, aggregate_id: str, at: datetime | int, *, timeout: float = 30.0
     ) -> PointInTime[V] | None:
         """The aggregate as committed at time ``at`` (a datetime; naive means UTC) or after
-        its event number ``at`` (an int: a version); None when it did not exist then."""
+        its event number ``at`` (an int: a version); None when it did not exist then. A time
+        is found by binary search, the state folded from the waypoint before it: the cost
+        does not grow with the aggregate's history. Raises as ``history`` does."""
         index = history_actor(self.settings.app_id, self._partition(aggregate_id))
         if isinstance(at, datetime):
             stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
@@ -84,8 +88,8 @@ class Reads(Generic[V]):
 
 
 def _get(ref: Any, timeout: float) -> Any:
-    """``ray.get``, raising the actor's own error (``ValueError``, ``HistoryBehindError``)
-    rather than Ray's wrapper of it."""
+    """``ray.get``, raising the actor's own error (``ValueError``, ``HistoryBehindError``,
+    ``HistoryDeadlineError``) rather than Ray's wrapper of it."""
     try:
         return ray.get(ref, timeout=timeout)
     except RayTaskError as e:

@@ -1,36 +1,61 @@
 """An aggregate's history and its state at a point in time, folded from its own events.
 
 Pure: given an aggregate's event records in sequence order (the history index's values, see
-``actors.history``), fold them with the aggregate's current ``evolve`` and
-upcasters. The work is the aggregate's own events up to the page or the point asked for, never its
-partition's. The views are the aggregate's public view after each event, so a newer
-``evolve`` (after a rebuild) is what every answer reflects.
+``actors.history``) from a starting ``Waypoint`` on, fold them with the aggregate's ``evolve``
+and upcasters. A waypoint is the state after event n·``WAYPOINT_EVERY``, kept in the index
+beside the events (derived: ``waypoints`` folds them, as the index does when it indexes the
+events), so a page or a point folds from the nearest waypoint at or before it: at most
+``WAYPOINT_EVERY`` events more than it answers, however long the aggregate's history. A fold
+from a waypoint equals the fold from the first event (``evolve`` is a function of the state
+and the event). The views are the aggregate's public view after each event.
+
+A fold checks its ``QueryDeadline`` as it goes and raises ``HistoryDeadlineError`` past it,
+so no query holds the index longer than its deadline, and none answers partially.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
 from topology.codec.aggregate import Codec
 from topology.codec.wire import CodecError
+from topology.envelopes import EventEnvelope
 
 __all__ = [
     "MAX_PAGE",
+    "ORIGIN",
+    "WAYPOINT_EVERY",
+    "HistoryDeadlineError",
     "HistoryEntry",
     "HistoryPage",
     "PointInTime",
+    "QueryDeadline",
+    "Waypoint",
+    "check_page",
     "history_page",
+    "last_at_or_before",
     "state_at",
+    "waypoints",
 ]
 
-MAX_PAGE = 1_000
+MAX_PAGE: Final = 1_000
 """The most entries one page holds."""
+
+WAYPOINT_EVERY: Final = 100
+"""The index keeps an aggregate's state after each event whose sequence is a multiple of this."""
+
+_CHECK_EVERY: Final = 64  # events folded between two looks at the clock
 
 V = TypeVar("V")
 """The aggregate's public view type."""
+
+
+class HistoryDeadlineError(TimeoutError):
+    """A query's fold ran past its deadline (the index is busy): retry; nothing partial is
+    answered."""
 
 
 class HistoryEntry(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
@@ -66,12 +91,41 @@ class PointInTime(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     view: V
 
 
-def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry[Any]]:
-    """Each event with the view after it. Raises CodecError when the sequences are not
-    1, 2, 3, ... (an index that lost or repeats an event must not answer)."""
-    aggregate = codec.aggregate
-    state: Any = None
-    expected = 1
+class Waypoint(msgspec.Struct, frozen=True, gc=False):
+    """The aggregate's state after its event ``sequence``: where a fold may start."""
+
+    sequence: int
+    state: Any
+
+
+ORIGIN: Final = Waypoint(0, None)
+"""The start of every aggregate's history: no event, no state."""
+
+
+class QueryDeadline(msgspec.Struct, frozen=True, gc=False):
+    """A fold stops once ``clock()`` (seconds) is past ``at``."""
+
+    at: float
+    clock: Callable[[], float]
+
+    def check(self, aggregate_id: str, sequence: int) -> None:
+        """Raise HistoryDeadlineError when the deadline has passed."""
+        if self.clock() > self.at:
+            raise HistoryDeadlineError(
+                f"history of {aggregate_id!r}: the query ran past its deadline at event "
+                f"{sequence}: retry"
+            )
+
+
+def _states(
+    codec: Codec, records: Iterable[bytes], start: Waypoint, deadline: QueryDeadline | None
+) -> Iterator[tuple[EventEnvelope, Any, Any]]:
+    """Each event after ``start`` with the state after it. Raises CodecError when the
+    sequences are not ``start.sequence`` + 1, + 2, ... (an index that lost or repeats an event
+    must not answer)."""
+    evolve = codec.aggregate.evolve
+    state = start.state
+    expected = start.sequence + 1
     for data in records:
         envelope, event = codec.events.decode(data)
         if envelope.sequence != expected:
@@ -79,34 +133,56 @@ def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry[Any]]
                 f"history of {envelope.aggregate_id!r}: sequence {envelope.sequence} where "
                 f"{expected} was expected"
             )
+        if deadline is not None and expected % _CHECK_EVERY == 0:
+            deadline.check(envelope.aggregate_id, expected)
         expected += 1
-        state = aggregate.evolve(state, event)
-        yield HistoryEntry(
-            sequence=envelope.sequence,
-            timestamp_ms=envelope.timestamp_ms,
-            command_id=envelope.command_id,
-            type=envelope.type,
-            event=event,
-            view=aggregate.view(state, envelope.sequence),
-            principal=envelope.principal,
-        )
+        state = evolve(state, event)
+        yield envelope, event, state
+
+
+def _entry(codec: Codec, envelope: EventEnvelope, event: Any, state: Any) -> HistoryEntry[Any]:
+    return HistoryEntry(
+        sequence=envelope.sequence,
+        timestamp_ms=envelope.timestamp_ms,
+        command_id=envelope.command_id,
+        type=envelope.type,
+        event=event,
+        view=codec.aggregate.view(state, envelope.sequence),
+        principal=envelope.principal,
+    )
+
+
+def check_page(after_version: int, limit: int) -> None:
+    """Raise ValueError unless ``after_version`` >= 0 and 1 <= ``limit`` <= ``MAX_PAGE``."""
+    if after_version < 0 or not 0 < limit <= MAX_PAGE:
+        raise ValueError(f"need after_version >= 0 and 1 <= limit <= {MAX_PAGE}")
 
 
 def history_page(
-    codec: Codec, aggregate_id: str, records: Iterable[bytes], after_version: int, limit: int
+    codec: Codec,
+    aggregate_id: str,
+    records: Iterable[bytes],
+    after_version: int,
+    limit: int,
+    *,
+    start: Waypoint = ORIGIN,
+    deadline: QueryDeadline | None = None,
 ) -> HistoryPage[Any]:
-    """The entries after ``after_version``, at most ``limit`` (1 to ``MAX_PAGE``)."""
-    if after_version < 0 or not 0 < limit <= MAX_PAGE:
-        raise ValueError(f"need after_version >= 0 and 1 <= limit <= {MAX_PAGE}")
+    """The entries after ``after_version``, at most ``limit`` (1 to ``MAX_PAGE``), folding
+    ``records`` (the events after ``start``, which is at or before ``after_version``). Reads
+    at most one record past the page."""
+    check_page(after_version, limit)
+    if start.sequence > after_version:
+        raise ValueError(f"a page after {after_version} cannot start at {start.sequence}")
     entries: list[HistoryEntry[Any]] = []
-    for entry in _fold(codec, records):
-        if entry.sequence <= after_version:
+    for envelope, event, state in _states(codec, records, start, deadline):
+        if envelope.sequence <= after_version:
             continue
         if len(entries) == limit:
             return HistoryPage(
                 aggregate_id=aggregate_id, entries=entries, next_after=entries[-1].sequence
             )
-        entries.append(entry)
+        entries.append(_entry(codec, envelope, event, state))
     return HistoryPage(aggregate_id=aggregate_id, entries=entries, next_after=None)
 
 
@@ -114,28 +190,53 @@ def state_at(
     codec: Codec,
     aggregate_id: str,
     records: Iterable[bytes],
+    version: int,
     *,
-    at_ms: int | None = None,
-    version: int | None = None,
+    start: Waypoint = ORIGIN,
+    deadline: QueryDeadline | None = None,
 ) -> PointInTime[Any] | None:
-    """The aggregate after its last event at or before ``at_ms`` (epoch ms), or after event
-    ``version``; None when it did not exist yet (or has no such version). Exactly one of the
-    two is given. Event times never decrease along an aggregate's sequence (the partition's
-    clock never runs backwards), so the fold stops at the first later event."""
-    if (at_ms is None) == (version is None):
-        raise ValueError("give exactly one of at_ms and version")
-    found: HistoryEntry[Any] | None = None
-    for entry in _fold(codec, records):
-        if (at_ms is not None and entry.timestamp_ms > at_ms) or (
-            version is not None and entry.sequence > version
-        ):
-            break
-        found = entry
-    if found is None or (version is not None and found.sequence != version):
+    """The aggregate after its event ``version``, folding ``records`` (the events after
+    ``start``, which is before ``version``); None when it has no such event."""
+    if version < 1:
         return None
-    return PointInTime(
-        aggregate_id=aggregate_id,
-        version=found.sequence,
-        timestamp_ms=found.timestamp_ms,
-        view=found.view,
-    )
+    if start.sequence >= version:
+        raise ValueError(f"a fold to event {version} cannot start at {start.sequence}")
+    for envelope, event, state in _states(codec, records, start, deadline):
+        if envelope.sequence == version:
+            point = _entry(codec, envelope, event, state)
+            return PointInTime(
+                aggregate_id=aggregate_id,
+                version=version,
+                timestamp_ms=point.timestamp_ms,
+                view=point.view,
+            )
+    return None
+
+
+def last_at_or_before(at_ms: int, last: int, timestamp_of: Callable[[int], int]) -> int:
+    """The last of events 1 to ``last`` committed at or before ``at_ms`` (0: none), by binary
+    search: ``timestamp_of(sequence)`` is read for about log2(``last``) sequences. Event times
+    never decrease along an aggregate's sequence (the partition's clock never runs
+    backwards)."""
+    low, high = 0, last  # event low is at or before at_ms (0: none is); high + 1 is after
+    while low < high:
+        middle = (low + high + 1) // 2
+        if timestamp_of(middle) <= at_ms:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def waypoints(
+    codec: Codec, records: Iterable[bytes], start: Waypoint, through: int
+) -> Iterator[Waypoint]:
+    """The waypoints after ``start`` up to event ``through``, folding ``records`` (the events
+    after ``start``). Raises CodecError for a gap, ValueError where ``evolve`` does."""
+    if through <= start.sequence:
+        return
+    for envelope, _, state in _states(codec, records, start, None):
+        if envelope.sequence % WAYPOINT_EVERY == 0:
+            yield Waypoint(envelope.sequence, state)
+        if envelope.sequence >= through:
+            return

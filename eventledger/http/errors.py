@@ -21,6 +21,7 @@ from eventledger.http.auth import AuthError
 from eventledger.http.bodies import BodyError
 from eventledger.http.problems import problem
 from eventledger.transfers import SettlementError, SettlementRefusal
+from topology.history import HistoryDeadlineError
 
 __all__ = ["EXCEPTION_HANDLERS", "SETTLEMENT_STATUS"]
 
@@ -59,6 +60,10 @@ async def _behind(_: Request, e: HistoryBehindError) -> Response:
     return problem(503, "history_behind", str(e), headers={"Retry-After": "1"})
 
 
+async def _past_deadline(_: Request, e: HistoryDeadlineError) -> Response:
+    return problem(503, "history_deadline", str(e), headers={"Retry-After": "1"})
+
+
 async def _settlement_refused(_: Request, e: SettlementError) -> Response:
     return problem(SETTLEMENT_STATUS[e.code], e.code, str(e))
 
@@ -80,6 +85,7 @@ EXCEPTION_HANDLERS: Final[
     RequestValidationError: _validation_error,
     HTTPException: _http_error,
     HistoryBehindError: _behind,
+    HistoryDeadlineError: _past_deadline,
     SettlementError: _settlement_refused,
     ValueError: _value_error,
     Exception: _unexpected,

@@ -1,5 +1,6 @@
 """History and point-in-time queries against the real broker and Ray: committed events only,
-read your writes, with no partition actor alive, and after a rebuild switch."""
+read your writes, with no partition actor alive, after a rebuild switch, and deep into a
+history (from a waypoint) as from its first event."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ledger.state import AccountView
 from tests.integration.conftest import Service
 from tests.integration.waiting import wait_until
 from topology.control import RebuildPhase
-from topology.history import HistoryPage
+from topology.history import MAX_PAGE, WAYPOINT_EVERY, HistoryPage
 
 MOVES = {"alice": [Deposit(500), Withdraw(120), Deposit(7)], "bob": [Deposit(90), Withdraw(40)]}
 
@@ -162,3 +163,32 @@ def test_transfers_in_the_history_of_both_accounts(bare_service: Service) -> Non
     # money: transfers moved it, none was made; the pending 10 is reserved, not moved yet
     assert sum(v.balance for v in views if v) == sum(expected.values())
     assert [v.pending_debits for v in views if v] == [10, 0]
+
+
+def test_a_page_deep_into_a_long_history_is_the_page_a_full_fold_gives(
+    bare_service: Service,
+) -> None:
+    """Pages and points past the first waypoints (folded from a waypoint) equal the full
+    fold from the first event, and the balances the deposits add up to."""
+    client = bare_service.client
+    deposits = list(range(1, 3 * WAYPOINT_EVERY + 52))
+    assert client.execute("carol", OpenAccount("EUR"), command_id="open-carol").accepted
+    sent = [client.send("carol", Deposit(d), command_id=f"carol-{d}") for d in deposits]
+    assert all(f.result(timeout=120).accepted for f in sent)
+    events = 1 + len(deposits)
+    full = client.reads.history("carol", limit=MAX_PAGE).entries  # after 0: from the first
+    assert [e.sequence for e in full] == list(range(1, events + 1))
+    assert [e.view.balance for e in full] == [0] + [sum(deposits[:n]) for n in range(1, events)]
+    for after, limit in ((2 * WAYPOINT_EVERY + 7, 40), (WAYPOINT_EVERY, 1), (events - 3, 100)):
+        page = client.reads.history("carol", after_version=after, limit=limit)
+        assert page.entries == full[after : after + limit]
+    for version in (WAYPOINT_EVERY, WAYPOINT_EVERY + 1, 3 * WAYPOINT_EVERY + 9, events):
+        point = client.reads.state_at("carol", version)
+        assert point is not None and point.view == full[version - 1].view
+        at = datetime.fromtimestamp(full[version - 1].timestamp_ms / 1000, UTC)
+        by_time = client.reads.state_at("carol", at)
+        assert by_time is not None and by_time.view == full[by_time.version - 1].view
+        assert by_time.version >= version  # the last event of that millisecond
+        assert by_time.timestamp_ms == full[version - 1].timestamp_ms
+    # money: the account holds what was deposited
+    assert client.reads.view("carol").balance == sum(deposits)  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """The routes' answers for what a real deployment rarely shows on demand: a reply that does
-not come in time (504), an index behind (503), a service not ready (503). The routes run in
-process over a fake client (the integration tests run them on Ray Serve for real)."""
+not come in time (504), an index behind or too busy (503), a service not ready (503). The
+routes run in process over a fake client (the integration tests run them on Ray Serve for
+real)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,17 @@ from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.replica import Replica, bind_replica
 from eventledger.http.routes_health import CachedReadiness
+from topology.history import HistoryDeadlineError
 
 
 class _BehindReads:
-    """A history index that is always behind."""
+    """A history index that is always behind, and too busy to fold a past state in time."""
 
     def history(self, account: str, **kw: Any) -> Any:
         raise HistoryBehindError("the index reaches offset 3, the partition ends at 9: retry")
+
+    def state_at(self, account: str, at: Any, **kw: Any) -> Any:
+        raise HistoryDeadlineError("history of 'a': the query ran past its deadline: retry")
 
 
 class _SlowClient:
@@ -95,6 +100,14 @@ def test_an_index_behind_is_503_with_retry_after(
     answer = slow[0].get("/accounts/a/history")
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
     assert answer.json()["code"] == "history_behind"
+
+
+def test_a_fold_past_its_deadline_is_503_with_retry_after(
+    slow: tuple[TestClient, _SlowClient, list[str]],
+) -> None:
+    answer = slow[0].get("/accounts/a/state?version=7")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["code"] == "history_deadline"
 
 
 def test_readiness_is_generic_and_the_reasons_go_to_the_log(

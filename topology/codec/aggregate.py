@@ -1,7 +1,8 @@
 """`Codec`: the record formats that depend on an aggregate's types (commands, events,
-snapshots, views), bound to one aggregate. Each format's layout lives in its own module; this
-class builds their codecs once, as its attributes ``commands``, ``events``, ``snapshots`` and
-``views``: ``codec.events.encode(...)``, ``codec.snapshots.record(...)``."""
+snapshots, views, the history index's waypoints), bound to one aggregate. Each format's layout
+lives in its own module; this class builds their codecs once, as its attributes ``commands``,
+``events``, ``snapshots``, ``views`` and ``waypoints``: ``codec.events.encode(...)``,
+``codec.snapshots.record(...)``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from topology.codec.commands import CommandCodec
 from topology.codec.events import EventCodec
 from topology.codec.snapshots import SnapshotCodec
 from topology.codec.state import ViewCodec
+from topology.codec.waypoints import WaypointCodec
 from topology.protocol import AnyAggregate
 
 __all__ = ["Codec"]
@@ -24,6 +26,7 @@ class Codec:
         self.events = EventCodec(aggregate)
         self.snapshots = SnapshotCodec(aggregate)
         self.views = ViewCodec(aggregate)
+        self.waypoints = WaypointCodec(aggregate)
         self.internal_types = self.commands.internal_types
         """The type tags of the aggregate's internal commands (none unless it is a saga)."""
 

@@ -1,6 +1,7 @@
-"""Record keys: an aggregate's (and a reply's), the id memory's, the history index's, and the
-touch key. Keys of different kinds cannot collide: an aggregate key is UTF-8, an id key a
-msgpack array, a history key starts with a 2-byte length, and `TOUCH_KEY` is neither."""
+"""Record keys: an aggregate's (and a reply's), the id memory's, the history index's (events
+and waypoints), and the touch key. Keys of different kinds cannot collide: an aggregate key is
+UTF-8, an id key a msgpack array, a history key starts with a 2-byte length of at most 1 KiB, a
+waypoint key with ``0xff 0x01``, and `TOUCH_KEY` is none of these."""
 
 from typing import Final
 
@@ -13,7 +14,9 @@ __all__ = [
     "encode_id_key",
     "encode_internal_id_key",
     "encode_key",
+    "encode_waypoint_key",
     "history_prefix",
+    "waypoint_prefix",
 ]
 
 TOUCH_KEY: Final = b"\xff\x00touch"
@@ -61,3 +64,19 @@ def encode_history_key(aggregate_id: str, sequence: int) -> bytes:
     """The history index key of an aggregate's event ``sequence``: the aggregate's prefix,
     then the sequence (8 bytes, big-endian), so keys sort by aggregate, then sequence."""
     return history_prefix(aggregate_id) + sequence.to_bytes(8, "big")
+
+
+_WAYPOINT: Final = b"\xff\x01"
+
+
+def waypoint_prefix(aggregate_id: str) -> bytes:
+    """The prefix of every waypoint key of an aggregate in the history index: ``0xff 0x01``
+    (no history key starts so: an id is at most 1 KiB, 0x0400), then its history prefix."""
+    return _WAYPOINT + history_prefix(aggregate_id)
+
+
+def encode_waypoint_key(aggregate_id: str, sequence: int) -> bytes:
+    """The history index key of the aggregate's state after its event ``sequence`` (a
+    waypoint): the waypoint prefix, then the sequence (8 bytes, big-endian), so an
+    aggregate's waypoints sort by sequence, apart from every event key."""
+    return waypoint_prefix(aggregate_id) + sequence.to_bytes(8, "big")
