@@ -66,8 +66,9 @@ def main(
     phases: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated subset of: throughput,latency,restore,e2e (e2e always runs "
-            "the raw echo beside the selected ledger systems)."
+            help="Comma-separated subset of: throughput,latency,restore,e2e,history (e2e "
+            "always runs the raw echo beside the selected ledger systems; history is "
+            "eventledger's only)."
         ),
     ] = None,
     out: Annotated[
@@ -95,6 +96,9 @@ def main(
     e2e_commands: Annotated[
         int | None, typer.Option(help="e2e: commands per (clients × window) setting (20,000).")
     ] = None,
+    history_events: Annotated[
+        int | None, typer.Option(help="history: events of the long account (100,000).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
     keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
@@ -121,6 +125,7 @@ def main(
         "rawpipe_processes": rawpipe_processes,
         "seed": seed,
         "e2e_commands": e2e_commands,
+        "history_events": history_events,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

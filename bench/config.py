@@ -25,6 +25,7 @@ class Phase(StrEnum):
     LATENCY = "latency"
     RESTORE = "restore"
     E2E = "e2e"
+    HISTORY = "history"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BenchConfig:
     keep_topics: bool = False
     e2e_commands: int = 20_000  # per (clients, window) setting
     e2e_settings: tuple[tuple[int, int], ...] = ((1, 256), (8, 32))  # (clients, in flight each)
+    history_events: int = 100_000  # the history phase's long account (the short one: 100)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -71,6 +73,8 @@ class BenchConfig:
             raise ValueError("rate and duration must be positive")
         if self.quix_commit_interval <= 0:
             raise ValueError("quix_commit_interval must be positive")
+        if self.history_events < 1_000:
+            raise ValueError("history_events must be at least 1,000")
 
     @property
     def replicas(self) -> int:

@@ -12,7 +12,7 @@ from rich.progress import Progress
 
 from bench.config import BenchConfig
 
-__all__ = ["E2E", "Latency", "Restore", "RunContext", "RunResults", "Throughput"]
+__all__ = ["E2E", "HistoryCost", "Latency", "Restore", "RunContext", "RunResults", "Throughput"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,32 @@ class E2E:
 
 
 @dataclass
+class HistoryCost:
+    """The same history queries on an account of ``short`` events and one of ``long``, in one
+    partition: the p50 of each, in ms, as (short, long), through Ray to the history actor
+    (``p50_ms``) and on an index in the bench's process (``in_process_p50_ms``)."""
+
+    short: int
+    long: int
+    repeat: int
+    p50_ms: dict[str, tuple[float, float]]
+    in_process_p50_ms: dict[str, tuple[float, float]]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def ratio(self, query: str, *, in_process: bool = False) -> float:
+        """The long account's p50 ÷ the short one's."""
+        short, long = (self.in_process_p50_ms if in_process else self.p50_ms)[query]
+        return long / short if short > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "ratios": {q: self.ratio(q) for q in self.p50_ms},
+            "in_process_ratios": {q: self.ratio(q, in_process=True) for q in self.p50_ms},
+        }
+
+
+@dataclass
 class RunResults:
     """Everything one run measured; ``failures`` name what did not produce a valid figure."""
 
@@ -152,6 +178,7 @@ class RunResults:
     peer_latency: dict[str, Latency] = field(default_factory=dict)
     e2e: list[E2E] = field(default_factory=list)
     restore: dict[str, Restore] = field(default_factory=dict)
+    history: HistoryCost | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,7 +1,7 @@
 """The results as a rich table, a JSON document and the markdown summary ``latest.md``.
 
 Every row carries its ratio to the peer (Quix Streams) and to the raw pipe where one applies,
-and the goal of issue 4 it is held against.
+and the goal it is held against (issues 4 and 14; the history rows: issue 21).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def build_rows(results: RunResults) -> list[Row]:
                 _ratio(rate, ks) if name != "kstreams" else "—")
         )  # fmt: skip
     rows += _latency_rows(results)
-    return rows + _e2e_rows(results, own_preloaded=tp.get("eventledger")) + _restore_rows(results)
+    rows += _e2e_rows(results, own_preloaded=tp.get("eventledger"))
+    return rows + _restore_rows(results) + _history_rows(results)
 
 
 def _latency_rows(results: RunResults) -> list[Row]:
@@ -229,6 +230,27 @@ def _id_rows(r: Any) -> list[Row]:
     ]  # fmt: skip
 
 
+def _history_rows(results: RunResults) -> list[Row]:
+    """Each history query on the short and the long account, through Ray and in process:
+    p50s and long ÷ short, whose goal (issue 21) is at most 2."""
+    if "history" in results.failures:
+        return [Row("history", "eventledger", "FAILED")]
+    h = results.history
+    if h is None:
+        return []
+    rows = []
+    for query in h.p50_ms:
+        for where, local in (("through Ray", False), ("in process", True)):
+            short, long = (h.in_process_p50_ms if local else h.p50_ms)[query]
+            ratio = h.ratio(query, in_process=local)
+            rows.append(
+                Row(f"history: {query}, {where}, p50 at {h.short:,} → {h.long:,} events",
+                    "eventledger", f"{short:.2f} → {long:.2f} ms ({ratio:.2f}×)",
+                    goal=f"≤ 2× {_mark(ratio <= 2)}")
+            )  # fmt: skip
+    return rows
+
+
 def print_table(console: Console, rows: list[Row], title: str) -> None:
     table = Table(title=title)
     for column, justify in (
@@ -238,7 +260,7 @@ def print_table(console: Console, rows: list[Row], title: str) -> None:
         ("vs Quix", "right"),
         ("vs raw pipe / echo", "right"),
         ("vs Kafka Streams", "right"),
-        ("goal (issues 4, 14)", "left"),
+        ("goal (issues 4, 14, 21)", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:
@@ -316,6 +338,10 @@ def write_markdown(path: Path, document: dict[str, Any], rows: list[Row]) -> Non
     for name, result in document.get("restore", {}).items():
         lines += [f"### restore: {name}", "", f"Method: {result['method']}.", ""]
         lines += [f"Facts: `{json.dumps(result['facts'], default=str, ensure_ascii=False)}`", ""]
+    if document.get("history"):
+        lines += ["### history", "", "```json"]
+        lines.append(json.dumps(document["history"], indent=2, ensure_ascii=False))
+        lines += ["```", ""]
     if document.get("failures"):
         lines += ["## Failures", ""]
         lines += [f"- {k}: {v}" for k, v in document["failures"].items()]
@@ -371,6 +397,7 @@ def results_json(results: RunResults) -> dict[str, Any]:
         "peer_latency": {k: v.to_json() for k, v in results.peer_latency.items()},
         "e2e": [r.to_json() for r in results.e2e],
         "restore": {k: v.to_json() for k, v in results.restore.items()},
+        "history": results.history.to_json() if results.history else None,
         "failures": results.failures,
         "rows": [asdict(r) for r in build_rows(results)],
     }

@@ -1,5 +1,6 @@
 """One benchmark run, phase by phase: throughput (each system on its own copy of one source
-topic), latency, restore; then the checks' verdict, the table, the JSON and the summary."""
+topic), latency, restore, history; then the checks' verdict, the table, the JSON and the
+summary."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ METHOD = """## Method
   produces each one's bytes back to its reply lane, no transactions, no state, the same
   client library and configs. Ledger outputs are checked as above; the echo's reply count.
 - Restore: see `bench/restore.py` (snapshots written with the real codec and a plain producer;
-  Quix recovers its RocksDB store from a changelog its own application wrote)."""
+  Quix recovers its RocksDB store from a changelog its own application wrote).
+- History: see `bench/history.py` (eventledger only: one account of 100 events and one of
+  100,000, written with the real codec and a plain producer, indexed by the partition's
+  history actor; the same queries on both through `Reads` and Ray; p50 of each and
+  long ÷ short)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,
@@ -223,7 +228,22 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
                 results.restore[system] = restore(ctx)
 
             _guard(results, f"restore:{system}", attempt_restore)
+    _history_phase(ctx, results)
     return expected_summary
+
+
+def _history_phase(ctx: RunContext, results: RunResults) -> None:
+    """A history page of a long account against one of a short account (eventledger's)."""
+    from bench.history import run_history
+
+    if not (ctx.config.does(Phase.HISTORY) and ctx.config.runs(SystemName.EVENTLEDGER)):
+        return
+    ctx.progress.console.rule("history: eventledger")
+
+    def history() -> None:
+        results.history = run_history(ctx)
+
+    _guard(results, "history", history)
 
 
 def _peer_phases(ctx: RunContext, results: RunResults) -> None:

@@ -2,9 +2,9 @@
 
 Correctness only: every system's output passes its checks; no timing is asserted. The default
 run covers eventledger, Kafka Streams (its jar is built with Maven on first use, then cached
-under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its raw echo too);
-Quix Streams needs its own virtualenv (built on first use, tens of seconds), so it is covered
-by the ``slow`` test below and by the real run.
+under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its raw echo too,
+history for eventledger alone); Quix Streams needs its own virtualenv (built on first use,
+tens of seconds), so it is covered by the ``slow`` test below and by the real run.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
         for r in runs:
             assert r["answered"] == r["commands"] == QUICK.e2e_commands
             assert r["check"]["passed"], r["check"]
+    history = document["history"]  # its queries checked their answers; no timing asserted
+    assert history["long"] == QUICK.history_events and history["short"] == 100
+    assert len(history["p50_ms"]) == len(history["ratios"]) == 4
     assert {r["system"] for r in document["rows"]} == {"eventledger", "kstreams", "rawpipe", "echo"}
 
 
