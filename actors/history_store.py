@@ -86,9 +86,9 @@ class HistoryStore:
         return 0 if found is None else found[0]
 
     def waypoint(self, aggregate_id: str, at_most: int) -> tuple[int, bytes] | None:
-        """The aggregate's last waypoint at or before sequence ``at_most``: its sequence and
-        value (None: there is none)."""
-        key = encode_waypoint_key(aggregate_id, at_most)
+        """The aggregate's last waypoint at or before sequence ``at_most`` (any int >= 0):
+        its sequence and value (None: there is none)."""
+        key = encode_waypoint_key(aggregate_id, min(at_most, _LAST))
         return self._before(waypoint_prefix(aggregate_id), key)
 
     def _before(self, prefix: bytes, key: bytes) -> tuple[int, bytes] | None:

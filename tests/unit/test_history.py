@@ -269,7 +269,7 @@ def test_the_store_finds_the_waypoint_at_or_before_a_sequence(tmp_path: Path) ->
     entries[encode_waypoint_key("alicf", 50)] = b"another aggregate's"
     store.install(entries, 251)
     assert store.waypoint("alice", 99) is None
-    for at_most, sequence in ((100, 100), (199, 100), (200, 200), (10**6, 200)):
+    for at_most, sequence in ((100, 100), (199, 100), (200, 200), (10**6, 200), (2**70, 200)):
         found = store.waypoint("alice", at_most)
         assert found is not None and found[0] == sequence
         assert CODEC.waypoints.decode(found[1]).balance == sequence - 1
