@@ -36,7 +36,7 @@ from eventledger.http.auth import AuthError
 from eventledger.http.bodies import BodyError
 from eventledger.http.problems import problem
 from eventledger.transfers import SettlementError, SettlementRefusal
-from topology.ids import ID_PATTERN
+from topology.ids import ID_PATTERN, ID_RULE
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -143,7 +143,11 @@ async def _validation_error(_: Request, e: RequestValidationError) -> Response:
     return problem(422, "invalid_request", detail)
 
 
-async def _http_error(_: Request, e: HTTPException) -> Response:
+async def _http_error(request: Request, e: HTTPException) -> Response:
+    raw_path: bytes = request.scope.get("raw_path") or b""
+    if e.status_code == 404 and b"%2f" in raw_path.lower():
+        # the server routes on the decoded path: an id with an encoded '/' matches no route
+        return problem(422, "invalid_request", f"an id in the path has a '/': {ID_RULE}")
     return problem(e.status_code, f"http_{e.status_code}", str(e.detail), headers=e.headers)
 
 

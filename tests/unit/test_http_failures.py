@@ -176,11 +176,16 @@ def test_anything_else_is_a_generic_500(
     assert SECRET in caplog.text
 
 
-def test_validation_is_still_422_and_names_the_field(broken: tuple[TestClient, _Broken]) -> None:
+def test_validation_is_still_422_and_names_what_is_wrong(
+    broken: tuple[TestClient, _Broken],
+) -> None:
     http, _ = broken
-    answer = http.post(
-        "/transfers", json={"source": "a", "target": "b", "amount": 1, "timeout_s": 9}
-    )
+    body = {"source": "a", "target": "b", "amount": 1, "timeout_s": 9}
+    answer = http.post("/transfers", json=body)
     assert answer.status_code == 422 and answer.json()["code"] == "invalid_request"
     assert "timeout_s" in answer.json()["detail"]
     assert http.get("/accounts/a/history", params={"limit": 0}).status_code == 422
+    for path in ("/accounts/a%2Fb", "/accounts/a%2fb/history", "/transfers/t%2F1/void"):
+        slash = http.post(path, json={"source": "a"}) if "void" in path else http.get(path)
+        assert slash.status_code == 422 and "'/'" in slash.json()["detail"], path
+    assert http.get("/no/such/route").json()["code"] == "http_404"
