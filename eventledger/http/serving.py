@@ -116,18 +116,20 @@ class LedgerAPI:
         self._client = BankClient(settings, timeout=command_timeout)
         readiness = CachedReadiness(_Readiness(settings))
         readiness()  # the first check starts now, in the background
-        bind_replica(
-            Replica(
-                self._client,
-                tokens,
-                command_timeout,
-                readiness,
-                RateLimiter(limits.rate_per_token, limits.burst_per_token),
-                limits,
-            )
+        self._replica = Replica(
+            self._client,
+            tokens,
+            command_timeout,
+            readiness,
+            RateLimiter(limits.rate_per_token, limits.burst_per_token),
+            limits,
         )
+        bind_replica(self._replica)
 
     def __del__(self) -> None:
+        replica = getattr(self, "_replica", None)
+        if replica is not None:  # calls not begun never run; running ones end by their timeouts
+            replica.executor.shutdown(wait=False, cancel_futures=True)
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()
