@@ -74,6 +74,7 @@ class BatchTrace:
                     "eventledger.command_type": o.command_type or "",
                     "eventledger.outcome": o.outcome,
                     "eventledger.code": o.code or "",
+                    "eventledger.principal": o.principal or "",
                 }
             )
             headers[origin(o.offset, o.internal)] = tracing.headers_from_context(

@@ -4,9 +4,11 @@ read from the replies topic, back to the caller waiting for it.
 One producer and one reply consumer per channel, on one reply lane (``reply_to`` in every
 command: the replies partitions ``TopicLayout.reply_partitions(lane)``, one per data
 partition), positioned at the end before the first send and read by one io thread, which
-also serves the producer's delivery reports. A reply finds its waiters by (command id,
-aggregate id), so two channels' replies never cross, and every waiter of one key gets the
-same reply. ``LedgerClient`` and the benchmark's senders are built on it.
+also serves the producer's delivery reports. Both run with the API tier's Kafka properties
+(``Settings.for_api``): they only write commands and read replies. A reply finds its
+waiters by (command id, aggregate id), so two channels' replies never cross, and every
+waiter of one key gets the same reply. ``LedgerClient`` and the benchmark's senders are
+built on it.
 """
 
 from __future__ import annotations
@@ -55,13 +57,15 @@ class OutcomeUnknownError(TimeoutError):
 class Request:
     """A command as sent, the same on every attempt: a retry re-sends it unchanged, and the
     service executes its command id at most once within its idempotency window, counted
-    from ``first_attempt_ms`` (epoch ms)."""
+    from ``first_attempt_ms`` (epoch ms). ``principal`` names who sends it (recorded with
+    the events it causes; None: not said)."""
 
     aggregate_id: str
     command: Any
     command_id: str
     first_attempt_ms: int
     expected_version: int | None = None
+    principal: str | None = None
 
 
 Answer = Callable[[bytes], Reply | None]
@@ -83,9 +87,10 @@ class ReplyChannel:
         self._pending: dict[tuple[str, str], list[Future[Reply]]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._producer = Producer(producer_config(settings))
+        kafka = settings.for_api()
+        self._producer = Producer(producer_config(kafka))
         self._consumer = Consumer(
-            consumer_config(settings, group_id=Names.of(settings).group("client", unique=True))
+            consumer_config(kafka, group_id=Names.of(settings).group("client", unique=True))
         )
         replies = layout.name(TopicKind.REPLIES)
         start = []
@@ -177,6 +182,7 @@ class ReplyChannel:
             expected_version=request.expected_version,
             reply_to=self.lane,
             first_attempt_ms=request.first_attempt_ms,
+            principal=request.principal,
         )
         produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
         with send_span(
@@ -185,6 +191,7 @@ class ReplyChannel:
             aggregate_id=aggregate_id,
             command_id=request.command_id,
             command_type=type(request.command).__name__,
+            principal=request.principal,
             server=self._server,
         ) as headers:
             try:

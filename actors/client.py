@@ -7,6 +7,10 @@ from its first attempt; ``execute`` re-sends the same id with the same first-att
 (``actors.retries``) until the reply comes, and a retry past the window is refused as
 ``expired``, never executed again. The client needs Kafka only: queries of the committed
 state go to the actors over Ray (``actors.reads``).
+
+Ids follow the one rule of ``topology.ids``: an aggregate id or command id outside it is an
+``InvalidIdError`` (a ValueError) before anything is sent. Every command records who sent it:
+the call's ``principal``, else the client's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Self
 from actors.channel import ReplyChannel, Request, now_ms
 from actors.retries import Backoff, Retries
 from topology.envelopes import Reply
+from topology.ids import check_command_id, check_id, check_principal
 from topology.partitioner import partition_for
 from topology.settings import Settings
 
@@ -28,7 +33,8 @@ class LedgerClient:
     """A thread-safe client of one application. Close it (or use ``with``) when done.
     ``reply_lane`` is the lane its replies come on (random by default); ``timeout`` the
     default seconds ``execute`` waits for a reply (re-sending meanwhile); ``retry_interval``
-    the first pause before a re-send (it doubles, up to 8 s)."""
+    the first pause before a re-send (it doubles, up to 8 s); ``principal`` the name its
+    commands are recorded under unless a call names another (None: not said)."""
 
     def __init__(
         self,
@@ -37,10 +43,12 @@ class LedgerClient:
         reply_lane: int | None = None,
         timeout: float = 30.0,
         retry_interval: float = 1.0,
+        principal: str | None = None,
     ) -> None:
         backoff = Backoff(retry_interval)
         self.settings = settings
         self.timeout = timeout
+        self.principal = None if principal is None else check_principal(principal)
         self.reply_lane = (
             reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
@@ -73,12 +81,18 @@ class LedgerClient:
         command_id: str | None = None,
         expected_version: int | None = None,
         first_attempt_ms: int | None = None,
+        principal: str | None = None,
     ) -> Future[Reply]:
         """Produce a command once and return a future of its reply. The future fails with
         ``OutcomeUnknownError`` when the broker did not acknowledge the command (it may still
         have stored it); ``execute`` re-sends instead."""
         request = self._request(
-            aggregate_id, command, command_id, expected_version, first_attempt_ms
+            aggregate_id,
+            command,
+            command_id,
+            expected_version,
+            first_attempt_ms=first_attempt_ms,
+            principal=principal,
         )
         return self._channel.submit(request)
 
@@ -91,12 +105,18 @@ class LedgerClient:
         expected_version: int | None = None,
         first_attempt_ms: int | None = None,
         timeout: float | None = None,
+        principal: str | None = None,
     ) -> Reply:
         """Send, re-sending the same command id with the same first-attempt time (backing
         off) until its reply comes; ``ReplyTimeoutError`` after ``timeout`` seconds. To retry
         from elsewhere after that, pass the error's ``command_id`` and ``first_attempt_ms``."""
         request = self._request(
-            aggregate_id, command, command_id, expected_version, first_attempt_ms
+            aggregate_id,
+            command,
+            command_id,
+            expected_version,
+            first_attempt_ms=first_attempt_ms,
+            principal=principal,
         )
         return self._retries.execute(request, timeout or self.timeout)
 
@@ -109,10 +129,16 @@ class LedgerClient:
         expected_version: int | None = None,
         first_attempt_ms: int | None = None,
         timeout: float | None = None,
+        principal: str | None = None,
     ) -> Reply:
         """The asyncio form of ``execute``."""
         request = self._request(
-            aggregate_id, command, command_id, expected_version, first_attempt_ms
+            aggregate_id,
+            command,
+            command_id,
+            expected_version,
+            first_attempt_ms=first_attempt_ms,
+            principal=principal,
         )
         return await self._retries.execute_async(request, timeout or self.timeout)
 
@@ -122,14 +148,23 @@ class LedgerClient:
         command: Any,
         command_id: str | None,
         expected_version: int | None,
+        *,
         first_attempt_ms: int | None,
+        principal: str | None,
     ) -> Request:
         """The request of ``command``: a new command id and now as its first attempt, unless
-        given (a retry from elsewhere passes both)."""
+        given (a retry from elsewhere passes both). Raises InvalidIdError for an id or a
+        principal outside ``topology.ids``'s rules."""
+        check_id(aggregate_id, "an aggregate id")
+        if command_id is not None:
+            check_command_id(command_id)
+        if principal is not None:
+            check_principal(principal)
         return Request(
             aggregate_id,
             command,
             command_id or self._channel.new_command_id(),
             now_ms() if first_attempt_ms is None else first_attempt_ms,
             expected_version,
+            principal or self.principal,
         )

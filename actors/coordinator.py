@@ -319,6 +319,11 @@ class Coordinator:
     def ready(self) -> str:
         return "ready"
 
+    def service_settings(self) -> Settings:
+        """The service's settings, its Kafka principal's secrets included: for a Ray task that
+        must act as the service (``actors.deployment.run_as_service``)."""
+        return self.settings
+
     def wait_serving(self, timeout: float = 120.0) -> bool:
         """Whether every partition actor ran within ``timeout`` seconds."""
         return self._serving.wait(timeout)

@@ -11,9 +11,11 @@ actors are deployed beside them. Nothing else creates a partition actor.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import ray
+from ray.exceptions import RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.coordinator import Coordinator
@@ -23,7 +25,9 @@ from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
 
-__all__ = ["deploy_coordinator", "find_coordinator", "stop_service"]
+__all__ = ["deploy_coordinator", "find_coordinator", "run_as_service", "stop_service"]
+
+T = TypeVar("T")
 
 
 def find_coordinator(app_id: str) -> Any | None:
@@ -73,3 +77,22 @@ def stop_service(app_id: str, timeout: float = 120.0) -> bool:
     finally:
         ray.kill(handle, no_restart=True)
     return True
+
+
+def run_as_service(app_id: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """``fn(settings, **kwargs)`` in a Ray task, ``settings`` being the running service's own
+    (its coordinator's): it acts with the service's Kafka principal, which the caller need
+    not hold (an API replica holds only the API's). The settings go from the coordinator to
+    the task as an object reference, never through this process. Raises what ``fn`` raised,
+    and RuntimeError when the service is not deployed."""
+    handle = find_coordinator(app_id)
+    if handle is None:
+        raise RuntimeError(f"{app_id} is not deployed")
+    task: Any = ray.remote(num_cpus=0, max_retries=0)(fn)
+    try:
+        result: T = ray.get(task.remote(handle.service_settings.remote(), **kwargs))
+    except RayTaskError as e:
+        if isinstance(e.cause, Exception):
+            raise e.cause from None
+        raise
+    return result

@@ -27,6 +27,7 @@ def send_span(
     aggregate_id: str,
     command_id: str,
     command_type: str,
+    principal: str | None = None,
     server: dict[str, AttributeValue],
 ) -> Iterator[tracing.Headers | None]:
     """Around producing one command to ``topic[partition]``: yields the headers to send it
@@ -50,6 +51,7 @@ def send_span(
             "eventledger.aggregate_id": aggregate_id,
             "eventledger.command_type": command_type,
             "eventledger.partition": partition,
+            "eventledger.principal": principal or "",
         },
     ):
         yield tracing.headers_from_context()

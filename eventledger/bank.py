@@ -6,6 +6,11 @@ Every transfer command is sent to the SOURCE account (commands are routed by acc
 transfer id is the command id of its ``Transfer``; ``post_pending`` and ``void_pending`` name
 it and the source. A command id is executed at most once within the idempotency window, so
 ``transfer`` re-sends the same transfer id until its one final reply comes.
+
+Money in flight and its settlement read the service's own topics and write its internal
+commands: they run as the service (``actors.deployment.run_as_service``), over Ray like the
+reads, so a client holding only the API's Kafka principal can do them too (the HTTP API
+lets only tokens with the ``operate`` scope settle).
 """
 
 from __future__ import annotations
@@ -13,13 +18,20 @@ from __future__ import annotations
 from functools import cached_property
 
 from actors.client import LedgerClient
+from actors.deployment import run_as_service
 from actors.reads import Reads
 from eventledger.transfers import InFlightTransfer, Settlement, in_flight, settle
 from ledger.commands import PostPending, Transfer, VoidPending
 from ledger.state import AccountView
 from topology.envelopes import Reply
+from topology.ids import check_command_id, check_id
 
 __all__ = ["BankClient"]
+
+
+def _transfer(target: str, amount: int, pending: bool, timeout_ms: int | None) -> Transfer:
+    """The transfer command, its target checked against the id rule (InvalidIdError)."""
+    return Transfer(check_id(target, "a transfer's target"), amount, pending, timeout_ms)
 
 
 class BankClient(LedgerClient):
@@ -47,7 +59,7 @@ class BankClient(LedgerClient):
         reply, accepted once the target credited it, rejected when it was refused (and the
         debit reversed). With ``pending``, only reserve it (the reply comes once both sides
         recorded the reservation); ``pending_timeout_ms`` voids it on the source's clock."""
-        command = Transfer(target, amount, pending, pending_timeout_ms)
+        command = _transfer(target, amount, pending, pending_timeout_ms)
         return self.execute(
             source,
             command,
@@ -69,7 +81,7 @@ class BankClient(LedgerClient):
         timeout: float | None = None,
     ) -> Reply:
         """The asyncio form of ``transfer``."""
-        command = Transfer(target, amount, pending, pending_timeout_ms)
+        command = _transfer(target, amount, pending, pending_timeout_ms)
         return await self.execute_async(
             source,
             command,
@@ -89,7 +101,7 @@ class BankClient(LedgerClient):
     ) -> Reply:
         """Complete pending transfer ``transfer_id`` of account ``source`` with ``amount``
         (None: all that is reserved; less releases the rest)."""
-        command = PostPending(transfer_id, amount)
+        command = PostPending(check_command_id(transfer_id), amount)
         return self.execute(source, command, command_id=command_id, timeout=timeout)
 
     def void_pending(
@@ -102,13 +114,17 @@ class BankClient(LedgerClient):
     ) -> Reply:
         """Release pending transfer ``transfer_id`` of account ``source``."""
         return self.execute(
-            source, VoidPending(transfer_id), command_id=command_id, timeout=timeout
+            source,
+            VoidPending(check_command_id(transfer_id)),
+            command_id=command_id,
+            timeout=timeout,
         )
 
     def in_flight(self, older_than_ms: int = 0) -> list[InFlightTransfer]:
         """The transfers debited and not yet settled, at least ``older_than_ms`` old, oldest
-        first, each with its lost legs (``eventledger.transfers.in_flight``)."""
-        return in_flight(self.settings, older_than_ms=older_than_ms)
+        first, each with its lost legs (``eventledger.transfers.in_flight``, run as the
+        service)."""
+        return run_as_service(self.settings.app_id, in_flight, older_than_ms=older_than_ms)
 
     def settle(
         self,
@@ -123,9 +139,10 @@ class BankClient(LedgerClient):
         """Settle the lost leg(s) of transfer ``transfer_id`` of ``source`` once: the money
         back to the source (``refund``) or the leg delivered as it was, recorded with
         ``operator`` and ``reason``. Raises ``eventledger.transfers.SettlementError`` when
-        nothing of it is lost (``eventledger.transfers.settle``)."""
-        return settle(
-            self.settings,
+        nothing of it is lost (``eventledger.transfers.settle``, run as the service)."""
+        return run_as_service(
+            self.settings.app_id,
+            settle,
             source=source,
             transfer_id=transfer_id,
             refund=refund,

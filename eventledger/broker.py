@@ -134,6 +134,11 @@ class BrokerHome:
     """A second configuration: also listen for SASL/PLAIN (``SASL_PLAINTEXT``) here."""
     sasl_users: tuple[tuple[str, str], ...] = ()
     """The (user, password) pairs the SASL/PLAIN listener accepts."""
+    super_users: tuple[str, ...] = ()
+    """SASL users above the ACLs. Any turns Kafka's ``StandardAuthorizer`` on: the other SASL
+    users may do only what ACLs allow them. The plain listeners' principal (``ANONYMOUS``: the
+    broker's own inter-broker and controller traffic, and local clients of ``bootstrap``)
+    is a super user too."""
 
     def __post_init__(self) -> None:
         if (self.sasl_port is None) != (not self.sasl_users):
@@ -141,6 +146,9 @@ class BrokerHome:
         for user, password in self.sasl_users:
             if not user.isidentifier() or '"' in password or "\\" in password:
                 raise ValueError("SASL users must be identifiers, passwords without quotes")
+        unknown = set(self.super_users) - {user for user, _ in self.sasl_users}
+        if unknown:
+            raise ValueError(f"super users must be SASL users: {sorted(unknown)}")
 
     @property
     def bootstrap(self) -> str:
@@ -171,6 +179,16 @@ class BrokerHome:
             "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
             "listener.name.sasl_plaintext.plain.sasl.jaas.config="
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            *self._authorizer(),
+        ]
+
+    def _authorizer(self) -> list[str]:
+        if not self.super_users:
+            return []
+        supers = ";".join(f"User:{user}" for user in ("ANONYMOUS", *self.super_users))
+        return [
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users={supers}",
         ]
 
     @property

@@ -5,7 +5,8 @@ A leg is lost when its transactions kept aborting and it was set aside (dead-let
 remembered as `unprocessable`, never done). Its settlement is the leg itself wrapped in a
 `ForcedLeg` (done as it was, or refused so its money goes back) under the leg's own id and
 marked `redrive`: the partition does it only while its id memory holds the leg as set aside,
-so it happens once and never beside the leg (see `topology.step`).
+so it happens once and never beside the leg (see `topology.step`). It keeps the leg's
+principal (whose money it is); the operator is named in its `TransferForced` event.
 """
 
 from __future__ import annotations
@@ -42,4 +43,5 @@ def forced_leg(codec: Codec, lost: bytes, *, refund: bool, operator: str, reason
         origin=envelope.origin,
         first_attempt_ms=envelope.first_attempt_ms or 0,
         redrive=True,
+        principal=envelope.principal,
     )

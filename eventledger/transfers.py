@@ -112,11 +112,14 @@ class SettlementRefusal(StrEnum):
 
 
 class SettlementError(ValueError):
-    """A settlement that is not sent, and why (`code`)."""
+    """A settlement that is not sent, and why (`code`). Picklable: it crosses Ray."""
 
     def __init__(self, code: SettlementRefusal, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self) -> tuple[type[SettlementError], tuple[SettlementRefusal, str]]:
+        return (type(self), (self.code, str(self)))
 
 
 @dataclass(frozen=True, slots=True)

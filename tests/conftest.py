@@ -60,15 +60,27 @@ class SaslLogin:
     password: str
 
 
+@dataclass(frozen=True)
+class AclLogins:
+    """The session broker's SASL users under its authorizer: ``admin`` above the ACLs
+    (``sasl_login``'s user), ``worker`` and ``api`` with only what ACLs allow them."""
+
+    admin: SaslLogin
+    worker: SaslLogin
+    api: SaslLogin
+
+
 _SASL_USER = "ledger"
 _SASL_PASSWORD = f"pw-{uuid.uuid4().hex}"  # distinctive: tests grep every output for it
+_ACL_USERS = {role: (role, f"pw-{role}-{uuid.uuid4().hex}") for role in ("worker", "api")}
 _BROKER: dict[str, BrokerHome | None] = {"home": None}
 
 
 @pytest.fixture(scope="session")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The broker for the session: ``KAFKA_BOOTSTRAP_SERVERS`` or one started by the launcher
-    (in its second configuration: a SASL/PLAIN listener beside the plain one)."""
+    (in its second configuration: a SASL/PLAIN listener beside the plain one, its users
+    under Kafka's authorizer; the plain listener's clients are above it)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
@@ -78,7 +90,8 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port=_free_port(),
         controller_port=_free_port(),
         sasl_port=_free_port(),
-        sasl_users=((_SASL_USER, _SASL_PASSWORD),),
+        sasl_users=((_SASL_USER, _SASL_PASSWORD), *_ACL_USERS.values()),
+        super_users=(_SASL_USER,),
     )
     broker = Broker(home)
     address = broker.start()
@@ -112,6 +125,13 @@ def sasl_login(bootstrap: str) -> SaslLogin:
     if home is None or home.sasl_bootstrap is None:
         pytest.skip("KAFKA_BOOTSTRAP_SERVERS is set: no local SASL listener")
     return SaslLogin(home.sasl_bootstrap, _SASL_USER, _SASL_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def acl_logins(sasl_login: SaslLogin) -> AclLogins:
+    """The SASL users of the session broker's authorizer (skipped with an external broker)."""
+    worker, api = (SaslLogin(sasl_login.bootstrap, *_ACL_USERS[r]) for r in ("worker", "api"))
+    return AclLogins(sasl_login, worker, api)
 
 
 def open_kafka_clients() -> list[str]:

@@ -5,6 +5,8 @@ properties file and in ``EVENTLEDGER_KAFKA_<PROPERTY>`` environment variables: u
 ``.`` written ``_``, a literal ``_`` written ``__`` (``EVENTLEDGER_KAFKA_SASL_PASSWORD`` is
 ``sasl.password``, ``EVENTLEDGER_KAFKA_LOG__LEVEL`` is ``log_level``); a variable beats the file.
 Properties that carry the service's guarantees are set by eventledger and refused here.
+The API tier's own properties (its Kafka principal) are read the same way from
+``EVENTLEDGER_API_KAFKA_*`` and ``EVENTLEDGER_API_KAFKA_PROPERTIES_FILE``.
 
 Invariant: a secret's value never appears in a ``repr``, a ``str`` or an error message of
 this module; only ``client_config()`` hands it out, to the Kafka client.
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 from typing import Final, Self
 
 __all__ = [
+    "API_ENV_PREFIX",
     "ENV_PREFIX",
+    "PROPERTIES_FILE",
     "PROPERTIES_FILE_ENV",
     "RESERVED",
     "KafkaProperties",
@@ -24,8 +28,11 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "EVENTLEDGER_KAFKA_"
-PROPERTIES_FILE_ENV: Final = "EVENTLEDGER_KAFKA_PROPERTIES_FILE"
-"""The one variable under ``ENV_PREFIX`` that is no property: the properties file's path."""
+API_ENV_PREFIX: Final = "EVENTLEDGER_API_KAFKA_"
+"""The API tier's own properties (``Settings.api_kafka``)."""
+PROPERTIES_FILE: Final = "PROPERTIES_FILE"
+PROPERTIES_FILE_ENV: Final = ENV_PREFIX + PROPERTIES_FILE
+"""The one variable under a prefix that is no property: the properties file's path."""
 
 RESERVED: Final = frozenset(
     {
@@ -67,12 +74,12 @@ def parse_properties(text: str, *, source: str) -> dict[str, str]:
     return properties
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+def _from_environ(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
     found = {}
     for variable, value in environ.items():
-        if not variable.startswith(ENV_PREFIX) or variable == PROPERTIES_FILE_ENV:
+        if not variable.startswith(prefix) or variable == prefix + PROPERTIES_FILE:
             continue
-        tail = variable[len(ENV_PREFIX) :].lower()
+        tail = variable[len(prefix) :].lower()
         found["_".join(piece.replace("_", ".") for piece in tail.split("__"))] = value
     return found
 
@@ -99,10 +106,16 @@ class KafkaProperties:
         return cls(tuple(sorted(merged.items())))
 
     @classmethod
-    def resolve(cls, environ: Mapping[str, str], file_text: str | None, source: str) -> Self:
-        """The properties file (if any) overlaid by ``EVENTLEDGER_KAFKA_*`` variables."""
+    def resolve(
+        cls,
+        environ: Mapping[str, str],
+        file_text: str | None,
+        source: str,
+        prefix: str = ENV_PREFIX,
+    ) -> Self:
+        """The properties file (if any) overlaid by the ``{prefix}*`` variables."""
         from_file = parse_properties(file_text, source=source) if file_text is not None else {}
-        return cls.of(from_file, _from_environ(environ))
+        return cls.of(from_file, _from_environ(environ, prefix))
 
     def get(self, name: str) -> str | None:
         return dict(self.items).get(name)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self, TypeAlias
 import msgspec
 
 from topology.flows import Flows
+from topology.ids import MAX_PRINCIPAL_CHARS
 from topology.limits import MAX_ID_CHARS
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+_Principal = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PRINCIPAL_CHARS)]
 
 
 class Origin(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -56,7 +58,10 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     `schema_version` is the aggregate's internal command schema version an internal command
     was written with (None: 1, written before there were versions): a worker reads the
     versions up to its own, and stops before a newer one until it is upgraded. `redrive`
-    marks an operator's settlement of a set-aside leg (see `topology.step.admission`)."""
+    marks an operator's settlement of a set-aside leg (see `topology.step.admission`).
+    `principal` names who sent it (an API token's name, a client's or an operator's; never a
+    secret; None: not said): an internal command carries the principal of the command that
+    caused it, and every event records the principal of its command."""
 
     command_id: _Id
     aggregate_id: _Id
@@ -69,6 +74,7 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     resent: bool = False
     schema_version: _NonNegative | None = None
     redrive: bool = False
+    principal: _Principal | None = None
 
 
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply"):
@@ -140,10 +146,11 @@ topic, keyed by the id key): an answered command, or one whose answer is deferre
 saga is in flight."""
 
 
-class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
+class EventEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One event on the events topic, keyed by `aggregate_id`. `sequence` is the aggregate's
     version after this event (1 for its first); `payload` encodes the event Struct named by
-    `type` at `schema_version`; `command_id` is the command that caused it."""
+    `type` at `schema_version`; `command_id` is the command that caused it and `principal`
+    who sent that command (None: not said; absent from the record then)."""
 
     aggregate_id: str
     sequence: int
@@ -152,6 +159,7 @@ class EventEnvelope(msgspec.Struct, frozen=True, gc=False):
     payload: msgspec.Raw
     command_id: str
     timestamp_ms: int
+    principal: str | None = None
 
 
 class Slot(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -35,8 +35,9 @@ V = TypeVar("V")
 
 class HistoryEntry(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     """One event of an aggregate: its sequence (the version after it), the partition's time
-    when it was committed (epoch ms), the command that caused it, its type and fields, and the
-    aggregate's public view after it."""
+    when it was committed (epoch ms), the command that caused it and who sent that command
+    (`principal`, None: not said), its type and fields, and the aggregate's public view after
+    it."""
 
     sequence: int
     timestamp_ms: int
@@ -44,6 +45,7 @@ class HistoryEntry(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     type: str
     event: Any
     view: V
+    principal: str | None = None
 
 
 class HistoryPage(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
@@ -86,6 +88,7 @@ def _fold(codec: Codec, records: Iterable[bytes]) -> Iterator[HistoryEntry[Any]]
             type=envelope.type,
             event=event,
             view=aggregate.view(state, envelope.sequence),
+            principal=envelope.principal,
         )
 
 

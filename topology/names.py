@@ -51,17 +51,23 @@ class Names:
         """The Ray Serve application of the HTTP API."""
         return f"{self.app_id}-http"
 
+    @property
+    def prefix(self) -> str:
+        """What every transactional id and every consumer group but ``commands_group``
+        begins with (Kafka ACLs grant them by this prefix)."""
+        return f"{self.app_id}-"
+
     # -- transactional ids (one writer each; a new one fences the old) -----------------------
 
     def partition_txn(self, partition: int) -> str:
-        return f"{self.app_id}-{partition}"
+        return f"{self.prefix}{partition}"
 
     @property
     def coordinator_txn(self) -> str:
-        return f"{self.app_id}-coordinator"
+        return f"{self.prefix}coordinator"
 
     def shadow_txn(self, partition: int) -> str:
-        return f"{self.app_id}-rebuild-{partition}"
+        return f"{self.prefix}rebuild-{partition}"
 
     # -- consumer groups (never committed to: they only name the clients) --------------------
 
@@ -73,8 +79,13 @@ class Names:
         """The group of a reader ``role`` (``restore``, ``ids``, ``offsets``, ``replay``,
         ``rebuild``, ``control``, ``audit``, ``client``...); ``unique`` adds a random suffix
         (a reader that must not share a group with another instance of itself)."""
-        suffix = f"-{uuid.uuid4().hex[:8]}" if unique else ""
-        return f"{self.app_id}-{role}{suffix}"
+        if unique:
+            return f"{self.group_prefix(role)}{uuid.uuid4().hex[:8]}"
+        return f"{self.prefix}{role}"
+
+    def group_prefix(self, role: str) -> str:
+        """What every unique group of reader ``role`` begins with."""
+        return f"{self.prefix}{role}-"
 
     # -- local state ------------------------------------------------------------------------
 

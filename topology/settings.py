@@ -1,5 +1,6 @@
 """Service settings, built in one place: explicit arguments > environment > defaults."""
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
-from topology.connection import PROPERTIES_FILE_ENV, KafkaProperties
+from topology.connection import API_ENV_PREFIX, ENV_PREFIX, PROPERTIES_FILE, KafkaProperties
 from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "DEFAULT_STATE_DIR",
     "ENVIRONMENT",
     "Settings",
+    "api_kafka_properties",
     "configured_bootstrap",
     "kafka_properties",
 ]
@@ -56,6 +58,10 @@ class Settings:
     `min_insync_replicas` (0: derived from the replication factor, see
     `topology.topics`).
 
+    `api_kafka`, when given, holds the API tier's own properties (its Kafka principal, which
+    may write commands and read replies, never the service's other topics): `for_api()` is
+    what the HTTP replicas and the clients' Kafka clients run with. None: they share `kafka`.
+
     A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
     none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""
 
@@ -74,6 +80,7 @@ class Settings:
     partition_resource: str = DEFAULT_RESOURCE
     actor_memory_mb: int = 128
     aggregate_bytes: int = 1024
+    api_kafka: KafkaProperties | None = None
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -124,12 +131,15 @@ class Settings:
         partition_resource: str | None = None,
         actor_memory_mb: int | None = None,
         aggregate_bytes: int | None = None,
+        api_kafka: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
         in `environ` (default `os.environ`), else its default. Kafka properties: `kafka`
         beats `EVENTLEDGER_KAFKA_*` variables, which beat the properties file; the bootstrap
-        servers fall back to the properties' `bootstrap.servers`. Raises ValueError."""
+        servers fall back to the properties' `bootstrap.servers`. The API tier's: the same
+        with `api_kafka` and `EVENTLEDGER_API_KAFKA_*` (`api_kafka_properties`). Raises
+        ValueError."""
         env = os.environ if environ is None else environ
         properties = kafka_properties(env, kafka)
         return cls(
@@ -160,6 +170,20 @@ class Settings:
             ),
             actor_memory_mb=_pick(actor_memory_mb, env, "actor_memory_mb", int, 128),
             aggregate_bytes=_pick(aggregate_bytes, env, "aggregate_bytes", int, 1024),
+            api_kafka=api_kafka_properties(env, api_kafka),
+        )
+
+    def for_api(self) -> Self:
+        """The settings the API tier runs with: `api_kafka` in place of `kafka`, whole (none of
+        the service's own properties, its password least of all, is inherited), and its
+        `bootstrap.servers` when it names one; these settings themselves when there is none."""
+        if self.api_kafka is None:
+            return self
+        return dataclasses.replace(
+            self,
+            kafka=self.api_kafka,
+            api_kafka=None,
+            bootstrap_servers=self.api_kafka.get("bootstrap.servers") or self.bootstrap_servers,
         )
 
     def reservation(self, aggregates: int = 0) -> Reservation:
@@ -170,19 +194,34 @@ class Settings:
 
 
 def kafka_properties(
-    environ: Mapping[str, str], explicit: Mapping[str, str] | None = None
+    environ: Mapping[str, str],
+    explicit: Mapping[str, str] | None = None,
+    *,
+    prefix: str = ENV_PREFIX,
 ) -> KafkaProperties:
     """The pass-through Kafka properties: the file named by `EVENTLEDGER_KAFKA_PROPERTIES_FILE`,
-    then `EVENTLEDGER_KAFKA_*` variables, then `explicit`. Raises ValueError."""
-    path = environ.get(PROPERTIES_FILE_ENV, "").strip()
+    then `EVENTLEDGER_KAFKA_*` variables, then `explicit` (another `prefix`: its own file
+    variable and variables). Raises ValueError."""
+    variable = prefix + PROPERTIES_FILE
+    path = environ.get(variable, "").strip()
     text = None
     if path:
         try:
             text = Path(path).expanduser().read_text()
         except OSError as e:
-            raise ValueError(f"{PROPERTIES_FILE_ENV}={path}: {e.strerror}") from None
-    found = KafkaProperties.resolve(environ, text, source=path)
+            raise ValueError(f"{variable}={path}: {e.strerror}") from None
+    found = KafkaProperties.resolve(environ, text, source=path, prefix=prefix)
     return found if not explicit else KafkaProperties.of(dict(found.items), explicit)
+
+
+def api_kafka_properties(
+    environ: Mapping[str, str], explicit: Mapping[str, str] | None = None
+) -> KafkaProperties | None:
+    """The API tier's own Kafka properties (`EVENTLEDGER_API_KAFKA_PROPERTIES_FILE`, then
+    `EVENTLEDGER_API_KAFKA_*`, then `explicit`), or None when none is given anywhere: then
+    the API tier uses the service's. Raises ValueError."""
+    given = explicit or any(name.startswith(API_ENV_PREFIX) for name in environ)
+    return kafka_properties(environ, explicit, prefix=API_ENV_PREFIX) if given else None
 
 
 def configured_bootstrap(environ: Mapping[str, str] | None = None) -> str | None:

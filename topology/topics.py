@@ -130,9 +130,14 @@ class TopicLayout:
         changelog of its idempotency memory."""
         return [self.reply_partition(partition, lane) for lane in range(self.reply_lanes)]
 
+    @property
+    def prefix(self) -> str:
+        """What every topic of the application begins with (Kafka ACLs grant them by it)."""
+        return f"{self.app_id}."
+
     def name(self, kind: TopicKind) -> str:
         """The topic name for `kind`."""
-        return f"{self.app_id}.{kind}"
+        return f"{self.prefix}{kind}"
 
     def specs(self) -> list[TopicSpec]:
         """Every data topic of the application, in `TopicKind` order."""
@@ -153,7 +158,7 @@ class TopicLayout:
     @property
     def control(self) -> str:
         """The compacted control topic (the coordinator's desired state)."""
-        return f"{self.app_id}.control"
+        return f"{self.prefix}control"
 
     def control_spec(self) -> TopicSpec:
         """The control topic: one partition, compacted, so the latest record per key lives."""

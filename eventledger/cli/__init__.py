@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from eventledger.cli import broker, checks, service, transfers
+from eventledger.cli import broker, checks, security, service, transfers
 from eventledger.cli.common import console
 
 __all__ = ["app"]
@@ -17,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 # order in --help), so no command module imports this package back.
 app.add_typer(service.app)
 app.add_typer(checks.app)
+app.add_typer(security.app)
 app.add_typer(broker.app, name="broker")
 app.add_typer(transfers.app, name="transfers")
 

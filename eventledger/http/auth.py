@@ -14,7 +14,9 @@ Scopes (none implies another): ``read`` (GET routes), ``write`` (commands that m
 account already has), ``mint`` (deposits and overdraft limits: they create money or credit),
 ``operate`` (an operator's settlement of a lost transfer leg). A grant's account patterns
 (``*`` matches any run of characters) bound every route to the accounts it names. The name is
-the principal: it travels with every command the token sends and is recorded with the events.
+the principal (``topology.ids.PRINCIPAL_RULE``: no ``:``, at most 64 characters): it travels
+with every command the token sends, is recorded with the events, and scopes the token's
+idempotency keys (the command id of key ``k`` is ``{name}:{k}``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from topology.ids import ID_PATTERN
+from topology.ids import PRINCIPAL_PATTERN, PRINCIPAL_RULE
 
 __all__ = [
     "AuthError",
@@ -46,7 +48,7 @@ __all__ = [
 
 _PREFIX = "sha256:"
 _HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_NAME = re.compile(ID_PATTERN)
+_NAME = re.compile(PRINCIPAL_PATTERN)
 _ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9._:*-]{1,128}")
 
 
@@ -122,7 +124,7 @@ def _check_grant(grant: Grant) -> None:
     if not grant.scopes:
         raise ValueError("a token needs at least one scope")
     if not _NAME.fullmatch(grant.name):
-        raise ValueError(f"a token name matches {ID_PATTERN}")
+        raise ValueError(f"a token's name must be {PRINCIPAL_RULE}")
     if not grant.accounts or not all(_ACCOUNT_PATTERN.fullmatch(p) for p in grant.accounts):
         raise ValueError("account patterns are account ids in which * matches any run")
     if grant.expires is not None and grant.expires.tzinfo is None:

@@ -93,7 +93,9 @@ def failure_of(e: BaseException) -> Failure | None:
 
 def timeout_problem(method: str, idempotency_key: str | None) -> JSONResponse:
     """The 504 of a request that ran out of time: for a POST ``outcome_unknown`` with the
-    retry rule (and the key as ``command_id`` when it is a valid one), else ``timeout``."""
+    retry rule (and the key as ``idempotency_key`` when it is a valid one), else ``timeout``.
+    The command id is not named: it is scoped by the principal, unknown before the token is
+    checked."""
     if method != "POST":
         return problem(_TIMEOUT.status, _TIMEOUT.code, _TIMEOUT.detail)
     key = idempotency_key if idempotency_key and _ID.fullmatch(idempotency_key) else None
@@ -104,7 +106,7 @@ def timeout_problem(method: str, idempotency_key: str | None) -> JSONResponse:
     if key is None:
         detail += " A request sent without one cannot be retried safely: send one."
         return problem(504, "outcome_unknown", detail)
-    return problem(504, "outcome_unknown", detail, command_id=key)
+    return problem(504, "outcome_unknown", detail, idempotency_key=key)
 
 
 async def _infrastructure(request: Request, e: Exception) -> Response:

@@ -4,9 +4,11 @@ dependencies), its path and header parameters, and the execution of one command.
 Invariants:
 - ``bind_replica`` is called once per process (by the Serve replica's constructor, see
   ``eventledger.http.serving``) before any route runs; an unbound route is a RuntimeError;
-- a POST is one command; its ``Idempotency-Key`` header is the command id (absent: a new
-  id, returned in the answer), so a retry with the same key gets the first answer and is
-  executed at most once (the service's idempotency window);
+- a POST is one command sent under the token's name (its principal, recorded with the
+  events); its command id is ``{principal}:{Idempotency-Key}`` (no key: a random one,
+  returned in the answer), so a retry with the same key by the same token gets the first
+  answer and is executed at most once (the service's idempotency window), and two tokens
+  never share a command id;
 - a well-formed W3C ``traceparent`` header of an authenticated request is the parent of the
   command's trace (the actor continues it); anything else starts a new trace
   (``eventledger.http.tracing``);
@@ -35,7 +37,7 @@ from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
 from eventledger.http.limits import Limits, RateLimiter
 from eventledger.http.problems import problem, refusal_problem
 from eventledger.http.tracing import parent_context
-from topology.ids import ID_PATTERN, ID_RULE
+from topology.ids import ID_PATTERN, ID_RULE, SCOPED_ID_PATTERN, scoped
 
 __all__ = [
     "IdPath",
@@ -44,6 +46,7 @@ __all__ = [
     "Operator",
     "Reader",
     "Replica",
+    "TransferIdPath",
     "Writer",
     "bind_replica",
     "blocking",
@@ -138,13 +141,21 @@ Writer = Annotated[Grant, Security(_grant(Scope.WRITE), scopes=[Scope.WRITE])]
 Minter = Annotated[Grant, Security(_grant(Scope.MINT), scopes=[Scope.MINT])]
 Operator = Annotated[Grant, Security(_grant(Scope.OPERATE), scopes=[Scope.OPERATE])]
 IdPath = Annotated[str, Path(pattern=f"^{ID_PATTERN}$", description=ID_RULE)]
+TransferIdPath = Annotated[
+    str,
+    Path(
+        pattern=f"^{SCOPED_ID_PATTERN}$",
+        description="The transfer's id, as its creation answered it "
+        "(`{principal}:{Idempotency-Key}`)",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         pattern=f"^{ID_PATTERN}$",
-        description="The command id: a retry with the same key is executed at most once. "
-        + ID_RULE,
+        description="The command's idempotency key, scoped by the token: a retry with the "
+        "same key by the same token is executed at most once. " + ID_RULE,
     ),
 ]
 
@@ -158,25 +169,32 @@ async def execute(
     *,
     created: bool = False,
 ) -> JSONResponse:
-    """Send one command on ``account`` (which ``grant`` must cover: 403 otherwise) with the
-    request's trace as parent; its reply as JSON, or a problem. A refusal's detail can name
-    balances, so a token that may not read the account gets only the refusal's title."""
+    """Send one command on ``account`` (which ``grant`` must cover: 403 otherwise) as the
+    grant's principal, with the request's trace as parent; its reply as JSON, or a problem.
+    A refusal's detail can name balances, so a token that may not read the account gets only
+    the refusal's title."""
     grant.require(account)
     replica = bound_replica()
-    command_id = key or replica.client.new_command_id()
+    key = key or replica.client.new_command_id()
+    command_id = scoped(grant.name, key)
     parent = parent_context(request.headers)
     token = otel_context.attach(parent)
     try:
         reply = await replica.client.execute_async(
-            account, command, command_id=command_id, timeout=replica.timeout
+            account,
+            command,
+            command_id=command_id,
+            timeout=replica.timeout,
+            principal=grant.name,
         )
     except OutcomeUnknownError as e:
         return problem(
             504,
             "outcome_unknown",
-            f"no reply in time: the outcome is unknown. Retry with the same Idempotency-Key "
-            f"({command_id}): it is executed at most once.",
+            "no reply in time: the outcome is unknown. Retry with the same Idempotency-Key "
+            f"({key}): it is executed at most once.",
             command_id=command_id,
+            idempotency_key=key,
             first_attempt_ms=e.first_attempt_ms,
         )
     finally:
@@ -185,5 +203,10 @@ async def execute(
         return refusal_problem(
             reply, command_id=command_id, account=account, detailed=Scope.READ in grant.scopes
         )
-    body = {"account": account, "command_id": command_id, "version": reply.version}
+    body = {
+        "account": account,
+        "command_id": command_id,
+        "idempotency_key": key,
+        "version": reply.version,
+    }
     return JSONResponse(body, status_code=201 if created else 200)

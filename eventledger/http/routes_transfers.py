@@ -21,9 +21,9 @@ from eventledger.http.bodies import (
 )
 from eventledger.http.replica import (
     IdempotencyKey,
-    IdPath,
     Operator,
     Reader,
+    TransferIdPath,
     Writer,
     blocking,
     bound_replica,
@@ -40,7 +40,7 @@ router = APIRouter()
     "/transfers",
     status_code=201,
     openapi_extra=body_schema(TransferBody),
-    summary="Transfer between accounts (the Idempotency-Key is the transfer id)",
+    summary="Transfer between accounts (the answer's command_id is the transfer id)",
 )
 async def transfer(request: Request, grant: Writer, key: IdempotencyKey = None) -> JSONResponse:
     body = await read_body(request, TransferBody)
@@ -59,7 +59,7 @@ async def transfer(request: Request, grant: Writer, key: IdempotencyKey = None) 
     summary="Complete a pending transfer (all it reserved, or less)",
 )
 async def post_pending(
-    request: Request, transfer_id: IdPath, grant: Writer, key: IdempotencyKey = None
+    request: Request, transfer_id: TransferIdPath, grant: Writer, key: IdempotencyKey = None
 ) -> JSONResponse:
     body = await read_body(request, PostBody)
     command = PostPending(transfer_id, body.amount)
@@ -72,7 +72,7 @@ async def post_pending(
     summary="Release a pending transfer",
 )
 async def void_pending(
-    request: Request, transfer_id: IdPath, grant: Writer, key: IdempotencyKey = None
+    request: Request, transfer_id: TransferIdPath, grant: Writer, key: IdempotencyKey = None
 ) -> JSONResponse:
     body = await read_body(request, VoidBody)
     return await execute(request, grant, body.source, VoidPending(transfer_id), key)
@@ -97,7 +97,9 @@ async def transfers_in_flight(
     openapi_extra=body_schema(SettleBody),
     summary="Settle a transfer's lost leg (scope operate; recorded under the token's name)",
 )
-async def settle_transfer(request: Request, transfer_id: IdPath, grant: Operator) -> Response:
+async def settle_transfer(
+    request: Request, transfer_id: TransferIdPath, grant: Operator
+) -> Response:
     body = await read_body(request, SettleBody)
     grant.require(body.source)
     replica = bound_replica()

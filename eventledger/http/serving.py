@@ -2,7 +2,8 @@
 
 One application per service (``Names.http_app``), at route prefix ``/`` of the cluster's
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
-``BankClient`` (its own reply consumer) and the token table's hashes. Bounds (``Limits``): a
+``BankClient`` (its own reply consumer) and the token table's hashes, and the API tier's
+Kafka properties only (``Settings.for_api``), never the service's own. Bounds (``Limits``): a
 replica works on at most ``max_ongoing`` requests and Serve's proxy queues at most
 ``max_queued`` more (beyond, Serve answers 503 with ``Retry-After``: its own plain-text body,
 as the proxy answers before any replica sees the request), so one client's flood cannot grow
@@ -168,7 +169,7 @@ def deploy_http(
         backpressure_config=BackpressureConfig(
             status_code=503, retry_after_s=limits.queue_retry_after_s
         ),
-    ).bind(settings, tokens, command_timeout, limits)
+    ).bind(settings.for_api(), tokens, command_timeout, limits)
     name = Names.of(settings).http_app
     serve.run(app, name=name, route_prefix="/")
     scheme = "https" if tls is not None else "http"

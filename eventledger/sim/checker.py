@@ -8,6 +8,8 @@ After every step, on the committed events (folded as a restore folds them) and t
 - balances, reservations and flows stay within int64; reservations add up (no phantom
   pending amounts); a closed account holds no money and nothing pending;
 - a command is executed at most once per idempotency window;
+- every event names the principal of the command that caused it (for a transfer's legs, the
+  command on its source account), and only a deadline's events name none;
 - a running worker's state is the fold of its partition's events;
 - a reply always answers a command that was sent, and every final reply to one command
   (one id with one content) says the same, refusals by the id memory aside.
@@ -22,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from eventledger.sim.world import World
+from eventledger.sim.world import World, owner
 from ledger.rejections import RejectionCode
 from topology.codec.commands import command_fingerprint
 from topology.codes import FlowCode, IdCode
@@ -47,6 +49,23 @@ class InvariantError(AssertionError):
 
     def __reduce__(self) -> tuple[type[InvariantError], tuple[str, str]]:
         return InvariantError, (self.rule, self.message)  # crosses process boundaries
+
+
+_UNSAID: Final = frozenset({"PendingVoided", "PendingCreditReleased"})
+"""What a pending transfer's deadline causes (no one's command): its events name no one."""
+
+
+def _check_principal(account: str, principal: str | None, event: Any) -> None:
+    """`event` of `account` names who sent the command that caused it: the owner of the
+    account the command was sent to (a leg's: the transfer's source)."""
+    name = type(event).__name__
+    if name == "TransferForced" or (principal is None and name in _UNSAID):
+        return
+    expected = owner(getattr(event, "source", account))
+    if principal != expected:
+        raise InvariantError(
+            "principal", f"{name} on {account!r} names {principal!r}, its command {expected!r}"
+        )
 
 
 @dataclass
@@ -104,6 +123,7 @@ class Checker:
             raise InvariantError(
                 "events", f"{account!r}: sequence {envelope.sequence} out of order"
             )
+        _check_principal(account, envelope.principal, event)
         state = codec.aggregate.evolve(None if slot is None else slot.state, event)
         self.states[account] = Slot(state, envelope.sequence)
         self.operations += 1

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 from actors.deployment import deploy_coordinator, find_coordinator, stop_service
 from actors.ray_state import partition_actors
@@ -48,6 +50,12 @@ def running(settings: Settings) -> Iterator[Service]:
         if not stop_service(settings.app_id):  # its coordinator was ended: stop its actors
             for p in range(settings.partitions):
                 retire(Names.of(settings).partition_actor(p), graceful=True)
+
+
+def ray_logs() -> str:
+    """Every log file of the Ray session this process is connected to, as one text."""
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    return "".join(p.read_text(errors="replace") for p in logs.glob("*") if p.is_file())
 
 
 def end_supervision(settings: Settings) -> None:

@@ -126,6 +126,13 @@ def test_health_readiness_and_docs(api: Api) -> None:
     assert paths["/accounts/{account}/deposits"]["post"]["security"] == [{"bearer": ["mint"]}]
 
 
+def test_money_in_flight_and_a_settlement_run_as_the_service_from_a_replica(api: Api) -> None:
+    listed = api.get("/transfers/in-flight")
+    assert listed.status_code == 200 and isinstance(listed.json()["transfers"], list)
+    body = {"source": "nobody", "action": "refund", "reason": "test"}
+    _problem(api.post("/transfers/t-none/settle", body), 404, "unknown_transfer")
+
+
 def test_each_route_and_money_is_conserved(api: Api) -> None:
     a, b = f"a-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
     opened = api.post("/accounts", {"id": a, "currency": "EUR", "overdraft_limit": "100"})
@@ -182,7 +189,7 @@ def test_transfers_plain_refused_pending_posted_and_voided(api: Api) -> None:
     assert api.post(f"/accounts/{a}/deposits", {"amount": 1_000}).status_code == 200
     key = {"Idempotency-Key": f"t-{uuid.uuid4().hex[:8]}"}
     moved = api.post("/transfers", {"source": a, "target": b, "amount": "300"}, headers=key)
-    assert moved.status_code == 201 and moved.json()["command_id"] == key["Idempotency-Key"]
+    assert moved.status_code == 201 and moved.json()["command_id"] == f"rw:{key['Idempotency-Key']}"
     again = api.post("/transfers", {"source": a, "target": b, "amount": "300"}, headers=key)
     assert again.json() == moved.json()  # the same transfer, executed once
     _problem(api.post("/transfers", {"source": a, "target": "nobody", "amount": 5}), 404,
@@ -193,17 +200,17 @@ def test_transfers_plain_refused_pending_posted_and_voided(api: Api) -> None:
 
     pending = {"Idempotency-Key": f"p-{uuid.uuid4().hex[:8]}"}
     body = {"source": a, "target": b, "amount": 200, "pending": True, "timeout_s": 600}
-    assert api.post("/transfers", body, headers=pending).status_code == 201
+    reserved = api.post("/transfers", body, headers=pending)
+    assert reserved.status_code == 201
     view = api.get(f"/accounts/{a}").json()
     assert (view["balance"], view["pending_debits"], view["available"]) == (700, 200, 500)
-    tid = pending["Idempotency-Key"]
+    tid = reserved.json()["command_id"]  # the transfer's id: the key, scoped by the token
     assert api.post(f"/transfers/{tid}/post", {"source": a, "amount": 150}).status_code == 200
     _problem(api.post(f"/transfers/{tid}/void", {"source": a}), 404, "unknown_pending")
 
     voided = {"Idempotency-Key": f"v-{uuid.uuid4().hex[:8]}"}
     body = {"source": a, "target": b, "amount": 100, "pending": True}
-    assert api.post("/transfers", body, headers=voided).status_code == 201
-    vid = voided["Idempotency-Key"]
+    vid = api.post("/transfers", body, headers=voided).json()["command_id"]
     assert api.post(f"/transfers/{vid}/void", {"source": a}).status_code == 200
 
     def settled() -> tuple[int, int, int, int]:
@@ -271,17 +278,37 @@ def test_idempotent_retries_through_the_header(api: Api) -> None:
     first = api.post(f"/accounts/{a}/deposits", {"amount": 70}, headers=key)
     again = api.post(f"/accounts/{a}/deposits", {"amount": 70}, headers=key)
     assert first.status_code == again.status_code == 200
-    assert first.json() == again.json() and first.json()["command_id"] == f"dep-{a}"
+    assert first.json() == again.json() and first.json()["command_id"] == f"rw:dep-{a}"
     other = api.post(f"/accounts/{a}/deposits", {"amount": 71}, headers=key)
     _problem(other, 422, "id_reused")
     history = api.get(f"/accounts/{a}/history").json()["entries"]
-    assert [e["command_id"] for e in history[1:]] == [f"dep-{a}"]  # executed once
+    assert [e["command_id"] for e in history[1:]] == [f"rw:dep-{a}"]  # executed once
     assert api.get(f"/accounts/{a}").json()["balance"] == 70  # money: once
     _problem(
         api.post(f"/accounts/{a}/deposits", {"amount": 1}, headers={"Idempotency-Key": "k" * 300}),
         422,
         "invalid_request",
     )
+
+
+def test_two_tokens_with_one_key_both_execute_and_history_names_who(api: Api) -> None:
+    a, b = f"w-{uuid.uuid4().hex[:6]}", f"x-{uuid.uuid4().hex[:6]}"
+    for account in (a, b):
+        assert api.post("/accounts", {"id": account, "currency": "EUR"}).status_code == 201
+    assert api.post(f"/accounts/{a}/deposits", {"amount": 100}).status_code == 200
+    same = {"Idempotency-Key": "same-key"}
+    for token in (api.rw, api.write, api.write):  # the write token retries its own once
+        moved = api.post("/transfers", {"source": a, "target": b, "amount": 10},
+                         headers={**token, **same})  # fmt: skip
+        assert moved.status_code == 201, moved.text
+    history = api.get(f"/accounts/{a}/history").json()["entries"]
+    debits = [(e["command_id"], e["principal"]) for e in history if e["type"] == "TransferDebited"]
+    assert debits == [("rw:same-key", "rw"), ("write:same-key", "write")]
+    credits = api.get(f"/accounts/{b}/history").json()["entries"]
+    assert {e["principal"] for e in credits if e["type"] == "TransferCredited"} == {"rw", "write"}
+    assert [e["principal"] for e in history[:2]] == ["rw", "rw"]  # opened, deposited
+    balances = [api.get(f"/accounts/{x}").json()["balance"] for x in (a, b)]
+    assert balances == [80, 20]  # 100 deposited, two transfers of 10: conserved
 
 
 @pytest.mark.parametrize(
@@ -390,11 +417,12 @@ def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_dea
     """Requests whose body never comes hold the replica's 8 slots and Serve's queue of 4: the
     next ones are refused by Serve, 503 with Retry-After. A held one is answered 504
     outcome_unknown at its deadline (the command timeout + the margin: about 12 s), and once
-    the connections close the API answers again."""
-    held = LIMITS.max_ongoing + LIMITS.max_queued
+    the connections close the API answers again. Serve's count is approximate (its router
+    says it may refuse early; after earlier cancellations it admitted up to 16 here), so 64
+    are sent: an unbounded queue would refuse none."""
     conns = [
         _raw_post(api, "/accounts/x/deposits", length=13, timeout=60, key=f"stall-{n}")
-        for n in range(held + 4)
+        for n in range(64)
     ]
     answers: dict[int, tuple[int, dict[str, str], bytes]] = {}
 
@@ -408,14 +436,19 @@ def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_dea
         return any(s == status for s, _, _ in answers.values())
 
     try:
-        wait_until(lambda: answered(503), 30, "a 503 from Serve's full queue")
+        try:
+            wait_until(lambda: answered(503), 30, "a 503 from Serve's full queue")
+        except AssertionError as e:
+            seen = sorted((s, b[:200]) for s, _, b in answers.values())
+            raise AssertionError(f"{e}; answered: {seen}") from None
         refused = [(h, b) for s, h, b in answers.values() if s == 503]
         assert all(h.get("retry-after") == "1" for h, _ in refused)
         assert len(refused) >= 1 and len(answers) == len(refused)  # the others are held
         wait_until(lambda: answered(504), 60, "a held request answered at its deadline")
         cut = next(b for s, _, b in answers.values() if s == 504)
         problem = json.loads(cut)
-        assert problem["code"] == "outcome_unknown" and problem["command_id"].startswith("stall-")
+        assert problem["code"] == "outcome_unknown"
+        assert problem["idempotency_key"].startswith("stall-")
         assert {s for s, _, _ in answers.values()} <= {503, 504}
     finally:
         for conn in conns:

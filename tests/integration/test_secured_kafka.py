@@ -18,7 +18,7 @@ from eventledger.report import print_status
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.conftest import SaslLogin
-from tests.integration.conftest import running
+from tests.integration.conftest import ray_logs, running
 from topology.settings import Settings
 
 
@@ -29,11 +29,6 @@ def _sasl_environ(login: SaslLogin, password: str) -> dict[str, str]:
         "EVENTLEDGER_KAFKA_SASL_USERNAME": login.user,
         "EVENTLEDGER_KAFKA_SASL_PASSWORD": password,
     }
-
-
-def _ray_logs() -> str:
-    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    return "".join(p.read_text(errors="replace") for p in logs.glob("*") if p.is_file())
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -69,7 +64,7 @@ def test_the_service_runs_through_sasl_and_never_shows_the_password(
         print_status(console, status)
         shown = console.export_text() + repr(status)
     assert "running" in shown
-    outputs = [shown, caplog.text, *capfd.readouterr(), _ray_logs()]
+    outputs = [shown, caplog.text, *capfd.readouterr(), ray_logs()]
     assert all(sasl_login.password not in out for out in outputs)
 
 

@@ -61,6 +61,7 @@ def record(
     reply_to: int | None = 0,
     first_attempt_ms: int | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
+    principal: str | None = None,
 ) -> InRecord:
     """A command record as a client would produce it (keyed by the aggregate id)."""
     value = encode_command(
@@ -70,6 +71,7 @@ def record(
         expected_version=expected_version,
         reply_to=reply_to,
         first_attempt_ms=first_attempt_ms,
+        principal=principal,
     )
     return InRecord(offset, encode_key(aggregate_id), value, headers)
 

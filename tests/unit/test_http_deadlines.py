@@ -102,7 +102,7 @@ def test_a_command_without_a_reply_by_its_deadline_is_504_outcome_unknown(stuck:
 
     answer = asyncio.run(run())
     assert answer.status_code == 504
-    assert answer.json()["code"] == "outcome_unknown" and answer.json()["command_id"] == "k-9"
+    assert answer.json()["code"] == "outcome_unknown" and answer.json()["idempotency_key"] == "k-9"
 
 
 def test_a_body_that_never_comes_is_cut_at_the_deadline(stuck: _Stuck) -> None:
@@ -135,7 +135,7 @@ def test_a_body_that_never_comes_is_cut_at_the_deadline(stuck: _Stuck) -> None:
     asyncio.run(api(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 504
     body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
-    assert (body["code"], body["command_id"]) == ("outcome_unknown", "slow-1")
+    assert (body["code"], body["idempotency_key"]) == ("outcome_unknown", "slow-1")
 
 
 def test_health_routes_are_async_and_touch_no_thread() -> None:

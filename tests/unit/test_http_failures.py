@@ -138,7 +138,7 @@ def test_a_command_that_fails_is_503_or_504_outcome_unknown_with_the_retry_rule(
     if status == 504:
         _generic(answer, 504, "outcome_unknown")
         body = answer.json()
-        assert body["command_id"] == "k1" and "same Idempotency-Key" in body["detail"]
+        assert body["idempotency_key"] == "k1" and "same Idempotency-Key" in body["detail"]
     else:
         _generic(answer, status, code)
 
@@ -152,7 +152,12 @@ def test_the_reply_wait_keeps_its_own_504_with_the_first_attempt(
         "/accounts/a/deposits", json={"amount": 5}, headers={"Idempotency-Key": "k2"}
     )
     _generic(answer, 504, "outcome_unknown")
-    assert (answer.json()["command_id"], answer.json()["first_attempt_ms"]) == ("k2", 42)
+    body = answer.json()
+    assert (body["command_id"], body["idempotency_key"], body["first_attempt_ms"]) == (
+        "insecure-dev:k2",
+        "k2",
+        42,
+    )
 
 
 def test_a_post_without_a_key_that_times_out_is_told_to_send_one(
@@ -162,7 +167,7 @@ def test_a_post_without_a_key_that_times_out_is_told_to_send_one(
     client.reads.error = GetTimeoutError(SECRET)
     answer = http.post("/accounts/a/deposits", json={"amount": 5})
     _generic(answer, 504, "outcome_unknown")
-    assert "command_id" not in answer.json() and "send one" in answer.json()["detail"]
+    assert "idempotency_key" not in answer.json() and "send one" in answer.json()["detail"]
 
 
 def test_anything_else_is_a_generic_500(

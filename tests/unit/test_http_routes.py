@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from actors.history import HistoryBehindError
 from actors.retries import ReplyTimeoutError
 from eventledger.http.app import api
-from eventledger.http.auth import TokenTable
+from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.replica import Replica, bind_replica
 from eventledger.http.routes_health import HUNG, NOT_CHECKED, CachedReadiness
 
@@ -29,14 +29,14 @@ class _SlowClient:
     """Never answers a command in time; its history index is always behind."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, Any, str]] = []
+        self.sent: list[tuple[str, Any, str, str]] = []
         self.reads = _BehindReads()
 
     def new_command_id(self) -> str:
         return "generated"
 
     async def execute_async(self, account: str, command: Any, **kw: Any) -> Any:
-        self.sent.append((account, command, kw["command_id"]))
+        self.sent.append((account, command, kw["command_id"], kw["principal"]))
         raise ReplyTimeoutError("no reply", command_id=kw["command_id"], first_attempt_ms=42)
 
 
@@ -58,8 +58,35 @@ def test_a_reply_not_in_time_is_504_with_the_advice_to_retry_the_key(
     assert answer.headers["content-type"] == "application/problem+json"
     body = answer.json()
     assert body["code"] == "outcome_unknown" and "same Idempotency-Key (k1)" in body["detail"]
-    assert body["command_id"] == "k1" and body["first_attempt_ms"] == 42
-    assert client.sent[0][0] == "a" and client.sent[0][2] == "k1"
+    assert body["command_id"] == "insecure-dev:k1" and body["idempotency_key"] == "k1"
+    assert body["first_attempt_ms"] == 42
+    assert client.sent[0] == ("a", client.sent[0][1], "insecure-dev:k1", "insecure-dev")
+
+
+def test_the_same_key_from_two_tokens_is_two_command_ids(
+    slow: tuple[TestClient, _SlowClient, list[str]],
+) -> None:
+    http, client, _ = slow
+    alice, alice_line = mint_token(frozenset({Scope.WRITE}), "alice")
+    bob, bob_line = mint_token(frozenset({Scope.WRITE}), "bob")
+    bind_replica(Replica(client, TokenTable.parse(f"{alice_line}\n{bob_line}"), 0.1, list))  # type: ignore[arg-type]
+    for token in (alice, bob, alice):
+        http.post(
+            "/accounts/a/withdrawals",
+            json={"amount": 5},
+            headers={"Idempotency-Key": "k1", "Authorization": f"Bearer {token}"},
+        )
+    assert [(s[2], s[3]) for s in client.sent] == [
+        ("alice:k1", "alice"),
+        ("bob:k1", "bob"),
+        ("alice:k1", "alice"),
+    ]
+    generated = http.post(
+        "/accounts/a/withdrawals", json={"amount": 5}, headers={"Authorization": f"Bearer {bob}"}
+    ).json()
+    assert (
+        generated["command_id"] == "bob:generated" and generated["idempotency_key"] == "generated"
+    )
 
 
 def test_an_index_behind_is_503_with_retry_after(

@@ -19,6 +19,7 @@ from topology.connection import KafkaProperties, is_secret, parse_properties
 from topology.settings import Settings, configured_bootstrap
 
 SECRET = "s3cr3t-value-1234"
+_API_SECRET = "api-pw-5678"
 
 
 def test_environment_variables_name_properties() -> None:
@@ -140,3 +141,43 @@ def test_replication_settings() -> None:
         Settings.resolve(replication_factor=1, min_insync_replicas=2, environ={})
     with pytest.raises(ValueError, match="replication_factor"):
         Settings.resolve(replication_factor=0, environ={})
+
+
+def test_the_api_tier_has_its_own_properties_replacing_the_services_whole(
+    tmp_path: Path,
+) -> None:
+    api_file = tmp_path / "api.properties"
+    api_file.write_text("bootstrap.servers=api-k:9093\nsasl.username=api\nsecurity.protocol=SSL\n")
+    env = {
+        "EVENTLEDGER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EVENTLEDGER_KAFKA_SASL_USERNAME": "worker",
+        "EVENTLEDGER_KAFKA_SASL_PASSWORD": SECRET,
+        "EVENTLEDGER_API_KAFKA_PROPERTIES_FILE": str(api_file),
+        "EVENTLEDGER_API_KAFKA_SASL_PASSWORD": _API_SECRET,
+    }
+    settings = Settings.resolve(bootstrap_servers="k:9092", environ=env)
+    assert settings.kafka.get("sasl.username") == "worker"
+    assert settings.api_kafka is not None and settings.api_kafka.get("sasl.username") == "api"
+    api = settings.for_api()
+    assert dict(api.kafka.items) == {
+        "bootstrap.servers": "api-k:9093",
+        "sasl.username": "api",
+        "sasl.password": _API_SECRET,
+        "security.protocol": "SSL",  # the file's, not the service's SASL_SSL
+    }
+    assert api.bootstrap_servers == "api-k:9093" and api.api_kafka is None
+    assert api.for_api() == api
+    shown = repr(settings) + str(settings) + repr(api)
+    assert SECRET not in shown and _API_SECRET not in shown
+    assert all(SECRET not in str(v) for v in producer_config(api).values()), "none inherited"
+
+
+def test_without_api_properties_the_api_tier_shares_the_services() -> None:
+    settings = Settings.resolve(environ={"EVENTLEDGER_KAFKA_SASL_USERNAME": "ledger"})
+    assert settings.api_kafka is None and settings.for_api() is settings
+    explicit = Settings.resolve(environ={}, api_kafka={"sasl.username": "api"})
+    assert explicit.for_api().kafka.get("sasl.username") == "api"
+    with pytest.raises(ValueError, match="EVENTLEDGER_API_KAFKA_PROPERTIES_FILE"):
+        Settings.resolve(environ={"EVENTLEDGER_API_KAFKA_PROPERTIES_FILE": "/nonexistent"})
+    with pytest.raises(ValueError, match="set by eventledger"):
+        Settings.resolve(environ={"EVENTLEDGER_API_KAFKA_TRANSACTIONAL_ID": "x"})

@@ -23,3 +23,12 @@ def test_the_names_of_an_application() -> None:
 def test_the_state_dir_is_per_application() -> None:
     settings = Settings.resolve(app_id="ledger", state_dir="/var/lib/el", environ={})
     assert Names.of(settings).ids_dir(settings, 1) == Path("/var/lib/el/ledger/ids-1")
+
+
+def test_the_prefixes_acls_grant_by_cover_the_names() -> None:
+    names = Names("ledger")
+    assert names.prefix == "ledger-"
+    for name in (names.partition_txn(0), names.coordinator_txn, names.shadow_txn(1)):
+        assert name.startswith(names.prefix)
+    assert names.group("client", unique=True).startswith(names.group_prefix("client"))
+    assert not names.group("clientele").startswith(names.group_prefix("client"))

@@ -83,8 +83,9 @@ def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_every_field_has_an_environment_variable() -> None:
-    # `kafka` comes from the EVENTLEDGER_KAFKA_* variables (tests/unit/test_kafka_properties.py).
-    assert {*ENVIRONMENT, "kafka"} == set(Settings.__dataclass_fields__)
+    # `kafka` and `api_kafka` come from the EVENTLEDGER_KAFKA_* and EVENTLEDGER_API_KAFKA_*
+    # variables (tests/unit/test_kafka_properties.py).
+    assert {*ENVIRONMENT, "kafka", "api_kafka"} == set(Settings.__dataclass_fields__)
     assert set(ENVIRONMENT.values()) == set(ENV)
 
 

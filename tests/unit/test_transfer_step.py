@@ -88,9 +88,17 @@ class Part:
         self.positions = (result.next_offset, result.next_internal_offset)
         return result
 
-    def send(self, account: str, command: object, command_id: str, lane: int = 0) -> BatchResult:
+    def send(
+        self,
+        account: str,
+        command: object,
+        command_id: str,
+        lane: int = 0,
+        principal: str | None = None,
+    ) -> BatchResult:
         offset = self.positions[0]
-        return self.batch([record(offset, account, command, command_id, reply_to=lane)])  # type: ignore[arg-type]
+        sent = record(offset, account, command, command_id, reply_to=lane, principal=principal)  # type: ignore[arg-type]
+        return self.batch([sent])
 
     def deliver(
         self, internal: list[tuple[bytes | None, bytes | None]], now_ms: int = NOW
@@ -170,6 +178,26 @@ def test_a_cross_partition_transfer_answers_from_the_target_and_retries_resend_t
     assert p1.flows == Flows(received={0: 30})
     for part in (p0, p1):
         assert part.flows is not None and part.balances() == part.flows.balance()
+
+
+def test_every_event_a_command_causes_names_its_principal_on_both_sides_of_a_transfer() -> None:
+    p0, p1 = Part(0), Part(1)
+    a, b = on(0, "a"), on(1, "b")
+    opened(p0, a, 100)
+    opened(p1, b)
+    debit = p0.send(a, Transfer(b, 30), "alice:t1", principal="alice")
+    (leg,) = internal_for(debit, 1)
+    assert LEDGER_CODEC.commands.decode(leg[1])[0].principal == "alice"
+    credit = p1.deliver([leg])
+    confirm = p0.deliver(internal_for(credit, 0))
+    events = [r.value for r in (*debit.events, *credit.events, *confirm.events)]
+    assert len(events) == 3, "debited, credited, completed"
+    assert {LEDGER_CODEC.events.decode(v or b"")[0].principal for v in events} == {"alice"}
+    assert {o.principal for o in (*debit.outcomes, *credit.outcomes)} == {"alice"}
+    unsaid = p0.send(a, Deposit(5), "d2")
+    (value,) = [r.value for r in unsaid.events]
+    assert LEDGER_CODEC.events.decode(value or b"")[0].principal is None
+    assert b"principal" not in (value or b""), "an event that names nobody is as before"
 
 
 def test_a_refused_credit_is_refunded_and_answered_once_by_the_source() -> None:

@@ -14,6 +14,7 @@ import msgspec
 from topology.codec.wire import ENCODER, CodecError, type_tag, union_members
 from topology.codes import PoisonCode
 from topology.envelopes import CommandEnvelope, Origin
+from topology.ids import check_principal
 from topology.limits import MAX_COMMAND_BYTES, MAX_ID_CHARS
 from topology.protocol import AnyAggregate
 
@@ -48,12 +49,16 @@ def encode_command(
     expected_version: int | None = None,
     reply_to: int | None = None,
     first_attempt_ms: int | None = None,
+    principal: str | None = None,
 ) -> bytes:
-    """A command record's value; send it keyed by `encode_key(aggregate_id)`. Raises
-    ValueError for what the service would refuse (see `topology.limits`)."""
+    """A command record's value; send it keyed by `encode_key(aggregate_id)`, sent by
+    `principal` (None: not said). Raises ValueError for what the service would refuse (see
+    `topology.limits`, `topology.ids`)."""
     for name, value in (("command_id", command_id), ("aggregate_id", aggregate_id)):
         if not 0 < len(value) <= MAX_ID_CHARS:
             raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters, got {len(value)}")
+    if principal is not None:
+        check_principal(principal)
     envelope = CommandEnvelope(
         command_id=command_id,
         aggregate_id=aggregate_id,
@@ -62,6 +67,7 @@ def encode_command(
         expected_version=expected_version,
         reply_to=reply_to,
         first_attempt_ms=first_attempt_ms,
+        principal=principal,
     )
     data = ENCODER.encode(envelope)
     if len(data) > MAX_COMMAND_BYTES:
@@ -152,9 +158,11 @@ class CommandCodec:
         origin: Origin | None,
         first_attempt_ms: int,
         redrive: bool = False,
+        principal: str | None = None,
     ) -> bytes:
         """An internal command record's value (for the internal topic, keyed by
-        `encode_key(aggregate_id)`): a command envelope that may carry its saga's origin."""
+        `encode_key(aggregate_id)`): a command envelope that may carry its saga's origin, and
+        the principal of the command that caused it."""
         name = type_tag(type(command))
         if name not in self.internal_types:
             raise TypeError(f"{name} is not an internal command of {self.aggregate.name}")
@@ -167,5 +175,6 @@ class CommandCodec:
             origin=origin,
             schema_version=getattr(self.aggregate, "internal_schema_version", 1),
             redrive=redrive,
+            principal=principal,
         )
         return ENCODER.encode(envelope)

@@ -39,8 +39,10 @@ class EventCodec:
         *,
         command_id: str,
         timestamp_ms: int,
+        principal: str | None = None,
     ) -> bytes:
-        """An event record's value at the aggregate's current event schema version."""
+        """An event record's value at the aggregate's current event schema version, caused
+        by command `command_id` of `principal`."""
         name = self._names.get(type(event))
         if name is None:
             raise TypeError(f"{type(event).__name__} is not an event of {self.aggregate.name}")
@@ -52,6 +54,7 @@ class EventCodec:
             payload=msgspec.Raw(ENCODER.encode(event)),
             command_id=command_id,
             timestamp_ms=timestamp_ms,
+            principal=principal,
         )
         return ENCODER.encode(envelope)
 

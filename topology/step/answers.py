@@ -150,7 +150,7 @@ class Answers:
         self._output.remember(record, lane, key, value)
         if origin is not None:
             self._router.end_saga(record, origin, value)
-        self._router.route(record, decided.sends, None)
+        self._router.route(record, decided.sends, None, envelope.principal)
 
     def _defer(
         self,
@@ -182,7 +182,7 @@ class Answers:
                 origin.command_id, origin.aggregate_id, decided.rejection, origin.version
             )
             origin = msgspec.structs.replace(origin, final=encode_entry(Answered(final, *attempt)))
-        resend = self._router.route(record, decided.sends, origin)
+        resend = self._router.route(record, decided.sends, origin, envelope.principal)
         entry = Deferred(*attempt, resend if envelope.origin is None else [])
         self._output.remember(record, lane, key, encode_entry(entry))
 

@@ -174,7 +174,7 @@ class _Batch:
             if slot is None or slot.state is None:
                 continue
             sends = self.saga.due(aggregate_id, slot.state, self.context.now_ms)
-            self.router.route(tick, sends, None)
+            self.router.route(tick, sends, None, None)
             self.run_local()
 
     def poison(self, record: InRecord, error: CommandDecodeError) -> None:

@@ -94,6 +94,7 @@ class Decider:
                 event,
                 command_id=envelope.command_id,
                 timestamp_ms=self._context.now_ms,
+                principal=envelope.principal,
             )
             self._output.event(record, value)
         self._slots.put(envelope.aggregate_id, Slot(state, version))

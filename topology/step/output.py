@@ -79,6 +79,7 @@ class Output:
                 code,
                 record.headers,
                 record.internal,
+                None if envelope is None else envelope.principal,
             )
         )
 

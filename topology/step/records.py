@@ -75,6 +75,7 @@ class Outcome(msgspec.Struct, frozen=True, gc=False):
     code: str | None
     headers: Sequence[tuple[str, bytes]]
     internal: bool = False  # read from the internal topic
+    principal: str | None = None  # who sent the command, when it says
 
 
 def origin(offset: int, internal: bool) -> int:

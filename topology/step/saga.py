@@ -27,10 +27,15 @@ class SagaRouter:
         self._local: deque[InRecord] = deque()
 
     def route(
-        self, record: InRecord, sends: Sequence[Send[Any]], origin: Origin | None
+        self,
+        record: InRecord,
+        sends: Sequence[Send[Any]],
+        origin: Origin | None,
+        principal: str | None,
     ) -> list[tuple[str, bytes]]:
-        """Send a decision's internal commands (with `origin`, the saga's client command):
-        the (target, record value) of each."""
+        """Send a decision's internal commands (with `origin`, the saga's client command,
+        and `principal`, who sent the command that decided them): the (target, record value)
+        of each."""
         first = self._context.now_ms if origin is None else origin.first_attempt_ms
         routed = []
         for send in sends:
@@ -40,6 +45,7 @@ class SagaRouter:
                 command_id=send.command_id,
                 origin=origin,
                 first_attempt_ms=first,
+                principal=principal,
             )
             self.dispatch(record, send.target, value)
             routed.append((send.target, value))
