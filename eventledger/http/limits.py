@@ -1,4 +1,5 @@
-"""Per-principal request rates: a token bucket for each token name.
+"""The HTTP API's bounds on a replica (``Limits``) and its per-principal request rates
+(``RateLimiter``: a token bucket for each token name).
 
 A bucket holds at most ``burst`` requests and refills at ``rate`` per second; a request takes
 one or is refused with the seconds until one is there (the ``Retry-After`` of a 429). Buckets
@@ -11,7 +12,45 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limits", "RateLimiter"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one replica takes on, and for how long.
+
+    - ``max_ongoing`` requests at a time, ``max_queued`` more waiting in Serve's proxy; beyond,
+      Serve answers 503 with ``Retry-After: queue_retry_after_s``;
+    - ``rate_per_token`` requests a second per token name, bursts of ``burst_per_token``;
+      beyond, 429 ``rate_limited`` with ``Retry-After``;
+    - every request has a deadline (``deadline_s``): a POST its command's timeout (how long a
+      command waits for its reply) plus ``margin_s`` (reading the body, sending), any other
+      request ``read_timeout_s`` (each read is asked with that timeout) plus ``margin_s``;
+    - blocking calls (Ray reads, Kafka scans) run on at most ``blocking_threads`` threads.
+    """
+
+    read_timeout_s: float = 10.0
+    margin_s: float = 2.0
+    max_ongoing: int = 256
+    max_queued: int = 1024
+    queue_retry_after_s: int = 1
+    rate_per_token: float = 1000.0
+    burst_per_token: int = 2000
+    blocking_threads: int = 32
+
+    def __post_init__(self) -> None:
+        if min(self.read_timeout_s, self.margin_s, self.rate_per_token) <= 0:
+            raise ValueError("timeouts, margins and rates are positive")
+        if min(self.max_ongoing, self.max_queued, self.burst_per_token) < 1:
+            raise ValueError("request bounds are at least 1")
+        if self.blocking_threads < 1 or self.queue_retry_after_s < 0:
+            raise ValueError("at least one blocking thread, and Retry-After is not negative")
+
+    def deadline_s(self, method: str, command_timeout_s: float) -> float:
+        """The seconds a request of ``method`` may take, for commands that wait up to
+        ``command_timeout_s`` for their reply."""
+        wait = command_timeout_s if method == "POST" else self.read_timeout_s
+        return wait + self.margin_s
 
 
 @dataclass

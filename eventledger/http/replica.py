@@ -9,26 +9,34 @@ Invariants:
   returned in the answer), so a retry with the same key by the same token gets the first
   answer and is executed at most once (the service's idempotency window), and two tokens
   never share a command id;
-- a ``traceparent`` header is the parent of the command's trace (the actor continues it).
+- a well-formed W3C ``traceparent`` header of an authenticated request is the parent of the
+  command's trace (the actor continues it); anything else starts a new trace
+  (``eventledger.http.tracing``);
+- blocking calls (Ray reads, Kafka scans) run on the replica's own bounded executor
+  (``blocking``), never on the event loop, so a request past its deadline is answered at it
+  (``eventledger.http.deadlines``) and health checks never wait behind them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import context as otel_context
-from opentelemetry.propagate import extract
 
 from actors.channel import OutcomeUnknownError
 from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
-from eventledger.http.limits import RateLimiter
+from eventledger.http.limits import Limits, RateLimiter
 from eventledger.http.problems import problem, refusal_problem
+from eventledger.http.tracing import parent_context
 from topology.ids import ID_PATTERN, ID_RULE, SCOPED_ID_PATTERN, scoped
 
 __all__ = [
@@ -41,21 +49,36 @@ __all__ = [
     "TransferIdPath",
     "Writer",
     "bind_replica",
+    "blocking",
     "bound_replica",
     "execute",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Replica:
     """What the routes of this process use: set once by the Serve replica's constructor.
-    ``limiter`` bounds each principal's request rate on this replica (None: unbounded)."""
+    ``timeout`` is how long a command waits for its reply; ``readiness`` answers at once
+    (what is not ready: empty when ready); ``limiter`` bounds each principal's request rate
+    on this replica (None: unbounded); ``limits`` the deadlines and the blocking threads."""
 
     client: BankClient
     tokens: TokenTable
     timeout: float
     readiness: Callable[[], list[str]]
     limiter: RateLimiter | None = field(default=None, compare=False)
+    limits: Limits = field(default_factory=Limits)
+    executor: ThreadPoolExecutor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pool = ThreadPoolExecutor(self.limits.blocking_threads, thread_name_prefix="http-blocking")
+        object.__setattr__(self, "executor", pool)
+
+    def deadline_s(self, method: str) -> float:
+        """The seconds a request of ``method`` may take on this replica."""
+        return self.limits.deadline_s(method, self.timeout)
 
 
 _replica: list[Replica] = []
@@ -74,8 +97,32 @@ def bound_replica() -> Replica:
     return _replica[0]
 
 
-def _grant(scope: Scope) -> Callable[[Request], Awaitable[Grant]]:
-    async def check(request: Request) -> Grant:
+async def blocking(call: Callable[[], T]) -> T:
+    """``call()`` on the replica's blocking executor. Cancelled (a deadline), the request goes
+    on without it: a call not begun never runs, one running ends by its own timeout while the
+    executor bounds how many run."""
+    return await asyncio.get_running_loop().run_in_executor(bound_replica().executor, call)
+
+
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="an eventledger token",
+    description="`Authorization: Bearer <token>`: a token from `eventledger token`, with "
+    "scopes (read, write, mint, operate) and account patterns. Each route names the scope it "
+    "needs.",
+    auto_error=False,
+)
+"""The security scheme of OpenAPI; the token table (``TokenTable.authorize``) judges the
+header itself, so a missing or malformed one is the table's 401, the same as before."""
+
+
+def _grant(
+    scope: Scope,
+) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Grant]]:
+    async def check(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> Grant:
         replica = bound_replica()
         grant = replica.tokens.authorize(request.headers.get("authorization"), scope)
         if replica.limiter is not None:
@@ -89,10 +136,10 @@ def _grant(scope: Scope) -> Callable[[Request], Awaitable[Grant]]:
     return check
 
 
-Reader = Annotated[Grant, Depends(_grant(Scope.READ))]
-Writer = Annotated[Grant, Depends(_grant(Scope.WRITE))]
-Minter = Annotated[Grant, Depends(_grant(Scope.MINT))]
-Operator = Annotated[Grant, Depends(_grant(Scope.OPERATE))]
+Reader = Annotated[Grant, Security(_grant(Scope.READ), scopes=[Scope.READ])]
+Writer = Annotated[Grant, Security(_grant(Scope.WRITE), scopes=[Scope.WRITE])]
+Minter = Annotated[Grant, Security(_grant(Scope.MINT), scopes=[Scope.MINT])]
+Operator = Annotated[Grant, Security(_grant(Scope.OPERATE), scopes=[Scope.OPERATE])]
 IdPath = Annotated[str, Path(pattern=f"^{ID_PATTERN}$", description=ID_RULE)]
 TransferIdPath = Annotated[
     str,
@@ -130,7 +177,7 @@ async def execute(
     replica = bound_replica()
     key = key or replica.client.new_command_id()
     command_id = scoped(grant.name, key)
-    parent = extract(dict(request.headers))
+    parent = parent_context(request.headers)
     token = otel_context.attach(parent)
     try:
         reply = await replica.client.execute_async(

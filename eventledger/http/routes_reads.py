@@ -1,5 +1,6 @@
 """The routes that read an account, as committed: its view, its events, its state at a time
-or after a version (from the replica's ``BankClient.reads``; they send no command)."""
+or after a version (from the replica's ``BankClient.reads``; they send no command). Each read
+runs on the replica's blocking executor with the read timeout (``Limits.read_timeout_s``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from eventledger.http.problems import problem
-from eventledger.http.replica import IdPath, Reader, bound_replica
+from eventledger.http.replica import IdPath, Reader, blocking, bound_replica
 from topology.history import MAX_PAGE
 
 __all__ = ["router"]
@@ -20,23 +21,29 @@ router = APIRouter()
 
 
 @router.get("/accounts/{account}", summary="The account, as committed")
-def get_account(account: IdPath, grant: Reader) -> Response:
+async def get_account(account: IdPath, grant: Reader) -> Response:
     grant.require(account)
-    view = bound_replica().client.reads.view(account)
+    replica = bound_replica()
+    reads, timeout = replica.client.reads, replica.limits.read_timeout_s
+    view = await blocking(lambda: reads.view(account, timeout=timeout))
     if view is None:
         return problem(404, "unknown_account", "no such account", account=account)
     return JSONResponse({"account": account, **msgspec.to_builtins(view)})
 
 
 @router.get("/accounts/{account}/history", summary="The account's events")
-def history(
+async def history(
     account: IdPath,
     grant: Reader,
     after_version: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Response:
     grant.require(account)
-    page = bound_replica().client.reads.history(account, after_version=after_version, limit=limit)
+    replica = bound_replica()
+    reads, timeout = replica.client.reads, replica.limits.read_timeout_s
+    page = await blocking(
+        lambda: reads.history(account, after_version=after_version, limit=limit, timeout=timeout)
+    )
     return Response(msgspec.json.encode(page), media_type="application/json")
 
 
@@ -44,7 +51,7 @@ def history(
     "/accounts/{account}/state",
     summary="The account at a time (RFC 3339) or after a version",
 )
-def state(
+async def state(
     account: IdPath,
     grant: Reader,
     at: Annotated[datetime | None, Query(description="A time, RFC 3339")] = None,
@@ -53,7 +60,10 @@ def state(
     grant.require(account)
     if (at is None) == (version is None):
         return problem(422, "invalid_request", "give exactly one of 'at' and 'version'")
-    found = bound_replica().client.reads.state_at(account, at if at is not None else version)  # type: ignore[arg-type]
+    replica = bound_replica()
+    reads, timeout = replica.client.reads, replica.limits.read_timeout_s
+    when: datetime | int = at if at is not None else version  # type: ignore[assignment]
+    found = await blocking(lambda: reads.state_at(account, when, timeout=timeout))
     if found is None:
         return problem(404, "unknown_account", "the account did not exist then", account=account)
     return Response(msgspec.json.encode(found), media_type="application/json")

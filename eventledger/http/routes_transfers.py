@@ -1,5 +1,6 @@
 """The routes of transfers: transfer, post or void a pending one, list those in flight, and
-settle a lost leg (an operator's act, recorded under the token's name)."""
+settle a lost leg (an operator's act, recorded under the token's name). The list and the
+settlement read Kafka: they run on the replica's blocking executor."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventledger.http.bodies import (
+    BodyError,
     PostBody,
     SettleBody,
     TransferBody,
@@ -24,6 +25,7 @@ from eventledger.http.replica import (
     Reader,
     TransferIdPath,
     Writer,
+    blocking,
     bound_replica,
     execute,
 )
@@ -43,7 +45,9 @@ router = APIRouter()
 async def transfer(request: Request, grant: Writer, key: IdempotencyKey = None) -> JSONResponse:
     body = await read_body(request, TransferBody)
     if body.timeout_s is not None and not body.pending:
-        raise ValueError("timeout_s is the expiry of a pending transfer: set pending too")
+        raise BodyError(
+            422, "invalid_request", "timeout_s is the expiry of a pending transfer: set pending too"
+        )
     timeout_ms = None if body.timeout_s is None else max(1, round(body.timeout_s * 1000))
     command = Transfer(body.target, body.amount, body.pending, timeout_ms)
     return await execute(request, grant, body.source, command, key, created=True)
@@ -79,14 +83,12 @@ async def void_pending(
     summary="Transfers debited and not yet settled, oldest first, with their lost legs "
     "(those from the accounts the token is granted)",
 )
-def transfers_in_flight(
+async def transfers_in_flight(
     grant: Reader, older_than_s: Annotated[float, Query(ge=0, le=10**9)] = 0
 ) -> Response:
-    rows = [
-        row
-        for row in bound_replica().client.in_flight(older_than_ms=round(older_than_s * 1000))
-        if grant.covers(row.source)
-    ]
+    client = bound_replica().client
+    found = await blocking(lambda: client.in_flight(older_than_ms=round(older_than_s * 1000)))
+    rows = [row for row in found if grant.covers(row.source)]
     return Response(msgspec.json.encode({"transfers": rows}), media_type="application/json")
 
 
@@ -100,13 +102,16 @@ async def settle_transfer(
 ) -> Response:
     body = await read_body(request, SettleBody)
     grant.require(body.source)
-    done = await run_in_threadpool(
-        bound_replica().client.settle,
-        transfer_id,
-        source=body.source,
-        refund=body.action == "refund",
-        operator=grant.name,
-        reason=body.reason,
+    replica = bound_replica()
+    done = await blocking(
+        lambda: replica.client.settle(
+            transfer_id,
+            source=body.source,
+            refund=body.action == "refund",
+            operator=grant.name,
+            reason=body.reason,
+            wait_s=replica.timeout,
+        )
     )
     payload = {**msgspec.structs.asdict(done), "action": body.action}
     return Response(

@@ -3,11 +3,17 @@
 One application per service (``Names.http_app``), at route prefix ``/`` of the cluster's
 Serve proxy (so one API per Ray cluster and port). Each replica holds its own
 ``BankClient`` (its own reply consumer) and the token table's hashes, and the API tier's
-Kafka properties only (``Settings.for_api``), never the service's own. Bounds: a replica works
-on at most ``MAX_ONGOING`` requests and queues at most ``MAX_QUEUED`` more (Serve answers 503
-beyond), so one client's flood cannot grow memory without end, and each token gets at most
-``RATE_PER_TOKEN`` requests a second (bursts of ``BURST_PER_TOKEN``) on a replica (429 with
-``Retry-After`` beyond).
+Kafka properties only (``Settings.for_api``), never the service's own. Bounds (``Limits``): a
+replica works on at most ``max_ongoing`` requests and Serve's proxy queues at most
+``max_queued`` more (beyond, Serve answers 503 with ``Retry-After``: its own plain-text body,
+as the proxy answers before any replica sees the request), so one client's flood cannot grow
+memory without end; each token gets at most ``rate_per_token`` requests a second on a
+replica (429 with ``Retry-After`` beyond); every request has a deadline
+(``eventledger.http.deadlines``).
+
+Serve's own ``request_timeout_s`` is left unset: it answers 408 (which says the client was
+slow to send) in plain text, and it is an option of the whole Serve instance, kept from the
+first ``serve.start``; the app's deadline answers 504 with a problem body instead.
 """
 
 from __future__ import annotations
@@ -22,22 +28,19 @@ import httpx
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from ray import serve
+from ray.serve.config import BackpressureConfig
 
 from actors.kafka import admin_config
 from eventledger.bank import BankClient
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
-from eventledger.http.limits import RateLimiter
+from eventledger.http.limits import Limits, RateLimiter
 from eventledger.http.replica import Replica, bind_replica
 from eventledger.http.routes_health import CachedReadiness
 from topology.names import Names
 from topology.settings import Settings
 
 __all__ = [
-    "BURST_PER_TOKEN",
-    "MAX_ONGOING",
-    "MAX_QUEUED",
-    "RATE_PER_TOKEN",
     "LedgerAPI",
     "Tls",
     "deploy_http",
@@ -83,10 +86,6 @@ class _Readiness:
         return problems
 
 
-MAX_ONGOING = 256
-MAX_QUEUED = 1024
-RATE_PER_TOKEN = 1000.0  # requests per second per token, on each replica
-BURST_PER_TOKEN = 2000
 _MISMATCH_AFTER_S = 10.0
 
 
@@ -104,32 +103,34 @@ class Tls:
                 raise ValueError(f"the TLS {what} {path} is not a readable file")
 
 
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0},
-    max_ongoing_requests=MAX_ONGOING,
-    max_queued_requests=MAX_QUEUED,
-)
+@serve.deployment(ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class LedgerAPI:
     """A replica: the routes of ``eventledger.http.app`` over this replica's client."""
 
-    def __init__(self, settings: Settings, tokens: TokenTable, command_timeout: float) -> None:
+    def __init__(
+        self, settings: Settings, tokens: TokenTable, command_timeout: float, limits: Limits
+    ) -> None:
         if tokens.insecure:
             for _ in range(3):
                 log.warning(INSECURE_WARNING)
         self._client = BankClient(settings, timeout=command_timeout)
-        limiter = RateLimiter(RATE_PER_TOKEN, BURST_PER_TOKEN)
-        bind_replica(
-            Replica(
-                self._client,
-                tokens,
-                command_timeout,
-                CachedReadiness(_Readiness(settings)),
-                limiter,
-            )
+        readiness = CachedReadiness(_Readiness(settings))
+        readiness()  # the first check starts now, in the background
+        self._replica = Replica(
+            self._client,
+            tokens,
+            command_timeout,
+            readiness,
+            RateLimiter(limits.rate_per_token, limits.burst_per_token),
+            limits,
         )
+        bind_replica(self._replica)
 
     def __del__(self) -> None:
+        replica = getattr(self, "_replica", None)
+        if replica is not None:  # calls not begun never run; running ones end by their timeouts
+            replica.executor.shutdown(wait=False, cancel_futures=True)
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()
@@ -145,10 +146,14 @@ def deploy_http(
     command_timeout: float = 10.0,
     timeout: float = 120.0,
     tls: Tls | None = None,
+    limits: Limits | None = None,
 ) -> str:
     """Deploy (or update) the API of ``settings`` and return its URL once ``/healthz``
-    answers through the Serve proxy. Raises TimeoutError, and ValueError when a Serve that
-    already runs on the cluster listens elsewhere (Serve keeps the options it started with)."""
+    answers through the Serve proxy. ``command_timeout``: how long a command waits for its
+    reply (then 504 ``outcome_unknown``); ``limits``: the replica's bounds (``Limits()``).
+    Raises TimeoutError, and ValueError when a Serve that already runs on the cluster listens
+    elsewhere (Serve keeps the options it started with)."""
+    limits = limits or Limits()
     if tokens.insecure:
         log.warning(INSECURE_WARNING)
     options: dict[str, Any] = {"host": host, "port": port}
@@ -157,9 +162,14 @@ def deploy_http(
         options |= {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
     serve.start(http_options=options)
     deployment: Any = LedgerAPI
-    app = deployment.options(num_replicas=replicas).bind(
-        settings.for_api(), tokens, command_timeout
-    )
+    app = deployment.options(
+        num_replicas=replicas,
+        max_ongoing_requests=limits.max_ongoing,
+        max_queued_requests=limits.max_queued,
+        backpressure_config=BackpressureConfig(
+            status_code=503, retry_after_s=limits.queue_retry_after_s
+        ),
+    ).bind(settings.for_api(), tokens, command_timeout, limits)
     name = Names.of(settings).http_app
     serve.run(app, name=name, route_prefix="/")
     scheme = "https" if tls is not None else "http"

@@ -1,11 +1,16 @@
 """The HTTP API with httpx, against the real deployment: Ray Serve on the session's Ray, the
-service on the real broker. One deployment for the module (Serve takes seconds to start)."""
+service on the real broker. One deployment for the module (Serve takes seconds to start),
+with small bounds (``LIMITS``) so that its limits are reached in a few hundred requests."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import select
 import socket
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,7 +19,9 @@ import pytest
 from ray import serve
 
 from actors.audit import read_events
+from actors.history import deploy_history, stop_history
 from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.limits import Limits
 from eventledger.http.serving import deploy_http, stop_http
 from ledger import LEDGER
 from tests.conftest import start_local_ray
@@ -23,6 +30,10 @@ from tests.integration.waiting import wait_until
 from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
+LIMITS = Limits(max_ongoing=8, max_queued=4, rate_per_token=25, burst_per_token=100)
+"""A replica takes 8 requests and Serve queues 4 more; each token gets 100 requests at once,
+then 25 a second: more than any other test here sends with one token (``wait_until`` polls
+10 times a second)."""
 
 
 @dataclass
@@ -33,6 +44,8 @@ class Api:
     read: dict[str, str]
     write: dict[str, str]
     team_a: dict[str, str]
+    flood: dict[str, str]
+    stall: dict[str, str]
 
     def post(self, path: str, body: object = None, **kw: object) -> httpx.Response:
         headers = {**self.rw, **kw.pop("headers", {})}  # type: ignore[dict-item]
@@ -66,16 +79,18 @@ def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
         ("write", frozenset({Scope.WRITE})),
     )}  # fmt: skip
     tokens["team_a"] = mint_token(frozenset({Scope.READ, Scope.WRITE}), "team-a", ["team-a-*"])
+    tokens["flood"] = mint_token(frozenset({Scope.READ}), "flood")
+    tokens["stall"] = mint_token(frozenset(Scope), "stall")
     table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
     with running(settings):
-        url = deploy_http(settings, table, port=_port())
+        url = deploy_http(settings, table, port=_port(), limits=LIMITS)
         try:
             yield Api(
                 settings,
                 url,
                 *(
                     {"Authorization": f"Bearer {tokens[s][0]}"}
-                    for s in ("rw", "read", "write", "team_a")
+                    for s in ("rw", "read", "write", "team_a", "flood", "stall")
                 ),
             )
         finally:
@@ -108,6 +123,7 @@ def test_health_readiness_and_docs(api: Api) -> None:
     )
     schema = paths["/accounts/{account}/deposits"]["post"]["requestBody"]["content"]
     assert "amount" in schema["application/json"]["schema"]["properties"]
+    assert paths["/accounts/{account}/deposits"]["post"]["security"] == [{"bearer": ["mint"]}]
 
 
 def test_money_in_flight_and_a_settlement_run_as_the_service_from_a_replica(api: Api) -> None:
@@ -337,20 +353,129 @@ def test_hostile_requests_beyond_the_body(api: Api) -> None:
 
 def _lying_length(api: Api) -> str:
     """A POST that declares a huge body and sends 13 bytes; the status it got ("" if none)."""
-    host, port = api.url.removeprefix("http://").split(":")
-    token = api.rw["Authorization"]
-    request = (
-        f"POST /accounts/x/deposits HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n"
-        '{"amount": 1}'
-    ).encode()
-    with socket.create_connection((host, int(port)), timeout=15) as conn:
-        conn.sendall(request)
+    with _raw_post(api, "/accounts/x/deposits", length=99999999, timeout=15) as conn:
+        conn.sendall(b'{"amount": 1}')
         try:
             head = conn.recv(64).decode("latin-1")
         except TimeoutError:
             return ""
     return head.split(" ")[1] if head.startswith("HTTP/1.1 ") else ""
+
+
+def _raw_post(
+    api: Api, path: str, *, length: int, timeout: float, key: str | None = None
+) -> socket.socket:
+    """A connection that has sent a POST's head declaring ``length`` bytes of body, and no
+    body yet (with the ``stall`` token: its own rate limit)."""
+    host, port = api.url.removeprefix("http://").split(":")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {api.stall['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n"
+        + (f"Idempotency-Key: {key}\r\n" if key else "")
+        + "\r\n"
+    )
+    conn = socket.create_connection((host, int(port)), timeout=timeout)
+    conn.sendall(head.encode())
+    return conn
+
+
+def test_an_id_or_a_key_with_a_slash_is_422(api: Api) -> None:
+    for key in ("a/b", "a%2Fb"):
+        _problem(
+            api.post("/accounts/x/deposits", {"amount": 1}, headers={"Idempotency-Key": key}),
+            422,
+            "invalid_request",
+        )
+    _problem(api.get("/accounts/a%2Fb"), 422, "invalid_request")
+    _problem(api.post("/transfers/t%2F1/void", {"source": "x"}), 422, "invalid_request")
+    body = {"source": "a/b", "target": "x", "amount": 1}
+    _problem(api.post("/transfers", body), 422, "invalid_request")
+
+
+def test_a_flood_from_one_token_gets_429_with_retry_after(api: Api) -> None:
+    """Four at a time from one token, to a route that answers 422 once the token is checked:
+    the burst (100) passes, then the rate (25/s) holds; another token is not limited."""
+    statuses: list[int] = []
+    limited: httpx.Response | None = None
+    with httpx.Client(headers=api.flood, timeout=60) as client, ThreadPoolExecutor(4) as pool:
+        for _ in range(100):  # at most 100 x 20 requests
+            got = list(pool.map(lambda _: client.get(f"{api.url}/accounts/x/state"), range(20)))
+            statuses += [a.status_code for a in got]
+            limited = next((a for a in got if a.status_code == 429), None)
+            if limited is not None:
+                break
+    assert limited is not None, f"no 429 in {len(statuses)} requests"
+    _problem(limited, 429, "rate_limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    assert set(statuses) == {422, 429} and statuses.count(422) >= LIMITS.burst_per_token
+    _problem(api.get("/accounts/x/state"), 422, "invalid_request")  # rw has its own bucket
+
+
+def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_deadline(
+    api: Api,
+) -> None:
+    """Requests whose body never comes hold the replica's 8 slots and Serve's queue of 4: the
+    next ones are refused by Serve, 503 with Retry-After. A held one is answered 504
+    outcome_unknown at its deadline (the command timeout + the margin: about 12 s), and once
+    the connections close the API answers again. Serve's count is approximate (its router
+    says it may refuse early; after earlier cancellations it admitted up to 16 here), so 64
+    are sent: an unbounded queue would refuse none."""
+    conns = [
+        _raw_post(api, "/accounts/x/deposits", length=13, timeout=60, key=f"stall-{n}")
+        for n in range(64)
+    ]
+    answers: dict[int, tuple[int, dict[str, str], bytes]] = {}
+
+    def answered(status: int) -> bool:
+        readable, _, _ = select.select([c for c in conns if c.fileno() not in answers], [], [], 0)
+        for conn in readable:
+            response = http.client.HTTPResponse(conn)
+            response.begin()
+            headers = {k.lower(): v for k, v in response.getheaders()}
+            answers[conn.fileno()] = (response.status, headers, response.read())
+        return any(s == status for s, _, _ in answers.values())
+
+    try:
+        try:
+            wait_until(lambda: answered(503), 30, "a 503 from Serve's full queue")
+        except AssertionError as e:
+            seen = sorted((s, b[:200]) for s, _, b in answers.values())
+            raise AssertionError(f"{e}; answered: {seen}") from None
+        refused = [(h, b) for s, h, b in answers.values() if s == 503]
+        assert all(h.get("retry-after") == "1" for h, _ in refused)
+        assert len(refused) >= 1 and len(answers) == len(refused)  # the others are held
+        wait_until(lambda: answered(504), 60, "a held request answered at its deadline")
+        cut = next(b for s, _, b in answers.values() if s == 504)
+        problem = json.loads(cut)
+        assert problem["code"] == "outcome_unknown"
+        assert problem["idempotency_key"].startswith("stall-")
+        assert {s for s, _, _ in answers.values()} <= {503, 504}
+    finally:
+        for conn in conns:
+            conn.close()
+    wait_until(
+        lambda: httpx.get(f"{api.url}/healthz", timeout=30).status_code == 200,
+        60,
+        "the API answering once the stalled connections are gone",
+    )
+    _answers(api)
+
+
+def test_a_read_while_the_history_index_is_gone_is_503_with_a_generic_body(api: Api) -> None:
+    a = f"h-{uuid.uuid4().hex[:6]}"
+    assert api.post("/accounts", {"id": a, "currency": "EUR"}).status_code == 201
+    stop_history(api.settings.app_id)
+    try:
+        for path in (f"/accounts/{a}/history", f"/accounts/{a}/state"):
+            answer = api.get(path, params={"version": 1} if path.endswith("state") else {})
+            _problem(answer, 503, "unavailable")
+            assert answer.headers["retry-after"] == "1"
+            for leak in (api.settings.app_id, "history", "actor", "Error", "look up"):
+                assert leak not in answer.text
+        assert api.get(f"/accounts/{a}").json()["version"] == 1  # the partition still answers
+    finally:
+        deploy_history(api.settings, LEDGER)
+    assert [e["sequence"] for e in api.get(f"/accounts/{a}/history").json()["entries"]] == [1]
 
 
 def test_traceparent_continues_into_the_command(api: Api) -> None:

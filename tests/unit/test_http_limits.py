@@ -1,4 +1,4 @@
-"""The per-principal rate limit (pure, on a given clock)."""
+"""The per-principal rate limit (pure, on a given clock) and the replica's bounds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventledger.http.limits import RateLimiter
+from eventledger.http.limits import Limits, RateLimiter
 
 
 def test_a_burst_passes_then_the_rate_holds() -> None:
@@ -46,3 +46,28 @@ def test_never_more_than_the_burst_plus_the_rate_over_time(gaps: list[float]) ->
 def test_a_limit_needs_a_rate_and_a_burst() -> None:
     with pytest.raises(ValueError):
         RateLimiter(rate=0, burst=1)
+
+
+def test_a_post_waits_for_its_command_and_anything_else_for_its_read_plus_the_margin() -> None:
+    limits = Limits(read_timeout_s=4, margin_s=1)
+    assert limits.deadline_s("POST", command_timeout_s=10) == 11
+    assert limits.deadline_s("GET", command_timeout_s=10) == 5
+    assert limits.deadline_s("DELETE", command_timeout_s=10) == 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"read_timeout_s": 0},
+        {"margin_s": -1},
+        {"rate_per_token": 0},
+        {"max_ongoing": 0},
+        {"max_queued": 0},
+        {"burst_per_token": 0},
+        {"blocking_threads": 0},
+        {"queue_retry_after_s": -1},
+    ],
+)
+def test_limits_refuse_what_would_bound_nothing(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Limits(**bad)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from actors.retries import ReplyTimeoutError
 from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.replica import Replica, bind_replica
-from eventledger.http.routes_health import CachedReadiness
+from eventledger.http.routes_health import HUNG, NOT_CHECKED, CachedReadiness
 from topology.history import HistoryDeadlineError
 
 
@@ -100,6 +100,7 @@ def test_an_index_behind_is_503_with_retry_after(
     answer = slow[0].get("/accounts/a/history")
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
     assert answer.json()["code"] == "history_behind"
+    assert "offset" not in answer.text  # the reason is logged, not answered
 
 
 def test_a_fold_past_its_deadline_is_503_with_retry_after(
@@ -121,16 +122,40 @@ def test_readiness_is_generic_and_the_reasons_go_to_the_log(
     assert http.get("/readyz").json() == {"status": "ready"}
 
 
-def test_readiness_is_checked_at_most_once_a_ttl() -> None:
-    checks, now = [], [0.0]
+def test_readiness_is_checked_in_the_background_at_most_once_a_ttl() -> None:
+    checks, now, spawned = [], [0.0], []
 
     def check() -> list[str]:
         checks.append(now[0])
         return ["broker b-1:9092 does not answer"] if len(checks) == 1 else []
 
-    ready = CachedReadiness(check, ttl_s=2.0, clock=lambda: now[0])
-    assert ready() == ["broker b-1:9092 does not answer"]
-    now[0] = 1.9
+    ready = CachedReadiness(check, ttl_s=2.0, clock=lambda: now[0], spawn=spawned.append)
+    assert ready() == [NOT_CHECKED] and ready() == [NOT_CHECKED]  # nobody waits for a check
+    assert len(spawned) == 1 and checks == []  # one check at a time
+    spawned.pop()()  # the check runs, in its thread
     assert ready() == ["broker b-1:9092 does not answer"] and checks == [0.0]
+    now[0] = 1.9
+    assert ready() == ["broker b-1:9092 does not answer"] and not spawned
     now[0] = 2.0
+    assert ready() == ["broker b-1:9092 does not answer"]  # the last answer, while it checks
+    spawned.pop()()
     assert ready() == [] and checks == [0.0, 2.0]
+
+
+def test_readiness_is_not_ready_while_a_check_hangs_or_when_it_fails() -> None:
+    now, spawned = [0.0], []
+
+    def check() -> list[str]:
+        raise ConnectionError("b-1:9092")
+
+    failing = CachedReadiness(check, ttl_s=2.0, clock=lambda: now[0], spawn=spawned.append)
+    assert failing() == [NOT_CHECKED]
+    spawned.pop()()
+    assert failing() == ["the readiness check failed: ConnectionError: b-1:9092"]
+    hanging = CachedReadiness(list, clock=lambda: now[0], spawn=spawned.append, hung_s=15)
+    assert hanging() == [NOT_CHECKED]
+    spawned.pop()()  # ready: []
+    now[0] = 2.0
+    assert hanging() == [] and spawned  # a check begins, and never ends
+    now[0] = 17.1
+    assert hanging() == [HUNG]

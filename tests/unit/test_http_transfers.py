@@ -110,6 +110,7 @@ def test_a_settlement_needs_the_operate_scope_and_records_the_token_name(
                     "refund": True,
                     "operator": "ops-alice",
                     "reason": "target closed for good",
+                    "wait_s": 1.0,  # the command timeout: within the request's deadline
                 },
             ),
         )
