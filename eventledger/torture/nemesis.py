@@ -42,10 +42,11 @@ from confluent_kafka import Producer
 from actors.deployment import find_coordinator
 from actors.kafka import producer_config
 from actors.messages import RebuildProgress
-from actors.ray_state import partition_actor
+from actors.ray_state import describe_actor, partition_actor
 from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase
+from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
 from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 from topology.settings import Settings
@@ -92,7 +93,8 @@ def parse_faults(text: str) -> list[Fault]:
 @dataclass
 class FaultRecord:
     """One injected fault. ``ended`` is None while it lasts (a rebuild may outlive the
-    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why)."""
+    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why).
+    ``partitions``: those it stopped answering (see ``eventledger.torture.gap``)."""
 
     kind: Fault
     started: float
@@ -100,6 +102,7 @@ class FaultRecord:
     target: str = ""
     ok: bool = True
     detail: str = ""
+    partitions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,7 @@ class Nemesis:
     def _kill_partition(self, record: FaultRecord) -> None:
         p = self._rng.randrange(self.settings.partitions)
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
-        record.target = f"partition {p} (pid {pid})"
+        record.target, record.partitions = f"partition {p} (pid {pid})", (p,)
         os.kill(pid, signal.SIGKILL)
         self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
 
@@ -259,6 +262,7 @@ class Nemesis:
         p = self._rng.randrange(self.settings.partitions)
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target = f"partition {p} (pid {pid}) for {self.plan.stop_seconds:.1f}s"
+        record.partitions = (p,)
         with self._lock:
             self._stopped.add(pid)
         os.kill(pid, signal.SIGSTOP)
@@ -296,6 +300,7 @@ class Nemesis:
         if pid is None:
             raise RuntimeError("no broker process to kill")
         record.target = f"broker (pid {pid}) down {self.plan.broker_down_seconds:.1f}s"
+        record.partitions = tuple(range(self.settings.partitions))
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while self.broker.pid() is not None and time.monotonic() < deadline:
@@ -361,6 +366,13 @@ class Nemesis:
             raise RuntimeError("no worker node to remove")
         node = self._rng.choice(workers)
         record.target = f"node {node.node_id[:8]} for {self.plan.node_down_seconds:.1f}s"
+        names = Names(self.settings.app_id)
+        record.partitions = tuple(
+            p
+            for p in range(self.settings.partitions)
+            if (info := describe_actor(names.partition_actor(p), NAMESPACE)) is not None
+            and info.node_id == node.node_id
+        )
         cluster = self.cluster
         self._on_main(lambda: cluster.remove_node(node, allow_graceful=False))
         self._missing_nodes += 1
