@@ -9,14 +9,17 @@ whatever the replies do). After ``warmup`` seconds the actor's process gets SIGK
 asked of the actor through Ray, as the fault suite's ``kill`` does); Ray restarts it, and
 its constructor fences, restores the snapshots and reopens the id memory (reused: same
 node, same disk). The load goes on until ``warmup`` seconds after the first reply that
-follows the kill; then every deposit must have been answered and accepted, and every
+follows the restart; then every deposit must have been answered and accepted, and every
 touched account's balance must be its restored balance plus its deposits (none lost, none
 applied twice).
 
-Figures, on the bench's monotonic clock: the **answer gap** (the last reply received
-before the kill to the first received after it), the kill to that first reply, the kill to
-the first Ray call the new process answers (its constructor has then finished), and the
-restart's own restore times from the new actor's ``stats()``.
+Figures, on the bench's monotonic clock: the **answer gap**, the longest silence between two
+replies from the last reply received before the kill to the first received after the new
+process answered a Ray call (its constructor has then finished), as the fault suite
+measures it (``eventledger.torture.gap``: replies of a batch committed just before the kill
+may arrive after it); the kill to the reply that ends that silence; the kill to the first
+Ray call the new process answers; and the restart's own restore times from its
+``stats()``.
 """
 
 from __future__ import annotations
@@ -42,23 +45,17 @@ from bench.check import CheckFailedError
 from bench.model import Failover, RunContext
 from bench.restore import account_id, balance_of, one_partition, write_ids, write_snapshots
 from eventledger.assembly import deploy_service
+from eventledger.torture.gap import longest_silence
 from ledger.commands import Deposit
 from ledger.state import AccountView
 from topology.envelopes import Reply
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["around", "run_failover"]
+__all__ = ["run_failover"]
 
 log = logging.getLogger(__name__)
 
 _BACK_TIMEOUT = 900.0  # seconds for the replacement to answer (a 1M-account restore: ~10 s)
-
-
-def around(times: list[float], at: float) -> tuple[float | None, float | None]:
-    """The last of ``times`` at or before ``at`` and the first after it (None: there is none)."""
-    before = max((t for t in times if t <= at), default=None)
-    after = min((t for t in times if t > at), default=None)
-    return before, after
 
 
 def _pid(_actor: Any) -> int:
@@ -137,7 +134,7 @@ def run_failover(ctx: RunContext) -> Failover:
         balances = _check(settings, load.sent, replies)
     finally:
         stop_service(settings.app_id)
-    before, after = around(load.reply_times(), killed)
+    before, after = longest_silence(load.reply_times(), killed, back)
     if before is None or after is None:
         raise CheckFailedError(f"no reply before or after the kill ({before}, {after})")
     return Failover(
@@ -176,9 +173,10 @@ def _kill_and_wait(ctx: RunContext, app_id: str, load: _Load, warmup: float) -> 
         while time.monotonic() < deadline:
             if back is None:
                 back = _answered_from_another(app_id, pid)
-            after = around(load.reply_times(), killed)[1]
-            if back is not None and after is not None and time.monotonic() > after + warmup:
-                return killed, back
+            if back is not None:
+                after = longest_silence(load.reply_times(), killed, back)[1]
+                if after is not None and time.monotonic() > after + warmup:
+                    return killed, back
             time.sleep(0.05)
     raise CheckFailedError(f"no answer within {_BACK_TIMEOUT:.0f} s of the kill")
 

@@ -181,7 +181,8 @@ class HistoryCost:
 @dataclass
 class Failover:
     """A partition actor's process killed under load, no standby (``bench/failover.py``):
-    the answer gap, the kill to the first reply and to the new process answering Ray, and
+    the answer gap (its longest silence), the kill to its end and to the new process
+    answering Ray, and
     the restart's restore times, in seconds."""
 
     keys: int

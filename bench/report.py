@@ -263,7 +263,7 @@ def _failover_rows(results: RunResults) -> list[Row]:
     return [
         Row(f"failover, no standby: answer gap ({at})", "eventledger",
             f"{f.gap_seconds:.2f} s", goal=f"≤ 1 s {_mark(f.gap_seconds <= 1)}"),
-        Row("failover: kill → first reply / → new process answers Ray", "eventledger",
+        Row("failover: kill → answers again / → new process answers Ray", "eventledger",
             f"{f.kill_to_reply_seconds:.2f} / {f.kill_to_actor_seconds:.2f} s"),
         Row("failover: restart's restore of snapshots / id memory", "eventledger",
             f"{f.restore_seconds:.2f} / {f.ids_restore_seconds:.2f} s"),

@@ -1,25 +1,27 @@
 """The answer gap of a fault: how long the partitions it hit gave clients no reply.
 
-For a fault injected at ``at`` that hit partitions ``P``, each partition ``p`` of ``P`` is
-judged on the replies clients received to commands sent to ``p`` (an op's account decides
-its partition; every reply the op received counts, at its ``Answer.at``):
-
-- ``before``: the last such reply received at or before ``at``;
-- ``after``: the first such reply received after ``at``;
-- the gap of ``p`` is ``after − before``.
+For a fault that struck at ``at``, lasted until ``until`` (its recovery, as the nemesis saw
+it) and hit partitions ``P``, each partition ``p`` of ``P`` is judged on the replies clients
+received to commands sent to ``p`` (an op's account decides its partition; every reply the
+op received counts, at its ``Answer.at``). Its window runs from the last such reply at or
+before ``at`` to the first one after ``until``; the gap of ``p`` is the **longest silence**
+in that window: the largest interval between two consecutive replies. Not simply "the
+first reply after ``at``": replies of a batch committed just before the fault may still be
+on their way, and arrive after it.
 
 It is measured only when a client was waiting on ``p`` at ``at``: some command to ``p`` was
 sent at or before ``at``, had no reply by then and was still being tried (its end, or its
-budget's end, lies after ``at``). Otherwise ``p`` was idle, and a silence
-would say nothing of the fault. A partition with a client waiting but no reply after ``at``
-in the whole history is ``NO_REPLY_AFTER``; one that never replied before is
-``NO_REPLY_BEFORE``. The fault's gap is that of its worst partition: ``NO_REPLY_AFTER`` if
-any partition has it, else the largest measured gap, else the first other outcome.
-Pure: the history and the partition of each account come in as arguments.
+budget's end, lies after ``at``). Otherwise ``p`` was idle, and a silence would say nothing
+of the fault. A partition with no reply after ``until`` in the whole history is
+``NO_REPLY_AFTER``; one that never replied at or before ``at`` is ``NO_REPLY_BEFORE``. The
+fault's gap is that of its worst partition: ``NO_REPLY_AFTER`` if any partition has it,
+else the largest measured gap, else the first other outcome. Pure: the history and the
+partition of each account come in as arguments.
 """
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from enum import StrEnum
 
 from eventledger.torture.history import Op
 
-__all__ = ["Gap", "GapOutcome", "answer_gap", "gap_summary"]
+__all__ = ["Gap", "GapOutcome", "answer_gap", "gap_summary", "longest_silence"]
 
 
 class GapOutcome(StrEnum):
@@ -65,8 +67,10 @@ def answer_gap(
     partition_of: Callable[[str], int],
     partitions: Collection[int],
     at: float,
+    until: float | None = None,
 ) -> Gap:
-    """The gap of a fault injected at ``at`` that hit ``partitions`` (see the module)."""
+    """The gap of a fault that struck at ``at``, recovered at ``until`` (None: at ``at``)
+    and hit ``partitions`` (see the module)."""
     if not partitions:
         return Gap(GapOutcome.NO_PARTITION)
     by_partition: dict[int, list[Op]] = {p: [] for p in partitions}
@@ -74,7 +78,8 @@ def answer_gap(
         chosen = by_partition.get(partition_of(op.account))
         if chosen is not None:
             chosen.append(op)
-    gaps = [_partition_gap(p, by_partition[p], at) for p in sorted(partitions)]
+    end = at if until is None else max(at, until)
+    gaps = [_partition_gap(p, by_partition[p], at, end) for p in sorted(partitions)]
     for outcome in (GapOutcome.NO_REPLY_AFTER, GapOutcome.MEASURED):
         found = [g for g in gaps if g.outcome is outcome]
         if found:
@@ -82,8 +87,27 @@ def answer_gap(
     return gaps[0]
 
 
-def _partition_gap(partition: int, ops: Sequence[Op], at: float) -> Gap:
-    times = [a.at for op in ops for a in op.answers]
+def longest_silence(
+    times: Sequence[float], at: float, until: float
+) -> tuple[float | None, float | None]:
+    """Over the window from the last of ``times`` at or before ``at`` to the first after
+    ``until`` (``until`` ≥ ``at``), the two consecutive times furthest apart. A window
+    without a start or an end gives its ends as they are: (the last at or before ``at`` or
+    None, the first after ``until`` or None)."""
+    ordered = sorted(times)
+    first = bisect.bisect_right(ordered, at)  # ordered[first - 1] is the last at or before
+    last = bisect.bisect_right(ordered, until)  # ordered[last] is the first after ``until``
+    if first == 0 or last == len(ordered):
+        return (
+            ordered[first - 1] if first > 0 else None,
+            ordered[last] if last < len(ordered) else None,
+        )
+    window = ordered[first - 1 : last + 1]
+    widest = max(range(len(window) - 1), key=lambda k: window[k + 1] - window[k])
+    return window[widest], window[widest + 1]
+
+
+def _partition_gap(partition: int, ops: Sequence[Op], at: float, until: float) -> Gap:
     waiting = any(
         op.started <= at < (op.deadline if op.ended is None else op.ended)
         and all(a.at > at for a in op.answers)
@@ -91,8 +115,7 @@ def _partition_gap(partition: int, ops: Sequence[Op], at: float) -> Gap:
     )
     if not waiting:
         return Gap(GapOutcome.IDLE, partition)
-    before = max((t for t in times if t <= at), default=None)
-    after = min((t for t in times if t > at), default=None)
+    before, after = longest_silence([a.at for op in ops for a in op.answers], at, until)
     if after is None:
         return Gap(GapOutcome.NO_REPLY_AFTER, partition, before=before)
     if before is None:

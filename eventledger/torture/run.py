@@ -106,7 +106,7 @@ class TortureResult:
             lambda account: partition_for(account.encode(), self.config.partitions)
         )
         return [
-            answer_gap(self.ops, partition_of, f.partitions, f.started)
+            answer_gap(self.ops, partition_of, f.partitions, f.started, f.ended)
             if f.ok
             else Gap(GapOutcome.NO_PARTITION)
             for f in self.faults

@@ -1,19 +1,9 @@
-"""The failover phase's pure parts: the replies around the kill, and the rows it adds."""
+"""The failover phase's rows (its gap is ``eventledger.torture.gap``'s, tested there)."""
 
 from __future__ import annotations
 
-from bench.failover import around
 from bench.model import Failover, RunResults
 from bench.report import build_rows
-
-
-def test_around_finds_the_last_reply_at_or_before_and_the_first_after() -> None:
-    times = [3.0, 1.0, 9.5, 5.0, 7.25]
-    assert around(times, 5.0) == (5.0, 7.25)
-    assert around(times, 6.0) == (5.0, 7.25)
-    assert around(times, 0.5) == (None, 1.0)
-    assert around(times, 10.0) == (9.5, None)
-    assert around([], 1.0) == (None, None)
 
 
 def test_the_failover_rows_hold_the_gap_against_one_second() -> None:
