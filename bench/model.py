@@ -182,8 +182,7 @@ class HistoryCost:
 class Failover:
     """A partition actor's process killed under load, no standby (``bench/failover.py``):
     the answer gap (its longest silence), the kill to its end and to the new process
-    answering Ray, and
-    the restart's restore times, in seconds."""
+    answering Ray, and the restart's restore times, in seconds."""
 
     keys: int
     ids: int

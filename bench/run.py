@@ -80,9 +80,10 @@ METHOD = """## Method
   long ÷ short).
 - Failover: see `bench/failover.py` (eventledger only, no standby: one partition of
   `failover_keys` accounts and `failover_ids` remembered ids, deposits at `failover_rate`/s
-  open loop, SIGKILL of the actor's process; the answer gap from the last reply before the
-  kill to the first after it, and the restart's restore times from its `stats()`; every
-  deposit answered, accepted and in its account's balance)."""
+  open loop, SIGKILL of the actor's process; the answer gap (the longest silence between
+  replies, from the last before the kill to the first after the new process answers Ray),
+  and the restart's restore times from its `stats()`; every deposit answered, accepted and
+  in its account's balance)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,

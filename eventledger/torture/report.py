@@ -138,8 +138,8 @@ def print_result(console: Console, result: TortureResult) -> None:
         console.print(log)
         summary = gap_summary((f.kind.value, g) for f, g in zip(result.faults, gaps, strict=True))
         console.print(
-            "answer gap (last reply before the fault to the first after it, on the partitions "
-            "it hit): "
+            "answer gap (the longest silence of the partitions a fault hit, up to its "
+            "recovery): "
             + (
                 "; ".join(
                     f"{kind} median {median:.2f} s, max {top:.2f} s (of {n})"
