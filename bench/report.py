@@ -279,7 +279,7 @@ def print_table(console: Console, rows: list[Row], title: str) -> None:
         ("vs Quix", "right"),
         ("vs raw pipe / echo", "right"),
         ("vs Kafka Streams", "right"),
-        ("goal (issues 4, 14, 21)", "left"),
+        ("goal (issues 4, 14, 21, 22)", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:
