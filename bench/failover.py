@@ -49,6 +49,7 @@ from eventledger.torture.gap import longest_silence
 from ledger.commands import Deposit
 from ledger.state import AccountView
 from topology.envelopes import Reply
+from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
 __all__ = ["run_failover"]
@@ -161,8 +162,8 @@ def run_failover(ctx: RunContext) -> Failover:
 
 def _kill_and_wait(ctx: RunContext, app_id: str, load: _Load, warmup: float) -> tuple[float, float]:
     """SIGKILL the actor's process after ``warmup`` s of load; wait until the new process
-    answers Ray and the client has had replies for ``warmup`` s after the first one that
-    follows the kill. Returns (killed at, new process answered at)."""
+    answers Ray and ``warmup`` s have passed since the first reply after that. Returns
+    (killed at, new process answered at)."""
     time.sleep(warmup)
     pid: int = ray.get(partition_actor(app_id, 0).__ray_call__.remote(_pid), timeout=30)
     killed = time.monotonic()
@@ -191,7 +192,7 @@ def _answered_from_another(app_id: str, pid: int) -> float | None:
     return time.monotonic() if answered != pid else None
 
 
-def _check(settings: Any, sent: list[_Sent], replies: list[Reply]) -> int:
+def _check(settings: Settings, sent: list[_Sent], replies: list[Reply]) -> int:
     """Every deposit accepted; each touched account holds its restored balance plus its
     deposits. Returns the accounts checked."""
     refused = [r for r in replies if not r.accepted]
