@@ -4,8 +4,8 @@ Correctness only: every system's output passes its checks; no timing is asserted
 the ``slow`` group (about 2.5 minutes each on 2 cores: a benchmark's own check, not part of
 ``make test``). The first covers eventledger, Kafka Streams (its jar is built with Maven on
 first use, then cached under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e
-with its raw echo too, history for eventledger alone); Quix Streams needs its own virtualenv
-(built on first use, tens of seconds), so the second covers it.
+with its raw echo too, history and failover for eventledger alone); Quix Streams needs its
+own virtualenv (built on first use, tens of seconds), so the second covers it.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     history = document["history"]  # its queries checked their answers; no timing asserted
     assert history["long"] == QUICK.history_events and history["short"] == 100
     assert len(history["p50_ms"]) == len(history["ratios"]) == 4
+    failover = document["failover"]  # every deposit checked in its balance; no timing asserted
+    assert failover["keys"] == QUICK.failover_keys and failover["gap_seconds"] > 0
+    assert failover["restored_records"] >= QUICK.failover_keys
+    assert failover["facts"]["deposits sent (all answered, accepted)"] > 0
     assert {r["system"] for r in document["rows"]} == {"eventledger", "kstreams", "rawpipe", "echo"}
 
 
