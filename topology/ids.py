@@ -25,6 +25,7 @@ __all__ = [
     "check_command_id",
     "check_id",
     "check_principal",
+    "is_id",
     "scoped",
 ]
 
@@ -50,9 +51,14 @@ class InvalidIdError(ValueError):
     """An id outside the rule; the message names which id and the rule, not the value."""
 
 
+def is_id(value: str) -> bool:
+    """Whether ``value`` matches ``ID_PATTERN``."""
+    return _ID.fullmatch(value) is not None
+
+
 def check_id(value: str, what: str) -> str:
     """``value`` if it matches ``ID_PATTERN``, else InvalidIdError naming ``what`` it is."""
-    if not _ID.fullmatch(value):
+    if not is_id(value):
         raise InvalidIdError(f"{what} must be {ID_RULE}")
     return value
 

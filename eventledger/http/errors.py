@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, NamedTuple
 
@@ -37,7 +36,7 @@ from eventledger.http.bodies import BodyError
 from eventledger.http.problems import problem
 from eventledger.transfers import SettlementError, SettlementRefusal
 from topology.history import HistoryDeadlineError
-from topology.ids import ID_PATTERN, ID_RULE
+from topology.ids import ID_RULE, is_id
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -86,30 +85,31 @@ INFRASTRUCTURE: Final[Mapping[type[Exception], Failure]] = {
 }
 """Every infrastructure exception class the API answers for, with its answer."""
 
-_ID = re.compile(ID_PATTERN)
-
 
 def failure_of(e: BaseException) -> Failure | None:
     """The entry of ``INFRASTRUCTURE`` for ``e``: its first class (in MRO order) that has one."""
     return next((INFRASTRUCTURE[c] for c in type(e).__mro__ if c in INFRASTRUCTURE), None)
 
 
-def timeout_problem(method: str, idempotency_key: str | None) -> JSONResponse:
+def timeout_problem(method: str, idempotency_key: str | None, **extra: Any) -> JSONResponse:
     """The 504 of a request that ran out of time: for a POST ``outcome_unknown`` with the
-    retry rule (and the key as ``idempotency_key`` when it is a valid one), else ``timeout``.
-    The command id is not named: it is scoped by the principal, unknown before the token is
-    checked."""
+    retry rule naming its key (as ``idempotency_key`` too, when it is a valid one), else
+    ``timeout``. ``extra`` members are added (the command id and first attempt, where the
+    caller knows them: before the token is checked the scoped command id is unknown)."""
     if method != "POST":
         return problem(_TIMEOUT.status, _TIMEOUT.code, _TIMEOUT.detail)
-    key = idempotency_key if idempotency_key and _ID.fullmatch(idempotency_key) else None
-    detail = (
-        "no answer in time: the outcome is unknown. Retry with the same Idempotency-Key: "
-        "it is executed at most once."
-    )
+    key = idempotency_key if idempotency_key and is_id(idempotency_key) else None
     if key is None:
-        detail += " A request sent without one cannot be retried safely: send one."
-        return problem(504, "outcome_unknown", detail)
-    return problem(504, "outcome_unknown", detail, idempotency_key=key)
+        detail = (
+            "no answer in time: the outcome is unknown. A request sent without an "
+            "Idempotency-Key cannot be retried safely: send one."
+        )
+        return problem(504, "outcome_unknown", detail, **extra)
+    detail = (
+        "no answer in time: the outcome is unknown. Retry with the same Idempotency-Key "
+        f"({key}): it is executed at most once."
+    )
+    return problem(504, "outcome_unknown", detail, idempotency_key=key, **extra)
 
 
 async def _infrastructure(request: Request, e: Exception) -> Response:

@@ -34,8 +34,9 @@ from opentelemetry import context as otel_context
 from actors.channel import OutcomeUnknownError
 from eventledger.bank import BankClient
 from eventledger.http.auth import AuthError, Grant, Scope, TokenTable
+from eventledger.http.errors import timeout_problem
 from eventledger.http.limits import Limits, RateLimiter
-from eventledger.http.problems import problem, refusal_problem
+from eventledger.http.problems import refusal_problem
 from eventledger.http.tracing import parent_context
 from topology.ids import ID_PATTERN, ID_RULE, SCOPED_ID_PATTERN, scoped
 
@@ -188,14 +189,8 @@ async def execute(
             principal=grant.name,
         )
     except OutcomeUnknownError as e:
-        return problem(
-            504,
-            "outcome_unknown",
-            "no reply in time: the outcome is unknown. Retry with the same Idempotency-Key "
-            f"({key}): it is executed at most once.",
-            command_id=command_id,
-            idempotency_key=key,
-            first_attempt_ms=e.first_attempt_ms,
+        return timeout_problem(
+            "POST", key, command_id=command_id, first_attempt_ms=e.first_attempt_ms
         )
     finally:
         otel_context.detach(token)
