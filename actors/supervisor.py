@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
 
+READ_CONCURRENCY = 16
+"""The calls a partition actor runs at once (threads): reads that wait for a position, the
+coordinator's calls."""
+
 ANSWER_SECONDS = 2.0
 """How long the coordinator's tick waits for the actors' answers to its calls (stats,
 resume): what did not answer by then is observed again next tick."""
@@ -157,6 +161,9 @@ def start_partition(
         lifetime="detached",
         max_restarts=RAY_RESTARTS,
         max_task_retries=-1,
+        # reads wait (up to read_wait_ms) for a position on threads of their own, never
+        # blocking the coordinator's calls or each other
+        max_concurrency=READ_CONCURRENCY,
         num_cpus=0,
         **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
