@@ -381,11 +381,12 @@ class PartitionWorker:
     def views(self) -> dict[str, msgspec.Struct]:
         """Every aggregate's committed public view (the aggregate's view Structs)."""
         view = self.committed.aggregate.view
-        return {
-            k: view(s.state, s.version)
-            for k, s in self.committed.states.items()
-            if s.state is not None
-        }
+        with self.committed.changed:
+            return {
+                k: view(s.state, s.version)
+                for k, s in self.committed.states.items()
+                if s.state is not None
+            }
 
     def stats(self) -> PartitionStats:
         """Status, position and counters, for ``status``, the coordinator and the bench."""

@@ -17,7 +17,7 @@ from ray.exceptions import RayTaskError
 
 from actors.history import history_actor
 from actors.messages import ViewAt
-from actors.ray_state import partition_actor
+from actors.ray_state import READS, partition_actor
 from topology.envelopes import Position
 from topology.history import HistoryPage, PointInTime
 from topology.partitioner import partition_for
@@ -53,7 +53,9 @@ class Reads(Generic[V]):
     def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
         """The aggregate's committed public view, or None when it does not exist."""
         actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
-        found = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
+        found = ray.get(
+            actor.get.options(concurrency_group=READS).remote(aggregate_id), timeout=timeout
+        )
         return None if found is None else self._checked(found)
 
     def read(
@@ -77,7 +79,8 @@ class Reads(Generic[V]):
                 f"not of {aggregate_id!r}'s ({partition})"
             )
         actor = partition_actor(self.settings.app_id, partition)
-        found: ViewAt = _get(actor.read.remote(aggregate_id, min_version, at_least), timeout)
+        call = actor.read.options(concurrency_group=READS)
+        found: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)
         if not found.reached:
             raise PositionNotReachedError(aggregate_id, found.version, found.position)
         if found.view is not None:

@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.messages import PartitionStats, PartitionStatus
 from actors.partition import PartitionWorker
-from actors.ray_state import ActorInfo, RayState, describe_actor, lookup_actor
+from actors.ray_state import READS, ActorInfo, RayState, describe_actor, lookup_actor
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -47,8 +47,7 @@ RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
 
 READ_CONCURRENCY = 16
-"""The calls a partition actor runs at once (threads): reads that wait for a position, the
-coordinator's calls."""
+"""The queries a partition actor runs at once (threads of its `READS` concurrency group)."""
 
 ANSWER_SECONDS = 2.0
 """How long the coordinator's tick waits for the actors' answers to its calls (stats,
@@ -161,9 +160,9 @@ def start_partition(
         lifetime="detached",
         max_restarts=RAY_RESTARTS,
         max_task_retries=-1,
-        # reads wait (up to read_wait_ms) for a position on threads of their own, never
-        # blocking the coordinator's calls or each other
-        max_concurrency=READ_CONCURRENCY,
+        # queries (which may wait up to read_wait_ms for a position) on threads of their
+        # own, never blocking the coordinator's calls or each other
+        concurrency_groups={READS: READ_CONCURRENCY},
         num_cpus=0,
         **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
