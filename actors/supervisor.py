@@ -151,7 +151,11 @@ def start_partition(
     and restores in the background), reserving the partition resource and memory for the
     ``aggregates`` it last held (``reserved``). Its generation and paused flag come from the
     desired state. Raises ValueError when an actor of that name still exists."""
-    remote: Any = ray.remote(PartitionWorker)
+    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
+    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
+    # its overloads omit the documented keyword)
+    groups = {READS: READ_CONCURRENCY}
+    remote: Any = ray.remote(concurrency_groups=groups)(PartitionWorker)  # type: ignore[call-overload]
     # generation=None: the actor reads its generation and paused flag from the control
     # topic, in every constructor run, so Ray's restarts follow the desired state too.
     return remote.options(
@@ -160,9 +164,6 @@ def start_partition(
         lifetime="detached",
         max_restarts=RAY_RESTARTS,
         max_task_retries=-1,
-        # queries (which may wait up to read_wait_ms for a position) on threads of their
-        # own, never blocking the coordinator's calls or each other
-        concurrency_groups={READS: READ_CONCURRENCY},
         num_cpus=0,
         **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
