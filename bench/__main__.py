@@ -48,7 +48,10 @@ def main(
     ] = None,
     partitions: Annotated[int | None, typer.Option(help="Partitions = actors (4).")] = None,
     quick: Annotated[
-        bool, typer.Option(help="Smoke-test size: 300 / 3,000 / 2, short latency, 20k restore.")
+        bool,
+        typer.Option(
+            help="Smoke-test size: 300 / 3,000 / 2, short latency, 20k restore and failover."
+        ),
     ] = False,
     rate: Annotated[float | None, typer.Option(help="Latency: commands/s (1,000).")] = None,
     duration: Annotated[float | None, typer.Option(help="Latency: seconds measured (30).")] = None,
@@ -66,9 +69,9 @@ def main(
     phases: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated subset of: throughput,latency,restore,e2e,history (e2e "
-            "always runs the raw echo beside the selected ledger systems; history is "
-            "eventledger's only)."
+            help="Comma-separated subset of: throughput,latency,restore,e2e,history,failover "
+            "(e2e always runs the raw echo beside the selected ledger systems; history and "
+            "failover are eventledger's only)."
         ),
     ] = None,
     out: Annotated[
@@ -99,6 +102,15 @@ def main(
     history_events: Annotated[
         int | None, typer.Option(help="history: events of the long account (100,000).")
     ] = None,
+    failover_keys: Annotated[
+        int | None, typer.Option(help="failover: accounts of the killed partition (1,000,000).")
+    ] = None,
+    failover_ids: Annotated[
+        int | None, typer.Option(help="failover: its remembered command ids (1,000,000).")
+    ] = None,
+    failover_rate: Annotated[
+        float | None, typer.Option(help="failover: deposits/s across the kill (200).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
     keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
@@ -126,6 +138,9 @@ def main(
         "seed": seed,
         "e2e_commands": e2e_commands,
         "history_events": history_events,
+        "failover_keys": failover_keys,
+        "failover_ids": failover_ids,
+        "failover_rate": failover_rate,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

@@ -26,6 +26,7 @@ class Phase(StrEnum):
     RESTORE = "restore"
     E2E = "e2e"
     HISTORY = "history"
+    FAILOVER = "failover"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class BenchConfig:
     e2e_commands: int = 20_000  # per (clients, window) setting
     e2e_settings: tuple[tuple[int, int], ...] = ((1, 256), (8, 32))  # (clients, in flight each)
     history_events: int = 100_000  # the history phase's long account (the short one: 100)
+    failover_keys: int = 1_000_000  # the failover phase's accounts
+    failover_ids: int = 1_000_000  # and its remembered ids
+    failover_rate: float = 200.0  # deposits per second, open loop, across the kill
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -66,11 +70,13 @@ class BenchConfig:
             "restore_keys",
             "restore_ids",
             "e2e_commands",
+            "failover_keys",
+            "failover_ids",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.rate <= 0 or self.duration <= 0:
-            raise ValueError("rate and duration must be positive")
+        if self.rate <= 0 or self.duration <= 0 or self.failover_rate <= 0:
+            raise ValueError("rate, duration and failover_rate must be positive")
         if self.quix_commit_interval <= 0:
             raise ValueError("quix_commit_interval must be positive")
         if self.history_events < 1_000:
@@ -112,6 +118,8 @@ QUICK = BenchConfig(
     restore_keys=20_000,
     restore_ids=50_000,
     e2e_commands=600,
+    failover_keys=20_000,
+    failover_ids=20_000,
     quick=True,
 )
 """Small enough for the smoke test: seconds per phase."""

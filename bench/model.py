@@ -12,7 +12,16 @@ from rich.progress import Progress
 
 from bench.config import BenchConfig
 
-__all__ = ["E2E", "HistoryCost", "Latency", "Restore", "RunContext", "RunResults", "Throughput"]
+__all__ = [
+    "E2E",
+    "Failover",
+    "HistoryCost",
+    "Latency",
+    "Restore",
+    "RunContext",
+    "RunResults",
+    "Throughput",
+]
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +179,28 @@ class HistoryCost:
 
 
 @dataclass
+class Failover:
+    """A partition actor's process killed under load, no standby (``bench/failover.py``):
+    the answer gap (its longest silence), the kill to its end and to the new process
+    answering Ray, and the restart's restore times, in seconds."""
+
+    keys: int
+    ids: int
+    rate: float
+    gap_seconds: float
+    kill_to_reply_seconds: float
+    kill_to_actor_seconds: float
+    restore_seconds: float
+    restored_records: int
+    ids_restore_seconds: float
+    ids_restored: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class RunResults:
     """Everything one run measured; ``failures`` name what did not produce a valid figure."""
 
@@ -179,6 +210,7 @@ class RunResults:
     e2e: list[E2E] = field(default_factory=list)
     restore: dict[str, Restore] = field(default_factory=dict)
     history: HistoryCost | None = None
+    failover: Failover | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @property

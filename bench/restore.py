@@ -46,7 +46,15 @@ from topology.envelopes import Answered, Position, Reply, Slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["balance_of", "run_eventledger_restore", "run_quix_restore"]
+__all__ = [
+    "account_id",
+    "balance_of",
+    "one_partition",
+    "run_eventledger_restore",
+    "run_quix_restore",
+    "write_ids",
+    "write_snapshots",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +69,11 @@ def account_id(i: int) -> str:
 
 def run_eventledger_restore(ctx: RunContext) -> Restore:
     keys = ctx.config.restore_keys
-    idle_stats = _stats_once_started(_one_partition(ctx, "idle"))
-    settings = _one_partition(ctx, "restore")
+    idle_stats = _stats_once_started(one_partition(ctx, "idle"))
+    settings = one_partition(ctx, "restore")
     layout = TopicLayout(settings.app_id, 1)
     ensure_topics(ctx.bootstrap, layout)
-    _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
+    write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts..."):
         stats = _stats_once_started(settings)
     if stats.aggregates != keys:
@@ -90,11 +98,11 @@ def run_eventledger_restore(ctx: RunContext) -> Restore:
 def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     """An actor restoring the same accounts and ``restore_ids`` remembered ids (a new disk)."""
     keys, ids = ctx.config.restore_keys, ctx.config.restore_ids
-    settings = _one_partition(ctx, "restore-ids")
+    settings = one_partition(ctx, "restore-ids")
     layout = TopicLayout(settings.app_id, 1)
     ensure_topics(ctx.bootstrap, layout)
-    _write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
-    _write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
+    write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
+    write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
         stats = _stats_once_started(settings)
     if stats.ids_restored < ids:  # the changelog also holds the actor's touch
@@ -111,7 +119,7 @@ def _restore_with_ids(ctx: RunContext, accounts_rss: int) -> dict[str, Any]:
     }
 
 
-def _write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
+def write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     """``ids`` remembered replies (accepted deposits with 20-character command ids), spread
     over the accounts, as the actor writes them to its replies partition."""
     producer = Producer(producer_config(ctx.bootstrap))
@@ -148,13 +156,13 @@ def _stats_once_started(settings: Settings) -> PartitionStats:
     return stats
 
 
-def _one_partition(ctx: RunContext, name: str) -> Settings:
+def one_partition(ctx: RunContext, name: str) -> Settings:
     return Settings.resolve(
         app_id=f"{ctx.prefix}-{name}", bootstrap_servers=ctx.bootstrap, partitions=1
     )
 
 
-def _write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
+def write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
     """One current-schema snapshot per account (version 1, no remembered replies)."""
     producer = Producer(producer_config(ctx.bootstrap))
     task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)

@@ -1,5 +1,5 @@
 """One benchmark run, phase by phase: throughput (each system on its own copy of one source
-topic), latency, restore, history; then the checks' verdict, the table, the JSON and the
+topic), latency, restore, history, failover; then the checks' verdict, the table, the JSON and the
 summary."""
 
 from __future__ import annotations
@@ -77,7 +77,13 @@ METHOD = """## Method
 - History: see `bench/history.py` (eventledger only: one account of 100 events and one of
   100,000, written with the real codec and a plain producer, indexed by the partition's
   history actor; the same queries on both through `Reads` and Ray; p50 of each and
-  long ÷ short)."""
+  long ÷ short).
+- Failover: see `bench/failover.py` (eventledger only, no standby: one partition of
+  `failover_keys` accounts and `failover_ids` remembered ids, deposits at `failover_rate`/s
+  open loop, SIGKILL of the actor's process; the answer gap (the longest silence between
+  replies, from the last before the kill to the first after the new process answers Ray),
+  and the restart's restore times from its `stats()`; every deposit answered, accepted and
+  in its account's balance)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,
@@ -229,6 +235,7 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
 
             _guard(results, f"restore:{system}", attempt_restore)
     _history_phase(ctx, results)
+    _failover_phase(ctx, results)
     return expected_summary
 
 
@@ -244,6 +251,20 @@ def _history_phase(ctx: RunContext, results: RunResults) -> None:
         results.history = run_history(ctx)
 
     _guard(results, "history", history)
+
+
+def _failover_phase(ctx: RunContext, results: RunResults) -> None:
+    """A partition actor's process killed under load, without standbys (eventledger's)."""
+    from bench.failover import run_failover
+
+    if not (ctx.config.does(Phase.FAILOVER) and ctx.config.runs(SystemName.EVENTLEDGER)):
+        return
+    ctx.progress.console.rule("failover: eventledger")
+
+    def failover() -> None:
+        results.failover = run_failover(ctx)
+
+    _guard(results, "failover", failover)
 
 
 def _peer_phases(ctx: RunContext, results: RunResults) -> None:

@@ -18,6 +18,7 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 Ray's cluster nodes are removed and added on the main thread (``serve``).
 ``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
 missing), so that the run can be checked. Signals go to processes of this machine only.
+(Over 400 lines: the faults, their bookkeeping and their healing belong together.)
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from confluent_kafka import Producer
 from actors.deployment import find_coordinator
 from actors.kafka import producer_config
 from actors.messages import RebuildProgress
-from actors.ray_state import partition_actor
+from actors.ray_state import describe_actor, partition_actor
 from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase
+from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
 from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 from topology.settings import Settings
@@ -91,8 +93,10 @@ def parse_faults(text: str) -> list[Fault]:
 
 @dataclass
 class FaultRecord:
-    """One injected fault. ``ended`` is None while it lasts (a rebuild may outlive the
-    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why)."""
+    """One injected fault. ``started``: when it struck (a signal sent, a node removed; before
+    that, when it was chosen); ``ended`` is None while it lasts (a rebuild may outlive the
+    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why).
+    ``partitions``: those it stopped answering (see ``eventledger.torture.gap``)."""
 
     kind: Fault
     started: float
@@ -100,6 +104,7 @@ class FaultRecord:
     target: str = ""
     ok: bool = True
     detail: str = ""
+    partitions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,8 @@ class Nemesis:
     def _kill_partition(self, record: FaultRecord) -> None:
         p = self._rng.randrange(self.settings.partitions)
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
-        record.target = f"partition {p} (pid {pid})"
+        record.target, record.partitions = f"partition {p} (pid {pid})", (p,)
+        record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
 
@@ -259,8 +265,10 @@ class Nemesis:
         p = self._rng.randrange(self.settings.partitions)
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target = f"partition {p} (pid {pid}) for {self.plan.stop_seconds:.1f}s"
+        record.partitions = (p,)
         with self._lock:
             self._stopped.add(pid)
+        record.started = self.clock()
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(self.plan.stop_seconds)
@@ -296,6 +304,8 @@ class Nemesis:
         if pid is None:
             raise RuntimeError("no broker process to kill")
         record.target = f"broker (pid {pid}) down {self.plan.broker_down_seconds:.1f}s"
+        record.partitions = tuple(range(self.settings.partitions))
+        record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while self.broker.pid() is not None and time.monotonic() < deadline:
@@ -320,6 +330,7 @@ class Nemesis:
             raise RuntimeError("no coordinator")
         pid = self._actor_pid(handle)
         record.target = f"coordinator (pid {pid})"
+        record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         self._wait_back(lambda: find_coordinator(self.settings.app_id), pid, record)
 
@@ -361,8 +372,20 @@ class Nemesis:
             raise RuntimeError("no worker node to remove")
         node = self._rng.choice(workers)
         record.target = f"node {node.node_id[:8]} for {self.plan.node_down_seconds:.1f}s"
+        names = Names(self.settings.app_id)
+        record.partitions = tuple(
+            p
+            for p in range(self.settings.partitions)
+            if (info := describe_actor(names.partition_actor(p), NAMESPACE)) is not None
+            and info.node_id == node.node_id
+        )
         cluster = self.cluster
-        self._on_main(lambda: cluster.remove_node(node, allow_graceful=False))
+
+        def remove() -> None:
+            record.started = self.clock()
+            cluster.remove_node(node, allow_graceful=False)
+
+        self._on_main(remove)
         self._missing_nodes += 1
         time.sleep(self.plan.node_down_seconds)
         self._add_nodes()

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventledger.torture.checker import Anomaly
+from eventledger.torture.gap import gap_summary
 from eventledger.torture.history import Op
 from eventledger.torture.nemesis import Fault, FaultRecord
 from eventledger.torture.run import TortureResult
@@ -120,14 +121,33 @@ def print_result(console: Console, result: TortureResult) -> None:
     console.print(_outcomes(result))
 
     log = Table(title="faults injected", box=box.SIMPLE_HEAD)
-    for name, justify in (("at", "right"), ("for", "right"), ("fault", "left"), ("target", "left")):
+    for name, justify in (
+        ("at", "right"),
+        ("for", "right"),
+        ("fault", "left"),
+        ("target", "left"),
+        ("gap", "right"),
+    ):
         log.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for f in result.faults:
+    gaps = result.gaps()
+    for f, gap in zip(result.faults, gaps, strict=True):
         span = "-" if f.ended is None else f"{f.ended - f.started:.1f} s"
         target = f.target if f.ok else f"[red]failed:[/] {f.detail}"
-        log.add_row(f"{f.started:.1f} s", span, f.kind.value, target)
+        log.add_row(f"{f.started:.1f} s", span, f.kind.value, target, str(gap))
     if result.faults:
         console.print(log)
+        summary = gap_summary((f.kind.value, g) for f, g in zip(result.faults, gaps, strict=True))
+        console.print(
+            "answer gap (the longest silence of the partitions a fault hit, up to its "
+            "recovery): "
+            + (
+                "; ".join(
+                    f"{kind} median {median:.2f} s, max {top:.2f} s (of {n})"
+                    for kind, (n, median, top) in summary.items()
+                )
+                or "none measured"
+            )
+        )
 
     for a, examples in c.examples.items():
         for e in examples:

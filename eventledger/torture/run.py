@@ -11,6 +11,7 @@ traffic stays on 127.0.0.1. Everything started here is stopped here, anomaly or 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import socket
@@ -33,12 +34,14 @@ from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker import Broker, BrokerHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
+from eventledger.torture.gap import Gap, GapOutcome, answer_gap
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
 from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
 from ledger.money import Money
 from topology.names import NAMESPACE
+from topology.partitioner import partition_for
 from topology.settings import Settings
 
 __all__ = ["Snapshot", "TortureConfig", "TortureResult", "run_torture"]
@@ -96,6 +99,19 @@ class TortureResult:
     def ok(self) -> bool:
         return self.check.ok and not self.notes
 
+    def gaps(self) -> list[Gap]:
+        """Each fault's answer gap (``eventledger.torture.gap``), in the order of ``faults``;
+        a fault that could not be injected has none."""
+        partition_of = functools.cache(
+            lambda account: partition_for(account.encode(), self.config.partitions)
+        )
+        return [
+            answer_gap(self.ops, partition_of, f.partitions, f.started, f.ended)
+            if f.ok
+            else Gap(GapOutcome.NO_PARTITION)
+            for f in self.faults
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -114,8 +130,11 @@ class TortureResult:
                     "target": r.target,
                     "ok": r.ok,
                     "detail": r.detail,
+                    "partitions": list(r.partitions),
+                    "gap": None if gap.seconds is None else round(gap.seconds, 3),
+                    "gap_outcome": gap.outcome.value,
                 }
-                for r in self.faults
+                for r, gap in zip(self.faults, self.gaps(), strict=True)
             ],
             "client_errors": dict(self.errors),
             "shared_id_pairs": self.shared_ids,

@@ -1,10 +1,11 @@
 """The benchmark harness end to end at ``--quick`` size, on the session's broker and Ray.
 
-Correctness only: every system's output passes its checks; no timing is asserted. The default
-run covers eventledger, Kafka Streams (its jar is built with Maven on first use, then cached
-under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its raw echo too,
-history for eventledger alone); Quix Streams needs its own virtualenv (built on first use,
-tens of seconds), so it is covered by the ``slow`` test below and by the real run.
+Correctness only: every system's output passes its checks; no timing is asserted. Both are in
+the ``slow`` group (about 2.5 minutes each on 2 cores: a benchmark's own check, not part of
+``make test``). The first covers eventledger, Kafka Streams (its jar is built with Maven on
+first use, then cached under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e
+with its raw echo too, history and failover for eventledger alone); Quix Streams needs its
+own virtualenv (built on first use, tens of seconds), so the second covers it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def _run(bootstrap: str, out: Path, systems: tuple[SystemName, ...]) -> dict[str
     return document
 
 
+@pytest.mark.slow
 def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     bootstrap: str, ray_local: None, tmp_path: Path
 ) -> None:
@@ -71,6 +73,10 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     history = document["history"]  # its queries checked their answers; no timing asserted
     assert history["long"] == QUICK.history_events and history["short"] == 100
     assert len(history["p50_ms"]) == len(history["ratios"]) == 4
+    failover = document["failover"]  # every deposit checked in its balance; no timing asserted
+    assert failover["keys"] == QUICK.failover_keys and failover["gap_seconds"] > 0
+    assert failover["restored_records"] >= QUICK.failover_keys
+    assert failover["facts"]["deposits sent (all answered, accepted)"] > 0
     assert {r["system"] for r in document["rows"]} == {"eventledger", "kstreams", "rawpipe", "echo"}
 
 

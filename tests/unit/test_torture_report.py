@@ -61,6 +61,7 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
     from eventledger.torture.report import print_result
     from eventledger.torture.run import TortureConfig, TortureResult
     from ledger.events import AccountOpened, Deposited
+    from topology.partitioner import partition_for
 
     h = History()
     o = h.begin(
@@ -72,13 +73,17 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
     )
     d.attempts, d.ended = 2, 3.0
     d.answers.append(Answer("d", "b", True, None, 3.0))  # crossed
+    partition = partition_for(b"a", TortureConfig().partitions)
     events = [fact("a", "o", AccountOpened("EUR", 0)), fact("a", "d", Deposited(5))] * 2
     result = TortureResult(
         config=TortureConfig(seconds=5, faults=(Fault.KILL,)),
         app_id="t",
         check=check(h.ops(), events, {"a": 10}),
         ops=h.ops(),
-        faults=[FaultRecord(Fault.KILL, 2.5, 2.8, target="partition 0")],
+        faults=[
+            FaultRecord(Fault.KILL, 2.5, 2.8, target="partition p", partitions=(partition,)),
+            FaultRecord(Fault.COORDINATOR, 4.0, 4.5, target="coordinator"),
+        ],
         errors=Counter({"ReplyTimeoutError": 1}),
         shared_ids=0,
         duration=5.0,
@@ -88,3 +93,10 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
     text = out.getvalue()
     assert "ANOMALIES" in text and "crossed" in text and "duplicate" in text
     assert not result.ok and result.to_dict()["check"]["anomalies"]["duplicate"] == 2
+    # The deposit was waiting across the kill at 2.5: the gap runs from the opening's reply
+    # (1.0) to the deposit's (3.0); the coordinator's kill hit no partition.
+    assert "2.00 s" in text and "kill median 2.00 s, max 2.00 s (of 1)" in text
+    assert [(f["gap"], f["gap_outcome"]) for f in result.to_dict()["faults"]] == [
+        (2.0, "measured"),
+        (None, "no partition"),
+    ]
