@@ -149,6 +149,7 @@ class BatchCommit:
             ids=self.ids,
             window_ms=self.settings.idempotency_window_ms,
             now_ms=now_ms,
+            seq=c.next_seq,
             reply_lanes=self.settings.reply_lanes,
             positions=(c.next_offset, c.internal_offset),
             due=due,
@@ -243,6 +244,7 @@ class BatchCommit:
             source_topic=c.topics[TopicKind.INTERNAL if record.internal else TopicKind.COMMANDS],
             events_offset=c.events_end,
             now_ms=now_ms,
+            seq=c.next_seq,
             reply_lanes=self.settings.reply_lanes,
             positions=(c.next_offset, c.internal_offset),
             ids=self.ids,
@@ -287,15 +289,7 @@ class BatchCommit:
                 if i == last:
                     kw["on_delivery"] = self._on_event_delivered
                 produce(events, r.value, r.key, r.partition, **kw)
-            # 3. the command offset, as the checkpoint beside the snapshots: restore reads both,
-            # so state and position cannot disagree (and this costs no consumer-group requests)
-            produce(
-                topics[TopicKind.SNAPSHOTS],
-                encode_checkpoint(checkpoint),
-                CHECKPOINT_KEY,
-                self.partition,
-            )
-            # 4. the last snapshot and public view of each changed aggregate, dead letters,
+            # 3. the last snapshot and public view of each changed aggregate, dead letters,
             # internal commands for other partitions
             for kind, records in (
                 (TopicKind.SNAPSHOTS, result.snapshots),
@@ -309,6 +303,16 @@ class BatchCommit:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:  # an empty headers list still costs librdkafka an allocation
                         produce(topic, r.value, r.key, r.partition)
+            # 4. the command offsets and commit sequence, as the checkpoint after the batch's
+            # snapshots: restore reads both, so state and position cannot disagree (and this
+            # costs no consumer-group requests); a reader of the snapshots in order has the
+            # whole batch once it reaches its checkpoint
+            produce(
+                topics[TopicKind.SNAPSHOTS],
+                encode_checkpoint(checkpoint),
+                CHECKPOINT_KEY,
+                self.partition,
+            )
             # 4b. the partition's money flows, beside the views they account for
             if result.flows is not None:
                 produce(

@@ -2,22 +2,27 @@
 changed only through its own named methods.
 
 Invariant: ``Committed`` is exactly the partition's committed state. Its state, command and
-internal command offsets, clock, marks, flows and lost legs change together, and only from
+internal command offsets, clock, marks, flows, lost legs and commit sequence (``seq``) change
+together, under one lock, and only from
 what Kafka holds: read back by a restore (``restored``, then ``positioned``), written by a
 batch whose transaction committed (``installed``), or sealed by a generation's checkpoint
 (``switched``). The ends of the events log and of the replies partitions only grow
 (``reached_events``, ``reached_reply``, from delivery reports). Everything else only reads
-its attributes: the batch step, the queries, the checkpoints.
+its attributes: the batch step, the queries, the checkpoints. ``seq`` only grows: +1 per
+committed batch, carried by every checkpoint; a read waits on ``changed`` (notified at every
+change) for the state to reach a version or position, and reads under its lock never see a
+batch half installed.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 from topology.codec.aggregate import Codec
 from topology.deadlines import Deadlines
-from topology.envelopes import Checkpoint
+from topology.envelopes import Checkpoint, Position
 from topology.flows import Flows
 from topology.protocol import AnyAggregate
 from topology.step.records import BatchResult
@@ -65,6 +70,8 @@ class Committed:
         self.marks: dict[int, tuple[bytes, int]] = {}
         self.flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
         self.lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
+        self.seq = 0  # the commit sequence: batches committed (Checkpoint.seq)
+        self.changed = threading.Condition()  # held by every change, notified after it
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -80,18 +87,35 @@ class Committed:
         """The partition's clock: ``clock()``, but never behind a batch already committed."""
         return max(self.clock(), self.clock_ms)
 
+    @property
+    def next_seq(self) -> int:
+        """The commit sequence once the next batch commits."""
+        return self.seq + 1
+
+    def at(self, partition: int) -> Position:
+        """Where partition ``partition`` (this one) stands: its committed commit sequence."""
+        return Position(partition, self.seq)
+
     def checkpoint(self, result: BatchResult, now_ms: int) -> Checkpoint:
-        """The checkpoint of `result`: where commands resume, the clock, and the marks with
-        this batch's last remembered replies (see `Checkpoint`)."""
+        """The checkpoint of `result`: where commands resume, the clock, the marks with
+        this batch's last remembered replies, and the next commit sequence (see
+        `Checkpoint`)."""
         marks = {**self.marks, **{p: (k, now_ms) for p, k in result.last_remembered.items()}}
         flows = self.flows if result.flows is None else result.flows
         lost = self.lost if result.lost is None else result.lost
         return Checkpoint(
-            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
+            result.next_offset,
+            now_ms,
+            marks,
+            result.next_internal_offset,
+            flows,
+            lost,
+            self.next_seq,
         )
 
     def position(self) -> Checkpoint:
-        """The checkpoint of what is committed now (a generation's seal, an unblock)."""
+        """The checkpoint of what is committed now (a generation's seal, an unblock): it
+        commits no batch, so it keeps the commit sequence."""
         return Checkpoint(
             self.next_offset,
             self.clock_ms,
@@ -99,6 +123,7 @@ class Committed:
             self.internal_offset,
             self.flows,
             self.lost,
+            self.seq,
         )
 
     # -- the changes -----------------------------------------------------------------------
@@ -108,14 +133,17 @@ class Committed:
     ) -> None:
         """A restore read ``states`` and ``checkpoint`` (None: nothing was committed to this
         generation yet) back from the snapshots, and the events log's end."""
-        self.states, self.events_end = states, events_end
-        self.deadlines = Deadlines(self.aggregate)
-        self.deadlines.rebuild(states)
-        if checkpoint is not None:
-            self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
-            self.marks = dict(checkpoint.remembered)
-            self.flows = checkpoint.flows
-            self.lost = checkpoint.lost
+        with self.changed:
+            self.states, self.events_end = states, events_end
+            self.deadlines = Deadlines(self.aggregate)
+            self.deadlines.rebuild(states)
+            if checkpoint is not None:
+                self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
+                self.marks = dict(checkpoint.remembered)
+                self.flows = checkpoint.flows
+                self.lost = checkpoint.lost
+                self.seq = checkpoint.seq
+            self.changed.notify_all()
 
     def positioned(self, next_offset: int, internal_offset: int) -> None:
         """After a restore: where the commands and internal commands resume."""
@@ -124,15 +152,18 @@ class Committed:
     def installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
         """The transaction of ``result`` (checkpointed as ``checkpoint`` at ``now_ms``)
         committed: its snapshots become the state (and its deadlines), its offsets and clock
-        the partition's."""
-        self.states.install((r.key, r.value) for r in result.snapshots)
-        self.deadlines.update(result.changed.items())
-        self.next_offset = result.next_offset
-        self.internal_offset = result.next_internal_offset
-        self.clock_ms = now_ms
-        self.marks = checkpoint.remembered
-        self.flows = checkpoint.flows
-        self.lost = checkpoint.lost
+        the partition's, its commit sequence the partition's position."""
+        with self.changed:
+            self.states.install((r.key, r.value) for r in result.snapshots)
+            self.deadlines.update(result.changed.items())
+            self.next_offset = result.next_offset
+            self.internal_offset = result.next_internal_offset
+            self.clock_ms = now_ms
+            self.marks = checkpoint.remembered
+            self.flows = checkpoint.flows
+            self.lost = checkpoint.lost
+            self.seq = checkpoint.seq
+            self.changed.notify_all()
 
     def reached_events(self, end: int) -> None:
         """The events log holds a record of this partition below offset ``end``."""
@@ -146,8 +177,11 @@ class Committed:
         self, states: SnapshotStore, codec: Codec, generation: int, snapshots_topic: str
     ) -> None:
         """A rebuilt generation (``states``, built by ``codec``) was installed, its
-        checkpoint written to ``snapshots_topic``: the partition serves it from now on."""
-        self.states, self.codec, self.generation = states, codec, generation
-        self.deadlines = Deadlines(codec.aggregate)
-        self.deadlines.rebuild(states)
-        self.topics[TopicKind.SNAPSHOTS] = snapshots_topic
+        checkpoint written to ``snapshots_topic``: the partition serves it from now on, at
+        the same commit sequence (the checkpoint kept it)."""
+        with self.changed:
+            self.states, self.codec, self.generation = states, codec, generation
+            self.deadlines = Deadlines(codec.aggregate)
+            self.deadlines.rebuild(states)
+            self.topics[TopicKind.SNAPSHOTS] = snapshots_topic
+            self.changed.notify_all()

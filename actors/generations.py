@@ -178,6 +178,7 @@ def reposition(settings: Settings, committed: Committed, partition: int, from_of
         committed.internal_offset,
         committed.flows,
         committed.lost,
+        committed.seq,
     )
     write_checkpoint(writer, topics[TopicKind.SNAPSHOTS], partition, checkpoint)
     writer.close()

@@ -13,6 +13,7 @@ from enum import StrEnum
 import msgspec
 
 from topology.control import RebuildPhase, RebuildRecord
+from topology.envelopes import Position
 
 __all__ = [
     "Counters",
@@ -28,6 +29,7 @@ __all__ = [
     "ShadowProgress",
     "StatusRow",
     "Switched",
+    "ViewAt",
 ]
 
 
@@ -190,6 +192,17 @@ class Switched(msgspec.Struct, frozen=True):
 
     generation: int
     aggregates: int
+
+
+class ViewAt(msgspec.Struct, frozen=True, kw_only=True):
+    """An aggregate's committed public view (None: it does not exist) and version (0: none),
+    read at its partition's ``position``; ``reached``: that state met the read's bounds (a
+    version, a position, at least), else the read waited for them in vain."""
+
+    view: msgspec.Struct | None
+    version: int
+    position: Position
+    reached: bool = True
 
 
 class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):

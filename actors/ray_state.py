@@ -18,6 +18,7 @@ import ray
 from topology.names import NAMESPACE, Names
 
 __all__ = [
+    "READS",
     "ActorInfo",
     "RayState",
     "alive_nodes",
@@ -29,6 +30,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+READS = "reads"
+"""The concurrency group of a partition actor's queries (``get``, ``read``): they run on
+threads of their own (a read may wait for a position), while its other calls (the
+coordinator's, in the order it makes them) keep the default group, one at a time."""
 
 
 class RayState(StrEnum):

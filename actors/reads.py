@@ -16,14 +16,30 @@ import ray
 from ray.exceptions import RayTaskError
 
 from actors.history import history_actor
-from actors.ray_state import partition_actor
+from actors.messages import ViewAt
+from actors.ray_state import READS, partition_actor
+from topology.envelopes import Position
 from topology.history import HistoryPage, PointInTime
 from topology.partitioner import partition_for
 from topology.settings import Settings
 
-__all__ = ["Reads"]
+__all__ = ["PositionNotReachedError", "Reads"]
 
 V = TypeVar("V")
+
+
+class PositionNotReachedError(Exception):
+    """A read's bounds (a version, a position, at least) that the partition's committed
+    state did not reach within its wait: they name what it has not committed (yet).
+    ``version`` and ``position`` are where the state stood."""
+
+    def __init__(self, aggregate_id: str, version: int, position: Position) -> None:
+        super().__init__(
+            f"{aggregate_id!r} is at version {version}, partition position {position}: "
+            "not the version or position asked for"
+        )
+        self.version = version
+        self.position = position
 
 
 class Reads(Generic[V]):
@@ -36,9 +52,40 @@ class Reads(Generic[V]):
 
     def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
         """The aggregate's committed public view, or None when it does not exist."""
-        actor = partition_actor(self.settings.app_id, self._partition(aggregate_id))
-        found = ray.get(actor.get.remote(aggregate_id), timeout=timeout)
+        actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
+        found = ray.get(
+            actor.get.options(concurrency_group=READS).remote(aggregate_id), timeout=timeout
+        )
         return None if found is None else self._checked(found)
+
+    def read(
+        self,
+        aggregate_id: str,
+        *,
+        min_version: int = 0,
+        at_least: Position | None = None,
+        timeout: float = 30.0,
+    ) -> ViewAt:
+        """The aggregate's committed view (``ViewAt.view``: a ``view_type``, or None) and the
+        position it was read at, once its version is at least ``min_version`` and its
+        partition's position at least ``at_least`` (a reply's ``version`` and ``position``:
+        read-your-writes). The partition waits for them up to ``Settings.read_wait_ms``;
+        still short, raises ``PositionNotReachedError``. ``at_least`` of another partition
+        than the aggregate's is a ValueError."""
+        partition = self.partition_of(aggregate_id)
+        if at_least is not None and at_least.partition != partition:
+            raise ValueError(
+                f"position {at_least} is of partition {at_least.partition}, "
+                f"not of {aggregate_id!r}'s ({partition})"
+            )
+        actor = partition_actor(self.settings.app_id, partition)
+        call = actor.read.options(concurrency_group=READS)
+        found: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)
+        if not found.reached:
+            raise PositionNotReachedError(aggregate_id, found.version, found.position)
+        if found.view is not None:
+            self._checked(found.view)
+        return found
 
     def history(
         self, aggregate_id: str, *, after_version: int = 0, limit: int = 100, timeout: float = 30.0
@@ -49,7 +96,7 @@ class Reads(Generic[V]):
         ``after_version``: the cost grows with the page, not with the aggregate's history.
         Raises ``HistoryBehindError`` when the index cannot catch up in time,
         ``HistoryDeadlineError`` when it cannot fold the page in time (both: retry)."""
-        index = history_actor(self.settings.app_id, self._partition(aggregate_id))
+        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         page: HistoryPage[Any] = _get(
             index.history.remote(aggregate_id, after_version, limit), timeout
         )
@@ -64,7 +111,7 @@ class Reads(Generic[V]):
         its event number ``at`` (an int: a version); None when it did not exist then. A time
         is found by binary search, the state folded from the waypoint before it: the cost
         does not grow with the aggregate's history. Raises as ``history`` does."""
-        index = history_actor(self.settings.app_id, self._partition(aggregate_id))
+        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
         if isinstance(at, datetime):
             stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
             ref = index.state_at.remote(aggregate_id, at_ms=int(stamp.timestamp() * 1000))
@@ -75,7 +122,8 @@ class Reads(Generic[V]):
             self._checked(found.view)
         return found
 
-    def _partition(self, aggregate_id: str) -> int:
+    def partition_of(self, aggregate_id: str) -> int:
+        """The partition that owns ``aggregate_id``."""
         return partition_for(aggregate_id.encode(), self.settings.partitions)
 
     def _checked(self, view: object) -> V:

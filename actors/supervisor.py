@@ -22,7 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.messages import PartitionStats, PartitionStatus
 from actors.partition import PartitionWorker
-from actors.ray_state import ActorInfo, RayState, describe_actor, lookup_actor
+from actors.ray_state import READS, ActorInfo, RayState, describe_actor, lookup_actor
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
+
+READ_CONCURRENCY = 16
+"""The queries a partition actor runs at once (threads of its `READS` concurrency group)."""
 
 ANSWER_SECONDS = 2.0
 """How long the coordinator's tick waits for the actors' answers to its calls (stats,
@@ -148,7 +151,11 @@ def start_partition(
     and restores in the background), reserving the partition resource and memory for the
     ``aggregates`` it last held (``reserved``). Its generation and paused flag come from the
     desired state. Raises ValueError when an actor of that name still exists."""
-    remote: Any = ray.remote(PartitionWorker)
+    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
+    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
+    # its overloads omit the documented keyword)
+    groups = {READS: READ_CONCURRENCY}
+    remote: Any = ray.remote(concurrency_groups=groups)(PartitionWorker)  # type: ignore[call-overload]
     # generation=None: the actor reads its generation and paused flag from the control
     # topic, in every constructor run, so Ray's restarts follow the desired state too.
     return remote.options(

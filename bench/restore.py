@@ -42,7 +42,7 @@ from ledger.state import Account
 from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_id_key
 from topology.codec.replies import encode_entry
-from topology.envelopes import Answered, Reply, Slot
+from topology.envelopes import Answered, Position, Reply, Slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -128,7 +128,10 @@ def write_ids(ctx: RunContext, topic: str, keys: int, ids: int) -> None:
     for i in range(ids):
         aggregate_id, command_id = account_id(i % keys), f"cmd-{i:016d}"
         reply = Reply.accept(
-            command_id=command_id, aggregate_id=aggregate_id, version=2 + i // keys
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            version=2 + i // keys,
+            position=Position(0, i + 1),  # one batch per id, on partition 0
         )
         entry = encode_entry(Answered(reply, first, i + 1))
         _produce(producer, topic, entry, encode_id_key(aggregate_id, command_id))

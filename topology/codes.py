@@ -4,7 +4,8 @@ A reply's code is one of a service's `Vocabulary`: the flow's refusals (`FlowCod
 `PoisonCode`) and its aggregate's own rejection codes (the ledger's `RejectionCode`, which
 the flow never imports). On the wire a code is its string value; `Vocabulary.parse` turns it
 back into its enum member at the seam and says clearly when no enum of the family names it.
-`SkipCode` names why a duplicate got no answer: an outcome, never a reply's code.
+`SkipCode` names why a duplicate got no answer: an outcome, never a reply's code;
+`ReadCode` why a read is not answered, never a reply's code either.
 """
 
 from enum import StrEnum
@@ -17,6 +18,7 @@ __all__ = [
     "FlowRefusal",
     "IdCode",
     "PoisonCode",
+    "ReadCode",
     "SkipCode",
     "UnknownCodeError",
     "Vocabulary",
@@ -78,6 +80,15 @@ class SkipCode(StrEnum):
     NOT_SET_ASIDE = "not_set_aside"
     """An operator's forced leg whose leg the checkpoint does not name as set aside (it was
     done, or is too old to tell): nothing is forced."""
+
+
+class ReadCode(StrEnum):
+    """Why a read of the committed state is not answered (a problem's code, never a
+    reply's)."""
+
+    POSITION_NOT_REACHED = "position_not_reached"
+    """The read asked for at least a version or position (read-your-writes) that the
+    partition's committed state did not reach within its wait: not committed (yet)."""
 
 
 FlowRefusal: TypeAlias = FlowCode | IdCode | PoisonCode

@@ -22,6 +22,7 @@ __all__ = [
     "EventEnvelope",
     "IdEntry",
     "Origin",
+    "Position",
     "Reply",
     "Slot",
     "Snapshot",
@@ -77,13 +78,37 @@ class CommandEnvelope(msgspec.Struct, frozen=True, omit_defaults=True, gc=False)
     principal: _Principal | None = None
 
 
+class Position(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A point in one partition's committed history: `seq` is its commit sequence
+    (`Checkpoint.seq`), +1 per committed batch. A state at `Position(p, n)` reflects every
+    batch of partition p up to the n-th; positions of one partition only grow."""
+
+    partition: _NonNegative
+    seq: _NonNegative
+
+    def __str__(self) -> str:
+        return f"{self.partition}:{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        """The position written as `"<partition>:<seq>"` (`str(position)`). Raises
+        ValueError."""
+        partition, sep, seq = text.partition(":")
+        if not sep or not partition.isdigit() or not seq.isdigit():
+            raise ValueError(f"a position is '<partition>:<seq>', not {text!r}")
+        return cls(int(partition), int(seq))
+
+
 class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply"):
     """The answer to one command: accepted (`code` None) or refused with `code` and a
     `message` for humans. `version` is the aggregate's version after the command (unchanged
     when refused). Made by its named constructors, `accept` and `refuse`. `code` is a member
     of the service's refusal vocabulary; on the wire it is its value, a string (msgspec
     cannot decode a union of enums), which `topology.codes.Vocabulary.code_of` turns back
-    into its enum member."""
+    into its enum member. `position` is where the commit that made the reply put its
+    partition (a read asking for at least it sees the command; a reply repeated from the id
+    memory repeats its first position); None in a reply written before there were
+    positions (such a record, one element shorter, still decodes)."""
 
     command_id: str
     aggregate_id: str
@@ -91,9 +116,12 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply")
     code: str | None
     message: str
     version: int
+    position: Position | None = None
 
     @classmethod
-    def accept(cls, *, command_id: str, aggregate_id: str, version: int) -> Self:
+    def accept(
+        cls, *, command_id: str, aggregate_id: str, version: int, position: Position | None
+    ) -> Self:
         """The answer to an accepted command."""
         return cls(
             command_id=command_id,
@@ -102,11 +130,19 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply")
             code=None,
             message="",
             version=version,
+            position=position,
         )
 
     @classmethod
     def refuse(
-        cls, *, command_id: str, aggregate_id: str, code: str, message: str, version: int
+        cls,
+        *,
+        command_id: str,
+        aggregate_id: str,
+        code: str,
+        message: str,
+        version: int,
+        position: Position | None,
     ) -> Self:
         """The answer to a refused command."""
         return cls(
@@ -116,6 +152,7 @@ class Reply(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="reply")
             code=code,
             message=message,
             version=version,
+            position=position,
         )
 
 
@@ -195,7 +232,10 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     partition's internal commands (0 in a checkpoint written before there were any);
     `flows` the partition's cumulative money flows (`topology.flows`), when kept;
     `lost` the id keys of the internal commands set aside here and not settled yet (an
-    operator's `redrive` of one is done once, whenever it comes)."""
+    operator's `redrive` of one is done once, whenever it comes); `seq` the partition's
+    commit sequence, +1 per committed batch (ticks and set-asides included; 0 in a checkpoint
+    written before there was one), kept by checkpoints that commit no batch (a generation's
+    seal, an operator's move): the `Position` its replies carry."""
 
     next_offset: int
     clock_ms: int = 0
@@ -203,3 +243,4 @@ class Checkpoint(msgspec.Struct, frozen=True, gc=False):
     internal_offset: int = 0
     flows: Flows | None = None
     lost: frozenset[bytes] = frozenset()
+    seq: _NonNegative = 0

@@ -36,6 +36,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "partition_resource": "EVENTLEDGER_PARTITION_RESOURCE",
     "actor_memory_mb": "EVENTLEDGER_ACTOR_MEMORY_MB",
     "aggregate_bytes": "EVENTLEDGER_AGGREGATE_BYTES",
+    "read_wait_ms": "EVENTLEDGER_READ_WAIT_MS",
 }
 """Field name → environment variable that may set it."""
 
@@ -63,7 +64,10 @@ class Settings:
     what the HTTP replicas and the clients' Kafka clients run with. None: they share `kafka`.
 
     A partition actor reserves one `partition_resource` (a custom Ray resource; "" for
-    none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds."""
+    none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds.
+
+    A read that asks for at least a version or position waits up to `read_wait_ms` (default
+    200 ms) for the partition's committed state to reach it."""
 
     app_id: str
     bootstrap_servers: str
@@ -81,6 +85,7 @@ class Settings:
     actor_memory_mb: int = 128
     aggregate_bytes: int = 1024
     api_kafka: KafkaProperties | None = None
+    read_wait_ms: int = 200
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -101,6 +106,7 @@ class Settings:
         _at_least("min_insync_replicas (or 0, derived)", self.min_insync_replicas, 0)
         _at_least("actor_memory_mb", self.actor_memory_mb, 1)
         _at_least("aggregate_bytes", self.aggregate_bytes, 0)
+        _at_least("read_wait_ms", self.read_wait_ms, 0)
         if 0 < self.replication_factor < self.min_insync_replicas:
             raise ValueError(
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
@@ -132,6 +138,7 @@ class Settings:
         actor_memory_mb: int | None = None,
         aggregate_bytes: int | None = None,
         api_kafka: Mapping[str, str] | None = None,
+        read_wait_ms: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -171,6 +178,7 @@ class Settings:
             actor_memory_mb=_pick(actor_memory_mb, env, "actor_memory_mb", int, 128),
             aggregate_bytes=_pick(aggregate_bytes, env, "aggregate_bytes", int, 1024),
             api_kafka=api_kafka_properties(env, api_kafka),
+            read_wait_ms=_pick(read_wait_ms, env, "read_wait_ms", int, 200),
         )
 
     def for_api(self) -> Self:

@@ -77,7 +77,10 @@ class LedgerJob:
             if seen_id == command_id:  # a retried command: the same reply, no new events
                 again = (
                     Reply.accept(
-                        command_id=command_id, aggregate_id=aggregate_id, version=seen_version
+                        command_id=command_id,
+                        aggregate_id=aggregate_id,
+                        version=seen_version,
+                        position=None,  # the peer keeps no commit sequence
                     )
                     if accepted
                     else Reply.refuse(
@@ -86,6 +89,7 @@ class LedgerJob:
                         code=code,
                         message=message,
                         version=seen_version,
+                        position=None,
                     )
                 )
                 return [(REPLIES, reply_key, encode_reply(again))]
@@ -113,7 +117,9 @@ class LedgerJob:
                     aggregate_id, version, event, command_id=command_id, timestamp_ms=now_ms
                 )
                 out.append((EVENTS, key, value))
-            reply = Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
+            reply = Reply.accept(
+                command_id=command_id, aggregate_id=aggregate_id, version=version, position=None
+            )
             if self.views and account is not None:
                 out.append((STATE, key, CODEC.views.encode(account, version)))
         else:
@@ -123,6 +129,7 @@ class LedgerJob:
                 code=refused[0],
                 message=refused[1],
                 version=version,
+                position=None,
             )
         recent.append([command_id, reply.accepted, reply.code, reply.message, version])
         if len(recent) > self.recent_limit:

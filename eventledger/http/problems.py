@@ -4,7 +4,8 @@ status per kind of error.
 A command's refusal code becomes the problem's ``type`` (``urn:eventledger:<code>``, also
 given as ``code``) and its message the ``detail``; its status and title come from
 ``PROBLEMS``, a table over every enum of the service's refusal vocabulary
-(``eventledger.assembly.CODES``; a unit test proves it total). Refusals and validation errors
+(``eventledger.assembly.CODES``) and the codes of a read not answered (``ReadCode``); a unit
+test proves it total. Refusals and validation errors
 are 4xx; a reply that did not come in time is 504, with the advice to retry with the same
 Idempotency-Key (the command id: it is executed at most once).
 """
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from eventledger.assembly import CODES, Code
 from ledger.rejections import RejectionCode
-from topology.codes import FlowCode, IdCode, PoisonCode, UnknownCodeError
+from topology.codes import FlowCode, IdCode, PoisonCode, ReadCode, UnknownCodeError
 from topology.envelopes import Reply
 
 __all__ = ["MEDIA_TYPE", "PROBLEMS", "Problem", "problem", "refusal_problem"]
@@ -36,11 +37,11 @@ class Problem(NamedTuple):
     title: str
 
 
-def _entry(status: int, code: Code) -> tuple[Code, Problem]:
+def _entry(status: int, code: Code | ReadCode) -> tuple[Code | ReadCode, Problem]:
     return code, Problem(status, code.replace("_", " "))
 
 
-PROBLEMS: Final[Mapping[Code, Problem]] = dict(
+PROBLEMS: Final[Mapping[Code | ReadCode, Problem]] = dict(
     [
         # the account is not there
         _entry(404, RejectionCode.UNKNOWN_ACCOUNT),
@@ -85,6 +86,8 @@ PROBLEMS: Final[Mapping[Code, Problem]] = dict(
         _entry(400, FlowCode.FORGED_INTERNAL_COMMAND),
         # set aside after repeated aborts: the same key gets the same answer
         _entry(500, PoisonCode.UNPROCESSABLE),
+        # a read that asked for at least a version or position not committed (yet)
+        _entry(409, ReadCode.POSITION_NOT_REACHED),
     ]
 )
 

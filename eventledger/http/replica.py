@@ -204,4 +204,6 @@ async def execute(
         "idempotency_key": key,
         "version": reply.version,
     }
+    if reply.position is not None:  # where its commit put the partition: read at least it
+        body["position"] = str(reply.position)
     return JSONResponse(body, status_code=201 if created else 200)

@@ -1,6 +1,11 @@
 """The routes that read an account, as committed: its view, its events, its state at a time
 or after a version (from the replica's ``BankClient.reads``; they send no command). Each read
-runs on the replica's blocking executor with the read timeout (``Limits.read_timeout_s``)."""
+runs on the replica's blocking executor with the read timeout (``Limits.read_timeout_s``).
+
+The view answers with the position it was read at; ``min_version`` and ``at_least`` (a
+reply's ``version`` and ``position``) ask for at least that state: the partition waits up to
+its ``read_wait_ms`` for it, else 409 ``position_not_reached``. A position of another
+partition than the account's is 422 ``invalid_request``, never ignored."""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ import msgspec
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from eventledger.http.problems import problem
+from actors.reads import PositionNotReachedError
+from eventledger.http.problems import PROBLEMS, problem
 from eventledger.http.replica import IdPath, Reader, blocking, bound_replica
+from topology.codes import ReadCode
+from topology.envelopes import Position
 from topology.history import MAX_PAGE
 
 __all__ = ["router"]
@@ -21,14 +29,51 @@ router = APIRouter()
 
 
 @router.get("/accounts/{account}", summary="The account, as committed")
-async def get_account(account: IdPath, grant: Reader) -> Response:
+async def get_account(
+    account: IdPath,
+    grant: Reader,
+    min_version: Annotated[
+        int, Query(ge=0, description="At least this version of the account (a reply's)")
+    ] = 0,
+    at_least: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]+:[0-9]+$",
+            description="At least this position of the account's partition (a reply's "
+            "`position`, `<partition>:<seq>`)",
+        ),
+    ] = None,
+) -> Response:
     grant.require(account)
     replica = bound_replica()
     reads, timeout = replica.client.reads, replica.limits.read_timeout_s
-    view = await blocking(lambda: reads.view(account, timeout=timeout))
-    if view is None:
+    position = None if at_least is None else Position.parse(at_least)
+    if position is not None and position.partition != reads.partition_of(account):
+        return problem(
+            422,
+            "invalid_request",
+            f"position {position} is not of the account's partition",
+            account=account,
+        )
+    try:
+        found = await blocking(
+            lambda: reads.read(account, min_version=min_version, at_least=position, timeout=timeout)
+        )
+    except PositionNotReachedError as e:
+        status, title = PROBLEMS[ReadCode.POSITION_NOT_REACHED]
+        return problem(
+            status,
+            ReadCode.POSITION_NOT_REACHED,
+            f"not reached in time: {e}",
+            title=title,
+            account=account,
+            version=e.version,
+            position=str(e.position),
+        )
+    if found.view is None:
         return problem(404, "unknown_account", "no such account", account=account)
-    return JSONResponse({"account": account, **msgspec.to_builtins(view)})
+    body = {"account": account, **msgspec.to_builtins(found.view)}
+    return JSONResponse({**body, "position": str(found.position)})
 
 
 @router.get("/accounts/{account}/history", summary="The account's events")

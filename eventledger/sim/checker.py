@@ -14,7 +14,8 @@ After every step, on the committed events (folded as a restore folds them) and t
   command on its source account), and only a deadline's events name none;
 - a running worker's state is the fold of its partition's events;
 - a reply always answers a command that was sent, and every final reply to one command
-  (one id with one content) says the same, refusals by the id memory aside.
+  (one id with one content) says the same, refusals by the id memory aside;
+- positions only grow, and no reply names one not committed (`eventledger.sim.positions`).
 
 Once quiet: nothing is in flight, every reservation on one side has its counterpart on the
 other, every command has a final reply, and every partition has read everything.
@@ -26,6 +27,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from eventledger.sim.positions import PositionCheck
 from eventledger.sim.world import World, owner
 from ledger.rejections import RejectionCode
 from topology.codec.commands import command_fingerprint
@@ -98,6 +100,7 @@ class Checker:
         # (account, transfer id) → how its reservation ended, and that event's sequence
         self.ended: dict[tuple[str, str], tuple[str, int]] = {}
         self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
+        self.commit_seqs = PositionCheck()
 
     # -- after every step -----------------------------------------------------------------------
 
@@ -111,6 +114,9 @@ class Checker:
                 self._fold(record.value)
             self.positions[p] = log.end
         w.poll_replies()
+        broke = self.commit_seqs.step(w, [answered.reply for _, answered in w.decisions])
+        if broke is not None:
+            raise InvariantError("positions", broke)
         self._executions()
         self._check_money()
         self._check_accounts()

@@ -124,6 +124,7 @@ class SimPartition:
         self.marks = dict(checkpoint.remembered)
         self.flows: Flows | None = checkpoint.flows
         self.lost = checkpoint.lost
+        self.seq = checkpoint.seq
         self.deadlines = Deadlines(self.codec.aggregate)
         self.deadlines.rebuild(self.states)
         self.restores += 1
@@ -202,6 +203,7 @@ class SimPartition:
         due = self.deadlines.due(now_ms)
         if not records and not due:
             return StepReport((), None, now_ms, False)
+        seq = self.seq + 1  # the commit sequence once this transaction commits
         if fault is Fault.SET_ASIDE:
             first = records[0]
             slot = None if first.key is None else self._slot_of(first.key)
@@ -213,6 +215,7 @@ class SimPartition:
                 source_topic="commands",
                 events_offset=self.logs.log(TopicKind.EVENTS, self.partition).end,
                 now_ms=now_ms,
+                seq=seq,
                 version=0 if slot is None else slot,
                 reply_lanes=self.reply_lanes,
                 positions=(self.next_offset, self.internal_offset),
@@ -232,6 +235,7 @@ class SimPartition:
                 ids=self.ids,
                 window_ms=self.window_ms,
                 now_ms=now_ms,
+                seq=seq,
                 reply_lanes=self.reply_lanes,
                 positions=(self.next_offset, self.internal_offset),
                 due=due,
@@ -247,7 +251,7 @@ class SimPartition:
         flows = self.flows if result.flows is None else result.flows
         lost = self.lost if result.lost is None else result.lost
         checkpoint = Checkpoint(
-            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost
+            result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost, seq
         )
         txn = self.logs.transaction()
         self._produce(txn, result, checkpoint)
@@ -262,7 +266,7 @@ class SimPartition:
         if fault is Fault.CRASH_AFTER_COMMIT:
             self.restore(forget_before=None)
             return StepReport(records, result, now_ms, True)
-        self.install(result, now_ms, marks, flows)
+        self.install(result, now_ms, marks, flows, seq)
         self.lost = lost
         return StepReport(records, result, now_ms, True)
 
@@ -272,8 +276,10 @@ class SimPartition:
         now_ms: int,
         marks: dict[int, tuple[bytes, int]],
         flows: Flows | None,
+        seq: int,
     ) -> None:
-        """Committed: the batch becomes the state, the id memory, the offsets and the clock."""
+        """Committed: the batch becomes the state, the id memory, the offsets, the clock and
+        the commit sequence."""
         self.states.install((r.key, r.value) for r in result.snapshots)
         self.deadlines.update(result.changed.items())
         self.ids.values.update(result.remembered)
@@ -282,6 +288,7 @@ class SimPartition:
         self.clock_ms = now_ms
         self.marks = marks
         self.flows = flows
+        self.seq = seq
 
     def _slot_of(self, key: bytes) -> int | None:
         try:
@@ -294,10 +301,10 @@ class SimPartition:
         """The batch's records, in the actor's order (`BatchCommit.transact`)."""
         for record in result.events:
             txn.produce(record)
-        txn.put(TopicKind.SNAPSHOTS, self.partition, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         for records in (result.snapshots, result.views, result.dlq, result.internal):
             for record in records:
                 txn.produce(record)
+        txn.put(TopicKind.SNAPSHOTS, self.partition, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         if result.flows is not None:
             txn.put(TopicKind.STATE, self.partition, FLOWS_KEY, encode_flows(result.flows))
         for record in result.replies:

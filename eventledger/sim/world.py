@@ -228,6 +228,7 @@ class World:
             worker.internal_offset,
             worker.flows,
             worker.lost,
+            worker.seq,
         )
         txn.put(TopicKind.SNAPSHOTS, p, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         txn.commit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import select
 import socket
 import uuid
@@ -148,6 +149,7 @@ def test_each_route_and_money_is_conserved(api: Api) -> None:
     _problem(api.post(f"/accounts/{b}/close"), 409, "nonzero_balance")
 
     account = api.get(f"/accounts/{a}").json()
+    assert re.fullmatch(r"[01]:[0-9]+", account.pop("position"))  # where it was read
     assert account == {
         "account": a, "status": "open", "currency": "EUR", "balance": 750,
         "overdraft_limit": 100, "version": 3,
@@ -180,6 +182,28 @@ def test_each_route_and_money_is_conserved(api: Api) -> None:
     # money: the balances are the accepted moves
     balances = [api.get(f"/accounts/{x}").json()["balance"] for x in (a, b)]
     assert sum(balances) == 1_000 - 250 + 40 - 40
+
+
+def test_a_read_with_a_replys_position_sees_the_write(api: Api) -> None:
+    a = f"p-{uuid.uuid4().hex[:6]}"
+    assert api.post("/accounts", {"id": a, "currency": "EUR"}).status_code == 201
+    deposit = api.post(f"/accounts/{a}/deposits", {"amount": 70}).json()
+    partition, seq = (int(n) for n in deposit["position"].split(":"))
+    for bounds in ({"at_least": deposit["position"]}, {"min_version": deposit["version"]}):
+        read = api.get(f"/accounts/{a}", params=bounds).json()
+        assert (read["balance"], read["version"]) == (70, deposit["version"])
+        assert read["position"] == deposit["position"]
+    beyond = _problem(
+        api.get(f"/accounts/{a}", params={"at_least": f"{partition}:{seq + 1_000}"}),
+        409,
+        "position_not_reached",
+    )
+    assert (beyond["version"], beyond["position"]) == (2, deposit["position"])
+    _problem(
+        api.get(f"/accounts/{a}", params={"at_least": f"{1 - partition}:1"}),
+        422,
+        "invalid_request",
+    )
 
 
 def test_transfers_plain_refused_pending_posted_and_voided(api: Api) -> None:

@@ -9,12 +9,14 @@ from collections import Counter
 from typing import Any
 
 import msgspec
+import pytest
 import ray
 from confluent_kafka import Producer
 
 from actors.audit import fold_events, read_events, read_topic
 from actors.kafka import producer_config
 from actors.ray_state import partition_actor
+from actors.reads import PositionNotReachedError
 from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
@@ -24,7 +26,7 @@ from tests.integration.waiting import wait_until
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.codec.keys import TOUCH_KEY
-from topology.envelopes import CommandEnvelope
+from topology.envelopes import CommandEnvelope, Position
 from topology.flows import FLOWS_KEY
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -112,6 +114,40 @@ def test_duplicate_command_ids_and_version_conflicts(service: Service) -> None:
     _assert_money_conserved(service, 150)
 
 
+def test_a_reply_carries_its_position_and_a_read_asks_for_at_least_it(service: Service) -> None:
+    c = service.client
+    p = partition_for(b"erin", service.settings.partitions)
+    opened = c.execute("erin", OpenAccount("EUR"))
+    deposit = c.execute("erin", Deposit(250), command_id="erin-dep")
+    assert opened.position is not None and deposit.position is not None
+    assert deposit.position.partition == p and deposit.position.seq > opened.position.seq
+    # the position is the commit sequence the partition checkpointed with the deposit
+    seqs = {
+        msg.partition(): decode_checkpoint(msg.value()).seq
+        for msg in read_topic(service.settings, TopicKind.SNAPSHOTS)
+        if msg.key() == CHECKPOINT_KEY
+    }
+    assert seqs[p] == deposit.position.seq
+    # read-your-writes on the writer, by the account's version or by the partition's position
+    by_version = c.reads.read("erin", min_version=deposit.version)
+    by_position = c.reads.read("erin", at_least=deposit.position)
+    for found in (by_version, by_position):
+        assert found.view is not None and found.view.balance == 250  # type: ignore[attr-defined]
+        assert found.version == deposit.version and found.position == deposit.position
+    # bounds the partition has not reached: refused after the wait, saying where it stands
+    beyond = Position(p, deposit.position.seq + 1_000)
+    for bounds in ({"at_least": beyond}, {"min_version": deposit.version + 1}):
+        with pytest.raises(PositionNotReachedError) as caught:
+            c.reads.read("erin", **bounds)  # type: ignore[arg-type]
+        assert (caught.value.version, caught.value.position) == (2, deposit.position)
+    with pytest.raises(ValueError, match="partition"):
+        c.reads.read("erin", at_least=Position(1 - p, 1))
+    # a retry answered from the id memory (in a batch of its own) repeats the first position
+    assert c.execute("erin", Deposit(250), command_id="erin-dep") == deposit
+    assert c.reads.read("erin").position.seq == deposit.position.seq + 1
+    _assert_money_conserved(service, 250)
+
+
 def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service) -> None:
     c = service.client
     settings = service.settings
@@ -196,6 +232,17 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
     assert all(by_command[cid] == 1 for cid in accepted), "each accepted command exactly once"
     stats = ray.get(partition_actor(service.settings.app_id, 0).stats.remote())
     assert stats.status == "running"
+    # positions only grow across the restore, and the restored partition stands at least at
+    # the last (a retry answered from memory commits a batch but repeats its first position)
+    on_0 = [a for a in accounts if partition_for(a.encode(), service.settings.partitions) == 0]
+    seqs = [
+        r.position.seq
+        for cid, r in sorted(replies.items(), key=lambda kv: int(kv[0].split("-")[1]))
+        if r.position is not None and r.position.partition == 0
+    ]
+    assert len(seqs) > 50 and seqs == sorted(seqs)
+    at = c.reads.read(on_0[0]).position
+    assert at.partition == 0 and at.seq >= seqs[-1]
     _assert_money_conserved(service, sum(money_moved(sent[cid][1]) for cid in accepted))
 
 

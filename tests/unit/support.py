@@ -19,6 +19,7 @@ __all__ = [
     "ACCOUNTS",
     "LEDGER_CODEC",
     "NOW",
+    "SEQ",
     "SOURCE",
     "Memory",
     "NewerLedger",
@@ -36,6 +37,7 @@ ACCOUNTS = ("a", "b", "c")
 
 SOURCE = "unit.commands"
 NOW = 1_700_000_000_000
+SEQ = 7  # the commit sequence a batch of `run` commits at
 
 
 class Memory(dict[bytes, bytes]):
@@ -87,9 +89,10 @@ def run(
     window_ms: int = DAY_MS,
     now_ms: int = NOW,
     reply_lanes: int = 1,
+    seq: int = SEQ,
 ) -> BatchResult:
     """`process_batch` over the ledger with test defaults (one partition, one reply lane,
-    an empty id memory unless one is given)."""
+    an empty id memory unless one is given, commit sequence `SEQ`)."""
     return process_batch(
         LEDGER_CODEC,
         committed,
@@ -101,6 +104,7 @@ def run(
         ids=Memory() if ids is None else ids,
         window_ms=window_ms,
         now_ms=now_ms,
+        seq=seq,
         reply_lanes=reply_lanes,
     )
 

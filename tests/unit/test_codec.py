@@ -45,6 +45,7 @@ from topology.envelopes import (
     Deferred,
     EventEnvelope,
     Origin,
+    Position,
     Reply,
     Slot,
     Snapshot,
@@ -196,17 +197,21 @@ def test_non_struct_commands_cannot_be_encoded() -> None:
 # --- replies -------------------------------------------------------------------------------
 
 
-ACCEPTED = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+ACCEPTED = Reply.accept(
+    command_id="c-1", aggregate_id="acct-1", version=3, position=Position(2, 41)
+)
 REFUSED = Reply.refuse(
     command_id="c-2",
     aggregate_id="acct-1",
     code="insufficient_funds",
     message="cannot withdraw 5: 4 available",
     version=3,
+    position=Position(0, 2**40),
 )
+UNPOSITIONED = Reply("c-3", "acct-1", True, None, "", 3)  # made before there were positions
 
 
-@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED, UNPOSITIONED])
 def test_an_unremembered_reply_round_trips_and_is_its_own_answer(reply: Reply) -> None:
     data = encode_reply(reply)
     assert decode_reply_record(data) == reply
@@ -215,12 +220,41 @@ def test_an_unremembered_reply_round_trips_and_is_its_own_answer(reply: Reply) -
         decode_entry(data)  # the id memory never holds an unremembered reply
 
 
-@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED])
+@pytest.mark.parametrize("reply", [ACCEPTED, REFUSED, UNPOSITIONED])
 def test_an_answered_entry_round_trips_and_answers_with_its_reply(reply: Reply) -> None:
     entry = Answered(reply, first_attempt_ms=1_700_000_000_000, fingerprint=2**62 + 1)
     data = encode_entry(entry)
     assert decode_entry(data) == decode_reply_record(data) == entry
     assert decode_answer(data) == reply
+
+
+def test_a_reply_is_its_old_array_with_the_position_last() -> None:
+    before = ["reply", "c-1", "acct-1", True, None, "", 3]
+    assert msgspec.msgpack.decode(encode_reply(ACCEPTED)) == [*before, [2, 41]]
+    assert msgspec.msgpack.decode(encode_reply(UNPOSITIONED))[:7] == ["reply", "c-3", *before[2:]]
+
+
+def test_replies_and_entries_written_before_positions_still_decode() -> None:
+    old_reply = msgspec.msgpack.encode(["reply", "c-1", "acct-1", True, None, "", 3])
+    expected = Reply("c-1", "acct-1", True, None, "", 3)
+    assert decode_reply_record(old_reply) == decode_answer(old_reply) == expected
+    assert expected.position is None
+    old_refusal = ["reply", "c-2", "acct-1", False, "insufficient_funds", "no", 3]
+    old_entry = msgspec.msgpack.encode(["answered", old_refusal, 1_700_000_000_000, 9])
+    entry = decode_entry(old_entry)
+    assert isinstance(entry, Answered) and entry.reply.position is None
+    assert decode_answer(old_entry) == Reply("c-2", "acct-1", False, "insufficient_funds", "no", 3)
+
+
+@pytest.mark.parametrize("text", ["3:1842", "0:0"])
+def test_a_position_reads_back_from_its_text(text: str) -> None:
+    assert str(Position.parse(text)) == text
+
+
+@pytest.mark.parametrize("text", ["", "3", "3:", ":4", "a:1", "1:-2", "1:2:3", " 1:2"])
+def test_a_position_of_another_form_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="<partition>:<seq>"):
+        Position.parse(text)
 
 
 def test_an_in_flight_entry_round_trips_and_answers_nothing() -> None:
@@ -519,6 +553,7 @@ def test_checkpoint_round_trip_and_key() -> None:
         Checkpoint(0, 0),
         Checkpoint(2**40 + 7, 1_700_000_000_123),
         Checkpoint(3, 4, {1: (b"k", 9)}, internal_offset=12, flows=flows),
+        Checkpoint(3, 4, lost=frozenset({b"x"}), seq=2**40 + 1),
     ):
         assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
 
@@ -530,13 +565,26 @@ def test_a_checkpoint_carries_its_id_memory_marks() -> None:
     assert decode_checkpoint(encode_checkpoint(Checkpoint(7, 9))).remembered == {}
 
 
-def test_a_checkpoint_is_its_format_byte_three_offsets_then_msgpack() -> None:
-    data = encode_checkpoint(Checkpoint(1, 2, internal_offset=3))
-    assert data[:25] == b"\x05" + b"".join(n.to_bytes(8, "big") for n in (1, 2, 3))
-    assert msgspec.msgpack.decode(data[25:]) == [[], None, []]
+def test_a_checkpoint_is_its_format_byte_four_numbers_then_msgpack() -> None:
+    data = encode_checkpoint(Checkpoint(1, 2, internal_offset=3, seq=4))
+    assert data[:33] == b"\x06" + b"".join(n.to_bytes(8, "big") for n in (1, 2, 3, 4))
+    assert msgspec.msgpack.decode(data[33:]) == [[], None, []]
 
 
-HEAD = b"\x05" + bytes(24)
+def test_a_checkpoint_written_before_the_commit_sequence_decodes_at_seq_0() -> None:
+    marks = [(1, b"k", 9)]
+    old = (
+        b"\x05"
+        + b"".join(n.to_bytes(8, "big") for n in (5, 6, 7))
+        + msgspec.msgpack.encode((marks, None, [b"lost"]))
+    )
+    assert decode_checkpoint(old) == Checkpoint(
+        5, 6, {1: (b"k", 9)}, internal_offset=7, lost=frozenset({b"lost"}), seq=0
+    )
+
+
+HEAD = b"\x06" + bytes(32)
+OLD_HEAD = b"\x05" + bytes(24)
 
 
 @pytest.mark.parametrize(
@@ -554,16 +602,21 @@ HEAD = b"\x05" + bytes(24)
         HEAD + msgspec.msgpack.encode(([], None, [], 4)),
         HEAD + msgspec.msgpack.encode(([(0, "k", 1)], None, [])),
         HEAD + b"\xc1",
+        OLD_HEAD,
+        OLD_HEAD + msgspec.msgpack.encode(([], None)),
+        b"\x07" + bytes(32) + msgspec.msgpack.encode(([], None, [])),
     ],
 )
 def test_a_checkpoint_of_another_layout_is_refused_naming_the_expected_one(
     data: bytes | None,
 ) -> None:
-    with pytest.raises(CodecError, match=r"not a checkpoint: .*; expected format byte 05"):
+    with pytest.raises(CodecError, match=r"not a checkpoint: .*; expected format byte 06"):
         decode_checkpoint(data)
 
 
-@pytest.mark.parametrize("checkpoint", [Checkpoint(-1, 0), Checkpoint(0, -1)])
+@pytest.mark.parametrize(
+    "checkpoint", [Checkpoint(-1, 0), Checkpoint(0, -1), Checkpoint(0, 0, seq=-1)]
+)
 def test_a_checkpoint_is_not_negative(checkpoint: Checkpoint) -> None:
     with pytest.raises(ValueError):
         encode_checkpoint(checkpoint)

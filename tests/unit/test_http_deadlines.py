@@ -15,11 +15,13 @@ import anyio.to_thread
 import httpx
 import pytest
 
+from actors.messages import ViewAt
 from eventledger.http import routes_health
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
 from eventledger.http.limits import Limits
 from eventledger.http.replica import Replica, bind_replica, bound_replica
+from topology.envelopes import Position
 
 QUICK = Limits(read_timeout_s=0.05, margin_s=0.05, blocking_threads=1)
 
@@ -33,10 +35,11 @@ class _Stuck:
         self.called: list[str] = []
         self.reads = self
 
-    def view(self, account: str, **kw: Any) -> None:
+    def read(self, account: str, **kw: Any) -> ViewAt:
         self.called.append(account)
         self.entered.release()
         self.release.wait(60)
+        return ViewAt(view=None, version=0, position=Position(0, 0))
 
     def new_command_id(self) -> str:
         return "generated"

@@ -73,7 +73,7 @@ class _Reads:
     def __init__(self) -> None:
         self.error: Exception = RuntimeError("unset")
 
-    def view(self, account: str, **kw: Any) -> Any:
+    def read(self, account: str, **kw: Any) -> Any:
         raise self.error
 
     def history(self, account: str, **kw: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from actors.messages import ViewAt
 from eventledger.http.app import api
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.limits import RateLimiter
@@ -19,12 +20,13 @@ from eventledger.http.replica import Replica, bind_replica, bound_replica
 from eventledger.transfers import InFlightTransfer
 from ledger.rejections import RejectionCode
 from ledger.state import AccountView
-from topology.envelopes import Reply
+from topology.envelopes import Position, Reply
 
 
 class _Reads:
-    def view(self, account: str, **kw: Any) -> AccountView | None:
-        return AccountView("open", "EUR", 5, 0, 1) if account.endswith("x") else None
+    def read(self, account: str, **kw: Any) -> ViewAt:
+        view = AccountView("open", "EUR", 5, 0, 1) if account.endswith("x") else None
+        return ViewAt(view=view, version=1, position=Position(0, 5))
 
 
 class _Ledger:
@@ -46,8 +48,11 @@ class _Ledger:
                 code=RejectionCode.INSUFFICIENT_FUNDS,
                 message="cannot withdraw 800: 750 available",
                 version=1,
+                position=Position(0, 4),
             )
-        return Reply.accept(command_id=kw["command_id"], aggregate_id=account, version=2)
+        return Reply.accept(
+            command_id=kw["command_id"], aggregate_id=account, version=2, position=Position(0, 5)
+        )
 
     def in_flight(self, **kw: Any) -> list[InFlightTransfer]:
         return [

@@ -17,7 +17,7 @@ from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
 from eventledger.http.replica import Replica, bind_replica
 from eventledger.http.tracing import MAX_TRACESTATE, parent_context
-from topology.envelopes import Reply
+from topology.envelopes import Position, Reply
 
 TRACE, SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 VALID = f"00-{TRACE}-{SPAN}-01"
@@ -91,7 +91,9 @@ class _Recorder:
     async def execute_async(self, account: str, command: Any, **kw: Any) -> Reply:
         self.parents.append(trace.get_current_span().get_span_context())
         self.baggage.append(baggage.get_all(otel_context.get_current()))
-        return Reply.accept(command_id=kw["command_id"], aggregate_id=account, version=1)
+        return Reply.accept(
+            command_id=kw["command_id"], aggregate_id=account, version=1, position=Position(0, 1)
+        )
 
 
 @pytest.fixture

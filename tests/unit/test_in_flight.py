@@ -47,6 +47,7 @@ def dead(
         source_topic=SOURCE,
         events_offset=0,
         now_ms=NOW,
+        seq=1,
         window_ms=DAY_MS,
         lost=lost,
     )

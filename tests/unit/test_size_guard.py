@@ -110,6 +110,7 @@ def bag_batch(
         ids=ids,
         window_ms=DAY_MS,
         now_ms=NOW,
+        seq=1,
         max_snapshot_bytes=LIMIT,
     )
 

@@ -18,7 +18,7 @@ from ledger import (
 from topology.codec.keys import encode_id_key
 from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, IdCode, PoisonCode
-from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
+from topology.envelopes import Answered, CommandEnvelope, Position, Reply, Slot
 from topology.idempotency import MAX_CLOCK_SKEW_MS
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
 from topology.partitioner import partition_for
@@ -28,7 +28,7 @@ from topology.step.dead_letters import error_headers
 from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
 from topology.topics import TopicKind
 
-from .support import LEDGER_CODEC, NOW, SOURCE, Memory, commit, record, run
+from .support import LEDGER_CODEC, NOW, SEQ, SOURCE, Memory, commit, record, run
 
 OPEN = OpenAccount("EUR")
 
@@ -88,7 +88,9 @@ def test_an_accepted_command_produces_event_reply_snapshot_and_view() -> None:
         10,
     )
     entry = decode_entry(reply.value or b"")
-    accepted = Reply.accept(command_id="c-1", aggregate_id="acct-1", version=3)
+    accepted = Reply.accept(
+        command_id="c-1", aggregate_id="acct-1", version=3, position=Position(0, SEQ)
+    )
     assert entry == Answered(accepted, first_attempt_ms=NOW, fingerprint=entry.fingerprint)
     assert entry.fingerprint != 0
     assert result.remembered == {encode_id_key("acct-1", "c-1"): reply.value}
@@ -599,6 +601,7 @@ def test_a_record_set_aside_is_dead_lettered_and_refused_with_the_reason() -> No
         source_topic=SOURCE,
         events_offset=3,
         now_ms=NOW,
+        seq=SEQ,
         window_ms=DAY_MS,
     )
     assert outcomes(result) == [("dlq", PoisonCode.UNPROCESSABLE)]

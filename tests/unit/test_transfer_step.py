@@ -21,7 +21,7 @@ from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
 from topology.codec.replies import decode_answer, decode_entry
 from topology.codes import FlowCode, SkipCode
-from topology.envelopes import CommandEnvelope, Deferred, Reply, Slot
+from topology.envelopes import CommandEnvelope, Deferred, Position, Reply, Slot
 from topology.flows import Flows
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.partitioner import partition_for
@@ -57,6 +57,7 @@ class Part:
     positions: tuple[int, int] = (0, 0)
     flows: Flows | None = None
     lost: frozenset[bytes] = frozenset()
+    seq: int = 0  # batches committed
     codec: Codec = LEDGER_CODEC
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES
 
@@ -77,6 +78,7 @@ class Part:
             ids=self.ids,
             window_ms=DAY_MS,
             now_ms=now_ms,
+            seq=self.seq + 1,
             reply_lanes=2,
             positions=self.positions,
             due=due,
@@ -91,6 +93,7 @@ class Part:
         self.committed.update(result.changed)
         self.ids.update(result.remembered)
         self.positions = (result.next_offset, result.next_internal_offset)
+        self.seq += 1
         return result
 
     def send(
@@ -174,6 +177,9 @@ def test_a_cross_partition_transfer_answers_from_the_target_and_retries_resend_t
     (accepted,) = client_replies(first)
     assert (accepted.command_id, accepted.aggregate_id, accepted.accepted) == ("t1", a, True)
     assert first.replies[0].partition == 1 * 2 + 1
+    # the target's commit answers: its position, with the source's version after the debit
+    assert accepted.position == Position(1, p1.seq) and p1.seq != p0.seq
+    assert accepted.version == p0.committed[a].version
     second = p1.deliver(resent)
     assert second.events == [], "a leg happens once"
     assert client_replies(second) == [accepted]
@@ -317,6 +323,7 @@ def lose(part: Part, leg: tuple[bytes | None, bytes | None]) -> BatchResult:
         source_topic=SOURCE,
         events_offset=0,
         now_ms=NOW,
+        seq=part.seq + 1,
         reply_lanes=2,
         positions=part.positions,
         ids=part.ids,
@@ -325,6 +332,7 @@ def lose(part: Part, leg: tuple[bytes | None, bytes | None]) -> BatchResult:
     )
     part.ids.update(result.remembered)
     part.positions = (result.next_offset, result.next_internal_offset)
+    part.seq += 1
     if result.lost is not None:
         part.lost = result.lost
     return result

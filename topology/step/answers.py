@@ -138,12 +138,12 @@ class Answers:
         origin = envelope.origin
         if origin is None:
             command_id = "" if record.internal else envelope.command_id
-            reply = _decided(command_id, envelope.aggregate_id, decided.rejection, version)
+            reply = self._decided(command_id, envelope.aggregate_id, decided.rejection, version)
             value = encode_entry(Answered(reply, *attempt))
         elif origin.final is not None:
             value = origin.final  # decided by an earlier leg (a refusal)
         else:
-            reply = _decided(
+            reply = self._decided(
                 origin.command_id, origin.aggregate_id, decided.rejection, origin.version
             )
             value = encode_entry(Answered(reply, *attempt))
@@ -178,7 +178,7 @@ class Answers:
                 version,
             )
         elif decided.rejection is not None:
-            final = _decided(
+            final = self._decided(
                 origin.command_id, origin.aggregate_id, decided.rejection, origin.version
             )
             origin = msgspec.structs.replace(origin, final=encode_entry(Answered(final, *attempt)))
@@ -204,22 +204,28 @@ class Answers:
             code=code,
             message=message,
             version=version,
+            position=self._context.position,
         )
         self._output.reply(
             record, envelope.reply_to, UNREMEMBERED_KEY_PREFIX + key, encode_reply(reply)
         )
 
-
-def _decided(
-    command_id: str, aggregate_id: str, rejection: Rejection | None, version: int
-) -> Reply:
-    """The reply of a decision: accepted, or refused with `rejection`."""
-    if rejection is None:
-        return Reply.accept(command_id=command_id, aggregate_id=aggregate_id, version=version)
-    return Reply.refuse(
-        command_id=command_id,
-        aggregate_id=aggregate_id,
-        code=rejection.code,
-        message=rejection.message,
-        version=version,
-    )
+    def _decided(
+        self, command_id: str, aggregate_id: str, rejection: Rejection | None, version: int
+    ) -> Reply:
+        """The reply of a decision: accepted, or refused with `rejection`; at this batch's
+        position (the partition whose commit makes it: a transfer's target for its final
+        leg, while `version` is the source's)."""
+        position = self._context.position
+        if rejection is None:
+            return Reply.accept(
+                command_id=command_id, aggregate_id=aggregate_id, version=version, position=position
+            )
+        return Reply.refuse(
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+            code=rejection.code,
+            message=rejection.message,
+            version=version,
+            position=position,
+        )

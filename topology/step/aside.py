@@ -33,6 +33,7 @@ def set_aside(
     source_topic: str,
     events_offset: int,
     now_ms: int,
+    seq: int,
     version: int = 0,
     reply_lanes: int = 1,
     positions: tuple[int, int] = (0, 0),
@@ -46,8 +47,9 @@ def set_aside(
     reply (none while its saga runs), and nothing is overwritten (an internal command set
     aside is a lost leg: added to `lost`, the checkpoint's); one first tried longer than
     `window_ms` ago is refused as expired, as the batch step would. `version` is the
-    aggregate's current version. Nothing else."""
-    context = StepContext(codec, partition, 1, reply_lanes, source_topic, window_ms, now_ms)
+    aggregate's current version; `seq` the partition's commit sequence once this transaction
+    commits. Nothing else."""
+    context = StepContext(codec, partition, 1, reply_lanes, source_topic, window_ms, now_ms, seq)
     output = Output(context)
     answers = Answers(context, output, SagaRouter(context, output))
     legs = LostLegs(lost)
@@ -67,6 +69,7 @@ def set_aside(
             code=PoisonCode.UNPROCESSABLE,
             message=reason,
             version=version,
+            position=context.position,
         )
         entry = encode_entry(Answered(reply, first, command_fingerprint(envelope)))
         key = id_key(envelope, internal=record.internal)

@@ -55,6 +55,7 @@ def process_batch(
     ids: IdMemory,
     window_ms: int,
     now_ms: int,
+    seq: int,
     reply_lanes: int = 1,
     positions: tuple[int, int] = (0, 0),
     due: Sequence[str] = (),
@@ -66,7 +67,8 @@ def process_batch(
     same partition, offsets increasing per topic) against `committed` and the id memory
     `ids`. `events_offset` is the events partition's end offset before this batch, stamped
     into the snapshots; `now_ms` is the partition's clock (it timestamps the events, judges
-    the idempotency window of `window_ms` and the deadlines). A command's `reply_to` is a
+    the idempotency window of `window_ms` and the deadlines); `seq` is the partition's commit
+    sequence once this batch commits (its replies' `position`). A command's `reply_to` is a
     reply lane (< `reply_lanes`). `positions` are the next (commands, internal) offsets
     before this batch; `due` the aggregates whose deadlines are due (a saga aggregate is
     asked for their commands first); `flows` the partition's money flows so far (a tallied
@@ -76,7 +78,7 @@ def process_batch(
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
     context = StepContext(
-        codec, partition, partitions, reply_lanes, source_topic, window_ms, now_ms
+        codec, partition, partitions, reply_lanes, source_topic, window_ms, now_ms, seq
     )
     # 1. The records decoded, each topic in offset order, up to an internal command of a
     #    schema this worker cannot read yet.
@@ -291,6 +293,7 @@ class _Batch:
                 code=PoisonCode.UNPROCESSABLE,
                 message=reason,
                 version=version,
+                position=self.context.position,
             )
             self.output.remember(record, None, key, encode_entry(Answered(reply, *attempt)))
         self.legs.add(key)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_key
+from topology.envelopes import Position
 from topology.partitioner import partition_for
 
 __all__ = ["StepContext"]
@@ -14,7 +15,9 @@ class StepContext:
     """A batch of `partition` (of `partitions`) read from `source_topic`, run at `now_ms` (the
     partition's clock), with an idempotency window of `window_ms` and `reply_lanes` reply
     lanes per partition. A reply lane `l` of this partition is replies partition
-    `partition * reply_lanes + l` (see `TopicLayout.reply_partition`)."""
+    `partition * reply_lanes + l` (see `TopicLayout.reply_partition`). `seq` is the
+    partition's commit sequence once this batch commits (`Checkpoint.seq`): every reply the
+    batch makes carries it as its `position`."""
 
     codec: Codec
     partition: int
@@ -23,6 +26,12 @@ class StepContext:
     source_topic: str
     window_ms: int
     now_ms: int
+    seq: int
+
+    @property
+    def position(self) -> Position:
+        """Where this batch's commit puts the partition."""
+        return Position(self.partition, self.seq)
 
     def owner(self, aggregate_id: str) -> int:
         """The partition that owns `aggregate_id`."""
