@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from actors.messages import Members, PartitionStatus
+from actors.ray_state import RayState
 from actors.supervisor import Observation, retire, start_standby
 from topology.control import PartitionRecord
 from topology.names import Names
@@ -67,9 +68,15 @@ def place_standbys(
 
 
 def members_of(tick: Observation | None, partitions: int) -> Members:
-    """Per partition, the standby members that followed their writer at ``tick``."""
+    """Per partition, the standby members that followed their writer at ``tick``: those that
+    said so, and live ones that did not answer in time (a reader that finds one stalled asks
+    the writer instead, and avoids it until it learns the members again)."""
     following: dict[int, list[int]] = {p: [] for p in range(partitions)}
     for (p, m), a in sorted((tick.standbys if tick is not None else {}).items()):
-        if a.stats is not None and a.stats.status is PartitionStatus.FOLLOWING:
+        if a.stats is None:
+            alive = a.info is not None and a.info.state is RayState.ALIVE
+        else:
+            alive = a.stats.status is PartitionStatus.FOLLOWING
+        if alive:
             following[p].append(m)
     return Members(standbys=following)
