@@ -42,7 +42,8 @@ __all__ = ["StandbyWorker"]
 
 log = logging.getLogger(__name__)
 
-# Not on the command path: fetch in fewer, larger requests (the broker's CPU is the scarcer).
+# A fetch returns as soon as records arrive; an idle one waits at most 50 ms, which bounds
+# how far behind a commit a read-your-writes read on a standby may have to wait.
 _TAIL_CONSUMER = {"fetch.wait.max.ms": 50, "enable.partition.eof": False}
 _POLL_SECONDS = 0.1
 
