@@ -3,26 +3,27 @@ changed only through its own named methods.
 
 Invariant: ``Committed`` is exactly the partition's committed state. Its state, command and
 internal command offsets, clock, marks, flows, lost legs and commit sequence (``seq``) change
-together, under one lock, and only from
-what Kafka holds: read back by a restore (``restored``, then ``positioned``), written by a
-batch whose transaction committed (``installed``), or sealed by a generation's checkpoint
-(``switched``). The ends of the events log and of the replies partitions only grow
-(``reached_events``, ``reached_reply``, from delivery reports). Everything else only reads
-its attributes: the batch step, the queries, the checkpoints. ``seq`` only grows: +1 per
-committed batch, carried by every checkpoint; a read waits on ``changed`` (notified at every
-change) for the state to reach a version or position, and reads under its lock never see a
-batch half installed.
+together, under one lock, and only from what Kafka holds: read back by a restore
+(``restored``, then ``positioned``), written by a batch whose transaction committed
+(``installed``), read by a standby's tail up to a checkpoint (``followed``), or sealed by a
+generation's checkpoint (``switched``). The ends of the events log and of the replies
+partitions only grow (``reached_events``, ``reached_reply``, from delivery reports).
+Everything else only reads its attributes: the batch step, the queries, the checkpoints.
+``seq`` only grows: +1 per committed batch, carried by every checkpoint; a read waits on
+``changed`` (notified at every change) for the state to reach a version or position, and
+reads under its lock never see a batch half installed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from topology.codec.aggregate import Codec
+from topology.codec.keys import decode_key
 from topology.deadlines import Deadlines
-from topology.envelopes import Checkpoint, Position
+from topology.envelopes import Checkpoint, Position, Slot
 from topology.flows import Flows
 from topology.protocol import AnyAggregate
 from topology.step.records import BatchResult
@@ -160,6 +161,26 @@ class Committed:
             self.internal_offset = result.next_internal_offset
             self.clock_ms = now_ms
             self.marks = checkpoint.remembered
+            self.flows = checkpoint.flows
+            self.lost = checkpoint.lost
+            self.seq = checkpoint.seq
+            self.changed.notify_all()
+
+    def followed(
+        self, records: Sequence[tuple[bytes, bytes | None]], checkpoint: Checkpoint
+    ) -> None:
+        """A standby's tail read one committed batch of ``snapshots[p]``: its snapshot
+        ``records`` (key, value; None: a tombstone) and, after them, its ``checkpoint``. They
+        become the state (and its deadlines), offsets, clock and position, together."""
+        with self.changed:
+            self.states.install(records)
+            get = self.states.get
+            ids = {decode_key(k) for k, _ in records}
+            self.deadlines.update((a, get(a) or Slot(None, 0)) for a in ids)
+            self.next_offset = checkpoint.next_offset
+            self.internal_offset = checkpoint.internal_offset
+            self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
+            self.marks = dict(checkpoint.remembered)
             self.flows = checkpoint.flows
             self.lost = checkpoint.lost
             self.seq = checkpoint.seq

@@ -7,7 +7,8 @@ logged-and-skipped on error so that the loop goes on:
    the commands topic's end offsets (for lag);
 2. ``place``: ``topology.placement.plan`` decides,
    ``actors.supervisor`` does: start missing actors, replace broken or stranded ones,
-   move one actor at a time to even the load;
+   move one actor at a time to even the load; then ``standbys``: the partitions' standbys
+   (``actors.members``);
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
 4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
    is rebuilt; an actor serving another generation than the desired one is replaced; a
@@ -44,7 +45,8 @@ from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.kafka import consumer_config
-from actors.messages import RebuildProgress, RestoredFrom, ServiceStatus
+from actors.members import members_of, place_standbys
+from actors.messages import Members, RebuildProgress, RestoredFrom, ServiceStatus
 from actors.metrics import observe_lag
 from actors.ray_state import alive_nodes
 from actors.rebuild_driver import RebuildDriver
@@ -53,12 +55,12 @@ from actors.supervisor import (
     ANSWER_SECONDS,
     Observation,
     answers,
-    observe_partitions,
+    observe_members,
     retire,
     start_partition,
 )
 from actors.watermarks import watermarks
-from topology.control import DesiredState, ServiceRecord
+from topology.control import DesiredState, PartitionRecord, ServiceRecord
 from topology.names import Names
 from topology.placement import ActorPhase, Move, Replace, Start, plan
 from topology.protocol import AnyAggregate
@@ -180,6 +182,7 @@ class Coordinator:
         tick = self._step("observe", self._observe)
         if tick is not None:
             self._step("place", lambda: self._place(tick))
+            self._step("standbys", lambda: self._place_standbys(tick))
             self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
             self._step("resume", lambda: self._resume(tick))
             with self._lock:
@@ -224,7 +227,12 @@ class Coordinator:
                 )
                 log.warning("%s; partitions wait for one", self.errors["resources"])
             desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
-        actual = observe_partitions(self.settings.app_id, self.settings.partitions)
+        partitions = range(self.settings.partitions)
+        found = observe_members(
+            self.settings.app_id,
+            [(p, m) for p in partitions for m in range(self.settings.max_standbys + 1)],
+        )
+        actual = [found[(p, 0)] for p in partitions]
         for a in actual:
             if a.stats is not None:
                 self._aggregates[a.partition] = a.stats.aggregates
@@ -232,7 +240,8 @@ class Coordinator:
         ends = {}
         for p in range(self.settings.partitions):
             ends[p] = watermarks(self._watermarks, TopicPartition(topic, p), 5)[1]
-        tick = Observation(nodes, actual, ends, time.time(), desired)
+        standbys = {key: a for key, a in found.items() if key[1] > 0}
+        tick = Observation(nodes, actual, ends, time.time(), desired, standbys)
         with self._lock:
             self._last = tick
         if all(a.observed.phase is ActorPhase.RUNNING for a in actual):
@@ -260,6 +269,20 @@ class Coordinator:
             record = self.desired.partition(p)
             self._write(msgspec.structs.replace(record, node_id=node, starts=record.starts + 1))
             start_partition(self.settings, p, node, self.aggregate, self._aggregates.get(p, 0))
+
+    def _place_standbys(self, tick: Observation) -> None:
+        def desired(p: int) -> PartitionRecord:
+            with self._lock:
+                return self.desired.partition(p)
+
+        place_standbys(
+            self.settings,
+            tick,
+            desired,
+            self._write,
+            aggregate=self.aggregate,
+            aggregates=dict(self._aggregates),
+        )
 
     def _resume(self, tick: Observation) -> None:
         """Rebuild a partition whose actor had to fold its events because its snapshots were
@@ -342,6 +365,13 @@ class Coordinator:
             rebuilds=self.rebuilds.progress(),
         )
 
+    def members(self) -> Members:
+        """Per partition, the standbys that followed their writer at the last tick (readers
+        send view reads there, the writer being their fallback)."""
+        with self._lock:
+            last = self._last
+        return members_of(last, self.settings.partitions)
+
     def rebuild(
         self, partitions: list[int] | None = None, aggregate: AnyAggregate | None = None
     ) -> list[int]:
@@ -377,14 +407,15 @@ class Coordinator:
         }
 
     def shutdown(self) -> None:
-        """Record the service as stopped, stop the loop, the shadows and every actor."""
+        """Record the service as stopped, stop the loop, the shadows and every member."""
         self._write(ServiceRecord(self.settings.partitions, False, time.time()))
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(60)
         self.rebuilds.stop_all()
         for p in range(self.settings.partitions):
-            retire(self.names.partition_actor(p), graceful=True)
+            for m in range(self.settings.max_standbys + 1):
+                retire(self.names.member_actor(p, m), graceful=True)
         self._watermarks.close()
         tracing.flush()
         log.info("coordinator of %s: stopped", self.settings.app_id)

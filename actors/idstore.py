@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 from confluent_kafka import Consumer, TopicPartition
@@ -265,10 +265,10 @@ class IdStore:
         for msg in scan_partition(consumer, partition):
             records += 1
             reached = msg.offset() + 1
-            key, value = msg.key(), msg.value()
-            if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
+            entry = _entry(msg)
+            if entry is None:
                 continue
-            batch[key] = value
+            batch[entry[0]] = entry[1]
             if len(batch) >= _RESTORE_BATCH:
                 batch = self._newer(batch) if merge else batch
                 installed += len(batch)
@@ -278,6 +278,17 @@ class IdStore:
         installed += len(batch)
         self.install(batch, {partition.partition: reached})
         return records, installed
+
+    def follow(self, partition: int, messages: Sequence[Any], *, merge: bool) -> int:
+        """A standby's tail: install the entries of ``messages``, consumed in offset order
+        (read_committed) from replies partition ``partition``, and store the position after
+        the last, in one write; the ids installed. ``merge`` as in ``_scan``."""
+        if not messages:
+            return 0
+        batch = {e[0]: e[1] for m in messages if (e := _entry(m)) is not None}
+        batch = self._newer(batch) if merge and batch else batch
+        self.install(batch, {partition: messages[-1].offset() + 1})
+        return len(batch)
 
     def _newer(self, batch: dict[bytes, bytes]) -> dict[bytes, bytes]:
         """The entries of `batch` that are not older than what the store holds for their
@@ -295,11 +306,19 @@ class IdStore:
         return isinstance(key, bytes) and self._db.get(key) is not None
 
 
-def open_id_store(settings: Settings, partition: int) -> IdStore:
-    """The partition's store under ``state_dir/{app_id}/ids-{partition}``. When another live
+def _entry(msg: Any) -> tuple[bytes, bytes] | None:
+    """The id memory entry a replies record holds (None: it remembers nothing)."""
+    key, value = msg.key(), msg.value()
+    if not key or value is None or key[:1] == UNREMEMBERED_KEY_PREFIX:
+        return None
+    return key, value
+
+
+def open_id_store(settings: Settings, partition: int, member: int = 0) -> IdStore:
+    """Member ``member``'s store of the partition (``Names.ids_dir``). When another live
     process holds it (an old actor of the partition on this node that is not dead yet), a
     private scratch store is used instead and restored from the changelog in full."""
-    path = Names.of(settings).ids_dir(settings, partition)
+    path = Names.of(settings).ids_dir(settings, partition, member)
     base = path.parent
     ttl = replies_retention_ms(settings.idempotency_window_ms) // 1000
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +327,7 @@ def open_id_store(settings: Settings, partition: int) -> IdStore:
     except Exception as e:  # rocksdict raises a bare Exception for a held lock
         if "lock" not in str(e).lower():
             raise
-        scratch = base / f"ids-{partition}.scratch-{os.getpid()}"
+        scratch = base / f"{path.name}.scratch-{os.getpid()}"
         log.warning("id store %s is unavailable (%s); using %s", path, e, scratch)
         shutil.rmtree(scratch, ignore_errors=True)
         return IdStore(scratch, ttl, scratch=True)

@@ -18,12 +18,14 @@ from topology.envelopes import Position
 __all__ = [
     "Counters",
     "IllegalTransitionError",
+    "Members",
     "PartitionStats",
     "PartitionStatus",
     "Paused",
     "RebuildProgress",
     "RestoredFrom",
     "RowState",
+    "ServedBy",
     "ServiceStatus",
     "ShadowPhase",
     "ShadowProgress",
@@ -38,13 +40,15 @@ class IllegalTransitionError(RuntimeError):
 
 
 class PartitionStatus(StrEnum):
-    """A partition actor's status. STOPPED → RESTORING → RUNNING; a failed opening or loop
-    ends in FAILED, a takeover of its transactional id in FENCED (both final: the supervisor
-    replaces the actor), a cause only an operator can fix in BLOCKED (``unblock`` restores
-    again); RUNNING → STOPPED on ``stop``."""
+    """A partition member's status. The writer: STOPPED → RESTORING → RUNNING; a failed
+    opening or loop ends in FAILED, a takeover of its transactional id in FENCED (both final:
+    the supervisor replaces the actor), a cause only an operator can fix in BLOCKED
+    (``unblock`` restores again); RUNNING → STOPPED on ``stop``. A standby: STOPPED →
+    RESTORING → FOLLOWING (it tails the writer's commits) → STOPPED or FAILED."""
 
     RESTORING = "restoring"
     RUNNING = "running"
+    FOLLOWING = "following"
     FENCED = "fenced"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -67,7 +71,8 @@ class PartitionStatus(StrEnum):
 _S = PartitionStatus
 _PARTITION_MOVES: dict[PartitionStatus, frozenset[PartitionStatus]] = {
     _S.STOPPED: frozenset({_S.RESTORING, _S.BLOCKED, _S.FENCED, _S.FAILED}),
-    _S.RESTORING: frozenset({_S.RUNNING, _S.FENCED, _S.FAILED, _S.BLOCKED}),
+    _S.RESTORING: frozenset({_S.RUNNING, _S.FOLLOWING, _S.FENCED, _S.FAILED, _S.BLOCKED}),
+    _S.FOLLOWING: frozenset({_S.STOPPED, _S.FAILED}),
     # RUNNING → RESTORING: a fatal producer error re-creates the clients and restores
     _S.RUNNING: frozenset({_S.RESTORING, _S.STOPPED, _S.FENCED, _S.FAILED, _S.BLOCKED}),
     _S.BLOCKED: frozenset({_S.RESTORING, _S.BLOCKED, _S.FENCED, _S.FAILED}),
@@ -118,6 +123,13 @@ class RestoredFrom(StrEnum):
 
     SNAPSHOTS = "snapshots"
     EVENTS = "events"  # the snapshots were of another state schema: the events were folded
+
+
+class ServedBy(StrEnum):
+    """Which member of a partition answered a read."""
+
+    WRITER = "writer"
+    STANDBY = "standby"
 
 
 class RowState(StrEnum):
@@ -178,6 +190,8 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
     paused: bool
     rss_bytes: int
     ids_disk_bytes: int
+    member: int = 0  # 0: the writer; 1..: a standby
+    seq: int = 0  # the commit sequence of the state it holds (Checkpoint.seq)
 
 
 class Paused(msgspec.Struct, frozen=True):
@@ -196,13 +210,21 @@ class Switched(msgspec.Struct, frozen=True):
 
 class ViewAt(msgspec.Struct, frozen=True, kw_only=True):
     """An aggregate's committed public view (None: it does not exist) and version (0: none),
-    read at its partition's ``position``; ``reached``: that state met the read's bounds (a
-    version, a position, at least), else the read waited for them in vain."""
+    read at its partition's ``position`` by ``served_by``; ``reached``: that state met the
+    read's bounds (a version, a position, at least), else the read waited for them in vain."""
 
     view: msgspec.Struct | None
     version: int
     position: Position
     reached: bool = True
+    served_by: ServedBy = ServedBy.WRITER
+
+
+class Members(msgspec.Struct, frozen=True):
+    """Per partition, its standby members that follow its writer (``Names.member_actor``),
+    as the coordinator last observed them."""
+
+    standbys: dict[int, list[int]]
 
 
 class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,7 +260,8 @@ class RebuildProgress(msgspec.Struct, frozen=True, kw_only=True):
 
 class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One partition in ``eventledger status``: where it runs, its state as the coordinator
-    sees it, its generation, position, lag and restarts."""
+    sees it, its generation, position, lag and restarts; per standby member, how many commits
+    it is behind the writer (None: it did not report)."""
 
     partition: int
     node: str
@@ -251,6 +274,7 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     last_commit_age: float | None
     error: str | None
     rebuild: RebuildProgress | None
+    standby_lags: dict[int, int | None] = {}
 
 
 class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):

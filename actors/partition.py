@@ -34,15 +34,15 @@ from actors.committed import Clock, Committed, wall_ms
 from actors.generations import Switcher, outside_the_log, reposition
 from actors.idstore import IdStore
 from actors.kafka import FatalError, FencedError
-from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, Switched, ViewAt
+from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, ServedBy, Switched
 from actors.metrics import PartitionMetrics
 from actors.opening import open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.transactional import TransactionalWriter
+from actors.views import MemberViews
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec.aggregate import Codec
-from topology.envelopes import Position
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -74,9 +74,12 @@ def _configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-class PartitionWorker:
+class PartitionWorker(MemberViews):
     """Owns partition ``partition`` of the application in ``settings``, running ``aggregate``;
-    ``clock`` is the partition's time (the idempotency window and deadlines are judged by it)."""
+    ``clock`` is the partition's time (the idempotency window and deadlines are judged by it).
+    Its queries are ``MemberViews``'."""
+
+    served_by = ServedBy.WRITER
 
     def __init__(
         self,
@@ -335,59 +338,6 @@ class PartitionWorker:
         """The status once the constructor has restored (Ray callers await this)."""
         return str(self.status)
 
-    def get(self, aggregate_id: str) -> msgspec.Struct | None:
-        """The public view of one aggregate as committed (the aggregate's view Struct), or
-        None."""
-        with self.committed.changed:
-            return self._view(aggregate_id)[0]
-
-    def read(
-        self, aggregate_id: str, min_version: int = 0, at_least: Position | None = None
-    ) -> ViewAt:
-        """The aggregate's committed view at this partition's position, once its version is
-        at least ``min_version`` and the position at least ``at_least`` (a position of this
-        partition: ValueError otherwise). Waits on the state's changes (not a poll) up to
-        ``Settings.read_wait_ms``; still short, the view as it is, with ``reached`` False.
-        Answers the writer's own read-your-writes: a batch is installed just after its
-        commit, while its replies are visible at the commit."""
-        if at_least is not None and at_least.partition != self.partition:
-            raise ValueError(
-                f"position {at_least} is of partition {at_least.partition}; "
-                f"{aggregate_id!r} is on partition {self.partition}"
-            )
-        c = self.committed
-
-        def reached() -> bool:
-            slot = c.states.get(aggregate_id)
-            version = 0 if slot is None else slot.version
-            return version >= min_version and (at_least is None or c.seq >= at_least.seq)
-
-        with c.changed:
-            met = c.changed.wait_for(reached, timeout=self.settings.read_wait_ms / 1000)
-            view, version = self._view(aggregate_id)
-            return ViewAt(view=view, version=version, position=c.at(self.partition), reached=met)
-
-    def _view(self, aggregate_id: str) -> tuple[msgspec.Struct | None, int]:
-        """The aggregate's view (None: unknown, or only refused commands so far) and
-        version."""
-        slot = self.committed.states.get(aggregate_id)
-        if slot is None:
-            return None, 0
-        if slot.state is None:
-            return None, slot.version
-        view: msgspec.Struct = self.committed.aggregate.view(slot.state, slot.version)
-        return view, slot.version
-
-    def views(self) -> dict[str, msgspec.Struct]:
-        """Every aggregate's committed public view (the aggregate's view Structs)."""
-        view = self.committed.aggregate.view
-        with self.committed.changed:
-            return {
-                k: view(s.state, s.version)
-                for k, s in self.committed.states.items()
-                if s.state is not None
-            }
-
     def stats(self) -> PartitionStats:
         """Status, position and counters, for ``status``, the coordinator and the bench."""
         return PartitionStats(
@@ -399,5 +349,6 @@ class PartitionWorker:
             paused=self._switcher.gate.requested,
             rss_bytes=psutil.Process().memory_info().rss,
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
+            seq=self.committed.seq,
             **msgspec.structs.asdict(self.counters),
         )

@@ -1,6 +1,13 @@
-"""Queries of the committed state, over Ray: an aggregate's public view, asked of the partition
-actor that owns it, and its history and past states, asked of its partition's history index
-(``actors.history``).
+"""Queries of the committed state, over Ray: an aggregate's public view, asked of a standby
+of the partition that owns it (``actors.standby``; its writer as the fallback), and its
+history and past states, asked of its partition's history index (``actors.history``).
+
+Routing: the standbys that follow are learnt from the coordinator (``Coordinator.members``,
+kept for ``MEMBERS_SECONDS`` and refreshed after any failure), their handles are kept, and
+reads go round robin over a partition's standbys. A standby that fails, does not answer
+within ``Settings.read_wait_ms`` plus ``STANDBY_GRACE_SECONDS``, or has not reached the
+read's bounds by then, hands the read to the writer, which waits for them too. A standby that
+failed is not asked again before the members are refreshed.
 
 Typed by the aggregate's view type given at construction (``Aggregate.view_type``): every
 view returned is one, checked, so a reader built for another aggregate than the service runs
@@ -9,6 +16,10 @@ fails loudly instead of answering with values of the wrong type.
 
 from __future__ import annotations
 
+import itertools
+import logging
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -16,16 +27,26 @@ import ray
 from ray.exceptions import RayTaskError
 
 from actors.history import history_actor
-from actors.messages import ViewAt
-from actors.ray_state import READS, partition_actor
+from actors.messages import Members, ViewAt
+from actors.ray_state import READS, lookup_actor
 from topology.envelopes import Position
 from topology.history import HistoryPage, PointInTime
+from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
 from topology.settings import Settings
 
-__all__ = ["PositionNotReachedError", "Reads"]
+__all__ = ["MEMBERS_SECONDS", "STANDBY_GRACE_SECONDS", "PositionNotReachedError", "Reads"]
+
+log = logging.getLogger(__name__)
 
 V = TypeVar("V")
+
+MEMBERS_SECONDS = 2.0
+"""How long the members learnt from the coordinator are used before asking again."""
+
+STANDBY_GRACE_SECONDS = 1.0
+"""Beyond its ``read_wait_ms``, how long a standby may take to answer before the writer is
+asked instead (a stopped or overloaded standby must not hold a read for its whole timeout)."""
 
 
 class PositionNotReachedError(Exception):
@@ -49,14 +70,19 @@ class Reads(Generic[V]):
     def __init__(self, settings: Settings, view_type: type[V]) -> None:
         self.settings = settings
         self.view_type = view_type
+        self._names = Names.of(settings)
+        self._lock = threading.Lock()
+        self._members: Members | None = None
+        self._members_at = 0.0
+        self._avoid: set[str] = set()  # standbys that failed since the members were learnt
+        self._handles: dict[str, Any] = {}
+        self._turn = itertools.count()
 
     def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
-        """The aggregate's committed public view, or None when it does not exist."""
-        actor = partition_actor(self.settings.app_id, self.partition_of(aggregate_id))
-        found = ray.get(
-            actor.get.options(concurrency_group=READS).remote(aggregate_id), timeout=timeout
-        )
-        return None if found is None else self._checked(found)
+        """The aggregate's committed public view, or None when it does not exist, as a
+        standby (else the writer) holds it now."""
+        found = self._route(aggregate_id, 0, None, timeout)
+        return None if found.view is None else self._checked(found.view)
 
     def read(
         self,
@@ -69,23 +95,94 @@ class Reads(Generic[V]):
         """The aggregate's committed view (``ViewAt.view``: a ``view_type``, or None) and the
         position it was read at, once its version is at least ``min_version`` and its
         partition's position at least ``at_least`` (a reply's ``version`` and ``position``:
-        read-your-writes). The partition waits for them up to ``Settings.read_wait_ms``;
-        still short, raises ``PositionNotReachedError``. ``at_least`` of another partition
-        than the aggregate's is a ValueError."""
+        read-your-writes). A standby answers when it reaches them within
+        ``Settings.read_wait_ms``, else the writer, which waits as long; still short, raises
+        ``PositionNotReachedError``. ``ViewAt.served_by`` says which answered. ``at_least``
+        of another partition than the aggregate's is a ValueError."""
         partition = self.partition_of(aggregate_id)
         if at_least is not None and at_least.partition != partition:
             raise ValueError(
                 f"position {at_least} is of partition {at_least.partition}, "
                 f"not of {aggregate_id!r}'s ({partition})"
             )
-        actor = partition_actor(self.settings.app_id, partition)
-        call = actor.read.options(concurrency_group=READS)
-        found: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)
+        found = self._route(aggregate_id, min_version, at_least, timeout)
         if not found.reached:
             raise PositionNotReachedError(aggregate_id, found.version, found.position)
         if found.view is not None:
             self._checked(found.view)
         return found
+
+    def _route(
+        self, aggregate_id: str, min_version: int, at_least: Position | None, timeout: float
+    ) -> ViewAt:
+        """The read asked of a standby of the aggregate's partition, then of its writer."""
+        partition = self.partition_of(aggregate_id)
+        wait = min(timeout, self.settings.read_wait_ms / 1000 + STANDBY_GRACE_SECONDS)
+        for name in self._standbys(partition):
+            try:
+                call = self._handle(name).read.options(concurrency_group=READS)
+                found: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), wait)
+            except Exception as e:  # gone, stopped, restarting: the writer answers
+                log.info("standby %s did not answer (%s); asking the writer", name, e)
+                with self._lock:
+                    self._avoid.add(name)
+                    self._handles.pop(name, None)
+                continue
+            if found.reached:
+                return found
+        writer = self._names.member_actor(partition, 0)
+        for fresh in (False, True):
+            call = self._handle(writer, fresh=fresh).read.options(concurrency_group=READS)
+            try:
+                answer: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)
+            except (ValueError, TimeoutError, ray.exceptions.GetTimeoutError):
+                raise
+            except Exception:
+                if fresh:
+                    raise
+                continue  # a kept handle of a writer since replaced: ask the one named now
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _standbys(self, partition: int) -> list[str]:
+        """The names of the partition's following standbys to ask, in this read's turn."""
+        now = time.monotonic()
+        with self._lock:
+            stale = self._members is None or now - self._members_at > MEMBERS_SECONDS
+        if stale:
+            self._learn_members(now)
+        with self._lock:
+            members = [] if self._members is None else self._members.standbys.get(partition, [])
+            names = [self._names.member_actor(partition, m) for m in members]
+            names = [n for n in names if n not in self._avoid]
+            turn = next(self._turn)
+        if not names:
+            return []
+        first = turn % len(names)
+        return names[first:] + names[:first]
+
+    def _learn_members(self, now: float) -> None:
+        """Ask the coordinator which standbys follow (none known when it cannot say)."""
+        members: Members | None = None
+        coordinator = lookup_actor(self._names.coordinator_actor, NAMESPACE)
+        if coordinator is not None:
+            try:
+                members = ray.get(coordinator.members.remote(), timeout=MEMBERS_SECONDS)
+            except Exception as e:
+                log.info("the coordinator did not say its members (%s)", e)
+        with self._lock:
+            self._members, self._members_at, self._avoid = members, now, set()
+
+    def _handle(self, name: str, *, fresh: bool = False) -> Any:
+        """The named member's handle, kept (``fresh``: looked up again); ValueError when
+        there is no such actor."""
+        with self._lock:
+            handle = None if fresh else self._handles.get(name)
+        if handle is None:
+            handle = ray.get_actor(name, namespace=NAMESPACE)
+            with self._lock:
+                self._handles[name] = handle
+        return handle
 
     def history(
         self, aggregate_id: str, *, after_version: int = 0, limit: int = 100, timeout: float = 30.0

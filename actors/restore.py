@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
@@ -46,7 +46,8 @@ _RESTORE_CONSUMER = {
 class Restored:
     """What a snapshots partition held: the store, the checkpoint (None: no batch was ever
     committed to this generation), the records read, whether stale snapshots were met, the
-    events partition's end offset, and the seconds it took."""
+    events partition's end offset, the seconds it took, and where a reader goes on from
+    (``after``: the offset after the last record read; ``OFFSET_BEGINNING`` when none)."""
 
     store: SnapshotStore
     checkpoint: Checkpoint | None
@@ -55,6 +56,7 @@ class Restored:
     events_end: int
     seconds: float
     folded: bool = False  # the store was folded from the events (the snapshots were stale)
+    after: int = OFFSET_BEGINNING
 
 
 def restore_partition(
@@ -74,8 +76,10 @@ def restore_partition(
     checkpoint: Checkpoint | None = None
     records = 0
     stale = False
+    after = OFFSET_BEGINNING
     try:
         for msg in scan_partition(consumer, snapshots, wait=0.05):
+            after = msg.offset() + 1
             key = msg.key()
             if key == CHECKPOINT_KEY:
                 checkpoint = decode_checkpoint(msg.value())
@@ -94,7 +98,8 @@ def restore_partition(
     finally:
         consumer.close()
     release_freed_memory()
-    return Restored(store, checkpoint, records, stale, events_end, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return Restored(store, checkpoint, records, stale, events_end, seconds, after=after)
 
 
 def restore_or_fold(

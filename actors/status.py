@@ -9,8 +9,16 @@ combination maps to one ``RowState``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from actors.messages import PartitionStatus, RebuildProgress, RowState, ServiceStatus, StatusRow
+from actors.messages import (
+    PartitionStats,
+    PartitionStatus,
+    RebuildProgress,
+    RowState,
+    ServiceStatus,
+    StatusRow,
+)
 from actors.supervisor import Observation, PartitionActual
 from topology.control import PartitionRecord
 from topology.placement import ActorPhase
@@ -54,9 +62,11 @@ def status_row(
     end: int | None,
     rebuild: RebuildProgress | None,
     now: float,
+    standbys: Sequence[PartitionActual] = (),
 ) -> StatusRow:
     """Partition ``p``'s row: ``actual`` as observed at ``now`` (None: not yet observed),
-    ``end`` the end offset of its commands partition then."""
+    ``end`` the end offset of its commands partition then, ``standbys`` its standby members
+    that exist (their lag: commits behind the writer)."""
     stats = actual.stats if actual is not None else None
     info = actual.info if actual is not None else None
     state = row_state(
@@ -79,7 +89,15 @@ def status_row(
         last_commit_age=now - last_commit if last_commit else None,
         error=stats.error if stats is not None else None,
         rebuild=rebuild,
+        standby_lags={s.member: _lag(stats, s.stats) for s in standbys if s.info is not None},
     )
+
+
+def _lag(writer: PartitionStats | None, standby: PartitionStats | None) -> int | None:
+    """Commits the standby is behind its writer (None: one of them did not report)."""
+    if writer is None or standby is None:
+        return None
+    return max(0, writer.seq - standby.seq)
 
 
 def service_status(
@@ -101,6 +119,9 @@ def service_status(
             end=last.ends.get(p) if last is not None else None,
             rebuild=rebuilds.get(p),
             now=last.at if last is not None else time.time(),
+            standbys=[a for (q, _), a in sorted(last.standbys.items()) if q == p]
+            if last is not None
+            else [],
         )
         for p in range(settings.partitions)
     ]

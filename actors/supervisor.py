@@ -1,6 +1,6 @@
-"""Doing what the placement plan decided: start, retire and observe partition actors, and
-call them all at once (``answers``: the coordinator's observe and resume steps never wait on
-one actor alone).
+"""Doing what the placement plan decided: start, retire and observe partition actors (writers
+and standbys), and call them all at once (``answers``: the coordinator's observe and resume
+steps never wait on one actor alone).
 
 A partition actor is the detached Ray actor ``{app}-partition-{p}`` in namespace
 ``eventledger`` (``Names.partition_actor``), pinned to a node with hard node affinity:
@@ -8,14 +8,17 @@ Ray restarts a crashed one in place (up to ``RAY_RESTARTS`` times), and when its
 gives up on it and the coordinator places a successor. Invariant: a successor is created
 only after Ray has released the predecessor's name (it is dead), and it fences any process of
 the predecessor Ray lost track of with ``init_transactions`` — never two live writers.
+A standby (``start_standby``, ``Names.member_actor(p, m)`` for m >= 1) is placed the same way
+and never writes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -23,6 +26,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.messages import PartitionStats, PartitionStatus
 from actors.partition import PartitionWorker
 from actors.ray_state import READS, ActorInfo, RayState, describe_actor, lookup_actor
+from actors.standby import StandbyWorker
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -35,13 +39,17 @@ __all__ = [
     "Observation",
     "PartitionActual",
     "answers",
+    "observe_members",
     "observe_partitions",
     "reserved",
     "retire",
     "start_partition",
+    "start_standby",
 ]
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 RAY_RESTARTS = 3
 """Crashes Ray handles by itself (in place, same node); beyond that the coordinator does."""
@@ -60,12 +68,13 @@ _BROKEN_STATUSES = frozenset(
 
 @dataclass(frozen=True)
 class PartitionActual:
-    """One partition's actor as observed this tick: Ray's view and the actor's own stats
-    (empty when it did not answer in time)."""
+    """One partition member's actor as observed this tick (member 0: the writer): Ray's view
+    and the actor's own stats (empty when it did not answer in time)."""
 
     partition: int
     info: ActorInfo | None
     stats: PartitionStats | None
+    member: int = 0
 
     @property
     def observed(self) -> Observed:
@@ -88,26 +97,28 @@ class PartitionActual:
 @dataclass(frozen=True)
 class Observation:
     """What one tick of the coordinator observed, at time ``at``: the alive nodes, every
-    partition's actor, the end offset of each commands partition, and each partition's
-    desired record then (a step acts on a partition only while its record is still that)."""
+    partition's writer, the end offset of each commands partition, and each partition's
+    desired record then (a step acts on a partition only while its record is still that);
+    ``standbys``: the standby members that may exist, by (partition, member)."""
 
     nodes: list[str]
     actual: list[PartitionActual]
     ends: dict[int, int]
     at: float
     desired: dict[int, PartitionRecord]
+    standbys: dict[tuple[int, int], PartitionActual] = field(default_factory=dict)
 
 
-def answers(refs: dict[int, Any], timeout: float) -> tuple[dict[int, Any], dict[int, str]]:
+def answers(refs: dict[K, Any], timeout: float) -> tuple[dict[K, Any], dict[K, str]]:
     """Wait at most ``timeout`` seconds, for all together, for calls made on partition
-    actors (partition → ObjectRef): the results of those that answered, and why each
-    other did not (its error, or no answer in time)."""
+    actors (partition, or (partition, member) → ObjectRef): the results of those that
+    answered, and why each other did not (its error, or no answer in time)."""
     if not refs:
         return {}, {}
     ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout)
     answered = set(ready)
-    results: dict[int, Any] = {}
-    missing: dict[int, str] = {}
+    results: dict[K, Any] = {}
+    missing: dict[K, str] = {}
     for p, ref in refs.items():
         if ref not in answered:
             missing[p] = f"no answer in {timeout:g}s"
@@ -122,19 +133,28 @@ def answers(refs: dict[int, Any], timeout: float) -> tuple[dict[int, Any], dict[
 def observe_partitions(
     app_id: str, partitions: int, timeout: float = ANSWER_SECONDS
 ) -> list[PartitionActual]:
-    """Every partition actor's Ray state and, for the live ones that answer within
+    """Every partition's writer: its Ray state and, for the live ones that answer within
     ``timeout`` seconds, their stats."""
+    found = observe_members(app_id, [(p, 0) for p in range(partitions)], timeout)
+    return [found[(p, 0)] for p in range(partitions)]
+
+
+def observe_members(
+    app_id: str, members: Sequence[tuple[int, int]], timeout: float = ANSWER_SECONDS
+) -> dict[tuple[int, int], PartitionActual]:
+    """The actors of ``members`` ((partition, member) pairs), as ``observe_partitions``
+    does, all awaited together."""
     names = Names(app_id)
-    infos = [describe_actor(names.partition_actor(p), NAMESPACE) for p in range(partitions)]
+    infos = {(p, m): describe_actor(names.member_actor(p, m), NAMESPACE) for p, m in members}
     refs = {
-        p: info.handle.stats.remote()
-        for p, info in enumerate(infos)
+        key: info.handle.stats.remote()
+        for key, info in infos.items()
         if info is not None and info.state is RayState.ALIVE
     }
     stats, missing = answers(refs, timeout)
-    for p, why in missing.items():
-        log.info("partition %d did not answer: %s", p, why)
-    return [PartitionActual(p, infos[p], stats.get(p)) for p in range(partitions)]
+    for (p, m), why in missing.items():
+        log.info("partition %d member %d did not answer: %s", p, m, why)
+    return {(p, m): PartitionActual(p, infos[(p, m)], stats.get((p, m)), m) for p, m in members}
 
 
 def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
@@ -168,6 +188,33 @@ def start_partition(
         **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
     ).remote(settings, partition, aggregate, generation=None)
+
+
+def start_standby(
+    settings: Settings,
+    partition: int,
+    member: int,
+    node_id: str,
+    *,
+    aggregate: AnyAggregate,
+    aggregates: int = 0,
+) -> Any:
+    """Create standby ``member`` of the partition on ``node_id`` (returns at once; the
+    constructor restores in the background), reserving as a writer does (``reserved``): any
+    standby may come to hold the partition's writes. Raises ValueError when an actor of that
+    name still exists."""
+    groups = {READS: READ_CONCURRENCY}
+    remote: Any = ray.remote(concurrency_groups=groups)(StandbyWorker)  # type: ignore[call-overload]
+    return remote.options(
+        name=Names.of(settings).member_actor(partition, member),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=RAY_RESTARTS,
+        max_task_retries=-1,
+        num_cpus=0,
+        **reserved(settings, aggregates),
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(settings, partition, member, aggregate, generation=None)
 
 
 def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:

@@ -97,6 +97,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
         ("lag", "right"),
         ("restarts", "right"),
         ("last\ncommit", "right"),
+        ("standby\nlag", "right"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in status.rows:
@@ -115,6 +116,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             _num(row.lag),
             str(row.restarts),
             _age(row.last_commit_age),
+            _standbys(row.standby_lags),
         )
     console.print(table)
     for name, error in sorted(status.errors.items()):
@@ -122,6 +124,11 @@ def print_status(console: Console, status: ServiceStatus) -> None:
     for row in status.rows:
         if row.error:
             console.print(f"[red]partition {row.partition}:[/] {row.error}")
+
+
+def _standbys(lags: dict[int, int | None]) -> str:
+    """Each standby's lag in commits behind its writer ("?": it did not report)."""
+    return " ".join("?" if lag is None else str(lag) for _, lag in sorted(lags.items())) or "-"
 
 
 def not_running(status: ServiceStatus) -> list[int]:

@@ -5,7 +5,8 @@ key, so reading it from the beginning to its end gives the whole desired state:
 
 - ``service``: the application is serving (or was stopped) with this partition count;
 - ``partition/{p}``: partition p's snapshot generation, whether its commands are paused, the
-  node the coordinator placed its actor on, and how many actors it has started for it;
+  node the coordinator placed its writer on (and each of its standbys), and how many writers
+  it has started for it;
 - ``rebuild/{p}``: the latest rebuild of partition p and how far it got.
 
 Invariants: a partition's generation only grows, and it changes only after the live actor
@@ -67,13 +68,15 @@ class ServiceRecord(msgspec.Struct, frozen=True, tag="service"):
 class PartitionRecord(msgspec.Struct, frozen=True, tag="partition"):
     """Partition ``partition``'s desired state. ``node_id`` is where the coordinator last
     placed its actor (None: not yet placed); ``starts`` counts the actors it created for it
-    (each one beyond the first replaced an actor Ray could not bring back)."""
+    (each one beyond the first replaced an actor Ray could not bring back); ``nodes`` is where
+    it last placed each standby member (member → node)."""
 
     partition: int
     generation: int = 0
     paused: bool = False
     node_id: str | None = None
     starts: int = 0
+    nodes: dict[int, str] = {}
 
 
 class RebuildRecord(msgspec.Struct, frozen=True, tag="rebuild"):

@@ -34,7 +34,13 @@ class Names:
     # -- Ray actors ------------------------------------------------------------------------
 
     def partition_actor(self, partition: int) -> str:
-        return f"{self.app_id}-partition-{partition}"
+        """The writer of ``partition`` (member 0)."""
+        return self.member_actor(partition, 0)
+
+    def member_actor(self, partition: int, member: int) -> str:
+        """Member ``member`` of ``partition``: 0 is the writer, ``1..`` its standbys."""
+        base = f"{self.app_id}-partition-{partition}"
+        return base if member == 0 else f"{base}.{member}"
 
     @property
     def coordinator_actor(self) -> str:
@@ -93,8 +99,10 @@ class Names:
         """This application's directory under ``settings.state_dir``."""
         return Path(settings.state_dir).expanduser() / self.app_id
 
-    def ids_dir(self, settings: Settings, partition: int) -> Path:
-        return self.state_dir(settings) / f"ids-{partition}"
+    def ids_dir(self, settings: Settings, partition: int, member: int = 0) -> Path:
+        """The id memory of member ``member`` of ``partition`` (each member keeps its own)."""
+        base = f"ids-{partition}"
+        return self.state_dir(settings) / (base if member == 0 else f"{base}.{member}")
 
     def history_dir(self, settings: Settings, partition: int) -> Path:
         return self.state_dir(settings) / f"history-{partition}"

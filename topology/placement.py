@@ -16,6 +16,13 @@ Rules, in order:
    actors move from the most to the least loaded node while the two differ by more than one
    (``Move``: stop, then start elsewhere; the move costs one restore). Partitions in
    ``frozen`` (paused, or being rebuilt) never move.
+
+Standbys (``plan_standbys``): each partition has ``count`` standby members ``1..count``. A
+missing one is started (``StartStandby``) on an alive node other than its writer's when there
+is one: the node it was placed on before (its id memory is there), else the least loaded,
+counting writers and standbys alike (each holds the partition's state). A broken or stranded
+one, one beyond ``count``, and one beside its writer while another node is alive are retired
+(``RetireStandby``); the next plan starts it again where it belongs.
 """
 
 from __future__ import annotations
@@ -30,9 +37,13 @@ __all__ = [
     "Move",
     "Observed",
     "Replace",
+    "RetireStandby",
+    "StandbyAction",
     "Start",
+    "StartStandby",
     "loads",
     "plan",
+    "plan_standbys",
 ]
 
 
@@ -75,6 +86,23 @@ class Move:
 
 
 Action = Start | Replace | Move
+
+
+@dataclass(frozen=True)
+class StartStandby:
+    partition: int
+    member: int
+    node_id: str
+
+
+@dataclass(frozen=True)
+class RetireStandby:
+    partition: int
+    member: int
+    reason: str
+
+
+StandbyAction = StartStandby | RetireStandby
 
 
 def loads(
@@ -155,3 +183,52 @@ def plan(
 
 def _moving(actions: Sequence[Action], partition: int) -> bool:
     return any(a.partition == partition for a in actions)
+
+
+def plan_standbys(
+    count: int,
+    writers: Mapping[int, Observed],
+    standbys: Mapping[tuple[int, int], Observed],
+    alive: Sequence[str],
+    placed: Mapping[tuple[int, int], str | None],
+) -> list[StandbyAction]:
+    """The actions that give every partition of ``writers`` (partition → its writer as
+    observed) standby members ``1..count``; ``standbys`` maps (partition, member) to what is
+    observed of the members that may exist (missing ones may be left out), ``placed`` to
+    where each was last placed. Deterministic: ties go to the lowest node id."""
+    nodes = sorted(set(alive))
+    if not nodes:
+        return []
+    load = dict.fromkeys(nodes, 0)
+    for seen in [*writers.values(), *standbys.values()]:
+        if seen.phase not in (ActorPhase.MISSING, ActorPhase.BROKEN) and seen.node_id in load:
+            load[seen.node_id] += 1
+    actions: list[StandbyAction] = []
+    for (p, m), seen in sorted(standbys.items()):
+        if seen.phase in (ActorPhase.MISSING, ActorPhase.STARTING, ActorPhase.RESTARTING):
+            continue
+        writer = writers[p].node_id if p in writers else None
+        if m > count:
+            why = f"only {count} standbys are wanted"
+        elif seen.phase is ActorPhase.BROKEN:
+            why = "its loop has stopped"
+        elif seen.node_id is not None and seen.node_id not in load:
+            why = f"its node {seen.node_id[:8]} is gone"
+        elif seen.node_id is not None and seen.node_id == writer and len(nodes) > 1:
+            why = "it runs beside its writer while another node is alive"
+        else:
+            continue
+        actions.append(RetireStandby(p, m, why))
+    retiring = {(a.partition, a.member) for a in actions}
+    for p in sorted(writers):
+        writer = writers[p].node_id
+        for m in range(1, count + 1):
+            seen = standbys.get((p, m), Observed(ActorPhase.MISSING))
+            if seen.phase is not ActorPhase.MISSING or (p, m) in retiring:
+                continue
+            others = [n for n in nodes if n != writer] or nodes
+            before = placed.get((p, m))
+            node = before if before in others else min(others, key=lambda n: (load[n], n))
+            actions.append(StartStandby(p, m, node))
+            load[node] += 1
+    return actions

@@ -12,6 +12,7 @@ from topology.connection import API_ENV_PREFIX, ENV_PREFIX, PROPERTIES_FILE, Kaf
 from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
 
 __all__ = [
+    "AUTO_STANDBYS",
     "DAY_MS",
     "DEFAULT_STATE_DIR",
     "ENVIRONMENT",
@@ -37,11 +38,14 @@ ENVIRONMENT: Mapping[str, str] = {
     "actor_memory_mb": "EVENTLEDGER_ACTOR_MEMORY_MB",
     "aggregate_bytes": "EVENTLEDGER_AGGREGATE_BYTES",
     "read_wait_ms": "EVENTLEDGER_READ_WAIT_MS",
+    "standbys": "EVENTLEDGER_STANDBYS",
 }
 """Field name → environment variable that may set it."""
 
 _APP_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 DAY_MS: Final = 24 * 60 * 60 * 1000
+AUTO_STANDBYS: Final = -1
+"""`Settings.standbys`: one standby per partition on two or more nodes, else none."""
 DEFAULT_STATE_DIR: Final = "~/.cache/eventledger/state"
 _T = TypeVar("_T", int, float, str)
 
@@ -67,7 +71,11 @@ class Settings:
     none) and `actor_memory_mb` MiB plus `aggregate_bytes` per aggregate it holds.
 
     A read that asks for at least a version or position waits up to `read_wait_ms` (default
-    200 ms) for the partition's committed state to reach it."""
+    200 ms) for the partition's committed state to reach it.
+
+    Each partition has `standbys` standbys (read-only members that follow its writer);
+    `AUTO_STANDBYS` (-1, the default): one when two or more alive nodes offer the partition
+    resource, else none (`standbys_for`)."""
 
     app_id: str
     bootstrap_servers: str
@@ -86,6 +94,7 @@ class Settings:
     aggregate_bytes: int = 1024
     api_kafka: KafkaProperties | None = None
     read_wait_ms: int = 200
+    standbys: int = AUTO_STANDBYS
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -107,6 +116,7 @@ class Settings:
         _at_least("actor_memory_mb", self.actor_memory_mb, 1)
         _at_least("aggregate_bytes", self.aggregate_bytes, 0)
         _at_least("read_wait_ms", self.read_wait_ms, 0)
+        _at_least("standbys (or -1, auto)", self.standbys, AUTO_STANDBYS)
         if 0 < self.replication_factor < self.min_insync_replicas:
             raise ValueError(
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
@@ -139,6 +149,7 @@ class Settings:
         aggregate_bytes: int | None = None,
         api_kafka: Mapping[str, str] | None = None,
         read_wait_ms: int | None = None,
+        standbys: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -179,6 +190,7 @@ class Settings:
             aggregate_bytes=_pick(aggregate_bytes, env, "aggregate_bytes", int, 1024),
             api_kafka=api_kafka_properties(env, api_kafka),
             read_wait_ms=_pick(read_wait_ms, env, "read_wait_ms", int, 200),
+            standbys=_standbys(standbys, env),
         )
 
     def for_api(self) -> Self:
@@ -193,6 +205,18 @@ class Settings:
             api_kafka=None,
             bootstrap_servers=self.api_kafka.get("bootstrap.servers") or self.bootstrap_servers,
         )
+
+    @property
+    def max_standbys(self) -> int:
+        """The most standbys a partition may have (``AUTO_STANDBYS``: one)."""
+        return 1 if self.standbys == AUTO_STANDBYS else self.standbys
+
+    def standbys_for(self, nodes: int) -> int:
+        """The standbys each partition has while ``nodes`` alive nodes offer the partition
+        resource."""
+        if self.standbys == AUTO_STANDBYS:
+            return 1 if nodes >= 2 else 0
+        return self.standbys
 
     def reservation(self, aggregates: int = 0) -> Reservation:
         """What a partition actor holding `aggregates` aggregates reserves on its node."""
@@ -253,6 +277,13 @@ def _pick(
         return parse(raw.strip())
     except ValueError:
         raise ValueError(f"{variable} must parse as {parse.__name__}, got {raw!r}") from None
+
+
+def _standbys(explicit: int | None, env: Mapping[str, str]) -> int:
+    """``EVENTLEDGER_STANDBYS``: a count, or ``auto`` (``AUTO_STANDBYS``)."""
+    if explicit is None and env.get(ENVIRONMENT["standbys"], "").strip().lower() == "auto":
+        return AUTO_STANDBYS
+    return _pick(explicit, env, "standbys", int, AUTO_STANDBYS)
 
 
 def _at_least(field: str, value: Any, minimum: int) -> None:

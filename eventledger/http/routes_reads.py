@@ -5,7 +5,9 @@ runs on the replica's blocking executor with the read timeout (``Limits.read_tim
 The view answers with the position it was read at; ``min_version`` and ``at_least`` (a
 reply's ``version`` and ``position``) ask for at least that state: the partition waits up to
 its ``read_wait_ms`` for it, else 409 ``position_not_reached``. A position of another
-partition than the account's is 422 ``invalid_request``, never ignored."""
+partition than the account's is 422 ``invalid_request``, never ignored. A standby of the
+partition answers when it can (its writer otherwise); the ``Eventledger-Served-By`` header
+says which."""
 
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ from topology.codes import ReadCode
 from topology.envelopes import Position
 from topology.history import MAX_PAGE
 
-__all__ = ["router"]
+__all__ = ["SERVED_BY_HEADER", "router"]
 
 router = APIRouter()
+
+SERVED_BY_HEADER = "Eventledger-Served-By"
+"""Which member of the partition answered a view: ``writer`` or ``standby``."""
 
 
 @router.get("/accounts/{account}", summary="The account, as committed")
@@ -73,7 +78,10 @@ async def get_account(
     if found.view is None:
         return problem(404, "unknown_account", "no such account", account=account)
     body = {"account": account, **msgspec.to_builtins(found.view)}
-    return JSONResponse({**body, "position": str(found.position)})
+    return JSONResponse(
+        {**body, "position": str(found.position)},
+        headers={SERVED_BY_HEADER: str(found.served_by)},
+    )
 
 
 @router.get("/accounts/{account}/history", summary="The account's events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from topology.control import (
@@ -52,3 +53,10 @@ def test_desired_state_keeps_the_latest_record_per_key() -> None:
     assert desired.rebuilds[0].phase is RebuildPhase.DONE
     assert desired.rebuilds[0].rate == 10.0
     assert RebuildPhase.SWITCHING.active and not RebuildPhase.DONE.active
+
+
+def test_a_partition_record_keeps_its_standbys_nodes_and_older_records_decode_without() -> None:
+    record = PartitionRecord(2, node_id="a", starts=1, nodes={1: "b"})
+    assert decode_control(encode_control(record)[1]) == record
+    older = msgspec.msgpack.encode({"type": "partition", "partition": 2, "node_id": "a"})
+    assert decode_control(older) == PartitionRecord(2, node_id="a", nodes={})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from actors.messages import ViewAt
+from actors.messages import ServedBy, ViewAt
 from actors.reads import PositionNotReachedError
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
@@ -28,6 +28,7 @@ class _Reads:
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, int, Position | None]] = []
+        self.served_by = ServedBy.STANDBY
 
     def partition_of(self, account: str) -> int:
         return 1
@@ -38,7 +39,8 @@ class _Reads:
         self.asked.append((account, min_version, at_least))
         if min_version > 3 or (at_least is not None and at_least.seq > AT.seq):
             raise PositionNotReachedError(account, 3, AT)
-        return ViewAt(view=AccountView("open", "EUR", 5, 0, 3), version=3, position=AT)
+        view = AccountView("open", "EUR", 5, 0, 3)
+        return ViewAt(view=view, version=3, position=AT, served_by=self.served_by)
 
 
 class _Client:
@@ -77,6 +79,13 @@ def test_a_post_answers_its_position_and_a_get_with_it_reads_at_least_there(
     plain = client.get("/accounts/a")
     assert plain.json()["position"] == "1:40"
     assert fake.reads.asked[-1] == ("a", 0, None)
+
+
+def test_a_get_says_which_member_served_it(http: tuple[TestClient, _Client]) -> None:
+    client, fake = http
+    assert client.get("/accounts/a").headers["Eventledger-Served-By"] == "standby"
+    fake.reads.served_by = ServedBy.WRITER
+    assert client.get("/accounts/a").headers["Eventledger-Served-By"] == "writer"
 
 
 @pytest.mark.parametrize("params", [{"min_version": 4}, {"at_least": "1:41"}])

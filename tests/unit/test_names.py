@@ -32,3 +32,12 @@ def test_the_prefixes_acls_grant_by_cover_the_names() -> None:
         assert name.startswith(names.prefix)
     assert names.group("client", unique=True).startswith(names.group_prefix("client"))
     assert not names.group("clientele").startswith(names.group_prefix("client"))
+
+
+def test_member_zero_is_the_writer_and_standbys_have_names_and_id_stores_of_their_own() -> None:
+    names = Names("app")
+    settings = Settings.resolve(app_id="app", state_dir="/s", environ={})
+    assert names.member_actor(3, 0) == names.partition_actor(3) == "app-partition-3"
+    assert names.member_actor(3, 1) == "app-partition-3.1"
+    assert names.ids_dir(settings, 3, 0) == names.ids_dir(settings, 3)
+    assert names.ids_dir(settings, 3, 1) != names.ids_dir(settings, 3)

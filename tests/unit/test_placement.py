@@ -7,7 +7,17 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
+from topology.placement import (
+    ActorPhase,
+    Move,
+    Observed,
+    Replace,
+    RetireStandby,
+    Start,
+    StartStandby,
+    plan,
+    plan_standbys,
+)
 
 RUNNING = ActorPhase.RUNNING
 
@@ -98,3 +108,87 @@ def test_repeated_planning_converges_to_one_even_placement(
     per_node = Counter(o.node_id for o in observed.values())
     counts = [per_node.get(n, 0) for n in alive]
     assert max(counts) - min(counts) <= 1
+
+
+# -- standbys ------------------------------------------------------------------------------
+
+
+def test_a_standby_starts_on_another_node_than_its_writer() -> None:
+    writers = running(p0="a", p1="b")
+    actions = plan_standbys(1, writers, {}, ["a", "b"], {})
+    assert actions == [StartStandby(0, 1, "b"), StartStandby(1, 1, "a")]
+
+
+def test_on_one_node_a_standby_runs_beside_its_writer() -> None:
+    assert plan_standbys(1, running(p0="a"), {}, ["a"], {}) == [StartStandby(0, 1, "a")]
+
+
+def test_standbys_go_to_the_least_loaded_other_node_and_count_as_load() -> None:
+    writers = running(p0="a", p1="a", p2="b")
+    actions = plan_standbys(1, writers, {}, ["a", "b", "c"], {})
+    # p0's standby: b and c are not a; c is idler (b holds p2's writer); then p1's: b and c
+    # hold one each, the lower id wins; p2's: a holds two, c one
+    assert actions == [StartStandby(0, 1, "c"), StartStandby(1, 1, "b"), StartStandby(2, 1, "c")]
+
+
+def test_a_standby_comes_back_on_the_node_it_ran_on() -> None:
+    writers = running(p0="a")
+    actions = plan_standbys(1, writers, {}, ["a", "b", "c"], {(0, 1): "c"})
+    assert actions == [StartStandby(0, 1, "c")]
+
+
+def test_counts_of_standbys_per_partition() -> None:
+    writers = running(p0="a")
+    assert plan_standbys(0, writers, {}, ["a", "b"], {}) == []
+    two = plan_standbys(2, writers, {}, ["a", "b", "c"], {})
+    assert two == [StartStandby(0, 1, "b"), StartStandby(0, 2, "c")]
+    extra = {(0, 1): Observed(RUNNING, "b"), (0, 2): Observed(RUNNING, "c")}
+    assert plan_standbys(1, writers, extra, ["a", "b", "c"], {}) == [
+        RetireStandby(0, 2, "only 1 standbys are wanted")
+    ]
+
+
+def test_broken_stranded_or_misplaced_standbys_are_retired_then_started_again() -> None:
+    writers = running(p0="a", p1="b", p2="a")
+    standbys = {
+        (0, 1): Observed(ActorPhase.BROKEN, "b"),
+        (1, 1): Observed(RUNNING, "gone"),
+        (2, 1): Observed(RUNNING, "a"),
+    }
+    actions = plan_standbys(1, writers, standbys, ["a", "b"], {})
+    assert actions == [
+        RetireStandby(0, 1, "its loop has stopped"),
+        RetireStandby(1, 1, "its node gone is gone"),
+        RetireStandby(2, 1, "it runs beside its writer while another node is alive"),
+    ]
+    retired = {k: Observed(ActorPhase.MISSING) for k in standbys}
+    assert plan_standbys(1, writers, retired, ["a", "b"], {}) == [
+        StartStandby(0, 1, "b"),
+        StartStandby(1, 1, "a"),
+        StartStandby(2, 1, "b"),
+    ]
+
+
+def test_starting_standbys_are_left_alone() -> None:
+    standbys = {(0, 1): Observed(ActorPhase.STARTING, "a")}
+    assert plan_standbys(1, running(p0="a"), standbys, ["a", "b"], {}) == []
+
+
+@given(
+    writers=st.dictionaries(st.integers(0, 7), st.sampled_from("abc"), max_size=8),
+    alive=st.lists(st.sampled_from("abcd"), min_size=1, max_size=4, unique=True),
+    count=st.integers(0, 2),
+)
+def test_every_partition_gets_its_standbys_away_from_its_writer_when_it_can(
+    writers: dict[int, str], alive: list[str], count: int
+) -> None:
+    observed = {p: Observed(RUNNING, n) for p, n in writers.items()}
+    actions = plan_standbys(count, observed, {}, alive, {})
+    starts = [a for a in actions if isinstance(a, StartStandby)]
+    assert sorted((a.partition, a.member) for a in starts) == [
+        (p, m) for p in sorted(writers) for m in range(1, count + 1)
+    ]
+    for a in starts:
+        assert a.node_id in alive
+        if len(set(alive) - {writers[a.partition]}) > 0:
+            assert a.node_id != writers[a.partition]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from topology.settings import ENVIRONMENT, Settings
+from topology.settings import AUTO_STANDBYS, ENVIRONMENT, Settings
 
 ENV = {
     "EVENTLEDGER_APP_ID": "from-env",
@@ -20,6 +20,7 @@ ENV = {
     "EVENTLEDGER_ACTOR_MEMORY_MB": "64",
     "EVENTLEDGER_AGGREGATE_BYTES": "512",
     "EVENTLEDGER_READ_WAIT_MS": "50",
+    "EVENTLEDGER_STANDBYS": "2",
 }
 
 
@@ -40,7 +41,7 @@ def test_environment_beats_defaults() -> None:
     assert Settings.resolve(environ=ENV) == Settings(
         "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el",
         replication_factor=3, min_insync_replicas=2, partition_resource="slot",
-        actor_memory_mb=64, aggregate_bytes=512, read_wait_ms=50,
+        actor_memory_mb=64, aggregate_bytes=512, read_wait_ms=50, standbys=2,
     )  # fmt: skip
 
 
@@ -61,12 +62,13 @@ def test_explicit_arguments_beat_the_environment() -> None:
         actor_memory_mb=32,
         aggregate_bytes=0,
         read_wait_ms=0,
+        standbys=0,
         environ=ENV,
     )
     assert settings == Settings(
         "explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el",
         replication_factor=1, min_insync_replicas=1, partition_resource="",
-        actor_memory_mb=32, aggregate_bytes=0, read_wait_ms=0,
+        actor_memory_mb=32, aggregate_bytes=0, read_wait_ms=0, standbys=0,
     )  # fmt: skip
 
 
@@ -139,3 +141,15 @@ def test_a_partition_actor_reserves_a_slot_and_memory_for_its_aggregates() -> No
     assert bare.reservation(3).resources == {}
     with pytest.raises(ValueError, match="actor_memory_mb"):
         Settings.resolve(actor_memory_mb=0, environ={})
+
+
+def test_standbys_auto_means_one_on_two_nodes_or_more() -> None:
+    auto = Settings.resolve(environ={"EVENTLEDGER_STANDBYS": "auto"})
+    assert auto.standbys == AUTO_STANDBYS == Settings.resolve(environ={}).standbys
+    assert [auto.standbys_for(n) for n in (0, 1, 2, 5)] == [0, 0, 1, 1]
+    assert auto.max_standbys == 1
+    two = Settings.resolve(standbys=2, environ={})
+    assert [two.standbys_for(n) for n in (1, 2)] == [2, 2]
+    assert two.max_standbys == 2
+    with pytest.raises(ValueError, match="standbys"):
+        Settings.resolve(standbys=-2, environ={})

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 
+from actors.members import members_of
 from actors.messages import PartitionStats, PartitionStatus, RowState
 from actors.ray_state import ActorInfo, RayState
 from actors.status import row_state, status_row
-from actors.supervisor import PartitionActual
+from actors.supervisor import Observation, PartitionActual
 from topology.control import PartitionRecord
 from topology.placement import ActorPhase
 
@@ -114,3 +116,36 @@ def test_ray_states_and_actor_statuses_become_row_states(
         0, PartitionRecord(0), actual=_actual(state, stats), end=0, rebuild=None, now=0
     )
     assert row.state is expected
+
+
+def _member(member: int, seq: int | None, state: RayState = RayState.ALIVE) -> PartitionActual:
+    stats = None
+    if seq is not None:
+        running = PartitionStatus.RUNNING if member == 0 else PartitionStatus.FOLLOWING
+        stats = msgspec.structs.replace(_stats(running), member=member, seq=seq)
+    return PartitionActual(0, ActorInfo(None, state, "node-a", 0), stats, member)
+
+
+def test_a_row_shows_each_standbys_commits_behind_its_writer() -> None:
+    standbys = [_member(1, 37), _member(2, None)]
+    row = status_row(
+        0, PartitionRecord(0), actual=_member(0, 40), end=90, rebuild=None, now=100.0,
+        standbys=standbys,
+    )  # fmt: skip
+    assert row.standby_lags == {1: 3, 2: None}  # member 2 did not answer
+    quiet = status_row(0, PartitionRecord(0), actual=_member(0, None), end=90, rebuild=None,
+                       now=100.0, standbys=[_member(1, 37)])  # fmt: skip
+    assert quiet.standby_lags == {1: None}  # the writer did not answer
+
+
+def test_readers_are_told_of_standbys_that_follow_or_are_alive_and_silent() -> None:
+    observed = {
+        (0, 1): _member(1, 5),
+        (1, 1): _member(1, None),  # alive, did not answer this tick: still listed
+        (2, 1): _member(1, None, RayState.RESTARTING),
+    }
+    failed = msgspec.structs.replace(_stats(PartitionStatus.FAILED), member=1)
+    observed[(3, 1)] = PartitionActual(3, ActorInfo(None, RayState.ALIVE, "n", 0), failed, 1)
+    tick = Observation(["node-a"], [], {}, 0.0, {}, observed)
+    assert members_of(tick, 4).standbys == {0: [1], 1: [1], 2: [], 3: []}
+    assert members_of(None, 2).standbys == {0: [], 1: []}

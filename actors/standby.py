@@ -1,0 +1,237 @@
+"""A standby of one partition: a read-only member that holds what the writer committed.
+
+It restores ``snapshots[p]`` as the writer does (without fencing: it never writes), restores
+its own id memory (``Names.ids_dir`` of its member number), then tails, ``read_committed``,
+``snapshots[p]`` from where its restore ended and the partition's replies lanes from its id
+memory's positions. Snapshot records are buffered until their batch's checkpoint arrives
+(``topology.follow.Batches``) and then applied whole (``Committed.followed``), so its state
+is always the writer's at some commit sequence, and its position says which. It keeps the
+deadline index as the writer does. Status: RESTORING → FOLLOWING; a failure ends in FAILED
+(the coordinator retires and replaces it). Its queries are ``MemberViews``'; they wait on the
+condition its tail notifies.
+
+Invariant: it never opens a transactional producer, so it can never fence its writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import msgspec
+import psutil
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from actors.committed import Clock, Committed, wall_ms
+from actors.idstore import IdStore, open_id_store
+from actors.kafka import consumer_config
+from actors.messages import Counters, PartitionStats, PartitionStatus, ServedBy
+from actors.restore import restore_partition
+from actors.views import MemberViews
+from topology.codec.aggregate import Codec
+from topology.follow import Batch, Batches
+from topology.names import Names
+from topology.protocol import AnyAggregate
+from topology.settings import Settings
+from topology.store import SnapshotStore
+from topology.topics import TopicKind, TopicLayout
+
+__all__ = ["StandbyWorker"]
+
+log = logging.getLogger(__name__)
+
+# A fetch returns as soon as records arrive; an idle one waits at most 50 ms, which bounds
+# how far behind a commit a read-your-writes read on a standby may have to wait.
+_TAIL_CONSUMER = {"fetch.wait.max.ms": 50, "enable.partition.eof": False}
+_POLL_SECONDS = 0.1
+
+
+class StandbyWorker(MemberViews):
+    """Standby member ``member`` (>= 1) of partition ``partition`` of the application in
+    ``settings``, running ``aggregate``; with ``generation=None`` it follows the desired
+    state's snapshot generation (read from the control topic)."""
+
+    served_by = ServedBy.STANDBY
+
+    def __init__(
+        self,
+        settings: Settings,
+        partition: int,
+        member: int,
+        aggregate: AnyAggregate,
+        *,
+        generation: int | None = 0,
+        start: bool = True,
+        clock: Clock = wall_ms,
+    ) -> None:
+        if member < 1:
+            raise ValueError(f"a standby is member 1 or above, not {member}")
+        if generation is None:
+            from actors.control_store import read_partition_record
+
+            generation = read_partition_record(settings, partition).generation
+        self.settings, self.partition, self.member = settings, partition, member
+        layout = TopicLayout.of(settings)
+        topics = {kind: layout.name(kind) for kind in TopicKind}
+        topics[TopicKind.SNAPSHOTS] = layout.snapshots(generation)
+        codec = Codec(aggregate)
+        self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
+        self.status = PartitionStatus.STOPPED
+        self.error: str | None = None
+        self.counters = Counters()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ids: IdStore | None = None
+        self._consumer: Consumer | None = None
+        if start:
+            self.start()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Restore, then follow in a thread of its own. A failure is recorded (FAILED, with
+        the reason), not raised: the coordinator replaces a failed standby."""
+        self.status = self.status.move(PartitionStatus.RESTORING)
+        try:
+            self._open()
+        except Exception as e:
+            self._close()
+            self._fail(f"opening: {type(e).__name__}: {e}")
+            return
+        self.status = self.status.move(PartitionStatus.FOLLOWING)
+        self._thread = threading.Thread(
+            target=self._follow, name=f"standby-{self.partition}.{self.member}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop following and close the clients."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._close()
+        if self.status is PartitionStatus.FOLLOWING:
+            self.status = self.status.move(PartitionStatus.STOPPED)
+
+    def _open(self) -> None:
+        c, p = self.committed, self.partition
+        restored = restore_partition(
+            self.settings,
+            c.codec,
+            snapshots=TopicPartition(c.topics[TopicKind.SNAPSHOTS], p),
+            events=TopicPartition(c.topics[TopicKind.EVENTS], p),
+        )
+        if restored.stale:
+            raise RuntimeError(
+                "snapshots of another state schema: the writer folds its events and a "
+                "rebuild follows; this standby waits for the rebuilt generation"
+            )
+        c.restored(restored.store, restored.events_end, restored.checkpoint)
+        if restored.checkpoint is not None:
+            c.positioned(restored.checkpoint.next_offset, restored.checkpoint.internal_offset)
+        self.counters.restored_aggregates = len(c.states)
+        self.counters.restored_records = restored.records
+        self.counters.restore_seconds = restored.seconds
+        self._ids = open_id_store(self.settings, p, self.member)
+        got = self._ids.restore(self.settings, p, c.now_ms(), expect=c.marks)
+        self.counters.ids_restored, self.counters.ids_restore_seconds = got.records, got.seconds
+        group = Names.of(self.settings).group("standby")
+        self._consumer = Consumer(consumer_config(self.settings, group_id=group, **_TAIL_CONSUMER))
+        replies = c.topics[TopicKind.REPLIES]
+        positions = self._ids.positions()
+        self._consumer.assign(
+            [TopicPartition(c.topics[TopicKind.SNAPSHOTS], p, restored.after)]
+            + [
+                TopicPartition(replies, lane, positions.get(lane, OFFSET_BEGINNING))
+                for lane in TopicLayout.of(self.settings).replies_of(p)
+            ]
+        )
+        log.info(
+            "partition %d standby %d: restored %d aggregates at position %d; following",
+            p,
+            self.member,
+            len(c.states),
+            c.seq,
+        )
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._ids is not None:
+            self._ids.close()
+            self._ids = None
+
+    def _fail(self, message: str) -> None:
+        log.error("partition %d standby %d failed: %s", self.partition, self.member, message)
+        self.status = self.status.move(PartitionStatus.FAILED)
+        self.error = message
+
+    # -- the tail --------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        batches = Batches()
+        merge = self.settings.reply_lanes > 1
+        snapshots = self.committed.topics[TopicKind.SNAPSHOTS]
+        while not self._stop.is_set():
+            assert self._consumer is not None and self._ids is not None
+            try:
+                done: list[Batch] = []
+                replies: dict[int, list[Any]] = {}
+                for msg in self._consumer.consume(1000, timeout=_POLL_SECONDS):
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise KafkaException(error)
+                    if msg.topic() == snapshots:
+                        batch = batches.feed(msg.key(), msg.value())
+                        if batch is not None:
+                            done.append(batch)
+                    else:
+                        replies.setdefault(msg.partition() or 0, []).append(msg)
+                for lane, messages in replies.items():
+                    self._ids.follow(lane, messages, merge=merge)
+                for batch in done:
+                    self.committed.followed(batch.records, batch.checkpoint)
+                    self.counters.batches += 1
+                self.counters.committed_offset = self.committed.next_offset
+                self.counters.last_commit_at = time.time()  # when the tail last polled
+            except Exception as e:
+                log.exception("partition %d standby %d stopped", self.partition, self.member)
+                self._fail(f"following: {type(e).__name__}: {e}")
+                return
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def ready(self) -> str:
+        """The status once the constructor has restored (Ray callers await this)."""
+        return str(self.status)
+
+    @property
+    def generation(self) -> int:
+        return self.committed.generation
+
+    def holds_ids(self, keys: list[bytes]) -> list[bool]:
+        """Whether its id memory holds each id key (tests, diagnosis)."""
+        ids = self._ids
+        return [False] * len(keys) if ids is None else [v is not None for v in ids.lookup(keys)]
+
+    def stats(self) -> PartitionStats:
+        """Status, position and counters, for ``status`` and the coordinator (its lag is the
+        writer's ``seq`` minus its own)."""
+        return PartitionStats(
+            partition=self.partition,
+            status=self.status,
+            error=self.error,
+            aggregates=len(self.committed.states),
+            generation=self.generation,
+            paused=False,
+            rss_bytes=psutil.Process().memory_info().rss,
+            ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
+            member=self.member,
+            seq=self.committed.seq,
+            **msgspec.structs.asdict(self.counters),
+        )
