@@ -3,7 +3,7 @@ FastAPI app on one uvicorn process whose ``POST /accounts/{id}/deposits`` sends 
 through the raw echo (``bench.systems.echo``: the command's own bytes come back on its reply
 lane) with ``LedgerClient``'s request/reply channel and answers once the echo has. No auth,
 no limits, no deadlines, no state: what an HTTP front of Kafka costs at least. Says "ready"
-with its port once it listens; serves until SIGTERM."""
+with its port once it listens; serves until it is killed."""
 
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ def main(cfg: dict[str, Any]) -> None:
 
     with channel:
         uvloop.run(serve())
-    emit("report", port=port)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,6 @@ def _echo_rate(ctx: RunContext) -> float:
 
             with ctx.console.status("http: the echo limit..."):
                 rate, failed = asyncio.run(load())
-            front.terminate()
-            front.finish(60)
         finally:
             front.kill()
     if failed:

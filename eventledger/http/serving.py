@@ -53,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MISMATCH_AFTER_S = 10.0
+_ALL_INTERFACES = ("0.0.0.0", "::")
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})
@@ -139,8 +140,9 @@ def deploy_http(
         ),
     ).bind(api_settings, tokens, command_timeout, limits)
     serve.run(app, name=name, route_prefix="/")
-    if serving is Serving.DIRECT:
-        host, port = _direct_target(name, port, timeout)
+    if serving is Serving.DIRECT:  # a replica listens on the address asked, its own port
+        ip, port = _direct_target(name, port, timeout)
+        host = ip if host in _ALL_INTERFACES else host
     url = _url(host, port, tls)
     started = time.monotonic()
     while not _answers(url):
@@ -159,7 +161,7 @@ def deploy_http(
 
 def _url(host: str, port: int, tls: Tls | None) -> str:
     scheme = "https" if tls is not None else "http"
-    return f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    return f"{scheme}://{'127.0.0.1' if host in _ALL_INTERFACES else host}:{port}"
 
 
 def _wait_answering(url: str, timeout: float) -> str:
