@@ -31,7 +31,12 @@ def _split(text: str, allowed: set[str]) -> list[str]:
     return names
 
 
-_SERVING = {"proxy", "direct", "uvicorn"}  # eventledger.http.serving.Serving (not imported:
+_SERVING = {
+    "proxy",
+    "direct",
+    "haproxy",
+    "uvicorn",
+}  # eventledger.http.serving.Serving (not imported:
 # it loads Ray Serve)
 
 
@@ -117,7 +122,7 @@ def main(
     ] = None,
     serving: Annotated[
         str | None,
-        typer.Option(help="http: comma-separated serving modes (proxy,direct,uvicorn)."),
+        typer.Option(help="http: comma-separated serving modes (proxy,direct,haproxy,uvicorn)."),
     ] = None,
     http_seconds: Annotated[
         float | None, typer.Option(help="http: seconds of each closed and open loop (10).")

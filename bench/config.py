@@ -60,7 +60,12 @@ class BenchConfig:
     failover_keys: int = 1_000_000  # the failover phase's accounts
     failover_ids: int = 1_000_000  # and its remembered ids
     failover_rate: float = 200.0  # deposits per second, open loop, across the kill
-    http_modes: tuple[str, ...] = ("proxy", "direct", "uvicorn")  # eventledger.http Serving
+    http_modes: tuple[str, ...] = (
+        "proxy",
+        "direct",
+        "haproxy",
+        "uvicorn",
+    )  # eventledger.http Serving
     http_accounts: int = 1_000  # the http phase's accounts
     http_inflight: int = 64  # its closed loops' requests in flight
     http_seconds: float = 10.0  # each closed loop's length

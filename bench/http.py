@@ -143,7 +143,7 @@ def main(cfg: dict[str, Any]) -> None:
     from actors.reads import Reads
     from eventledger.assembly import deploy_service
     from eventledger.http.auth import Scope, TokenTable, mint_token
-    from eventledger.http.serving import DIRECT_INGRESS_ENV, Serving, deploy_http, stop_http
+    from eventledger.http.serving import Serving, deploy_http, stop_http
     from eventledger.runtime import ensure_ray
     from ledger import LEDGER
     from ledger.commands import OpenAccount
@@ -153,8 +153,8 @@ def main(cfg: dict[str, Any]) -> None:
 
     mode = Serving(cfg["mode"])
     os.environ.pop("RAY_ADDRESS", None)  # a local Ray of this mode's own
-    if mode is Serving.DIRECT:  # before Ray starts: its processes inherit it
-        os.environ[DIRECT_INGRESS_ENV] = "1"
+    if mode.ray_env is not None:  # before Ray starts: its processes inherit it
+        os.environ[mode.ray_env] = "1"
     settings = Settings.resolve(
         app_id=f"{cfg['prefix']}-{mode}-{uuid.uuid4().hex[:4]}",
         bootstrap_servers=cfg["bootstrap"],

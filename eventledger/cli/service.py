@@ -55,7 +55,8 @@ def serve(
         typer.Option(
             envvar="EVENTLEDGER_HTTP_SERVING",
             help="How the API is served: uvicorn (workers on one shared port), proxy (Ray "
-            "Serve's proxy) or direct (Ray Serve's direct ingress; see docs/http.md).",
+            "Serve's proxy), direct (Serve's direct ingress) or haproxy (Serve's HAProxy "
+            "mode); see docs/http.md.",
         ),
     ] = "uvicorn",
     tls_cert: Annotated[
@@ -85,7 +86,7 @@ def serve(
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
     from actors.deployment import find_coordinator
     from eventledger.assembly import deploy_service
-    from eventledger.http.serving import DIRECT_INGRESS_ENV, Serving, Tls
+    from eventledger.http.serving import Serving, Tls
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
     from eventledger.service import check_kafka, connect_ray
@@ -98,8 +99,8 @@ def serve(
         mode = Serving(serving)
     except ValueError:
         raise fail(f"--serving is one of {', '.join(Serving)}") from None
-    if http and mode is Serving.DIRECT:  # read by the Ray processes a local head starts
-        os.environ.setdefault(DIRECT_INGRESS_ENV, "1")
+    if http and mode.ray_env is not None:  # read by the Ray processes a local head starts
+        os.environ.setdefault(mode.ray_env, "1")
     try:
         tokens = _tokens(tokens_file, insecure_dev) if http else None
         with console.status("finding Kafka..."):

@@ -41,7 +41,6 @@ from topology.settings import Settings
 
 __all__ = [
     "DEFAULT_SERVING",
-    "DIRECT_INGRESS_ENV",
     "INSECURE_WARNING",
     "LedgerAPI",
     "Serving",
@@ -75,20 +74,31 @@ class LedgerAPI:
 class Serving(StrEnum):
     """How the API's processes receive requests (``deploy_http``; see docs/http.md)."""
 
+    UVICORN = "uvicorn"
+    """Our own ``HttpWorker`` actors (``eventledger.http.workers``): uvicorn on one port
+    shared with ``SO_REUSEPORT``, ``replicas`` per node; no Ray Serve."""
     PROXY = "proxy"
     """Ray Serve: its proxy actor (one Python process on the head) forwards every request
     to a replica over Ray."""
     DIRECT = "direct"
     """Ray Serve's direct ingress: each replica listens on a port of its own (30000–31000),
-    no proxy in between; needs ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1`` in the environment of
-    every Ray process before Serve starts (``DIRECT_INGRESS_ENV``)."""
-    UVICORN = "uvicorn"
-    """Our own ``HttpWorker`` actors (``eventledger.http.workers``): uvicorn on one port
-    shared with ``SO_REUSEPORT``, ``replicas`` per node; no Ray Serve."""
+    no proxy in between (the proxy stays on the head, as a fallback on the Serve port)."""
+    HAPROXY = "haproxy"
+    """Ray Serve's HAProxy mode: direct ingress, with a bundled HAProxy on the Serve port
+    of each node spreading requests over the replicas' ports; no TLS frontend."""
+
+    @property
+    def ray_env(self) -> str | None:
+        """The variable that must be ``1`` in the environment of every Ray process before
+        Ray starts (Serve reads it once, at import), or None."""
+        return _RAY_ENV.get(self)
 
 
+_RAY_ENV = {
+    Serving.DIRECT: "RAY_SERVE_ENABLE_DIRECT_INGRESS",
+    Serving.HAPROXY: "RAY_SERVE_ENABLE_HA_PROXY",
+}
 DEFAULT_SERVING = Serving.UVICORN
-DIRECT_INGRESS_ENV = "RAY_SERVE_ENABLE_DIRECT_INGRESS"
 
 
 def deploy_http(
@@ -116,6 +126,8 @@ def deploy_http(
         log.warning(INSECURE_WARNING)
     if tls is not None:
         tls.check()
+        if serving is Serving.HAPROXY:
+            raise ValueError("the haproxy mode serves no TLS: terminate TLS in front of it")
     name = Names.of(settings).http_app
     api_settings = settings.for_api()
     if serving is Serving.UVICORN:
@@ -190,8 +202,8 @@ def _direct_target(name: str, serve_port: int, timeout: float) -> tuple[str, int
         if time.monotonic() > deadline:
             raise ValueError(
                 f"Serve's replicas of {name} do not listen directly: Ray runs without "
-                f"{DIRECT_INGRESS_ENV}=1 (it must be in the environment of every Ray process "
-                "before Serve starts)"
+                f"{Serving.DIRECT.ray_env}=1 (it must be in the environment of every Ray "
+                "process before Ray starts)"
             )
         time.sleep(0.2)
 

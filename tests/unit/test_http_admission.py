@@ -68,6 +68,6 @@ def test_the_cli_default_is_the_default_serving_mode() -> None:
     from eventledger.cli.service import serve
     from eventledger.http.serving import DEFAULT_SERVING, Serving
 
-    assert {m.value for m in Serving} == {"proxy", "direct", "uvicorn"}
+    assert {m.value for m in Serving} == {"proxy", "direct", "haproxy", "uvicorn"}
     defaults = serve.__kwdefaults__
     assert defaults is not None and defaults["serving"] == DEFAULT_SERVING.value
