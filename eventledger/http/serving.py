@@ -131,7 +131,7 @@ def deploy_http(
     name = Names.of(settings).http_app
     api_settings = settings.for_api()
     if serving is Serving.UVICORN:
-        _delete_serve_app(name)
+        _remove_serve_app(name)  # Serve's proxy, if it served only this API, frees the port
         start_workers(
             api_settings, tokens, host=host, port=port, replicas=replicas,
             command_timeout=command_timeout, tls=tls, limits=limits,
@@ -222,15 +222,19 @@ def _running(name: str) -> bool:
     return application is not None and application.status == "RUNNING"
 
 
-def _delete_serve_app(name: str) -> bool:
-    """Remove Serve application ``name`` if Serve runs it; Serve itself stays."""
+def _remove_serve_app(name: str, *, shutdown: bool = False) -> bool:
+    """Remove Serve application ``name`` if Serve runs it (False if not); Serve itself (its
+    controller and the proxy that holds the port) stops too when it serves nothing else, or
+    whatever else it serves with ``shutdown``."""
     try:
         present = name in serve.status().applications
+        if present:
+            serve.delete(name)
+        if shutdown or not serve.status().applications:
+            serve.shutdown()  # type: ignore[no-untyped-call]
     except Exception as e:  # no Serve on this cluster
         log.debug("no Serve: %s", e)
         return False
-    if present:
-        serve.delete(name)
     return present
 
 
@@ -239,11 +243,5 @@ def stop_http(app_id: str, *, shutdown: bool = False) -> bool:
     when there was none. Serve itself (its controller and the proxy that holds the port)
     stops too when nothing else is served, or whatever else it serves with ``shutdown``."""
     workers = stop_workers(app_id)
-    name = Names(app_id).http_app
-    removed = _delete_serve_app(name)
-    try:
-        if shutdown or not serve.status().applications:
-            serve.shutdown()  # type: ignore[no-untyped-call]
-    except Exception as e:  # no Serve on this cluster
-        log.info("no Serve to stop: %s", e)
+    removed = _remove_serve_app(Names(app_id).http_app, shutdown=shutdown)
     return workers or removed
