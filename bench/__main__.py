@@ -31,6 +31,15 @@ def _split(text: str, allowed: set[str]) -> list[str]:
     return names
 
 
+_SERVING = {
+    "proxy",
+    "direct",
+    "haproxy",
+    "uvicorn",
+}  # eventledger.http.serving.Serving (not imported:
+# it loads Ray Serve)
+
+
 def _systems(text: str) -> tuple[SystemName, ...]:
     return tuple(SystemName(n) for n in _split(text, {m.value for m in SystemName}))
 
@@ -69,9 +78,9 @@ def main(
     phases: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated subset of: throughput,latency,restore,e2e,history,failover "
-            "(e2e always runs the raw echo beside the selected ledger systems; history and "
-            "failover are eventledger's only)."
+            help="Comma-separated subset of: throughput,latency,restore,e2e,history,failover,"
+            "http (e2e always runs the raw echo beside the selected ledger systems; history, "
+            "failover and http are eventledger's only)."
         ),
     ] = None,
     out: Annotated[
@@ -111,6 +120,16 @@ def main(
     failover_rate: Annotated[
         float | None, typer.Option(help="failover: deposits/s across the kill (200).")
     ] = None,
+    serving: Annotated[
+        str | None,
+        typer.Option(help="http: comma-separated serving modes (proxy,direct,haproxy,uvicorn)."),
+    ] = None,
+    http_seconds: Annotated[
+        float | None, typer.Option(help="http: seconds of each closed and open loop (10).")
+    ] = None,
+    http_replicas: Annotated[
+        int | None, typer.Option(help="http: API replicas in each mode (1).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
     keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
@@ -141,6 +160,10 @@ def main(
         "failover_keys": failover_keys,
         "failover_ids": failover_ids,
         "failover_rate": failover_rate,
+        "http_modes": None if serving is None else tuple(_split(serving, _SERVING)),
+        "http_seconds": http_seconds,
+        "http_open_seconds": http_seconds,
+        "http_replicas": http_replicas,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

@@ -27,6 +27,7 @@ class Phase(StrEnum):
     E2E = "e2e"
     HISTORY = "history"
     FAILOVER = "failover"
+    HTTP = "http"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ class BenchConfig:
     failover_keys: int = 1_000_000  # the failover phase's accounts
     failover_ids: int = 1_000_000  # and its remembered ids
     failover_rate: float = 200.0  # deposits per second, open loop, across the kill
+    http_modes: tuple[str, ...] = (
+        "proxy",
+        "direct",
+        "haproxy",
+        "uvicorn",
+    )  # eventledger.http Serving
+    http_accounts: int = 1_000  # the http phase's accounts
+    http_inflight: int = 64  # its closed loops' requests in flight
+    http_seconds: float = 10.0  # each closed loop's length
+    http_rate: float = 150.0  # its open loops' requests per second
+    http_open_seconds: float = 10.0  # each open loop's length
+    http_replicas: int = 1  # API replicas (Serve's, or uvicorn workers on the node)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -72,11 +85,16 @@ class BenchConfig:
             "e2e_commands",
             "failover_keys",
             "failover_ids",
+            "http_accounts",
+            "http_inflight",
+            "http_replicas",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.rate <= 0 or self.duration <= 0 or self.failover_rate <= 0:
+        if min(self.rate, self.duration, self.failover_rate) <= 0:
             raise ValueError("rate, duration and failover_rate must be positive")
+        if min(self.http_seconds, self.http_rate, self.http_open_seconds) <= 0:
+            raise ValueError("http_seconds, http_rate and http_open_seconds must be positive")
         if self.quix_commit_interval <= 0:
             raise ValueError("quix_commit_interval must be positive")
         if self.history_events < 1_000:
@@ -120,6 +138,9 @@ QUICK = BenchConfig(
     e2e_commands=600,
     failover_keys=20_000,
     failover_ids=20_000,
+    http_accounts=100,
+    http_seconds=2.0,
+    http_open_seconds=2.0,
     quick=True,
 )
 """Small enough for the smoke test: seconds per phase."""

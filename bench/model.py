@@ -16,6 +16,7 @@ __all__ = [
     "E2E",
     "Failover",
     "HistoryCost",
+    "HttpServing",
     "Latency",
     "Restore",
     "RunContext",
@@ -201,6 +202,42 @@ class Failover:
 
 
 @dataclass
+class HttpServing:
+    """The HTTP API in each serving mode beside the Python client (``bench/http_phase.py``):
+    per mode, its worker's report (``figures``: closed-loop rates at ``inflight`` in flight,
+    open-loop p50/p99 at ``rate``); the HTTP echo limit's POST rate at ``inflight``."""
+
+    inflight: int
+    seconds: float
+    rate: float
+    open_seconds: float
+    replicas: int
+    partitions: int
+    accounts: int
+    echo_rate: float | None = None
+    modes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ratios(self, mode: str) -> dict[str, float]:
+        """POST ÷ client, POST ÷ echo (when the echo was measured), GET ÷ client, client
+        beside GETs ÷ without, and the p50 and p99 (ms) at ``rate`` of HTTP minus the
+        client's."""
+        f = self.modes[mode]["figures"]
+        client = f["client_rate"]
+        echo = {"post_vs_echo": f["post_rate"] / self.echo_rate} if self.echo_rate else {}
+        return {
+            "post_vs_client": f["post_rate"] / client,
+            **echo,
+            "get_vs_client": f["get_rate"] / client,
+            "client_beside_gets": f["client_beside_gets_rate"] / client,
+            "p50_minus_client_ms": f["post_open_p50_ms"] - f["client_open_p50_ms"],
+            "p99_minus_client_ms": f["post_open_p99_ms"] - f["client_open_p99_ms"],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratios": {m: self.ratios(m) for m in self.modes}}
+
+
+@dataclass
 class RunResults:
     """Everything one run measured; ``failures`` name what did not produce a valid figure."""
 
@@ -211,6 +248,7 @@ class RunResults:
     restore: dict[str, Restore] = field(default_factory=dict)
     history: HistoryCost | None = None
     failover: Failover | None = None
+    http: HttpServing | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -72,7 +72,8 @@ def build_rows(results: RunResults) -> list[Row]:
         )  # fmt: skip
     rows += _latency_rows(results)
     rows += _e2e_rows(results, own_preloaded=tp.get("eventledger"))
-    return rows + _restore_rows(results) + _history_rows(results) + _failover_rows(results)
+    rows += _restore_rows(results) + _history_rows(results) + _failover_rows(results)
+    return rows + _http_rows(results)
 
 
 def _latency_rows(results: RunResults) -> list[Row]:
@@ -270,6 +271,39 @@ def _failover_rows(results: RunResults) -> list[Row]:
     ]  # fmt: skip
 
 
+def _http_rows(results: RunResults) -> list[Row]:
+    """Each serving mode's ratios to the client and to the HTTP echo (issue 22's goals)."""
+    h = results.http
+    failed = [Row(f"http ({w})", "eventledger", "FAILED") for w in results.failures
+              if w.startswith("http:")]  # fmt: skip
+    if h is None:
+        return failed
+    rows = []
+    if h.echo_rate is not None:
+        rows.append(Row(f"http: echo limit, POST/s at {h.inflight} in flight", "echo",
+                        f"{h.echo_rate:,.0f}"))  # fmt: skip
+    for mode in h.modes:
+        f, r = h.modes[mode]["figures"], h.ratios(mode)
+        system = f"http {mode}"
+        echo = r.get("post_vs_echo")
+        rows += [
+            Row(f"http: POST ÷ client e2e ({f['post_rate']:,.0f} / {f['client_rate']:,.0f}/s)",
+                system, f"{r['post_vs_client']:.2f}×", vs_raw=f"{echo:.2f}×" if echo else "—",
+                goal=f"≥ 0.5 {_mark(r['post_vs_client'] >= 0.5)}, ≥ 0.5× echo "
+                f"{_mark(echo is not None and echo >= 0.5)}"),
+            Row(f"http: GET ÷ client command e2e ({f['get_rate']:,.0f}/s)", system,
+                f"{r['get_vs_client']:.2f}×", goal=f"≥ 1 {_mark(r['get_vs_client'] >= 1)}"),
+            Row("http: client commands beside GETs ÷ alone", system,
+                f"{r['client_beside_gets']:.2f}×",
+                goal=f"≥ 0.9 {_mark(r['client_beside_gets'] >= 0.9)}"),
+            Row(f"http: p50 / p99 at {h.rate:,.0f}/s, HTTP (client), ms", system,
+                f"{f['post_open_p50_ms']:.1f} / {f['post_open_p99_ms']:.1f} "
+                f"({f['client_open_p50_ms']:.1f} / {f['client_open_p99_ms']:.1f})",
+                goal=f"p50 ≤ client + 5 ms {_mark(r['p50_minus_client_ms'] <= 5)}"),
+        ]  # fmt: skip
+    return rows + failed
+
+
 def print_table(console: Console, rows: list[Row], title: str) -> None:
     table = Table(title=title)
     for column, justify in (
@@ -365,6 +399,10 @@ def write_markdown(path: Path, document: dict[str, Any], rows: list[Row]) -> Non
         lines += ["### failover", "", "```json"]
         lines.append(json.dumps(document["failover"], indent=2, ensure_ascii=False))
         lines += ["```", ""]
+    if document.get("http"):
+        lines += ["### http", "", "```json"]
+        lines.append(json.dumps(document["http"], indent=2, ensure_ascii=False))
+        lines += ["```", ""]
     if document.get("failures"):
         lines += ["## Failures", ""]
         lines += [f"- {k}: {v}" for k, v in document["failures"].items()]
@@ -422,6 +460,7 @@ def results_json(results: RunResults) -> dict[str, Any]:
         "restore": {k: v.to_json() for k, v in results.restore.items()},
         "history": results.history.to_json() if results.history else None,
         "failover": results.failover.to_json() if results.failover else None,
+        "http": results.http.to_json() if results.http else None,
         "failures": results.failures,
         "rows": [asdict(r) for r in build_rows(results)],
     }

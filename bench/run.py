@@ -78,6 +78,11 @@ METHOD = """## Method
   100,000, written with the real codec and a plain producer, indexed by the partition's
   history actor; the same queries on both through `Reads` and Ray; p50 of each and
   long ÷ short).
+- HTTP: see `bench/http_phase.py` (eventledger only: the HTTP echo limit, then each serving
+  mode in a process with its own local Ray, one service; closed loops at `http_inflight` in
+  flight of the client's `execute_async`, HTTP POST deposits, HTTP GETs, and the client
+  with a GET load beside it from another process; open loops at `http_rate`/s of the
+  client and HTTP POST; ratios within the mode's process, money checked per mode).
 - Failover: see `bench/failover.py` (eventledger only, no standby: one partition of
   `failover_keys` accounts and `failover_ids` remembered ids, deposits at `failover_rate`/s
   open loop, SIGKILL of the actor's process; the answer gap (the longest silence between
@@ -236,6 +241,7 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
             _guard(results, f"restore:{system}", attempt_restore)
     _history_phase(ctx, results)
     _failover_phase(ctx, results)
+    _http_phase(ctx, results)
     return expected_summary
 
 
@@ -265,6 +271,20 @@ def _failover_phase(ctx: RunContext, results: RunResults) -> None:
         results.failover = run_failover(ctx)
 
     _guard(results, "failover", failover)
+
+
+def _http_phase(ctx: RunContext, results: RunResults) -> None:
+    """The HTTP API in each serving mode beside the client, and the HTTP echo limit."""
+    from bench.http_phase import run_http
+
+    if not (ctx.config.does(Phase.HTTP) and ctx.config.runs(SystemName.EVENTLEDGER)):
+        return
+    ctx.progress.console.rule("http: eventledger")
+
+    def guard(what: str, step: Callable[[], None]) -> None:
+        _guard(results, what, step)
+
+    results.http = run_http(ctx, guard)
 
 
 def _peer_phases(ctx: RunContext, results: RunResults) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
@@ -34,9 +35,7 @@ def serve(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every actor.")] = 180.0,
     http: Annotated[
         bool,
-        typer.Option(
-            "--http", help="Also deploy the HTTP API (Ray Serve); return once it answers."
-        ),
+        typer.Option("--http", help="Also deploy the HTTP API; return once it answers."),
     ] = False,
     port: Annotated[
         int, typer.Option(envvar="EVENTLEDGER_HTTP_PORT", help="The API's port.")
@@ -45,8 +44,21 @@ def serve(
         str, typer.Option(envvar="EVENTLEDGER_HTTP_HOST", help="The API's address (0.0.0.0: all).")
     ] = "127.0.0.1",
     replicas: Annotated[
-        int, typer.Option(envvar="EVENTLEDGER_HTTP_REPLICAS", help="API replicas.")
+        int,
+        typer.Option(
+            envvar="EVENTLEDGER_HTTP_REPLICAS",
+            help="API replicas (uvicorn: per node; Serve: in all).",
+        ),
     ] = 1,
+    serving: Annotated[
+        str,
+        typer.Option(
+            envvar="EVENTLEDGER_HTTP_SERVING",
+            help="How the API is served: uvicorn (workers on one shared port), proxy (Ray "
+            "Serve's proxy), direct (Serve's direct ingress) or haproxy (Serve's HAProxy "
+            "mode); see docs/http.md.",
+        ),
+    ] = "uvicorn",
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="Serve HTTPS with this certificate chain (PEM); needs --tls-key."),
@@ -74,7 +86,7 @@ def serve(
     With --http, the HTTP API too (bearer tokens required unless --insecure-dev)."""
     from actors.deployment import find_coordinator
     from eventledger.assembly import deploy_service
-    from eventledger.http.serving import Tls
+    from eventledger.http.serving import Serving, Tls
     from eventledger.report import print_status
     from eventledger.runtime import ensure_broker
     from eventledger.service import check_kafka, connect_ray
@@ -83,6 +95,12 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise fail("--tls-cert and --tls-key go together")
     tls = Tls(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    try:
+        mode = Serving(serving)
+    except ValueError:
+        raise fail(f"--serving is one of {', '.join(Serving)}") from None
+    if http and mode.ray_env is not None:  # read by the Ray processes a local head starts
+        os.environ.setdefault(mode.ray_env, "1")
     try:
         tokens = _tokens(tokens_file, insecure_dev) if http else None
         with console.status("finding Kafka..."):
@@ -105,7 +123,13 @@ def serve(
 
             with console.status(f"deploying the HTTP API on port {port}..."):
                 url = deploy_http(
-                    settings, tokens, port=port, host=host, replicas=replicas, tls=tls
+                    settings,
+                    tokens,
+                    port=port,
+                    host=host,
+                    replicas=replicas,
+                    tls=tls,
+                    serving=mode,
                 )
     except (ServiceError, BrokerError, TimeoutError, ValueError, OSError) as e:
         raise fail(str(e)) from None

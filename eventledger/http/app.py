@@ -3,9 +3,10 @@
 (``errors``), the deadline of every request (``deadlines``) and its routers, included in this
 order (the order of OpenAPI's paths): accounts, transfers, reads, health.
 
-The routes read the replica they run on from ``eventledger.http.replica`` (bound by the Ray
-Serve deployment in ``eventledger.http.serving``; one process per replica). Every answer that
-is not a success is an RFC 9457 problem.
+The routes read the replica they run on from ``eventledger.http.replica`` (bound at the
+process's start, ``eventledger.http.startup``, in every serving mode of
+``eventledger.http.serving``; one process per replica). Every answer that is not a success is
+an RFC 9457 problem.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ __all__ = ["Limits", "RateLimiter"]
 class Limits:
     """What one replica takes on, and for how long.
 
-    - ``max_ongoing`` requests at a time, ``max_queued`` more waiting in Serve's proxy; beyond,
-      Serve answers 503 with ``Retry-After: queue_retry_after_s``;
+    - ``max_ongoing`` requests at a time, ``max_queued`` more waiting (in Serve, or in a
+      uvicorn worker's ``Admission``); beyond, 503 with ``Retry-After: queue_retry_after_s``;
     - ``rate_per_token`` requests a second per token name, bursts of ``burst_per_token``;
       beyond, 429 ``rate_limited`` with ``Retry-After``;
     - every request has a deadline (``deadline_s``): a POST its command's timeout (how long a

@@ -2,8 +2,9 @@
 dependencies), its path and header parameters, and the execution of one command.
 
 Invariants:
-- ``bind_replica`` is called once per process (by the Serve replica's constructor, see
-  ``eventledger.http.serving``) before any route runs; an unbound route is a RuntimeError;
+- ``bind_replica`` is called once per process (by ``eventledger.http.startup.open_replica``,
+  in a Serve replica's or a uvicorn worker's constructor) before any route runs; an unbound
+  route is a RuntimeError;
 - a POST is one command sent under the token's name (its principal, recorded with the
   events); its command id is ``{principal}:{Idempotency-Key}`` (no key: a random one,
   returned in the answer), so a retry with the same key by the same token gets the first
@@ -60,7 +61,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Replica:
-    """What the routes of this process use: set once by the Serve replica's constructor.
+    """What the routes of this process use: set once at the process's start.
     ``timeout`` is how long a command waits for its reply; ``readiness`` answers at once
     (what is not ready: empty when ready); ``limiter`` bounds each principal's request rate
     on this replica (None: unbounded); ``limits`` the deadlines and the blocking threads."""
@@ -87,7 +88,7 @@ _replica: list[Replica] = []
 
 def bind_replica(replica: Replica) -> None:
     """Give this process's routes their client, tokens, command timeout and readiness check
-    (a module function: the Serve deployment class is shipped by value, this module is not)."""
+    (a module function: a Serve deployment class is shipped by value, this module is not)."""
     _replica[:] = [replica]
 
 

@@ -1,11 +1,12 @@
 """The benchmark harness end to end at ``--quick`` size, on the session's broker and Ray.
 
 Correctness only: every system's output passes its checks; no timing is asserted. Both are in
-the ``slow`` group (about 2.5 minutes each on 2 cores: a benchmark's own check, not part of
-``make test``). The first covers eventledger, Kafka Streams (its jar is built with Maven on
-first use, then cached under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e
-with its raw echo too, history and failover for eventledger alone); Quix Streams needs its
-own virtualenv (built on first use, tens of seconds), so the second covers it.
+the ``slow`` group (minutes each on 2 cores: a benchmark's own check, not part of ``make
+test``). The first covers eventledger, Kafka Streams (its jar is built with Maven on first
+use, then cached under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its
+raw echo too; history, failover and http, each serving mode in a Ray of its own, for
+eventledger alone); Quix Streams needs its own virtualenv (built on first use, tens of
+seconds), so the second covers it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,13 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     assert failover["keys"] == QUICK.failover_keys and failover["gap_seconds"] > 0
     assert failover["restored_records"] >= QUICK.failover_keys
     assert failover["facts"]["deposits sent (all answered, accepted)"] > 0
-    assert {r["system"] for r in document["rows"]} == {"eventledger", "kstreams", "rawpipe", "echo"}
+    http = document["http"]  # each mode's money checked in its own Ray; no timing asserted
+    assert set(http["modes"]) == set(QUICK.http_modes) and http["echo_rate"] > 0
+    for mode in http["modes"].values():
+        assert mode["money_ok"] and mode["figures"]["post_rate"] > 0
+    assert {r["system"] for r in document["rows"]} == {
+        "eventledger", "kstreams", "rawpipe", "echo", *(f"http {m}" for m in QUICK.http_modes)
+    }  # fmt: skip
 
 
 @pytest.mark.slow

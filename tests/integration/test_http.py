@@ -1,6 +1,7 @@
-"""The HTTP API with httpx, against the real deployment: Ray Serve on the session's Ray, the
-service on the real broker. One deployment for the module (Serve takes seconds to start),
-with small bounds (``LIMITS``) so that its limits are reached in a few hundred requests."""
+"""The HTTP API with httpx, against the real deployment in the default serving mode (uvicorn
+workers) on the session's Ray, the service on the real broker. One deployment for the module
+(it takes seconds to start), with small bounds (``LIMITS``) so that its limits are reached in
+a few hundred requests."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
 LIMITS = Limits(max_ongoing=8, max_queued=4, rate_per_token=25, burst_per_token=100)
-"""A replica takes 8 requests and Serve queues 4 more; each token gets 100 requests at once,
+"""A replica takes 8 requests and queues 4 more; each token gets 100 requests at once,
 then 25 a second: more than any other test here sends with one token (``wait_until`` polls
 10 times a second)."""
 
@@ -438,12 +439,12 @@ def test_a_flood_from_one_token_gets_429_with_retry_after(api: Api) -> None:
 def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_deadline(
     api: Api,
 ) -> None:
-    """Requests whose body never comes hold the replica's 8 slots and Serve's queue of 4: the
-    next ones are refused by Serve, 503 with Retry-After. A held one is answered 504
-    outcome_unknown at its deadline (the command timeout + the margin: about 12 s), and once
-    the connections close the API answers again. Serve's count is approximate (its router
-    says it may refuse early; after earlier cancellations it admitted up to 16 here), so 64
-    are sent: an unbounded queue would refuse none."""
+    """Requests whose body never comes hold the replica's 8 slots and its queue of 4: the
+    next ones are refused, 503 with Retry-After. A held one is answered 504 outcome_unknown
+    at its deadline (the command timeout + the margin: about 12 s), and once the connections
+    close the API answers again. 64 are sent, as Serve's modes count approximately (its
+    router may refuse early; after earlier cancellations it admitted up to 16): an unbounded
+    queue would refuse none."""
     conns = [
         _raw_post(api, "/accounts/x/deposits", length=13, timeout=60, key=f"stall-{n}")
         for n in range(64)
@@ -461,7 +462,7 @@ def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_dea
 
     try:
         try:
-            wait_until(lambda: answered(503), 30, "a 503 from Serve's full queue")
+            wait_until(lambda: answered(503), 30, "a 503 from the full queue")
         except AssertionError as e:
             seen = sorted((s, b[:200]) for s, _, b in answers.values())
             raise AssertionError(f"{e}; answered: {seen}") from None
@@ -514,8 +515,8 @@ def test_traceparent_continues_into_the_command(api: Api) -> None:
 
 
 def test_stop_removes_the_api(api: Api) -> None:
-    """Last in the module: the API is gone, and Serve with it (it served nothing else), so
-    nothing answers on its port."""
+    """Last in the module: the API is gone (its workers, or Serve with it when it served
+    nothing else), so nothing answers on its port."""
     assert stop_http(api.settings.app_id)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api.url}/healthz", timeout=30)

@@ -70,7 +70,7 @@ def test_serve_http_answers_when_it_returns_and_stop_removes_it(
         stopped = cli("stop", "--app", app_id)
         assert stopped.returncode == 0, stopped.stderr
         assert "HTTP API removed" in stopped.stdout
-        with pytest.raises(httpx.ConnectError):  # Serve served nothing else: it is gone
+        with pytest.raises(httpx.ConnectError):  # the API is gone: nothing holds the port
             httpx.get(f"{url}/healthz", timeout=10)
     finally:
         cli("stop", "--app", app_id)

@@ -97,7 +97,7 @@ def test_the_api_answers_over_https_and_refuses_plaintext(
                 httpx.get(f"{url}/healthz", timeout=10)  # the system's CAs do not know it
         finally:
             stop_http(settings.app_id, shutdown=True)
-    with pytest.raises(httpx.ConnectError):  # Serve is gone: nothing holds the port
+    with pytest.raises(httpx.ConnectError):  # the API is gone: nothing holds the port
         httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trusted, timeout=10)
 
 
