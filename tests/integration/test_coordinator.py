@@ -34,6 +34,8 @@ RESTARTING = (Exception,)
 
 TICK = 0.3
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture
 def served(ray_cluster: Any, bootstrap: str, app_id: str, state_dir: str) -> Iterator[Settings]:
