@@ -29,8 +29,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
+# The unit tests (CPU, no broker, no Ray) run alongside the integration and fault tests (mostly
+# waiting on the broker and Ray); their output follows, and either failing fails the target.
 test: lint
-	$(BIN)/pytest -q -m "not slow"
+	@$(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit > $(VENV)/unit-tests.log 2>&1 & \
+	unit=$$!; $(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
+	wait $$unit; units=$$?; echo "--- tests/unit (run alongside) ---"; cat $(VENV)/unit-tests.log; \
+	test $$integration -eq 0 -a $$units -eq 0
 
 # The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
 # Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).

@@ -6,7 +6,9 @@ Unit tests (``tests/unit``) use neither; integration tests (``tests/integration`
 Ray allows one connection per process, so the two kinds of Ray take turns: ``ray_local`` (a
 single-node Ray, started on first use and kept) and ``ray_cluster`` (a module-scoped
 multi-node ``ray.cluster_utils.Cluster``). ``ray_cluster`` shuts the local Ray down and
-``ray_local`` starts it again when a later test needs it; ``_RAY`` says which one is up.
+``ray_local`` starts it again when a later test needs it; ``_RAY`` says which one is up. The
+tests on a cluster carry the ``cluster`` marker and run after the others, before the fault
+suite's (which starts a broker and a Ray of its own).
 """
 
 from __future__ import annotations
@@ -46,9 +48,17 @@ def _free_port() -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the integration tests; run the ``cluster`` ones after the others (the local Ray
+    is then started once, not again after each cluster), and the ``faults`` ones last (when
+    ``make test``'s unit tests, run alongside, have long ended)."""
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda i: (i.get_closest_marker("faults") is not None, _on_a_cluster(i)))
+
+
+def _on_a_cluster(item: pytest.Item) -> bool:
+    return item.get_closest_marker("cluster") is not None
 
 
 @dataclass(frozen=True)

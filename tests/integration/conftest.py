@@ -1,10 +1,12 @@
 """A deployed service per test, on the session's Ray, always deployed through its
 coordinator (the one deployment path) with a client; ``bare_service`` then ends the
 coordinator, for a test that must not have a supervisor replace what it breaks on purpose
-(its actors are stopped by name at the end)."""
+(its actors are stopped by name at the end). ``module_service`` is one service for a whole
+module, for tests that each keep to accounts of their own and check only those."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from actors.ray_state import partition_actors
 from actors.supervisor import retire
 from eventledger.bank import BankClient
 from ledger import LEDGER
+from tests.conftest import start_local_ray
 from topology.names import Names
 from topology.settings import Settings
 
@@ -76,4 +79,20 @@ def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
     """The service's actors, deployed as always, without a coordinator to supervise them."""
     with running(settings) as served:
         end_supervision(settings)
+        yield served
+
+
+@pytest.fixture(scope="module")
+def module_service(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Service]:
+    """One service for the module (a deployment takes seconds): its tests must each keep to
+    accounts and command ids of their own, and check nothing of the whole service."""
+    start_local_ray()
+    settings = Settings.resolve(
+        app_id=f"t-{uuid.uuid4().hex[:10]}",
+        bootstrap_servers=bootstrap,
+        partitions=2,
+        state_dir=state_dir,
+        environ={},
+    )
+    with running(settings) as served:
         yield served

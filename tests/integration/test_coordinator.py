@@ -5,8 +5,10 @@ that no accepted command was lost or applied twice and that money is conserved."
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,18 +36,40 @@ RESTARTING = (Exception,)
 
 TICK = 0.3
 
+pytestmark = pytest.mark.cluster
 
-@pytest.fixture
-def served(ray_cluster: Any, bootstrap: str, app_id: str, state_dir: str) -> Iterator[Settings]:
-    """A service with three partitions deployed through its coordinator; stopped after."""
+
+@dataclass
+class Served:
+    """The module's one service (three partitions, through its coordinator) and every
+    traffic it has had: the tests take turns breaking it (the rebuild into a new layout
+    last), and each checks money over the whole service, every earlier traffic included."""
+
+    settings: Settings
+    traffics: list[Traffic]
+
+    def traffic(self, client: LedgerClient, prefix: str) -> Traffic:
+        """A traffic of ``prefix`` started on ``client``, counted in every later check."""
+        traffic = Traffic(client, prefix)
+        self.traffics.append(traffic)
+        return traffic.start()
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster: Any, bootstrap: str, state_dir: str) -> Iterator[Served]:
+    """One service for the module (a deployment on the cluster takes seconds); stopped after."""
     settings = Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=3, state_dir=state_dir, environ={}
+        app_id=f"t-{uuid.uuid4().hex[:10]}",
+        bootstrap_servers=bootstrap,
+        partitions=3,
+        state_dir=state_dir,
+        environ={},
     )
     deploy_coordinator(settings, LEDGER, tick_seconds=TICK, timeout=120)
     try:
-        yield settings
+        yield Served(settings, [])
     finally:
-        stop_service(app_id)
+        stop_service(settings.app_id)
 
 
 def _status(settings: Settings) -> ServiceStatus:
@@ -75,11 +99,11 @@ def _per_node(settings: Settings) -> Counter[str]:
     return Counter(r.node for r in _status(settings).rows)
 
 
-def test_an_actor_killed_beyond_its_restarts_comes_back(served: Settings) -> None:
-    settings = served
+def test_an_actor_killed_beyond_its_restarts_comes_back(served: Served) -> None:
+    settings = served.settings
     assert len(_per_node(settings)) == 2, "three partitions spread over both nodes"
     with LedgerClient(settings, timeout=30) as client:
-        traffic = Traffic(client, "kill").start()
+        traffic = served.traffic(client, "kill")
         traffic.wait_for(60)
         ray.kill(partition_actor(settings.app_id, 1), no_restart=True)  # no Ray restart
         wait_until(
@@ -90,15 +114,15 @@ def test_an_actor_killed_beyond_its_restarts_comes_back(served: Settings) -> Non
         )
         traffic.wait_for(60)
         traffic.stop()
-    assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
+    assert_exactly_once_and_money_conserved(settings, served.traffics, LEDGER)
 
 
 def test_actors_spread_onto_a_new_node_and_come_back_when_it_dies(
-    served: Settings, ray_cluster: Any
+    served: Served, ray_cluster: Any
 ) -> None:
-    settings = served
+    settings = served.settings
     with LedgerClient(settings, timeout=30) as client:
-        traffic = Traffic(client, "nodes").start()
+        traffic = served.traffic(client, "nodes")
         traffic.wait_for(40)
         node = ray_cluster.add_node(**CLUSTER_NODE)
         wait_until(
@@ -119,18 +143,18 @@ def test_actors_spread_onto_a_new_node_and_come_back_when_it_dies(
         )
         traffic.wait_for(40)
         traffic.stop()
-    assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
+    assert_exactly_once_and_money_conserved(settings, served.traffics, LEDGER)
 
 
-def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Settings) -> None:
-    settings = served
+def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Served) -> None:
+    settings = served.settings
     coordinator = find_coordinator(settings.app_id)
     before = ray.get(coordinator.desired_state.remote())
     writers = {
         p: _actor_id(partition_actor(settings.app_id, p)) for p in range(settings.partitions)
     }
     with LedgerClient(settings, timeout=30) as client:
-        traffic = Traffic(client, "coord").start()
+        traffic = served.traffic(client, "coord")
         traffic.wait_for(40)
         ray.kill(coordinator, no_restart=False)  # Ray restarts it: the constructor re-reads
         wait_until(
@@ -151,14 +175,14 @@ def test_a_killed_coordinator_comes_back_with_the_same_desired_state(served: Set
         assert _actor_id(partition_actor(settings.app_id, p)) == actor_id
         stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
         assert stats.status is PartitionStatus.RUNNING and stats.producer_restarts == 0
-    assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
+    assert_exactly_once_and_money_conserved(settings, served.traffics, LEDGER)
 
 
-def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
-    settings = served
+def test_rebuild_under_load_into_a_new_state_layout(served: Served) -> None:
+    settings = served.settings
     coordinator = find_coordinator(settings.app_id)
     with LedgerClient(settings, timeout=30) as client:
-        traffic = Traffic(client, "rebuild").start()
+        traffic = served.traffic(client, "rebuild")
         traffic.wait_for(250)
         started = ray.get(coordinator.rebuild.remote(None, LEDGER_V2))
         assert started == [0, 1, 2]
@@ -177,7 +201,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
     assert {r.record.generation for r in progress.values()} == {1}
     assert all(r.record.events > 0 and r.pause_steps_ms for r in progress.values())
     assert [r.generation for r in _status(settings).rows] == [1, 1, 1]
-    folded = assert_exactly_once_and_money_conserved(settings, traffic, LEDGER_V2)
+    folded = assert_exactly_once_and_money_conserved(settings, served.traffics, LEDGER_V2)
     # Generation 1 holds every aggregate in layout 2, equal to the fold of its events, with
     # the field only a replay could fill in.
     layout = TopicLayout.of(settings)
@@ -196,5 +220,7 @@ def test_rebuild_under_load_into_a_new_state_layout(served: Settings) -> None:
         for p in range(settings.partitions)
     }
     assert checkpoints == committed
-    accepted_moves = sum(1 for cid, r in traffic.replies.items() if r.accepted and "-cmd-" in cid)
+    accepted_moves = sum(
+        1 for t in served.traffics for cid, r in t.replies.items() if r.accepted and "-cmd-" in cid
+    )
     assert sum(s.movements for s in folded.values()) == accepted_moves

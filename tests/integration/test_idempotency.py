@@ -8,6 +8,7 @@ import shutil
 import threading
 from collections import Counter
 
+import pytest
 import ray
 
 from actors.admin import ensure_topics
@@ -25,6 +26,13 @@ from topology.topics import TopicLayout
 
 from .conftest import Service
 from .waiting import wait_until
+
+
+@pytest.fixture
+def service(module_service: Service) -> Service:
+    """The module's one service: each test here has accounts of its own (alice and bob,
+    carol, busy, stalled) and checks only their events and views."""
+    return module_service
 
 
 def _events_of(settings: Settings, account: str) -> Counter[str]:

@@ -22,6 +22,8 @@ from topology.settings import Settings
 
 _RESOURCE = "eventledger_partition"
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module")
 def head_without_slots(_ray_session: None) -> Iterator[Any]:

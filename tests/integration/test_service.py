@@ -204,7 +204,7 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
 
     def stream() -> None:
         i = 0
-        while not stop.is_set() and i < 1500:
+        while not stop.is_set() and i < 400:
             account = accounts[i % len(accounts)]
             command = Deposit(10) if i % 3 else Withdraw(25)
             cid = f"cmd-{i}"

@@ -28,4 +28,4 @@ def test_traffic_flows_until_stopped_and_a_wait_on_ended_traffic_says_so(
     traffic.stop()
     with pytest.raises(AssertionError, match="traffic thread ended after"):
         traffic.wait_for(1, timeout=60)
-    assert_exactly_once_and_money_conserved(service.settings, traffic, LEDGER)
+    assert_exactly_once_and_money_conserved(service.settings, [traffic], LEDGER)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -116,23 +117,27 @@ def _views(settings: Settings) -> dict[str, Any]:
 
 
 def assert_exactly_once_and_money_conserved(
-    settings: Settings, traffic: Traffic, aggregate: AnyAggregate
+    settings: Settings, traffics: Sequence[Traffic], aggregate: AnyAggregate
 ) -> dict[str, Any]:
-    """Every command got exactly one reply; the events hold each accepted command exactly
-    once and no other; the actors' balances = the folded events' = the accepted moves'.
-    Returns the fold of the events (aggregate id → state)."""
-    assert set(traffic.replies) == set(traffic.sent), "every command got a reply"
-    assert all(n == 1 for n in traffic.reply_counts.values())
-    accepted = {cid for cid, r in traffic.replies.items() if r.accepted}
+    """For ``traffics``, every traffic the service has had: every command got exactly one
+    reply; the events hold each accepted command exactly once and no other; the actors'
+    balances = the folded events' = the accepted moves'. Returns the fold of the events
+    (aggregate id → state)."""
+    for traffic in traffics:
+        assert set(traffic.replies) == set(traffic.sent), f"{traffic.prefix}: every reply"
+        assert all(n == 1 for n in traffic.reply_counts.values())
+    sent = {cid: sent for t in traffics for cid, sent in t.sent.items()}
+    accepted = {cid for t in traffics for cid, r in t.replies.items() if r.accepted}
     events = list(read_events(settings, aggregate))
     by_command = Counter(e.envelope.command_id for e in events)
-    ours = {cid for cid in by_command if cid.startswith(traffic.prefix)}
+    prefixes = tuple(t.prefix for t in traffics)
+    ours = {cid for cid in by_command if cid.startswith(prefixes)}
     assert ours == accepted, "the events hold exactly the accepted commands"
     assert all(by_command[cid] == 1 for cid in accepted), "each accepted command once"
-    for account in traffic.accounts:
+    for account in (a for t in traffics for a in t.accounts):
         sequences = [e.envelope.sequence for e in events if e.envelope.aggregate_id == account]
         assert sequences == list(range(1, len(sequences) + 1)), f"{account}: no gaps"
-    expected = sum(money_moved(traffic.sent[cid][1]) for cid in accepted)
+    expected = sum(money_moved(sent[cid][1]) for cid in accepted)
     views = _views(settings)
     folded = fold_events(settings, aggregate)
     assert sum(v.balance for v in views.values()) == expected
