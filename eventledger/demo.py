@@ -31,6 +31,7 @@ from actors.deployment import stop_service
 from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.bank import BankClient
+from eventledger.demo_http import HttpLeg, run_http_leg
 from eventledger.runtime import ensure_broker, ensure_ray
 from eventledger.service import connect_ray
 from eventledger.transfer_tour import tour
@@ -67,6 +68,7 @@ class DemoReport:
     transfers: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     broken_transfers: int = 0
+    http: HttpLeg | None = None
 
     @property
     def throughput(self) -> float:
@@ -137,10 +139,12 @@ def run_demo(
     window: int = 256,
     seed: int = 7,
     keep: bool = False,
+    http_deposits: int = 2_000,
     progress: Progress | None = None,
 ) -> DemoReport:
     """Run the demo end to end in a fresh application and return what happened. With
-    ``keep`` the service stays deployed (on a Ray head that outlives this process)."""
+    ``keep`` the service stays deployed (on a Ray head that outlives this process).
+    ``http_deposits`` more deposits go through the HTTP API (none: 0)."""
     tracing.configure_telemetry("eventledger-demo")  # the client's side of each trace
     bootstrap = ensure_broker()
     if keep:
@@ -183,6 +187,9 @@ def run_demo(
             report.moves = commands
             ids = [workload.account_id(i) for i in range(1, accounts)]  # 0 has an overdraft
             report.transfers = tour(client, ids, count=max(10, commands // 10), seed=seed)
+        if http_deposits:
+            report.http = run_http_leg(settings, ids, deposits=http_deposits, seed=seed)
+            report.expected_total += report.http.moved
         money = _quiet(settings)
         report.in_flight = money.in_flight
         report.broken_transfers = len(money.broken_transfers())

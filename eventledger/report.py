@@ -36,6 +36,21 @@ def print_demo(console: Console, r: DemoReport) -> None:
     table.add_row(f"moves/s ({setting}, replies awaited)", f"{r.throughput:,.0f}")
     table.add_row(f"round trip p50 ({setting})", f"{r.percentile(0.50):.1f} ms")
     table.add_row(f"round trip p99 ({setting})", f"{r.percentile(0.99):.1f} ms")
+    if r.http is not None:
+        h = r.http
+        over = f"HTTP {h.serving}, 1 client × {h.in_flight} in flight"
+        table.add_row(f"deposits/s ({over}, answers awaited)", f"{h.rate:,.0f}")
+        ratio = h.rate / r.throughput if r.throughput else 0.0
+        table.add_row("HTTP ÷ Python client (rates above)", f"{ratio:.2f}")
+        table.add_row(
+            f"round trip p50 / p99 ({over})",
+            f"{h.percentile(0.5):.1f} / {h.percentile(0.99):.1f} ms",
+        )
+        refused = ", ".join(f"{n:,} × {status}" for status, n in sorted(h.refused.items()))
+        table.add_row(
+            "HTTP deposits sent / accepted",
+            f"{h.sent:,} / {h.accepted:,}" + (f" ({refused})" if refused else ""),
+        )
     table.add_section()
     for kind, n in sorted(r.transfers.items()):
         table.add_row(f"transfer {kind}", f"{n:,}")

@@ -26,6 +26,9 @@ def demo(
     partitions: Annotated[int, typer.Option(help="Kafka partitions = partition actors.")] = 4,
     window: Annotated[int, typer.Option(help="Commands in flight at most.")] = 256,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
+    http_deposits: Annotated[
+        int, typer.Option(help="Deposits also sent through the HTTP API (0: none).")
+    ] = 2_000,
     keep: Annotated[
         bool,
         typer.Option(help="Keep the service running (on a local Ray head) for status/rebuild."),
@@ -43,6 +46,7 @@ def demo(
             window=window,
             seed=seed,
             keep=keep,
+            http_deposits=http_deposits,
         )
     except (BrokerError, ServiceError, TimeoutError) as e:
         raise fail(str(e)) from None

@@ -1,0 +1,100 @@
+"""The demo's HTTP leg: the same kind of command through the HTTP API, measured beside the
+Python client's figure.
+
+Deploys the API in its default serving mode on a free local port with a token minted for
+the run (scopes ``mint`` and ``read``, every account), sends deposits with a fixed number in
+flight, awaits each answer, then removes the API. Accepted deposits are counted into the
+money the demo checks, so the HTTP leg is held to the same conservation check as the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from eventledger.http.auth import Scope, TokenTable, mint_token
+from eventledger.http.serving import DEFAULT_SERVING, deploy_http, stop_http
+from topology.settings import Settings
+
+__all__ = ["HttpLeg", "run_http_leg"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HttpLeg:
+    """What the HTTP leg did: deposits sent and accepted, the money they moved, refusals by
+    status, its rate (accepted deposits a second, answers awaited) and round trips."""
+
+    serving: str
+    in_flight: int
+    sent: int = 0
+    accepted: int = 0
+    moved: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_http_leg(
+    settings: Settings, accounts: list[str], *, deposits: int, in_flight: int = 64, seed: int = 7
+) -> HttpLeg:
+    """Send ``deposits`` random deposits to ``accounts`` through the HTTP API with
+    ``in_flight`` at a time; the API is removed afterwards whatever happened."""
+    token, line = mint_token(frozenset({Scope.MINT, Scope.READ}), "demo")
+    leg = HttpLeg(str(DEFAULT_SERVING), in_flight)
+    url = deploy_http(settings, TokenTable.parse(line), port=_free_port())
+    try:
+        rng = random.Random(seed)
+        work = [(rng.choice(accounts), rng.randint(1, 500)) for _ in range(deposits)]
+        asyncio.run(_send(url, token, work, leg))
+    finally:
+        stop_http(settings.app_id)
+    return leg
+
+
+async def _send(url: str, token: str, work: list[tuple[str, int]], leg: HttpLeg) -> None:
+    limits = httpx.Limits(max_connections=leg.in_flight, max_keepalive_connections=leg.in_flight)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+
+        async def worker() -> None:
+            while work:
+                account, amount = work.pop()
+                sent_at = time.perf_counter()
+                answer = await http.post(f"/accounts/{account}/deposits", json={"amount": amount})
+                leg.latencies_ms.append((time.perf_counter() - sent_at) * 1000.0)
+                leg.sent += 1
+                if answer.status_code == 200:  # a deposit answers 200 (201: an opening)
+                    leg.accepted += 1
+                    leg.moved += amount
+                else:
+                    leg.refused[answer.status_code] = leg.refused.get(answer.status_code, 0) + 1
+                    log.info("HTTP deposit refused: %d %s", answer.status_code, answer.text)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(leg.in_flight)))
+        leg.seconds = time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
