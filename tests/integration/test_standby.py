@@ -78,6 +78,15 @@ def test_a_quiet_standby_holds_its_writers_views_position_and_ids(followed: Serv
     ids[0].append(encode_id_key(accounts[0], "sb-t"))
 
     names = Names.of(settings)
+    source = ray.get_actor(names.member_actor(0, 0), namespace=NAMESPACE)
+    # Quiet only once the saga ends: the transfer's reply comes with its credit, and the
+    # source's writer commits one more batch when the credit's confirmation reaches it.
+
+    def saga_ended() -> bool:
+        views: dict[str, Any] = ray.get(source.views.remote())
+        return not views[accounts[0]].in_flight
+
+    wait_until(saga_ended, 60, "the transfer's saga to end at its source")
     for p in range(settings.partitions):
         writer = ray.get_actor(names.member_actor(p, 0), namespace=NAMESPACE)
         standby = ray.get_actor(names.member_actor(p, 1), namespace=NAMESPACE)
