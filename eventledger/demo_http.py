@@ -3,8 +3,9 @@ Python client's figure.
 
 Deploys the API in its default serving mode on a free local port with a token minted for
 the run (scopes ``mint`` and ``read``, every account), sends deposits with a fixed number in
-flight, awaits each answer, then removes the API. Accepted deposits are counted into the
-money the demo checks, so the HTTP leg is held to the same conservation check as the rest.
+flight, awaits each answer, then removes the API. Each deposit carries an Idempotency-Key,
+so one whose connection broke before its answer is sent again and executed once. Accepted
+deposits count in the money the demo checks: the HTTP leg meets the same conservation check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import random
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import httpx
@@ -38,6 +40,8 @@ class HttpLeg:
     accepted: int = 0
     moved: int = 0
     refused: dict[int, int] = field(default_factory=dict)
+    resent: int = 0
+    """Deposits sent again, with their key, after a connection broke before the answer."""
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -62,23 +66,26 @@ def run_http_leg(
     url = deploy_http(settings, TokenTable.parse(line), port=_free_port())
     try:
         rng = random.Random(seed)
-        work = [(rng.choice(accounts), rng.randint(1, 500)) for _ in range(deposits)]
+        run = uuid.uuid4().hex[:8]
+        work = [
+            (rng.choice(accounts), rng.randint(1, 500), f"demo-{run}-{i}") for i in range(deposits)
+        ]
         asyncio.run(_send(url, token, work, leg))
     finally:
         stop_http(settings.app_id)
     return leg
 
 
-async def _send(url: str, token: str, work: list[tuple[str, int]], leg: HttpLeg) -> None:
+async def _send(url: str, token: str, work: list[tuple[str, int, str]], leg: HttpLeg) -> None:
     limits = httpx.Limits(max_connections=leg.in_flight, max_keepalive_connections=leg.in_flight)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
 
         async def worker() -> None:
             while work:
-                account, amount = work.pop()
+                account, amount, key = work.pop()
                 sent_at = time.perf_counter()
-                answer = await http.post(f"/accounts/{account}/deposits", json={"amount": amount})
+                answer = await _post(http, f"/accounts/{account}/deposits", amount, key, leg)
                 leg.latencies_ms.append((time.perf_counter() - sent_at) * 1000.0)
                 leg.sent += 1
                 if answer.status_code == 200:  # a deposit answers 200 (201: an opening)
@@ -91,6 +98,26 @@ async def _send(url: str, token: str, work: list[tuple[str, int]], leg: HttpLeg)
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(leg.in_flight)))
         leg.seconds = time.perf_counter() - started
+
+
+async def _post(
+    http: httpx.AsyncClient, path: str, amount: int, key: str, leg: HttpLeg
+) -> httpx.Response:
+    """POST with ``key``; sent again (at most ``_SENDS`` times in all) while the connection
+    breaks before an answer: the key makes the deposit execute once."""
+    for attempt in range(1, _SENDS + 1):
+        try:
+            return await http.post(path, json={"amount": amount}, headers={"Idempotency-Key": key})
+        except httpx.TransportError as e:
+            if attempt == _SENDS:
+                raise
+            leg.resent += 1
+            log.info("HTTP deposit %s: %r; sending it again", key, e)
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+_SENDS = 5
 
 
 def _free_port() -> int:
