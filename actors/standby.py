@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # how far behind a commit a read-your-writes read on a standby may have to wait.
 _TAIL_CONSUMER = {"fetch.wait.max.ms": 50, "enable.partition.eof": False}
 _POLL_SECONDS = 0.1
+_DRAIN_POLL_SECONDS = 0.005  # a takeover waits on its drain: poll in small steps
 
 
 class StandbyWorker(MemberViews):
@@ -184,15 +185,16 @@ class StandbyWorker(MemberViews):
                 self._fail(f"following: {type(e).__name__}: {e}")
                 return
 
-    def _poll(self) -> list[Any]:
-        """One poll of the tail, applied: whole batches, and the replies to the id memory.
-        Returns the snapshot partition's messages it read."""
+    def _poll(self, timeout: float = _POLL_SECONDS) -> list[Any]:
+        """One poll of the tail (waiting up to ``timeout`` for 1,000 messages), applied:
+        whole batches, and the replies to the id memory. Returns the snapshot partition's
+        messages it read."""
         assert self._consumer is not None and self._ids is not None
         snapshots = self.committed.topics[TopicKind.SNAPSHOTS]
         done: list[Batch] = []
         read: list[Any] = []
         replies: dict[int, list[Any]] = {}
-        for msg in self._consumer.consume(1000, timeout=_POLL_SECONDS):
+        for msg in self._consumer.consume(1000, timeout=timeout):
             error = msg.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -237,7 +239,7 @@ class StandbyWorker(MemberViews):
         end = watermarks(self._consumer, source)[1]
         deadline = time.monotonic() + timeout
         while True:
-            self._poll()
+            self._poll(_DRAIN_POLL_SECONDS)
             at = self._consumer.position([source])[0].offset
             if at >= end and not self._batches.pending:
                 return
