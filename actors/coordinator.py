@@ -40,6 +40,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -154,7 +155,7 @@ class Coordinator:
         self._watermarks = Consumer(
             consumer_config(settings, group_id=self.names.group("coordinator"))
         )
-        self.detector = Detector(self._writer_died)
+        self.detector: Detector | None = None  # with the loop (``start``)
         log.info(
             "coordinator of %s: %d partitions, generations %s",
             settings.app_id,
@@ -167,6 +168,9 @@ class Coordinator:
     # -- the loop --------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the reconcile loop and the detector of writers' deaths."""
+        if self.detector is None:
+            self.detector = Detector(self._writer_died)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
         self._thread.start()
@@ -252,14 +256,16 @@ class Coordinator:
         tick = Observation(nodes, actual, ends, time.time(), desired, standbys)
         with self._lock:
             self._last = tick
-        self.detector.watch(
-            {
-                a.partition: (a.member, a.stats.liveness)
-                for a in actual
-                if a.stats is not None
-                and a.stats.liveness
-                and a.observed.phase is ActorPhase.RUNNING
-            }
+        self._detector_call(
+            lambda d: d.watch(
+                {
+                    a.partition: (a.member, a.stats.liveness)
+                    for a in actual
+                    if a.stats is not None
+                    and a.stats.liveness
+                    and a.observed.phase is ActorPhase.RUNNING
+                }
+            )
         )
         if all(a.observed.phase is ActorPhase.RUNNING for a in actual):
             self._serving.set()
@@ -275,7 +281,7 @@ class Coordinator:
         for action in plan(self.settings.partitions, observed, tick.nodes, placed, frozen=frozen):
             writer = self.desired.partition(action.partition).writer
             name = self.names.member_actor(action.partition, writer)
-            self.detector.unwatch(action.partition)  # its end is this step's doing
+            self._unwatch(action.partition)  # this step ends it
             match action:
                 case Start(partition=p, node_id=node):
                     log.info("partition %d: starting on node %s", p, node[:8])
@@ -335,7 +341,7 @@ class Coordinator:
                     stats.generation,
                     record.generation,
                 )
-                self.detector.unwatch(p)
+                self._unwatch(p)
                 retire(self.names.member_actor(p, record.writer), graceful=False)
                 continue  # the next tick places a new actor, which reads the desired state
             if record.paused:
@@ -346,6 +352,15 @@ class Coordinator:
         _, failed = answers(resuming, ANSWER_SECONDS)
         if failed:  # the step records it; the next tick observes again
             raise RuntimeError("; ".join(f"partition {p}: {why}" for p, why in failed.items()))
+
+    def _detector_call(self, fn: Callable[[Detector], None]) -> None:
+        """``fn(detector)`` when the detector runs (a coordinator ticked by hand has none)."""
+        if self.detector is not None:
+            fn(self.detector)
+
+    def _unwatch(self, partition: int) -> None:
+        if self.detector is not None:
+            self.detector.unwatch(partition)
 
     def _writer_died(self, partition: int, member: int) -> None:
         """The detector read the end of member ``member``'s liveness connection: if it is
@@ -447,7 +462,7 @@ class Coordinator:
         """Record the service as stopped, stop the loop, the shadows and every member."""
         self._write(ServiceRecord(self.settings.partitions, False, time.time()))
         self._stop.set()
-        self.detector.stop()
+        self._detector_call(Detector.stop)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(60)
         self.rebuilds.stop_all()
