@@ -28,6 +28,7 @@ CORE = {"confluent-kafka", "msgspec", "opentelemetry-api"}
 SERVICE = {
     "ray",
     "fastapi",
+    "httpx",
     "lz4",
     "rocksdict",
     "psutil",
