@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.member import Member
 from actors.messages import PartitionStats, PartitionStatus
+from actors.partition import PartitionWorker
 from actors.ray_state import READS, ActorInfo, RayState, describe_actor, lookup_actor
+from actors.standby import StandbyWorker
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -164,22 +165,29 @@ def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
 
 
 def start_partition(
-    settings: Settings,
-    partition: int,
-    node_id: str,
-    aggregate: AnyAggregate,
-    aggregates: int = 0,
-    *,
-    member: int = 0,
+    settings: Settings, partition: int, node_id: str, aggregate: AnyAggregate, aggregates: int = 0
 ) -> Any:
-    """Create the partition's writer, member ``member`` (the recorded writer), on ``node_id``
-    (returns at once; the constructor fences and restores in the background), reserving the
-    partition resource and memory for the ``aggregates`` it last held (``reserved``). Its
-    generation and paused flag come from the desired state. Raises ValueError when an actor
-    of that name still exists."""
-    return _start_member(
-        settings, partition, member, node_id, aggregate=aggregate, aggregates=aggregates
-    )
+    """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
+    and restores in the background), reserving the partition resource and memory for the
+    ``aggregates`` it last held (``reserved``). Its generation and paused flag come from the
+    desired state. Raises ValueError when an actor of that name still exists."""
+    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
+    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
+    # its overloads omit the documented keyword)
+    groups = {READS: READ_CONCURRENCY}
+    remote: Any = ray.remote(concurrency_groups=groups)(PartitionWorker)  # type: ignore[call-overload]
+    # generation=None: the actor reads its generation and paused flag from the control
+    # topic, in every constructor run, so Ray's restarts follow the desired state too.
+    return remote.options(
+        name=Names.of(settings).partition_actor(partition),
+        namespace=NAMESPACE,
+        lifetime="detached",
+        max_restarts=RAY_RESTARTS,
+        max_task_retries=-1,
+        num_cpus=0,
+        **reserved(settings, aggregates),
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(settings, partition, aggregate, generation=None)
 
 
 def start_standby(
@@ -195,27 +203,8 @@ def start_standby(
     constructor restores in the background), reserving as a writer does (``reserved``): any
     standby may come to hold the partition's writes. Raises ValueError when an actor of that
     name still exists."""
-    return _start_member(
-        settings, partition, member, node_id, aggregate=aggregate, aggregates=aggregates
-    )
-
-
-def _start_member(
-    settings: Settings,
-    partition: int,
-    member: int,
-    node_id: str,
-    *,
-    aggregate: AnyAggregate,
-    aggregates: int,
-) -> Any:
-    """A ``Member`` actor: the writer if the control record names it, else a standby (its
-    constructor decides, in every run, so Ray's restarts follow the desired state too)."""
-    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
-    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
-    # its overloads omit the documented keyword)
     groups = {READS: READ_CONCURRENCY}
-    remote: Any = ray.remote(concurrency_groups=groups)(Member)  # type: ignore[call-overload]
+    remote: Any = ray.remote(concurrency_groups=groups)(StandbyWorker)  # type: ignore[call-overload]
     return remote.options(
         name=Names.of(settings).member_actor(partition, member),
         namespace=NAMESPACE,
@@ -225,7 +214,7 @@ def _start_member(
         num_cpus=0,
         **reserved(settings, aggregates),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(settings, partition, member, aggregate)
+    ).remote(settings, partition, member, aggregate, generation=None)
 
 
 def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:
