@@ -117,7 +117,13 @@ def _answers(api: Api) -> None:
 
 def test_health_readiness_and_docs(api: Api) -> None:
     assert httpx.get(f"{api.url}/healthz", timeout=30).json() == {"status": "ok"}
-    assert httpx.get(f"{api.url}/readyz", timeout=30).json() == {"status": "ready"}
+    # Readiness is checked in the background: a fresh worker answers 503 until its first
+    # check ends, then ready (the service is running).
+    wait_until(
+        lambda: httpx.get(f"{api.url}/readyz", timeout=30).json() == {"status": "ready"},
+        30,
+        "the API to report ready",
+    )
     assert httpx.get(f"{api.url}/docs", timeout=30).status_code == 200
     paths = httpx.get(f"{api.url}/openapi.json", timeout=30).json()["paths"]
     assert {"/accounts", "/accounts/{account}/deposits", "/accounts/{account}/history"} <= set(
