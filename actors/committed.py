@@ -140,10 +140,7 @@ class Committed:
             self.deadlines.rebuild(states)
             if checkpoint is not None:
                 self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
-                self.marks = dict(checkpoint.remembered)
-                self.flows = checkpoint.flows
-                self.lost = checkpoint.lost
-                self.seq = checkpoint.seq
+                self._carry(checkpoint)
             self.changed.notify_all()
 
     def positioned(self, next_offset: int, internal_offset: int) -> None:
@@ -160,10 +157,7 @@ class Committed:
             self.next_offset = result.next_offset
             self.internal_offset = result.next_internal_offset
             self.clock_ms = now_ms
-            self.marks = checkpoint.remembered
-            self.flows = checkpoint.flows
-            self.lost = checkpoint.lost
-            self.seq = checkpoint.seq
+            self._carry(checkpoint)
             self.changed.notify_all()
 
     def followed(
@@ -180,11 +174,16 @@ class Committed:
             self.next_offset = checkpoint.next_offset
             self.internal_offset = checkpoint.internal_offset
             self.clock_ms = max(self.clock_ms, checkpoint.clock_ms)
-            self.marks = dict(checkpoint.remembered)
-            self.flows = checkpoint.flows
-            self.lost = checkpoint.lost
-            self.seq = checkpoint.seq
+            self._carry(checkpoint)
             self.changed.notify_all()
+
+    def _carry(self, checkpoint: Checkpoint) -> None:
+        """What every committed checkpoint hands on whole: the id memory's marks, the money
+        flows, the lost legs and the commit sequence (the caller holds ``changed``)."""
+        self.marks = dict(checkpoint.remembered)
+        self.flows = checkpoint.flows
+        self.lost = checkpoint.lost
+        self.seq = checkpoint.seq
 
     def reached_events(self, end: int) -> None:
         """The events log holds a record of this partition below offset ``end``."""

@@ -178,16 +178,10 @@ def start_partition(
     remote: Any = ray.remote(concurrency_groups=groups)(PartitionWorker)  # type: ignore[call-overload]
     # generation=None: the actor reads its generation and paused flag from the control
     # topic, in every constructor run, so Ray's restarts follow the desired state too.
-    return remote.options(
-        name=Names.of(settings).partition_actor(partition),
-        namespace=NAMESPACE,
-        lifetime="detached",
-        max_restarts=RAY_RESTARTS,
-        max_task_retries=-1,
-        num_cpus=0,
-        **reserved(settings, aggregates),
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(settings, partition, aggregate, generation=None)
+    name = Names.of(settings).partition_actor(partition)
+    return remote.options(**_member_options(settings, name, node_id, aggregates)).remote(
+        settings, partition, aggregate, generation=None
+    )
 
 
 def start_standby(
@@ -205,16 +199,25 @@ def start_standby(
     name still exists."""
     groups = {READS: READ_CONCURRENCY}
     remote: Any = ray.remote(concurrency_groups=groups)(StandbyWorker)  # type: ignore[call-overload]
-    return remote.options(
-        name=Names.of(settings).member_actor(partition, member),
-        namespace=NAMESPACE,
-        lifetime="detached",
-        max_restarts=RAY_RESTARTS,
-        max_task_retries=-1,
-        num_cpus=0,
+    name = Names.of(settings).member_actor(partition, member)
+    return remote.options(**_member_options(settings, name, node_id, aggregates)).remote(
+        settings, partition, member, aggregate, generation=None
+    )
+
+
+def _member_options(settings: Settings, name: str, node_id: str, aggregates: int) -> dict[str, Any]:
+    """Ray options every member of a partition starts with: detached under ``name``, pinned
+    to ``node_id``, restarted by Ray, reserving as a writer does (``reserved``)."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "max_restarts": RAY_RESTARTS,
+        "max_task_retries": -1,
+        "num_cpus": 0,
         **reserved(settings, aggregates),
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(settings, partition, member, aggregate, generation=None)
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False),
+    }
 
 
 def retire(name: str, *, graceful: bool, timeout: float = 30.0) -> None:
