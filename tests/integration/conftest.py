@@ -33,11 +33,23 @@ class Service:
     client: BankClient
 
 
+def app_settings(
+    bootstrap: str, state_dir: str, *, partitions: int = 2, app_id: str | None = None
+) -> Settings:
+    """Settings of a test application of its own (a fresh id unless ``app_id``), on the
+    session's broker, with nothing taken from the environment."""
+    return Settings.resolve(
+        app_id=app_id or f"t-{uuid.uuid4().hex[:10]}",
+        bootstrap_servers=bootstrap,
+        partitions=partitions,
+        state_dir=state_dir,
+        environ={},
+    )
+
+
 @pytest.fixture
 def settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
-    return Settings.resolve(
-        app_id=app_id, bootstrap_servers=bootstrap, partitions=2, state_dir=state_dir, environ={}
-    )
+    return app_settings(bootstrap, state_dir, app_id=app_id)
 
 
 @contextmanager
@@ -87,12 +99,6 @@ def module_service(bootstrap: str, state_dir: str, _ray_session: None) -> Iterat
     """One service for the module (a deployment takes seconds): its tests must each keep to
     accounts and command ids of their own, and check nothing of the whole service."""
     start_local_ray()
-    settings = Settings.resolve(
-        app_id=f"t-{uuid.uuid4().hex[:10]}",
-        bootstrap_servers=bootstrap,
-        partitions=2,
-        state_dir=state_dir,
-        environ={},
-    )
+    settings = app_settings(bootstrap, state_dir)
     with running(settings) as served:
         yield served

@@ -5,7 +5,6 @@ that no accepted command was lost or applied twice and that money is conserved."
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from actors.messages import PartitionStatus, RebuildProgress, RowState, ServiceS
 from actors.ray_state import partition_actor
 from ledger.aggregate import LEDGER
 from tests.conftest import CLUSTER_NODE
+from tests.integration.conftest import app_settings
 from tests.integration.schema_bump import LEDGER_V2
 from tests.integration.traffic import Traffic, assert_exactly_once_and_money_conserved
 from tests.integration.waiting import wait_until
@@ -58,13 +58,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(ray_cluster: Any, bootstrap: str, state_dir: str) -> Iterator[Served]:
     """One service for the module (a deployment on the cluster takes seconds); stopped after."""
-    settings = Settings.resolve(
-        app_id=f"t-{uuid.uuid4().hex[:10]}",
-        bootstrap_servers=bootstrap,
-        partitions=3,
-        state_dir=state_dir,
-        environ={},
-    )
+    settings = app_settings(bootstrap, state_dir, partitions=3)
     deploy_coordinator(settings, LEDGER, tick_seconds=TICK, timeout=120)
     try:
         yield Served(settings, [])

@@ -27,7 +27,7 @@ from eventledger.http.limits import Limits
 from eventledger.http.serving import deploy_http, stop_http
 from ledger import LEDGER
 from tests.conftest import start_local_ray
-from tests.integration.conftest import running
+from tests.integration.conftest import app_settings, running
 from tests.integration.waiting import wait_until
 from topology.settings import Settings
 
@@ -68,13 +68,7 @@ def _port() -> int:
 @pytest.fixture(scope="module")
 def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
     start_local_ray()
-    settings = Settings.resolve(
-        app_id=f"t-{uuid.uuid4().hex[:10]}",
-        bootstrap_servers=bootstrap,
-        partitions=2,
-        state_dir=state_dir,
-        environ={},
-    )
+    settings = app_settings(bootstrap, state_dir)
     tokens = {scope: mint_token(scopes, scope) for scope, scopes in (
         ("rw", frozenset(Scope)),
         ("read", frozenset({Scope.READ})),

@@ -8,7 +8,6 @@ import datetime as dt
 import ipaddress
 import socket
 import ssl
-import uuid
 from pathlib import Path
 
 import httpx
@@ -21,8 +20,7 @@ from cryptography.x509.oid import NameOID
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Tls, deploy_http, stop_http
 from tests.conftest import start_local_ray
-from tests.integration.conftest import running
-from topology.settings import Settings
+from tests.integration.conftest import app_settings, running
 
 
 def _self_signed(folder: Path) -> Tls:
@@ -67,13 +65,7 @@ def test_the_api_answers_over_https_and_refuses_plaintext(
 ) -> None:
     start_local_ray()
     tls = _self_signed(tmp_path)
-    settings = Settings.resolve(
-        app_id=f"t-{uuid.uuid4().hex[:10]}",
-        bootstrap_servers=bootstrap,
-        partitions=1,
-        state_dir=state_dir,
-        environ={},
-    )
+    settings = app_settings(bootstrap, state_dir, partitions=1)
     token, line = mint_token(frozenset(Scope), "tls")
     port = _port()
     trusted = ssl.create_default_context(cafile=str(tls.cert))
