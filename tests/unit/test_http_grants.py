@@ -34,6 +34,7 @@ class _Ledger:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.settled: list[str] = []
         self.reads = _Reads()
 
     def new_command_id(self) -> str:
@@ -54,6 +55,10 @@ class _Ledger:
             command_id=kw["command_id"], aggregate_id=account, version=2, position=Position(0, 5)
         )
 
+    def settle(self, transfer_id: str, **kw: Any) -> Any:
+        self.settled.append(transfer_id)
+        raise AssertionError("a refused settlement must not reach the service")
+
     def in_flight(self, **kw: Any) -> list[InFlightTransfer]:
         return [
             InFlightTransfer(source, f"t-{source}", "other", 5, 0, 0)
@@ -71,6 +76,7 @@ def http() -> Iterator[Http]:
         "a-w": (frozenset({Scope.WRITE}), ["team-a-*"]),
         "a-mint": (frozenset({Scope.WRITE, Scope.MINT}), ["team-a-*"]),
         "all-r": (frozenset({Scope.READ}), ["*"]),
+        "a-ops": (frozenset({Scope.OPERATE}), ["team-a-*"]),
     }
     lines, headers = [], {}
     for name, (scopes, accounts) in grants.items():
@@ -107,6 +113,13 @@ def test_a_team_token_reads_withdraws_and_transfers_on_its_own_accounts_only(htt
         _forbidden(client.post(f"/transfers/t/{action}", json={"source": "team-b-x"}, headers=auth))
     _forbidden(client.post("/accounts", json={"id": "team-b-new", "currency": "EUR"}, headers=auth))
     assert ledger.sent == []  # nothing refused here reached the ledger
+
+
+def test_an_operator_settles_only_the_transfers_of_its_own_accounts(http: Http) -> None:
+    client, ledger, headers = http
+    body = {"source": "team-b-x", "action": "refund", "reason": "a lost leg"}
+    _forbidden(client.post("/transfers/t-team-b-x/settle", json=body, headers=headers["a-ops"]))
+    assert ledger.settled == []  # refused before anything reached the service
 
 
 def test_money_is_created_only_with_mint(http: Http) -> None:
