@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import DEFAULT_SERVING, deploy_http, stop_http
@@ -77,23 +77,28 @@ def run_http_leg(
 
 
 async def _send(url: str, token: str, work: list[tuple[str, int, str]], leg: HttpLeg) -> None:
-    limits = httpx.Limits(max_connections=leg.in_flight, max_keepalive_connections=leg.in_flight)
+    """``leg.in_flight`` senders over one aiohttp session (keep-alive connections; aiohttp,
+    as the bench's http phase: httpx's pool costs more than the API at tens in flight)."""
+    connector = aiohttp.TCPConnector(limit=leg.in_flight)
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(
+        url, headers=headers, connector=connector, timeout=timeout
+    ) as http:
 
         async def worker() -> None:
             while work:
                 account, amount, key = work.pop()
                 sent_at = time.perf_counter()
-                answer = await _post(http, f"/accounts/{account}/deposits", amount, key, leg)
+                status, text = await _post(http, f"/accounts/{account}/deposits", amount, key, leg)
                 leg.latencies_ms.append((time.perf_counter() - sent_at) * 1000.0)
                 leg.sent += 1
-                if answer.status_code == 200:  # a deposit answers 200 (201: an opening)
+                if status == 200:  # a deposit answers 200 (201: an opening)
                     leg.accepted += 1
                     leg.moved += amount
                 else:
-                    leg.refused[answer.status_code] = leg.refused.get(answer.status_code, 0) + 1
-                    log.info("HTTP deposit refused: %d %s", answer.status_code, answer.text)
+                    leg.refused[status] = leg.refused.get(status, 0) + 1
+                    log.info("HTTP deposit refused: %d %s", status, text)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(leg.in_flight)))
@@ -101,14 +106,17 @@ async def _send(url: str, token: str, work: list[tuple[str, int, str]], leg: Htt
 
 
 async def _post(
-    http: httpx.AsyncClient, path: str, amount: int, key: str, leg: HttpLeg
-) -> httpx.Response:
-    """POST with ``key``; sent again (at most ``_SENDS`` times in all) while the connection
-    breaks before an answer: the key makes the deposit execute once."""
+    http: aiohttp.ClientSession, path: str, amount: int, key: str, leg: HttpLeg
+) -> tuple[int, str]:
+    """POST with ``key``: (status, body); sent again (at most ``_SENDS`` times in all) while
+    the connection breaks before an answer: the key makes the deposit execute once."""
     for attempt in range(1, _SENDS + 1):
         try:
-            return await http.post(path, json={"amount": amount}, headers={"Idempotency-Key": key})
-        except httpx.TransportError as e:
+            async with http.post(
+                path, json={"amount": amount}, headers={"Idempotency-Key": key}
+            ) as answer:
+                return answer.status, await answer.text()
+        except aiohttp.ClientConnectionError as e:
             if attempt == _SENDS:
                 raise
             leg.resent += 1

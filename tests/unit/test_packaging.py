@@ -29,6 +29,7 @@ SERVICE = {
     "ray",
     "fastapi",
     "httpx",
+    "aiohttp",
     "lz4",
     "rocksdict",
     "psutil",
