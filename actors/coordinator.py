@@ -228,9 +228,13 @@ class Coordinator:
                 log.warning("%s; partitions wait for one", self.errors["resources"])
             desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
         partitions = range(self.settings.partitions)
+        # Members that may exist: the writer, the standbys wanted now, and every standby a
+        # record says was started (a standby outlives a change of count until retired). On
+        # one node with `auto`, that is the writer alone: no lookup of absent actors a tick.
+        wanted = range(1, self.settings.standbys_for(len(nodes)) + 1)
         found = observe_members(
             self.settings.app_id,
-            [(p, m) for p in partitions for m in range(self.settings.max_standbys + 1)],
+            [(p, m) for p in partitions for m in {0, *wanted, *desired[p].nodes}],
         )
         actual = [found[(p, 0)] for p in partitions]
         for a in actual:
