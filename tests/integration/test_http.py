@@ -28,7 +28,7 @@ from eventledger.http.serving import deploy_http, stop_http
 from ledger import LEDGER
 from tests.conftest import start_local_ray
 from tests.integration.conftest import app_settings, running
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import wait_ready, wait_until
 from topology.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -111,13 +111,7 @@ def _answers(api: Api) -> None:
 
 def test_health_readiness_and_docs(api: Api) -> None:
     assert httpx.get(f"{api.url}/healthz", timeout=30).json() == {"status": "ok"}
-    # Readiness is checked in the background: a fresh worker answers 503 until its first
-    # check ends, then ready (the service is running).
-    wait_until(
-        lambda: httpx.get(f"{api.url}/readyz", timeout=30).json() == {"status": "ready"},
-        30,
-        "the API to report ready",
-    )
+    wait_ready(api.url)
     assert httpx.get(f"{api.url}/docs", timeout=30).status_code == 200
     paths = httpx.get(f"{api.url}/openapi.json", timeout=30).json()["paths"]
     assert {"/accounts", "/accounts/{account}/deposits", "/accounts/{account}/history"} <= set(

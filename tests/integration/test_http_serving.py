@@ -16,6 +16,7 @@ from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Serving, deploy_http, stop_http
 from eventledger.http.workers import worker_names
 from tests.integration.conftest import running
+from tests.integration.waiting import wait_ready
 from topology.settings import Settings
 
 
@@ -55,7 +56,7 @@ def test_a_mode_serves_a_deposit_and_a_read_with_auth_and_stop_removes_it(
                 assert deposit.status_code == 200, deposit.text
             read = httpx.get(f"{url}/accounts/{account}", headers=auth, timeout=10)
             assert read.status_code == 200 and read.json()["balance"] == 20
-            assert httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready"}
+            wait_ready(url)
             assert (
                 "/accounts/{account}/deposits" in httpx.get(f"{url}/openapi.json").json()["paths"]
             )

@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["wait_until"]
+import httpx
+
+__all__ = ["wait_ready", "wait_until"]
 
 T = TypeVar("T")
 
@@ -39,3 +41,14 @@ def wait_until(
                 f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})"
             )
         time.sleep(interval)
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    """Wait until the HTTP API at ``url`` reports ready. Readiness is checked in the
+    background and cached: a fresh worker answers 503 until its first check ends, and a
+    worker whose check ran while partitions were starting until its next one."""
+    wait_until(
+        lambda: httpx.get(f"{url}/readyz", timeout=10).json() == {"status": "ready"},
+        timeout,
+        f"the API at {url} to report ready",
+    )
