@@ -24,6 +24,11 @@ control topic, written before it is acted on, so a restarted coordinator or a ne
 picks it up where it was. ``Coordinator`` is a plain class; ``actors.deployment`` runs it as
 the detached actor (restarted by Ray without limit: its constructor reads the desired state).
 
+Beside the loop, a detector thread (``actors.liveness``) holds a connection to each writer's
+liveness socket; when one ends, ``actors.takeover`` hands the partition to its best standby at
+once, without waiting for a tick. The writer of partition p is the member its record names
+(``PartitionRecord.writer``); every other member is a standby.
+
 The observe and resume steps never wait on one actor: their calls (stats, resume) go to every
 actor at once and are awaited together for at most ``ANSWER_SECONDS``; what did not answer
 is observed again next tick. (A switch, in the rebuild step, waits on its actor in turn.)
@@ -35,6 +40,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -45,6 +51,7 @@ from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.kafka import consumer_config
+from actors.liveness import Detector
 from actors.members import members_of, place_standbys
 from actors.messages import Members, RebuildProgress, RestoredFrom, ServiceStatus
 from actors.metrics import observe_lag
@@ -59,6 +66,7 @@ from actors.supervisor import (
     retire,
     start_partition,
 )
+from actors.takeover import take_over
 from actors.watermarks import watermarks
 from topology.control import DesiredState, PartitionRecord, ServiceRecord
 from topology.names import Names
@@ -147,6 +155,7 @@ class Coordinator:
         self._watermarks = Consumer(
             consumer_config(settings, group_id=self.names.group("coordinator"))
         )
+        self.detector: Detector | None = None  # with the loop (``start``)
         log.info(
             "coordinator of %s: %d partitions, generations %s",
             settings.app_id,
@@ -159,6 +168,9 @@ class Coordinator:
     # -- the loop --------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the reconcile loop and the detector of writers' deaths."""
+        if self.detector is None:
+            self.detector = Detector(self._writer_died)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
         self._thread.start()
@@ -236,7 +248,7 @@ class Coordinator:
             self.settings.app_id,
             [(p, m) for p in partitions for m in {0, *wanted, *desired[p].nodes}],
         )
-        actual = [found[(p, 0)] for p in partitions]
+        actual = [found[(p, desired[p].writer)] for p in partitions]
         for a in actual:
             if a.stats is not None:
                 self._aggregates[a.partition] = a.stats.aggregates
@@ -244,10 +256,21 @@ class Coordinator:
         ends = {}
         for p in range(self.settings.partitions):
             ends[p] = watermarks(self._watermarks, TopicPartition(topic, p), 5)[1]
-        standbys = {key: a for key, a in found.items() if key[1] > 0}
+        standbys = {(p, m): a for (p, m), a in found.items() if m != desired[p].writer}
         tick = Observation(nodes, actual, ends, time.time(), desired, standbys)
         with self._lock:
             self._last = tick
+        self._detector_call(
+            lambda d: d.watch(
+                {
+                    a.partition: (a.member, a.stats.liveness)
+                    for a in actual
+                    if a.stats is not None
+                    and a.stats.liveness
+                    and a.observed.phase is ActorPhase.RUNNING
+                }
+            )
+        )
         if all(a.observed.phase is ActorPhase.RUNNING for a in actual):
             self._serving.set()
         return tick
@@ -260,7 +283,9 @@ class Coordinator:
             }
         observed = {a.partition: a.observed for a in tick.actual}
         for action in plan(self.settings.partitions, observed, tick.nodes, placed, frozen=frozen):
-            name = self.names.partition_actor(action.partition)
+            writer = self.desired.partition(action.partition).writer
+            name = self.names.member_actor(action.partition, writer)
+            self._unwatch(action.partition)  # this step ends it
             match action:
                 case Start(partition=p, node_id=node):
                     log.info("partition %d: starting on node %s", p, node[:8])
@@ -272,7 +297,9 @@ class Coordinator:
                     retire(name, graceful=True)
             record = self.desired.partition(p)
             self._write(msgspec.structs.replace(record, node_id=node, starts=record.starts + 1))
-            start_partition(self.settings, p, node, self.aggregate, self._aggregates.get(p, 0))
+            start_partition(
+                self.settings, p, node, self.aggregate, self._aggregates.get(p, 0), member=writer
+            )
 
     def _place_standbys(self, tick: Observation) -> None:
         def desired(p: int) -> PartitionRecord:
@@ -318,7 +345,8 @@ class Coordinator:
                     stats.generation,
                     record.generation,
                 )
-                retire(self.names.partition_actor(p), graceful=False)
+                self._unwatch(p)
+                retire(self.names.member_actor(p, record.writer), graceful=False)
                 continue  # the next tick places a new actor, which reads the desired state
             if record.paused:
                 self._write(msgspec.structs.replace(record, paused=False))
@@ -328,6 +356,24 @@ class Coordinator:
         _, failed = answers(resuming, ANSWER_SECONDS)
         if failed:  # the step records it; the next tick observes again
             raise RuntimeError("; ".join(f"partition {p}: {why}" for p, why in failed.items()))
+
+    def _detector_call(self, fn: Callable[[Detector], None]) -> None:
+        """``fn(detector)`` when the detector runs (a coordinator ticked by hand has none)."""
+        if self.detector is not None:
+            fn(self.detector)
+
+    def _unwatch(self, partition: int) -> None:
+        if self.detector is not None:
+            self.detector.unwatch(partition)
+
+    def _writer_died(self, partition: int, member: int) -> None:
+        """The detector read the end of member ``member``'s liveness connection: if it is
+        still the recorded writer, a standby takes over (``actors.takeover``)."""
+        with self._lock:
+            tick, record = self._last, self.desired.partition(partition)
+        if tick is None:
+            return
+        take_over(self.settings, tick, record, member, self._write)
 
     def _live(self, tick: Observation, p: int) -> Any | None:
         a = tick.actual[p]
@@ -370,11 +416,17 @@ class Coordinator:
         )
 
     def members(self) -> Members:
-        """Per partition, the standbys that followed their writer at the last tick (readers
-        send view reads there, the writer being their fallback)."""
+        """Per partition, its writer member and the standbys that followed it at the last
+        tick (readers send view reads there, the writer being their fallback)."""
         with self._lock:
             last = self._last
-        return members_of(last, self.settings.partitions)
+            writers = {p: self.desired.partition(p).writer for p in range(self.settings.partitions)}
+        return members_of(last, self.settings.partitions, writers)
+
+    def writer_of(self, partition: int) -> int:
+        """The member that writes ``partition``, as recorded."""
+        with self._lock:
+            return self.desired.partition(partition).writer
 
     def rebuild(
         self, partitions: list[int] | None = None, aggregate: AnyAggregate | None = None
@@ -414,6 +466,7 @@ class Coordinator:
         """Record the service as stopped, stop the loop, the shadows and every member."""
         self._write(ServiceRecord(self.settings.partitions, False, time.time()))
         self._stop.set()
+        self._detector_call(Detector.stop)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(60)
         self.rebuilds.stop_all()

@@ -43,6 +43,7 @@ def place_standbys(
     names = Names.of(settings)
     count = settings.standbys_for(len(tick.nodes))
     writers = {a.partition: a.observed for a in tick.actual}
+    writing = {p: r.writer for p, r in tick.desired.items()}
     standbys = {key: a.observed for key, a in tick.standbys.items()}
     placed: dict[tuple[int, int], str | None] = {
         (p, m): node for p, r in tick.desired.items() for m, node in r.nodes.items()
@@ -52,7 +53,9 @@ def place_standbys(
             log.info("partition %d standby %d: serves an old generation; retiring it", p, m)
             retire(names.member_actor(p, m), graceful=True)
             standbys.pop((p, m))
-    for action in plan_standbys(count, writers, standbys, tick.nodes, placed):
+    for action in plan_standbys(
+        count, writers, standbys, tick.nodes, placed, writer_members=writing
+    ):
         name = names.member_actor(action.partition, action.member)
         match action:
             case RetireStandby(partition=p, member=m, reason=reason):
@@ -67,10 +70,13 @@ def place_standbys(
                 )
 
 
-def members_of(tick: Observation | None, partitions: int) -> Members:
-    """Per partition, the standby members that followed their writer at ``tick``: those that
-    said so, and live ones that did not answer in time (a reader that finds one stalled asks
-    the writer instead, and avoids it until it learns the members again)."""
+def members_of(
+    tick: Observation | None, partitions: int, writers: Mapping[int, int] | None = None
+) -> Members:
+    """Per partition, its writer member (``writers``, as recorded) and the standby members
+    that followed their writer at ``tick``: those that said so, and live ones that did not
+    answer in time (a reader that finds one stalled asks the writer instead, and avoids it
+    until it learns the members again)."""
     following: dict[int, list[int]] = {p: [] for p in range(partitions)}
     for (p, m), a in sorted((tick.standbys if tick is not None else {}).items()):
         if a.stats is None:
@@ -79,4 +85,4 @@ def members_of(tick: Observation | None, partitions: int) -> Members:
             alive = a.stats.status is PartitionStatus.FOLLOWING
         if alive:
             following[p].append(m)
-    return Members(standbys=following)
+    return Members(standbys=following, writers=dict(writers or {}))

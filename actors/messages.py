@@ -175,6 +175,7 @@ class Counters(msgspec.Struct, kw_only=True):
     restored_from: RestoredFrom = RestoredFrom.SNAPSHOTS
     ids_restored: int = 0  # changelog records read into the id memory at the last start
     ids_restore_seconds: float = 0.0
+    takeover_steps_ms: dict[str, float] = {}  # a promoted standby's takeover, step by step
 
 
 # msgspec allows a frozen Struct to extend a mutable one; mypy's dataclass rule does not.
@@ -190,8 +191,10 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
     paused: bool
     rss_bytes: int
     ids_disk_bytes: int
-    member: int = 0  # 0: the writer; 1..: a standby
+    member: int = 0  # its member number (0 writes until a takeover)
     seq: int = 0  # the commit sequence of the state it holds (Checkpoint.seq)
+    epoch: int = 0  # the highest takeover epoch it has seen
+    liveness: str = ""  # host:port of its liveness socket ("": none)
 
 
 class Paused(msgspec.Struct, frozen=True):
@@ -222,9 +225,10 @@ class ViewAt(msgspec.Struct, frozen=True, kw_only=True):
 
 class Members(msgspec.Struct, frozen=True):
     """Per partition, its standby members that follow its writer (``Names.member_actor``),
-    as the coordinator last observed them."""
+    as the coordinator last observed them, and its writer member (absent: member 0)."""
 
     standbys: dict[int, list[int]]
+    writers: dict[int, int] = {}
 
 
 class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):

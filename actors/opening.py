@@ -1,6 +1,7 @@
 """Opening a partition: fence its predecessor, restore its state (or fold the events when the
 snapshots are of another schema), restore its id memory, and position its commands consumer
-at the checkpoint.
+at the checkpoint. A standby that takes over (``promote_partition``) fences the same way, then
+reads only what its tail had left of the snapshots and replies.
 
 Invariant: the writer is opened (its ``init_transactions`` fences every earlier producer of
 the partition) before anything is read, so nothing read can change behind the restore; a
@@ -11,6 +12,8 @@ checkpoint outside the commands (or internal commands) log blocks the partition
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
@@ -31,7 +34,7 @@ from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["Opened", "new_writer", "open_partition"]
+__all__ = ["Opened", "new_writer", "open_partition", "promote_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +104,12 @@ def open_partition(
     committed: Committed,
     counters: Counters,
     metrics: PartitionMetrics,
+    *,
+    member: int = 0,
 ) -> Opened:
-    """Fence, restore into ``committed`` (and ``counters``), position the consumer. The
-    caller closes what was opened when this raises (``Opened`` is returned whole or not)."""
+    """Fence, restore into ``committed`` (and ``counters``), position the consumer; the id
+    memory is member ``member``'s. The caller closes what was opened when this raises
+    (``Opened`` is returned whole or not)."""
     c = committed
     writer = new_writer(settings, partition)
     touch(writer, settings, partition, c.topics[TopicKind.SNAPSHOTS])
@@ -127,7 +133,25 @@ def open_partition(
         restored.records,
         restored.seconds,
     )
-    ids = open_id_store(settings, partition)
+    ids = open_id_store(settings, partition, member)
+    consumer = _ids_and_consumer(
+        settings, partition, c, counters=counters, ids=ids, checkpoint=restored.checkpoint
+    )
+    return Opened(writer, ids, consumer)
+
+
+def _ids_and_consumer(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    *,
+    counters: Counters,
+    ids: IdStore,
+    checkpoint: Checkpoint | None,
+) -> Consumer:
+    """Bring ``ids`` to the replies' end (checked against the marks), then the commands
+    consumer, assigned at ``checkpoint``. Closes ``ids`` when it raises."""
+    c = committed
     try:
         got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)
         counters.ids_restored, counters.ids_restore_seconds = got.records, got.seconds
@@ -147,12 +171,61 @@ def open_partition(
         ids.close()
         raise
     try:
-        starts = _starts(settings, partition, c, consumer, restored.checkpoint)
+        starts = _starts(settings, partition, c, consumer, checkpoint)
         c.positioned(starts[0].offset, starts[1].offset)
         counters.committed_offset = c.next_offset
         consumer.assign(starts)
     except BaseException:
         consumer.close()
         ids.close()
+        raise
+    return consumer
+
+
+def promote_partition(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    *,
+    counters: Counters,
+    ids: IdStore,
+    drain: Callable[[], None],
+    steps_ms: dict[str, float],
+) -> Opened:
+    """A standby's takeover of the partition whose state it holds in ``committed`` (at a
+    batch boundary) and id memory in ``ids``: fence, touch, ``drain`` (apply what is left of
+    ``snapshots[p]``: its end is final once fenced), catch the id memory up to the replies'
+    end, take the events' end, and position the commands consumer at the last checkpoint.
+    Each step's milliseconds go to ``steps_ms``. On failure the caller closes ``ids``."""
+    c = committed
+    mark = time.monotonic()
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        steps_ms[name] = round((now - mark) * 1000, 1)
+        mark = now
+
+    writer = new_writer(settings, partition)
+    step("fence")
+    try:
+        touch(writer, settings, partition, c.topics[TopicKind.SNAPSHOTS])
+        step("touch")
+        drain()
+        step("snapshots")
+        probe = Consumer(consumer_config(settings, group_id=Names.of(settings).group("ids")))
+        try:
+            events = TopicPartition(c.topics[TopicKind.EVENTS], partition)
+            c.reached_events(watermarks(probe, events)[1])
+        finally:
+            probe.close()
+        step("events")
+        checkpoint = c.position() if c.seq > 0 else None
+        consumer = _ids_and_consumer(
+            settings, partition, c, counters=counters, ids=ids, checkpoint=checkpoint
+        )
+        step("replies_and_commands")
+    except BaseException:
+        writer.close()
         raise
     return Opened(writer, ids, consumer)

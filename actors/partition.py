@@ -36,7 +36,7 @@ from actors.idstore import IdStore
 from actors.kafka import FatalError, FencedError
 from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, ServedBy, Switched
 from actors.metrics import PartitionMetrics
-from actors.opening import open_partition
+from actors.opening import Opened, open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.transactional import TransactionalWriter
 from actors.views import MemberViews
@@ -90,6 +90,8 @@ class PartitionWorker(MemberViews):
         generation: int | None = 0,
         start: bool = True,
         clock: Clock = wall_ms,
+        member: int = 0,
+        committed: Committed | None = None,
     ) -> None:
         paused = False
         if generation is None:  # the coordinator's actor: follow the desired state
@@ -97,7 +99,7 @@ class PartitionWorker(MemberViews):
 
             desired = read_partition_record(settings, partition)
             generation, paused = desired.generation, desired.paused
-        self.settings, self.partition = settings, partition
+        self.settings, self.partition, self.member = settings, partition, member
         self.names, self.layout = Names.of(settings), TopicLayout.of(settings)
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
@@ -105,7 +107,9 @@ class PartitionWorker(MemberViews):
         topics = {kind: self.layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = self.layout.snapshots(generation)
         codec = Codec(aggregate)
-        self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
+        self.committed = committed or Committed(
+            codec, generation, topics, SnapshotStore(codec), clock=clock
+        )
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
         self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
@@ -124,12 +128,13 @@ class PartitionWorker(MemberViews):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, opened: Opened | None = None) -> None:
         """Fence the predecessor, restore, position the consumer, start the loop thread
-        (unless the partition is blocked: then its status says why and how to go on)."""
+        (unless the partition is blocked: then its status says why and how to go on). With
+        ``opened``, a takeover's clients: the state is ``committed``'s as handed over."""
         self._stop.clear()
         try:
-            self._open()
+            self._open(opened)
         except PartitionBlockedError as e:
             self._fail(PartitionStatus.BLOCKED, str(e))
             return
@@ -148,13 +153,13 @@ class PartitionWorker(MemberViews):
             self._move(PartitionStatus.STOPPED)
         tracing.flush()  # the actor may be killed next: export what is buffered now
 
-    def _open(self) -> None:
+    def _open(self, opened: Opened | None = None) -> None:
         """Fence, restore, assign the consumer: whole or not at all. On any failure the
         clients are closed, the status is FAILED with the reason and the loop is told to stop
         (the supervisor replaces a FAILED actor; nothing polls an unassigned consumer)."""
         self._move(PartitionStatus.RESTORING)
         try:
-            self._open_clients()
+            self._open_clients(opened)
         except PartitionBlockedError:
             self._close()  # the caller records why (BLOCKED) and waits for `unblock`
             raise
@@ -178,10 +183,16 @@ class PartitionWorker(MemberViews):
             len(c.states),
         )
 
-    def _open_clients(self) -> None:
-        opened = open_partition(
-            self.settings, self.partition, self.committed, self.counters, self.metrics
-        )
+    def _open_clients(self, opened: Opened | None) -> None:
+        if opened is None:
+            opened = open_partition(
+                self.settings,
+                self.partition,
+                self.committed,
+                self.counters,
+                self.metrics,
+                member=self.member,
+            )
         self._writer, self._ids, self._consumer = opened.writer, opened.ids, opened.consumer
         self._batch = BatchCommit(
             self.settings,
@@ -349,6 +360,7 @@ class PartitionWorker(MemberViews):
             paused=self._switcher.gate.requested,
             rss_bytes=psutil.Process().memory_info().rss,
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
+            member=self.member,
             seq=self.committed.seq,
             **msgspec.structs.asdict(self.counters),
         )

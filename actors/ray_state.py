@@ -27,6 +27,7 @@ __all__ = [
     "lookup_actor",
     "partition_actor",
     "partition_actors",
+    "writer_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,27 @@ def lookup_actor(name: str, namespace: str) -> Any | None:
         return None
 
 
+def writer_member(app_id: str, partition: int, timeout: float = 30.0) -> int:
+    """The member that writes ``partition`` as its coordinator recorded it (0 when there is
+    no coordinator: a service without takeovers)."""
+    names = Names(app_id)
+    coordinator = lookup_actor(names.coordinator_actor, NAMESPACE)
+    if coordinator is None:
+        return 0
+    member: int = ray.get(coordinator.writer_of.remote(partition), timeout=timeout)
+    return member
+
+
 def partition_actor(app_id: str, partition: int) -> Any:
-    """The live actor that owns ``partition`` (raises ValueError when there is none)."""
-    return ray.get_actor(Names(app_id).partition_actor(partition), namespace=NAMESPACE)
+    """The live actor that writes ``partition``, its recorded writer member (raises
+    ValueError when there is none). Everything that looks for "the writer" asks here."""
+    name = Names(app_id).member_actor(partition, writer_member(app_id, partition))
+    return ray.get_actor(name, namespace=NAMESPACE)
 
 
 def partition_actors(app_id: str, partitions: int) -> list[Any]:
-    """The live actors of partitions ``0 .. partitions - 1`` (ValueError when one is missing)."""
+    """The live writers of partitions ``0 .. partitions - 1`` (ValueError when one is
+    missing)."""
     return [partition_actor(app_id, p) for p in range(partitions)]
 
 

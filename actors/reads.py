@@ -130,8 +130,13 @@ class Reads(Generic[V]):
                 continue
             if found.reached:
                 return found
-        writer = self._names.member_actor(partition, 0)
         for fresh in (False, True):
+            if fresh:  # the writer may have changed: a takeover
+                self._learn_members(time.monotonic())
+            with self._lock:
+                known = self._members
+            member = 0 if known is None else known.writers.get(partition, 0)
+            writer = self._names.member_actor(partition, member)
             call = self._handle(writer, fresh=fresh).read.options(concurrency_group=READS)
             try:
                 answer: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)

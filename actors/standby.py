@@ -10,7 +10,9 @@ deadline index as the writer does. Status: RESTORING → FOLLOWING; a failure en
 (the coordinator retires and replaces it). Its queries are ``MemberViews``'; they wait on the
 condition its tail notifies.
 
-Invariant: it never opens a transactional producer, so it can never fence its writer.
+Invariant: it never opens a transactional producer, so it can never fence its writer. A
+takeover (``actors.member``) halts its tail at a batch boundary (``halt``), fences, drains
+what is left (``drain``) and hands its state and id memory to a writer (``hand_over``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from actors.kafka import consumer_config
 from actors.messages import Counters, PartitionStats, PartitionStatus, ServedBy
 from actors.restore import restore_partition
 from actors.views import MemberViews
+from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.follow import Batch, Batches
 from topology.names import Names
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 # how far behind a commit a read-your-writes read on a standby may have to wait.
 _TAIL_CONSUMER = {"fetch.wait.max.ms": 50, "enable.partition.eof": False}
 _POLL_SECONDS = 0.1
+_DRAIN_POLL_SECONDS = 0.005  # a takeover waits on its drain: poll in small steps
 
 
 class StandbyWorker(MemberViews):
@@ -66,8 +70,8 @@ class StandbyWorker(MemberViews):
         start: bool = True,
         clock: Clock = wall_ms,
     ) -> None:
-        if member < 1:
-            raise ValueError(f"a standby is member 1 or above, not {member}")
+        if member < 0:
+            raise ValueError(f"a member's number is 0 or above, not {member}")
         if generation is None:
             from actors.control_store import read_partition_record
 
@@ -85,6 +89,7 @@ class StandbyWorker(MemberViews):
         self._thread: threading.Thread | None = None
         self._ids: IdStore | None = None
         self._consumer: Consumer | None = None
+        self._batches = Batches()
         if start:
             self.start()
 
@@ -172,37 +177,90 @@ class StandbyWorker(MemberViews):
     # -- the tail --------------------------------------------------------------------------
 
     def _follow(self) -> None:
-        batches = Batches()
-        merge = self.settings.reply_lanes > 1
-        snapshots = self.committed.topics[TopicKind.SNAPSHOTS]
         while not self._stop.is_set():
-            assert self._consumer is not None and self._ids is not None
             try:
-                done: list[Batch] = []
-                replies: dict[int, list[Any]] = {}
-                for msg in self._consumer.consume(1000, timeout=_POLL_SECONDS):
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise KafkaException(error)
-                    if msg.topic() == snapshots:
-                        batch = batches.feed(msg.key(), msg.value())
-                        if batch is not None:
-                            done.append(batch)
-                    else:
-                        replies.setdefault(msg.partition() or 0, []).append(msg)
-                for lane, messages in replies.items():
-                    self._ids.follow(lane, messages, merge=merge)
-                for batch in done:
-                    self.committed.followed(batch.records, batch.checkpoint)
-                    self.counters.batches += 1
-                self.counters.committed_offset = self.committed.next_offset
-                self.counters.last_commit_at = time.time()  # when the tail last polled
+                self._poll()
             except Exception as e:
                 log.exception("partition %d standby %d stopped", self.partition, self.member)
                 self._fail(f"following: {type(e).__name__}: {e}")
                 return
+
+    def _poll(self, timeout: float = _POLL_SECONDS) -> list[Any]:
+        """One poll of the tail (waiting up to ``timeout`` for 1,000 messages), applied:
+        whole batches, and the replies to the id memory. Returns the snapshot partition's
+        messages it read."""
+        assert self._consumer is not None and self._ids is not None
+        snapshots = self.committed.topics[TopicKind.SNAPSHOTS]
+        done: list[Batch] = []
+        read: list[Any] = []
+        replies: dict[int, list[Any]] = {}
+        for msg in self._consumer.consume(1000, timeout=timeout):
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            if msg.topic() == snapshots:
+                read.append(msg)
+                batch = self._batches.feed(msg.key(), msg.value())
+                if batch is not None:
+                    done.append(batch)
+            else:
+                replies.setdefault(msg.partition() or 0, []).append(msg)
+        for lane, messages in replies.items():
+            self._ids.follow(lane, messages, merge=self.settings.reply_lanes > 1)
+        for batch in done:
+            self.committed.followed(batch.records, batch.checkpoint)
+            self.counters.batches += 1
+        self.counters.committed_offset = self.committed.next_offset
+        self.counters.last_commit_at = time.time()  # when the tail last polled
+        return read
+
+    # -- a takeover ------------------------------------------------------------------------
+
+    def halt(self, timeout: float = 30.0) -> None:
+        """Stop the tail after the poll in hand (applied whole: the state is a checkpoint's),
+        keeping the clients; raises unless it was following."""
+        if self.status is not PartitionStatus.FOLLOWING:
+            raise RuntimeError(f"partition {self.partition} member {self.member} is {self.status}")
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"standby {self.member}'s tail did not stop in {timeout:g}s")
+        if self.status is not PartitionStatus.FOLLOWING:  # the tail failed meanwhile
+            raise RuntimeError(f"standby {self.member} is {self.status}: {self.error}")
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Apply ``snapshots[p]`` to its end as it is now (after a fence, final): read until
+        the tail's position reaches the high watermark and no batch is half read."""
+        assert self._consumer is not None
+        source = TopicPartition(self.committed.topics[TopicKind.SNAPSHOTS], self.partition)
+        end = watermarks(self._consumer, source)[1]
+        deadline = time.monotonic() + timeout
+        while True:
+            self._poll(_DRAIN_POLL_SECONDS)
+            at = self._consumer.position([source])[0].offset
+            if at >= end and not self._batches.pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"partition {self.partition} standby {self.member}: snapshots read to "
+                    f"{at}, not to their end {end}, in {timeout:g}s"
+                )
+
+    @property
+    def ids(self) -> IdStore | None:
+        """Its id memory (None once closed or handed over)."""
+        return self._ids
+
+    def hand_over(self) -> IdStore:
+        """The id memory, now the writer's (this standby closes only its tail consumer)."""
+        ids, self._ids = self._ids, None
+        assert ids is not None
+        self._close()
+        self.status = self.status.move(PartitionStatus.STOPPED)
+        return ids
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -23,10 +23,9 @@ from typing import Any, TypeVar
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from actors.member import Member
 from actors.messages import PartitionStats, PartitionStatus
-from actors.partition import PartitionWorker
 from actors.ray_state import READS, ActorInfo, RayState, describe_actor, lookup_actor
-from actors.standby import StandbyWorker
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -165,22 +164,21 @@ def reserved(settings: Settings, aggregates: int = 0) -> dict[str, Any]:
 
 
 def start_partition(
-    settings: Settings, partition: int, node_id: str, aggregate: AnyAggregate, aggregates: int = 0
+    settings: Settings,
+    partition: int,
+    node_id: str,
+    aggregate: AnyAggregate,
+    aggregates: int = 0,
+    *,
+    member: int = 0,
 ) -> Any:
-    """Create the partition's actor on ``node_id`` (returns at once; the constructor fences
-    and restores in the background), reserving the partition resource and memory for the
-    ``aggregates`` it last held (``reserved``). Its generation and paused flag come from the
-    desired state. Raises ValueError when an actor of that name still exists."""
-    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
-    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
-    # its overloads omit the documented keyword)
-    groups = {READS: READ_CONCURRENCY}
-    remote: Any = ray.remote(concurrency_groups=groups)(PartitionWorker)  # type: ignore[call-overload]
-    # generation=None: the actor reads its generation and paused flag from the control
-    # topic, in every constructor run, so Ray's restarts follow the desired state too.
-    name = Names.of(settings).partition_actor(partition)
-    return remote.options(**_member_options(settings, name, node_id, aggregates)).remote(
-        settings, partition, aggregate, generation=None
+    """Create the partition's writer, member ``member`` (the recorded writer), on ``node_id``
+    (returns at once; the constructor fences and restores in the background), reserving the
+    partition resource and memory for the ``aggregates`` it last held (``reserved``). Its
+    generation and paused flag come from the desired state. Raises ValueError when an actor
+    of that name still exists."""
+    return _start_member(
+        settings, partition, member, node_id, aggregate=aggregate, aggregates=aggregates
     )
 
 
@@ -197,11 +195,30 @@ def start_standby(
     constructor restores in the background), reserving as a writer does (``reserved``): any
     standby may come to hold the partition's writes. Raises ValueError when an actor of that
     name still exists."""
+    return _start_member(
+        settings, partition, member, node_id, aggregate=aggregate, aggregates=aggregates
+    )
+
+
+def _start_member(
+    settings: Settings,
+    partition: int,
+    member: int,
+    node_id: str,
+    *,
+    aggregate: AnyAggregate,
+    aggregates: int,
+) -> Any:
+    """A ``Member`` actor: the writer if the control record names it, else a standby (its
+    constructor decides, in every run, so Ray's restarts follow the desired state too)."""
+    # queries (which may wait up to read_wait_ms for a position) on threads of their own,
+    # never blocking the coordinator's calls or each other (Ray takes the groups here only;
+    # its overloads omit the documented keyword)
     groups = {READS: READ_CONCURRENCY}
-    remote: Any = ray.remote(concurrency_groups=groups)(StandbyWorker)  # type: ignore[call-overload]
+    remote: Any = ray.remote(concurrency_groups=groups)(Member)  # type: ignore[call-overload]
     name = Names.of(settings).member_actor(partition, member)
     return remote.options(**_member_options(settings, name, node_id, aggregates)).remote(
-        settings, partition, member, aggregate, generation=None
+        settings, partition, member, aggregate
     )
 
 

@@ -69,7 +69,10 @@ class PartitionRecord(msgspec.Struct, frozen=True, tag="partition"):
     """Partition ``partition``'s desired state. ``node_id`` is where the coordinator last
     placed its actor (None: not yet placed); ``starts`` counts the actors it created for it
     (each one beyond the first replaced an actor Ray could not bring back); ``nodes`` is where
-    it last placed each standby member (member → node)."""
+    it last placed each standby member (member → node). ``writer`` is the member that writes
+    (member 0 until a takeover) and ``epoch`` counts the takeovers: a takeover records
+    ``writer=m, epoch=e+1`` before it promotes member m, and every other member starts as a
+    standby."""
 
     partition: int
     generation: int = 0
@@ -77,6 +80,8 @@ class PartitionRecord(msgspec.Struct, frozen=True, tag="partition"):
     node_id: str | None = None
     starts: int = 0
     nodes: dict[int, str] = {}
+    writer: int = 0
+    epoch: int = 0
 
 
 class RebuildRecord(msgspec.Struct, frozen=True, tag="rebuild"):

@@ -17,12 +17,20 @@ Rules, in order:
    (``Move``: stop, then start elsewhere; the move costs one restore). Partitions in
    ``frozen`` (paused, or being rebuilt) never move.
 
-Standbys (``plan_standbys``): each partition has ``count`` standby members ``1..count``. A
-missing one is started (``StartStandby``) on an alive node other than its writer's when there
-is one: the node it was placed on before (its id memory is there), else the least loaded,
-counting writers and standbys alike (each holds the partition's state). A broken or stranded
-one, one beyond ``count``, and one beside its writer while another node is alive are retired
+Standbys (``plan_standbys``): each partition has ``count`` standby members, the numbers
+``0..count`` but its writer's (member 0 writes until a takeover). A missing one is started
+(``StartStandby``) on an alive node other than its writer's when there is one: the node it was
+placed on before (its id memory is there), else the least loaded, counting writers and
+standbys alike (each holds the partition's state). A broken or stranded one, one beyond
+``count``, and one beside its writer while another node is alive are retired
 (``RetireStandby``); the next plan starts it again where it belongs.
+
+Takeover (``plan_takeover``): when a partition's writer dies, the standby that takes over is
+one FOLLOWING on an alive node and on the desired snapshot generation, the one with the
+smallest lag (ties: the lowest member), as Kafka Streams ranks warm replicas. A promotion is
+correct at any lag (it reads what is left of the tail), only slower, so an unplanned takeover
+takes the best one whatever its lag. No candidate: no takeover (the writer is restarted or
+replaced as before). The takeover's epoch is one above the recorded one.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from enum import StrEnum
 __all__ = [
     "Action",
     "ActorPhase",
+    "Candidate",
     "Move",
     "Observed",
     "Replace",
@@ -41,9 +50,12 @@ __all__ = [
     "StandbyAction",
     "Start",
     "StartStandby",
+    "Takeover",
     "loads",
     "plan",
     "plan_standbys",
+    "plan_takeover",
+    "standby_members",
 ]
 
 
@@ -185,17 +197,27 @@ def _moving(actions: Sequence[Action], partition: int) -> bool:
     return any(a.partition == partition for a in actions)
 
 
+def standby_members(count: int, writer: int = 0) -> list[int]:
+    """The member numbers of a partition's ``count`` standbys when member ``writer``
+    writes: ``0..count`` but the writer's (a writer beyond ``count``: the first ``count``)."""
+    return [m for m in range(count + 1) if m != writer][:count]
+
+
 def plan_standbys(
     count: int,
     writers: Mapping[int, Observed],
     standbys: Mapping[tuple[int, int], Observed],
     alive: Sequence[str],
     placed: Mapping[tuple[int, int], str | None],
+    *,
+    writer_members: Mapping[int, int] | None = None,
 ) -> list[StandbyAction]:
     """The actions that give every partition of ``writers`` (partition → its writer as
-    observed) standby members ``1..count``; ``standbys`` maps (partition, member) to what is
-    observed of the members that may exist (missing ones may be left out), ``placed`` to
-    where each was last placed. Deterministic: ties go to the lowest node id."""
+    observed) its ``standby_members`` (``writer_members``: partition → the member that
+    writes, 0 when left out); ``standbys`` maps (partition, member) to what is observed of
+    the other members that may exist (missing ones may be left out), ``placed`` to where
+    each was last placed. Deterministic: ties go to the lowest node id."""
+    writing = writer_members or {}
     nodes = sorted(set(alive))
     if not nodes:
         return []
@@ -208,7 +230,9 @@ def plan_standbys(
         if seen.phase in (ActorPhase.MISSING, ActorPhase.STARTING, ActorPhase.RESTARTING):
             continue
         writer = writers[p].node_id if p in writers else None
-        if m > count:
+        if m == writing.get(p, 0):
+            continue  # its writer, observed with the writers
+        if m not in standby_members(count, writing.get(p, 0)):
             why = f"only {count} standbys are wanted"
         elif seen.phase is ActorPhase.BROKEN:
             why = "its loop has stopped"
@@ -222,7 +246,7 @@ def plan_standbys(
     retiring = {(a.partition, a.member) for a in actions}
     for p in sorted(writers):
         writer = writers[p].node_id
-        for m in range(1, count + 1):
+        for m in standby_members(count, writing.get(p, 0)):
             seen = standbys.get((p, m), Observed(ActorPhase.MISSING))
             if seen.phase is not ActorPhase.MISSING or (p, m) in retiring:
                 continue
@@ -232,3 +256,45 @@ def plan_standbys(
             actions.append(StartStandby(p, m, node))
             load[node] += 1
     return actions
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A standby as the takeover plan sees it: ``lag`` is how many records of the
+    partition's snapshots it has still to apply (the log's end minus its position)."""
+
+    member: int
+    node_id: str | None
+    following: bool
+    generation: int
+    lag: int
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """Member ``member`` becomes partition ``partition``'s writer at ``epoch``."""
+
+    partition: int
+    member: int
+    epoch: int
+
+
+def plan_takeover(
+    partition: int,
+    epoch: int,
+    generation: int,
+    candidates: Sequence[Candidate],
+    alive: Sequence[str],
+) -> Takeover | None:
+    """Which standby takes over partition ``partition`` (recorded at ``epoch``, desired
+    snapshot ``generation``) now that its writer is dead: the FOLLOWING one on an alive node
+    and on ``generation`` with the smallest lag (ties: the lowest member), at ``epoch + 1``;
+    None when no standby qualifies (the writer's actor is restarted or replaced instead)."""
+    nodes = set(alive)
+    fit = [
+        c for c in candidates if c.following and c.node_id in nodes and c.generation == generation
+    ]
+    if not fit:
+        return None
+    best = min(fit, key=lambda c: (c.lag, c.member))
+    return Takeover(partition, best.member, epoch + 1)

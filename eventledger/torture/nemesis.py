@@ -43,7 +43,7 @@ from confluent_kafka import Producer
 from actors.deployment import find_coordinator
 from actors.kafka import producer_config
 from actors.messages import RebuildProgress
-from actors.ray_state import describe_actor, partition_actor
+from actors.ray_state import describe_actor, partition_actor, writer_member
 from eventledger.broker import Broker
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase
@@ -376,7 +376,12 @@ class Nemesis:
         record.partitions = tuple(
             p
             for p in range(self.settings.partitions)
-            if (info := describe_actor(names.partition_actor(p), NAMESPACE)) is not None
+            if (
+                info := describe_actor(
+                    names.member_actor(p, writer_member(names.app_id, p)), NAMESPACE
+                )
+            )
+            is not None
             and info.node_id == node.node_id
         )
         cluster = self.cluster

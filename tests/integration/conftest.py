@@ -64,7 +64,8 @@ def running(settings: Settings) -> Iterator[Service]:
         client.close()
         if not stop_service(settings.app_id):  # its coordinator was ended: stop its actors
             for p in range(settings.partitions):
-                retire(Names.of(settings).partition_actor(p), graceful=True)
+                for m in range(settings.max_standbys + 1):
+                    retire(Names.of(settings).member_actor(p, m), graceful=True)
 
 
 def ray_logs() -> str:

@@ -252,9 +252,10 @@ def test_a_failed_rebuilds_partial_generation_is_not_reused(coordinator: Coordin
     assert c.desired.partition(0).generation == 2
 
 
-def _break_the_loop_and_its_reopening(worker: Any) -> None:
-    """Runs inside a partition actor: its next transaction meets a dead producer, and the
-    reopening that follows fails after the consumer is created (the broker unreachable)."""
+def _break_the_loop_and_its_reopening(member: Any) -> None:
+    """Runs inside a partition's writer member: its next transaction meets a dead producer,
+    and the reopening that follows fails after the consumer is created (the broker
+    unreachable)."""
     from confluent_kafka import KafkaError, KafkaException
 
     import actors.opening
@@ -262,7 +263,7 @@ def _break_the_loop_and_its_reopening(worker: Any) -> None:
     def unreachable(*args: Any, **kwargs: Any) -> tuple[int, int]:
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "injected: broker unreachable"))
 
-    writer = worker._writer
+    writer = member.writer._writer
     real = writer._producer
 
     class Dead:
