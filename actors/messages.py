@@ -264,8 +264,9 @@ class RebuildProgress(msgspec.Struct, frozen=True, kw_only=True):
 
 class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One partition in ``eventledger status``: where it runs, its state as the coordinator
-    sees it, its generation, position, lag and restarts; per standby member, how many commits
-    it is behind the writer (None: it did not report)."""
+    sees it, its generation, position, lag and restarts; which member writes it and at which
+    epoch (one up per takeover); per standby member, how many commits it is behind the writer
+    (None: it did not report)."""
 
     partition: int
     node: str
@@ -279,6 +280,8 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     rebuild: RebuildProgress | None
     standby_lags: dict[int, int | None] = {}
+    writer: int = 0
+    epoch: int = 0
 
 
 class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -90,6 +90,8 @@ def status_row(
         error=stats.error if stats is not None else None,
         rebuild=rebuild,
         standby_lags={s.member: _lag(stats, s.stats) for s in standbys if s.info is not None},
+        writer=desired.writer,
+        epoch=desired.epoch,
     )
 
 

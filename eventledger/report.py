@@ -112,6 +112,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
         ("committed\noffset", "right"),
         ("lag", "right"),
         ("restarts", "right"),
+        ("writer\n@epoch", "right"),
         ("last\ncommit", "right"),
         ("standby\nlag", "right"),
     ):
@@ -131,6 +132,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             _num(row.committed_offset),
             _num(row.lag),
             str(row.restarts),
+            f"{row.writer}@{row.epoch}",
             _age(row.last_commit_age),
             _standbys(row.standby_lags),
         )

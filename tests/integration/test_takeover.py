@@ -80,7 +80,7 @@ def test_a_standby_takes_over_a_killed_writer(followed: Service) -> None:
     wait_until(running_as_writer, 60, "member 1 to run as the writer")
     traffic.wait_for(60)
     traffic.stop()
-    assert_exactly_once_and_money_conserved(settings, traffic, LEDGER)
+    assert_exactly_once_and_money_conserved(settings, [traffic], LEDGER)
 
     stats: PartitionStats = ray.get(promoted.stats.remote(), timeout=30)
     assert stats.member == 1 and stats.epoch == 1 and stats.takeover_steps_ms

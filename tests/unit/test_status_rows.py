@@ -138,6 +138,14 @@ def test_a_row_shows_each_standbys_commits_behind_its_writer() -> None:
     assert quiet.standby_lags == {1: None}  # the writer did not answer
 
 
+def test_a_row_names_the_recorded_writer_and_its_epoch() -> None:
+    taken_over = PartitionRecord(0, writer=1, epoch=2)
+    row = status_row(0, taken_over, actual=_member(1, 40), end=90, rebuild=None, now=100.0,
+                     standbys=[_member(0, 40)])  # fmt: skip
+    assert (row.writer, row.epoch) == (1, 2)
+    assert row.standby_lags == {0: 0}
+
+
 def test_readers_are_told_of_standbys_that_follow_or_are_alive_and_silent() -> None:
     observed = {
         (0, 1): _member(1, 5),
