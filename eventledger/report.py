@@ -112,11 +112,13 @@ def print_status(console: Console, status: ServiceStatus) -> None:
         ("committed\noffset", "right"),
         ("lag", "right"),
         ("restarts", "right"),
-        ("writer\n@epoch", "right"),
         ("last\ncommit", "right"),
         ("standby\nlag", "right"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    taken_over = any(row.epoch for row in status.rows)  # the writer member is news only then
+    if taken_over:
+        table.add_column("writer\n@epoch", justify="right", no_wrap=True)
     for row in status.rows:
         state = str(row.state)
         style = _STATE_STYLE.get(row.state, "red")
@@ -132,9 +134,9 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             _num(row.committed_offset),
             _num(row.lag),
             str(row.restarts),
-            f"{row.writer}@{row.epoch}",
             _age(row.last_commit_age),
             _standbys(row.standby_lags),
+            *([f"{row.writer}@{row.epoch}"] if taken_over else []),
         )
     console.print(table)
     for name, error in sorted(status.errors.items()):

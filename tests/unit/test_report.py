@@ -75,3 +75,25 @@ def test_rebuilds_table_reads_the_records() -> None:
     text = console.export_text()
     assert "1,000" in text and "2,000" in text  # events, events/s
     assert "failed (the shadow died)" in text
+
+
+def test_status_names_the_writer_member_once_a_partition_was_taken_over() -> None:
+    def row(p: int, writer: int, epoch: int) -> StatusRow:
+        return StatusRow(
+            partition=p, node="n", state=RowState.RUNNING, generation=0, aggregates=1,
+            committed_offset=1, lag=0, restarts=0, last_commit_age=None, error=None,
+            rebuild=None, standby_lags={1 - writer: 0}, writer=writer, epoch=epoch,
+        )  # fmt: skip
+
+    def shown(*rows: StatusRow) -> str:
+        status = ServiceStatus(
+            app_id="demo", partitions=len(rows), bootstrap_servers="b", nodes=["n"], ticks=1,
+            observed_at=0.0, errors={}, rows=list(rows), rebuilds={},
+        )  # fmt: skip
+        console = Console(record=True, width=140)
+        print_status(console, status)
+        return console.export_text()
+
+    assert "epoch" not in shown(row(0, 0, 0), row(1, 0, 0))
+    text = shown(row(0, 0, 0), row(1, 1, 1))
+    assert "epoch" in text and "1@1" in text and "0@0" in text
