@@ -170,7 +170,7 @@ class Coordinator:
     def start(self) -> None:
         """Start the reconcile loop and the detector of writers' deaths."""
         if self.detector is None:
-            self.detector = Detector(self._writer_died)
+            self.detector = Detector(self._writer_died, self.settings.writer_suspect_ms / 1000)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
         self._thread.start()

@@ -39,6 +39,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "aggregate_bytes": "EVENTLEDGER_AGGREGATE_BYTES",
     "read_wait_ms": "EVENTLEDGER_READ_WAIT_MS",
     "standbys": "EVENTLEDGER_STANDBYS",
+    "writer_suspect_ms": "EVENTLEDGER_WRITER_SUSPECT_MS",
 }
 """Field name → environment variable that may set it."""
 
@@ -75,7 +76,11 @@ class Settings:
 
     Each partition has `standbys` standbys (read-only members that follow its writer);
     `AUTO_STANDBYS` (-1, the default): one when two or more alive nodes offer the partition
-    resource, else none (`standbys_for`)."""
+    resource, else none (`standbys_for`).
+
+    A writer that answers no liveness ping for `writer_suspect_ms` (default 2000 ms; 0: never)
+    is taken as dead, as one whose process ended is at once: a standby takes over (the writer,
+    if it wakes, is fenced)."""
 
     app_id: str
     bootstrap_servers: str
@@ -95,6 +100,7 @@ class Settings:
     api_kafka: KafkaProperties | None = None
     read_wait_ms: int = 200
     standbys: int = AUTO_STANDBYS
+    writer_suspect_ms: int = 2000
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -117,6 +123,7 @@ class Settings:
         _at_least("aggregate_bytes", self.aggregate_bytes, 0)
         _at_least("read_wait_ms", self.read_wait_ms, 0)
         _at_least("standbys (or -1, auto)", self.standbys, AUTO_STANDBYS)
+        _at_least("writer_suspect_ms (or 0, never)", self.writer_suspect_ms, 0)
         if 0 < self.replication_factor < self.min_insync_replicas:
             raise ValueError(
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
@@ -150,6 +157,7 @@ class Settings:
         api_kafka: Mapping[str, str] | None = None,
         read_wait_ms: int | None = None,
         standbys: int | None = None,
+        writer_suspect_ms: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -191,6 +199,7 @@ class Settings:
             api_kafka=api_kafka_properties(env, api_kafka),
             read_wait_ms=_pick(read_wait_ms, env, "read_wait_ms", int, 200),
             standbys=_standbys(standbys, env),
+            writer_suspect_ms=_pick(writer_suspect_ms, env, "writer_suspect_ms", int, 2000),
         )
 
     def for_api(self) -> Self:

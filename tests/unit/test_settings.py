@@ -21,6 +21,7 @@ ENV = {
     "EVENTLEDGER_AGGREGATE_BYTES": "512",
     "EVENTLEDGER_READ_WAIT_MS": "50",
     "EVENTLEDGER_STANDBYS": "2",
+    "EVENTLEDGER_WRITER_SUSPECT_MS": "750",
 }
 
 
@@ -42,6 +43,7 @@ def test_environment_beats_defaults() -> None:
         "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el",
         replication_factor=3, min_insync_replicas=2, partition_resource="slot",
         actor_memory_mb=64, aggregate_bytes=512, read_wait_ms=50, standbys=2,
+        writer_suspect_ms=750,
     )  # fmt: skip
 
 
@@ -63,12 +65,14 @@ def test_explicit_arguments_beat_the_environment() -> None:
         aggregate_bytes=0,
         read_wait_ms=0,
         standbys=0,
+        writer_suspect_ms=0,
         environ=ENV,
     )
     assert settings == Settings(
         "explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el",
         replication_factor=1, min_insync_replicas=1, partition_resource="",
         actor_memory_mb=32, aggregate_bytes=0, read_wait_ms=0, standbys=0,
+        writer_suspect_ms=0,
     )  # fmt: skip
 
 
