@@ -13,7 +13,9 @@ It is measured only when a client was waiting on ``p`` at ``at``: some command t
 sent at or before ``at``, had no reply by then and was still being tried (its end, or its
 budget's end, lies after ``at``). Otherwise ``p`` was idle, and a silence would say nothing
 of the fault. A partition with no reply after ``until`` in the whole history is
-``NO_REPLY_AFTER``; one that never replied at or before ``at`` is ``NO_REPLY_BEFORE``. The
+``NO_REPLY_AFTER``, unless every command waiting at ``at`` was answered (before ``until``: a
+takeover can answer before the nemesis sees its recovery), when the window ends at the
+last of those answers; one that never replied at or before ``at`` is ``NO_REPLY_BEFORE``. The
 fault's gap is that of its worst partition: ``NO_REPLY_AFTER`` if any partition has it,
 else the largest measured gap, else the first other outcome. Pure: the history and the
 partition of each account come in as arguments.
@@ -108,14 +110,22 @@ def longest_silence(
 
 
 def _partition_gap(partition: int, ops: Sequence[Op], at: float, until: float) -> Gap:
-    waiting = any(
-        op.started <= at < (op.deadline if op.ended is None else op.ended)
-        and all(a.at > at for a in op.answers)
+    waiting = [
+        op
         for op in ops
-    )
+        if op.started <= at < (op.deadline if op.ended is None else op.ended)
+        and all(a.at > at for a in op.answers)
+    ]
     if not waiting:
         return Gap(GapOutcome.IDLE, partition)
-    before, after = longest_silence([a.at for op in ops for a in op.answers], at, until)
+    times = [a.at for op in ops for a in op.answers]
+    before, after = longest_silence(times, at, until)
+    if after is None and all(op.answers for op in waiting):
+        # Every command waiting at the fault was answered, before the recovery the nemesis
+        # saw (a standby took over sooner), and the run then ended: the window ends at the
+        # last of those answers.
+        resolved = max(min(a.at for a in op.answers) for op in waiting)
+        before, after = longest_silence(times, at, max([at, *(t for t in times if t < resolved)]))
     if after is None:
         return Gap(GapOutcome.NO_REPLY_AFTER, partition, before=before)
     if before is None:

@@ -118,6 +118,17 @@ def test_replies_only_before_the_recovery_are_no_reply_after() -> None:
     assert (gap.outcome, gap.before, gap.seconds) == (GapOutcome.NO_REPLY_AFTER, 4.0, None)
 
 
+def test_waiting_commands_answered_before_the_recovery_end_the_window() -> None:
+    # The kill at 5.0 is recovered (as the nemesis sees it) at 9.0, but a standby took over
+    # and answered the waiting commands at 5.8 and 6.4; the run ended before 9.0.
+    h = _history(("a", 0.0, [4.0]), ("b", 4.5, [5.8]), ("a", 4.6, [6.4]))
+    gap = _gap(h, (0,), 5.0, 9.0)
+    assert (gap.outcome, gap.before, gap.after) == (GapOutcome.MEASURED, 4.0, 5.8)
+    # One of them never answered: the partition stayed silent.
+    h = _history(("a", 0.0, [4.0]), ("b", 4.5, [5.8]), ("a", 4.6, []))
+    assert _gap(h, (0,), 5.0, 9.0).outcome is GapOutcome.NO_REPLY_AFTER
+
+
 def test_no_reply_before_and_no_partition() -> None:
     h = _history(("a", 0.0, [6.0]))
     gap = _gap(h, (0,), 5.0)
