@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
@@ -140,6 +141,44 @@ def open_partition(
     return Opened(writer, ids, consumer)
 
 
+def _catch_up_ids(
+    settings: Settings, partition: int, committed: Committed, counters: Counters, ids: IdStore
+) -> None:
+    """Bring ``ids`` to the replies' end (checked against the marks)."""
+    got = ids.restore(settings, partition, committed.now_ms(), expect=committed.marks)
+    counters.ids_restored, counters.ids_restore_seconds = got.records, got.seconds
+    how = "reused" if got.reused else "restored from the window's start"
+    log.info(
+        "partition %d: id memory %s, %d changelog records in %.2fs",
+        partition,
+        how,
+        got.records,
+        got.seconds,
+    )
+
+
+def _commands_consumer(settings: Settings) -> Consumer:
+    """The partition's commands consumer (assigned by hand, never subscribed)."""
+    group = Names.of(settings).commands_group
+    return Consumer(consumer_config(settings, group_id=group, **{"auto.offset.reset": "error"}))
+
+
+def _position(
+    settings: Settings,
+    partition: int,
+    committed: Committed,
+    *,
+    counters: Counters,
+    consumer: Consumer,
+    checkpoint: Checkpoint | None,
+) -> None:
+    """Assign ``consumer`` at ``checkpoint`` (``_starts``) and record where it resumes."""
+    starts = _starts(settings, partition, committed, consumer, checkpoint)
+    committed.positioned(starts[0].offset, starts[1].offset)
+    counters.committed_offset = committed.next_offset
+    consumer.assign(starts)
+
+
 def _ids_and_consumer(
     settings: Settings,
     partition: int,
@@ -151,30 +190,21 @@ def _ids_and_consumer(
 ) -> Consumer:
     """Bring ``ids`` to the replies' end (checked against the marks), then the commands
     consumer, assigned at ``checkpoint``. Closes ``ids`` when it raises."""
-    c = committed
     try:
-        got = ids.restore(settings, partition, c.now_ms(), expect=c.marks)
-        counters.ids_restored, counters.ids_restore_seconds = got.records, got.seconds
-        how = "reused" if got.reused else "restored from the window's start"
-        log.info(
-            "partition %d: id memory %s, %d changelog records in %.2fs",
-            partition,
-            how,
-            got.records,
-            got.seconds,
-        )
-        group = Names.of(settings).commands_group
-        consumer = Consumer(
-            consumer_config(settings, group_id=group, **{"auto.offset.reset": "error"})
-        )
+        _catch_up_ids(settings, partition, committed, counters, ids)
+        consumer = _commands_consumer(settings)
     except BaseException:
         ids.close()
         raise
     try:
-        starts = _starts(settings, partition, c, consumer, checkpoint)
-        c.positioned(starts[0].offset, starts[1].offset)
-        counters.committed_offset = c.next_offset
-        consumer.assign(starts)
+        _position(
+            settings,
+            partition,
+            committed,
+            counters=counters,
+            consumer=consumer,
+            checkpoint=checkpoint,
+        )
     except BaseException:
         consumer.close()
         ids.close()
@@ -194,8 +224,9 @@ def promote_partition(
 ) -> Opened:
     """A standby's takeover of the partition whose state it holds in ``committed`` (at a
     batch boundary) and id memory in ``ids``: fence, touch, ``drain`` (apply what is left of
-    ``snapshots[p]``: its end is final once fenced), catch the id memory up to the replies'
-    end, take the events' end, and position the commands consumer at the last checkpoint.
+    ``snapshots[p]``: its end is final once fenced), then, side by side, catch the id memory
+    up to the replies' end and take the events' end and position the commands consumer at
+    the last checkpoint.
     Each step's milliseconds go to ``steps_ms``. On failure the caller closes ``ids``."""
     c = committed
     mark = time.monotonic()
@@ -213,17 +244,28 @@ def promote_partition(
         step("touch")
         drain()
         step("snapshots")
-        probe = Consumer(consumer_config(settings, group_id=Names.of(settings).group("ids")))
-        try:
-            events = TopicPartition(c.topics[TopicKind.EVENTS], partition)
-            c.reached_events(watermarks(probe, events)[1])
-        finally:
-            probe.close()
-        step("events")
         checkpoint = c.position() if c.seq > 0 else None
-        consumer = _ids_and_consumer(
-            settings, partition, c, counters=counters, ids=ids, checkpoint=checkpoint
-        )
+        # The id memory's catch-up (its own consumer) runs beside the commands consumer's
+        # connecting and positioning: each is mostly waiting on the broker.
+        with ThreadPoolExecutor(1, thread_name_prefix="ids") as pool:
+            catching_up = pool.submit(_catch_up_ids, settings, partition, c, counters, ids)
+            consumer = _commands_consumer(settings)
+            try:
+                events = TopicPartition(c.topics[TopicKind.EVENTS], partition)
+                c.reached_events(watermarks(consumer, events)[1])
+                _position(
+                    settings,
+                    partition,
+                    c,
+                    counters=counters,
+                    consumer=consumer,
+                    checkpoint=checkpoint,
+                )
+                catching_up.result()
+            except BaseException:
+                wait([catching_up])  # the caller closes ``ids``: not while it is in use
+                consumer.close()
+                raise
         step("replies_and_commands")
     except BaseException:
         writer.close()

@@ -5,8 +5,9 @@ liveness connection ends. It plans with ``topology.placement.plan_takeover`` ove
 standbys as the last tick observed them, records ``PartitionRecord(writer=m, epoch=e+1)`` in
 the control topic, and only then calls ``promote(e+1)`` on member m. While it records, a
 throwaway producer of the partition's transactional id starts the broker's abort of the dead
-writer's open transaction (``hasten_abort``), so the member's fence rarely meets an abort in
-progress (librdkafka retries a refused fence after a fixed 500 ms). Without a candidate it
+writer's open transaction and waits until it is done (``settle_abort``), so the member's
+fence does not meet an abort in progress (librdkafka retries a refused fence only after a
+fixed 500 ms). Without a candidate it
 does nothing: Ray restarts the writer in place, or the place step replaces it (the restart
 path). The member Ray restarts after a takeover reads the record and comes back a standby.
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 import ray
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from actors.kafka import producer_config
 from actors.messages import PartitionStatus
@@ -31,7 +32,7 @@ from topology.names import NAMESPACE, Names
 from topology.placement import Candidate, Takeover, plan_takeover
 from topology.settings import Settings
 
-__all__ = ["ABORT_HEAD_START", "PROMOTE_SECONDS", "candidates", "hasten_abort", "take_over"]
+__all__ = ["PROMOTE_SECONDS", "candidates", "settle_abort", "take_over"]
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +40,50 @@ PROMOTE_SECONDS = 60.0
 """How long the coordinator waits for a promotion (a standby far behind reads its tail)."""
 
 
-ABORT_HEAD_START = 0.12
-"""Seconds the throwaway producer of ``hasten_abort`` lives: long enough for the broker to
-take its request and abort (tens of ms on a quiet broker), well short of librdkafka's 500 ms
-retry, so it has asked once and is closed before the promoted member fences."""
+ABORT_ASK_SECONDS = 0.15
+"""How long one throwaway producer of ``settle_abort`` waits for its producer id: long
+enough for the broker to answer (tens of ms), well short of librdkafka's fixed 500 ms retry
+after a refusal, so each producer asks once."""
+
+ABORT_SETTLE_SECONDS = 2.0
+"""How long ``settle_abort`` keeps asking before it leaves the abort to the member's fence."""
 
 
-def hasten_abort(settings: Settings, partition: int, seconds: float = ABORT_HEAD_START) -> None:
-    """Ask once for a producer id under ``partition``'s transactional id, then close. The
-    broker answers by aborting the dead writer's open transaction (refusing the request
-    while it does): the abort starts now, not when the promoted member fences. Safe: a
-    producer id it gets is an epoch the member's own fence bumps; it never produces, and it
-    is closed before ``take_over`` calls ``promote``. Errors are logged, never raised: the
-    member's fence does the abort then."""
+def settle_abort(
+    settings: Settings,
+    partition: int,
+    *,
+    ask: float = ABORT_ASK_SECONDS,
+    within: float = ABORT_SETTLE_SECONDS,
+) -> bool:
+    """Ask for a producer id under ``partition``'s transactional id through throwaway
+    producers, a new one each ``ask`` seconds, until one gets it: the broker aborts the dead
+    writer's open transaction on the first request (refusing them while it does), and a
+    granted id means the abort is done, so the promoted member's fence is granted at once
+    instead of waiting out librdkafka's 500 ms retry. Safe: a granted id is an epoch the
+    member's own fence bumps; no probe produces, and each is closed before the next and
+    before ``take_over`` calls ``promote``. Returns whether an id was granted ``within`` s
+    (False: the member's fence waits for the abort itself); never raises."""
     txn = Names.of(settings).partition_txn(partition)
-    try:
-        probe = Producer(producer_config(settings, transactional_id=txn))
-    except KafkaException as e:
-        log.warning("partition %d: no abort ahead of the takeover (%s)", partition, e)
-        return
-    try:
-        probe.init_transactions(seconds)
-    except KafkaException:
-        pass  # refused while the broker aborts, or timed out: the abort is under way
-    finally:
-        probe.close()
+    config = producer_config(settings, transactional_id=txn)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            probe = Producer(config)
+        except KafkaException as e:
+            log.warning("partition %d: no abort ahead of the takeover (%s)", partition, e)
+            return False
+        try:
+            probe.init_transactions(ask)
+            return True
+        except KafkaException as e:
+            error = e.args[0]
+            if error.code() != KafkaError._TIMED_OUT and not error.retriable():
+                log.warning("partition %d: no abort ahead of the takeover (%s)", partition, e)
+                return False
+        finally:
+            probe.close()
+    return False
 
 
 def candidates(tick: Observation, partition: int, dead: int) -> list[Candidate]:
@@ -100,24 +120,26 @@ def take_over(
         log.warning("partition %d: no standby can take over; the writer is restarted", p)
         return None
     began = time.monotonic()
-    aborting = threading.Thread(target=hasten_abort, args=(settings, p), daemon=True)
+    aborting = threading.Thread(target=settle_abort, args=(settings, p), daemon=True)
     aborting.start()
     write(msgspec.structs.replace(record, writer=plan.member, epoch=plan.epoch))
-    aborting.join(5.0)  # closed before the member fences: it never holds the id after
     recorded = time.monotonic()
+    aborting.join(ABORT_SETTLE_SECONDS + 3.0)  # its probes end before the member fences
+    settled = time.monotonic()
     handle = lookup_actor(Names.of(settings).member_actor(p, plan.member), NAMESPACE)
     if handle is None:
         raise RuntimeError(f"partition {p} member {plan.member} is gone")
     status = ray.get(handle.promote.remote(plan.epoch), timeout=PROMOTE_SECONDS)
     log.warning(
         "partition %d: member %d took over from member %d at epoch %d (%s): recorded in "
-        "%.0f ms, promoted in %.0f ms",
+        "%.0f ms, abort settled in %.0f ms, promoted in %.0f ms",
         p,
         plan.member,
         dead,
         plan.epoch,
         status,
         (recorded - began) * 1000,
-        (time.monotonic() - recorded) * 1000,
+        (settled - began) * 1000,
+        (time.monotonic() - settled) * 1000,
     )
     return plan
