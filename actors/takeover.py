@@ -3,11 +3,7 @@
 ``take_over`` runs on the detector's thread (``actors.liveness``) the moment a writer's
 liveness connection ends. It plans with ``topology.placement.plan_takeover`` over the
 standbys as the last tick observed them, records ``PartitionRecord(writer=m, epoch=e+1)`` in
-the control topic, and only then calls ``promote(e+1)`` on member m. While it records, a
-throwaway producer of the partition's transactional id starts the broker's abort of the dead
-writer's open transaction and waits until it is done (``settle_abort``), so the member's
-fence does not meet an abort in progress (librdkafka retries a refused fence only after a
-fixed 500 ms). Without a candidate it
+the control topic, and only then calls ``promote(e+1)`` on member m. Without a candidate it
 does nothing: Ray restarts the writer in place, or the place step replaces it (the restart
 path). The member Ray restarts after a takeover reads the record and comes back a standby.
 """
@@ -15,15 +11,12 @@ path). The member Ray restarts after a takeover reads the record and comes back 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 import msgspec
 import ray
-from confluent_kafka import KafkaError, KafkaException, Producer
 
-from actors.kafka import producer_config
 from actors.messages import PartitionStatus
 from actors.ray_state import lookup_actor
 from actors.supervisor import Observation
@@ -32,58 +25,12 @@ from topology.names import NAMESPACE, Names
 from topology.placement import Candidate, Takeover, plan_takeover
 from topology.settings import Settings
 
-__all__ = ["PROMOTE_SECONDS", "candidates", "settle_abort", "take_over"]
+__all__ = ["PROMOTE_SECONDS", "candidates", "take_over"]
 
 log = logging.getLogger(__name__)
 
 PROMOTE_SECONDS = 60.0
 """How long the coordinator waits for a promotion (a standby far behind reads its tail)."""
-
-
-ABORT_ASK_SECONDS = 0.15
-"""How long one throwaway producer of ``settle_abort`` waits for its producer id: long
-enough for the broker to answer (tens of ms), well short of librdkafka's fixed 500 ms retry
-after a refusal, so each producer asks once."""
-
-ABORT_SETTLE_SECONDS = 2.0
-"""How long ``settle_abort`` keeps asking before it leaves the abort to the member's fence."""
-
-
-def settle_abort(
-    settings: Settings,
-    partition: int,
-    *,
-    ask: float = ABORT_ASK_SECONDS,
-    within: float = ABORT_SETTLE_SECONDS,
-) -> bool:
-    """Ask for a producer id under ``partition``'s transactional id through throwaway
-    producers, a new one each ``ask`` seconds, until one gets it: the broker aborts the dead
-    writer's open transaction on the first request (refusing them while it does), and a
-    granted id means the abort is done, so the promoted member's fence is granted at once
-    instead of waiting out librdkafka's 500 ms retry. Safe: a granted id is an epoch the
-    member's own fence bumps; no probe produces, and each is closed before the next and
-    before ``take_over`` calls ``promote``. Returns whether an id was granted ``within`` s
-    (False: the member's fence waits for the abort itself); never raises."""
-    txn = Names.of(settings).partition_txn(partition)
-    config = producer_config(settings, transactional_id=txn)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            probe = Producer(config)
-        except KafkaException as e:
-            log.warning("partition %d: no abort ahead of the takeover (%s)", partition, e)
-            return False
-        try:
-            probe.init_transactions(ask)
-            return True
-        except KafkaException as e:
-            error = e.args[0]
-            if error.code() != KafkaError._TIMED_OUT and not error.retriable():
-                log.warning("partition %d: no abort ahead of the takeover (%s)", partition, e)
-                return False
-        finally:
-            probe.close()
-    return False
 
 
 def candidates(tick: Observation, partition: int, dead: int) -> list[Candidate]:
@@ -120,26 +67,21 @@ def take_over(
         log.warning("partition %d: no standby can take over; the writer is restarted", p)
         return None
     began = time.monotonic()
-    aborting = threading.Thread(target=settle_abort, args=(settings, p), daemon=True)
-    aborting.start()
     write(msgspec.structs.replace(record, writer=plan.member, epoch=plan.epoch))
     recorded = time.monotonic()
-    aborting.join(ABORT_SETTLE_SECONDS + 3.0)  # its probes end before the member fences
-    settled = time.monotonic()
     handle = lookup_actor(Names.of(settings).member_actor(p, plan.member), NAMESPACE)
     if handle is None:
         raise RuntimeError(f"partition {p} member {plan.member} is gone")
     status = ray.get(handle.promote.remote(plan.epoch), timeout=PROMOTE_SECONDS)
     log.warning(
         "partition %d: member %d took over from member %d at epoch %d (%s): recorded in "
-        "%.0f ms, abort settled in %.0f ms, promoted in %.0f ms",
+        "%.0f ms, promoted in %.0f ms",
         p,
         plan.member,
         dead,
         plan.epoch,
         status,
         (recorded - began) * 1000,
-        (settled - began) * 1000,
-        (time.monotonic() - settled) * 1000,
+        (time.monotonic() - recorded) * 1000,
     )
     return plan

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from actors.kafka import (
     AbortableError,
@@ -23,7 +23,7 @@ from actors.kafka import (
 )
 from topology.settings import Settings
 
-__all__ = ["CALL_ATTEMPTS", "INIT_ATTEMPTS", "TransactionalWriter"]
+__all__ = ["CALL_ATTEMPTS", "INIT_ATTEMPTS", "QUICK_ASK_SECONDS", "TransactionalWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ CALL_ATTEMPTS = 5
 """Every other producer call (begin, commit, abort) is retried this often while retriable. A
 timed-out commit or abort is never called again: ``classify`` makes it fatal, not retriable."""
 
+QUICK_ASK_SECONDS = 0.15
+"""How long one quick ask for the producer id waits (``TransactionalWriter(quick_asks=)``):
+the broker answers in tens of ms, while librdkafka waits a fixed 500 ms before it asks
+again after a refusal (the broker still aborting the predecessor's transaction)."""
+
 _FULL_QUEUE_POLLS = 50
 """A produce that meets a full queue serves delivery reports (0.1 s each) this often before
 the transaction is given up as abortable."""
@@ -73,6 +78,11 @@ class TransactionalWriter:
       abort, not a takeover: it is fatal (re-create) unless ``stale_fence_is_fatal=False``,
       which keeps every fence final (the partition actor: a fence stops it, and only its
       supervisor, which knows whether a successor exists, replaces it).
+    - ``quick_asks`` > 0 (a takeover, where every millisecond is an answer gap): the id is
+      first asked for by up to that many producers, each asking once and waiting
+      ``QUICK_ASK_SECONDS``, a refused or slow one destroyed (not closed: ``close`` would
+      abort, and be refused in turn) before the next is made; then by the one policy. Each
+      granted ask bumps the epoch, so the last producer made is the one that holds the id.
     """
 
     def __init__(
@@ -84,8 +94,10 @@ class TransactionalWriter:
         init_timeout: float = 30.0,
         factory: Callable[[dict[str, Any]], Any] = Producer,
         stale_fence_is_fatal: bool = True,
+        quick_asks: int = 0,
     ) -> None:
         self.transactional_id = transactional_id
+        self.quick_asks = quick_asks
         self.end_timeout = end_timeout
         self.init_timeout = init_timeout
         self.recreations = 0
@@ -107,11 +119,27 @@ class TransactionalWriter:
         if self.fenced is not None:
             raise FencedError(f"{self.transactional_id}: fenced earlier ({self.fenced})")
         if self._producer is None:
-            producer = self._factory(self._config)
-            self._call("init_transactions", producer.init_transactions, self.init_timeout)
+            producer = self._asked_quickly()
+            if producer is None:
+                producer = self._factory(self._config)
+                self._call("init_transactions", producer.init_transactions, self.init_timeout)
             self._producer = producer
             log.info("%s: transactional producer ready", self.transactional_id)
         return self._producer
+
+    def _asked_quickly(self) -> _TransactionalProducer | None:
+        """A producer granted the id within ``quick_asks`` quick asks, else None."""
+        for _ in range(self.quick_asks):
+            producer: _TransactionalProducer = self._factory(self._config)
+            try:
+                producer.init_transactions(QUICK_ASK_SECONDS)
+                return producer
+            except KafkaException as e:
+                error = classify(e, during="init_transactions")
+                if isinstance(error, (FatalError, FencedError)) and not _timed_out(e):
+                    raise self._fail(error) from e
+            del producer  # destroyed: its pending ask dies with it
+        return None
 
     def open(self) -> None:
         """Create the producer now (fencing the id's earlier producers) if not yet done."""
@@ -236,3 +264,7 @@ class TransactionalWriter:
 
     def _outlived_timeout(self) -> bool:
         return self._open and time.monotonic() - self._begun_at > self._timeout
+
+
+def _timed_out(e: KafkaException) -> bool:
+    return bool(e.args) and getattr(e.args[0], "code", lambda: None)() == KafkaError._TIMED_OUT
