@@ -2,7 +2,8 @@
 coordinator (the one deployment path) with a client; ``bare_service`` then ends the
 coordinator, for a test that must not have a supervisor replace what it breaks on purpose
 (its actors are stopped by name at the end). ``module_service`` is one service for a whole
-module, for tests that each keep to accounts of their own and check only those."""
+module, for tests that each keep to accounts of their own and check only those;
+``module_bare_service`` the same without a coordinator."""
 
 from __future__ import annotations
 
@@ -98,8 +99,20 @@ def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def module_service(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Service]:
     """One service for the module (a deployment takes seconds): its tests must each keep to
-    accounts and command ids of their own, and check nothing of the whole service."""
+    accounts and command ids of their own, and check of the whole service only what holds
+    whatever the others did (every view is the fold of its events, say)."""
     start_local_ray()
     settings = app_settings(bootstrap, state_dir)
     with running(settings) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def module_bare_service(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Service]:
+    """``module_service`` without a coordinator (``bare_service``): its tests take turns
+    breaking actors, each leaving them running or going last."""
+    start_local_ray()
+    settings = app_settings(bootstrap, state_dir)
+    with running(settings) as served:
+        end_supervision(settings)
         yield served

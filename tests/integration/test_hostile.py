@@ -1,6 +1,10 @@
 """Nothing wedges a partition: hostile records produced straight into the commands topic,
 transactions that keep aborting, and a checkpoint outside the commands log, on the real
-broker and Ray. After each, a valid command on the same account is answered."""
+broker and Ray. After each, a valid command on the same account is answered.
+
+The tests but the last share the module's service (a deployment takes seconds), each on
+accounts of its own and checking the dead letters it caused; the one that blocks a partition
+with aborts goes after the others."""
 
 from __future__ import annotations
 
@@ -37,6 +41,17 @@ from .waiting import wait_until
 pytestmark = pytest.mark.timeout(600)
 
 
+@pytest.fixture
+def service(module_service: Service) -> Service:
+    """The module's one service: victim, ghost-*, abby."""
+    return module_service
+
+
+def _dead_letters(settings: Any, partition: int) -> list[Any]:
+    """The dead-letter records of ``partition``, oldest first."""
+    return list(read_topic(settings, TopicKind.DLQ, [partition]))
+
+
 def test_hostile_records_never_stall_the_partition(service: Service) -> None:
     c = service.client
     settings = service.settings
@@ -44,6 +59,7 @@ def test_hostile_records_never_stall_the_partition(service: Service) -> None:
     commands = layout.name(TopicKind.COMMANDS)
     assert c.execute("victim", OpenAccount("EUR")).accepted
     p = c.partition_of("victim")
+    dead_before = len(_dead_letters(settings, p))
     raw = Producer({**producer_config(settings), "message.max.bytes": 2_000_000})
     cases = hostile_records("victim", c.reply_lane)
     for i, case in enumerate(cases):
@@ -55,7 +71,7 @@ def test_hostile_records_never_stall_the_partition(service: Service) -> None:
     assert c.reads.view("victim").balance == 10 * len(cases)  # type: ignore[union-attr]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
     assert stats.status == "running" and stats.producer_restarts == 0
-    dlq = list(read_topic(settings, TopicKind.DLQ, [p]))
+    dlq = _dead_letters(settings, p)[dead_before:]
     codes = [dict(m.headers())["eventledger.error.code"].decode() for m in dlq]
     assert codes.count(PoisonCode.TOO_LARGE) == 3  # just under 1 MB, 600 KB and 90 KB ids
     assert all(len(m.value() or b"") <= MAX_COMMAND_BYTES for m in dlq)
@@ -101,6 +117,7 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
     settings = service.settings
     assert c.execute("abby", OpenAccount("EUR")).accepted
     p = c.partition_of("abby")
+    dead_before = len(_dead_letters(settings, p))
     events = TopicLayout.of(settings).name(TopicKind.EVENTS)
     # Room for the transaction markers (about 80 bytes: smaller, and not even an abort could
     # complete), not for a batch holding an event.
@@ -126,7 +143,7 @@ def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
     second.join(300)
     assert answered and answered[0].accepted
     assert c.reads.view("abby").balance == 7  # type: ignore[union-attr]
-    dead = [m for m in read_topic(settings, TopicKind.DLQ, [p])]
+    dead = _dead_letters(settings, p)[dead_before:]
     assert [dict(m.headers())["eventledger.error.code"] for m in dead] == [b"unprocessable"]
 
 

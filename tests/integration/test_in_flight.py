@@ -2,7 +2,10 @@
 partition actor is stopped (SIGSTOP) is listed in flight with its amount and age and no lost
 leg, a settlement is refused as not lost, and it leaves the list once the target runs; a
 credit leg that genuinely keeps aborting (the events topic takes no event for a while) is set
-aside, listed as lost, and settled once by an operator, its money back at the source."""
+aside, listed as lost, and settled once by an operator, its money back at the source.
+
+The two tests take turns on one service without a coordinator (which would replace the
+stopped actor), each on accounts of its own; each leaves its actors running."""
 
 from __future__ import annotations
 
@@ -40,6 +43,12 @@ from .test_transfers import assert_money_conserved, balance, funded, on_partitio
 from .waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def bare_service(module_bare_service: Service) -> Service:
+    """The module's one service without a coordinator: src-* and dst-*, lsrc-* and ldst-*."""
+    return module_bare_service
 
 
 def _pid(_actor: object) -> int:
@@ -110,7 +119,7 @@ def test_a_lost_credit_leg_is_listed_and_refunded_once_by_an_operator(
     bare_service: Service,
 ) -> None:
     c, s = bare_service.client, bare_service.settings
-    a, b = on_partition(s, 0, "src"), on_partition(s, 1, "dst")
+    a, b = on_partition(s, 0, "lsrc"), on_partition(s, 1, "ldst")
     funded(c, a, 100)
     funded(c, b, 0)
     pid = stop_partition(s, 1)

@@ -1,5 +1,9 @@
 """The service end to end on the real broker and real Ray: replies, events, snapshots,
-state, idempotency, optimistic concurrency, poison input, restarts."""
+state, idempotency, optimistic concurrency, poison input, restarts.
+
+The tests but the fencing one share the module's service (a deployment takes seconds), each
+on accounts of its own: each checks money on its accounts, and that every account's view
+is the fold of its events; the one that kills an actor goes last."""
 
 from __future__ import annotations
 
@@ -35,6 +39,12 @@ from topology.topics import TopicKind, TopicLayout
 LEDGER_CODEC = Codec(LEDGER)
 
 
+@pytest.fixture
+def service(module_service: Service) -> Service:
+    """The module's one service: alice, bob and carol, dana, erin, fred, acct-*, m-*."""
+    return module_service
+
+
 def _all_views(service: Service) -> dict[str, AccountView]:
     views: dict[str, AccountView] = {}
     for part in ray.get([h.views.remote() for h in service.handles]):
@@ -42,11 +52,13 @@ def _all_views(service: Service) -> dict[str, AccountView]:
     return views
 
 
-def _assert_money_conserved(service: Service, expected_total: int) -> None:
+def _assert_money_conserved(service: Service, accounts: list[str], expected_total: int) -> None:
+    """The test's ``accounts`` hold ``expected_total`` in the actors' views and in the fold of
+    the events, and every account of the service has the balance its events fold to."""
     views = _all_views(service)
     folded = fold_events(service.settings, LEDGER)
-    assert sum(v.balance for v in views.values()) == expected_total
-    assert sum(s.balance for s in folded.values()) == expected_total
+    assert sum(views[a].balance for a in accounts if a in views) == expected_total
+    assert sum(folded[a].balance for a in accounts if a in folded) == expected_total
     assert {k: v.balance for k, v in views.items()} == {k: s.balance for k, s in folded.items()}
 
 
@@ -93,7 +105,7 @@ def test_commands_flow_to_replies_events_snapshots_and_state(service: Service) -
         if msg.key() != FLOWS_KEY:  # a partition's money flows, not an account's view
             last_view[msg.key().decode()] = LEDGER_CODEC.views.decode(msg.value())
     assert last_view["bob"].balance == -500
-    _assert_money_conserved(service, 700 - 500)
+    _assert_money_conserved(service, ["alice", "bob", "carol"], 700 - 500)
 
 
 def test_duplicate_command_ids_and_version_conflicts(service: Service) -> None:
@@ -111,7 +123,7 @@ def test_duplicate_command_ids_and_version_conflicts(service: Service) -> None:
     events = [e for e in read_events(service.settings, LEDGER) if e.envelope.aggregate_id == "dana"]
     assert Counter(e.envelope.command_id for e in events)["dep-1"] == 1
     assert [e.envelope.sequence for e in events] == [1, 2, 3]
-    _assert_money_conserved(service, 150)
+    _assert_money_conserved(service, ["dana"], 150)
 
 
 def test_a_reply_carries_its_position_and_a_read_asks_for_at_least_it(service: Service) -> None:
@@ -145,23 +157,23 @@ def test_a_reply_carries_its_position_and_a_read_asks_for_at_least_it(service: S
     # a retry answered from the id memory (in a batch of its own) repeats the first position
     assert c.execute("erin", Deposit(250), command_id="erin-dep") == deposit
     assert c.reads.read("erin").position.seq == deposit.position.seq + 1
-    _assert_money_conserved(service, 250)
+    _assert_money_conserved(service, ["erin"], 250)
 
 
 def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service) -> None:
     c = service.client
     settings = service.settings
     layout = TopicLayout.of(settings)
-    assert c.execute("erin", OpenAccount("EUR")).accepted
-    p = c.partition_of("erin")
+    assert c.execute("fred", OpenAccount("EUR")).accepted
+    p = c.partition_of("fred")
     raw = Producer(producer_config(settings))
     commands = layout.name(TopicKind.COMMANDS)
     bad_type = CommandEnvelope(
-        "bad-type", "erin", "Teleport", msgspec.Raw(msgspec.msgpack.encode({})),
+        "bad-type", "fred", "Teleport", msgspec.Raw(msgspec.msgpack.encode({})),
         reply_to=c.reply_lane,
     )  # fmt: skip
     bad_payload = CommandEnvelope(
-        "bad-payload", "erin", "Deposit", msgspec.Raw(msgspec.msgpack.encode({"amount": "x"})),
+        "bad-payload", "fred", "Deposit", msgspec.Raw(msgspec.msgpack.encode({"amount": "x"})),
         reply_to=c.reply_lane,
     )  # fmt: skip
     wrong_key = CommandEnvelope(
@@ -169,11 +181,11 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
         msgspec.Raw(msgspec.msgpack.encode({"type": "Deposit", "amount": 1})),
         reply_to=c.reply_lane,
     )  # fmt: skip
-    raw.produce(commands, b"\xff\x00garbage", b"erin", p)
+    raw.produce(commands, b"\xff\x00garbage", b"fred", p)
     for env in (bad_type, bad_payload, wrong_key):
-        raw.produce(commands, msgspec.msgpack.encode(env), b"erin", p)
+        raw.produce(commands, msgspec.msgpack.encode(env), b"fred", p)
     raw.flush(10)
-    futures = {cid: c.send("erin", Deposit(10)) for cid in ("g1", "g2", "g3")}
+    futures = {cid: c.send("fred", Deposit(10)) for cid in ("g1", "g2", "g3")}
     assert all(f.result(60).accepted for f in futures.values())
 
     dlq = list(read_topic(settings, TopicKind.DLQ))
@@ -186,10 +198,49 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
     assert codes == Counter(
         {"malformed": 1, "unknown_command_type": 1, "invalid_payload": 1, "key_mismatch": 1}
     )
-    assert c.reads.view("erin").balance == 30  # type: ignore[union-attr]
+    assert c.reads.view("fred").balance == 30  # type: ignore[union-attr]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
     assert stats.status == "running" and stats.dlq == 4
-    _assert_money_conserved(service, 30)
+    _assert_money_conserved(service, ["fred"], 30)
+
+
+def test_second_worker_fences_the_first(bare_service: Service, settings: Settings) -> None:
+    """Without a coordinator: it would replace the fenced actor, fencing the successor."""
+    from actors.partition import PartitionWorker
+
+    c = bare_service.client
+    victim_partition = 0
+    account = next(a for a in (f"z-{i}" for i in range(100)) if c.partition_of(a) == 0)
+    assert c.execute(account, OpenAccount("EUR")).accepted
+    successor = PartitionWorker(settings, victim_partition, LEDGER)  # fences the actor's producer
+    try:
+        assert c.execute(account, Deposit(40), timeout=60).accepted
+        old = partition_actor(settings.app_id, victim_partition)
+
+        def fenced() -> bool:
+            if ray.get(old.stats.remote()).status == "fenced":
+                return True
+            c.send(account, Deposit(0))  # gives the old writer something to try
+            return False
+
+        wait_until(fenced, 30, "the old writer fenced", interval=0.5)
+        assert successor.get(account).balance == 40
+    finally:
+        successor.stop()
+    events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == account]
+    assert [e.envelope.sequence for e in events] == [1, 2]
+    assert sum(1 for _ in events) == len({e.envelope.command_id for e in events})
+
+
+def test_unique_ids_across_many_accounts_conserve_money(service: Service) -> None:
+    c = service.client
+    ids = [f"m-{uuid.uuid4().hex[:6]}" for _ in range(50)]
+    for f in [c.send(a, OpenAccount("EUR", overdraft_limit=100)) for a in ids]:
+        assert f.result(60).accepted
+    commands = [(a, Deposit(7) if i % 2 else Withdraw(60)) for i, a in enumerate(ids * 4)]
+    futures = [(cmd, c.send(a, cmd)) for a, cmd in commands]
+    total = sum(money_moved(cmd) for cmd, f in futures if f.result(60).accepted)
+    _assert_money_conserved(service, ids, total)
 
 
 def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service) -> None:
@@ -243,43 +294,4 @@ def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service)
     assert len(seqs) > 50 and seqs == sorted(seqs)
     at = c.reads.read(on_0[0]).position
     assert at.partition == 0 and at.seq >= seqs[-1]
-    _assert_money_conserved(service, sum(money_moved(sent[cid][1]) for cid in accepted))
-
-
-def test_second_worker_fences_the_first(bare_service: Service, settings: Settings) -> None:
-    """Without a coordinator: it would replace the fenced actor, fencing the successor."""
-    from actors.partition import PartitionWorker
-
-    c = bare_service.client
-    victim_partition = 0
-    account = next(a for a in (f"z-{i}" for i in range(100)) if c.partition_of(a) == 0)
-    assert c.execute(account, OpenAccount("EUR")).accepted
-    successor = PartitionWorker(settings, victim_partition, LEDGER)  # fences the actor's producer
-    try:
-        assert c.execute(account, Deposit(40), timeout=60).accepted
-        old = partition_actor(settings.app_id, victim_partition)
-
-        def fenced() -> bool:
-            if ray.get(old.stats.remote()).status == "fenced":
-                return True
-            c.send(account, Deposit(0))  # gives the old writer something to try
-            return False
-
-        wait_until(fenced, 30, "the old writer fenced", interval=0.5)
-        assert successor.get(account).balance == 40
-    finally:
-        successor.stop()
-    events = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == account]
-    assert [e.envelope.sequence for e in events] == [1, 2]
-    assert sum(1 for _ in events) == len({e.envelope.command_id for e in events})
-
-
-def test_unique_ids_across_many_accounts_conserve_money(service: Service) -> None:
-    c = service.client
-    ids = [f"m-{uuid.uuid4().hex[:6]}" for _ in range(50)]
-    for f in [c.send(a, OpenAccount("EUR", overdraft_limit=100)) for a in ids]:
-        assert f.result(60).accepted
-    commands = [(a, Deposit(7) if i % 2 else Withdraw(60)) for i, a in enumerate(ids * 4)]
-    futures = [(cmd, c.send(a, cmd)) for a, cmd in commands]
-    total = sum(money_moved(cmd) for cmd, f in futures if f.result(60).accepted)
-    _assert_money_conserved(service, total)
+    _assert_money_conserved(service, accounts, sum(money_moved(sent[cid][1]) for cid in accepted))

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import ray
 from actors.messages import ServedBy, ViewAt
 from actors.ray_state import lookup_actor
 from ledger import AccountView, Deposit, OpenAccount
+from tests.conftest import start_local_ray
 from topology.codec.keys import encode_id_key
 from topology.names import NAMESPACE, Names
 from topology.settings import Settings
@@ -29,23 +31,24 @@ from .test_transfers import on_partition
 from .waiting import wait_until
 
 
-@pytest.fixture
-def standby_settings(bootstrap: str, app_id: str, state_dir: str) -> Settings:
-    return Settings.resolve(
-        app_id=app_id,
+@pytest.fixture(scope="module")
+def followed(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Service]:
+    """One service for the module (a deployment takes seconds), with one standby per
+    partition, each of them following, and reads that wait up to 4 s for their bounds. Its
+    two tests keep to accounts of their own (sb*, ryw*); the one that stops a standby runs
+    last."""
+    start_local_ray()
+    settings = Settings.resolve(
+        app_id=f"t-{uuid.uuid4().hex[:10]}",
         bootstrap_servers=bootstrap,
         partitions=2,
         state_dir=state_dir,
         standbys=1,
+        read_wait_ms=4000,
         environ={},
     )
-
-
-@pytest.fixture
-def followed(standby_settings: Settings, ray_local: None) -> Iterator[Service]:
-    """The service with one standby per partition, each of them following."""
-    with running(standby_settings) as served:
-        wait_for_standbys(standby_settings)
+    with running(settings) as served:
+        wait_for_standbys(settings)
         yield served
 
 
@@ -106,7 +109,7 @@ def test_a_quiet_standby_holds_its_writers_views_position_and_ids(followed: Serv
         assert (stats.status, stats.member, stats.seq) == ("following", 1, stats.seq)
         assert stats.seq == ray.get(writer.stats.remote()).seq > 0
     balances = [ray.get(standby.views.remote()) for standby in wait_for_standbys(settings)]
-    total = sum(v.balance for views in balances for v in views.values())
+    total = sum(views[a].balance for views in balances for a in accounts if a in views)
     assert total == 2 * sum(100 + i for i in range(5))  # money conserved, the transfer within
 
     coordinator = lookup_actor(names.coordinator_actor, NAMESPACE)
@@ -123,27 +126,8 @@ def _pid(_actor: object) -> int:
     return os.getpid()
 
 
-@pytest.fixture
-def waiting_reads(
-    bootstrap: str, app_id: str, state_dir: str, ray_local: None
-) -> Iterator[Service]:
-    """One standby per partition, and reads that wait up to 4 s for their bounds."""
-    settings = Settings.resolve(
-        app_id=app_id,
-        bootstrap_servers=bootstrap,
-        partitions=2,
-        state_dir=state_dir,
-        standbys=1,
-        read_wait_ms=4000,
-        environ={},
-    )
-    with running(settings) as served:
-        wait_for_standbys(settings)
-        yield served
-
-
-def test_read_your_writes_with_a_standby_behind(waiting_reads: Service) -> None:
-    settings, c = waiting_reads.settings, waiting_reads.client
+def test_read_your_writes_with_a_standby_behind(followed: Service) -> None:
+    settings, c = followed.settings, followed.client
     account = on_partition(settings, 0, "ryw")
     assert c.execute(account, OpenAccount("EUR")).accepted
     opened = c.execute(account, Deposit(100))
@@ -190,4 +174,4 @@ def test_read_your_writes_with_a_standby_behind(waiting_reads: Service) -> None:
 
     writer = ray.get_actor(Names.of(settings).member_actor(0, 0), namespace=NAMESPACE)
     views = ray.get(writer.views.remote())
-    assert sum(v.balance for v in views.values()) == 150  # money conserved
+    assert views[account].balance == 150  # money conserved

@@ -2,7 +2,10 @@
 partitions (a saga through the internal topic), refusals that reverse the debit, a forged
 internal command refused, retries answered with the same final reply, two-phase transfers
 (post, partial post, void, expiry on the partition's clock), transfers while partition
-actors are killed; money conserved every time."""
+actors are killed; money conserved every time.
+
+The tests share the module's service (a deployment takes seconds), each on accounts of its
+own and checking the events of those accounts; the one that kills actors goes last."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import threading
 from collections import Counter
 from functools import partial
 
+import pytest
 import ray
 
 from actors.audit import read_events
@@ -40,6 +44,12 @@ from .conftest import Service
 from .waiting import wait_until
 
 
+@pytest.fixture
+def service(module_service: Service) -> Service:
+    """The module's one service: a-*, b-*, usd-*, closed-*, src-*, dst-*, k0-* to k2-*."""
+    return module_service
+
+
 def on_partition(settings: Settings, partition: int, prefix: str) -> str:
     """An account id that lives on `partition`."""
     for n in itertools.count():
@@ -66,11 +76,15 @@ def balance(client: BankClient, account: str) -> int:
 
 
 def assert_money_conserved(service: Service, accounts: list[str]) -> Counter[str]:
-    """Σ balances = Σ deposits − Σ withdrawals once quiet (nothing in flight), from the
-    committed events; returns the count of transfer events by type."""
+    """Σ balances = Σ deposits − Σ withdrawals of ``accounts`` once quiet (nothing in
+    flight), from their committed events; returns the count of their transfer events by
+    type. ``accounts`` are every account the test's money moved between."""
     deposits = withdrawals = 0
     kinds: Counter[str] = Counter()
+    mine = set(accounts)
     for e in read_events(service.settings, LEDGER):
+        if e.envelope.aggregate_id not in mine:
+            continue
         if isinstance(e.event, Deposited):
             deposits += e.event.amount
         elif isinstance(e.event, Withdrawn):
@@ -201,9 +215,11 @@ def test_cross_partition_transfers_under_actor_kills(service: Service) -> None:
         t.join(300)
     assert len(replies) == len(plan), "every transfer got its one final reply"
 
+    mine = set(accounts)
+
     def landed() -> Money | None:  # the last legs may still be on their way
         money = Money()
-        money.add(e.event for e in read_events(s, LEDGER))
+        money.add(e.event for e in read_events(s, LEDGER) if e.envelope.aggregate_id in mine)
         return money if money.in_flight == 0 else None
 
     money = wait_until(landed, 60, "every leg landed", interval=0.5)
