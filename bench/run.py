@@ -26,7 +26,7 @@ from bench.check import CheckFailedError
 from bench.config import BenchConfig, Phase, SystemName
 from bench.kafkaio import delete_run
 from bench.machine import machine, versions
-from bench.model import RunContext, RunResults
+from bench.model import Failover, RunContext, RunResults
 from bench.procs import REPO
 from bench.report import build_rows, print_table, results_json, write_json, write_markdown
 from eventledger.workload import Workload
@@ -260,17 +260,22 @@ def _history_phase(ctx: RunContext, results: RunResults) -> None:
 
 
 def _failover_phase(ctx: RunContext, results: RunResults) -> None:
-    """A partition actor's process killed under load, without standbys (eventledger's)."""
+    """A partition's writer killed under load, without and then with a standby
+    (eventledger's); a variant that fails is recorded as ``failover:standbys=N``."""
     from bench.failover import run_failover
 
-    if not (ctx.config.does(Phase.FAILOVER) and ctx.config.runs(SystemName.EVENTLEDGER)):
+    cfg = ctx.config
+    if not (cfg.does(Phase.FAILOVER) and cfg.runs(SystemName.EVENTLEDGER)):
         return
-    ctx.progress.console.rule("failover: eventledger")
+    failover = Failover(keys=cfg.failover_keys, ids=cfg.failover_ids, rate=cfg.failover_rate)
+    results.failover = failover
+    for standbys in (0, 1):
+        ctx.progress.console.rule(f"failover: eventledger, standbys={standbys}")
 
-    def failover() -> None:
-        results.failover = run_failover(ctx)
+        def attempt(standbys: int = standbys) -> None:
+            failover.runs.append(run_failover(ctx, standbys))
 
-    _guard(results, "failover", failover)
+        _guard(results, f"failover:standbys={standbys}", attempt)
 
 
 def _http_phase(ctx: RunContext, results: RunResults) -> None:
