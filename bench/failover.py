@@ -63,6 +63,7 @@ from eventledger.torture.gap import longest_silence
 from ledger.commands import Deposit
 from ledger.state import AccountView
 from topology.envelopes import Reply
+from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 _BACK_TIMEOUT = 900.0  # seconds for the partition to answer again (a 1M-account restore: ~10 s)
 _FOLLOW_TIMEOUT = 900.0  # seconds for the standby to restore and follow
 _CAUGHT_UP = 20  # commits the standby may be behind its writer when the kill comes
+_POLL = 0.02  # seconds between two looks at the partition after the kill
 
 
 def _pid(_actor: Any) -> int:
@@ -252,40 +254,61 @@ def _kill_and_wait(
     app_id, warmup = settings.app_id, ctx.config.warmup
     time.sleep(warmup)
     lag = _caught_up(coordinator) if standby else None
-    was = writer_member(app_id, 0)
     pid: int = ray.get(partition_actor(app_id, 0).__ray_call__.remote(_pid), timeout=30)
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
+    watch = _Watch(app_id, pid)
     deadline = killed + _BACK_TIMEOUT
-    back: float | None = None
-    recorded: float | None = None
     with ctx.console.status(f"eventledger: writer (pid {pid}) killed, waiting..."):
         while time.monotonic() < deadline:
-            if recorded is None and standby and writer_member(app_id, 0) != was:
-                recorded = time.monotonic()
-            if back is None:
-                back = _back(app_id, pid)
+            back = watch.poll()
             if back is not None:
                 after = longest_silence(load.reply_times(), killed, back)[1]
                 if after is not None and time.monotonic() > after + warmup:
-                    return _Kill(pid, killed, back, recorded, lag)
-            time.sleep(0.05)
+                    return _Kill(pid, killed, back, watch.recorded, lag)
+            time.sleep(_POLL)
     raise CheckFailedError(f"no answer within {_BACK_TIMEOUT:.0f} s of the kill")
 
 
-def _back(app_id: str, pid: int) -> float | None:
-    """The time the partition's recorded writer answered RUNNING from a process other than
-    ``pid``, or None."""
-    try:
-        answered, status = ray.get(
-            partition_actor(app_id, 0).__ray_call__.remote(_pid_and_status), timeout=1
-        )
-    except Exception as e:  # restarting, promoting, or its name not yet registered again
-        log.debug("failover: waiting for the writer: %s", e)
-        return None
-    if answered != pid and status is PartitionStatus.RUNNING:
-        return time.monotonic()
-    return None
+class _Watch:
+    """After the kill of ``pid``: when the recorded writer member changed (``recorded``) and
+    when the recorded writer answered RUNNING from another process (``poll``'s result). One
+    call to the writer is in flight at a time and ``poll`` never waits for it, so each time
+    is seen within ``_POLL`` s (a call to a restarting actor waits for its constructor)."""
+
+    def __init__(self, app_id: str, pid: int) -> None:
+        self.app_id, self.pid = app_id, pid
+        self.member = writer_member(app_id, 0)
+        self.recorded: float | None = None
+        self.back: float | None = None
+        self._pending: Any = None
+
+    def poll(self) -> float | None:
+        if self.back is not None:
+            return self.back
+        member = writer_member(self.app_id, 0)
+        if member != self.member:
+            self.member, self._pending = member, None
+            self.recorded = self.recorded or time.monotonic()
+        if self._pending is None:
+            try:
+                handle = ray.get_actor(Names(self.app_id).member_actor(0, member), NAMESPACE)
+            except ValueError as e:  # its name not yet registered again
+                log.debug("failover: waiting for the writer: %s", e)
+                return None
+            self._pending = handle.__ray_call__.remote(_pid_and_status)
+        ready, _ = ray.wait([self._pending], timeout=0)
+        if not ready:
+            return None
+        self._pending = None
+        try:
+            answered, status = ray.get(ready[0])
+        except Exception as e:  # the member failed the call: ask again
+            log.debug("failover: waiting for the writer: %s", e)
+            return None
+        if answered != self.pid and status is PartitionStatus.RUNNING:
+            self.back = time.monotonic()
+        return self.back
 
 
 def _check(settings: Settings, sent: list[_Sent], replies: list[Reply]) -> int:
