@@ -83,12 +83,14 @@ METHOD = """## Method
   flight of the client's `execute_async`, HTTP POST deposits, HTTP GETs, and the client
   with a GET load beside it from another process; open loops at `http_rate`/s of the
   client and HTTP POST; ratios within the mode's process, money checked per mode).
-- Failover: see `bench/failover.py` (eventledger only, no standby: one partition of
-  `failover_keys` accounts and `failover_ids` remembered ids, deposits at `failover_rate`/s
-  open loop, SIGKILL of the actor's process; the answer gap (the longest silence between
-  replies, from the last before the kill to the first after the new process answers Ray),
-  and the restart's restore times from its `stats()`; every deposit answered, accepted and
-  in its account's balance)."""
+- Failover: see `bench/failover.py` (eventledger only, twice: `standbys` 0, then 1; each a
+  partition of `failover_keys` accounts and `failover_ids` remembered ids, deposits at
+  `failover_rate`/s open loop, SIGKILL of its writer's process once a standby has caught
+  up; Ray restarts the writer in place, or the standby takes over. Per variant the answer
+  gap (the longest silence between replies, from the last before the kill to the first
+  after the recorded writer answers RUNNING from another process), the restart's restore
+  times or the takeover's steps, and the gap with a standby ÷ without; every deposit
+  answered, accepted and in its account's balance)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,
