@@ -1,36 +1,50 @@
-"""Failover without standbys: how long a partition gives no answer when its actor's process
-is killed (the ``failover`` phase of ``python -m bench``; the baseline of issue 22).
+"""Failover: how long a partition gives no answer when its writer's process is killed, without
+and with a standby (the ``failover`` phase of ``python -m bench``; issue 22's goal: at most
+1 s with one).
 
-A one-partition application holds ``failover_keys`` accounts and ``failover_ids``
-remembered ids, written as the restore phase writes them (the real codec, a plain
-producer). Once its actor has restored, one ``LedgerClient`` sends deposits of 1 to those
-accounts, open loop at ``failover_rate`` per second (each sent at its scheduled time,
-whatever the replies do). After ``warmup`` seconds the actor's process gets SIGKILL (its pid
-asked of the actor through Ray, as the fault suite's ``kill`` does); Ray restarts it, and
-its constructor fences, restores the snapshots and reopens the id memory (reused: same
-node, same disk). The load goes on until ``warmup`` seconds after the first reply that
-follows the restart; then every deposit must have been answered and accepted, and every
-touched account's balance must be its restored balance plus its deposits (none lost, none
-applied twice).
+Each variant is its own one-partition application holding ``failover_keys`` accounts and
+``failover_ids`` remembered ids, written as the restore phase writes them (the real codec, a
+plain producer), with ``standbys`` 0 or 1 (on one Ray node the standby runs on the same
+node). Once its writer has restored (and, with a standby, once the coordinator saw the
+standby FOLLOWING), one ``LedgerClient`` sends deposits of 1 to those accounts, open loop at
+``failover_rate`` per second (each sent at its scheduled time, whatever the replies do).
+After ``warmup`` seconds, and once the standby's commit sequence is within ``_CAUGHT_UP``
+commits of the writer's in the coordinator's status, the writer's process gets SIGKILL (its
+pid asked of the actor through Ray, as the fault suite's ``kill`` does).
 
-Figures, on the bench's monotonic clock: the **answer gap**, the longest silence between two
-replies from the last reply received before the kill to the first received after the new
-process answered a Ray call (its constructor has then finished), as the fault suite
-measures it (``eventledger.torture.gap``: replies of a batch committed just before the kill
-may arrive after it); the kill to the reply that ends that silence; the kill to the first
-Ray call the new process answers; and the restart's own restore times from its
-``stats()``.
+- ``standbys=0``: Ray restarts the actor in place; its constructor fences, restores the
+  snapshots and reopens the id memory (reused: same node, same disk).
+- ``standbys=1``: the coordinator's detector sees the writer die, records member 1 as the
+  writer and promotes it (fence, the tails of snapshots and ids, the consumer); a run in
+  which member 0 comes back as the writer instead fails its check.
+
+The partition is back when its recorded writer (``actors.ray_state.partition_actor``)
+answers from a process other than the killed one with status RUNNING. The load goes on
+until ``warmup`` seconds after the first reply that follows; then every deposit must have
+been answered and accepted, and every touched account's balance, read at least at the
+version its last reply gave, must be its restored balance plus its deposits (none lost,
+none applied twice).
+
+Figures per variant, on the bench's monotonic clock: the **answer gap**, the longest
+silence between two replies from the last reply received before the kill to the first
+received after the partition was back, as the fault suite measures it
+(``eventledger.torture.gap``: replies of a batch committed just before the kill may arrive
+after it); the kill to the reply that ends that silence; the kill to the partition being
+back; with a standby, the kill to the takeover's record and the promoted member's
+``takeover_steps_ms``; without, the restart's restore times from its ``stats()``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -38,17 +52,18 @@ import ray
 from actors.admin import ensure_topics
 from actors.client import LedgerClient
 from actors.deployment import stop_service
-from actors.messages import PartitionStats
-from actors.ray_state import partition_actor
+from actors.messages import Members, PartitionStats, PartitionStatus, ServiceStatus
+from actors.ray_state import partition_actor, writer_member
 from actors.reads import Reads
 from bench.check import CheckFailedError
-from bench.model import Failover, RunContext
-from bench.restore import account_id, balance_of, one_partition, write_ids, write_snapshots
+from bench.model import FailoverRun, RunContext
+from bench.restore import account_id, balance_of, write_ids, write_snapshots
 from eventledger.assembly import deploy_service
 from eventledger.torture.gap import longest_silence
 from ledger.commands import Deposit
 from ledger.state import AccountView
 from topology.envelopes import Reply
+from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -56,12 +71,21 @@ __all__ = ["run_failover"]
 
 log = logging.getLogger(__name__)
 
-_BACK_TIMEOUT = 900.0  # seconds for the replacement to answer (a 1M-account restore: ~10 s)
+_BACK_TIMEOUT = 900.0  # seconds for the partition to answer again (a 1M-account restore: ~10 s)
+_FOLLOW_TIMEOUT = 900.0  # seconds for the standby to restore and follow
+_CAUGHT_UP = 20  # commits the standby may be behind its writer when the kill comes
+_POLL = 0.02  # seconds between two looks at the partition after the kill
 
 
 def _pid(_actor: Any) -> int:
     """Run inside an actor by ``__ray_call__``: the process id of its worker."""
     return os.getpid()
+
+
+def _pid_and_status(actor: Any) -> tuple[int, PartitionStatus]:
+    """Run inside a member by ``__ray_call__``: its process id and status."""
+    stats: PartitionStats = actor.stats()
+    return os.getpid(), stats.status
 
 
 @dataclass
@@ -107,105 +131,204 @@ class _Load:
             n += 1
 
 
-def run_failover(ctx: RunContext) -> Failover:
+@dataclass
+class _Kill:
+    """When things happened after the kill (monotonic seconds; None: not seen)."""
+
+    pid: int
+    killed: float
+    back: float
+    recorded: float | None
+    lag: int | None  # the standby's commits behind its writer when the kill came
+
+
+def run_failover(ctx: RunContext, standbys: int) -> FailoverRun:
+    """One variant of the phase: the writer of a partition with ``standbys`` standbys
+    killed under load (see the module)."""
     cfg = ctx.config
     keys, ids = cfg.failover_keys, cfg.failover_ids
-    settings = one_partition(ctx, "failover")
+    settings = Settings.resolve(
+        app_id=f"{ctx.prefix}-failover-{standbys}",
+        bootstrap_servers=ctx.bootstrap,
+        partitions=1,
+        standbys=standbys,
+    )
     layout = TopicLayout(settings.app_id, 1)
     ensure_topics(ctx.bootstrap, layout)
     write_snapshots(ctx, layout.name(TopicKind.SNAPSHOTS), keys)
     write_ids(ctx, layout.name(TopicKind.REPLIES), keys, ids)
     with ctx.console.status(f"eventledger: an actor restoring {keys:,} accounts, {ids:,} ids..."):
-        deploy_service(settings, timeout=3_600)
+        coordinator = deploy_service(settings, timeout=3_600)
     try:
         first: PartitionStats = ray.get(
             partition_actor(settings.app_id, 0).stats.remote(), timeout=60
         )
+        if standbys:
+            with ctx.console.status("eventledger: the standby restoring, then following..."):
+                _wait_following(coordinator)
         with LedgerClient(settings, timeout=60) as client:
             load = _Load(client, keys, cfg.failover_rate)
             load.start()
             try:
-                killed, back = _kill_and_wait(ctx, settings.app_id, load, cfg.warmup)
+                kill = _kill_and_wait(ctx, settings, coordinator, load, standbys > 0)
             finally:
                 load.stop()
             replies = [s.future.result(120) for s in load.sent]
         stats: PartitionStats = ray.get(
             partition_actor(settings.app_id, 0).stats.remote(), timeout=60
         )
+        if standbys and stats.member == 0:
+            raise CheckFailedError("no takeover: member 0 came back as the writer")
         balances = _check(settings, load.sent, replies)
     finally:
         stop_service(settings.app_id)
-    before, after = longest_silence(load.reply_times(), killed, back)
+        shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
+    before, after = longest_silence(load.reply_times(), kill.killed, kill.back)
     if before is None or after is None:
         raise CheckFailedError(f"no reply before or after the kill ({before}, {after})")
-    return Failover(
-        keys=keys,
-        ids=ids,
-        rate=cfg.failover_rate,
+    if standbys:
+        steps = dict(stats.takeover_steps_ms)
+    else:
+        steps = {"snapshots": stats.restore_seconds * 1000, "ids": stats.ids_restore_seconds * 1000}
+    return FailoverRun(
+        standbys=standbys,
         gap_seconds=after - before,
-        kill_to_reply_seconds=after - killed,
-        kill_to_actor_seconds=back - killed,
-        restore_seconds=stats.restore_seconds,
-        restored_records=stats.restored_records,
-        ids_restore_seconds=stats.ids_restore_seconds,
-        ids_restored=stats.ids_restored,
+        kill_to_reply_seconds=after - kill.killed,
+        kill_to_back_seconds=kill.back - kill.killed,
+        kill_to_record_seconds=None if kill.recorded is None else kill.recorded - kill.killed,
+        steps_ms=steps,
         facts={
             "deposits sent (all answered, accepted)": len(replies),
             "accounts checked (restored balance + deposits)": balances,
+            "writer member after the kill": stats.member,
+            "standby's lag at the kill (commits)": kill.lag,
             "first start: restore seconds": first.restore_seconds,
             "first start: ids restore seconds (a new disk)": first.ids_restore_seconds,
             "first start: ids restored": first.ids_restored,
-            "aggregates after the restart": stats.aggregates,
+            "restored records (snapshots) of the writer after the kill": stats.restored_records,
+            "ids restored by the writer after the kill": stats.ids_restored,
+            "aggregates after the kill": stats.aggregates,
         },
     )
 
 
-def _kill_and_wait(ctx: RunContext, app_id: str, load: _Load, warmup: float) -> tuple[float, float]:
-    """SIGKILL the actor's process after ``warmup`` s of load; wait until the new process
-    answers Ray and ``warmup`` s have passed since the first reply after that. Returns
-    (killed at, new process answered at)."""
+def _wait_following(coordinator: Any) -> None:
+    """Until the coordinator saw member 1 follow partition 0's writer."""
+    deadline = time.monotonic() + _FOLLOW_TIMEOUT
+    while time.monotonic() < deadline:
+        members: Members = ray.get(coordinator.members.remote(), timeout=30)
+        if members.standbys.get(0) == [1]:
+            return
+        time.sleep(0.5)
+    raise CheckFailedError(f"the standby did not follow within {_FOLLOW_TIMEOUT:.0f} s")
+
+
+def _caught_up(coordinator: Any) -> int:
+    """Once member 1 is seen FOLLOWING within ``_CAUGHT_UP`` commits of the writer, its lag."""
+    deadline = time.monotonic() + _FOLLOW_TIMEOUT
+    lag = _standby_lag(coordinator)
+    while lag is None or lag > _CAUGHT_UP:
+        if time.monotonic() > deadline:
+            raise CheckFailedError(f"the standby stayed behind ({lag} commits)")
+        time.sleep(0.1)
+        lag = _standby_lag(coordinator)
+    return lag
+
+
+def _standby_lag(coordinator: Any) -> int | None:
+    """Member 1's commits behind the writer at the coordinator's last tick, while it is
+    seen FOLLOWING (None: not following, or no standby)."""
+    members: Members = ray.get(coordinator.members.remote(), timeout=30)
+    if members.standbys.get(0) != [1]:
+        return None
+    status: ServiceStatus = ray.get(coordinator.status.remote(), timeout=30)
+    return status.rows[0].standby_lags.get(1)
+
+
+def _kill_and_wait(
+    ctx: RunContext, settings: Settings, coordinator: Any, load: _Load, standby: bool
+) -> _Kill:
+    """SIGKILL the writer's process after ``warmup`` s of load (with a ``standby``: once it
+    is within ``_CAUGHT_UP`` commits); wait until the partition is back and ``warmup`` s
+    have passed since the first reply after that."""
+    app_id, warmup = settings.app_id, ctx.config.warmup
     time.sleep(warmup)
+    lag = _caught_up(coordinator) if standby else None
     pid: int = ray.get(partition_actor(app_id, 0).__ray_call__.remote(_pid), timeout=30)
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
+    watch = _Watch(app_id, pid)
     deadline = killed + _BACK_TIMEOUT
-    back: float | None = None
-    with ctx.console.status(f"eventledger: partition actor (pid {pid}) killed, waiting..."):
+    with ctx.console.status(f"eventledger: writer (pid {pid}) killed, waiting..."):
         while time.monotonic() < deadline:
-            if back is None:
-                back = _answered_from_another(app_id, pid)
+            back = watch.poll()
             if back is not None:
                 after = longest_silence(load.reply_times(), killed, back)[1]
                 if after is not None and time.monotonic() > after + warmup:
-                    return killed, back
-            time.sleep(0.05)
+                    return _Kill(pid, killed, back, watch.recorded, lag)
+            time.sleep(_POLL)
     raise CheckFailedError(f"no answer within {_BACK_TIMEOUT:.0f} s of the kill")
 
 
-def _answered_from_another(app_id: str, pid: int) -> float | None:
-    """The time the partition's actor answered from a process other than ``pid``, or None."""
-    try:
-        answered: int = ray.get(partition_actor(app_id, 0).__ray_call__.remote(_pid), timeout=1)
-    except Exception as e:  # restarting, or its name not yet registered again
-        log.debug("failover: waiting for the restart: %s", e)
-        return None
-    return time.monotonic() if answered != pid else None
+class _Watch:
+    """After the kill of ``pid``: when the recorded writer member changed (``recorded``) and
+    when the recorded writer answered RUNNING from another process (``poll``'s result). One
+    call to the writer is in flight at a time and ``poll`` never waits for it, so each time
+    is seen within ``_POLL`` s (a call to a restarting actor waits for its constructor)."""
+
+    def __init__(self, app_id: str, pid: int) -> None:
+        self.app_id, self.pid = app_id, pid
+        self.member = writer_member(app_id, 0)
+        self.recorded: float | None = None
+        self.back: float | None = None
+        self._pending: Any = None
+
+    def poll(self) -> float | None:
+        if self.back is not None:
+            return self.back
+        member = writer_member(self.app_id, 0)
+        if member != self.member:
+            self.member, self._pending = member, None
+            self.recorded = self.recorded or time.monotonic()
+        if self._pending is None:
+            try:
+                handle = ray.get_actor(Names(self.app_id).member_actor(0, member), NAMESPACE)
+            except ValueError as e:  # its name not yet registered again
+                log.debug("failover: waiting for the writer: %s", e)
+                return None
+            self._pending = handle.__ray_call__.remote(_pid_and_status)
+        ready, _ = ray.wait([self._pending], timeout=0)
+        if not ready:
+            return None
+        self._pending = None
+        try:
+            answered, status = ray.get(ready[0])
+        except Exception as e:  # the member failed the call: ask again
+            log.debug("failover: waiting for the writer: %s", e)
+            return None
+        if answered != self.pid and status is PartitionStatus.RUNNING:
+            self.back = time.monotonic()
+        return self.back
 
 
 def _check(settings: Settings, sent: list[_Sent], replies: list[Reply]) -> int:
     """Every deposit accepted; each touched account holds its restored balance plus its
-    deposits. Returns the accounts checked."""
+    deposits, read at least at the version of its last reply. Returns the accounts
+    checked."""
     refused = [r for r in replies if not r.accepted]
     if refused:
         raise CheckFailedError(f"{len(refused)} deposits refused, e.g. {refused[0]}")
     deposits: dict[int, int] = {}
-    for s in sent:
+    versions: dict[int, int] = {}
+    for s, r in zip(sent, replies, strict=True):
         deposits[s.account] = deposits.get(s.account, 0) + 1
+        versions[s.account] = max(versions.get(s.account, 0), r.version)
     reads = Reads(settings, AccountView)
     for i, n in deposits.items():
-        view = reads.view(account_id(i))
+        found = reads.read(account_id(i), min_version=versions[i])
+        view = found.view
         want = balance_of(i) + n
-        if view is None or view.balance != want:
-            got = None if view is None else view.balance
+        if not isinstance(view, AccountView) or view.balance != want:
+            got = view.balance if isinstance(view, AccountView) else None
             raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
     return len(deposits)

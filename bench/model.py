@@ -15,6 +15,7 @@ from bench.config import BenchConfig
 __all__ = [
     "E2E",
     "Failover",
+    "FailoverRun",
     "HistoryCost",
     "HttpServing",
     "Latency",
@@ -180,25 +181,46 @@ class HistoryCost:
 
 
 @dataclass
+class FailoverRun:
+    """One variant of the failover phase (``bench/failover.py``): the writer's process of a
+    partition with ``standbys`` standbys killed under load. Seconds: the answer gap (its
+    longest silence), the kill to the reply that ends it, to the partition being back (its
+    writer answering RUNNING from another process) and, with a standby, to the takeover's
+    record. ``steps_ms``: the promoted member's ``takeover_steps_ms``, or without a standby
+    the restart's restores (``snapshots``, ``ids``), in ms."""
+
+    standbys: int
+    gap_seconds: float
+    kill_to_reply_seconds: float
+    kill_to_back_seconds: float
+    kill_to_record_seconds: float | None
+    steps_ms: dict[str, float]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Failover:
-    """A partition actor's process killed under load, no standby (``bench/failover.py``):
-    the answer gap (its longest silence), the kill to its end and to the new process
-    answering Ray, and the restart's restore times, in seconds."""
+    """The failover phase: one run per standby count, on ``keys`` accounts and ``ids``
+    remembered ids at ``rate`` deposits/s."""
 
     keys: int
     ids: int
     rate: float
-    gap_seconds: float
-    kill_to_reply_seconds: float
-    kill_to_actor_seconds: float
-    restore_seconds: float
-    restored_records: int
-    ids_restore_seconds: float
-    ids_restored: int
-    facts: dict[str, Any] = field(default_factory=dict)
+    runs: list[FailoverRun] = field(default_factory=list)
+
+    def run(self, standbys: int) -> FailoverRun | None:
+        return next((r for r in self.runs if r.standbys == standbys), None)
+
+    @property
+    def gap_ratio(self) -> float | None:
+        """The gap with a standby ÷ the gap without (None: one of them is missing)."""
+        without, with_one = self.run(0), self.run(1)
+        if without is None or with_one is None or without.gap_seconds <= 0:
+            return None
+        return with_one.gap_seconds / without.gap_seconds
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "gap_ratio": self.gap_ratio}
 
 
 @dataclass

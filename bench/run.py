@@ -26,7 +26,7 @@ from bench.check import CheckFailedError
 from bench.config import BenchConfig, Phase, SystemName
 from bench.kafkaio import delete_run
 from bench.machine import machine, versions
-from bench.model import RunContext, RunResults
+from bench.model import Failover, RunContext, RunResults
 from bench.procs import REPO
 from bench.report import build_rows, print_table, results_json, write_json, write_markdown
 from eventledger.workload import Workload
@@ -83,12 +83,14 @@ METHOD = """## Method
   flight of the client's `execute_async`, HTTP POST deposits, HTTP GETs, and the client
   with a GET load beside it from another process; open loops at `http_rate`/s of the
   client and HTTP POST; ratios within the mode's process, money checked per mode).
-- Failover: see `bench/failover.py` (eventledger only, no standby: one partition of
-  `failover_keys` accounts and `failover_ids` remembered ids, deposits at `failover_rate`/s
-  open loop, SIGKILL of the actor's process; the answer gap (the longest silence between
-  replies, from the last before the kill to the first after the new process answers Ray),
-  and the restart's restore times from its `stats()`; every deposit answered, accepted and
-  in its account's balance)."""
+- Failover: see `bench/failover.py` (eventledger only, twice: `standbys` 0, then 1; each a
+  partition of `failover_keys` accounts and `failover_ids` remembered ids, deposits at
+  `failover_rate`/s open loop, SIGKILL of its writer's process once a standby has caught
+  up; Ray restarts the writer in place, or the standby takes over. Per variant the answer
+  gap (the longest silence between replies, from the last before the kill to the first
+  after the recorded writer answers RUNNING from another process), the restart's restore
+  times or the takeover's steps, and the gap with a standby ÷ without; every deposit
+  answered, accepted and in its account's balance)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,
@@ -260,17 +262,22 @@ def _history_phase(ctx: RunContext, results: RunResults) -> None:
 
 
 def _failover_phase(ctx: RunContext, results: RunResults) -> None:
-    """A partition actor's process killed under load, without standbys (eventledger's)."""
+    """A partition's writer killed under load, without and then with a standby
+    (eventledger's); a variant that fails is recorded as ``failover:standbys=N``."""
     from bench.failover import run_failover
 
-    if not (ctx.config.does(Phase.FAILOVER) and ctx.config.runs(SystemName.EVENTLEDGER)):
+    cfg = ctx.config
+    if not (cfg.does(Phase.FAILOVER) and cfg.runs(SystemName.EVENTLEDGER)):
         return
-    ctx.progress.console.rule("failover: eventledger")
+    failover = Failover(keys=cfg.failover_keys, ids=cfg.failover_ids, rate=cfg.failover_rate)
+    results.failover = failover
+    for standbys in (0, 1):
+        ctx.progress.console.rule(f"failover: eventledger, standbys={standbys}")
 
-    def failover() -> None:
-        results.failover = run_failover(ctx)
+        def attempt(standbys: int = standbys) -> None:
+            failover.runs.append(run_failover(ctx, standbys))
 
-    _guard(results, "failover", failover)
+        _guard(results, f"failover:standbys={standbys}", attempt)
 
 
 def _http_phase(ctx: RunContext, results: RunResults) -> None:

@@ -75,9 +75,16 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     assert history["long"] == QUICK.history_events and history["short"] == 100
     assert len(history["p50_ms"]) == len(history["ratios"]) == 4
     failover = document["failover"]  # every deposit checked in its balance; no timing asserted
-    assert failover["keys"] == QUICK.failover_keys and failover["gap_seconds"] > 0
-    assert failover["restored_records"] >= QUICK.failover_keys
-    assert failover["facts"]["deposits sent (all answered, accepted)"] > 0
+    assert failover["keys"] == QUICK.failover_keys and failover["gap_ratio"] > 0
+    assert [r["standbys"] for r in failover["runs"]] == [0, 1]
+    for run in failover["runs"]:
+        assert run["gap_seconds"] > 0
+        assert run["facts"]["deposits sent (all answered, accepted)"] > 0
+    restart, takeover = failover["runs"]
+    assert restart["facts"]["restored records (snapshots) of the writer after the kill"] >= (
+        QUICK.failover_keys
+    )
+    assert takeover["facts"]["writer member after the kill"] == 1 and takeover["steps_ms"]
     http = document["http"]  # each mode's money checked in its own Ray; no timing asserted
     assert set(http["modes"]) == set(QUICK.http_modes) and http["echo_rate"] > 0
     for mode in http["modes"].values():
