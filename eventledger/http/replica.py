@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Path, Request, Security
@@ -39,6 +40,7 @@ from eventledger.http.errors import timeout_problem
 from eventledger.http.limits import Limits, RateLimiter
 from eventledger.http.problems import refusal_problem
 from eventledger.http.tracing import parent_context
+from eventledger.http.view_batches import ViewBatches
 from topology.ids import ID_PATTERN, ID_RULE, SCOPED_ID_PATTERN, scoped
 
 __all__ = [
@@ -78,6 +80,11 @@ class Replica:
     def __post_init__(self) -> None:
         pool = ThreadPoolExecutor(self.limits.blocking_threads, thread_name_prefix="http-blocking")
         object.__setattr__(self, "executor", pool)
+
+    @cached_property
+    def views(self) -> ViewBatches:
+        """The views read without bounds, batched per partition (on the replica's loop)."""
+        return ViewBatches(self.client.reads, blocking, self.limits.read_timeout_s)
 
     def deadline_s(self, method: str) -> float:
         """The seconds a request of ``method`` may take on this replica."""
