@@ -7,7 +7,8 @@ kept for ``MEMBERS_SECONDS`` and refreshed after any failure), their handles are
 reads go round robin over a partition's standbys. A standby that fails, does not answer
 within ``Settings.read_wait_ms`` plus ``STANDBY_GRACE_SECONDS``, or has not reached the
 read's bounds by then, hands the read to the writer, which waits for them too. A standby that
-failed is not asked again before the members are refreshed.
+failed is not asked again before the members are refreshed. Reads without bounds of one
+partition's aggregates can go as one call (``read_batch``), routed the same way.
 
 Typed by the aggregate's view type given at construction (``Aggregate.view_type``): every
 view returned is one, checked, so a reader built for another aggregate than the service runs
