@@ -7,7 +7,8 @@ kept for ``MEMBERS_SECONDS`` and refreshed after any failure), their handles are
 reads go round robin over a partition's standbys. A standby that fails, does not answer
 within ``Settings.read_wait_ms`` plus ``STANDBY_GRACE_SECONDS``, or has not reached the
 read's bounds by then, hands the read to the writer, which waits for them too. A standby that
-failed is not asked again before the members are refreshed.
+failed is not asked again before the members are refreshed. Reads without bounds of one
+partition's aggregates can go as one call (``read_batch``), routed the same way.
 
 Typed by the aggregate's view type given at construction (``Aggregate.view_type``): every
 view returned is one, checked, so a reader built for another aggregate than the service runs
@@ -123,13 +124,52 @@ class Reads(Generic[V]):
                 call = self._handle(name).read.options(concurrency_group=READS)
                 found: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), wait)
             except Exception as e:  # gone, stopped, restarting: the writer answers
-                log.info("standby %s did not answer (%s); asking the writer", name, e)
-                with self._lock:
-                    self._avoid.add(name)
-                    self._handles.pop(name, None)
+                self._avoid_standby(name, e)
                 continue
             if found.reached:
                 return found
+        args = (aggregate_id, min_version, at_least)
+        answer: ViewAt = self._ask_writer(partition, "read", args, timeout)
+        return answer
+
+    def read_batch(self, aggregate_ids: list[str], *, timeout: float = 30.0) -> list[ViewAt]:
+        """``read`` without bounds of each of ``aggregate_ids``, which lie in one partition
+        (ValueError otherwise), in order: one Ray call to a standby of it (its writer as
+        the fallback) for them all, answered at one position."""
+        partitions = {self.partition_of(a) for a in aggregate_ids}
+        if len(partitions) != 1:
+            raise ValueError(f"a batch of reads lies in one partition, not {len(partitions)}")
+        (partition,) = partitions
+        wait = min(timeout, self.settings.read_wait_ms / 1000 + STANDBY_GRACE_SECONDS)
+        found: list[ViewAt] | None = None
+        for name in self._standbys(partition):
+            try:
+                call = self._handle(name).read_batch.options(concurrency_group=READS)
+                found = _get(call.remote(aggregate_ids), wait)
+                break
+            except Exception as e:  # gone, stopped, restarting: the writer answers
+                self._avoid_standby(name, e)
+        if found is None:
+            found = self._ask_writer(partition, "read_batch", (aggregate_ids,), timeout)
+        for each in found:
+            if each.view is not None:
+                self._checked(each.view)
+        return found
+
+    def _avoid_standby(self, name: str, error: Exception) -> None:
+        """A standby that failed is not asked again until the members are learnt anew."""
+        log.info("standby %s did not answer (%s); asking the writer", name, error)
+        with self._lock:
+            self._avoid.add(name)
+            self._handles.pop(name, None)
+
+    def _ask_writer(
+        self, partition: int, method: str, args: tuple[Any, ...], timeout: float
+    ) -> Any:
+        """The partition writer's answer to ``method(*args)`` (a query of its ``READS``
+        group): through the kept handle, then, if that fails otherwise than by the call's
+        own error or timeout, through the writer named now (the members learnt anew: the
+        writer may have changed, by a takeover)."""
         for fresh in (False, True):
             if fresh:  # the writer may have changed: a takeover
                 self._learn_members(time.monotonic())
@@ -137,16 +177,16 @@ class Reads(Generic[V]):
                 known = self._members
             member = 0 if known is None else known.writers.get(partition, 0)
             writer = self._names.member_actor(partition, member)
-            call = self._handle(writer, fresh=fresh).read.options(concurrency_group=READS)
+            handle = self._handle(writer, fresh=fresh)
+            call = getattr(handle, method).options(concurrency_group=READS)
             try:
-                answer: ViewAt = _get(call.remote(aggregate_id, min_version, at_least), timeout)
+                return _get(call.remote(*args), timeout)
             except (ValueError, TimeoutError, ray.exceptions.GetTimeoutError):
                 raise
             except Exception:
                 if fresh:
                     raise
                 continue  # a kept handle of a writer since replaced: ask the one named now
-            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _standbys(self, partition: int) -> list[str]:

@@ -68,6 +68,16 @@ class MemberViews:
                 served_by=self.served_by,
             )
 
+    def read_batch(self, aggregate_ids: list[str]) -> list[ViewAt]:
+        """``read`` without bounds of each aggregate (of this partition), in order, all at
+        one position: one hold of the lock and one call for a reader's batch of reads."""
+        with self.committed.changed:
+            position = self.committed.at(self.partition)
+            return [
+                ViewAt(view=view, version=version, position=position, served_by=self.served_by)
+                for view, version in map(self._view, aggregate_ids)
+            ]
+
     def _view(self, aggregate_id: str) -> tuple[msgspec.Struct | None, int]:
         """The aggregate's view (None: unknown, or only refused commands so far) and
         version."""

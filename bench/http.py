@@ -3,7 +3,8 @@ client (a worker of the ``http`` phase, ``bench.http_phase``; one process per mo
 mode gets a local Ray of its own: Serve's mode is fixed when Ray starts).
 
 One service (``partitions`` partitions) on the given broker and its HTTP API (``replicas``
-replicas, a real bearer token) in ``mode``. Deposits of 1 go to ``accounts`` accounts. In
+replicas, a real bearer token whose rate is not bounded: one token carries every load) in
+``mode``. Deposits of 1 go to ``accounts`` accounts. In
 this order, each after a warm-up, from one asyncio loop (GET load beside: from another
 process, so the client's loop has its own core time):
 
@@ -143,6 +144,7 @@ def main(cfg: dict[str, Any]) -> None:
     from actors.reads import Reads
     from eventledger.assembly import deploy_service
     from eventledger.http.auth import Scope, TokenTable, mint_token
+    from eventledger.http.limits import Limits
     from eventledger.http.serving import Serving, deploy_http, stop_http
     from eventledger.runtime import ensure_ray
     from ledger import LEDGER
@@ -152,6 +154,9 @@ def main(cfg: dict[str, Any]) -> None:
     from topology.settings import Settings
 
     mode = Serving(cfg["mode"])
+    # Every load runs under one token: the default rate per token (1,000/s) would cap the
+    # rates measured, so the limiter is set past them (it still runs on every request).
+    unlimited = Limits(rate_per_token=1e9, burst_per_token=10**9)
     os.environ.pop("RAY_ADDRESS", None)  # a local Ray of this mode's own
     if mode.ray_env is not None:  # before Ray starts: its processes inherit it
         os.environ[mode.ray_env] = "1"
@@ -168,7 +173,7 @@ def main(cfg: dict[str, Any]) -> None:
         started = time.monotonic()
         url = deploy_http(
             settings, TokenTable.parse(line), port=free_port(), replicas=int(cfg["replicas"]),
-            serving=mode,
+            serving=mode, limits=unlimited,
         )  # fmt: skip
         deploy_s = time.monotonic() - started
         names = [f"acc-{i:05d}" for i in range(int(cfg["accounts"]))]

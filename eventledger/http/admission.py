@@ -28,13 +28,15 @@ class Admission:
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app, self.limits = app, limits
         self._slots = asyncio.Semaphore(limits.max_ongoing)
+        self._running = 0  # requests holding a slot (Semaphore.locked() scans its waiters)
         self._waiting = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _PROBES:
             await self.app(scope, receive, send)
             return
-        if self._slots.locked() and self._waiting >= self.limits.max_queued:
+        full = self._running >= self.limits.max_ongoing
+        if full and self._waiting >= self.limits.max_queued:
             retry = str(self.limits.queue_retry_after_s)
             refusal = problem(
                 503,
@@ -49,7 +51,9 @@ class Admission:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
+        self._running += 1
         try:
             await self.app(scope, receive, send)
         finally:
+            self._running -= 1
             self._slots.release()

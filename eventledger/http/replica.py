@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Path, Request, Security
+from fastapi import Header, Path, Request, Security
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from opentelemetry import context as otel_context
 
 from actors.channel import OutcomeUnknownError
@@ -39,9 +40,11 @@ from eventledger.http.errors import timeout_problem
 from eventledger.http.limits import Limits, RateLimiter
 from eventledger.http.problems import refusal_problem
 from eventledger.http.tracing import parent_context
+from eventledger.http.view_batches import ViewBatches
 from topology.ids import ID_PATTERN, ID_RULE, SCOPED_ID_PATTERN, scoped
 
 __all__ = [
+    "Bearer",
     "IdPath",
     "IdempotencyKey",
     "Minter",
@@ -78,6 +81,11 @@ class Replica:
         pool = ThreadPoolExecutor(self.limits.blocking_threads, thread_name_prefix="http-blocking")
         object.__setattr__(self, "executor", pool)
 
+    @cached_property
+    def views(self) -> ViewBatches:
+        """The views read without bounds, batched per partition (on the replica's loop)."""
+        return ViewBatches(self.client.reads, blocking, self.limits.read_timeout_s)
+
     def deadline_s(self, method: str) -> float:
         """The seconds a request of ``method`` may take on this replica."""
         return self.limits.deadline_s(method, self.timeout)
@@ -106,27 +114,26 @@ async def blocking(call: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(bound_replica().executor, call)
 
 
-BEARER = HTTPBearer(
-    scheme_name="bearer",
-    bearerFormat="an eventledger token",
-    description="`Authorization: Bearer <token>`: a token from `eventledger token`, with "
-    "scopes (read, write, mint, operate) and account patterns. Each route names the scope it "
-    "needs.",
-    auto_error=False,
-)
-"""The security scheme of OpenAPI; the token table (``TokenTable.authorize``) judges the
-header itself, so a missing or malformed one is the table's 401, the same as before."""
+class Bearer(HTTPBearer):
+    """The security scheme of OpenAPI (``bearer``) that is also the check of a route's
+    ``scope``: the token table (``TokenTable.authorize``) judges the header itself (a
+    missing or malformed one is the table's 401), then the principal's rate is taken. One
+    dependency per route, so a request pays FastAPI's dependency solving once."""
 
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(
+            scheme_name="bearer",
+            bearerFormat="an eventledger token",
+            description="`Authorization: Bearer <token>`: a token from `eventledger token`, "
+            "with scopes (read, write, mint, operate) and account patterns. Each route names "
+            "the scope it needs.",
+            auto_error=False,
+        )
+        self.scope = scope
 
-def _grant(
-    scope: Scope,
-) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[Grant]]:
-    async def check(
-        request: Request,
-        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    ) -> Grant:
+    async def __call__(self, request: Request) -> Grant:  # type: ignore[override]
         replica = bound_replica()
-        grant = replica.tokens.authorize(request.headers.get("authorization"), scope)
+        grant = replica.tokens.authorize(request.headers.get("authorization"), self.scope)
         if replica.limiter is not None:
             wait = replica.limiter.take(grant.name, time.monotonic())
             if wait is not None:
@@ -135,13 +142,11 @@ def _grant(
                 )
         return grant
 
-    return check
 
-
-Reader = Annotated[Grant, Security(_grant(Scope.READ), scopes=[Scope.READ])]
-Writer = Annotated[Grant, Security(_grant(Scope.WRITE), scopes=[Scope.WRITE])]
-Minter = Annotated[Grant, Security(_grant(Scope.MINT), scopes=[Scope.MINT])]
-Operator = Annotated[Grant, Security(_grant(Scope.OPERATE), scopes=[Scope.OPERATE])]
+Reader = Annotated[Grant, Security(Bearer(Scope.READ), scopes=[Scope.READ])]
+Writer = Annotated[Grant, Security(Bearer(Scope.WRITE), scopes=[Scope.WRITE])]
+Minter = Annotated[Grant, Security(Bearer(Scope.MINT), scopes=[Scope.MINT])]
+Operator = Annotated[Grant, Security(Bearer(Scope.OPERATE), scopes=[Scope.OPERATE])]
 IdPath = Annotated[str, Path(pattern=f"^{ID_PATTERN}$", description=ID_RULE)]
 TransferIdPath = Annotated[
     str,

@@ -7,7 +7,7 @@ reply's ``version`` and ``position``) ask for at least that state: the partition
 its ``read_wait_ms`` for it, else 409 ``position_not_reached``. A position of another
 partition than the account's is 422 ``invalid_request``, never ignored. A standby of the
 partition answers when it can (its writer otherwise); the ``Eventledger-Served-By`` header
-says which."""
+says which. Views read without bounds go in batches per partition (``Replica.views``)."""
 
 from __future__ import annotations
 
@@ -61,9 +61,14 @@ async def get_account(
             account=account,
         )
     try:
-        found = await blocking(
-            lambda: reads.read(account, min_version=min_version, at_least=position, timeout=timeout)
-        )
+        if min_version == 0 and position is None:  # no bounds: batched with other reads
+            found = await replica.views.read(account)
+        else:
+            found = await blocking(
+                lambda: reads.read(
+                    account, min_version=min_version, at_least=position, timeout=timeout
+                )
+            )
     except PositionNotReachedError as e:
         status, title = PROBLEMS[ReadCode.POSITION_NOT_REACHED]
         return problem(

@@ -1,6 +1,7 @@
 """Standbys on the real broker and Ray: each partition's standby restores, then follows its
 writer's commits; once the writer is quiet, the standby holds exactly the writer's views at
-the writer's position, and every id the writer remembers. Reads go to the standby and ask
+the writer's position, and every id the writer remembers (a batch of reads answers the
+same, from the standby). Reads go to the standby and ask
 for at least a reply's position: a standby stopped across the deposit answers once resumed
 while the read waits, and while it stays stopped the writer answers. Money conserved; no
 assertion on time."""
@@ -108,6 +109,13 @@ def test_a_quiet_standby_holds_its_writers_views_position_and_ids(followed: Serv
         stats = ray.get(standby.stats.remote())
         assert (stats.status, stats.member, stats.seq) == ("following", 1, stats.seq)
         assert stats.seq == ray.get(writer.stats.remote()).seq > 0
+        absent = on_partition(settings, p, "nobody")
+        batch = c.reads.read_batch([accounts[p], absent, accounts[p]])  # the HTTP GETs' way
+        assert [(b.served_by, b.position) for b in batch] == [
+            (ServedBy.STANDBY, ray.get(writer.position.remote()))
+        ] * 3
+        held = ray.get(writer.views.remote())[accounts[p]]
+        assert [b.view for b in batch] == [held, None, held]
     balances = [ray.get(standby.views.remote()) for standby in wait_for_standbys(settings)]
     total = sum(views[a].balance for views in balances for a in accounts if a in views)
     assert total == 2 * sum(100 + i for i in range(5))  # money conserved, the transfer within

@@ -34,6 +34,14 @@ class _Stuck:
         self.entered = threading.Semaphore(0)
         self.called: list[str] = []
         self.reads = self
+        self.partitions: dict[str, int] = {}
+
+    def partition_of(self, account: str) -> int:
+        """Each account its own partition: each read a batch of its own."""
+        return self.partitions.setdefault(account, len(self.partitions))
+
+    def read_batch(self, accounts: list[str], *, timeout: float) -> list[ViewAt]:
+        return [self.read(account) for account in accounts]
 
     def read(self, account: str, **kw: Any) -> ViewAt:
         self.called.append(account)

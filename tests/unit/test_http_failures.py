@@ -73,7 +73,13 @@ class _Reads:
     def __init__(self) -> None:
         self.error: Exception = RuntimeError("unset")
 
+    def partition_of(self, account: str) -> int:
+        return 0
+
     def read(self, account: str, **kw: Any) -> Any:
+        raise self.error
+
+    def read_batch(self, accounts: list[str], **kw: Any) -> Any:
         raise self.error
 
     def history(self, account: str, **kw: Any) -> Any:

@@ -24,6 +24,12 @@ from topology.envelopes import Position, Reply
 
 
 class _Reads:
+    def partition_of(self, account: str) -> int:
+        return 0
+
+    def read_batch(self, accounts: list[str], *, timeout: float) -> list[ViewAt]:
+        return [self.read(account) for account in accounts]
+
     def read(self, account: str, **kw: Any) -> ViewAt:
         view = AccountView("open", "EUR", 5, 0, 1) if account.endswith("x") else None
         return ViewAt(view=view, version=1, position=Position(0, 5))

@@ -33,6 +33,9 @@ class _Reads:
     def partition_of(self, account: str) -> int:
         return 1
 
+    def read_batch(self, accounts: list[str], *, timeout: float) -> list[ViewAt]:
+        return [self.read(a, min_version=0, at_least=None, timeout=timeout) for a in accounts]
+
     def read(
         self, account: str, *, min_version: int, at_least: Position | None, timeout: float
     ) -> ViewAt:
