@@ -190,6 +190,9 @@ class Member:
     ) -> ViewAt:
         return self.role.read(aggregate_id, min_version, at_least)
 
+    def read_batch(self, aggregate_ids: list[str]) -> list[ViewAt]:
+        return self.role.read_batch(aggregate_ids)
+
     def views(self) -> dict[str, msgspec.Struct]:
         return self.role.views()
 
