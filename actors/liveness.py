@@ -8,7 +8,8 @@ partition's writer and waits on them all (``selectors``):
   dead actor failed only after 1.0–1.3 s;
 - it pings each writer every ``PING_SECONDS``; a writer that echoes nothing for ``suspect``
   seconds (a stopped or wedged process, whose kernel keeps the connection open) counts as
-  dead too. Taking over a live writer is safe: the takeover fences it.
+  dead too, once per ``HOLD_OFF_SECONDS`` per partition. Taking over a live writer is safe:
+  the takeover fences it.
 A connection that cannot be made is no death (the next tick tries again).
 
 Invariant: ``on_death`` is called at most once per connection, and never for a partition
@@ -25,12 +26,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["PING_SECONDS", "Detector", "Listener"]
+__all__ = ["HOLD_OFF_SECONDS", "PING_SECONDS", "Detector", "Listener"]
 
 log = logging.getLogger(__name__)
 
 PING_SECONDS = 0.1
 """How often the detector pings each writer (one byte; the writer echoes it)."""
+
+HOLD_OFF_SECONDS = 30.0
+"""After a partition's writer was reported for silence, its next writer is not reported for
+silence again this long (end-of-file still is): a slow machine, not a stall, must not turn
+into a takeover after every ``suspect`` seconds."""
 
 _SELECT_SECONDS = 0.2
 _CONNECT_SECONDS = 1.0
@@ -88,11 +94,19 @@ class _Held:
 class Detector:
     """Holds a connection to each watched partition's writer; calls ``on_death(partition,
     member)`` from its own thread when one reads end-of-file or fails, or (``suspect`` > 0)
-    has echoed no ping for ``suspect`` seconds."""
+    has echoed no ping for ``suspect`` seconds, unless that partition was reported for
+    silence within ``hold_off`` seconds."""
 
-    def __init__(self, on_death: Callable[[int, int], None], suspect: float = 0.0) -> None:
+    def __init__(
+        self,
+        on_death: Callable[[int, int], None],
+        suspect: float = 0.0,
+        hold_off: float = HOLD_OFF_SECONDS,
+    ) -> None:
         self._on_death = on_death
         self._suspect = suspect
+        self._hold_off = hold_off
+        self._silenced: dict[int, float] = {}  # partition → when it was last reported silent
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._watched: dict[int, _Held] = {}
@@ -152,7 +166,9 @@ class Detector:
         with self._lock:
             held = list(self._watched.items())
         for p, h in held:
-            if now - h.heard > self._suspect:
+            held_off = now - self._silenced.get(p, -self._hold_off) < self._hold_off
+            if now - h.heard > self._suspect and not held_off:
+                self._silenced[p] = now
                 log.warning(
                     "partition %d: its writer, member %d, echoed no ping for %.0f ms",
                     p,
