@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 
 from actors.kafka import (
     AbortableError,
@@ -136,7 +136,7 @@ class TransactionalWriter:
                 return producer
             except KafkaException as e:
                 error = classify(e, during="init_transactions")
-                if isinstance(error, (FatalError, FencedError)) and not _timed_out(e):
+                if isinstance(error, (FatalError, FencedError)):  # a timeout is retriable
                     raise self._fail(error) from e
             del producer  # destroyed: its pending ask dies with it
         return None
@@ -264,7 +264,3 @@ class TransactionalWriter:
 
     def _outlived_timeout(self) -> bool:
         return self._open and time.monotonic() - self._begun_at > self._timeout
-
-
-def _timed_out(e: KafkaException) -> bool:
-    return bool(e.args) and getattr(e.args[0], "code", lambda: None)() == KafkaError._TIMED_OUT

@@ -181,3 +181,23 @@ def test_a_stale_fence_is_fatal_by_default_and_final_when_asked() -> None:
             w.commit()
         assert isinstance(caught.value, FencedError) is final
         assert (w.fenced is not None) is final
+
+
+def test_quick_asks_make_a_new_producer_per_refused_ask_then_fall_back_to_the_policy() -> None:
+    timed_out = exc(KafkaError._TIMED_OUT)
+    script = Script(init=[timed_out, exc(KafkaError.CONCURRENT_TRANSACTIONS, retriable=True)])
+    w = TransactionalWriter(SETTINGS, "w-t", factory=script.factory, quick_asks=6)
+    w.open()
+    assert (script.created, script.calls) == (3, ["init"] * 3)  # the third ask is granted
+    slow = Script(init=[timed_out, timed_out, exc(KafkaError._TIMED_OUT)])
+    w = TransactionalWriter(SETTINGS, "w-t", factory=slow.factory, quick_asks=2)
+    w.open()  # two quick asks refused, then the policy's producer, retried once
+    assert (slow.created, slow.calls) == (3, ["init"] * 4)
+
+
+def test_a_quick_ask_that_is_fenced_raises_at_once() -> None:
+    script = Script(init=[exc(KafkaError.PRODUCER_FENCED)])
+    w = TransactionalWriter(SETTINGS, "w-t", factory=script.factory, quick_asks=6)
+    with pytest.raises(FencedError):
+        w.open()
+    assert script.created == 1
