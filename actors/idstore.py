@@ -297,6 +297,14 @@ class IdStore:
         held = {k: v for k, v in zip(keys, self.lookup(keys), strict=True) if v is not None}
         return latest_entries(held, batch) if held else batch
 
+    def lacks(
+        self, settings: Settings, marks: Mapping[int, tuple[bytes, int]], now_ms: int
+    ) -> list[int]:
+        """The replies partitions whose checkpoint mark (``marks``: key and time per replies
+        partition) this memory lacks, ignoring marks past the window: empty when a store
+        that followed the changelog may serve as it is."""
+        return self._behind(marks, now_ms - replies_retention_ms(settings.idempotency_window_ms))
+
     def _behind(self, marks: Mapping[int, tuple[bytes, int]], since_ms: int) -> list[int]:
         """The replies partitions whose marked id key the memory lacks (marks older than
         `since_ms` are past the window and may be gone)."""

@@ -63,6 +63,8 @@ class Member:
         self._aggregate, self._clock = aggregate, clock
         self._lock = threading.Lock()
         self._promoting = False
+        # held through a promotion (its own concurrency group): ``stop`` waits for it
+        self._promotion = threading.Lock()
         self._liveness = Listener(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         self.writer: PartitionWorker | None = None
         self.standby: StandbyWorker | None = None
@@ -88,10 +90,17 @@ class Member:
 
     # -- a takeover ------------------------------------------------------------------------
 
-    def promote(self, epoch: int) -> str:
+    def promote(self, epoch: int, sent_at: float | None = None) -> str:
         """Become the partition's writer at ``epoch`` (one the coordinator recorded first);
-        returns the writer's status. Raises StaleEpochError for an epoch below one seen; a
-        failed promotion stops the standby (the coordinator replaces it) and raises."""
+        returns the writer's status. ``sent_at``: the caller's wall time when it called, for
+        the steps' ``call`` (how long the call took to arrive). Raises StaleEpochError for an
+        epoch below one seen; a failed promotion stops the standby (the coordinator replaces
+        it) and raises."""
+        arrived = time.time()
+        with self._promotion:
+            return self._promote(epoch, arrived, sent_at)
+
+    def _promote(self, epoch: int, arrived: float, sent_at: float | None) -> str:
         with self._lock:
             if epoch < self.epoch:
                 raise StaleEpochError(f"epoch {epoch} is below {self.epoch}")
@@ -105,6 +114,8 @@ class Member:
         try:
             standby.halt()
             steps = {"halt": round((time.monotonic() - began) * 1000, 1)}
+            if sent_at is not None:
+                steps = {"call": round(max(0.0, arrived - sent_at) * 1000, 1), **steps}
             worker = PartitionWorker(
                 self.settings,
                 self.partition,
@@ -123,11 +134,14 @@ class Member:
                 standby.committed,
                 counters=worker.counters,
                 ids=ids,
+                consumer=standby.commands(),
                 drain=standby.drain,
                 steps_ms=steps,
             )
+            mark = time.monotonic()
             standby.hand_over()
             worker.start(opened)
+            steps["start"] = round((time.monotonic() - mark) * 1000, 1)
             steps["total"] = round((time.monotonic() - began) * 1000, 1)
             worker.counters.takeover_steps_ms = steps
         except BaseException:
@@ -153,7 +167,8 @@ class Member:
         return self.role.ready()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self.role.stop(timeout)
+        with self._promotion:  # a promotion under way ends first: then its role stops
+            self.role.stop(timeout)
 
     def pause(self, timeout: float = 30.0) -> Paused:
         return self._writer().pause(timeout)

@@ -35,7 +35,7 @@ from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["Opened", "new_writer", "open_partition", "promote_partition"]
+__all__ = ["Opened", "commands_consumer", "new_writer", "open_partition", "promote_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _catch_up_ids(
     )
 
 
-def _commands_consumer(settings: Settings) -> Consumer:
+def commands_consumer(settings: Settings) -> Consumer:
     """The partition's commands consumer (assigned by hand, never subscribed)."""
     group = Names.of(settings).commands_group
     return Consumer(consumer_config(settings, group_id=group, **{"auto.offset.reset": "error"}))
@@ -197,7 +197,7 @@ def _ids_and_consumer(
     consumer, assigned at ``checkpoint``. Closes ``ids`` when it raises."""
     try:
         _catch_up_ids(settings, partition, committed, counters, ids)
-        consumer = _commands_consumer(settings)
+        consumer = commands_consumer(settings)
     except BaseException:
         ids.close()
         raise
@@ -224,15 +224,18 @@ def promote_partition(
     *,
     counters: Counters,
     ids: IdStore,
+    consumer: Consumer,
     drain: Callable[[], None],
     steps_ms: dict[str, float],
 ) -> Opened:
     """A standby's takeover of the partition whose state it holds in ``committed`` (at a
     batch boundary) and id memory in ``ids``: fence, touch, ``drain`` (apply what is left of
-    ``snapshots[p]``: its end is final once fenced), then, side by side, catch the id memory
-    up to the replies' end and take the events' end and position the commands consumer at
-    the last checkpoint.
-    Each step's milliseconds go to ``steps_ms``. On failure the caller closes ``ids``."""
+    ``snapshots[p]`` and of the replies: their ends are final once fenced), then take the
+    events' end and position ``consumer`` (the standby's commands consumer, made and
+    connected ahead) at the last checkpoint. The id memory is read again from the changelog
+    (``IdStore.restore``, beside the positioning) only if it lacks one of the checkpoint's
+    marks. Each step's milliseconds go to ``steps_ms``. Closes ``consumer`` when it raises;
+    on failure the caller closes ``ids``."""
     c = committed
     mark = time.monotonic()
 
@@ -242,19 +245,25 @@ def promote_partition(
         steps_ms[name] = round((now - mark) * 1000, 1)
         mark = now
 
-    writer = new_writer(settings, partition, quick_asks=PROMOTION_QUICK_ASKS)
+    try:
+        writer = new_writer(settings, partition, quick_asks=PROMOTION_QUICK_ASKS)
+    except BaseException:
+        consumer.close()
+        raise
     step("fence")
     try:
         touch(writer, settings, partition, c.topics[TopicKind.SNAPSHOTS])
         step("touch")
         drain()
-        step("snapshots")
+        step("tail")
         checkpoint = c.position() if c.seq > 0 else None
-        # The id memory's catch-up (its own consumer) runs beside the commands consumer's
-        # connecting and positioning: each is mostly waiting on the broker.
+        lacking = ids.lacks(settings, c.marks, c.now_ms())
         with ThreadPoolExecutor(1, thread_name_prefix="ids") as pool:
-            catching_up = pool.submit(_catch_up_ids, settings, partition, c, counters, ids)
-            consumer = _commands_consumer(settings)
+            catching_up = (
+                pool.submit(_catch_up_ids, settings, partition, c, counters, ids)
+                if lacking
+                else None
+            )
             try:
                 events = TopicPartition(c.topics[TopicKind.EVENTS], partition)
                 c.reached_events(watermarks(consumer, events)[1])
@@ -266,13 +275,21 @@ def promote_partition(
                     consumer=consumer,
                     checkpoint=checkpoint,
                 )
-                catching_up.result()
+                if catching_up is not None:
+                    log.warning(
+                        "partition %d: the standby's id memory lacks the marks of replies "
+                        "partitions %s; reading the changelog again",
+                        partition,
+                        lacking,
+                    )
+                    catching_up.result()
             except BaseException:
-                wait([catching_up])  # the caller closes ``ids``: not while it is in use
-                consumer.close()
+                if catching_up is not None:
+                    wait([catching_up])  # the caller closes ``ids``: not while it is in use
                 raise
-        step("replies_and_commands")
+        step("commands" if catching_up is None else "ids_and_commands")
     except BaseException:
+        consumer.close()
         writer.close()
         raise
     return Opened(writer, ids, consumer)

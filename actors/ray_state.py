@@ -19,6 +19,7 @@ from topology.names import NAMESPACE, Names
 
 __all__ = [
     "READS",
+    "TAKEOVER",
     "ActorInfo",
     "RayState",
     "alive_nodes",
@@ -36,6 +37,10 @@ READS = "reads"
 """The concurrency group of a partition actor's queries (``get``, ``read``): they run on
 threads of their own (a read may wait for a position), while its other calls (the
 coordinator's, in the order it makes them) keep the default group, one at a time."""
+
+TAKEOVER = "takeover"
+"""The concurrency group of a member's ``promote``: a takeover never waits behind the
+coordinator's other calls to the member (its ``stats`` of the last tick)."""
 
 
 class RayState(StrEnum):

@@ -30,6 +30,7 @@ from actors.committed import Clock, Committed, wall_ms
 from actors.idstore import IdStore, open_id_store
 from actors.kafka import consumer_config
 from actors.messages import Counters, PartitionStats, PartitionStatus, ServedBy
+from actors.opening import commands_consumer
 from actors.restore import restore_partition
 from actors.views import MemberViews
 from actors.watermarks import watermarks
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 # A fetch returns as soon as records arrive; an idle one waits at most 50 ms, which bounds
 # how far behind a commit a read-your-writes read on a standby may have to wait.
 _TAIL_CONSUMER = {"fetch.wait.max.ms": 50, "enable.partition.eof": False}
-_POLL_SECONDS = 0.1
+_POLL_SECONDS = 0.025  # an idle poll's wait: a takeover's halt waits for the poll in hand
 _DRAIN_POLL_SECONDS = 0.005  # a takeover waits on its drain: poll in small steps
 
 
@@ -89,6 +90,7 @@ class StandbyWorker(MemberViews):
         self._thread: threading.Thread | None = None
         self._ids: IdStore | None = None
         self._consumer: Consumer | None = None
+        self._commands: Consumer | None = None
         self._batches = Batches()
         if start:
             self.start()
@@ -153,6 +155,8 @@ class StandbyWorker(MemberViews):
                 for lane in TopicLayout.of(self.settings).replies_of(p)
             ]
         )
+        # made now, so that a takeover finds it connected: it only takes the ends and seeks
+        self._commands = commands_consumer(self.settings)
         log.info(
             "partition %d standby %d: restored %d aggregates at position %d; following",
             p,
@@ -162,9 +166,10 @@ class StandbyWorker(MemberViews):
         )
 
     def _close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        for consumer in (self._consumer, self._commands):
+            if consumer is not None:
+                consumer.close()
+        self._consumer = self._commands = None
         if self._ids is not None:
             self._ids.close()
             self._ids = None
@@ -232,27 +237,46 @@ class StandbyWorker(MemberViews):
             raise RuntimeError(f"standby {self.member} is {self.status}: {self.error}")
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Apply ``snapshots[p]`` to its end as it is now (after a fence, final): read until
-        the tail's position reaches the high watermark and no batch is half read."""
+        """Apply ``snapshots[p]`` and the partition's replies partitions to their ends as
+        they are now (after a fence and a touch, final; the touch put a record in each, so
+        each position moves): read until every position reaches its high watermark and no
+        batch is half read. The id memory then holds every reply the writer committed."""
         assert self._consumer is not None
-        source = TopicPartition(self.committed.topics[TopicKind.SNAPSHOTS], self.partition)
-        end = watermarks(self._consumer, source)[1]
+        c, p = self.committed, self.partition
+        replies = c.topics[TopicKind.REPLIES]
+        sources = [TopicPartition(c.topics[TopicKind.SNAPSHOTS], p)] + [
+            TopicPartition(replies, lane) for lane in TopicLayout.of(self.settings).replies_of(p)
+        ]
+        ends = [watermarks(self._consumer, source)[1] for source in sources]
         deadline = time.monotonic() + timeout
         while True:
             self._poll(_DRAIN_POLL_SECONDS)
-            at = self._consumer.position([source])[0].offset
-            if at >= end and not self._batches.pending:
+            at = [tp.offset for tp in self._consumer.position(sources)]
+            if all(a >= e for a, e in zip(at, ends, strict=True)) and not self._batches.pending:
                 return
             if time.monotonic() > deadline:
+                behind = {
+                    f"{s.topic}[{s.partition}]": f"{a} of {e}"
+                    for s, a, e in zip(sources, at, ends, strict=True)
+                    if a < e
+                }
                 raise TimeoutError(
-                    f"partition {self.partition} standby {self.member}: snapshots read to "
-                    f"{at}, not to their end {end}, in {timeout:g}s"
+                    f"partition {p} standby {self.member}: not read to the end in "
+                    f"{timeout:g}s: {behind}"
                 )
 
     @property
     def ids(self) -> IdStore | None:
         """Its id memory (None once closed or handed over)."""
         return self._ids
+
+    def commands(self) -> Consumer:
+        """The commands consumer made at opening, connected and not assigned; the caller
+        owns it from now on (a takeover positions it)."""
+        consumer, self._commands = self._commands, None
+        if consumer is None:
+            raise RuntimeError(f"partition {self.partition} standby {self.member} has none")
+        return consumer
 
     def hand_over(self) -> IdStore:
         """The id memory, now the writer's (this standby closes only its tail consumer)."""

@@ -18,7 +18,7 @@ import msgspec
 import ray
 
 from actors.messages import PartitionStatus
-from actors.ray_state import lookup_actor
+from actors.ray_state import TAKEOVER, lookup_actor
 from actors.supervisor import Observation
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
@@ -72,7 +72,8 @@ def take_over(
     handle = lookup_actor(Names.of(settings).member_actor(p, plan.member), NAMESPACE)
     if handle is None:
         raise RuntimeError(f"partition {p} member {plan.member} is gone")
-    status = ray.get(handle.promote.remote(plan.epoch), timeout=PROMOTE_SECONDS)
+    call = handle.promote.options(concurrency_group=TAKEOVER)
+    status = ray.get(call.remote(plan.epoch, time.time()), timeout=PROMOTE_SECONDS)
     log.warning(
         "partition %d: member %d took over from member %d at epoch %d (%s): recorded in "
         "%.0f ms, promoted in %.0f ms",
