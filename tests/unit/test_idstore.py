@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 from actors.idstore import IdStore
+from topology.idempotency import replies_retention_ms
+from topology.settings import Settings
 
 
 def store(tmp_path: Path) -> IdStore:
@@ -32,13 +34,16 @@ def test_positions_merge_and_survive_a_reopen(tmp_path: Path) -> None:
     again.close()
 
 
-def test_behind_names_the_partitions_whose_last_remembered_id_is_missing(tmp_path: Path) -> None:
+def test_lacks_names_the_partitions_whose_last_remembered_id_is_missing(tmp_path: Path) -> None:
+    settings = Settings(app_id="unit", bootstrap_servers="127.0.0.1:1")
+    now = 10_000_000
+    past = now - replies_retention_ms(settings.idempotency_window_ms) - 1
     ids = store(tmp_path)
     ids.install({b"seen": b"r"}, {})
-    marks = {0: (b"seen", 1_000), 1: (b"missing", 1_000), 2: (b"missing-but-old", 10)}
-    assert ids._behind(marks, since_ms=500) == [1]  # 2 is past the window: not waited for
+    marks = {0: (b"seen", now), 1: (b"missing", now), 2: (b"missing-but-old", past)}
+    assert ids.lacks(settings, marks, now) == [1]  # 2 is past the window: not waited for
     ids.install({b"missing": b"r"}, {})
-    assert ids._behind(marks, since_ms=500) == []
+    assert ids.lacks(settings, marks, now) == []
     ids.close()
 
 
