@@ -3,7 +3,11 @@
 Per partition, every committed checkpoint's `seq` is the previous one's + 1 (a batch) or
 equal to it (a checkpoint that commits no batch: a rebuild's seal), so positions only grow,
 across crashes and restores too; a running worker stands at its last committed checkpoint's
-`seq`; and no reply names a position its partition has not committed.
+`seq`; and no reply names a position its partition has not committed (rule `positions`).
+
+A standby never stands past its partition's last committed `seq`, and one that has read
+everything committed holds its writer's state, offsets, clock, marks, flows, lost legs and
+`seq` (rule `standby`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,40 @@ class PositionCheck:
         self.read: dict[int, int] = {}  # partition → next snapshots offset to read
         self.seqs: dict[int, int] = {}  # partition → its last committed checkpoint's seq
 
-    def step(self, world: World, replies: Iterable[Reply]) -> str | None:
-        """What broke since the last step (None: nothing); `replies` are those received."""
+    def step(self, world: World, replies: Iterable[Reply]) -> tuple[str, str] | None:
+        """The rule that broke since the last step and how (None: nothing); `replies` are
+        those received."""
+        broke = self._positions(world, replies)
+        if broke is not None:
+            return "positions", broke
+        broke = self._standbys(world)
+        return None if broke is None else ("standby", broke)
+
+    def _standbys(self, world: World) -> str | None:
+        for p, standby in sorted(world.standbys.items()):
+            committed = self.seqs.get(p, 0)
+            if standby.seq > committed:
+                return f"p{p}: a standby stands at seq {standby.seq}, its checkpoint {committed}"
+            if not standby.caught_up():
+                continue
+            worker, c = world.partitions[p], standby.committed
+            held = (c.next_offset, c.internal_offset, c.clock_ms, c.marks, c.flows, c.lost, c.seq)
+            writer = (
+                worker.next_offset,
+                worker.internal_offset,
+                worker.clock_ms,
+                worker.marks,
+                worker.flows,
+                worker.lost,
+                worker.seq,
+            )
+            if held != writer:
+                return f"p{p}: the standby read to the end holds {held}, its writer {writer}"
+            if dict(c.states.items()) != dict(worker.states.items()):
+                return f"p{p}: the standby read to the end holds another state than its writer"
+        return None
+
+    def _positions(self, world: World, replies: Iterable[Reply]) -> str | None:
         for p in range(world.config.partitions):
             log = world.logs.log(TopicKind.SNAPSHOTS, p)
             for record in log.read(self.read.get(p, 0)):
