@@ -5,9 +5,9 @@ equal to it (a checkpoint that commits no batch: a rebuild's seal), so positions
 across crashes and restores too; a running worker stands at its last committed checkpoint's
 `seq`; and no reply names a position its partition has not committed (rule `positions`).
 
-A standby never stands past its partition's last committed `seq`, and one that has read
-everything committed holds its writer's state, offsets, clock, marks, flows, lost legs and
-`seq` (rule `standby`).
+A standby, however far behind, holds exactly what its writer held at the standby's `seq`
+(state, offsets, clock, marks, flows, lost legs), and one that has read everything committed
+stands at the last `seq` (rule `standby`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from eventledger.sim.world import World
-from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
-from topology.envelopes import Reply
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.envelopes import Checkpoint, Reply, Slot
 from topology.topics import TopicKind
 
 __all__ = ["PositionCheck"]
@@ -28,6 +28,8 @@ class PositionCheck:
     def __init__(self) -> None:
         self.read: dict[int, int] = {}  # partition → next snapshots offset to read
         self.seqs: dict[int, int] = {}  # partition → its last committed checkpoint's seq
+        # partition → seq → its writer's state and position at that seq
+        self.held: dict[int, dict[int, tuple[dict[str, Slot], Checkpoint]]] = {}
 
     def step(self, world: World, replies: Iterable[Reply]) -> tuple[str, str] | None:
         """The rule that broke since the last step and how (None: nothing); `replies` are
@@ -39,27 +41,36 @@ class PositionCheck:
         return None if broke is None else ("standby", broke)
 
     def _standbys(self, world: World) -> str | None:
+        """Each standby holds what its writer held at the standby's `seq` (the writer's is
+        kept per committed `seq`, while the partition has a standby), and one that has read
+        everything committed stands at the last `seq`."""
         for p, standby in sorted(world.standbys.items()):
-            committed = self.seqs.get(p, 0)
-            if standby.seq > committed:
-                return f"p{p}: a standby stands at seq {standby.seq}, its checkpoint {committed}"
-            if not standby.caught_up():
-                continue
-            worker, c = world.partitions[p], standby.committed
-            held = (c.next_offset, c.internal_offset, c.clock_ms, c.marks, c.flows, c.lost, c.seq)
-            writer = (
-                worker.next_offset,
-                worker.internal_offset,
-                worker.clock_ms,
-                worker.marks,
-                worker.flows,
-                worker.lost,
-                worker.seq,
-            )
-            if held != writer:
-                return f"p{p}: the standby read to the end holds {held}, its writer {writer}"
-            if dict(c.states.items()) != dict(worker.states.items()):
-                return f"p{p}: the standby read to the end holds another state than its writer"
+            committed, worker = self.seqs.get(p, 0), world.partitions[p]
+            held = self.held.setdefault(p, {0: ({}, Checkpoint(0))})
+            if worker.seq == committed and committed not in held:
+                at = Checkpoint(
+                    worker.next_offset,
+                    worker.clock_ms,
+                    worker.marks,
+                    worker.internal_offset,
+                    worker.flows,
+                    worker.lost,
+                    worker.seq,
+                )
+                held[committed] = dict(worker.states.items()), _copy(at)
+            expected = held.get(standby.seq)
+            if expected is None:
+                return f"p{p}: a standby stands at seq {standby.seq}, its writer at {committed}"
+            c = standby.committed
+            if c.position() != expected[1]:
+                return (
+                    f"p{p}: a standby at seq {standby.seq} stands at {c.position()}, its writer "
+                    f"stood at {expected[1]}"
+                )
+            if dict(c.states.items()) != expected[0]:
+                return f"p{p}: a standby at seq {standby.seq} holds another state than its writer"
+            if standby.seq < committed and standby.caught_up():
+                return f"p{p}: a standby read to the end is at seq {standby.seq}, not {committed}"
         return None
 
     def _positions(self, world: World, replies: Iterable[Reply]) -> str | None:
@@ -86,3 +97,8 @@ class PositionCheck:
             if at.seq > self.seqs.get(at.partition, 0) or at.seq < 1:
                 return f"a reply names position {at}, not committed: {reply}"
         return None
+
+
+def _copy(checkpoint: Checkpoint) -> Checkpoint:
+    """A deep copy (the worker's marks and flows are its own to change)."""
+    return decode_checkpoint(encode_checkpoint(checkpoint))

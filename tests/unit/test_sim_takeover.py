@@ -16,7 +16,10 @@ from eventledger.sim.run import Outcome, config_for, run_seed, run_trace, shrink
 from eventledger.sim.standby import SimStandby
 from eventledger.sim.world import SimConfig
 from ledger.commands import Deposit, OpenAccount, Transfer
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.envelopes import Checkpoint
+from topology.follow import Batch as Batch_
+from topology.follow import Batches
 from topology.topics import TopicKind
 
 CONFIG = SimConfig(partitions=3, reply_lanes=2, skews_ms=(0, 0, 0), standbys=(0, 1, 2))
@@ -139,6 +142,22 @@ def test_it_finds_a_standby_fold_that_drops_the_flows(monkeypatch: pytest.Monkey
     seed, outcome = _first_failure()
     assert outcome.violation is not None and config_for(seed).standbys
     assert outcome.violation.rule in {"standby", "flows"}, str(outcome.violation)
+
+
+def test_it_finds_a_standby_that_applies_half_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    def eager(self: Batches, key: bytes | None, value: bytes | None) -> Batch_ | None:
+        """The planted bug: each snapshot record applied as it comes, under the last
+        checkpoint read, not buffered until its own batch's checkpoint."""
+        last = self.__dict__.setdefault("last", Checkpoint(0))
+        if key == CHECKPOINT_KEY:
+            self.__dict__["last"] = decode_checkpoint(value)
+            return Batch_([], self.__dict__["last"])
+        return None if key is None else Batch_([(key, value)], last)
+
+    monkeypatch.setattr(Batches, "feed", eager)
+    seed, outcome = _first_failure()
+    assert outcome.violation is not None and config_for(seed).standbys
+    assert outcome.violation.rule == "standby", str(outcome.violation)
 
 
 def test_a_zombie_trace_shrinks_and_still_fails_the_same_way(
