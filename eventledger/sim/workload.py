@@ -58,7 +58,8 @@ _FAULTS: Final = (
 
 class Workload:
     """Draws ops from `rng`, looking at `world` only for what a client or an operator could
-    know (its own sends, the wall clock, which partitions are stopped)."""
+    know (its own sends, the wall clock, which partitions are stopped or have a standby or a
+    zombie writer)."""
 
     def __init__(self, rng: random.Random, world: World) -> None:
         self.rng = rng

@@ -147,8 +147,9 @@ class World:
     # -- operations ----------------------------------------------------------------------------
 
     def apply(self, op: Op) -> None:
-        """Carry out one op. A `Batch` may raise (the pure code failed: the checker's
-        concern); every other op never does."""
+        """Carry out one op. A `Batch`, `Takeover` or `Wake` may raise (the pure code
+        failed, or a promotion found its id memory behind: the checker's concern); every
+        other op never does."""
         self.last_step = None
         if isinstance(op, Batch | Crash | Rebuild | Forget | Takeover | Wake):
             self.touched.add(op.partition)
@@ -212,7 +213,7 @@ class World:
 
     def _wake(self, op: Wake) -> None:
         """The zombie of `op.partition` wakes: it commits the batch it was paused in, or runs
-        one. FencedError, it stops for good; a batch it commits (it must not) is the checker's."""
+        one. Fenced, it stops for good; a batch it commits (it must not) is the checker's."""
         p = op.partition
         found = self.zombies.get(p)
         if found is None:
