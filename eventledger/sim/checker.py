@@ -15,7 +15,8 @@ After every step, on the committed events (folded as a restore folds them) and t
 - a running worker's state is the fold of its partition's events;
 - a reply always answers a command that was sent, and every final reply to one command
   (one id with one content) says the same, refusals by the id memory aside;
-- positions only grow, and no reply names one not committed (`eventledger.sim.positions`).
+- positions only grow, no reply names one uncommitted; standbys follow their writers
+  (`eventledger.sim.positions`).
 
 Once quiet: nothing is in flight, every reservation on one side has its counterpart on the
 other, every command has a final reply, and every partition has read everything.
@@ -116,7 +117,7 @@ class Checker:
         w.poll_replies()
         broke = self.commit_seqs.step(w, [answered.reply for _, answered in w.decisions])
         if broke is not None:
-            raise InvariantError("positions", broke)
+            raise InvariantError(*broke)
         self._executions()
         self._check_money()
         self._check_accounts()

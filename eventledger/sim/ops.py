@@ -12,6 +12,7 @@ __all__ = [
     "Advance",
     "Batch",
     "Crash",
+    "Follow",
     "Forget",
     "Op",
     "Rebuild",
@@ -19,6 +20,8 @@ __all__ = [
     "Send",
     "Settle",
     "Stop",
+    "Takeover",
+    "Wake",
 ]
 
 
@@ -133,4 +136,59 @@ class Settle:
         return f"operator {how} the oldest lost leg of p{self.partition}"
 
 
-Op = Send | Settle | Batch | Advance | Stop | Resume | Crash | Forget | Rebuild
+@dataclass(frozen=True)
+class Follow:
+    """Partition `partition`'s standby fetches up to `records` committed records of its
+    snapshots and of each replies lane (None: all there are)."""
+
+    partition: int
+    records: int | None
+
+    def __str__(self) -> str:
+        most = "all" if self.records is None else f"≤{self.records}"
+        return f"p{self.partition} standby reads {most} records"
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """Partition `partition`'s writer is declared dead (it may be only paused: it becomes
+    a zombie) and its standby is promoted; a new standby starts following. `midway`: the
+    writer was paused inside a batch (`limit`, `mix`), its transaction open."""
+
+    partition: int
+    midway: bool = False
+    limit: int = 8
+    mix: int = 0
+
+    def __str__(self) -> str:
+        how = f" paused inside a batch ≤{self.limit}" if self.midway else ""
+        return f"p{self.partition} writer declared dead{how}; its standby takes over"
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Partition `partition`'s last writer taken over wakes (a zombie): it commits the batch
+    it was paused in, or runs one (`limit`, `mix`). It must be fenced and write nothing."""
+
+    partition: int
+    limit: int = 8
+    mix: int = 0
+
+    def __str__(self) -> str:
+        return f"p{self.partition} zombie writer wakes and tries a batch ≤{self.limit}"
+
+
+Op = (
+    Send
+    | Settle
+    | Batch
+    | Advance
+    | Stop
+    | Resume
+    | Crash
+    | Forget
+    | Rebuild
+    | Follow
+    | Takeover
+    | Wake
+)

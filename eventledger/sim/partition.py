@@ -14,24 +14,25 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from eventledger.sim.logs import Logs, Transaction
+from eventledger.sim.readback import read_back
 from topology.codec.aggregate import Codec
-from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.replies import decode_entry
 from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY, Flows
-from topology.idempotency import latest_entries
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.step.aside import set_aside
 from topology.step.batch import process_batch
-from topology.step.records import UNREMEMBERED_KEY_PREFIX, BatchResult, InRecord
+from topology.step.records import BatchResult, InRecord
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 
-__all__ = ["Fault", "SimPartition", "StepReport"]
+__all__ = ["Begun", "Fault", "Handover", "SimPartition", "StepReport"]
 
 
 class Fault(StrEnum):
@@ -55,6 +56,16 @@ class StepReport:
     committed: bool
 
 
+class Begun(NamedTuple):
+    """A batch produced in an open transaction, not committed yet."""
+
+    records: Sequence[InRecord]
+    result: BatchResult
+    now_ms: int
+    txn: Transaction
+    checkpoint: Checkpoint
+
+
 class _Memory:
     """The id memory: remembered reply values by id key (the actor's RocksDB, in a dict)."""
 
@@ -65,9 +76,22 @@ class _Memory:
         return [self.values.get(k) for k in keys]
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What a promoted standby hands its writer: the producer epoch its fence began, its
+    state at `checkpoint` (read to the end of the snapshots) and its id memory (read to the
+    end of the replies)."""
+
+    epoch: int
+    states: SnapshotStore
+    deadlines: Deadlines
+    checkpoint: Checkpoint
+    ids: dict[bytes, bytes]
+
+
 class SimPartition:
     """The worker of partition `partition`: restored from the logs when made, and after a
-    crash."""
+    crash; or, given a `handover`, a promoted standby's."""
 
     def __init__(
         self,
@@ -79,6 +103,7 @@ class SimPartition:
         reply_lanes: int,
         window_ms: int,
         max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
+        handover: Handover | None = None,
     ) -> None:
         self.codec = codec
         self.logs = logs
@@ -88,36 +113,41 @@ class SimPartition:
         self.window_ms = window_ms
         self.max_snapshot_bytes = max_snapshot_bytes
         self.restores = 0
-        self.restore(forget_before=None)
+        if handover is None:
+            self.restore(forget_before=None)
+        else:  # a promoted standby: fenced already, caught up to the end
+            self.epoch = handover.epoch
+            self.ids = _Memory()
+            self.ids.values = handover.ids
+            self._adopt(handover.states, handover.checkpoint, handover.deadlines)
 
     # -- restore ------------------------------------------------------------------------------
 
     def restore(self, *, forget_before: int | None) -> None:
-        """Read back what is committed: snapshots and the last checkpoint, then the id memory
-        from its changelog (ids whose first attempt is before `forget_before` may be left out,
-        as a new disk restores only the window)."""
-        p = self.partition
-        self.states = SnapshotStore(self.codec)
-        checkpoint = Checkpoint(0)
-        for record in self.logs.log(TopicKind.SNAPSHOTS, p).read(0):
-            if record.key == CHECKPOINT_KEY:
-                checkpoint = decode_checkpoint(record.value)
-            else:
-                self.states.load(record.key, record.value)
+        """Fence (a new producer epoch: the open transaction of the one before is aborted),
+        then read back what is committed: snapshots and the last checkpoint, then the id
+        memory from its changelog (ids whose first attempt is before `forget_before` may be
+        left out, as a new disk restores only the window)."""
+        self.epoch = self.logs.init(self.partition)
+        back = read_back(self.codec, self.logs, self.partition, self.reply_lanes)
         self.ids = _Memory()
-        for lane in range(self.reply_lanes):
-            entries = {}
-            for record in self.logs.log(TopicKind.REPLIES, p * self.reply_lanes + lane).read(0):
-                key = record.key or b""
-                if key.startswith(UNREMEMBERED_KEY_PREFIX) or record.value is None:
-                    continue
-                entries[key] = record.value
-            self.ids.values.update(latest_entries(self.ids.values, entries))
-        for key, _ in checkpoint.remembered.values():
-            if key not in self.ids.values:
-                raise AssertionError(f"partition {p}: the id memory misses a checkpoint mark")
+        self.ids.values = back.ids
+        self._adopt(back.states, back.checkpoint)
         if forget_before is not None:
             self.forget(forget_before)
+        self.restores += 1
+
+    def _adopt(
+        self, states: SnapshotStore, checkpoint: Checkpoint, deadlines: Deadlines | None = None
+    ) -> None:
+        """Stand at `checkpoint` with `states` and their `deadlines` (None: rebuilt from
+        them); the id memory must hold the checkpoint's marks already."""
+        for key, _ in checkpoint.remembered.values():
+            if key not in self.ids.values:
+                raise AssertionError(
+                    f"partition {self.partition}: the id memory misses a checkpoint mark"
+                )
+        self.states = states
         self.next_offset = checkpoint.next_offset
         self.internal_offset = checkpoint.internal_offset
         self.clock_ms = checkpoint.clock_ms
@@ -125,9 +155,14 @@ class SimPartition:
         self.flows: Flows | None = checkpoint.flows
         self.lost = checkpoint.lost
         self.seq = checkpoint.seq
-        self.deadlines = Deadlines(self.codec.aggregate)
-        self.deadlines.rebuild(self.states)
-        self.restores += 1
+        if deadlines is None:
+            deadlines = Deadlines(self.codec.aggregate)
+            deadlines.rebuild(states)
+        self.deadlines = deadlines
+
+    def transaction(self) -> Transaction:
+        """A transaction of this worker's producer (a fenced one's first write raises)."""
+        return self.logs.transaction(self.partition, self.epoch)
 
     def forget(self, before_ms: int) -> int:
         """Drop the ids whose first attempt plus the window is before `before_ms` (what the
@@ -183,7 +218,17 @@ class SimPartition:
     ) -> StepReport:
         """One batch at wall time `wall_ms` with `fault`. Raises whatever the pure code raises
         (a valid command must never make it raise: the checker calls that a blocked
-        partition)."""
+        partition), and `FencedError` when a newer writer fenced this one (nothing is written)."""
+        begun = self.begin(wall_ms, rng, limit=limit, fault=fault)
+        if isinstance(begun, StepReport):
+            return begun
+        return self.end(begun, fault)
+
+    def begin(
+        self, wall_ms: int, rng: random.Random, *, limit: int, fault: Fault = Fault.NONE
+    ) -> Begun | StepReport:
+        """A batch up to its commit: decided and produced in an open transaction (a
+        `StepReport` instead when there is nothing to do)."""
         now_ms = self.now(wall_ms)
         if fault in (Fault.SET_ASIDE, Fault.SET_ASIDE_LEG):
             internal = fault is Fault.SET_ASIDE_LEG
@@ -253,21 +298,25 @@ class SimPartition:
         checkpoint = Checkpoint(
             result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost, seq
         )
-        txn = self.logs.transaction()
+        txn = self.transaction()
         self._produce(txn, result, checkpoint)
+        return Begun(records, result, now_ms, txn, checkpoint)
+
+    def end(self, begun: Begun, fault: Fault = Fault.NONE) -> StepReport:
+        """The batch `begun` ends as `fault` says: committed and installed, or not."""
+        records, result, now_ms, txn, checkpoint = begun
         if fault is Fault.ABORT:
             txn.abort()
             return StepReport(records, result, now_ms, False)
         if fault is Fault.CRASH_BEFORE_COMMIT:
-            txn.abort()  # the next incarnation's fencing aborts what the dead one left open
-            self.restore(forget_before=None)
+            self.restore(forget_before=None)  # its fence aborts what the dead one left open
             return StepReport(records, result, now_ms, False)
         txn.commit()
         if fault is Fault.CRASH_AFTER_COMMIT:
             self.restore(forget_before=None)
             return StepReport(records, result, now_ms, True)
-        self.install(result, now_ms, marks, flows, seq)
-        self.lost = lost
+        self.install(result, now_ms, checkpoint.remembered, checkpoint.flows, checkpoint.seq)
+        self.lost = checkpoint.lost
         return StepReport(records, result, now_ms, True)
 
     def install(

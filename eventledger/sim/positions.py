@@ -3,16 +3,21 @@
 Per partition, every committed checkpoint's `seq` is the previous one's + 1 (a batch) or
 equal to it (a checkpoint that commits no batch: a rebuild's seal), so positions only grow,
 across crashes and restores too; a running worker stands at its last committed checkpoint's
-`seq`; and no reply names a position its partition has not committed.
+`seq`; and no reply names a position its partition has not committed (rule `positions`).
+
+A standby, however far behind, holds exactly what its writer held at the standby's `seq`
+(state, offsets, clock, marks, flows, lost legs), and one that has read everything committed
+stands at the last `seq` (rule `standby`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from eventledger.sim.standby import SimStandby
 from eventledger.sim.world import World
-from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
-from topology.envelopes import Reply
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint, encode_checkpoint
+from topology.envelopes import Checkpoint, Reply, Slot
 from topology.topics import TopicKind
 
 __all__ = ["PositionCheck"]
@@ -24,9 +29,58 @@ class PositionCheck:
     def __init__(self) -> None:
         self.read: dict[int, int] = {}  # partition → next snapshots offset to read
         self.seqs: dict[int, int] = {}  # partition → its last committed checkpoint's seq
+        # partition → seq → its writer's state and position at that seq
+        self.held: dict[int, dict[int, tuple[dict[str, Slot], Checkpoint]]] = {}
+        # partition → the standby last compared, and its snapshots offset then
+        self.compared: dict[int, tuple[SimStandby, int]] = {}
 
-    def step(self, world: World, replies: Iterable[Reply]) -> str | None:
-        """What broke since the last step (None: nothing); `replies` are those received."""
+    def step(self, world: World, replies: Iterable[Reply]) -> tuple[str, str] | None:
+        """The rule that broke since the last step and how (None: nothing); `replies` are
+        those received."""
+        broke = self._positions(world, replies)
+        if broke is not None:
+            return "positions", broke
+        broke = self._standbys(world)
+        return None if broke is None else ("standby", broke)
+
+    def _standbys(self, world: World) -> str | None:
+        """Each standby holds what its writer held at the standby's `seq` (the writer's is
+        kept per committed `seq`, while the partition has a standby), and one that has read
+        everything committed stands at the last `seq`."""
+        for p, standby in sorted(world.standbys.items()):
+            committed, worker = self.seqs.get(p, 0), world.partitions[p]
+            held = self.held.setdefault(p, {0: ({}, Checkpoint(0))})
+            if worker.seq == committed and committed not in held:
+                at = Checkpoint(
+                    worker.next_offset,
+                    worker.clock_ms,
+                    worker.marks,
+                    worker.internal_offset,
+                    worker.flows,
+                    worker.lost,
+                    worker.seq,
+                )
+                held[committed] = dict(worker.states.items()), _copy(at)
+            if standby.seq < committed and standby.caught_up():
+                return f"p{p}: a standby read to the end is at seq {standby.seq}, not {committed}"
+            last = self.compared.get(p)
+            if last is not None and last[0] is standby and last[1] == standby.snapshots_at:
+                continue  # it has read nothing since it was compared
+            self.compared[p] = standby, standby.snapshots_at
+            expected = held.get(standby.seq)
+            if expected is None:
+                return f"p{p}: a standby stands at seq {standby.seq}, its writer at {committed}"
+            c = standby.committed
+            if c.position() != expected[1]:
+                return (
+                    f"p{p}: a standby at seq {standby.seq} stands at {c.position()}, its writer "
+                    f"stood at {expected[1]}"
+                )
+            if dict(c.states.items()) != expected[0]:
+                return f"p{p}: a standby at seq {standby.seq} holds another state than its writer"
+        return None
+
+    def _positions(self, world: World, replies: Iterable[Reply]) -> str | None:
         for p in range(world.config.partitions):
             log = world.logs.log(TopicKind.SNAPSHOTS, p)
             for record in log.read(self.read.get(p, 0)):
@@ -50,3 +104,8 @@ class PositionCheck:
             if at.seq > self.seqs.get(at.partition, 0) or at.seq < 1:
                 return f"a reply names position {at}, not committed: {reply}"
         return None
+
+
+def _copy(checkpoint: Checkpoint) -> Checkpoint:
+    """A deep copy (the worker's marks and flows are its own to change)."""
+    return decode_checkpoint(encode_checkpoint(checkpoint))

@@ -39,6 +39,8 @@ def print_summary(console: Console, summary: Summary) -> None:
         (FlowCode.STATE_TOO_LARGE, "refused by the snapshot limit"),
     ):
         table.add_row(what, f"{summary.refusals[code]:,}")
+    table.add_row("standbys promoted (takeovers)", f"{summary.takeovers:,}")
+    table.add_row("zombie writers' batches fenced", f"{summary.fenced:,}")
     rules = Counter(f.violation.rule for f in summary.failures if f.violation is not None)
     table.add_row("seeds with a violation", f"{len(summary.failures):,}")
     for rule, count in sorted(rules.items()):

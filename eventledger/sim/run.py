@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from eventledger.sim.checker import Checker, InvariantError
-from eventledger.sim.ops import Advance, Batch, Op, Resume, Send, Settle
+from eventledger.sim.ops import Advance, Batch, Follow, Op, Resume, Send, Settle, Wake
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
 from ledger.aggregate import AccountAggregate
@@ -43,22 +43,29 @@ class Outcome:
     operations: int  # commands and legs decided in committed batches
     commands: int  # commands sent
     refusals: Counter[str] = field(default_factory=Counter)  # decided refusals, by code
+    takeovers: int = 0  # standbys promoted
+    fenced: int = 0  # zombie batches the fence refused
 
 
 def config_for(seed: int, partitions: int = 3) -> SimConfig:
     """The deployment of a seed, drawn from the seed: its partitions' clock skews, the
-    ledger's cap on open transfers (small, mostly) and, for one seed in eight, a snapshot
-    limit small enough that the size guard refuses commands and sets legs aside."""
+    ledger's cap on open transfers (small, mostly), for one seed in eight a snapshot
+    limit small enough that the size guard refuses commands and sets legs aside, and for
+    half the seeds a standby on every partition (drawn last: the draws before it are those
+    of the seeds before standbys)."""
     rng = random.Random(f"config-{seed}")
     skews = tuple(rng.randint(-500, 500) for _ in range(partitions))
     small = rng.random() < 1 / 8
+    cap = rng.choice(_CAPS)
+    standbys = tuple(range(partitions)) if rng.random() < 1 / 2 else ()
     return SimConfig(
         partitions=partitions,
         reply_lanes=2,
         window_ms=10_000,
         skews_ms=skews,
-        max_open_transfers=rng.choice(_CAPS),
+        max_open_transfers=cap,
         max_snapshot_bytes=_SMALL_SNAPSHOT_BYTES if small else MAX_SNAPSHOT_BYTES,
+        standbys=standbys,
     )
 
 
@@ -94,10 +101,24 @@ def _run(world: World, ops: Iterator[Op], seed: int | None) -> Outcome:
         _quiet(world, checker)
         checker.quiet()
     except InvariantError as violation:
-        return Outcome(
-            seed, done, violation, len(done), checker.decisions, _sent(world), checker.refusals
-        )
-    return Outcome(seed, done, None, len(done), checker.decisions, _sent(world), checker.refusals)
+        return _outcome(world, checker, seed, done, violation)
+    return _outcome(world, checker, seed, done, None)
+
+
+def _outcome(
+    world: World, checker: Checker, seed: int | None, done: list[Op], broke: InvariantError | None
+) -> Outcome:
+    return Outcome(
+        seed,
+        done,
+        broke,
+        len(done),
+        checker.decisions,
+        _sent(world),
+        checker.refusals,
+        world.takeovers,
+        world.fenced,
+    )
 
 
 def _sent(world: World) -> int:
@@ -114,13 +135,17 @@ def _apply(world: World, op: Op) -> None:
 
 
 def _quiet(world: World, checker: Checker) -> None:
-    """Stop the faults and let everything finish: resume every partition, run them out of
+    """Stop the faults and let everything finish: resume every partition, wake every
+    zombie writer (the fence must refuse it), run the partitions out of
     work, settle every lost leg (an operator, who first gives the partitions the service's
     snapshot limit: a leg the size guard refused may need it), retry what got no final
     reply (as a client does on a timeout, with its id and first attempt), and move time past
     every deadline."""
     for p in sorted(world.stopped):
         _apply(world, Resume(p))
+    for p in sorted(world.zombies):  # every paused writer wakes at last
+        _apply(world, Wake(p))
+        checker.step()
     _drain(world, checker)
     for worker in world.partitions:
         worker.max_snapshot_bytes = MAX_SNAPSHOT_BYTES
@@ -141,6 +166,8 @@ def _quiet(world: World, checker: Checker) -> None:
         latest = max(at - world.wall(w.partition) for w in world.partitions for at in deadlines)
         _apply(world, Advance(max(latest, 0) + 1))
         _drain(world, checker)
+    for p in sorted(world.standbys):  # a standby that reads to the end is its writer
+        _apply(world, Follow(p, None))
 
 
 def _drain(world: World, checker: Checker) -> None:
@@ -175,6 +202,9 @@ def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outco
                     tried.at_step,
                     tried.operations,
                     tried.commands,
+                    tried.refusals,
+                    tried.takeovers,
+                    tried.fenced,
                 )
                 shrunk = True
             else:
@@ -195,6 +225,8 @@ class Summary:
     seconds: float = 0.0
     failures: list[Outcome] = field(default_factory=list)
     refusals: Counter[str] = field(default_factory=Counter)
+    takeovers: int = 0
+    fenced: int = 0
 
 
 def _one(args: tuple[int, int, int]) -> Outcome:
@@ -230,6 +262,8 @@ def run_seeds(
             summary.operations += outcome.operations
             summary.commands += outcome.commands
             summary.refusals += outcome.refusals
+            summary.takeovers += outcome.takeovers
+            summary.fenced += outcome.fenced
             if outcome.violation is not None:
                 summary.failures.append(outcome)
             if on_done is not None:

@@ -4,7 +4,9 @@ the largest, retries early, late and from another lane with their first attempt,
 while money is in flight, post / void / expiry races, ids reused after the window, many
 pendings on one account. Faults come from the same seed: crashes at any point of a batch,
 aborts, a partition stopped past a window, clock jumps to a window's or a deadline's edge,
-ids forgotten past their window, rebuild switches."""
+ids forgotten past their window, rebuild switches; and, for a seed with standbys, their
+tails at their own pace, takeovers (the writer paused between batches or inside one) and
+the old writer waking after them."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from eventledger.sim.ops import (
     Advance,
     Batch,
     Crash,
+    Follow,
     Forget,
     Op,
     Rebuild,
@@ -22,6 +25,8 @@ from eventledger.sim.ops import (
     Send,
     Settle,
     Stop,
+    Takeover,
+    Wake,
 )
 from eventledger.sim.partition import Fault
 from eventledger.sim.world import World
@@ -41,6 +46,7 @@ __all__ = ["Workload"]
 ACCOUNTS: Final = ("ca", "cb", "cc", "cd", "ce", "cf", "cg")
 SHARED_IDS: Final = ("inv-1", "inv-2", "inv-3")
 _AMOUNTS: Final = (0, 1, 2, 40, MAX_MINOR_UNITS - 1, MAX_MINOR_UNITS)
+_STANDBY_OPS: Final = 0.1  # of the ops after the prologue, for a seed with standbys
 _FAULTS: Final = (
     Fault.CRASH_BEFORE_COMMIT,
     Fault.ABORT,
@@ -52,7 +58,8 @@ _FAULTS: Final = (
 
 class Workload:
     """Draws ops from `rng`, looking at `world` only for what a client or an operator could
-    know (its own sends, the wall clock, which partitions are stopped)."""
+    know (its own sends, the wall clock, which partitions are stopped or have a standby or a
+    zombie writer)."""
 
     def __init__(self, rng: random.Random, world: World) -> None:
         self.rng = rng
@@ -80,6 +87,8 @@ class Workload:
     def next(self) -> Op:
         if self.prologue:
             return self.prologue.pop(0)
+        if self.world.standbys and self.rng.random() < _STANDBY_OPS:
+            return self.standby_op()
         r = self.rng.random()
         if r < 0.30:
             return self.new_send()
@@ -101,6 +110,19 @@ class Workload:
             p = self.rng.choice(lost) if lost else 0
             return Settle(p, refund=self.rng.random() < 0.5)
         return Rebuild(self.rng.randrange(self.world.config.partitions))
+
+    def standby_op(self) -> Op:
+        """Mostly a standby's fetch (so that standbys lag by a varying number of records,
+        often inside a batch); now and then a takeover, and the zombie it leaves waking."""
+        rng = self.rng
+        p = rng.choice(sorted(self.world.standbys))
+        r = rng.random()
+        if r < 0.70:
+            return Follow(p, rng.choice((1, 2, 5, 20, None)))
+        if r < 0.85 or not self.world.zombies:
+            return Takeover(p, rng.random() < 0.5, rng.choice((1, 8, 32)), rng.getrandbits(32))
+        p = rng.choice(sorted(self.world.zombies))
+        return Wake(p, rng.choice((1, 8, 32)), rng.getrandbits(32))
 
     # -- faults and time ------------------------------------------------------------------------
 

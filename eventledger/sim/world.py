@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventledger.settlement import forced_leg
-from eventledger.sim.logs import Logs
+from eventledger.sim.logs import FencedError, Logs
 from eventledger.sim.ops import (
     Advance,
     Batch,
     Crash,
+    Follow,
     Forget,
     Op,
     Rebuild,
@@ -24,8 +25,11 @@ from eventledger.sim.ops import (
     Send,
     Settle,
     Stop,
+    Takeover,
+    Wake,
 )
-from eventledger.sim.partition import SimPartition, StepReport
+from eventledger.sim.partition import Begun, Handover, SimPartition, StepReport
+from eventledger.sim.standby import SimStandby
 from ledger.state import MAX_OPEN_TRANSFERS
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
@@ -63,6 +67,7 @@ class SimConfig:
     start_ms: int = 1_000_000_000  # wall time when the run starts
     max_open_transfers: int = MAX_OPEN_TRANSFERS  # the ledger's cap, per account and side
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES  # the flow's limit on a snapshot or view
+    standbys: tuple[int, ...] = ()  # the partitions that have a standby
 
 
 @dataclass
@@ -91,18 +96,12 @@ class World:
         self.logs = Logs()
         self.now_ms = config.start_ms
         self.stopped: set[int] = set()
-        self.partitions = [
-            SimPartition(
-                codec,
-                self.logs,
-                partition=p,
-                partitions=config.partitions,
-                reply_lanes=config.reply_lanes,
-                window_ms=config.window_ms,
-                max_snapshot_bytes=config.max_snapshot_bytes,
-            )
-            for p in range(config.partitions)
-        ]
+        self.partitions = [self._worker(p, None) for p in range(config.partitions)]
+        self.standbys = {p: self._standby(p) for p in config.standbys}
+        # partition → its last writer taken over (paused, perhaps inside a batch)
+        self.zombies: dict[int, tuple[SimPartition, Begun | None]] = {}
+        self.takeovers = 0
+        self.fenced = 0  # zombie batches refused by the fence
         self.reply_positions: dict[int, int] = {}
         # (account, command id) → the commands sent under it, by (fingerprint, first attempt)
         self.sent: dict[tuple[str, str], dict[tuple[int, int], Attempted]] = {}
@@ -114,6 +113,22 @@ class World:
         self.touched: set[int] = set()  # partitions whose worker changed since the last check
         self._owners: dict[str, int] = {}
         self.lost: dict[int, list[tuple[bytes, bytes]]] = {}  # partition → set-aside legs
+
+    def _worker(self, p: int, handover: Handover | None) -> SimPartition:
+        c = self.config
+        return SimPartition(
+            self.codec,
+            self.logs,
+            partition=p,
+            partitions=c.partitions,
+            reply_lanes=c.reply_lanes,
+            window_ms=c.window_ms,
+            max_snapshot_bytes=c.max_snapshot_bytes,
+            handover=handover,
+        )
+
+    def _standby(self, p: int) -> SimStandby:
+        return SimStandby(self.codec, self.logs, partition=p, reply_lanes=self.config.reply_lanes)
 
     # -- time and placement --------------------------------------------------------------------
 
@@ -132,10 +147,11 @@ class World:
     # -- operations ----------------------------------------------------------------------------
 
     def apply(self, op: Op) -> None:
-        """Carry out one op. A `Batch` may raise (the pure code failed: the checker's
-        concern); every other op never does."""
+        """Carry out one op. A `Batch`, `Takeover` or `Wake` may raise (the pure code
+        failed, or a promotion found its id memory behind: the checker's concern); every
+        other op never does."""
         self.last_step = None
-        if isinstance(op, Batch | Crash | Rebuild | Forget):
+        if isinstance(op, Batch | Crash | Rebuild | Forget | Takeover | Wake):
             self.touched.add(op.partition)
         match op:
             case Send():
@@ -166,6 +182,54 @@ class World:
                 worker.forget(worker.now(self.wall(p)))
             case Rebuild(partition=p):
                 self._rebuild(p)
+            case Follow(partition=p, records=records):
+                if p in self.standbys:
+                    self.standbys[p].follow(records)
+            case Takeover():
+                self._take_over(op)
+            case Wake():
+                self._wake(op)
+
+    def _take_over(self, op: Takeover) -> None:
+        """The writer of `op.partition` is declared dead; it stays, paused, as a zombie (inside
+        a batch, its transaction open, when `op.midway`). The standby is promoted (fence,
+        catch up, hand over) and a new standby restores and follows."""
+        p = op.partition
+        standby = self.standbys.get(p)
+        if standby is None:
+            return
+        old = self.partitions[p]
+        begun = None
+        if op.midway and p not in self.stopped:
+            started = old.begin(self.wall(p), random.Random(op.mix), limit=op.limit)
+            begun = started if isinstance(started, Begun) else None
+        worker = self._worker(p, standby.promote())
+        worker.max_snapshot_bytes = old.max_snapshot_bytes
+        self.partitions[p] = worker
+        self.zombies[p] = (old, begun)
+        self.stopped.discard(p)  # the new writer is another process
+        self.standbys[p] = self._standby(p)
+        self.takeovers += 1
+
+    def _wake(self, op: Wake) -> None:
+        """The zombie of `op.partition` wakes: it commits the batch it was paused in, or runs
+        one. Fenced, it stops for good; a batch it commits (it must not) is the checker's."""
+        p = op.partition
+        found = self.zombies.get(p)
+        if found is None:
+            return
+        zombie, begun = found
+        try:
+            if begun is not None:
+                step = zombie.end(begun)
+            else:
+                step = zombie.step(self.wall(p), random.Random(op.mix), limit=op.limit)
+        except FencedError:
+            del self.zombies[p]
+            self.fenced += 1
+            return
+        self.zombies[p] = (zombie, None)
+        self.last_step = step
 
     def _send(self, op: Send) -> None:
         value = encode_command(
@@ -215,7 +279,7 @@ class World:
         the folded slots as the partition's snapshots with its checkpoint, and restore."""
         worker = self.partitions[p]
         folded = self.fold_events(p)
-        txn = self.logs.transaction()
+        txn = worker.transaction()
         for aggregate_id, slot in folded.items():
             key, value = self.codec.snapshots.record(
                 aggregate_id, slot, self.logs.log(TopicKind.EVENTS, p).end
