@@ -72,6 +72,7 @@ class BenchConfig:
     http_rate: float = 150.0  # its open loops' requests per second
     http_open_seconds: float = 10.0  # each open loop's length
     http_get_rate: float = 350.0  # GETs/s of the open-loop read load beside the commands
+    http_standbys: int | None = None  # standbys per partition in the http phase (None: default)
     http_replicas: int = 1  # API replicas (Serve's, or uvicorn workers on the node)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)

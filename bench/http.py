@@ -2,7 +2,8 @@
 client (a worker of the ``http`` phase, ``bench.http_phase``; one process per mode, so each
 mode gets a local Ray of its own: Serve's mode is fixed when Ray starts).
 
-One service (``partitions`` partitions) on the given broker and its HTTP API (``replicas``
+One service (``partitions`` partitions, ``standbys`` per partition when given, else the
+service's default) on the given broker and its HTTP API (``replicas``
 replicas, a real bearer token whose rate is not bounded: one token carries every load) in
 ``mode``. Deposits of 1 go to ``accounts`` accounts, from one asyncio loop, each loop after a
 warm-up:
@@ -31,6 +32,7 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
@@ -87,14 +89,19 @@ class _Paths:
         return ok
 
 
+async def _get(web: aiohttp.ClientSession, account: str) -> str:
+    """GET the account: its status ("200" as expected), or the error's name."""
+    try:
+        async with web.get(f"/accounts/{account}") as r:
+            await r.read()
+            return str(r.status)
+    except (TimeoutError, aiohttp.ClientError) as e:
+        return type(e).__name__
+
+
 def _getter(web: aiohttp.ClientSession) -> Call:
     async def get(account: str) -> bool:
-        try:
-            async with web.get(f"/accounts/{account}") as r:
-                await r.read()
-                return r.status == 200
-        except (TimeoutError, aiohttp.ClientError):
-            return False
+        return await _get(web, account) == "200"
 
     return get
 
@@ -103,7 +110,9 @@ def _getter(web: aiohttp.ClientSession) -> Call:
 class _GetLoad:
     """The GET loader's orders and counts, shared with its process: ``mode`` (idle, an open
     loop at ``rate``, or a closed loop of ``inflight``), ``counts`` [answered as expected,
-    not answered so or not sent], ``ready`` once a first GET was answered, ``stop``."""
+    not answered so or not sent], ``ready`` once a first GET was answered, ``stop``; at the
+    end ``outcomes`` gets how many GETs ended in each way other than a 200 (a status or
+    an error's name; "not sent": due while the open loop had its most in flight)."""
 
     inflight: int
     rate: float
@@ -111,33 +120,41 @@ class _GetLoad:
     counts: Any
     ready: Event
     stop: Event
+    outcomes: Any  # a multiprocessing Queue of one dict[str, int]
 
 
 def _get_load(url: str, token: str, accounts: list[str], load: _GetLoad) -> None:
     """In its own process until ``load.stop``: GETs as ``load.mode`` says."""
     mode, counts, stop = load.mode, load.counts, load.stop
+    outcomes: Counter[str] = Counter()
 
     async def run() -> None:
         async with session(url, token) as web:
-            get = _getter(web)
 
             async def counted(account: str) -> bool:
-                ok = await get(account)
-                counts[0 if ok else 1] += 1
-                return ok
+                outcome = await _get(web, account)
+                counts[0 if outcome == "200" else 1] += 1
+                if outcome != "200":
+                    outcomes[outcome] += 1
+                return outcome == "200"
 
-            await get(accounts[0])
+            await _get(web, accounts[0])
             load.ready.set()
             while not stop.is_set():
                 if mode.value == _OPEN:
                     going = lambda: mode.value == _OPEN and not stop.is_set()  # noqa: E731
-                    counts[1] += await paced(counted, accounts, load.rate, going, _GET_CAP)
+                    skipped = await paced(counted, accounts, load.rate, going, _GET_CAP)
+                    counts[1] += skipped
+                    outcomes["not sent"] += skipped
                 elif mode.value == _CLOSED:
                     await closed_loop(counted, accounts, load.inflight, 0.25)
                 else:
                     await asyncio.sleep(0.02)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        load.outcomes.put({k: v for k, v in outcomes.items() if v})
 
 
 async def _beside_gets(
@@ -149,7 +166,7 @@ async def _beside_gets(
     spawn = multiprocessing.get_context("spawn")
     load = _GetLoad(
         inflight, float(cfg["get_rate"]), spawn.Value("i", _IDLE), spawn.Array("d", 2),
-        spawn.Event(), spawn.Event(),
+        spawn.Event(), spawn.Event(), spawn.Queue(),
     )  # fmt: skip
     mode, counts = load.mode, load.counts
     loader = spawn.Process(target=_get_load, args=(url, token, accounts, load), daemon=True)
@@ -172,15 +189,18 @@ async def _beside_gets(
             total[4] += time.perf_counter() - started
     finally:
         load.stop.set()
+        outcomes = await asyncio.to_thread(load.outcomes.get, True, 30)
         await asyncio.to_thread(loader.join, 30)
-    figures: dict[str, Any] = {"get_load_rate": load.rate}
+    # the loader's GETs that were not a 200 are reported, not a failure of the phase: the
+    # measure is the commands' rate, and the GETs' own is reported beside it
+    figures: dict[str, Any] = {"get_load_rate": load.rate, "get_load_outcomes": outcomes}
     for name, key in (("alone", "client_alone"), ("open", "client_beside_gets"),
                       ("closed", "client_beside_closed_gets")):  # fmt: skip
         commands, commands_failed, gets, gets_failed, elapsed = totals[name]
         figures[f"{key}_rate"], figures[f"{key}_failed"] = commands, int(commands_failed)
         if name != "alone":
             figures[f"{key}_get_rate"] = gets / elapsed
-            figures[f"{key}_get_failed"] = int(gets_failed)
+            figures[f"{key}_get_not_ok"] = int(gets_failed)
     return figures
 
 
@@ -241,6 +261,7 @@ def main(cfg: dict[str, Any]) -> None:
         app_id=f"{cfg['prefix']}-{mode}-{uuid.uuid4().hex[:4]}",
         bootstrap_servers=cfg["bootstrap"],
         partitions=int(cfg["partitions"]),
+        standbys=cfg.get("standbys"),
         environ={},
     )
     ensure_ray(NAMESPACE)

@@ -21,12 +21,14 @@ Call = Callable[[str], Awaitable[bool]]
 
 
 def session(url: str, token: str | None = None) -> aiohttp.ClientSession:
-    """A session to ``url`` with a bearer ``token``, up to 512 connections, 60 s per request."""
+    """A session to ``url`` with a bearer ``token``, up to 512 connections, 60 s per request.
+    An idle connection is closed after 4 s, before uvicorn closes it (5 s): a request never
+    goes out on a connection the server is closing (a disconnect counted as a failure)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return aiohttp.ClientSession(
         url,
         headers=headers,
-        connector=aiohttp.TCPConnector(limit=512, ssl=False),
+        connector=aiohttp.TCPConnector(limit=512, ssl=False, keepalive_timeout=4.0),
         timeout=aiohttp.ClientTimeout(total=60),
     )
 

@@ -10,7 +10,9 @@ from bench.report import build_rows
 FIGURES = {
     "client_rate": 1000.0, "post_rate": 600.0, "get_rate": 1200.0,
     "client_alone_rate": 900.0, "client_beside_gets_rate": 855.0,
+    "client_beside_gets_get_rate": 349.0, "client_beside_gets_get_not_ok": 0,
     "client_beside_closed_gets_rate": 450.0, "client_beside_closed_gets_get_rate": 1500.0,
+    "client_beside_closed_gets_get_not_ok": 2,
     "client_open_p50_ms": 4.0, "client_open_p99_ms": 9.0,
     "post_open_p50_ms": 8.0, "post_open_p99_ms": 20.0,
 }  # fmt: skip
