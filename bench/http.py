@@ -138,14 +138,16 @@ def _get_load(url: str, token: str, accounts: list[str], load: _GetLoad) -> None
                     outcomes[outcome] += 1
                 return outcome == "200"
 
+            def not_sent() -> None:
+                counts[1] += 1
+                outcomes["not sent"] += 1
+
             await _get(web, accounts[0])
             load.ready.set()
             while not stop.is_set():
                 if mode.value == _OPEN:
                     going = lambda: mode.value == _OPEN and not stop.is_set()  # noqa: E731
-                    skipped = await paced(counted, accounts, load.rate, going, _GET_CAP)
-                    counts[1] += skipped
-                    outcomes["not sent"] += skipped
+                    await paced(counted, accounts, load.rate, going, _GET_CAP, skipped=not_sent)
                 elif mode.value == _CLOSED:
                     await closed_loop(counted, accounts, load.inflight, 0.25)
                 else:

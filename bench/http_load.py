@@ -94,15 +94,21 @@ async def closed_loop(
 
 
 async def paced(
-    call: Call, accounts: list[str], rate: float, going: Callable[[], bool], cap: int
-) -> int:
+    call: Call,
+    accounts: list[str],
+    rate: float,
+    going: Callable[[], bool],
+    cap: int,
+    *,
+    skipped: Callable[[], None],
+) -> None:
     """Requests started at ``rate`` while ``going()``, whatever their answers' pace (an
     open loop), at most ``cap`` in flight: a request due while ``cap`` are in flight is not
-    sent. Returns once every request sent has ended: how many were not sent."""
+    sent (``skipped()`` then, at once). Returns once every request sent has ended."""
     loop = asyncio.get_running_loop()
     running: set[asyncio.Future[bool]] = set()
     due = loop.time()
-    i = skipped = 0
+    i = 0
     while going():
         delay = due - loop.time()
         if delay > 0:
@@ -112,8 +118,7 @@ async def paced(
             running.add(task)
             task.add_done_callback(running.discard)
         else:
-            skipped += 1
+            skipped()
         i += 1
         due += 1.0 / rate
     await asyncio.gather(*running)
-    return skipped
