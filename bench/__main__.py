@@ -127,6 +127,14 @@ def main(
     http_seconds: Annotated[
         float | None, typer.Option(help="http: seconds of each closed and open loop (10).")
     ] = None,
+    http_get_rate: Annotated[
+        float | None,
+        typer.Option(help="http: GETs/s of the open-loop read load beside the commands (350)."),
+    ] = None,
+    http_standbys: Annotated[
+        int | None,
+        typer.Option(help="http: standbys per partition (default: the service's, 0 on one node)."),
+    ] = None,
     http_replicas: Annotated[
         int | None, typer.Option(help="http: API replicas in each mode (1).")
     ] = None,
@@ -164,6 +172,8 @@ def main(
         "http_seconds": http_seconds,
         "http_open_seconds": http_seconds,
         "http_replicas": http_replicas,
+        "http_get_rate": http_get_rate,
+        "http_standbys": http_standbys,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

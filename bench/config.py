@@ -71,6 +71,8 @@ class BenchConfig:
     http_seconds: float = 10.0  # each closed loop's length
     http_rate: float = 150.0  # its open loops' requests per second
     http_open_seconds: float = 10.0  # each open loop's length
+    http_get_rate: float = 350.0  # GETs/s of the open-loop read load beside the commands
+    http_standbys: int | None = None  # standbys per partition in the http phase (None: default)
     http_replicas: int = 1  # API replicas (Serve's, or uvicorn workers on the node)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
@@ -93,8 +95,10 @@ class BenchConfig:
                 raise ValueError(f"{name} must be at least 1")
         if min(self.rate, self.duration, self.failover_rate) <= 0:
             raise ValueError("rate, duration and failover_rate must be positive")
-        if min(self.http_seconds, self.http_rate, self.http_open_seconds) <= 0:
-            raise ValueError("http_seconds, http_rate and http_open_seconds must be positive")
+        if min(self.http_seconds, self.http_rate, self.http_open_seconds, self.http_get_rate) <= 0:
+            raise ValueError(
+                "http_seconds, http_rate, http_open_seconds and http_get_rate must be positive"
+            )
         if self.quix_commit_interval <= 0:
             raise ValueError("quix_commit_interval must be positive")
         if self.history_events < 1_000:

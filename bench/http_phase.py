@@ -34,7 +34,8 @@ def run_http(ctx: RunContext, guard: Callable[[str, Callable[[], None]], None]) 
     cfg = ctx.config
     result = HttpServing(
         inflight=cfg.http_inflight, seconds=cfg.http_seconds, rate=cfg.http_rate,
-        open_seconds=cfg.http_open_seconds, replicas=cfg.http_replicas,
+        open_seconds=cfg.http_open_seconds, get_rate=cfg.http_get_rate,
+        replicas=cfg.http_replicas,
         partitions=cfg.partitions, accounts=cfg.http_accounts,
     )  # fmt: skip
 
@@ -97,7 +98,8 @@ def _mode(ctx: RunContext, mode: str) -> dict[str, Any]:
          "partitions": cfg.partitions, "accounts": cfg.http_accounts,
          "replicas": cfg.http_replicas, "inflight": cfg.http_inflight,
          "seconds": cfg.http_seconds, "rate": cfg.http_rate,
-         "open_seconds": cfg.http_open_seconds},
+         "open_seconds": cfg.http_open_seconds, "get_rate": cfg.http_get_rate,
+         "standbys": cfg.http_standbys},
         ctx.log_dir,
     )  # fmt: skip
     try:

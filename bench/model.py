@@ -227,12 +227,14 @@ class Failover:
 class HttpServing:
     """The HTTP API in each serving mode beside the Python client (``bench/http_phase.py``):
     per mode, its worker's report (``figures``: closed-loop rates at ``inflight`` in flight,
+    the client's alone and beside ``get_rate`` GETs/s and beside a closed loop of GETs,
     open-loop p50/p99 at ``rate``); the HTTP echo limit's POST rate at ``inflight``."""
 
     inflight: int
     seconds: float
     rate: float
     open_seconds: float
+    get_rate: float
     replicas: int
     partitions: int
     accounts: int
@@ -240,9 +242,9 @@ class HttpServing:
     modes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def ratios(self, mode: str) -> dict[str, float]:
-        """POST ÷ client, POST ÷ echo (when the echo was measured), GET ÷ client, client
-        beside GETs ÷ without, and the p50 and p99 (ms) at ``rate`` of HTTP minus the
-        client's."""
+        """POST ÷ client, POST ÷ echo (when the echo was measured), GET ÷ client, the client
+        beside ``get_rate`` GETs/s ÷ alone (the goal) and beside a closed loop of GETs ÷
+        alone, and the p50 and p99 (ms) at ``rate`` of HTTP minus the client's."""
         f = self.modes[mode]["figures"]
         client = f["client_rate"]
         echo = {"post_vs_echo": f["post_rate"] / self.echo_rate} if self.echo_rate else {}
@@ -250,7 +252,10 @@ class HttpServing:
             "post_vs_client": f["post_rate"] / client,
             **echo,
             "get_vs_client": f["get_rate"] / client,
-            "client_beside_gets": f["client_beside_gets_rate"] / client,
+            "client_beside_gets": f["client_beside_gets_rate"] / f["client_alone_rate"],
+            "client_beside_closed_gets": (
+                f["client_beside_closed_gets_rate"] / f["client_alone_rate"]
+            ),
             "p50_minus_client_ms": f["post_open_p50_ms"] - f["client_open_p50_ms"],
             "p99_minus_client_ms": f["post_open_p99_ms"] - f["client_open_p99_ms"],
         }

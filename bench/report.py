@@ -307,9 +307,16 @@ def _http_rows(results: RunResults) -> list[Row]:
                 f"{_mark(echo is not None and echo >= 0.5)}"),
             Row(f"http: GET ÷ client command e2e ({f['get_rate']:,.0f}/s)", system,
                 f"{r['get_vs_client']:.2f}×", goal=f"≥ 1 {_mark(r['get_vs_client'] >= 1)}"),
-            Row("http: client commands beside GETs ÷ alone", system,
-                f"{r['client_beside_gets']:.2f}×",
+            Row(f"http: client commands beside {h.get_rate:,.0f} GETs/s (open loop) ÷ alone "
+                f"({f['client_beside_gets_rate']:,.0f} / {f['client_alone_rate']:,.0f}/s; "
+                f"GETs answered {f['client_beside_gets_get_rate']:,.0f}/s, "
+                f"{f['client_beside_gets_get_not_ok']} not 200)",
+                system, f"{r['client_beside_gets']:.2f}×",
                 goal=f"≥ 0.9 {_mark(r['client_beside_gets'] >= 0.9)}"),
+            Row(f"http: client commands beside a closed loop of GETs "
+                f"({f['client_beside_closed_gets_get_rate']:,.0f} GETs/s, "
+                f"{f['client_beside_closed_gets_get_not_ok']} not 200) ÷ alone", system,
+                f"{r['client_beside_closed_gets']:.2f}×", goal="(not a goal: unbounded reads)"),
             Row(f"http: p50 / p99 at {h.rate:,.0f}/s, HTTP (client), ms", system,
                 f"{f['post_open_p50_ms']:.1f} / {f['post_open_p99_ms']:.1f} "
                 f"({f['client_open_p50_ms']:.1f} / {f['client_open_p99_ms']:.1f})",

@@ -80,9 +80,10 @@ METHOD = """## Method
   long ÷ short).
 - HTTP: see `bench/http_phase.py` (eventledger only: the HTTP echo limit, then each serving
   mode in a process with its own local Ray, one service; closed loops at `http_inflight` in
-  flight of the client's `execute_async`, HTTP POST deposits, HTTP GETs, and the client
-  with a GET load beside it from another process; open loops at `http_rate`/s of the
-  client and HTTP POST; ratios within the mode's process, money checked per mode).
+  flight of the client's `execute_async`, HTTP POST deposits, HTTP GETs; the client alone,
+  beside `http_get_rate` GETs/s (open loop, from another process) and beside a closed loop
+  of GETs, alternated; open loops at `http_rate`/s of the client and HTTP POST,
+  alternated; ratios within the mode's process, money checked per mode).
 - Failover: see `bench/failover.py` (eventledger only, twice: `standbys` 0, then 1; each a
   partition of `failover_keys` accounts and `failover_ids` remembered ids, deposits at
   `failover_rate`/s open loop, SIGKILL of its writer's process once a standby has caught
