@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 
 .PHONY: demo test lint unit integration bench wheel lock clean
 
-# The package (editable) with every extra, at the exact versions of constraints.txt.
+# The package (editable) with every extra, at the exact versions of constraints.txt, installed
+# by uv (pinned there too, and installed by pip first): it resolves, downloads and installs in
+# parallel, in seconds where pip takes minutes.
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is needed (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -29,13 +31,26 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-# The unit tests (CPU, no broker, no Ray) run alongside the integration and fault tests (mostly
-# waiting on the broker and Ray); their output follows, and either failing fails the target.
-test: lint
-	@$(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit > $(VENV)/unit-tests.log 2>&1 & \
-	unit=$$!; $(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
-	wait $$unit; units=$$?; echo "--- tests/unit (run alongside) ---"; cat $(VENV)/unit-tests.log; \
-	test $$integration -eq 0 -a $$units -eq 0
+# `make test` runs three streams at once, on a machine of two cores: the integration tests
+# mostly wait on the broker and Ray. In the foreground, the integration tests but SIDE_TESTS;
+# beside them, SIDE_TESTS in a second pytest process (a broker and a Ray of its own; the tests
+# on a local Ray first, then those on a cluster, the fault suite last); and the lint, then the
+# unit tests (CPU). A new test file runs in the foreground. The side streams' output follows,
+# and any stream failing fails the target.
+SIDE_TESTS := tests/integration/test_control_plane.py tests/integration/test_service.py \
+	tests/integration/test_history.py tests/integration/test_coordinator.py \
+	tests/integration/test_placement_resources.py tests/faults
+test: $(STAMP)
+	@{ $(MAKE) --no-print-directory lint; lint=$$?; \
+	  $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
+	  test $$lint -eq 0 -a $$units -eq 0; } > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
+	$(BIN)/pytest -q -m "not slow" -p no:cacheprovider $(SIDE_TESTS) \
+	  > $(VENV)/side-tests.log 2>&1 & side=$$!; \
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit $(addprefix --ignore=,$(SIDE_TESTS)); \
+	integration=$$?; wait $$side; sides=$$?; wait $$checks; checked=$$?; \
+	echo "--- $(SIDE_TESTS) (run alongside) ---"; cat $(VENV)/side-tests.log; \
+	echo "--- make lint, then tests/unit (run alongside) ---"; cat $(VENV)/lint-and-unit.log; \
+	test $$integration -eq 0 -a $$sides -eq 0 -a $$checked -eq 0
 
 # The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
 # Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).
