@@ -1,8 +1,9 @@
 """The short fault suite (part of the default run): the bank workload for 25 s under
 partition-actor kills and kill -9 of the broker (a fault every 6 s from the third second,
-the two kinds in turn); both kinds must have been injected and every anomaly count must be
-zero. The long form (all faults, five minutes) is ``eventledger torture --seconds 300
---faults kill,stop,broker,coordinator,rebuild,node`` (see docs/testing.md, "The fault suite")."""
+the two kinds in turn, on until each has come); both kinds must have been injected and
+every anomaly count must be zero. The long form (all faults, five minutes) is ``eventledger
+torture --seconds 300 --faults kill,stop,broker,coordinator,rebuild,node`` (see
+docs/testing.md, "The fault suite")."""
 
 from __future__ import annotations
 
