@@ -22,35 +22,27 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/eventledger demo
 
+# What `make lint` runs (and `make test`, beside the integration tests).
+LINT := $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(LINT)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-# `make test` runs three streams at once, on a machine of two cores: the integration tests
-# mostly wait on the broker and Ray. In the foreground, the integration tests but SIDE_TESTS;
-# beside them, SIDE_TESTS in a second pytest process (a broker and a Ray of its own; the tests
-# on a local Ray first, then those on a cluster, the fault suite last); and the lint, then the
-# unit tests (CPU). A new test file runs in the foreground. The side streams' output follows,
-# and any stream failing fails the target.
-SIDE_TESTS := tests/integration/test_control_plane.py tests/integration/test_service.py \
-	tests/integration/test_history.py tests/integration/test_coordinator.py \
-	tests/integration/test_placement_resources.py tests/faults
+# The lint, then the unit tests (CPU, no broker, no Ray) run alongside the integration and
+# fault tests; their output follows, and either stream failing fails the target. (The
+# integration tests are CPU-bound too, in starting actors: split over two processes on two
+# cores, each test took three to four times as long, and the whole no less.)
 test: $(STAMP)
-	@{ $(MAKE) --no-print-directory lint; lint=$$?; \
+	@{ $(LINT); lint=$$?; \
 	  $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
 	  test $$lint -eq 0 -a $$units -eq 0; } > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
-	$(BIN)/pytest -q -m "not slow" -p no:cacheprovider $(SIDE_TESTS) \
-	  > $(VENV)/side-tests.log 2>&1 & side=$$!; \
-	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit $(addprefix --ignore=,$(SIDE_TESTS)); \
-	integration=$$?; wait $$side; sides=$$?; wait $$checks; checked=$$?; \
-	echo "--- $(SIDE_TESTS) (run alongside) ---"; cat $(VENV)/side-tests.log; \
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
+	wait $$checks; checked=$$?; \
 	echo "--- make lint, then tests/unit (run alongside) ---"; cat $(VENV)/lint-and-unit.log; \
-	test $$integration -eq 0 -a $$sides -eq 0 -a $$checked -eq 0
+	test $$integration -eq 0 -a $$checked -eq 0
 
 # The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
 # Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).
