@@ -64,7 +64,10 @@ def demo(
 @app.command()
 def torture(
     *,
-    seconds: Annotated[float, typer.Option(help="Seconds of workload under faults.")] = 60.0,
+    seconds: Annotated[
+        float,
+        typer.Option(help="Seconds of workload under faults (on until each fault came once)."),
+    ] = 60.0,
     faults: Annotated[
         str,
         typer.Option(

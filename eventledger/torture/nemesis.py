@@ -185,6 +185,13 @@ class Nemesis:
         with self._lock:
             return len(self.records)
 
+    def each_kind_tried(self) -> bool:
+        """Every selected kind has been injected (or tried) at least once, or the nemesis
+        has ended (every kind at its ``max_per_kind``)."""
+        with self._lock:
+            tried = {r.kind for r in self.records}
+        return tried >= set(self.faults) or not self._thread.is_alive()
+
     def _run(self) -> None:
         if not self.faults:
             return

@@ -1,5 +1,6 @@
 """One torture run, end to end: a broker and a Ray of its own, the service deployed through
-its coordinator, the bank workload and the nemesis together for ``seconds``, then heal,
+its coordinator, the bank workload and the nemesis together for ``seconds`` (longer if a
+selected fault kind has not been injected yet: each is, at least once), then heal,
 quiesce, read the committed events and the actors' balances, check, and tear down.
 
 The broker lives in a temporary directory on free ports (so that the nemesis can kill -9 it
@@ -197,8 +198,9 @@ def _ray(with_cluster: bool) -> Iterator[Any | None]:
 def run_torture(
     config: TortureConfig, on_progress: Callable[[Snapshot], None] | None = None
 ) -> TortureResult:
-    """Run the workload and the nemesis for ``config.seconds``, then check. Raises only when
-    the run cannot start (no Java, no Ray); anomalies are in the result."""
+    """Run the workload and the nemesis for ``config.seconds``, and on until every selected
+    fault kind has been injected once, then check. Raises only when the run cannot start
+    (no Java, no Ray); anomalies are in the result."""
     report = on_progress or (lambda _s: None)
     began = time.monotonic()
 
@@ -285,7 +287,7 @@ def _drive(
         workload.start()
         reader.start()
         nemesis.start()
-        while clock() - started < config.seconds:
+        while clock() - started < config.seconds or not nemesis.each_kind_tried():
             tell("workload + nemesis", nemesis.injected())
             nemesis.serve(1.0)
         workload.stop()
