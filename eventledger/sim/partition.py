@@ -160,6 +160,18 @@ class SimPartition:
             deadlines.rebuild(states)
         self.deadlines = deadlines
 
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint of what this worker holds now (its last committed batch's)."""
+        return Checkpoint(
+            self.next_offset,
+            self.clock_ms,
+            self.marks,
+            self.internal_offset,
+            self.flows,
+            self.lost,
+            self.seq,
+        )
+
     def transaction(self) -> Transaction:
         """A transaction of this worker's producer (a fenced one's first write raises)."""
         return self.logs.transaction(self.partition, self.epoch)

@@ -51,16 +51,7 @@ class PositionCheck:
             committed, worker = self.seqs.get(p, 0), world.partitions[p]
             held = self.held.setdefault(p, {0: ({}, Checkpoint(0))})
             if worker.seq == committed and committed not in held:
-                at = Checkpoint(
-                    worker.next_offset,
-                    worker.clock_ms,
-                    worker.marks,
-                    worker.internal_offset,
-                    worker.flows,
-                    worker.lost,
-                    worker.seq,
-                )
-                held[committed] = dict(worker.states.items()), _copy(at)
+                held[committed] = dict(worker.states.items()), _copy(worker.checkpoint())
             if standby.seq < committed and standby.caught_up():
                 return f"p{p}: a standby read to the end is at seq {standby.seq}, not {committed}"
             last = self.compared.get(p)

@@ -37,7 +37,7 @@ from topology.codec.commands import command_fingerprint, encode_command
 from topology.codec.keys import encode_key
 from topology.codec.replies import decode_reply_record
 from topology.codes import PoisonCode
-from topology.envelopes import Answered, Checkpoint, Deferred, Reply, Slot
+from topology.envelopes import Answered, Deferred, Reply, Slot
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.partitioner import partition_for
 from topology.restore import apply_event_record
@@ -285,15 +285,7 @@ class World:
                 aggregate_id, slot, self.logs.log(TopicKind.EVENTS, p).end
             )
             txn.put(TopicKind.SNAPSHOTS, p, key, value)
-        checkpoint = Checkpoint(
-            worker.next_offset,
-            worker.clock_ms,
-            worker.marks,
-            worker.internal_offset,
-            worker.flows,
-            worker.lost,
-            worker.seq,
-        )
+        checkpoint = worker.checkpoint()
         txn.put(TopicKind.SNAPSHOTS, p, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         txn.commit()
         worker.restore(forget_before=None)
