@@ -62,8 +62,8 @@ class Member:
         self.epoch = record.epoch
         self._aggregate, self._clock = aggregate, clock
         self._lock = threading.Lock()
-        self._promoting = False
-        # held through a promotion (its own concurrency group): ``stop`` waits for it
+        # held through a promotion (its own concurrency group): ``stop`` waits for it, and
+        # ``stats`` says RESTORING while it is held
         self._promotion = threading.Lock()
         self._liveness = Listener(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         self.writer: PartitionWorker | None = None
@@ -109,7 +109,6 @@ class Member:
                 return str(self.writer.status)
             standby = self.standby
             assert standby is not None
-            self._promoting = True
         began = time.monotonic()
         try:
             standby.halt()
@@ -147,11 +146,9 @@ class Member:
         except BaseException:
             log.exception("partition %d member %d: promotion failed", self.partition, self.member)
             standby.stop()
-            with self._lock:
-                self._promoting = False
             raise
         with self._lock:
-            self.writer, self.standby, self._promoting = worker, None, False
+            self.writer, self.standby = worker, None
         log.warning(
             "partition %d member %d: took over at epoch %d in %s ms",
             self.partition,
@@ -189,8 +186,7 @@ class Member:
     def stats(self) -> PartitionStats:
         """The role's stats, with this member's epoch and liveness address; a standby being
         promoted says RESTORING (it is neither following nor writing yet)."""
-        with self._lock:
-            promoting = self._promoting
+        promoting = self._promotion.locked()
         stats = self.role.stats()
         changes: dict[str, Any] = {"epoch": self.epoch, "liveness": self._liveness.address}
         if promoting:
