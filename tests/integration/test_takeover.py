@@ -84,6 +84,8 @@ def test_a_standby_takes_over_a_killed_writer(followed: Service) -> None:
 
     stats: PartitionStats = ray.get(promoted.stats.remote(), timeout=30)
     assert stats.member == 1 and stats.epoch == 1 and stats.takeover_steps_ms
+    # the standby's tail read the replies to their end: the changelog was not read again
+    assert "commands" in stats.takeover_steps_ms, stats.takeover_steps_ms
     assert ray.get(partition_actor(settings.app_id, 0).stats.remote(), timeout=30).member == 1
     coordinator = lookup_actor(Names.of(settings).coordinator_actor, NAMESPACE)
     assert coordinator is not None
