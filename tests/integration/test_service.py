@@ -26,6 +26,7 @@ from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
 from tests.integration.conftest import Service
+from tests.integration.traffic import installed_views
 from tests.integration.waiting import wait_until
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
@@ -45,17 +46,10 @@ def service(module_service: Service) -> Service:
     return module_service
 
 
-def _all_views(service: Service) -> dict[str, AccountView]:
-    views: dict[str, AccountView] = {}
-    for part in ray.get([h.views.remote() for h in service.handles]):
-        views.update(part)
-    return views
-
-
 def _assert_money_conserved(service: Service, accounts: list[str], expected_total: int) -> None:
     """The test's ``accounts`` hold ``expected_total`` in the actors' views and in the fold of
     the events, and every account of the service has the balance its events fold to."""
-    views = _all_views(service)
+    views: dict[str, AccountView] = installed_views(service.settings)
     folded = fold_events(service.settings, LEDGER)
     assert sum(views[a].balance for a in accounts if a in views) == expected_total
     assert sum(folded[a].balance for a in accounts if a in folded) == expected_total

@@ -15,18 +15,20 @@ from typing import Any
 
 import ray
 
-from actors.audit import fold_events, read_events
+from actors.audit import fold_events, read_events, read_topic
 from actors.client import LedgerClient
 from actors.ray_state import partition_actor
 from actors.retries import ReplyTimeoutError
 from eventledger.workload import money_moved
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.integration.waiting import wait_until
+from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.envelopes import Reply
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
+from topology.topics import TopicKind
 
-__all__ = ["Traffic", "assert_exactly_once_and_money_conserved"]
+__all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "installed_views"]
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,24 @@ class Traffic:
             i += 1
 
 
-def _views(settings: Settings) -> dict[str, Any]:
-    views: dict[str, Any] = {}
+def installed_views(settings: Settings) -> dict[str, Any]:
+    """Every aggregate's view held by the partitions' writers, once each writer has installed
+    every batch committed so far (its position has reached the last checkpoint on its
+    snapshots partition). A writer installs a batch after its commit, so the replies of a
+    batch can reach a client before the views show it: reading right after the replies races.
+    """
+    committed = {p: 0 for p in range(settings.partitions)}
+    for msg in read_topic(settings, TopicKind.SNAPSHOTS):
+        if msg.key() == CHECKPOINT_KEY:
+            committed[msg.partition()] = decode_checkpoint(msg.value()).seq
     handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+
+    def installed() -> bool:
+        at = ray.get([h.position.remote() for h in handles], timeout=60)
+        return all(a.seq >= committed[a.partition] for a in at)
+
+    wait_until(installed, 60, "the writers to install every committed batch")
+    views: dict[str, Any] = {}
     for part in ray.get([h.views.remote() for h in handles], timeout=60):
         views.update(part)
     return views
@@ -138,7 +155,7 @@ def assert_exactly_once_and_money_conserved(
         sequences = [e.envelope.sequence for e in events if e.envelope.aggregate_id == account]
         assert sequences == list(range(1, len(sequences) + 1)), f"{account}: no gaps"
     expected = sum(money_moved(sent[cid][1]) for cid in accepted)
-    views = _views(settings)
+    views = installed_views(settings)
     folded = fold_events(settings, aggregate)
     assert sum(v.balance for v in views.values()) == expected
     assert sum(s.balance for s in folded.values()) == expected
