@@ -19,7 +19,7 @@ from ray.exceptions import RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.coordinator import Coordinator
-from actors.history import deploy_history, stop_history
+from actors.history import start_history, stop_history
 from actors.ray_state import current_node_id, lookup_actor
 from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate
@@ -56,13 +56,17 @@ def deploy_coordinator(
         num_cpus=0,
         scheduling_strategy=NodeAffinitySchedulingStrategy(current_node_id(), soft=True),
     ).remote(settings, aggregate, tick_seconds=tick_seconds)
+    # The history actors start beside the partition actors, once the coordinator (which
+    # makes the topics they read) has been constructed.
+    ray.get(handle.__ray_ready__.remote(), timeout=timeout)
+    history = start_history(settings, aggregate)
     if wait and not ray.get(handle.wait_serving.remote(timeout), timeout=timeout + 30):
         errors = ray.get(handle.status.remote(), timeout=30).errors
         why = "".join(f"; {step}: {error}" for step, error in sorted(errors.items()))
         raise TimeoutError(
             f"{settings.app_id}: partitions not all running after {timeout:.0f}s{why}"
         )
-    deploy_history(settings, aggregate)
+    ray.get([h.ready.remote() for h in history], timeout=timeout)
     return handle
 
 

@@ -73,6 +73,7 @@ __all__ = [
     "deploy_history",
     "fold_start",
     "history_actor",
+    "start_history",
     "stop_history",
     "waypoint_entries",
 ]
@@ -305,10 +306,16 @@ def history_actor(app_id: str, partition: int) -> Any:
 
 def deploy_history(settings: Settings, aggregate: AnyAggregate) -> None:
     """Start (or find) one detached history actor per partition (``stop_history`` removes
-    them). Ray restarts them without limit, on another node when theirs dies (the index is
-    then rebuilt there from the events)."""
+    them), and wait until each is ready. Ray restarts them without limit, on another node
+    when theirs dies (the index is then rebuilt there from the events)."""
+    ray.get([h.ready.remote() for h in start_history(settings, aggregate)], timeout=120)
+
+
+def start_history(settings: Settings, aggregate: AnyAggregate) -> list[Any]:
+    """``deploy_history`` without the wait: the actors' handles, each ready once its
+    ``ready`` answers (the application's topics must exist)."""
     remote: Any = ray.remote(HistoryIndex)
-    handles = [
+    return [
         remote.options(
             name=Names.of(settings).history_actor(p),
             namespace=NAMESPACE,
@@ -321,7 +328,6 @@ def deploy_history(settings: Settings, aggregate: AnyAggregate) -> None:
         ).remote(settings, p, aggregate)
         for p in range(settings.partitions)
     ]
-    ray.get([h.ready.remote() for h in handles], timeout=120)
 
 
 def stop_history(app_id: str) -> None:
