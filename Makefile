@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint unit integration bench wheel lock clean
+.PHONY: demo test test-slow lint unit integration bench wheel lock clean
 
 # The package (editable) with every extra, at the exact versions of constraints.txt, installed
 # by uv (pinned there too, and installed by pip first): it resolves, downloads and installs in
@@ -43,6 +43,11 @@ test: $(STAMP)
 	wait $$checks; checked=$$?; \
 	echo "--- make lint, then tests/unit (run alongside) ---"; cat $(VENV)/lint-and-unit.log; \
 	test $$integration -eq 0 -a $$checked -eq 0
+
+# The slow group: long scenarios and the harness's own checks, not in `make test` (about
+# ten minutes; docs/testing.md lists them).
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow -p no:cacheprovider
 
 # The Quix Streams peer's own venv (bench/.venv-quix) is built by the harness on first use.
 # Options: make bench ARGS="--quick" (see: .venv/bin/python -m bench --help).

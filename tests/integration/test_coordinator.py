@@ -42,7 +42,12 @@ RESTARTING = (Exception,)
 
 TICK = 0.3
 
-pytestmark = pytest.mark.cluster
+# A scenario of one and a half minutes on a quiet machine and several on a loaded one (a
+# two-node cluster, four faults in turn under traffic): the slow group (`make test-slow`).
+# `make test` keeps `test_placement_resources.py` on a cluster and `test_control_plane.py`
+# for the coordinator's own failures; `eventledger torture --faults node,coordinator`
+# breaks nodes and coordinators under the bank workload.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @dataclass

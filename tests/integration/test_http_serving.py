@@ -27,7 +27,11 @@ def _port() -> int:
         return port
 
 
-@pytest.mark.parametrize("serving", [Serving.UVICORN, Serving.PROXY])
+@pytest.mark.parametrize(
+    "serving",
+    # Serve's proxy mode (not the default) starts Serve's controller and proxy: slow group
+    [Serving.UVICORN, pytest.param(Serving.PROXY, marks=pytest.mark.slow)],
+)
 def test_a_mode_serves_a_deposit_and_a_read_with_auth_and_stop_removes_it(
     module_service: Service, serving: Serving
 ) -> None:
