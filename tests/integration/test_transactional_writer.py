@@ -47,7 +47,7 @@ def test_a_transaction_slower_than_its_timeout_is_not_taken_for_a_fence(
     writer = TransactionalWriter(settings, f"{app_id}-w")
     with pytest.raises(FatalError) as caught, writer.transaction():
         writer.produce(topic, b"slow", b"k", 0)
-        for _ in range(120):  # until the broker aborts it (its check runs every 10 s)
+        for _ in range(120):  # until the broker aborts it (the launcher sets its check to 1 s)
             time.sleep(0.5)  # the time passing is what is tested: a transaction kept open
             writer.produce(topic, b"slow", b"k", 0)
             writer.poll(0.1)
