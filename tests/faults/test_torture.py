@@ -1,4 +1,4 @@
-"""The short fault suite (part of the default run): the bank workload for 25 s under
+"""The short fault suite (part of the default run): the bank workload for 15 s under
 partition-actor kills and kill -9 of the broker (a fault every 6 s from the third second,
 the two kinds in turn, on until each has come); both kinds must have been injected and
 every anomaly count must be zero. The long form (all faults, five minutes) is ``eventledger
@@ -35,7 +35,7 @@ def own_ray() -> Iterator[None]:
 
 
 def test_kills_and_broker_restarts_leave_no_anomaly(own_ray: None) -> None:
-    seconds = float(os.environ.get("EVENTLEDGER_TORTURE_SECONDS", "25"))
+    seconds = float(os.environ.get("EVENTLEDGER_TORTURE_SECONDS", "15"))
     config = TortureConfig(
         seconds=seconds,
         faults=(Fault.KILL, Fault.BROKER),
