@@ -339,9 +339,18 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
             if _mine(noted, seq) is not None:
                 return Decision([PendingCreditReleased(tid, source)])
             return Decision([])  # the reservation was refused here: nothing to release
-        case RefundTransfer(transfer_id=tid, target=target, amount=amount, code=code):
+        case RefundTransfer(transfer_id=tid, target=target, amount=amount, code=code, seq=seq):
             if state is None:
                 return Decision.reject(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
+            # In flight here, the headroom already holds it. Not in flight (sent before
+            # accounts kept `sending`, or read by a stale writer whose successor sent it),
+            # it lands only within the headroom: a balance never passes int64.
+            if _mine(state.sending.get(tid), seq) is None and amount > state.headroom:
+                return Decision.reject(
+                    RejectionCode.LIMIT_EXCEEDED,
+                    f"a refund of a transfer not in flight here would take the balance past "
+                    f"{MAX_MINOR_UNITS}",
+                )
             return Decision([TransferReversed(tid, target, amount, code)])
         case ConfirmCredit(transfer_id=tid, target=target, seq=seq):
             sent = None if state is None else _mine(state.sending.get(tid), seq)

@@ -12,7 +12,7 @@ import pytest
 
 from eventledger.sim.ops import Advance, Batch, Crash, Op, Resume, Send, Settle, Stop
 from eventledger.sim.partition import Fault
-from eventledger.sim.run import run_trace
+from eventledger.sim.run import run_seed, run_trace
 from eventledger.sim.world import SimConfig
 from ledger.commands import (
     CloseAccount,
@@ -234,3 +234,12 @@ def test_a_lost_settlement_refunded_by_an_operator_releases_the_noted_credit() -
             *_run_all(),
         ]
     )
+
+
+def test_a_stale_writer_meets_a_refund_its_successor_sent() -> None:
+    """Seeds 33, 188 and 373 of the long form (1,000 × 10,000, with takeovers): a zombie
+    writer woke to a refund of a transfer its successor had sent, which its state did not
+    hold; the refund took the balance past int64 and the view failed to encode. The trace
+    shrinks no shorter than about 6,700 ops, so the seed itself is replayed (about 4 s)."""
+    outcome = run_seed(373, 10_000)
+    assert outcome.violation is None, str(outcome.violation)

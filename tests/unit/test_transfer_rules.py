@@ -298,6 +298,31 @@ def test_credits_and_deposits_keep_room_for_what_may_still_come_back() -> None:
     assert refused(note) == RejectionCode.LIMIT_EXCEEDED
 
 
+def test_a_refund_not_in_flight_here_lands_only_within_the_headroom() -> None:
+    # A stale writer (its successor sent the transfer) or a transfer sent before accounts
+    # kept `sending` may meet a refund this state does not hold: within the headroom it
+    # lands, beyond it is refused, and the balance never passes int64.
+    near = MAX_MINOR_UNITS - 100
+    state = given(AccountOpened("EUR", 0), Deposited(near), PendingCreditNoted("t2", "c", 30, 3))
+    assert state is not None and state.headroom == 70
+    beyond = decide(state, RefundTransfer("t9", "b", 71, "x", 5), at("a", "r", version=3))
+    assert beyond.events == [] and refused(beyond) == RejectionCode.LIMIT_EXCEEDED
+    within = decide(state, RefundTransfer("t9", "b", 70, "x", 5), at("a", "r", version=3))
+    assert within.events == [TransferReversed("t9", "b", 70, "x")]
+    after = reduce(evolve, within.events, state)
+    assert after.balance + after.pending_credits == MAX_MINOR_UNITS
+    # in flight here, the refund always lands, even with no headroom left: it counts it
+    sent = given(
+        AccountOpened("EUR", 0),
+        Deposited(near),
+        TransferDebited("t1", "b", 90, 3),
+        PendingCreditNoted("t2", "c", 100, 4),
+    )
+    assert sent is not None and sent.headroom == 0
+    back = decide(sent, RefundTransfer("t1", "b", 90, "x", 3), at("a", "r", version=4))
+    assert back.events == [TransferReversed("t1", "b", 90, "x")]
+
+
 def test_reservations_stay_within_int64() -> None:
     rich = given(AccountOpened("EUR", MAX_MINOR_UNITS), Deposited(MAX_MINOR_UNITS))
     first = decide(rich, Transfer("b", MAX_MINOR_UNITS, pending=True), at("a", "r1"))
