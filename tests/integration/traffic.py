@@ -15,7 +15,7 @@ from typing import Any
 
 import ray
 
-from actors.audit import fold_events, read_events, read_topic
+from actors.audit import fold_events, read_events, read_named_topic
 from actors.client import LedgerClient
 from actors.ray_state import partition_actor
 from actors.retries import ReplyTimeoutError
@@ -26,7 +26,7 @@ from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.envelopes import Reply
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
-from topology.topics import TopicKind
+from topology.topics import TopicLayout
 
 __all__ = ["Traffic", "assert_exactly_once_and_money_conserved", "installed_views"]
 
@@ -112,15 +112,17 @@ class Traffic:
 
 def installed_views(settings: Settings) -> dict[str, Any]:
     """Every aggregate's view held by the partitions' writers, once each writer has installed
-    every batch committed so far (its position has reached the last checkpoint on its
-    snapshots partition). A writer installs a batch after its commit, so the replies of a
-    batch can reach a client before the views show it: reading right after the replies races.
-    """
-    committed = {p: 0 for p in range(settings.partitions)}
-    for msg in read_topic(settings, TopicKind.SNAPSHOTS):
-        if msg.key() == CHECKPOINT_KEY:
-            committed[msg.partition()] = decode_checkpoint(msg.value()).seq
+    every batch committed so far (its position has reached the last checkpoint on its live
+    snapshot generation's partition). A writer installs a batch after its commit, so the
+    replies of a batch can reach a client before the views show it: reading right after the
+    replies races."""
     handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+    layout = TopicLayout.of(settings)
+    committed = {p: 0 for p in range(settings.partitions)}
+    for p, stats in enumerate(ray.get([h.stats.remote() for h in handles], timeout=60)):
+        for msg in read_named_topic(settings, layout.snapshots(stats.generation), [p]):
+            if msg.key() == CHECKPOINT_KEY:
+                committed[p] = decode_checkpoint(msg.value()).seq
 
     def installed() -> bool:
         at = ray.get([h.position.remote() for h in handles], timeout=60)
