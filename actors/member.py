@@ -28,6 +28,7 @@ from actors.liveness import Listener
 from actors.messages import PartitionStats, PartitionStatus, Paused, Switched, ViewAt
 from actors.opening import promote_partition
 from actors.partition import PartitionWorker
+from actors.ray_state import CONTROL
 from actors.standby import StandbyWorker
 from topology.envelopes import Position
 from topology.protocol import AnyAggregate
@@ -163,21 +164,26 @@ class Member:
     def ready(self) -> str:
         return self.role.ready()
 
+    @ray.method(concurrency_group=CONTROL)
     def stop(self, timeout: float = 30.0) -> None:
         with self._promotion:  # a promotion under way ends first: then its role stops
             self.role.stop(timeout)
 
+    @ray.method(concurrency_group=CONTROL)
     def pause(self, timeout: float = 30.0) -> Paused:
         return self._writer().pause(timeout)
 
+    @ray.method(concurrency_group=CONTROL)
     def resume(self, generation: int | None = None) -> None:
         self._writer().resume(generation)
 
+    @ray.method(concurrency_group=CONTROL)
     def switch_generation(
         self, generation: int, handover: Handover, aggregate: AnyAggregate | None = None
     ) -> Switched:
         return self._writer().switch_generation(generation, handover, aggregate)
 
+    @ray.method(concurrency_group=CONTROL)
     def unblock(self, from_offset: int | None = None) -> str:
         return self._writer().unblock(from_offset)
 

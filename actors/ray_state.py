@@ -18,6 +18,7 @@ import ray
 from topology.names import NAMESPACE, Names
 
 __all__ = [
+    "CONTROL",
     "READS",
     "TAKEOVER",
     "ActorInfo",
@@ -35,8 +36,14 @@ log = logging.getLogger(__name__)
 
 READS = "reads"
 """The concurrency group of a partition actor's queries (``get``, ``read``): they run on
-threads of their own (a read may wait for a position), while its other calls (the
-coordinator's, in the order it makes them) keep the default group, one at a time."""
+threads of their own (a read may wait for a position), while its other quick asks (``stats``,
+``position``, ``ready``) keep the default group, one at a time."""
+
+CONTROL = "control"
+"""The concurrency group of a member's moves that wait on its loop or its broker (``pause``,
+``resume``, ``switch_generation``, ``unblock``, ``stop``), one at a time in the order they
+come: while one waits (a pause behind a commit the broker does not answer, up to its
+timeout), the quick asks of the default group (``stats``, ``position``, a pid) still answer."""
 
 TAKEOVER = "takeover"
 """The concurrency group of a member's ``promote``: a takeover never waits behind the

@@ -25,7 +25,15 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.member import Member
 from actors.messages import PartitionStats, PartitionStatus
-from actors.ray_state import READS, TAKEOVER, ActorInfo, RayState, describe_actor, lookup_actor
+from actors.ray_state import (
+    CONTROL,
+    READS,
+    TAKEOVER,
+    ActorInfo,
+    RayState,
+    describe_actor,
+    lookup_actor,
+)
 from topology.control import PartitionRecord
 from topology.names import NAMESPACE, Names
 from topology.placement import ActorPhase, Observed
@@ -213,8 +221,9 @@ def _start_member(
     constructor decides, in every run, so Ray's restarts follow the desired state too)."""
     # queries (which may wait up to read_wait_ms for a position) on threads of their own,
     # never blocking the coordinator's calls or each other, and a promotion on its own
-    # (Ray takes the groups here only; its overloads omit the documented keyword)
-    groups = {READS: READ_CONCURRENCY, TAKEOVER: 1}
+    # (Ray takes the groups here only; its overloads omit the documented keyword), and the
+    # moves that wait on the loop on one more, so the quick asks never queue behind them
+    groups = {READS: READ_CONCURRENCY, TAKEOVER: 1, CONTROL: 1}
     remote: Any = ray.remote(concurrency_groups=groups)(Member)  # type: ignore[call-overload]
     name = Names.of(settings).member_actor(partition, member)
     return remote.options(**_member_options(settings, name, node_id, aggregates)).remote(

@@ -8,6 +8,8 @@ import pytest
 
 from actors.committed import Committed
 from actors.generations import GenerationMismatchError, Switcher
+from actors.member import Member
+from actors.ray_state import CONTROL
 from ledger import LEDGER
 from topology.codec.aggregate import Codec
 from topology.settings import Settings
@@ -42,3 +44,16 @@ def test_a_switch_is_refused_once_the_pause_was_lifted() -> None:
     gate.lift()  # then a resume races in before the switch
     with pytest.raises(RuntimeError, match="only while paused"):
         switcher.switch(1, object(), None, writer=None)  # type: ignore[arg-type]
+
+
+def test_a_members_waiting_moves_never_hold_up_its_quick_asks() -> None:
+    """A pause may wait its whole timeout on a commit the broker does not answer: the moves
+    that wait on the loop run in the CONTROL group, apart from the default group's asks."""
+    waiting = {"pause", "resume", "switch_generation", "unblock", "stop"}
+    quick = {"stats", "position", "ready", "views"}
+    group = {
+        name: getattr(getattr(Member, name), "__ray_concurrency_group__", None)
+        for name in waiting | quick
+    }
+    assert {name for name, g in group.items() if g == CONTROL} == waiting
+    assert all(group[name] is None for name in quick)
