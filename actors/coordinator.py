@@ -52,6 +52,7 @@ from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
 from actors.kafka import consumer_config
 from actors.liveness import Detector
+from actors.logs import timestamped
 from actors.members import members_of, place_standbys
 from actors.messages import Members, RebuildProgress, RestoredFrom, ServiceStatus
 from actors.metrics import observe_lag
@@ -114,6 +115,7 @@ class Coordinator:
         tick_seconds: float = 0.5,
         start: bool = True,
     ) -> None:
+        timestamped()
         self.settings = settings
         self.aggregate = aggregate
         self.tick_seconds = tick_seconds

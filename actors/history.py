@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from actors.history_store import HistoryStore
 from actors.kafka import consumer_config
+from actors.logs import timestamped
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.codec.events import decode_event_envelope
@@ -102,6 +103,7 @@ class HistoryIndex:
     detached Ray actor (restarted by Ray: the constructor reopens the index and goes on)."""
 
     def __init__(self, settings: Settings, partition: int, aggregate: AnyAggregate) -> None:
+        timestamped()
         self.settings, self.partition = settings, partition
         self.codec = Codec(aggregate)
         names = Names.of(settings)

@@ -25,6 +25,7 @@ import ray
 from actors.committed import Clock, wall_ms
 from actors.control_store import read_partition_record
 from actors.liveness import Listener
+from actors.logs import timestamped
 from actors.messages import PartitionStats, PartitionStatus, Paused, Switched, ViewAt
 from actors.opening import promote_partition
 from actors.partition import PartitionWorker
@@ -58,6 +59,7 @@ class Member:
         *,
         clock: Clock = wall_ms,
     ) -> None:
+        timestamped()
         record = read_partition_record(settings, partition)
         self.settings, self.partition, self.member = settings, partition, member
         self.epoch = record.epoch
