@@ -101,15 +101,24 @@ def checked_handover(
     handover: Handover,
     *,
     events_end: int,
+    committed_end: int,
     states: SnapshotStore,
     store: SnapshotStore,
 ) -> SnapshotStore:
     """``store`` (the hand-over installed), after checking it is the rebuild of this
-    partition and generation up to ``events_end`` with every aggregate in ``states``."""
+    partition and generation up to ``events_end`` (the log's end now), which must reach
+    ``committed_end`` (the end of the events the partition committed: a read of the end
+    made before a commit's markers landed lies below it), with every aggregate in
+    ``states``."""
     if (handover.partition, handover.generation) != (partition, generation):
         raise ValueError(
             f"a hand-over of partition {handover.partition} generation "
             f"{handover.generation}, not {partition} generation {generation}"
+        )
+    if handover.position < committed_end:
+        raise RuntimeError(
+            f"partition {partition}: the rebuild reached events offset "
+            f"{handover.position}, below the {committed_end} its batches committed"
         )
     if handover.position != events_end:
         raise RuntimeError(
@@ -240,6 +249,7 @@ class Switcher:
             generation,
             handover,
             events_end=end,
+            committed_end=c.events_end,
             states=c.states,
             store=SnapshotStore(codec),
         )

@@ -198,10 +198,14 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
 
 
 class Paused(msgspec.Struct, frozen=True):
-    """A partition holds: every command below ``committed_offset`` is committed."""
+    """A partition holds: every command below ``committed_offset`` is committed, and every
+    event its batches wrote lies below offset ``events_end`` of ``events[p]``. (A commit
+    returns before Kafka writes its markers: until they land, a ``read_committed`` reader's
+    end of the log may lie below ``events_end``.)"""
 
     committed_offset: int
     generation: int
+    events_end: int = 0
 
 
 class Switched(msgspec.Struct, frozen=True):

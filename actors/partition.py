@@ -314,7 +314,7 @@ class PartitionWorker(MemberViews):
         self._switcher.pause(timeout, lambda: thread is None or not thread.is_alive())
         if self.status is not PartitionStatus.RUNNING:
             raise RuntimeError(f"partition {self.partition} is {self.status}: {self.error}")
-        return Paused(self.committed.next_offset, self.generation)
+        return Paused(self.committed.next_offset, self.generation, self.committed.events_end)
 
     def resume(self, generation: int | None = None) -> None:
         """Take commands again; with ``generation``, only if this actor serves that snapshot

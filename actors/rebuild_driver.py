@@ -35,7 +35,13 @@ import ray
 
 from actors.admin import ensure_specs
 from actors.control_store import ControlWriter
-from actors.messages import PartitionStats, RebuildProgress, ShadowPhase, ShadowProgress
+from actors.messages import (
+    PartitionStats,
+    Paused,
+    RebuildProgress,
+    ShadowPhase,
+    ShadowProgress,
+)
 from actors.ray_state import lookup_actor
 from actors.shadow import ShadowRebuild, fence_rebuild
 from actors.supervisor import reserved, retire
@@ -187,9 +193,11 @@ class RebuildDriver:
         )
         marks = [time.perf_counter()]
         try:
-            ray.get(handle.pause.remote(), timeout=30)  # the batch in flight ends first
+            # the batch in flight ends first; the tail is replayed up to the last event the
+            # partition committed, even if its commit markers have not landed yet
+            paused: Paused = ray.get(handle.pause.remote(), timeout=30)
             marks.append(time.perf_counter())
-            handover = shadow.finish.remote()  # the tail, the last checkpoint
+            handover = shadow.finish.remote(paused.events_end)  # the tail, the last checkpoint
             ray.wait([handover], timeout=60)
             marks.append(time.perf_counter())
             ray.get(

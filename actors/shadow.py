@@ -257,9 +257,12 @@ class ShadowRebuild:
             state_schema_version=self.aggregate.state_schema_version,
         )
 
-    def finish(self, timeout: float = 60.0) -> Handover:
-        """Replay the tail to the end of ``events[p]``, checkpoint, return the slots. Call
-        only while the live actor is paused (nothing more is appended meanwhile)."""
+    def finish(self, at_least: int = 0, timeout: float = 60.0) -> Handover:
+        """Replay the tail to the end of ``events[p]``, and at least to offset ``at_least``
+        (the live actor's ``Paused.events_end``: a batch it committed is not yet readable
+        until Kafka writes its commit markers), checkpoint, return the slots. Call only while
+        the live actor is paused (nothing more is appended meanwhile). Raises TimeoutError
+        rather than hand over less."""
         marks = [time.perf_counter()]
         self._stop.set()
         if self._thread is not None:
@@ -271,13 +274,13 @@ class ShadowRebuild:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         marks.append(time.perf_counter())
-        end = self._tail.end()
+        end = max(self._tail.end(), at_least)
         while self._tail.position < end:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"tail not replayed: at {self._tail.position} of {end}")
             self.replay_some()
             if self._tail.at_end and self._tail.position < end:
-                end = self._tail.end()
+                end = max(self._tail.end(), at_least)
         marks.append(time.perf_counter())
         self.checkpoint()
         marks.append(time.perf_counter())

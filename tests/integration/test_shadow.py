@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import msgspec
+import pytest
 
 from actors.admin import ensure_specs, ensure_topics
 from actors.audit import fold_events, read_events
@@ -59,7 +60,13 @@ def test_a_crashed_rebuild_resumes_from_its_checkpoint(
 
     second = ShadowRebuild(settings, 0, 1, LEDGER, start=False)  # fences the first one's producer
     assert second.resumed_from == reached > 0
-    handover = second.finish()
+    # a live actor's batch committed past the readable end (its commit markers not landed):
+    # the shadow waits for it, and hands over nothing short of it
+    end = second._tail.end()
+    with pytest.raises(TimeoutError, match=f"of {end + 1}"):
+        second.finish(at_least=end + 1, timeout=1.0)
+    handover = second.finish(at_least=end)
+    assert handover.position == end
     assert handover.replayed == 320 - replayed, "only the events after the checkpoint"
 
     folded = fold_events(settings, LEDGER)

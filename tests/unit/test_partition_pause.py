@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from actors.committed import Committed
-from actors.generations import GenerationMismatchError, Switcher
+from actors.generations import GenerationMismatchError, Switcher, checked_handover
 from actors.member import Member
 from actors.ray_state import CONTROL
+from actors.shadow import Handover
 from ledger import LEDGER
 from topology.codec.aggregate import Codec
 from topology.settings import Settings
@@ -57,3 +58,27 @@ def test_a_members_waiting_moves_never_hold_up_its_quick_asks() -> None:
     }
     assert {name for name, g in group.items() if g == CONTROL} == waiting
     assert all(group[name] is None for name in quick)
+
+
+def test_a_handover_short_of_the_committed_events_is_refused() -> None:
+    """A read of the log's end made before a commit's markers landed lies below what the
+    partition committed: a rebuild that stopped there misses that batch, and is refused."""
+    codec = Codec(LEDGER)
+    handover = Handover(0, 1, position=10, snapshots={}, replayed=0, seconds=0.0)
+
+    def check(events_end: int, committed_end: int) -> SnapshotStore:
+        return checked_handover(
+            0,
+            1,
+            handover,
+            events_end=events_end,
+            committed_end=committed_end,
+            states=SnapshotStore(codec),
+            store=SnapshotStore(codec),
+        )
+
+    check(events_end=10, committed_end=9)  # the marker after the last event: offset 9
+    with pytest.raises(RuntimeError, match="below the 12 its batches committed"):
+        check(events_end=10, committed_end=12)
+    with pytest.raises(RuntimeError, match="the events end at 11"):
+        check(events_end=11, committed_end=9)
