@@ -1,8 +1,10 @@
-"""A local single-node Apache Kafka broker (KRaft, broker + controller in one JVM).
+"""A local Apache Kafka broker (KRaft, broker + controller in one JVM).
 
-The official jars come from Maven Central through ``mvn`` into a per-user cache, once. The
-broker's data, logs and pid file live in a home directory the launcher owns; starting is
-idempotent (a live broker recorded in that home is reused), stopping leaves no JVM behind.
+The official jars come from Maven Central (``eventledger.kafka_jars``). The broker's data,
+logs and pid file live in a home directory the launcher owns; starting is idempotent (a live
+broker recorded in that home is reused), stopping leaves no JVM behind. By default it is a
+node alone; ``eventledger.broker_cluster`` runs several as one cluster (a shared quorum,
+replicas on each).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import base64
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,101 +21,28 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eventledger.kafka_jars import (
+    KAFKA_VERSION,
+    BrokerError,
+    default_cache_dir,
+    require_tool,
+    resolve_jars,
+)
+from topology.topics import min_insync_replicas
+
 __all__ = [
     "KAFKA_VERSION",
     "Broker",
     "BrokerError",
     "BrokerHome",
     "default_cache_dir",
+    "new_cluster_id",
     "resolve_jars",
 ]
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.1"
-LOG4J_VERSION = "2.24.3"
 _READY_TIMEOUT_S = 90.0
-
-
-class BrokerError(RuntimeError):
-    """A problem the user can fix (no Java, port taken, download failed); one clear line."""
-
-
-def default_cache_dir() -> Path:
-    """``$EVENTLEDGER_CACHE`` or ``$XDG_CACHE_HOME/eventledger`` or ``~/.cache/eventledger``."""
-    explicit = os.environ.get("EVENTLEDGER_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "eventledger"
-
-
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>eventledger.local</groupId>
-  <artifactId>kafka-runtime</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{log4j}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
-
-
-def _require(tool: str, what: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise BrokerError(f"{tool} not found on PATH: {what}")
-    return path
-
-
-def resolve_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> Path:
-    """Return the folder holding the broker's jars, resolving them with Maven on first use.
-
-    The folder is complete iff its ``.complete`` marker exists; a failed or interrupted
-    resolution leaves no marker and is redone from scratch next time.
-    """
-    root = (cache_dir or default_cache_dir()) / f"kafka-{version}"
-    libs = root / "libs"
-    if (root / ".complete").exists():
-        return libs
-    mvn = _require("mvn", "install Apache Maven to download the Kafka broker jars")
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(libs, ignore_errors=True)
-    (root / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
-    log.info("resolving Apache Kafka %s from Maven Central into %s", version, root)
-    started = time.monotonic()
-    proc = subprocess.run(
-        [
-            mvn, "-B", "-q", "-f", str(root / "pom.xml"),
-            "dependency:copy-dependencies", "-DincludeScope=runtime",
-            f"-DoutputDirectory={libs}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        detail = next(
-            (ln for ln in proc.stdout.splitlines() if "[ERROR]" in ln),
-            proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output",
-        )
-        raise BrokerError(f"could not download Apache Kafka {version} with Maven: {detail}")
-    (root / ".complete").write_text(f"{time.time()}\n")
-    log.info("resolved %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
-    return libs
 
 
 def _cores() -> int:
@@ -139,6 +67,14 @@ class BrokerHome:
     users may do only what ACLs allow them. The plain listeners' principal (``ANONYMOUS``: the
     broker's own inter-broker and controller traffic, and local clients of ``bootstrap``)
     is a super user too."""
+    node_id: int = 1
+    quorum: tuple[tuple[int, int], ...] = ()
+    """The controller quorum's voters as (node id, controller port); empty: this node alone."""
+    replicas: int = 1
+    """The replication factor of new topics and of the internal ones; min ISR follows
+    (``topology.topics.min_insync_replicas``: 2 of 3)."""
+    replica_lag_ms: int = 30_000
+    """``replica.lag.time.max.ms``: a follower this far behind leaves the ISR (with replicas)."""
 
     def __post_init__(self) -> None:
         if (self.sasl_port is None) != (not self.sasl_users):
@@ -207,22 +143,16 @@ class BrokerHome:
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={self.voters}",
                 *self._listeners(),
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir}",
                 "num.partitions=1",
-                # One node: a topic created with replication -1 (the service's default) gets
-                # one replica, and one in-sync replica suffices.
-                "default.replication.factor=1",
-                "min.insync.replicas=1",
+                *self._replication(),
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
                 "offsets.topic.num.partitions=4",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
                 "transaction.state.log.num.partitions=4",
                 "group.initial.rebalance.delay.ms=0",
                 "log.cleaner.backoff.ms=1000",
@@ -244,6 +174,31 @@ class BrokerHome:
             ]
         )
 
+    @property
+    def voters(self) -> str:
+        """``controller.quorum.voters``: every voter as ``id@host:port``."""
+        quorum = self.quorum or ((self.node_id, self.controller_port),)
+        return ",".join(f"{node}@127.0.0.1:{port}" for node, port in quorum)
+
+    def _replication(self) -> list[str]:
+        # A topic created with replication -1 (the service's default) gets `replicas`
+        # replicas; the internal topics as many, so transactions and group offsets need
+        # `min.insync.replicas` of them (one node: one suffices).
+        isr = min_insync_replicas(self.replicas)
+        lines = [
+            f"default.replication.factor={self.replicas}",
+            f"min.insync.replicas={isr}",
+            f"offsets.topic.replication.factor={self.replicas}",
+            f"transaction.state.log.replication.factor={self.replicas}",
+            f"transaction.state.log.min.isr={isr}",
+        ]
+        if self.replicas > 1:
+            lines += [
+                f"replica.lag.time.max.ms={self.replica_lag_ms}",
+                "unclean.leader.election.enable=false",
+            ]
+        return lines
+
     def log4j_config(self) -> str:
         return (
             "Configuration:\n"
@@ -264,6 +219,11 @@ class BrokerHome:
             "      AppenderRef:\n"
             "        - ref: F\n"
         )
+
+
+def new_cluster_id() -> str:
+    """A fresh KRaft cluster id (a UUID in URL-safe base64, as ``StorageTool random-uuid``)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def _port_open(port: int) -> bool:
@@ -325,7 +285,16 @@ class Broker:
                 log.info("reusing the broker already running at %s", home.bootstrap)
                 return home.bootstrap
             raise BrokerError(f"a broker process is recorded in {home.pid_file} but never answers")
-        java = _require("java", "install Java 17+ to run the Kafka broker")
+        started = time.monotonic()
+        self.await_ready(self.launch())
+        log.info("broker up at %s in %.1fs", home.bootstrap, time.monotonic() - started)
+        return home.bootstrap
+
+    def launch(self, cluster_id: str | None = None) -> subprocess.Popen[bytes]:
+        """Spawn the broker's JVM and record its pid, without waiting for it to answer. Storage
+        not formatted yet is formatted first, for ``cluster_id`` (None: a new cluster)."""
+        home = self.home
+        java = require_tool("java", "install Java 17+ to run the Kafka broker")
         for port in (home.port, home.controller_port, home.sasl_port):
             if port is None:
                 continue
@@ -347,8 +316,7 @@ class Broker:
             "-cp", classpath,
         ]  # fmt: skip
         if not (home.data_dir / "meta.properties").exists():
-            self._format(jvm, props)
-        started = time.monotonic()
+            self._format(jvm, props, cluster_id or new_cluster_id())
         out = (home.server_log.parent / "stdout.log").open("ab")
         proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
@@ -359,16 +327,27 @@ class Broker:
         )
         out.close()
         home.pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def await_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait until the launched broker answers metadata requests; if it never does (or
+        exits), stop it and raise ``BrokerError`` with the log's last error."""
         if not self._wait_ready(timeout=_READY_TIMEOUT_S, proc=proc):
             self.stop()
             raise BrokerError(
-                f"the broker did not start; see {home.server_log}: {self._last_error()}"
+                f"the broker did not start; see {self.home.server_log}: {self._last_error()}"
             )
-        log.info("broker up at %s in %.1fs", home.bootstrap, time.monotonic() - started)
-        return home.bootstrap
 
-    def _format(self, jvm: list[str], props: Path) -> None:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    def cluster_id(self) -> str | None:
+        """The cluster id its storage was formatted for, or None when it is not formatted."""
+        try:
+            text = (self.home.data_dir / "meta.properties").read_text()
+        except FileNotFoundError:
+            return None
+        found = [ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("cluster.id=")]
+        return found[0].strip() if found else None
+
+    def _format(self, jvm: list[str], props: Path, cid: str) -> None:
         # One argument with "=": an id that starts with "-" would otherwise read as an option.
         proc = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cid}", "-c", str(props)],

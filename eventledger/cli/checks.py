@@ -71,9 +71,14 @@ def torture(
     faults: Annotated[
         str,
         typer.Option(
-            help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node,hostile."
+            help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node,hostile,"
+            "leader,isr (leader and isr need --brokers 3)."
         ),
     ] = "kill,broker",
+    brokers: Annotated[
+        int,
+        typer.Option(help="Kafka nodes: 1, or a cluster (3: replication factor 3, min ISR 2)."),
+    ] = 1,
     accounts: Annotated[int, typer.Option(help="Accounts (2 of them very busy).")] = 40,
     clients: Annotated[int, typer.Option(help="Concurrent client threads.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of the workload and the nemesis.")] = 1,
@@ -106,7 +111,7 @@ def torture(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from eventledger.torture.nemesis import parse_faults
+    from eventledger.torture.faults import parse_faults
     from eventledger.torture.report import print_result
     from eventledger.torture.run import Snapshot, TortureConfig, run_torture
 
@@ -116,14 +121,18 @@ def torture(
         raise fail(str(e)) from None
     if seconds <= 0 or accounts < 4 or clients < 2:
         raise fail("need --seconds > 0, --accounts >= 4 and --clients >= 2")
-    config = TortureConfig(
-        seconds=seconds,
-        faults=selected,
-        accounts=accounts,
-        clients=clients,
-        seed=seed,
-        keep=Path(keep) if keep else None,
-    )
+    try:
+        config = TortureConfig(
+            seconds=seconds,
+            faults=selected,
+            accounts=accounts,
+            clients=clients,
+            seed=seed,
+            keep=Path(keep) if keep else None,
+            brokers=brokers,
+        )
+    except ValueError as e:
+        raise fail(str(e)) from None
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -6,8 +6,8 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 - ``kill``: SIGKILL of one partition actor's process (Ray restarts it; it fences and restores);
 - ``stop``: SIGSTOP of one partition actor for ``stop_seconds`` (longer than the clients'
   per-attempt timeout), then SIGCONT, always;
-- ``broker``: kill -9 of the broker, down for ``broker_down_seconds``, then started again on
-  the same ports and data directory;
+- ``broker``, ``leader``, ``isr``: on Kafka's nodes (``eventledger.torture.broker_faults``):
+  every node killed, a partition's leader killed, a node stopped until the ISR shrinks;
 - ``coordinator``: SIGKILL of the coordinator's process (Ray restarts it; it re-reads the
   desired state);
 - ``rebuild``: an online rebuild of every partition, left running while the other faults go
@@ -18,7 +18,6 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 Ray's cluster nodes are removed and added on the main thread (``serve``).
 ``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
 missing), so that the run can be checked. Signals go to processes of this machine only.
-(Over 400 lines: the faults, their bookkeeping and their healing belong together.)
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import ray
@@ -44,7 +42,9 @@ from actors.deployment import find_coordinator
 from actors.kafka import producer_config
 from actors.messages import RebuildProgress
 from actors.ray_state import describe_actor, partition_actor, writer_member
-from eventledger.broker import Broker
+from eventledger.broker_cluster import BrokerCluster
+from eventledger.torture.broker_faults import BrokerFaults
+from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan
 from eventledger.torture.hostile import hostile_records
 from topology.control import RebuildPhase
 from topology.names import NAMESPACE, Names
@@ -53,7 +53,7 @@ from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["CLUSTER_NODE", "Fault", "FaultRecord", "Nemesis", "NemesisPlan", "parse_faults"]
+__all__ = ["CLUSTER_NODE", "Nemesis"]
 
 log = logging.getLogger(__name__)
 
@@ -63,59 +63,6 @@ CLUSTER_NODE: dict[str, Any] = {
     "resources": {DEFAULT_RESOURCE: LOCAL_SLOTS},  # every node may hold partitions
 }
 """The arguments of every node the ``node`` fault adds (and of the run's cluster nodes)."""
-
-
-class Fault(StrEnum):
-    KILL = "kill"
-    STOP = "stop"
-    BROKER = "broker"
-    COORDINATOR = "coordinator"
-    REBUILD = "rebuild"
-    NODE = "node"
-    HOSTILE = "hostile"
-
-
-def parse_faults(text: str) -> list[Fault]:
-    """``"kill,broker"`` → the faults, in order, once each; ValueError names a bad one."""
-    faults: list[Fault] = []
-    for name in (part.strip() for part in text.split(",")):
-        if not name:
-            continue
-        try:
-            fault = Fault(name)
-        except ValueError:
-            known = ", ".join(f.value for f in Fault)
-            raise ValueError(f"unknown fault {name!r} (known: {known})") from None
-        if fault not in faults:
-            faults.append(fault)
-    return faults
-
-
-@dataclass
-class FaultRecord:
-    """One injected fault. ``started``: when it struck (a signal sent, a node removed; before
-    that, when it was chosen); ``ended`` is None while it lasts (a rebuild may outlive the
-    nemesis's turn); ``ok`` is False when it could not be injected (``detail`` says why).
-    ``partitions``: those it stopped answering (see ``eventledger.torture.gap``)."""
-
-    kind: Fault
-    started: float
-    ended: float | None = None
-    target: str = ""
-    ok: bool = True
-    detail: str = ""
-    partitions: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class NemesisPlan:
-    interval: float = 8.0
-    warmup: float = 4.0
-    max_per_kind: int = 20
-    stop_seconds: float = 3.0
-    broker_down_seconds: float = 2.0
-    node_down_seconds: float = 5.0
-    recovery_timeout: float = 60.0
 
 
 def _pid(_actor: Any) -> int:
@@ -129,7 +76,7 @@ class Nemesis:
 
     faults: Sequence[Fault]
     settings: Settings
-    broker: Broker
+    brokers: BrokerCluster
     clock: Callable[[], float]
     plan: NemesisPlan = field(default_factory=NemesisPlan)
     cluster: Any | None = None
@@ -141,6 +88,7 @@ class Nemesis:
         if Fault.NODE in self.faults and self.cluster is None:
             raise ValueError("the node fault needs a ray.cluster_utils.Cluster")
         self._rng = random.Random(self.seed)
+        self._brokers = BrokerFaults(self.brokers, self.settings, self.plan, self.clock, self._rng)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
@@ -231,7 +179,11 @@ class Nemesis:
             case Fault.STOP:
                 self._stop_partition(record)
             case Fault.BROKER:
-                self._kill_broker(record)
+                self._brokers.kill_all(record)
+            case Fault.LEADER:
+                self._brokers.kill_leader(record)
+            case Fault.ISR:
+                self._brokers.stall_isr(record)
             case Fault.COORDINATOR:
                 self._kill_coordinator(record)
             case Fault.REBUILD:
@@ -305,31 +257,6 @@ class Nemesis:
         record.target = f"{len(records)} records against {account} (partition {partition})"
         if left:
             record.detail = f"{left} not delivered"
-
-    def _kill_broker(self, record: FaultRecord) -> None:
-        pid = self.broker.pid()
-        if pid is None:
-            raise RuntimeError("no broker process to kill")
-        record.target = f"broker (pid {pid}) down {self.plan.broker_down_seconds:.1f}s"
-        record.partitions = tuple(range(self.settings.partitions))
-        record.started = self.clock()
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while self.broker.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(self.plan.broker_down_seconds)
-        self._start_broker()
-
-    def _start_broker(self) -> None:
-        """Start the broker again on its ports and data; a port still held is retried."""
-        for attempt in range(10):
-            try:
-                self.broker.start()
-                return
-            except Exception as e:
-                log.warning("nemesis: broker restart %d failed: %s", attempt + 1, e)
-                time.sleep(1.0)
-        self.broker.start()
 
     def _kill_coordinator(self, record: FaultRecord) -> None:
         handle = find_coordinator(self.settings.app_id)
@@ -411,14 +338,13 @@ class Nemesis:
     # -- after the run --------------------------------------------------------------------
 
     def heal(self, timeout: float = 120.0) -> None:
-        """Continue any stopped process, start the broker if it is down, wait for the
+        """Continue any stopped process, start the brokers that are down, wait for the
         rebuilds to end (bounded), and close every fault window."""
         with self._lock:
             stopped = list(self._stopped)
         for pid in stopped:
             self._continue(pid)
-        if self.broker.pid() is None:
-            self._start_broker()
+        self._brokers.heal()
         self._add_nodes()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

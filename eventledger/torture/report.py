@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from eventledger.torture.checker import Anomaly
+from eventledger.torture.faults import Fault, FaultRecord
 from eventledger.torture.gap import gap_summary
 from eventledger.torture.history import Op
-from eventledger.torture.nemesis import Fault, FaultRecord
 from eventledger.torture.run import TortureResult
 
 __all__ = ["Row", "attribute", "print_result"]
@@ -93,6 +93,7 @@ def print_result(console: Console, result: TortureResult) -> None:
             f"eventledger torture · {result.app_id} · {result.config.seconds:.0f} s · "
             f"{result.config.clients} clients · {result.config.accounts} accounts · "
             f"seed {result.config.seed}"
+            + (f" · {result.config.brokers} brokers" if result.config.brokers > 1 else "")
         ),
         box=box.SIMPLE_HEAD,
     )

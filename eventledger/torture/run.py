@@ -3,7 +3,8 @@ its coordinator, the bank workload and the nemesis together for ``seconds`` (lon
 selected fault kind has not been injected yet: each is, at least once), then heal,
 quiesce, read the committed events and the actors' balances, check, and tear down.
 
-The broker lives in a temporary directory on free ports (so that the nemesis can kill -9 it
+The broker (``brokers`` nodes: one, or a cluster of three with replication factor 3 and min
+ISR 2) lives in a temporary directory on free ports (so that the nemesis can kill -9 a node
 and start it again on the same ports and data); Ray is a local instance, or a
 ``ray.cluster_utils.Cluster`` (head + one worker) when the ``node`` fault is selected. All
 traffic stays on 127.0.0.1. Everything started here is stopped here, anomaly or not.
@@ -32,12 +33,19 @@ from actors.deployment import find_coordinator, stop_service
 from actors.messages import RowState, ServiceStatus
 from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
-from eventledger.broker import Broker, BrokerHome
+from eventledger.broker_cluster import BrokerCluster, ClusterHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
+from eventledger.torture.faults import (
+    CLUSTER_FAULTS,
+    CLUSTER_NODES,
+    Fault,
+    FaultRecord,
+    NemesisPlan,
+)
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
 from eventledger.torture.history import History, Op
-from eventledger.torture.nemesis import CLUSTER_NODE, Fault, FaultRecord, Nemesis, NemesisPlan
+from eventledger.torture.nemesis import CLUSTER_NODE, Nemesis
 from eventledger.torture.state_reader import StateReader
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
 from ledger.money import Money
@@ -70,6 +78,16 @@ class TortureConfig:
     plan: NemesisPlan = field(default_factory=NemesisPlan)
     settle_timeout: float = 180.0
     keep: Path | None = None  # keep the broker's data, logs and state here for inspection
+    brokers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.brokers < 1:
+            raise ValueError(f"brokers must be at least 1, got {self.brokers}")
+        needy = sorted(f.value for f in self.faults if f in CLUSTER_FAULTS)
+        if needy and self.brokers < CLUSTER_NODES:
+            raise ValueError(
+                f"the {', '.join(needy)} fault needs a cluster: --brokers {CLUSTER_NODES}"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,7 @@ class TortureResult:
             "accounts": self.config.accounts,
             "clients": self.config.clients,
             "seed": self.config.seed,
+            "brokers": self.config.brokers,
             "duration": round(self.duration, 1),
             "faults": [
                 {
@@ -210,12 +229,18 @@ def run_torture(
     if config.keep is not None:
         config.keep.mkdir(parents=True, exist_ok=False)
     home = config.keep or Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
-    port, controller_port = _free_port(), _free_port()
-    broker = Broker(BrokerHome(path=home / "broker", port=port, controller_port=controller_port))
+    ports = tuple(_free_port() for _ in range(2 * config.brokers))
+    brokers = BrokerCluster(
+        ClusterHome(
+            path=home / "broker",
+            ports=ports[: config.brokers],
+            controller_ports=ports[config.brokers :],
+        )
+    )
     history = History()
     try:
         report(Snapshot("starting the broker", clock(), config.seconds, 0, 0, 0))
-        bootstrap = broker.start()
+        bootstrap = brokers.start()
         with _ray(Fault.NODE in config.faults) as cluster:
             settings = Settings.resolve(
                 app_id=f"torture-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}",
@@ -229,13 +254,13 @@ def run_torture(
             deploy_service(settings, timeout=180)
             try:
                 return _drive(
-                    config, settings, broker, cluster, history=history, clock=clock, report=report
+                    config, settings, brokers, cluster, history=history, clock=clock, report=report
                 )
             finally:
                 with contextlib.suppress(Exception):
                     stop_service(settings.app_id, timeout=60)
     finally:
-        broker.stop()
+        brokers.stop()
         if config.keep is None:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -243,7 +268,7 @@ def run_torture(
 def _drive(
     config: TortureConfig,
     settings: Settings,
-    broker: Broker,
+    brokers: BrokerCluster,
     cluster: Any | None,
     *,
     history: History,
@@ -270,7 +295,7 @@ def _drive(
     nemesis = Nemesis(
         list(config.faults),
         settings,
-        broker,
+        brokers,
         clock,
         plan=config.plan,
         cluster=cluster,

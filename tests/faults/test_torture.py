@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventledger.torture.nemesis import Fault, NemesisPlan
+from eventledger.torture.faults import Fault, NemesisPlan
 from eventledger.torture.run import TortureConfig, run_torture
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]

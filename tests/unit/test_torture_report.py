@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eventledger.torture.checker import Anomaly
+from eventledger.torture.faults import Fault, FaultRecord, parse_faults
 from eventledger.torture.history import History, Kind
-from eventledger.torture.nemesis import Fault, FaultRecord, parse_faults
 from eventledger.torture.report import NO_FAULT, attribute
 
 
