@@ -23,7 +23,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from eventledger.broker_cluster import BrokerCluster, Replicas, describe_partitions
@@ -31,7 +31,7 @@ from eventledger.torture.faults import CLUSTER_NODES, FaultRecord, NemesisPlan
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["BrokerFaults"]
+__all__ = ["BrokerFaults", "led_by"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class BrokerFaults:
             raise RuntimeError(f"{topic}[{partition}] has no live leader (node {node})")
         down = self.plan.leader_down_seconds
         record.target = f"node {node} (pid {pid}), leader of {topic}[{partition}], down {down:.1f}s"
-        record.partitions = self._led_by(node, described)
+        record.partitions = led_by(node, described, self._layout)
         record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         self._await_gone([node])
@@ -96,7 +96,7 @@ class BrokerFaults:
             raise RuntimeError(f"node {node} is not running")
         described = self._describe()
         record.target = f"node {node} (pid {pid})"
-        record.partitions = self._led_by(node, described)
+        record.partitions = led_by(node, described, self._layout)
         others = ",".join(b.home.bootstrap for n, b in self.brokers.nodes.items() if n != node)
         with self._lock:
             self._stopped.add(pid)
@@ -145,15 +145,6 @@ class BrokerFaults:
         names = [s.name for s in self._layout.specs()]
         return describe_partitions(bootstrap or self.brokers.bootstrap, names)
 
-    def _led_by(self, node: int, described: dict[tuple[str, int], Replicas]) -> tuple[int, ...]:
-        """The data partitions one of whose topics ``node`` leads."""
-        per_data = {
-            s.name: max(1, s.partitions // self.settings.partitions) for s in self._layout.specs()
-        }
-        return tuple(
-            sorted({p // per_data[t] for (t, p), r in described.items() if r.leader == node})
-        )
-
     def _await_shrink(self, node: int, others: str, since: float) -> float | None:
         """Seconds from ``since`` until no watched partition has ``node`` in its ISR (asked of
         the other nodes), or None if it has not happened within ``isr_timeout``."""
@@ -182,6 +173,23 @@ class BrokerFaults:
             os.kill(pid, signal.SIGCONT)
         with self._lock:
             self._stopped.discard(pid)
+
+
+def led_by(
+    node: int, described: Mapping[tuple[str, int], Replicas], layout: TopicLayout
+) -> tuple[int, ...]:
+    """The data partitions of ``layout`` one of whose topics ``node`` leads in ``described``
+    (a replies partition ``p·L + l`` belongs to data partition ``p``)."""
+    per_data = {s.name: max(1, s.partitions // layout.partitions) for s in layout.specs()}
+    return tuple(
+        sorted(
+            {
+                p // per_data[t]
+                for (t, p), r in described.items()
+                if r.leader == node and t in per_data
+            }
+        )
+    )
 
 
 def _nodes(n: int) -> str:
