@@ -96,8 +96,11 @@ class Replicas:
     isr: tuple[int, ...]
 
 
-def describe_partitions(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], Replicas]:
-    """The leader and ISR of every partition of ``topics``, as the cluster describes them."""
+def describe_partitions(
+    bootstrap: str, topics: list[str], timeout: float = 10.0
+) -> dict[tuple[str, int], Replicas]:
+    """The leader and ISR of every partition of ``topics``, as the cluster describes them
+    (within ``timeout`` seconds: a request to a stopped node would wait a minute)."""
     from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
 
@@ -105,8 +108,9 @@ def describe_partitions(bootstrap: str, topics: list[str]) -> dict[tuple[str, in
 
     admin = AdminClient({**bootstrap_config(bootstrap), "log_level": 0})
     found: dict[tuple[str, int], Replicas] = {}
-    for name, future in admin.describe_topics(TopicCollection(topics)).items():
-        for p in future.result(timeout=10).partitions:
+    futures = admin.describe_topics(TopicCollection(topics), request_timeout=timeout)
+    for name, future in futures.items():
+        for p in future.result(timeout=timeout).partitions:
             leader = -1 if p.leader is None else p.leader.id
             found[(name, p.id)] = Replicas(leader, tuple(sorted(n.id for n in p.isr)))
     return found

@@ -152,7 +152,7 @@ class BrokerFaults:
         deadline = time.monotonic() + self.plan.isr_timeout
         while time.monotonic() < deadline:
             try:
-                described = describe_partitions(others, sorted(watched))
+                described = describe_partitions(others, sorted(watched), timeout=2.0)
                 if described and all(node not in r.isr for r in described.values()):
                     return self.clock() - since
             except Exception as e:  # a new controller or leader being elected
