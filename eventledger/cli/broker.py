@@ -55,7 +55,7 @@ def broker_start(
     what = "broker" if brokers == 1 else f"cluster of {brokers}"
     console.print(f"{what} {verb}: [bold]{bootstrap}[/] (data in {path})")
     if brokers > 1:
-        console.print(f"use it: export KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+        console.print(f"use it: export KAFKA_BOOTSTRAP_SERVERS={bootstrap}", soft_wrap=True)
 
 
 @app.command("stop")
