@@ -141,9 +141,9 @@ class BrokerFaults:
         if len(self.brokers.nodes) < CLUSTER_NODES:
             raise RuntimeError(f"needs a cluster of {CLUSTER_NODES} brokers")
 
-    def _describe(self, bootstrap: str | None = None) -> dict[tuple[str, int], Replicas]:
-        names = [s.name for s in self._layout.specs()]
-        return describe_partitions(bootstrap or self.brokers.bootstrap, names)
+    def _describe(self) -> dict[tuple[str, int], Replicas]:
+        """Every data topic's partitions: leader and ISR."""
+        return describe_partitions(self.brokers.bootstrap, [s.name for s in self._layout.specs()])
 
     def _await_shrink(self, node: int, others: str, since: float) -> float | None:
         """Seconds from ``since`` until no watched partition has ``node`` in its ISR (asked of
