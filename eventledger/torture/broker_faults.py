@@ -9,6 +9,8 @@ stopped until the ISR shrinks.
 - ``isr``: SIGSTOP of one node until every partition of the commands and events topics has
   dropped it from its ISR (read from the other nodes; at most ``isr_timeout``), then SIGCONT.
 
+With several nodes, a fault lasts until every node is back in the ISR of those partitions.
+
 A fault hits the data partitions one of whose topics the node led when it struck (a replies
 partition counts for the data partition it belongs to). ``heal`` continues a stopped node and
 starts every node that is down. Signals go to processes of this machine only.
@@ -69,6 +71,7 @@ class BrokerFaults:
         self._await_gone(list(live))
         time.sleep(down)
         self.restart()
+        self._await_in_sync(record)
 
     def kill_leader(self, record: FaultRecord) -> None:
         self._need_cluster()
@@ -87,6 +90,7 @@ class BrokerFaults:
         self._await_gone([node])
         time.sleep(down)
         self.restart()
+        self._await_in_sync(record)
 
     def stall_isr(self, record: FaultRecord) -> None:
         self._need_cluster()
@@ -111,6 +115,7 @@ class BrokerFaults:
             record.detail = f"the ISR kept node {node} for {self.plan.isr_timeout:.0f}s"
         else:
             record.detail = f"ISR without node {node} after {shrank:.1f}s"
+            self._await_in_sync(record)
 
     # -- healing --------------------------------------------------------------------------
 
@@ -159,6 +164,25 @@ class BrokerFaults:
                 log.debug("nemesis: describing the ISR: %s", e)
             time.sleep(0.25)
         return None
+
+    def _await_in_sync(self, record: FaultRecord) -> None:
+        """The fault lasts until every node is back in the ISR of every watched partition
+        (bounded by ``recovery_timeout``): a node still catching up would make the next
+        node fault leave one replica in sync, below min ISR, and merge the two."""
+        if len(self.brokers.nodes) < 2:
+            return
+        watched = sorted(self._layout.name(kind) for kind in _WATCHED)
+        every = tuple(sorted(self.brokers.nodes))
+        deadline = time.monotonic() + self.plan.recovery_timeout
+        while time.monotonic() < deadline:
+            try:
+                described = describe_partitions(self.brokers.bootstrap, watched, timeout=2.0)
+                if described and all(r.isr == every for r in described.values()):
+                    return
+            except Exception as e:  # a node still joining
+                log.debug("nemesis: describing the ISR: %s", e)
+            time.sleep(0.25)
+        record.detail = (record.detail + "; not all in sync before the deadline").lstrip("; ")
 
     def _await_gone(self, nodes: list[int]) -> None:
         """Until the killed nodes' processes are gone (reaped, when they are our children)."""
