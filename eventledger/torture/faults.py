@@ -3,6 +3,7 @@ injects them; ``eventledger.torture.broker_faults`` the ones on Kafka's nodes)."
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -13,6 +14,7 @@ __all__ = [
     "Fault",
     "FaultRecord",
     "NemesisPlan",
+    "check_brokers",
     "parse_faults",
 ]
 
@@ -33,6 +35,16 @@ CLUSTER_FAULTS: Final = frozenset({Fault.LEADER, Fault.ISR})
 """Faults on one node of a Kafka cluster: they need a quorum that outlives a node."""
 CLUSTER_NODES: Final = 3
 """The nodes those faults need (a quorum of 3 voters and min ISR 2 survive one down)."""
+
+
+def check_brokers(faults: Collection[Fault], brokers: int) -> None:
+    """ValueError unless ``brokers`` Kafka nodes can take ``faults`` (a node fault needs a
+    cluster of ``CLUSTER_NODES``)."""
+    if brokers < 1:
+        raise ValueError(f"brokers must be at least 1, got {brokers}")
+    needy = sorted(f.value for f in faults if f in CLUSTER_FAULTS)
+    if needy and brokers < CLUSTER_NODES:
+        raise ValueError(f"the {', '.join(needy)} fault needs a cluster: --brokers {CLUSTER_NODES}")
 
 
 def parse_faults(text: str) -> list[Fault]:

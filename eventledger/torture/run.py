@@ -36,13 +36,7 @@ from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker_cluster import BrokerCluster, ClusterHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
-from eventledger.torture.faults import (
-    CLUSTER_FAULTS,
-    CLUSTER_NODES,
-    Fault,
-    FaultRecord,
-    NemesisPlan,
-)
+from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan, check_brokers
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Nemesis
@@ -81,13 +75,7 @@ class TortureConfig:
     brokers: int = 1
 
     def __post_init__(self) -> None:
-        if self.brokers < 1:
-            raise ValueError(f"brokers must be at least 1, got {self.brokers}")
-        needy = sorted(f.value for f in self.faults if f in CLUSTER_FAULTS)
-        if needy and self.brokers < CLUSTER_NODES:
-            raise ValueError(
-                f"the {', '.join(needy)} fault needs a cluster: --brokers {CLUSTER_NODES}"
-            )
+        check_brokers(self.faults, self.brokers)
 
 
 @dataclass(frozen=True)
