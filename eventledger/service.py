@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -42,7 +43,8 @@ class ServiceError(RuntimeError):
 
 def check_kafka(settings: Settings, timeout: float = 10.0) -> None:
     """Raise ServiceError unless the application's Kafka cluster answers a metadata request
-    with its connection properties. A refused login (SASL, SSL) says so in one line; the
+    with its connection properties, asking every ``_ASK_SECONDS`` until ``timeout``. A
+    refused login (SASL, SSL) says so in one line as soon as librdkafka reports it; the
     message names the bootstrap servers and librdkafka's reason, never a property value."""
     refused: list[KafkaError] = []
 
@@ -53,15 +55,22 @@ def check_kafka(settings: Settings, timeout: float = 10.0) -> None:
     config: dict[str, Any] = {**admin_config(settings), "log_level": 0, "error_cb": on_error}
     admin = AdminClient(config)
     where = f"Kafka at {settings.bootstrap_servers}"
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException as e:
-        admin.poll(0)  # serves the error callbacks queued meanwhile
-        if refused:
-            raise ServiceError(
-                f"{where} refused the login: {_first_line_of(refused[0].str())}"
-            ) from None
-        raise ServiceError(f"cannot reach {where}: {e.args[0].str()}") from None
+    deadline = time.monotonic() + timeout
+    while True:  # short asks: a refused login is told at once, not at the timeout
+        try:
+            admin.list_topics(timeout=min(_ASK_SECONDS, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as e:
+            admin.poll(0)  # serves the error callbacks queued meanwhile
+            if refused:
+                raise ServiceError(
+                    f"{where} refused the login: {_first_line_of(refused[0].str())}"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"cannot reach {where}: {e.args[0].str()}") from None
+
+
+_ASK_SECONDS = 0.5
 
 
 _AUTH_CODES = frozenset(
