@@ -4,7 +4,8 @@ Python client's figure.
 Deploys the API in its default serving mode on a free local port with a token minted for
 the run (scopes ``mint`` and ``read``, every account), sends deposits with a fixed number in
 flight, awaits each answer, then removes the API. Each deposit carries an Idempotency-Key,
-so one whose connection broke before its answer is sent again and executed once. Accepted
+so one whose connection broke before its answer, or whose answer was 504 (outcome unknown)
+or 503, is sent again and executed once. Accepted
 deposits count in the money the demo checks: the HTTP leg meets the same conservation check.
 """
 
@@ -41,7 +42,8 @@ class HttpLeg:
     moved: int = 0
     refused: dict[int, int] = field(default_factory=dict)
     resent: int = 0
-    """Deposits sent again, with their key, after a connection broke before the answer."""
+    """Deposits sent again, with their key, after a connection broke before the answer or
+    an answer of 503 or 504."""
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -109,23 +111,30 @@ async def _post(
     http: aiohttp.ClientSession, path: str, amount: int, key: str, leg: HttpLeg
 ) -> tuple[int, str]:
     """POST with ``key``: (status, body); sent again (at most ``_SENDS`` times in all) while
-    the connection breaks before an answer: the key makes the deposit execute once."""
+    the connection breaks before an answer or the answer says the outcome is not known yet
+    (504 ``outcome_unknown``, 503 a full queue): the key makes the deposit execute once, and
+    the answer to a resend is the first execution's."""
     for attempt in range(1, _SENDS + 1):
         try:
             async with http.post(
                 path, json={"amount": amount}, headers={"Idempotency-Key": key}
             ) as answer:
-                return answer.status, await answer.text()
+                status, text = answer.status, await answer.text()
+            if status not in _RETRYABLE or attempt == _SENDS:
+                return status, text
+            why = f"answered {status}"
         except aiohttp.ClientConnectionError as e:
             if attempt == _SENDS:
                 raise
-            leg.resent += 1
-            log.info("HTTP deposit %s: %r; sending it again", key, e)
-            await asyncio.sleep(0.1 * attempt)
+            why = repr(e)
+        leg.resent += 1
+        log.info("HTTP deposit %s: %s; sending it again", key, why)
+        await asyncio.sleep(0.1 * attempt)
     raise AssertionError("unreachable")
 
 
-_SENDS = 5
+_SENDS = 10
+_RETRYABLE = frozenset({503, 504})
 
 
 def _free_port() -> int:

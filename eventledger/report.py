@@ -51,7 +51,9 @@ def print_demo(console: Console, r: DemoReport) -> None:
             "HTTP deposits sent / accepted",
             f"{h.sent:,} / {h.accepted:,}" + (f" ({refused})" if refused else ""),
         )
-        table.add_row("HTTP deposits sent again (a connection broke; same key)", f"{h.resent:,}")
+        table.add_row(
+            "HTTP deposits sent again (a connection broke, or 503/504; same key)", f"{h.resent:,}"
+        )
     table.add_section()
     for kind, n in sorted(r.transfers.items()):
         table.add_row(f"transfer {kind}", f"{n:,}")
