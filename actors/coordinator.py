@@ -150,7 +150,7 @@ class Coordinator:
         generations = {r.generation for r in self.desired.partitions.values() if r.generation}
         if generations:
             ensure_specs(settings, [self.layout.snapshot_spec(g) for g in generations])
-        self._write(ServiceRecord(settings.partitions, True, time.time()))
+        self._write(self._service(serving=True))
         self.rebuilds = RebuildDriver(
             settings, self.desired, self.writer, self._lock, aggregate=aggregate
         )
@@ -383,6 +383,13 @@ class Coordinator:
             return a.info.handle
         return None
 
+    def _service(self, *, serving: bool) -> ServiceRecord:
+        """The service record to write: serving or not, its slots kept once assigned."""
+        with self._lock:
+            service = self.desired.service
+        slots = 0 if service is None else service.slots
+        return ServiceRecord(self.settings.partitions, serving, time.time(), slots)
+
     def _write(self, *records: Any) -> None:
         with self._lock:
             self.writer.write(*records)
@@ -449,7 +456,7 @@ class Coordinator:
         """A copy of the desired state (what the control topic holds)."""
         with self._lock:
             d = self.desired
-            return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds))
+            return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds), d.routing)
 
     def lags(self) -> dict[int, int]:
         """Per partition, the commands not yet committed, as of the last tick (partitions
@@ -466,7 +473,7 @@ class Coordinator:
 
     def shutdown(self) -> None:
         """Record the service as stopped, stop the loop, the shadows and every member."""
-        self._write(ServiceRecord(self.settings.partitions, False, time.time()))
+        self._write(self._service(serving=False))
         self._stop.set()
         self._detector_call(Detector.stop)
         if self._thread is not None and self._thread is not threading.current_thread():

@@ -7,7 +7,9 @@ key, so reading it from the beginning to its end gives the whole desired state:
 - ``partition/{p}``: partition p's snapshot generation, whether its commands are paused, the
   node the coordinator placed its writer on (and each of its standbys), and how many writers
   it has started for it;
-- ``rebuild/{p}``: the latest rebuild of partition p and how far it got.
+- ``rebuild/{p}``: the latest rebuild of partition p and how far it got;
+- ``routing``: the published routing table (absent until the application's slots are
+  assigned, `docs/design-repartition.md`).
 
 Invariants: a partition's generation only grows, and it changes only after the live actor
 switched to it (the old generation stays valid until then); a record is only ever written by
@@ -23,6 +25,8 @@ from typing import Final
 
 import msgspec
 
+from topology.routing import RoutingTable
+
 __all__ = [
     "ControlDecodeError",
     "ControlRecord",
@@ -30,6 +34,7 @@ __all__ = [
     "PartitionRecord",
     "RebuildPhase",
     "RebuildRecord",
+    "RoutingRecord",
     "ServiceRecord",
     "decode_control",
     "encode_control",
@@ -39,6 +44,7 @@ __all__ = [
 ]
 
 SERVICE_KEY: Final = "service"
+ROUTING_KEY: Final = "routing"
 
 
 class RebuildPhase(StrEnum):
@@ -57,11 +63,22 @@ class RebuildPhase(StrEnum):
 
 
 class ServiceRecord(msgspec.Struct, frozen=True, tag="service"):
-    """The application as a whole: serving or stopped, and its partition count (fixed for
-    the topics' lifetime: repartitioning is a new application)."""
+    """The application as a whole: serving or stopped, its partition count (fixed for the
+    topics' lifetime: repartitioning is a new application), and its number of slots S
+    (0: not assigned yet, and every key goes to `partition_for(key, partitions)`; once
+    assigned, S never changes)."""
 
     partitions: int
     serving: bool
+    updated_at: float = 0.0
+    slots: int = 0
+
+
+class RoutingRecord(msgspec.Struct, frozen=True, tag="routing"):
+    """The published routing table: the owner of every slot and the version of its last
+    move."""
+
+    table: RoutingTable
     updated_at: float = 0.0
 
 
@@ -104,7 +121,7 @@ class RebuildRecord(msgspec.Struct, frozen=True, tag="rebuild"):
         return self.events / self.replay_seconds if self.replay_seconds > 0 else 0.0
 
 
-ControlRecord = ServiceRecord | PartitionRecord | RebuildRecord
+ControlRecord = ServiceRecord | PartitionRecord | RebuildRecord | RoutingRecord
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(ControlRecord)
@@ -131,6 +148,8 @@ def key_of(record: ControlRecord) -> str:
             return partition_key(p)
         case RebuildRecord(partition=p):
             return rebuild_key(p)
+        case RoutingRecord():
+            return ROUTING_KEY
     raise TypeError(f"not a control record: {record!r}")  # pragma: no cover
 
 
@@ -155,6 +174,7 @@ class DesiredState:
     service: ServiceRecord | None = None
     partitions: dict[int, PartitionRecord] = field(default_factory=dict)
     rebuilds: dict[int, RebuildRecord] = field(default_factory=dict)
+    routing: RoutingRecord | None = None
 
     def apply(self, record: ControlRecord) -> None:
         """Install one record (later records replace earlier ones of the same key)."""
@@ -165,6 +185,8 @@ class DesiredState:
                 self.partitions[p] = record
             case RebuildRecord(partition=p):
                 self.rebuilds[p] = record
+            case RoutingRecord():
+                self.routing = record
 
     def partition(self, partition: int) -> PartitionRecord:
         """Partition ``partition``'s record, or the default one (generation 0, running)."""

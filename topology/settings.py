@@ -10,6 +10,7 @@ from typing import Any, Final, Self, TypeVar
 
 from topology.connection import API_ENV_PREFIX, ENV_PREFIX, PROPERTIES_FILE, KafkaProperties
 from topology.resources import DEFAULT_RESOURCE, Reservation, reservation
+from topology.routing import MAX_SLOTS
 
 __all__ = [
     "AUTO_STANDBYS",
@@ -40,6 +41,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "read_wait_ms": "EVENTLEDGER_READ_WAIT_MS",
     "standbys": "EVENTLEDGER_STANDBYS",
     "writer_suspect_ms": "EVENTLEDGER_WRITER_SUSPECT_MS",
+    "slots_per_partition": "EVENTLEDGER_SLOTS_PER_PARTITION",
 }
 """Field name → environment variable that may set it."""
 
@@ -80,7 +82,11 @@ class Settings:
 
     A writer that answers no liveness ping for `writer_suspect_ms` (default 2000 ms; 0: never)
     is taken as dead, as one whose process ended is at once: a standby takes over (the writer,
-    if it wakes, is fenced)."""
+    if it wakes, is fenced).
+
+    When its slots are first assigned, the application takes `slots` = `partitions` ×
+    `slots_per_partition` (default 240) slots, at most `MAX_SLOTS`, fixed from then on
+    (`topology.routing`, `docs/design-repartition.md`)."""
 
     app_id: str
     bootstrap_servers: str
@@ -101,6 +107,7 @@ class Settings:
     read_wait_ms: int = 200
     standbys: int = AUTO_STANDBYS
     writer_suspect_ms: int = 2000
+    slots_per_partition: int = 240
 
     def __post_init__(self) -> None:
         if _APP_ID.fullmatch(self.app_id) is None:
@@ -124,6 +131,12 @@ class Settings:
         _at_least("read_wait_ms", self.read_wait_ms, 0)
         _at_least("standbys (or -1, auto)", self.standbys, AUTO_STANDBYS)
         _at_least("writer_suspect_ms (or 0, never)", self.writer_suspect_ms, 0)
+        _at_least("slots_per_partition", self.slots_per_partition, 1)
+        if self.slots > MAX_SLOTS:
+            raise ValueError(
+                f"partitions × slots_per_partition must not exceed {MAX_SLOTS}, got "
+                f"{self.partitions} × {self.slots_per_partition} = {self.slots}"
+            )
         if 0 < self.replication_factor < self.min_insync_replicas:
             raise ValueError(
                 f"min_insync_replicas ({self.min_insync_replicas}) must not exceed "
@@ -158,6 +171,7 @@ class Settings:
         read_wait_ms: int | None = None,
         standbys: int | None = None,
         writer_suspect_ms: int | None = None,
+        slots_per_partition: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Self:
         """Each field from its explicit (non-None) argument, else its `ENVIRONMENT` variable
@@ -200,6 +214,7 @@ class Settings:
             read_wait_ms=_pick(read_wait_ms, env, "read_wait_ms", int, 200),
             standbys=_standbys(standbys, env),
             writer_suspect_ms=_pick(writer_suspect_ms, env, "writer_suspect_ms", int, 2000),
+            slots_per_partition=_pick(slots_per_partition, env, "slots_per_partition", int, 240),
         )
 
     def for_api(self) -> Self:
@@ -214,6 +229,11 @@ class Settings:
             api_kafka=None,
             bootstrap_servers=self.api_kafka.get("bootstrap.servers") or self.bootstrap_servers,
         )
+
+    @property
+    def slots(self) -> int:
+        """S, the slots the application takes when they are first assigned."""
+        return self.partitions * self.slots_per_partition
 
     @property
     def max_standbys(self) -> int:

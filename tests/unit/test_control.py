@@ -11,16 +11,24 @@ from topology.control import (
     PartitionRecord,
     RebuildPhase,
     RebuildRecord,
+    RoutingRecord,
     ServiceRecord,
     decode_control,
     encode_control,
 )
+from topology.routing import RoutingTable, plan_moves
+
+GROWN = RoutingTable.initial(4, 960)
+for version, move in enumerate(plan_moves(GROWN, 8), start=1):
+    GROWN = GROWN.assign(move.slots, move.target, version)
 
 
 @pytest.mark.parametrize(
     ("record", "key"),
     [
         (ServiceRecord(4, True, 1.5), b"service"),
+        (ServiceRecord(4, True, 1.5, slots=960), b"service"),
+        (RoutingRecord(GROWN, 2.5), b"routing"),
         (PartitionRecord(3, generation=2, paused=True, node_id="n1", starts=5), b"partition/3"),
         (RebuildRecord(1, 2, RebuildPhase.SWITCHING, 9.0, events=10), b"rebuild/1"),
     ],
@@ -46,9 +54,12 @@ def test_desired_state_keeps_the_latest_record_per_key() -> None:
         RebuildRecord(0, 1, RebuildPhase.REPLAYING, 1.0),
         RebuildRecord(0, 1, RebuildPhase.DONE, 1.0, events=5, replay_seconds=0.5),
         ServiceRecord(2, False),
+        RoutingRecord(RoutingTable.initial(2, 480)),
+        RoutingRecord(GROWN),
     ):
         desired.apply(decode_control(encode_control(record)[1]))
     assert desired.service == ServiceRecord(2, False)
+    assert desired.routing == RoutingRecord(GROWN)
     assert desired.partition(0) == PartitionRecord(0, generation=1, node_id="b")
     assert desired.rebuilds[0].phase is RebuildPhase.DONE
     assert desired.rebuilds[0].rate == 10.0
@@ -60,3 +71,30 @@ def test_a_partition_record_keeps_its_standbys_nodes_and_older_records_decode_wi
     assert decode_control(encode_control(record)[1]) == record
     older = msgspec.msgpack.encode({"type": "partition", "partition": 2, "node_id": "a"})
     assert decode_control(older) == PartitionRecord(2, node_id="a", nodes={})
+
+
+class ServiceBeforeSlots(msgspec.Struct, frozen=True, tag="service"):
+    """The service record as written before slots existed."""
+
+    partitions: int
+    serving: bool
+    updated_at: float = 0.0
+
+
+def test_a_service_record_written_before_slots_decodes_with_none_assigned() -> None:
+    older = msgspec.msgpack.encode(ServiceBeforeSlots(4, True, 3.0))
+    assert decode_control(older) == ServiceRecord(4, True, 3.0, slots=0)
+
+
+def test_a_routing_table_of_960_slots_takes_a_few_kilobytes() -> None:
+    assert GROWN.version == 96 and GROWN.modulus == 8
+    _, value = encode_control(RoutingRecord(GROWN))
+    assert len(value) < 3 * 1024
+
+
+def test_a_malformed_routing_table_is_refused() -> None:
+    forged = msgspec.msgpack.encode(
+        {"type": "routing", "table": {"owners": [0, 1], "moved_at": [0]}}
+    )
+    with pytest.raises(ControlDecodeError):
+        decode_control(forged)

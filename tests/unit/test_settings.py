@@ -22,6 +22,7 @@ ENV = {
     "EVENTLEDGER_READ_WAIT_MS": "50",
     "EVENTLEDGER_STANDBYS": "2",
     "EVENTLEDGER_WRITER_SUSPECT_MS": "750",
+    "EVENTLEDGER_SLOTS_PER_PARTITION": "120",
 }
 
 
@@ -43,7 +44,7 @@ def test_environment_beats_defaults() -> None:
         "from-env", "kafka:9092", 12, 500, 5.5, 8000, 30000, 3, "/var/lib/el",
         replication_factor=3, min_insync_replicas=2, partition_resource="slot",
         actor_memory_mb=64, aggregate_bytes=512, read_wait_ms=50, standbys=2,
-        writer_suspect_ms=750,
+        writer_suspect_ms=750, slots_per_partition=120,
     )  # fmt: skip
 
 
@@ -66,13 +67,14 @@ def test_explicit_arguments_beat_the_environment() -> None:
         read_wait_ms=0,
         standbys=0,
         writer_suspect_ms=0,
+        slots_per_partition=16,
         environ=ENV,
     )
     assert settings == Settings(
         "explicit", "broker:1", 3, 10, 1.0, 2000, 2000, 2, "/tmp/el",
         replication_factor=1, min_insync_replicas=1, partition_resource="",
         actor_memory_mb=32, aggregate_bytes=0, read_wait_ms=0, standbys=0,
-        writer_suspect_ms=0,
+        writer_suspect_ms=0, slots_per_partition=16,
     )  # fmt: skip
 
 
@@ -123,11 +125,20 @@ def test_unparsable_environment_names_the_variable(variable: str, value: str) ->
         ({"app_id": "has space"}, "app_id"),
         ({"app_id": "x" * 201}, "app_id"),
         ({"bootstrap_servers": " "}, "bootstrap_servers"),
+        ({"slots_per_partition": 0}, "slots_per_partition"),
+        ({"partitions": 274}, "65535"),
+        ({"partitions": 2, "slots_per_partition": 32_768}, "65535"),
     ],
 )
 def test_invalid_settings_are_rejected(arguments: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.resolve(environ={}, **arguments)  # type: ignore[arg-type]
+
+
+def test_an_application_takes_240_slots_per_partition_up_to_65535() -> None:
+    settings = Settings.resolve(environ={})
+    assert (settings.slots_per_partition, settings.slots) == (240, 960)
+    assert Settings.resolve(partitions=273, environ={}).slots == 65_520
 
 
 def test_settings_are_immutable() -> None:
