@@ -33,7 +33,7 @@ from topology.codec.commands import encode_command
 from topology.codec.replies import decode_answer
 from topology.envelopes import Reply
 from topology.names import Names
-from topology.partitioner import partition_for
+from topology.routing import Router
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -75,11 +75,13 @@ Answer = Callable[[bytes], Reply | None]
 class ReplyChannel:
     """Thread-safe. Close it (or use ``with``) when done: what was sent is flushed and the
     callers still waiting get an error. ``answer`` reads the reply records (the benchmark's
-    raw echo answers with the commands' own bytes)."""
+    raw echo answers with the commands' own bytes). ``router`` says which partition a
+    command goes to (Kafka's default layout until the channel is given a routing table)."""
 
     def __init__(self, settings: Settings, *, lane: int, answer: Answer = decode_answer) -> None:
         self.settings = settings
         self.lane = lane
+        self.router = Router(settings.partitions)
         self._answer = answer
         layout = TopicLayout.of(settings)
         self._commands = layout.name(TopicKind.COMMANDS)
@@ -174,7 +176,7 @@ class ReplyChannel:
         refuse to read (``encode_command``)."""
         aggregate_id = request.aggregate_id
         key = aggregate_id.encode()
-        partition = partition_for(key, self.settings.partitions)
+        partition = self.router.partition_of(key)
         value = encode_command(
             aggregate_id,
             request.command,

@@ -23,7 +23,6 @@ from actors.channel import ReplyChannel, Request, now_ms
 from actors.retries import Backoff, Retries
 from topology.envelopes import Reply
 from topology.ids import check_command_id, check_id, check_principal
-from topology.partitioner import partition_for
 from topology.settings import Settings
 
 __all__ = ["LedgerClient"]
@@ -71,7 +70,7 @@ class LedgerClient:
 
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id`` (its commands go there)."""
-        return partition_for(aggregate_id.encode(), self.settings.partitions)
+        return self._channel.router.partition_of(aggregate_id.encode())
 
     def send(
         self,

@@ -33,7 +33,7 @@ from actors.ray_state import READS, lookup_actor
 from topology.envelopes import Position
 from topology.history import HistoryPage, PointInTime
 from topology.names import NAMESPACE, Names
-from topology.partitioner import partition_for
+from topology.routing import Router
 from topology.settings import Settings
 
 __all__ = ["MEMBERS_SECONDS", "STANDBY_GRACE_SECONDS", "PositionNotReachedError", "Reads"]
@@ -71,6 +71,7 @@ class Reads(Generic[V]):
     def __init__(self, settings: Settings, view_type: type[V]) -> None:
         self.settings = settings
         self.view_type = view_type
+        self._router = Router(settings.partitions)
         self._names = Names.of(settings)
         self._lock = threading.Lock()
         self._members: Members | None = None
@@ -266,7 +267,7 @@ class Reads(Generic[V]):
 
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id``."""
-        return partition_for(aggregate_id.encode(), self.settings.partitions)
+        return self._router.partition_of(aggregate_id.encode())
 
     def _checked(self, view: object) -> V:
         if not isinstance(view, self.view_type):

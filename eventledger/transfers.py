@@ -40,7 +40,7 @@ from topology.codec.wire import CodecError
 from topology.codes import PoisonCode
 from topology.flows import FLOWS_KEY
 from topology.names import Names
-from topology.partitioner import partition_for
+from topology.routing import Router
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -314,12 +314,11 @@ def settle(
             failed.append(error.str())
 
     producer = Producer(producer_config(settings))
+    router = Router(settings.partitions)
     for found in legs:
         value = forced_leg(codec, found.value, refund=refund, operator=operator, reason=reason)
         key = encode_key(found.leg.aggregate)
-        producer.produce(
-            topic, value, key, partition_for(key, settings.partitions), on_delivery=delivered
-        )
+        producer.produce(topic, value, key, router.partition_of(key), on_delivery=delivered)
     if producer.flush(30) or failed:
         raise RuntimeError(f"the settlement was not stored by Kafka: {failed or 'timed out'}")
     action = "refund" if refund else "credit"
@@ -352,7 +351,7 @@ def _nothing_lost(
             SettlementRefusal.UNKNOWN_TRANSFER,
             f"transfer {transfer_id!r} of {source!r} is not in flight and none of its legs is lost",
         )
-    p = partition_for(encode_key(flight.to), settings.partitions)
+    p = Router(settings.partitions).partition_of(encode_key(flight.to))
     return SettlementError(
         SettlementRefusal.NOT_LOST,
         f"transfer {transfer_id!r} of {source!r} is in flight, not lost: its leg is still on "

@@ -1,5 +1,6 @@
 """Slots and the routing table: the version-0 identity with Kafka's partitioner, the merge's
-laws, and the plan of moves (minimal, balanced, modular where it can be, deterministic)."""
+laws, the plan of moves (minimal, balanced, modular where it can be, deterministic), and the
+batch step routing a leg by the table."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger import Deposit, OpenAccount, Transfer
+from topology.codec.keys import encode_key
 from topology.partitioner import partition_for
 from topology.routing import (
     MAX_SLOTS,
@@ -19,6 +22,11 @@ from topology.routing import (
     plan_moves,
     slot,
 )
+from topology.settings import DAY_MS
+from topology.step.batch import process_batch
+from topology.topics import TopicKind
+
+from .support import LEDGER_CODEC, NOW, SOURCE, Memory, record
 
 keys = st.binary(max_size=40)
 
@@ -220,3 +228,38 @@ def test_a_plan_needs_between_one_and_s_partitions_and_a_positive_move_size() ->
             plan_moves(table, partitions)
     with pytest.raises(ValueError, match="slots_per_move"):
         plan_moves(table, 2, slots_per_move=0)
+
+
+def test_the_batch_step_sends_a_leg_where_the_table_says() -> None:
+    source = "a"
+    target = next(f"b{n}" for n in range(100) if partition_for(f"b{n}".encode(), 2) == 0)
+    assert partition_for(source.encode(), 2) == 0
+    records = [
+        record(0, source, OpenAccount("EUR"), "c0"),
+        record(1, source, Deposit(100), "c1"),
+        record(2, source, Transfer(target, 30), "c2"),
+    ]
+    moved = RoutingTable.initial(2, 480).assign([slot(encode_key(target), 480)], 1, version=1)
+    assert moved.owner_of(encode_key(source)) == 0, "only the target's slot moved"
+
+    def legs(table: RoutingTable | None) -> list[tuple[int, bytes | None]]:
+        result = process_batch(
+            LEDGER_CODEC,
+            {},
+            records,
+            partition=0,
+            partitions=2,
+            source_topic=SOURCE,
+            events_offset=0,
+            ids=Memory(),
+            window_ms=DAY_MS,
+            now_ms=NOW,
+            seq=1,
+            routing=table,
+        )
+        assert all(r.kind is TopicKind.INTERNAL for r in result.internal)
+        return [(r.partition, r.key) for r in result.internal]
+
+    assert legs(None) == [], "without a table the target is on partition 0: no leg leaves"
+    assert legs(RoutingTable.initial(2, 480)) == [], "version 0 is the same layout"
+    assert legs(moved) == [(1, encode_key(target))]

@@ -12,6 +12,7 @@ from topology.codes import PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply
 from topology.idempotency import IdMemory, IdVerdict, judge
 from topology.limits import MAX_SNAPSHOT_BYTES, clip
+from topology.routing import Router
 from topology.step.admission import id_key, id_refusal
 from topology.step.answers import Answers
 from topology.step.context import StepContext
@@ -49,7 +50,10 @@ def set_aside(
     `window_ms` ago is refused as expired, as the batch step would. `version` is the
     aggregate's current version; `seq` the partition's commit sequence once this transaction
     commits. Nothing else."""
-    context = StepContext(codec, partition, 1, reply_lanes, source_topic, window_ms, now_ms, seq)
+    router = Router(1)  # setting aside sends no internal command: it routes nothing
+    context = StepContext(
+        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq
+    )
     output = Output(context)
     answers = Answers(context, output, SagaRouter(context, output))
     legs = LostLegs(lost)

@@ -21,6 +21,7 @@ from topology.flows import Flows
 from topology.idempotency import IdMemory
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.protocol import Saga
+from topology.routing import Router, RoutingTable
 from topology.step.admission import (
     Attempt,
     DeadLetter,
@@ -62,6 +63,7 @@ def process_batch(
     flows: Flows | None = None,
     lost: frozenset[bytes] = frozenset(),
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
+    routing: RoutingTable | None = None,
 ) -> BatchResult:
     """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
     same partition, offsets increasing per topic) against `committed` and the id memory
@@ -73,12 +75,14 @@ def process_batch(
     before this batch; `due` the aggregates whose deadlines are due (a saga aggregate is
     asked for their commands first); `flows` the partition's money flows so far (a tallied
     aggregate: see `topology.flows`); `lost` the id keys of its internal commands set aside
-    and not settled yet; `max_snapshot_bytes` the size limit of a snapshot or view record.
+    and not settled yet; `max_snapshot_bytes` the size limit of a snapshot or view record;
+    `routing` the application's routing table (None: Kafka's layout over `partitions`).
     A batch with no records is a tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
+    router = Router(partitions, routing)
     context = StepContext(
-        codec, partition, partitions, reply_lanes, source_topic, window_ms, now_ms, seq
+        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq
     )
     # 1. The records decoded, each topic in offset order, up to an internal command of a
     #    schema this worker cannot read yet.

@@ -5,23 +5,23 @@ from dataclasses import dataclass
 from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_key
 from topology.envelopes import Position
-from topology.partitioner import partition_for
+from topology.routing import Router
 
 __all__ = ["StepContext"]
 
 
 @dataclass(frozen=True, slots=True)
 class StepContext:
-    """A batch of `partition` (of `partitions`) read from `source_topic`, run at `now_ms` (the
-    partition's clock), with an idempotency window of `window_ms` and `reply_lanes` reply
-    lanes per partition. A reply lane `l` of this partition is replies partition
-    `partition * reply_lanes + l` (see `TopicLayout.reply_partition`). `seq` is the
-    partition's commit sequence once this batch commits (`Checkpoint.seq`): every reply the
-    batch makes carries it as its `position`."""
+    """A batch of `partition` read from `source_topic`, run at `now_ms` (the partition's clock),
+    with an idempotency window of `window_ms` and `reply_lanes` reply lanes per partition.
+    `router` says which partition owns an aggregate (where its legs go). A reply lane `l`
+    of this partition is replies partition `partition * reply_lanes + l` (see
+    `TopicLayout.reply_partition`). `seq` is the partition's commit sequence once this batch
+    commits (`Checkpoint.seq`): every reply the batch makes carries it as its `position`."""
 
     codec: Codec
     partition: int
-    partitions: int
+    router: Router
     reply_lanes: int
     source_topic: str
     window_ms: int
@@ -35,7 +35,7 @@ class StepContext:
 
     def owner(self, aggregate_id: str) -> int:
         """The partition that owns `aggregate_id`."""
-        return partition_for(encode_key(aggregate_id), self.partitions)
+        return self.router.partition_of(encode_key(aggregate_id))
 
     def replies_partition(self, reply_to: int | None) -> int | None:
         """The replies partition of this partition's reply lane `reply_to` (None: no lane, or
