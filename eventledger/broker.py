@@ -162,9 +162,11 @@ class BrokerHome:
                 # A broker killed and started again registers anew; the controller refuses it
                 # (DUPLICATE_BROKER_REGISTRATION) until the dead incarnation's session ends.
                 # Kafka's 9 s session (2 s heartbeats) made every restart take 11-13 s and
-                # longer under load; one node heartbeats to itself, so 3 s (0.5 s) is safe.
+                # longer under load. 3 s was too short: a node that heartbeats to itself,
+                # starved of CPU for seconds (a demo beside other work), missed its session
+                # and its controller fenced it, every partition leaderless for a minute.
                 "broker.heartbeat.interval.ms=500",
-                "broker.session.timeout.ms=3000",
+                "broker.session.timeout.ms=6000",
                 # Threads sized to the cores the broker shares with the service (Kafka's
                 # defaults, 3 and 8, are a server's). On 2 cores, 1 and 2 cut the broker's CPU
                 # per command by about a quarter and raised the e2e rate (docs/performance.md).
