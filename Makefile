@@ -32,14 +32,12 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 # The lint, then the unit tests (CPU, no broker, no Ray) run alongside the integration and
-# fault tests, at a lower priority: they take the cores the integration tests leave idle
-# while they wait on Kafka and Ray (at equal priority they slowed those by about 95 s of
-# 513). Their output follows, and either stream failing fails the target. (The integration
-# tests are CPU-bound too, in starting actors: split over two processes on two cores, each
-# test took three to four times as long, and the whole no less.)
+# fault tests; their output follows, and either stream failing fails the target. (The
+# integration tests are CPU-bound too, in starting actors: split over two processes on two
+# cores, each test took three to four times as long, and the whole no less.)
 test: $(STAMP)
-	@{ nice -n 10 $(MAKE) -s --no-print-directory lint; lint=$$?; \
-	  nice -n 10 $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
+	@{ $(LINT); lint=$$?; \
+	  $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
 	  test $$lint -eq 0 -a $$units -eq 0; } > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
 	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
 	wait $$checks; checked=$$?; \
