@@ -40,9 +40,10 @@ from typing import Any, Final
 
 import aiohttp
 
-from bench.http_load import Call, closed_loop, free_port, open_loop, paced, session
+from bench.http_load import Call, closed_loop, open_loop, paced, session
 from bench.latency import percentile
 from bench.wire import emit
+from eventledger.runtime import free_port
 
 __all__ = ["main"]
 

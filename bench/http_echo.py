@@ -16,9 +16,9 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
-from bench.http_load import free_port
 from bench.peers import peer_channel
 from bench.wire import emit
+from eventledger.runtime import free_port
 from ledger.commands import Deposit
 
 __all__ = ["main"]

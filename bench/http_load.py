@@ -8,13 +8,12 @@ requests and became the bottleneck, measured with py-spy at a few hundred in fli
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-__all__ = ["Call", "closed_loop", "free_port", "open_loop", "paced", "session"]
+__all__ = ["Call", "closed_loop", "open_loop", "paced", "session"]
 
 Call = Callable[[str], Awaitable[bool]]
 """One request about an account: answered as expected?"""
@@ -31,13 +30,6 @@ def session(url: str, token: str | None = None) -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=512, ssl=False, keepalive_timeout=4.0),
         timeout=aiohttp.ClientTimeout(total=60),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def open_loop(

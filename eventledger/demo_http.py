@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import aiohttp
 
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import DEFAULT_SERVING, deploy_http, stop_http
+from eventledger.runtime import free_port
 from topology.settings import Settings
 
 __all__ = ["HttpLeg", "run_http_leg"]
@@ -65,7 +65,7 @@ def run_http_leg(
     ``in_flight`` at a time; the API is removed afterwards whatever happened."""
     token, line = mint_token(frozenset({Scope.MINT, Scope.READ}), "demo")
     leg = HttpLeg(str(DEFAULT_SERVING), in_flight)
-    url = deploy_http(settings, TokenTable.parse(line), port=_free_port())
+    url = deploy_http(settings, TokenTable.parse(line), port=free_port())
     try:
         rng = random.Random(seed)
         run = uuid.uuid4().hex[:8]
@@ -135,10 +135,3 @@ async def _post(
 
 _SENDS = 10
 _RETRYABLE = frozenset({503, 504})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from eventledger.broker import Broker
 from topology.resources import LOCAL_SLOTS
 from topology.settings import ENVIRONMENT, configured_bootstrap
 
-__all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "local_resources", "quiet_ray"]
+__all__ = [
+    "LOCAL_RAY_SYSTEM_CONFIG",
+    "ensure_broker",
+    "ensure_ray",
+    "free_port",
+    "local_resources",
+    "quiet_ray",
+]
 
 # Ray starts workers at niceness 15 so that drivers stay responsive. Partition actors are
 # the service's latency path: on a shared machine (the broker beside them) a niced actor
@@ -17,6 +25,14 @@ __all__ = ["LOCAL_RAY_SYSTEM_CONFIG", "ensure_broker", "ensure_ray", "local_reso
 LOCAL_RAY_SYSTEM_CONFIG = {"worker_niceness": 0}
 
 log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's pick; free until someone binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def local_resources() -> dict[str, float]:

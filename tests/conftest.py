@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 
 from eventledger.broker import Broker, BrokerHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, free_port, local_resources
 from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
 
 log = logging.getLogger(__name__)
@@ -38,13 +37,6 @@ CLUSTER_NODE: dict[str, Any] = {
     "resources": {DEFAULT_RESOURCE: LOCAL_SLOTS},  # every node may hold partitions
 }
 """The arguments of every node of ``ray_cluster`` (pass them to ``add_node`` too)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -97,9 +89,9 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     home = BrokerHome(
         path=tmp_path_factory.mktemp("broker"),
-        port=_free_port(),
-        controller_port=_free_port(),
-        sasl_port=_free_port(),
+        port=free_port(),
+        controller_port=free_port(),
+        sasl_port=free_port(),
         sasl_users=((_SASL_USER, _SASL_PASSWORD), *_ACL_USERS.values()),
         super_users=(_SASL_USER,),
     )

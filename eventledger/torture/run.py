@@ -16,7 +16,6 @@ import contextlib
 import functools
 import logging
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -34,7 +33,7 @@ from actors.messages import RowState, ServiceStatus
 from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker_cluster import BrokerCluster, ClusterHome
-from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, local_resources
+from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, free_port, local_resources
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan, check_brokers
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
@@ -151,13 +150,6 @@ class TortureResult:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _ray(with_cluster: bool) -> Iterator[Any | None]:
     """A Ray of the run's own: local, or a head + one worker cluster. Yields the cluster."""
@@ -217,7 +209,7 @@ def run_torture(
     if config.keep is not None:
         config.keep.mkdir(parents=True, exist_ok=False)
     home = config.keep or Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
-    ports = tuple(_free_port() for _ in range(2 * config.brokers))
+    ports = tuple(free_port() for _ in range(2 * config.brokers))
     brokers = BrokerCluster(
         ClusterHome(
             path=home / "broker",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from actors.audit import read_events
 from actors.kafka import admin_config
 from eventledger.broker_cluster import BrokerCluster, ClusterHome, describe_partitions
+from eventledger.runtime import free_port
 from ledger import LEDGER, Deposit, Deposited, OpenAccount, TransferCredited, TransferDebited
 from topology.partitioner import partition_for
 from topology.topics import TopicKind, TopicLayout
@@ -29,16 +29,9 @@ from .conftest import app_settings, running
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerCluster]:
-    ports = tuple(_free_port() for _ in range(6))
+    ports = tuple(free_port() for _ in range(6))
     home = ClusterHome(
         path=tmp_path_factory.mktemp("cluster"), ports=ports[:3], controller_ports=ports[3:]
     )

@@ -25,6 +25,7 @@ from actors.history import deploy_history, stop_history
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.limits import Limits
 from eventledger.http.serving import deploy_http, stop_http
+from eventledger.runtime import free_port
 from ledger import LEDGER
 from tests.conftest import start_local_ray
 from tests.integration.conftest import app_settings, running
@@ -58,13 +59,6 @@ class Api:
         return httpx.get(f"{self.url}{path}", headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
     start_local_ray()
@@ -79,7 +73,7 @@ def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
     tokens["stall"] = mint_token(frozenset(Scope), "stall")
     table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
     with running(settings):
-        url = deploy_http(settings, table, port=_port(), limits=LIMITS)
+        url = deploy_http(settings, table, port=free_port(), limits=LIMITS)
         try:
             yield Api(
                 settings,

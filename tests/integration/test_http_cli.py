@@ -4,7 +4,6 @@ broker and Ray: the command returns once the API answers, and stop removes it.""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -16,13 +15,7 @@ import ray
 from ray import serve
 
 from eventledger.http.auth import Scope, mint_token
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from eventledger.runtime import free_port
 
 
 @pytest.mark.slow  # ~50 s: a second service and Serve; deploy_http is in test_http.py
@@ -32,7 +25,7 @@ def test_serve_http_answers_when_it_returns_and_stop_removes_it(
     token, line = mint_token(frozenset(Scope), "cli-test")
     tokens = tmp_path / "tokens"
     tokens.write_text(line + "\n")
-    app_id, port = f"t-{uuid.uuid4().hex[:10]}", _port()
+    app_id, port = f"t-{uuid.uuid4().hex[:10]}", free_port()
     env = {
         **os.environ,
         "RAY_ADDRESS": ray.get_runtime_context().gcs_address,

@@ -6,7 +6,6 @@ one service (a deployment takes seconds), each on an account of its own."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import httpx
@@ -16,15 +15,9 @@ from ray import serve
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Serving, deploy_http, stop_http
 from eventledger.http.workers import worker_names
+from eventledger.runtime import free_port
 from tests.integration.conftest import Service
 from tests.integration.waiting import wait_ready
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize(
@@ -41,7 +34,7 @@ def test_a_mode_serves_a_deposit_and_a_read_with_auth_and_stop_removes_it(
     account = f"s-{uuid.uuid4().hex[:6]}"
     replicas = 2 if serving is Serving.UVICORN else 1
     url = deploy_http(
-        settings, TokenTable.parse(line), port=_port(), replicas=replicas, serving=serving
+        settings, TokenTable.parse(line), port=free_port(), replicas=replicas, serving=serving
     )
     try:
         if serving is Serving.UVICORN:

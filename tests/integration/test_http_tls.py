@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import ssl
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Tls, deploy_http, stop_http
+from eventledger.runtime import free_port
 from tests.conftest import start_local_ray
 from tests.integration.conftest import app_settings, running
 
@@ -53,13 +53,6 @@ def _self_signed(folder: Path) -> Tls:
     return tls
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_the_api_answers_over_https_and_refuses_plaintext(
     bootstrap: str, state_dir: str, _ray_session: None, tmp_path: Path
 ) -> None:
@@ -67,7 +60,7 @@ def test_the_api_answers_over_https_and_refuses_plaintext(
     tls = _self_signed(tmp_path)
     settings = app_settings(bootstrap, state_dir, partitions=1)
     token, line = mint_token(frozenset(Scope), "tls")
-    port = _port()
+    port = free_port()
     trusted = ssl.create_default_context(cafile=str(tls.cert))
     with running(settings):
         try:
