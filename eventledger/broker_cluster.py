@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,13 +50,13 @@ class ClusterHome:
             raise ValueError(f"the cluster's ports must differ, got {every}")
 
     @classmethod
-    def at(cls, path: Path, size: int, base_port: int = _LOCAL_PORT) -> ClusterHome:
-        """``size`` nodes on consecutive ports from ``base_port``: the client ports first,
-        then the controller ports."""
-        if size < 1:
-            raise ValueError(f"a cluster needs at least one node, got {size}")
-        ports = tuple(range(base_port, base_port + 2 * size))
-        return cls(path=path, ports=ports[:size], controller_ports=ports[size:])
+    def of(cls, path: Path, ports: Sequence[int]) -> ClusterHome:
+        """One node per two of ``ports``: the first half its client ports, the second its
+        controller ports."""
+        size, odd = divmod(len(ports), 2)
+        if size < 1 or odd:
+            raise ValueError(f"a cluster needs two ports per node, got {len(ports)}")
+        return cls(path=path, ports=tuple(ports[:size]), controller_ports=tuple(ports[size:]))
 
     @property
     def size(self) -> int:

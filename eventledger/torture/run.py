@@ -209,14 +209,8 @@ def run_torture(
     if config.keep is not None:
         config.keep.mkdir(parents=True, exist_ok=False)
     home = config.keep or Path(tempfile.mkdtemp(prefix="eventledger-torture-"))
-    ports = tuple(free_port() for _ in range(2 * config.brokers))
-    brokers = BrokerCluster(
-        ClusterHome(
-            path=home / "broker",
-            ports=ports[: config.brokers],
-            controller_ports=ports[config.brokers :],
-        )
-    )
+    ports = [free_port() for _ in range(2 * config.brokers)]
+    brokers = BrokerCluster(ClusterHome.of(home / "broker", ports))
     history = History()
     try:
         report(Snapshot("starting the broker", clock(), config.seconds, 0, 0, 0))

@@ -31,10 +31,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerCluster]:
-    ports = tuple(free_port() for _ in range(6))
-    home = ClusterHome(
-        path=tmp_path_factory.mktemp("cluster"), ports=ports[:3], controller_ports=ports[3:]
-    )
+    home = ClusterHome.of(tmp_path_factory.mktemp("cluster"), [free_port() for _ in range(6)])
     cluster = BrokerCluster(home)
     cluster.start()
     try:

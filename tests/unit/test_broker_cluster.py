@@ -21,16 +21,19 @@ def _props(home: BrokerHome) -> dict[str, str]:
     return dict(ln.split("=", 1) for ln in lines)
 
 
-def test_consecutive_ports_give_client_then_controller_ports() -> None:
-    home = ClusterHome.at(Path("/c"), 3, 9192)
+def test_ports_give_client_then_controller_ports() -> None:
+    home = ClusterHome.of(Path("/c"), range(9192, 9198))
     assert home.ports == (9192, 9193, 9194)
     assert home.controller_ports == (9195, 9196, 9197)
     assert home.bootstrap == "127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194"
     assert home.quorum == ((1, 9195), (2, 9196), (3, 9197))
+    for ports in ((), (9192, 9193, 9194)):
+        with pytest.raises(ValueError, match="two ports per node"):
+            ClusterHome.of(Path("/c"), ports)
 
 
 def test_every_node_is_a_voter_of_one_quorum_with_its_own_ports_and_data() -> None:
-    nodes = ClusterHome.at(Path("/c"), 3, 9192).nodes()
+    nodes = ClusterHome.of(Path("/c"), range(9192, 9198)).nodes()
     props = [_props(n) for n in nodes]
     voters = "1@127.0.0.1:9195,2@127.0.0.1:9196,3@127.0.0.1:9197"
     assert [p["controller.quorum.voters"] for p in props] == [voters] * 3
@@ -44,7 +47,7 @@ def test_every_node_is_a_voter_of_one_quorum_with_its_own_ports_and_data() -> No
 
 
 def test_the_cluster_replicates_every_topic_three_times_with_two_in_sync() -> None:
-    props = _props(ClusterHome.at(Path("/c"), 3).nodes()[0])
+    props = _props(ClusterHome.of(Path("/c"), range(9192, 9198)).nodes()[0])
     assert props["default.replication.factor"] == "3"
     assert props["min.insync.replicas"] == "2"
     assert props["offsets.topic.replication.factor"] == "3"
