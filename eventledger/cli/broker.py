@@ -73,21 +73,17 @@ def broker_stop() -> None:
 def broker_status() -> None:
     """Say whether the local broker and the local cluster's nodes run and answer; exit 3
     when none runs."""
-    broker = Broker()
-    pid = broker.pid()
-    if pid is None:
-        console.print("broker: not running")
-    else:
-        answers = "answers" if broker.running() else "does NOT answer"
-        console.print(f"broker: pid {pid} at {broker.home.bootstrap}, {answers} metadata requests")
-    cluster = _cluster()
-    running = False
-    for node_id, node in cluster.nodes.items():
-        node_pid = node.pid()
-        if node_pid is None:
+    brokers = [("broker", Broker())]
+    brokers += [(f"cluster node {n}", node) for n, node in _cluster().nodes.items()]
+    running = 0
+    for name, broker in brokers:
+        pid = broker.pid()
+        if pid is None:
+            if name == "broker":
+                console.print("broker: not running")
             continue
-        running = True
-        answers = "answers" if node.running() else "does NOT answer"
-        console.print(f"cluster node {node_id}: pid {node_pid} at {node.home.bootstrap}, {answers}")
-    if pid is None and not running:
+        running += 1
+        answers = "answers" if broker.running() else "does NOT answer"
+        console.print(f"{name}: pid {pid} at {broker.home.bootstrap}, {answers} metadata requests")
+    if not running:
         raise typer.Exit(code=3)
