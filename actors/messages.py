@@ -205,7 +205,7 @@ class Paused(msgspec.Struct, frozen=True):
 
     committed_offset: int
     generation: int
-    events_end: int = 0
+    events_end: int
 
 
 class Switched(msgspec.Struct, frozen=True):

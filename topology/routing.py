@@ -100,11 +100,11 @@ class RoutingTable(msgspec.Struct, frozen=True):
 
     def slot_of(self, key: bytes) -> int:
         """The slot of `key`."""
-        return (murmur2(key) & 0x7FFFFFFF) % len(self.owners)
+        return slot(key, len(self.owners))
 
     def owner_of(self, key: bytes) -> int:
         """The partition that owns `key`'s slot."""
-        return self.owners[(murmur2(key) & 0x7FFFFFFF) % len(self.owners)]
+        return self.owners[slot(key, len(self.owners))]
 
     def counts(self, partitions: int) -> list[int]:
         """How many slots each of partitions 0..max(partitions, owners)-1 owns."""
