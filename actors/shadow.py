@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from actors.kafka import consumer_config
+from actors.logs import timestamped
 from actors.messages import ShadowPhase, ShadowProgress
 from actors.replay import EventTail, fold
 from actors.scan import scan_partition
@@ -90,6 +91,7 @@ class ShadowRebuild:
         read_limit: int = 10_000,
         start: bool = True,
     ) -> None:
+        timestamped()
         if generation < 1:
             raise ValueError(f"a rebuild writes generation >= 1, got {generation}")
         self.settings = settings
