@@ -62,6 +62,7 @@ from topology.history import (
     state_at,
     waypoints,
 )
+from topology.moves import record_kind
 from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -240,8 +241,8 @@ class HistoryIndex:
                 continue
             position = msg.offset() + 1
             value = msg.value()
-            if value is None:
-                continue
+            if value is None or record_kind(msg.headers()) is not None:
+                continue  # a repartition's markers are not events (its seam: not indexed yet)
             try:
                 envelope = decode_event_envelope(value)
             except CodecError as e:

@@ -91,10 +91,11 @@ def fold(
     changed: set[str] | None = None,
 ) -> int:
     """Fold event records into ``states``; returns how many were applied (already reflected
-    ones are skipped) and adds the changed aggregate ids to ``changed``."""
+    ones are skipped) and adds the changed aggregate ids to ``changed`` (an account that a
+    departure marker dropped too: it is absent from ``states``)."""
     applied = 0
     for msg in records:
-        if apply_event_record(codec, states, msg.value()):
+        if apply_event_record(codec, states, msg.value(), msg.headers()):
             applied += 1
             if changed is not None:
                 changed.add(decode_key(msg.key()))

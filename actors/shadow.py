@@ -35,6 +35,7 @@ from actors.scan import scan_partition
 from actors.transactional import TransactionalWriter
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY
+from topology.codec.keys import encode_key
 from topology.codec.wire import CodecError
 from topology.envelopes import Slot
 from topology.names import Names
@@ -227,15 +228,22 @@ class ShadowRebuild:
         stamped with the position reached."""
         position = self._tail.position
         writer = self._writer
-        written: dict[bytes, bytes] = {}
+        written: dict[bytes, bytes | None] = {}
         with writer.transaction():
             for aggregate_id in self._changed:
-                slot = self.states[aggregate_id]
-                key, value = self.codec.snapshots.record(aggregate_id, slot, position)
+                slot = self.states.get(aggregate_id)
+                if slot is None:  # departed in a repartition: a tombstone
+                    key, value = encode_key(aggregate_id), None
+                else:
+                    key, value = self.codec.snapshots.record(aggregate_id, slot, position)
                 writer.produce(self.topic, value, key, self.partition)
                 writer.poll(0)
                 written[key] = value
-        self.encoded.update(written)  # committed: now part of the hand-over
+        for key, value in written.items():  # committed: now part of the hand-over
+            if value is None:
+                self.encoded.pop(key, None)
+            else:
+                self.encoded[key] = value
         self._changed.clear()
         self._last_checkpoint = time.monotonic()
 

@@ -28,11 +28,16 @@ from topology.routing import RoutingTable
 __all__ = [
     "RECORD_HEADER",
     "SLOT_RECORD_KEY",
+    "Arrival",
+    "Departure",
     "MoveSlots",
     "RecordKind",
     "SlotRecord",
+    "decode_arrival",
+    "decode_departure",
     "decode_move",
     "decode_slot_record",
+    "encode_marker",
     "encode_move",
     "encode_slot_record",
     "record_kind",
@@ -127,7 +132,33 @@ class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
         return all(not self.owns(s) and self.table.moved_at[s] >= version for s in slots)
 
 
+class Departure(msgspec.Struct, frozen=True, array_like=True):
+    """An account's departure marker on events[source]: from here on its events are on
+    partition `moved_to` (move `move_id`). `sequence` is the account's version at the
+    move: a marker takes no sequence of its own, so the account's events stay 1, 2, ...
+    across partitions. A fold drops the account on meeting it."""
+
+    aggregate_id: str
+    moved_to: int
+    move_id: str
+    sequence: int
+
+
+class Arrival(msgspec.Struct, frozen=True, array_like=True):
+    """An account's arrival marker on events[target]: its events up to `sequence` are on
+    partition `moved_from`, and `snapshot` is its snapshot record's value at the move
+    (the state those events fold to). A fold installs the snapshot on meeting it."""
+
+    aggregate_id: str
+    moved_from: int
+    move_id: str
+    sequence: int
+    snapshot: bytes
+
+
 _MOVE: Final = msgspec.msgpack.Decoder(MoveSlots)
+_DEPARTURE: Final = msgspec.msgpack.Decoder(Departure)
+_ARRIVAL: Final = msgspec.msgpack.Decoder(Arrival)
 _SLOT_RECORD: Final = msgspec.msgpack.Decoder(SlotRecord)
 
 
@@ -147,3 +178,18 @@ def encode_slot_record(record: SlotRecord) -> bytes:
 def decode_slot_record(data: bytes) -> SlotRecord:
     """Raises CodecError for bytes that are not a SlotRecord."""
     return decoded(_SLOT_RECORD, data, "a slot record")
+
+
+def encode_marker(marker: Departure | Arrival) -> bytes:
+    """A marker's value (its record carries `RECORD_HEADER` naming its kind)."""
+    return ENCODER.encode(marker)
+
+
+def decode_departure(data: bytes) -> Departure:
+    """Raises CodecError for bytes that are not a departure marker."""
+    return decoded(_DEPARTURE, data, "a departure marker")
+
+
+def decode_arrival(data: bytes) -> Arrival:
+    """Raises CodecError for bytes that are not an arrival marker."""
+    return decoded(_ARRIVAL, data, "an arrival marker")

@@ -4,13 +4,24 @@
 `apply_snapshot_record` installs snapshot records as decoded slots (a shadow rebuild resuming
 its generation); `apply_event_record` folds events, skipping what the slots already hold, so a
 rebuild is the fold from an empty map and events offset 0, and a resumed one replays from the
-smallest `events_offset` its snapshots carry.
+smallest `events_offset` its snapshots carry. A repartition's markers (`topology.moves`) are
+followed: a departure drops the account (its later events are on another partition), an
+arrival installs the snapshot it carries (its earlier events are on another partition).
 """
+
+from collections.abc import Sequence
 
 from topology.codec.aggregate import Codec
 from topology.codec.keys import TOUCH_KEY, decode_key
 from topology.codec.wire import CodecError
 from topology.envelopes import Slot
+from topology.moves import (
+    SLOT_RECORD_KEY,
+    RecordKind,
+    decode_arrival,
+    decode_departure,
+    record_kind,
+)
 
 __all__ = ["SequenceGapError", "apply_event_record", "apply_snapshot_record"]
 
@@ -26,7 +37,7 @@ def apply_snapshot_record(
     snapshot's `events_offset` (None for a tombstone). Raises StaleSnapshotError, CodecError."""
     if key is None:
         raise CodecError("snapshot record without a key")
-    if key == TOUCH_KEY:  # see TOUCH_KEY: not an aggregate's
+    if key in (TOUCH_KEY, SLOT_RECORD_KEY):  # not an aggregate's (the slot record: apart)
         return None
     aggregate_id = decode_key(key)
     if value is None:
@@ -39,10 +50,21 @@ def apply_snapshot_record(
     return snapshot.events_offset
 
 
-def apply_event_record(codec: Codec, states: dict[str, Slot], value: bytes) -> bool:
-    """Fold one event record into `states`; returns whether it was applied. An event whose
-    sequence is <= the slot's version is already reflected and skipped; one that skips ahead
-    raises SequenceGapError. (Command ids are remembered apart, by the id memory.)"""
+def apply_event_record(
+    codec: Codec,
+    states: dict[str, Slot],
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]] | None = None,
+) -> bool:
+    """Fold one event record (with its `headers`) into `states`; returns whether it was
+    applied. An event whose sequence is <= the slot's version is already reflected and
+    skipped; one that skips ahead raises SequenceGapError. A departure marker drops its
+    account; an arrival marker installs its snapshot unless the slot is already at or past
+    it. Any other record of the flow raises CodecError. (Command ids are remembered apart,
+    by the id memory.)"""
+    kind = record_kind(headers)
+    if kind is not None:
+        return _apply_marker(codec, states, kind, value)
     envelope, event = codec.events.decode(value)
     aggregate_id = envelope.aggregate_id
     slot = states.get(aggregate_id)
@@ -55,4 +77,23 @@ def apply_event_record(codec: Codec, states: dict[str, Slot], value: bytes) -> b
         )
     state = codec.aggregate.evolve(None if slot is None else slot.state, event)
     states[aggregate_id] = Slot(state, envelope.sequence)
+    return True
+
+
+def _apply_marker(codec: Codec, states: dict[str, Slot], kind: RecordKind, value: bytes) -> bool:
+    if kind is RecordKind.DEPARTED:
+        return states.pop(decode_departure(value).aggregate_id, None) is not None
+    if kind is not RecordKind.ARRIVED:
+        raise CodecError(f"a {kind} record does not belong on an events topic")
+    arrival = decode_arrival(value)
+    slot = states.get(arrival.aggregate_id)
+    if slot is not None and slot.version >= arrival.sequence:
+        return False
+    snapshot = codec.snapshots.decode(arrival.snapshot)
+    if snapshot.aggregate_id != arrival.aggregate_id or snapshot.slot.version != arrival.sequence:
+        raise CodecError(
+            f"arrival of {arrival.aggregate_id!r} at {arrival.sequence} carries the snapshot of "
+            f"{snapshot.aggregate_id!r} at {snapshot.slot.version}"
+        )
+    states[arrival.aggregate_id] = snapshot.slot
     return True
