@@ -455,7 +455,8 @@ class Coordinator:
     ) -> list[int]:
         """Start an online rebuild of ``partitions`` (all by default); returns those started
         (a partition already being rebuilt is left alone). ``aggregate`` replaces the code's
-        aggregate for this rebuild and for the partition after its switch (tests only)."""
+        aggregate for this rebuild and for the partition after its switch (tests only).
+        Raises ValueError for a partition that does not exist and while a repartition runs."""
         wanted = list(range(self.settings.partitions)) if partitions is None else partitions
         bad = [p for p in wanted if not 0 <= p < self.settings.partitions]
         if bad:
