@@ -20,7 +20,7 @@ from actors.messages import (
     StatusRow,
 )
 from actors.supervisor import Observation, PartitionActual
-from topology.control import PartitionRecord
+from topology.control import PartitionRecord, RepartitionRecord
 from topology.placement import ActorPhase
 from topology.settings import Settings
 
@@ -110,9 +110,11 @@ def service_status(
     errors: dict[str, str],
     ticks: int,
     rebuilds: dict[int, RebuildProgress],
+    repartition: RepartitionRecord | None = None,
 ) -> ServiceStatus:
     """The service as of ``last`` (None: no tick observed yet), with the ``desired`` record
-    of each partition, the coordinator's step ``errors`` and the ``rebuilds``."""
+    of each partition, the coordinator's step ``errors``, the ``rebuilds`` and the latest
+    ``repartition``."""
     rows = [
         status_row(
             p,
@@ -137,4 +139,5 @@ def service_status(
         errors=errors,
         rows=rows,
         rebuilds=rebuilds,
+        repartition=repartition,
     )
