@@ -263,9 +263,10 @@ class ShadowRebuild:
     def finish(self, at_least: int = 0, timeout: float = 60.0) -> Handover:
         """Replay the tail to the end of ``events[p]``, and at least to offset ``at_least``
         (the live actor's ``Paused.events_end``: a batch it committed is not yet readable
-        until Kafka writes its commit markers), checkpoint, return the slots. Call only while
-        the live actor is paused (nothing more is appended meanwhile). Raises TimeoutError
-        rather than hand over less."""
+        until Kafka writes its commit markers), checkpoint, return the slots as of where the
+        tail stands at the end (``TailEnd``). Call only while the live actor is paused
+        (nothing more is appended meanwhile). Raises TimeoutError rather than hand over
+        less."""
         marks = [time.perf_counter()]
         self._stop.set()
         if self._thread is not None:
@@ -277,15 +278,15 @@ class ShadowRebuild:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         marks.append(time.perf_counter())
-        target = TailEnd(at_least)
-        target.aim(self._tail.end())
-        while not target.reached(self._tail.position):
+        tail, target = self._tail, TailEnd(at_least)
+        target.aim(tail.end())
+        while not target.reached(tail.position, tail.at_end):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"tail not replayed: at {self._tail.position} of {target.end}")
+                raise TimeoutError(f"tail not replayed: at {tail.position} of {target.end}")
             self.replay_some()
-            if self._tail.at_end and not target.reached(self._tail.position):
-                target.aim(self._tail.end())
-        end = target.end
+            if tail.at_end and not target.reached(tail.position, tail.at_end):
+                target.aim(tail.end())
+        end = tail.position
         marks.append(time.perf_counter())
         self.checkpoint()
         marks.append(time.perf_counter())

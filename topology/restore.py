@@ -167,8 +167,11 @@ class TailEnd:
     `events[p]` as last read (the last stable offset), and never below `at_least`, the end of
     the events the paused partition committed (`Paused.events_end`, from delivery reports).
     A commit returns before Kafka writes its markers, so a read of the end made right after
-    the pause may lie below the last batch; only `at_least` holds the replay to it. The
-    hand-over's position is `end` once a tail has `reached` it."""
+    the pause may lie below the last batch; only `at_least` holds the replay to it.
+
+    The replay is done once its tail has read to the end it can see (past the last batch's
+    marker, which `at_least` stops short of) at or past `end`; the hand-over's position is
+    then the tail's, which a switch finds equal to the end it reads."""
 
     at_least: int
     end: int = 0
@@ -178,6 +181,7 @@ class TailEnd:
         self.end = max(read_end, self.at_least)
         return self.end
 
-    def reached(self, position: int) -> bool:
-        """Whether a tail whose next offset is `position` is done."""
-        return position >= self.end
+    def reached(self, position: int, at_end: bool) -> bool:
+        """Whether a tail whose next offset is `position` is done (`at_end`: it has read to
+        the end it can see)."""
+        return at_end and position >= self.end

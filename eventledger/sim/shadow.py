@@ -99,17 +99,17 @@ class SimShadow:
             self.target = TailEnd(at_least)
             self.target.aim(self.end())
         target = self.target
-        if not target.reached(self.position):
+        if not target.reached(self.position, self.at_end):
             self.replay(None)
-            if self.at_end and not target.reached(self.position):
+            if self.at_end and not target.reached(self.position, self.at_end):
                 target.aim(self.end())
-        if not target.reached(self.position):
+        if not target.reached(self.position, self.at_end):
             return None
         self.checkpoint()
         return Handover(
             partition=self.partition,
             generation=self.generation,
-            position=target.end,
+            position=self.position,
             snapshots=dict(self.encoded),
             replayed=0,
             seconds=0.0,

@@ -225,11 +225,12 @@ def test_folding_event_records_names_the_aggregates_changed() -> None:
 
 def test_the_last_replay_reaches_at_least_the_committed_events() -> None:
     """A read of the end made before the last batch's markers landed (5) lies below the
-    events the paused partition committed (9): the replay goes on to 9, then to the end
-    read once it is there."""
+    events the paused partition committed (9: the last batch's marker is at 9): the replay
+    goes on to 9 and past that marker, to the end it can see once the marker is there."""
     target = TailEnd(at_least=9)
     assert target.aim(5) == 9
-    assert not target.reached(5) and not target.reached(8)
-    assert target.reached(9)
-    assert target.aim(10) == 10 and not target.reached(9)
+    assert not target.reached(5, at_end=True) and not target.reached(8, at_end=False)
+    assert not target.reached(9, at_end=False)  # the marker at 9 not read past yet
+    assert target.reached(10, at_end=True)
+    assert target.aim(12) == 12 and not target.reached(10, at_end=True)
     assert TailEnd(at_least=0).aim(5) == 5  # without it: the stale end

@@ -100,8 +100,12 @@ def test_without_the_guard_the_switch_loses_the_last_batch() -> None:
 
 
 def test_with_the_guard_the_rebuild_holds_the_last_batch() -> None:
+    """The shadow waits for the batch's markers, reads past them, and the switch finds its
+    hand-over at the end it reads (handing over at the committed end, one short of the
+    marker, the switch was refused)."""
     outcome = run_trace(_lost_batch(), CONFIG)
     assert outcome.violation is None, str(outcome.violation)
+    assert (outcome.switched, outcome.refused) == (1, [])
 
 
 def test_a_shadow_that_dies_during_the_switch_leaves_the_partition_as_it_was() -> None:
@@ -118,6 +122,7 @@ def test_the_seed_that_first_showed_the_lost_batch() -> None:
     last batch; with the guard (the real code) it runs clean."""
     guarded = run_seed(11, 200)
     assert guarded.violation is None, str(guarded.violation)
+    assert guarded.switched > 0 and guarded.refused == []
     unguarded = run_seed(11, 200, rebuild_guard=False)
     assert unguarded.violation is not None and unguarded.violation.rule == "state"
     assert isinstance(unguarded.ops[unguarded.at_step - 1], RebuildSwitch)
