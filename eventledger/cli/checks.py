@@ -191,8 +191,9 @@ def simulate(
     ] = True,
 ) -> None:
     """Run the deterministic simulator: the ledger's pure core over in-memory Kafka logs,
-    from seeds, with crashes, aborts, clock jumps, standby takeovers, zombie writers and legal
-    adversarial clients, checking the invariants after every step. Exits non-zero on a
+    from seeds, with crashes, aborts, clock jumps, standby takeovers, zombie writers, online
+    rebuilds, commit markers that land late and legal adversarial clients, checking the
+    invariants after every step. Exits non-zero on a
     violation, printing its trace and the command that replays it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
