@@ -5,6 +5,7 @@ import pytest
 from actors.audit import fold_in_sequence
 from ledger import LEDGER, Deposit, Deposited, OpenAccount, Withdraw
 from topology.codec.aggregate import Codec
+from topology.codec.checkpoint import CHECKPOINT_KEY
 from topology.codec.snapshots import StaleSnapshotError
 from topology.codec.wire import CodecError
 from topology.envelopes import Slot, Snapshot
@@ -19,8 +20,11 @@ from topology.moves import (
 )
 from topology.restore import (
     SequenceGapError,
+    TailEnd,
     apply_event_record,
+    apply_event_records,
     apply_snapshot_record,
+    resume_rebuild,
 )
 from topology.step.records import BatchResult
 
@@ -192,3 +196,41 @@ def test_the_audit_folds_each_account_in_sequence_order_across_partitions() -> N
     assert in_log == {k: s.state for k, s in {**first.changed, **second.changed}.items()}
     with pytest.raises(ValueError, match="events missing"):
         fold_in_sequence(LEDGER, [f for f in facts if f[1] != 2])
+
+
+# --- a rebuild's resume and its last replay ------------------------------------------------
+
+
+def test_a_rebuild_resumes_at_its_largest_stamp_and_skips_the_live_checkpoint() -> None:
+    first, second = history()
+    records = [(out.key, out.value) for out in first.snapshots + second.snapshots]
+    records.insert(2, (CHECKPOINT_KEY, b"not a snapshot"))
+    resumed = resume_rebuild(LEDGER_CODEC, records)
+    assert resumed.position == 3
+    assert resumed.states == {**first.changed, **second.changed}
+    assert resumed.encoded == {out.key: out.value for out in second.snapshots}
+    gone = resume_rebuild(LEDGER_CODEC, [*records, (b"a", None)])
+    assert set(gone.states) == {"b"} and set(gone.encoded) == {b"b"}
+
+
+def test_folding_event_records_names_the_aggregates_changed() -> None:
+    first, second = history()
+    records = [(out.key, out.value, None) for out in first.events + second.events]
+    states: dict[str, Slot] = {}
+    changed: set[str] = set()
+    assert apply_event_records(LEDGER_CODEC, states, records[:3], changed) == 3
+    assert apply_event_records(LEDGER_CODEC, states, records, changed) == 2  # 3 held already
+    assert changed == {"a", "b"} and states == {**first.changed, **second.changed}
+
+
+def test_the_last_replay_reaches_at_least_the_committed_events() -> None:
+    """A read of the end made before the last batch's markers landed (5) lies below the
+    events the paused partition committed (9: the last batch's marker is at 9): the replay
+    goes on to 9 and past that marker, to the end it can see once the marker is there."""
+    target = TailEnd(at_least=9)
+    assert target.aim(5) == 9
+    assert not target.reached(5, at_end=True) and not target.reached(8, at_end=False)
+    assert not target.reached(9, at_end=False)  # the marker at 9 not read past yet
+    assert target.reached(10, at_end=True)
+    assert target.aim(12) == 12 and not target.reached(10, at_end=True)
+    assert TailEnd(at_least=0).aim(5) == 5  # without it: the stale end
