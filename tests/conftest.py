@@ -43,20 +43,24 @@ CLUSTER_NODE: dict[str, Any] = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the integration tests; run the ``shared_last`` ones after the other tests on the
-    local Ray (they break a service the others share), the ``cluster`` ones after those (the
-    local Ray is then started once, not again after each cluster), and the ``faults`` ones
-    last (when ``make test``'s unit tests, run alongside, have long ended). The sort is
-    stable: within each group, the files' order."""
+    local Ray (they break a service the others share; ``shared_last(stops=True)``, which
+    stops it, after those), the ``cluster`` ones after them (the local Ray is then started
+    once, not again after each cluster), and the ``faults`` ones last (when ``make test``'s
+    unit tests, run alongside, have long ended). The sort is stable: within each group, the
+    files' order."""
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.integration)
-    items.sort(
-        key=lambda i: (_marked(i, "faults"), _marked(i, "cluster"), _marked(i, "shared_last"))
-    )
+    items.sort(key=lambda i: (_marked(i, "faults"), _marked(i, "cluster"), _shared_last(i)))
 
 
 def _marked(item: pytest.Item, marker: str) -> bool:
     return item.get_closest_marker(marker) is not None
+
+
+def _shared_last(item: pytest.Item) -> tuple[bool, bool]:
+    marker = item.get_closest_marker("shared_last")
+    return marker is not None, marker is not None and marker.kwargs.get("stops", False)
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ def bare_service(settings: Settings, ray_local: None) -> Iterator[Service]:
 class SharedServices:
     """The session's two shared services on the local Ray (a deployment takes seconds),
     each deployed on first use and stopped just before the local Ray ends (a cluster's turn,
-    the fault suite, the session's end); a later use deploys it again.
+    the fault suite, the session's end); a later use deploys it again, and so does a use of
+    the supervised one after a test stopped it (``shared_last(stops=True)``, the very last).
 
     ``supervised()`` runs with its coordinator. Its tests each keep to accounts and command
     ids of their own and check of the whole service only what holds whatever the others did
@@ -115,6 +116,7 @@ class SharedServices:
         self._bootstrap = bootstrap
         self._state_dir = state_dir
         self._up: dict[bool, Service] = {}
+        self._stops: dict[bool, ExitStack] = {}
 
     def supervised(self) -> Service:
         return self._get(supervised=True)
@@ -124,6 +126,9 @@ class SharedServices:
 
     def _get(self, *, supervised: bool) -> Service:
         start_local_ray()
+        up = self._up.get(supervised)
+        if supervised and up is not None and find_coordinator(up.settings.app_id) is None:
+            self._end(supervised)  # stopped by its last test
         if supervised not in self._up:
             settings = app_settings(self._bootstrap, self._state_dir)
             with ExitStack() as stack:
@@ -132,13 +137,14 @@ class SharedServices:
                     end_supervision(settings)
                 stop = stack.pop_all()
             self._up[supervised] = served
-
-            def end() -> None:
-                del self._up[supervised]
-                stop.close()
-
-            on_local_ray_end(end)
+            self._stops[supervised] = stop
+            on_local_ray_end(lambda: self._end(supervised))
         return self._up[supervised]
+
+    def _end(self, supervised: bool) -> None:
+        """Stop the service (its client closed) unless it has ended already."""
+        if self._up.pop(supervised, None) is not None:
+            self._stops.pop(supervised).close()
 
 
 @pytest.fixture(scope="session")
