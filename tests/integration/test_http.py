@@ -37,6 +37,10 @@ LIMITS = Limits(max_ongoing=8, max_queued=4, rate_per_token=25, burst_per_token=
 then 25 a second: more than any other test here sends with one token (``wait_until`` polls
 10 times a second)."""
 
+COMMAND_TIMEOUT_S = 6.0
+"""How long a command waits for its reply (the API's default is 10 s): far more than a reply
+takes here, and it sets the deadline a held request is answered at (plus the margin)."""
+
 
 @dataclass
 class Api:
@@ -70,7 +74,9 @@ def api(shared: SharedServices) -> Iterator[Api]:
     tokens["flood"] = mint_token(frozenset({Scope.READ}), "flood")
     tokens["stall"] = mint_token(frozenset(Scope), "stall")
     table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
-    url = deploy_http(settings, table, port=free_port(), limits=LIMITS)
+    url = deploy_http(
+        settings, table, port=free_port(), limits=LIMITS, command_timeout=COMMAND_TIMEOUT_S
+    )
     try:
         yield Api(
             settings,
@@ -426,7 +432,7 @@ def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_dea
 ) -> None:
     """Requests whose body never comes hold the replica's 8 slots and its queue of 4: the
     next ones are refused, 503 with Retry-After. A held one is answered 504 outcome_unknown
-    at its deadline (the command timeout + the margin: about 12 s), and once the connections
+    at its deadline (the command timeout + the margin: 8 s), and once the connections
     close the API answers again. 64 are sent, as Serve's modes count approximately (its
     router may refuse early; after earlier cancellations it admitted up to 16): an unbounded
     queue would refuse none."""
