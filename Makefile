@@ -32,13 +32,14 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 # The lint, then the unit tests (CPU, no broker, no Ray) run alongside the integration and
-# fault tests; their output follows, and either stream failing fails the target. (The
-# integration tests are CPU-bound too, in starting actors: split over two processes on two
-# cores, each test took three to four times as long, and the whole no less.)
+# fault tests, at a lower CPU priority (nice): they take what the integration tests leave of
+# the cores and hold none of them up. Their output follows, and either stream failing fails
+# the target. (The integration tests are CPU-bound too, in starting actors: split over two
+# processes on two cores, each test took three to four times as long, and the whole no less.)
 test: $(STAMP)
-	@{ $(LINT); lint=$$?; \
+	@nice -n 10 sh -c '$(LINT); lint=$$?; \
 	  $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
-	  test $$lint -eq 0 -a $$units -eq 0; } > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
+	  test $$lint -eq 0 -a $$units -eq 0' > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
 	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
 	wait $$checks; checked=$$?; \
 	echo "--- make lint, then tests/unit (run alongside) ---"; cat $(VENV)/lint-and-unit.log; \

@@ -8,7 +8,9 @@ single-node Ray, started on first use and kept) and ``ray_cluster`` (a module-sc
 multi-node ``ray.cluster_utils.Cluster``). ``ray_cluster`` shuts the local Ray down and
 ``ray_local`` starts it again when a later test needs it; ``_RAY`` says which one is up. The
 tests on a cluster carry the ``cluster`` marker and run after the others, before the fault
-suite's (which starts a broker and a Ray of its own).
+suite's (which starts a broker and a Ray of its own). What lives on the local Ray beyond a
+test (the shared services of ``tests/integration/conftest.py``) registers with
+``on_local_ray_end`` and is stopped just before ``end_ray`` shuts that Ray down.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import gc
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +42,25 @@ CLUSTER_NODE: dict[str, Any] = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the integration tests; run the ``cluster`` ones after the others (the local Ray
-    is then started once, not again after each cluster), and the ``faults`` ones last (when
-    ``make test``'s unit tests, run alongside, have long ended)."""
+    """Mark the integration tests; run the ``shared_last`` ones after the other tests on the
+    local Ray (they break a service the others share; ``shared_last(stops=True)``, which
+    stops it, after those), the ``cluster`` ones after them (the local Ray is then started
+    once, not again after each cluster), and the ``faults`` ones last (when ``make test``'s
+    unit tests, run alongside, have long ended). The sort is stable: within each group, the
+    files' order."""
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda i: (i.get_closest_marker("faults") is not None, _on_a_cluster(i)))
+    items.sort(key=lambda i: (_marked(i, "faults"), _marked(i, "cluster"), _shared_last(i)))
 
 
-def _on_a_cluster(item: pytest.Item) -> bool:
-    return item.get_closest_marker("cluster") is not None
+def _marked(item: pytest.Item, marker: str) -> bool:
+    return item.get_closest_marker(marker) is not None
+
+
+def _shared_last(item: pytest.Item) -> tuple[bool, bool]:
+    marker = item.get_closest_marker("shared_last")
+    return marker is not None, marker is not None and marker.kwargs.get("stops", False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,7 @@ def _holder(obj: object, besides: object) -> str:
 
 
 _RAY: dict[str, str | None] = {"kind": None}
+_LOCAL_RAY_ENDS: list[Callable[[], None]] = []
 # Node failures are noticed in ~2 s rather than Ray's default ~15 s.
 _FAST_HEALTH_CHECKS = {
     "health_check_period_ms": 500,
@@ -189,11 +200,28 @@ _FAST_HEALTH_CHECKS = {
 def _ray_session() -> Iterator[None]:
     """Shuts down whichever Ray is up at the end of the session."""
     yield
+    end_ray()
+
+
+def on_local_ray_end(callback: Callable[[], None]) -> None:
+    """Have ``end_ray`` call ``callback`` before it shuts the local Ray down (while it still
+    answers): for what outlives a test on it, a shared service."""
+    _LOCAL_RAY_ENDS.append(callback)
+
+
+def end_ray() -> None:
+    """Shut down the Ray this process is connected to, if any; the local one once what was
+    registered with ``on_local_ray_end`` has ended, last registered first."""
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
-    _RAY["kind"] = None
+    try:
+        while _RAY["kind"] == "local" and _LOCAL_RAY_ENDS:
+            _LOCAL_RAY_ENDS.pop()()
+    finally:
+        _LOCAL_RAY_ENDS.clear()
+        if ray.is_initialized():
+            ray.shutdown()
+        _RAY["kind"] = None
 
 
 @pytest.fixture
@@ -208,8 +236,7 @@ def start_local_ray() -> None:
 
     if ray.is_initialized() and _RAY["kind"] == "local":
         return
-    if ray.is_initialized():
-        ray.shutdown()
+    end_ray()
     ray.init(
         address="local",
         num_cpus=2,
@@ -238,9 +265,7 @@ def ray_cluster_of(head: dict[str, Any]) -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    if ray.is_initialized():
-        ray.shutdown()
-    _RAY["kind"] = None
+    end_ray()
     cluster = Cluster(
         initialize_head=True,
         head_node_args={

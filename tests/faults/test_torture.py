@@ -23,13 +23,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 def own_ray() -> Iterator[None]:
     """The run starts a Ray of its own: leave none of the session's up, and tell the session
     fixtures that theirs is gone (``ray_local`` starts it again when a later test needs it)."""
-    import ray
+    from tests.conftest import _RAY, end_ray
 
-    from tests.conftest import _RAY
-
-    if ray.is_initialized():
-        ray.shutdown()
-    _RAY["kind"] = None
+    end_ray()
     yield
     _RAY["kind"] = None
 

@@ -1,4 +1,6 @@
-"""``eventledger status`` as a probe, run as a script against a deployed service."""
+"""``eventledger status`` as a probe, run as a script against a deployed service: the
+session's shared one (``SharedServices``), which the test stops, after every other test on
+it."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import ray
 
 from actors.deployment import stop_service
-from tests.integration.conftest import Service
+from tests.integration.conftest import SharedServices
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,7 +28,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_status_json_is_quiet_and_exits_by_the_partitions(service: Service) -> None:
+@pytest.mark.shared_last(stops=True)
+def test_status_json_is_quiet_and_exits_by_the_partitions(shared: SharedServices) -> None:
+    service = shared.supervised()
     app_id = service.settings.app_id
     done = _cli("status", "--json", "--app", app_id)
     assert done.returncode == 0, done.stderr

@@ -2,9 +2,10 @@
 read your writes, with no partition actor alive, after a rebuild switch, and deep into a
 history (from a waypoint) as from its first event.
 
-The tests that break no actor share the module's service (a deployment takes seconds), each
-on accounts of its own (the rebuild, which switches every partition, last of them); the two
-that kill actors share one without a coordinator (the one that leaves none alive last)."""
+The tests that break no actor run on the session's shared service (``SharedServices``), each
+on accounts of its own (the rebuild, which switches every partition, after every other test
+on it); the two that kill actors on the shared one without a coordinator (the one that
+leaves none alive after every other test on it)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from actors.ray_state import partition_actor
 from ledger import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
-from tests.integration.conftest import Service
+from tests.integration.conftest import Service, SharedServices
 from tests.integration.waiting import wait_until
 from topology.control import RebuildPhase
 from topology.history import MAX_PAGE, WAYPOINT_EVERY, HistoryPage
@@ -30,15 +31,16 @@ MOVES = {"alice": [Deposit(500), Withdraw(120), Deposit(7)], "bob": [Deposit(90)
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """The module's one service: each test moves accounts of its own (``_move``'s tag)."""
-    return module_service
+def service(shared: SharedServices) -> Service:
+    """The shared service: each test moves accounts of its own (``_move``'s tag), and
+    ``deep``."""
+    return shared.supervised()
 
 
 @pytest.fixture
-def bare_service(module_bare_service: Service) -> Service:
-    """The module's one service without a coordinator, for the tests that kill actors."""
-    return module_bare_service
+def bare_service(shared: SharedServices) -> Service:
+    """The shared service without a coordinator, for the tests that kill actors."""
+    return shared.bare()
 
 
 def _moves(account: str) -> list[Deposit | Withdraw]:
@@ -127,6 +129,7 @@ def test_history_answers_while_the_partition_actors_restart(bare_service: Servic
     )
 
 
+@pytest.mark.shared_last  # leaves no partition actor alive
 def test_history_answers_with_no_partition_actor_alive(bare_service: Service) -> None:
     expected = _move(bare_service, "gone")
     for p in range(bare_service.settings.partitions):
@@ -182,28 +185,29 @@ def test_a_page_deep_into_a_long_history_is_the_page_a_full_fold_gives(
     fold from the first event, and the balances the deposits add up to."""
     client = service.client
     deposits = list(range(1, 3 * WAYPOINT_EVERY + 52))
-    assert client.execute("carol", OpenAccount("EUR"), command_id="open-carol").accepted
-    sent = [client.send("carol", Deposit(d), command_id=f"carol-{d}") for d in deposits]
+    assert client.execute("deep", OpenAccount("EUR"), command_id="open-deep").accepted
+    sent = [client.send("deep", Deposit(d), command_id=f"deep-{d}") for d in deposits]
     assert all(f.result(timeout=120).accepted for f in sent)
     events = 1 + len(deposits)
-    full = client.reads.history("carol", limit=MAX_PAGE).entries  # after 0: from the first
+    full = client.reads.history("deep", limit=MAX_PAGE).entries  # after 0: from the first
     assert [e.sequence for e in full] == list(range(1, events + 1))
     assert [e.view.balance for e in full] == [0] + [sum(deposits[:n]) for n in range(1, events)]
     for after, limit in ((2 * WAYPOINT_EVERY + 7, 40), (WAYPOINT_EVERY, 1), (events - 3, 100)):
-        page = client.reads.history("carol", after_version=after, limit=limit)
+        page = client.reads.history("deep", after_version=after, limit=limit)
         assert page.entries == full[after : after + limit]
     for version in (WAYPOINT_EVERY, WAYPOINT_EVERY + 1, 3 * WAYPOINT_EVERY + 9, events):
-        point = client.reads.state_at("carol", version)
+        point = client.reads.state_at("deep", version)
         assert point is not None and point.view == full[version - 1].view
         at = datetime.fromtimestamp(full[version - 1].timestamp_ms / 1000, UTC)
-        by_time = client.reads.state_at("carol", at)
+        by_time = client.reads.state_at("deep", at)
         assert by_time is not None and by_time.view == full[by_time.version - 1].view
         assert by_time.version >= version  # the last event of that millisecond
         assert by_time.timestamp_ms == full[version - 1].timestamp_ms
     # money: the account holds what was deposited
-    assert client.reads.view("carol").balance == sum(deposits)  # type: ignore[union-attr]
+    assert client.reads.view("deep").balance == sum(deposits)  # type: ignore[union-attr]
 
 
+@pytest.mark.shared_last  # switches every partition to a new generation
 def test_history_after_a_rebuild_switch_and_read_your_writes(service: Service) -> None:
     expected = _move(service, "rebuild")
     coordinator = find_coordinator(service.settings.app_id)

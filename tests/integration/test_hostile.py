@@ -2,9 +2,9 @@
 transactions that keep aborting, and a checkpoint outside the commands log, on the real
 broker and Ray. After each, a valid command on the same account is answered.
 
-The tests but the last share the module's service (a deployment takes seconds), each on
+The tests but the last run on the session's shared service (``SharedServices``), each on
 accounts of its own and checking the dead letters it caused; the one that blocks a partition
-with aborts goes after the others."""
+with aborts runs after every other test on it. The last has a service of its own."""
 
 from __future__ import annotations
 
@@ -35,16 +35,16 @@ from topology.limits import MAX_COMMAND_BYTES
 from topology.names import NAMESPACE, Names
 from topology.topics import TopicKind, TopicLayout
 
-from .conftest import Service
+from .conftest import Service, SharedServices
 from .waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """The module's one service: victim, ghost-*, abby."""
-    return module_service
+def service(shared: SharedServices) -> Service:
+    """The shared service: victim, ghost-*, abby."""
+    return shared.supervised()
 
 
 def _dead_letters(settings: Any, partition: int) -> list[Any]:
@@ -110,6 +110,7 @@ def _stats_when(settings: Any, partition: int, status: str) -> PartitionStats:
     return wait_until(reached, 120, f"partition {partition} {status}", interval=0.2)
 
 
+@pytest.mark.shared_last  # blocks a partition
 def test_a_repeating_abort_sets_the_record_aside_then_blocks_and_unblocks(
     service: Service,
 ) -> None:

@@ -1,7 +1,7 @@
 """The HTTP API with httpx, against the real deployment in the default serving mode (uvicorn
-workers) on the session's Ray, the service on the real broker. One deployment for the module
-(it takes seconds to start), with small bounds (``LIMITS``) so that its limits are reached in
-a few hundred requests."""
+workers) on the session's Ray, over the session's shared service (``SharedServices``) on the
+real broker. One API for the module, with small bounds (``LIMITS``) so that its limits are
+reached in a few hundred requests; every test keeps to accounts of its own."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ from eventledger.http.limits import Limits
 from eventledger.http.serving import deploy_http, stop_http
 from eventledger.runtime import free_port
 from ledger import LEDGER
-from tests.conftest import start_local_ray
-from tests.integration.conftest import app_settings, running
+from tests.integration.conftest import SharedServices
 from tests.integration.waiting import wait_ready, wait_until
 from topology.settings import Settings
 
@@ -37,6 +36,10 @@ LIMITS = Limits(max_ongoing=8, max_queued=4, rate_per_token=25, burst_per_token=
 """A replica takes 8 requests and queues 4 more; each token gets 100 requests at once,
 then 25 a second: more than any other test here sends with one token (``wait_until`` polls
 10 times a second)."""
+
+COMMAND_TIMEOUT_S = 6.0
+"""How long a command waits for its reply (the API's default is 10 s): far more than a reply
+takes here, and it sets the deadline a held request is answered at (plus the margin)."""
 
 
 @dataclass
@@ -60,9 +63,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
-    start_local_ray()
-    settings = app_settings(bootstrap, state_dir)
+def api(shared: SharedServices) -> Iterator[Api]:
+    settings = shared.supervised().settings
     tokens = {scope: mint_token(scopes, scope) for scope, scopes in (
         ("rw", frozenset(Scope)),
         ("read", frozenset({Scope.READ})),
@@ -72,20 +74,21 @@ def api(bootstrap: str, state_dir: str, _ray_session: None) -> Iterator[Api]:
     tokens["flood"] = mint_token(frozenset({Scope.READ}), "flood")
     tokens["stall"] = mint_token(frozenset(Scope), "stall")
     table = TokenTable.parse("\n".join(line for _, line in tokens.values()))
-    with running(settings):
-        url = deploy_http(settings, table, port=free_port(), limits=LIMITS)
-        try:
-            yield Api(
-                settings,
-                url,
-                *(
-                    {"Authorization": f"Bearer {tokens[s][0]}"}
-                    for s in ("rw", "read", "write", "team_a", "flood", "stall")
-                ),
-            )
-        finally:
-            stop_http(settings.app_id)
-            serve.shutdown()
+    url = deploy_http(
+        settings, table, port=free_port(), limits=LIMITS, command_timeout=COMMAND_TIMEOUT_S
+    )
+    try:
+        yield Api(
+            settings,
+            url,
+            *(
+                {"Authorization": f"Bearer {tokens[s][0]}"}
+                for s in ("rw", "read", "write", "team_a", "flood", "stall")
+            ),
+        )
+    finally:
+        stop_http(settings.app_id)
+        serve.shutdown()
 
 
 def _problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -429,7 +432,7 @@ def test_a_full_queue_is_503_with_retry_after_and_a_stalled_body_ends_at_its_dea
 ) -> None:
     """Requests whose body never comes hold the replica's 8 slots and its queue of 4: the
     next ones are refused, 503 with Retry-After. A held one is answered 504 outcome_unknown
-    at its deadline (the command timeout + the margin: about 12 s), and once the connections
+    at its deadline (the command timeout + the margin: 8 s), and once the connections
     close the API answers again. 64 are sent, as Serve's modes count approximately (its
     router may refuse early; after earlier cancellations it admitted up to 16): an unbounded
     queue would refuse none."""

@@ -2,7 +2,7 @@
 ``uvicorn`` (two workers sharing the port) and ``proxy`` (Ray Serve's proxy). The full
 route and limit suite (test_http.py) runs on the default mode; ``direct`` needs Ray started
 with direct ingress (bench/http.py runs it in a Ray of its own). The modes take turns on
-one service (a deployment takes seconds), each on an account of its own."""
+the session's shared service (``SharedServices``), each on an account of its own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Serving, deploy_http, stop_http
 from eventledger.http.workers import worker_names
 from eventledger.runtime import free_port
-from tests.integration.conftest import Service
+from tests.integration.conftest import SharedServices
 from tests.integration.waiting import wait_ready
 
 
@@ -26,9 +26,9 @@ from tests.integration.waiting import wait_ready
     [Serving.UVICORN, pytest.param(Serving.PROXY, marks=pytest.mark.slow)],
 )
 def test_a_mode_serves_a_deposit_and_a_read_with_auth_and_stop_removes_it(
-    module_service: Service, serving: Serving
+    shared: SharedServices, serving: Serving
 ) -> None:
-    settings = module_service.settings
+    settings = shared.supervised().settings
     token, line = mint_token(frozenset(Scope), "serving-test")
     auth = {"Authorization": f"Bearer {token}"}
     account = f"s-{uuid.uuid4().hex[:6]}"

@@ -1,6 +1,7 @@
 """The HTTP API over TLS (``serve --http --tls-cert --tls-key``), with a self-signed
 certificate made here: it answers over https, with the certificate it was given, and a
-plaintext request to the same port gets no answer."""
+plaintext request to the same port gets no answer. The API serves the session's shared
+service (``SharedServices``), on an account of its own."""
 
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ from cryptography.x509.oid import NameOID
 from eventledger.http.auth import Scope, TokenTable, mint_token
 from eventledger.http.serving import Tls, deploy_http, stop_http
 from eventledger.runtime import free_port
-from tests.conftest import start_local_ray
-from tests.integration.conftest import app_settings, running
+from tests.integration.conftest import SharedServices
 
 
 def _self_signed(folder: Path) -> Tls:
@@ -54,34 +54,32 @@ def _self_signed(folder: Path) -> Tls:
 
 
 def test_the_api_answers_over_https_and_refuses_plaintext(
-    bootstrap: str, state_dir: str, _ray_session: None, tmp_path: Path
+    shared: SharedServices, tmp_path: Path
 ) -> None:
-    start_local_ray()
     tls = _self_signed(tmp_path)
-    settings = app_settings(bootstrap, state_dir, partitions=1)
+    settings = shared.supervised().settings
     token, line = mint_token(frozenset(Scope), "tls")
     port = free_port()
     trusted = ssl.create_default_context(cafile=str(tls.cert))
-    with running(settings):
-        try:
-            url = deploy_http(settings, TokenTable.parse(line), port=port, tls=tls)
-            assert url == f"https://127.0.0.1:{port}"
-            assert httpx.get(f"{url}/healthz", verify=trusted, timeout=30).status_code == 200
-            auth = {"Authorization": f"Bearer {token}"}
-            opened = httpx.post(
-                f"{url}/accounts",
-                json={"id": "tls-1", "currency": "EUR"},
-                headers=auth,
-                verify=trusted,
-                timeout=60,
-            )
-            assert opened.status_code == 201, opened.text
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
-            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-                httpx.get(f"{url}/healthz", timeout=10)  # the system's CAs do not know it
-        finally:
-            stop_http(settings.app_id, shutdown=True)
+    try:
+        url = deploy_http(settings, TokenTable.parse(line), port=port, tls=tls)
+        assert url == f"https://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz", verify=trusted, timeout=30).status_code == 200
+        auth = {"Authorization": f"Bearer {token}"}
+        opened = httpx.post(
+            f"{url}/accounts",
+            json={"id": "tls-1", "currency": "EUR"},
+            headers=auth,
+            verify=trusted,
+            timeout=60,
+        )
+        assert opened.status_code == 201, opened.text
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(f"{url}/healthz", timeout=10)  # the system's CAs do not know it
+    finally:
+        stop_http(settings.app_id, shutdown=True)
     with pytest.raises(httpx.ConnectError):  # the API is gone: nothing holds the port
         httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trusted, timeout=10)
 

@@ -24,15 +24,16 @@ from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
-from .conftest import Service
+from .conftest import Service, SharedServices
 from .waiting import wait_until
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """The module's one service: each test here has accounts of its own (alice and bob,
-    carol, busy, stalled) and checks only their events and views."""
-    return module_service
+def service(shared: SharedServices) -> Service:
+    """The shared service: each test here has accounts of its own (iris and igor, ilse,
+    busy, stalled) and checks only their events and views; the two that kill an actor run
+    after every other test on it."""
+    return shared.supervised()
 
 
 def _events_of(settings: Settings, account: str) -> Counter[str]:
@@ -46,29 +47,30 @@ def _events_of(settings: Settings, account: str) -> Counter[str]:
 def test_replies_to_the_same_id_on_two_accounts_never_cross(service: Service) -> None:
     settings = service.settings
     with LedgerClient(settings, reply_lane=0) as a, LedgerClient(settings, reply_lane=0) as b:
-        assert a.execute("alice", OpenAccount("EUR")).accepted
-        assert b.execute("bob", OpenAccount("EUR")).accepted
+        assert a.execute("iris", OpenAccount("EUR")).accepted
+        assert b.execute("igor", OpenAccount("EUR")).accepted
         for round_ in range(20):
             cid = f"dep-{round_}"
-            to_alice = a.send("alice", Deposit(100), command_id=cid)
-            to_bob = b.send("bob", Withdraw(1_000_000), command_id=cid)
-            alice, bob = to_alice.result(60), to_bob.result(60)
-            assert (alice.aggregate_id, alice.accepted) == ("alice", True)
-            assert (bob.aggregate_id, bob.code) == ("bob", "insufficient_funds")
-        assert service.client.reads.view("alice").balance == 2000  # type: ignore[union-attr]
+            to_iris = a.send("iris", Deposit(100), command_id=cid)
+            to_igor = b.send("igor", Withdraw(1_000_000), command_id=cid)
+            iris, igor = to_iris.result(60), to_igor.result(60)
+            assert (iris.aggregate_id, iris.accepted) == ("iris", True)
+            assert (igor.aggregate_id, igor.code) == ("igor", "insufficient_funds")
+        assert service.client.reads.view("iris").balance == 2000  # type: ignore[union-attr]
 
 
 def test_an_id_reused_for_another_command_is_refused_with_no_effect(service: Service) -> None:
     c = service.client
-    assert c.execute("carol", OpenAccount("EUR")).accepted
-    assert c.execute("carol", Deposit(5), command_id="dep-1").accepted
-    reused = c.execute("carol", Deposit(999), command_id="dep-1")
+    assert c.execute("ilse", OpenAccount("EUR")).accepted
+    assert c.execute("ilse", Deposit(5), command_id="dep-1").accepted
+    reused = c.execute("ilse", Deposit(999), command_id="dep-1")
     assert (reused.accepted, reused.code) == (False, IdCode.ID_REUSED)
-    assert c.reads.view("carol").balance == 5  # type: ignore[union-attr]
-    assert c.execute("carol", Deposit(5), command_id="dep-1").accepted  # the original again
-    assert _events_of(service.settings, "carol")["dep-1"] == 1
+    assert c.reads.view("ilse").balance == 5  # type: ignore[union-attr]
+    assert c.execute("ilse", Deposit(5), command_id="dep-1").accepted  # the original again
+    assert _events_of(service.settings, "ilse")["dep-1"] == 1
 
 
+@pytest.mark.shared_last  # kills an actor twice
 def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
     service: Service, state_dir: str
 ) -> None:
@@ -100,6 +102,7 @@ def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
     assert c.reads.view(account).balance == 7 + 300  # type: ignore[union-attr]
 
 
+@pytest.mark.shared_last  # kills an actor
 def test_the_client_retries_the_same_id_through_a_stalled_actor(service: Service) -> None:
     """A short first timeout: the client re-sends while the actor is restarting."""
     settings = service.settings

@@ -4,8 +4,9 @@ leg, a settlement is refused as not lost, and it leaves the list once the target
 credit leg that genuinely keeps aborting (the events topic takes no event for a while) is set
 aside, listed as lost, and settled once by an operator, its money back at the source.
 
-The two tests take turns on one service without a coordinator (which would replace the
-stopped actor), each on accounts of its own; each leaves its actors running."""
+The two tests take turns on the session's shared service without a coordinator (which would
+replace the stopped actor; ``SharedServices.bare``), each on accounts of its own; each leaves
+its actors running."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from ledger.events import TransferForced
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-from .conftest import Service
+from .conftest import Service, SharedServices
 from .test_transfers import assert_money_conserved, balance, funded, on_partition
 from .waiting import wait_until
 
@@ -46,9 +47,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def bare_service(module_bare_service: Service) -> Service:
-    """The module's one service without a coordinator: src-* and dst-*, lsrc-* and ldst-*."""
-    return module_bare_service
+def bare_service(shared: SharedServices) -> Service:
+    """The shared service without a coordinator: src-* and dst-*, lsrc-* and ldst-*."""
+    return shared.bare()
 
 
 def _pid(_actor: object) -> int:

@@ -1,9 +1,10 @@
 """The service end to end on the real broker and real Ray: replies, events, snapshots,
 state, idempotency, optimistic concurrency, poison input, restarts.
 
-The tests but the fencing one share the module's service (a deployment takes seconds), each
-on accounts of its own: each checks money on its accounts, and that every account's view
-is the fold of its events; the one that kills an actor goes last."""
+The tests but the fencing one run on the session's shared service (``SharedServices``), each
+on accounts of its own: each checks money on its accounts and the dead letters it caused, and
+that every account's view is the fold of its events; the one that kills an actor runs after
+every other test on it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from eventledger.workload import money_moved
 from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from ledger.state import AccountView
-from tests.integration.conftest import Service
+from tests.integration.conftest import Service, SharedServices
 from tests.integration.traffic import installed_views
 from tests.integration.waiting import wait_until
 from topology.codec.aggregate import Codec
@@ -41,9 +42,9 @@ LEDGER_CODEC = Codec(LEDGER)
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """The module's one service: alice, bob and carol, dana, erin, fred, acct-*, m-*."""
-    return module_service
+def service(shared: SharedServices) -> Service:
+    """The shared service: alice, bob and carol, dana, erin, fred, acct-*, m-*."""
+    return shared.supervised()
 
 
 def _assert_money_conserved(service: Service, accounts: list[str], expected_total: int) -> None:
@@ -160,6 +161,8 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
     layout = TopicLayout.of(settings)
     assert c.execute("fred", OpenAccount("EUR")).accepted
     p = c.partition_of("fred")
+    dead_before = len(list(read_topic(settings, TopicKind.DLQ, [p])))
+    dlq_before = ray.get(partition_actor(settings.app_id, p).stats.remote()).dlq
     raw = Producer(producer_config(settings))
     commands = layout.name(TopicKind.COMMANDS)
     bad_type = CommandEnvelope(
@@ -182,7 +185,7 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
     futures = {cid: c.send("fred", Deposit(10)) for cid in ("g1", "g2", "g3")}
     assert all(f.result(60).accepted for f in futures.values())
 
-    dlq = list(read_topic(settings, TopicKind.DLQ))
+    dlq = list(read_topic(settings, TopicKind.DLQ, [p]))[dead_before:]
     assert len(dlq) == 4
     for msg in dlq:
         headers = dict(msg.headers())
@@ -194,7 +197,7 @@ def test_poison_input_goes_to_dlq_and_the_partition_keeps_going(service: Service
     )
     assert c.reads.view("fred").balance == 30  # type: ignore[union-attr]
     stats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-    assert stats.status == "running" and stats.dlq == 4
+    assert stats.status == "running" and stats.dlq == dlq_before + 4
     _assert_money_conserved(service, ["fred"], 30)
 
 
@@ -237,6 +240,7 @@ def test_unique_ids_across_many_accounts_conserve_money(service: Service) -> Non
     _assert_money_conserved(service, ids, total)
 
 
+@pytest.mark.shared_last  # kills an actor
 def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service) -> None:
     c = service.client
     accounts = [f"acct-{i}" for i in range(20)]

@@ -4,8 +4,9 @@ internal command refused, retries answered with the same final reply, two-phase 
 (post, partial post, void, expiry on the partition's clock), transfers while partition
 actors are killed; money conserved every time.
 
-The tests share the module's service (a deployment takes seconds), each on accounts of its
-own and checking the events of those accounts; the one that kills actors goes last."""
+The tests run on the session's shared services (``SharedServices``), each on accounts of its
+own and checking the events of those accounts; the one that kills actors (Ray restarts them)
+on the shared one without a coordinator."""
 
 from __future__ import annotations
 
@@ -40,14 +41,20 @@ from topology.envelopes import Reply
 from topology.partitioner import partition_for
 from topology.settings import Settings
 
-from .conftest import Service
+from .conftest import Service, SharedServices
 from .waiting import wait_until
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """The module's one service: a-*, b-*, usd-*, closed-*, src-*, dst-*, k0-* to k2-*."""
-    return module_service
+def service(shared: SharedServices) -> Service:
+    """The shared service: a-*, b-*, usd-*, closed-*, ghost-*, src-*, dst-*."""
+    return shared.supervised()
+
+
+@pytest.fixture
+def bare_service(shared: SharedServices) -> Service:
+    """The shared service without a coordinator: k0-* to k2-*."""
+    return shared.bare()
 
 
 def on_partition(settings: Settings, partition: int, prefix: str) -> str:
@@ -185,8 +192,8 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
     assert kinds["PendingCreditSettled"] == 1 and kinds["PendingCreditReleased"] == 2
 
 
-def test_cross_partition_transfers_under_actor_kills(service: Service) -> None:
-    c, s = service.client, service.settings
+def test_cross_partition_transfers_under_actor_kills(bare_service: Service) -> None:
+    c, s = bare_service.client, bare_service.settings
     accounts = [on_partition(s, p, f"k{i}") for p in (0, 1) for i in range(3)]
     for account in accounts:
         funded(c, account, 10_000)
