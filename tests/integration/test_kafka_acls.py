@@ -69,7 +69,7 @@ def test_the_api_principal_sends_commands_and_may_write_nothing_else(
         },
     )
     assert applied.exit_code == 0, applied.output
-    assert f"applied: 11 ACL bindings on Kafka at {bootstrap}" in applied.output
+    assert f"applied: 12 ACL bindings on Kafka at {bootstrap}" in applied.output
     settings = Settings.resolve(
         app_id=app_id,
         bootstrap_servers=bootstrap,
