@@ -8,10 +8,11 @@ producer's delivery reports.
 
 The channel routes by the application's routing (``actors.routes``): read from the control
 topic at start, then kept current by the same consumer, which also tails ``control[0]``.
-When a service record raises the partition count, the lane's new replies partitions are
-assigned from their beginning, so no reply written there before the channel learnt of them
-is missed. Both run with the API tier's Kafka properties
-(``Settings.for_api``): they only write commands and read replies. A reply finds its
+When a service record raises the partition count, the producer learns the new commands
+partitions and the lane's new replies partitions are assigned from their beginning, so no
+reply written there before the channel learnt of them is missed. Both run with the API
+tier's Kafka properties (``Settings.for_api``): they only write commands and read replies
+and the control topic. A reply finds its
 waiters by (command id, aggregate id), so two channels' replies never cross, and every
 waiter of one key gets the same reply. ``LedgerClient`` and the benchmark's senders are
 built on it.
@@ -263,7 +264,7 @@ class ReplyChannel:
         if msg.topic() == self._control:
             before = learn(self.routes, msg)
             if before is not None:
-                self._assign_lanes(before, self.routes.partitions)
+                self._grown(before, self.routes.partitions)
             return
         error, value = msg.error(), msg.value()
         if error is not None:
@@ -284,9 +285,12 @@ class ReplyChannel:
             if not f.done():
                 f.set_result(reply)
 
-    def _assign_lanes(self, first: int, end: int) -> None:
-        """Read the lane's replies partitions of data partitions ``first..end-1`` (new ones)
-        from their beginning (io thread)."""
+    def _grown(self, first: int, end: int) -> None:
+        """Data partitions ``first..end-1`` were added (io thread): the producer learns the
+        commands topic's new partitions (a producer that does not know a partition refuses
+        to produce to it) before any later control record, such as a table naming one, is
+        read; the lane's new replies partitions are read from their beginning."""
+        self._producer.list_topics(self._commands, timeout=10)
         added = [
             TopicPartition(
                 self._replies, self._layout.reply_partition(p, self.lane), OFFSET_BEGINNING

@@ -141,6 +141,7 @@ class Coordinator:
     ) -> None:
         timestamped()
         configured = settings.partitions
+        ensure_specs(settings, [TopicLayout.of(settings).control_spec()])
         settings = _with_partitions(settings, read_desired(settings).service)  # before fencing
         self.settings = settings
         self.aggregate = aggregate
@@ -502,7 +503,7 @@ class Coordinator:
                 return routing.table
             slots = service.slots if service is not None and service.slots else None
             table = RoutingTable.initial(self.settings.partitions, slots or self.settings.slots)
-            assigned = dataclasses.replace(self._service(serving=True), slots=table.slots)
+            assigned = msgspec.structs.replace(self._service(serving=True), slots=table.slots)
             self._write(assigned, RoutingRecord(table, time.time()))
         log.warning("%s: %d slots assigned, routing version 0", self.settings.app_id, table.slots)
         self._push_routing(table)

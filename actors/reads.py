@@ -90,6 +90,11 @@ class Reads(Generic[V]):
         self._handles: dict[str, Any] = {}
         self._turn = itertools.count()
 
+    @property
+    def routes(self) -> Routes:
+        """The routing this reader follows."""
+        return self._routes
+
     def close(self) -> None:
         """Stop tailing the control topic (when this reader does it itself)."""
         if self._tail is not None:
