@@ -12,7 +12,9 @@ logged-and-skipped on error so that the loop goes on:
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
 4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
    is rebuilt; an actor serving another generation than the desired one is replaced; a
-   partition left paused by an interrupted switch is resumed on the desired generation.
+   partition left paused by an interrupted switch is resumed on the desired generation;
+5. ``routing``: members that report an older routing table than the published one are
+   given it (``Member.set_routing``).
 
 Errors of a step are logged and the loop goes on, except for the control writer: when it is
 fenced (another coordinator took over) the loop stops, and when its writes keep failing
@@ -63,7 +65,7 @@ from actors.history import start_history
 from actors.kafka import consumer_config
 from actors.liveness import Detector
 from actors.logs import timestamped
-from actors.members import members_of, place_standbys
+from actors.members import members_of, place_standbys, push_routing
 from actors.messages import Members, RebuildProgress, RestoredFrom, ServiceStatus
 from actors.metrics import observe_lag
 from actors.ray_state import alive_nodes
@@ -230,6 +232,7 @@ class Coordinator:
             self._step("standbys", lambda: self._place_standbys(tick))
             self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
             self._step("resume", lambda: self._resume(tick))
+            self._step("routing", lambda: self._routing(tick))
             with self._lock:
                 self.ticks += 1
         self._check_writer()
@@ -423,24 +426,17 @@ class Coordinator:
         slots = 0 if service is None else service.slots
         return ServiceRecord(self.settings.partitions, serving, time.time(), slots)
 
-    def _push_routing(self, table: RoutingTable) -> None:
-        """Give ``table`` to every member observed at the last tick (best effort: one that
-        misses it reads the control topic when it starts)."""
+    def _routing(self, tick: Observation) -> None:
+        """Give the published table to the members that report an older one (started before
+        it was published and after it was pushed, or missed the push)."""
         with self._lock:
-            last = self._last
-        handles = (
-            {}
-            if last is None
-            else {
-                (a.partition, a.member): a.info.handle
-                for a in [*last.actual, *last.standbys.values()]
-                if a.info is not None and a.observed.phase is ActorPhase.RUNNING
-            }
-        )
-        calls = {key: h.set_routing.remote(table) for key, h in handles.items()}
-        _, failed = answers(calls, ANSWER_SECONDS)
-        for key, why in failed.items():
-            log.info("member %s did not take routing version %d: %s", key, table.version, why)
+            routing = self.desired.routing
+        if routing is not None and routing.table.version:
+            push_routing(tick, routing.table, behind=True)
+
+    def _tick(self) -> Observation | None:
+        with self._lock:
+            return self._last
 
     def _write(self, *records: Any) -> None:
         with self._lock:
@@ -506,7 +502,7 @@ class Coordinator:
             assigned = msgspec.structs.replace(self._service(serving=True), slots=table.slots)
             self._write(assigned, RoutingRecord(table, time.time()))
         log.warning("%s: %d slots assigned, routing version 0", self.settings.app_id, table.slots)
-        self._push_routing(table)
+        push_routing(self._tick(), table)
         return table
 
     def adopt_partitions(self, partitions: int, slots: int) -> int:
@@ -545,7 +541,7 @@ class Coordinator:
             merged = routing.table.merge(table)
             if merged != routing.table:
                 self._write(RoutingRecord(merged, time.time()))
-        self._push_routing(merged)
+        push_routing(self._tick(), merged)
         return merged
 
     def rebuild(

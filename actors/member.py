@@ -216,11 +216,17 @@ class Member:
     # -- queries ---------------------------------------------------------------------------
 
     def stats(self) -> PartitionStats:
-        """The role's stats, with this member's epoch and liveness address; a standby being
-        promoted says RESTORING (it is neither following nor writing yet)."""
+        """The role's stats, with this member's epoch, liveness address and routing table
+        version; a standby being promoted says RESTORING (it is neither following nor
+        writing yet)."""
         promoting = self._promotion.locked()
         stats = self.role.stats()
-        changes: dict[str, Any] = {"epoch": self.epoch, "liveness": self._liveness.address}
+        held = self.routes.table
+        changes: dict[str, Any] = {
+            "epoch": self.epoch,
+            "liveness": self._liveness.address,
+            "routing_version": 0 if held is None else held.version,
+        }
         if promoting:
             changes["status"] = PartitionStatus.RESTORING
         return msgspec.structs.replace(stats, **changes)

@@ -195,6 +195,7 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
     seq: int = 0  # the commit sequence of the state it holds (Checkpoint.seq)
     epoch: int = 0  # the highest takeover epoch it has seen
     liveness: str = ""  # host:port of its liveness socket ("": none)
+    routing_version: int = 0  # the version of the routing table it routes by (0: v0 or none)
 
 
 class Paused(msgspec.Struct, frozen=True):

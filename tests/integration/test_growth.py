@@ -3,8 +3,8 @@
 routing table's version 0, its topics grow to 4 partitions and its coordinator adopts them.
 A client and a reader started before follow the control topic: they learn the new count and,
 when the coordinator publishes a newer table (by hand here: no move exists yet, so the slot
-moved owns none of the test's accounts), route by it; the new partitions run, and the
-money moved before and after is conserved."""
+moved owns none of the test's accounts), route by it, and so does every writer; the new
+partitions run, and the money moved before and after is conserved."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import ray
 from actors.deployment import find_coordinator
 from actors.growth import grow_topics
 from actors.messages import RowState
+from actors.ray_state import partition_actor
 from actors.reads import Reads
 from ledger import AccountView, Deposit, OpenAccount
 from topology.partitioner import partition_for
@@ -35,6 +36,12 @@ def _open(client: object, account: str, amount: int) -> None:
 def _running(coordinator: object, partitions: int) -> bool:
     rows = ray.get(coordinator.status.remote(), timeout=30).rows  # type: ignore[attr-defined]
     return len(rows) == partitions and all(r.state is RowState.RUNNING for r in rows)
+
+
+def _versions(settings: Settings) -> list[int]:
+    """The routing table version each partition's writer routes by."""
+    writers = [partition_actor(settings.app_id, p) for p in range(4)]
+    return [s.routing_version for s in ray.get([w.stats.remote() for w in writers], timeout=30)]
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -91,6 +98,7 @@ def test_a_live_app_grows_from_2_to_4_partitions_and_its_clients_follow(
             assert published.version == 1 and published.owners[free] == 2
             wait_until(lambda: client.partition_of(newcomer) == 2, 30, "the client's table v1")
             wait_until(lambda: reader.partition_of(newcomer) == 2, 30, "the reader's table v1")
+            wait_until(lambda: _versions(settings) == [1, 1, 1, 1], 30, "every writer has v1")
             status = ray.get(coordinator.status.remote(), timeout=30)
             assert (status.slots, status.routing_version) == (480, 1)
             assert [r.slots for r in status.rows] == [239, 240, 1, 0]
