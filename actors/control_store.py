@@ -4,6 +4,8 @@ Reads are ``read_committed`` from the beginning to the end (partition EOF), so a
 coordinator, a new Ray cluster or a restarting partition actor all see the same state.
 Writes go through a ``TransactionalWriter`` (``{app}-coordinator``): a coordinator that
 starts fences any earlier one still writing, and each write is committed before it returns.
+A write may also carry repartition requests (``MoveSlots`` to ``internal[source]``): they
+commit with its records or not at all (`docs/design-repartition.md`, a move's step 1).
 A write that meets a dead producer (a timed-out commit, a transaction the broker aborted) is
 tried once more on a new one; ``failures`` counts the writes in a row that failed, so the
 coordinator can tell a passing fault from a writer that no longer works.
@@ -12,6 +14,8 @@ coordinator can tell a passing fault from a writer that no longer works.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -26,11 +30,12 @@ from topology.control import (
     decode_control,
     encode_control,
 )
+from topology.moves import RECORD_HEADER, MoveSlots, RecordKind, encode_move
 from topology.names import Names
 from topology.settings import Settings
-from topology.topics import TopicLayout
+from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["ControlWriter", "read_control", "read_desired", "read_partition_record"]
+__all__ = ["ControlWriter", "MoveRequest", "read_control", "read_desired", "read_partition_record"]
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +85,20 @@ def read_partition_record(settings: Settings, partition: int) -> PartitionRecord
     return read_desired(settings).partition(partition)
 
 
+MoveRequest = tuple[int, MoveSlots]
+"""A repartition's request: the source partition and what it is asked to hand off."""
+
+_MOVE_HEADERS: Final = [(RECORD_HEADER, RecordKind.MOVE.encode())]
+
+
 class ControlWriter:
     """The coordinator's writer of control records. One per coordinator; creating it fences
     the previous coordinator's writer."""
 
     def __init__(self, settings: Settings, *, end_timeout: float = 30.0) -> None:
-        self.topic = TopicLayout.of(settings).control
+        layout = TopicLayout.of(settings)
+        self.topic = layout.control
+        self.internal = layout.name(TopicKind.INTERNAL)
         self.writer = TransactionalWriter(
             settings, Names.of(settings).coordinator_txn, end_timeout=end_timeout
         )
@@ -98,23 +111,26 @@ class ControlWriter:
         """Another coordinator took the id over: this one must stop writing for good."""
         return self.writer.fenced is not None
 
-    def write(self, *records: ControlRecord) -> None:
-        """Commit ``records`` to the control topic, all or none. Raises KafkaClientError.
+    def write(self, *records: ControlRecord, requests: Sequence[MoveRequest] = ()) -> None:
+        """Commit ``records`` to the control topic and each of ``requests`` to its source's
+        internal partition (key: the move id, header: the record kind), all or none. Raises
+        KafkaClientError.
 
         After a fatal error the producer is re-created and the write tried once more on it,
         outside the ``except`` block (see ``actors.kafka`` on Kafka calls there)."""
         try:
-            if not self._written(records):
-                self._write(records)
+            if not self._written(records, requests):
+                self._write(records, requests)
         except Exception:
             self.failures += 1
             raise
         self.failures = 0
 
-    def _written(self, records: tuple[ControlRecord, ...]) -> bool:
-        """Write ``records``: True, or False after a fatal error (not a fence)."""
+    def _written(self, records: tuple[ControlRecord, ...], requests: Sequence[MoveRequest]) -> bool:
+        """Write ``records`` and ``requests``: True, or False after a fatal error (not a
+        fence)."""
         try:
-            self._write(records)
+            self._write(records, requests)
         except FencedError:
             raise
         except FatalError as e:
@@ -122,8 +138,16 @@ class ControlWriter:
             return False
         return True
 
-    def _write(self, records: tuple[ControlRecord, ...]) -> None:
+    def _write(self, records: tuple[ControlRecord, ...], requests: Sequence[MoveRequest]) -> None:
         with self.writer.transaction():
             for record in records:
                 key, value = encode_control(record)
                 self.writer.produce(self.topic, value, key, 0)
+            for source, move in requests:
+                self.writer.produce(
+                    self.internal,
+                    encode_move(move),
+                    move.move_id.encode(),
+                    source,
+                    headers=_MOVE_HEADERS,
+                )

@@ -10,6 +10,8 @@ logged-and-skipped on error so that the loop goes on:
    move one actor at a time to even the load; then ``standbys``: the partitions' standbys
    (``actors.members``);
 3. ``rebuild``: advance shadow rebuilds and switch partitions over (``RebuildDriver``);
+   then ``repartition``: grow the application and move its slots (``RepartitionDriver``);
+   a rebuild and a repartition never run at once;
 4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
    is rebuilt; an actor serving another generation than the desired one is replaced; a
    partition left paused by an interrupted switch is resumed on the desired generation;
@@ -66,10 +68,18 @@ from actors.kafka import consumer_config
 from actors.liveness import Detector
 from actors.logs import timestamped
 from actors.members import members_of, place_standbys, push_routing
-from actors.messages import Members, RebuildProgress, RestoredFrom, ServiceStatus
+from actors.messages import (
+    Members,
+    RebuildProgress,
+    RepartitionProgress,
+    RestoredFrom,
+    ServiceStatus,
+)
 from actors.metrics import observe_lag
 from actors.ray_state import alive_nodes
 from actors.rebuild_driver import RebuildDriver
+from actors.repartition_driver import RepartitionDriver
+from actors.repartition_world import CoordinatorWorld
 from actors.status import service_status
 from actors.supervisor import (
     ANSWER_SECONDS,
@@ -84,6 +94,7 @@ from actors.watermarks import watermarks
 from topology.control import (
     DesiredState,
     PartitionRecord,
+    RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
     adoptable,
@@ -187,6 +198,7 @@ class Coordinator:
         self.rebuilds = RebuildDriver(
             settings, self.desired, self.writer, self._lock, aggregate=aggregate
         )
+        self.repartitions = RepartitionDriver(settings, self.desired, self.writer, self._lock)
         self._watermarks = Consumer(
             consumer_config(settings, group_id=self.names.group("coordinator"))
         )
@@ -231,6 +243,7 @@ class Coordinator:
             self._step("place", lambda: self._place(tick))
             self._step("standbys", lambda: self._place_standbys(tick))
             self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
+            self._step("repartition", lambda: self.repartitions.step(CoordinatorWorld(self, tick)))
             self._step("resume", lambda: self._resume(tick))
             self._step("routing", lambda: self._routing(tick))
             with self._lock:
@@ -366,7 +379,7 @@ class Coordinator:
                 continue
             if stats is None or info is None or record != tick.desired[p]:
                 continue
-            if stats.restored_from is RestoredFrom.EVENTS:
+            if stats.restored_from is RestoredFrom.EVENTS and not self.repartitions.active:
                 instance = (p, record.starts, info.restarts)  # this actor, since its last start
                 if instance not in self._stale_seen:
                     self._stale_seen.add(instance)
@@ -472,6 +485,7 @@ class Coordinator:
             ticks=ticks,
             rebuilds=self.rebuilds.progress(),
             routing=None if routing is None else routing.table,
+            repartition=self.repartitions.progress(),
         )
 
     def members(self) -> Members:
@@ -505,15 +519,18 @@ class Coordinator:
         push_routing(self._tick(), table)
         return table
 
-    def adopt_partitions(self, partitions: int, slots: int) -> int:
-        """Take ``partitions`` as the application's count (its slots being ``slots``): record
-        it, then place the new partitions' members and history indexes (next ticks), which
-        restore nothing and run; returns the count. Invariant: the count is recorded only
-        once every per-partition topic has it (``actors.growth.grow_topics`` first), and it
-        only grows. Idempotent; raises ValueError otherwise (``topology.control.adoptable``)
-        or when a topic was not grown."""
+    def adopt_partitions(self, partitions: int, slots: int | None = None) -> int:
+        """Take ``partitions`` as the application's count (its slots being ``slots``; None: the
+        recorded ones): record it, then place the new partitions' members and history
+        indexes (next ticks), which restore nothing and run; returns the count.
+        Invariant: the count is recorded only once every per-partition topic has it
+        (``actors.growth.grow_topics`` first), and it only grows. Idempotent; raises
+        ValueError otherwise (``topology.control.adoptable``) or when a topic was not
+        grown."""
         with self._lock:
-            if not adoptable(self.desired.service, partitions, slots):
+            service = self.desired.service
+            recorded = 0 if service is None else service.slots
+            if not adoptable(service, partitions, recorded if slots is None else slots):
                 return partitions
         settings = dataclasses.replace(self.settings, partitions=partitions)
         layout = TopicLayout.of(settings)
@@ -549,12 +566,30 @@ class Coordinator:
     ) -> list[int]:
         """Start an online rebuild of ``partitions`` (all by default); returns those started
         (a partition already being rebuilt is left alone). ``aggregate`` replaces the code's
-        aggregate for this rebuild and for the partition after its switch (tests only)."""
+        aggregate for this rebuild and for the partition after its switch (tests only).
+        Raises ValueError for a partition that does not exist and while a repartition runs."""
         wanted = list(range(self.settings.partitions)) if partitions is None else partitions
         bad = [p for p in wanted if not 0 <= p < self.settings.partitions]
         if bad:
             raise ValueError(f"no such partitions: {bad} (0..{self.settings.partitions - 1})")
-        return self.rebuilds.request(wanted, aggregate)
+        with self._lock:
+            if self.repartitions.active:
+                raise ValueError("a repartition is under way: rebuild once it is done")
+            return self.rebuilds.request(wanted, aggregate)
+
+    def repartition(self, partitions: int, parallel: int = 2) -> RepartitionRecord:
+        """Start a repartition to ``partitions`` partitions, moving slots from up to
+        ``parallel`` sources at a time, or return the one under way to that count. Raises
+        ``RepartitionRefusedError`` (a ValueError) when it may not start now."""
+        with self._lock:
+            return self.repartitions.request(
+                partitions, parallel, rebuilding=self.rebuilds.active()
+            )
+
+    def repartition_progress(self) -> RepartitionProgress:
+        with self._lock:
+            error = self.errors.get("repartition")
+        return RepartitionProgress(record=self.repartitions.progress(), error=error)
 
     def rebuild_progress(self) -> dict[int, RebuildProgress]:
         return self.rebuilds.progress()
@@ -563,7 +598,9 @@ class Coordinator:
         """A copy of the desired state (what the control topic holds)."""
         with self._lock:
             d = self.desired
-            return DesiredState(d.service, dict(d.partitions), dict(d.rebuilds), d.routing)
+            return DesiredState(
+                d.service, dict(d.partitions), dict(d.rebuilds), d.routing, d.repartition
+            )
 
     def lags(self) -> dict[int, int]:
         """Per partition, the commands not yet committed, as of the last tick (partitions

@@ -34,7 +34,6 @@ import logging
 import threading
 import time
 from contextlib import suppress
-from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -47,21 +46,27 @@ from actors.logs import timestamped
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.codec.events import decode_event_envelope
-from topology.codec.keys import encode_history_key, encode_waypoint_key
-from topology.codec.wire import CodecError
+from topology.codec.keys import encode_history_key, encode_seam_key, encode_waypoint_key
+from topology.codec.wire import ENCODER, CodecError
 from topology.history import (
     ORIGIN,
     WAYPOINT_EVERY,
+    Elsewhere,
     HistoryPage,
     PointInTime,
     QueryDeadline,
+    Seam,
     Waypoint,
     check_page,
+    departure_after,
     history_page,
+    holder,
     last_at_or_before,
     state_at,
+    stint_start,
     waypoints,
 )
+from topology.moves import RecordKind, decode_arrival, decode_departure, record_kind
 from topology.names import NAMESPACE, Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -74,6 +79,9 @@ __all__ = [
     "deploy_history",
     "fold_start",
     "history_actor",
+    "page_of",
+    "point_of",
+    "seam_entries",
     "start_history",
     "stop_history",
     "waypoint_entries",
@@ -129,14 +137,14 @@ class HistoryIndex:
         budget: float = FOLD_BUDGET,
     ) -> HistoryPage[Any]:
         """A page of the aggregate's committed events (see ``topology.history``), folded from
-        the waypoint at or before ``after_version``."""
+        the waypoint at or before ``after_version``. Where a repartition moved the account,
+        the page holds this partition's stint only and ``continue_on`` names the partition
+        that holds the events after ``next_after`` (an empty page: all of them)."""
         check_page(after_version, limit)
         self._catch_up(wait)
         deadline = QueryDeadline(time.monotonic() + budget, time.monotonic)
-        start = fold_start(self.codec, self._store, aggregate_id, after_version)
-        records = self._store.events(aggregate_id, after=start.sequence)
-        return history_page(
-            self.codec, aggregate_id, records, after_version, limit, start=start, deadline=deadline
+        return page_of(
+            self.codec, self._store, aggregate_id, after_version, limit, deadline=deadline
         )
 
     def state_at(
@@ -145,24 +153,21 @@ class HistoryIndex:
         *,
         at_ms: int | None = None,
         version: int | None = None,
+        upto: int | None = None,
         wait: float = 15.0,
         budget: float = FOLD_BUDGET,
-    ) -> PointInTime[Any] | None:
+    ) -> PointInTime[Any] | Elsewhere | None:
         """The aggregate's committed state at a time or a version (None: it did not exist).
-        A time is found by binary search over the aggregate's event times; the state is
-        folded from the waypoint before that event."""
+        A time is found by binary search over the aggregate's event times (its events up to
+        ``upto`` only, when given); the state is folded from the waypoint before that event.
+        Where a repartition put the event asked for on another partition: ``Elsewhere``."""
         if (at_ms is None) == (version is None):
             raise ValueError("give exactly one of at_ms and version")
         self._catch_up(wait)
         deadline = QueryDeadline(time.monotonic() + budget, time.monotonic)
-        if at_ms is not None:
-            timestamp_of = partial(self._timestamp, aggregate_id)
-            version = last_at_or_before(at_ms, self._store.last(aggregate_id), timestamp_of)
-        if version is None or version < 1:
-            return None
-        start = fold_start(self.codec, self._store, aggregate_id, version - 1)
-        records = self._store.events(aggregate_id, after=start.sequence)
-        return state_at(self.codec, aggregate_id, records, version, start=start, deadline=deadline)
+        return point_of(
+            self.codec, self._store, aggregate_id, deadline, at_ms=at_ms, version=version, upto=upto
+        )
 
     def position(self) -> int:
         """The next events offset the index reflects."""
@@ -176,12 +181,6 @@ class HistoryIndex:
         self._thread.join(10)
         self._offsets.close()
         self._store.close()
-
-    def _timestamp(self, aggregate_id: str, sequence: int) -> int:
-        data = self._store.event(aggregate_id, sequence)
-        if data is None:
-            raise CodecError(f"history of {aggregate_id!r}: event {sequence} is not indexed")
-        return decode_event_envelope(data).timestamp_ms
 
     def _catch_up(self, wait: float) -> None:
         _, high = watermarks(self._offsets, self._events)
@@ -238,17 +237,35 @@ class HistoryIndex:
                 else:
                     log.warning("history of partition %d: %s", self.partition, error.str())
                 continue
-            position = msg.offset() + 1
             value = msg.value()
-            if value is None:
-                continue
             try:
+                kind = record_kind(msg.headers())
+                if kind is not None and value is not None:
+                    # A seam: what came before it is installed first, so the waypoints of
+                    # the events after an arrival fold from the arrival's.
+                    self._install(entries, fresh, position)
+                    entries, fresh = seam_entries(self.codec, kind, value, msg.offset()), {}
+                    position = msg.offset() + 1
+                    self._install(entries, fresh, position)
+                    entries = {}
+                    continue
+                position = msg.offset() + 1
+                if value is None:
+                    continue
                 envelope = decode_event_envelope(value)
-            except CodecError as e:
+            except (CodecError, ValueError) as e:
                 log.error("events[%d] offset %d not indexed: %s", self.partition, msg.offset(), e)
+                position = msg.offset() + 1
                 continue
             entries[encode_history_key(envelope.aggregate_id, envelope.sequence)] = value
             fresh.setdefault(envelope.aggregate_id, []).append((envelope.sequence, value))
+        self._install(entries, fresh, position)
+
+    def _install(
+        self, entries: dict[bytes, bytes], fresh: dict[str, list[tuple[int, bytes]]], position: int
+    ) -> None:
+        """Install ``entries`` with the waypoints the ``fresh`` events complete, as of events
+        ``position``."""
         for aggregate_id, events in fresh.items():
             try:
                 entries |= waypoint_entries(self.codec, self._store, aggregate_id, events)
@@ -267,6 +284,103 @@ class HistoryIndex:
         with self._reached:
             self._position = position
             self._reached.notify_all()
+
+
+def page_of(
+    codec: Codec,
+    store: HistoryStore,
+    aggregate_id: str,
+    after_version: int,
+    limit: int,
+    *,
+    deadline: QueryDeadline,
+) -> HistoryPage[Any]:
+    """A page of the aggregate's events after ``after_version`` from ``store``: this
+    partition's stint only, where a repartition moved the account, with ``continue_on``
+    naming the partition that holds the events after ``next_after`` (an empty page: all of
+    them)."""
+    seams = store.seams(aggregate_id)
+    elsewhere = holder(seams, after_version + 1)
+    if elsewhere is not None:
+        return HistoryPage(
+            aggregate_id=aggregate_id, entries=[], next_after=after_version, continue_on=elsewhere
+        )
+    start = fold_start(codec, store, aggregate_id, after_version)
+    ends = departure_after(seams, after_version + 1)
+    before = None if ends is None else ends.sequence + 1
+    records = store.events(aggregate_id, after=start.sequence, **_before(before))
+    page = history_page(
+        codec, aggregate_id, records, after_version, limit, start=start, deadline=deadline
+    )
+    if ends is None or page.next_after not in (None, ends.sequence):
+        return page
+    return HistoryPage(
+        aggregate_id=aggregate_id,
+        entries=page.entries,
+        next_after=ends.sequence,
+        continue_on=ends.partition,
+    )
+
+
+def point_of(
+    codec: Codec,
+    store: HistoryStore,
+    aggregate_id: str,
+    deadline: QueryDeadline,
+    *,
+    at_ms: int | None = None,
+    version: int | None = None,
+    upto: int | None = None,
+) -> PointInTime[Any] | Elsewhere | None:
+    """The aggregate's state at a time (its events up to ``upto`` only, when given) or a
+    version, from ``store`` (None: it did not exist then); ``Elsewhere`` where a
+    repartition put that event on another partition."""
+    seams = store.seams(aggregate_id)
+    if at_ms is not None:
+        last = store.last(aggregate_id) if upto is None else upto
+        arrival = stint_start(seams, last)
+        after = 0 if arrival is None else arrival.sequence
+
+        def timestamp_of(sequence: int) -> int:
+            data = store.event(aggregate_id, sequence)
+            if data is None:
+                raise CodecError(f"history of {aggregate_id!r}: event {sequence} is not indexed")
+            return decode_event_envelope(data).timestamp_ms
+
+        version = last_at_or_before(at_ms, last, timestamp_of, after)
+        if arrival is not None and version == after:
+            return Elsewhere(arrival.partition, after)
+    if version is None or version < 1:
+        return None
+    elsewhere = holder(seams, version)
+    if elsewhere is not None:
+        return Elsewhere(elsewhere, version)
+    start = fold_start(codec, store, aggregate_id, version - 1)
+    records = store.events(aggregate_id, after=start.sequence)
+    return state_at(codec, aggregate_id, records, version, start=start, deadline=deadline)
+
+
+def seam_entries(codec: Codec, kind: RecordKind, value: bytes, offset: int) -> dict[bytes, bytes]:
+    """The index entries of a marker at events ``offset``: its seam, and for an arrival the
+    waypoint of the state it carries (where folds of the account's later events here start).
+    Raises CodecError for a record of the flow that is no marker."""
+    if kind is RecordKind.DEPARTED:
+        departure = decode_departure(value)
+        seam = Seam(departure.sequence, False, departure.moved_to)
+        return {_seam_key(departure.aggregate_id, seam, offset): ENCODER.encode(seam)}
+    if kind is not RecordKind.ARRIVED:
+        raise CodecError(f"a {kind} record does not belong on an events topic")
+    arrival = decode_arrival(value)
+    seam = Seam(arrival.sequence, True, arrival.moved_from)
+    state = codec.snapshots.decode(arrival.snapshot).slot.state
+    return {
+        _seam_key(arrival.aggregate_id, seam, offset): ENCODER.encode(seam),
+        encode_waypoint_key(arrival.aggregate_id, arrival.sequence): codec.waypoints.encode(state),
+    }
+
+
+def _before(sequence: int | None) -> dict[str, int]:
+    return {} if sequence is None else {"before": sequence}
 
 
 def fold_start(codec: Codec, store: HistoryStore, aggregate_id: str, at_most: int) -> Waypoint:
@@ -346,3 +460,7 @@ def stop_history(app_id: str) -> None:
             with suppress(Exception):
                 ray.get(handle.stop.remote(), timeout=30)
             ray.kill(handle, no_restart=True)
+
+
+def _seam_key(aggregate_id: str, seam: Seam, offset: int) -> bytes:
+    return encode_seam_key(aggregate_id, seam.sequence, offset)

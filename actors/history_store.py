@@ -1,5 +1,6 @@
 """The history index's local RocksDB (``actors.history``): events under
-``encode_history_key``, waypoints under ``encode_waypoint_key``, and two records of its own:
+``encode_history_key``, waypoints under ``encode_waypoint_key``, a repartition's seams under
+``encode_seam_key``, and two records of its own:
 the next events offset it reflects and the fold its waypoints come from.
 
 Invariant: whatever one ``install`` writes (events, waypoints, the position) is one write
@@ -15,14 +16,17 @@ from contextlib import suppress
 from pathlib import Path
 from typing import cast
 
+import msgspec
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from topology.codec.keys import (
     encode_history_key,
     encode_waypoint_key,
     history_prefix,
+    seam_prefix,
     waypoint_prefix,
 )
+from topology.history import Seam
 
 __all__ = ["HistoryStore"]
 
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 _POSITION = b"\xff\xffposition"  # a 2-byte length prefix of 0xffff: never an aggregate's key
 _FOLD = b"\xff\xfffold"  # the fold the waypoints come from (WaypointCodec.fold)
 _LAST = (1 << 64) - 1  # the largest sequence a key holds
+_SEAM = msgspec.msgpack.Decoder(Seam)
 
 
 class HistoryStore:
@@ -90,6 +95,17 @@ class HistoryStore:
         its sequence and value (None: there is none)."""
         key = encode_waypoint_key(aggregate_id, min(at_most, _LAST))
         return self._before(waypoint_prefix(aggregate_id), key)
+
+    def seams(self, aggregate_id: str) -> list[Seam]:
+        """The aggregate's seams, in (sequence, log) order (none: it never moved here or
+        away)."""
+        prefix = seam_prefix(aggregate_id)
+        found = []
+        for key, value in self._db.items(from_key=prefix):
+            if not cast(bytes, key).startswith(prefix):
+                break
+            found.append(_SEAM.decode(cast(bytes, value)))
+        return found
 
     def _before(self, prefix: bytes, key: bytes) -> tuple[int, bytes] | None:
         """The last entry at or before ``key`` under ``prefix``: the sequence its key ends

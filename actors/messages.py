@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from topology.control import RebuildPhase, RebuildRecord
+from topology.control import RebuildPhase, RebuildRecord, RepartitionRecord
 from topology.envelopes import Position
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "PartitionStatus",
     "Paused",
     "RebuildProgress",
+    "RepartitionProgress",
     "RestoredFrom",
     "RowState",
     "ServedBy",
@@ -267,6 +268,14 @@ class RebuildProgress(msgspec.Struct, frozen=True, kw_only=True):
         return self.record.phase
 
 
+class RepartitionProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest repartition as recorded (None: never one) and, when the coordinator's
+    repartition step failed on its last tick, why (it tries again every tick)."""
+
+    record: RepartitionRecord | None
+    error: str | None = None
+
+
 class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One partition in ``eventledger status``: where it runs, its state as the coordinator
     sees it, its generation, position, lag and restarts; which member writes it and at which
@@ -307,3 +316,4 @@ class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):
     rebuilds: dict[int, RebuildProgress]
     slots: int = 0
     routing_version: int | None = None
+    repartition: RepartitionRecord | None = None

@@ -29,18 +29,22 @@ from typing import Any, Generic, TypeVar
 import ray
 from ray.exceptions import RayTaskError
 
-from actors.history import history_actor
+from actors.history import HistoryBehindError, history_actor
 from actors.messages import Members, ViewAt
 from actors.ray_state import READS, lookup_actor
 from actors.routes import ControlTail, Routes
 from topology.envelopes import Position
-from topology.history import HistoryPage, PointInTime
+from topology.history import Elsewhere, HistoryPage, PointInTime
 from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 
 __all__ = ["MEMBERS_SECONDS", "STANDBY_GRACE_SECONDS", "PositionNotReachedError", "Reads"]
 
 log = logging.getLogger(__name__)
+
+_MAX_HOPS = 64
+"""The most history indexes one query crosses (each seam of an account is one hop: a
+repartition moves an account at most once per move)."""
 
 V = TypeVar("V")
 
@@ -255,17 +259,29 @@ class Reads(Generic[V]):
     ) -> HistoryPage[V]:
         """A page of the aggregate's committed events after ``after_version`` (at most
         ``limit``, up to 1,000), each with its resulting view; ``next_after`` pages on. Asked
-        of the partition's history index, which folds from the waypoint at or before
+        of the owner's history index, which folds from the waypoint at or before
         ``after_version``: the cost grows with the page, not with the aggregate's history.
+        Where a repartition moved the account, the page follows its history from partition
+        to partition (``continue_on``), so it joins without a seam.
         Raises ``HistoryBehindError`` when the index cannot catch up in time,
         ``HistoryDeadlineError`` when it cannot fold the page in time (both: retry)."""
-        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
-        page: HistoryPage[Any] = _get(
-            index.history.remote(aggregate_id, after_version, limit), timeout
-        )
-        for entry in page.entries:
+        partition = self.partition_of(aggregate_id)
+        entries: list[Any] = []
+        after = after_version
+        for _ in range(_MAX_HOPS):
+            index = history_actor(self.settings.app_id, partition)
+            page: HistoryPage[Any] = _get(
+                index.history.remote(aggregate_id, after, limit - len(entries)), timeout
+            )
+            entries += page.entries
+            if page.continue_on is None or len(entries) == limit or page.next_after is None:
+                break
+            partition, after = page.continue_on, page.next_after
+        else:
+            raise HistoryBehindError(f"the history of {aggregate_id!r} did not join: retry")
+        for entry in entries:
             self._checked(entry.view)
-        return page
+        return HistoryPage(aggregate_id=aggregate_id, entries=entries, next_after=page.next_after)
 
     def state_at(
         self, aggregate_id: str, at: datetime | int, *, timeout: float = 30.0
@@ -273,14 +289,27 @@ class Reads(Generic[V]):
         """The aggregate as committed at time ``at`` (a datetime; naive means UTC) or after
         its event number ``at`` (an int: a version); None when it did not exist then. A time
         is found by binary search, the state folded from the waypoint before it: the cost
-        does not grow with the aggregate's history. Raises as ``history`` does."""
-        index = history_actor(self.settings.app_id, self.partition_of(aggregate_id))
+        does not grow with the aggregate's history. Where a repartition moved the account,
+        the query follows it to the partition that held it then. Raises as ``history``
+        does."""
+        partition = self.partition_of(aggregate_id)
         if isinstance(at, datetime):
             stamp = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-            ref = index.state_at.remote(aggregate_id, at_ms=int(stamp.timestamp() * 1000))
+            asked: dict[str, int | None] = {"at_ms": int(stamp.timestamp() * 1000)}
         else:
-            ref = index.state_at.remote(aggregate_id, version=at)
-        found: PointInTime[Any] | None = _get(ref, timeout)
+            asked = {"version": at}
+        for _ in range(_MAX_HOPS):
+            index = history_actor(self.settings.app_id, partition)
+            found: PointInTime[Any] | Elsewhere | None = _get(
+                index.state_at.remote(aggregate_id, **asked), timeout
+            )
+            if not isinstance(found, Elsewhere):
+                break
+            partition = found.partition
+            if "at_ms" in asked:
+                asked["upto"] = found.upto
+        else:
+            raise HistoryBehindError(f"the history of {aggregate_id!r} did not join: retry")
         if found is not None:
             self._checked(found.view)
         return found

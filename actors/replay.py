@@ -1,7 +1,7 @@
 """Read one events partition from an offset to its end and fold it into slots.
 
 The executor half of a replay (the folding rules are
-``topology.restore.apply_event_record``): used by the shadow rebuild and by a partition
+``topology.restore.apply_event_records``): used by the shadow rebuild and by a partition
 actor whose snapshots are stale. Reads are
 ``read_committed``: only events of committed transactions are ever folded.
 """
@@ -16,10 +16,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from actors.kafka import consumer_config
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
-from topology.codec.keys import decode_key
 from topology.envelopes import Slot
 from topology.names import Names
-from topology.restore import apply_event_record
+from topology.restore import apply_event_records
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -91,14 +90,11 @@ def fold(
     changed: set[str] | None = None,
 ) -> int:
     """Fold event records into ``states``; returns how many were applied (already reflected
-    ones are skipped) and adds the changed aggregate ids to ``changed``."""
-    applied = 0
-    for msg in records:
-        if apply_event_record(codec, states, msg.value()):
-            applied += 1
-            if changed is not None:
-                changed.add(decode_key(msg.key()))
-    return applied
+    ones are skipped) and adds the changed aggregate ids to ``changed`` (an account that a
+    departure marker dropped too: it is absent from ``states``)."""
+    return apply_event_records(
+        codec, states, ((m.key(), m.value(), m.headers()) for m in records), changed
+    )
 
 
 def replay_partition(

@@ -34,12 +34,12 @@ from actors.replay import EventTail, fold
 from actors.scan import scan_partition
 from actors.transactional import TransactionalWriter
 from topology.codec.aggregate import Codec
-from topology.codec.checkpoint import CHECKPOINT_KEY
+from topology.codec.keys import encode_key
 from topology.codec.wire import CodecError
 from topology.envelopes import Slot
 from topology.names import Names
 from topology.protocol import AnyAggregate
-from topology.restore import apply_snapshot_record
+from topology.restore import TailEnd, resume_rebuild
 from topology.settings import Settings
 from topology.topics import TopicLayout
 
@@ -147,20 +147,14 @@ class ShadowRebuild:
                 **{"enable.partition.eof": True, "fetch.wait.max.ms": 20},
             )
         )
-        states: dict[str, Slot] = {}
-        encoded: dict[bytes, bytes] = {}
-        position = 0
         try:
-            for msg in scan_partition(consumer, TopicPartition(self.topic, self.partition)):
-                key, value = msg.key(), msg.value()
-                if key == CHECKPOINT_KEY:  # the live actor's, after a switch: not ours
-                    continue
-                stamp = apply_snapshot_record(self.codec, states, key, value)
-                if stamp is not None and key is not None and value is not None:
-                    position = max(position, stamp)
-                    encoded[key] = value
-                elif key is not None:
-                    encoded.pop(key, None)
+            resumed = resume_rebuild(
+                self.codec,
+                (
+                    (m.key(), m.value())
+                    for m in scan_partition(consumer, TopicPartition(self.topic, self.partition))
+                ),
+            )
         except CodecError as e:
             log.warning(
                 "partition %d: generation %d holds unusable snapshots (%s); starting over",
@@ -171,16 +165,16 @@ class ShadowRebuild:
             return 0
         finally:
             consumer.close()
-        self.states = states
-        self.encoded = encoded
+        self.states = resumed.states
+        self.encoded = resumed.encoded
         log.info(
             "partition %d: resuming rebuild into generation %d at events offset %d (%d aggregates)",
             self.partition,
             self.generation,
-            position,
-            len(states),
+            resumed.position,
+            len(resumed.states),
         )
-        return position
+        return resumed.position
 
     # -- replay ----------------------------------------------------------------------------
 
@@ -227,15 +221,22 @@ class ShadowRebuild:
         stamped with the position reached."""
         position = self._tail.position
         writer = self._writer
-        written: dict[bytes, bytes] = {}
+        written: dict[bytes, bytes | None] = {}
         with writer.transaction():
             for aggregate_id in self._changed:
-                slot = self.states[aggregate_id]
-                key, value = self.codec.snapshots.record(aggregate_id, slot, position)
+                slot = self.states.get(aggregate_id)
+                if slot is None:  # departed in a repartition: a tombstone
+                    key, value = encode_key(aggregate_id), None
+                else:
+                    key, value = self.codec.snapshots.record(aggregate_id, slot, position)
                 writer.produce(self.topic, value, key, self.partition)
                 writer.poll(0)
                 written[key] = value
-        self.encoded.update(written)  # committed: now part of the hand-over
+        for key, value in written.items():  # committed: now part of the hand-over
+            if value is None:
+                self.encoded.pop(key, None)
+            else:
+                self.encoded[key] = value
         self._changed.clear()
         self._last_checkpoint = time.monotonic()
 
@@ -262,9 +263,10 @@ class ShadowRebuild:
     def finish(self, at_least: int = 0, timeout: float = 60.0) -> Handover:
         """Replay the tail to the end of ``events[p]``, and at least to offset ``at_least``
         (the live actor's ``Paused.events_end``: a batch it committed is not yet readable
-        until Kafka writes its commit markers), checkpoint, return the slots. Call only while
-        the live actor is paused (nothing more is appended meanwhile). Raises TimeoutError
-        rather than hand over less."""
+        until Kafka writes its commit markers), checkpoint, return the slots as of where the
+        tail stands at the end (``TailEnd``). Call only while the live actor is paused
+        (nothing more is appended meanwhile). Raises TimeoutError rather than hand over
+        less."""
         marks = [time.perf_counter()]
         self._stop.set()
         if self._thread is not None:
@@ -276,13 +278,15 @@ class ShadowRebuild:
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         marks.append(time.perf_counter())
-        end = max(self._tail.end(), at_least)
-        while self._tail.position < end:
+        tail, target = self._tail, TailEnd(at_least)
+        target.aim(tail.end())
+        while not target.reached(tail.position, tail.at_end):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"tail not replayed: at {self._tail.position} of {end}")
+                raise TimeoutError(f"tail not replayed: at {tail.position} of {target.end}")
             self.replay_some()
-            if self._tail.at_end and self._tail.position < end:
-                end = max(self._tail.end(), at_least)
+            if tail.at_end and not target.reached(tail.position, tail.at_end):
+                target.aim(tail.end())
+        end = tail.position
         marks.append(time.perf_counter())
         self.checkpoint()
         marks.append(time.perf_counter())

@@ -20,7 +20,7 @@ from actors.messages import (
     StatusRow,
 )
 from actors.supervisor import Observation, PartitionActual
-from topology.control import PartitionRecord
+from topology.control import PartitionRecord, RepartitionRecord
 from topology.placement import ActorPhase
 from topology.routing import RoutingTable
 from topology.settings import Settings
@@ -115,11 +115,12 @@ def service_status(
     ticks: int,
     rebuilds: dict[int, RebuildProgress],
     routing: RoutingTable | None = None,
+    repartition: RepartitionRecord | None = None,
 ) -> ServiceStatus:
     """The service as of ``last`` (None: no tick observed yet), with the ``desired`` record
-    of each partition, the coordinator's step ``errors``, the ``rebuilds`` and the published
-    ``routing`` table. A partition the last tick did not observe yet (one just added) shows
-    as not observed."""
+    of each partition, the coordinator's step ``errors``, the ``rebuilds``, the published
+    ``routing`` table and the latest ``repartition``. A partition the last tick did not
+    observe yet (one just added) shows as not observed."""
     counts = None if routing is None else routing.counts(settings.partitions)
     rows = [
         status_row(
@@ -148,4 +149,5 @@ def service_status(
         rebuilds=rebuilds,
         slots=0 if routing is None else routing.slots,
         routing_version=None if routing is None else routing.version,
+        repartition=repartition,
     )

@@ -58,7 +58,7 @@ from eventledger.runtime import ensure_broker, ensure_ray
 from ledger import LEDGER, AccountOpened, AccountView, Deposited
 from topology.codec.aggregate import Codec
 from topology.codec.keys import encode_key
-from topology.history import ORIGIN, HistoryPage, PointInTime, history_page
+from topology.history import ORIGIN, Elsewhere, HistoryPage, PointInTime, history_page
 from topology.names import NAMESPACE
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -147,8 +147,12 @@ class _InProcess:
 
     def state_at(self, aggregate_id: str, at: datetime | int) -> PointInTime[Any] | None:
         if isinstance(at, datetime):
-            return self.index.state_at(aggregate_id, at_ms=int(at.timestamp() * 1000))
-        return self.index.state_at(aggregate_id, version=at)
+            found = self.index.state_at(aggregate_id, at_ms=int(at.timestamp() * 1000))
+        else:
+            found = self.index.state_at(aggregate_id, version=at)
+        if isinstance(found, Elsewhere):
+            raise AssertionError(f"{aggregate_id!r} moved, but nothing repartitions the bench")
+        return found
 
 
 Query = Callable[[Reader, str, int], None]

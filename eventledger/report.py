@@ -11,14 +11,16 @@ from rich.table import Table
 
 from actors.messages import RebuildProgress, RowState, ServiceStatus
 from eventledger.demo import DemoReport
-from topology.control import RebuildPhase
+from topology.control import RebuildPhase, RepartitionPhase, RepartitionRecord
 
 __all__ = [
     "json_rows",
     "not_running",
     "print_demo",
+    "print_moves",
     "print_rebuilds",
     "print_status",
+    "repartition_line",
 ]
 
 
@@ -150,6 +152,9 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             *([_num(row.slots)] if slotted else []),
         )
     console.print(table)
+    line = repartition_line(status.repartition)
+    if line:
+        console.print(line)
     for name, error in sorted(status.errors.items()):
         console.print(f"[red]coordinator step {name}:[/] {error}")
     for row in status.rows:
@@ -193,3 +198,51 @@ def print_rebuilds(console: Console, rebuilds: dict[int, RebuildProgress]) -> No
             f"{r.pause_ms:.0f} ms" if r.pause_ms else "-",
         )
     console.print(table)
+
+
+def repartition_line(record: RepartitionRecord | None) -> str | None:
+    """One line on a repartition under way or failed (None: none, or done)."""
+    if record is None or record.phase is RepartitionPhase.DONE:
+        return None
+    style = "red" if record.phase is RepartitionPhase.FAILED else "cyan"
+    line = (
+        f"[{style}]repartition {record.from_partitions} → {record.to_partitions}:[/] "
+        f"{record.phase}, {record.done()}/{len(record.moves)} moves published"
+    )
+    return line + (f" ({record.error})" if record.error else "")
+
+
+def _seconds(start: float, end: float) -> str:
+    return f"{end - start:.2f} s" if start and end else "-"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def print_moves(console: Console, record: RepartitionRecord) -> None:
+    """One row per move: its slots, version and state; how long after its request it was
+    handed off, after that installed, after that published; the legs' pauses."""
+    title = f"repartition {record.from_partitions} → {record.to_partitions} · {record.phase}"
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for name in ("move", "from", "to", "slots", "version", "state", "handoff", "install"):
+        table.add_column(name, justify="left" if name in ("move", "state") else "right")
+    for name in ("publish", "handoff pause", "install pause"):
+        table.add_column(name, justify="right")
+    for m in record.moves:
+        table.add_row(
+            m.move_id,
+            str(m.source),
+            str(m.target),
+            str(len(m.slots)),
+            str(m.version or "-"),
+            str(m.state),
+            _seconds(m.requested_at, m.handed_off_at),
+            _seconds(m.handed_off_at, m.installed_at),
+            _seconds(m.installed_at, m.published_at),
+            _ms(m.handoff_pause_ms),
+            _ms(m.install_pause_ms),
+        )
+    console.print(table)
+    if record.error:
+        console.print(f"[red]failed:[/] {record.error}")

@@ -9,7 +9,8 @@ key, so reading it from the beginning to its end gives the whole desired state:
   it has started for it;
 - ``rebuild/{p}``: the latest rebuild of partition p and how far it got;
 - ``routing``: the published routing table (absent until the application's slots are
-  assigned, `docs/design-repartition.md`).
+  assigned, `docs/design-repartition.md`);
+- ``repartition``: the latest repartition (from N to M partitions) and each of its moves.
 
 Invariants: a partition's generation only grows, and it changes only after the live actor
 switched to it (the old generation stays valid until then); a record is only ever written by
@@ -31,9 +32,13 @@ __all__ = [
     "ControlDecodeError",
     "ControlRecord",
     "DesiredState",
+    "MoveRecord",
+    "MoveState",
     "PartitionRecord",
     "RebuildPhase",
     "RebuildRecord",
+    "RepartitionPhase",
+    "RepartitionRecord",
     "RoutingRecord",
     "ServiceRecord",
     "adoptable",
@@ -47,6 +52,7 @@ __all__ = [
 
 SERVICE_KEY: Final = "service"
 ROUTING_KEY: Final = "routing"
+REPARTITION_KEY: Final = "repartition"
 
 
 class RebuildPhase(StrEnum):
@@ -154,7 +160,95 @@ def adoptable(service: ServiceRecord | None, partitions: int, slots: int) -> boo
     return partitions != service.partitions
 
 
-ControlRecord = ServiceRecord | PartitionRecord | RebuildRecord | RoutingRecord
+class RepartitionPhase(StrEnum):
+    """Where a repartition is. GROWING: the topics gain partitions and the new writers
+    start; MOVING: the planned moves run; DONE and FAILED (with a reason) are final."""
+
+    GROWING = "growing"
+    MOVING = "moving"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        return self in (RepartitionPhase.GROWING, RepartitionPhase.MOVING)
+
+
+class MoveState(StrEnum):
+    """Where one move is, in its only order: PLANNED → REQUESTED (its `MoveSlots` is on
+    internal[source]) → HANDED_OFF (the source's slot record gave the slots) → INSTALLED (the
+    target's slot record holds them) → PUBLISHED (the routing table names the target)."""
+
+    PLANNED = "planned"
+    REQUESTED = "requested"
+    HANDED_OFF = "handed_off"
+    INSTALLED = "installed"
+    PUBLISHED = "published"
+
+    @property
+    def busy(self) -> bool:
+        """Requested and not yet published: its source is taken."""
+        return self in (MoveState.REQUESTED, MoveState.HANDED_OFF, MoveState.INSTALLED)
+
+    def reached(self, state: MoveState) -> bool:
+        """Whether a move in this state has reached ``state`` (or gone past it)."""
+        return _MOVE_ORDER.index(self) >= _MOVE_ORDER.index(state)
+
+
+_MOVE_ORDER: Final = tuple(MoveState)
+
+
+class MoveRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One move of a repartition: ``slots`` (ascending) from ``source`` to ``target`` at table
+    version ``version`` (0 until requested; fresh: above every version before it). The
+    ``*_at`` are wall-clock times of each transition (0: not yet); the pauses are the legs'
+    batch times as their partitions report them (None: not reported). Encoded as an array
+    (about 70 bytes a move; new fields go at the end, with defaults)."""
+
+    move_id: str
+    source: int
+    target: int
+    slots: tuple[int, ...]
+    version: int = 0
+    state: MoveState = MoveState.PLANNED
+    requested_at: float = 0.0
+    handed_off_at: float = 0.0
+    installed_at: float = 0.0
+    published_at: float = 0.0
+    handoff_pause_ms: float | None = None
+    install_pause_ms: float | None = None
+
+
+class RepartitionRecord(msgspec.Struct, frozen=True, tag="repartition", kw_only=True):
+    """The latest repartition: number ``number`` of the application, from ``from_partitions``
+    to ``to_partitions`` over ``slots`` slots, keeping up to ``parallel`` sources busy. Its
+    moves are the plan, in plan order, recorded once when the phase turns MOVING.
+    ``base_version`` is the highest version handed out before this repartition: its moves'
+    versions are above it."""
+
+    number: int
+    from_partitions: int
+    to_partitions: int
+    slots: int
+    phase: RepartitionPhase
+    requested_at: float
+    parallel: int = 2
+    base_version: int = 0
+    moves: tuple[MoveRecord, ...] = ()
+    finished_at: float = 0.0
+    error: str | None = None
+
+    @property
+    def top_version(self) -> int:
+        """The highest version this repartition handed out (or ``base_version``)."""
+        return max([self.base_version, *(m.version for m in self.moves)])
+
+    def done(self) -> int:
+        """How many of its moves are published."""
+        return sum(m.state is MoveState.PUBLISHED for m in self.moves)
+
+
+ControlRecord = ServiceRecord | PartitionRecord | RebuildRecord | RoutingRecord | RepartitionRecord
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(ControlRecord)
@@ -183,6 +277,8 @@ def key_of(record: ControlRecord) -> str:
             return rebuild_key(p)
         case RoutingRecord():
             return ROUTING_KEY
+        case RepartitionRecord():
+            return REPARTITION_KEY
     raise TypeError(f"not a control record: {record!r}")  # pragma: no cover
 
 
@@ -208,6 +304,7 @@ class DesiredState:
     partitions: dict[int, PartitionRecord] = field(default_factory=dict)
     rebuilds: dict[int, RebuildRecord] = field(default_factory=dict)
     routing: RoutingRecord | None = None
+    repartition: RepartitionRecord | None = None
 
     def apply(self, record: ControlRecord) -> None:
         """Install one record (later records replace earlier ones of the same key)."""
@@ -220,6 +317,8 @@ class DesiredState:
                 self.rebuilds[p] = record
             case RoutingRecord():
                 self.routing = record
+            case RepartitionRecord():
+                self.repartition = record
 
     def partition(self, partition: int) -> PartitionRecord:
         """Partition ``partition``'s record, or the default one (generation 0, running)."""

@@ -11,11 +11,17 @@ and the event). The views are the aggregate's public view after each event.
 
 A fold checks its ``QueryDeadline`` as it goes and raises ``HistoryDeadlineError`` past it,
 so no query holds the index longer than its deadline, and none answers partially.
+
+After a repartition an account's events lie on more than one partition, joined by seams
+(``Seam``, from the markers of ``topology.moves``): each partition's index holds its own
+stints of the account's sequences, ``holder`` says which partition holds an event, and a
+query that reaches the end of a stint names the partition that goes on (``continue_on``,
+``Elsewhere``). Sequences stay contiguous across partitions, so the pages join without a seam.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
@@ -28,16 +34,21 @@ __all__ = [
     "MAX_PAGE",
     "ORIGIN",
     "WAYPOINT_EVERY",
+    "Elsewhere",
     "HistoryDeadlineError",
     "HistoryEntry",
     "HistoryPage",
     "PointInTime",
     "QueryDeadline",
+    "Seam",
     "Waypoint",
     "check_page",
+    "departure_after",
     "history_page",
+    "holder",
     "last_at_or_before",
     "state_at",
+    "stint_start",
     "waypoints",
 ]
 
@@ -75,11 +86,32 @@ class HistoryEntry(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
 
 class HistoryPage(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
     """Entries with sequence > the page's ``after_version``, in order; ``next_after`` is the
-    ``after_version`` of the next page (None: this is the last one)."""
+    ``after_version`` of the next page (None: this is the last one). ``continue_on``: the
+    events after ``next_after`` are on that partition (a repartition moved the account;
+    None: ask the account's owner as usual)."""
 
     aggregate_id: str
     entries: list[HistoryEntry[V]]
     next_after: int | None
+    continue_on: int | None = None
+
+
+class Seam(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Where an account's history crosses partitions, as one partition's index saw it:
+    ``arrived`` (its events up to ``sequence`` are on ``partition``, the later ones here,
+    until a departure) or departed (its events after ``sequence`` are on ``partition``)."""
+
+    sequence: int
+    arrived: bool
+    partition: int
+
+
+class Elsewhere(msgspec.Struct, frozen=True, gc=False):
+    """A point-in-time query this partition cannot answer: ask ``partition``, considering
+    the account's events up to ``upto`` only (its stint there ends there)."""
+
+    partition: int
+    upto: int
 
 
 class PointInTime(msgspec.Struct, Generic[V], frozen=True, kw_only=True):
@@ -213,12 +245,39 @@ def state_at(
     return None
 
 
-def last_at_or_before(at_ms: int, last: int, timestamp_of: Callable[[int], int]) -> int:
-    """The last of events 1 to ``last`` committed at or before ``at_ms`` (0: none), by binary
-    search: ``timestamp_of(sequence)`` is read for about log2(``last``) sequences. Event times
-    never decrease along an aggregate's sequence (the partition's clock never runs
-    backwards)."""
-    low, high = 0, last  # event low is at or before at_ms (0: none is); high + 1 is after
+def holder(seams: Sequence[Seam], sequence: int) -> int | None:
+    """The partition that holds the account's event ``sequence`` (None: this one), from this
+    partition's ``seams`` in (sequence, log) order: the last seam before the event says, or,
+    when there is none, an arrival after it (the account came here later)."""
+    before = [seam for seam in seams if seam.sequence < sequence]
+    if before:
+        last = before[-1]
+        return None if last.arrived else last.partition
+    return seams[0].partition if seams and seams[0].arrived else None
+
+
+def departure_after(seams: Sequence[Seam], sequence: int) -> Seam | None:
+    """The first departure at or after event ``sequence``: where this partition's stint
+    holding that event ends (None: it has not ended)."""
+    return next((s for s in seams if s.sequence >= sequence and not s.arrived), None)
+
+
+def stint_start(seams: Sequence[Seam], sequence: int) -> Seam | None:
+    """The arrival that began this partition's stint holding event ``sequence`` (None: the
+    account began here)."""
+    arrivals = [s for s in seams if s.sequence < sequence and s.arrived]
+    return arrivals[-1] if arrivals else None
+
+
+def last_at_or_before(
+    at_ms: int, last: int, timestamp_of: Callable[[int], int], after: int = 0
+) -> int:
+    """The last of events ``after`` + 1 to ``last`` committed at or before ``at_ms``
+    (``after``: none is), by binary search: ``timestamp_of(sequence)`` is read for about
+    log2(``last`` − ``after``) sequences. Event times never decrease along an aggregate's
+    sequence (a partition's clock never runs backwards, and a move raises the target's to
+    the source's)."""
+    low, high = after, last  # event low is at or before at_ms (after: none is); high + 1 after
     while low < high:
         middle = (low + high + 1) // 2
         if timestamp_of(middle) <= at_ms:

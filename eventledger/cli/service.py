@@ -1,4 +1,4 @@
-"""The service's commands: serve, token, stop, status, unblock, rebuild."""
+"""The service's commands: serve, token, stop, status, unblock, rebuild, repartition."""
 
 from __future__ import annotations
 
@@ -324,3 +324,56 @@ def rebuild(
     print_rebuilds(console, final)
     if any(r.phase is not RebuildPhase.DONE for r in final.values()):
         raise fail("not every partition was rebuilt")
+
+
+@app.command()
+def repartition(
+    partitions: Annotated[
+        int, typer.Option("--partitions", "-n", help="The partition count to grow to.")
+    ],
+    app_id: AppOption = None,
+    parallel: Annotated[int, typer.Option(help="Source partitions handing slots off at once.")] = 2,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-wait", help="Show progress until done (or only start it and return)."
+        ),
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the end.")] = 3600.0,
+) -> None:
+    """Grow the application to more partitions, online.
+
+    The topics grow, new partition actors start, and slots move from the old partitions
+    to the new ones, a few at a time, while commands flow. Shows per source partition the
+    slots moved and the moves done, then a table of moves. Run again with the same count to
+    follow a repartition under way. Exits 1 when it failed, was refused or timed out."""
+    from eventledger.repartition_view import follow_repartition
+    from eventledger.report import print_moves
+    from eventledger.service import connect_ray, coordinator_or_fail
+    from topology.control import RepartitionPhase
+
+    name = resolve_app_id(app_id)
+    try:
+        connect_ray()
+        import ray
+
+        handle = coordinator_or_fail(name)
+        started = ray.get(handle.repartition.remote(partitions, parallel), timeout=60)
+        if not follow:
+            console.print(
+                f"{name}: repartition {started.from_partitions} → {started.to_partitions} "
+                f"{started.phase}; follow it with `eventledger repartition --app {name} "
+                f"--partitions {partitions}`"
+            )
+            return
+        final = follow_repartition(console, handle, timeout=timeout)
+    except (ServiceError, TimeoutError) as e:
+        raise fail(str(e)) from None
+    except Exception as e:  # refused by the coordinator (the message says why)
+        raise fail(str(e).strip().splitlines()[-1]) from None
+    record = final.record
+    if record is None:  # pragma: no cover - follow_repartition raises first
+        raise fail("the coordinator records no repartition")
+    print_moves(console, record)
+    if record.phase is not RepartitionPhase.DONE:
+        raise fail(f"repartition {record.phase}: {record.error or 'no reason recorded'}")

@@ -1,6 +1,7 @@
 """The simulator's invariants, checked after every step and once the run is quiet.
 
-After every step, on the committed events (folded as a restore folds them) and the workers:
+After every step, on the committed events (every committed transaction's, its markers landed
+or not; folded as a restore folds them) and the workers:
 - money: Σ balances + in flight = Σ deposited − Σ withdrawn, and each partition's flows
   add up to its accounts' balances;
 - every transfer (source, target, id) has at most as many credits and reversals as debits,
@@ -110,10 +111,10 @@ class Checker:
         w = self.world
         for p in range(w.config.partitions):
             log = w.logs.log(TopicKind.EVENTS, p)
-            for record in log.read(self.positions.get(p, 0)):
+            for record in log.decided(self.positions.get(p, 0)):
                 assert record.value is not None
                 self._fold(record.value)
-            self.positions[p] = log.end
+            self.positions[p] = log.decided_end()
         w.poll_replies()
         broke = self.commit_seqs.step(w, [answered.reply for _, answered in w.decisions])
         if broke is not None:

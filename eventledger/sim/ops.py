@@ -16,9 +16,16 @@ __all__ = [
     "Forget",
     "Op",
     "Rebuild",
+    "RebuildFinish",
+    "RebuildOp",
+    "RebuildPause",
+    "RebuildResume",
+    "RebuildSwitch",
     "Resume",
     "Send",
     "Settle",
+    "ShadowCrash",
+    "ShadowReplay",
     "Stop",
     "Takeover",
     "Wake",
@@ -115,12 +122,81 @@ class Forget:
 
 @dataclass(frozen=True)
 class Rebuild:
-    """Partition `partition` switches to a generation rebuilt from its events."""
+    """An operator asks for an online rebuild of partition `partition` (into a new
+    generation; nothing if one is under way)."""
 
     partition: int
 
     def __str__(self) -> str:
-        return f"p{self.partition} rebuilds from its events and switches"
+        return f"p{self.partition} rebuild requested"
+
+
+@dataclass(frozen=True)
+class ShadowReplay:
+    """Partition `partition`'s shadow (started, resuming, if there is none) folds one fetch
+    of up to `records` events (None: all there are to read); then, with `checkpoint`,
+    writes a checkpoint."""
+
+    partition: int
+    records: int | None
+    checkpoint: bool = False
+
+    def __str__(self) -> str:
+        most = "all" if self.records is None else f"≤{self.records}"
+        return f"p{self.partition} shadow replays {most} events" + " and checkpoints" * (
+            self.checkpoint
+        )
+
+
+@dataclass(frozen=True)
+class ShadowCrash:
+    """Partition `partition`'s shadow dies (a switch under way fails and is settled: the
+    partition resumes on its generation)."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} shadow dies"
+
+
+@dataclass(frozen=True)
+class RebuildPause:
+    """The rebuild's switch begins: partition `partition` pauses between batches."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} pauses for its switch"
+
+
+@dataclass(frozen=True)
+class RebuildFinish:
+    """Partition `partition`'s shadow replays the tail (`finish`; it may have to wait)."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} shadow finishes the tail"
+
+
+@dataclass(frozen=True)
+class RebuildSwitch:
+    """Partition `partition` switches to the hand-over (or refuses it: the switch fails)."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} switches to its rebuilt generation"
+
+
+@dataclass(frozen=True)
+class RebuildResume:
+    """Partition `partition`, switched, resumes on its new generation."""
+
+    partition: int
+
+    def __str__(self) -> str:
+        return f"p{self.partition} resumes on its rebuilt generation"
 
 
 @dataclass(frozen=True)
@@ -178,6 +254,17 @@ class Wake:
         return f"p{self.partition} zombie writer wakes and tries a batch ≤{self.limit}"
 
 
+RebuildOp = (
+    Rebuild
+    | ShadowReplay
+    | ShadowCrash
+    | RebuildPause
+    | RebuildFinish
+    | RebuildSwitch
+    | RebuildResume
+)
+"""A step of a partition's online rebuild (`eventledger.sim.rebuild`)."""
+
 Op = (
     Send
     | Settle
@@ -187,7 +274,7 @@ Op = (
     | Resume
     | Crash
     | Forget
-    | Rebuild
+    | RebuildOp
     | Follow
     | Takeover
     | Wake

@@ -148,6 +148,9 @@ class SimPartition:
                     f"partition {self.partition}: the id memory misses a checkpoint mark"
                 )
         self.states = states
+        # what a restore reads after its fence (`watermarks`): the events' last stable
+        # offset; from then on, raised by each event written (its delivery report)
+        self.events_end = self.logs.log(TopicKind.EVENTS, self.partition).stable_end()
         self.next_offset = checkpoint.next_offset
         self.internal_offset = checkpoint.internal_offset
         self.clock_ms = checkpoint.clock_ms
@@ -270,7 +273,7 @@ class SimPartition:
                 "simulated: its transactions kept aborting",
                 partition=self.partition,
                 source_topic="commands",
-                events_offset=self.logs.log(TopicKind.EVENTS, self.partition).end,
+                events_offset=self.events_end,
                 now_ms=now_ms,
                 seq=seq,
                 version=0 if slot is None else slot,
@@ -288,7 +291,7 @@ class SimPartition:
                 partition=self.partition,
                 partitions=self.partitions,
                 source_topic="commands",
-                events_offset=self.logs.log(TopicKind.EVENTS, self.partition).end,
+                events_offset=self.events_end,
                 ids=self.ids,
                 window_ms=self.window_ms,
                 now_ms=now_ms,
@@ -351,6 +354,20 @@ class SimPartition:
         self.flows = flows
         self.seq = seq
 
+    def switched(self, states: SnapshotStore, snapshots: dict[bytes, bytes]) -> None:
+        """A rebuilt generation (`states`, its records `snapshots`) was checked and is
+        installed: written with this worker's checkpoint in one transaction (a seal: the
+        commit sequence stays), then served (`Committed.switched`)."""
+        txn = self.transaction()
+        for key, value in snapshots.items():
+            txn.put(TopicKind.SNAPSHOTS, self.partition, key, value)
+        checkpoint = encode_checkpoint(self.checkpoint())
+        txn.put(TopicKind.SNAPSHOTS, self.partition, CHECKPOINT_KEY, checkpoint)
+        txn.commit()
+        self.states = states
+        self.deadlines = Deadlines(self.codec.aggregate)
+        self.deadlines.rebuild(states)
+
     def _slot_of(self, key: bytes) -> int | None:
         try:
             slot = self.states.get(key.decode())
@@ -361,7 +378,7 @@ class SimPartition:
     def _produce(self, txn: Transaction, result: BatchResult, checkpoint: Checkpoint) -> None:
         """The batch's records, in the actor's order (`BatchCommit.transact`)."""
         for record in result.events:
-            txn.produce(record)
+            self.events_end = max(self.events_end, txn.produce(record) + 1)
         for records in (result.snapshots, result.views, result.dlq, result.internal):
             for record in records:
                 txn.produce(record)

@@ -6,8 +6,9 @@ across crashes and restores too; a running worker stands at its last committed c
 `seq`; and no reply names a position its partition has not committed (rule `positions`).
 
 A standby, however far behind, holds exactly what its writer held at the standby's `seq`
-(state, offsets, clock, marks, flows, lost legs), and one that has read everything committed
-stands at the last `seq` (rule `standby`).
+(state, offsets, clock, marks, flows, lost legs), and one that has read everything it can
+read stands at the `seq` of the last checkpoint below the last stable offset (rule
+`standby`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class PositionCheck:
     def __init__(self) -> None:
         self.read: dict[int, int] = {}  # partition → next snapshots offset to read
         self.seqs: dict[int, int] = {}  # partition → its last committed checkpoint's seq
+        # partition → (offset, seq) of its committed checkpoints: the last one below the last
+        # stable offset, and those after it
+        self.checkpoints: dict[int, list[tuple[int, int]]] = {}
         # partition → seq → its writer's state and position at that seq
         self.held: dict[int, dict[int, tuple[dict[str, Slot], Checkpoint]]] = {}
         # partition → the standby last compared, and its snapshots offset then
@@ -52,8 +56,9 @@ class PositionCheck:
             held = self.held.setdefault(p, {0: ({}, Checkpoint(0))})
             if worker.seq == committed and committed not in held:
                 held[committed] = dict(worker.states.items()), _copy(worker.checkpoint())
-            if standby.seq < committed and standby.caught_up():
-                return f"p{p}: a standby read to the end is at seq {standby.seq}, not {committed}"
+            readable = self._readable(world, p)
+            if standby.seq < readable and standby.caught_up():
+                return f"p{p}: a standby read to the end is at seq {standby.seq}, not {readable}"
             last = self.compared.get(p)
             if last is not None and last[0] is standby and last[1] == standby.snapshots_at:
                 continue  # it has read nothing since it was compared
@@ -74,7 +79,7 @@ class PositionCheck:
     def _positions(self, world: World, replies: Iterable[Reply]) -> str | None:
         for p in range(world.config.partitions):
             log = world.logs.log(TopicKind.SNAPSHOTS, p)
-            for record in log.read(self.read.get(p, 0)):
+            for record in log.decided(self.read.get(p, 0)):
                 if record.key != CHECKPOINT_KEY:
                     continue
                 seq, before = decode_checkpoint(record.value).seq, self.seqs.get(p, 0)
@@ -83,7 +88,8 @@ class PositionCheck:
                         f"p{p}: a checkpoint at offset {record.offset} has seq {seq} after {before}"
                     )
                 self.seqs[p] = seq
-            self.read[p] = log.end
+                self.checkpoints.setdefault(p, []).append((record.offset, seq))
+            self.read[p] = log.decided_end()
         for p in range(world.config.partitions):
             worker, committed = world.partitions[p], self.seqs.get(p, 0)
             if p not in world.stopped and worker.seq != committed:
@@ -95,6 +101,16 @@ class PositionCheck:
             if at.seq > self.seqs.get(at.partition, 0) or at.seq < 1:
                 return f"a reply names position {at}, not committed: {reply}"
         return None
+
+    def _readable(self, world: World, p: int) -> int:
+        """The `seq` of partition `p`'s last checkpoint a `read_committed` reader can read."""
+        stable = world.logs.log(TopicKind.SNAPSHOTS, p).stable_end()
+        known = self.checkpoints.get(p, [])
+        below = [i for i, (offset, _) in enumerate(known) if offset < stable]
+        if not below:
+            return 0
+        del known[: below[-1]]  # the earlier ones are never the last readable again
+        return known[0][1]
 
 
 def _copy(checkpoint: Checkpoint) -> Checkpoint:

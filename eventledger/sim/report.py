@@ -17,9 +17,15 @@ __all__ = ["print_failure", "print_summary", "replay_command"]
 _TRACE_TAIL = 40
 
 
-def replay_command(outcome: Outcome, steps: int, partitions: int) -> str:
+def replay_command(
+    outcome: Outcome, steps: int, partitions: int, *, rebuild_guard: bool = True
+) -> str:
     """The command line that replays `outcome`'s seed exactly."""
-    return f"eventledger simulate --seed {outcome.seed} --steps {steps} --partitions {partitions}"
+    guard = "" if rebuild_guard else " --no-rebuild-guard"
+    return (
+        f"eventledger simulate --seed {outcome.seed} --steps {steps} "
+        f"--partitions {partitions}{guard}"
+    )
 
 
 def print_summary(console: Console, summary: Summary) -> None:
@@ -41,6 +47,8 @@ def print_summary(console: Console, summary: Summary) -> None:
         table.add_row(what, f"{summary.refusals[code]:,}")
     table.add_row("standbys promoted (takeovers)", f"{summary.takeovers:,}")
     table.add_row("zombie writers' batches fenced", f"{summary.fenced:,}")
+    table.add_row("rebuilds switched", f"{summary.switched:,}")
+    table.add_row("rebuild switches refused", f"{summary.refused:,}")
     rules = Counter(f.violation.rule for f in summary.failures if f.violation is not None)
     table.add_row("seeds with a violation", f"{len(summary.failures):,}")
     for rule, count in sorted(rules.items()):

@@ -16,7 +16,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from eventledger.sim.checker import Checker, InvariantError
-from eventledger.sim.ops import Advance, Batch, Follow, Op, Resume, Send, Settle, Wake
+from eventledger.sim.ops import (
+    Advance,
+    Batch,
+    Follow,
+    Op,
+    RebuildFinish,
+    RebuildResume,
+    RebuildSwitch,
+    Resume,
+    Send,
+    Settle,
+    Wake,
+)
 from eventledger.sim.workload import Workload
 from eventledger.sim.world import SimConfig, World
 from ledger.aggregate import AccountAggregate
@@ -30,6 +42,7 @@ _QUIET_ROUNDS = 3
 _QUIET_BATCHES = 10_000  # a bound: a partition that never runs out of work is blocked
 _CAPS = (1, 2, 3, MAX_OPEN_TRANSFERS)  # small caps, so that seeds reach them
 _SMALL_SNAPSHOT_BYTES = 160  # about a simulated account's view with a transfer or two in it
+_MARKER_LAGS = (0, 2, 8, 32)  # the most steps a commit's marker lands after it, per seed
 
 
 @dataclass
@@ -45,19 +58,24 @@ class Outcome:
     refusals: Counter[str] = field(default_factory=Counter)  # decided refusals, by code
     takeovers: int = 0  # standbys promoted
     fenced: int = 0  # zombie batches the fence refused
+    switched: int = 0  # rebuilds switched
+    refused: list[str] = field(default_factory=list)  # rebuild switches refused, and why
 
 
-def config_for(seed: int, partitions: int = 3) -> SimConfig:
+def config_for(seed: int, partitions: int = 3, *, rebuild_guard: bool = True) -> SimConfig:
     """The deployment of a seed, drawn from the seed: its partitions' clock skews, the
     ledger's cap on open transfers (small, mostly), for one seed in eight a snapshot
-    limit small enough that the size guard refuses commands and sets legs aside, and for
-    half the seeds a standby on every partition (drawn last: the draws before it are those
-    of the seeds before standbys)."""
+    limit small enough that the size guard refuses commands and sets legs aside, for
+    half the seeds a standby on every partition, and the most steps a commit's markers
+    land after it (0 for a quarter of the seeds). Each draw comes after those of the
+    seeds before it was modelled. `rebuild_guard` False runs the rebuild without the
+    guard of commit 7beaf85 (for the test that shows the checker finds its defect)."""
     rng = random.Random(f"config-{seed}")
     skews = tuple(rng.randint(-500, 500) for _ in range(partitions))
     small = rng.random() < 1 / 8
     cap = rng.choice(_CAPS)
     standbys = tuple(range(partitions)) if rng.random() < 1 / 2 else ()
+    marker_lag = rng.choice(_MARKER_LAGS)
     return SimConfig(
         partitions=partitions,
         reply_lanes=2,
@@ -66,6 +84,9 @@ def config_for(seed: int, partitions: int = 3) -> SimConfig:
         max_open_transfers=cap,
         max_snapshot_bytes=_SMALL_SNAPSHOT_BYTES if small else MAX_SNAPSHOT_BYTES,
         standbys=standbys,
+        marker_lag=marker_lag,
+        marker_seed=seed,
+        rebuild_guard=rebuild_guard,
     )
 
 
@@ -79,9 +100,9 @@ def _ops(seed: int, steps: int, world: World) -> Iterator[Op]:
         yield workload.next()
 
 
-def run_seed(seed: int, steps: int, partitions: int = 3) -> Outcome:
+def run_seed(seed: int, steps: int, partitions: int = 3, *, rebuild_guard: bool = True) -> Outcome:
     """Draw `steps` ops from `seed`, apply and check each, then the quiet phase."""
-    world = _world(config_for(seed, partitions))
+    world = _world(config_for(seed, partitions, rebuild_guard=rebuild_guard))
     return _run(world, _ops(seed, steps, world), seed)
 
 
@@ -118,6 +139,8 @@ def _outcome(
         checker.refusals,
         world.takeovers,
         world.fenced,
+        world.rebuilds.switched,
+        world.rebuilds.refused,
     )
 
 
@@ -135,7 +158,8 @@ def _apply(world: World, op: Op) -> None:
 
 
 def _quiet(world: World, checker: Checker) -> None:
-    """Stop the faults and let everything finish: resume every partition, wake every
+    """Stop the faults and let everything finish: end every rebuild's switch under way
+    (its tail waits for the markers owed), resume every partition, wake every
     zombie writer (the fence must refuse it), run the partitions out of
     work, settle every lost leg (an operator, who first gives the partitions the service's
     snapshot limit: a leg the size guard refused may need it), retry what got no final
@@ -143,6 +167,14 @@ def _quiet(world: World, checker: Checker) -> None:
     every deadline."""
     for p in sorted(world.stopped):
         _apply(world, Resume(p))
+    for p in world.rebuilds.mid_switch():
+        for _ in range(world.config.marker_lag + 2):
+            _apply(world, RebuildFinish(p))
+        for op in (RebuildSwitch(p), RebuildResume(p)):
+            _apply(world, op)
+            checker.step()
+        if world.rebuilds.paused(p):
+            raise InvariantError("blocked", f"p{p} is still paused for its switch")
     for p in sorted(world.zombies):  # every paused writer wakes at last
         _apply(world, Wake(p))
         checker.step()
@@ -205,6 +237,8 @@ def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outco
                     tried.refusals,
                     tried.takeovers,
                     tried.fenced,
+                    tried.switched,
+                    tried.refused,
                 )
                 shrunk = True
             else:
@@ -227,11 +261,13 @@ class Summary:
     refusals: Counter[str] = field(default_factory=Counter)
     takeovers: int = 0
     fenced: int = 0
+    switched: int = 0
+    refused: int = 0
 
 
-def _one(args: tuple[int, int, int]) -> Outcome:
-    seed, steps, partitions = args
-    outcome = run_seed(seed, steps, partitions)
+def _one(args: tuple[int, int, int, bool]) -> Outcome:
+    seed, steps, partitions, rebuild_guard = args
+    outcome = run_seed(seed, steps, partitions, rebuild_guard=rebuild_guard)
     if outcome.violation is None:
         outcome.ops = []  # only failures travel back whole
     return outcome
@@ -244,11 +280,12 @@ def run_seeds(
     partitions: int = 3,
     workers: int = 1,
     on_done: Callable[[Outcome], None] | None = None,
+    rebuild_guard: bool = True,
 ) -> Summary:
     """Run every seed (over `workers` processes); `on_done` is told of each as it ends."""
     summary = Summary()
     started = time.monotonic()
-    jobs = [(seed, steps, partitions) for seed in seeds]
+    jobs = [(seed, steps, partitions, rebuild_guard) for seed in seeds]
     if workers <= 1:
         results: Iterator[Outcome] = map(_one, jobs)
         pool = None
@@ -264,6 +301,8 @@ def run_seeds(
             summary.refusals += outcome.refusals
             summary.takeovers += outcome.takeovers
             summary.fenced += outcome.fenced
+            summary.switched += outcome.switched
+            summary.refused += len(outcome.refused)
             if outcome.violation is not None:
                 summary.failures.append(outcome)
             if on_done is not None:

@@ -4,9 +4,10 @@ the largest, retries early, late and from another lane with their first attempt,
 while money is in flight, post / void / expiry races, ids reused after the window, many
 pendings on one account. Faults come from the same seed: crashes at any point of a batch,
 aborts, a partition stopped past a window, clock jumps to a window's or a deadline's edge,
-ids forgotten past their window, rebuild switches; and, for a seed with standbys, their
-tails at their own pace, takeovers (the writer paused between batches or inside one) and
-the old writer waking after them."""
+ids forgotten past their window, online rebuilds (a shadow's replays and checkpoints, its
+death, the switch's pause, tail, switch and resume, with the rest going on in between); and,
+for a seed with standbys, their tails at their own pace, takeovers (the writer paused
+between batches or inside one) and the old writer waking after them."""
 
 from __future__ import annotations
 
@@ -21,9 +22,15 @@ from eventledger.sim.ops import (
     Forget,
     Op,
     Rebuild,
+    RebuildFinish,
+    RebuildPause,
+    RebuildResume,
+    RebuildSwitch,
     Resume,
     Send,
     Settle,
+    ShadowCrash,
+    ShadowReplay,
     Stop,
     Takeover,
     Wake,
@@ -47,6 +54,8 @@ ACCOUNTS: Final = ("ca", "cb", "cc", "cd", "ce", "cf", "cg")
 SHARED_IDS: Final = ("inv-1", "inv-2", "inv-3")
 _AMOUNTS: Final = (0, 1, 2, 40, MAX_MINOR_UNITS - 1, MAX_MINOR_UNITS)
 _STANDBY_OPS: Final = 0.1  # of the ops after the prologue, for a seed with standbys
+_REBUILD_OPS: Final = 0.1  # of the ops, while a rebuild replays
+_SWITCH_OPS: Final = 0.6  # of the ops, while a rebuild's switch is under way (it is quick)
 _FAULTS: Final = (
     Fault.CRASH_BEFORE_COMMIT,
     Fault.ABORT,
@@ -87,6 +96,11 @@ class Workload:
     def next(self) -> Op:
         if self.prologue:
             return self.prologue.pop(0)
+        rebuilds = self.world.rebuilds
+        if rebuilds.active:
+            share = _SWITCH_OPS if rebuilds.mid_switch() else _REBUILD_OPS
+            if self.rng.random() < share:
+                return self.rebuild_op()
         if self.world.standbys and self.rng.random() < _STANDBY_OPS:
             return self.standby_op()
         r = self.rng.random()
@@ -123,6 +137,25 @@ class Workload:
             return Takeover(p, rng.random() < 0.5, rng.choice((1, 8, 32)), rng.getrandbits(32))
         p = rng.choice(sorted(self.world.zombies))
         return Wake(p, rng.choice((1, 8, 32)), rng.getrandbits(32))
+
+    def rebuild_op(self) -> Op:
+        """The next step of a rebuild under way (the coordinator's), now and then its
+        shadow's death."""
+        rng = self.rng
+        p = rng.choice(sorted(self.world.rebuilds.active))
+        r = self.world.rebuilds.active[p]
+        roll = rng.random()
+        if r.switched:
+            return RebuildResume(p)
+        if roll < 0.05:
+            return ShadowCrash(p)
+        if r.handover is not None:
+            return RebuildSwitch(p)
+        if r.paused is not None:
+            return RebuildFinish(p)
+        if r.shadow is not None and roll < 0.3:
+            return RebuildPause(p)
+        return ShadowReplay(p, rng.choice((1, 5, 20, None)), rng.random() < 0.3)
 
     # -- faults and time ------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from eventledger.sim.ops import (
     Follow,
     Forget,
     Op,
-    Rebuild,
+    RebuildOp,
+    RebuildSwitch,
     Resume,
     Send,
     Settle,
@@ -29,18 +30,17 @@ from eventledger.sim.ops import (
     Wake,
 )
 from eventledger.sim.partition import Begun, Handover, SimPartition, StepReport
+from eventledger.sim.rebuild import Rebuilds
 from eventledger.sim.standby import SimStandby
 from ledger.state import MAX_OPEN_TRANSFERS
 from topology.codec.aggregate import Codec
-from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.commands import command_fingerprint, encode_command
 from topology.codec.keys import encode_key
 from topology.codec.replies import decode_reply_record
 from topology.codes import PoisonCode
-from topology.envelopes import Answered, Deferred, Reply, Slot
+from topology.envelopes import Answered, Deferred, Reply
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.partitioner import partition_for
-from topology.restore import apply_event_record
 from topology.step.records import OutRecord
 from topology.topics import TopicKind
 
@@ -68,6 +68,9 @@ class SimConfig:
     max_open_transfers: int = MAX_OPEN_TRANSFERS  # the ledger's cap, per account and side
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES  # the flow's limit on a snapshot or view
     standbys: tuple[int, ...] = ()  # the partitions that have a standby
+    marker_lag: int = 0  # the most scheduler steps a commit's marker lands after it
+    marker_seed: int = 0  # what each marker's lag is drawn from
+    rebuild_guard: bool = True  # False: the rebuild before commit 7beaf85 (see Rebuilds)
 
 
 @dataclass
@@ -93,7 +96,7 @@ class World:
     def __init__(self, codec: Codec, config: SimConfig) -> None:
         self.codec = codec
         self.config = config
-        self.logs = Logs()
+        self.logs = Logs(marker_lag=config.marker_lag, seed=config.marker_seed)
         self.now_ms = config.start_ms
         self.stopped: set[int] = set()
         self.partitions = [self._worker(p, None) for p in range(config.partitions)]
@@ -113,6 +116,7 @@ class World:
         self.touched: set[int] = set()  # partitions whose worker changed since the last check
         self._owners: dict[str, int] = {}
         self.lost: dict[int, list[tuple[bytes, bytes]]] = {}  # partition → set-aside legs
+        self.rebuilds = Rebuilds(self.codec, self.logs, guard=config.rebuild_guard)
 
     def _worker(self, p: int, handover: Handover | None) -> SimPartition:
         c = self.config
@@ -149,15 +153,16 @@ class World:
     def apply(self, op: Op) -> None:
         """Carry out one op. A `Batch`, `Takeover` or `Wake` may raise (the pure code
         failed, or a promotion found its id memory behind: the checker's concern); every
-        other op never does."""
+        other op never does. Each op is one scheduler step: the markers due land first."""
+        self.logs.tick()
         self.last_step = None
-        if isinstance(op, Batch | Crash | Rebuild | Forget | Takeover | Wake):
+        if isinstance(op, Batch | Crash | RebuildSwitch | Forget | Takeover | Wake):
             self.touched.add(op.partition)
         match op:
             case Send():
                 self._send(op)
             case Batch(partition=p, limit=limit, mix=mix, fault=fault):
-                if p in self.stopped:
+                if p in self.stopped or self.rebuilds.paused(p):
                     return
                 worker = self.partitions[p]
                 self.last_step = worker.step(
@@ -180,8 +185,9 @@ class World:
             case Forget(partition=p):
                 worker = self.partitions[p]
                 worker.forget(worker.now(self.wall(p)))
-            case Rebuild(partition=p):
-                self._rebuild(p)
+            case _ if isinstance(op, RebuildOp):
+                p = op.partition
+                self.rebuilds.apply(op, self.partitions[p], p not in self.stopped)
             case Follow(partition=p, records=records):
                 if p in self.standbys:
                     self.standbys[p].follow(records)
@@ -200,7 +206,7 @@ class World:
             return
         old = self.partitions[p]
         begun = None
-        if op.midway and p not in self.stopped:
+        if op.midway and p not in self.stopped and not self.rebuilds.paused(p):
             started = old.begin(self.wall(p), random.Random(op.mix), limit=op.limit)
             begun = started if isinstance(started, Begun) else None
         worker = self._worker(p, standby.promote())
@@ -274,31 +280,7 @@ class World:
         forced = forced_leg(self.codec, value, refund=refund, operator="sim", reason=how)
         self.logs.produce_committed(TopicKind.INTERNAL, p, key, forced)
 
-    def _rebuild(self, p: int) -> None:
-        """Fold the partition's events from offset 0 (the restore fold a rebuild runs), write
-        the folded slots as the partition's snapshots with its checkpoint, and restore."""
-        worker = self.partitions[p]
-        folded = self.fold_events(p)
-        txn = worker.transaction()
-        for aggregate_id, slot in folded.items():
-            key, value = self.codec.snapshots.record(
-                aggregate_id, slot, self.logs.log(TopicKind.EVENTS, p).end
-            )
-            txn.put(TopicKind.SNAPSHOTS, p, key, value)
-        checkpoint = worker.checkpoint()
-        txn.put(TopicKind.SNAPSHOTS, p, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
-        txn.commit()
-        worker.restore(forget_before=None)
-
     # -- reading --------------------------------------------------------------------------------
-
-    def fold_events(self, p: int) -> dict[str, Slot]:
-        """Every aggregate of partition `p` as the fold of its committed events."""
-        states: dict[str, Slot] = {}
-        for record in self.logs.log(TopicKind.EVENTS, p).read(0):
-            assert record.value is not None
-            apply_event_record(self.codec, states, record.value)
-        return states
 
     def poll_replies(self) -> None:
         """Read the committed replies records not read yet; each answer is recorded with the
@@ -314,7 +296,7 @@ class World:
                     answer = decode_reply_record(record.value)
                     if not isinstance(answer, Deferred):
                         self._record(lane, answer)
-                self.reply_positions[partition] = log.end
+                self.reply_positions[partition] = log.stable_end()
 
     def _record(self, lane: int, answer: Reply | Answered) -> None:
         reply = answer.reply if isinstance(answer, Answered) else answer
@@ -338,9 +320,10 @@ class World:
             attempted.replies.append(reply)
 
     def idle(self) -> bool:
-        """No running partition has records to read or a deadline due."""
-        return not any(
+        """No marker is owed and no running partition has records to read or a deadline
+        due."""
+        return not self.logs.owed and not any(
             w.has_work(self.wall(w.partition))
             for w in self.partitions
-            if w.partition not in self.stopped
+            if w.partition not in self.stopped and not self.rebuilds.paused(w.partition)
         )

@@ -357,7 +357,12 @@ def _facts(settings: Settings) -> tuple[list[EventFact], Money]:
 
 def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
     facts, money = [], Money()
-    for e in read_events(settings, AGGREGATE):
+    # Each account's events in sequence order: after a repartition they lie on two partitions.
+    events = sorted(
+        read_events(settings, AGGREGATE),
+        key=lambda e: (e.envelope.aggregate_id, e.envelope.sequence),
+    )
+    for e in events:
         where = f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}"
         facts.append(fact(e.envelope.aggregate_id, e.envelope.command_id, e.event, where))
         money.add((e.event,))

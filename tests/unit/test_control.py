@@ -8,9 +8,13 @@ import pytest
 from topology.control import (
     ControlDecodeError,
     DesiredState,
+    MoveRecord,
+    MoveState,
     PartitionRecord,
     RebuildPhase,
     RebuildRecord,
+    RepartitionPhase,
+    RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
     adoptable,
@@ -24,6 +28,35 @@ GROWN = RoutingTable.initial(4, 960)
 for version, move in enumerate(plan_moves(GROWN, 8), start=1):
     GROWN = GROWN.assign(move.slots, move.target, version)
 
+MOVES = tuple(
+    MoveRecord(move_id=f"3.{i}", source=m.source, target=m.target, slots=m.slots)
+    for i, m in enumerate(plan_moves(RoutingTable.initial(4, 960), 8))
+)
+MOVING = RepartitionRecord(
+    number=3,
+    from_partitions=4,
+    to_partitions=8,
+    slots=960,
+    phase=RepartitionPhase.MOVING,
+    requested_at=1.0,
+    base_version=7,
+    moves=(
+        msgspec.structs.replace(
+            MOVES[0],
+            state=MoveState.PUBLISHED,
+            version=8,
+            requested_at=2.0,
+            handed_off_at=2.5,
+            installed_at=3.0,
+            published_at=3.5,
+            handoff_pause_ms=180.0,
+            install_pause_ms=310.5,
+        ),
+        msgspec.structs.replace(MOVES[1], state=MoveState.REQUESTED, version=9, requested_at=2.1),
+        *MOVES[2:],
+    ),
+)
+
 
 @pytest.mark.parametrize(
     ("record", "key"),
@@ -33,6 +66,13 @@ for version, move in enumerate(plan_moves(GROWN, 8), start=1):
         (RoutingRecord(GROWN, 2.5), b"routing"),
         (PartitionRecord(3, generation=2, paused=True, node_id="n1", starts=5), b"partition/3"),
         (RebuildRecord(1, 2, RebuildPhase.SWITCHING, 9.0, events=10), b"rebuild/1"),
+        (MOVING, b"repartition"),
+        (
+            msgspec.structs.replace(
+                MOVING, phase=RepartitionPhase.FAILED, finished_at=5.0, error="skipped"
+            ),
+            b"repartition",
+        ),
     ],
 )
 def test_records_round_trip_under_their_key(record: object, key: bytes) -> None:
@@ -123,3 +163,48 @@ def test_a_count_is_adopted_only_with_slots_and_only_upwards_to_s() -> None:
     ]:
         with pytest.raises(ValueError, match=refusal):
             adoptable(service, partitions, slots)
+
+
+def test_a_repartition_record_counts_its_moves_and_versions() -> None:
+    assert len(MOVING.moves) == 96 and MOVING.done() == 1 and MOVING.top_version == 9
+    assert msgspec.structs.replace(MOVING, moves=()).top_version == 7
+    assert RepartitionPhase.GROWING.active and RepartitionPhase.MOVING.active
+    assert not RepartitionPhase.DONE.active and not RepartitionPhase.FAILED.active
+    _, value = encode_control(MOVING)
+    assert len(value) < 8 * 1024  # 96 moves of 5 slots: far below a record's 1 MB
+
+
+def test_move_states_are_ordered_and_only_requested_ones_are_busy() -> None:
+    states = list(MoveState)
+    assert [s for s in states if s.busy] == [
+        MoveState.REQUESTED,
+        MoveState.HANDED_OFF,
+        MoveState.INSTALLED,
+    ]
+    for i, state in enumerate(states):
+        assert [state.reached(other) for other in states] == [j <= i for j in range(len(states))]
+
+
+def test_the_desired_state_keeps_the_latest_repartition() -> None:
+    desired = DesiredState()
+    assert desired.repartition is None
+    done = msgspec.structs.replace(MOVING, phase=RepartitionPhase.DONE)
+    for record in (MOVING, ServiceRecord(8, True, slots=960), done):
+        desired.apply(decode_control(encode_control(record)[1]))
+    assert desired.repartition == done
+
+
+class PartitionBeforeRepartition(msgspec.Struct, frozen=True, tag="partition"):
+    partition: int
+    generation: int = 0
+
+
+OldControlRecord = ServiceBeforeSlots | PartitionBeforeRepartition
+
+
+def test_records_written_before_repartitions_existed_still_decode() -> None:
+    for old, now in (
+        (ServiceBeforeSlots(2, True, 1.0), ServiceRecord(2, True, 1.0)),
+        (PartitionBeforeRepartition(1, 3), PartitionRecord(1, generation=3)),
+    ):
+        assert decode_control(msgspec.msgpack.encode(old)) == now

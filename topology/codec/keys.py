@@ -1,7 +1,8 @@
 """Record keys: an aggregate's (and a reply's), the id memory's, the history index's (events
 and waypoints), and the touch key. Keys of different kinds cannot collide: an aggregate key is
 UTF-8, an id key a msgpack array, a history key starts with a 2-byte length of at most 1 KiB, a
-waypoint key with ``0xff 0x01``, and `TOUCH_KEY` is none of these."""
+waypoint key with ``0xff 0x01``, a seam key with ``0xff 0x02``, and `TOUCH_KEY` is none of
+these."""
 
 from typing import Final
 
@@ -14,8 +15,10 @@ __all__ = [
     "encode_id_key",
     "encode_internal_id_key",
     "encode_key",
+    "encode_seam_key",
     "encode_waypoint_key",
     "history_prefix",
+    "seam_prefix",
     "waypoint_prefix",
 ]
 
@@ -80,3 +83,19 @@ def encode_waypoint_key(aggregate_id: str, sequence: int) -> bytes:
     waypoint): the waypoint prefix, then the sequence (8 bytes, big-endian), so an
     aggregate's waypoints sort by sequence, apart from every event key."""
     return waypoint_prefix(aggregate_id) + sequence.to_bytes(8, "big")
+
+
+_SEAM: Final = b"\xff\x02"
+
+
+def seam_prefix(aggregate_id: str) -> bytes:
+    """The prefix of every seam key of an aggregate in the history index (a repartition's
+    marker of it): ``0xff 0x02``, then its history prefix."""
+    return _SEAM + history_prefix(aggregate_id)
+
+
+def encode_seam_key(aggregate_id: str, sequence: int, offset: int) -> bytes:
+    """The history index key of an aggregate's seam at its event ``sequence``, marked at
+    events ``offset``: seams sort by sequence, then in log order (an account may leave and
+    come back with no event between)."""
+    return seam_prefix(aggregate_id) + sequence.to_bytes(8, "big") + offset.to_bytes(8, "big")

@@ -1,0 +1,195 @@
+"""The records of a repartition's moves that more than one piece reads
+(`docs/design-repartition.md`): the record-kind header, the coordinator's request
+`MoveSlots`, and a partition's `SlotRecord`. Pure.
+
+Invariants:
+
+- A record of the flow itself (not a command or a domain event) carries the header
+  `RECORD_HEADER` naming its `RecordKind`; it is honoured on the service's own topics
+  (`internal`, `events`) only.
+- A `SlotRecord` is written only in a handoff or an install transaction, before that
+  transaction's checkpoint, under `SLOT_RECORD_KEY` in the partition's live snapshots
+  generation; absent, partition p owns `{s : table0.owners[s] == p}` (Kafka's layout).
+- A move's `version` is fresh (above every `moved_at` of its slots) and a slot is in at most
+  one move at a time, so `RoutingTable.merge` of the records and tables is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Final
+
+import msgspec
+
+from topology.codec.wire import ENCODER, decoded
+from topology.routing import RoutingTable
+
+__all__ = [
+    "RECORD_HEADER",
+    "SLOT_RECORD_KEY",
+    "Arrival",
+    "Departure",
+    "MoveSlots",
+    "RecordKind",
+    "SlotRecord",
+    "decode_arrival",
+    "decode_departure",
+    "decode_move",
+    "decode_slot_record",
+    "encode_marker",
+    "encode_move",
+    "encode_slot_record",
+    "record_kind",
+]
+
+RECORD_HEADER: Final = "eventledger-record"
+"""The header that tells the flow's own records from commands and events."""
+
+SLOT_RECORD_KEY: Final = b"\xff\x00slots"
+"""The snapshots-partition key of a partition's slot record (no aggregate id, id key or
+checkpoint key has it: not UTF-8, not a msgpack array, not empty)."""
+
+
+class RecordKind(StrEnum):
+    """What a record carrying `RECORD_HEADER` is."""
+
+    MOVE = "move"  # MoveSlots, on internal[source]
+    HANDOFF = "handoff"  # a part of a handoff, on internal[target]
+    FORWARDED = "forwarded"  # a client command forwarded to its owner, on internal[owner]
+    DEPARTED = "departed"  # an account's departure marker, on events[source]
+    ARRIVED = "arrived"  # an account's arrival marker, on events[target]
+
+
+def record_kind(headers: Iterable[tuple[str, bytes]] | None) -> RecordKind | None:
+    """The kind a record's headers name (None: a command or event). Raises ValueError for a
+    value that names no kind."""
+    if not headers:
+        return None
+    for name, value in headers:
+        if name == RECORD_HEADER:
+            return RecordKind(bytes(value).decode())
+    return None
+
+
+class MoveSlots(msgspec.Struct, frozen=True, array_like=True):
+    """The coordinator's request that the partition reading it hand `slots` (ascending) to
+    partition `target` at table version `version`, as move `move_id`."""
+
+    move_id: str
+    version: int
+    slots: tuple[int, ...]
+    target: int
+
+    def __post_init__(self) -> None:
+        if self.version < 1 or self.target < 0 or not self.slots:
+            raise ValueError(f"a move needs a version >= 1, a target and slots: {self}")
+        if list(self.slots) != sorted(set(self.slots)):
+            raise ValueError("a move's slots are distinct and ascending")
+
+
+class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
+    """A partition's own account of its slots: `table`, its routing table merged as of its
+    last handoff or install, and `owned`, a bitmap of the slots it owns (bit s of byte s//8,
+    least significant first). The partition decides a record only if it owns its slot."""
+
+    table: RoutingTable
+    owned: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.owned) != (self.table.slots + 7) // 8:
+            raise ValueError(f"{self.table.slots} slots need {(self.table.slots + 7) // 8} bytes")
+
+    @classmethod
+    def initial(cls, partition: int, table: RoutingTable) -> SlotRecord:
+        """What partition `partition` owns before any move of its own: its slots in `table`."""
+        return cls.of(table, (s for s, o in enumerate(table.owners) if o == partition))
+
+    @classmethod
+    def of(cls, table: RoutingTable, owned: Iterable[int]) -> SlotRecord:
+        """The record of `table` owning the slots in the iterable `owned`."""
+        bits = bytearray((table.slots + 7) // 8)
+        for s in owned:
+            bits[s // 8] |= 1 << (s % 8)
+        return cls(table, bytes(bits))
+
+    def owns(self, slot: int) -> bool:
+        """Whether the partition owns `slot`."""
+        return bool(self.owned[slot // 8] >> (slot % 8) & 1)
+
+    def slots(self) -> list[int]:
+        """The slots owned, ascending."""
+        return [s for s in range(self.table.slots) if self.owns(s)]
+
+    def holds(self, slots: tuple[int, ...], version: int) -> bool:
+        """Whether this partition owns every one of `slots` as of a move at `version` or
+        later: a target has installed that move (the driver's test before it publishes)."""
+        return all(self.owns(s) and self.table.moved_at[s] >= version for s in slots)
+
+    def gave(self, slots: tuple[int, ...], version: int) -> bool:
+        """Whether this partition has given every one of `slots` away in a move at `version`
+        or later: a source has handed that move off."""
+        return all(not self.owns(s) and self.table.moved_at[s] >= version for s in slots)
+
+
+class Departure(msgspec.Struct, frozen=True, array_like=True):
+    """An account's departure marker on events[source]: from here on its events are on
+    partition `moved_to` (move `move_id`). `sequence` is the account's version at the
+    move: a marker takes no sequence of its own, so the account's events stay 1, 2, ...
+    across partitions. A fold drops the account on meeting it."""
+
+    aggregate_id: str
+    moved_to: int
+    move_id: str
+    sequence: int
+
+
+class Arrival(msgspec.Struct, frozen=True, array_like=True):
+    """An account's arrival marker on events[target]: its events up to `sequence` are on
+    partition `moved_from`, and `snapshot` is its snapshot record's value at the move
+    (the state those events fold to). A fold installs the snapshot on meeting it."""
+
+    aggregate_id: str
+    moved_from: int
+    move_id: str
+    sequence: int
+    snapshot: bytes
+
+
+_MOVE: Final = msgspec.msgpack.Decoder(MoveSlots)
+_DEPARTURE: Final = msgspec.msgpack.Decoder(Departure)
+_ARRIVAL: Final = msgspec.msgpack.Decoder(Arrival)
+_SLOT_RECORD: Final = msgspec.msgpack.Decoder(SlotRecord)
+
+
+def encode_move(move: MoveSlots) -> bytes:
+    return ENCODER.encode(move)
+
+
+def decode_move(data: bytes) -> MoveSlots:
+    """Raises CodecError for bytes that are not a MoveSlots."""
+    return decoded(_MOVE, data, "a MoveSlots request")
+
+
+def encode_slot_record(record: SlotRecord) -> bytes:
+    return ENCODER.encode(record)
+
+
+def decode_slot_record(data: bytes) -> SlotRecord:
+    """Raises CodecError for bytes that are not a SlotRecord."""
+    return decoded(_SLOT_RECORD, data, "a slot record")
+
+
+def encode_marker(marker: Departure | Arrival) -> bytes:
+    """A marker's value (its record carries `RECORD_HEADER` naming its kind)."""
+    return ENCODER.encode(marker)
+
+
+def decode_departure(data: bytes) -> Departure:
+    """Raises CodecError for bytes that are not a departure marker."""
+    return decoded(_DEPARTURE, data, "a departure marker")
+
+
+def decode_arrival(data: bytes) -> Arrival:
+    """Raises CodecError for bytes that are not an arrival marker."""
+    return decoded(_ARRIVAL, data, "an arrival marker")
