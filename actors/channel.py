@@ -2,10 +2,17 @@
 read from the replies topic, back to the caller waiting for it.
 
 One producer and one reply consumer per channel, on one reply lane (``reply_to`` in every
-command: the replies partitions ``TopicLayout.reply_partitions(lane)``, one per data
-partition), positioned at the end before the first send and read by one io thread, which
-also serves the producer's delivery reports. Both run with the API tier's Kafka properties
-(``Settings.for_api``): they only write commands and read replies. A reply finds its
+command: the replies partitions ``p * reply_lanes + lane``, one per data partition),
+positioned at the end before the first send and read by one io thread, which also serves the
+producer's delivery reports.
+
+The channel routes by the application's routing (``actors.routes``): read from the control
+topic at start, then kept current by the same consumer, which also tails ``control[0]``.
+When a service record raises the partition count, the producer learns the new commands
+partitions and the lane's new replies partitions are assigned from their beginning, so no
+reply written there before the channel learnt of them is missed. Both run with the API
+tier's Kafka properties (``Settings.for_api``): they only write commands and read replies
+and the control topic. A reply finds its
 waiters by (command id, aggregate id), so two channels' replies never cross, and every
 waiter of one key gets the same reply. ``LedgerClient`` and the benchmark's senders are
 built on it.
@@ -22,11 +29,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Self
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from actors import messaging
+from actors.control_store import read_control
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
+from actors.routes import Routes, learn
 from actors.send_trace import send_span
 from actors.watermarks import watermarks
 from topology.codec.commands import encode_command
@@ -75,33 +84,43 @@ Answer = Callable[[bytes], Reply | None]
 class ReplyChannel:
     """Thread-safe. Close it (or use ``with``) when done: what was sent is flushed and the
     callers still waiting get an error. ``answer`` reads the reply records (the benchmark's
-    raw echo answers with the commands' own bytes). ``router`` says which partition a
-    command goes to (Kafka's default layout until the channel is given a routing table)."""
+    raw echo answers with the commands' own bytes). ``routes`` is the application's routing
+    as the channel knows it (``router``: which partition a command goes to)."""
 
     def __init__(self, settings: Settings, *, lane: int, answer: Answer = decode_answer) -> None:
         self.settings = settings
         self.lane = lane
-        self.router = Router(settings.partitions)
         self._answer = answer
         layout = TopicLayout.of(settings)
+        self._layout = layout
         self._commands = layout.name(TopicKind.COMMANDS)
+        self._control = layout.control
         self._server = messaging.server(settings.bootstrap_servers)
         self._pending: dict[tuple[str, str], list[Future[Reply]]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         kafka = settings.for_api()
+        desired, following = read_control(kafka, role="client")
+        self.routes = Routes.of(desired, settings.partitions)
         self._producer = Producer(producer_config(kafka))
         self._consumer = Consumer(
             consumer_config(kafka, group_id=Names.of(settings).group("client", unique=True))
         )
-        replies = layout.name(TopicKind.REPLIES)
-        start = []
-        for p in layout.reply_partitions(lane):
-            _, high = watermarks(self._consumer, TopicPartition(replies, p))
-            start.append(TopicPartition(replies, p, high))
+        self._replies = layout.name(TopicKind.REPLIES)
+        start = [TopicPartition(self._control, 0, following)]
+        for p in range(self.routes.partitions):
+            lane_partition = TopicPartition(self._replies, layout.reply_partition(p, lane))
+            _, high = watermarks(self._consumer, lane_partition)
+            lane_partition.offset = high
+            start.append(lane_partition)
         self._consumer.assign(start)
         self._io = threading.Thread(target=self._serve, name="reply-channel-io", daemon=True)
         self._io.start()
+
+    @property
+    def router(self) -> Router:
+        """Where commands go now (the routing's current router)."""
+        return self.routes.router
 
     def __enter__(self) -> Self:
         return self
@@ -240,7 +259,13 @@ class ReplyChannel:
                 self._route(msg)
 
     def _route(self, msg: Any) -> None:
-        """Complete the futures waiting for the reply in ``msg``; skip anything else."""
+        """Complete the futures waiting for the reply in ``msg``, or learn the control
+        record in it; skip anything else."""
+        if msg.topic() == self._control:
+            before = learn(self.routes, msg)
+            if before is not None:
+                self._grown(before, self.routes.partitions)
+            return
         error, value = msg.error(), msg.value()
         if error is not None:
             log.warning("reply consumer: %s", error.str())
@@ -259,6 +284,21 @@ class ReplyChannel:
         for f in futures:
             if not f.done():
                 f.set_result(reply)
+
+    def _grown(self, first: int, end: int) -> None:
+        """Data partitions ``first..end-1`` were added (io thread): the producer learns the
+        commands topic's new partitions (a producer that does not know a partition refuses
+        to produce to it) before any later control record, such as a table naming one, is
+        read; the lane's new replies partitions are read from their beginning."""
+        self._producer.list_topics(self._commands, timeout=10)
+        added = [
+            TopicPartition(
+                self._replies, self._layout.reply_partition(p, self.lane), OFFSET_BEGINNING
+            )
+            for p in range(first, end)
+        ]
+        self._consumer.incremental_assign(added)
+        log.info("reply lane %d: reading partitions %s", self.lane, [t.partition for t in added])
 
 
 def now_ms() -> int:

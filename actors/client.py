@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from actors.channel import ReplyChannel, Request, now_ms
 from actors.retries import Backoff, Retries
+from actors.routes import Routes
 from topology.envelopes import Reply
 from topology.ids import check_command_id, check_id, check_principal
 from topology.settings import Settings
@@ -67,6 +68,12 @@ class LedgerClient:
     def new_command_id(self) -> str:
         """A new command id: 128 random bits (see ``ReplyChannel.new_command_id``)."""
         return self._channel.new_command_id()
+
+    @property
+    def routes(self) -> Routes:
+        """The application's routing as this client knows it, kept current from the control
+        topic (``actors.routes``)."""
+        return self._channel.routes
 
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id`` (its commands go there)."""

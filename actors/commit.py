@@ -32,6 +32,7 @@ from actors.kafka import AbortableError
 from actors.messages import Counters
 from actors.metrics import PartitionMetrics
 from actors.records import in_record
+from actors.routes import Routes
 from actors.transactional import TransactionalWriter
 from topology.aborts import AbortAction, AbortPolicy
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
@@ -79,7 +80,9 @@ def write_checkpoint(
 
 
 class BatchCommit:
-    """Commits the batches of one partition through one ``TransactionalWriter``."""
+    """Commits the batches of one partition through one ``TransactionalWriter``. Each batch
+    routes by the table ``routes`` holds when it starts (None: Kafka's layout), so a newer
+    table given between batches applies from the next one."""
 
     def __init__(
         self,
@@ -94,9 +97,11 @@ class BatchCommit:
         aborts: AbortPolicy,
         rewind: Callable[[int, int], None],
         wait: Callable[[float], Any],
+        routes: Routes | None = None,
     ) -> None:
         self.settings = settings
         self.partition = partition
+        self.routes = routes
         self.committed = committed
         self.writer = writer
         self.ids = ids
@@ -155,6 +160,7 @@ class BatchCommit:
             due=due,
             flows=c.flows,
             lost=c.lost,
+            routing=None if self.routes is None else self.routes.table,
         )
         before, after = (
             (c.next_offset, c.internal_offset),

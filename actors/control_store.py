@@ -35,24 +35,35 @@ from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["ControlWriter", "MoveRequest", "read_desired", "read_partition_record"]
+__all__ = ["ControlWriter", "MoveRequest", "read_control", "read_desired", "read_partition_record"]
 
 log = logging.getLogger(__name__)
 
 
 def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
     """The desired state as committed to the control topic (empty if it does not exist)."""
+    return read_control(settings, timeout)[0]
+
+
+def read_control(
+    settings: Settings, timeout: float = 30.0, *, role: str = "control"
+) -> tuple[DesiredState, int]:
+    """The desired state as committed to the control topic (empty if it does not exist), and
+    the offset to go on reading it from (past the last record read; 0 when none was): a
+    reader that tails the topic from there misses no record committed after the scan.
+    ``role`` names the reader's (never joined) group: ``client`` for the API tier's."""
     topic = TopicLayout.of(settings).control
     consumer = Consumer(
         consumer_config(
             settings,
-            group_id=Names.of(settings).group("control", unique=True),
+            group_id=Names.of(settings).group(role, unique=True),
             **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
         )
     )
-    desired = DesiredState()
+    desired, following = DesiredState(), 0
     try:
         for msg in scan_partition(consumer, TopicPartition(topic, 0), batch=1000):
+            following = msg.offset() + 1
             value = msg.value()
             if value is None:
                 continue
@@ -62,11 +73,11 @@ def read_desired(settings: Settings, timeout: float = 30.0) -> DesiredState:
                 log.warning("%s offset %d: %s", topic, msg.offset(), e)
     except KafkaException as e:
         if e.args[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-            return desired  # never deployed: nothing desired yet
+            return desired, 0  # never deployed: nothing desired yet
         raise
     finally:
         consumer.close()
-    return desired
+    return desired, following
 
 
 def read_partition_record(settings: Settings, partition: int) -> PartitionRecord:

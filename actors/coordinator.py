@@ -14,7 +14,9 @@ logged-and-skipped on error so that the loop goes on:
    a rebuild and a repartition never run at once;
 4. ``resume``: a partition whose actor folded its events (snapshots of another state schema)
    is rebuilt; an actor serving another generation than the desired one is replaced; a
-   partition left paused by an interrupted switch is resumed on the desired generation.
+   partition left paused by an interrupted switch is resumed on the desired generation;
+5. ``routing``: members that report an older routing table than the published one are
+   given it (``Member.set_routing``).
 
 Errors of a step are logged and the loop goes on, except for the control writer: when it is
 fenced (another coordinator took over) the loop stops, and when its writes keep failing
@@ -25,6 +27,13 @@ The desired state (generations, paused flags, placements, rebuilds) lives in the
 control topic, written before it is acted on, so a restarted coordinator or a new Ray cluster
 picks it up where it was. ``Coordinator`` is a plain class; ``actors.deployment`` runs it as
 the detached actor (restarted by Ray without limit: its constructor reads the desired state).
+
+The application's partition count is ``Settings.partitions`` for a new application, and the
+recorded one (``ServiceRecord.partitions``) once its slots are assigned: a repartition grows
+the topics (``actors.growth``), then the coordinator adopts the count (``adopt_partitions``)
+and its next ticks place the new partitions' members, which restore nothing and run. Slots
+and the routing table's version 0 are assigned by ``start_slots``, the repartition's first
+step; ``publish_routing`` records a newer table and pushes it to the members.
 
 Beside the loop, a detector thread (``actors.liveness``) holds a connection to each writer's
 liveness socket; when one ends, ``actors.takeover`` hands the partition to its best standby at
@@ -38,6 +47,7 @@ is observed again next tick. (A switch, in the rebuild step, waits on its actor 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -52,10 +62,12 @@ from confluent_kafka import Consumer, TopicPartition
 from actors import tracing
 from actors.admin import ensure_specs, ensure_topics
 from actors.control_store import ControlWriter, read_desired
+from actors.growth import short_of
+from actors.history import start_history
 from actors.kafka import consumer_config
 from actors.liveness import Detector
 from actors.logs import timestamped
-from actors.members import members_of, place_standbys
+from actors.members import members_of, place_standbys, push_routing
 from actors.messages import (
     Members,
     RebuildProgress,
@@ -79,10 +91,19 @@ from actors.supervisor import (
 )
 from actors.takeover import take_over
 from actors.watermarks import watermarks
-from topology.control import DesiredState, PartitionRecord, RepartitionRecord, ServiceRecord
+from topology.control import (
+    DesiredState,
+    PartitionRecord,
+    RepartitionRecord,
+    RoutingRecord,
+    ServiceRecord,
+    adoptable,
+    application_partitions,
+)
 from topology.names import Names
 from topology.placement import ActorPhase, Move, Replace, Start, plan
 from topology.protocol import AnyAggregate
+from topology.routing import RoutingTable
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -103,6 +124,12 @@ class ControlPlaneError(RuntimeError):
     def __init__(self, message: str, *, fenced: bool) -> None:
         super().__init__(message)
         self.fenced = fenced
+
+
+def _with_partitions(settings: Settings, service: ServiceRecord | None) -> Settings:
+    """``settings`` with the application's count (``application_partitions``)."""
+    partitions = application_partitions(service, settings.partitions)
+    return dataclasses.replace(settings, partitions=partitions)
 
 
 def _end_process(error: ControlPlaneError) -> None:
@@ -126,6 +153,9 @@ class Coordinator:
         start: bool = True,
     ) -> None:
         timestamped()
+        configured = settings.partitions
+        ensure_specs(settings, [TopicLayout.of(settings).control_spec()])
+        settings = _with_partitions(settings, read_desired(settings).service)  # before fencing
         self.settings = settings
         self.aggregate = aggregate
         self.tick_seconds = tick_seconds
@@ -151,12 +181,16 @@ class Coordinator:
         ensure_topics(settings, self.layout)
         self.writer = ControlWriter(settings)  # fences an earlier coordinator's writes
         self.desired = read_desired(settings)
-        service = self.desired.service
-        if service is not None and service.partitions != settings.partitions:
-            raise ValueError(
-                f"{settings.app_id} has {service.partitions} partitions, not "
-                f"{settings.partitions}: repartitioning needs a new application id"
+        if _with_partitions(settings, self.desired.service) != settings:
+            raise ValueError(f"{settings.app_id}: its partition count changed while starting")
+        if settings.partitions != configured:
+            log.warning(
+                "%s: %d partitions as recorded (its slots are assigned), not the %d configured",
+                settings.app_id,
+                settings.partitions,
+                configured,
             )
+            start_history(settings, aggregate)  # the deployment starts the configured ones
         generations = {r.generation for r in self.desired.partitions.values() if r.generation}
         if generations:
             ensure_specs(settings, [self.layout.snapshot_spec(g) for g in generations])
@@ -211,6 +245,7 @@ class Coordinator:
             self._step("rebuild", lambda: self.rebuilds.step(lambda p: self._live(tick, p)))
             self._step("repartition", lambda: self.repartitions.step(CoordinatorWorld(self, tick)))
             self._step("resume", lambda: self._resume(tick))
+            self._step("routing", lambda: self._routing(tick))
             with self._lock:
                 self.ticks += 1
         self._check_writer()
@@ -252,8 +287,8 @@ class Coordinator:
                     f"no alive Ray node offers the resource {self.settings.partition_resource!r}"
                 )
                 log.warning("%s; partitions wait for one", self.errors["resources"])
-            desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
-        partitions = range(self.settings.partitions)
+            partitions = range(self.settings.partitions)  # one count for the whole tick
+            desired = {p: self.desired.partition(p) for p in partitions}
         # Members that may exist: the writer, the standbys wanted now, and every standby a
         # record says was started (a standby outlives a change of count until retired). On
         # one node with `auto`, that is the writer alone: no lookup of absent actors a tick.
@@ -268,7 +303,7 @@ class Coordinator:
                 self._aggregates[a.partition] = a.stats.aggregates
         topic = self.layout.name(TopicKind.COMMANDS)
         ends = {}
-        for p in range(self.settings.partitions):
+        for p in partitions:
             ends[p] = watermarks(self._watermarks, TopicPartition(topic, p), 5)[1]
         standbys = {(p, m): a for (p, m), a in found.items() if m != desired[p].writer}
         tick = Observation(nodes, actual, ends, time.time(), desired, standbys)
@@ -296,7 +331,7 @@ class Coordinator:
                 p for p, r in self.desired.partitions.items() if r.paused
             }
         observed = {a.partition: a.observed for a in tick.actual}
-        for action in plan(self.settings.partitions, observed, tick.nodes, placed, frozen=frozen):
+        for action in plan(len(tick.actual), observed, tick.nodes, placed, frozen=frozen):
             writer = self.desired.partition(action.partition).writer
             name = self.names.member_actor(action.partition, writer)
             self._unwatch(action.partition)  # this step ends it
@@ -390,6 +425,8 @@ class Coordinator:
         take_over(self.settings, tick, record, member, self._write)
 
     def _live(self, tick: Observation, p: int) -> Any | None:
+        if p >= len(tick.actual):  # added since the tick
+            return None
         a = tick.actual[p]
         if a.observed.phase is ActorPhase.RUNNING and a.info is not None:
             return a.info.handle
@@ -401,6 +438,18 @@ class Coordinator:
             service = self.desired.service
         slots = 0 if service is None else service.slots
         return ServiceRecord(self.settings.partitions, serving, time.time(), slots)
+
+    def _routing(self, tick: Observation) -> None:
+        """Give the published table to the members that report an older one (started before
+        it was published and after it was pushed, or missed the push)."""
+        with self._lock:
+            routing = self.desired.routing
+        if routing is not None and routing.table.version:
+            push_routing(tick, routing.table, behind=True)
+
+    def _tick(self) -> Observation | None:
+        with self._lock:
+            return self._last
 
     def _write(self, *records: Any) -> None:
         with self._lock:
@@ -427,6 +476,7 @@ class Coordinator:
         with self._lock:
             last, errors, ticks = self._last, dict(self.errors), self.ticks
             desired = {p: self.desired.partition(p) for p in range(self.settings.partitions)}
+            routing = self.desired.routing
         return service_status(
             self.settings,
             last,
@@ -434,6 +484,7 @@ class Coordinator:
             errors=errors,
             ticks=ticks,
             rebuilds=self.rebuilds.progress(),
+            routing=None if routing is None else routing.table,
             repartition=self.repartitions.progress(),
         )
 
@@ -449,6 +500,66 @@ class Coordinator:
         """The member that writes ``partition``, as recorded."""
         with self._lock:
             return self.desired.partition(partition).writer
+
+    def start_slots(self) -> RoutingTable:
+        """Assign the application's slots, S = partitions × ``slots_per_partition``, and
+        record the routing table's version 0 (``RoutingTable.initial``: every key stays on
+        the partition Kafka's layout gives it), in one control transaction, then push it to
+        the members; returns the recorded table. Idempotent: once assigned, the recorded
+        table is returned as it is. The first step of a repartition."""
+        with self._lock:
+            service, routing = self.desired.service, self.desired.routing
+            if service is not None and service.slots and routing is not None:
+                return routing.table
+            slots = service.slots if service is not None and service.slots else None
+            table = RoutingTable.initial(self.settings.partitions, slots or self.settings.slots)
+            assigned = msgspec.structs.replace(self._service(serving=True), slots=table.slots)
+            self._write(assigned, RoutingRecord(table, time.time()))
+        log.warning("%s: %d slots assigned, routing version 0", self.settings.app_id, table.slots)
+        push_routing(self._tick(), table)
+        return table
+
+    def adopt_partitions(self, partitions: int, slots: int | None = None) -> int:
+        """Take ``partitions`` as the application's count (its slots being ``slots``; None: the
+        recorded ones): record it, then place the new partitions' members and history
+        indexes (next ticks), which restore nothing and run; returns the count.
+        Invariant: the count is recorded only once every per-partition topic has it
+        (``actors.growth.grow_topics`` first), and it only grows. Idempotent; raises
+        ValueError otherwise (``topology.control.adoptable``) or when a topic was not
+        grown."""
+        with self._lock:
+            service = self.desired.service
+            recorded = 0 if service is None else service.slots
+            if not adoptable(service, partitions, recorded if slots is None else slots):
+                return partitions
+        settings = dataclasses.replace(self.settings, partitions=partitions)
+        layout = TopicLayout.of(settings)
+        left = short_of(settings)
+        if left:
+            raise ValueError(f"grow the topics first: {sorted(left)} are short of {partitions}")
+        with self._lock:
+            before = self.settings.partitions
+            self.settings, self.layout = settings, layout
+            self.rebuilds.settings, self.rebuilds.layout = settings, layout
+            self._write(self._service(serving=True))
+        log.warning("%s: %d partitions, was %d", settings.app_id, partitions, before)
+        start_history(settings, self.aggregate)
+        return partitions
+
+    def publish_routing(self, table: RoutingTable) -> RoutingTable:
+        """Record ``table`` merged into the published one (by ``moved_at``) and push the
+        result to the members; returns it. Raises ValueError before slots are assigned or
+        for a table of other slots. The caller keeps the design's rule: a table names q for
+        a slot only after q's install of it committed."""
+        with self._lock:
+            routing = self.desired.routing
+            if routing is None:
+                raise ValueError("no routing table yet: assign the slots first (start_slots)")
+            merged = routing.table.merge(table)
+            if merged != routing.table:
+                self._write(RoutingRecord(merged, time.time()))
+        push_routing(self._tick(), merged)
+        return merged
 
     def rebuild(
         self, partitions: list[int] | None = None, aggregate: AnyAggregate | None = None

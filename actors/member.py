@@ -9,7 +9,12 @@ batch boundary, ``promote_partition`` fences and reads what is left, and a ``Par
 built on the standby's state and id memory runs the loop (composition: one loop, one commit
 path). Every member listens on a liveness socket (``actors.liveness``, ``stats().liveness``).
 
-Invariant: a member refuses an epoch below one it has seen.
+The member also holds the application's routing (``actors.routes``), read with its record and
+made newer by ``set_routing`` (the coordinator pushes each table it publishes): its writer
+routes each batch by the table held when the batch starts.
+
+Invariants: a member refuses an epoch below one it has seen; its table only moves forward
+(merged by ``moved_at``).
 """
 
 from __future__ import annotations
@@ -23,16 +28,18 @@ import msgspec
 import ray
 
 from actors.committed import Clock, wall_ms
-from actors.control_store import read_partition_record
+from actors.control_store import read_desired
 from actors.liveness import Listener
 from actors.logs import timestamped
 from actors.messages import PartitionStats, PartitionStatus, Paused, Switched, ViewAt
 from actors.opening import promote_partition
 from actors.partition import PartitionWorker
 from actors.ray_state import CONTROL
+from actors.routes import Routes
 from actors.standby import StandbyWorker
 from topology.envelopes import Position
 from topology.protocol import AnyAggregate
+from topology.routing import RoutingTable
 from topology.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,7 +67,9 @@ class Member:
         clock: Clock = wall_ms,
     ) -> None:
         timestamped()
-        record = read_partition_record(settings, partition)
+        desired = read_desired(settings)
+        record = desired.partition(partition)
+        self.routes = Routes.of(desired, settings.partitions)
         self.settings, self.partition, self.member = settings, partition, member
         self.epoch = record.epoch
         self._aggregate, self._clock = aggregate, clock
@@ -73,7 +82,13 @@ class Member:
         self.standby: StandbyWorker | None = None
         if record.writer == member:
             self.writer = PartitionWorker(
-                settings, partition, aggregate, generation=None, clock=clock, member=member
+                settings,
+                partition,
+                aggregate,
+                generation=None,
+                clock=clock,
+                member=member,
+                routes=self.routes,
             )
         else:
             self.standby = StandbyWorker(
@@ -127,6 +142,7 @@ class Member:
                 clock=self._clock,
                 member=self.member,
                 committed=standby.committed,
+                routes=self.routes,
             )
             ids = standby.ids
             assert ids is not None
@@ -185,6 +201,14 @@ class Member:
     ) -> Switched:
         return self._writer().switch_generation(generation, handover, aggregate)
 
+    def set_routing(self, table: RoutingTable) -> int:
+        """Merge a newer published table into the member's (by ``moved_at``; an older one
+        changes nothing); its writer routes by it from its next batch. Returns the version
+        held. A quick ask of the default group: it never waits behind a pause."""
+        self.routes.merge(table)
+        held = self.routes.table
+        return 0 if held is None else held.version
+
     @ray.method(concurrency_group=CONTROL)
     def unblock(self, from_offset: int | None = None) -> str:
         return self._writer().unblock(from_offset)
@@ -192,11 +216,17 @@ class Member:
     # -- queries ---------------------------------------------------------------------------
 
     def stats(self) -> PartitionStats:
-        """The role's stats, with this member's epoch and liveness address; a standby being
-        promoted says RESTORING (it is neither following nor writing yet)."""
+        """The role's stats, with this member's epoch, liveness address and routing table
+        version; a standby being promoted says RESTORING (it is neither following nor
+        writing yet)."""
         promoting = self._promotion.locked()
         stats = self.role.stats()
-        changes: dict[str, Any] = {"epoch": self.epoch, "liveness": self._liveness.address}
+        held = self.routes.table
+        changes: dict[str, Any] = {
+            "epoch": self.epoch,
+            "liveness": self._liveness.address,
+            "routing_version": 0 if held is None else held.version,
+        }
         if promoting:
             changes["status"] = PartitionStatus.RESTORING
         return msgspec.structs.replace(stats, **changes)

@@ -1,4 +1,5 @@
-"""The coordinator's standby step and the members it tells readers about.
+"""The coordinator's standby step, the members it tells readers about, and the routing
+tables it pushes to them.
 
 Every tick, after the writers are placed: ``topology.placement.plan_standbys`` decides, with
 the standbys each partition should have (``Settings.standbys_for`` the alive nodes), and this
@@ -17,14 +18,15 @@ import msgspec
 
 from actors.messages import Members, PartitionStatus
 from actors.ray_state import RayState
-from actors.supervisor import Observation, retire, start_standby
+from actors.supervisor import ANSWER_SECONDS, Observation, answers, retire, start_standby
 from topology.control import PartitionRecord
 from topology.names import Names
-from topology.placement import RetireStandby, StartStandby, plan_standbys
+from topology.placement import ActorPhase, RetireStandby, StartStandby, plan_standbys
 from topology.protocol import AnyAggregate
+from topology.routing import RoutingTable
 from topology.settings import Settings
 
-__all__ = ["members_of", "place_standbys"]
+__all__ = ["members_of", "place_standbys", "push_routing"]
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +88,28 @@ def members_of(
         if alive:
             following[p].append(m)
     return Members(standbys=following, writers=dict(writers or {}))
+
+
+def push_routing(tick: Observation | None, table: RoutingTable, *, behind: bool = False) -> None:
+    """Give ``table`` to every member (writer or standby) running at ``tick`` (``behind``:
+    to those that reported an older table's version), all at once, waiting at most
+    ``ANSWER_SECONDS``. Best effort: a member that misses it is given it at a later tick
+    (the coordinator pushes to those behind every tick), and only a newer table changes
+    what a member holds."""
+    if tick is None:
+        return
+    running = [
+        a
+        for a in [*tick.actual, *tick.standbys.values()]
+        if a.info is not None and a.observed.phase is ActorPhase.RUNNING
+    ]
+    if behind:
+        running = [a for a in running if a.stats and a.stats.routing_version < table.version]
+    calls = {
+        (a.partition, a.member): a.info.handle.set_routing.remote(table)
+        for a in running
+        if a.info is not None
+    }
+    _, failed = answers(calls, ANSWER_SECONDS)
+    for key, why in failed.items():
+        log.info("member %s did not take routing version %d: %s", key, table.version, why)

@@ -196,6 +196,7 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
     seq: int = 0  # the commit sequence of the state it holds (Checkpoint.seq)
     epoch: int = 0  # the highest takeover epoch it has seen
     liveness: str = ""  # host:port of its liveness socket ("": none)
+    routing_version: int = 0  # the version of the routing table it routes by (0: v0 or none)
 
 
 class Paused(msgspec.Struct, frozen=True):
@@ -279,7 +280,9 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     """One partition in ``eventledger status``: where it runs, its state as the coordinator
     sees it, its generation, position, lag and restarts; which member writes it and at which
     epoch (one up per takeover); per standby member, how many commits it is behind the writer
-    (None: it did not report)."""
+    (None: it did not report); how many slots the published routing table gives it (None:
+    the application has no slots).
+    """
 
     partition: int
     node: str
@@ -295,10 +298,12 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     standby_lags: dict[int, int | None] = {}
     writer: int = 0
     epoch: int = 0
+    slots: int | None = None
 
 
 class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The service as of the coordinator's last tick."""
+    """The service as of the coordinator's last tick; ``slots`` is S (0: not assigned) and
+    ``routing_version`` the published routing table's version (None: no table)."""
 
     app_id: str
     partitions: int
@@ -309,4 +314,6 @@ class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):
     errors: dict[str, str]
     rows: list[StatusRow]
     rebuilds: dict[int, RebuildProgress]
+    slots: int = 0
+    routing_version: int | None = None
     repartition: RepartitionRecord | None = None

@@ -38,6 +38,7 @@ from actors.messages import Counters, PartitionStats, PartitionStatus, Paused, S
 from actors.metrics import PartitionMetrics
 from actors.opening import Opened, open_partition
 from actors.records import OutsideTheLogError, poll_batch
+from actors.routes import Routes
 from actors.transactional import TransactionalWriter
 from actors.views import MemberViews
 from actors.watermarks import watermarks
@@ -92,6 +93,7 @@ class PartitionWorker(MemberViews):
         clock: Clock = wall_ms,
         member: int = 0,
         committed: Committed | None = None,
+        routes: Routes | None = None,
     ) -> None:
         paused = False
         if generation is None:  # the coordinator's actor: follow the desired state
@@ -100,6 +102,7 @@ class PartitionWorker(MemberViews):
             desired = read_partition_record(settings, partition)
             generation, paused = desired.generation, desired.paused
         self.settings, self.partition, self.member = settings, partition, member
+        self.routes = routes
         self.names, self.layout = Names.of(settings), TopicLayout.of(settings)
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
@@ -205,6 +208,7 @@ class PartitionWorker(MemberViews):
             aborts=self._aborts,
             rewind=self._rewind,
             wait=self._stop.wait,
+            routes=self.routes,
         )
         self._batch.error = self.error  # aborts in a row outlive a re-creation
 

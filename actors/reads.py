@@ -2,13 +2,15 @@
 of the partition that owns it (``actors.standby``; its writer as the fallback), and its
 history and past states, asked of its partition's history index (``actors.history``).
 
-Routing: the standbys that follow are learnt from the coordinator (``Coordinator.members``,
-kept for ``MEMBERS_SECONDS`` and refreshed after any failure), their handles are kept, and
-reads go round robin over a partition's standbys. A standby that fails, does not answer
-within ``Settings.read_wait_ms`` plus ``STANDBY_GRACE_SECONDS``, or has not reached the
-read's bounds by then, hands the read to the writer, which waits for them too. A standby that
-failed is not asked again before the members are refreshed. Reads without bounds of one
-partition's aggregates can go as one call (``read_batch``), routed the same way.
+Routing: an aggregate's partition is the routing's (``actors.routes``): a client's, shared, or
+kept by a ``ControlTail`` of the reader's own. The standbys that follow are learnt from the
+coordinator (``Coordinator.members``, kept for ``MEMBERS_SECONDS`` and refreshed after any
+failure), their handles are kept, and reads go round robin over a partition's standbys. A
+standby that fails, does not answer within ``Settings.read_wait_ms`` plus
+``STANDBY_GRACE_SECONDS``, or has not reached the read's bounds by then, hands the read to the
+writer, which waits for them too. A standby that failed is not asked again before the members
+are refreshed. Reads without bounds of one partition's aggregates can go as one call
+(``read_batch``), routed the same way.
 
 Typed by the aggregate's view type given at construction (``Aggregate.view_type``): every
 view returned is one, checked, so a reader built for another aggregate than the service runs
@@ -30,10 +32,10 @@ from ray.exceptions import RayTaskError
 from actors.history import HistoryBehindError, history_actor
 from actors.messages import Members, ViewAt
 from actors.ray_state import READS, lookup_actor
+from actors.routes import ControlTail, Routes
 from topology.envelopes import Position
 from topology.history import Elsewhere, HistoryPage, PointInTime
 from topology.names import NAMESPACE, Names
-from topology.routing import Router
 from topology.settings import Settings
 
 __all__ = ["MEMBERS_SECONDS", "STANDBY_GRACE_SECONDS", "PositionNotReachedError", "Reads"]
@@ -70,12 +72,20 @@ class PositionNotReachedError(Exception):
 
 class Reads(Generic[V]):
     """The committed state of the aggregates of ``settings``' application, as ``view_type``
-    views. Needs the service's Ray cluster (``ray.init`` done)."""
+    views. Needs the service's Ray cluster (``ray.init`` done). ``routes``: the routing to
+    follow (a client's); by default the reader tails the control topic itself, and then
+    ``close`` ends that."""
 
-    def __init__(self, settings: Settings, view_type: type[V]) -> None:
+    def __init__(
+        self, settings: Settings, view_type: type[V], *, routes: Routes | None = None
+    ) -> None:
         self.settings = settings
         self.view_type = view_type
-        self._router = Router(settings.partitions)
+        self._tail: ControlTail | None = None
+        if routes is None:
+            self._tail = ControlTail(settings.for_api())
+            routes = self._tail.routes
+        self._routes = routes
         self._names = Names.of(settings)
         self._lock = threading.Lock()
         self._members: Members | None = None
@@ -83,6 +93,16 @@ class Reads(Generic[V]):
         self._avoid: set[str] = set()  # standbys that failed since the members were learnt
         self._handles: dict[str, Any] = {}
         self._turn = itertools.count()
+
+    @property
+    def routes(self) -> Routes:
+        """The routing this reader follows."""
+        return self._routes
+
+    def close(self) -> None:
+        """Stop tailing the control topic (when this reader does it itself)."""
+        if self._tail is not None:
+            self._tail.close()
 
     def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
         """The aggregate's committed public view, or None when it does not exist, as a
@@ -296,7 +316,7 @@ class Reads(Generic[V]):
 
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id``."""
-        return self._router.partition_of(aggregate_id.encode())
+        return self._routes.router.partition_of(aggregate_id.encode())
 
     def _checked(self, view: object) -> V:
         if not isinstance(view, self.view_type):

@@ -2,11 +2,11 @@
 meets the topics, the coordinator's count and the partitions (``RepartitionDriver``'s
 ``World``).
 
-Each method is the one place its seam is crossed. Three are other pieces' parts, coded
-against the names they will have and wired when those pieces land: the topics' growth
-(``grow_topics``), the coordinator's slots and count (``Coordinator.start_slots``,
-``Coordinator.adopt_partitions``) and a writer's table (``set_routing``); and the slot record
-a member reports in its stats (``PartitionStats.slot_record``, an encoded ``SlotRecord``).
+Each method is the one place its seam is crossed: the topics' growth
+(``actors.growth.grow_topics``), the coordinator's slots and count (``Coordinator.start_slots``,
+``Coordinator.adopt_partitions``) and a writer's table (``Member.set_routing``); and, coded
+against the name it will have, the slot record a member reports in its stats
+(``PartitionStats.slot_record``, an encoded ``SlotRecord``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from actors.growth import grow_topics
 from actors.supervisor import ANSWER_SECONDS, Observation, answers
 from topology.moves import SlotRecord, decode_slot_record
 from topology.placement import ActorPhase
@@ -32,20 +33,18 @@ class CoordinatorWorld:
         self.tick = tick
 
     def start_slots(self) -> None:
-        """Seam (tailroute): the coordinator records ``ServiceRecord.slots`` and the routing
-        table at version 0."""
+        """The coordinator records ``ServiceRecord.slots`` and the routing table at version 0
+        (idempotent)."""
         self.coordinator.start_slots()
 
     def grow_topics(self, partitions: int) -> None:
-        """Seam (tailroute): every per-partition topic (and snapshot generation) grows to
-        ``partitions`` partitions; one already that large is left alone."""
-        raise NotImplementedError(
-            f"growing the topics to {partitions} partitions needs tailroute's grow_topics"
-        )
+        """Every per-partition topic (and snapshot generation) grows to ``partitions``
+        partitions; one already that large is left alone."""
+        grow_topics(self.coordinator.settings, partitions)
 
     def adopt(self, partitions: int) -> None:
-        """Seam (tailroute): the coordinator records ``partitions`` as the count and places
-        writers for the new partitions."""
+        """The coordinator records ``partitions`` as the count (once every topic has it) and
+        places writers for the new partitions."""
         self.coordinator.adopt_partitions(partitions)
 
     def running(self, partition: int) -> bool:
@@ -64,7 +63,7 @@ class CoordinatorWorld:
         return None
 
     def push_routing(self, table: RoutingTable) -> None:
-        """Seam (tailroute): ``set_routing(table)`` on every running writer, awaited together;
+        """``set_routing(table)`` on every running writer, awaited together;
         raises naming those that did not take it (the driver pushes again next tick)."""
         refs = {
             a.partition: a.info.handle.set_routing.remote(table)

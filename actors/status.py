@@ -22,6 +22,7 @@ from actors.messages import (
 from actors.supervisor import Observation, PartitionActual
 from topology.control import PartitionRecord, RepartitionRecord
 from topology.placement import ActorPhase
+from topology.routing import RoutingTable
 from topology.settings import Settings
 
 __all__ = ["row_state", "service_status", "status_row"]
@@ -63,10 +64,12 @@ def status_row(
     rebuild: RebuildProgress | None,
     now: float,
     standbys: Sequence[PartitionActual] = (),
+    slots: int | None = None,
 ) -> StatusRow:
     """Partition ``p``'s row: ``actual`` as observed at ``now`` (None: not yet observed),
     ``end`` the end offset of its commands partition then, ``standbys`` its standby members
-    that exist (their lag: commits behind the writer)."""
+    that exist (their lag: commits behind the writer), ``slots`` the slots the routing
+    table gives it (None: no table)."""
     stats = actual.stats if actual is not None else None
     info = actual.info if actual is not None else None
     state = row_state(
@@ -92,6 +95,7 @@ def status_row(
         standby_lags={s.member: _lag(stats, s.stats) for s in standbys if s.info is not None},
         writer=desired.writer,
         epoch=desired.epoch,
+        slots=slots,
     )
 
 
@@ -110,22 +114,26 @@ def service_status(
     errors: dict[str, str],
     ticks: int,
     rebuilds: dict[int, RebuildProgress],
+    routing: RoutingTable | None = None,
     repartition: RepartitionRecord | None = None,
 ) -> ServiceStatus:
     """The service as of ``last`` (None: no tick observed yet), with the ``desired`` record
-    of each partition, the coordinator's step ``errors``, the ``rebuilds`` and the latest
-    ``repartition``."""
+    of each partition, the coordinator's step ``errors``, the ``rebuilds``, the published
+    ``routing`` table and the latest ``repartition``. A partition the last tick did not
+    observe yet (one just added) shows as not observed."""
+    counts = None if routing is None else routing.counts(settings.partitions)
     rows = [
         status_row(
             p,
             desired[p],
-            actual=last.actual[p] if last is not None else None,
+            actual=last.actual[p] if last is not None and p < len(last.actual) else None,
             end=last.ends.get(p) if last is not None else None,
             rebuild=rebuilds.get(p),
             now=last.at if last is not None else time.time(),
             standbys=[a for (q, _), a in sorted(last.standbys.items()) if q == p]
             if last is not None
             else [],
+            slots=None if counts is None else counts[p],
         )
         for p in range(settings.partitions)
     ]
@@ -139,5 +147,7 @@ def service_status(
         errors=errors,
         rows=rows,
         rebuilds=rebuilds,
+        slots=0 if routing is None else routing.slots,
+        routing_version=None if routing is None else routing.version,
         repartition=repartition,
     )

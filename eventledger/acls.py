@@ -5,10 +5,11 @@
   creates them, uses its transactional ids, and reads the broker's default replication
   factor.
 - The **API** principal runs the HTTP replicas and the clients (``Settings.for_api``). It
-  may write the commands topic and read the replies topic, and look up the coordinator of its
-  reply consumers' groups (never joined, never committed to). Nothing else: no other topic,
-  no transactional id, nothing on the cluster. So it can ask for a command, never forge an
-  event, a reply, a snapshot or an internal command (a transfer's credit leg).
+  may write the commands topic, read the replies topic and the control topic (the routing
+  table its commands follow), and look up the coordinator of its consumers' groups (never
+  joined, never committed to). Nothing else: no other topic, no transactional id, nothing on
+  the cluster. So it can ask for a command, never forge an event, a reply, a snapshot, an
+  internal command (a transfer's credit leg) or a control record (the routing table).
 
 Kafka counts READ and WRITE as DESCRIBE too, and since Kafka 3.0 (KIP-679) an idempotent
 producer needs no IDEMPOTENT_WRITE on the cluster once it may write a topic; both are checked
@@ -150,8 +151,11 @@ def acls(app_id: str, *, worker: str, api: str) -> list[Acl]:
             (op.WRITE,), "send commands (an idempotent producer)"),
         Acl(a, api, Resource.TOPIC, layout.name(TopicKind.REPLIES), Pattern.LITERAL,
             (op.READ,), "read the replies (from the end of the client's lane)"),
+        Acl(a, api, Resource.TOPIC, layout.control, Pattern.LITERAL,
+            (op.READ,), "read the routing table and the partition count (never write them)"),
         Acl(a, api, Resource.GROUP, names.group_prefix("client"), Pattern.PREFIXED,
-            (op.DESCRIBE,), "the reply consumers' groups (never joined nor committed to)"),
+            (op.DESCRIBE,), "the reply and control consumers' groups (never joined nor "
+            "committed to)"),
     ]  # fmt: skip
 
 

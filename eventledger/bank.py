@@ -40,8 +40,9 @@ class BankClient(LedgerClient):
 
     @cached_property
     def reads(self) -> Reads[AccountView]:
-        """The accounts' committed views, history and past states (over Ray)."""
-        return Reads(self.settings, AccountView)
+        """The accounts' committed views, history and past states (over Ray), routed by
+        this client's routing."""
+        return Reads(self.settings, AccountView, routes=self.routes)
 
     def transfer(
         self,

@@ -105,6 +105,11 @@ def print_status(console: Console, status: ServiceStatus) -> None:
         title=(
             f"eventledger · {status.app_id} · {status.partitions} partitions · "
             f"{len(nodes)} Ray node{'s' if len(nodes) != 1 else ''}"
+            + (
+                f" · routing v{status.routing_version} of {status.slots} slots"
+                if status.routing_version is not None
+                else ""
+            )
         ),
     )
     for name, justify in (
@@ -123,6 +128,9 @@ def print_status(console: Console, status: ServiceStatus) -> None:
     taken_over = any(row.epoch for row in status.rows)  # the writer member is news only then
     if taken_over:
         table.add_column("writer\n@epoch", justify="right", no_wrap=True)
+    slotted = status.routing_version is not None
+    if slotted:
+        table.add_column("slots", justify="right", no_wrap=True)
     for row in status.rows:
         state = str(row.state)
         style = _STATE_STYLE.get(row.state, "red")
@@ -141,6 +149,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             _age(row.last_commit_age),
             _standbys(row.standby_lags),
             *([f"{row.writer}@{row.epoch}"] if taken_over else []),
+            *([_num(row.slots)] if slotted else []),
         )
     console.print(table)
     line = repartition_line(status.repartition)

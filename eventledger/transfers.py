@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from actors.audit import read_topic
 from actors.control_store import read_desired
 from actors.kafka import consumer_config, producer_config
+from actors.routes import Routes
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
 from eventledger.settlement import forced_leg
@@ -314,7 +315,7 @@ def settle(
             failed.append(error.str())
 
     producer = Producer(producer_config(settings))
-    router = Router(settings.partitions)
+    router = _published_router(settings)
     for found in legs:
         value = forced_leg(codec, found.value, refund=refund, operator=operator, reason=reason)
         key = encode_key(found.leg.aggregate)
@@ -327,6 +328,11 @@ def settle(
     settled = _wait_done(settings, {(f.leg.partition, f.key) for f in legs}, wait_s)
     named = tuple(f.leg for f in legs)
     return Settlement(source, transfer_id, refund, operator, reason, named, settled)
+
+
+def _published_router(settings: Settings) -> Router:
+    """The router of the application's published routing (the control topic's)."""
+    return Routes.of(read_desired(settings), settings.partitions).router
 
 
 def _wait_done(settings: Settings, keys: set[tuple[int, bytes]], wait_s: float) -> bool:
@@ -351,7 +357,7 @@ def _nothing_lost(
             SettlementRefusal.UNKNOWN_TRANSFER,
             f"transfer {transfer_id!r} of {source!r} is not in flight and none of its legs is lost",
         )
-    p = Router(settings.partitions).partition_of(encode_key(flight.to))
+    p = _published_router(settings).partition_of(encode_key(flight.to))
     return SettlementError(
         SettlementRefusal.NOT_LOST,
         f"transfer {transfer_id!r} of {source!r} is in flight, not lost: its leg is still on "

@@ -41,6 +41,8 @@ __all__ = [
     "RepartitionRecord",
     "RoutingRecord",
     "ServiceRecord",
+    "adoptable",
+    "application_partitions",
     "decode_control",
     "encode_control",
     "key_of",
@@ -69,10 +71,10 @@ class RebuildPhase(StrEnum):
 
 
 class ServiceRecord(msgspec.Struct, frozen=True, tag="service"):
-    """The application as a whole: serving or stopped, its partition count (fixed for the
-    topics' lifetime: repartitioning is a new application), and its number of slots S
-    (0: not assigned yet, and every key goes to `partition_for(key, partitions)`; once
-    assigned, S never changes)."""
+    """The application as a whole: serving or stopped, its partition count, and its number
+    of slots S (0: not assigned yet, and every key goes to `partition_for(key, partitions)`;
+    once assigned, S never changes). Without slots the count is fixed for the topics'
+    lifetime; with them it only grows (`application_partitions`, `adoptable`)."""
 
     partitions: int
     serving: bool
@@ -125,6 +127,37 @@ class RebuildRecord(msgspec.Struct, frozen=True, tag="rebuild"):
     def rate(self) -> float:
         """Events replayed per second (0 before any)."""
         return self.events / self.replay_seconds if self.replay_seconds > 0 else 0.0
+
+
+def application_partitions(service: ServiceRecord | None, configured: int) -> int:
+    """The application's partition count: `configured` (`Settings.partitions`) for an
+    application never recorded, the recorded one once its slots are assigned (it may have
+    grown since, and the configured count only creates an application). Raises ValueError
+    for an application without slots recorded with another count: without a routing table
+    its keys cannot follow another count."""
+    if service is None or service.partitions == configured or service.slots:
+        return configured if service is None else service.partitions
+    raise ValueError(
+        f"the application has {service.partitions} partitions, not {configured}, and no "
+        "slots: start a repartition (its first step assigns slots) or use a new application id"
+    )
+
+
+def adoptable(service: ServiceRecord | None, partitions: int, slots: int) -> bool:
+    """Whether the recorded application may take `partitions` partitions with `slots` slots:
+    False when it has them already (nothing to do). Raises ValueError when it may not: no
+    slots assigned (or other ones than `slots`), fewer partitions than recorded (a count
+    never shrinks here), or more than S."""
+    if service is None or not service.slots:
+        raise ValueError("the application has no slots assigned: assign them first")
+    if slots != service.slots:
+        raise ValueError(f"the application has {service.slots} slots, not {slots}")
+    if not service.partitions <= partitions <= slots:
+        raise ValueError(
+            f"the application has {service.partitions} partitions and {slots} slots: it can "
+            f"grow to {service.partitions}..{slots}, not to {partitions}"
+        )
+    return partitions != service.partitions
 
 
 class RepartitionPhase(StrEnum):

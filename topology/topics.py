@@ -12,8 +12,14 @@ Two kinds of topic sit beside the `TopicKind` ones: the compacted control topic
 `{app_id}.control` (one partition: the coordinator's desired state, keyed by record name) and
 the snapshot generations. Generation 0 is `{app_id}.snapshots` itself; a rebuild writes
 generation n > 0 to `{app_id}.snapshots.g{n}`, with the snapshots' partition count and
-configs, so the generation a partition reads is a number in the desired state."""
+configs, so the generation a partition reads is a number in the desired state.
 
+An application grows in place (`docs/design-repartition.md`): every per-partition topic gets
+more partitions at the end (`growth`), and replies `p * reply_lanes + lane` for the new p are
+exactly the new indices. A topic never shrinks, so a snapshot generation created before a
+growth that the layout later recreates may have more partitions than the layout: usable."""
+
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +33,7 @@ __all__ = [
     "TopicKind",
     "TopicLayout",
     "TopicSpec",
+    "growth",
     "min_insync_replicas",
     "mismatches",
 ]
@@ -54,11 +61,14 @@ class TopicKind(StrEnum):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic to create: name, partition count and topic-level configs."""
+    """A topic to create: name, partition count and topic-level configs. With `at_least`,
+    an existing topic with more partitions is usable too (a snapshot generation: a topic
+    grows, it never shrinks)."""
 
     name: str
     partitions: int
     config: dict[str, str]
+    at_least: bool = False
 
 
 _COMMON: Final = {"message.timestamp.type": "CreateTime"}
@@ -177,7 +187,38 @@ class TopicLayout:
             self.snapshots(generation),
             self.partitions,
             {**_COMMON, **_CONFIGS[TopicKind.SNAPSHOTS]},
+            at_least=True,
         )
+
+    def generation_of(self, topic: str) -> int | None:
+        """The generation n > 0 whose snapshot topic is `topic` (None: not one)."""
+        found = re.fullmatch(re.escape(self.snapshots(0)) + r"\.g([1-9][0-9]*)", topic)
+        return None if found is None else int(found.group(1))
+
+
+def growth(layout: TopicLayout, existing: Mapping[str, int], partitions: int) -> dict[str, int]:
+    """The partition count each per-partition topic of `layout`'s application must be grown
+    to for `partitions` data partitions, given `existing` (topic → its partitions now): the
+    data topics and every snapshot generation in `existing` to `partitions`, replies to
+    `partitions × reply_lanes`. Topics already there are left out (growing is idempotent);
+    the control topic and other topics are not touched. Raises ValueError when a data topic
+    is missing, or when any of them has more partitions than asked (a topic never shrinks)."""
+    wanted = {
+        layout.name(kind): partitions * (layout.reply_lanes if kind is TopicKind.REPLIES else 1)
+        for kind in TopicKind
+    }
+    missing = sorted(name for name in wanted if name not in existing)
+    if missing:
+        raise ValueError(f"not deployed: no topic {', '.join(missing)}")
+    wanted |= {t: partitions for t in existing if layout.generation_of(t) is not None}
+    over = {t: existing[t] for t, n in wanted.items() if existing[t] > n}
+    if over:
+        raise ValueError(
+            f"cannot grow {layout.app_id} to {partitions} partitions: "
+            + ", ".join(f"{t} has {n}" for t, n in sorted(over.items()))
+            + " (a topic never shrinks)"
+        )
+    return {t: n for t, n in sorted(wanted.items()) if existing[t] < n}
 
 
 def min_insync_replicas(replication: int, configured: int = 0) -> int:
@@ -197,12 +238,13 @@ def mismatches(
     expected_replication: int | None = None,
 ) -> list[str]:
     """Problems with an existing topic (its partition count, replicas and described configs)
-    against `spec`; empty when it is usable. Checks the partition count, the replication
+    against `spec`; empty when it is usable. Checks the partition count (more than
+    `spec.partitions` is fine when `spec.at_least`), the replication
     factor (when both are given), `min.insync.replicas` (when `spec` sets it),
     `cleanup.policy` and, for topics kept forever, `retention.ms`; a config missing from
     `config` counts as Kafka's default."""
     problems = []
-    if partitions != spec.partitions:
+    if partitions != spec.partitions and not (spec.at_least and partitions > spec.partitions):
         problems.append(f"{spec.name}: has {partitions} partitions, expected {spec.partitions}")
     if None not in (replication, expected_replication) and replication != expected_replication:
         problems.append(

@@ -1,17 +1,20 @@
 """Two Kafka principals under the session broker's authorizer, with the ACLs
 ``eventledger.acls`` computes, applied by ``eventledger acls --apply``: the worker principal
 runs the service, the API principal sends commands and gets their replies through the normal
-client, and is refused everything else (writing internal commands or events, a partition's
-transactional id, even seeing the other topics)."""
+client, reads the routing table from the control topic, and is refused everything else
+(writing internal commands, events or control records, a partition's transactional id, even
+seeing the other topics)."""
 
 from __future__ import annotations
 
 import pytest
+import ray
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from actors.audit import fold_events
+from actors.deployment import find_coordinator
 from actors.kafka import admin_config, producer_config
 from eventledger.bank import BankClient
 from eventledger.cli import app
@@ -20,6 +23,7 @@ from ledger.aggregate import LEDGER
 from ledger.commands import Deposit, OpenAccount, Withdraw
 from tests.conftest import AclLogins, SaslLogin
 from tests.integration.conftest import ray_logs, running
+from tests.integration.waiting import wait_until
 from topology.names import Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -69,7 +73,7 @@ def test_the_api_principal_sends_commands_and_may_write_nothing_else(
         },
     )
     assert applied.exit_code == 0, applied.output
-    assert f"applied: 11 ACL bindings on Kafka at {bootstrap}" in applied.output
+    assert f"applied: 12 ACL bindings on Kafka at {bootstrap}" in applied.output
     settings = Settings.resolve(
         app_id=app_id,
         bootstrap_servers=bootstrap,
@@ -101,8 +105,13 @@ def test_the_api_principal_sends_commands_and_may_write_nothing_else(
             client.settle("t-none", source="a", refund=True, operator="ops", reason="test")
         assert refused.value.code is SettlementRefusal.UNKNOWN_TRANSFER
 
+        # the client reads the control topic: the routing table the coordinator publishes
+        assert client.routes.table is None and client.routes.partitions == 2
+        table = ray.get(find_coordinator(app_id).start_slots.remote(), timeout=60)
+        wait_until(lambda: client.routes.table == table, 30, "the API client reads the table")
+        assert client.reads.routes.table == table
         forged = _produce_refusals(
-            api, [layout.name(TopicKind.INTERNAL), layout.name(TopicKind.EVENTS)]
+            api, [layout.name(TopicKind.INTERNAL), layout.name(TopicKind.EVENTS), layout.control]
         )
         assert set(forged.values()) == {KafkaError.TOPIC_AUTHORIZATION_FAILED}, forged
         fencer = Producer(producer_config(api, transactional_id=Names(app_id).partition_txn(0)))
@@ -111,5 +120,9 @@ def test_the_api_principal_sends_commands_and_may_write_nothing_else(
         assert fenced.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
         seen = AdminClient(admin_config(api)).list_topics(timeout=30).topics
         visible = {t for t in seen if t.startswith(layout.prefix)}
-        assert visible == {layout.name(TopicKind.COMMANDS), layout.name(TopicKind.REPLIES)}
+        assert visible == {
+            layout.name(TopicKind.COMMANDS),
+            layout.name(TopicKind.REPLIES),
+            layout.control,
+        }
         assert client.reads.view("a").balance == 1_000  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """The Kafka ACLs of the two principals, as computed: the API principal may write the
-commands topic and read the replies and nothing else; the workers' grants cover every name
-the service uses. ``tests/integration/test_kafka_acls.py`` applies them to a real broker."""
+commands topic and read the replies and the control topic, and nothing else; the workers'
+grants cover every name the service uses. ``tests/integration/test_kafka_acls.py`` applies
+them to a real broker."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ RULES = acls(APP, worker="User:worker", api="User:api")
 LAYOUT, NAMES = TopicLayout(APP, 4, reply_lanes=2), Names(APP)
 
 
-def test_the_api_principal_writes_commands_reads_replies_and_nothing_else() -> None:
+def test_the_api_principal_writes_commands_reads_replies_and_control_and_nothing_else() -> None:
     api = [r for r in RULES if r.role is Role.API]
     assert {r.principal for r in api} == {"User:api"}
     topics = {spec.name for spec in LAYOUT.specs()} | {LAYOUT.control, LAYOUT.snapshots(3)}
@@ -39,7 +40,7 @@ def test_the_api_principal_writes_commands_reads_replies_and_nothing_else() -> N
         t: {Operation.WRITE}
         if t == LAYOUT.name(TopicKind.COMMANDS)
         else {Operation.READ}
-        if t == LAYOUT.name(TopicKind.REPLIES)
+        if t in (LAYOUT.name(TopicKind.REPLIES), LAYOUT.control)
         else set()
         for t in topics
     }
@@ -79,7 +80,7 @@ def test_kafka_acls_lines_and_bindings() -> None:
     )
     assert "--add --allow-principal User:worker --operation DescribeConfigs --cluster" in lines
     bindings = [b for r in RULES for b in r.bindings()]
-    assert len(bindings) == len(set(bindings)) == sum(len(r.operations) for r in RULES) == 11
+    assert len(bindings) == len(set(bindings)) == sum(len(r.operations) for r in RULES) == 12
     cluster = next(b for b in bindings if b.name == "kafka-cluster")
     assert cluster.restype.name == "BROKER"  # librdkafka's name of Kafka's cluster resource
 

@@ -17,6 +17,8 @@ from topology.control import (
     RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
+    adoptable,
+    application_partitions,
     decode_control,
     encode_control,
 )
@@ -138,6 +140,29 @@ def test_a_malformed_routing_table_is_refused() -> None:
     )
     with pytest.raises(ControlDecodeError):
         decode_control(forged)
+
+
+def test_the_count_is_the_configured_one_until_recorded_then_the_recorded_one_with_slots() -> None:
+    assert application_partitions(None, 2) == 2
+    assert application_partitions(ServiceRecord(2, True), 2) == 2
+    assert application_partitions(ServiceRecord(4, True, slots=480), 2) == 4
+    with pytest.raises(ValueError, match="4 partitions, not 2, and no slots"):
+        application_partitions(ServiceRecord(4, True), 2)
+
+
+def test_a_count_is_adopted_only_with_slots_and_only_upwards_to_s() -> None:
+    slotted = ServiceRecord(2, True, slots=480)
+    assert adoptable(slotted, 4, 480)
+    assert not adoptable(ServiceRecord(4, True, slots=480), 4, 480)  # done already
+    for service, partitions, slots, refusal in [
+        (None, 4, 480, "no slots"),
+        (ServiceRecord(2, True), 4, 480, "no slots"),
+        (slotted, 4, 960, "480 slots, not 960"),
+        (slotted, 1, 480, "not to 1"),
+        (slotted, 481, 480, "not to 481"),
+    ]:
+        with pytest.raises(ValueError, match=refusal):
+            adoptable(service, partitions, slots)
 
 
 def test_a_repartition_record_counts_its_moves_and_versions() -> None:

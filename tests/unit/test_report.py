@@ -97,3 +97,29 @@ def test_status_names_the_writer_member_once_a_partition_was_taken_over() -> Non
     assert "epoch" not in shown(row(0, 0, 0), row(1, 0, 0))
     text = shown(row(0, 0, 0), row(1, 1, 1))
     assert "epoch" in text and "1@1" in text and "0@0" in text
+
+
+def test_status_shows_the_routing_version_and_each_partitions_slots_once_assigned() -> None:
+    def row(p: int, slots: int | None) -> StatusRow:
+        return StatusRow(
+            partition=p, node="n", state=RowState.RUNNING, generation=0, aggregates=1,
+            committed_offset=1, lag=0, restarts=0, last_commit_age=None, error=None,
+            rebuild=None, slots=slots,
+        )  # fmt: skip
+
+    def shown(version: int | None, *rows: StatusRow) -> str:
+        status = ServiceStatus(
+            app_id="demo", partitions=len(rows), bootstrap_servers="b", nodes=["n"], ticks=1,
+            observed_at=0.0, errors={}, rows=list(rows), rebuilds={},
+            slots=0 if version is None else 480, routing_version=version,
+        )  # fmt: skip
+        console = Console(record=True, width=160)
+        print_status(console, status)
+        return console.export_text()
+
+    plain = shown(None, row(0, None), row(1, None))
+    assert "routing" not in plain and "slots" not in plain
+    text = shown(3, row(0, 239), row(1, 240), row(2, 1))
+    assert "routing v3 of 480 slots" in text and "slots" in text
+    rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[-1] for r in rows] == ["239", "240", "1"]

@@ -11,10 +11,12 @@ import pytest
 from actors.members import members_of
 from actors.messages import PartitionStats, PartitionStatus, RowState
 from actors.ray_state import ActorInfo, RayState
-from actors.status import row_state, status_row
+from actors.status import row_state, service_status, status_row
 from actors.supervisor import Observation, PartitionActual
 from topology.control import PartitionRecord
 from topology.placement import ActorPhase
+from topology.routing import RoutingTable
+from topology.settings import Settings
 
 R = RowState
 
@@ -157,3 +159,24 @@ def test_readers_are_told_of_standbys_that_follow_or_are_alive_and_silent() -> N
     tick = Observation(["node-a"], [], {}, 0.0, {}, observed)
     assert members_of(tick, 4).standbys == {0: [1], 1: [1], 2: [], 3: []}
     assert members_of(None, 2).standbys == {0: [], 1: []}
+
+
+def test_status_shows_the_table_version_and_each_partitions_slots_new_ones_unobserved() -> None:
+    settings = Settings.resolve(app_id="grow", partitions=4, environ={})
+    tick = Observation(
+        ["node-a"],
+        [_actual(RayState.ALIVE, _stats(PartitionStatus.RUNNING))],
+        {0: 100},
+        100.0,
+        {},
+        {},
+    )  # observed before partitions 1..3 existed
+    table = RoutingTable.initial(2, 480).assign([1], 2, 3)
+    desired = {p: PartitionRecord(p) for p in range(4)}
+    status = service_status(settings, tick, desired, errors={}, ticks=1, rebuilds={}, routing=table)
+    assert (status.slots, status.routing_version) == (480, 3)
+    assert [r.slots for r in status.rows] == [240, 239, 1, 0]
+    assert [r.state for r in status.rows] == [R.RUNNING, R.MISSING, R.MISSING, R.MISSING]
+    plain = service_status(settings, tick, desired, errors={}, ticks=1, rebuilds={})
+    assert (plain.slots, plain.routing_version) == (0, None)
+    assert {r.slots for r in plain.rows} == {None}

@@ -4,7 +4,7 @@ import pytest
 
 from topology.idempotency import MAX_CLOCK_SKEW_MS, replies_retention_ms
 from topology.settings import DAY_MS
-from topology.topics import TopicKind, TopicLayout, TopicSpec, mismatches
+from topology.topics import TopicKind, TopicLayout, TopicSpec, growth, mismatches
 
 LAYOUT = TopicLayout("shop", 6)
 
@@ -144,3 +144,58 @@ def test_replies_have_one_partition_per_data_partition_and_lane() -> None:
     assert [layout.reply_partitions(lane) for lane in (0, 1)] == [[0, 2, 4], [1, 3, 5]]
     every = sorted(p for lane in (0, 1) for p in layout.reply_partitions(lane))
     assert every == list(range(6))  # each replies partition: one writer, one lane
+
+
+def test_a_snapshot_generation_grown_past_the_layout_is_usable_other_topics_are_not() -> None:
+    generation = LAYOUT.snapshot_spec(2)
+    assert mismatches(generation, 8, generation.config) == []
+    assert mismatches(generation, 4, generation.config) != []
+    commands = spec(TopicKind.COMMANDS)
+    assert mismatches(commands, 8, commands.config) != []
+
+
+GROWN = TopicLayout("shop", 2, reply_lanes=3)
+
+
+def _existing(partitions: int, *generations: int) -> dict[str, int]:
+    layout = TopicLayout("shop", partitions, reply_lanes=3)
+    found = {s.name: s.partitions for s in layout.specs()}
+    found |= {layout.snapshots(g): partitions for g in generations}
+    return found | {layout.control: 1, "shopping.commands": 1, "other.events": 9}
+
+
+def test_growth_grows_every_per_partition_topic_and_generation_not_control() -> None:
+    wanted = growth(GROWN, _existing(2, 1, 3), 4)
+    assert wanted == {
+        **{GROWN.name(k): 4 for k in TopicKind if k is not TopicKind.REPLIES},
+        GROWN.name(TopicKind.REPLIES): 12,  # p * lanes + lane: the new p are the new indices
+        "shop.snapshots.g1": 4,
+        "shop.snapshots.g3": 4,
+    }
+
+
+def test_growth_is_idempotent_and_finishes_a_partial_one() -> None:
+    assert growth(GROWN, _existing(4, 1), 4) == {}
+    partial = _existing(2, 1) | {"shop.commands": 4, "shop.replies": 12}
+    assert growth(GROWN, partial, 4) == {
+        t: 4 for t in ("shop.dlq", "shop.events", "shop.internal", "shop.snapshots",
+                       "shop.snapshots.g1", "shop.state")
+    }  # fmt: skip
+
+
+def test_growth_refuses_to_shrink_and_an_undeployed_application() -> None:
+    with pytest.raises(ValueError, match=r"shop\.commands has 4.*never shrinks"):
+        growth(GROWN, _existing(4), 2)
+    with pytest.raises(ValueError, match=r"not deployed: no topic shop\.commands"):
+        growth(GROWN, {k: v for k, v in _existing(2).items() if k != "shop.commands"}, 4)
+
+
+def test_generation_of_names_only_snapshot_generations() -> None:
+    assert GROWN.generation_of("shop.snapshots.g12") == 12
+    for other in (
+        "shop.snapshots",
+        "shop.snapshots.g0",
+        "shop.snapshots.g1x",
+        "shopx.snapshots.g1",
+    ):
+        assert GROWN.generation_of(other) is None
