@@ -39,6 +39,7 @@ from topology.codec.state import encode_flows
 from topology.codes import SkipCode
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY
+from topology.moves import SLOT_RECORD_KEY, encode_slot_record
 from topology.names import Names
 from topology.settings import Settings
 from topology.step.aside import set_aside
@@ -138,6 +139,7 @@ class BatchCommit:
         due = c.due(now_ms)
         if not records and not due:
             return
+        slots = c.slots(self.partition)
         result = process_batch(
             c.codec,
             c.states,
@@ -155,7 +157,11 @@ class BatchCommit:
             due=due,
             flows=c.flows,
             lost=c.lost,
+            routing=c.routing,
+            slots=slots,
         )
+        if result.clock_ms is not None:  # an install: the source's clock was ahead
+            now_ms = max(now_ms, result.clock_ms)
         before, after = (
             (c.next_offset, c.internal_offset),
             (
@@ -184,7 +190,9 @@ class BatchCommit:
         self.aborts.committed(wrote_events=bool(result.events))
         self._installed(result, checkpoint, now_ms)
         self._count(result, started_at)
-        if result.held is not None:  # read again from what committed, after a pause
+        if result.held is not None or result.slot_record is not None:
+            # read again from what committed: after a pause, or after a move (the batch
+            # ended there, and the records after it run with the new slot record)
             self._rewind(c.next_offset, c.internal_offset)
 
     def _hold(self, reason: str) -> None:
@@ -303,6 +311,15 @@ class BatchCommit:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:  # an empty headers list still costs librdkafka an allocation
                         produce(topic, r.value, r.key, r.partition)
+            # 3b. the partition's new slot record, after a handoff or an install: before
+            # the checkpoint, so a reader of the snapshots has it with its batch
+            if result.slot_record is not None:
+                produce(
+                    topics[TopicKind.SNAPSHOTS],
+                    encode_slot_record(result.slot_record),
+                    SLOT_RECORD_KEY,
+                    self.partition,
+                )
             # 4. the command offsets and commit sequence, as the checkpoint after the batch's
             # snapshots: restore reads both, so state and position cannot disagree (and this
             # costs no consumer-group requests); a reader of the snapshots in order has the
@@ -353,6 +370,7 @@ class BatchCommit:
         c.rejected += tally[OutcomeKind.REJECTED]
         c.duplicates += tally[OutcomeKind.DUPLICATE]
         c.dlq += tally[OutcomeKind.DLQ]
+        c.forwarded += tally[OutcomeKind.FORWARDED]
         self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)
         for o in result.outcomes:
             if o.internal and (

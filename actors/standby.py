@@ -36,6 +36,7 @@ from actors.views import MemberViews
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.follow import Batch, Batches
+from topology.moves import encode_slot_record
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -135,7 +136,7 @@ class StandbyWorker(MemberViews):
                 "snapshots of another state schema: the writer folds its events and a "
                 "rebuild follows; this standby waits for the rebuilt generation"
             )
-        c.restored(restored.store, restored.events_end, restored.checkpoint)
+        c.restored(restored.store, restored.events_end, restored.checkpoint, restored.slot_record)
         if restored.checkpoint is not None:
             c.positioned(restored.checkpoint.next_offset, restored.checkpoint.internal_offset)
         self.counters.restored_aggregates = len(c.states)
@@ -215,7 +216,7 @@ class StandbyWorker(MemberViews):
         for lane, messages in replies.items():
             self._ids.follow(lane, messages, merge=self.settings.reply_lanes > 1)
         for batch in done:
-            self.committed.followed(batch.records, batch.checkpoint)
+            self.committed.followed(batch.records, batch.checkpoint, batch.slot_record)
             self.counters.batches += 1
         self.counters.committed_offset = self.committed.next_offset
         self.counters.last_commit_at = time.time()  # when the tail last polled
@@ -304,6 +305,7 @@ class StandbyWorker(MemberViews):
     def stats(self) -> PartitionStats:
         """Status, position and counters, for ``status`` and the coordinator (its lag is the
         writer's ``seq`` minus its own)."""
+        slots = self.committed.slot_record
         return PartitionStats(
             partition=self.partition,
             status=self.status,
@@ -315,5 +317,6 @@ class StandbyWorker(MemberViews):
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
             member=self.member,
             seq=self.committed.seq,
+            slot_record=None if slots is None else encode_slot_record(slots),
             **msgspec.structs.asdict(self.counters),
         )
