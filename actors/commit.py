@@ -372,8 +372,12 @@ class BatchCommit:
         c.dlq += tally[OutcomeKind.DLQ]
         c.forwarded += tally[OutcomeKind.FORWARDED]
         self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)
+        legs = self.committed.codec.internal_types
         for o in result.outcomes:
-            if o.internal and (
+            if (
+                o.internal
+                and (o.command_type is None or o.command_type in legs)  # not a forwarded command
+            ) and (
                 o.outcome in _LEG_REFUSALS
                 or (o.outcome == OutcomeKind.DUPLICATE and o.code == SkipCode.FORGOTTEN_LEG)
             ):

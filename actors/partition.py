@@ -102,8 +102,7 @@ class PartitionWorker(MemberViews):
             desired = read_desired(settings)
             record = desired.partition(partition)
             generation, paused = record.generation, record.paused
-            if desired.service is not None and desired.service.slots and desired.routing:
-                routing = desired.routing.table  # the published table (slots assigned)
+            routing = desired.table()
         self.settings, self.partition, self.member = settings, partition, member
         self.names, self.layout = Names.of(settings), TopicLayout.of(settings)
         self.status = PartitionStatus.STOPPED

@@ -74,16 +74,19 @@ class StandbyWorker(MemberViews):
     ) -> None:
         if member < 0:
             raise ValueError(f"a member's number is 0 or above, not {member}")
+        routing = None
         if generation is None:
-            from actors.control_store import read_partition_record
+            from actors.control_store import read_desired
 
-            generation = read_partition_record(settings, partition).generation
+            desired = read_desired(settings)
+            generation, routing = desired.partition(partition).generation, desired.table()
         self.settings, self.partition, self.member = settings, partition, member
         layout = TopicLayout.of(settings)
         topics = {kind: layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = layout.snapshots(generation)
         codec = Codec(aggregate)
         self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
+        self.committed.routing = routing  # a promoted standby's writer routes by it
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
         self.counters = Counters()
