@@ -11,7 +11,11 @@ Invariants (a reader cannot see them from one method):
 - the partition clock (``Committed.clock_ms``) never runs backwards: it is checkpointed with
   the command offset in the same transaction;
 - after any aborted batch the producer is renewed (a new epoch): a failed produce spoils the
-  idempotent producer's sequence state for that partition.
+  idempotent producer's sequence state for that partition;
+- a repartition's move (its request or parts) is never set aside: a partition whose move
+  keeps aborting blocks instead.
+
+(Over 400 lines: the transaction's steps stay written out in order in one place.)
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from topology.codec.state import encode_flows
 from topology.codes import SkipCode
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY
-from topology.moves import SLOT_RECORD_KEY, encode_slot_record
+from topology.moves import SLOT_RECORD_KEY, RecordKind, encode_slot_record, record_kind
 from topology.names import Names
 from topology.settings import Settings
 from topology.step.aside import set_aside
@@ -66,6 +70,15 @@ class PartitionBlockedError(Exception):
 
 class OffsetOrderError(RuntimeError):
     """A batch would not move the committed command offset forward."""
+
+
+def _a_move(record: InRecord) -> bool:
+    """Whether `record` is a move's request or part (never set aside: its accounts would go
+    with it)."""
+    try:
+        return record_kind(record.headers) in (RecordKind.MOVE, RecordKind.HANDOFF)
+    except ValueError:
+        return False
 
 
 def write_checkpoint(
@@ -235,6 +248,12 @@ class BatchCommit:
                 f"{self.settings.app_id} --partition {self.partition}`"
             )
         if action is AbortAction.SET_ASIDE:
+            if _a_move(records[0]):
+                raise PartitionBlockedError(
+                    f"a repartition's move keeps aborting: {error}. Fix the cause, then run "
+                    f"`eventledger unblock --app {self.settings.app_id} --partition "
+                    f"{self.partition}`"
+                )
             self._set_aside(records[0], str(error))
             return
         self._wait(self.aborts.pause())
