@@ -11,7 +11,11 @@ Invariants (a reader cannot see them from one method):
 - the partition clock (``Committed.clock_ms``) never runs backwards: it is checkpointed with
   the command offset in the same transaction;
 - after any aborted batch the producer is renewed (a new epoch): a failed produce spoils the
-  idempotent producer's sequence state for that partition.
+  idempotent producer's sequence state for that partition;
+- a repartition's move (its request or parts) is never set aside: a partition whose move
+  keeps aborting blocks instead.
+
+(Over 400 lines: the transaction's steps stay written out in order in one place.)
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from topology.codec.state import encode_flows
 from topology.codes import SkipCode
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY
+from topology.moves import SLOT_RECORD_KEY, RecordKind, encode_slot_record, record_kind
 from topology.names import Names
 from topology.settings import Settings
 from topology.step.aside import set_aside
@@ -66,6 +71,15 @@ class PartitionBlockedError(Exception):
 
 class OffsetOrderError(RuntimeError):
     """A batch would not move the committed command offset forward."""
+
+
+def _a_move(record: InRecord) -> bool:
+    """Whether `record` is a move's request or part (never set aside: its accounts would go
+    with it)."""
+    try:
+        return record_kind(record.headers) in (RecordKind.MOVE, RecordKind.HANDOFF)
+    except ValueError:
+        return False
 
 
 def write_checkpoint(
@@ -143,6 +157,9 @@ class BatchCommit:
         due = c.due(now_ms)
         if not records and not due:
             return
+        if self.routes is not None and self.routes.table is not None:
+            c.routing = self.routes.table  # the newest published table (it only moves forward)
+        slots = c.slots(self.partition)
         result = process_batch(
             c.codec,
             c.states,
@@ -160,8 +177,11 @@ class BatchCommit:
             due=due,
             flows=c.flows,
             lost=c.lost,
-            routing=None if self.routes is None else self.routes.table,
+            routing=c.routing,
+            slots=slots,
         )
+        if result.clock_ms is not None:  # an install: the source's clock was ahead
+            now_ms = max(now_ms, result.clock_ms)
         before, after = (
             (c.next_offset, c.internal_offset),
             (
@@ -190,7 +210,9 @@ class BatchCommit:
         self.aborts.committed(wrote_events=bool(result.events))
         self._installed(result, checkpoint, now_ms)
         self._count(result, started_at)
-        if result.held is not None:  # read again from what committed, after a pause
+        if result.held is not None or result.slot_record is not None:
+            # read again from what committed: after a pause, or after a move (the batch
+            # ended there, and the records after it run with the new slot record)
             self._rewind(c.next_offset, c.internal_offset)
 
     def _hold(self, reason: str) -> None:
@@ -233,6 +255,12 @@ class BatchCommit:
                 f"{self.settings.app_id} --partition {self.partition}`"
             )
         if action is AbortAction.SET_ASIDE:
+            if _a_move(records[0]):
+                raise PartitionBlockedError(
+                    f"a repartition's move keeps aborting: {error}. Fix the cause, then run "
+                    f"`eventledger unblock --app {self.settings.app_id} --partition "
+                    f"{self.partition}`"
+                )
             self._set_aside(records[0], str(error))
             return
         self._wait(self.aborts.pause())
@@ -309,6 +337,15 @@ class BatchCommit:
                         produce(topic, r.value, r.key, r.partition, headers=r.headers)
                     else:  # an empty headers list still costs librdkafka an allocation
                         produce(topic, r.value, r.key, r.partition)
+            # 3b. the partition's new slot record, after a handoff or an install: before
+            # the checkpoint, so a reader of the snapshots has it with its batch
+            if result.slot_record is not None:
+                produce(
+                    topics[TopicKind.SNAPSHOTS],
+                    encode_slot_record(result.slot_record),
+                    SLOT_RECORD_KEY,
+                    self.partition,
+                )
             # 4. the command offsets and commit sequence, as the checkpoint after the batch's
             # snapshots: restore reads both, so state and position cannot disagree (and this
             # costs no consumer-group requests); a reader of the snapshots in order has the
@@ -359,9 +396,14 @@ class BatchCommit:
         c.rejected += tally[OutcomeKind.REJECTED]
         c.duplicates += tally[OutcomeKind.DUPLICATE]
         c.dlq += tally[OutcomeKind.DLQ]
+        c.forwarded += tally[OutcomeKind.FORWARDED]
         self.metrics.batch(tally, len(result.outcomes), c.last_commit_ms / 1000.0)
+        legs = self.committed.codec.internal_types
         for o in result.outcomes:
-            if o.internal and (
+            if (
+                o.internal
+                and (o.command_type is None or o.command_type in legs)  # not a forwarded command
+            ) and (
                 o.outcome in _LEG_REFUSALS
                 or (o.outcome == OutcomeKind.DUPLICATE and o.code == SkipCode.FORGOTTEN_LEG)
             ):

@@ -25,7 +25,9 @@ from topology.codec.keys import decode_key
 from topology.deadlines import Deadlines
 from topology.envelopes import Checkpoint, Position, Slot
 from topology.flows import Flows
+from topology.moves import SlotRecord
 from topology.protocol import AnyAggregate
+from topology.routing import RoutingTable
 from topology.step.records import BatchResult
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
@@ -72,6 +74,8 @@ class Committed:
         self.flows: Flows | None = None  # the partition's money flows (a tallied aggregate)
         self.lost: frozenset[bytes] = frozenset()  # id keys of legs set aside, not settled yet
         self.seq = 0  # the commit sequence: batches committed (Checkpoint.seq)
+        self.slot_record: SlotRecord | None = None  # the latest committed one (None: none)
+        self.routing: RoutingTable | None = None  # the published routing table (None: none)
         self.changed = threading.Condition()  # held by every change, notified after it
 
     # -- reads -----------------------------------------------------------------------------
@@ -87,6 +91,14 @@ class Committed:
     def now_ms(self) -> int:
         """The partition's clock: ``clock()``, but never behind a batch already committed."""
         return max(self.clock(), self.clock_ms)
+
+    def slots(self, partition: int) -> SlotRecord | None:
+        """What partition `partition` (this one) owns: its slot record; with none, its
+        slots in the published table (it never moved one, so the table names exactly its
+        original slots); with neither, None (the application has no slots)."""
+        if self.slot_record is not None:
+            return self.slot_record
+        return None if self.routing is None else SlotRecord.initial(partition, self.routing)
 
     @property
     def next_seq(self) -> int:
@@ -130,12 +142,18 @@ class Committed:
     # -- the changes -----------------------------------------------------------------------
 
     def restored(
-        self, states: SnapshotStore, events_end: int, checkpoint: Checkpoint | None
+        self,
+        states: SnapshotStore,
+        events_end: int,
+        checkpoint: Checkpoint | None,
+        slot_record: SlotRecord | None = None,
     ) -> None:
-        """A restore read ``states`` and ``checkpoint`` (None: nothing was committed to this
-        generation yet) back from the snapshots, and the events log's end."""
+        """A restore read ``states``, ``checkpoint`` (None: nothing was committed to this
+        generation yet) and ``slot_record`` (None: none) back from the snapshots, and the
+        events log's end."""
         with self.changed:
             self.states, self.events_end = states, events_end
+            self.slot_record = slot_record
             self.deadlines = Deadlines(self.aggregate)
             self.deadlines.rebuild(states)
             if checkpoint is not None:
@@ -149,11 +167,15 @@ class Committed:
 
     def installed(self, result: BatchResult, checkpoint: Checkpoint, now_ms: int) -> None:
         """The transaction of ``result`` (checkpointed as ``checkpoint`` at ``now_ms``)
-        committed: its snapshots become the state (and its deadlines), its offsets and clock
-        the partition's, its commit sequence the partition's position."""
+        committed: its snapshots become the state (and its deadlines; the aggregates it handed
+        off leave both), its offsets and clock the partition's, its commit sequence the
+        partition's position, its slot record (if it made a move) the partition's."""
         with self.changed:
             self.states.install((r.key, r.value) for r in result.snapshots)
             self.deadlines.update(result.changed.items())
+            self.deadlines.update((a, Slot(None, 0)) for a in result.departed)
+            if result.slot_record is not None:
+                self.slot_record = result.slot_record
             self.next_offset = result.next_offset
             self.internal_offset = result.next_internal_offset
             self.clock_ms = now_ms
@@ -161,12 +183,18 @@ class Committed:
             self.changed.notify_all()
 
     def followed(
-        self, records: Sequence[tuple[bytes, bytes | None]], checkpoint: Checkpoint
+        self,
+        records: Sequence[tuple[bytes, bytes | None]],
+        checkpoint: Checkpoint,
+        slot_record: SlotRecord | None = None,
     ) -> None:
         """A standby's tail read one committed batch of ``snapshots[p]``: its snapshot
-        ``records`` (key, value; None: a tombstone) and, after them, its ``checkpoint``. They
-        become the state (and its deadlines), offsets, clock and position, together."""
+        ``records`` (key, value; None: a tombstone), its ``slot_record`` (None: the batch
+        made no move) and, after them, its ``checkpoint``. They become the state (and its
+        deadlines), slot record, offsets, clock and position, together."""
         with self.changed:
+            if slot_record is not None:
+                self.slot_record = slot_record
             self.states.install(records)
             get = self.states.get
             ids = {decode_key(k) for k, _ in records}

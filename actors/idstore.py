@@ -47,6 +47,7 @@ from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
+from topology.codec.keys import id_key_prefixes
 from topology.idempotency import latest_entries, replies_retention_ms
 from topology.names import Names
 from topology.settings import Settings
@@ -105,6 +106,25 @@ class IdStore:
         if not keys:
             return []
         return cast(list[bytes | None], self._db[list(keys)])
+
+    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
+        """Every entry of `aggregate_ids` (both id key shapes), by a prefix scan each; it
+        may include entries past the window that RocksDB's TTL has not dropped yet."""
+        found: list[tuple[bytes, bytes]] = []
+        it = self._db.iter()
+        try:
+            for aggregate_id in aggregate_ids:
+                for prefix in id_key_prefixes(aggregate_id):
+                    it.seek(prefix)
+                    while it.valid():
+                        key = cast(bytes, it.key())
+                        if not key.startswith(prefix):
+                            break
+                        found.append((key, cast(bytes, it.value())))
+                        it.next()
+        finally:
+            del it
+        return found
 
     def positions(self) -> dict[int, int]:
         """Next changelog offset per replies partition that this store reflects."""

@@ -163,6 +163,7 @@ class Counters(msgspec.Struct, kw_only=True):
     rejected: int = 0
     duplicates: int = 0
     dlq: int = 0
+    forwarded: int = 0  # records sent on to the partition that owns their slot
     batches: int = 0
     aborts: int = 0
     producer_restarts: int = 0
@@ -197,6 +198,7 @@ class PartitionStats(Counters, frozen=True, kw_only=True):  # type: ignore[misc]
     epoch: int = 0  # the highest takeover epoch it has seen
     liveness: str = ""  # host:port of its liveness socket ("": none)
     routing_version: int = 0  # the version of the routing table it routes by (0: v0 or none)
+    slot_record: bytes | None = None  # its slot record, encoded (None: it has none)
 
 
 class Paused(msgspec.Struct, frozen=True):

@@ -125,7 +125,7 @@ def open_partition(
         snapshots=TopicPartition(c.topics[TopicKind.SNAPSHOTS], partition),
         events=TopicPartition(c.topics[TopicKind.EVENTS], partition),
     )
-    c.restored(restored.store, restored.events_end, restored.checkpoint)
+    c.restored(restored.store, restored.events_end, restored.checkpoint, restored.slot_record)
     counters.restored_aggregates = len(c.states)
     counters.restored_records = restored.records
     counters.restore_seconds = restored.seconds

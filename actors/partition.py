@@ -44,6 +44,7 @@ from actors.views import MemberViews
 from actors.watermarks import watermarks
 from topology.aborts import AbortPolicy
 from topology.codec.aggregate import Codec
+from topology.moves import encode_slot_record
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -96,11 +97,14 @@ class PartitionWorker(MemberViews):
         routes: Routes | None = None,
     ) -> None:
         paused = False
+        routing = None
         if generation is None:  # the coordinator's actor: follow the desired state
-            from actors.control_store import read_partition_record
+            from actors.control_store import read_desired
 
-            desired = read_partition_record(settings, partition)
-            generation, paused = desired.generation, desired.paused
+            desired = read_desired(settings)
+            record = desired.partition(partition)
+            generation, paused = record.generation, record.paused
+            routing = desired.table()
         self.settings, self.partition, self.member = settings, partition, member
         self.routes = routes
         self.names, self.layout = Names.of(settings), TopicLayout.of(settings)
@@ -113,6 +117,8 @@ class PartitionWorker(MemberViews):
         self.committed = committed or Committed(
             codec, generation, topics, SnapshotStore(codec), clock=clock
         )
+        if routing is not None:
+            self.committed.routing = routing
         self._commands = TopicPartition(topics[TopicKind.COMMANDS], partition)
         self._internal = TopicPartition(topics[TopicKind.INTERNAL], partition)
         self._aborts = AbortPolicy()
@@ -355,6 +361,7 @@ class PartitionWorker(MemberViews):
 
     def stats(self) -> PartitionStats:
         """Status, position and counters, for ``status``, the coordinator and the bench."""
+        slots = self.committed.slot_record
         return PartitionStats(
             partition=self.partition,
             status=self.status,
@@ -366,5 +373,6 @@ class PartitionWorker(MemberViews):
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
             member=self.member,
             seq=self.committed.seq,
+            slot_record=None if slots is None else encode_slot_record(slots),
             **msgspec.structs.asdict(self.counters),
         )

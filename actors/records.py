@@ -8,6 +8,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from topology.codec.wire import CodecError
+from topology.moves import RecordKind, part_position, record_kind
 from topology.step.records import InRecord
 
 __all__ = ["UNREADABLE_HEADERS", "OutsideTheLogError", "in_record", "poll_batch", "poll_fetched"]
@@ -32,6 +34,33 @@ def in_record(msg: Any, internal_topic: str = "") -> InRecord:
     return InRecord(msg.offset(), msg.key(), msg.value(), headers, internal)
 
 
+_PART_WAIT_S = 0.1
+_PART_PATIENCE_S = 60.0
+
+
+def _inside_a_move(batch: list[Any]) -> bool:
+    """Whether `batch` holds a handoff part of a move but not the move's last part."""
+    open_moves: set[str] = set()
+    for msg in batch:
+        if msg.error() is not None:
+            continue
+        try:
+            kind = record_kind(msg.headers())
+        except (ValueError, UnicodeError, SystemError):
+            continue  # the batch step dead-letters it
+        if kind is not RecordKind.HANDOFF:
+            continue
+        try:
+            move, index, count = part_position(msg.value() or b"")
+        except CodecError:
+            continue  # the batch step dead-letters it
+        if index == count - 1:
+            open_moves.discard(move)
+        else:
+            open_moves.add(move)
+    return bool(open_moves)
+
+
 class OutsideTheLogError(Exception):
     """The consumer's position lies outside its partition's log (``auto.offset.reset`` is
     ``error``: nothing is skipped or replayed by itself)."""
@@ -49,8 +78,10 @@ def poll_fetched(consumer: Any, timeout: float, limit: int = 1_000) -> list[Any]
 
 def poll_batch(consumer: Any, limit: int, max_seconds: float) -> list[Any]:
     """Block briefly for one record, then take what is already fetched, up to ``limit``
-    records and ``max_seconds``; a dry poll ends the batch (low latency at low load).
-    Consumer errors are logged and skipped, except a fatal one (raised as
+    records and ``max_seconds``; a dry poll ends the batch (low latency at low load). A
+    batch never ends inside a move's handoff parts: past a part, it reads on to the move's
+    last part, whatever the limits (all parts are in one committed transaction, so they
+    are readable). Consumer errors are logged and skipped, except a fatal one (raised as
     ``KafkaException``) and a position outside the log (``OutsideTheLogError``)."""
     first = consumer.poll(0.02)
     if first is None:
@@ -61,6 +92,15 @@ def poll_batch(consumer: Any, limit: int, max_seconds: float) -> list[Any]:
         more = consumer.consume(limit - len(batch), timeout=0)
         if not more:
             break
+        batch.extend(more)
+    waited = 0
+    while _inside_a_move(batch):
+        more = consumer.consume(100, timeout=_PART_WAIT_S)
+        waited = 0 if more else waited + 1
+        if waited * _PART_WAIT_S > _PART_PATIENCE_S:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "a move's last handoff part was not readable")
+            )
         batch.extend(more)
     good = []
     for msg in batch:

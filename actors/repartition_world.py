@@ -52,10 +52,10 @@ class CoordinatorWorld:
         return partition < len(actual) and actual[partition].observed.phase is ActorPhase.RUNNING
 
     def slot_record(self, partition: int) -> SlotRecord | None:
-        """Seam (movedata): the slot record the writer reported in its stats this tick."""
+        """The slot record the writer reported in its stats this tick (None: none)."""
         actual = self.tick.actual
         stats = actual[partition].stats if partition < len(actual) else None
-        data: bytes | None = getattr(stats, "slot_record", None)
+        data = None if stats is None else stats.slot_record
         return decode_slot_record(data) if data else None
 
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:

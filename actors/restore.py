@@ -23,6 +23,7 @@ from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.codec.keys import TOUCH_KEY
 from topology.codec.snapshots import StaleSnapshotError
 from topology.envelopes import Checkpoint, Slot
+from topology.moves import SLOT_RECORD_KEY, SlotRecord, decode_slot_record
 from topology.names import Names
 from topology.settings import Settings
 from topology.store import SnapshotStore
@@ -57,6 +58,7 @@ class Restored:
     seconds: float
     folded: bool = False  # the store was folded from the events (the snapshots were stale)
     after: int = OFFSET_BEGINNING
+    slot_record: SlotRecord | None = None  # the partition's slot record (None: none)
 
 
 def restore_partition(
@@ -74,6 +76,7 @@ def restore_partition(
     store = SnapshotStore(codec)
     load = store.load
     checkpoint: Checkpoint | None = None
+    slot_record: SlotRecord | None = None
     records = 0
     stale = False
     after = OFFSET_BEGINNING
@@ -85,6 +88,9 @@ def restore_partition(
                 checkpoint = decode_checkpoint(msg.value())
                 continue
             if key == TOUCH_KEY:  # a starting partition's touch: not a snapshot
+                continue
+            if key == SLOT_RECORD_KEY:  # the slots the partition owns: not a snapshot
+                slot_record = decode_slot_record(msg.value())
                 continue
             records += 1
             if stale:
@@ -99,7 +105,9 @@ def restore_partition(
         consumer.close()
     release_freed_memory()
     seconds = time.monotonic() - started
-    return Restored(store, checkpoint, records, stale, events_end, seconds, after=after)
+    return Restored(
+        store, checkpoint, records, stale, events_end, seconds, after=after, slot_record=slot_record
+    )
 
 
 def restore_or_fold(

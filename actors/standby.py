@@ -36,6 +36,7 @@ from actors.views import MemberViews
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
 from topology.follow import Batch, Batches
+from topology.moves import encode_slot_record
 from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
@@ -73,16 +74,19 @@ class StandbyWorker(MemberViews):
     ) -> None:
         if member < 0:
             raise ValueError(f"a member's number is 0 or above, not {member}")
+        routing = None
         if generation is None:
-            from actors.control_store import read_partition_record
+            from actors.control_store import read_desired
 
-            generation = read_partition_record(settings, partition).generation
+            desired = read_desired(settings)
+            generation, routing = desired.partition(partition).generation, desired.table()
         self.settings, self.partition, self.member = settings, partition, member
         layout = TopicLayout.of(settings)
         topics = {kind: layout.name(kind) for kind in TopicKind}
         topics[TopicKind.SNAPSHOTS] = layout.snapshots(generation)
         codec = Codec(aggregate)
         self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
+        self.committed.routing = routing  # a promoted standby's writer routes by it
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
         self.counters = Counters()
@@ -135,7 +139,7 @@ class StandbyWorker(MemberViews):
                 "snapshots of another state schema: the writer folds its events and a "
                 "rebuild follows; this standby waits for the rebuilt generation"
             )
-        c.restored(restored.store, restored.events_end, restored.checkpoint)
+        c.restored(restored.store, restored.events_end, restored.checkpoint, restored.slot_record)
         if restored.checkpoint is not None:
             c.positioned(restored.checkpoint.next_offset, restored.checkpoint.internal_offset)
         self.counters.restored_aggregates = len(c.states)
@@ -215,7 +219,7 @@ class StandbyWorker(MemberViews):
         for lane, messages in replies.items():
             self._ids.follow(lane, messages, merge=self.settings.reply_lanes > 1)
         for batch in done:
-            self.committed.followed(batch.records, batch.checkpoint)
+            self.committed.followed(batch.records, batch.checkpoint, batch.slot_record)
             self.counters.batches += 1
         self.counters.committed_offset = self.committed.next_offset
         self.counters.last_commit_at = time.time()  # when the tail last polled
@@ -304,6 +308,7 @@ class StandbyWorker(MemberViews):
     def stats(self) -> PartitionStats:
         """Status, position and counters, for ``status`` and the coordinator (its lag is the
         writer's ``seq`` minus its own)."""
+        slots = self.committed.slot_record
         return PartitionStats(
             partition=self.partition,
             status=self.status,
@@ -315,5 +320,6 @@ class StandbyWorker(MemberViews):
             ids_disk_bytes=0 if self._ids is None else self._ids.disk_bytes(),
             member=self.member,
             seq=self.committed.seq,
+            slot_record=None if slots is None else encode_slot_record(slots),
             **msgspec.structs.asdict(self.counters),
         )

@@ -81,6 +81,10 @@ class AccountAggregate:
         """See `ledger.money.moves`."""
         return moves(event)
 
+    def balance_of(self, state: Account) -> int:
+        """The balance the flows identity adds up (`ledger.money`)."""
+        return state.balance
+
     def evolve(self, state: Account | None, event: Event) -> Account:
         """See `ledger.evolve.evolve`."""
         return evolve(state, event)

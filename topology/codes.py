@@ -38,6 +38,7 @@ class PoisonCode(StrEnum):
     INVALID_REPLY_TO = "invalid_reply_to"
     UNPROCESSABLE = "unprocessable"  # set aside after its transactions kept aborting
     NOT_INTERNAL = "not_internal"  # a client command type on the internal topic
+    FLOW_RECORD = "flow_record"  # a record of the flow's own (`eventledger-record`) out of place
 
 
 class IdCode(StrEnum):
@@ -76,6 +77,10 @@ class SkipCode(StrEnum):
     FORGOTTEN_LEG = "forgotten_leg"
     """A leg sent again on a retry that the id memory no longer holds: it was done long ago
     (its original precedes it on the same internal partition), so it is skipped."""
+
+    STALE_MOVE = "stale_move"
+    """A move's request for slots this partition does not own below the move's version, or
+    a handoff part of a move it has installed: a copy (the move was made), skipped."""
 
     NOT_SET_ASIDE = "not_set_aside"
     """An operator's forced leg whose leg the checkpoint does not name as set aside (it was

@@ -323,3 +323,10 @@ class DesiredState:
     def partition(self, partition: int) -> PartitionRecord:
         """Partition ``partition``'s record, or the default one (generation 0, running)."""
         return self.partitions.get(partition) or PartitionRecord(partition)
+
+    def table(self) -> RoutingTable | None:
+        """The published routing table, once the application's slots are assigned (None:
+        not yet, and every key goes to `partition_for`)."""
+        if self.service is None or not self.service.slots or self.routing is None:
+            return None
+        return self.routing.table

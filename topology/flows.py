@@ -9,7 +9,10 @@ checkpoint (so a restart or a new generation goes on from them) and are publishe
 `FLOWS_KEY` in the same transaction as the views they account for.
 
 Invariant, per partition p at every committed transaction: Σ balances of p's accounts =
-deposited − withdrawn − Σ_q sent[q] + Σ_q received[q] + Σ_q refunded[q], modulo 2^64.
+deposited − withdrawn − Σ_q sent[q] + Σ_q received[q] + Σ_q refunded[q] − Σ_q moved_out[q]
++ Σ_q moved_in[q], modulo 2^64. `moved_out[q]` is what the balances of the accounts p handed
+to q in a repartition's moves added up to, `moved_in[q]` what those q handed to p did
+(`docs/design-repartition.md`); with no move in flight, moved_out[p→q] = moved_in[q←p].
 Cumulative totals grow without bound (a deposit and a withdrawal of 2^63 − 1, again and
 again, are legal), so each is kept as its value modulo 2^64 in the int64 range (`wrapped`):
 it always encodes, and the invariant is checked modulo 2^64 (`Flows.balance` and `wrapped`
@@ -46,6 +49,8 @@ class Flows(msgspec.Struct, frozen=True, array_like=True):
     sent: dict[int, int] = msgspec.field(default_factory=dict)
     received: dict[int, int] = msgspec.field(default_factory=dict)
     refunded: dict[int, int] = msgspec.field(default_factory=dict)
+    moved_out: dict[int, int] = msgspec.field(default_factory=dict)
+    moved_in: dict[int, int] = msgspec.field(default_factory=dict)
 
     def balance(self) -> int:
         """What the partition's balances must add up to, modulo 2^64 (compare with
@@ -56,7 +61,21 @@ class Flows(msgspec.Struct, frozen=True, array_like=True):
             - sum(self.sent.values())
             + sum(self.received.values())
             + sum(self.refunded.values())
+            - sum(self.moved_out.values())
+            + sum(self.moved_in.values())
         )
+
+    def moved(self, *, out: int | None = None, into: int | None = None, amount: int) -> "Flows":
+        """These flows after a move of accounts holding `amount` out to partition `out` (a
+        handoff) or in from partition `into` (an install)."""
+        if (out is None) == (into is None):
+            raise ValueError("a move goes out to a partition or in from one")
+        if out is not None:
+            total = wrapped(self.moved_out.get(out, 0) + amount)
+            return msgspec.structs.replace(self, moved_out={**self.moved_out, out: total})
+        assert into is not None
+        total = wrapped(self.moved_in.get(into, 0) + amount)
+        return msgspec.structs.replace(self, moved_in={**self.moved_in, into: total})
 
 
 def tallied(
@@ -79,4 +98,12 @@ def tallied(
             per[kind][q] = wrapped(per[kind].get(q, 0) + amount)
         else:
             raise ValueError(f"unknown money move {kind!r}")
-    return Flows(deposited, withdrawn, per["sent"], per["received"], per["refunded"])
+    return Flows(
+        deposited,
+        withdrawn,
+        per["sent"],
+        per["received"],
+        per["refunded"],
+        flows.moved_out,
+        flows.moved_in,
+    )

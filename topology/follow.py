@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.codec.keys import TOUCH_KEY
 from topology.envelopes import Checkpoint
+from topology.moves import SLOT_RECORD_KEY, SlotRecord, decode_slot_record
 
 __all__ = ["Batch", "Batches"]
 
@@ -26,10 +27,12 @@ Record = tuple[bytes, bytes | None]
 
 @dataclass(frozen=True)
 class Batch:
-    """One committed batch's snapshot records, in order, and its checkpoint."""
+    """One committed batch's snapshot records, in order, its checkpoint, and its slot
+    record (None: the batch made no move)."""
 
     records: list[Record]
     checkpoint: Checkpoint
+    slot_record: SlotRecord | None = None
 
 
 @dataclass
@@ -38,16 +41,21 @@ class Batches:
     whose checkpoint has not arrived yet (at most one batch's)."""
 
     pending: list[Record] = field(default_factory=list)
+    slot_record: SlotRecord | None = None
 
     def feed(self, key: bytes | None, value: bytes | None) -> Batch | None:
         """One record of ``snapshots[p]``, in offset order: the batch it completes (a
         checkpoint), else None. A touch record (``TOUCH_KEY``) is no snapshot and is
-        skipped. Raises CodecError for a checkpoint that does not decode."""
+        skipped; a slot record (`SLOT_RECORD_KEY`) goes with its batch. Raises CodecError for
+        a checkpoint or slot record that does not decode."""
         if key == CHECKPOINT_KEY:
-            batch = Batch(self.pending, decode_checkpoint(value))
-            self.pending = []
+            batch = Batch(self.pending, decode_checkpoint(value), self.slot_record)
+            self.pending, self.slot_record = [], None
             return batch
         if key is None or key == TOUCH_KEY:
+            return None
+        if key == SLOT_RECORD_KEY:
+            self.slot_record = decode_slot_record(value or b"")
             return None
         self.pending.append((key, value))
         return None

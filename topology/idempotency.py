@@ -90,6 +90,12 @@ def replies_retention_ms(window_ms: int) -> int:
 
 class IdMemory(Protocol):
     """What the batch step asks of an idempotency memory: the encoded `IdEntry` of each id
-    key (None: not remembered). A memory may forget an id once it is past its window."""
+    key (None: not remembered), and every entry of some aggregates (a handoff moves them).
+    A memory may forget an id once it is past its window."""
 
     def lookup(self, keys: Sequence[bytes]) -> Sequence[bytes | None]: ...
+
+    def entries_of(self, aggregate_ids: Sequence[str]) -> Sequence[tuple[bytes, bytes]]:
+        """The (id key, encoded entry) of every id remembered for `aggregate_ids`, client
+        commands' and internal commands' alike (`topology.codec.keys.id_key_prefixes`)."""
+        ...

@@ -26,20 +26,29 @@ from topology.codec.wire import ENCODER, decoded
 from topology.routing import RoutingTable
 
 __all__ = [
+    "MAX_PART_BYTES",
     "RECORD_HEADER",
     "SLOT_RECORD_KEY",
     "Arrival",
     "Departure",
+    "Forwarded",
+    "HandoffPart",
     "MoveSlots",
     "RecordKind",
     "SlotRecord",
     "decode_arrival",
     "decode_departure",
+    "decode_forwarded",
     "decode_move",
+    "decode_part",
     "decode_slot_record",
+    "encode_forwarded",
     "encode_marker",
     "encode_move",
+    "encode_part",
     "encode_slot_record",
+    "kind_header",
+    "part_position",
     "record_kind",
 ]
 
@@ -70,6 +79,15 @@ def record_kind(headers: Iterable[tuple[str, bytes]] | None) -> RecordKind | Non
         if name == RECORD_HEADER:
             return RecordKind(bytes(value).decode())
     return None
+
+
+def kind_header(kind: RecordKind) -> tuple[str, bytes]:
+    """The header that marks a record of the flow as `kind`."""
+    return (RECORD_HEADER, kind.value.encode())
+
+
+MAX_PART_BYTES: Final = 900_000
+"""The most bytes of a `HandoffPart`'s items (librdkafka refuses a record over 1,000,000)."""
 
 
 class MoveSlots(msgspec.Struct, frozen=True, array_like=True):
@@ -156,7 +174,60 @@ class Arrival(msgspec.Struct, frozen=True, array_like=True):
     snapshot: bytes
 
 
+class Forwarded(msgspec.Struct, frozen=True, array_like=True):
+    """A client command read by partition `by` (at its clock `read_ms`) for a slot it does
+    not own, sent on to the owner's internal partition under the command's own key: `value`
+    is the command record's value byte for byte. The receiver handles it as that client
+    command (client admission, the id memory's judge, the reply on the client's lane);
+    `read_ms` stands for the first attempt of a command that names none."""
+
+    value: bytes
+    by: int
+    read_ms: int
+
+
+class HandoffPart(msgspec.Struct, frozen=True, array_like=True):
+    """Part `index` of `count` of move `move_id` (slots `slots` from partition `source` at
+    version `version`), on the target's internal partition, keyed by the move id. All parts
+    are produced in the source's handoff transaction; the target installs them together at
+    the last one. `accounts` are (aggregate key, snapshot record value as stored), `ids` the
+    accounts' id memory entries within the window (id key, `IdEntry` bytes), `lost` their
+    lost legs' id keys. Part 0 alone carries the source's merged `table`, its `clock_ms` and
+    `moved` (the moved balances' total, what the source's flows tallied as `moved_out`)."""
+
+    move_id: str
+    version: int
+    slots: tuple[int, ...]
+    source: int
+    index: int
+    count: int
+    accounts: tuple[tuple[bytes, bytes], ...] = ()
+    ids: tuple[tuple[bytes, bytes], ...] = ()
+    lost: tuple[bytes, ...] = ()
+    table: RoutingTable | None = None
+    clock_ms: int = 0
+    moved: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count}")
+        if (self.index == 0) != (self.table is not None):
+            raise ValueError("part 0, and it alone, carries the source's table")
+
+
+class _PartHead(msgspec.Struct, frozen=True, array_like=True):
+    move_id: str
+    version: int
+    slots: tuple[int, ...]
+    source: int
+    index: int
+    count: int
+
+
 _MOVE: Final = msgspec.msgpack.Decoder(MoveSlots)
+_FORWARDED: Final = msgspec.msgpack.Decoder(Forwarded)
+_PART: Final = msgspec.msgpack.Decoder(HandoffPart)
+_PART_HEAD: Final = msgspec.msgpack.Decoder(_PartHead)
 _DEPARTURE: Final = msgspec.msgpack.Decoder(Departure)
 _ARRIVAL: Final = msgspec.msgpack.Decoder(Arrival)
 _SLOT_RECORD: Final = msgspec.msgpack.Decoder(SlotRecord)
@@ -193,3 +264,28 @@ def decode_departure(data: bytes) -> Departure:
 def decode_arrival(data: bytes) -> Arrival:
     """Raises CodecError for bytes that are not an arrival marker."""
     return decoded(_ARRIVAL, data, "an arrival marker")
+
+
+def encode_forwarded(forwarded: Forwarded) -> bytes:
+    return ENCODER.encode(forwarded)
+
+
+def decode_forwarded(data: bytes) -> Forwarded:
+    """Raises CodecError for bytes that are not a Forwarded command."""
+    return decoded(_FORWARDED, data, "a forwarded command")
+
+
+def encode_part(part: HandoffPart) -> bytes:
+    return ENCODER.encode(part)
+
+
+def decode_part(data: bytes) -> HandoffPart:
+    """Raises CodecError for bytes that are not a HandoffPart."""
+    return decoded(_PART, data, "a handoff part")
+
+
+def part_position(data: bytes) -> tuple[str, int, int]:
+    """A handoff part's (move id, index, count), read from its head alone (the read loop's
+    test that a batch does not end inside a move). Raises CodecError."""
+    head = decoded(_PART_HEAD, data, "a handoff part")
+    return head.move_id, head.index, head.count

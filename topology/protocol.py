@@ -179,3 +179,7 @@ class Tallied(Protocol[EventT_contra]):
     def moves(self, event: EventT_contra) -> Sequence[tuple[str, str, int]]:
         """(kind, counterparty aggregate id or "", amount) of each move `event` makes; kind
         is one of `topology.flows.MOVE_KINDS`."""
+
+    def balance_of(self, state: Any) -> int:
+        """The money `state` holds: what the flows identity adds up over a partition's
+        accounts (a repartition's move tallies it as moved out and in)."""

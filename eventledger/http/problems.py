@@ -83,6 +83,7 @@ PROBLEMS: Final[Mapping[Code | ReadCode, Problem]] = dict(
         _entry(400, PoisonCode.WRONG_PARTITION),
         _entry(400, PoisonCode.INVALID_REPLY_TO),
         _entry(400, PoisonCode.NOT_INTERNAL),
+        _entry(400, PoisonCode.FLOW_RECORD),
         _entry(400, FlowCode.FORGED_INTERNAL_COMMAND),
         # set aside after repeated aborts: the same key gets the same answer
         _entry(500, PoisonCode.UNPROCESSABLE),

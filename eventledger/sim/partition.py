@@ -20,6 +20,7 @@ from eventledger.sim.logs import Logs, Transaction
 from eventledger.sim.readback import read_back
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
+from topology.codec.keys import id_key_prefixes
 from topology.codec.replies import decode_entry
 from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
@@ -74,6 +75,10 @@ class _Memory:
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return [self.values.get(k) for k in keys]
+
+    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
+        prefixes = tuple(p for a in aggregate_ids for p in id_key_prefixes(a))
+        return sorted((k, v) for k, v in self.values.items() if k.startswith(prefixes))
 
 
 @dataclass(frozen=True)

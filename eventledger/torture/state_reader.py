@@ -53,7 +53,9 @@ class StateReader:
         flows: dict[int, Flows] = {}
         for msg in read_topic(self.settings, TopicKind.STATE):
             key, value, p = msg.key(), msg.value(), msg.partition()
-            if value is None:
+            if value is None:  # an account handed off to another partition
+                if key is not None and key != FLOWS_KEY:
+                    views.get(p, {}).pop(key.decode(), None)
                 continue
             if key == FLOWS_KEY:
                 flows[p] = decode_flows(value)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from topology.codec.aggregate import Codec
 from topology.codec.commands import encode_command
-from topology.codec.keys import encode_key
+from topology.codec.keys import encode_key, id_key_prefixes
 from topology.envelopes import Slot
 from topology.settings import DAY_MS
 from topology.step.batch import process_batch
@@ -45,6 +45,10 @@ class Memory(dict[bytes, bytes]):
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
+
+    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
+        prefixes = tuple(p for a in aggregate_ids for p in id_key_prefixes(a))
+        return sorted((k, v) for k, v in self.items() if k.startswith(prefixes))
 
 
 def commit(committed: MutableMapping[str, Slot], ids: Memory, result: BatchResult) -> None:

@@ -208,3 +208,14 @@ def test_records_written_before_repartitions_existed_still_decode() -> None:
         (PartitionBeforeRepartition(1, 3), PartitionRecord(1, generation=3)),
     ):
         assert decode_control(msgspec.msgpack.encode(old)) == now
+
+
+def test_the_published_table_counts_only_once_the_slots_are_assigned() -> None:
+    table = RoutingTable.initial(2, 480)
+    desired = DesiredState()
+    assert desired.table() is None
+    desired.apply(RoutingRecord(table, 0.0))
+    desired.apply(ServiceRecord(2, True, 0.0, 0))
+    assert desired.table() is None, "no slots assigned: Kafka's layout"
+    desired.apply(ServiceRecord(2, True, 0.0, 480))
+    assert desired.table() == table

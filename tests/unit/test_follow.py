@@ -9,6 +9,8 @@ from topology.codec.keys import TOUCH_KEY
 from topology.codec.wire import CodecError
 from topology.envelopes import Checkpoint
 from topology.follow import Batch, Batches
+from topology.moves import SLOT_RECORD_KEY, SlotRecord, encode_slot_record
+from topology.routing import RoutingTable
 
 
 def checkpoint(seq: int) -> Checkpoint:
@@ -48,3 +50,19 @@ def test_touches_are_skipped_and_a_tick_is_a_batch_of_no_records() -> None:
 def test_a_checkpoint_that_does_not_decode_is_refused() -> None:
     with pytest.raises(CodecError):
         Batches().feed(CHECKPOINT_KEY, b"\x01junk")
+
+
+def test_a_slot_record_goes_with_its_batch_and_is_no_snapshot() -> None:
+    table = RoutingTable.initial(2, 8)
+    record = SlotRecord.of(table.assign((0,), 1, 1), [2, 4, 6])
+    tail = Batches()
+    handoff = [
+        (b"a", None),
+        (SLOT_RECORD_KEY, encode_slot_record(record)),
+        (CHECKPOINT_KEY, encode_checkpoint(checkpoint(4))),
+    ]
+    [batch] = feed(tail, handoff)
+    assert batch.records == [(b"a", None)], "the tombstone, not the slot record"
+    assert batch.slot_record == record
+    [next_batch] = feed(tail, [(CHECKPOINT_KEY, encode_checkpoint(checkpoint(5)))])
+    assert next_batch.slot_record is None, "only the batch that made the move carries it"

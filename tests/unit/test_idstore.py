@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from actors.idstore import IdStore
+from topology.codec.keys import encode_id_key, encode_internal_id_key
 from topology.idempotency import replies_retention_ms
 from topology.settings import Settings
 
@@ -70,4 +71,21 @@ def test_reopening_in_one_process_and_compacting_forgets_nothing(tmp_path: Path)
     ids = store(tmp_path)
     ids.compact()
     assert ids.lookup(list(remembered)) == list(remembered.values())
+    ids.close()
+
+
+def test_entries_of_scans_both_key_shapes_of_the_accounts_asked_and_no_other(
+    tmp_path: Path,
+) -> None:
+    ids = store(tmp_path)
+    wanted = {
+        encode_id_key("a", "c1"): b"1",
+        encode_id_key("a", "c2"): b"2",
+        encode_internal_id_key("a", "leg"): b"3",
+        encode_id_key("b", "c1"): b"4",
+    }
+    others = {encode_id_key("ab", "c1"): b"5", encode_id_key("", "a"): b"6", b"\x92x": b"7"}
+    ids.install({**wanted, **others}, {0: 1})
+    assert sorted(ids.entries_of(["a", "b"])) == sorted(wanted.items())
+    assert ids.entries_of(["nobody"]) == [] and ids.entries_of([]) == []
     ids.close()

@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from actors.records import UNREADABLE_HEADERS, in_record, poll_fetched
+from actors.records import UNREADABLE_HEADERS, in_record, poll_batch, poll_fetched
+from topology.moves import HandoffPart, RecordKind, encode_part, kind_header
+from topology.routing import RoutingTable
 
 
 class _Message:
@@ -60,3 +62,47 @@ def test_poll_fetched_waits_for_one_then_takes_the_fetched_rest_up_to_the_limit(
     assert poll_fetched(consumer, 0.05) == ["d"]
     assert poll_fetched(consumer, 0.05) == []
     assert consumer.calls[-1] == ("poll", 0.05, 1)  # nothing came: no consume call
+
+
+class _Fetched:
+    """A consumed message of the internal topic: a handoff part, or an ordinary record."""
+
+    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._value, self._headers = value, headers
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+
+def _part(index: int, count: int) -> _Fetched:
+    table = RoutingTable.initial(2, 4) if index == 0 else None
+    part = HandoffPart("m", 1, (0,), 0, index, count, table=table)
+    return _Fetched(encode_part(part), [kind_header(RecordKind.HANDOFF)])
+
+
+class _Stream:
+    """Hands out messages one `consume` call at a time (as fetches arrive)."""
+
+    def __init__(self, first: Any, fetches: list[list[Any]]) -> None:
+        self.first, self.fetches = first, fetches
+
+    def poll(self, timeout: float) -> Any:
+        return self.first
+
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        return self.fetches.pop(0) if self.fetches else []
+
+
+def test_a_batch_never_ends_inside_a_moves_parts_whatever_its_limit() -> None:
+    other = _Fetched(b"x", [])
+    parts = [_part(i, 3) for i in range(3)]
+    stream = _Stream(other, [[parts[0]], [], [parts[1]], [parts[2], other]])
+    batch = poll_batch(stream, limit=2, max_seconds=5.0)
+    assert batch == [other, parts[0], parts[1], parts[2], other]
+    assert poll_batch(_Stream(other, [[other]]), limit=2, max_seconds=5.0) == [other, other]

@@ -6,6 +6,8 @@ these."""
 
 from typing import Final
 
+import msgspec
+
 from topology.codec.wire import ENCODER, CodecError
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "encode_seam_key",
     "encode_waypoint_key",
     "history_prefix",
+    "id_key_aggregate",
+    "id_key_prefixes",
     "seam_prefix",
     "waypoint_prefix",
 ]
@@ -54,6 +58,30 @@ def encode_internal_id_key(aggregate_id: str, command_id: str) -> bytes:
     client command (its key is `encode_id_key`, two elements) can take an internal leg's
     place in the memory, whatever id it picks."""
     return ENCODER.encode((aggregate_id, command_id, 0))
+
+
+def id_key_prefixes(aggregate_id: str) -> tuple[bytes, bytes]:
+    """The prefixes of every id key of an aggregate: a client command's (a two-element
+    msgpack array) and an internal command's (three elements). The aggregate id's msgpack
+    string carries its length, so no aggregate's prefix is another's."""
+    head = ENCODER.encode(aggregate_id)
+    return b"\x92" + head, b"\x93" + head
+
+
+def id_key_aggregate(key: bytes) -> str:
+    """The aggregate id an id key (`encode_id_key`, `encode_internal_id_key`) names. Raises
+    CodecError for a key of another kind."""
+    try:
+        decoded = msgspec.msgpack.decode(key)
+    except msgspec.DecodeError as error:
+        raise CodecError(f"not an id key: {error}") from None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) not in (2, 3)
+        or not isinstance(decoded[0], str)
+    ):
+        raise CodecError(f"not an id key: {key!r}")
+    return decoded[0]
 
 
 def history_prefix(aggregate_id: str) -> bytes:

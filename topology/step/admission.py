@@ -103,9 +103,9 @@ def admit(
     if problem is not None:
         return problem
     internal_type = envelope.type in context.codec.internal_types
-    if record.internal and not internal_type:
+    if record.leg and not internal_type:
         return DeadLetter(PoisonCode.NOT_INTERNAL, f"{envelope.type} is not an internal command")
-    if not record.internal and (internal_type or envelope.origin is not None):
+    if not record.leg and (internal_type or envelope.origin is not None):
         message = f"{envelope.type} is internal to the service: a client cannot send it"
         return Refuse(FlowCode.FORGED_INTERNAL_COMMAND, message)
     origin = envelope.origin
@@ -113,9 +113,11 @@ def admit(
         attempt = Attempt(origin.first_attempt_ms, origin.fingerprint)
     else:
         first = envelope.first_attempt_ms
-        attempt = Attempt(context.now_ms if first is None else first, command_fingerprint(envelope))
+        if first is None:  # the attempt is when the service first read it
+            first = context.now_ms if record.forwarded_ms is None else record.forwarded_ms
+        attempt = Attempt(first, command_fingerprint(envelope))
     earlier = None if remembered is None else decode_entry(remembered)
-    if record.internal:
+    if record.leg:
         return _leg(envelope, key, attempt, remembered=remembered, earlier=earlier, lost=lost)
     verdict = judge(
         now_ms=context.now_ms,
@@ -159,17 +161,19 @@ def misrouted(
     context: StepContext, key: bytes | None, envelope: CommandEnvelope, *, known: bool
 ) -> DeadLetter | None:
     """Why a decodable command does not belong here, if it does not. A known aggregate
-    already passed the partition check, so the hash is only computed for new ones."""
+    already passed the partition check (the state holds only aggregates of slots this
+    partition owns), so the hash is only computed for new ones. With a slot record, a
+    command for a slot owned elsewhere was forwarded before admission: one that reaches
+    this check is one the effective table routes back here."""
     aggregate_id = envelope.aggregate_id
     if key is None or key != encode_key(aggregate_id):
         return DeadLetter(PoisonCode.KEY_MISMATCH, f"record key {key!r} is not {aggregate_id!r}")
-    if not known:
-        owner = context.owner(aggregate_id)
-        if owner != context.partition:
-            return DeadLetter(
-                PoisonCode.WRONG_PARTITION,
-                f"{aggregate_id!r} belongs to partition {owner}, not {context.partition}",
-            )
+    if not known and not context.owns(aggregate_id):
+        return DeadLetter(
+            PoisonCode.WRONG_PARTITION,
+            f"{aggregate_id!r} belongs to partition {context.owner(aggregate_id)}, "
+            f"not {context.partition}",
+        )
     reply_to = envelope.reply_to
     if reply_to is not None and reply_to >= context.reply_lanes:
         return DeadLetter(

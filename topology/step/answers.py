@@ -137,7 +137,7 @@ class Answers:
         answers its saga's client; a leg with no saga has no client (empty command id)."""
         origin = envelope.origin
         if origin is None:
-            command_id = "" if record.internal else envelope.command_id
+            command_id = "" if record.leg else envelope.command_id
             reply = self._decided(command_id, envelope.aggregate_id, decided.rejection, version)
             value = encode_entry(Answered(reply, *attempt))
         elif origin.final is not None:

@@ -10,18 +10,30 @@ a result: a batch that would write one runs again with the size guard on
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from topology.codec.aggregate import Codec
 from topology.codec.commands import CommandDecodeError
+from topology.codec.keys import encode_key
 from topology.codec.replies import encode_entry
 from topology.codes import FlowCode, PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
 from topology.flows import Flows
 from topology.idempotency import IdMemory
 from topology.limits import MAX_SNAPSHOT_BYTES
+from topology.moves import (
+    RECORD_HEADER,
+    Forwarded,
+    HandoffPart,
+    MoveSlots,
+    RecordKind,
+    SlotRecord,
+    encode_forwarded,
+    kind_header,
+)
 from topology.protocol import Saga
 from topology.routing import Router, RoutingTable
+from topology.step import reading
 from topology.step.admission import (
     Attempt,
     DeadLetter,
@@ -36,6 +48,7 @@ from topology.step.answers import Answers
 from topology.step.context import StepContext
 from topology.step.deciding import Decider, refused
 from topology.step.guard import SizeGuard
+from topology.step.moving import Moves
 from topology.step.output import Output, assemble
 from topology.step.records import BatchResult, InRecord, OutcomeKind
 from topology.step.saga import SagaRouter
@@ -64,6 +77,7 @@ def process_batch(
     lost: frozenset[bytes] = frozenset(),
     max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
     routing: RoutingTable | None = None,
+    slots: SlotRecord | None = None,
 ) -> BatchResult:
     """Handle `records` (a batch from `source_topic`[`partition`] and the internal topic's
     same partition, offsets increasing per topic) against `committed` and the id memory
@@ -76,20 +90,33 @@ def process_batch(
     asked for their commands first); `flows` the partition's money flows so far (a tallied
     aggregate: see `topology.flows`); `lost` the id keys of its internal commands set aside
     and not settled yet; `max_snapshot_bytes` the size limit of a snapshot or view record;
-    `routing` the application's routing table (None: Kafka's layout over `partitions`).
+    `routing` the application's published routing table (None: Kafka's layout over
+    `partitions`); `slots` the partition's slot record (None: the application has no slots:
+    a record for an aggregate of another partition is dead-lettered, and a move's record
+    waits). With a slot record, a record for a slot it does not own is forwarded to the
+    owner by the effective table (`routing` merged with the record's), in this
+    transaction; a `MoveSlots` request hands slots off, a move's parts install them, and
+    the batch ends at either (`topology.step.moving`). Raises ValueError for a batch that
+    holds a part of a move but not its last part.
     A batch with no records is a tick: it only handles what is due."""
     if not records and not due:
         raise ValueError("a batch needs at least one record or something due")
-    router = Router(partitions, routing)
+    effective = routing
+    if slots is not None:
+        effective = slots.table if routing is None else routing.merge(slots.table)
+    router = Router(partitions, effective)
     context = StepContext(
-        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq
+        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq, slots
     )
     # 1. The records decoded, each topic in offset order, up to an internal command of a
-    #    schema this worker cannot read yet.
-    read = _read(codec, records, positions, _internal_schema_version(codec.aggregate))
+    #    schema this worker cannot read yet (or a move's record with no slot record).
+    read = reading.read(
+        codec, records, positions, _internal_schema_version(codec.aggregate), slots is not None
+    )
+    reading.whole_moves(read.decoded)
     # 2. What the id memory holds for their ids, in one lookup.
     keys = [
-        id_key(parsed, internal=record.internal)
+        id_key(parsed, internal=record.leg)
         for record, parsed, _ in read.decoded
         if isinstance(parsed, CommandEnvelope)
     ]
@@ -102,16 +129,23 @@ def process_batch(
         batch.expire(due)
         # 4. Each record in offset order, then the internal commands it sent to this
         #    partition.
-        for record, parsed, command in read.decoded:
+        #    A handoff or an install ends the batch.
+        offsets, held = read.next_offsets, read.held
+        for i, (record, parsed, command) in enumerate(read.decoded):
             if isinstance(parsed, CommandDecodeError):
                 batch.poison(record, parsed)
                 continue
-            key = id_key(parsed, internal=record.internal)
+            if isinstance(parsed, MoveSlots | HandoffPart):
+                if batch.move(record, parsed):
+                    offsets, held = reading.after(positions, read.decoded[: i + 1]), None
+                    break
+                continue
+            key = id_key(parsed, internal=record.leg)
             batch.handle(record, parsed, command, key, seen.get(key))
             batch.run_local()
         # 5. The transaction's records, and what to install once it commits; again, with
         #    the guard on for them, while an aggregate's records are over the size limit.
-        result = batch.result(read.next_offsets, read.held)
+        result = batch.result(offsets, held)
         if not guard.over:
             return result
         if guard.over <= guarded:
@@ -122,47 +156,6 @@ def process_batch(
 def _internal_schema_version(aggregate: object) -> int:
     """The internal command schema version this worker reads up to (1: not a saga)."""
     return aggregate.internal_schema_version if isinstance(aggregate, Saga) else 1
-
-
-class _Read(NamedTuple):
-    """The decoded records (an envelope and its command, or the reason it does not decode),
-    where each topic resumes, and why reading stopped early (None: it did not)."""
-
-    decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]]
-    next_offsets: tuple[int, int]
-    held: str | None
-
-
-def _read(
-    codec: Codec, records: Sequence[InRecord], positions: tuple[int, int], known: int
-) -> _Read:
-    """Decode `records`; stop before an internal command written with a newer internal
-    schema version than this worker's (`known`): it is read again once the worker is
-    upgraded, never dead-lettered (it may carry money in flight)."""
-    decoded: list[tuple[InRecord, CommandEnvelope | CommandDecodeError, Any]] = []
-    nexts = list(positions)
-    previous = [-1, -1]
-    for record in records:
-        source = int(record.internal)
-        if record.offset <= previous[source]:
-            raise ValueError(f"offset {record.offset} does not follow {previous[source]}")
-        try:
-            envelope, command = codec.commands.decode(record.value)
-        except CommandDecodeError as error:
-            decoded.append((record, error, None))
-        else:
-            written = envelope.schema_version or 1
-            if record.internal and written > known:
-                held = (
-                    f"internal command at offset {record.offset} has schema version {written}, "
-                    f"newer than this worker's {known}: upgrade this worker; the batch stops "
-                    "before it (it is never dead-lettered)"
-                )
-                return _Read(decoded, (nexts[0], nexts[1]), held)
-            decoded.append((record, envelope, command))
-        previous[source] = record.offset
-        nexts[source] = record.offset + 1
-    return _Read(decoded, (nexts[0], nexts[1]), None)
 
 
 class _Batch:
@@ -193,6 +186,15 @@ class _Batch:
         self.router = SagaRouter(context, self.output)
         self.decider = Decider(context, self.saga, self.slots, self.output, self.tally)
         self.answers = Answers(context, self.output, self.router)
+        self.moves = Moves(
+            context, self.slots, self.output, self.tally, self.legs, ids=ids, guard=guard
+        )
+
+    def move(self, record: InRecord, parsed: MoveSlots | HandoffPart) -> bool:
+        """A move's request (hand off) or part (install); whether the batch ends here."""
+        if isinstance(parsed, MoveSlots):
+            return self.moves.hand_off(record, parsed)
+        return self.moves.take(record, parsed)
 
     def expire(self, due: Sequence[str]) -> None:
         """Handle the internal commands that the deadlines of the `due` aggregates send."""
@@ -222,8 +224,11 @@ class _Batch:
         seen: bytes | None,
     ) -> None:
         """Admit and then dead-letter, refuse, repeat, skip or execute one decoded command.
-        `seen` is the reply the memory held for its id (`key`) before this batch."""
+        `seen` is the reply the memory held for its id (`key`) before this batch. A command
+        for a slot this partition does not own is forwarded instead."""
         slot = self.slots.get(envelope.aggregate_id)
+        if slot is None and self.forward(record, envelope):
+            return
         admission = admit(
             self.context,
             record,
@@ -266,7 +271,7 @@ class _Batch:
         if after is not None:
             too_large = self.guard.refusal(envelope.aggregate_id, after)
             if too_large is not None:
-                if record.internal:
+                if record.leg:
                     self.lose(record, envelope, key, too_large, version=version, attempt=attempt)
                     return
                 decided = refused(FlowCode.STATE_TOO_LARGE, too_large)
@@ -302,6 +307,33 @@ class _Batch:
             self.output.remember(record, None, key, encode_entry(Answered(reply, *attempt)))
         self.legs.add(key)
 
+    def forward(self, record: InRecord, envelope: CommandEnvelope) -> bool:
+        """Send `record` on to the owner of its aggregate's slot, when the partition has a
+        slot record that does not own it (and its key names its aggregate): a leg as itself,
+        a client command wrapped as `Forwarded`. Whether it was forwarded."""
+        context = self.context
+        if (
+            context.slots is None
+            or record.key is None
+            or record.key != encode_key(envelope.aggregate_id)
+            or context.owns(envelope.aggregate_id)
+        ):
+            return False
+        owner = context.route(record.key)
+        if owner == context.partition:
+            return False  # the tables contradict the slot record: dead-lettered by admission
+        if record.leg:
+            value, headers = record.value, list(record.headers)
+        else:
+            read_ms = context.now_ms if record.forwarded_ms is None else record.forwarded_ms
+            value = encode_forwarded(Forwarded(record.value or b"", context.partition, read_ms))
+            headers = [h for h in record.headers if h[0] != RECORD_HEADER]
+            headers.append(kind_header(RecordKind.FORWARDED))
+        assert value is not None  # it decoded
+        self.output.forward(record, owner, value, headers)
+        self.output.outcome(record, envelope, OutcomeKind.FORWARDED, None)
+        return True
+
     def run_local(self) -> None:
         """Handle the internal commands sent to this partition, in order (they may send
         more)."""
@@ -327,4 +359,5 @@ class _Batch:
             guard=self.guard,
             next_offsets=next_offsets,
             held=held,
+            moves=self.moves,
         )

@@ -54,6 +54,11 @@ class SizeGuard:
             None if view is None else OutRecord(TopicKind.STATE, partition, key, view, [], None),
         )
 
+    def snapshot(self, aggregate_id: str, slot: Slot) -> bytes:
+        """The snapshot record value of `slot` (a handoff carries it to the target)."""
+        codec = self._context.codec
+        return codec.snapshots.record(aggregate_id, slot, self._events_offset)[1]
+
     def refusal(self, aggregate_id: str, slot: Slot) -> str | None:
         """Why `slot` may not become `aggregate_id`'s slot when the guard is on for it: the
         record that would be over the limit (None: it may)."""

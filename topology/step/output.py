@@ -1,12 +1,17 @@
 """The records of one transaction so far, the outcomes of its commands, the id memory's new
 entries, and the assembly of all of it into a `BatchResult`."""
 
+from typing import TYPE_CHECKING
+
 from topology.envelopes import CommandEnvelope
 from topology.step.context import StepContext
 from topology.step.guard import SizeGuard
 from topology.step.records import BatchResult, InRecord, Outcome, OutcomeKind, OutRecord, origin
 from topology.step.state import LostLegs, Slots, Tally
 from topology.topics import TopicKind
+
+if TYPE_CHECKING:
+    from topology.step.moving import Moves
 
 __all__ = ["Output", "assemble"]
 
@@ -63,6 +68,16 @@ class Output:
         source = origin(record.offset, record.internal)
         self.internal.append(OutRecord(TopicKind.INTERNAL, owner, key, value, [], source))
 
+    def forward(
+        self, record: InRecord, owner: int, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send `record` on to partition `owner`'s internal topic under its own key, as
+        `value` (a leg as itself, a client command wrapped as `Forwarded`)."""
+        source = origin(record.offset, record.internal)
+        self.internal.append(
+            OutRecord(TopicKind.INTERNAL, owner, record.key, value, headers, source)
+        )
+
     def outcome(
         self,
         record: InRecord,
@@ -95,6 +110,7 @@ def assemble(
     guard: SizeGuard,
     next_offsets: tuple[int, int],
     held: str | None = None,
+    moves: "Moves | None" = None,
 ) -> BatchResult:
     """The batch's records, with one snapshot and one view per changed aggregate (built by
     `guard`, which notes any over the limit), and where the commands and internal topics
@@ -106,6 +122,9 @@ def assemble(
         snapshots.append(snapshot)
         if view is not None:
             views.append(view)
+    if moves is not None:
+        snapshots += (r for r in moves.tombstones if r.kind is TopicKind.SNAPSHOTS)
+        views += (r for r in moves.tombstones if r.kind is TopicKind.STATE)
     return BatchResult(
         replies=output.replies,
         events=output.events,
@@ -122,4 +141,7 @@ def assemble(
         flows=tally.flows_after(context),
         held=held,
         lost=legs.after(),
+        slot_record=None if moves is None else moves.record,
+        departed=frozenset() if moves is None else moves.departed,
+        clock_ms=None if moves is None else moves.clock_ms,
     )

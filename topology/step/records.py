@@ -14,6 +14,7 @@ import msgspec
 
 from topology.envelopes import Slot
 from topology.flows import Flows
+from topology.moves import SlotRecord
 from topology.topics import TopicKind
 
 __all__ = [
@@ -39,16 +40,26 @@ class OutcomeKind(StrEnum):
     REJECTED = "rejected"
     DUPLICATE = "duplicate"
     DLQ = "dlq"
+    FORWARDED = "forwarded"  # sent on to the partition that owns its slot
 
 
 class InRecord(msgspec.Struct, frozen=True, gc=False):
-    """A record read from the commands topic (`internal`: from the internal topic)."""
+    """A record read from the commands topic (`internal`: from the internal topic).
+    `forwarded_ms`: a client command another partition forwarded here (read there at that
+    clock); it came on the internal topic but is handled as the client command it is."""
 
     offset: int
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
     internal: bool = False
+    forwarded_ms: int | None = None
+
+    @property
+    def leg(self) -> bool:
+        """Whether the record is an internal command (read from the internal topic and not
+        a forwarded client command)."""
+        return self.internal and self.forwarded_ms is None
 
 
 class OutRecord(msgspec.Struct, frozen=True, gc=False):
@@ -87,15 +98,19 @@ def origin(offset: int, internal: bool) -> int:
 @dataclass(frozen=True)
 class BatchResult:
     """Everything one transaction produces, plus what to install once it commits. `changed`
-    holds the last slot of every aggregate the batch changed (only aggregates with new events);
-    `internal` the internal commands for other partitions; `next_offset` and
-    `next_internal_offset` where the commands and internal topics resume;
-    snapshots and views have one record per changed aggregate; `held` says why the batch
-    stopped before an internal command of a newer schema version (the offsets then stop
-    before it: read again once upgraded). `remembered` holds the
-    (id key, reply value) of every command id decided in this batch, for the id memory, and
-    `last_remembered` the id key of the last of them written to each replies partition (the
-    changelog), for the checkpoint's marks."""
+        holds the last slot of every aggregate the batch changed (only aggregates with new events);
+        `internal` the internal commands for other partitions; `next_offset` and
+        `next_internal_offset` where the commands and internal topics resume;
+        snapshots and views have one record per changed aggregate; `held` says why the batch
+        stopped before an internal command of a newer schema version (the offsets then stop
+        before it: read again once upgraded). `remembered` holds the
+        (id key, reply value) of every command id decided in this batch, for the id memory, and
+        `last_remembered` the id key of the last of them written to each replies partition (the
+        changelog), for the checkpoint's marks. A batch that hands slots off or installs them
+    ends at that record: `slot_record` is the partition's new one (produced to the snapshots
+    before the checkpoint), `departed` the aggregates it handed off (their tombstones are in
+    `snapshots` and `views`), `clock_ms` the source's clock when an install raised this
+    partition's to it."""
 
     replies: list[OutRecord]
     events: list[OutRecord]
@@ -112,3 +127,6 @@ class BatchResult:
     flows: Flows | None = None  # the partition's flows after this batch (None: unchanged)
     held: str | None = None  # why the batch stopped before a record it cannot read yet
     lost: frozenset[bytes] | None = None  # the partition's lost legs after it (None: same)
+    slot_record: SlotRecord | None = None  # its slot record after a move (None: unchanged)
+    departed: frozenset[str] = frozenset()  # aggregates handed off: out of the state
+    clock_ms: int | None = None  # the clock an install raised the partition's to (None: not)

@@ -53,12 +53,11 @@ class SagaRouter:
 
     def dispatch(self, record: InRecord, target: str, value: bytes) -> None:
         """Send the internal command record `value` (caused by `record`) to `target`."""
-        owner = self._context.owner(target)
         key = encode_key(target)
-        if owner == self._context.partition:
+        if self._context.owns(target):
             self._local.append(InRecord(record.offset, key, value, (), True))
         else:
-            self._output.internal_command(record, owner, key, value)
+            self._output.internal_command(record, self._context.route(key), key, value)
 
     def next_local(self) -> InRecord | None:
         """The oldest internal command for this partition not handled yet (None: none)."""
@@ -67,6 +66,6 @@ class SagaRouter:
     def end_saga(self, record: InRecord, origin: Origin, value: bytes) -> None:
         """The saga's final reply `value` is also remembered under its first command's id
         when that command's aggregate lives here (replacing its in-flight marker)."""
-        if self._context.owner(origin.aggregate_id) == self._context.partition:
+        if self._context.owns(origin.aggregate_id):
             key = encode_id_key(origin.aggregate_id, origin.command_id)
             self._output.remember(record, origin.reply_to, key, value)

@@ -2,7 +2,7 @@
 events moved, and the partition's lost legs. The committed values it starts from are never
 mutated: the caller installs the new ones only after the transaction commits."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from topology.envelopes import Slot
 from topology.flows import Flows, tallied
@@ -33,6 +33,15 @@ class Slots:
     def put(self, aggregate_id: str, slot: Slot) -> None:
         self.changed[aggregate_id] = slot
 
+    def ids(self) -> set[str]:
+        """Every aggregate held: the committed ones and this batch's."""
+        return {*self.committed, *self.changed}
+
+    def drop(self, aggregate_ids: Iterable[str]) -> None:
+        """Forget this batch's working copies of `aggregate_ids` (a handoff: they leave)."""
+        for aggregate_id in aggregate_ids:
+            self.changed.pop(aggregate_id, None)
+
 
 class Tally:
     """The money moves of this batch's events, for an aggregate that says what its events
@@ -42,16 +51,31 @@ class Tally:
         self._tallied = aggregate if isinstance(aggregate, Tallied) else None
         self._flows = flows
         self._moves: list[tuple[str, str, int]] = []
+        self._moved: list[tuple[int | None, int | None, int]] = []  # (out, into, amount)
 
     def add(self, event: object) -> None:
         if self._tallied is not None:
             self._moves.extend(self._tallied.moves(event))
 
+    def balance_of(self, state: object) -> int:
+        """The money `state` holds (0 for an aggregate that moves none)."""
+        return 0 if self._tallied is None or state is None else self._tallied.balance_of(state)
+
+    def moved(self, *, out: int | None = None, into: int | None = None, amount: int) -> None:
+        """Accounts holding `amount` left for partition `out` or came from `into`."""
+        if self._tallied is not None:
+            self._moved.append((out, into, amount))
+
     def flows_after(self, context: StepContext) -> Flows | None:
-        """The partition's flows after this batch (None: no event moved money)."""
-        if not self._moves:
+        """The partition's flows after this batch (None: no event or move moved money)."""
+        if not self._moves and not self._moved:
             return None
-        return tallied(self._flows or Flows(), self._moves, context.owner)
+        flows = self._flows or Flows()
+        if self._moves:
+            flows = tallied(flows, self._moves, context.owner)
+        for out, into, amount in self._moved:
+            flows = flows.moved(out=out, into=into, amount=amount)
+        return flows
 
 
 class LostLegs:
@@ -68,6 +92,12 @@ class LostLegs:
     def settle(self, key: bytes) -> None:
         """An operator's forced leg, done now: no longer lost."""
         self.lost, self._changed = self.lost - {key}, True
+
+    def remove(self, keys: Iterable[bytes]) -> None:
+        """Legs whose accounts leave in a handoff: their target holds them from now on."""
+        gone = self.lost & frozenset(keys)
+        if gone:
+            self.lost, self._changed = self.lost - gone, True
 
     def after(self) -> frozenset[bytes] | None:
         """The lost legs after this batch (None: unchanged)."""
