@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import ray
 from ray.exceptions import RayTaskError
@@ -103,6 +103,12 @@ class Reads(Generic[V]):
         """Stop tailing the control topic (when this reader does it itself)."""
         if self._tail is not None:
             self._tail.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def view(self, aggregate_id: str, timeout: float = 30.0) -> V | None:
         """The aggregate's committed public view, or None when it does not exist, as a

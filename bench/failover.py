@@ -323,12 +323,11 @@ def _check(settings: Settings, sent: list[_Sent], replies: list[Reply]) -> int:
     for s, r in zip(sent, replies, strict=True):
         deposits[s.account] = deposits.get(s.account, 0) + 1
         versions[s.account] = max(versions.get(s.account, 0), r.version)
-    reads = Reads(settings, AccountView)
-    for i, n in deposits.items():
-        found = reads.read(account_id(i), min_version=versions[i])
-        view = found.view
-        want = balance_of(i) + n
-        if not isinstance(view, AccountView) or view.balance != want:
-            got = view.balance if isinstance(view, AccountView) else None
-            raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
+    with Reads(settings, AccountView) as reads:
+        for i, n in deposits.items():
+            view = reads.read(account_id(i), min_version=versions[i]).view
+            want = balance_of(i) + n
+            if not isinstance(view, AccountView) or view.balance != want:
+                got = view.balance if isinstance(view, AccountView) else None
+                raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
     return len(deposits)

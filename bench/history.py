@@ -256,10 +256,10 @@ def run_history(ctx: RunContext) -> HistoryCost:
     queries = _queries(_expected(long))
     deploy_history(settings, LEDGER)
     try:
-        reads = Reads(settings, AccountView)
-        with ctx.console.status(f"history: the actor indexing {written:,} events"):
-            build = _indexed(reads, "long", long)
-        through_ray = _p50s(reads, queries, long, repeat)
+        with Reads(settings, AccountView) as reads:
+            with ctx.console.status(f"history: the actor indexing {written:,} events"):
+                build = _indexed(reads, "long", long)
+            through_ray = _p50s(reads, queries, long, repeat)
     finally:
         stop_history(settings.app_id)
     local = replace(settings, state_dir=tempfile.mkdtemp(prefix="bench-history-"))
@@ -374,12 +374,13 @@ def main(
         started = time.monotonic()
         deploy_history(settings, LEDGER)
         index = history_actor(settings.app_id, 0)
-        reads = Reads(settings, AccountView)
-        _indexed(reads, TARGET, account_events)
-        build = time.monotonic() - started
-        rows.append(("index build on a new disk", f"{build:.1f} s, {events / build:,.0f} events/s"))
-
-        rows += _measure(reads, account_events, repeat)
+        with Reads(settings, AccountView) as reads:
+            _indexed(reads, TARGET, account_events)
+            build = time.monotonic() - started
+            rows.append(
+                ("index build on a new disk", f"{build:.1f} s, {events / build:,.0f} events/s")
+            )
+            rows += _measure(reads, account_events, repeat)
         t = time.perf_counter()
         scanned = [e for e in read_events(settings, LEDGER) if e.envelope.aggregate_id == TARGET]
         rows.append(

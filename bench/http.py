@@ -285,7 +285,8 @@ def main(cfg: dict[str, Any]) -> None:
 
             asyncio.run(setup())
             figures, paths = asyncio.run(_measure(client, url, token, names, cfg))
-        held = sum(v.balance for v in map(Reads(settings, AccountView).view, names) if v)
+        with Reads(settings, AccountView) as reads:
+            held = sum(v.balance for v in map(reads.view, names) if v)
         folded = sum(s.balance for s in fold_events(settings, LEDGER).values())
         accepted = sum(paths.accepted.values())
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -149,20 +150,40 @@ def acl_logins(sasl_login: SaslLogin) -> AclLogins:
 def open_kafka_clients() -> list[str]:
     """Every confluent-kafka client of this process that is not closed (an admin client has
     no close: any alive counts): its kind and what holds it."""
-    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
 
     clients = [o for o in gc.get_objects() if isinstance(o, Consumer | Producer | AdminClient)]
     left: list[str] = []
     for client in clients:
+        if _closed(client):
+            continue
+        left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
+    return left
+
+
+def _closed(client: Any) -> bool:
+    """Whether ``client`` is closed: a call on a closed one raises RuntimeError at once. The
+    call runs on a thread of its own, waited for a second: a consumer that a leftover thread
+    is polling can keep it waiting (then it is open, and must not hang the session)."""
+    from confluent_kafka import Consumer, KafkaException
+
+    answer: list[bool] = []
+
+    def probe() -> None:
         try:
             client.memberid() if isinstance(client, Consumer) else client.poll(0)
         except RuntimeError:
-            continue  # closed
+            answer.append(True)
+            return
         except KafkaException:
             pass  # open, and dead (fatal, fenced): still holding its connections
-        left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
-    return left
+        answer.append(False)
+
+    thread = threading.Thread(target=probe, name="kafka-client-probe", daemon=True)
+    thread.start()
+    thread.join(1.0)
+    return answer == [True]
 
 
 def _holder(obj: object, besides: object) -> str:

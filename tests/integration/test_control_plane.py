@@ -182,7 +182,8 @@ def test_an_actor_restarted_before_its_switch_is_recorded_is_replaced(
     assert c.desired.partition(0).generation == 1
     with LedgerClient(c.settings, timeout=60) as client:
         assert client.execute("a0", Deposit(1)).accepted
-    account = Reads(c.settings, AccountView).view("a0")
+    with Reads(c.settings, AccountView) as reads:
+        account = reads.view("a0")
     assert account is not None and account.balance == 10 + 18 + 26 + 34 + 42 + 1
 
 

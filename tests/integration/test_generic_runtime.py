@@ -31,30 +31,31 @@ def counters(settings: Settings, ray_local: None) -> Iterator[LedgerClient]:
 
 
 def test_counters_run_through_the_same_actors(settings: Settings, counters: LedgerClient) -> None:
-    c, counts = counters, Reads(settings, CountView)
-    keys = [f"counter-{i}" for i in range(6)]
-    for f in [c.send(k, Add(i + 1)) for i, k in enumerate(keys) for _ in range(3)]:
-        assert f.result(60).accepted
-    again = c.execute("counter-0", Add(5), command_id="once")
-    assert c.execute("counter-0", Add(5), command_id="once") == again  # the id memory
-    assert c.execute("counter-1", Seal()).accepted
-    refused = c.execute("counter-1", Add(1))
-    assert (refused.accepted, refused.code) == (False, "sealed")
-    assert c.execute("counter-2", Add(0)).code == "not_positive"
+    c = counters
+    with Reads(settings, CountView) as counts:
+        keys = [f"counter-{i}" for i in range(6)]
+        for f in [c.send(k, Add(i + 1)) for i, k in enumerate(keys) for _ in range(3)]:
+            assert f.result(60).accepted
+        again = c.execute("counter-0", Add(5), command_id="once")
+        assert c.execute("counter-0", Add(5), command_id="once") == again  # the id memory
+        assert c.execute("counter-1", Seal()).accepted
+        refused = c.execute("counter-1", Add(1))
+        assert (refused.accepted, refused.code) == (False, "sealed")
+        assert c.execute("counter-2", Add(0)).code == "not_positive"
 
-    assert counts.view("counter-0") == CountView(3 + 5, sealed=False)
-    assert counts.view("counter-1") == CountView(6, sealed=True)
-    folded = fold_events(settings, COUNTER)
-    assert {k: (s.value, s.sealed) for k, s in folded.items()} == {
-        k: (3 * (i + 1) + (5 if i == 0 else 0), i == 1) for i, k in enumerate(keys)
-    }
-    once = [e for e in read_events(settings, COUNTER) if e.envelope.command_id == "once"]
-    assert len(once) == 1
+        assert counts.view("counter-0") == CountView(3 + 5, sealed=False)
+        assert counts.view("counter-1") == CountView(6, sealed=True)
+        folded = fold_events(settings, COUNTER)
+        assert {k: (s.value, s.sealed) for k, s in folded.items()} == {
+            k: (3 * (i + 1) + (5 if i == 0 else 0), i == 1) for i, k in enumerate(keys)
+        }
+        once = [e for e in read_events(settings, COUNTER) if e.envelope.command_id == "once"]
+        assert len(once) == 1
 
-    # A restart restores the counters from their snapshots.
-    p = c.partition_of("counter-0")
-    ray.kill(partition_actor(settings.app_id, p), no_restart=False)
-    assert c.execute("counter-0", Add(1), timeout=60).accepted
-    assert counts.view("counter-0") == CountView(9, sealed=False)
-    stats: PartitionStats = ray.get(partition_actor(settings.app_id, p).stats.remote())
-    assert stats.status == "running" and stats.restored_aggregates >= 1
+        # A restart restores the counters from their snapshots.
+        p = c.partition_of("counter-0")
+        ray.kill(partition_actor(settings.app_id, p), no_restart=False)
+        assert c.execute("counter-0", Add(1), timeout=60).accepted
+        assert counts.view("counter-0") == CountView(9, sealed=False)
+        stats: PartitionStats = ray.get(partition_actor(settings.app_id, p).stats.remote())
+        assert stats.status == "running" and stats.restored_aggregates >= 1
