@@ -154,12 +154,8 @@ def open_kafka_clients() -> list[str]:
     from confluent_kafka.admin import AdminClient
 
     clients = [o for o in gc.get_objects() if isinstance(o, Consumer | Producer | AdminClient)]
-    left: list[str] = []
-    for client in clients:
-        if _closed(client):
-            continue
-        left.append(f"{type(client).__name__} of {_holder(client, besides=clients)}")
-    return left
+    named = [f"{type(c).__name__} of {_holder(c, besides=clients)}" for c in clients]
+    return [name for client, name in zip(clients, named, strict=True) if not _closed(client)]
 
 
 def _closed(client: Any) -> bool:
