@@ -76,6 +76,7 @@ class Moves:
         self.record: SlotRecord | None = None
         self.departed: frozenset[str] = frozenset()
         self.clock_ms: int | None = None
+        self.move_id: str | None = None  # the move made (handed off or installed)
         self.tombstones: list[OutRecord] = []  # snapshots and state, of the departed
 
     # -- the source: the handoff -----------------------------------------------------------
@@ -115,6 +116,7 @@ class Moves:
         after = given if effective is None else effective.merge(given)
         self.record = SlotRecord.of(after, (s for s in mine.slots() if s not in group))
         self.departed = frozenset(accounts)
+        self.move_id = move.move_id
         parts = _parts(move, context, after, total, accounts=moved, entries=entries, lost=lost)
         source = origin(record.offset, record.internal)
         self._output.internal[:0] = [
@@ -222,6 +224,7 @@ class Moves:
         effective = context.router.table
         table = first.table if effective is None else effective.merge(first.table)
         self.record = SlotRecord.of(table, [*mine.slots(), *first.slots])
+        self.move_id = first.move_id
         if first.clock_ms > context.now_ms:
             self.clock_ms = first.clock_ms
 
