@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.commit import BatchCommit
+from actors.commit import BatchCommit, write_checkpoint
 from actors.committed import Committed
 from actors.messages import Counters
 from ledger import Deposit, OpenAccount
 from topology.aborts import AbortPolicy
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.keys import encode_key
+from topology.envelopes import Checkpoint
 from topology.follow import Batches
 from topology.moves import (
     SLOT_RECORD_KEY,
@@ -22,6 +23,7 @@ from topology.moves import (
     SlotRecord,
     decode_slot_record,
     encode_move,
+    encode_slot_record,
     kind_header,
 )
 from topology.routing import RoutingTable
@@ -133,3 +135,16 @@ def test_a_handoff_commits_parts_first_and_its_slot_record_before_the_checkpoint
     assert follower.slot_record == c.slot_record and len(follower.states) == 0
     assert decode_slot_record(snapshots[1][1] or b"") == c.slot_record
     assert encode_checkpoint(done.checkpoint) == snapshots[-1][1]
+
+
+def test_a_switch_to_a_new_generation_carries_the_slot_record_before_the_checkpoint() -> None:
+    writer = _RecordingWriter()
+    slots = SlotRecord.of(TABLE.assign([0, 2], 1, 1), [4, 6])
+    checkpoint = Checkpoint(next_offset=5)
+    write_checkpoint(writer, "t.snapshots.g2", 0, checkpoint, slot_record=slots)  # type: ignore[arg-type]
+    assert writer.calls == [
+        ("begin", None, None),
+        ("t.snapshots.g2", SLOT_RECORD_KEY, encode_slot_record(slots)),
+        ("t.snapshots.g2", CHECKPOINT_KEY, encode_checkpoint(checkpoint)),
+        ("commit", None, None),
+    ]
