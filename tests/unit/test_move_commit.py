@@ -9,7 +9,8 @@ from typing import Any
 
 from actors.commit import BatchCommit, write_checkpoint
 from actors.committed import Committed
-from actors.messages import Counters
+from actors.messages import Counters, ServedBy
+from actors.views import MemberViews
 from ledger import Deposit, OpenAccount
 from topology.aborts import AbortPolicy
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
@@ -60,6 +61,15 @@ class _RecordingWriter:
 
     def commit(self) -> None:
         self.calls.append(("commit", None, None))
+
+
+class _Views(MemberViews):
+    served_by = ServedBy.WRITER
+
+    def __init__(self, committed: Committed) -> None:
+        self.settings = Settings(app_id="unit", bootstrap_servers="127.0.0.1:1", read_wait_ms=0)
+        self.partition = 0
+        self.committed = committed
 
 
 def step(c: Committed, ids: Memory, records: list[InRecord]) -> tuple[BatchResult, Any]:
@@ -124,6 +134,12 @@ def test_a_handoff_commits_parts_first_and_its_slot_record_before_the_checkpoint
     assert set(c.states) == {staying}
     assert c.slot_record is not None and c.slot_record.gave((0,), 1)
     assert c.slots(0) == c.slot_record, "the record wins over the table from now on"
+    # a read of the account handed off is sent to its new owner, the other answered here
+    views = _Views(c)
+    gone = views.read(moving)
+    assert (gone.owner, gone.view, gone.reached) == (1, None, False)
+    assert views.read(staying).owner is None and views.read(staying).view is not None
+    assert [v.owner for v in views.read_batch([staying, moving])] == [None, 1]
     # a standby that reads the same snapshots owns what the writer owns
     follower = Committed(LEDGER_CODEC, 0, dict(TOPICS), SnapshotStore(LEDGER_CODEC))
     tail = Batches()
