@@ -177,7 +177,8 @@ class Reads(Generic[V]):
         at_least: Position | None,
         timeout: float,
     ) -> ViewAt:
-        """The read asked of a standby of ``partition``, then of its writer."""
+        """The read asked of a standby of ``partition``, then of its writer (which answers
+        for a standby behind it, a move it has not followed included)."""
         wait = min(timeout, self.settings.read_wait_ms / 1000 + STANDBY_GRACE_SECONDS)
         for name in self._standbys(partition):
             try:
@@ -186,7 +187,7 @@ class Reads(Generic[V]):
             except Exception as e:  # gone, stopped, restarting: the writer answers
                 self._avoid_standby(name, e)
                 continue
-            if found.reached or found.owner is not None:
+            if found.reached:  # not reached, or not owned there (yet): the writer says
                 return found
         args = (aggregate_id, min_version, at_least)
         answer: ViewAt = self._ask_writer(partition, "read", args, timeout)
