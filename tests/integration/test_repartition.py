@@ -96,14 +96,15 @@ def mixed(accounts: list[str]) -> Op:
 
 
 def crossing(kinds: dict[str, list[str]]) -> Op:
-    """Transfers from accounts that move to accounts of the other partition that stay, and
-    back: with one always in flight per thread, some are under way at each handoff."""
+    """Transfers from accounts that move to accounts of the other partition that stay (one
+    in eight the other way): with one always in flight per thread, several sources are
+    between their debit and their completion at each handoff."""
 
     def op(t: int, i: int) -> tuple[str, Any]:
         side = (t + i) % 2
         moving, staying = kinds[f"move{side}"], kinds[f"stay{1 - side}"]
         pair = (moving[(t + i) % len(moving)], staying[(t * 3 + i) % len(staying)])
-        source, target = pair if i % 4 else pair[::-1]
+        source, target = pair if i % 8 else pair[::-1]
         return source, Transfer(target, 1 + i % 5)
 
     return op
@@ -400,7 +401,7 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         watch = Watch(settings, [m0, m1, s0, s1])
         loads = [
             Load(client, "mixed", mixed(accounts), threads=2).start(),
-            Load(client, "crossing", crossing(kinds), threads=8).start(),
+            Load(client, "crossing", crossing(kinds), threads=10).start(),
         ]
         wait_until(lambda: sum(x.count for x in loads) >= 50, 60, "the load's first replies")
         at_start = sum(x.count for x in loads)
