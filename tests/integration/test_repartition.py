@@ -177,6 +177,7 @@ class Watch:
         self.reads = Reads(settings, AccountView)
         self.accounts = accounts
         self.reads_done = 0
+        self.followed = 0  # reads answered by another partition than the reader's table named
         self.problems: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -192,12 +193,14 @@ class Watch:
         seen: dict[str, int] = {}
         while not self._stop.is_set():
             for account in self.accounts:
+                asked = self.reads.partition_of(account)
                 try:
                     found = self.reads.read(account, min_version=seen.get(account, 0))
                 except Exception as e:
                     self.problems.append(f"{account}: {type(e).__name__}: {e}")
                     continue
                 self.reads_done += 1
+                self.followed += found.position.partition != asked
                 if found.view is None:
                     self.problems.append(f"{account}: not found at {found.position}")
                 seen[account] = max(seen.get(account, 0), found.version)
@@ -435,7 +438,8 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         _check_history(client, m0, views)
         print(  # the numbers, for a run with -rP
             f"{sum(x.count for x in loads)} load replies, {at_switch - at_start} during the "
-            f"switch; {straddled} transfers straddled it; {watch.reads_done} reads; moves "
+            f"switch; {straddled} transfers straddled it; {watch.reads_done} reads "
+            f"({watch.followed} followed a move); moves "
             + "; ".join(
                 f"{m.move_id} {m.source}→{m.target} {len(m.slots)} slots v{m.version} "
                 f"handoff {m.handoff_pause_ms:.0f} ms install {m.install_pause_ms:.0f} ms "
