@@ -12,7 +12,8 @@ DONE and the load stopped:
 - a command answered before the switch, retried with its id after it, gets the same reply;
 - transfers whose legs straddle the switch settle exactly once: two-phase transfers reserved
   before it and posted after it (one side moving each), and every transfer of the load
-  (debited once, credited once, ended once) with nothing left in flight;
+  (debited once, credited once, ended once) with nothing left in flight, some of them
+  debited on their source's old partition and completed on its new one;
 - a moved account's history runs 1..n across the seam and ``state_at`` answers on both sides;
 - a reader started before the switch finds the moving accounts all along (never "not found"
   between a handoff and the table's publication), at versions that never go back;
