@@ -44,7 +44,13 @@ from topology.codec.state import encode_flows
 from topology.codes import SkipCode
 from topology.envelopes import Checkpoint
 from topology.flows import FLOWS_KEY
-from topology.moves import SLOT_RECORD_KEY, RecordKind, encode_slot_record, record_kind
+from topology.moves import (
+    SLOT_RECORD_KEY,
+    RecordKind,
+    SlotRecord,
+    encode_slot_record,
+    record_kind,
+)
 from topology.names import Names
 from topology.settings import Settings
 from topology.step.aside import set_aside
@@ -62,6 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _LEG_REFUSALS = frozenset({OutcomeKind.REJECTED, OutcomeKind.DLQ})
+_KEPT_PAUSES = 256  # the moves' pauses a partition reports (most recent)
 _HOLD_PAUSE_S = 5.0  # between two reads of an internal command of a newer schema version
 
 
@@ -83,12 +90,20 @@ def _a_move(record: InRecord) -> bool:
 
 
 def write_checkpoint(
-    writer: TransactionalWriter, topic: str, partition: int, checkpoint: Checkpoint
+    writer: TransactionalWriter,
+    topic: str,
+    partition: int,
+    checkpoint: Checkpoint,
+    *,
+    slot_record: SlotRecord | None = None,
 ) -> None:
     """A checkpoint in a transaction of its own: what only the partition's actor knows (where
     commands resume, and the clock), so that a restart right after a switch (or an unblock)
-    restores exactly this state and position."""
+    restores exactly this state and position. ``slot_record``, the partition's, goes before
+    it (a switch to a new generation carries it there: a restart then owns what it owned)."""
     writer.begin()
+    if slot_record is not None:
+        writer.produce(topic, encode_slot_record(slot_record), SLOT_RECORD_KEY, partition)
     writer.produce(topic, encode_checkpoint(checkpoint), CHECKPOINT_KEY, partition)
     writer.commit()
 
@@ -210,10 +225,21 @@ class BatchCommit:
         self.aborts.committed(wrote_events=bool(result.events))
         self._installed(result, checkpoint, now_ms)
         self._count(result, started_at)
+        if result.move_id is not None:
+            self._paused(result.move_id, started_at)
         if result.held is not None or result.slot_record is not None:
             # read again from what committed: after a pause, or after a move (the batch
             # ended there, and the records after it run with the new slot record)
             self._rewind(c.next_offset, c.internal_offset)
+
+    def _paused(self, move_id: str, started_at: float) -> None:
+        """Record a move's leg made here: its batch's time from start to commit, the time
+        every command of this partition waited for it (the last ``_KEPT_PAUSES`` kept)."""
+        pauses = self.counters.move_pauses_ms
+        pauses[move_id] = (time.time() - started_at) * 1000
+        for old in list(pauses)[:-_KEPT_PAUSES]:
+            del pauses[old]
+        log.info("partition %d: move %s made in %.0f ms", self.partition, move_id, pauses[move_id])
 
     def _hold(self, reason: str) -> None:
         """A newer worker wrote an internal command this one cannot read: stop before it

@@ -234,8 +234,8 @@ class Switcher:
         writer: TransactionalWriter | None,
     ) -> Switched:
         """While parked, install ``handover`` as the state, which from now on reads and
-        writes snapshot generation ``generation``, after its checkpoint is written there
-        through ``writer``; ``aggregate`` (the code the rebuild ran) replaces the
+        writes snapshot generation ``generation``, after its slot record and checkpoint are
+        written there through ``writer``; ``aggregate`` (the code the rebuild ran) replaces the
         partition's. ``checked_handover`` says when a hand-over is refused."""
         if not self.gate.parked:
             raise RuntimeError(f"partition {self.partition}: switch only while paused")
@@ -254,7 +254,7 @@ class Switcher:
             store=SnapshotStore(codec),
         )
         topic = TopicLayout.of(self.settings).snapshots(generation)
-        write_checkpoint(writer, topic, partition, c.position())
+        write_checkpoint(writer, topic, partition, c.position(), slot_record=c.slot_record)
         c.switched(store, codec, generation, topic)
         log.info(
             "partition %d: switched to snapshot generation %d (%d aggregates)",

@@ -178,6 +178,7 @@ class Counters(msgspec.Struct, kw_only=True):
     ids_restored: int = 0  # changelog records read into the id memory at the last start
     ids_restore_seconds: float = 0.0
     takeover_steps_ms: dict[str, float] = {}  # a promoted standby's takeover, step by step
+    move_pauses_ms: dict[str, float] = {}  # by move id: its handoff or install batch's time
 
 
 # msgspec allows a frozen Struct to extend a mutable one; mypy's dataclass rule does not.
@@ -222,13 +223,16 @@ class Switched(msgspec.Struct, frozen=True):
 class ViewAt(msgspec.Struct, frozen=True, kw_only=True):
     """An aggregate's committed public view (None: it does not exist) and version (0: none),
     read at its partition's ``position`` by ``served_by``; ``reached``: that state met the
-    read's bounds (a version, a position, at least), else the read waited for them in vain."""
+    read's bounds (a version, a position, at least), else the read waited for them in vain.
+    ``owner``: this partition does not own the aggregate's slot (a repartition moved it, or
+    is moving it): ask that partition instead (None: answered here)."""
 
     view: msgspec.Struct | None
     version: int
     position: Position
     reached: bool = True
     served_by: ServedBy = ServedBy.WRITER
+    owner: int | None = None
 
 
 class Members(msgspec.Struct, frozen=True):

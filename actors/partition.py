@@ -374,5 +374,8 @@ class PartitionWorker(MemberViews):
             member=self.member,
             seq=self.committed.seq,
             slot_record=None if slots is None else encode_slot_record(slots),
-            **msgspec.structs.asdict(self.counters),
+            **(
+                msgspec.structs.asdict(self.counters)
+                | {"move_pauses_ms": dict(self.counters.move_pauses_ms)}
+            ),
         )

@@ -46,6 +46,10 @@ _MAX_HOPS = 64
 """The most history indexes one query crosses (each seam of an account is one hop: a
 repartition moves an account at most once per move)."""
 
+_NOT_OWNED_WAIT_SECONDS = 0.02
+"""How long a view read waits before asking again a partition that said the account's slot
+is not its own, while a move of it is between its handoff and its install."""
+
 V = TypeVar("V")
 
 MEMBERS_SECONDS = 2.0
@@ -130,13 +134,17 @@ class Reads(Generic[V]):
         read-your-writes). A standby answers when it reaches them within
         ``Settings.read_wait_ms``, else the writer, which waits as long; still short, raises
         ``PositionNotReachedError``. ``ViewAt.served_by`` says which answered. ``at_least``
-        of another partition than the aggregate's is a ValueError."""
+        of another partition than the aggregate's is a ValueError, unless the application
+        has slots: then it names where the account was before a move, and any state of its
+        owner that holds it has passed it (no commit of a non-owner touches the account)."""
         partition = self.partition_of(aggregate_id)
         if at_least is not None and at_least.partition != partition:
-            raise ValueError(
-                f"position {at_least} is of partition {at_least.partition}, "
-                f"not of {aggregate_id!r}'s ({partition})"
-            )
+            if self._routes.table is None:
+                raise ValueError(
+                    f"position {at_least} is of partition {at_least.partition}, "
+                    f"not of {aggregate_id!r}'s ({partition})"
+                )
+            at_least = None
         found = self._route(aggregate_id, min_version, at_least, timeout)
         if not found.reached:
             raise PositionNotReachedError(aggregate_id, found.version, found.position)
@@ -147,8 +155,36 @@ class Reads(Generic[V]):
     def _route(
         self, aggregate_id: str, min_version: int, at_least: Position | None, timeout: float
     ) -> ViewAt:
-        """The read asked of a standby of the aggregate's partition, then of its writer."""
+        """The read asked of the aggregate's partition (``_ask``); when that partition does
+        not own it (a move made since this reader's table, or under way: between a handoff
+        and its install the source and the target each name the other), asked of the owner
+        it names, the bound ``at_least`` dropped (it named the old owner), until an owner
+        answers or ``timeout`` passes (``PositionNotReachedError``)."""
+        deadline = time.monotonic() + timeout
         partition = self.partition_of(aggregate_id)
+        asked: set[int] = set()
+        while True:
+            found = self._ask(partition, aggregate_id, min_version, at_least, timeout)
+            if found.owner is None:
+                return found
+            if time.monotonic() >= deadline:
+                raise PositionNotReachedError(aggregate_id, found.version, found.position)
+            if found.owner in asked:  # a move in flight: wait for its install
+                time.sleep(_NOT_OWNED_WAIT_SECONDS)
+            asked.add(partition)
+            partition, at_least = found.owner, None
+            timeout = max(deadline - time.monotonic(), 0.1)
+
+    def _ask(
+        self,
+        partition: int,
+        aggregate_id: str,
+        min_version: int,
+        at_least: Position | None,
+        timeout: float,
+    ) -> ViewAt:
+        """The read asked of a standby of ``partition``, then of its writer (which answers
+        for a standby behind it, a move it has not followed included)."""
         wait = min(timeout, self.settings.read_wait_ms / 1000 + STANDBY_GRACE_SECONDS)
         for name in self._standbys(partition):
             try:
@@ -157,7 +193,7 @@ class Reads(Generic[V]):
             except Exception as e:  # gone, stopped, restarting: the writer answers
                 self._avoid_standby(name, e)
                 continue
-            if found.reached:
+            if found.reached:  # not reached, or not owned there (yet): the writer says
                 return found
         args = (aggregate_id, min_version, at_least)
         answer: ViewAt = self._ask_writer(partition, "read", args, timeout)
@@ -166,7 +202,8 @@ class Reads(Generic[V]):
     def read_batch(self, aggregate_ids: list[str], *, timeout: float = 30.0) -> list[ViewAt]:
         """``read`` without bounds of each of ``aggregate_ids``, which lie in one partition
         (ValueError otherwise), in order: one Ray call to a standby of it (its writer as
-        the fallback) for them all, answered at one position."""
+        the fallback) for them all, answered at one position (but those a move took
+        elsewhere, read there one by one)."""
         partitions = {self.partition_of(a) for a in aggregate_ids}
         if len(partitions) != 1:
             raise ValueError(f"a batch of reads lies in one partition, not {len(partitions)}")
@@ -182,6 +219,10 @@ class Reads(Generic[V]):
                 self._avoid_standby(name, e)
         if found is None:
             found = self._ask_writer(partition, "read_batch", (aggregate_ids,), timeout)
+        found = [  # an account moved away from the partition: read where it went
+            each if each.owner is None else self._route(a, 0, None, timeout)
+            for a, each in zip(aggregate_ids, found, strict=True)
+        ]
         for each in found:
             if each.view is not None:
                 self._checked(each.view)

@@ -59,8 +59,11 @@ class CoordinatorWorld:
         return decode_slot_record(data) if data else None
 
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:
-        """Seam (movedata): members do not report their legs' pauses yet."""
-        return None
+        """How long the partition's batch that made the move's leg took (its stats this
+        tick; None: not reported)."""
+        actual = self.tick.actual
+        stats = actual[partition].stats if partition < len(actual) else None
+        return None if stats is None else stats.move_pauses_ms.get(move_id)
 
     def push_routing(self, table: RoutingTable) -> None:
         """``set_routing(table)`` on every running writer, awaited together;

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from actors.kafka import (
     AbortableError,
@@ -39,6 +39,7 @@ class _TransactionalProducer(Protocol):
         self, topic: str, value: bytes | None, key: bytes | None, partition: int, **kw: Any
     ) -> None: ...
     def poll(self, timeout: float) -> int: ...
+    def list_topics(self, topic: str, timeout: float) -> Any: ...
     def commit_transaction(self, timeout: float) -> None: ...
     def abort_transaction(self, timeout: float) -> None: ...
 
@@ -55,6 +56,9 @@ QUICK_ASK_SECONDS = 0.15
 """How long one quick ask for the producer id waits (``TransactionalWriter(quick_asks=)``):
 the broker answers in tens of ms, while librdkafka waits a fixed 500 ms before it asks
 again after a refusal (the broker still aborting the predecessor's transaction)."""
+
+_METADATA_SECONDS = 10.0
+"""How long a metadata refresh for a topic that grew may take."""
 
 _FULL_QUEUE_POLLS = 50
 """A produce that meets a full queue serves delivery reports (0.1 s each) this often before
@@ -192,8 +196,11 @@ class TransactionalWriter:
         partition: int,
         **kwargs: Any,
     ) -> None:
-        """One record into the open transaction; a full queue is waited on, then abortable."""
+        """One record into the open transaction; a full queue is waited on, then abortable.
+        A partition the producer does not know yet (its topic grew: a repartition) is looked
+        up once, then produced to; still unknown, the error is classified as any other."""
         producer = self.producer
+        looked_up = False
         for _ in range(_FULL_QUEUE_POLLS):
             try:
                 producer.produce(topic, value, key, partition, **kwargs)
@@ -201,9 +208,22 @@ class TransactionalWriter:
             except BufferError:
                 pass  # the queue is full: serve delivery reports, then try again
             except KafkaException as e:
+                if e.args[0].code() == KafkaError._UNKNOWN_PARTITION and not looked_up:
+                    looked_up = True
+                    self._learn_partitions(producer, topic)
+                    continue
                 raise self._fail(classify(e, during="produce")) from e
             producer.poll(0.1)
         raise AbortableError(f"produce: the producer queue stayed full ({topic}[{partition}])")
+
+    def _learn_partitions(self, producer: _TransactionalProducer, topic: str) -> None:
+        """Refresh the producer's metadata of ``topic`` (a metadata request updates
+        librdkafka's cache), so a partition added since it was created can be produced to."""
+        log.info("%s: %s has new partitions; refreshing its metadata", self.transactional_id, topic)
+        try:
+            producer.list_topics(topic, timeout=_METADATA_SECONDS)
+        except KafkaException as e:
+            raise self._fail(classify(e, during="produce")) from e
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports."""

@@ -14,6 +14,7 @@ import msgspec
 
 from actors.committed import Committed
 from actors.messages import ServedBy, ViewAt
+from topology.codec.keys import encode_key
 from topology.envelopes import Position
 from topology.settings import Settings
 
@@ -44,7 +45,13 @@ class MemberViews:
         ``Settings.read_wait_ms``; still short, the view as it is, with ``reached`` False.
         On the writer this answers its own read-your-writes (a batch is installed just after
         its commit, while its replies are visible at the commit); on a standby, a read
-        ahead of its tail."""
+        ahead of its tail. An aggregate whose slot this partition does not own is answered
+        at once with ``owner`` (where to ask) and no view."""
+        with self.committed.changed:
+            owner = self._elsewhere(aggregate_id)
+        if owner is not None:
+            at = self.committed.at(self.partition)
+            return ViewAt(view=None, version=0, position=at, reached=False, owner=owner)
         if at_least is not None and at_least.partition != self.partition:
             raise ValueError(
                 f"position {at_least} is of partition {at_least.partition}; "
@@ -70,13 +77,34 @@ class MemberViews:
 
     def read_batch(self, aggregate_ids: list[str]) -> list[ViewAt]:
         """``read`` without bounds of each aggregate (of this partition), in order, all at
-        one position: one hold of the lock and one call for a reader's batch of reads."""
+        one position: one hold of the lock and one call for a reader's batch of reads. An
+        aggregate whose slot it does not own is answered with ``owner``, as ``read`` does."""
         with self.committed.changed:
             position = self.committed.at(self.partition)
-            return [
-                ViewAt(view=view, version=version, position=position, served_by=self.served_by)
-                for view, version in map(self._view, aggregate_ids)
-            ]
+            found = []
+            for aggregate_id in aggregate_ids:
+                owner = self._elsewhere(aggregate_id)
+                view, version = (None, 0) if owner is not None else self._view(aggregate_id)
+                found.append(
+                    ViewAt(
+                        view=view,
+                        version=version,
+                        position=position,
+                        reached=owner is None,
+                        served_by=self.served_by,
+                        owner=owner,
+                    )
+                )
+            return found
+
+    def _elsewhere(self, aggregate_id: str) -> int | None:
+        """The partition that owns the aggregate's slot when this one does not (under the
+        lock; None: this one does, or the application has no slots)."""
+        c = self.committed
+        mine = c.slots(self.partition)
+        if mine is None:
+            return None
+        return mine.elsewhere(encode_key(aggregate_id), c.routing, self.partition)
 
     def _view(self, aggregate_id: str) -> tuple[msgspec.Struct | None, int]:
         """The aggregate's view (None: unknown, or only refused commands so far) and

@@ -131,6 +131,18 @@ class SlotRecord(msgspec.Struct, frozen=True, array_like=True):
             bits[s // 8] |= 1 << (s % 8)
         return cls(table, bytes(bits))
 
+    def elsewhere(self, key: bytes, published: RoutingTable | None, partition: int) -> int | None:
+        """Where a read of the aggregate keyed `key` goes when partition `partition` (this
+        record's) does not own its slot: the owner by this record's table merged with the
+        `published` one; None when it owns the slot (or that table names this partition,
+        which cannot tell better: the read is answered here)."""
+        slot = self.table.slot_of(key)
+        if self.owns(slot):
+            return None
+        table = self.table if published is None else self.table.merge(published)
+        owner = table.owners[slot]
+        return None if owner == partition else owner
+
     def owns(self, slot: int) -> bool:
         """Whether the partition owns `slot`."""
         return bool(self.owned[slot // 8] >> (slot % 8) & 1)

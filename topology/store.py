@@ -5,9 +5,13 @@ committed batch installs the snapshot records it produced; a slot is decoded onl
 command or a query touches its aggregate. So restore costs a dict insert per record, and an
 aggregate at rest costs its snapshot's bytes (tens of bytes), not a tree of objects.
 Invariant: every value held is a snapshot of the aggregate's current state schema.
+
+A repartition's handoff asks for the aggregates of some slots (`in_slots`): the first ask
+builds an index slot → keys (one hash per aggregate), which every later change keeps, so the
+handoffs after it cost what they move, not the partition's size.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from topology.codec.aggregate import Codec
@@ -26,6 +30,8 @@ class SnapshotStore(Mapping[str, Slot]):
         self.codec = codec
         self._aggregate = codec.aggregate
         self._raw: dict[bytes, bytes] = {}
+        self._slot_of: Callable[[bytes], int] | None = None  # the index's slot function
+        self._by_slot: dict[int, set[bytes]] = {}  # slot → keys held, once asked for
 
     def load(self, key: bytes | None, value: bytes | None) -> None:
         """Install one snapshot record as read from the topic (a tombstone deletes).
@@ -33,14 +39,27 @@ class SnapshotStore(Mapping[str, Slot]):
         if not key:  # None, or the checkpoint's key: not an aggregate's snapshot
             raise CodecError(f"not an aggregate's snapshot record: key {key!r}")
         if value is None:
-            self._raw.pop(key, None)
+            if self._raw.pop(key, None) is not None and self._slot_of is not None:
+                self._by_slot[self._slot_of(key)].discard(key)
             return
         if not self.codec.snapshots.is_current(value):
             raise StaleSnapshotError(
                 f"snapshot of {key!r} is not of this layout and {self._aggregate.name}'s state "
                 f"schema version {self._aggregate.state_schema_version}"
             )
+        if self._slot_of is not None and key not in self._raw:
+            self._by_slot.setdefault(self._slot_of(key), set()).add(key)
         self._raw[key] = value
+
+    def in_slots(self, slots: Iterable[int], slot_of: Callable[[bytes], int]) -> list[str]:
+        """The aggregates held whose key's slot (`slot_of`, fixed for the application) is
+        one of `slots`, sorted. The first call indexes every key; later ones read the index
+        (the same `slot_of` is expected: an application's slot function never changes)."""
+        if self._slot_of is None:
+            self._slot_of = slot_of
+            for key in self._raw:
+                self._by_slot.setdefault(slot_of(key), set()).add(key)
+        return sorted(decode_key(k) for s in slots for k in self._by_slot.get(s, ()))
 
     def install(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Install the (key, value) snapshot records of a committed batch."""

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.commit import BatchCommit
+from actors.commit import BatchCommit, write_checkpoint
 from actors.committed import Committed
-from actors.messages import Counters
+from actors.messages import Counters, ServedBy
+from actors.views import MemberViews
 from ledger import Deposit, OpenAccount
 from topology.aborts import AbortPolicy
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
 from topology.codec.keys import encode_key
+from topology.envelopes import Checkpoint
 from topology.follow import Batches
 from topology.moves import (
     SLOT_RECORD_KEY,
@@ -22,6 +24,7 @@ from topology.moves import (
     SlotRecord,
     decode_slot_record,
     encode_move,
+    encode_slot_record,
     kind_header,
 )
 from topology.routing import RoutingTable
@@ -58,6 +61,15 @@ class _RecordingWriter:
 
     def commit(self) -> None:
         self.calls.append(("commit", None, None))
+
+
+class _Views(MemberViews):
+    served_by = ServedBy.WRITER
+
+    def __init__(self, committed: Committed) -> None:
+        self.settings = Settings(app_id="unit", bootstrap_servers="127.0.0.1:1", read_wait_ms=0)
+        self.partition = 0
+        self.committed = committed
 
 
 def step(c: Committed, ids: Memory, records: list[InRecord]) -> tuple[BatchResult, Any]:
@@ -122,6 +134,12 @@ def test_a_handoff_commits_parts_first_and_its_slot_record_before_the_checkpoint
     assert set(c.states) == {staying}
     assert c.slot_record is not None and c.slot_record.gave((0,), 1)
     assert c.slots(0) == c.slot_record, "the record wins over the table from now on"
+    # a read of the account handed off is sent to its new owner, the other answered here
+    views = _Views(c)
+    gone = views.read(moving)
+    assert (gone.owner, gone.view, gone.reached) == (1, None, False)
+    assert views.read(staying).owner is None and views.read(staying).view is not None
+    assert [v.owner for v in views.read_batch([staying, moving])] == [None, 1]
     # a standby that reads the same snapshots owns what the writer owns
     follower = Committed(LEDGER_CODEC, 0, dict(TOPICS), SnapshotStore(LEDGER_CODEC))
     tail = Batches()
@@ -133,3 +151,16 @@ def test_a_handoff_commits_parts_first_and_its_slot_record_before_the_checkpoint
     assert follower.slot_record == c.slot_record and len(follower.states) == 0
     assert decode_slot_record(snapshots[1][1] or b"") == c.slot_record
     assert encode_checkpoint(done.checkpoint) == snapshots[-1][1]
+
+
+def test_a_switch_to_a_new_generation_carries_the_slot_record_before_the_checkpoint() -> None:
+    writer = _RecordingWriter()
+    slots = SlotRecord.of(TABLE.assign([0, 2], 1, 1), [4, 6])
+    checkpoint = Checkpoint(next_offset=5)
+    write_checkpoint(writer, "t.snapshots.g2", 0, checkpoint, slot_record=slots)  # type: ignore[arg-type]
+    assert writer.calls == [
+        ("begin", None, None),
+        ("t.snapshots.g2", SLOT_RECORD_KEY, encode_slot_record(slots)),
+        ("t.snapshots.g2", CHECKPOINT_KEY, encode_checkpoint(checkpoint)),
+        ("commit", None, None),
+    ]

@@ -236,6 +236,7 @@ def test_a_move_request_hands_the_slots_off_in_one_batch() -> None:
     assert result.departed == frozenset(moving)
     assert result.slot_record is not None and result.slot_record.gave((0, 2), 1)
     assert result.slot_record.slots() == [4, 6]
+    assert result.move_id == "m1"  # the writer reports this batch's time as the move's pause
     assert result.flows is not None and result.flows.moved_out == {1: 60}
     assert set(p0.committed) == {staying}
     assert p0.flows is not None and p0.balances() == p0.flows.balance()
@@ -251,6 +252,7 @@ def test_a_copy_of_a_move_request_is_skipped() -> None:
     copy = p0.batch([request(p0, MOVE)])
     assert [(o.outcome, o.code) for o in copy.outcomes] == [("duplicate", SkipCode.STALE_MOVE)]
     assert copy.internal == [] and copy.events == [] and copy.slot_record is None
+    assert copy.move_id is None
     foreign = p0.batch([request(p0, MoveSlots("m2", 2, (1,), 1))])  # slot 1 is p1's
     assert [o.code for o in foreign.outcomes] == [SkipCode.STALE_MOVE]
 
@@ -270,6 +272,7 @@ def test_an_install_takes_the_slots_whole_and_the_money_moves_with_them() -> Non
     ]
     assert installed.slot_record is not None and installed.slot_record.holds((0, 2), 1)
     assert installed.slot_record.slots() == [0, 1, 2, 3, 5, 7]
+    assert installed.move_id == "m1"
     assert p1.flows is not None and p1.flows.moved_in == {0: 60}
     assert p0.flows is not None and p0.flows.moved_out[1] == p1.flows.moved_in[0]
     for node in (p0, p1):

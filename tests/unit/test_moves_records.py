@@ -73,3 +73,19 @@ def test_record_kind_reads_the_header() -> None:
     assert record_kind([("eventledger-record", b"handoff")]) is RecordKind.HANDOFF
     with pytest.raises(ValueError):
         record_kind([("eventledger-record", b"nonsense")])
+
+
+def test_a_read_of_an_account_not_owned_is_sent_to_its_owner() -> None:
+    table = RoutingTable.initial(2, 8)
+    key = next(k for k in (f"a-{i}".encode() for i in range(1000)) if table.slot_of(k) == 2)
+    source = SlotRecord.initial(0, table)
+    assert source.elsewhere(key, None, 0) is None  # owned: answered here
+    given = table.assign([2], 3, 1)
+    handed = SlotRecord.of(given, [s for s in source.slots() if s != 2])
+    assert handed.elsewhere(key, None, 0) == 3  # handed off: to the move's target
+    assert handed.elsewhere(key, table, 0) == 3  # an older published table changes nothing
+    target = SlotRecord.initial(3, table)  # before its install: the old owner, by the table
+    assert target.elsewhere(key, None, 3) == 0
+    assert target.elsewhere(key, given, 3) is None  # the table names it: it cannot say better
+    other = SlotRecord.initial(1, table)
+    assert other.elsewhere(key, given, 1) == 3  # the published table, merged in

@@ -21,6 +21,7 @@ from topology.codes import FlowCode, IdCode, PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Position, Reply, Slot
 from topology.idempotency import MAX_CLOCK_SKEW_MS
 from topology.limits import MAX_DLQ_KEY_BYTES, MAX_DLQ_VALUE_BYTES, MAX_MESSAGE_CHARS
+from topology.moves import Forwarded, RecordKind, encode_forwarded, kind_header
 from topology.partitioner import partition_for
 from topology.settings import DAY_MS
 from topology.step.aside import set_aside
@@ -624,3 +625,34 @@ def test_a_dead_letter_never_copies_a_header_name_that_is_not_utf8() -> None:
     assert "ok" in names and "\udcff\udcfe" not in names
     for name in names:
         name.encode()  # all producible
+
+
+def test_a_forwarded_command_set_aside_is_answered_as_the_client_command_it_wraps() -> None:
+    client = record(4, "a", Deposit(5), "c-9")
+    wrapped = InRecord(
+        11,
+        client.key,
+        encode_forwarded(Forwarded(client.value or b"", 0, NOW - 5)),
+        [kind_header(RecordKind.FORWARDED)],
+        True,
+    )
+    result = set_aside(
+        LEDGER_CODEC,
+        wrapped,
+        "abort: Broker: Message size too large",
+        partition=1,
+        source_topic=SOURCE,
+        events_offset=0,
+        now_ms=NOW,
+        seq=SEQ,
+        positions=(3, 11),
+        window_ms=DAY_MS,
+    )
+    assert outcomes(result) == [("dlq", PoisonCode.UNPROCESSABLE)]
+    (reply,) = replies(result)  # the client waiting for it is answered, not left to time out
+    assert (reply.command_id, reply.aggregate_id) == ("c-9", "a")
+    assert reply.code == PoisonCode.UNPROCESSABLE
+    assert (result.next_offset, result.next_internal_offset) == (3, 12)
+    # remembered under the client's id key (not a leg's): a retry gets the refusal again
+    assert set(result.remembered) == {encode_id_key("a", "c-9")}
+    assert not result.lost

@@ -60,3 +60,16 @@ def test_a_stale_snapshot_is_refused_at_load() -> None:
     data = Codec(NewerLedger()).snapshots.encode(Snapshot(NEWER, "a", Slot(None, 0), 0))  # type: ignore[arg-type]
     with pytest.raises(StaleSnapshotError):
         SnapshotStore(LEDGER_CODEC).load(b"a", data)
+
+
+def test_the_slot_index_is_built_on_first_ask_and_kept_through_installs_and_tombstones() -> None:
+    store, _ = committed_store()
+    slot_of = {b"a": 0, b"b": 1, b"c": 1}.__getitem__
+    assert store.in_slots([0], slot_of) == ["a"]
+    assert store.in_slots([0, 1], slot_of) == ["a", "b"]
+    later = run(store, [record(4, "c", OpenAccount("EUR"), "c-4")])
+    store.install((out.key, out.value) for out in later.snapshots)
+    assert store.in_slots([1], slot_of) == ["b", "c"]
+    store.install([(b"b", None), (b"b", None)])  # a tombstone, twice
+    assert store.in_slots([1], slot_of) == ["c"]
+    assert store.in_slots([2], slot_of) == []

@@ -57,6 +57,9 @@ class FakeProducer:
         self.script.call("poll")
         return 0
 
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        self.script.call("list_topics")
+
     def commit_transaction(self, timeout: float) -> None:
         self.script.call("commit")
 
@@ -201,3 +204,21 @@ def test_a_quick_ask_that_is_fenced_raises_at_once() -> None:
     with pytest.raises(FencedError):
         w.open()
     assert script.created == 1
+
+
+def test_a_partition_added_since_the_producer_was_made_is_looked_up_then_produced_to() -> None:
+    script = Script(produce=[exc(KafkaError._UNKNOWN_PARTITION)])
+    w = writer(script)
+    with w.transaction():
+        w.produce("t", b"v", b"k", 3)
+    assert script.calls == ["init", "begin", "produce", "list_topics", "produce", "commit"]
+    assert script.created == 1  # the same producer: no restart, no new epoch
+
+
+def test_a_partition_still_unknown_after_a_lookup_fails_as_before() -> None:
+    unknown = exc(KafkaError._UNKNOWN_PARTITION)
+    script = Script(produce=[unknown, unknown])
+    w = writer(script)
+    with pytest.raises(FatalError), w.transaction():
+        w.produce("t", b"v", b"k", 9)
+    assert script.calls.count("list_topics") == 1

@@ -2,16 +2,19 @@
 
 It is dead-lettered with code `unprocessable`; when its envelope is readable, its sender gets
 a rejection that is remembered like any decision (a retry of the id gets it again, never an
-execution). The id memory and the idempotency window rule it as they rule a batch.
+execution). The id memory and the idempotency window rule it as they rule a batch. A client
+command another partition forwarded here (`Forwarded`) is answered as that client command.
 """
 
 from topology.codec.aggregate import Codec
 from topology.codec.commands import CommandDecodeError, command_fingerprint
 from topology.codec.replies import decode_entry, encode_entry
+from topology.codec.wire import CodecError
 from topology.codes import PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply
 from topology.idempotency import IdMemory, IdVerdict, judge
 from topology.limits import MAX_SNAPSHOT_BYTES, clip
+from topology.moves import RecordKind, decode_forwarded, record_kind
 from topology.routing import Router
 from topology.step.admission import id_key, id_refusal
 from topology.step.answers import Answers
@@ -57,8 +60,9 @@ def set_aside(
     output = Output(context)
     answers = Answers(context, output, SagaRouter(context, output))
     legs = LostLegs(lost)
+    command = _unwrapped(record)
     try:
-        envelope: CommandEnvelope | None = codec.commands.decode(record.value)[0]
+        envelope: CommandEnvelope | None = codec.commands.decode(command.value)[0]
     except CommandDecodeError as error:
         envelope = error.envelope
     reason = clip(reason)
@@ -66,7 +70,9 @@ def set_aside(
     nexts = list(positions)
     nexts[int(record.internal)] = record.offset + 1
     if envelope is not None:
-        first = now_ms if envelope.first_attempt_ms is None else envelope.first_attempt_ms
+        first = envelope.first_attempt_ms
+        if first is None:
+            first = now_ms if command.forwarded_ms is None else command.forwarded_ms
         reply = Reply.refuse(
             command_id=envelope.command_id,
             aggregate_id=envelope.aggregate_id,
@@ -76,10 +82,10 @@ def set_aside(
             position=context.position,
         )
         entry = encode_entry(Answered(reply, first, command_fingerprint(envelope)))
-        key = id_key(envelope, internal=record.internal)
+        key = id_key(envelope, internal=command.leg)
         remembered = None if ids is None else ids.lookup([key])[0]
         earlier = None if remembered is None else decode_entry(remembered)
-        if record.internal:
+        if command.leg:
             # An original leg never decided is lost: remembered as set aside and named in the
             # checkpoint until an operator settles it. A copy sent again on a retry is never
             # done anyway, and a settlement set aside leaves its leg lost: neither is new.
@@ -110,4 +116,18 @@ def set_aside(
         legs,
         guard=SizeGuard(context, events_offset, MAX_SNAPSHOT_BYTES, frozenset()),
         next_offsets=(nexts[0], nexts[1]),
+    )
+
+
+def _unwrapped(record: InRecord) -> InRecord:
+    """The client command a `Forwarded` record wraps (read as the batch step reads it), or
+    `record` itself (any other record, or a wrapper that does not decode)."""
+    try:
+        if not record.internal or record_kind(record.headers) is not RecordKind.FORWARDED:
+            return record
+        forwarded = decode_forwarded(record.value or b"")
+    except (CodecError, ValueError):
+        return record
+    return InRecord(
+        record.offset, record.key, forwarded.value, record.headers, True, forwarded.read_ms
     )

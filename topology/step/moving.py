@@ -14,9 +14,9 @@ Invariants:
   batch decides or routes with a slot record that changed under it.
 - Markers take no sequence: an account's version moves with it unchanged.
 
-Cost: a handoff scans the working state once (every aggregate's slot is hashed: linear in
-the partition's aggregates, ~1 µs each), then asks the id memory for the moved accounts'
-entries (a prefix scan per account); an install decodes each moved snapshot once.
+Cost: a handoff finds the moved accounts in the store's slot index (built at the first
+handoff: one hash per aggregate, ~1 µs each; kept from then on), then asks the id memory for
+their entries (a prefix scan per account); an install decodes each moved snapshot once.
 """
 
 from collections.abc import Iterator
@@ -76,6 +76,7 @@ class Moves:
         self.record: SlotRecord | None = None
         self.departed: frozenset[str] = frozenset()
         self.clock_ms: int | None = None
+        self.move_id: str | None = None  # the move made (handed off or installed)
         self.tombstones: list[OutRecord] = []  # snapshots and state, of the departed
 
     # -- the source: the handoff -----------------------------------------------------------
@@ -95,7 +96,7 @@ class Moves:
             self._output.outcome(record, None, OutcomeKind.DUPLICATE, SkipCode.STALE_MOVE)
             return False
         group = frozenset(move.slots)
-        accounts = sorted(a for a in self._slots.ids() if table.slot_of(encode_key(a)) in group)
+        accounts = self._slots.in_slots(group, table.slot_of)
         moved, total = [], 0
         for aggregate_id in accounts:
             slot = self._slots.get(aggregate_id)
@@ -115,6 +116,7 @@ class Moves:
         after = given if effective is None else effective.merge(given)
         self.record = SlotRecord.of(after, (s for s in mine.slots() if s not in group))
         self.departed = frozenset(accounts)
+        self.move_id = move.move_id
         parts = _parts(move, context, after, total, accounts=moved, entries=entries, lost=lost)
         source = origin(record.offset, record.internal)
         self._output.internal[:0] = [
@@ -222,6 +224,7 @@ class Moves:
         effective = context.router.table
         table = first.table if effective is None else effective.merge(first.table)
         self.record = SlotRecord.of(table, [*mine.slots(), *first.slots])
+        self.move_id = first.move_id
         if first.clock_ms > context.now_ms:
             self.clock_ms = first.clock_ms
 

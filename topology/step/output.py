@@ -144,4 +144,5 @@ def assemble(
         slot_record=None if moves is None else moves.record,
         departed=frozenset() if moves is None else moves.departed,
         clock_ms=None if moves is None else moves.clock_ms,
+        move_id=None if moves is None else moves.move_id,
     )

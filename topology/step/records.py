@@ -110,7 +110,7 @@ class BatchResult:
     ends at that record: `slot_record` is the partition's new one (produced to the snapshots
     before the checkpoint), `departed` the aggregates it handed off (their tombstones are in
     `snapshots` and `views`), `clock_ms` the source's clock when an install raised this
-    partition's to it."""
+    partition's to it, `move_id` the move made."""
 
     replies: list[OutRecord]
     events: list[OutRecord]
@@ -130,3 +130,4 @@ class BatchResult:
     slot_record: SlotRecord | None = None  # its slot record after a move (None: unchanged)
     departed: frozenset[str] = frozenset()  # aggregates handed off: out of the state
     clock_ms: int | None = None  # the clock an install raised the partition's to (None: not)
+    move_id: str | None = None  # the move this batch handed off or installed (None: none)

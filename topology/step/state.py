@@ -2,12 +2,14 @@
 events moved, and the partition's lost legs. The committed values it starts from are never
 mutated: the caller installs the new ones only after the transaction commits."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
+from topology.codec.keys import encode_key
 from topology.envelopes import Slot
 from topology.flows import Flows, tallied
 from topology.protocol import Tallied
 from topology.step.context import StepContext
+from topology.store import SnapshotStore
 
 __all__ = ["LostLegs", "Slots", "Tally"]
 
@@ -36,6 +38,17 @@ class Slots:
     def ids(self) -> set[str]:
         """Every aggregate held: the committed ones and this batch's."""
         return {*self.committed, *self.changed}
+
+    def in_slots(self, slots: frozenset[int], slot_of: Callable[[bytes], int]) -> list[str]:
+        """The aggregates held (committed or this batch's) whose key's slot is one of
+        `slots`, sorted: from the committed store's slot index when it keeps one."""
+        committed = self.committed
+        if isinstance(committed, SnapshotStore):
+            found = set(committed.in_slots(slots, slot_of))
+        else:
+            found = {a for a in committed if slot_of(encode_key(a)) in slots}
+        found.update(a for a in self.changed if slot_of(encode_key(a)) in slots)
+        return sorted(found)
 
     def drop(self, aggregate_ids: Iterable[str]) -> None:
         """Forget this batch's working copies of `aggregate_ids` (a handoff: they leave)."""
