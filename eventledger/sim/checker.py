@@ -19,6 +19,12 @@ or not; folded as a restore folds them) and the workers:
 - positions only grow, no reply names one uncommitted; standbys follow their writers
   (`eventledger.sim.positions`).
 
+Across moves (`eventledger.sim.ownership`): one owner per slot, decisions only by the
+owner, departures and arrivals that match and carry the state, a table published only once
+installed; an account's events stay one sequence across partitions (markers take none).
+
+(Over 400 lines: every rule reads the one fold of the events kept here.)
+
 Once quiet: nothing is in flight, every reservation on one side has its counterpart on the
 other, every command has a final reply, and every partition has read everything.
 """

@@ -254,9 +254,10 @@ def _finish_moves(world: World, checker: Checker) -> None:
         _apply(world, DriverTick())
         checker.step()
         _drain(world, checker)
-    if world.repartition.active:
-        record = world.repartition.desired.repartition
-        raise InvariantError("moves", f"the repartition is still under way once quiet: {record}")
+    record = world.repartition.desired.repartition
+    if record is not None and world.repartition.active:
+        states = ", ".join(f"{m.move_id} {m.source}→{m.target} {m.state}" for m in record.moves)
+        raise InvariantError("moves", f"the repartition is still under way once quiet: {states}")
     for lane in range(world.config.reply_lanes):
         _apply(world, Learn(lane))
 
