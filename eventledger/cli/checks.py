@@ -189,12 +189,19 @@ def simulate(
             "to see the checker find it."
         ),
     ] = True,
+    move_guard: Annotated[
+        bool,
+        typer.Option(
+            help="Off: a source does not adopt the slot record of its handoff (it goes on "
+            "as if it still owned the slots it gave away), to see the checker find it."
+        ),
+    ] = True,
 ) -> None:
     """Run the deterministic simulator: the ledger's pure core over in-memory Kafka logs,
     from seeds, with crashes, aborts, clock jumps, standby takeovers, zombie writers, online
-    rebuilds, commit markers that land late and legal adversarial clients, checking the
-    invariants after every step. Exits non-zero on a
-    violation, printing its trace and the command that replays it."""
+    rebuilds, online repartitions, commit markers that land late and legal adversarial
+    clients, checking the invariants after every step. Exits non-zero on a violation,
+    printing its trace and the command that replays it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from eventledger.sim.report import print_failure, print_summary, replay_command
@@ -229,13 +236,18 @@ def simulate(
             workers=processes,
             on_done=done,
             rebuild_guard=rebuild_guard,
+            move_guard=move_guard,
         )
     print_summary(console, summary)
     for failure in summary.failures[:3]:
-        replay = replay_command(failure, steps, partitions, rebuild_guard=rebuild_guard)
+        replay = replay_command(
+            failure, steps, partitions, rebuild_guard=rebuild_guard, move_guard=move_guard
+        )
         shown = failure
         if shrink and failure.seed is not None:
-            config = config_for(failure.seed, partitions, rebuild_guard=rebuild_guard)
+            config = config_for(
+                failure.seed, partitions, rebuild_guard=rebuild_guard, move_guard=move_guard
+            )
             shown = shorten(failure, config)
         print_failure(console, shown, replay)
     if summary.failures:

@@ -19,6 +19,12 @@ or not; folded as a restore folds them) and the workers:
 - positions only grow, no reply names one uncommitted; standbys follow their writers
   (`eventledger.sim.positions`).
 
+Across moves (`eventledger.sim.ownership`): one owner per slot, decisions only by the
+owner, departures and arrivals that match and carry the state, a table published only once
+installed; an account's events stay one sequence across partitions (markers take none).
+
+(Over 400 lines: every rule reads the one fold of the events kept here.)
+
 Once quiet: nothing is in flight, every reservation on one side has its counterpart on the
 other, every command has a final reply, and every partition has read everything.
 """
@@ -29,6 +35,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from eventledger.sim.ownership import Ownership
 from eventledger.sim.positions import PositionCheck
 from eventledger.sim.world import World, owner
 from ledger.rejections import RejectionCode
@@ -36,6 +43,7 @@ from topology.codec.commands import command_fingerprint
 from topology.codes import FlowCode, IdCode
 from topology.envelopes import Answered, Slot
 from topology.flows import wrapped
+from topology.moves import RecordKind, decode_forwarded, record_kind
 from topology.topics import TopicKind
 
 __all__ = ["Checker", "InvariantError"]
@@ -103,32 +111,45 @@ class Checker:
         self.ended: dict[tuple[str, str], tuple[str, int]] = {}
         self.answers: dict[tuple[str, str, int], tuple[bool, str | None, int]] = {}
         self.commit_seqs = PositionCheck()
+        self.ownership = Ownership(world)
+        self.forwarded = 0  # records forwarded to the owner of their slot
 
     # -- after every step -----------------------------------------------------------------------
 
     def step(self) -> None:
         """Fold what was committed since the last step, then check."""
         w = self.world
-        for p in range(w.config.partitions):
+        self._executions()  # by the owners before this step, as the batch ran
+        for p in range(w.count):
             log = w.logs.log(TopicKind.EVENTS, p)
             for record in log.decided(self.positions.get(p, 0)):
                 assert record.value is not None
-                self._fold(record.value)
+                kind = record_kind(record.headers) if record.headers else None
+                if kind is None:
+                    self._fold(record.value, p)
+                else:
+                    self._broke(self.ownership.marker(kind, record.value, p, self.states))
             self.positions[p] = log.decided_end()
+        self._broke(self.ownership.scan())
         w.poll_replies()
         broke = self.commit_seqs.step(w, [answered.reply for _, answered in w.decisions])
         if broke is not None:
             raise InvariantError(*broke)
-        self._executions()
         self._check_money()
         self._check_accounts()
         self._check_replies()
         self._check_workers()
 
-    def _fold(self, value: bytes) -> None:
+    @staticmethod
+    def _broke(broke: tuple[str, str] | None) -> None:
+        if broke is not None:
+            raise InvariantError(*broke)
+
+    def _fold(self, value: bytes, partition: int) -> None:
         codec = self.world.codec
         envelope, event = codec.events.decode(value)
         account = envelope.aggregate_id
+        self._broke(self.ownership.event(account, partition))
         slot = self.states.get(account)
         if (0 if slot is None else slot.version) + 1 != envelope.sequence:
             raise InvariantError(
@@ -173,15 +194,27 @@ class Checker:
                 raise InvariantError(
                     "record-size", f"a {out.kind} record of {len(out.value or b''):,} bytes"
                 )
-        by_offset = {r.offset: r for r in step.records if not r.internal}
+        by_offset = {(r.internal, r.offset): r for r in step.records}
         window = self.world.config.window_ms
         for outcome in step.result.outcomes:
-            if outcome.internal or outcome.outcome not in ("accepted", "rejected"):
+            self.forwarded += outcome.outcome == "forwarded"
+            if outcome.outcome not in ("accepted", "rejected"):
                 continue
+            if outcome.aggregate_id is not None and outcome.code not in _MEMORY_REFUSALS:
+                self._broke(self.ownership.decided(outcome.aggregate_id, step.partition))
             if outcome.code in _MEMORY_REFUSALS:
                 continue
-            record = by_offset[outcome.offset]
-            envelope, _ = self.world.codec.commands.decode(record.value)
+            record = by_offset.get((outcome.internal, outcome.offset))
+            if record is None:  # a leg this batch sent itself, or a deadline's
+                continue
+            value = record.value
+            if outcome.internal:  # a leg, or a client command another partition forwarded
+                if record_kind(record.headers) is not RecordKind.FORWARDED:
+                    continue
+                value = decode_forwarded(value or b"").value
+            envelope, _ = self.world.codec.commands.decode(value)
+            if envelope.command_id != outcome.command_id:
+                continue  # a leg the forwarded command sent to this partition itself
             first = envelope.first_attempt_ms
             attempt = (first, command_fingerprint(envelope))
             earlier = self.decided.setdefault((envelope.aggregate_id, envelope.command_id), [])
@@ -308,9 +341,10 @@ class Checker:
         """A running worker's state is the fold of its partition's events; its flows add up."""
         w = self.world
         touched, w.touched = w.touched, set()
+        where = self.ownership.location
         for p in sorted(touched):
             worker = w.partitions[p]
-            mine = {a: s for a, s in self.states.items() if w.partition_of(a) == p}
+            mine = {a: s for a, s in self.states.items() if where.get(a) == p}
             if worker.flows is not None:
                 total = wrapped(sum(s.state.balance for s in mine.values()))
                 if worker.flows.balance() != total:

@@ -38,12 +38,13 @@ partition p is `rebuild-{p}`."""
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A record as stored: its offset, key and value; `visible` once committed."""
+    """A record as stored: its offset, key, value and headers; `visible` once committed."""
 
     offset: int
     key: bytes | None
     value: bytes | None
     visible: bool
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -57,9 +58,16 @@ class Log:
     # transaction number → its first offset here, until it commits or aborts
     undecided: dict[int, int] = field(default_factory=dict)
 
-    def append(self, key: bytes | None, value: bytes | None, *, visible: bool) -> int:
+    def append(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        visible: bool,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> int:
         offset = self.end
-        self.records.append(Record(offset, key, value, visible))
+        self.records.append(Record(offset, key, value, visible, headers))
         self.end += 1
         return offset
 
@@ -179,9 +187,16 @@ class Logs:
         else:
             self.owed.append(_Marker(self.steps + lag, number, txn_id, log))
 
-    def produce_committed(self, kind: TopicKind, partition: int, key: bytes, value: bytes) -> int:
+    def produce_committed(
+        self,
+        kind: TopicKind,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> int:
         """A record outside any transaction (a client's command: idempotent producer)."""
-        return self.log(kind, partition).append(key, value, visible=True)
+        return self.log(kind, partition).append(key, value, visible=True, headers=headers)
 
     def init(self, txn_id: TxnId) -> int:
         """A producer's `init_transactions` for `txn_id`: the next epoch, which fences every
@@ -227,7 +242,8 @@ class Transaction:
         self.open = True
 
     def produce(self, record: OutRecord) -> int:
-        return self.put(record.kind, record.partition, record.key, record.value)
+        headers = tuple(record.headers)
+        return self.put(record.kind, record.partition, record.key, record.value, headers=headers)
 
     def put(
         self,
@@ -236,6 +252,8 @@ class Transaction:
         key: bytes | None,
         value: bytes | None,
         generation: int = 0,
+        *,
+        headers: tuple[tuple[str, bytes], ...] = (),
     ) -> int:
         if not self.open:
             raise RuntimeError("the transaction has ended")
@@ -243,7 +261,7 @@ class Transaction:
         if not self._written:  # the coordinator adds no partition while the id owes markers
             self._logs.complete(self.txn_id)
         log = self._logs.log(kind, partition, generation)
-        offset = log.append(key, value, visible=False)
+        offset = log.append(key, value, visible=False, headers=headers)
         written = self._written.setdefault((kind, partition, generation), [])
         if not written:
             log.unstable[self.number] = offset
@@ -269,7 +287,7 @@ class Transaction:
                 for offset in offsets:
                     i = _first_at(log.records, offset)
                     r = log.records[i]
-                    log.records[i] = Record(r.offset, r.key, r.value, True)
+                    log.records[i] = Record(r.offset, r.key, r.value, True, r.headers)
             self._logs.owe(self.number, self.txn_id, log)
 
     def commit(self) -> None:

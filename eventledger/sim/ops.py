@@ -12,8 +12,12 @@ __all__ = [
     "Advance",
     "Batch",
     "Crash",
+    "DriverCrash",
+    "DriverTick",
     "Follow",
     "Forget",
+    "Learn",
+    "MoveOp",
     "Op",
     "Rebuild",
     "RebuildFinish",
@@ -21,6 +25,7 @@ __all__ = [
     "RebuildPause",
     "RebuildResume",
     "RebuildSwitch",
+    "Repartition",
     "Resume",
     "Send",
     "Settle",
@@ -43,12 +48,14 @@ class Send:
     command_id: str
     first_attempt_ms: int
     expected_version: int | None = None
+    foreign: bool = False  # sent by a producer that uses Kafka's layout over today's count
 
     def __str__(self) -> str:
         expected = "" if self.expected_version is None else f" expect v{self.expected_version}"
+        foreign = " (foreign producer)" if self.foreign else ""
         return (
             f"lane {self.lane} → {self.account!r}: {self.command!r} id={self.command_id!r} "
-            f"first={self.first_attempt_ms}{expected}"
+            f"first={self.first_attempt_ms}{expected}{foreign}"
         )
 
 
@@ -265,6 +272,52 @@ RebuildOp = (
 )
 """A step of a partition's online rebuild (`eventledger.sim.rebuild`)."""
 
+
+@dataclass(frozen=True)
+class Repartition:
+    """An operator asks to grow the application to `partitions` (`RepartitionDriver.request`,
+    `parallel` sources at a time; refused while a rebuild runs or another is under way)."""
+
+    partitions: int
+    parallel: int
+
+    def __str__(self) -> str:
+        return f"repartition to {self.partitions} requested (parallel {self.parallel})"
+
+
+@dataclass(frozen=True)
+class DriverTick:
+    """One tick of the coordinator's repartition step (the real `RepartitionDriver.step`);
+    `flaky`: its next control write commits but reports a failure (a lost answer)."""
+
+    flaky: bool = False
+
+    def __str__(self) -> str:
+        return "repartition driver ticks" + " (its write's answer is lost)" * self.flaky
+
+
+@dataclass(frozen=True)
+class DriverCrash:
+    """The coordinator dies and restarts: a new driver reads the control records back."""
+
+    def __str__(self) -> str:
+        return "the coordinator crashes and restarts its repartition driver"
+
+
+@dataclass(frozen=True)
+class Learn:
+    """Client `lane` reads the published routing table (until then it routes by an older one)."""
+
+    lane: int
+
+    def __str__(self) -> str:
+        return f"lane {self.lane} learns the published routing table"
+
+
+MoveOp = Repartition | DriverTick | DriverCrash | Learn
+"""A step of the coordinator's repartition, or a client that learns its table
+(`eventledger.sim.moves`)."""
+
 Op = (
     Send
     | Settle
@@ -278,4 +331,5 @@ Op = (
     | Follow
     | Takeover
     | Wake
+    | MoveOp
 )

@@ -6,6 +6,9 @@ Invariants (the actor's, `actors.commit`): a batch becomes the state, the id
 memory, the offsets and the clock only after its transaction commits; a crash loses what
 is in memory, and the restore reads back exactly what was committed (the snapshots to their
 end, the last checkpoint, the id memory's changelog).
+
+(Over 400 lines: restore, batch, commit and install are one worker, as `actors.commit`
+is one loop; split, each half would reach into the other's fields.)
 """
 
 from __future__ import annotations
@@ -24,16 +27,28 @@ from topology.codec.keys import id_key_prefixes
 from topology.codec.replies import decode_entry
 from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
-from topology.envelopes import Checkpoint
+from topology.envelopes import Checkpoint, Slot
 from topology.flows import FLOWS_KEY, Flows
 from topology.limits import MAX_SNAPSHOT_BYTES
+from topology.moves import (
+    SLOT_RECORD_KEY,
+    RecordKind,
+    SlotRecord,
+    encode_slot_record,
+    record_kind,
+)
+from topology.routing import RoutingTable
 from topology.step.aside import set_aside
 from topology.step.batch import process_batch
-from topology.step.records import BatchResult, InRecord
+from topology.step.records import BatchResult, InRecord, origin
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
 
-__all__ = ["Begun", "Fault", "Handover", "SimPartition", "StepReport"]
+__all__ = ["MOVED_ENTRY", "Begun", "Fault", "Handover", "SimPartition", "StepReport"]
+
+MOVED_ENTRY = ("eventledger-sim", b"moved-entry")
+"""The simulator's own header on a replies record that an install wrote for an id entry
+that moved with its account (`topology.step.moving`): clients do not take it for a reply."""
 
 
 class Fault(StrEnum):
@@ -55,6 +70,7 @@ class StepReport:
     result: BatchResult | None
     now_ms: int
     committed: bool
+    partition: int = -1  # the partition whose batch it was
 
 
 class Begun(NamedTuple):
@@ -92,11 +108,16 @@ class Handover:
     deadlines: Deadlines
     checkpoint: Checkpoint
     ids: dict[bytes, bytes]
+    slot_record: SlotRecord | None = None
 
 
 class SimPartition:
     """The worker of partition `partition`: restored from the logs when made, and after a
-    crash; or, given a `handover`, a promoted standby's."""
+    crash; or, given a `handover`, a promoted standby's. `routing` is the published table
+    it was last handed (None: the application has no slots); `slot_record` its committed
+    one (None: none, it owns what `routing` gives it). With `move_guard` off, a handoff's
+    new slot record is written but not adopted by the worker that made it (as if
+    `Committed.installed` dropped it): the defect `--no-move-guard` plants."""
 
     def __init__(
         self,
@@ -109,6 +130,8 @@ class SimPartition:
         window_ms: int,
         max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES,
         handover: Handover | None = None,
+        routing: RoutingTable | None = None,
+        move_guard: bool = True,
     ) -> None:
         self.codec = codec
         self.logs = logs
@@ -118,12 +141,16 @@ class SimPartition:
         self.window_ms = window_ms
         self.max_snapshot_bytes = max_snapshot_bytes
         self.restores = 0
+        self.routing = routing
+        self.move_guard = move_guard
+        self.slot_record: SlotRecord | None = None
         if handover is None:
             self.restore(forget_before=None)
         else:  # a promoted standby: fenced already, caught up to the end
             self.epoch = handover.epoch
             self.ids = _Memory()
             self.ids.values = handover.ids
+            self.slot_record = handover.slot_record
             self._adopt(handover.states, handover.checkpoint, handover.deadlines)
 
     # -- restore ------------------------------------------------------------------------------
@@ -137,6 +164,7 @@ class SimPartition:
         back = read_back(self.codec, self.logs, self.partition, self.reply_lanes)
         self.ids = _Memory()
         self.ids.values = back.ids
+        self.slot_record = back.slot_record
         self._adopt(back.states, back.checkpoint)
         if forget_before is not None:
             self.forget(forget_before)
@@ -179,6 +207,13 @@ class SimPartition:
             self.lost,
             self.seq,
         )
+
+    def slots(self) -> SlotRecord | None:
+        """What this partition owns (`Committed.slots`): its slot record; with none, its
+        slots in the published table; with neither, None."""
+        if self.slot_record is not None:
+            return self.slot_record
+        return None if self.routing is None else SlotRecord.initial(self.partition, self.routing)
 
     def transaction(self) -> Transaction:
         """A transaction of this worker's producer (a fenced one's first write raises)."""
@@ -229,7 +264,7 @@ class SimPartition:
                 source = rng.randrange(2)
             head = heads[source]
             assert head is not None
-            taken.append(InRecord(head.offset, head.key, head.value, (), bool(source)))
+            taken.append(InRecord(head.offset, head.key, head.value, head.headers, bool(source)))
             heads[source] = next(internal if source else commands, None)
         return taken
 
@@ -258,10 +293,10 @@ class SimPartition:
                 else (TopicKind.COMMANDS, self.next_offset)
             )
             head = next(self.logs.log(kind, self.partition).read(position), None)
-            if head is None:
+            if head is None or record_kind(head.headers) is not None:  # a move's: not set aside
                 fault = Fault.NONE
             else:
-                records = [InRecord(head.offset, head.key, head.value, (), internal)]
+                records = [InRecord(head.offset, head.key, head.value, head.headers, internal)]
                 fault = Fault.SET_ASIDE
         if fault is not Fault.SET_ASIDE:
             records = self.take(rng, limit)
@@ -307,7 +342,11 @@ class SimPartition:
                 flows=self.flows,
                 lost=self.lost,
                 max_snapshot_bytes=self.max_snapshot_bytes,
+                routing=self.routing,
+                slots=self.slots(),
             )
+            if result.clock_ms is not None:  # an install: the source's clock was ahead
+                now_ms = max(now_ms, result.clock_ms)
         if result.next_offset < self.next_offset or result.next_internal_offset < (
             self.internal_offset
         ):
@@ -319,7 +358,8 @@ class SimPartition:
             result.next_offset, now_ms, marks, result.next_internal_offset, flows, lost, seq
         )
         txn = self.transaction()
-        self._produce(txn, result, checkpoint)
+        parts = {origin(r.offset, r.internal) for r in records if _is_part(r)}
+        self._produce(txn, result, checkpoint, parts)
         return Begun(records, result, now_ms, txn, checkpoint)
 
     def end(self, begun: Begun, fault: Fault = Fault.NONE) -> StepReport:
@@ -327,17 +367,17 @@ class SimPartition:
         records, result, now_ms, txn, checkpoint = begun
         if fault is Fault.ABORT:
             txn.abort()
-            return StepReport(records, result, now_ms, False)
+            return StepReport(records, result, now_ms, False, self.partition)
         if fault is Fault.CRASH_BEFORE_COMMIT:
             self.restore(forget_before=None)  # its fence aborts what the dead one left open
-            return StepReport(records, result, now_ms, False)
+            return StepReport(records, result, now_ms, False, self.partition)
         txn.commit()
         if fault is Fault.CRASH_AFTER_COMMIT:
             self.restore(forget_before=None)
-            return StepReport(records, result, now_ms, True)
+            return StepReport(records, result, now_ms, True, self.partition)
         self.install(result, now_ms, checkpoint.remembered, checkpoint.flows, checkpoint.seq)
         self.lost = checkpoint.lost
-        return StepReport(records, result, now_ms, True)
+        return StepReport(records, result, now_ms, True, self.partition)
 
     def install(
         self,
@@ -351,6 +391,9 @@ class SimPartition:
         the commit sequence."""
         self.states.install((r.key, r.value) for r in result.snapshots)
         self.deadlines.update(result.changed.items())
+        self.deadlines.update((a, Slot(None, 0)) for a in result.departed)
+        if result.slot_record is not None and (self.move_guard or not self._gave(result)):
+            self.slot_record = result.slot_record
         self.ids.values.update(result.remembered)
         self.next_offset = result.next_offset
         self.internal_offset = result.next_internal_offset
@@ -358,6 +401,11 @@ class SimPartition:
         self.marks = marks
         self.flows = flows
         self.seq = seq
+
+    def _gave(self, result: BatchResult) -> bool:
+        """Whether `result` is a handoff: its slot record owns fewer slots than before."""
+        before, after = self.slots(), result.slot_record
+        return before is not None and after is not None and after.slots() < before.slots()
 
     def switched(self, states: SnapshotStore, snapshots: dict[bytes, bytes]) -> None:
         """A rebuilt generation (`states`, its records `snapshots`) was checked and is
@@ -380,15 +428,30 @@ class SimPartition:
             return None
         return None if slot is None else int(slot.version)
 
-    def _produce(self, txn: Transaction, result: BatchResult, checkpoint: Checkpoint) -> None:
-        """The batch's records, in the actor's order (`BatchCommit.transact`)."""
+    def _produce(
+        self, txn: Transaction, result: BatchResult, checkpoint: Checkpoint, parts: set[int]
+    ) -> None:
+        """The batch's records, in the actor's order (`BatchCommit.transact`). A reply an
+        install writes for a moved id entry (caused by one of the move's `parts`) carries
+        `MOVED_ENTRY`: the id memory's changelog, not an answer to a client's attempt."""
         for record in result.events:
             self.events_end = max(self.events_end, txn.produce(record) + 1)
         for records in (result.snapshots, result.views, result.dlq, result.internal):
             for record in records:
                 txn.produce(record)
+        if result.slot_record is not None:  # before the checkpoint, as the actor writes it
+            owned = encode_slot_record(result.slot_record)
+            txn.put(TopicKind.SNAPSHOTS, self.partition, SLOT_RECORD_KEY, owned)
         txn.put(TopicKind.SNAPSHOTS, self.partition, CHECKPOINT_KEY, encode_checkpoint(checkpoint))
         if result.flows is not None:
             txn.put(TopicKind.STATE, self.partition, FLOWS_KEY, encode_flows(result.flows))
         for record in result.replies:
-            txn.produce(record)
+            if record.source_offset in parts:
+                key, value = record.key, record.value
+                txn.put(TopicKind.REPLIES, record.partition, key, value, headers=(MOVED_ENTRY,))
+            else:
+                txn.produce(record)
+
+
+def _is_part(record: InRecord) -> bool:
+    return bool(record.headers) and record_kind(record.headers) is RecordKind.HANDOFF

@@ -77,7 +77,7 @@ class PositionCheck:
         return None
 
     def _positions(self, world: World, replies: Iterable[Reply]) -> str | None:
-        for p in range(world.config.partitions):
+        for p in range(world.count):
             log = world.logs.log(TopicKind.SNAPSHOTS, p)
             for record in log.decided(self.read.get(p, 0)):
                 if record.key != CHECKPOINT_KEY:
@@ -90,7 +90,7 @@ class PositionCheck:
                 self.seqs[p] = seq
                 self.checkpoints.setdefault(p, []).append((record.offset, seq))
             self.read[p] = log.decided_end()
-        for p in range(world.config.partitions):
+        for p in range(world.count):
             worker, committed = world.partitions[p], self.seqs.get(p, 0)
             if p not in world.stopped and worker.seq != committed:
                 return f"p{p}: the worker stands at seq {worker.seq}, its checkpoint at {committed}"

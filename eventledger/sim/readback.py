@@ -14,6 +14,7 @@ from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, decode_checkpoint
 from topology.envelopes import Checkpoint
 from topology.idempotency import latest_entries
+from topology.moves import SLOT_RECORD_KEY, SlotRecord, decode_slot_record
 from topology.step.records import UNREMEMBERED_KEY_PREFIX
 from topology.store import SnapshotStore
 from topology.topics import TopicKind
@@ -23,24 +24,29 @@ __all__ = ["ReadBack", "read_back", "remember"]
 
 @dataclass(frozen=True)
 class ReadBack:
-    """What a restore reads back: the snapshots' state and last checkpoint, the id memory,
-    and the offsets after the last record read (snapshots, and each replies lane)."""
+    """What a restore reads back: the snapshots' state, last checkpoint and slot record
+    (None: none), the id memory, and the offsets after the last record read (snapshots, and
+    each replies lane)."""
 
     states: SnapshotStore
     checkpoint: Checkpoint
     ids: dict[bytes, bytes]
     snapshots_at: int
     replies_at: dict[int, int]
+    slot_record: SlotRecord | None = None
 
 
 def read_back(codec: Codec, logs: Logs, partition: int, reply_lanes: int) -> ReadBack:
     """Partition `partition`'s committed snapshots, last checkpoint and id memory."""
     states = SnapshotStore(codec)
     checkpoint = Checkpoint(0)
+    slot_record = None
     snapshots_at = 0
     for record in logs.log(TopicKind.SNAPSHOTS, partition).read(0):
         if record.key == CHECKPOINT_KEY:
             checkpoint = decode_checkpoint(record.value)
+        elif record.key == SLOT_RECORD_KEY:  # the slots the partition owns: not a snapshot
+            slot_record = decode_slot_record(record.value or b"")
         else:
             states.load(record.key, record.value)
         snapshots_at = record.offset + 1
@@ -50,7 +56,7 @@ def read_back(codec: Codec, logs: Logs, partition: int, reply_lanes: int) -> Rea
         records = list(logs.log(TopicKind.REPLIES, partition * reply_lanes + lane).read(0))
         remember(ids, records)
         replies_at[lane] = records[-1].offset + 1 if records else 0
-    return ReadBack(states, checkpoint, ids, snapshots_at, replies_at)
+    return ReadBack(states, checkpoint, ids, snapshots_at, replies_at, slot_record)
 
 
 def remember(ids: dict[bytes, bytes], records: Sequence[Record]) -> None:

@@ -18,10 +18,17 @@ _TRACE_TAIL = 40
 
 
 def replay_command(
-    outcome: Outcome, steps: int, partitions: int, *, rebuild_guard: bool = True
+    outcome: Outcome,
+    steps: int,
+    partitions: int,
+    *,
+    rebuild_guard: bool = True,
+    move_guard: bool = True,
 ) -> str:
     """The command line that replays `outcome`'s seed exactly."""
-    guard = "" if rebuild_guard else " --no-rebuild-guard"
+    guard = ("" if rebuild_guard else " --no-rebuild-guard") + (
+        "" if move_guard else " --no-move-guard"
+    )
     return (
         f"eventledger simulate --seed {outcome.seed} --steps {steps} "
         f"--partitions {partitions}{guard}"
@@ -49,6 +56,14 @@ def print_summary(console: Console, summary: Summary) -> None:
     table.add_row("zombie writers' batches fenced", f"{summary.fenced:,}")
     table.add_row("rebuilds switched", f"{summary.switched:,}")
     table.add_row("rebuild switches refused", f"{summary.refused:,}")
+    for what in (
+        "seeds that repartitioned",
+        "moves published",
+        "accounts moved",
+        "records forwarded",
+        "driver crashes",
+    ):
+        table.add_row(what, f"{summary.moves[what]:,}")
     rules = Counter(f.violation.rule for f in summary.failures if f.violation is not None)
     table.add_row("seeds with a violation", f"{len(summary.failures):,}")
     for rule, count in sorted(rules.items()):

@@ -19,7 +19,9 @@ from eventledger.sim.checker import Checker, InvariantError
 from eventledger.sim.ops import (
     Advance,
     Batch,
+    DriverTick,
     Follow,
+    Learn,
     Op,
     RebuildFinish,
     RebuildResume,
@@ -39,10 +41,13 @@ from topology.limits import MAX_SNAPSHOT_BYTES
 __all__ = ["Outcome", "Summary", "config_for", "run_seed", "run_seeds", "run_trace", "shrink"]
 
 _QUIET_ROUNDS = 3
+_QUIET_MOVE_TICKS = 200  # a bound: a move that never completes is stuck
 _QUIET_BATCHES = 10_000  # a bound: a partition that never runs out of work is blocked
 _CAPS = (1, 2, 3, MAX_OPEN_TRANSFERS)  # small caps, so that seeds reach them
 _SMALL_SNAPSHOT_BYTES = 160  # about a simulated account's view with a transfer or two in it
 _MARKER_LAGS = (0, 2, 8, 32)  # the most steps a commit's marker lands after it, per seed
+_MOVES_SHARE = 1 / 4  # the seeds that repartition online
+_GROWTHS = {2: ((4,), (4, 8)), 4: ((6,), (8,))}  # from N partitions, the counts grown to
 
 
 @dataclass
@@ -60,22 +65,39 @@ class Outcome:
     fenced: int = 0  # zombie batches the fence refused
     switched: int = 0  # rebuilds switched
     refused: list[str] = field(default_factory=list)  # rebuild switches refused, and why
+    moves: tuple[int, int, int, int] = (0, 0, 0, 0)  # see `_moves`
 
 
-def config_for(seed: int, partitions: int = 3, *, rebuild_guard: bool = True) -> SimConfig:
+def config_for(
+    seed: int,
+    partitions: int = 3,
+    *,
+    rebuild_guard: bool = True,
+    move_guard: bool = True,
+    moves: bool = True,
+) -> SimConfig:
     """The deployment of a seed, drawn from the seed: its partitions' clock skews, the
     ledger's cap on open transfers (small, mostly), for one seed in eight a snapshot
     limit small enough that the size guard refuses commands and sets legs aside, for
     half the seeds a standby on every partition, and the most steps a commit's markers
     land after it (0 for a quarter of the seeds). Each draw comes after those of the
-    seeds before it was modelled. `rebuild_guard` False runs the rebuild without the
-    guard of commit 7beaf85 (for the test that shows the checker finds its defect)."""
+    seeds before it was modelled. A quarter of the seeds repartition online: they start
+    with 2 partitions and grow to 4 (and then 8), or with 4 and grow to 6 or 8.
+    `rebuild_guard` False runs the rebuild without the guard of commit 7beaf85, and
+    `move_guard` False a source that does not adopt its handoff's slot record (for the tests
+    that show the checker finds their defects); `moves` False keeps every seed at its
+    `partitions`, as before repartitions were modelled (for the regression seeds)."""
     rng = random.Random(f"config-{seed}")
     skews = tuple(rng.randint(-500, 500) for _ in range(partitions))
     small = rng.random() < 1 / 8
     cap = rng.choice(_CAPS)
     standbys = tuple(range(partitions)) if rng.random() < 1 / 2 else ()
     marker_lag = rng.choice(_MARKER_LAGS)
+    growths: tuple[int, ...] = ()
+    if rng.random() < _MOVES_SHARE and moves:
+        partitions = rng.choice(sorted(_GROWTHS))
+        growths = rng.choice(_GROWTHS[partitions])
+        standbys = tuple(range(partitions)) if standbys else ()
     return SimConfig(
         partitions=partitions,
         reply_lanes=2,
@@ -87,6 +109,8 @@ def config_for(seed: int, partitions: int = 3, *, rebuild_guard: bool = True) ->
         marker_lag=marker_lag,
         marker_seed=seed,
         rebuild_guard=rebuild_guard,
+        growths=growths,
+        move_guard=move_guard,
     )
 
 
@@ -100,9 +124,20 @@ def _ops(seed: int, steps: int, world: World) -> Iterator[Op]:
         yield workload.next()
 
 
-def run_seed(seed: int, steps: int, partitions: int = 3, *, rebuild_guard: bool = True) -> Outcome:
+def run_seed(
+    seed: int,
+    steps: int,
+    partitions: int = 3,
+    *,
+    rebuild_guard: bool = True,
+    move_guard: bool = True,
+    moves: bool = True,
+) -> Outcome:
     """Draw `steps` ops from `seed`, apply and check each, then the quiet phase."""
-    world = _world(config_for(seed, partitions, rebuild_guard=rebuild_guard))
+    config = config_for(
+        seed, partitions, rebuild_guard=rebuild_guard, move_guard=move_guard, moves=moves
+    )
+    world = _world(config)
     return _run(world, _ops(seed, steps, world), seed)
 
 
@@ -141,7 +176,14 @@ def _outcome(
         world.fenced,
         world.rebuilds.switched,
         world.rebuilds.refused,
+        _moves(world, checker),
     )
+
+
+def _moves(world: World, checker: Checker) -> tuple[int, int, int, int]:
+    """Moves published, accounts moved (arrivals), records forwarded, driver crashes."""
+    r = world.repartition
+    return r.published_moves(), checker.ownership.arrivals, checker.forwarded, r.crashes
 
 
 def _sent(world: World) -> int:
@@ -179,6 +221,7 @@ def _quiet(world: World, checker: Checker) -> None:
         _apply(world, Wake(p))
         checker.step()
     _drain(world, checker)
+    _finish_moves(world, checker)
     for worker in world.partitions:
         worker.max_snapshot_bytes = MAX_SNAPSHOT_BYTES
     for i, p in enumerate(sorted(p for p, legs in world.lost.items() for _ in legs)):
@@ -202,11 +245,28 @@ def _quiet(world: World, checker: Checker) -> None:
         _apply(world, Follow(p, None))
 
 
+def _finish_moves(world: World, checker: Checker) -> None:
+    """The repartition under way runs to its end (every move published), the driver ticking
+    between rounds of batches; then every client lane learns the table."""
+    for _ in range(_QUIET_MOVE_TICKS):
+        if not world.repartition.active:
+            break
+        _apply(world, DriverTick())
+        checker.step()
+        _drain(world, checker)
+    record = world.repartition.desired.repartition
+    if record is not None and world.repartition.active:
+        states = ", ".join(f"{m.move_id} {m.source}→{m.target} {m.state}" for m in record.moves)
+        raise InvariantError("moves", f"the repartition is still under way once quiet: {states}")
+    for lane in range(world.config.reply_lanes):
+        _apply(world, Learn(lane))
+
+
 def _drain(world: World, checker: Checker) -> None:
     for _ in range(_QUIET_BATCHES):
         if world.idle():
             return
-        for p in range(world.config.partitions):
+        for p in range(world.count):
             _apply(world, Batch(p, 64, p))
             checker.step()
     raise InvariantError("blocked", f"still busy after {_QUIET_BATCHES} rounds of batches")
@@ -239,6 +299,7 @@ def shrink(outcome: Outcome, config: SimConfig, budget_s: float = 30.0) -> Outco
                     tried.fenced,
                     tried.switched,
                     tried.refused,
+                    tried.moves,
                 )
                 shrunk = True
             else:
@@ -263,11 +324,12 @@ class Summary:
     fenced: int = 0
     switched: int = 0
     refused: int = 0
+    moves: Counter[str] = field(default_factory=Counter)
 
 
-def _one(args: tuple[int, int, int, bool]) -> Outcome:
-    seed, steps, partitions, rebuild_guard = args
-    outcome = run_seed(seed, steps, partitions, rebuild_guard=rebuild_guard)
+def _one(args: tuple[int, int, int, bool, bool]) -> Outcome:
+    seed, steps, partitions, rebuild_guard, move_guard = args
+    outcome = run_seed(seed, steps, partitions, rebuild_guard=rebuild_guard, move_guard=move_guard)
     if outcome.violation is None:
         outcome.ops = []  # only failures travel back whole
     return outcome
@@ -281,11 +343,12 @@ def run_seeds(
     workers: int = 1,
     on_done: Callable[[Outcome], None] | None = None,
     rebuild_guard: bool = True,
+    move_guard: bool = True,
 ) -> Summary:
     """Run every seed (over `workers` processes); `on_done` is told of each as it ends."""
     summary = Summary()
     started = time.monotonic()
-    jobs = [(seed, steps, partitions, rebuild_guard) for seed in seeds]
+    jobs = [(seed, steps, partitions, rebuild_guard, move_guard) for seed in seeds]
     if workers <= 1:
         results: Iterator[Outcome] = map(_one, jobs)
         pool = None
@@ -303,6 +366,9 @@ def run_seeds(
             summary.fenced += outcome.fenced
             summary.switched += outcome.switched
             summary.refused += len(outcome.refused)
+            names = ("moves published", "accounts moved", "records forwarded", "driver crashes")
+            summary.moves.update(dict(zip(names, outcome.moves, strict=True)))
+            summary.moves["seeds that repartitioned"] += outcome.moves[0] > 0
             if outcome.violation is not None:
                 summary.failures.append(outcome)
             if on_done is not None:

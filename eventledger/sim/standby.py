@@ -35,7 +35,7 @@ class SimStandby:
         self.reply_lanes = reply_lanes
         back = read_back(codec, logs, partition, reply_lanes)
         self.committed = Committed(codec, 0, {}, back.states)
-        self.committed.restored(back.states, 0, back.checkpoint)
+        self.committed.restored(back.states, 0, back.checkpoint, back.slot_record)
         self.committed.positioned(back.checkpoint.next_offset, back.checkpoint.internal_offset)
         self.ids = back.ids
         self.snapshots_at = back.snapshots_at  # the tail's next offset in snapshots[p]
@@ -59,7 +59,7 @@ class SimStandby:
             self.snapshots_at = record.offset + 1
             batch = self.batches.feed(record.key, record.value)
             if batch is not None:
-                self.committed.followed(batch.records, batch.checkpoint)
+                self.committed.followed(batch.records, batch.checkpoint, batch.slot_record)
         for lane in range(self.reply_lanes):
             replies = self.logs.log(TopicKind.REPLIES, self.partition * self.reply_lanes + lane)
             fetched: list[Record] = []
@@ -95,7 +95,7 @@ class SimStandby:
         epoch = self.logs.init(self.partition)
         self.catch_up()
         c = self.committed
-        return Handover(epoch, c.states, c.deadlines, c.position(), self.ids)
+        return Handover(epoch, c.states, c.deadlines, c.position(), self.ids, c.slot_record)
 
     def catch_up(self) -> None:
         """Apply what is left of the snapshots and the replies (`drain`, the id memory's

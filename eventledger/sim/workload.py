@@ -18,14 +18,18 @@ from eventledger.sim.ops import (
     Advance,
     Batch,
     Crash,
+    DriverCrash,
+    DriverTick,
     Follow,
     Forget,
+    Learn,
     Op,
     Rebuild,
     RebuildFinish,
     RebuildPause,
     RebuildResume,
     RebuildSwitch,
+    Repartition,
     Resume,
     Send,
     Settle,
@@ -90,12 +94,16 @@ class Workload:
                 ops.append(
                     Send(1, account, Deposit(self.rng.randint(1, 500)), f"fund-{account}", at)
                 )
-        ops += [Batch(p, 64, p) for p in range(self.world.config.partitions)]
+        ops += [Batch(p, 64, p) for p in range(self.world.count)]
         return ops
 
     def next(self) -> Op:
         if self.prologue:
             return self.prologue.pop(0)
+        if self.world.config.growths:
+            move = self.move_op()
+            if move is not None:
+                return move
         rebuilds = self.world.rebuilds
         if rebuilds.active:
             share = _SWITCH_OPS if rebuilds.mid_switch() else _REBUILD_OPS
@@ -115,15 +123,37 @@ class Workload:
         if r < 0.96:
             return self.stop_or_resume()
         if r < 0.98:
-            p = self.rng.randrange(self.world.config.partitions)
+            p = self.rng.randrange(self.world.count)
             return Crash(p, forget=self.rng.random() < 0.5)
         if r < 0.985:
-            return Forget(self.rng.randrange(self.world.config.partitions))
+            return Forget(self.rng.randrange(self.world.count))
         if r < 0.99:
             lost = sorted(self.world.lost)
             p = self.rng.choice(lost) if lost else 0
             return Settle(p, refund=self.rng.random() < 0.5)
-        return Rebuild(self.rng.randrange(self.world.config.partitions))
+        return Rebuild(self.rng.randrange(self.world.count))
+
+    def move_op(self) -> Op | None:
+        """A seed that repartitions: now and then the next growth requested; while one is
+        under way, the driver's ticks (one in ten with a lost answer), its crashes, and
+        clients learning the table. None: no such op this time."""
+        rng = self.rng
+        r = rng.random()
+        moving = self.world.repartition
+        if moving.active:
+            if r < 0.10:
+                return DriverTick(flaky=rng.random() < 0.1)
+            if r < 0.105:
+                return DriverCrash()
+        elif r < 0.01:
+            record = moving.desired.repartition
+            done = 0 if record is None else record.number
+            growths = self.world.config.growths
+            if done < len(growths):
+                return Repartition(growths[done], rng.choice((1, 2)))
+        if 0.2 < r < 0.22:
+            return Learn(rng.randrange(self.world.config.reply_lanes))
+        return None
 
     def standby_op(self) -> Op:
         """Mostly a standby's fetch (so that standbys lag by a varying number of records,
@@ -163,7 +193,7 @@ class Workload:
         rng = self.rng
         fault = rng.choice(_FAULTS) if rng.random() < 0.06 else Fault.NONE
         return Batch(
-            rng.randrange(self.world.config.partitions),
+            rng.randrange(self.world.count),
             rng.choice((1, 2, 3, 8, 32)),
             rng.getrandbits(32),
             fault,
@@ -188,7 +218,7 @@ class Workload:
         stopped = sorted(self.world.stopped)
         if stopped and self.rng.random() < 0.6:
             return Resume(self.rng.choice(stopped))
-        return Stop(self.rng.randrange(self.world.config.partitions))
+        return Stop(self.rng.randrange(self.world.count))
 
     # -- clients ---------------------------------------------------------------------------------
 
@@ -219,7 +249,8 @@ class Workload:
         elif roll < 0.07:
             first += rng.randint(0, 1000)  # a client clock ahead
         expected = rng.randint(0, 6) if rng.random() < 0.05 else None
-        send = Send(lane, account, command, command_id, max(first, 0), expected)
+        foreign = bool(self.world.config.growths) and rng.random() < 0.03
+        send = Send(lane, account, command, command_id, max(first, 0), expected, foreign)
         self.sends.append(send)
         if isinstance(command, Transfer):
             self.transfers.setdefault(account, []).append(command_id)

@@ -13,15 +13,21 @@ from typing import Any
 
 from eventledger.settlement import forced_leg
 from eventledger.sim.logs import FencedError, Logs
+from eventledger.sim.moves import SimRepartition
 from eventledger.sim.ops import (
     Advance,
     Batch,
     Crash,
+    DriverCrash,
+    DriverTick,
     Follow,
     Forget,
+    Learn,
     Op,
+    Rebuild,
     RebuildOp,
     RebuildSwitch,
+    Repartition,
     Resume,
     Send,
     Settle,
@@ -29,7 +35,7 @@ from eventledger.sim.ops import (
     Takeover,
     Wake,
 )
-from eventledger.sim.partition import Begun, Handover, SimPartition, StepReport
+from eventledger.sim.partition import MOVED_ENTRY, Begun, Handover, SimPartition, StepReport
 from eventledger.sim.rebuild import Rebuilds
 from eventledger.sim.standby import SimStandby
 from ledger.state import MAX_OPEN_TRANSFERS
@@ -40,7 +46,9 @@ from topology.codec.replies import decode_reply_record
 from topology.codes import PoisonCode
 from topology.envelopes import Answered, Deferred, Reply
 from topology.limits import MAX_SNAPSHOT_BYTES
+from topology.moves import SlotRecord
 from topology.partitioner import partition_for
+from topology.routing import RoutingTable
 from topology.step.records import OutRecord
 from topology.topics import TopicKind
 
@@ -71,6 +79,9 @@ class SimConfig:
     marker_lag: int = 0  # the most scheduler steps a commit's marker lands after it
     marker_seed: int = 0  # what each marker's lag is drawn from
     rebuild_guard: bool = True  # False: the rebuild before commit 7beaf85 (see Rebuilds)
+    growths: tuple[int, ...] = ()  # the partition counts the seed's repartitions grow to
+    slots_per_partition: int = 12  # S = partitions × this, once a repartition assigns slots
+    move_guard: bool = True  # False: a source does not adopt its handoff's slot record
 
 
 @dataclass
@@ -99,6 +110,16 @@ class World:
         self.logs = Logs(marker_lag=config.marker_lag, seed=config.marker_seed)
         self.now_ms = config.start_ms
         self.stopped: set[int] = set()
+        self.count = config.partitions  # the application's partition count (it only grows)
+        self.routing: RoutingTable | None = None  # the table last pushed to the workers
+        self.lane_tables: dict[int, RoutingTable] = {}  # lane → the table it routes by
+        self.repartition = SimRepartition(
+            self,
+            self.logs,
+            partitions=config.partitions,
+            slots_per_partition=config.slots_per_partition,
+            clock=lambda: self.now_ms / 1000,
+        )
         self.partitions = [self._worker(p, None) for p in range(config.partitions)]
         self.standbys = {p: self._standby(p) for p in config.standbys}
         # partition → its last writer taken over (paused, perhaps inside a batch)
@@ -129,6 +150,8 @@ class World:
             window_ms=c.window_ms,
             max_snapshot_bytes=c.max_snapshot_bytes,
             handover=handover,
+            routing=self.routing,
+            move_guard=c.move_guard,
         )
 
     def _standby(self, p: int) -> SimStandby:
@@ -140,7 +163,15 @@ class World:
         skews = self.config.skews_ms
         return self.now_ms + (skews[partition] if partition < len(skews) else 0)
 
-    def partition_of(self, account: str) -> int:
+    def partition_of(self, account: str, lane: int | None = None, foreign: bool = False) -> int:
+        """Where a client sends `account`'s commands: by the table its `lane` learned; with
+        none, Kafka's layout over the original count (= the table at version 0); a foreign
+        producer by Kafka's layout over today's count."""
+        if foreign:
+            return partition_for(encode_key(account), self.count)
+        table = None if lane is None else self.lane_tables.get(lane)
+        if table is not None:
+            return table.owner_of(encode_key(account))
         owner = self._owners.get(account)
         if owner is None:
             owner = self._owners[account] = partition_for(
@@ -156,6 +187,8 @@ class World:
         other op never does. Each op is one scheduler step: the markers due land first."""
         self.logs.tick()
         self.last_step = None
+        if getattr(op, "partition", 0) >= self.count:
+            return  # a partition not grown yet (a shortened trace may ask for one)
         if isinstance(op, Batch | Crash | RebuildSwitch | Forget | Takeover | Wake):
             self.touched.add(op.partition)
         match op:
@@ -185,6 +218,8 @@ class World:
             case Forget(partition=p):
                 worker = self.partitions[p]
                 worker.forget(worker.now(self.wall(p)))
+            case Rebuild() if self.repartition.desired.repartition is not None:
+                return  # refused once a repartition was asked for (the design's rule)
             case _ if isinstance(op, RebuildOp):
                 p = op.partition
                 self.rebuilds.apply(op, self.partitions[p], p not in self.stopped)
@@ -195,6 +230,33 @@ class World:
                 self._take_over(op)
             case Wake():
                 self._wake(op)
+            case Learn(lane=lane):
+                table = self.repartition.published
+                if table is not None:
+                    self.lane_tables[lane] = table
+            case Repartition() | DriverTick() | DriverCrash():
+                self.repartition.apply(op, set(self.rebuilds.active))
+
+    # -- the repartition's seams (`eventledger.sim.moves`) -------------------------------------
+
+    def grow(self, partitions: int) -> None:
+        """The application grows to `partitions`: a worker (and a standby, where the seed has
+        them) for each new partition; they restore nothing and own no slot."""
+        for p in range(self.count, partitions):
+            self.partitions.append(self._worker(p, None))
+            if self.standbys:
+                self.standbys[p] = self._standby(p)
+        self.count = max(self.count, partitions)
+
+    def push(self, table: RoutingTable) -> None:
+        """The published `table` handed to every running worker (a zombie keeps its own)."""
+        self.routing = table
+        for worker in self.partitions:
+            worker.routing = table
+
+    def slot_record(self, partition: int) -> SlotRecord | None:
+        """What partition `partition`'s member reports: its worker's slot record."""
+        return self.partitions[partition].slot_record
 
     def _take_over(self, op: Takeover) -> None:
         """The writer of `op.partition` is declared dead; it stays, paused, as a zombie (inside
@@ -256,9 +318,8 @@ class World:
                 op.account, op.command_id, op.command, fingerprint, op.first_attempt_ms
             )
         attempted.lanes.append(op.lane)
-        self.logs.produce_committed(
-            TopicKind.COMMANDS, self.partition_of(op.account), encode_key(op.account), value
-        )
+        partition = self.partition_of(op.account, op.lane, op.foreign)
+        self.logs.produce_committed(TopicKind.COMMANDS, partition, encode_key(op.account), value)
 
     def _note_lost(self, p: int, dead_letters: Sequence[OutRecord]) -> None:
         """The legs of partition `p` set aside in a committed batch (their transactions kept
@@ -286,13 +347,15 @@ class World:
         """Read the committed replies records not read yet; each answer is recorded with the
         command it answers (an id in flight is no answer: clients skip it)."""
         lanes = self.config.reply_lanes
-        for p in range(self.config.partitions):
+        for p in range(self.count):
             for lane in range(lanes):
                 partition = p * lanes + lane
                 log = self.logs.log(TopicKind.REPLIES, partition)
                 position = self.reply_positions.get(partition, 0)
                 for record in log.read(position):
                     assert record.value is not None
+                    if MOVED_ENTRY in record.headers:
+                        continue  # an id entry that moved with its account: no client's answer
                     answer = decode_reply_record(record.value)
                     if not isinstance(answer, Deferred):
                         self._record(lane, answer)

@@ -26,6 +26,9 @@ def test_many_seeds_run_clean() -> None:
     assert [str(f.violation) for f in summary.failures] == []
     assert summary.seeds == len(SEEDS) and summary.steps == len(SEEDS) * STEPS
     assert summary.operations > len(SEEDS) * 50, "the workload decides commands and legs"
+    moves = summary.moves  # a quarter of the seeds repartition online
+    assert moves["seeds that repartitioned"] > 10 and moves["accounts moved"] > 10
+    assert moves["records forwarded"] > 0 and moves["driver crashes"] > 0
 
 
 def test_a_seed_replays_exactly_from_its_trace() -> None:
