@@ -38,7 +38,13 @@ from topology.history import Elsewhere, HistoryPage, PointInTime
 from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 
-__all__ = ["MEMBERS_SECONDS", "STANDBY_GRACE_SECONDS", "PositionNotReachedError", "Reads"]
+__all__ = [
+    "MEMBERS_SECONDS",
+    "STANDBY_GRACE_SECONDS",
+    "ForeignPositionError",
+    "PositionNotReachedError",
+    "Reads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,11 @@ class PositionNotReachedError(Exception):
         )
         self.version = version
         self.position = position
+
+
+class ForeignPositionError(ValueError):
+    """A read's ``at_least`` names another partition than the aggregate's, in an application
+    without slots (where no move can have put the aggregate elsewhere): a wrong bound."""
 
 
 class Reads(Generic[V]):
@@ -134,13 +145,14 @@ class Reads(Generic[V]):
         read-your-writes). A standby answers when it reaches them within
         ``Settings.read_wait_ms``, else the writer, which waits as long; still short, raises
         ``PositionNotReachedError``. ``ViewAt.served_by`` says which answered. ``at_least``
-        of another partition than the aggregate's is a ValueError, unless the application
-        has slots: then it names where the account was before a move, and any state of its
-        owner that holds it has passed it (no commit of a non-owner touches the account)."""
+        of another partition than the aggregate's is a ``ForeignPositionError``, unless the
+        application has slots: then it names where the account was before a move, and any
+        state of its owner that holds it has passed it (no commit of a non-owner touches the
+        account)."""
         partition = self.partition_of(aggregate_id)
         if at_least is not None and at_least.partition != partition:
             if self._routes.table is None:
-                raise ValueError(
+                raise ForeignPositionError(
                     f"position {at_least} is of partition {at_least.partition}, "
                     f"not of {aggregate_id!r}'s ({partition})"
                 )

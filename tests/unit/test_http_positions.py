@@ -1,8 +1,8 @@
 """Positions over HTTP: a POST answers where its commit put the partition, a GET answers the
 position it read at and takes `min_version` / `at_least` (409 `position_not_reached` when
-the partition did not reach them in its wait; 422 for a position of another partition or of
-another form). The routes run in process over a fake client; the integration tests run them
-on the real service."""
+the partition did not reach them in its wait; 422 for a position of another partition, in an
+application without slots, or of another form). The routes run in process over a fake
+client; the integration tests run them on the real service."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from actors.messages import ServedBy, ViewAt
-from actors.reads import PositionNotReachedError
+from actors.reads import ForeignPositionError, PositionNotReachedError
 from eventledger.http.app import api
 from eventledger.http.auth import TokenTable
 from eventledger.http.replica import Replica, bind_replica
@@ -29,6 +29,7 @@ class _Reads:
     def __init__(self) -> None:
         self.asked: list[tuple[str, int, Position | None]] = []
         self.served_by = ServedBy.STANDBY
+        self.slots = False  # Reads' rule: a position of another partition only with slots
 
     def partition_of(self, account: str) -> int:
         return 1
@@ -39,6 +40,10 @@ class _Reads:
     def read(
         self, account: str, *, min_version: int, at_least: Position | None, timeout: float
     ) -> ViewAt:
+        if at_least is not None and at_least.partition != 1:
+            if not self.slots:
+                raise ForeignPositionError(f"position {at_least} is of another partition")
+            at_least = None
         self.asked.append((account, min_version, at_least))
         if min_version > 3 or (at_least is not None and at_least.seq > AT.seq):
             raise PositionNotReachedError(account, 3, AT)
@@ -112,6 +117,16 @@ def test_a_position_of_another_partition_is_422_never_ignored(
     assert answer.status_code == 422
     assert answer.json()["code"] == "invalid_request"
     assert fake.reads.asked == []  # refused before any read
+
+
+def test_with_slots_a_position_of_the_partition_before_a_move_is_passed(
+    http: tuple[TestClient, _Client],
+) -> None:
+    client, fake = http
+    fake.reads.slots = True
+    answer = client.get("/accounts/a", params={"at_least": "0:99"})
+    assert answer.status_code == 200 and answer.json()["position"] == "1:40"
+    assert fake.reads.asked == [("a", 0, None)]
 
 
 @pytest.mark.parametrize(
