@@ -13,6 +13,7 @@ traffic stays on 127.0.0.1. Everything started here is stopped here, anomaly or 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -37,9 +38,10 @@ from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, free_port, local_resour
 from eventledger.torture.checker import CheckResult, EventFact, check, fact
 from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan, check_brokers
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
+from eventledger.torture.growth import MoveSummary
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Nemesis
-from eventledger.torture.state_reader import StateReader
+from eventledger.torture.state_reader import StateReader, live_partitions
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
 from ledger.money import Money
 from topology.names import NAMESPACE
@@ -100,6 +102,9 @@ class TortureResult:
     shared_ids: int
     duration: float
     notes: list[str] = field(default_factory=list)
+    repartitions: list[MoveSummary] = field(default_factory=list)
+    owners: dict[str, int] = field(default_factory=dict)
+    """Each account's partition as the actors held it at the check."""
 
     @property
     def ok(self) -> bool:
@@ -107,9 +112,16 @@ class TortureResult:
 
     def gaps(self) -> list[Gap]:
         """Each fault's answer gap (``eventledger.torture.gap``), in the order of ``faults``;
-        a fault that could not be injected has none."""
+        a fault that could not be injected has none. An account's partition is its first
+        one, or after a repartition the one holding it at the check (so a gap measured
+        before a move of it is an approximation)."""
+        moved = bool(self.repartitions)
         partition_of = functools.cache(
-            lambda account: partition_for(account.encode(), self.config.partitions)
+            lambda account: (
+                self.owners[account]
+                if moved and account in self.owners
+                else partition_for(account.encode(), self.config.partitions)
+            )
         )
         return [
             answer_gap(self.ops, partition_of, f.partitions, f.started, f.ended)
@@ -146,6 +158,7 @@ class TortureResult:
             "client_errors": dict(self.errors),
             "shared_id_pairs": self.shared_ids,
             "notes": self.notes,
+            "repartitions": [dataclasses.asdict(r) for r in self.repartitions],
             "check": self.check.to_dict(),
         }
 
@@ -254,6 +267,8 @@ def _drive(
     def tell(phase: str, faults: int = 0) -> None:
         ops, answered = history.counts()
         elapsed = clock() - since[0] if since else 0.0
+        moving = nemesis.repartition_line()
+        phase = f"{phase} · repartition {moving}" if moving else phase
         report(Snapshot(phase, elapsed, config.seconds, ops, answered, faults))
 
     notes: list[str] = []
@@ -304,12 +319,16 @@ def _drive(
     if not _settled(settings, config.settle_timeout):
         notes.append("the service did not settle (every partition running) before the check")
     tell("reading the events and the actors", nemesis.injected())
-    facts, money = _facts(settings)
-    balances = _balances(settings)
-    if balances is None:
+    repartitions = sorted(nemesis.repartitions.values(), key=lambda r: r.number)
+    notes.extend(f"{r}" for r in repartitions if r.phase != "done")
+    grown = dataclasses.replace(settings, partitions=nemesis.partitions)
+    facts, money = _facts(dataclasses.replace(settings, partitions=live_partitions(settings)))
+    held = _balances(grown)
+    if held is None:
         notes.append("the actors' balances could not be read")
+    balances, owners, twice = held if held is not None else (None, {}, [])
     reader.check(quiet=True)
-    result = check(history.ops(), facts, balances, money, reader.problems)
+    result = check(history.ops(), facts, balances, money, reader.problems, held_twice=twice)
     result.state_reads = (reader.reads, reader.failed_reads)
     return TortureResult(
         config=config,
@@ -321,6 +340,8 @@ def _drive(
         shared_ids=workload.shared.paired,
         duration=clock(),
         notes=notes,
+        repartitions=repartitions,
+        owners=owners,
     )
 
 
@@ -369,16 +390,25 @@ def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
     return facts, money
 
 
-def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | None:
-    """Every account's balance as its partition actor holds it (committed state)."""
+def _balances(
+    settings: Settings, timeout: float = 60.0
+) -> tuple[dict[str, int], dict[str, int], list[str]] | None:
+    """Every account's balance as its partition actor holds it (committed state), the
+    partition holding it, and the accounts two actors hold (a move done twice or undone)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
             views: dict[str, int] = {}
-            for part in ray.get([h.views.remote() for h in handles], timeout=30):
-                views.update({k: int(v.balance) for k, v in part.items()})
-            return views
+            owners: dict[str, int] = {}
+            twice: list[str] = []
+            parts = ray.get([h.views.remote() for h in handles], timeout=30)
+            for p, part in enumerate(parts):
+                for k, v in part.items():
+                    if k in owners:
+                        twice.append(f"{k}: held by partitions {owners[k]} and {p}")
+                    views[k], owners[k] = int(v.balance), p
+            return views, owners, twice
         except Exception as e:  # an actor restarting: ask again
             log.info("views unavailable: %s", e)
             time.sleep(1.0)
