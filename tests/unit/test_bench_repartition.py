@@ -4,8 +4,8 @@ record, and its rows (the peer row says why Kafka Streams cannot)."""
 from __future__ import annotations
 
 from bench.model import RepartitionRun, RunResults
-from bench.report import build_rows
 from bench.repartition import KSTREAMS_CANNOT, latency_ms, pauses
+from bench.report import build_rows
 from topology.control import MoveRecord, MoveState, RepartitionPhase, RepartitionRecord
 
 
