@@ -272,7 +272,9 @@ class RepartitionRun:
     (request → done) and its moving part (first move requested → done); ``pauses`` in ms:
     per leg kind (``handoff``, ``install``, ``legs``: both) p50 and max over the moves,
     ``partition_max`` each partition's longest leg; ``latency_ms`` per window (``before``,
-    ``during``, ``after`` the switch): n, p50, p99, max; ``peer``: why no peer is measured."""
+    ``during``, ``after`` the switch): n, p50, p99, max; ``answer_gaps_ms`` per window
+    (``before``, ``during``): each answering partition's longest silence, p50 and max over
+    them; ``peer``: why no peer is measured."""
 
     keys: int
     rate: float
@@ -287,6 +289,7 @@ class RepartitionRun:
     accounts_per_second: float
     pauses: dict[str, Any]
     latency_ms: dict[str, dict[str, float]]
+    answer_gaps_ms: dict[str, dict[str, Any]]
     peer: str
     facts: dict[str, Any] = field(default_factory=dict)
 

@@ -21,7 +21,9 @@ DONE), moves, slots and accounts moved (the accounts whose slot changed owner) p
 of moving, each leg's pause (the source's handoff batch, the target's install batch, as the
 partitions report them) as p50 and max over the moves, and per partition the longest pause
 of its legs; from the client: the deposits' latency (reply − scheduled send) p50 / p99
-before, during and after the switch.
+before, during and after the switch, and per answering partition the longest silence
+between its replies before and during the switch (the pause as a client sees it, measured
+whether or not the partitions report their legs).
 
 No peer is measured: Kafka Streams cannot grow a running application's partitions (a
 source topic's partition count is fixed for an application; its tasks, state stores and
@@ -32,6 +34,7 @@ new one with its state rebuilt offline).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import shutil
 import statistics
@@ -68,7 +71,7 @@ from topology.routing import slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["KSTREAMS_CANNOT", "latency_ms", "pauses", "run_repartition"]
+__all__ = ["KSTREAMS_CANNOT", "answer_gaps", "latency_ms", "pauses", "run_repartition"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,24 @@ def latency_ms(samples: list[tuple[float, float]], since: float, until: float) -
     return {"n": len(taken), "p50": statistics.median(taken), "p99": p99, "max": taken[-1]}
 
 
+def answer_gaps(replies: list[tuple[int, float]], since: float, until: float) -> dict[str, Any]:
+    """Per partition (the one that answered: the reply's position), the longest silence
+    between two of its replies received in [since, until], in ms; with p50 and max over
+    the partitions (a partition with fewer than two replies there has none)."""
+    times: dict[int, list[float]] = {}
+    for p, at in replies:
+        if since <= at <= until:
+            times.setdefault(p, []).append(at)
+    per = {
+        p: max(b - a for a, b in itertools.pairwise(sorted(ts))) * 1000
+        for p, ts in sorted(times.items())
+        if len(ts) > 1
+    }
+    if not per:
+        return {}
+    return {"per_partition": per, "p50": statistics.median(per.values()), "max": max(per.values())}
+
+
 def pauses(record: RepartitionRecord) -> dict[str, Any]:
     """Each leg's pause over the moves (p50, max, ms), and per partition its longest leg."""
     handoffs = [m.handoff_pause_ms for m in record.moves if m.handoff_pause_ms is not None]
@@ -188,6 +209,11 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
         stop_service(settings.app_id)
         shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
     samples = [(s.at, s.replied) for s in load.sent if s.replied is not None]
+    answered = [
+        (r.position.partition, s.replied)
+        for s, r in zip(load.sent, replies, strict=True)
+        if s.replied is not None and r.position is not None
+    ]
     moved_slots = {s for m in record.moves for s in m.slots}
     moved = sum(1 for i in range(keys) if slot(account_id(i).encode(), record.slots) in moved_slots)
     first_request = min((m.requested_at for m in record.moves), default=record.requested_at)
@@ -209,6 +235,10 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
             "before": latency_ms(samples, began + cfg.warmup, switch),
             "during": latency_ms(samples, switch, done),
             "after": latency_ms(samples, done, float("inf")),
+        },
+        answer_gaps_ms={
+            "before": answer_gaps(answered, began + cfg.warmup, switch),
+            "during": answer_gaps(answered, switch, done),
         },
         peer=KSTREAMS_CANNOT,
         facts={

@@ -4,7 +4,7 @@ record, and its rows (the peer row says why Kafka Streams cannot)."""
 from __future__ import annotations
 
 from bench.model import RepartitionRun, RunResults
-from bench.repartition import KSTREAMS_CANNOT, latency_ms, pauses
+from bench.repartition import KSTREAMS_CANNOT, answer_gaps, latency_ms, pauses
 from bench.report import build_rows
 from topology.control import MoveRecord, MoveState, RepartitionPhase, RepartitionRecord
 
@@ -71,6 +71,7 @@ def test_the_rows_hold_the_pauses_against_one_second_and_name_the_missing_peer()
             "partition_max_p50": 800.0,
         },
         latency_ms={"before": {"n": 1000, "p50": 4.0, "p99": 9.0}, "during": {"n": 0}},
+        answer_gaps_ms={"during": {"per_partition": {0: 300.0}, "p50": 300.0, "max": 300.0}},
         peer=KSTREAMS_CANNOT,
     )
     rows = build_rows(RunResults(repartition=run))
@@ -79,5 +80,14 @@ def test_the_rows_hold_the_pauses_against_one_second_and_name_the_missing_peer()
     assert ("eventledger", "120 / 400 ms", "≤ 1 s ✓") in values
     assert ("eventledger", "200 / 1200 ms", "≤ 1 s ✗") in values
     assert ("eventledger", "4.0 / 9.0 ms (n=1,000)", "") in values
+    assert ("eventledger", "300 / 300 ms", "") in values
     assert rows[-1].system == "kstreams" and rows[-1].value.startswith("cannot online")
-    assert not any("during" in r.measure for r in rows)  # no sample in that window
+    assert not any("deposits" in r.measure and "during" in r.measure for r in rows)  # n = 0
+
+
+def test_answer_gaps_are_each_partitions_longest_silence_in_the_window() -> None:
+    replies = [(0, 1.0), (0, 1.1), (0, 1.6), (1, 1.2), (1, 1.3), (2, 1.5), (0, 9.0)]
+    gaps = answer_gaps(replies, 1.0, 2.0)
+    assert {p: round(ms) for p, ms in gaps["per_partition"].items()} == {0: 500, 1: 100}
+    assert round(gaps["max"]) == 500 and round(gaps["p50"]) == 300
+    assert answer_gaps(replies, 5.0, 6.0) == {}
