@@ -151,7 +151,8 @@ def print_result(console: Console, result: TortureResult) -> None:
         )
 
     if result.repartitions:
-        console.print(_repartitions(result))
+        width = None if console.is_terminal else max(console.width, 120)
+        console.print(_repartitions(result), width=width)
 
     for a, examples in c.examples.items():
         for e in examples:
