@@ -18,7 +18,8 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 - ``repartition``: the coordinator's online repartition to the next count
   (``eventledger.torture.growth``: 4 → 8, then 8 → 12), left running while the other faults
   go on (its window ends when the coordinator records it done or failed); its turn passes
-  while one is under way.
+  while one is under way. Meanwhile ``kill`` and ``stop`` aim at a source or target of a
+  move under way.
 
 Ray's cluster nodes are removed and added on the main thread (``serve``).
 ``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
@@ -105,6 +106,7 @@ class Nemesis:
         self._main_calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self.partitions = self.settings.partitions
         """The application's count as last seen (a repartition past its growth raises it)."""
+        self._moving: set[int] = set()  # the sources and targets of moves under way
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -221,12 +223,20 @@ class Nemesis:
         return pid
 
     def _kill_partition(self, record: FaultRecord) -> None:
-        p = self._rng.randrange(self.partitions)
+        p = self._target()
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target, record.partitions = f"partition {p} (pid {pid})", (p,)
         record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
+
+    def _target(self) -> int:
+        """A partition to hit: while a repartition moves, a source or target of a move
+        under way; else any."""
+        self._watch_repartitions()
+        with self._lock:
+            moving = sorted(self._moving)
+        return self._rng.choice(moving) if moving else self._rng.randrange(self.partitions)
 
     def _wait_back(self, find: Callable[[], Any], pid: int, record: FaultRecord) -> None:
         """The fault lasts until the actor answers again from a new process (bounded)."""
@@ -242,7 +252,7 @@ class Nemesis:
         record.detail = "not back before the deadline"
 
     def _stop_partition(self, record: FaultRecord) -> None:
-        p = self._rng.randrange(self.partitions)
+        p = self._target()
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target = f"partition {p} (pid {pid}) for {self.plan.stop_seconds:.1f}s"
         record.partitions = (p,)
@@ -370,7 +380,9 @@ class Nemesis:
         if record is None:
             return
         summary = summarize(record)
+        busy = [m for m in record.moves if m.state.busy] if record.phase.active else []
         with self._lock:
+            self._moving = {p for m in busy for p in (m.source, m.target)}
             self.repartitions[record.number] = summary
             if record.phase is not RepartitionPhase.GROWING:
                 self.partitions = max(self.partitions, record.to_partitions)
