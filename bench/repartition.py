@@ -136,20 +136,27 @@ def latency_ms(samples: list[tuple[float, float]], since: float, until: float) -
 
 def answer_gaps(replies: list[tuple[int, float]], since: float, until: float) -> dict[str, Any]:
     """Per partition (the one that answered: the reply's position), the longest silence
-    between two of its replies received in [since, until], in ms; with p50 and max over
-    the partitions (a partition with fewer than two replies there has none)."""
+    between two of its replies received in [since, until], in ms, and when it began (s
+    after ``since``); with p50 and max over the partitions (a partition with fewer than two
+    replies there has none)."""
     times: dict[int, list[float]] = {}
     for p, at in replies:
         if since <= at <= until:
             times.setdefault(p, []).append(at)
-    per = {
-        p: max(b - a for a, b in itertools.pairwise(sorted(ts))) * 1000
+    widest = {
+        p: max(itertools.pairwise(sorted(ts)), key=lambda pair: pair[1] - pair[0])
         for p, ts in sorted(times.items())
         if len(ts) > 1
     }
-    if not per:
+    if not widest:
         return {}
-    return {"per_partition": per, "p50": statistics.median(per.values()), "max": max(per.values())}
+    per = {p: (b - a) * 1000 for p, (a, b) in widest.items()}
+    return {
+        "per_partition": per,
+        "began_at": {p: a - since for p, (a, _) in widest.items()},
+        "p50": statistics.median(per.values()),
+        "max": max(per.values()),
+    }
 
 
 def pauses(record: RepartitionRecord) -> dict[str, Any]:
@@ -244,6 +251,7 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
         facts={
             **facts,
             "switch seen by the bench (s)": done - switch,
+            "growing (s): request → first move requested": first_request - record.requested_at,
             "moves per source": dict(sorted(Counter(m.source for m in record.moves).items())),
         },
     )

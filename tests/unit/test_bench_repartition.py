@@ -90,4 +90,5 @@ def test_answer_gaps_are_each_partitions_longest_silence_in_the_window() -> None
     gaps = answer_gaps(replies, 1.0, 2.0)
     assert {p: round(ms) for p, ms in gaps["per_partition"].items()} == {0: 500, 1: 100}
     assert round(gaps["max"]) == 500 and round(gaps["p50"]) == 300
+    assert {p: round(at, 1) for p, at in gaps["began_at"].items()} == {0: 0.1, 1: 0.2}
     assert answer_gaps(replies, 5.0, 6.0) == {}
