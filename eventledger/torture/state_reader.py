@@ -22,8 +22,8 @@ from eventledger.torture.checker import flows_problems
 from topology.codec.aggregate import Codec
 from topology.codec.state import decode_flows
 from topology.flows import FLOWS_KEY, Flows
-from topology.protocol import AnyAggregate
 from topology.names import Names
+from topology.protocol import AnyAggregate
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
