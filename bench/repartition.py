@@ -347,5 +347,6 @@ def _check(
         "accounts held (Σ over partitions)": held,
         "accounts touched and checked": len(deposits),
         "accounts per partition after": [s.aggregates for s in stats],
+        "records forwarded (Σ since each worker started)": sum(s.forwarded for s in stats),
         "Σ balances = seeded + deposits": total,
     }

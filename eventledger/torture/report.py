@@ -181,6 +181,8 @@ def _outcomes(result: TortureResult) -> Table:
     outcomes.add_row("transfers (ids with events)", f"{c.transfers:,}")
     reads = "{:,} ({:,})".format(*c.state_reads)
     outcomes.add_row("state-topic reads checked (failed: broker down)", reads)
+    if result.forwarded is not None:
+        outcomes.add_row("records forwarded (since each worker started)", f"{result.forwarded:,}")
     crossed = c.crossed_and(Anomaly.LOST), c.crossed_and(Anomaly.PHANTOM)
     outcomes.add_row("lost / phantom ops that got a crossed reply", f"{crossed[0]} / {crossed[1]}")
     outcomes.add_section()

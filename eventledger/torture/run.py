@@ -30,7 +30,7 @@ import ray
 
 from actors.audit import read_events
 from actors.deployment import find_coordinator, stop_service
-from actors.messages import RowState, ServiceStatus
+from actors.messages import PartitionStats, RowState, ServiceStatus
 from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker_cluster import BrokerCluster, ClusterHome
@@ -105,6 +105,9 @@ class TortureResult:
     repartitions: list[MoveSummary] = field(default_factory=list)
     owners: dict[str, int] = field(default_factory=dict)
     """Each account's partition as the actors held it at the check."""
+    forwarded: int | None = None
+    """Records the partitions forwarded to their slot's owner, since each worker started
+    (None: not asked, or no repartition)."""
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,7 @@ class TortureResult:
             "shared_id_pairs": self.shared_ids,
             "notes": self.notes,
             "repartitions": [dataclasses.asdict(r) for r in self.repartitions],
+            "forwarded": self.forwarded,
             "check": self.check.to_dict(),
         }
 
@@ -342,6 +346,7 @@ def _drive(
         notes=notes,
         repartitions=repartitions,
         owners=owners,
+        forwarded=_forwarded(grown) if repartitions else None,
     )
 
 
@@ -388,6 +393,17 @@ def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
         facts.append(fact(e.envelope.aggregate_id, e.envelope.command_id, e.event, where))
         money.add((e.event,))
     return facts, money
+
+
+def _forwarded(settings: Settings) -> int | None:
+    """Σ of the partitions' ``forwarded`` counters (None: not every partition answered)."""
+    try:
+        handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
+        stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=30)
+    except Exception as e:  # an actor restarting: the figure is left out
+        log.info("stats unavailable: %s", e)
+        return None
+    return sum(s.forwarded for s in stats)
 
 
 def _balances(

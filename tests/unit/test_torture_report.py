@@ -148,10 +148,12 @@ def test_a_run_with_repartitions_prints_their_progress_and_gaps_by_the_final_own
         duration=5.0,
         repartitions=[summary],
         owners={"a": 6},  # where the actors held it at the check
+        forwarded=17,
     )
     out = io.StringIO()
     print_result(Console(file=out, width=160), result)
     text = out.getvalue()
     assert "4 → 8" in text and "96/96" in text and "120 / 300 ms" in text and "46.9 s" in text
+    assert "records forwarded (since each worker started)" in text and "17" in text
     assert result.gaps()[0].seconds == 3.0  # partition 6 by the final owner: 1.0 → 4.0
     assert result.to_dict()["repartitions"][0]["install_max"] == 300.0
