@@ -28,22 +28,20 @@ from typing import Any
 
 import ray
 
-from actors.audit import read_events
 from actors.deployment import find_coordinator, stop_service
-from actors.messages import PartitionStats, RowState, ServiceStatus
-from actors.ray_state import partition_actor
+from actors.messages import RowState, ServiceStatus
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker_cluster import BrokerCluster, ClusterHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, free_port, local_resources
-from eventledger.torture.checker import CheckResult, EventFact, check, fact
+from eventledger.torture.checker import CheckResult, check
 from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan, check_brokers
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
 from eventledger.torture.growth import MoveSummary
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Nemesis
+from eventledger.torture.reading import actor_balances, forwarded, read_facts
 from eventledger.torture.state_reader import StateReader, live_partitions
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
-from ledger.money import Money
 from topology.names import NAMESPACE
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -326,8 +324,8 @@ def _drive(
     repartitions = sorted(nemesis.repartitions.values(), key=lambda r: r.number)
     notes.extend(f"{r}" for r in repartitions if r.phase != "done")
     grown = dataclasses.replace(settings, partitions=nemesis.partitions)
-    facts, money = _facts(dataclasses.replace(settings, partitions=live_partitions(settings)))
-    held = _balances(grown)
+    facts, money = read_facts(dataclasses.replace(settings, partitions=live_partitions(settings)))
+    held = actor_balances(grown)
     if held is None:
         notes.append("the actors' balances could not be read")
     balances, owners, twice = held if held is not None else (None, {}, [])
@@ -346,7 +344,7 @@ def _drive(
         notes=notes,
         repartitions=repartitions,
         owners=owners,
-        forwarded=_forwarded(grown) if repartitions else None,
+        forwarded=forwarded(grown) if repartitions else None,
     )
 
 
@@ -367,65 +365,3 @@ def _settled(settings: Settings, timeout: float) -> bool:
             return True
         time.sleep(0.5)
     return False
-
-
-def _facts(settings: Settings) -> tuple[list[EventFact], Money]:
-    """Every committed event, reduced (read_committed, from offset 0 to the end), and the
-    money fold of them (transfers)."""
-    for attempt in range(5):
-        try:
-            return _read_facts(settings)
-        except Exception as e:  # the broker still settling after a restart
-            log.warning("reading the events (attempt %d): %s", attempt + 1, e)
-            time.sleep(2.0)
-    return _read_facts(settings)
-
-
-def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
-    facts, money = [], Money()
-    # Each account's events in sequence order: after a repartition they lie on two partitions.
-    events = sorted(
-        read_events(settings, AGGREGATE),
-        key=lambda e: (e.envelope.aggregate_id, e.envelope.sequence),
-    )
-    for e in events:
-        where = f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}"
-        facts.append(fact(e.envelope.aggregate_id, e.envelope.command_id, e.event, where))
-        money.add((e.event,))
-    return facts, money
-
-
-def _forwarded(settings: Settings) -> int | None:
-    """Σ of the partitions' ``forwarded`` counters (None: not every partition answered)."""
-    try:
-        handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
-        stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=30)
-    except Exception as e:  # an actor restarting: the figure is left out
-        log.info("stats unavailable: %s", e)
-        return None
-    return sum(s.forwarded for s in stats)
-
-
-def _balances(
-    settings: Settings, timeout: float = 60.0
-) -> tuple[dict[str, int], dict[str, int], list[str]] | None:
-    """Every account's balance as its partition actor holds it (committed state), the
-    partition holding it, and the accounts two actors hold (a move done twice or undone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
-            views: dict[str, int] = {}
-            owners: dict[str, int] = {}
-            twice: list[str] = []
-            parts = ray.get([h.views.remote() for h in handles], timeout=30)
-            for p, part in enumerate(parts):
-                for k, v in part.items():
-                    if k in owners:
-                        twice.append(f"{k}: held by partitions {owners[k]} and {p}")
-                    views[k], owners[k] = int(v.balance), p
-            return views, owners, twice
-        except Exception as e:  # an actor restarting: ask again
-            log.info("views unavailable: %s", e)
-            time.sleep(1.0)
-    return None
