@@ -290,7 +290,13 @@ def _check_ops(
             continue
         answer = op.answer
         if answer is None or answer.at > op.deadline:
-            r.flag(Anomaly.UNANSWERED, f"{op.account}/{op.command_id}: {op.attempts} tries", op)
+            r.flag(
+                Anomaly.UNANSWERED,
+                f"{op.account}/{op.command_id}: {op.attempts} tries from {op.started:.1f} s "
+                f"to its budget's end at {op.deadline:.1f} s"
+                + (" (it took effect)" if found else " (no event)"),
+                op,
+            )
             if found:
                 expected += op.move  # it took effect, unbeknown to its caller
             continue

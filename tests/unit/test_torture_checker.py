@@ -154,6 +154,10 @@ def test_unanswered_within_the_budget() -> None:
     assert result.op_anomalies[late.op_id] == {Anomaly.UNANSWERED}
     assert result.counts[Anomaly.TOTAL] == 0  # the late one took effect and is counted
     assert result.retried == 1
+    assert result.examples[Anomaly.UNANSWERED] == [
+        "alice/d2: 4 tries from 0.0 s to its budget's end at 10.0 s (no event)",
+        "alice/d3: 1 tries from 0.0 s to its budget's end at 10.0 s (it took effect)",
+    ]
 
 
 def test_overdraft_below_the_limit_in_the_events_and_in_an_actor() -> None:
