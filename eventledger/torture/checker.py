@@ -294,7 +294,9 @@ def _check_ops(
                 Anomaly.UNANSWERED,
                 f"{op.account}/{op.command_id}: {op.attempts} tries from {op.started:.1f} s "
                 f"to its budget's end at {op.deadline:.1f} s"
-                + (" (it took effect)" if found else " (no event)"),
+                + (
+                    f" (it took effect: {found[0].where or 'an event'})" if found else " (no event)"
+                ),
                 op,
             )
             if found:

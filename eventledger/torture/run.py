@@ -103,6 +103,9 @@ class TortureResult:
     repartitions: list[MoveSummary] = field(default_factory=list)
     owners: dict[str, int] = field(default_factory=dict)
     """Each account's partition as the actors held it at the check."""
+    zero_unix_ms: int = 0
+    """The wall-clock time (Unix ms) of the run's clock's 0 s, to place an event's
+    timestamp (an example's ``t=``) on the run's clock."""
     forwarded: int | None = None
     """Records the partitions forwarded to their slot's owner, since each worker started
     (None: not asked, or no repartition)."""
@@ -161,6 +164,7 @@ class TortureResult:
             "notes": self.notes,
             "repartitions": [dataclasses.asdict(r) for r in self.repartitions],
             "forwarded": self.forwarded,
+            "zero_unix_ms": self.zero_unix_ms,
             "check": self.check.to_dict(),
         }
 
@@ -341,6 +345,7 @@ def _drive(
         errors=workload.errors,
         shared_ids=workload.shared.paired,
         duration=clock(),
+        zero_unix_ms=round((time.time() - clock()) * 1000),
         notes=notes,
         repartitions=repartitions,
         owners=owners,

@@ -156,7 +156,7 @@ def test_unanswered_within_the_budget() -> None:
     assert result.retried == 1
     assert result.examples[Anomaly.UNANSWERED] == [
         "alice/d2: 4 tries from 0.0 s to its budget's end at 10.0 s (no event)",
-        "alice/d3: 1 tries from 0.0 s to its budget's end at 10.0 s (it took effect)",
+        "alice/d3: 1 tries from 0.0 s to its budget's end at 10.0 s (it took effect: an event)",
     ]
 
 
