@@ -336,12 +336,15 @@ def _check(
     if total != seeded + len(replies):
         raise CheckFailedError(f"Σ balances {total}, expected {seeded} + {len(replies)}")
     reads = Reads(settings, AccountView)
-    for i, n in deposits.items():
-        view = reads.read(account_id(i), min_version=versions[i]).view
-        want = balance_of(i) + n
-        if not isinstance(view, AccountView) or view.balance != want:
-            got = view.balance if isinstance(view, AccountView) else None
-            raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
+    try:
+        for i, n in deposits.items():
+            view = reads.read(account_id(i), min_version=versions[i]).view
+            want = balance_of(i) + n
+            if not isinstance(view, AccountView) or view.balance != want:
+                got = view.balance if isinstance(view, AccountView) else None
+                raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
+    finally:
+        reads.close()  # its control-topic tail
     return {
         "deposits sent (all answered, accepted)": len(replies),
         "accounts held (Σ over partitions)": held,
