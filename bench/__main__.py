@@ -79,8 +79,8 @@ def main(
         str | None,
         typer.Option(
             help="Comma-separated subset of: throughput,latency,restore,e2e,history,failover,"
-            "http (e2e always runs the raw echo beside the selected ledger systems; history, "
-            "failover and http are eventledger's only)."
+            "http,repartition (e2e always runs the raw echo beside the selected ledger "
+            "systems; history, failover, http and repartition are eventledger's only)."
         ),
     ] = None,
     out: Annotated[
@@ -138,6 +138,12 @@ def main(
     http_replicas: Annotated[
         int | None, typer.Option(help="http: API replicas in each mode (1).")
     ] = None,
+    repartition_keys: Annotated[
+        int | None, typer.Option(help="repartition: accounts of the grown app (1,000,000).")
+    ] = None,
+    repartition_rate: Annotated[
+        float | None, typer.Option(help="repartition: deposits/s across the switch (200).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Workload seed (7).")] = None,
     keep_topics: Annotated[bool, typer.Option(help="Keep this run's topics.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
@@ -174,6 +180,8 @@ def main(
         "http_replicas": http_replicas,
         "http_get_rate": http_get_rate,
         "http_standbys": http_standbys,
+        "repartition_keys": repartition_keys,
+        "repartition_rate": repartition_rate,
     }
     known = {f.name for f in fields(BenchConfig)}
     overrides = {k: v for k, v in given.items() if v is not None and k in known}

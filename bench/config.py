@@ -28,6 +28,7 @@ class Phase(StrEnum):
     HISTORY = "history"
     FAILOVER = "failover"
     HTTP = "http"
+    REPARTITION = "repartition"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class BenchConfig:
     http_get_rate: float = 350.0  # GETs/s of the open-loop read load beside the commands
     http_standbys: int | None = None  # standbys per partition in the http phase (None: default)
     http_replicas: int = 1  # API replicas (Serve's, or uvicorn workers on the node)
+    repartition_keys: int = 1_000_000  # the repartition phase's accounts
+    repartition_from: int = 4  # its partitions before
+    repartition_to: int = 8  # and after
+    repartition_rate: float = 200.0  # deposits per second, open loop, across the switch
+    repartition_before: float = 10.0  # seconds of load before the switch (and after it)
     drain_timeout: float = 1_800.0
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +96,8 @@ class BenchConfig:
             "http_accounts",
             "http_inflight",
             "http_replicas",
+            "repartition_keys",
+            "repartition_from",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -99,6 +107,10 @@ class BenchConfig:
             raise ValueError(
                 "http_seconds, http_rate, http_open_seconds and http_get_rate must be positive"
             )
+        if self.repartition_to <= self.repartition_from:
+            raise ValueError("repartition_to must be above repartition_from")
+        if min(self.repartition_rate, self.repartition_before) <= 0:
+            raise ValueError("repartition_rate and repartition_before must be positive")
         if self.quix_commit_interval <= 0:
             raise ValueError("quix_commit_interval must be positive")
         if self.history_events < 1_000:
@@ -145,6 +157,8 @@ QUICK = BenchConfig(
     http_accounts=100,
     http_seconds=2.0,
     http_open_seconds=2.0,
+    repartition_keys=50_000,
+    repartition_before=5.0,
     quick=True,
 )
 """Small enough for the smoke test: seconds per phase."""

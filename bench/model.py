@@ -19,6 +19,7 @@ __all__ = [
     "HistoryCost",
     "HttpServing",
     "Latency",
+    "RepartitionRun",
     "Restore",
     "RunContext",
     "RunResults",
@@ -265,6 +266,38 @@ class HttpServing:
 
 
 @dataclass
+class RepartitionRun:
+    """The repartition phase (``bench/repartition.py``): ``keys`` accounts grown from
+    ``from_partitions`` to ``to_partitions`` under ``rate`` deposits/s. Seconds: the switch
+    (request → done) and its moving part (first move requested → done); ``pauses`` in ms:
+    per leg kind (``handoff``, ``install``, ``legs``: both) p50 and max over the moves,
+    ``partition_max`` each partition's longest leg; ``latency_ms`` per window (``before``,
+    ``during``, ``after`` the switch): n, p50, p99, max; ``answer_gaps_ms`` per window
+    (``before``, ``during``): each answering partition's longest silence, p50 and max over
+    them; ``peer``: why no peer is measured."""
+
+    keys: int
+    rate: float
+    from_partitions: int
+    to_partitions: int
+    switch_seconds: float
+    moving_seconds: float
+    moves: int
+    slots: int
+    slots_moved: int
+    accounts_moved: int
+    accounts_per_second: float
+    pauses: dict[str, Any]
+    latency_ms: dict[str, dict[str, float]]
+    answer_gaps_ms: dict[str, dict[str, Any]]
+    peer: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class RunResults:
     """Everything one run measured; ``failures`` name what did not produce a valid figure."""
 
@@ -276,6 +309,7 @@ class RunResults:
     history: HistoryCost | None = None
     failover: Failover | None = None
     http: HttpServing | None = None
+    repartition: RepartitionRun | None = None
     failures: dict[str, str] = field(default_factory=dict)
 
     @property

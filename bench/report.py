@@ -1,7 +1,9 @@
 """The results as a rich table, a JSON document and the markdown summary ``latest.md``.
 
 Every row carries its ratio to the peer (Quix Streams) and to the raw pipe where one applies,
-and the goal it is held against (issues 4 and 14; the history rows: issue 21; failover: issue 22).
+and the goal it is held against (issues 4 and 14; the history rows: issue 21; failover: issue 22;
+repartition: issue 23). Over 400 lines: one row builder per phase, kept in one module so that
+every row of the table is formatted in one place.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def build_rows(results: RunResults) -> list[Row]:
     rows += _latency_rows(results)
     rows += _e2e_rows(results, own_preloaded=tp.get("eventledger"))
     rows += _restore_rows(results) + _history_rows(results) + _failover_rows(results)
-    return rows + _http_rows(results)
+    return rows + _http_rows(results) + _repartition_rows(results)
 
 
 def _latency_rows(results: RunResults) -> list[Row]:
@@ -285,6 +287,84 @@ def _failover_rows(results: RunResults) -> list[Row]:
     return rows
 
 
+def _repartition_rows(results: RunResults) -> list[Row]:
+    """The online growth: the switch, its pauses against the design's budget (a leg's batch
+    ≤ 1 s), the moves' rate, the commands' latency before and during it; Kafka Streams
+    cannot do it online (the peer row says why)."""
+    rows = [
+        Row("repartition", "eventledger", "FAILED") for w in results.failures if w == "repartition"
+    ]
+    r = results.repartition
+    if r is None:
+        return rows
+    at = f"repartition {r.from_partitions} → {r.to_partitions}, {r.keys:,} accounts"
+    rows.append(
+        Row(
+            f"{at}: switch, request → done (moving)",
+            "eventledger",
+            f"{r.switch_seconds:.1f} s ({r.moving_seconds:.1f} s)",
+            vs_peer="no peer online",
+        )
+    )
+    rows.append(
+        Row(
+            f"{at}: moves, slots moved / slots, accounts moved",
+            "eventledger",
+            f"{r.moves}, {r.slots_moved} / {r.slots}, {r.accounts_moved:,}",
+        )
+    )
+    rows.append(
+        Row(
+            f"{at}: accounts moved per second of moving",
+            "eventledger",
+            f"{r.accounts_per_second:,.0f}",
+        )
+    )
+    for leg in ("handoff", "install"):
+        p = r.pauses.get(leg) or {}
+        if p:
+            rows.append(
+                Row(
+                    f"{at}: {leg} pause per move, p50 / max",
+                    "eventledger",
+                    f"{p['p50']:.0f} / {p['max']:.0f} ms",
+                    goal=f"≤ 1 s {_mark(p['max'] <= 1000)}",
+                )
+            )
+    per = r.pauses.get("partition_max") or {}
+    if per:
+        rows.append(
+            Row(
+                f"{at}: per partition, its longest pause, p50 / max over partitions",
+                "eventledger",
+                f"{r.pauses['partition_max_p50']:.0f} / {max(per.values()):.0f} ms",
+            )
+        )
+    for window in ("before", "during"):
+        gaps = r.answer_gaps_ms.get(window) or {}
+        if gaps:
+            rows.append(
+                Row(
+                    f"{at}: per partition, its longest answer gap {window} the switch, "
+                    "p50 / max over partitions",
+                    "eventledger",
+                    f"{gaps['p50']:.0f} / {gaps['max']:.0f} ms",
+                )
+            )
+    for window in ("before", "during", "after"):
+        lat = r.latency_ms.get(window) or {}
+        if lat.get("n"):
+            rows.append(
+                Row(
+                    f"{at}: deposits at {r.rate:,.0f}/s {window} the switch, p50 / p99",
+                    "eventledger",
+                    f"{lat['p50']:.1f} / {lat['p99']:.1f} ms (n={lat['n']:,.0f})",
+                )
+            )
+    rows.append(Row(f"{at}: online", "kstreams", r.peer))
+    return rows
+
+
 def _http_rows(results: RunResults) -> list[Row]:
     """Each serving mode's ratios to the client and to the HTTP echo (issue 22's goals)."""
     h = results.http
@@ -482,6 +562,7 @@ def results_json(results: RunResults) -> dict[str, Any]:
         "history": results.history.to_json() if results.history else None,
         "failover": results.failover.to_json() if results.failover else None,
         "http": results.http.to_json() if results.http else None,
+        "repartition": results.repartition.to_json() if results.repartition else None,
         "failures": results.failures,
         "rows": [asdict(r) for r in build_rows(results)],
     }

@@ -91,7 +91,12 @@ METHOD = """## Method
   gap (the longest silence between replies, from the last before the kill to the first
   after the recorded writer answers RUNNING from another process), the restart's restore
   times or the takeover's steps, and the gap with a standby ÷ without; every deposit
-  answered, accepted and in its account's balance)."""
+  answered, accepted and in its account's balance).
+- Repartition: see `bench/repartition.py` (eventledger only; `repartition_keys` accounts
+  seeded on `repartition_from` partitions, deposits at `repartition_rate`/s open loop, the
+  coordinator's repartition to `repartition_to`: the switch's time, moves, accounts moved
+  per second, each leg's pause, the deposits' latency before and during it; every account
+  held once, money conserved; Kafka Streams cannot grow a running application)."""
 
 _THROUGHPUT_ORDER = (
     SystemName.EVENTLEDGER,
@@ -245,6 +250,7 @@ def _phases(ctx: RunContext, results: RunResults) -> dict[str, Any]:
     _history_phase(ctx, results)
     _failover_phase(ctx, results)
     _http_phase(ctx, results)
+    _repartition_phase(ctx, results)
     return expected_summary
 
 
@@ -279,6 +285,21 @@ def _failover_phase(ctx: RunContext, results: RunResults) -> None:
             failover.runs.append(run_failover(ctx, standbys))
 
         _guard(results, f"failover:standbys={standbys}", attempt)
+
+
+def _repartition_phase(ctx: RunContext, results: RunResults) -> None:
+    """An application grown online under load (eventledger's; no peer can)."""
+    from bench.repartition import run_repartition
+
+    cfg = ctx.config
+    if not (cfg.does(Phase.REPARTITION) and cfg.runs(SystemName.EVENTLEDGER)):
+        return
+    ctx.progress.console.rule(f"repartition: eventledger, {cfg.repartition_keys:,} accounts")
+
+    def repartition() -> None:
+        results.repartition = run_repartition(ctx)
+
+    _guard(results, "repartition", repartition)
 
 
 def _http_phase(ctx: RunContext, results: RunResults) -> None:

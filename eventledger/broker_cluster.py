@@ -153,6 +153,13 @@ class BrokerCluster:
         return self.bootstrap
 
     def _await_members(self) -> None:
+        """Until the cluster describes every node. A single node is ready once it answers
+        (``Broker.await_ready``) and is not described: a torture run's process aborted once
+        in librdkafka 2.16 (``rd_kafka_admin_response_parse: Assertion `rko_result'
+        failed``) a minute after its broker fault's restart, and this describe was the only
+        admin request that process made with one broker."""
+        if self.home.size == 1:
+            return
         from confluent_kafka.admin import AdminClient
 
         from actors.kafka import bootstrap_config

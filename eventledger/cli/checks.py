@@ -66,13 +66,18 @@ def torture(
     *,
     seconds: Annotated[
         float,
-        typer.Option(help="Seconds of workload under faults (on until each fault came once)."),
+        typer.Option(
+            "--seconds",
+            "--duration",
+            help="Seconds of workload under faults (on until each fault came once).",
+        ),
     ] = 60.0,
     faults: Annotated[
         str,
         typer.Option(
             help="Faults, comma-separated: kill,stop,broker,coordinator,rebuild,node,hostile,"
-            "leader,isr (leader and isr need --brokers 3)."
+            "leader,isr,repartition (leader and isr need --brokers 3; repartition runs the "
+            "application on 4 partitions and grows it to 8, then 12)."
         ),
     ] = "kill,broker",
     brokers: Annotated[
@@ -111,7 +116,7 @@ def torture(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from eventledger.torture.faults import parse_faults
+    from eventledger.torture.faults import default_partitions, parse_faults
     from eventledger.torture.report import print_result
     from eventledger.torture.run import Snapshot, TortureConfig, run_torture
 
@@ -128,6 +133,7 @@ def torture(
             accounts=accounts,
             clients=clients,
             seed=seed,
+            partitions=default_partitions(selected),
             keep=Path(keep) if keep else None,
             brokers=brokers,
         )

@@ -16,7 +16,8 @@ FIRST reply its client got, because that is what a caller acts on):
 - ``overdraft``: a balance below minus its overdraft limit (after any event, or in an actor);
 - ``total``: the actors' balances, the fold of the events and the sum of accepted moves
   (plus unanswered ops that did take effect) are not all equal;
-- ``mismatch``: an account whose balance in its actor differs from the fold of its events;
+- ``mismatch``: an account whose balance in its actor differs from the fold of its events,
+  or that two actors hold (a repartition's move done twice or not done);
 - ``reuse``: an id reused on the same account with another command (the deliberate probe)
   was answered accepted or executed;
 - ``transfer``: a transfer id without exactly one debit and then one credit or reversal, or
@@ -198,12 +199,16 @@ def check(
     actor_balances: Mapping[str, int] | None,
     money: Money | None = None,
     flows: Sequence[str] = (),
+    *,
+    held_twice: Sequence[str] = (),
 ) -> CheckResult:
     """Count every anomaly of the run. ``actor_balances`` is None when the actors could not
     be asked (then ``total`` compares the fold with the accepted moves only); ``money`` is
     the money fold of the same events (transfers), ``flows`` the problems the state-topic
-    reader found."""
+    reader found, ``held_twice`` the accounts two actors hold."""
     r = CheckResult(ops=len(ops))
+    for account in held_twice:
+        r.flag(Anomaly.MISMATCH, account)
     facts = list(events)
     r.events = len(facts)
     money = money or Money()
@@ -285,7 +290,15 @@ def _check_ops(
             continue
         answer = op.answer
         if answer is None or answer.at > op.deadline:
-            r.flag(Anomaly.UNANSWERED, f"{op.account}/{op.command_id}: {op.attempts} tries", op)
+            r.flag(
+                Anomaly.UNANSWERED,
+                f"{op.account}/{op.command_id}: {op.attempts} tries from {op.started:.1f} s "
+                f"to its budget's end at {op.deadline:.1f} s"
+                + (
+                    f" (it took effect: {found[0].where or 'an event'})" if found else " (no event)"
+                ),
+                op,
+            )
             if found:
                 expected += op.move  # it took effect, unbeknown to its caller
             continue
@@ -327,20 +340,48 @@ def flows_problems(
     each partition. Per partition (its views and flows are written in one transaction, so a
     read of it to its end is consistent): Σ balances = its flows' balance. Across partitions
     no read is a consistent cut, so only once ``quiet`` is every pair's money in flight
-    (sent by p to q − received by q from p − refunded to p) checked to be 0."""
+    (sent by p to q − received by q from p − refunded to p) checked to be 0. After a
+    repartition's move (some ``moved_out``/``moved_in``) the pairs no longer balance one by
+    one (a transfer's source may settle on its new partition): then, once quiet, every
+    pair's moved money must have arrived (moved_out[p→q] = moved_in[q←p]) and the money in
+    flight summed over all pairs must be 0."""
     problems = []
     for p in sorted(set(views) | set(flows)):
         held = wrapped(sum(views.get(p, {}).values()))
         expected = flows.get(p, Flows()).balance()
         if held != expected:
             problems.append(f"partition {p}: Σ balances {held}, flows say {expected}")
-    if quiet:
+    if quiet and any(f.moved_out or f.moved_in for f in flows.values()):
+        problems.extend(_moved_problems(flows))
+    elif quiet:
         for p, f in sorted(flows.items()):
             for q, sent in sorted(f.sent.items()):
                 back = f.refunded.get(q, 0)
                 arrived = flows.get(q, Flows()).received.get(p, 0)
                 if wrapped(sent - arrived - back):
                     problems.append(f"{p}→{q}: {sent - arrived - back} in flight once quiet")
+    return problems
+
+
+def _moved_problems(flows: Mapping[int, Flows]) -> list[str]:
+    """Once quiet after moves: each pair's moved money arrived, and no money in flight
+    over all pairs together."""
+    problems = []
+    pairs = {(p, q) for p, f in flows.items() for q in f.moved_out}
+    pairs |= {(p, q) for q, f in flows.items() for p in f.moved_in}
+    for p, q in sorted(pairs):
+        out = flows.get(p, Flows()).moved_out.get(q, 0)
+        arrived = flows.get(q, Flows()).moved_in.get(p, 0)
+        if wrapped(out - arrived):
+            problems.append(f"{p}→{q}: moved out {out}, moved in {arrived} once quiet")
+    in_flight = wrapped(
+        sum(
+            sum(f.sent.values()) - sum(f.received.values()) - sum(f.refunded.values())
+            for f in flows.values()
+        )
+    )
+    if in_flight:
+        problems.append(f"all pairs: {in_flight} in flight once quiet")
     return problems
 
 

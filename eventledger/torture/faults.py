@@ -15,6 +15,7 @@ __all__ = [
     "FaultRecord",
     "NemesisPlan",
     "check_brokers",
+    "default_partitions",
     "parse_faults",
 ]
 
@@ -29,6 +30,7 @@ class Fault(StrEnum):
     HOSTILE = "hostile"
     LEADER = "leader"
     ISR = "isr"
+    REPARTITION = "repartition"
 
 
 CLUSTER_FAULTS: Final = frozenset({Fault.LEADER, Fault.ISR})
@@ -45,6 +47,12 @@ def check_brokers(faults: Collection[Fault], brokers: int) -> None:
     needy = sorted(f.value for f in faults if f in CLUSTER_FAULTS)
     if needy and brokers < CLUSTER_NODES:
         raise ValueError(f"the {', '.join(needy)} fault needs a cluster: --brokers {CLUSTER_NODES}")
+
+
+def default_partitions(faults: Collection[Fault]) -> int:
+    """The torture application's partition count: 4 when it is to be repartitioned (so
+    that it grows 4 → 8 → 12), else 3."""
+    return 4 if Fault.REPARTITION in faults else 3
 
 
 def parse_faults(text: str) -> list[Fault]:

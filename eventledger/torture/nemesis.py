@@ -1,4 +1,5 @@
-"""The nemesis: faults injected into a running service, bounded in count and in time.
+"""The nemesis: faults injected into a running service, bounded in count and in time (a
+little over 400 lines: one method per fault kind, kept together as the list below).
 
 One fault at a time from a thread, every ``interval`` seconds, the selected kinds in turn
 (a seeded shuffle of their order), each kind at most ``max_per_kind`` times:
@@ -13,7 +14,12 @@ One fault at a time from a thread, every ``interval`` seconds, the selected kind
 - ``rebuild``: an online rebuild of every partition, left running while the other faults go
   on (its window ends when the coordinator reports it finished);
 - ``node``: removal of a Ray worker node without grace, and a new one added
-  ``node_down_seconds`` later (needs a ``ray.cluster_utils.Cluster``).
+  ``node_down_seconds`` later (needs a ``ray.cluster_utils.Cluster``);
+- ``repartition``: the coordinator's online repartition to the next count
+  (``eventledger.torture.growth``: 4 → 8, then 8 → 12), left running while the other faults
+  go on (its window ends when the coordinator records it done or failed); its turn passes
+  while one is under way. Meanwhile ``kill`` and ``stop`` aim at a source or target of a
+  move under way.
 
 Ray's cluster nodes are removed and added on the main thread (``serve``).
 ``heal`` undoes whatever a fault left broken (a stopped process, a broker down, a node
@@ -40,13 +46,14 @@ from confluent_kafka import Producer
 
 from actors.deployment import find_coordinator
 from actors.kafka import producer_config
-from actors.messages import RebuildProgress
+from actors.messages import RebuildProgress, RepartitionProgress
 from actors.ray_state import describe_actor, partition_actor, writer_member
 from eventledger.broker_cluster import BrokerCluster
 from eventledger.torture.broker_faults import BrokerFaults
 from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan
+from eventledger.torture.growth import MoveSummary, next_count, summarize
 from eventledger.torture.hostile import hostile_records
-from topology.control import RebuildPhase
+from topology.control import RebuildPhase, RepartitionPhase
 from topology.names import NAMESPACE, Names
 from topology.partitioner import partition_for
 from topology.resources import DEFAULT_RESOURCE, LOCAL_SLOTS
@@ -83,6 +90,8 @@ class Nemesis:
     seed: int = 0
     accounts: Sequence[str] = ()  # the bank's, for the hostile fault
     records: list[FaultRecord] = field(default_factory=list)
+    repartitions: dict[int, MoveSummary] = field(default_factory=dict)
+    """The latest progress of each repartition the nemesis started, by its number."""
 
     def __post_init__(self) -> None:
         if Fault.NODE in self.faults and self.cluster is None:
@@ -95,6 +104,9 @@ class Nemesis:
         self._stopped: set[int] = set()
         self._missing_nodes = 0
         self._main_calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self.partitions = self.settings.partitions
+        """The application's count as last seen (a repartition past its growth raises it)."""
+        self._moving: set[int] = set()  # the sources and targets of moves under way
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -150,12 +162,20 @@ class Nemesis:
         i = 0
         while not self._stop.is_set():
             self._watch_rebuilds()
+            self._watch_repartitions()
             kind = order[i % len(order)]
             i += 1
             if all(n >= self.plan.max_per_kind for n in turns.values()):
                 break
             if turns[kind] >= self.plan.max_per_kind:
                 continue
+            if kind is Fault.REPARTITION:
+                if next_count(self.settings.partitions, self._grown_to()) is None:
+                    turns[kind] = self.plan.max_per_kind  # every growth done
+                    continue
+                if self._repartition_open():
+                    self._stop.wait(1.0)  # its turn passes while one is under way
+                    continue
             turns[kind] += 1
             record = FaultRecord(kind, self.clock())
             with self._lock:
@@ -166,11 +186,12 @@ class Nemesis:
                 record.ok = False
                 record.detail = f"{type(e).__name__}: {e}"[:200]
                 log.warning("nemesis: %s failed: %s", kind, record.detail)
-            if kind is not Fault.REBUILD or not record.ok:
+            if kind not in (Fault.REBUILD, Fault.REPARTITION) or not record.ok:
                 record.ended = self.clock()
             log.info("nemesis: %s %s %s", kind, record.target, record.detail)
             self._stop.wait(self.plan.interval)
         self._watch_rebuilds()
+        self._watch_repartitions()
 
     def _inject(self, record: FaultRecord) -> None:
         match record.kind:
@@ -192,6 +213,8 @@ class Nemesis:
                 self._replace_node(record)
             case Fault.HOSTILE:
                 self._hostile(record)
+            case Fault.REPARTITION:
+                self._repartition(record)
 
     # -- the faults -----------------------------------------------------------------------
 
@@ -200,12 +223,20 @@ class Nemesis:
         return pid
 
     def _kill_partition(self, record: FaultRecord) -> None:
-        p = self._rng.randrange(self.settings.partitions)
+        p = self._target()
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target, record.partitions = f"partition {p} (pid {pid})", (p,)
         record.started = self.clock()
         os.kill(pid, signal.SIGKILL)
         self._wait_back(lambda: partition_actor(self.settings.app_id, p), pid, record)
+
+    def _target(self) -> int:
+        """A partition to hit: while a repartition moves, a source or target of a move
+        under way; else any."""
+        self._watch_repartitions()
+        with self._lock:
+            moving = sorted(self._moving)
+        return self._rng.choice(moving) if moving else self._rng.randrange(self.partitions)
 
     def _wait_back(self, find: Callable[[], Any], pid: int, record: FaultRecord) -> None:
         """The fault lasts until the actor answers again from a new process (bounded)."""
@@ -221,7 +252,7 @@ class Nemesis:
         record.detail = "not back before the deadline"
 
     def _stop_partition(self, record: FaultRecord) -> None:
-        p = self._rng.randrange(self.settings.partitions)
+        p = self._target()
         pid = self._actor_pid(partition_actor(self.settings.app_id, p))
         record.target = f"partition {p} (pid {pid}) for {self.plan.stop_seconds:.1f}s"
         record.partitions = (p,)
@@ -298,6 +329,69 @@ class Nemesis:
                 r.ended = self.clock()
                 r.detail = ", ".join(f"{p}: {v.phase}" for p, v in sorted(progress.items()))
 
+    def _grown_to(self) -> int:
+        """The count the last repartition started goes to (the first count: none yet)."""
+        with self._lock:
+            counts = [s.to_partitions for s in self.repartitions.values()]
+        return max([self.settings.partitions, *counts])
+
+    def repartition_line(self) -> str:
+        """The latest repartition's progress in a few words ("" when none started)."""
+        with self._lock:
+            if not self.repartitions:
+                return ""
+            s = self.repartitions[max(self.repartitions)]
+        return f"{s.from_partitions}→{s.to_partitions} {s.phase} {s.published}/{s.moves}"
+
+    def _repartition_open(self) -> bool:
+        with self._lock:
+            return any(r.kind is Fault.REPARTITION and r.ended is None for r in self.records)
+
+    def _repartition(self, record: FaultRecord) -> None:
+        """Start the coordinator's repartition to the next count; it runs on its own."""
+        handle = find_coordinator(self.settings.app_id)
+        if handle is None:
+            raise RuntimeError("no coordinator")
+        before = self._grown_to()
+        count = next_count(self.settings.partitions, before)
+        if count is None:
+            raise RuntimeError("every growth is done")
+        started = ray.get(handle.repartition.remote(count, 2), timeout=60)
+        record.target = f"{before} → {count} (repartition {started.number})"
+        record.partitions = tuple(range(before))
+        with self._lock:
+            self.repartitions[started.number] = summarize(started)
+
+    def _watch_repartitions(self) -> None:
+        """Keep each repartition's progress; end its window once it is done or failed."""
+        with self._lock:
+            open_ = [r for r in self.records if r.kind is Fault.REPARTITION and r.ended is None]
+        if not open_:
+            return
+        try:
+            handle = find_coordinator(self.settings.app_id)
+            progress: RepartitionProgress | None = (
+                ray.get(handle.repartition_progress.remote(), timeout=10) if handle else None
+            )
+        except Exception as e:  # the coordinator is restarting: ask again next turn
+            log.info("nemesis: repartition progress unavailable: %s", e)
+            return
+        record = None if progress is None else progress.record
+        if record is None:
+            return
+        summary = summarize(record)
+        busy = [m for m in record.moves if m.state.busy] if record.phase.active else []
+        with self._lock:
+            self._moving = {p for m in busy for p in (m.source, m.target)}
+            self.repartitions[record.number] = summary
+            if record.phase is not RepartitionPhase.GROWING:
+                self.partitions = max(self.partitions, record.to_partitions)
+        log.info("nemesis: %s", summary)
+        if not record.phase.active:
+            for r in open_:
+                r.ended = self.clock()
+                r.detail = str(summary)
+
     def _replace_node(self, record: FaultRecord) -> None:
         if self.cluster is None:
             raise RuntimeError("the node fault needs a ray.cluster_utils.Cluster")
@@ -349,6 +443,7 @@ class Nemesis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._watch_rebuilds()
+            self._watch_repartitions()
             with self._lock:
                 if all(r.ended is not None for r in self.records):
                     return

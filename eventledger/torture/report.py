@@ -150,6 +150,10 @@ def print_result(console: Console, result: TortureResult) -> None:
             )
         )
 
+    if result.repartitions:
+        width = None if console.is_terminal else max(console.width, 120)
+        console.print(_repartitions(result), width=width)
+
     for a, examples in c.examples.items():
         for e in examples:
             console.print(f"[red]{a.value}:[/] {e}")
@@ -177,6 +181,8 @@ def _outcomes(result: TortureResult) -> Table:
     outcomes.add_row("transfers (ids with events)", f"{c.transfers:,}")
     reads = "{:,} ({:,})".format(*c.state_reads)
     outcomes.add_row("state-topic reads checked (failed: broker down)", reads)
+    if result.forwarded is not None:
+        outcomes.add_row("records forwarded (since each worker started)", f"{result.forwarded:,}")
     crossed = c.crossed_and(Anomaly.LOST), c.crossed_and(Anomaly.PHANTOM)
     outcomes.add_row("lost / phantom ops that got a crossed reply", f"{crossed[0]} / {crossed[1]}")
     outcomes.add_section()
@@ -185,6 +191,31 @@ def _outcomes(result: TortureResult) -> Table:
     actors = "-" if c.actors_total is None else f"{c.actors_total:,}"
     outcomes.add_row("Σ balances held by the actors", actors)
     return outcomes
+
+
+def _repartitions(result: TortureResult) -> Table:
+    """Each repartition the run started: its phase, moves and the legs' pauses."""
+    table = Table(title="repartitions", box=box.SIMPLE_HEAD)
+    for name in ("#", "from → to", "phase", "moves published", "handed off"):
+        table.add_column(name, justify="left" if name == "phase" else "right")
+    for name in ("handoff pause p50 / max", "install pause p50 / max", "took"):
+        table.add_column(name, justify="right")
+
+    def pause(p50: float | None, top: float | None) -> str:
+        return "-" if p50 is None or top is None else f"{p50:.0f} / {top:.0f} ms"
+
+    for r in result.repartitions:
+        table.add_row(
+            f"{r.number}",
+            f"{r.from_partitions} → {r.to_partitions}",
+            r.phase + (f" ({r.error})" if r.error else ""),
+            f"{r.published}/{r.moves}",
+            f"{r.handed_off}",
+            pause(r.handoff_p50, r.handoff_max),
+            pause(r.install_p50, r.install_max),
+            "-" if r.seconds is None else f"{r.seconds:.1f} s",
+        )
+    return table
 
 
 def _count(n: int) -> str:

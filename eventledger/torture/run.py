@@ -13,6 +13,7 @@ traffic stays on 127.0.0.1. Everything started here is stopped here, anomaly or 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -27,21 +28,20 @@ from typing import Any
 
 import ray
 
-from actors.audit import read_events
 from actors.deployment import find_coordinator, stop_service
 from actors.messages import RowState, ServiceStatus
-from actors.ray_state import partition_actor
 from eventledger.assembly import AGGREGATE, deploy_service
 from eventledger.broker_cluster import BrokerCluster, ClusterHome
 from eventledger.runtime import LOCAL_RAY_SYSTEM_CONFIG, free_port, local_resources
-from eventledger.torture.checker import CheckResult, EventFact, check, fact
+from eventledger.torture.checker import CheckResult, check
 from eventledger.torture.faults import Fault, FaultRecord, NemesisPlan, check_brokers
 from eventledger.torture.gap import Gap, GapOutcome, answer_gap
+from eventledger.torture.growth import MoveSummary
 from eventledger.torture.history import History, Op
 from eventledger.torture.nemesis import CLUSTER_NODE, Nemesis
-from eventledger.torture.state_reader import StateReader
+from eventledger.torture.reading import actor_balances, forwarded, read_facts
+from eventledger.torture.state_reader import StateReader, live_partitions
 from eventledger.torture.workload import Bank, RetryPolicy, Workload
-from ledger.money import Money
 from topology.names import NAMESPACE
 from topology.partitioner import partition_for
 from topology.settings import Settings
@@ -100,6 +100,15 @@ class TortureResult:
     shared_ids: int
     duration: float
     notes: list[str] = field(default_factory=list)
+    repartitions: list[MoveSummary] = field(default_factory=list)
+    owners: dict[str, int] = field(default_factory=dict)
+    """Each account's partition as the actors held it at the check."""
+    zero_unix_ms: int = 0
+    """The wall-clock time (Unix ms) of the run's clock's 0 s, to place an event's
+    timestamp (an example's ``t=``) on the run's clock."""
+    forwarded: int | None = None
+    """Records the partitions forwarded to their slot's owner, since each worker started
+    (None: not asked, or no repartition)."""
 
     @property
     def ok(self) -> bool:
@@ -107,9 +116,16 @@ class TortureResult:
 
     def gaps(self) -> list[Gap]:
         """Each fault's answer gap (``eventledger.torture.gap``), in the order of ``faults``;
-        a fault that could not be injected has none."""
+        a fault that could not be injected has none. An account's partition is its first
+        one, or after a repartition the one holding it at the check (so a gap measured
+        before a move of it is an approximation)."""
+        moved = bool(self.repartitions)
         partition_of = functools.cache(
-            lambda account: partition_for(account.encode(), self.config.partitions)
+            lambda account: (
+                self.owners[account]
+                if moved and account in self.owners
+                else partition_for(account.encode(), self.config.partitions)
+            )
         )
         return [
             answer_gap(self.ops, partition_of, f.partitions, f.started, f.ended)
@@ -146,6 +162,9 @@ class TortureResult:
             "client_errors": dict(self.errors),
             "shared_id_pairs": self.shared_ids,
             "notes": self.notes,
+            "repartitions": [dataclasses.asdict(r) for r in self.repartitions],
+            "forwarded": self.forwarded,
+            "zero_unix_ms": self.zero_unix_ms,
             "check": self.check.to_dict(),
         }
 
@@ -254,6 +273,8 @@ def _drive(
     def tell(phase: str, faults: int = 0) -> None:
         ops, answered = history.counts()
         elapsed = clock() - since[0] if since else 0.0
+        moving = nemesis.repartition_line()
+        phase = f"{phase} · repartition {moving}" if moving else phase
         report(Snapshot(phase, elapsed, config.seconds, ops, answered, faults))
 
     notes: list[str] = []
@@ -304,12 +325,16 @@ def _drive(
     if not _settled(settings, config.settle_timeout):
         notes.append("the service did not settle (every partition running) before the check")
     tell("reading the events and the actors", nemesis.injected())
-    facts, money = _facts(settings)
-    balances = _balances(settings)
-    if balances is None:
+    repartitions = sorted(nemesis.repartitions.values(), key=lambda r: r.number)
+    notes.extend(f"{r}" for r in repartitions if r.phase != "done")
+    grown = dataclasses.replace(settings, partitions=nemesis.partitions)
+    facts, money = read_facts(dataclasses.replace(settings, partitions=live_partitions(settings)))
+    held = actor_balances(grown)
+    if held is None:
         notes.append("the actors' balances could not be read")
+    balances, owners, twice = held if held is not None else (None, {}, [])
     reader.check(quiet=True)
-    result = check(history.ops(), facts, balances, money, reader.problems)
+    result = check(history.ops(), facts, balances, money, reader.problems, held_twice=twice)
     result.state_reads = (reader.reads, reader.failed_reads)
     return TortureResult(
         config=config,
@@ -320,7 +345,11 @@ def _drive(
         errors=workload.errors,
         shared_ids=workload.shared.paired,
         duration=clock(),
+        zero_unix_ms=round((time.time() - clock()) * 1000),
         notes=notes,
+        repartitions=repartitions,
+        owners=owners,
+        forwarded=forwarded(grown) if repartitions else None,
     )
 
 
@@ -341,45 +370,3 @@ def _settled(settings: Settings, timeout: float) -> bool:
             return True
         time.sleep(0.5)
     return False
-
-
-def _facts(settings: Settings) -> tuple[list[EventFact], Money]:
-    """Every committed event, reduced (read_committed, from offset 0 to the end), and the
-    money fold of them (transfers)."""
-    for attempt in range(5):
-        try:
-            return _read_facts(settings)
-        except Exception as e:  # the broker still settling after a restart
-            log.warning("reading the events (attempt %d): %s", attempt + 1, e)
-            time.sleep(2.0)
-    return _read_facts(settings)
-
-
-def _read_facts(settings: Settings) -> tuple[list[EventFact], Money]:
-    facts, money = [], Money()
-    # Each account's events in sequence order: after a repartition they lie on two partitions.
-    events = sorted(
-        read_events(settings, AGGREGATE),
-        key=lambda e: (e.envelope.aggregate_id, e.envelope.sequence),
-    )
-    for e in events:
-        where = f"p{e.partition}@{e.offset} seq {e.envelope.sequence} t={e.envelope.timestamp_ms}"
-        facts.append(fact(e.envelope.aggregate_id, e.envelope.command_id, e.event, where))
-        money.add((e.event,))
-    return facts, money
-
-
-def _balances(settings: Settings, timeout: float = 60.0) -> dict[str, int] | None:
-    """Every account's balance as its partition actor holds it (committed state)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
-            views: dict[str, int] = {}
-            for part in ray.get([h.views.remote() for h in handles], timeout=30):
-                views.update({k: int(v.balance) for k, v in part.items()})
-            return views
-        except Exception as e:  # an actor restarting: ask again
-            log.info("views unavailable: %s", e)
-            time.sleep(1.0)
-    return None

@@ -4,26 +4,47 @@ again (read_committed, every partition to its end) and check that each read adds
 partitions.
 
 It reads what any downstream consumer of the public views would read, so it checks the
-published state, not the actors' memory.
+published state, not the actors' memory. It reads every partition the topic has at each
+read, so a repartition's new partitions are read once they exist.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
+from confluent_kafka import Consumer
+
 from actors.audit import read_topic
+from actors.kafka import consumer_config
 from eventledger.torture.checker import flows_problems
 from topology.codec.aggregate import Codec
 from topology.codec.state import decode_flows
 from topology.flows import FLOWS_KEY, Flows
+from topology.names import Names
 from topology.protocol import AnyAggregate
 from topology.settings import Settings
-from topology.topics import TopicKind
+from topology.topics import TopicKind, TopicLayout
 
-__all__ = ["StateReader"]
+__all__ = ["StateReader", "live_partitions"]
 
 log = logging.getLogger(__name__)
+
+
+def live_partitions(settings: Settings, timeout: float = 30.0) -> int:
+    """The partitions the application's events topic has now (a repartition grows it
+    before its count is recorded), at least ``settings.partitions``: a metadata request of
+    a consumer closed before returning (the run's process makes no admin request while
+    the broker fault strikes; see ``BrokerCluster._await_members``)."""
+    topic = TopicLayout.of(settings).name(TopicKind.EVENTS)
+    consumer = Consumer(consumer_config(settings, group_id=Names.of(settings).group("audit")))
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    finally:
+        consumer.close()
+    found = 0 if meta is None or meta.error is not None else len(meta.partitions)
+    return max(settings.partitions, found)
 
 
 class StateReader:
@@ -51,7 +72,8 @@ class StateReader:
         the latest flows, by partition."""
         views: dict[int, dict[str, int]] = {}
         flows: dict[int, Flows] = {}
-        for msg in read_topic(self.settings, TopicKind.STATE):
+        now = dataclasses.replace(self.settings, partitions=live_partitions(self.settings))
+        for msg in read_topic(now, TopicKind.STATE):
             key, value, p = msg.key(), msg.value(), msg.partition()
             if value is None:  # an account handed off to another partition
                 if key is not None and key != FLOWS_KEY:

@@ -4,8 +4,8 @@ Correctness only: every system's output passes its checks; no timing is asserted
 the ``slow`` group (minutes each on 2 cores: a benchmark's own check, not part of ``make
 test``). The first covers eventledger, Kafka Streams (its jar is built with Maven on first
 use, then cached under ~/.cache/eventledger/) and the raw pipe, in every phase (e2e with its
-raw echo too; history, failover and http, each serving mode in a Ray of its own, for
-eventledger alone); Quix Streams needs its own virtualenv (built on first use, tens of
+raw echo too; history, failover, repartition and http, each serving mode in a Ray of its
+own, for eventledger alone); Quix Streams needs its own virtualenv (built on first use, tens of
 seconds), so the second covers it.
 """
 
@@ -20,12 +20,17 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.config import QUICK, SystemName
+from bench.config import QUICK, Phase, SystemName
 from bench.run import LATEST_MD, run_bench
 
 
-def _run(bootstrap: str, out: Path, systems: tuple[SystemName, ...]) -> dict[str, Any]:
-    config = replace(QUICK, bootstrap=bootstrap, out=out, systems=systems)
+def _run(
+    bootstrap: str,
+    out: Path,
+    systems: tuple[SystemName, ...],
+    phases: tuple[Phase, ...] = tuple(Phase),
+) -> dict[str, Any]:
+    config = replace(QUICK, bootstrap=bootstrap, out=out, systems=systems, phases=phases)
     latest_before = LATEST_MD.stat().st_mtime if LATEST_MD.exists() else None
     document = run_bench(config, Console(file=io.StringIO(), width=160))
     assert document["passed"], document["failures"]
@@ -89,9 +94,33 @@ def test_quick_bench_eventledger_kafka_streams_and_raw_pipe(
     assert set(http["modes"]) == set(QUICK.http_modes) and http["echo_rate"] > 0
     for mode in http["modes"].values():
         assert mode["money_ok"] and mode["figures"]["post_rate"] > 0
+    _check_repartition(document)
     assert {r["system"] for r in document["rows"]} == {
         "eventledger", "kstreams", "rawpipe", "echo", *(f"http {m}" for m in QUICK.http_modes)
     }  # fmt: skip
+
+
+def _check_repartition(document: dict[str, Any]) -> None:
+    """Every account held once and money conserved were checked by the phase; no timing
+    asserted."""
+    r = document["repartition"]
+    assert (r["from_partitions"], r["to_partitions"]) == (4, 8) and r["moves"] > 0
+    assert 0 < r["accounts_moved"] < QUICK.repartition_keys
+    assert r["facts"]["accounts held (Σ over partitions)"] == QUICK.repartition_keys
+    assert r["facts"]["deposits sent (all answered, accepted)"] > 0
+    assert r["peer"].startswith("cannot online")
+
+
+@pytest.mark.slow
+def test_quick_bench_repartition_alone(bootstrap: str, ray_local: None, tmp_path: Path) -> None:
+    document = _run(
+        bootstrap,
+        tmp_path / "quick-repartition.json",
+        (SystemName.EVENTLEDGER,),
+        (Phase.REPARTITION,),
+    )
+    _check_repartition(document)
+    assert document["throughput"] == {} and document["failover"] is None
 
 
 @pytest.mark.slow

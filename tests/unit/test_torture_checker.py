@@ -154,6 +154,10 @@ def test_unanswered_within_the_budget() -> None:
     assert result.op_anomalies[late.op_id] == {Anomaly.UNANSWERED}
     assert result.counts[Anomaly.TOTAL] == 0  # the late one took effect and is counted
     assert result.retried == 1
+    assert result.examples[Anomaly.UNANSWERED] == [
+        "alice/d2: 4 tries from 0.0 s to its budget's end at 10.0 s (no event)",
+        "alice/d3: 1 tries from 0.0 s to its budget's end at 10.0 s (it took effect: an event)",
+    ]
 
 
 def test_overdraft_below_the_limit_in_the_events_and_in_an_actor() -> None:
@@ -294,3 +298,45 @@ def test_confirmations_and_settlements_are_legs_not_phantoms() -> None:
         TransferForced("t1", "a", "refund", "ops", "lost"),
     ):
         assert fact("a", "confirm:3:1:a:t1", event).leg
+
+
+def test_after_a_move_the_pairs_are_checked_together_and_the_moved_money_must_arrive() -> None:
+    # bob on 1 sent 100 to alice on 0, then alice (400) moved 0 → 2
+    flows = {
+        0: Flows(deposited=300, received={1: 100}, moved_out={2: 400}),
+        1: Flows(deposited=100, sent={0: 100}),
+        2: Flows(moved_in={0: 400}),
+    }
+    views = {0: {}, 1: {"bob": 0}, 2: {"alice": 400}}
+    assert flows_problems(views, flows, quiet=True) == []
+    # a transfer debited on 0 whose source then moved to 2 is refunded on 2: the pairs
+    # 0→1 and 2→1 do not balance one by one, their sum does
+    refunded = {
+        0: Flows(deposited=500, sent={1: 100}, moved_out={2: 400}),
+        1: Flows(),
+        2: Flows(moved_in={0: 400}, refunded={1: 100}),
+    }
+    assert flows_problems({0: {}, 1: {}, 2: {"alice": 500}}, refunded, quiet=True) == []
+
+
+def test_after_a_move_money_not_arrived_or_in_flight_is_caught() -> None:
+    half = {0: Flows(deposited=400, moved_out={2: 400}), 2: Flows()}
+    assert flows_problems({0: {}, 2: {}}, half, quiet=True) == [
+        "0→2: moved out 400, moved in 0 once quiet"
+    ]
+    assert flows_problems({0: {}, 2: {}}, half, quiet=False) == []
+    stuck = {
+        0: Flows(deposited=500, sent={1: 100}, moved_out={2: 400}),
+        1: Flows(),
+        2: Flows(moved_in={0: 400}),
+    }
+    assert flows_problems({0: {}, 1: {}, 2: {"alice": 400}}, stuck, quiet=True) == [
+        "all pairs: 100 in flight once quiet"
+    ]
+
+
+def test_an_account_two_actors_hold_is_a_mismatch() -> None:
+    h = History()
+    result = check(h.ops(), [], {}, held_twice=["alice: held by partitions 0 and 4"])
+    assert result.counts[Anomaly.MISMATCH] == 1
+    assert result.examples[Anomaly.MISMATCH] == ["alice: held by partitions 0 and 4"]

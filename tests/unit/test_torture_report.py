@@ -100,3 +100,60 @@ def test_the_tables_render_with_each_anomaly_and_the_verdict() -> None:
         (2.0, "measured"),
         (None, "no partition"),
     ]
+
+
+def test_a_run_with_repartitions_prints_their_progress_and_gaps_by_the_final_owner() -> None:
+    import io
+    from collections import Counter
+
+    from rich.console import Console
+
+    from eventledger.torture.checker import check
+    from eventledger.torture.growth import MoveSummary
+    from eventledger.torture.history import Answer
+    from eventledger.torture.report import print_result
+    from eventledger.torture.run import TortureConfig, TortureResult
+
+    h = History()
+    d = h.begin(
+        client=0, account="a", command_id="d", kind=Kind.DEPOSIT, amount=0, started=0, budget=9
+    )
+    d.answers.append(Answer("d", "a", True, None, 1.0))
+    late = h.begin(
+        client=0, account="a", command_id="e", kind=Kind.DEPOSIT, amount=0, started=1.5, budget=9
+    )
+    late.answers.append(Answer("e", "a", True, None, 4.0))
+    summary = MoveSummary(
+        number=1,
+        from_partitions=4,
+        to_partitions=8,
+        phase="done",
+        moves=96,
+        published=96,
+        handed_off=96,
+        handoff_max=None,
+        handoff_p50=None,
+        install_max=300.0,
+        install_p50=120.0,
+        seconds=46.9,
+    )
+    result = TortureResult(
+        config=TortureConfig(seconds=5, faults=(Fault.REPARTITION,), partitions=4),
+        app_id="t",
+        check=check(h.ops(), [], None),
+        ops=h.ops(),
+        faults=[FaultRecord(Fault.REPARTITION, 2.0, 3.0, target="4 → 8", partitions=(6,))],
+        errors=Counter(),
+        shared_ids=0,
+        duration=5.0,
+        repartitions=[summary],
+        owners={"a": 6},  # where the actors held it at the check
+        forwarded=17,
+    )
+    out = io.StringIO()
+    print_result(Console(file=out, width=160), result)
+    text = out.getvalue()
+    assert "4 → 8" in text and "96/96" in text and "120 / 300 ms" in text and "46.9 s" in text
+    assert "records forwarded (since each worker started)" in text and "17" in text
+    assert result.gaps()[0].seconds == 3.0  # partition 6 by the final owner: 1.0 → 4.0
+    assert result.to_dict()["repartitions"][0]["install_max"] == 300.0
