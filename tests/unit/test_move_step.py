@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from ledger import Deposit, OpenAccount, Transfer
-from topology.codec.keys import encode_id_key, encode_key
+from topology.codec.keys import encode_id_key, encode_internal_id_key, encode_key
 from topology.codec.replies import decode_answer
 from topology.codec.state import decode_flows, encode_flows
 from topology.codes import PoisonCode, SkipCode
@@ -255,6 +255,23 @@ def test_a_copy_of_a_move_request_is_skipped() -> None:
     assert copy.move_id is None
     foreign = p0.batch([request(p0, MoveSlots("m2", 2, (1,), 1))])  # slot 1 is p1's
     assert [o.code for o in foreign.outcomes] == [SkipCode.STALE_MOVE]
+
+
+def test_a_lost_leg_to_an_aggregate_that_does_not_exist_moves_with_its_slot() -> None:
+    """A leg set aside on the source for an aggregate it does not hold (a credit to no
+    account) is lost in a moved slot: its key moves, so the operator's settlement, forwarded
+    to the target, is done there (the simulator found it left behind: money in flight for
+    good)."""
+    p0, p1, _ = moved_world()
+    gone = encode_internal_id_key(in_slot(2, "nobody"), "credit:1:2:x:t")
+    kept = encode_internal_id_key(in_slot(4, "nobody"), "credit:1:2:x:u")
+    p0.lost = frozenset({gone, kept})
+    result = p0.batch([request(p0, MOVE)])
+    (part,) = [decode_part(r.value or b"") for r in to(result, 1)]
+    assert part.lost == (gone,)
+    assert p0.lost == frozenset({kept})
+    p1.deliver(to(result, 1))
+    assert gone in p1.lost
 
 
 def test_an_install_takes_the_slots_whole_and_the_money_moves_with_them() -> None:

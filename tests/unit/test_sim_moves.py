@@ -160,3 +160,23 @@ def test_ids_of_absent_accounts_move_with_their_slot(seed: int) -> None:
 def test_the_legs_of_one_transfer_keep_their_order_across_a_move() -> None:
     outcome = run_seed(273, 600)
     assert outcome.violation is None, str(outcome.violation)
+
+
+def test_a_lost_leg_to_no_account_is_settled_after_its_slot_moved() -> None:
+    """Seed 365 of the long form: a credit to no account was set aside on p1, its slot
+    moved to p5, and the operator's settlement, forwarded to p5, was refused there
+    (`not_set_aside`): 2 in flight for good. The handoff now moves lost legs by slot."""
+    outcome = run_seed(365, 2000)
+    assert outcome.violation is None, str(outcome.violation)
+    assert config_for(365).growths and outcome.moves[0] > 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect found by the simulator: a leg that kept aborting is set aside "
+    "(topology.step.aside) by a partition that no longer owns its slot (it should have "
+    "forwarded it); the settlement, forwarded to the owner, is refused as not_set_aside",
+)
+def test_a_leg_is_never_set_aside_by_a_partition_that_does_not_own_it() -> None:
+    outcome = run_seed(640, 2000)
+    assert outcome.violation is None, str(outcome.violation)

@@ -105,9 +105,14 @@ class Moves:
             moved.append((encode_key(aggregate_id), self._guard.snapshot(aggregate_id, slot)))
             total += self._tally.balance_of(slot.state)
             self._depart(record, aggregate_id, slot.version, move)
-        entries = self._entries(accounts)
-        leaving = set(accounts)
-        lost = sorted(k for k in self._legs.lost if id_key_aggregate(k) in leaving)
+        # lost legs by their aggregate's slot, not by the accounts held: a leg to an
+        # aggregate that does not exist (a credit to no account) is lost here too, and its
+        # settlement is forwarded to the target, which must know it (and its entry)
+        lost = sorted(
+            k for k in self._legs.lost if table.slot_of(encode_key(id_key_aggregate(k))) in group
+        )
+        absent = sorted({id_key_aggregate(k) for k in lost}.difference(accounts))
+        entries = self._entries([*accounts, *absent])
         self._legs.remove(lost)
         self._slots.drop(accounts)
         self._tally.moved(out=move.target, amount=total)
