@@ -292,7 +292,8 @@ class BatchCommit:
         self._wait(self.aborts.pause())
 
     def _set_aside(self, record: InRecord, reason: str) -> None:
-        """Dead-letter `record` in a transaction of its own (it kept aborting alone)."""
+        """Dead-letter `record` in a transaction of its own (it kept aborting alone), or
+        forward it, when its slot is not this partition's."""
         started_at = time.time()
         c = self.committed
         now_ms = c.now_ms()
@@ -310,6 +311,9 @@ class BatchCommit:
             ids=self.ids,
             window_ms=self.settings.idempotency_window_ms,
             lost=c.lost,
+            partitions=self.settings.partitions,
+            routing=c.routing,
+            slots=c.slots(self.partition),
         )
         checkpoint = c.checkpoint(result, now_ms)
         try:

@@ -322,6 +322,9 @@ class SimPartition:
                 ids=self.ids,
                 window_ms=self.window_ms,
                 lost=self.lost,
+                partitions=self.partitions,
+                routing=self.routing,
+                slots=self.slots(),
             )
         else:
             result = process_batch(

@@ -34,6 +34,7 @@ from topology.moves import (
 )
 from topology.routing import RoutingTable
 from topology.settings import DAY_MS
+from topology.step.aside import set_aside
 from topology.step.batch import process_batch
 from topology.step.records import BatchResult, InRecord, OutcomeKind, OutRecord
 
@@ -181,6 +182,47 @@ def test_a_leg_for_a_slot_owned_elsewhere_is_forwarded_as_itself() -> None:
     done = p1.deliver([forward])
     assert p1.committed[b].state.balance == 30
     assert [(r.command_id, r.accepted) for r in replies(done) if r.command_id] == [("t1", True)]
+
+
+def set_aside_on(node: Node, leg: InRecord) -> BatchResult:
+    """The transaction that sets `leg` aside on `node` (it kept aborting there)."""
+    return set_aside(
+        LEDGER_CODEC,
+        leg,
+        "kept aborting",
+        partition=node.partition,
+        source_topic=SOURCE,
+        events_offset=0,
+        now_ms=NOW,
+        seq=node.seq + 1,
+        positions=node.positions,
+        ids=node.ids,
+        window_ms=DAY_MS,
+        lost=node.lost,
+        partitions=2,
+        routing=TABLE,
+        slots=node.slots,
+    )
+
+
+def test_only_the_owner_of_its_slot_sets_a_leg_aside_a_non_owner_forwards_it() -> None:
+    """(Simulator seed 640.) A leg set aside where its slot is not owned would be lost there
+    and its settlement, forwarded to the owner, refused: it is forwarded instead."""
+    p0, p1 = Node(0), Node(1)
+    a, b = in_slot(0), in_slot(1)
+    opened(p0, a, 100)
+    opened(p1, b, 0)
+    (credit,) = to(p0.send(a, Transfer(b, 30), "t1"), 1)
+    (misrouted,) = as_internal(p0.positions[1], [credit])
+    aside = set_aside_on(p0, misrouted)
+    (forward,) = to(aside, 1)
+    assert (forward.key, forward.value) == (credit.key, credit.value)
+    assert aside.dlq == [] and aside.replies == [] and not aside.lost
+    assert aside.next_internal_offset == misrouted.offset + 1
+    (owned,) = as_internal(p1.positions[1], [forward])
+    lost = set_aside_on(p1, owned)
+    assert to(lost, 0) == [] and len(lost.dlq) == 1
+    assert lost.lost is not None and len(lost.lost) == 1
 
 
 def test_a_forwarded_record_on_the_commands_topic_is_dead_lettered() -> None:

@@ -171,12 +171,9 @@ def test_a_lost_leg_to_no_account_is_settled_after_its_slot_moved() -> None:
     assert config_for(365).growths and outcome.moves[0] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect found by the simulator: a leg that kept aborting is set aside "
-    "(topology.step.aside) by a partition that no longer owns its slot (it should have "
-    "forwarded it); the settlement, forwarded to the owner, is refused as not_set_aside",
-)
 def test_a_leg_is_never_set_aside_by_a_partition_that_does_not_own_it() -> None:
+    """Seed 640 (found by the simulator): a leg that kept aborting on a partition that no
+    longer owned its slot was set aside there, and its settlement, forwarded to the owner,
+    was refused (money in flight for good). Setting aside now forwards it to the owner."""
     outcome = run_seed(640, 2000)
     assert outcome.violation is None, str(outcome.violation)

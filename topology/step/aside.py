@@ -4,6 +4,8 @@ It is dead-lettered with code `unprocessable`; when its envelope is readable, it
 a rejection that is remembered like any decision (a retry of the id gets it again, never an
 execution). The id memory and the idempotency window rule it as they rule a batch. A client
 command another partition forwarded here (`Forwarded`) is answered as that client command.
+A record for a slot the partition does not own is forwarded to its owner instead, as the
+batch step would: only a slot's owner sets its records aside (and holds its lost legs).
 """
 
 from topology.codec.aggregate import Codec
@@ -14,11 +16,12 @@ from topology.codes import PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply
 from topology.idempotency import IdMemory, IdVerdict, judge
 from topology.limits import MAX_SNAPSHOT_BYTES, clip
-from topology.moves import RecordKind, decode_forwarded, record_kind
-from topology.routing import Router
+from topology.moves import RecordKind, SlotRecord, decode_forwarded, record_kind
+from topology.routing import Router, RoutingTable
 from topology.step.admission import id_key, id_refusal
 from topology.step.answers import Answers
 from topology.step.context import StepContext
+from topology.step.forwarding import forward
 from topology.step.guard import SizeGuard
 from topology.step.output import Output, assemble
 from topology.step.records import BatchResult, InRecord
@@ -44,6 +47,9 @@ def set_aside(
     window_ms: int,
     ids: IdMemory | None = None,
     lost: frozenset[bytes] = frozenset(),
+    partitions: int = 1,
+    routing: RoutingTable | None = None,
+    slots: SlotRecord | None = None,
 ) -> BatchResult:
     """The transaction that sets `record` aside: its dead letter (with `reason`) and, when
     its envelope is readable, a remembered rejection to its sender. An id the memory `ids`
@@ -52,10 +58,15 @@ def set_aside(
     aside is a lost leg: added to `lost`, the checkpoint's); one first tried longer than
     `window_ms` ago is refused as expired, as the batch step would. `version` is the
     aggregate's current version; `seq` the partition's commit sequence once this transaction
-    commits. Nothing else."""
-    router = Router(1)  # setting aside sends no internal command: it routes nothing
+    commits. `partitions`, `routing` and `slots` are the batch step's: with a slot record
+    that does not own the record's aggregate, the transaction forwards the record to its
+    owner instead (nothing dead-lettered, nothing answered). Nothing else."""
+    effective = routing
+    if slots is not None:
+        effective = slots.table if routing is None else routing.merge(slots.table)
+    router = Router(partitions, effective)  # it routes only a forward
     context = StepContext(
-        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq
+        codec, partition, router, reply_lanes, source_topic, window_ms, now_ms, seq, slots
     )
     output = Output(context)
     answers = Answers(context, output, SagaRouter(context, output))
@@ -65,11 +76,12 @@ def set_aside(
         envelope: CommandEnvelope | None = codec.commands.decode(command.value)[0]
     except CommandDecodeError as error:
         envelope = error.envelope
-    reason = clip(reason)
-    answers.dead_letter(record, PoisonCode.UNPROCESSABLE, reason, None, version=version)
     nexts = list(positions)
     nexts[int(record.internal)] = record.offset + 1
-    if envelope is not None:
+    forwarded = envelope is not None and forward(context, output, command, envelope)
+    if not forwarded:
+        answers.dead_letter(record, PoisonCode.UNPROCESSABLE, clip(reason), None, version=version)
+    if envelope is not None and not forwarded:
         first = envelope.first_attempt_ms
         if first is None:
             first = now_ms if command.forwarded_ms is None else command.forwarded_ms
@@ -77,7 +89,7 @@ def set_aside(
             command_id=envelope.command_id,
             aggregate_id=envelope.aggregate_id,
             code=PoisonCode.UNPROCESSABLE,
-            message=reason,
+            message=clip(reason),
             version=version,
             position=context.position,
         )

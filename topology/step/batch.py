@@ -14,7 +14,6 @@ from typing import Any
 
 from topology.codec.aggregate import Codec
 from topology.codec.commands import CommandDecodeError
-from topology.codec.keys import encode_key
 from topology.codec.replies import encode_entry
 from topology.codes import FlowCode, PoisonCode
 from topology.envelopes import Answered, CommandEnvelope, Reply, Slot
@@ -22,14 +21,9 @@ from topology.flows import Flows
 from topology.idempotency import IdMemory
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.moves import (
-    RECORD_HEADER,
-    Forwarded,
     HandoffPart,
     MoveSlots,
-    RecordKind,
     SlotRecord,
-    encode_forwarded,
-    kind_header,
 )
 from topology.protocol import Saga
 from topology.routing import Router, RoutingTable
@@ -47,6 +41,7 @@ from topology.step.admission import (
 from topology.step.answers import Answers
 from topology.step.context import StepContext
 from topology.step.deciding import Decider, refused
+from topology.step.forwarding import forward
 from topology.step.guard import SizeGuard
 from topology.step.moving import Moves
 from topology.step.output import Output, assemble
@@ -227,7 +222,7 @@ class _Batch:
         `seen` is the reply the memory held for its id (`key`) before this batch. A command
         for a slot this partition does not own is forwarded instead."""
         slot = self.slots.get(envelope.aggregate_id)
-        if slot is None and self.forward(record, envelope):
+        if slot is None and forward(self.context, self.output, record, envelope):
             return
         admission = admit(
             self.context,
@@ -306,33 +301,6 @@ class _Batch:
             )
             self.output.remember(record, None, key, encode_entry(Answered(reply, *attempt)))
         self.legs.add(key)
-
-    def forward(self, record: InRecord, envelope: CommandEnvelope) -> bool:
-        """Send `record` on to the owner of its aggregate's slot, when the partition has a
-        slot record that does not own it (and its key names its aggregate): a leg as itself,
-        a client command wrapped as `Forwarded`. Whether it was forwarded."""
-        context = self.context
-        if (
-            context.slots is None
-            or record.key is None
-            or record.key != encode_key(envelope.aggregate_id)
-            or context.owns(envelope.aggregate_id)
-        ):
-            return False
-        owner = context.route(record.key)
-        if owner == context.partition:
-            return False  # the tables contradict the slot record: dead-lettered by admission
-        if record.leg:
-            value, headers = record.value, list(record.headers)
-        else:
-            read_ms = context.now_ms if record.forwarded_ms is None else record.forwarded_ms
-            value = encode_forwarded(Forwarded(record.value or b"", context.partition, read_ms))
-            headers = [h for h in record.headers if h[0] != RECORD_HEADER]
-            headers.append(kind_header(RecordKind.FORWARDED))
-        assert value is not None  # it decoded
-        self.output.forward(record, owner, value, headers)
-        self.output.outcome(record, envelope, OutcomeKind.FORWARDED, None)
-        return True
 
     def run_local(self) -> None:
         """Handle the internal commands sent to this partition, in order (they may send
