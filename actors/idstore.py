@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,8 @@ from actors.kafka import consumer_config
 from actors.memory import release_freed_memory
 from actors.scan import scan_partition
 from actors.watermarks import watermarks
-from topology.codec.keys import id_key_prefixes
+from topology.codec.keys import encode_key, id_key_aggregate, id_key_prefixes
+from topology.codec.wire import ENCODER, CodecError
 from topology.idempotency import latest_entries, replies_retention_ms
 from topology.names import Names
 from topology.settings import Settings
@@ -100,6 +101,8 @@ class IdStore:
         # No write-ahead log (see the module docstring: a crash loses a suffix only). The
         # package's stub declares a method; at run time it is a property.
         self._write.disable_wal = True  # type: ignore[method-assign, assignment]
+        self._slot_of: Callable[[bytes], int] | None = None  # the index's slot function
+        self._by_slot: dict[int, set[str]] = {}  # slot → aggregates remembered, once asked
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The encoded entry of each key (None: not remembered), in one batched read."""
@@ -107,7 +110,43 @@ class IdStore:
             return []
         return cast(list[bytes | None], self._db[list(keys)])
 
-    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    def entries_in(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> list[tuple[bytes, bytes]]:
+        """Every entry of the aggregates whose key's slot is in `slots`, sorted, held in state or
+        not (`topology.idempotency.IdMemory`). The first call indexes slot → aggregates by
+        one skip scan (a seek per aggregate remembered, not per id); `install` keeps the
+        index from then on (the same `slot_of` is expected: it never changes). The index
+        may name aggregates whose ids RocksDB's TTL dropped: they scan to nothing."""
+        if self._slot_of is None:
+            self._slot_of = slot_of
+            for aggregate_id in self._aggregates():
+                self._index(aggregate_id)
+        return sorted(self._entries_of([a for s in slots for a in self._by_slot.get(s, ())]))
+
+    def _aggregates(self) -> Iterator[str]:
+        """Each aggregate with an id remembered, once per key shape, seeking past each."""
+        it = self._db.iter()
+        try:
+            it.seek_to_first()
+            while it.valid():
+                key = cast(bytes, it.key())
+                try:
+                    aggregate_id = id_key_aggregate(key)
+                except CodecError:  # the positions, or a key of no aggregate
+                    it.next()
+                    continue
+                yield aggregate_id
+                # an id key's next byte (the command id's msgpack head) is below 0xff
+                it.seek(key[:1] + ENCODER.encode(aggregate_id) + b"\xff")
+        finally:
+            del it
+
+    def _index(self, aggregate_id: str) -> None:
+        assert self._slot_of is not None
+        self._by_slot.setdefault(self._slot_of(encode_key(aggregate_id)), set()).add(aggregate_id)
+
+    def _entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
         """Every entry of `aggregate_ids` (both id key shapes), by a prefix scan each; it
         may include entries past the window that RocksDB's TTL has not dropped yet."""
         found: list[tuple[bytes, bytes]] = []
@@ -136,6 +175,9 @@ class IdStore:
         batch = WriteBatch(raw_mode=True)
         for key, value in entries.items():
             batch.put(key, value)
+            if self._slot_of is not None:
+                with suppress(CodecError):  # a key of no aggregate is not indexed
+                    self._index(id_key_aggregate(key))
         if positions:
             merged = {**self.positions(), **positions}
             batch.put(_POSITIONS, msgspec.msgpack.encode(merged))
@@ -146,6 +188,8 @@ class IdStore:
         self._db.close()
         Rdict.destroy(str(self.path))
         self._db = _open(self.path, self._ttl)
+        self._by_slot = {}
+        self._slot_of = None
 
     def compact(self) -> None:
         """Compact the whole store now (RocksDB does it on its own as files accumulate)."""
