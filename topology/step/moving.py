@@ -17,7 +17,9 @@ Invariants:
 Cost: a handoff finds the moved accounts in the store's slot index (built at the first
 handoff: one hash per aggregate, ~1 µs each; kept from then on), then asks the id memory for
 the entries of the slots (its own slot index of the aggregates it remembers, built the same
-way, then a prefix scan per aggregate); an install decodes each moved snapshot once.
+way at the first handoff: one pass over the id keys and one hash per aggregate, 1.4 s for
+250,000 accounts with 4 ids each on a loaded 2-core machine; 15 ms for 5 slots after it),
+then a prefix scan per aggregate; an install decodes each moved snapshot once.
 """
 
 from collections.abc import Callable, Iterator
