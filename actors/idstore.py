@@ -16,7 +16,12 @@ Invariants:
 - a store whose positions lie beyond the changelog's end belongs to an older incarnation of
   the topic and is wiped; a new disk restores only the part of the changelog within the
   window (by timestamp), never the whole topic;
-- entries live at least the changelog's retention (RocksDB TTL), which covers the window.
+- entries live at least the changelog's retention (RocksDB TTL), which covers the window;
+- once a handoff asked for the entries of some slots, the store keeps a slot index of the
+  aggregates it remembers (`entries_in`), which every install keeps up to date.
+
+(Over 400 lines: restore, follow and the slot index share one RocksDB handle and these
+invariants.)
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import msgspec
 from confluent_kafka import Consumer, TopicPartition
@@ -100,6 +105,9 @@ class IdStore:
         # No write-ahead log (see the module docstring: a crash loses a suffix only). The
         # package's stub declares a method; at run time it is a property.
         self._write.disable_wal = True  # type: ignore[method-assign, assignment]
+        self._slot_of: Callable[[bytes], int] | None = None  # the index's slot function
+        self._slot_at: dict[bytes, int] = {}  # aggregate key → slot, once asked
+        self._by_slot: dict[int, set[bytes]] = {}  # slot → aggregate keys remembered
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The encoded entry of each key (None: not remembered), in one batched read."""
@@ -107,7 +115,32 @@ class IdStore:
             return []
         return cast(list[bytes | None], self._db[list(keys)])
 
-    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    def entries_in(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> list[tuple[bytes, bytes]]:
+        """Every entry, sorted, of the aggregates whose key's slot is in `slots`, held in
+        state or not (`topology.idempotency.IdMemory`). The first call indexes slot →
+        aggregates by one pass over the keys (read off their msgpack heads, no decoding; one
+        hash per aggregate); `install` keeps the index from then on (the same `slot_of` is
+        expected: it never changes). The index may name aggregates whose ids RocksDB's TTL
+        dropped: they scan to nothing."""
+        if self._slot_of is None:
+            self._slot_of = slot_of
+            for key in self._db.keys():  # noqa: SIM118 (a Rdict is not iterable)
+                self._index(cast(bytes, key))
+        found = [a.decode() for s in slots for a in self._by_slot.get(s, ())]
+        return sorted(self._entries_of(found))
+
+    def _index(self, key: bytes) -> None:
+        """Index the aggregate of id key `key` (another key: nothing)."""
+        assert self._slot_of is not None
+        aggregate = _aggregate_key(key)
+        if aggregate is not None and aggregate not in self._slot_at:
+            slot = self._slot_of(aggregate)
+            self._slot_at[aggregate] = slot
+            self._by_slot.setdefault(slot, set()).add(aggregate)
+
+    def _entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
         """Every entry of `aggregate_ids` (both id key shapes), by a prefix scan each; it
         may include entries past the window that RocksDB's TTL has not dropped yet."""
         found: list[tuple[bytes, bytes]] = []
@@ -136,6 +169,8 @@ class IdStore:
         batch = WriteBatch(raw_mode=True)
         for key, value in entries.items():
             batch.put(key, value)
+            if self._slot_of is not None:
+                self._index(key)
         if positions:
             merged = {**self.positions(), **positions}
             batch.put(_POSITIONS, msgspec.msgpack.encode(merged))
@@ -146,6 +181,7 @@ class IdStore:
         self._db.close()
         Rdict.destroy(str(self.path))
         self._db = _open(self.path, self._ttl)
+        self._slot_of, self._slot_at, self._by_slot = None, {}, {}
 
     def compact(self) -> None:
         """Compact the whole store now (RocksDB does it on its own as files accumulate)."""
@@ -359,6 +395,26 @@ def open_id_store(settings: Settings, partition: int, member: int = 0) -> IdStor
         log.warning("id store %s is unavailable (%s); using %s", path, e, scratch)
         shutil.rmtree(scratch, ignore_errors=True)
         return IdStore(scratch, ttl, scratch=True)
+
+
+def _aggregate_key(key: bytes) -> bytes | None:
+    """The aggregate key (`encode_key`) an id key names, read off its msgpack head (a 2- or
+    3-element array whose first element is the aggregate id's string); None for a key of
+    another kind."""
+    if len(key) < 2 or key[0] not in (0x92, 0x93):
+        return None
+    head = key[1]
+    if 0xA0 <= head <= 0xBF:
+        start, length = 2, head & 0x1F
+    elif head in _STR_HEADS and len(key) >= 2 + _STR_HEADS[head]:
+        start = 2 + _STR_HEADS[head]
+        length = int.from_bytes(key[2:start], "big")
+    else:
+        return None
+    return key[start : start + length] if len(key) >= start + length else None
+
+
+_STR_HEADS: Final = {0xD9: 1, 0xDA: 2, 0xDB: 4}  # msgpack str8/16/32: bytes of the length
 
 
 def _open(path: Path, ttl_seconds: int) -> Rdict:

@@ -37,9 +37,9 @@ class AccountAggregate:
     view_type: Final = AccountView
     # 4: credits per source, transfers in flight; 3: pending transfers; 2: `Account.version`
     # dropped
-    state_schema_version: Final = 4
+    state_schema_version: Final = 5  # 5: `Account.awaited` (a pending transfer's pairing)
     event_schema_version: Final = 1
-    internal_schema_version: Final = 2  # 2: legs name their transfer (seq, source)
+    internal_schema_version: Final = 3  # 3: `VoidRefusedPending.end`; 2: legs name their transfer
     upcasters: Final[Mapping[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = (
         MappingProxyType({})
     )

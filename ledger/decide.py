@@ -25,6 +25,7 @@ from ledger.events import (
     Event,
     ForcedAction,
     PendingCreditNoted,
+    PendingCreditPaired,
     PendingCreditReleased,
     PendingCreditSettled,
     PendingPosted,
@@ -50,6 +51,7 @@ from ledger.internal import (
     VoidRefusedPending,
     leg_id,
 )
+from ledger.pairs import end_unnoted, note_awaited, note_refused
 from ledger.rejections import Rejection, RejectionCode
 from ledger.state import MAX_MINOR_UNITS, Account, Pending
 
@@ -266,7 +268,9 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Deci
         f"refused by {command.operator}: {command.reason}",
     )
     tid, seq = leg.transfer_id, leg.seq
-    if isinstance(leg, NotePendingCredit):
+    if isinstance(leg, NotePendingCredit):  # awaits no end: it must not grow its target
+        if note_awaited(state, leg.source, tid, seq):
+            recorded.append(PendingCreditPaired(tid, leg.source, seq))
         void = VoidRefusedPending(tid, refused.code, seq)
         send = Send(leg.source, void, leg_id("void-refused", leg.source, tid, seq))
     else:
@@ -276,6 +280,8 @@ def _forced(state: Account | None, command: ForcedLeg, context: Context) -> Deci
         noted = state.incoming.get(leg.source, {}).get(tid)
         if _mine(noted, seq) is not None:  # the credit noted for it ends with it
             recorded.append(PendingCreditReleased(tid, leg.source))
+        else:
+            recorded.extend(end_unnoted(state, leg.source, tid, seq))
     final = isinstance(leg, SettlePendingCredit)  # as the leg's own refusal would be
     return Decision(recorded, [send], final=final, rejection=refused)
 
@@ -308,12 +314,15 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
         case NotePendingCredit(
             transfer_id=tid, source=source, amount=amount, currency=currency, seq=seq
         ):
+            if note_awaited(state, source, tid, seq):  # its end came first: noted and ended
+                return Decision([PendingCreditPaired(tid, source, seq)])
             refused = _receivable(state, currency, amount) or _room_for_credit(state, context)
             if refused is None:
                 return Decision([PendingCreditNoted(tid, source, amount, seq)])
-            void = VoidRefusedPending(tid, refused.code, seq)
+            paired, end = note_refused(state, source, tid, seq)
+            void = VoidRefusedPending(tid, refused.code, seq, end)
             return Decision(
-                [],
+                paired,
                 [Send(source, void, leg_id("void-refused", source, tid, seq))],
                 final=False,
                 rejection=refused,
@@ -330,7 +339,9 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
             refused = Rejection(RejectionCode.UNKNOWN_PENDING, f"no pending credit {tid!r}")
             refund = RefundTransfer(tid, me, amount, refused.code, seq)
             return Decision(
-                [], [Send(source, refund, leg_id("refund", source, tid, seq))], rejection=refused
+                end_unnoted(state, source, tid, seq),
+                [Send(source, refund, leg_id("refund", source, tid, seq))],
+                rejection=refused,
             )
         case ReleasePendingCredit(transfer_id=tid, source=source, seq=seq):
             if state is not None and not source:  # a leg sent before credits were per source
@@ -338,7 +349,7 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
             noted = None if state is None else state.incoming.get(source, {}).get(tid)
             if _mine(noted, seq) is not None:
                 return Decision([PendingCreditReleased(tid, source)])
-            return Decision([])  # the reservation was refused here: nothing to release
+            return Decision(end_unnoted(state, source, tid, seq))  # refused, or overtook it
         case RefundTransfer(transfer_id=tid, target=target, amount=amount, code=code, seq=seq):
             if state is None:
                 return Decision.reject(RejectionCode.UNKNOWN_ACCOUNT, "no such account")
@@ -361,8 +372,10 @@ def _leg(state: Account | None, command: InternalCommand, context: Context) -> D
             reserved = None if state is None else _mine(state.pending.get(tid), seq)
             if reserved is None:
                 return Decision([])  # already posted or voided: never two of them
-            if isinstance(command, VoidRefusedPending):
-                return Decision([PendingVoided(tid, "refused")])
+            if isinstance(command, VoidRefusedPending):  # the target may await its end
+                release = ReleasePendingCredit(tid, me, seq)
+                ends = [Send(reserved.other, release, leg_id("release", me, tid, seq))]
+                return Decision([PendingVoided(tid, "refused")], ends if command.end else [])
             if reserved.expires_ms is None or reserved.expires_ms > context.now_ms:
                 return Decision([])
             release = ReleasePendingCredit(tid, me, seq)

@@ -3,8 +3,8 @@
 Money: `Deposited`, `Withdrawn` change the total; a transfer moves it: `TransferDebited` and
 `PendingPosted` (source) put it in flight, `TransferCredited` and `PendingCreditSettled`
 (target) or `TransferReversed` (source) take it out. Reservations (`PendingReserved`,
-`PendingCreditNoted`) and `TransferCompleted` (the source learns the target took it) move
-no money.
+`PendingCreditNoted`), `TransferCompleted` (the source learns the target took it) and a
+pending transfer's pairing (`PendingCreditAwaited`, `PendingCreditPaired`) move no money.
 """
 
 from typing import Literal
@@ -14,10 +14,13 @@ import msgspec
 __all__ = [
     "AccountClosed",
     "AccountOpened",
+    "Awaiting",
     "Deposited",
     "Event",
     "ForcedAction",
+    "PendingCreditAwaited",
     "PendingCreditNoted",
+    "PendingCreditPaired",
     "PendingCreditReleased",
     "PendingCreditSettled",
     "PendingPosted",
@@ -33,6 +36,7 @@ __all__ = [
 ]
 
 VoidReason = Literal["voided", "expired", "refused"]
+Awaiting = Literal["note", "end"]
 
 
 class _Event(msgspec.Struct, frozen=True, tag=True):
@@ -167,6 +171,27 @@ class PendingCreditReleased(_Event, frozen=True):
     source: str = ""  # "" in events written before credits were kept per source
 
 
+class PendingCreditAwaited(_Event, frozen=True):
+    """Target: one leg of pending transfer (`source`, `transfer_id`, `seq`) came without its
+    pair, which is awaited (`ledger.pairs`): "note" (its end, a release or settlement,
+    overtook its note across a move; the note is taken as ended when it comes) or "end"
+    (its note was refused; the source's release or settlement ends it)."""
+
+    transfer_id: str
+    source: str
+    seq: int
+    awaiting: Awaiting
+
+
+class PendingCreditPaired(_Event, frozen=True):
+    """Target: the awaited leg of pending transfer (`source`, `transfer_id`, `seq`) came;
+    nothing more is awaited of it."""
+
+    transfer_id: str
+    source: str
+    seq: int
+
+
 Event = (
     AccountOpened
     | Deposited
@@ -183,4 +208,6 @@ Event = (
     | PendingCreditSettled
     | PendingVoided
     | PendingCreditReleased
+    | PendingCreditAwaited
+    | PendingCreditPaired
 )

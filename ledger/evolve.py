@@ -9,7 +9,9 @@ from ledger.events import (
     AccountOpened,
     Deposited,
     Event,
+    PendingCreditAwaited,
     PendingCreditNoted,
+    PendingCreditPaired,
     PendingCreditReleased,
     PendingCreditSettled,
     PendingPosted,
@@ -22,6 +24,7 @@ from ledger.events import (
     TransferReversed,
     Withdrawn,
 )
+from ledger.pairs import awaited_key
 from ledger.state import ENDED_KEPT, Account, Pending
 
 __all__ = ["evolve"]
@@ -104,6 +107,14 @@ def evolve(state: Account | None, event: Event) -> Account:
             return replace(
                 state, incoming=incoming, pending_credits=state.pending_credits - noted.amount
             )
+        case PendingCreditAwaited(transfer_id=tid, source=source, seq=seq, awaiting=leg):
+            key = awaited_key(source, tid, seq)
+            return replace(state, awaited={**state.awaited, key: leg})
+        case PendingCreditPaired(transfer_id=tid, source=source, seq=seq):
+            key = awaited_key(source, tid, seq)
+            if key not in state.awaited:
+                raise ValueError(f"nothing awaited of pending transfer {tid!r} from {source!r}")
+            return replace(state, awaited={k: v for k, v in state.awaited.items() if k != key})
         case _:
             assert_never(event)
 

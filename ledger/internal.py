@@ -74,11 +74,15 @@ class NotePendingCredit(_Internal, frozen=True):
 
 
 class VoidRefusedPending(_Internal, frozen=True):
-    """To the source: the target refused the pending credit; release the reservation."""
+    """To the source: the target refused the pending credit; release the reservation.
+    `end`: the target awaits the transfer's end (`ledger.pairs`), so a source that still
+    holds the reservation sends it a release (False in legs sent before legs were paired,
+    and where the target holds no account)."""
 
     transfer_id: str
     code: str
     seq: int = 0
+    end: bool = False
 
 
 class SettlePendingCredit(_Internal, frozen=True):

@@ -4,6 +4,8 @@ from typing import Final, Literal
 
 import msgspec
 
+from ledger.events import Awaiting
+
 __all__ = [
     "ENDED_KEPT",
     "MAX_MINOR_UNITS",
@@ -64,10 +66,13 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
       its reservation is gone;
     - no command or leg opens a transfer beyond the cap (`MAX_OPEN_TRANSFERS` unless the
       aggregate is given another): `open_out` (`pending` and `sending`) and `open_in`
-      (`incoming`) each stay within it, so the state's size is bounded.
+      (`incoming`) each stay within it, so the state's size is bounded;
+    - `awaited` names the pending transfers in (by their note's leg id) of which one leg
+      came without its pair (`ledger.pairs`): each entry lives until the pair's other leg
+      comes, one trip of a leg, so it holds only transfers whose legs are in flight.
     The account's version (events applied) is not here: the flow counts it, once, in its
     slot. Encoded as an array: field order is layout, so a change of it is a state schema
-    version bump (4 added `incoming` and `sending`; 3 the pending transfers)."""
+    version bump (5 added `awaited`; 4 `incoming` and `sending`; 3 the pending transfers)."""
 
     status: AccountStatus
     currency: str
@@ -79,6 +84,7 @@ class Account(msgspec.Struct, frozen=True, array_like=True):
     incoming: dict[str, dict[str, Pending]] = msgspec.field(default_factory=dict)
     sending: dict[str, Pending] = msgspec.field(default_factory=dict)
     ended: dict[str, str] = msgspec.field(default_factory=dict)
+    awaited: dict[str, Awaiting] = msgspec.field(default_factory=dict)
 
     @property
     def available(self) -> int:

@@ -10,16 +10,19 @@ within the window: older ones may be dropped at any time. The partition's clock 
 backwards (it is checkpointed), so neither does expiry.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
 
+from topology.codec.keys import encode_key, id_key_aggregate
 from topology.codec.replies import decode_entry
+from topology.codec.wire import CodecError
 
 __all__ = [
     "MAX_CLOCK_SKEW_MS",
     "IdMemory",
     "IdVerdict",
+    "entries_in_slots",
     "judge",
     "latest_entries",
     "replies_retention_ms",
@@ -88,14 +91,37 @@ def replies_retention_ms(window_ms: int) -> int:
     return window_ms + MAX_CLOCK_SKEW_MS + _RETENTION_MARGIN_MS
 
 
+def entries_in_slots(
+    entries: Iterable[tuple[bytes, bytes]],
+    slots: frozenset[int],
+    slot_of: Callable[[bytes], int],
+) -> list[tuple[bytes, bytes]]:
+    """The (id key, entry) pairs of `entries` whose aggregate's key (`encode_key`) has its
+    slot in `slots`, sorted; keys that are not id keys are skipped. A full scan: for the
+    memories held in a dict (the simulator's, the tests')."""
+    found = []
+    for key, value in entries:
+        try:
+            aggregate_id = id_key_aggregate(key)
+        except CodecError:
+            continue
+        if slot_of(encode_key(aggregate_id)) in slots:
+            found.append((key, value))
+    return sorted(found)
+
+
 class IdMemory(Protocol):
     """What the batch step asks of an idempotency memory: the encoded `IdEntry` of each id
-    key (None: not remembered), and every entry of some aggregates (a handoff moves them).
+    key (None: not remembered), and every entry of some slots (a handoff moves them).
     A memory may forget an id once it is past its window."""
 
     def lookup(self, keys: Sequence[bytes]) -> Sequence[bytes | None]: ...
 
-    def entries_of(self, aggregate_ids: Sequence[str]) -> Sequence[tuple[bytes, bytes]]:
-        """The (id key, encoded entry) of every id remembered for `aggregate_ids`, client
-        commands' and internal commands' alike (`topology.codec.keys.id_key_prefixes`)."""
+    def entries_in(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> Sequence[tuple[bytes, bytes]]:
+        """The (id key, encoded entry) of every id remembered for an aggregate whose key's
+        slot (`slot_of`, fixed for the application) is in `slots`, client commands' and
+        internal commands' alike, whether or not the aggregate exists: a command refused
+        for want of its account is remembered too, and must move with its slot."""
         ...

@@ -65,7 +65,9 @@ class InvariantError(AssertionError):
         return InvariantError, (self.rule, self.message)  # crosses process boundaries
 
 
-_UNSAID: Final = frozenset({"PendingVoided", "PendingCreditReleased"})
+_UNSAID: Final = frozenset(
+    {"PendingVoided", "PendingCreditReleased", "PendingCreditAwaited", "PendingCreditPaired"}
+)
 """What a pending transfer's deadline causes (no one's command): its events name no one."""
 
 

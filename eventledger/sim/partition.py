@@ -14,7 +14,7 @@ is one loop; split, each half would reach into the other's fields.)
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -23,12 +23,12 @@ from eventledger.sim.logs import Logs, Transaction
 from eventledger.sim.readback import read_back
 from topology.codec.aggregate import Codec
 from topology.codec.checkpoint import CHECKPOINT_KEY, encode_checkpoint
-from topology.codec.keys import id_key_prefixes
 from topology.codec.replies import decode_entry
 from topology.codec.state import encode_flows
 from topology.deadlines import Deadlines
 from topology.envelopes import Checkpoint, Slot
 from topology.flows import FLOWS_KEY, Flows
+from topology.idempotency import entries_in_slots
 from topology.limits import MAX_SNAPSHOT_BYTES
 from topology.moves import (
     SLOT_RECORD_KEY,
@@ -92,9 +92,10 @@ class _Memory:
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return [self.values.get(k) for k in keys]
 
-    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
-        prefixes = tuple(p for a in aggregate_ids for p in id_key_prefixes(a))
-        return sorted((k, v) for k, v in self.values.items() if k.startswith(prefixes))
+    def entries_in(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> list[tuple[bytes, bytes]]:
+        return entries_in_slots(self.values.items(), slots, slot_of)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,9 @@ from eventledger.torture.history import Kind, Op
 from ledger.events import (
     AccountOpened,
     Deposited,
+    PendingCreditAwaited,
     PendingCreditNoted,
+    PendingCreditPaired,
     PendingCreditReleased,
     PendingCreditSettled,
     PendingPosted,
@@ -129,7 +131,12 @@ def fact(aggregate_id: str, command_id: str, event: Any, where: str = "") -> Eve
         ):
             return EventFact(aggregate_id, command_id, Kind.TRANSFER, amount, where=where, leg=True)
         case (
-            PendingCreditNoted() | PendingCreditReleased() | TransferCompleted() | TransferForced()
+            PendingCreditNoted()
+            | PendingCreditReleased()
+            | PendingCreditAwaited()
+            | PendingCreditPaired()
+            | TransferCompleted()
+            | TransferForced()
         ):
             return EventFact(aggregate_id, command_id, Kind.TRANSFER, where=where, leg=True)
     return EventFact(aggregate_id, command_id, None, where=where)

@@ -1,7 +1,7 @@
 """Shared builders for the unit tests: command records, a fake id memory, a batch runner with
 defaults, the ledger one state schema ahead, and the hypothesis strategies of commands."""
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 import msgspec
 from hypothesis import strategies as st
@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from ledger import LEDGER, CloseAccount, Command, Deposit, OpenAccount, Withdraw
 from topology.codec.aggregate import Codec
 from topology.codec.commands import encode_command
-from topology.codec.keys import encode_key, id_key_prefixes
+from topology.codec.keys import encode_key
 from topology.envelopes import Slot
+from topology.idempotency import entries_in_slots
 from topology.settings import DAY_MS
 from topology.step.batch import process_batch
 from topology.step.records import BatchResult, InRecord
@@ -46,9 +47,10 @@ class Memory(dict[bytes, bytes]):
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
-    def entries_of(self, aggregate_ids: Sequence[str]) -> list[tuple[bytes, bytes]]:
-        prefixes = tuple(p for a in aggregate_ids for p in id_key_prefixes(a))
-        return sorted((k, v) for k, v in self.items() if k.startswith(prefixes))
+    def entries_in(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> list[tuple[bytes, bytes]]:
+        return entries_in_slots(self.items(), slots, slot_of)
 
 
 def commit(committed: MutableMapping[str, Slot], ids: Memory, result: BatchResult) -> None:

@@ -74,18 +74,40 @@ def test_reopening_in_one_process_and_compacting_forgets_nothing(tmp_path: Path)
     ids.close()
 
 
-def test_entries_of_scans_both_key_shapes_of_the_accounts_asked_and_no_other(
-    tmp_path: Path,
-) -> None:
+def _slot(key: bytes) -> int:
+    """A slot function for the tests: the aggregate's first letter."""
+    return key[0] if key else 0
+
+
+def test_entries_in_finds_every_id_of_the_slots_and_no_other(tmp_path: Path) -> None:
+    """Both key shapes, of many aggregates (the index's skip scan seeks past each); an
+    aggregate never held in state is remembered like any other (its slot moves it)."""
     ids = store(tmp_path)
     wanted = {
         encode_id_key("a", "c1"): b"1",
         encode_id_key("a", "c2"): b"2",
         encode_internal_id_key("a", "leg"): b"3",
-        encode_id_key("b", "c1"): b"4",
+        encode_id_key("ab", "c1"): b"4",
+        **{encode_id_key(f"a{i}", f"c{j}"): b"x" for i in range(20) for j in range(3)},
     }
-    others = {encode_id_key("ab", "c1"): b"5", encode_id_key("", "a"): b"6", b"\x92x": b"7"}
+    others = {encode_id_key("b", "c1"): b"5", encode_id_key("", "a"): b"6", b"\x92x": b"7"}
     ids.install({**wanted, **others}, {0: 1})
-    assert sorted(ids.entries_of(["a", "b"])) == sorted(wanted.items())
-    assert ids.entries_of(["nobody"]) == [] and ids.entries_of([]) == []
+    assert ids.entries_in(frozenset({ord("a")}), _slot) == sorted(wanted.items())
+    assert ids.entries_in(frozenset({ord("z")}), _slot) == []
+    assert ids.entries_in(frozenset(), _slot) == []
+
+
+def test_entries_in_keeps_its_index_through_installs_and_a_wipe(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    ids.install({encode_id_key("a", "c1"): b"1"}, {0: 1})
+    slots = frozenset({ord("a")})
+    assert ids.entries_in(slots, _slot) == [(encode_id_key("a", "c1"), b"1")]
+    later = {encode_id_key("a2", "c1"): b"2", encode_internal_id_key("a", "leg"): b"3"}
+    ids.install(later, {0: 2})  # after the index was built: install keeps it
+    assert ids.entries_in(slots, _slot) == sorted(
+        [(encode_id_key("a", "c1"), b"1"), *later.items()]
+    )
+    ids.wipe()
+    ids.install({encode_id_key("a3", "c1"): b"4"}, {0: 3})
+    assert ids.entries_in(slots, _slot) == [(encode_id_key("a3", "c1"), b"4")]
     ids.close()

@@ -382,6 +382,27 @@ def test_a_retry_answered_before_the_move_gets_the_same_reply_bytes_on_the_targe
     assert p1.committed[a].state.balance == 10 + 7
 
 
+def test_the_refusal_of_a_command_on_an_absent_account_moves_with_its_slot() -> None:
+    """The simulator's seeds 357 and 375: an `unknown_account` refusal is remembered for an
+    account the partition holds no state of; the handoff carries it (by slot, not by the
+    accounts held), so a retry after the account was opened on the target is answered the
+    same, never executed."""
+    p0, p1, _ = moved_world()
+    ghost = in_slot(2, "ghost")  # slot 2 moves; never opened on p0
+    first = p0.send(ghost, Deposit(7), "early", lane=1)
+    assert [r.value for r in first.replies] and first.events == []
+    handoff = p0.batch([request(p0, MOVE)])
+    (part,) = [decode_part(r.value or b"") for r in to(handoff, 1)]
+    assert encode_id_key(ghost, "early") in {k for k, _ in part.ids}
+    assert ghost not in {k.decode() for k, _ in part.accounts}
+    p1.deliver(to(handoff, 1))
+    p1.send(ghost, OpenAccount("EUR"), "open-ghost")
+    retry = p1.send(ghost, Deposit(7), "early", lane=1)
+    assert retry.events == [] and [o.outcome for o in retry.outcomes] == [OutcomeKind.DUPLICATE]
+    assert [r.value for r in retry.replies] == [r.value for r in first.replies]
+    assert p1.committed[ghost].state.balance == 0
+
+
 def test_a_credit_that_reaches_the_source_after_the_handoff_is_forwarded_and_credited_once() -> (
     None
 ):

@@ -27,8 +27,13 @@ from ledger import (
     leg_id,
 )
 from ledger.aggregate import LEDGER, AccountAggregate
-from ledger.events import TransferCompleted
-from ledger.internal import CreditTransfer, NotePendingCredit, VoidRefusedPending
+from ledger.events import PendingCreditAwaited, TransferCompleted
+from ledger.internal import (
+    CreditTransfer,
+    NotePendingCredit,
+    ReleasePendingCredit,
+    VoidRefusedPending,
+)
 from ledger.state import MAX_OPEN_TRANSFERS
 from topology.codec.aggregate import Codec
 
@@ -93,14 +98,18 @@ def test_a_target_at_its_cap_refuses_the_pending_credit_and_the_source_voids_it(
     assert TARGET_AT_CAP.open_in == CAP
     note = NotePendingCredit("t1", "a", 10, "EUR", 3)
     refused = decide(TARGET_AT_CAP, note, at("b"))
-    assert code(refused) == FULL and refused.events == [] and not refused.final
-    void = VoidRefusedPending("t1", FULL, 3)
+    assert code(refused) == FULL and not refused.final
+    assert refused.events == [PendingCreditAwaited("t1", "a", 3, "end")]  # its end is awaited
+    void = VoidRefusedPending("t1", FULL, 3, end=True)
     assert refused.sends == [Send("a", void, leg_id("void-refused", "a", "t1", 3))]
     assert refused.rejection is not None and "pending credits" in refused.rejection.message
     reserved = given(
         AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 10, None, 3)
     )
-    voided = reduce(evolve, decide(reserved, void, at("a")).events, reserved)
+    voiding = decide(reserved, void, at("a"))
+    release = ReleasePendingCredit("t1", "a", 3)
+    assert voiding.sends == [Send("b", release, leg_id("release", "a", "t1", 3))]
+    voided = reduce(evolve, voiding.events, reserved)
     assert (voided.balance, voided.available, voided.pending) == (100, 100, {})
     assert voided.ended == {"t1": "refused"}
     assert code(decide(TARGET_AT_CAP, note, at("b", cap=CAP + 1))) is None
@@ -158,8 +167,11 @@ def test_a_target_at_its_cap_sends_the_reservation_back_and_money_is_conserved()
     second = p0.send(a, Transfer(b, 30, pending=True), "r2", lane=1)
     assert p0.committed[a].state.available == 70, "reserved while the target decides"
     refusal = p1.deliver(internal_for(second, 1))
-    assert refusal.events == [] and client_replies(refusal) == []
+    assert client_replies(refusal) == []
+    assert list(p1.committed[b].state.awaited.values()) == ["end"], "its end is awaited"
     back = p0.deliver(internal_for(refusal, 0))
+    p1.deliver(internal_for(back, 1))  # the source's release ends the refused note
+    assert p1.committed[b].state.awaited == {}
     answers = {(r.command_id, r.aggregate_id, r.code) for r in client_replies(back)}
     assert answers == {("r2", a, FULL)}, "one answer, remembered under the leg and the transfer"
     assert {r.partition for r in back.replies} == {0 * 2 + 1}, "on the client's lane"

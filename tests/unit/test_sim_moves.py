@@ -1,8 +1,7 @@
 """The simulator's online repartition (`eventledger.sim.moves`): the real driver and batch step
 move slots while clients keep sending on stale tables; the checker's ownership rules hold;
 and they find the defects planted for them (a checker that cannot find a known bug proves
-nothing). Two defects the simulator found in the move path are kept here as expected
-failures until they are fixed."""
+nothing). The defects the simulator found in the move path are kept as regression seeds."""
 
 from __future__ import annotations
 
@@ -138,26 +137,20 @@ def test_a_move_keeps_the_state_it_carries() -> None:
     assert outcome.moves[1] == len(MOVING)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect found by the simulator: a handoff takes the id entries of the accounts "
-    "in its state only (IdMemory.entries_of), so the remembered decision of a command on an "
-    "account that does not exist (unknown_account) stays behind, and a retry after the move "
-    "is decided again by the target",
-)
 @pytest.mark.parametrize("seed", [357, 375])
 def test_ids_of_absent_accounts_move_with_their_slot(seed: int) -> None:
+    """Found by the simulator: a handoff took the id entries of the accounts in its state
+    only, so an `unknown_account` refusal stayed behind and a retry after the move was
+    decided again by the target. The handoff now carries every entry of its slots."""
     outcome = run_seed(seed, 600)
     assert outcome.violation is None, str(outcome.violation)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect found by the simulator: a transfer's legs can overtake each other across "
-    "a move (the note waits on the old owner's internal topic, to be forwarded, while the "
-    "release, sent by the newer table, reaches the new owner first): a phantom pending credit",
-)
-def test_the_legs_of_one_transfer_keep_their_order_across_a_move() -> None:
+def test_the_legs_of_one_transfer_land_in_either_order_across_a_move() -> None:
+    """Found by the simulator: a transfer's release, sent by a newer table, reached the new
+    owner before its note, which waited on the old owner's internal topic to be forwarded;
+    the late note left a pending credit nothing released. The target now takes the two
+    legs in either order (`ledger.pairs`)."""
     outcome = run_seed(273, 600)
     assert outcome.violation is None, str(outcome.violation)
 

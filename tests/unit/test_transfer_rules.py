@@ -40,7 +40,7 @@ from ledger import (
     leg_id,
     moves,
 )
-from ledger.events import TransferCompleted
+from ledger.events import PendingCreditAwaited, TransferCompleted
 from ledger.internal import (
     ConfirmCredit,
     CreditTransfer,
@@ -227,15 +227,17 @@ def test_the_target_keeps_pending_credits_per_source() -> None:
 def test_a_leg_acts_only_on_the_transfer_it_names() -> None:
     # the same id, reused by the same source: its `seq` tells the transfers apart
     target = given(AccountOpened("EUR", 0), PendingCreditNoted("t1", "a", 40, 9))
+    # a release or settlement of another transfer finds no credit: it awaits its note
+    awaits = PendingCreditAwaited("t1", "a", 3, "note")
     stale_release = decide(target, ReleasePendingCredit("t1", "a", 3), at("b", "r"))
-    assert stale_release == Decision([])
+    assert stale_release == Decision([awaits])
     stale_settle = decide(target, SettlePendingCredit("t1", "a", 40, 3), at("b", "s"))
-    assert stale_settle.events == []
+    assert stale_settle.events == [awaits]
     assert refused(stale_settle) == RejectionCode.UNKNOWN_PENDING
     refund = RefundTransfer("t1", "b", 40, RejectionCode.UNKNOWN_PENDING, 3)
     assert stale_settle.sends == [Send("a", refund, leg_id("refund", "a", "t1", 3))]
     other_source = decide(target, ReleasePendingCredit("t1", "c", 9), at("b", "r"))
-    assert other_source == Decision([])
+    assert other_source == Decision([PendingCreditAwaited("t1", "c", 9, "note")])
     reserved = given(
         AccountOpened("EUR", 0), Deposited(100), PendingReserved("t1", "b", 70, NOW, 9)
     )

@@ -272,8 +272,10 @@ def test_legs_carry_the_internal_schema_version_and_a_newer_one_is_held_not_dead
     ((key, value),) = internal_for(p0.send(a, Transfer(b, 30), "t1"), 1)
     assert value is not None
     envelope, _ = LEDGER_CODEC.commands.decode(value)
-    assert envelope.schema_version == LEDGER.internal_schema_version == 2
-    newer = encode_envelope(msgspec.structs.replace(envelope, schema_version=3))
+    assert envelope.schema_version == LEDGER.internal_schema_version == 3
+    newer = encode_envelope(
+        msgspec.structs.replace(envelope, schema_version=LEDGER.internal_schema_version + 1)
+    )
     before = p1.positions
     held = p1.deliver([(key, newer)])
     assert held.held is not None and "upgrade" in held.held

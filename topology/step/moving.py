@@ -16,15 +16,18 @@ Invariants:
 
 Cost: a handoff finds the moved accounts in the store's slot index (built at the first
 handoff: one hash per aggregate, ~1 µs each; kept from then on), then asks the id memory for
-their entries (a prefix scan per account); an install decodes each moved snapshot once.
+the entries of the slots (its own slot index of the aggregates it remembers, built the same
+way at the first handoff: one pass over the id keys and one hash per aggregate, 1.4 s for
+250,000 accounts with 4 ids each on a loaded 2-core machine; 15 ms for 5 slots after it),
+then a prefix scan per aggregate; an install decodes each moved snapshot once.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from topology.codec.keys import encode_key, id_key_aggregate
 from topology.codec.replies import decode_entry
 from topology.codes import SkipCode
-from topology.idempotency import IdMemory
+from topology.idempotency import IdMemory, entries_in_slots
 from topology.moves import (
     MAX_PART_BYTES,
     Arrival,
@@ -105,14 +108,10 @@ class Moves:
             moved.append((encode_key(aggregate_id), self._guard.snapshot(aggregate_id, slot)))
             total += self._tally.balance_of(slot.state)
             self._depart(record, aggregate_id, slot.version, move)
-        # lost legs by their aggregate's slot, not by the accounts held: a leg to an
-        # aggregate that does not exist (a credit to no account) is lost here too, and its
-        # settlement is forwarded to the target, which must know it (and its entry)
+        entries = self._entries(group, table.slot_of)
         lost = sorted(
             k for k in self._legs.lost if table.slot_of(encode_key(id_key_aggregate(k))) in group
         )
-        absent = sorted({id_key_aggregate(k) for k in lost}.difference(accounts))
-        entries = self._entries([*accounts, *absent])
         self._legs.remove(lost)
         self._slots.drop(accounts)
         self._tally.moved(out=move.target, amount=total)
@@ -157,14 +156,14 @@ class Moves:
         for kind in (TopicKind.SNAPSHOTS, TopicKind.STATE):
             self.tombstones.append(OutRecord(kind, context.partition, key, None, [], None))
 
-    def _entries(self, accounts: list[str]) -> list[tuple[bytes, bytes]]:
-        """The id memory's entries of `accounts` within the window, this batch's over the
-        memory's."""
-        leaving = set(accounts)
-        entries = dict(self._ids.entries_of(accounts))
-        entries.update(
-            (k, v) for k, v in self._output.remembered.items() if id_key_aggregate(k) in leaving
-        )
+    def _entries(
+        self, slots: frozenset[int], slot_of: Callable[[bytes], int]
+    ) -> list[tuple[bytes, bytes]]:
+        """The id memory's entries of `slots` within the window, this batch's over the
+        memory's: of every aggregate of the slots, held or not (a command refused for want
+        of its account is remembered, and its retry must be answered by the target)."""
+        entries = dict(self._ids.entries_in(slots, slot_of))
+        entries.update(entries_in_slots(self._output.remembered.items(), slots, slot_of))
         oldest = self._context.now_ms - self._context.window_ms
         return sorted(
             (k, v) for k, v in entries.items() if decode_entry(v).first_attempt_ms >= oldest
