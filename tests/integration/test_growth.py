@@ -44,6 +44,11 @@ def _versions(settings: Settings) -> list[int]:
     return [s.routing_version for s in ray.get([w.stats.remote() for w in writers], timeout=30)]
 
 
+# The slow group: test_repartition.py grows a live app through its coordinator in the
+# default run.
+pytestmark = pytest.mark.slow
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_a_live_app_grows_from_2_to_4_partitions_and_its_clients_follow(
     settings: Settings,

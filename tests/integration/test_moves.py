@@ -13,6 +13,7 @@ identity with the moved terms) and in all."""
 
 from __future__ import annotations
 
+import pytest
 import ray
 from confluent_kafka import Producer
 
@@ -31,6 +32,9 @@ from topology.moves import MoveSlots, RecordKind, decode_slot_record, encode_mov
 from topology.routing import RoutingTable
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
+
+# The slow group: test_repartition.py runs moves end to end in the default run.
+pytestmark = pytest.mark.slow
 
 
 def test_a_move_hands_slots_off_installs_them_and_forwards_the_old_route(
