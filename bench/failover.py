@@ -40,9 +40,7 @@ import logging
 import os
 import shutil
 import signal
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,15 +52,12 @@ from actors.client import LedgerClient
 from actors.deployment import stop_service
 from actors.messages import Members, PartitionStats, PartitionStatus, ServiceStatus
 from actors.ray_state import partition_actor, writer_member
-from actors.reads import Reads
 from bench.check import CheckFailedError
+from bench.deposits import DepositLoad, check_balances
 from bench.model import FailoverRun, RunContext
-from bench.restore import account_id, balance_of, write_ids, write_snapshots
+from bench.restore import write_ids, write_snapshots
 from eventledger.assembly import deploy_service
 from eventledger.torture.gap import longest_silence
-from ledger.commands import Deposit
-from ledger.state import AccountView
-from topology.envelopes import Reply
 from topology.names import NAMESPACE, Names
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -86,49 +81,6 @@ def _pid_and_status(actor: Any) -> tuple[int, PartitionStatus]:
     """Run inside a member by ``__ray_call__``: its process id and status."""
     stats: PartitionStats = actor.stats()
     return os.getpid(), stats.status
-
-
-@dataclass
-class _Sent:
-    account: int
-    future: Future[Reply]
-    replied: float | None = None
-
-    def replied_now(self, _future: Future[Reply]) -> None:
-        self.replied = time.monotonic()
-
-
-class _Load:
-    """Deposits of 1, open loop at ``rate`` per second, from a thread, until ``stop``."""
-
-    def __init__(self, client: LedgerClient, keys: int, rate: float) -> None:
-        self.client, self.keys, self.rate = client, keys, rate
-        self.sent: list[_Sent] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="failover-load", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-    def reply_times(self) -> list[float]:
-        return [s.replied for s in list(self.sent) if s.replied is not None]
-
-    def _run(self) -> None:
-        start, n = time.monotonic(), 0
-        while not self._stop.is_set():
-            wait = start + n / self.rate - time.monotonic()
-            if wait > 0:
-                self._stop.wait(wait)
-                continue
-            i = (n * 7_919) % self.keys  # spread over the accounts, each touched rarely
-            sent = _Sent(i, self.client.send(account_id(i), Deposit(1)))
-            sent.future.add_done_callback(sent.replied_now)
-            self.sent.append(sent)
-            n += 1
 
 
 @dataclass
@@ -167,7 +119,7 @@ def run_failover(ctx: RunContext, standbys: int) -> FailoverRun:
             with ctx.console.status("eventledger: the standby restoring, then following..."):
                 _wait_following(coordinator)
         with LedgerClient(settings, timeout=60) as client:
-            load = _Load(client, keys, cfg.failover_rate)
+            load = DepositLoad(client, keys, cfg.failover_rate, "failover-load")
             load.start()
             try:
                 kill = _kill_and_wait(ctx, settings, coordinator, load, standbys > 0)
@@ -179,7 +131,7 @@ def run_failover(ctx: RunContext, standbys: int) -> FailoverRun:
         )
         if standbys and stats.member == 0:
             raise CheckFailedError("no takeover: member 0 came back as the writer")
-        balances = _check(settings, load.sent, replies)
+        balances = check_balances(settings, load.sent, replies)
     finally:
         stop_service(settings.app_id)
         shutil.rmtree(Path(settings.state_dir).expanduser() / settings.app_id, ignore_errors=True)
@@ -246,7 +198,7 @@ def _standby_lag(coordinator: Any) -> int | None:
 
 
 def _kill_and_wait(
-    ctx: RunContext, settings: Settings, coordinator: Any, load: _Load, standby: bool
+    ctx: RunContext, settings: Settings, coordinator: Any, load: DepositLoad, standby: bool
 ) -> _Kill:
     """SIGKILL the writer's process after ``warmup`` s of load (with a ``standby``: once it
     is within ``_CAUGHT_UP`` commits); wait until the partition is back and ``warmup`` s
@@ -309,25 +261,3 @@ class _Watch:
         if answered != self.pid and status is PartitionStatus.RUNNING:
             self.back = time.monotonic()
         return self.back
-
-
-def _check(settings: Settings, sent: list[_Sent], replies: list[Reply]) -> int:
-    """Every deposit accepted; each touched account holds its restored balance plus its
-    deposits, read at least at the version of its last reply. Returns the accounts
-    checked."""
-    refused = [r for r in replies if not r.accepted]
-    if refused:
-        raise CheckFailedError(f"{len(refused)} deposits refused, e.g. {refused[0]}")
-    deposits: dict[int, int] = {}
-    versions: dict[int, int] = {}
-    for s, r in zip(sent, replies, strict=True):
-        deposits[s.account] = deposits.get(s.account, 0) + 1
-        versions[s.account] = max(versions.get(s.account, 0), r.version)
-    with Reads(settings, AccountView) as reads:
-        for i, n in deposits.items():
-            view = reads.read(account_id(i), min_version=versions[i]).view
-            want = balance_of(i) + n
-            if not isinstance(view, AccountView) or view.balance != want:
-                got = view.balance if isinstance(view, AccountView) else None
-                raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
-    return len(deposits)

@@ -38,11 +38,8 @@ import itertools
 import logging
 import shutil
 import statistics
-import threading
 import time
 from collections import Counter
-from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +51,14 @@ from actors.client import LedgerClient
 from actors.deployment import stop_service
 from actors.messages import PartitionStats, RepartitionProgress
 from actors.ray_state import partition_actor
-from actors.reads import Reads
 from bench.check import CheckFailedError
+from bench.deposits import DepositLoad, Sent, check_balances
 from bench.kafkaio import producer_config
 from bench.model import RepartitionRun, RunContext
 from bench.restore import account_id, balance_of
 from eventledger.assembly import deploy_service
 from ledger.aggregate import LEDGER
-from ledger.commands import Deposit
-from ledger.state import Account, AccountView
+from ledger.state import Account
 from topology.codec.aggregate import Codec
 from topology.control import RepartitionPhase, RepartitionRecord
 from topology.envelopes import Reply, Slot
@@ -82,47 +78,6 @@ KSTREAMS_CANNOT = (
 )
 _SWITCH_TIMEOUT = 3_600.0  # seconds for the repartition to end
 _PARALLEL = 2  # sources moving at a time (the design's default on 2 cores)
-
-
-@dataclass
-class _Sent:
-    account: int
-    at: float  # scheduled send (monotonic)
-    future: Future[Reply]
-    replied: float | None = None
-
-    def replied_now(self, _future: Future[Reply]) -> None:
-        self.replied = time.monotonic()
-
-
-class _Load:
-    """Deposits of 1, open loop at ``rate`` per second, from a thread, until ``stop``."""
-
-    def __init__(self, client: LedgerClient, keys: int, rate: float) -> None:
-        self.client, self.keys, self.rate = client, keys, rate
-        self.sent: list[_Sent] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="repartition-load", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-    def _run(self) -> None:
-        start, n = time.monotonic(), 0
-        while not self._stop.is_set():
-            at = start + n / self.rate
-            if at > time.monotonic():
-                self._stop.wait(at - time.monotonic())
-                continue
-            i = (n * 7_919) % self.keys  # spread over the accounts
-            sent = _Sent(i, at, self.client.send(account_id(i), Deposit(1)))
-            sent.future.add_done_callback(sent.replied_now)
-            self.sent.append(sent)
-            n += 1
 
 
 def latency_ms(samples: list[tuple[float, float]], since: float, until: float) -> dict[str, float]:
@@ -196,7 +151,7 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
         coordinator = deploy_service(settings, timeout=3_600)
     try:
         with LedgerClient(settings, timeout=60) as client:
-            load = _Load(client, keys, cfg.repartition_rate)
+            load = DepositLoad(client, keys, cfg.repartition_rate, "repartition-load")
             began = time.monotonic()
             load.start()
             try:
@@ -311,14 +266,11 @@ def _switch(ctx: RunContext, coordinator: Any, partitions: int) -> RepartitionRe
 
 
 def _check(
-    settings: Settings, keys: int, seeded: int, sent: list[_Sent], replies: list[Reply]
+    settings: Settings, keys: int, seeded: int, sent: list[Sent], replies: list[Reply]
 ) -> dict[str, Any]:
     """Every deposit accepted; the ``keys`` accounts held once each over the partitions of
     ``settings``; Σ balances = seeded + deposits; each touched account its seeded balance
     plus its deposits (read at least at the version of its last reply)."""
-    refused = [r for r in replies if not r.accepted]
-    if refused:
-        raise CheckFailedError(f"{len(refused)} deposits refused, e.g. {refused[0]}")
     handles = [partition_actor(settings.app_id, p) for p in range(settings.partitions)]
     stats: list[PartitionStats] = ray.get([h.stats.remote() for h in handles], timeout=120)
     held = sum(s.aggregates for s in stats)
@@ -328,27 +280,13 @@ def _check(
     for p in range(settings.partitions):
         views = ray.get(handles[p].views.remote(), timeout=600)
         total += sum(int(v.balance) for v in views.values())
-    deposits: dict[int, int] = {}
-    versions: dict[int, int] = {}
-    for s, r in zip(sent, replies, strict=True):
-        deposits[s.account] = deposits.get(s.account, 0) + 1
-        versions[s.account] = max(versions.get(s.account, 0), r.version)
     if total != seeded + len(replies):
         raise CheckFailedError(f"Σ balances {total}, expected {seeded} + {len(replies)}")
-    reads = Reads(settings, AccountView)
-    try:
-        for i, n in deposits.items():
-            view = reads.read(account_id(i), min_version=versions[i]).view
-            want = balance_of(i) + n
-            if not isinstance(view, AccountView) or view.balance != want:
-                got = view.balance if isinstance(view, AccountView) else None
-                raise CheckFailedError(f"{account_id(i)}: balance {got}, expected {want}")
-    finally:
-        reads.close()  # its control-topic tail
+    touched = check_balances(settings, sent, replies)
     return {
         "deposits sent (all answered, accepted)": len(replies),
         "accounts held (Σ over partitions)": held,
-        "accounts touched and checked": len(deposits),
+        "accounts touched and checked": touched,
         "accounts per partition after": [s.aggregates for s in stats],
         "records forwarded (Σ since each worker started)": sum(s.forwarded for s in stats),
         "Σ balances = seeded + deposits": total,
