@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from confluent_kafka import Producer
 
 from actors.admin import ensure_topics
 from actors.client import LedgerClient
@@ -53,16 +52,11 @@ from actors.messages import PartitionStats, RepartitionProgress
 from actors.ray_state import partition_actor
 from bench.check import CheckFailedError
 from bench.deposits import DepositLoad, Sent, check_balances
-from bench.kafkaio import producer_config
 from bench.model import RepartitionRun, RunContext
-from bench.restore import account_id, balance_of
+from bench.restore import account_id, write_snapshots
 from eventledger.assembly import deploy_service
-from ledger.aggregate import LEDGER
-from ledger.state import Account
-from topology.codec.aggregate import Codec
 from topology.control import RepartitionPhase, RepartitionRecord
-from topology.envelopes import Reply, Slot
-from topology.partitioner import partition_for
+from topology.envelopes import Reply
 from topology.routing import slot
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
@@ -215,30 +209,8 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
 def _seed(ctx: RunContext, settings: Settings) -> int:
     """One current-schema snapshot per account (version 1) to its partition's snapshots;
     returns the seeded balances' total."""
-    keys = ctx.config.repartition_keys
     topic = TopicLayout.of(settings).name(TopicKind.SNAPSHOTS)
-    producer = Producer(producer_config(ctx.bootstrap))
-    task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)
-    codec, total = Codec(LEDGER), 0
-    for i in range(keys):
-        aggregate_id = account_id(i)
-        account = Account(status="open", currency="EUR", balance=balance_of(i), overdraft_limit=0)
-        key, value = codec.snapshots.record(aggregate_id, Slot(state=account, version=1), 0)
-        partition = partition_for(aggregate_id.encode(), settings.partitions)
-        total += balance_of(i)
-        while True:
-            try:
-                producer.produce(topic, value, key, partition)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 20_000 == 0:
-            producer.poll(0)
-            ctx.progress.update(task, completed=i)
-    if producer.flush(600):
-        raise RuntimeError(f"snapshots to {topic} were not all delivered")
-    ctx.progress.update(task, completed=keys)
-    return total
+    return write_snapshots(ctx, topic, ctx.config.repartition_keys, settings.partitions)
 
 
 def _switch(ctx: RunContext, coordinator: Any, partitions: int) -> RepartitionRecord:

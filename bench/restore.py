@@ -40,9 +40,10 @@ from eventledger.assembly import deploy_service
 from ledger.aggregate import LEDGER
 from ledger.state import Account
 from topology.codec.aggregate import Codec
-from topology.codec.keys import encode_id_key
+from topology.codec.keys import encode_id_key, encode_key
 from topology.codec.replies import encode_entry
 from topology.envelopes import Answered, Position, Reply, Slot
+from topology.partitioner import partition_for
 from topology.settings import Settings
 from topology.topics import TopicKind, TopicLayout
 
@@ -162,11 +163,12 @@ def one_partition(ctx: RunContext, name: str) -> Settings:
     )
 
 
-def write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
-    """One current-schema snapshot per account (version 1, no remembered replies)."""
+def write_snapshots(ctx: RunContext, topic: str, keys: int, partitions: int = 1) -> int:
+    """One current-schema snapshot per account (version 1, no remembered replies), each to
+    its partition of ``partitions`` (Kafka's layout); returns the balances' total."""
     producer = Producer(producer_config(ctx.bootstrap))
     task = ctx.progress.add_task("eventledger: writing snapshots", total=keys)
-    codec = Codec(LEDGER)
+    codec, total = Codec(LEDGER), 0
     for i in range(keys):
         aggregate_id = account_id(i)
         account = Account(
@@ -176,19 +178,21 @@ def write_snapshots(ctx: RunContext, topic: str, keys: int) -> None:
             overdraft_limit=5_000 if i % 10 == 0 else 0,
         )
         key, value = codec.snapshots.record(aggregate_id, Slot(state=account, version=1), 0)
-        _produce(producer, topic, value, key)
+        _produce(producer, topic, value, key, partition_for(encode_key(aggregate_id), partitions))
+        total += account.balance
         if i % 20_000 == 0:
             producer.poll(0)
             ctx.progress.update(task, completed=i)
-    if producer.flush(300):
+    if producer.flush(600):
         raise RuntimeError(f"snapshots to {topic} were not all delivered")
     ctx.progress.update(task, completed=keys)
+    return total
 
 
-def _produce(producer: Producer, topic: str, value: bytes, key: bytes) -> None:
+def _produce(producer: Producer, topic: str, value: bytes, key: bytes, partition: int = 0) -> None:
     while True:
         try:
-            producer.produce(topic, value, key, 0)
+            producer.produce(topic, value, key, partition)
             return
         except BufferError:
             producer.poll(0.05)
