@@ -52,7 +52,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -94,6 +94,7 @@ from actors.watermarks import watermarks
 from topology.control import (
     DesiredState,
     PartitionRecord,
+    RepartitionPhase,
     RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
@@ -101,7 +102,7 @@ from topology.control import (
     application_partitions,
 )
 from topology.names import Names
-from topology.placement import ActorPhase, Move, Replace, Start, plan
+from topology.placement import ActorPhase, Move, Observed, Replace, Start, plan
 from topology.protocol import AnyAggregate
 from topology.routing import RoutingTable
 from topology.settings import Settings
@@ -171,6 +172,7 @@ class Coordinator:
         self._last: Observation | None = None
         self._stale_seen: set[tuple[int, int, int]] = set()  # (partition, starts, restarts)
         self._aggregates: dict[int, int] = {}  # last reported per partition: sizes memory=
+        self._unindexed: set[int] = set()  # adopted partitions whose history index waits
         tracing.configure_telemetry("eventledger")
         observe_lag(
             settings.app_id,
@@ -331,7 +333,13 @@ class Coordinator:
                 p for p, r in self.desired.partitions.items() if r.paused
             }
         observed = {a.partition: a.observed for a in tick.actual}
-        for action in plan(len(tick.actual), observed, tick.nodes, placed, frozen=frozen):
+        self._index_history(observed)
+        growing = self.repartitions.progress()
+        paced: set[int] = set()
+        if growing is not None and growing.phase is RepartitionPhase.GROWING:
+            paced = set(range(growing.from_partitions, growing.to_partitions))
+        actions = plan(len(tick.actual), observed, tick.nodes, placed, frozen=frozen, paced=paced)
+        for action in actions:
             writer = self.desired.partition(action.partition).writer
             name = self.names.member_actor(action.partition, writer)
             self._unwatch(action.partition)  # this step ends it
@@ -349,6 +357,19 @@ class Coordinator:
             start_partition(
                 self.settings, p, node, self.aggregate, self._aggregates.get(p, 0), member=writer
             )
+
+    def _index_history(self, observed: Mapping[int, Observed]) -> None:
+        """Start the history index of each adopted partition whose writer runs: one new
+        process at a time beside the paced writers, not all of them at the adoption."""
+        with self._lock:
+            running = sorted(
+                p
+                for p in self._unindexed
+                if p in observed and observed[p].phase is ActorPhase.RUNNING
+            )
+            self._unindexed.difference_update(running)
+        if running:
+            start_history(self.settings, self.aggregate, running)
 
     def _place_standbys(self, tick: Observation) -> None:
         def desired(p: int) -> PartitionRecord:
@@ -543,7 +564,8 @@ class Coordinator:
             self.rebuilds.settings, self.rebuilds.layout = settings, layout
             self._write(self._service(serving=True))
         log.warning("%s: %d partitions, was %d", settings.app_id, partitions, before)
-        start_history(settings, self.aggregate)
+        with self._lock:
+            self._unindexed.update(range(before, partitions))  # once their writers run
         return partitions
 
     def publish_routing(self, table: RoutingTable) -> RoutingTable:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import suppress
 from itertools import chain
 from typing import Any
@@ -427,9 +428,11 @@ def deploy_history(settings: Settings, aggregate: AnyAggregate) -> None:
     ray.get([h.ready.remote() for h in start_history(settings, aggregate)], timeout=120)
 
 
-def start_history(settings: Settings, aggregate: AnyAggregate) -> list[Any]:
-    """``deploy_history`` without the wait: the actors' handles, each ready once its
-    ``ready`` answers (the application's topics must exist)."""
+def start_history(
+    settings: Settings, aggregate: AnyAggregate, partitions: Iterable[int] | None = None
+) -> list[Any]:
+    """``deploy_history`` without the wait, for ``partitions`` (None: all): the actors'
+    handles, each ready once its ``ready`` answers (the application's topics must exist)."""
     remote: Any = ray.remote(HistoryIndex)
     return [
         remote.options(
@@ -442,7 +445,7 @@ def start_history(settings: Settings, aggregate: AnyAggregate) -> list[Any]:
             max_concurrency=8,
             num_cpus=0,
         ).remote(settings, p, aggregate)
-        for p in range(settings.partitions)
+        for p in (range(settings.partitions) if partitions is None else partitions)
     ]
 
 

@@ -273,8 +273,9 @@ class RepartitionRun:
     per leg kind (``handoff``, ``install``, ``legs``: both) p50 and max over the moves,
     ``partition_max`` each partition's longest leg; ``latency_ms`` per window (``before``,
     ``during``, ``after`` the switch): n, p50, p99, max; ``answer_gaps_ms`` per window
-    (``before``, ``during``): each answering partition's longest silence, p50 and max over
-    them; ``peer``: why no peer is measured."""
+    (``before`` the switch; ``growing``: request → first move requested; ``moving``: first
+    move → done): each answering partition's longest silence, p50 and max over them;
+    ``peer``: why no peer is measured."""
 
     keys: int
     rate: float

@@ -174,6 +174,7 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
     moved = sum(1 for i in range(keys) if slot(account_id(i).encode(), record.slots) in moved_slots)
     first_request = min((m.requested_at for m in record.moves), default=record.requested_at)
     moving = record.finished_at - first_request
+    moves_began = switch + (first_request - record.requested_at)  # on the monotonic clock
     return RepartitionRun(
         keys=keys,
         rate=cfg.repartition_rate,
@@ -194,7 +195,8 @@ def run_repartition(ctx: RunContext) -> RepartitionRun:
         },
         answer_gaps_ms={
             "before": answer_gaps(answered, began + cfg.warmup, switch),
-            "during": answer_gaps(answered, switch, done),
+            "growing": answer_gaps(answered, switch, moves_began),
+            "moving": answer_gaps(answered, moves_began, done),
         },
         peer=KSTREAMS_CANNOT,
         facts={

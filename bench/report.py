@@ -340,12 +340,16 @@ def _repartition_rows(results: RunResults) -> list[Row]:
                 f"{r.pauses['partition_max_p50']:.0f} / {max(per.values()):.0f} ms",
             )
         )
-    for window in ("before", "during"):
+    for window, when in (
+        ("before", "before the switch"),
+        ("growing", "while growing (request → first move)"),
+        ("moving", "while moving (first move → done)"),
+    ):
         gaps = r.answer_gaps_ms.get(window) or {}
         if gaps:
             rows.append(
                 Row(
-                    f"{at}: per partition, its longest answer gap {window} the switch, "
+                    f"{at}: per partition, its longest answer gap {when}, "
                     "p50 / max over partitions",
                     "eventledger",
                     f"{gaps['p50']:.0f} / {gaps['max']:.0f} ms",

@@ -12,6 +12,9 @@ Rules, in order:
    longer alive) is replaced (``Replace``: the executor kills it and waits until Ray has
    released its name before starting the successor, so there are never two live writers;
    the successor's ``init_transactions`` fences a zombie that Ray lost track of);
+   Partitions in ``paced`` (those a repartition adds) start one at a time: a missing one
+   gets its ``Start`` only while no other of them is starting. Each start is a new process
+   whose imports take a core for seconds, and the running partitions answer through it;
 3. only when every partition runs and nothing else is to be done, at most ``max_moves``
    actors move from the most to the least loaded node while the two differ by more than one
    (``Move``: stop, then start elsewhere; the move costs one restore). Partitions in
@@ -139,12 +142,14 @@ def plan(
     placed: Mapping[int, str | None],
     *,
     frozen: Set[int] = frozenset(),
+    paced: Set[int] = frozenset(),
     max_moves: int = 1,
 ) -> list[Action]:
     """The actions that bring ``observed`` (partition → actor) towards one live actor per
     partition, spread evenly over ``alive`` nodes. ``placed`` is where each partition was
     last placed (the desired state); a partition missing from ``observed`` counts as
-    MISSING. Deterministic: ties go to the lowest node id and partition number."""
+    MISSING; of ``paced`` at most one is STARTING at a time. Deterministic: ties go to the
+    lowest node id and partition number."""
     nodes = sorted(set(alive))
     if not nodes:
         return []
@@ -158,9 +163,14 @@ def plan(
             return preferred
         return min(nodes, key=lambda n: (load[n], n))
 
+    pacing = any(seen[p].phase is ActorPhase.STARTING for p in paced if p in seen)
     for p in range(partitions):
         current = seen[p]
         if current.phase is ActorPhase.MISSING:
+            if p in paced:
+                if pacing:
+                    continue
+                pacing = True
             node = least_loaded(placed.get(p))
             actions.append(Start(p, node))
             load[node] += 1

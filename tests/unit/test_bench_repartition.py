@@ -71,7 +71,10 @@ def test_the_rows_hold_the_pauses_against_one_second_and_name_the_missing_peer()
             "partition_max_p50": 800.0,
         },
         latency_ms={"before": {"n": 1000, "p50": 4.0, "p99": 9.0}, "during": {"n": 0}},
-        answer_gaps_ms={"during": {"per_partition": {0: 300.0}, "p50": 300.0, "max": 300.0}},
+        answer_gaps_ms={
+            "growing": {"per_partition": {0: 300.0}, "p50": 300.0, "max": 300.0},
+            "moving": {"per_partition": {0: 700.0}, "p50": 700.0, "max": 700.0},
+        },
         peer=KSTREAMS_CANNOT,
     )
     rows = build_rows(RunResults(repartition=run))
@@ -80,7 +83,11 @@ def test_the_rows_hold_the_pauses_against_one_second_and_name_the_missing_peer()
     assert ("eventledger", "120 / 400 ms", "≤ 1 s ✓") in values
     assert ("eventledger", "200 / 1200 ms", "≤ 1 s ✗") in values
     assert ("eventledger", "4.0 / 9.0 ms (n=1,000)", "") in values
-    assert ("eventledger", "300 / 300 ms", "") in values
+    gaps = {r.measure.split("answer gap ")[1]: r.value for r in rows if "answer gap" in r.measure}
+    assert gaps == {
+        "while growing (request → first move), p50 / max over partitions": "300 / 300 ms",
+        "while moving (first move → done), p50 / max over partitions": "700 / 700 ms",
+    }
     assert rows[-1].system == "kstreams" and rows[-1].value.startswith("cannot online")
     assert not any("deposits" in r.measure and "during" in r.measure for r in rows)  # n = 0
 

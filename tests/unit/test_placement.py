@@ -73,6 +73,18 @@ def test_nothing_moves_while_an_actor_is_not_running() -> None:
     assert plan(4, observed, ["a", "b"], {3: "a"}) == []
 
 
+def test_paced_partitions_start_one_at_a_time_the_others_at_once() -> None:
+    observed = running(p0="a", p1="a")
+    assert plan(6, observed, ["a"], {}, paced={2, 3, 4, 5}) == [Start(2, "a")]
+    observed[2] = Observed(ActorPhase.STARTING, "a")
+    assert plan(6, observed, ["a"], {}, paced={2, 3, 4, 5}) == []
+    observed[2] = Observed(RUNNING, "a")
+    assert plan(6, observed, ["a"], {}, paced={2, 3, 4, 5}) == [Start(3, "a")]
+    del observed[1]  # a partition outside `paced` is not held back by the pacing
+    observed[3] = Observed(ActorPhase.STARTING, "a")
+    assert plan(6, observed, ["a"], {}, paced={2, 3, 4, 5}) == [Start(1, "a")]
+
+
 def test_frozen_partitions_do_not_move() -> None:
     observed = running(p0="a", p1="a", p2="a")
     assert plan(3, observed, ["a", "b"], {}, frozen={2}) == [Move(1, "a", "b")]
