@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from eventledger.kafka_jars import (
     KAFKA_VERSION,
@@ -50,6 +51,28 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_SERVER_JVM: Final = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+)
+"""Kafka's own start script's GC options: one broker on the machine."""
+
+SHARED_JVM: Final = (
+    *_SERVER_JVM,
+    "-XX:TieredStopAtLevel=1",
+    "-XX:CICompilerCount=1",
+    "-XX:ParallelGCThreads=1",
+    "-XX:ConcGCThreads=1",
+)
+"""Several brokers on one small machine (a local cluster): the client compiler only and one
+compiler and GC thread each. A JVM that starts compiles its hot code with C2 on threads of
+its own; three doing so at once beside the service starved the other nodes' controllers
+for seconds (heartbeats timed out, leaders stayed fenced), and a cluster restarted by the
+fault suite took a minute to answer again."""
+
+
 @dataclass(frozen=True)
 class BrokerHome:
     """Where one broker keeps its data, logs and pid file, and the ports it listens on."""
@@ -58,6 +81,8 @@ class BrokerHome:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    jvm_options: tuple[str, ...] = _SERVER_JVM
+    """The JVM's options beside the heap (``_SERVER_JVM``; a cluster's nodes: ``SHARED_JVM``)."""
     sasl_port: int | None = None
     """A second configuration: also listen for SASL/PLAIN (``SASL_PLAINTEXT``) here."""
     sasl_users: tuple[tuple[str, str], ...] = ()
@@ -311,9 +336,8 @@ class Broker:
         log4j = home.path / "log4j2.yaml"
         log4j.write_text(home.log4j_config())
         jvm = [
-            java, f"-Xms{home.heap}", f"-Xmx{home.heap}", "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-            "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+            java, f"-Xms{home.heap}", f"-Xmx{home.heap}", *home.jvm_options,
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={home.server_log.parent}",
             "-cp", classpath,
         ]  # fmt: skip

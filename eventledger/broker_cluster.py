@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eventledger.broker import Broker, BrokerHome, new_cluster_id
+from eventledger.broker import SHARED_JVM, Broker, BrokerHome, new_cluster_id
 from eventledger.kafka_jars import BrokerError, default_cache_dir
 
 __all__ = ["BrokerCluster", "ClusterHome", "Replicas", "describe_partitions"]
@@ -40,6 +40,7 @@ class ClusterHome:
     ports: tuple[int, ...] = (_LOCAL_PORT, _LOCAL_PORT + 1, _LOCAL_PORT + 2)
     controller_ports: tuple[int, ...] = (_LOCAL_PORT + 3, _LOCAL_PORT + 4, _LOCAL_PORT + 5)
     heap: str = "512m"
+    jvm_options: tuple[str, ...] = SHARED_JVM
     replica_lag_ms: int = 4000
 
     def __post_init__(self) -> None:
@@ -80,6 +81,7 @@ class ClusterHome:
                 port=self.ports[node_id - 1],
                 controller_port=controller_port,
                 heap=self.heap,
+                jvm_options=self.jvm_options,
                 node_id=node_id,
                 quorum=self.quorum,
                 replicas=self.size,
