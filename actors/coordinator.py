@@ -31,7 +31,9 @@ the detached actor (restarted by Ray without limit: its constructor reads the de
 The application's partition count is ``Settings.partitions`` for a new application, and the
 recorded one (``ServiceRecord.partitions``) once its slots are assigned: a repartition grows
 the topics (``actors.growth``), then the coordinator adopts the count (``adopt_partitions``)
-and its next ticks place the new partitions' members, which restore nothing and run. Slots
+and its next ticks place the new partitions' members, which restore nothing and run. A
+shrink grows and adopts nothing (topics never shrink): its moves empty the partitions at or
+above its target, which stay placed and running, **drained** (they only forward). Slots
 and the routing table's version 0 are assigned by ``start_slots``, the repartition's first
 step; ``publish_routing`` records a newer table and pushes it to the members.
 

@@ -287,7 +287,8 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     sees it, its generation, position, lag and restarts; which member writes it and at which
     epoch (one up per takeover); per standby member, how many commits it is behind the writer
     (None: it did not report); how many slots the published routing table gives it (None:
-    the application has no slots).
+    the application has no slots), and whether it is drained (it owns no slot after a
+    shrink and only forwards, `topology.control.drained_partitions`).
     """
 
     partition: int
@@ -305,6 +306,7 @@ class StatusRow(msgspec.Struct, frozen=True, kw_only=True):
     writer: int = 0
     epoch: int = 0
     slots: int | None = None
+    drained: bool = False
 
 
 class ServiceStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,11 +1,13 @@
-"""The coordinator's repartition step: grow an application from N to M partitions by moves
-of slots (`docs/design-repartition.md`, "The driver").
+"""The coordinator's repartition step: grow or shrink an application from N to M partitions
+by moves of slots (`docs/design-repartition.md`, "The driver").
 
 Driven one tick at a time from the control record ``repartition``:
 
-1. GROWING: assign the application's slots if it has none, grow the topics to M, adopt M,
-   and wait until every writer below M runs; then plan (``plan_moves``, deterministic) and
-   record the plan, MOVING.
+1. GROWING: assign the application's slots if it has none; when M exceeds the recorded
+   count, grow the topics to M and adopt M (a shrink, or a growth into drained partitions,
+   grows and adopts nothing: topics never shrink, and the recorded count stays); wait until
+   every writer below M runs; then plan (``plan_moves``, deterministic: a shrink's plan
+   empties every partition at or above M) and record the plan, MOVING.
 2. MOVING: keep up to ``parallel`` sources busy, the moves of one source one after another.
    A move goes PLANNED → REQUESTED (the record and its ``MoveSlots`` to internal[source] in
    one control transaction) → HANDED_OFF (the source's slot record gave the slots at its
@@ -20,6 +22,9 @@ table's, above every version handed out before (this repartition's and the previ
 ``base_version``); a request whose write failed is asked again with the same version (if
 the first did commit, the source skips the copy, and the move still completes at that
 version). The table names a target only after the target's slot record holds the move.
+N, a repartition's ``from_partitions``, is the serving count (``serving_partitions``), not
+the recorded one: after a shrink to M' the partitions M'..M-1 are drained, and a later
+growth reuses them.
 
 What the driver touches of the world goes through ``World`` (``actors.repartition_world``
 holds the coordinator's, one seam per method), so its state machine runs in unit tests.
@@ -44,6 +49,7 @@ from topology.control import (
     RepartitionPhase,
     RepartitionRecord,
     RoutingRecord,
+    serving_partitions,
 )
 from topology.moves import MoveSlots, SlotRecord
 from topology.routing import RoutingTable, plan_moves
@@ -117,8 +123,7 @@ class RepartitionDriver:
     def request(self, partitions: int, parallel: int, *, rebuilding: set[int]) -> RepartitionRecord:
         """Start a repartition to ``partitions``, or return the one under way to the same
         count. Raises RepartitionRefusedError while a rebuild (``rebuilding``: its partitions)
-        or a repartition to another count runs, and for a count outside 1..S or below the
-        current one (a shrink is not built)."""
+        or a repartition to another count runs, and for a count outside 1..S."""
         with self.lock:
             current = self.desired.repartition
             if current is not None and current.phase.active:
@@ -134,18 +139,14 @@ class RepartitionDriver:
                     f"a rebuild is under way on partitions {sorted(rebuilding)}: "
                     "repartition once it is done"
                 )
-            count = self._partitions()
-            slots = self._slots(count)
+            recorded = self._partitions()
+            slots = self._slots(recorded)
             if not 1 <= partitions <= slots:
                 raise RepartitionRefusedError(
                     f"--partitions must be in 1..{slots} (the application's slots), "
                     f"got {partitions}"
                 )
-            if partitions < count:
-                raise RepartitionRefusedError(
-                    f"the application has {count} partitions; shrinking to {partitions} "
-                    "is not built (docs/design-repartition.md, stage 6)"
-                )
+            count = serving_partitions(recorded, current)
             if parallel < 1:
                 raise RepartitionRefusedError(f"--parallel must be >= 1, got {parallel}")
             routing = self.desired.routing
@@ -181,6 +182,7 @@ class RepartitionDriver:
             return record is not None and record.phase.active
 
     def _partitions(self) -> int:
+        """The recorded count: every topic has it, and it never shrinks."""
         service = self.desired.service
         return service.partitions if service is not None else self.settings.partitions
 
@@ -215,8 +217,11 @@ class RepartitionDriver:
         if service is None or not service.slots:
             world.start_slots()
         if self._grown != record.number:
-            world.grow_topics(target)
-            world.adopt(target)
+            with self.lock:
+                recorded = self._partitions()
+            if target > recorded:  # else the drained partitions take the slots
+                world.grow_topics(target)
+                world.adopt(target)
             self._grown = record.number
         if not all(world.running(p) for p in range(target)):
             return

@@ -20,7 +20,7 @@ from actors.messages import (
     StatusRow,
 )
 from actors.supervisor import Observation, PartitionActual
-from topology.control import PartitionRecord, RepartitionRecord
+from topology.control import PartitionRecord, RepartitionRecord, drained_partitions
 from topology.placement import ActorPhase
 from topology.routing import RoutingTable
 from topology.settings import Settings
@@ -65,11 +65,12 @@ def status_row(
     now: float,
     standbys: Sequence[PartitionActual] = (),
     slots: int | None = None,
+    drained: bool = False,
 ) -> StatusRow:
     """Partition ``p``'s row: ``actual`` as observed at ``now`` (None: not yet observed),
     ``end`` the end offset of its commands partition then, ``standbys`` its standby members
     that exist (their lag: commits behind the writer), ``slots`` the slots the routing
-    table gives it (None: no table)."""
+    table gives it (None: no table), ``drained`` whether it is drained."""
     stats = actual.stats if actual is not None else None
     info = actual.info if actual is not None else None
     state = row_state(
@@ -96,6 +97,7 @@ def status_row(
         writer=desired.writer,
         epoch=desired.epoch,
         slots=slots,
+        drained=drained,
     )
 
 
@@ -119,9 +121,11 @@ def service_status(
 ) -> ServiceStatus:
     """The service as of ``last`` (None: no tick observed yet), with the ``desired`` record
     of each partition, the coordinator's step ``errors``, the ``rebuilds``, the published
-    ``routing`` table and the latest ``repartition``. A partition the last tick did not
+    ``routing`` table and the latest ``repartition`` (which, with the table, tells the
+    drained partitions). A partition the last tick did not
     observe yet (one just added) shows as not observed."""
     counts = None if routing is None else routing.counts(settings.partitions)
+    drained = drained_partitions(settings.partitions, routing, repartition)
     rows = [
         status_row(
             p,
@@ -134,6 +138,7 @@ def service_status(
             if last is not None
             else [],
             slots=None if counts is None else counts[p],
+            drained=p in drained,
         )
         for p in range(settings.partitions)
     ]

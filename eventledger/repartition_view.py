@@ -1,5 +1,7 @@
 """Follow a repartition from the CLI: one rich progress bar per source partition (slots
-moved of its slots to move, moves published, the last legs' pauses)."""
+moved of its slots to move, moves published, the last legs' pauses). A growth and a shrink
+show alike; a shrink's sources are the partitions it drains, named drained once every one
+of their moves is published."""
 
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ __all__ = ["SourceProgress", "follow_repartition", "sources"]
 class SourceProgress(msgspec.Struct, frozen=True, kw_only=True):
     """One source partition's share of a repartition: its slots published elsewhere of
     those it gives, its moves published of its moves, and the pauses of its latest
-    handed-off move's legs (None: not reported)."""
+    handed-off move's legs (None: not reported). ``drained``: the partition is at or above
+    the repartition's target and every one of its moves is published (the plan gives away
+    all its slots)."""
 
     partition: int
     slots_moved: int
@@ -35,6 +39,7 @@ class SourceProgress(msgspec.Struct, frozen=True, kw_only=True):
     moves: int
     handoff_pause_ms: float | None = None
     install_pause_ms: float | None = None
+    drained: bool = False
 
 
 def sources(record: RepartitionRecord) -> list[SourceProgress]:
@@ -54,6 +59,7 @@ def sources(record: RepartitionRecord) -> list[SourceProgress]:
                 moves=len(mine),
                 handoff_pause_ms=last.handoff_pause_ms if last else None,
                 install_pause_ms=last.install_pause_ms if last else None,
+                drained=p >= record.to_partitions and len(done) == len(mine),
             )
         )
     return out
@@ -112,6 +118,7 @@ def follow_repartition(
                     )
                 bars.update(
                     tasks[s.partition],
+                    description=f"partition {s.partition}" + " drained" * s.drained,
                     completed=s.slots_moved,
                     moves=f"{s.moves_done}/{s.moves} moves",
                     pauses=_pauses(s),

@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from actors.messages import RebuildProgress, RowState, ServiceStatus
+from actors.messages import RebuildProgress, RowState, ServiceStatus, StatusRow
 from eventledger.demo import DemoReport
 from topology.control import RebuildPhase, RepartitionPhase, RepartitionRecord
 
@@ -98,6 +98,7 @@ _STATE_STYLE = {
 def print_status(console: Console, status: ServiceStatus) -> None:
     """One row per partition: node, actor state, aggregates, offsets, lag, restarts."""
     nodes = status.nodes
+    drained = [row.partition for row in status.rows if row.drained]
     table = Table(
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
@@ -110,6 +111,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
                 if status.routing_version is not None
                 else ""
             )
+            + (f" · {len(drained)} drained" if drained else "")
         ),
     )
     for name, justify in (
@@ -149,7 +151,7 @@ def print_status(console: Console, status: ServiceStatus) -> None:
             _age(row.last_commit_age),
             _standbys(row.standby_lags),
             *([f"{row.writer}@{row.epoch}"] if taken_over else []),
-            *([_num(row.slots)] if slotted else []),
+            *([_slots(row)] if slotted else []),
         )
     console.print(table)
     line = repartition_line(status.repartition)
@@ -160,6 +162,11 @@ def print_status(console: Console, status: ServiceStatus) -> None:
     for row in status.rows:
         if row.error:
             console.print(f"[red]partition {row.partition}:[/] {row.error}")
+
+
+def _slots(row: StatusRow) -> str:
+    """The slots the table gives a partition, or "drained" for a drained one."""
+    return "[dim]drained[/]" if row.drained else _num(row.slots)
 
 
 def _standbys(lags: dict[int, int | None]) -> str:

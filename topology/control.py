@@ -44,10 +44,12 @@ __all__ = [
     "adoptable",
     "application_partitions",
     "decode_control",
+    "drained_partitions",
     "encode_control",
     "key_of",
     "partition_key",
     "rebuild_key",
+    "serving_partitions",
 ]
 
 SERVICE_KEY: Final = "service"
@@ -143,6 +145,34 @@ def application_partitions(service: ServiceRecord | None, configured: int) -> in
     )
 
 
+def serving_partitions(partitions: int, repartition: RepartitionRecord | None) -> int:
+    """The application's serving count: the partitions meant to own slots. It is the latest
+    repartition's target (``to_partitions``, under way or done), or where a failed one
+    started (``from_partitions``: the next repartition plans from the table as it stands),
+    or, before any repartition, the recorded count ``partitions``. It is never above
+    ``partitions``: topics never shrink, so a shrink lowers this count and not the recorded
+    one (`docs/design-repartition.md`, **Shrink**)."""
+    if repartition is None:
+        return partitions
+    if repartition.phase is RepartitionPhase.FAILED:
+        return min(partitions, repartition.from_partitions)
+    return min(partitions, repartition.to_partitions)
+
+
+def drained_partitions(
+    partitions: int, table: RoutingTable | None, repartition: RepartitionRecord | None
+) -> tuple[int, ...]:
+    """The **drained** partitions of an application recorded with ``partitions``: at or
+    above its serving count and owning no slot in the published ``table`` (a partition a
+    shrink under way still empties owns slots, and is not drained yet). Without a table
+    (no slots assigned) none is."""
+    if table is None:
+        return ()
+    counts = table.counts(partitions)
+    serving = serving_partitions(partitions, repartition)
+    return tuple(p for p in range(serving, partitions) if counts[p] == 0)
+
+
 def adoptable(service: ServiceRecord | None, partitions: int, slots: int) -> bool:
     """Whether the recorded application may take `partitions` partitions with `slots` slots:
     False when it has them already (nothing to do). Raises ValueError when it may not: no
@@ -162,7 +192,9 @@ def adoptable(service: ServiceRecord | None, partitions: int, slots: int) -> boo
 
 class RepartitionPhase(StrEnum):
     """Where a repartition is. GROWING: the topics gain partitions and the new writers
-    start; MOVING: the planned moves run; DONE and FAILED (with a reason) are final."""
+    start (nothing to do for a count the topics have, a shrink's or a regrowth into drained
+    partitions: the phase only waits for the writers and plans); MOVING: the planned moves
+    run; DONE and FAILED (with a reason) are final."""
 
     GROWING = "growing"
     MOVING = "moving"

@@ -329,7 +329,8 @@ def rebuild(
 @app.command()
 def repartition(
     partitions: Annotated[
-        int, typer.Option("--partitions", "-n", help="The partition count to grow to.")
+        int,
+        typer.Option("--partitions", "-n", help="The partition count to grow or shrink to."),
     ],
     app_id: AppOption = None,
     parallel: Annotated[int, typer.Option(help="Source partitions handing slots off at once.")] = 2,
@@ -341,12 +342,15 @@ def repartition(
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the end.")] = 3600.0,
 ) -> None:
-    """Grow the application to more partitions, online.
+    """Grow or shrink the application's partitions, online.
 
-    The topics grow, new partition actors start, and slots move from the old partitions
-    to the new ones, a few at a time, while commands flow. Shows per source partition the
-    slots moved and the moves done, then a table of moves. Run again with the same count to
-    follow a repartition under way. Exits 1 when it failed, was refused or timed out."""
+    To grow, the topics grow (unless drained partitions are there to take back), new
+    partition actors start, and slots move from the old partitions to the new ones, a few
+    at a time, while commands flow. To shrink, slots move off the partitions at or above
+    the count, which stay, drained: Kafka cannot remove partitions. Shows per source
+    partition the slots moved and the moves done, then a table of moves. Run again with the
+    same count to follow a repartition under way. Exits 1 when it failed, was refused or
+    timed out."""
     from eventledger.repartition_view import follow_repartition
     from eventledger.report import print_moves
     from eventledger.service import connect_ray, coordinator_or_fail

@@ -6,10 +6,11 @@ The driver's seams are the simulator's: its control writer appends the records t
 control log and produces each `MoveSlots` to `internal[source]` in the same (atomic) write;
 a flaky write commits and then reports a failure (the driver asks again with the same
 version: the source must skip the copy); growing the topics makes the new partitions'
-workers; a member's slot record is its worker's; the push hands the table to every worker
-(a zombie keeps its old one). A driver crash loses the driver's memory: a new one starts
-from the control records read back. The handoff and install themselves are the workers'
-batches (`SimPartition`, the real `process_batch`).
+workers (a shrink grows nothing: its sources stay, drained, and a later growth to at most
+the count takes them back by moves alone); a member's slot record is its worker's; the
+push hands the table to every worker (a zombie keeps its old one). A driver crash loses
+the driver's memory: a new one starts from the control records read back. The handoff and
+install themselves are the workers' batches (`SimPartition`, the real `process_batch`).
 
 Invariant: the control records and the requests of one write are committed together, so a
 recorded REQUESTED move always has its request in `internal[source]`.
@@ -29,6 +30,7 @@ from topology.control import (
     ControlRecord,
     DesiredState,
     MoveState,
+    RepartitionPhase,
     RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
@@ -163,6 +165,17 @@ class SimRepartition:
             if isinstance(r, RepartitionRecord):
                 moves[r.number] = sum(m.state is MoveState.PUBLISHED for m in r.moves)
         return sum(moves.values())
+
+    def shrinks(self) -> int:
+        """The repartitions done to fewer partitions than they started from."""
+        done = {
+            r.number
+            for r in self.control.records
+            if isinstance(r, RepartitionRecord)
+            and r.phase is RepartitionPhase.DONE
+            and r.to_partitions < r.from_partitions
+        }
+        return len(done)
 
     def apply(self, op: MoveOp, rebuilding: set[int]) -> None:
         """Carry out a driver's op (`Learn` is the world's)."""

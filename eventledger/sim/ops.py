@@ -275,8 +275,9 @@ RebuildOp = (
 
 @dataclass(frozen=True)
 class Repartition:
-    """An operator asks to grow the application to `partitions` (`RepartitionDriver.request`,
-    `parallel` sources at a time; refused while a rebuild runs or another is under way)."""
+    """An operator asks to grow or shrink the application to `partitions`
+    (`RepartitionDriver.request`, `parallel` sources at a time; refused while a rebuild runs
+    or another is under way)."""
 
     partitions: int
     parallel: int

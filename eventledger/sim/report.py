@@ -58,6 +58,7 @@ def print_summary(console: Console, summary: Summary) -> None:
     table.add_row("rebuild switches refused", f"{summary.refused:,}")
     for what in (
         "seeds that repartitioned",
+        "seeds that shrank",
         "moves published",
         "accounts moved",
         "records forwarded",

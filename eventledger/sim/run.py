@@ -48,6 +48,7 @@ _SMALL_SNAPSHOT_BYTES = 160  # about a simulated account's view with a transfer 
 _MARKER_LAGS = (0, 2, 8, 32)  # the most steps a commit's marker lands after it, per seed
 _MOVES_SHARE = 1 / 4  # the seeds that repartition online
 _GROWTHS = {2: ((4,), (4, 8)), 4: ((6,), (8,))}  # from N partitions, the counts grown to
+_SHRINK_SHARE = 1 / 2  # of the seeds that repartition, those whose repartitions also shrink
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Outcome:
     switched: int = 0  # rebuilds switched
     refused: list[str] = field(default_factory=list)  # rebuild switches refused, and why
     moves: tuple[int, int, int, int] = (0, 0, 0, 0)  # see `_moves`
+    shrinks: int = 0  # repartitions done to fewer partitions than they started from
 
 
 def config_for(
@@ -82,7 +84,8 @@ def config_for(
     half the seeds a standby on every partition, and the most steps a commit's markers
     land after it (0 for a quarter of the seeds). Each draw comes after those of the
     seeds before it was modelled. A quarter of the seeds repartition online: they start
-    with 2 partitions and grow to 4 (and then 8), or with 4 and grow to 6 or 8.
+    with 2 partitions and grow to 4 (and then 8), or with 4 and grow to 6 or 8; half of
+    those also shrink (`_with_shrink`).
     `rebuild_guard` False runs the rebuild without the guard of commit 7beaf85, and
     `move_guard` False a source that does not adopt its handoff's slot record (for the tests
     that show the checker finds their defects); `moves` False keeps every seed at its
@@ -98,6 +101,8 @@ def config_for(
         partitions = rng.choice(sorted(_GROWTHS))
         growths = rng.choice(_GROWTHS[partitions])
         standbys = tuple(range(partitions)) if standbys else ()
+        if rng.random() < _SHRINK_SHARE:  # drawn last: every draw before keeps its value
+            growths = _with_shrink(partitions, growths, rng)
     return SimConfig(
         partitions=partitions,
         reply_lanes=2,
@@ -112,6 +117,21 @@ def config_for(
         growths=growths,
         move_guard=move_guard,
     )
+
+
+def _with_shrink(start: int, growths: tuple[int, ...], rng: random.Random) -> tuple[int, ...]:
+    """A seed's repartitions with a shrink among them, one of: the growths then a shrink back
+    to `start`; the growths, a shrink to a count between, and a growth back into the
+    drained partitions; or a shrink of the application as deployed (its slots assigned by
+    that shrink), then a growth past its topics."""
+    top = growths[-1]
+    match rng.randrange(3):
+        case 0:
+            return (*growths, start)
+        case 1:
+            return (*growths, rng.randint(start, top - 1), top)
+        case _:
+            return (rng.randint(1, start - 1), top)
 
 
 def _world(config: SimConfig) -> World:
@@ -177,6 +197,7 @@ def _outcome(
         world.rebuilds.switched,
         world.rebuilds.refused,
         _moves(world, checker),
+        world.repartition.shrinks(),
     )
 
 
@@ -369,6 +390,7 @@ def run_seeds(
             names = ("moves published", "accounts moved", "records forwarded", "driver crashes")
             summary.moves.update(dict(zip(names, outcome.moves, strict=True)))
             summary.moves["seeds that repartitioned"] += outcome.moves[0] > 0
+            summary.moves["seeds that shrank"] += outcome.shrinks > 0
             if outcome.violation is not None:
                 summary.failures.append(outcome)
             if on_done is not None:

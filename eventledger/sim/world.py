@@ -79,7 +79,7 @@ class SimConfig:
     marker_lag: int = 0  # the most scheduler steps a commit's marker lands after it
     marker_seed: int = 0  # what each marker's lag is drawn from
     rebuild_guard: bool = True  # False: the rebuild before commit 7beaf85 (see Rebuilds)
-    growths: tuple[int, ...] = ()  # the partition counts the seed's repartitions grow to
+    growths: tuple[int, ...] = ()  # the counts the seed's repartitions grow or shrink to
     slots_per_partition: int = 12  # S = partitions × this, once a repartition assigns slots
     move_guard: bool = True  # False: a source does not adopt its handoff's slot record
 

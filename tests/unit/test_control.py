@@ -20,7 +20,9 @@ from topology.control import (
     adoptable,
     application_partitions,
     decode_control,
+    drained_partitions,
     encode_control,
+    serving_partitions,
 )
 from topology.routing import RoutingTable, plan_moves
 
@@ -219,3 +221,39 @@ def test_the_published_table_counts_only_once_the_slots_are_assigned() -> None:
     assert desired.table() is None, "no slots assigned: Kafka's layout"
     desired.apply(ServiceRecord(2, True, 0.0, 480))
     assert desired.table() == table
+
+
+@pytest.mark.parametrize(
+    ("phase", "to", "serving"),
+    [
+        (RepartitionPhase.GROWING, 4, 4),  # a shrink under way serves its target
+        (RepartitionPhase.MOVING, 4, 4),
+        (RepartitionPhase.DONE, 4, 4),
+        (RepartitionPhase.FAILED, 4, 8),  # a failed one serves where it started
+        (RepartitionPhase.DONE, 12, 8),  # never above the recorded count (not adopted yet)
+    ],
+)
+def test_the_serving_count_is_the_latest_repartitions_target(
+    phase: RepartitionPhase, to: int, serving: int
+) -> None:
+    record = msgspec.structs.replace(
+        MOVING, from_partitions=8, to_partitions=to, phase=phase, moves=()
+    )
+    assert serving_partitions(8, record) == serving
+    assert serving_partitions(8, None) == 8
+
+
+def test_drained_partitions_own_no_slot_at_or_above_the_serving_count() -> None:
+    shrinking = msgspec.structs.replace(
+        MOVING, from_partitions=8, to_partitions=4, phase=RepartitionPhase.MOVING, moves=()
+    )
+    table = GROWN  # 8 partitions of 120 slots; empty 6 and 7, and half of 5
+    for version, (p, give) in enumerate(((6, 120), (7, 120), (5, 60)), start=100):
+        mine = [s for s, o in enumerate(table.owners) if o == p][:give]
+        table = table.assign(mine, 0, version)
+    assert drained_partitions(8, table, shrinking) == (6, 7)  # 5 still owns slots
+    done = msgspec.structs.replace(shrinking, phase=RepartitionPhase.DONE)
+    assert drained_partitions(8, table, done) == (6, 7)
+    growing = msgspec.structs.replace(shrinking, to_partitions=8)
+    assert drained_partitions(8, table, growing) == ()  # to be filled, not drained
+    assert drained_partitions(8, None, done) == ()

@@ -107,6 +107,44 @@ def test_status_shows_a_repartition_under_way_or_failed_but_not_one_done() -> No
     assert "repartition" not in shown(done) and "repartition" not in shown(None)
 
 
+SHRINKING = msgspec.structs.replace(
+    MOVING,
+    from_partitions=4,
+    to_partitions=2,
+    moves=(
+        _move(0, 2, 0, MoveState.PUBLISHED),
+        _move(1, 3, 1, MoveState.PUBLISHED),
+        _move(2, 3, 1, MoveState.INSTALLED),
+    ),
+)
+
+
+def test_a_shrinks_sources_are_named_drained_once_every_move_of_theirs_is_published() -> None:
+    assert [(s.partition, s.slots_moved, s.slots, s.drained) for s in sources(SHRINKING)] == [
+        (2, 5, 5, True),
+        (3, 5, 10, False),
+    ]
+    assert not any(s.drained for s in sources(MOVING))  # a growth drains nothing
+
+
+def test_repartition_follows_a_shrink_as_a_growth(monkeypatch: pytest.MonkeyPatch) -> None:
+    done = msgspec.structs.replace(
+        SHRINKING,
+        phase=RepartitionPhase.DONE,
+        moves=tuple(msgspec.structs.replace(m, state=MoveState.PUBLISHED) for m in SHRINKING.moves),
+    )
+    coordinator = FakeCoordinator(
+        lambda n, k: msgspec.structs.replace(SHRINKING, phase=RepartitionPhase.GROWING, moves=()),
+        RepartitionProgress(record=SHRINKING),
+        RepartitionProgress(record=done),
+    )
+    result = _invoke(monkeypatch, coordinator, "--partitions", "2")
+    assert result.exit_code == 0, result.output
+    assert coordinator.calls == [(2, 2)]
+    assert "4 → 2 partitions done" in result.output and "15/15 slots · 3/3 moves" in result.output
+    assert "partition 2 drained" in result.output and "partition 3 drained" in result.output
+
+
 class _Remote:
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.remote = fn

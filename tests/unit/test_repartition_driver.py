@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 
 from actors.control_store import MoveRequest
@@ -23,6 +24,8 @@ from topology.control import (
     RepartitionRecord,
     RoutingRecord,
     ServiceRecord,
+    drained_partitions,
+    serving_partitions,
 )
 from topology.moves import MoveSlots, SlotRecord
 from topology.routing import RoutingTable
@@ -91,10 +94,13 @@ class FakeApp:
             self.records[p] = SlotRecord.initial(p, table)
 
     def grow_topics(self, partitions: int) -> None:
-        self.grown = max(self.grown, partitions)
+        if partitions < self.grown:  # as `actors.growth.grow_topics`
+            raise ValueError(f"the topics have {self.grown} partitions: a topic never shrinks")
+        self.grown = partitions
 
     def adopt(self, partitions: int) -> None:
         assert self.grown >= partitions, "adopted before the topics grew"
+        assert partitions >= self.adopted, "a recorded count never shrinks"
         table = self.desired.routing.table if self.desired.routing else None
         for p in range(self.adopted, partitions):
             if table is not None:
@@ -341,6 +347,80 @@ def test_a_request_the_source_skipped_fails_the_repartition() -> None:
 
 # -- restarts, lost and aborted writes --------------------------------------------------------
 
+# -- shrinks ----------------------------------------------------------------------------------
+
+
+def test_a_shrink_empties_the_partitions_above_and_grows_nothing() -> None:
+    app = FakeApp(4)
+    d = driver(app)
+    started = d.request(2, 2, rebuilding=set())
+    assert (started.from_partitions, started.to_partitions) == (4, 2)
+    record = run(d, app)
+    assert record.phase is RepartitionPhase.DONE and record.error is None
+    assert (app.grown, app.adopted) == (4, 4)  # topics and count stay
+    assert app.read().service == ServiceRecord(4, True, slots=32)
+    table = app.read().routing.table  # type: ignore[union-attr]
+    assert table.counts(4) == [16, 16, 0, 0]
+    assert {(m.source, m.target) for m in record.moves} <= {(2, 0), (2, 1), (3, 0), (3, 1)}
+    assert len(app.requests) == len(record.moves) and app.skipped == 0
+    for p in (2, 3):  # the drained partitions' slot records own nothing
+        assert list(app.records[p].slots()) == []
+    for p in (0, 1):
+        assert set(app.records[p].slots()) == {s for s in range(32) if table.owners[s] == p}
+    assert drained_partitions(4, table, record) == (2, 3)
+    assert serving_partitions(4, record) == 2
+
+
+def test_a_shrink_to_one_partition_takes_every_slot_there() -> None:
+    app = FakeApp(3)
+    d = driver(app)
+    d.request(1, 2, rebuilding=set())
+    record = run(d, app)
+    assert record.phase is RepartitionPhase.DONE
+    table = app.read().routing.table  # type: ignore[union-attr]
+    assert set(table.owners) == {0} and drained_partitions(3, table, record) == (1, 2)
+
+
+def test_a_growth_after_a_shrink_takes_the_drained_partitions_before_growing_topics() -> None:
+    app = FakeApp(2)
+    d = driver(app)
+    d.request(4, 2, rebuilding=set())
+    grown = run(d, app)
+    d.request(2, 2, rebuilding=set())
+    shrunk = run(d, app)
+    assert shrunk.from_partitions == 4 and app.grown == 4
+    regrown = d.request(3, 2, rebuilding=set())
+    assert (regrown.from_partitions, regrown.to_partitions) == (2, 3)
+    regrown = run(d, app)
+    assert regrown.phase is RepartitionPhase.DONE and (app.grown, app.adopted) == (4, 4)
+    table = app.read().routing.table  # type: ignore[union-attr]
+    assert sorted(table.counts(4)[:3]) == [5, 5, 6] and table.counts(4)[3] == 0
+    assert drained_partitions(4, table, regrown) == (3,)
+    d.request(6, 2, rebuilding=set())
+    beyond = run(d, app)
+    assert beyond.from_partitions == 3 and (app.grown, app.adopted) == (6, 6)
+    table = app.read().routing.table  # type: ignore[union-attr]
+    assert sorted(table.counts(6)) == [2, 2, 3, 3, 3, 3]
+    assert drained_partitions(6, table, beyond) == ()
+    versions = [m.version for r in (grown, shrunk, regrown, beyond) for m in r.moves]
+    assert len(set(versions)) == len(versions)  # every move of every repartition: fresh
+    assert app.skipped == 0 and len(app.requests) == len(versions)
+    for p in range(6):  # every slot record agrees with the table
+        assert set(app.records[p].slots()) == {s for s in range(16) if table.owners[s] == p}
+
+
+def test_a_failed_shrink_serves_where_it_started_and_drains_only_empty_partitions() -> None:
+    app = FakeApp(4)
+    d = driver(app)
+    d.request(2, 1, rebuilding=set())
+    record = run(d, app, until=in_state(MoveState.PUBLISHED))
+    failed = msgspec.structs.replace(record, phase=RepartitionPhase.FAILED, error="x")
+    table = app.read().routing.table  # type: ignore[union-attr]
+    assert serving_partitions(4, failed) == 4 and drained_partitions(4, table, failed) == ()
+    assert drained_partitions(4, table, record) == ()  # partitions 2 and 3 still own slots
+    assert drained_partitions(4, None, record) == ()
+
+
 STATES: list[tuple[str, Callable[[RepartitionRecord], bool], bool]] = [
     ("growing", lambda r: r.phase is RepartitionPhase.GROWING, False),
     ("moving, all planned", lambda r: r.phase is RepartitionPhase.MOVING, False),
@@ -351,13 +431,14 @@ STATES: list[tuple[str, Callable[[RepartitionRecord], bool], bool]] = [
 ]
 
 
+@pytest.mark.parametrize("to", [8, 2], ids=["grow", "shrink"])
 @pytest.mark.parametrize(("name", "reached", "legs"), STATES, ids=[s[0] for s in STATES])
 def test_a_restarted_coordinator_goes_on_from_the_record(
-    name: str, reached: Callable[[RepartitionRecord], bool], legs: bool
+    name: str, reached: Callable[[RepartitionRecord], bool], legs: bool, to: int
 ) -> None:
     app = FakeApp(4)
     d = driver(app)
-    d.request(8, 2, rebuilding=set())
+    d.request(to, 2, rebuilding=set())
     if name == "growing":
         assert reached(record_of(app))
     elif name == "handed off":  # hand off without installing, then tick once to see it
@@ -378,6 +459,7 @@ def test_a_restarted_coordinator_goes_on_from_the_record(
     assert len(app.requests) == len(record.moves) and app.skipped == 0
     assert len(app.pushed) > pushed  # the new coordinator pushes the table once again
     app.check_published()
+    assert app.grown == max(4, to) and app.adopted == max(4, to)
 
 
 def test_a_restart_between_install_and_publication_publishes() -> None:
@@ -434,7 +516,6 @@ def test_an_aborted_request_leaves_nothing_and_is_asked_again() -> None:
         (4, 2, {1}, "a rebuild is under way on partitions [1]"),
         (17, 2, set(), "must be in 1..16"),
         (0, 2, set(), "must be in 1..16"),
-        (1, 2, set(), "shrinking to 1 is not built"),
         (4, 0, set(), "--parallel must be >= 1"),
     ],
 )

@@ -7,13 +7,15 @@ import itertools
 
 import msgspec
 import pytest
+from rich.console import Console
 
 from actors.members import members_of
-from actors.messages import PartitionStats, PartitionStatus, RowState
+from actors.messages import PartitionStats, PartitionStatus, RowState, ServiceStatus
 from actors.ray_state import ActorInfo, RayState
 from actors.status import row_state, service_status, status_row
 from actors.supervisor import Observation, PartitionActual
-from topology.control import PartitionRecord
+from eventledger.report import print_status
+from topology.control import PartitionRecord, RepartitionPhase, RepartitionRecord
 from topology.placement import ActorPhase
 from topology.routing import RoutingTable
 from topology.settings import Settings
@@ -180,3 +182,33 @@ def test_status_shows_the_table_version_and_each_partitions_slots_new_ones_unobs
     plain = service_status(settings, tick, desired, errors={}, ticks=1, rebuilds={})
     assert (plain.slots, plain.routing_version) == (0, None)
     assert {r.slots for r in plain.rows} == {None}
+
+
+def test_status_names_drained_the_partitions_a_shrink_emptied() -> None:
+    settings = Settings.resolve(app_id="shrink", partitions=4, environ={})
+    table = RoutingTable(tuple(s % 2 for s in range(8)), (0,) * 4 + (1,) * 4)
+    desired = {p: PartitionRecord(p) for p in range(4)}
+    shrink = RepartitionRecord(
+        number=2, from_partitions=4, to_partitions=2, slots=8,
+        phase=RepartitionPhase.DONE, requested_at=1.0,
+    )  # fmt: skip
+
+    def status(repartition: RepartitionRecord | None) -> ServiceStatus:
+        return service_status(
+            settings, None, desired, errors={}, ticks=1, rebuilds={}, routing=table,
+            repartition=repartition,
+        )  # fmt: skip
+
+    shrunk = status(shrink)
+    assert [(r.slots, r.drained) for r in shrunk.rows] == [
+        (4, False),
+        (4, False),
+        (0, True),
+        (0, True),
+    ]
+    console = Console(record=True, width=200)
+    print_status(console, shrunk)
+    text = console.export_text()
+    assert "2 drained" in text and text.count("drained") == 3
+    growing = msgspec.structs.replace(shrink, to_partitions=4, phase=RepartitionPhase.MOVING)
+    assert not any(r.drained for r in status(growing).rows)  # to be filled, not drained
