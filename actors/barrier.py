@@ -42,13 +42,14 @@ T = TypeVar("T")
 class _Account(Generic[T]):
     sent: dict[str, tuple[int, float]] = field(default_factory=dict)
     """command id → (partition of its last attempt, time of its first attempt)."""
-    held: deque[tuple[str, T]] = field(default_factory=deque)
-    """(command id, what to produce), in the order they came."""
+    held: deque[tuple[str, T, float]] = field(default_factory=deque)
+    """(command id, what to produce, when held), in the order they came."""
 
 
 class OrderBarrier(Generic[T]):
     """``route(aggregate_id)`` is the account's owner now; ``clock`` monotonic seconds.
-    ``held_total`` counts the commands ever held, ``holding`` those held now."""
+    ``held_total`` counts the commands ever held, ``holding`` those held now, and
+    ``held_seconds`` is the time the released ones spent held, summed."""
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class OrderBarrier(Generic[T]):
         self._waiting: set[str] = set()  # accounts with held commands
         self._swept = clock()
         self.held_total = 0
+        self.held_seconds = 0.0
 
     @property
     def holding(self) -> int:
@@ -77,10 +79,10 @@ class OrderBarrier(Generic[T]):
         if account is None:
             self._accounts[aggregate_id] = _Account({command_id: (partition, self._clock())})
             return partition
-        if any(c == command_id for c, _ in account.held):
+        if any(c == command_id for c, _, _ in account.held):
             return None
         if account.held or self._blocked(account, command_id, partition):
-            account.held.append((command_id, item))
+            account.held.append((command_id, item, self._clock()))
             self._waiting.add(aggregate_id)
             self.held_total += 1
             return None
@@ -95,7 +97,7 @@ class OrderBarrier(Generic[T]):
             return []
         account.sent.pop(command_id, None)
         if account.held:
-            account.held = deque((c, x) for c, x in account.held if c != command_id)
+            account.held = deque(h for h in account.held if h[0] != command_id)
         return self._release(aggregate_id, account)
 
     def expire(self) -> list[tuple[T, int]]:
@@ -126,15 +128,17 @@ class OrderBarrier(Generic[T]):
 
     def _release(self, aggregate_id: str, account: _Account[T]) -> list[tuple[T, int]]:
         released: list[tuple[T, int]] = []
+        now = self._clock()
         if account.held:
-            self._prune(account, self._clock())
+            self._prune(account, now)
         while account.held:
-            command_id, item = account.held[0]
+            command_id, item, since = account.held[0]
             partition = self._route(aggregate_id)
             if self._blocked(account, command_id, partition):
                 break
             account.held.popleft()
             self._sent(account, command_id, partition)
+            self.held_seconds += now - since
             released.append((item, partition))
         if not account.held:
             self._waiting.discard(aggregate_id)

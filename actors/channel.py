@@ -146,6 +146,11 @@ class ReplyChannel:
         """Commands the order barrier held so far (each counted once)."""
         return self._barrier.held_total
 
+    @property
+    def held_seconds(self) -> float:
+        """The time the commands released by the order barrier spent held, summed."""
+        return self._barrier.held_seconds
+
     def _owner(self, aggregate_id: str) -> int:
         return self.router.partition_of(aggregate_id.encode())
 

@@ -84,6 +84,12 @@ class LedgerClient:
         while an earlier command of this client to the old owner was unanswered."""
         return self._channel.held
 
+    @property
+    def held_seconds(self) -> float:
+        """The seconds the commands released by the order barrier spent held, summed (over
+        ``held``: the mean wait of a held command)."""
+        return self._channel.held_seconds
+
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id`` (its commands go there)."""
         return self._channel.router.partition_of(aggregate_id.encode())

@@ -179,14 +179,15 @@ def test_a_clients_pipelined_commands_keep_their_order_across_a_repartition(
             at_learning = learning.rounds
             wait_until(lambda: learning.rounds >= at_learning + 10, 60, "rounds after it")
             learning.stop()
-            held = stale.held
+            held, held_seconds = stale.held, stale.held_seconds
         finally:
             stale.close()
         pipelines = [growing, learning]
         print(  # the numbers, for a run with -rP
             f"growing: {growing.rounds} rounds ({at_switch} before the client read the "
             f"table), {client.held} commands held; learning: {learning.rounds} rounds "
-            f"({at_learning} on the old table), {held} held"
+            f"({at_learning} on the old table), {held} held, for "
+            f"{1000 * held_seconds / max(held, 1):.0f} ms on average"
         )
         refused = {c: r.code for x in pipelines for c, r in x.replies.items() if not r.accepted}
         assert not refused, f"{len(refused)} refused, e.g. {list(refused.items())[:5]}"

@@ -43,8 +43,9 @@ def test_a_command_after_a_move_waits_for_the_ones_in_flight_to_the_old_owner() 
     assert barrier.admit("b", "b0", "b0") == 2  # b has nothing in flight: not held
     assert (barrier.held_total, barrier.holding) == (2, 2)
     assert barrier.done("a", "deposit") == []  # "other" is still in flight to 0
+    world.now = 0.25
     assert barrier.done("a", "other") == [("withdraw", 2), ("close", 2)]
-    assert barrier.holding == 0
+    assert (barrier.holding, barrier.held_seconds) == (0, 0.5)
     assert barrier.admit("a", "next", "next") == 2
 
 
