@@ -19,10 +19,10 @@ built on it.
 
 Every command goes through the channel's order barrier (``actors.barrier``): when an
 account's owner changes, a command for it is held until the channel's commands for it still
-in flight to another partition are answered or ``order_timeout`` old, then produced to the
-owner, so a command forwarded by the old owner is not overtaken by a later one sent straight
-to the new owner. Deciding and producing happen under one lock, so what the barrier releases
-reaches the producer before any later command of the same account.
+in flight to another partition are answered, given up (``forget``) or ``order_timeout`` old,
+then produced to the owner, so a command forwarded by the old owner is not overtaken by a
+later one sent straight to the new owner. Deciding and producing happen under one lock, so
+what the barrier releases reaches the producer before any later command of the account.
 """
 
 from __future__ import annotations
