@@ -16,6 +16,13 @@ and the control topic. A reply finds its
 waiters by (command id, aggregate id), so two channels' replies never cross, and every
 waiter of one key gets the same reply. ``LedgerClient`` and the benchmark's senders are
 built on it.
+
+Every command goes through the channel's order barrier (``actors.barrier``): when an
+account's owner changes, a command for it is held until the channel's commands for it still
+in flight to another partition are answered, given up (``forget``) or ``order_timeout`` old,
+then produced to the owner, so a command forwarded by the old owner is not overtaken by a
+later one sent straight to the new owner. Deciding and producing happen under one lock, so
+what the barrier releases reaches the producer before any later command of the account.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any, Self
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from actors import messaging
+from actors.barrier import OrderBarrier
 from actors.control_store import read_control
 from actors.kafka import consumer_config, producer_config
 from actors.records import poll_fetched
@@ -85,9 +93,18 @@ class ReplyChannel:
     """Thread-safe. Close it (or use ``with``) when done: what was sent is flushed and the
     callers still waiting get an error. ``answer`` reads the reply records (the benchmark's
     raw echo answers with the commands' own bytes). ``routes`` is the application's routing
-    as the channel knows it (``router``: which partition a command goes to)."""
+    as the channel knows it (``router``: which partition a command goes to).
+    ``order_timeout``: the longest a command is held behind the ones it must follow
+    (``actors.barrier``), in seconds; ``held`` counts the commands it held."""
 
-    def __init__(self, settings: Settings, *, lane: int, answer: Answer = decode_answer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        lane: int,
+        answer: Answer = decode_answer,
+        order_timeout: float = 30.0,
+    ) -> None:
         self.settings = settings
         self.lane = lane
         self._answer = answer
@@ -102,6 +119,8 @@ class ReplyChannel:
         kafka = settings.for_api()
         desired, following = read_control(kafka, role="client")
         self.routes = Routes.of(desired, settings.partitions)
+        self._barrier: OrderBarrier[_Send] = OrderBarrier(self._owner, order_timeout)
+        self._sending = threading.RLock()  # the barrier's decisions and their produces
         self._producer = Producer(producer_config(kafka))
         self._consumer = Consumer(
             consumer_config(kafka, group_id=Names.of(settings).group("client", unique=True))
@@ -121,6 +140,19 @@ class ReplyChannel:
     def router(self) -> Router:
         """Where commands go now (the routing's current router)."""
         return self.routes.router
+
+    @property
+    def held(self) -> int:
+        """Commands the order barrier held so far (each counted once)."""
+        return self._barrier.held_total
+
+    @property
+    def held_seconds(self) -> float:
+        """The time the commands released by the order barrier spent held, summed."""
+        return self._barrier.held_seconds
+
+    def _owner(self, aggregate_id: str) -> int:
+        return self.router.partition_of(aggregate_id.encode())
 
     def __enter__(self) -> Self:
         return self
@@ -186,18 +218,17 @@ class ReplyChannel:
             waiting = self._pending.get(key, [])
             if future in waiting:
                 waiting.remove(future)
-            if not waiting:
-                self._pending.pop(key, None)
+            if waiting:
+                return
+            self._pending.pop(key, None)
+        self._done(request.aggregate_id, request.command_id)
 
     def _produce(self, request: Request, future: Future[Reply] | None) -> None:
-        """One attempt. A delivery failure fails ``future`` when given; a full local queue
-        is an unknown outcome as well. Raises ValueError for a command the service would
-        refuse to read (``encode_command``)."""
-        aggregate_id = request.aggregate_id
-        key = aggregate_id.encode()
-        partition = self.router.partition_of(key)
+        """One attempt, now or when the order barrier releases it. A delivery failure fails
+        ``future`` when given; a full local queue is an unknown outcome as well. Raises
+        ValueError for a command the service would refuse to read (``encode_command``)."""
         value = encode_command(
-            aggregate_id,
+            request.aggregate_id,
             request.command,
             command_id=request.command_id,
             expected_version=request.expected_version,
@@ -205,6 +236,21 @@ class ReplyChannel:
             first_attempt_ms=request.first_attempt_ms,
             principal=request.principal,
         )
+        send = _Send(request, future, value)
+        with self._sending:
+            partition = self._barrier.admit(request.aggregate_id, request.command_id, send)
+            if partition is not None:
+                self._send(send, partition)
+
+    def _done(self, aggregate_id: str, command_id: str) -> None:
+        """The command is answered or no longer awaited: produce what it held back."""
+        with self._sending:
+            for send, partition in self._barrier.done(aggregate_id, command_id):
+                self._send(send, partition)
+
+    def _send(self, send: _Send, partition: int) -> None:
+        request, future = send.request, send.future
+        aggregate_id = request.aggregate_id
         produce: Callable[..., None] = self._producer.produce  # headers: (str, bytes)
         with send_span(
             self._commands,
@@ -218,8 +264,8 @@ class ReplyChannel:
             try:
                 produce(
                     self._commands,
-                    value,
-                    key,
+                    send.value,
+                    aggregate_id.encode(),
                     partition,
                     on_delivery=lambda err, _msg: self._delivered(request, future, err),
                     headers=headers,
@@ -257,6 +303,9 @@ class ReplyChannel:
             self._producer.poll(0)
             for msg in poll_fetched(self._consumer, 0.05):
                 self._route(msg)
+            with self._sending:
+                for send, partition in self._barrier.expire():
+                    self._send(send, partition)
 
     def _route(self, msg: Any) -> None:
         """Complete the futures waiting for the reply in ``msg``, or learn the control
@@ -284,6 +333,8 @@ class ReplyChannel:
         for f in futures:
             if not f.done():
                 f.set_result(reply)
+        if futures:
+            self._done(reply.aggregate_id, reply.command_id)
 
     def _grown(self, first: int, end: int) -> None:
         """Data partitions ``first..end-1`` were added (io thread): the producer learns the
@@ -299,6 +350,16 @@ class ReplyChannel:
         ]
         self._consumer.incremental_assign(added)
         log.info("reply lane %d: reading partitions %s", self.lane, [t.partition for t in added])
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A command ready to produce: its request, the future a delivery failure fails (None
+    for a retry's attempt) and its encoded value."""
+
+    request: Request
+    future: Future[Reply] | None
+    value: bytes
 
 
 def now_ms() -> int:

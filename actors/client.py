@@ -5,8 +5,10 @@ Commands go through one ``actors.channel.ReplyChannel`` on one reply lane. A com
 executed at most once within the service's idempotency window (24 h by default) counted
 from its first attempt; ``execute`` re-sends the same id with the same first-attempt time
 (``actors.retries``) until the reply comes, and a retry past the window is refused as
-``expired``, never executed again. The client needs Kafka only: queries of the committed
-state go to the actors over Ray (``actors.reads``).
+``expired``, never executed again. The client keeps the order of its own commands to an
+account across a change of the account's owner (the channel's order barrier,
+``actors.barrier``). The client needs Kafka only: queries of the committed state go to the
+actors over Ray (``actors.reads``).
 
 Ids follow the one rule of ``topology.ids``: an aggregate id or command id outside it is an
 ``InvalidIdError`` (a ValueError) before anything is sent. Every command records who sent it:
@@ -32,9 +34,10 @@ __all__ = ["LedgerClient"]
 class LedgerClient:
     """A thread-safe client of one application. Close it (or use ``with``) when done.
     ``reply_lane`` is the lane its replies come on (random by default); ``timeout`` the
-    default seconds ``execute`` waits for a reply (re-sending meanwhile); ``retry_interval``
-    the first pause before a re-send (it doubles, up to 8 s); ``principal`` the name its
-    commands are recorded under unless a call names another (None: not said)."""
+    default seconds ``execute`` waits for a reply (re-sending meanwhile), and the longest
+    the order barrier holds a command (``actors.barrier``); ``retry_interval`` the first
+    pause before a re-send (it doubles, up to 8 s); ``principal`` the name its commands are
+    recorded under unless a call names another (None: not said)."""
 
     def __init__(
         self,
@@ -52,7 +55,7 @@ class LedgerClient:
         self.reply_lane = (
             reply_lane if reply_lane is not None else random.randrange(settings.reply_lanes)
         )
-        self._channel = ReplyChannel(settings, lane=self.reply_lane)
+        self._channel = ReplyChannel(settings, lane=self.reply_lane, order_timeout=timeout)
         self._retries = Retries(self._channel, backoff)
 
     def __enter__(self) -> Self:
@@ -74,6 +77,18 @@ class LedgerClient:
         """The application's routing as this client knows it, kept current from the control
         topic (``actors.routes``)."""
         return self._channel.routes
+
+    @property
+    def held(self) -> int:
+        """Commands the order barrier held so far: sent after the account's owner changed
+        while an earlier command of this client to the old owner was unanswered."""
+        return self._channel.held
+
+    @property
+    def held_seconds(self) -> float:
+        """The seconds the commands released by the order barrier spent held, summed (over
+        ``held``: the mean wait of a held command)."""
+        return self._channel.held_seconds
 
     def partition_of(self, aggregate_id: str) -> int:
         """The partition that owns ``aggregate_id`` (its commands go there)."""
