@@ -47,6 +47,11 @@ from .conftest import running
 
 log = logging.getLogger(__name__)
 
+# The slow group (`make test-slow`): half a minute for its own growth; the rule is
+# unit-tested (tests/unit/test_barrier.py) and every command of the default run's
+# repartition and shrink tests goes through the barrier.
+pytestmark = pytest.mark.slow
+
 MOVING = 32
 STAYING = 8
 ROUNDS_IN_FLIGHT = 8  # so the old owner lags: a deposit waits there behind a few rounds

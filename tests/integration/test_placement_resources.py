@@ -22,7 +22,7 @@ from topology.settings import Settings
 
 _RESOURCE = "eventledger_partition"
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]  # its own Ray cluster: 25 s
 
 
 @pytest.fixture(scope="module")
