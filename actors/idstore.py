@@ -127,6 +127,8 @@ class IdStore:
         if its build is not done; the same `slot_of` is expected: it never changes), then a
         prefix scan per aggregate. The index may name aggregates whose ids RocksDB's TTL
         dropped: they scan to nothing."""
+        if self._slot_of is None or self._pending is not None:
+            log.info("%s: a handoff finishes the slot index's build", self.path)
         self.index_step(slot_of)
         found = [a.decode() for s in slots for a in self._by_slot.get(s, ())]
         return sorted(self._entries_of(found))
@@ -157,6 +159,7 @@ class IdStore:
         if it.valid():
             return False
         self._pending = None
+        log.info("%s: slot index built, %d aggregates", self.path, len(self._slot_at))
         return True
 
     def _index(self, key: bytes) -> None:
