@@ -17,8 +17,10 @@ Invariants:
   the topic and is wiped; a new disk restores only the part of the changelog within the
   window (by timestamp), never the whole topic;
 - entries live at least the changelog's retention (RocksDB TTL), which covers the window;
-- once a handoff asked for the entries of some slots, the store keeps a slot index of the
-  aggregates it remembers (`entries_in`), which every install keeps up to date.
+- once its slot index began (`index_step`, the partition's loop between batches once the
+  application has slots; else the first `entries_in`), every install indexes the aggregates
+  it adds, and the build's steps cover the keys held when it began (one RocksDB iterator,
+  whose view is fixed at its creation, skipping past each aggregate's keys).
 
 (Over 400 lines: restore, follow and the slot index share one RocksDB handle and these
 invariants.)
@@ -44,6 +46,7 @@ from rocksdict import (
     Cache,
     Options,
     Rdict,
+    RdictIter,
     WriteBatch,
     WriteOptions,
 )
@@ -106,8 +109,9 @@ class IdStore:
         # package's stub declares a method; at run time it is a property.
         self._write.disable_wal = True  # type: ignore[method-assign, assignment]
         self._slot_of: Callable[[bytes], int] | None = None  # the index's slot function
-        self._slot_at: dict[bytes, int] = {}  # aggregate key → slot, once asked
+        self._slot_at: dict[bytes, int] = {}  # aggregate key → slot, once indexing began
         self._by_slot: dict[int, set[bytes]] = {}  # slot → aggregate keys remembered
+        self._pending: RdictIter | None = None  # the build's place in the keys it began with
 
     def lookup(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The encoded entry of each key (None: not remembered), in one batched read."""
@@ -119,23 +123,55 @@ class IdStore:
         self, slots: frozenset[int], slot_of: Callable[[bytes], int]
     ) -> list[tuple[bytes, bytes]]:
         """Every entry, sorted, of the aggregates whose key's slot is in `slots`, held in
-        state or not (`topology.idempotency.IdMemory`). The first call indexes slot →
-        aggregates by one pass over the keys (read off their msgpack heads, no decoding; one
-        hash per aggregate); `install` keeps the index from then on (the same `slot_of` is
-        expected: it never changes). The index may name aggregates whose ids RocksDB's TTL
+        state or not (`topology.idempotency.IdMemory`), from the slot index (finished first
+        if its build is not done; the same `slot_of` is expected: it never changes), then a
+        prefix scan per aggregate. The index may name aggregates whose ids RocksDB's TTL
         dropped: they scan to nothing."""
-        if self._slot_of is None:
-            self._slot_of = slot_of
-            for key in self._db.keys():  # noqa: SIM118 (a Rdict is not iterable)
-                self._index(cast(bytes, key))
+        if self._slot_of is None or self._pending is not None:
+            log.info("%s: a handoff finishes the slot index's build", self.path)
+        self.index_step(slot_of)
         found = [a.decode() for s in slots for a in self._by_slot.get(s, ())]
         return sorted(self._entries_of(found))
 
+    def index_step(self, slot_of: Callable[[bytes], int], limit: int | None = None) -> bool:
+        """Index at most `limit` more aggregates (None: all) by `slot_of`, the application's
+        slot function (fixed for it; the first call's is kept); whether the index is
+        complete. The first call opens an iterator over the keys as they are then; each
+        aggregate costs one hash and one seek past its keys (an aggregate's id keys of one
+        shape are contiguous), not a step per id."""
+        if self._slot_of is None:
+            self._slot_of = slot_of
+            self._pending = self._db.iter()
+            self._pending.seek_to_first()
+        it = self._pending
+        if it is None:
+            return True
+        done = 0
+        while it.valid() and (limit is None or done < limit):
+            key = cast(bytes, it.key())
+            span = _aggregate_span(key)
+            if span is None:  # the positions, or a key of no aggregate
+                it.next()
+                continue
+            self._add(key[span[0] : span[1]])
+            done += 1
+            it.seek(_past(key[: span[1]]))
+        if it.valid():
+            return False
+        self._pending = None
+        log.info("%s: slot index built, %d aggregates", self.path, len(self._slot_at))
+        return True
+
     def _index(self, key: bytes) -> None:
         """Index the aggregate of id key `key` (another key: nothing)."""
+        span = _aggregate_span(key)
+        if span is not None:
+            self._add(key[span[0] : span[1]])
+
+    def _add(self, aggregate: bytes) -> None:
+        """Index aggregate key `aggregate` (once)."""
         assert self._slot_of is not None
-        aggregate = _aggregate_key(key)
-        if aggregate is not None and aggregate not in self._slot_at:
+        if aggregate not in self._slot_at:
             slot = self._slot_of(aggregate)
             self._slot_at[aggregate] = slot
             self._by_slot.setdefault(slot, set()).add(aggregate)
@@ -178,6 +214,7 @@ class IdStore:
 
     def wipe(self) -> None:
         """Forget everything (the store belongs to an older incarnation of the topic)."""
+        self._pending = None  # an iterator must not outlive its database
         self._db.close()
         Rdict.destroy(str(self.path))
         self._db = _open(self.path, self._ttl)
@@ -192,6 +229,7 @@ class IdStore:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
     def close(self) -> None:
+        self._pending = None  # an iterator must not outlive its database
         with suppress(Exception):
             self._db.flush()
         self._db.close()
@@ -397,10 +435,11 @@ def open_id_store(settings: Settings, partition: int, member: int = 0) -> IdStor
         return IdStore(scratch, ttl, scratch=True)
 
 
-def _aggregate_key(key: bytes) -> bytes | None:
-    """The aggregate key (`encode_key`) an id key names, read off its msgpack head (a 2- or
-    3-element array whose first element is the aggregate id's string); None for a key of
-    another kind."""
+def _aggregate_span(key: bytes) -> tuple[int, int] | None:
+    """Where in id key `key` its aggregate key (`encode_key`) lies, read off its msgpack
+    head (a 2- or 3-element array whose first element is the aggregate id's string): (start,
+    end); None for a key of another kind. Every id key of that aggregate and shape starts
+    with `key[:end]`, and no other key does (the string's head carries its length)."""
     if len(key) < 2 or key[0] not in (0x92, 0x93):
         return None
     head = key[1]
@@ -411,7 +450,13 @@ def _aggregate_key(key: bytes) -> bytes | None:
         length = int.from_bytes(key[2:start], "big")
     else:
         return None
-    return key[start : start + length] if len(key) >= start + length else None
+    return (start, start + length) if len(key) >= start + length else None
+
+
+def _past(prefix: bytes) -> bytes:
+    """The least key above every key that starts with `prefix` (a byte of it is below 0xff)."""
+    head = prefix.rstrip(b"\xff")
+    return head[:-1] + bytes([head[-1] + 1])
 
 
 _STR_HEADS: Final = {0xD9: 1, 0xDA: 2, 0xDB: 4}  # msgpack str8/16/32: bytes of the length

@@ -92,7 +92,13 @@ class Member:
             )
         else:
             self.standby = StandbyWorker(
-                settings, partition, member, aggregate, generation=None, clock=clock
+                settings,
+                partition,
+                member,
+                aggregate,
+                generation=None,
+                clock=clock,
+                routes=self.routes,
             )
 
     @property

@@ -14,7 +14,9 @@ of generation are ``actors.generations.Switcher``'s, and what it has committed i
   from the control topic), also across Ray's restarts; snapshots of another state schema are
   never loaded: the state is then rebuilt from the events;
 - between ``pause`` and ``resume`` it takes no command, so ``switch_generation`` installs a
-  rebuilt generation that reflects exactly the events it committed.
+  rebuilt generation that reflects exactly the events it committed;
+- once the application has slots, the loop builds the slot indexes a handoff reads between
+  batches, a bounded step at a time (``actors.slotindex``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from actors.metrics import PartitionMetrics
 from actors.opening import Opened, open_partition
 from actors.records import OutsideTheLogError, poll_batch
 from actors.routes import Routes
+from actors.slotindex import index_slots
 from actors.transactional import TransactionalWriter
 from actors.views import MemberViews
 from actors.watermarks import watermarks
@@ -262,6 +265,7 @@ class PartitionWorker(MemberViews):
                     assert self._batch is not None
                     self._batch.run(batch)
                     self.error = self._batch.error
+                index_slots(self.committed, self._ids, self.partition, self.routes)
                 restarts = 0
             except FencedError as e:
                 return self._fail(PartitionStatus.FENCED, str(e))

@@ -12,7 +12,9 @@ condition its tail notifies.
 
 Invariant: it never opens a transactional producer, so it can never fence its writer. A
 takeover (``actors.member``) halts its tail at a batch boundary (``halt``), fences, drains
-what is left (``drain``) and hands its state and id memory to a writer (``hand_over``).
+what is left (``drain``) and hands its state and id memory to a writer (``hand_over``),
+with the slot indexes its tail builds between polls once the application has slots
+(``actors.slotindex``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from actors.kafka import consumer_config
 from actors.messages import Counters, PartitionStats, PartitionStatus, ServedBy
 from actors.opening import commands_consumer
 from actors.restore import restore_partition
+from actors.routes import Routes
+from actors.slotindex import index_slots
 from actors.views import MemberViews
 from actors.watermarks import watermarks
 from topology.codec.aggregate import Codec
@@ -71,6 +75,7 @@ class StandbyWorker(MemberViews):
         generation: int | None = 0,
         start: bool = True,
         clock: Clock = wall_ms,
+        routes: Routes | None = None,
     ) -> None:
         if member < 0:
             raise ValueError(f"a member's number is 0 or above, not {member}")
@@ -87,6 +92,7 @@ class StandbyWorker(MemberViews):
         codec = Codec(aggregate)
         self.committed = Committed(codec, generation, topics, SnapshotStore(codec), clock=clock)
         self.committed.routing = routing  # a promoted standby's writer routes by it
+        self.routes = routes  # the member's, kept current by the coordinator
         self.status = PartitionStatus.STOPPED
         self.error: str | None = None
         self.counters = Counters()
@@ -189,6 +195,7 @@ class StandbyWorker(MemberViews):
         while not self._stop.is_set():
             try:
                 self._poll()
+                index_slots(self.committed, self._ids, self.partition, self.routes)
             except Exception as e:
                 log.exception("partition %d standby %d stopped", self.partition, self.member)
                 self._fail(f"following: {type(e).__name__}: {e}")

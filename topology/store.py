@@ -6,9 +6,12 @@ command or a query touches its aggregate. So restore costs a dict insert per rec
 aggregate at rest costs its snapshot's bytes (tens of bytes), not a tree of objects.
 Invariant: every value held is a snapshot of the aggregate's current state schema.
 
-A repartition's handoff asks for the aggregates of some slots (`in_slots`): the first ask
-builds an index slot → keys (one hash per aggregate), which every later change keeps, so the
-handoffs after it cost what they move, not the partition's size.
+A repartition's handoff asks for the aggregates of some slots (`in_slots`), from an index
+slot → keys (one hash per aggregate). The partition's loop builds it between batches, in
+bounded steps (`index_step`), once the application has slots; from its first step every load
+indexes the keys it adds, and the steps cover the keys held when it began. A handoff that
+comes before the build is done finishes it (correct, only slower); the handoffs after it
+cost what they move, not the partition's size.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,7 +34,8 @@ class SnapshotStore(Mapping[str, Slot]):
         self._aggregate = codec.aggregate
         self._raw: dict[bytes, bytes] = {}
         self._slot_of: Callable[[bytes], int] | None = None  # the index's slot function
-        self._by_slot: dict[int, set[bytes]] = {}  # slot → keys held, once asked for
+        self._by_slot: dict[int, set[bytes]] = {}  # slot → keys held, once indexing began
+        self._pending: list[bytes] = []  # keys held when it began, not indexed yet
 
     def load(self, key: bytes | None, value: bytes | None) -> None:
         """Install one snapshot record as read from the topic (a tombstone deletes).
@@ -40,7 +44,7 @@ class SnapshotStore(Mapping[str, Slot]):
             raise CodecError(f"not an aggregate's snapshot record: key {key!r}")
         if value is None:
             if self._raw.pop(key, None) is not None and self._slot_of is not None:
-                self._by_slot[self._slot_of(key)].discard(key)
+                self._by_slot.get(self._slot_of(key), set()).discard(key)
             return
         if not self.codec.snapshots.is_current(value):
             raise StaleSnapshotError(
@@ -51,14 +55,25 @@ class SnapshotStore(Mapping[str, Slot]):
             self._by_slot.setdefault(self._slot_of(key), set()).add(key)
         self._raw[key] = value
 
-    def in_slots(self, slots: Iterable[int], slot_of: Callable[[bytes], int]) -> list[str]:
-        """The aggregates held whose key's slot (`slot_of`, fixed for the application) is
-        one of `slots`, sorted. The first call indexes every key; later ones read the index
-        (the same `slot_of` is expected: an application's slot function never changes)."""
+    def index_step(self, slot_of: Callable[[bytes], int], limit: int | None = None) -> bool:
+        """Index at most `limit` more keys (None: all) by `slot_of`, the application's slot
+        function (fixed for it; the first call's is kept); whether the index is complete.
+        Invariant: once begun, every key held is indexed or pending, and a pending key
+        deleted meanwhile is skipped."""
         if self._slot_of is None:
             self._slot_of = slot_of
-            for key in self._raw:
-                self._by_slot.setdefault(slot_of(key), set()).add(key)
+            self._pending = list(self._raw)
+        pending, raw, by_slot, slot_of = self._pending, self._raw, self._by_slot, self._slot_of
+        for _ in range(len(pending) if limit is None else min(limit, len(pending))):
+            key = pending.pop()
+            if key in raw:
+                by_slot.setdefault(slot_of(key), set()).add(key)
+        return not pending
+
+    def in_slots(self, slots: Iterable[int], slot_of: Callable[[bytes], int]) -> list[str]:
+        """The aggregates held whose key's slot (`slot_of`, fixed for the application) is
+        one of `slots`, sorted, from the index (finished first if the build is not done)."""
+        self.index_step(slot_of)
         return sorted(decode_key(k) for s in slots for k in self._by_slot.get(s, ()))
 
     def install(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:

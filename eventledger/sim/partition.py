@@ -46,6 +46,11 @@ from topology.topics import TopicKind
 
 __all__ = ["MOVED_ENTRY", "Begun", "Fault", "Handover", "SimPartition", "StepReport"]
 
+_INDEX_STEP = 1
+"""Keys of the state's slot index a worker indexes before each batch, as the actor's loop
+does between batches: few, so that handoffs meet builds under way; a constant, not drawn,
+so that seeds replay as before."""
+
 MOVED_ENTRY = ("eventledger-sim", b"moved-entry")
 """The simulator's own header on a replies record that an install wrote for an id entry
 that moved with its account (`topology.step.moving`): clients do not take it for a reply."""
@@ -284,7 +289,11 @@ class SimPartition:
         self, wall_ms: int, rng: random.Random, *, limit: int, fault: Fault = Fault.NONE
     ) -> Begun | StepReport:
         """A batch up to its commit: decided and produced in an open transaction (a
-        `StepReport` instead when there is nothing to do)."""
+        `StepReport` instead when there is nothing to do), after a step of the state's slot
+        index (`_INDEX_STEP`)."""
+        owned = self.slots()
+        if owned is not None:
+            self.states.index_step(owned.table.slot_of, _INDEX_STEP)
         now_ms = self.now(wall_ms)
         if fault in (Fault.SET_ASIDE, Fault.SET_ASIDE_LEG):
             internal = fault is Fault.SET_ASIDE_LEG

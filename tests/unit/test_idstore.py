@@ -1,11 +1,16 @@
 """The id memory's local store (RocksDB, no Kafka): batched lookups, positions installed
-atomically with the ids, and which checkpoint marks it does not reach yet."""
+atomically with the ids, which checkpoint marks it does not reach yet, and its slot index,
+built in bounded steps while ids are installed."""
 
 import os
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from actors.idstore import IdStore
-from topology.codec.keys import encode_id_key, encode_internal_id_key
+from topology.codec.keys import encode_id_key, encode_internal_id_key, id_key_aggregate
 from topology.idempotency import replies_retention_ms
 from topology.settings import Settings
 
@@ -111,3 +116,102 @@ def test_entries_in_keeps_its_index_through_installs_and_a_wipe(tmp_path: Path) 
     ids.install({encode_id_key("a3", "c1"): b"4"}, {0: 3})
     assert ids.entries_in(slots, _slot) == [(encode_id_key("a3", "c1"), b"4")]
     ids.close()
+
+
+class Counted:
+    """`_slot`, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, key: bytes) -> int:
+        self.calls += 1
+        return _slot(key)
+
+
+def test_the_build_steps_once_per_aggregate_and_shape_not_per_id(tmp_path: Path) -> None:
+    ids = store(tmp_path)
+    many = {encode_id_key(f"a{i}", f"c{j}"): b"x" for i in range(4) for j in range(5)}
+    ids.install({**many, encode_internal_id_key("a0", "leg"): b"y"}, {0: 1})
+    slot_of = Counted()
+    # 4 aggregates of the 2-element shape, then a0's 3-element one (hashed once already)
+    assert [ids.index_step(slot_of, 1) for _ in range(5)] == [False] * 4 + [True]
+    assert slot_of.calls == 4
+    assert len(ids.entries_in(frozenset({ord("a")}), slot_of)) == 21
+    assert slot_of.calls == 4  # a handoff after the build hashes nothing
+    ids.close()
+
+
+def test_a_handoff_in_the_middle_of_the_build_finishes_it_and_a_wipe_ends_it(
+    tmp_path: Path,
+) -> None:
+    ids = store(tmp_path)
+    ids.install({encode_id_key(f"a{i}", "c"): b"1" for i in range(3)}, {0: 1})
+    assert not ids.index_step(_slot, 1)
+    later = {encode_id_key("a1", "d"): b"2", encode_id_key("ab", "c"): b"3", b"\x00other": b"4"}
+    ids.install(later, {0: 2})  # after the build began: install indexes them
+    expected = {**{encode_id_key(f"a{i}", "c"): b"1" for i in range(3)}, **later}
+    del expected[b"\x00other"]
+    assert ids.entries_in(frozenset({ord("a")}), _slot) == sorted(expected.items())
+    ids.install({encode_id_key(f"b{i}", "c"): b"5" for i in range(3)}, {})
+    ids.wipe()  # with a build under way: it ends with the database it read
+    assert ids.index_step(_slot, 0)  # a new build, of an empty store: complete at once
+    ids.install({encode_id_key("b", "c"): b"6"}, {})
+    assert ids.entries_in(frozenset({ord("b")}), _slot) == [(encode_id_key("b", "c"), b"6")]
+    ids.close()
+
+
+_IDS = st.tuples(
+    st.sampled_from(["a", "ab", "a1", "b", "ba", "bé", "c", ""]),
+    st.sampled_from(["c1", "c2", "leg"]),
+    st.booleans(),
+)
+_ID_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("install"), st.lists(_IDS, max_size=4)),
+        st.tuples(st.just("step"), st.integers(0, 3)),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None)  # each example opens a RocksDB
+@given(st.lists(_IDS, max_size=12), _ID_OPS, st.integers(0, 20))
+def test_an_incremental_build_under_installs_equals_a_full_one(
+    tmp_path_factory: pytest.TempPathFactory,
+    held: list[tuple[str, str, bool]],
+    ops: list[tuple[str, object]],
+    ask_at: int,
+) -> None:
+    """Ids held before the build (both key shapes), then installs and bounded steps
+    interleaved; at `ask_at` a handoff asks mid-way (the fallback); each slot's entries
+    are every entry of its aggregates."""
+
+    def entries(ids: list[tuple[str, str, bool]], value: bytes) -> dict[bytes, bytes]:
+        encode = {False: encode_id_key, True: encode_internal_id_key}
+        return {encode[internal](a, c): value for a, c, internal in ids}
+
+    def expected(slot: int) -> list[tuple[bytes, bytes]]:
+        return sorted(
+            (k, v) for k, v in truth.items() if _slot(id_key_aggregate(k).encode()) == slot
+        )
+
+    memory = IdStore(tmp_path_factory.mktemp("ids") / "ids", ttl_seconds=3600)
+    truth = entries(held, b"0")
+    memory.install(dict(truth), {0: 1})
+    for n, (op, arg) in enumerate(ops):
+        if op == "install":
+            assert isinstance(arg, list)
+            batch = entries(arg, b"%d" % n)
+            memory.install(batch, {0: n + 2})
+            truth.update(batch)
+        else:
+            assert isinstance(arg, int)
+            memory.index_step(_slot, arg)
+        if n == ask_at:
+            assert memory.entries_in(frozenset({ord("a")}), _slot) == expected(ord("a"))
+    while not memory.index_step(_slot, 1):
+        pass
+    for slot in (0, ord("a"), ord("b"), ord("c")):
+        assert memory.entries_in(frozenset({slot}), _slot) == expected(slot)
+    memory.close()

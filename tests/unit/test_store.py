@@ -1,6 +1,9 @@
-"""The snapshot store: raw installs on restore, decoding on access, stale schemas refused."""
+"""The snapshot store: raw installs on restore, decoding on access, stale schemas refused,
+and its slot index, built in bounded steps while keys come and go."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from topology.codec.aggregate import Codec
@@ -73,3 +76,89 @@ def test_the_slot_index_is_built_on_first_ask_and_kept_through_installs_and_tomb
     store.install([(b"b", None), (b"b", None)])  # a tombstone, twice
     assert store.in_slots([1], slot_of) == ["c"]
     assert store.in_slots([2], slot_of) == []
+
+
+def _snapshot(key: bytes) -> bytes:
+    """A current-schema snapshot record of aggregate `key` (the index reads only keys)."""
+    return LEDGER_CODEC.snapshots.encode(
+        Snapshot(LEDGER.state_schema_version, key.decode(), Slot(None, 0), 0)
+    )
+
+
+def _slot3(key: bytes) -> int:
+    return key[-1] % 3
+
+
+class Counted:
+    """A slot function that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, key: bytes) -> int:
+        self.calls += 1
+        return _slot3(key)
+
+
+def test_the_build_hashes_at_most_its_limit_per_step_and_none_once_complete() -> None:
+    store = SnapshotStore(LEDGER_CODEC)
+    store.install((k, _snapshot(k)) for k in (b"k%d" % i for i in range(5)))
+    slot_of = Counted()
+    assert [store.index_step(slot_of, 2) for _ in range(3)] == [False, False, True]
+    assert slot_of.calls == 5
+    assert store.in_slots([0, 1, 2], slot_of) == [f"k{i}" for i in range(5)]
+    assert slot_of.calls == 5  # a handoff after the build hashes nothing
+    store.install([(b"k9", _snapshot(b"k9")), (b"k0", None)])  # each costs its one hash
+    assert store.in_slots([0], slot_of) == ["k3", "k9"] and slot_of.calls == 7
+
+
+def test_a_handoff_in_the_middle_of_the_build_finishes_it() -> None:
+    store = SnapshotStore(LEDGER_CODEC)
+    store.install((k, _snapshot(k)) for k in (b"k%d" % i for i in range(7)))
+    assert not store.index_step(_slot3, 3)
+    store.install([(b"k8", _snapshot(b"k8")), (b"k1", None), (b"k6", None)])
+    assert store.in_slots([0, 2], _slot3) == ["k0", "k2", "k3", "k5", "k8"]
+    assert store.index_step(_slot3, 1)
+
+
+_KEYS = st.sampled_from([b"k%d" % i for i in range(12)])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), _KEYS),
+        st.tuples(st.just("delete"), _KEYS),
+        st.tuples(st.just("step"), st.integers(0, 4)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sets(_KEYS), _OPS, st.integers(0, 40))
+def test_an_incremental_build_under_installs_and_deletes_equals_a_full_one(
+    held: set[bytes], ops: list[tuple[str, object]], ask_at: int
+) -> None:
+    """Keys held before the build, then loads, tombstones and bounded steps interleaved;
+    at `ask_at` a handoff asks mid-way (the fallback); every slot's keys are those held."""
+    store = SnapshotStore(LEDGER_CODEC)
+    store.install((k, _snapshot(k)) for k in held)
+    truth = set(held)
+    for n, (op, arg) in enumerate(ops):
+        if op == "put":
+            assert isinstance(arg, bytes)
+            store.load(arg, _snapshot(arg))
+            truth.add(arg)
+        elif op == "delete":
+            assert isinstance(arg, bytes)
+            store.load(arg, None)
+            truth.discard(arg)
+        else:
+            assert isinstance(arg, int)
+            store.index_step(_slot3, arg)
+        if n == ask_at:
+            assert store.in_slots([1], _slot3) == sorted(
+                k.decode() for k in truth if _slot3(k) == 1
+            )
+    while not store.index_step(_slot3, 1):
+        pass
+    for s in range(3):
+        assert store.in_slots([s], _slot3) == sorted(k.decode() for k in truth if _slot3(k) == s)
