@@ -52,7 +52,7 @@ from topology.control import (
     serving_partitions,
 )
 from topology.moves import MoveSlots, SlotRecord
-from topology.routing import RoutingTable, plan_moves
+from topology.routing import RoutingTable, plan_moves, slots_per_move_for
 from topology.settings import Settings
 
 __all__ = ["RepartitionDriver", "RepartitionRefusedError", "RequestWriter", "World"]
@@ -91,6 +91,9 @@ class World(Protocol):
 
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:
         """How long ``partition``'s leg of move ``move_id`` paused it (None: not reported)."""
+
+    def aggregates(self, partition: int) -> int | None:
+        """How many aggregates ``partition``'s writer holds (None: not reported)."""
 
     def push_routing(self, table: RoutingTable) -> None:
         """Hand the published ``table`` to every writer."""
@@ -235,22 +238,28 @@ class RepartitionDriver:
                 record, f"the routing table has {routing.table.slots} slots, not {record.slots}"
             )
             return
+        table = routing.table
+        held = sum(world.aggregates(p) or 0 for p in set(table.owners))
+        per_move = slots_per_move_for(held, table.slots)
         moves = tuple(
             MoveRecord(
                 move_id=f"{record.number}.{i}", source=m.source, target=m.target, slots=m.slots
             )
-            for i, m in enumerate(plan_moves(routing.table, target))
+            for i, m in enumerate(plan_moves(table, target, slots_per_move=per_move))
         )
         if moves:
             self._write(msgspec.structs.replace(record, phase=RepartitionPhase.MOVING, moves=moves))
         else:
             self._finish(record, ())
         log.info(
-            "repartition %d: %d partitions run; %d moves of %d slots planned",
+            "repartition %d: %d partitions run; %d moves of %d slots planned (%d aggregates, "
+            "at most %d slots a move)",
             record.number,
             target,
             len(moves),
             sum(len(m.slots) for m in moves),
+            held,
+            per_move,
         )
 
     def _advance(self, record: RepartitionRecord, world: World) -> RepartitionRecord:

@@ -65,6 +65,12 @@ class CoordinatorWorld:
         stats = actual[partition].stats if partition < len(actual) else None
         return None if stats is None else stats.move_pauses_ms.get(move_id)
 
+    def aggregates(self, partition: int) -> int | None:
+        """How many aggregates the writer reported in its stats this tick."""
+        actual = self.tick.actual
+        stats = actual[partition].stats if partition < len(actual) else None
+        return None if stats is None else stats.aggregates
+
     def push_routing(self, table: RoutingTable) -> None:
         """``set_routing(table)`` on every running writer, awaited together;
         raises naming those that did not take it (the driver pushes again next tick)."""

@@ -111,6 +111,11 @@ class _DriverWorld:
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:
         return None
 
+    def aggregates(self, partition: int) -> int | None:
+        """Not reported: the simulated partitions hold a few accounts, so moves keep
+        `SLOTS_PER_MOVE` slots either way."""
+        return None
+
     def push_routing(self, table: RoutingTable) -> None:
         self.owner.world.push(table)
 

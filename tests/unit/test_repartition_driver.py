@@ -59,6 +59,7 @@ class FakeApp:
         self.records: dict[int, SlotRecord] = {}
         self.pushed: list[RoutingTable] = []
         self.pauses: dict[tuple[int, str], float] = {}
+        self.held: dict[int, int] = {}  # partition → aggregates it reports
         self.skipped = 0
         self.failures: list[type[Exception] | None] = []  # per write, in order
         self.desired = self.read()
@@ -118,6 +119,9 @@ class FakeApp:
 
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:
         return self.pauses.get((partition, move_id))
+
+    def aggregates(self, partition: int) -> int | None:
+        return self.held.get(partition)
 
     def push_routing(self, table: RoutingTable) -> None:
         self.pushed.append(table)
@@ -242,6 +246,22 @@ def test_a_growth_requests_each_move_once_and_ends_on_the_balanced_table() -> No
     assert app.pushed[-1] == table and table.version == record.top_version
     for p in range(4):  # every slot record agrees with the table
         assert set(app.records[p].slots()) == {s for s in range(16) if table.owners[s] == p}
+
+
+def test_moves_carry_fewer_slots_when_the_partitions_hold_many_aggregates() -> None:
+    sizes = {}
+    for per_slot in (100, 1_200):  # 5 slots a move fit ACCOUNTS_PER_MOVE; then only 2 do
+        app = FakeApp(2)
+        app.held = {p: per_slot * PER_PARTITION for p in range(2)}
+        d = driver(app)
+        d.request(4, 2, rebuilding=set())
+        record = run(d, app)
+        assert record.phase is RepartitionPhase.DONE
+        assert sorted(s for m in record.moves for s in m.slots) == [
+            s for s in range(16) if s % 4 > 1
+        ]
+        sizes[per_slot] = sorted({len(m.slots) for m in record.moves})
+    assert sizes == {100: [4], 1_200: [2]}
 
 
 def test_slots_are_assigned_first_when_the_application_has_none() -> None:

@@ -15,12 +15,15 @@ from ledger import Deposit, OpenAccount, Transfer
 from topology.codec.keys import encode_key
 from topology.partitioner import partition_for
 from topology.routing import (
+    ACCOUNTS_PER_MOVE,
     MAX_SLOTS,
+    SLOTS_PER_MOVE,
     Move,
     Router,
     RoutingTable,
     plan_moves,
     slot,
+    slots_per_move_for,
 )
 from topology.settings import DAY_MS
 from topology.step.batch import process_batch
@@ -263,3 +266,15 @@ def test_the_batch_step_sends_a_leg_where_the_table_says() -> None:
     assert legs(None) == [], "without a table the target is on partition 0: no leg leaves"
     assert legs(RoutingTable.initial(2, 480)) == [], "version 0 is the same layout"
     assert legs(moved) == [(1, encode_key(target))]
+
+
+def test_slots_per_move_keep_a_move_within_its_aggregates() -> None:
+    assert slots_per_move_for(0, 960) == SLOTS_PER_MOVE
+    assert slots_per_move_for(250_000, 960) == SLOTS_PER_MOVE  # 260 a slot
+    assert slots_per_move_for(1_000_000, 960) == 2  # 1,042 a slot: 2,084 a move
+    assert slots_per_move_for(10_000_000, 960) == 1  # a slot is the least a move takes
+    for held in (0, 1_000, 600_000, 1_000_000, 3_000_000):
+        per_move = slots_per_move_for(held, 960)
+        assert per_move == 1 or per_move * held / 960 <= ACCOUNTS_PER_MOVE
+    with pytest.raises(ValueError, match="slots"):
+        slots_per_move_for(10, 0)
