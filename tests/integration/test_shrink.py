@@ -39,6 +39,11 @@ from topology.settings import Settings
 
 from .conftest import running
 
+# The slow group (`make test-slow`): a shrink runs the growth's moves (`test_repartition.py`,
+# in the default run); what is its own (no growth, drained partitions) the driver's unit
+# tests and the simulator's shrinking seeds check.
+pytestmark = pytest.mark.slow
+
 SLOTS_PER_PARTITION = 5
 OPENING = 10_000
 
