@@ -28,7 +28,7 @@ through the same rule (it does not wait for itself).
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -40,10 +40,48 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class _Account(Generic[T]):
+    """One account's commands in flight and held. ``sent`` is in first-attempt order (a
+    retry keeps its entry's place), so the oldest are at its front; ``to`` counts its
+    commands per partition, so a check costs the partitions, not the commands in flight."""
+
     sent: dict[str, tuple[int, float]] = field(default_factory=dict)
     """command id → (partition of its last attempt, time of its first attempt)."""
+    to: Counter[int] = field(default_factory=Counter)
+    """partition → commands of ``sent`` whose last attempt went there."""
     held: deque[tuple[str, T, float]] = field(default_factory=deque)
     """(command id, what to produce, when held), in the order they came."""
+
+    def send(self, command_id: str, partition: int, now: float) -> None:
+        """In flight to ``partition``; a retry keeps its first-attempt time and its place."""
+        entry = self.sent.get(command_id)
+        if entry is not None:
+            self.to[entry[0]] -= 1
+            now = entry[1]
+        self.sent[command_id] = (partition, now)
+        self.to[partition] += 1
+
+    def forget(self, command_id: str) -> float | None:
+        """No longer in flight; its first-attempt time (None: it was not)."""
+        entry = self.sent.pop(command_id, None)
+        if entry is None:
+            return None
+        self.to[entry[0]] -= 1
+        return entry[1]
+
+    def elsewhere(self, command_id: str, partition: int) -> bool:
+        """Whether a command other than ``command_id`` is in flight to another partition
+        than ``partition``."""
+        others = sum(n for p, n in self.to.items() if p != partition)
+        own = self.sent.get(command_id)
+        return others > (own is not None and own[0] != partition)
+
+    def prune(self, now: float, timeout: float) -> None:
+        """Forget the commands in flight ``timeout`` or longer (the oldest are first)."""
+        while self.sent:
+            command_id, (_, at) = next(iter(self.sent.items()))
+            if now - at < timeout:
+                return
+            self.forget(command_id)
 
 
 class OrderBarrier(Generic[T]):
@@ -76,17 +114,18 @@ class OrderBarrier(Generic[T]):
         held (or already held), to come out of ``done`` or ``expire`` later."""
         account = self._accounts.get(aggregate_id)
         partition = self._route(aggregate_id)
+        now = self._clock()
         if account is None:
-            self._accounts[aggregate_id] = _Account({command_id: (partition, self._clock())})
-            return partition
-        if any(c == command_id for c, _, _ in account.held):
+            account = self._accounts[aggregate_id] = _Account()
+        elif any(c == command_id for c, _, _ in account.held):
             return None
-        if account.held or self._blocked(account, command_id, partition):
-            account.held.append((command_id, item, self._clock()))
+        account.prune(now, self.timeout)
+        if account.held or account.elsewhere(command_id, partition):
+            account.held.append((command_id, item, now))
             self._waiting.add(aggregate_id)
             self.held_total += 1
             return None
-        self._sent(account, command_id, partition)
+        account.send(command_id, partition, now)
         return partition
 
     def done(self, aggregate_id: str, command_id: str) -> list[tuple[T, int]]:
@@ -95,7 +134,7 @@ class OrderBarrier(Generic[T]):
         account = self._accounts.get(aggregate_id)
         if account is None:
             return []
-        account.sent.pop(command_id, None)
+        account.forget(command_id)
         if account.held:
             account.held = deque(h for h in account.held if h[0] != command_id)
         return self._release(aggregate_id, account)
@@ -109,35 +148,23 @@ class OrderBarrier(Generic[T]):
         if now - self._swept >= self.timeout:
             self._swept = now
             for a, account in list(self._accounts.items()):
-                self._prune(account, now)
+                account.prune(now, self.timeout)
                 if not account.sent and not account.held:
                     del self._accounts[a]
         return released
-
-    def _blocked(self, account: _Account[T], command_id: str, partition: int) -> bool:
-        now = self._clock()
-        return any(
-            p != partition and now - at < self.timeout
-            for c, (p, at) in account.sent.items()
-            if c != command_id
-        )
-
-    def _sent(self, account: _Account[T], command_id: str, partition: int) -> None:
-        first = account.sent.get(command_id)
-        account.sent[command_id] = (partition, self._clock() if first is None else first[1])
 
     def _release(self, aggregate_id: str, account: _Account[T]) -> list[tuple[T, int]]:
         released: list[tuple[T, int]] = []
         now = self._clock()
         if account.held:
-            self._prune(account, now)
+            account.prune(now, self.timeout)
         while account.held:
             command_id, item, since = account.held[0]
             partition = self._route(aggregate_id)
-            if self._blocked(account, command_id, partition):
+            if account.elsewhere(command_id, partition):
                 break
             account.held.popleft()
-            self._sent(account, command_id, partition)
+            account.send(command_id, partition, now)
             self.held_seconds += now - since
             released.append((item, partition))
         if not account.held:
@@ -145,9 +172,3 @@ class OrderBarrier(Generic[T]):
             if not account.sent:
                 del self._accounts[aggregate_id]
         return released
-
-    def _prune(self, account: _Account[T], now: float) -> None:
-        """Forget the commands in flight longer than ``timeout``."""
-        old = [c for c, (_, at) in account.sent.items() if now - at >= self.timeout]
-        for c in old:
-            del account.sent[c]

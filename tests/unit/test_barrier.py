@@ -138,3 +138,18 @@ def test_answered_accounts_are_forgotten_and_unanswered_ones_swept() -> None:
     world.now = TIMEOUT
     barrier.expire()
     assert barrier._accounts == {}
+
+
+def test_a_retry_keeps_its_first_attempt_so_it_stops_blocking_on_time() -> None:
+    world = World()
+    barrier = world.barrier()
+    world.owners = {"a": 0}
+    assert barrier.admit("a", "a0", "a0") == 0
+    world.now = 10.0
+    assert barrier.admit("a", "a1", "a1") == 0
+    world.now = 20.0
+    assert barrier.admit("a", "a0", "a0 again") == 0  # a retry, in flight since 0
+    world.owners = {"a": 1}
+    world.now = TIMEOUT + 1  # a0 is past the timeout, a1 is not
+    assert barrier.admit("a", "a2", "a2") is None
+    assert barrier.done("a", "a1") == [("a2", 1)]  # a0 no longer counts
