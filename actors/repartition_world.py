@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from actors.growth import grow_topics
+from actors.messages import PartitionStats
 from actors.supervisor import ANSWER_SECONDS, Observation, answers
 from topology.moves import SlotRecord, decode_slot_record
 from topology.placement import ActorPhase
@@ -51,24 +52,26 @@ class CoordinatorWorld:
         actual = self.tick.actual
         return partition < len(actual) and actual[partition].observed.phase is ActorPhase.RUNNING
 
+    def _stats(self, partition: int) -> PartitionStats | None:
+        """What the writer reported this tick (None: nothing)."""
+        actual = self.tick.actual
+        return actual[partition].stats if partition < len(actual) else None
+
     def slot_record(self, partition: int) -> SlotRecord | None:
         """The slot record the writer reported in its stats this tick (None: none)."""
-        actual = self.tick.actual
-        stats = actual[partition].stats if partition < len(actual) else None
+        stats = self._stats(partition)
         data = None if stats is None else stats.slot_record
         return decode_slot_record(data) if data else None
 
     def leg_pause_ms(self, partition: int, move_id: str) -> float | None:
         """How long the partition's batch that made the move's leg took (its stats this
         tick; None: not reported)."""
-        actual = self.tick.actual
-        stats = actual[partition].stats if partition < len(actual) else None
+        stats = self._stats(partition)
         return None if stats is None else stats.move_pauses_ms.get(move_id)
 
     def aggregates(self, partition: int) -> int | None:
         """How many aggregates the writer reported in its stats this tick."""
-        actual = self.tick.actual
-        stats = actual[partition].stats if partition < len(actual) else None
+        stats = self._stats(partition)
         return None if stats is None else stats.aggregates
 
     def push_routing(self, table: RoutingTable) -> None:

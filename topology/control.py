@@ -20,6 +20,7 @@ This module is the control topic's codec; nothing else encodes or decodes its by
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -337,6 +338,14 @@ class DesiredState:
     rebuilds: dict[int, RebuildRecord] = field(default_factory=dict)
     routing: RoutingRecord | None = None
     repartition: RepartitionRecord | None = None
+
+    @classmethod
+    def of(cls, records: Iterable[ControlRecord]) -> DesiredState:
+        """The state ``records`` leave, applied in order (a restarted coordinator's view)."""
+        desired = cls()
+        for record in records:
+            desired.apply(record)
+        return desired
 
     def apply(self, record: ControlRecord) -> None:
         """Install one record (later records replace earlier ones of the same key)."""

@@ -81,10 +81,7 @@ class _ControlLog:
 
     def desired(self) -> DesiredState:
         """The control records read back (a restarted coordinator's view)."""
-        desired = DesiredState()
-        for record in self.records:
-            desired.apply(record)
-        return desired
+        return DesiredState.of(self.records)
 
 
 class _DriverWorld:

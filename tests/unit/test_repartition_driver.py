@@ -79,10 +79,7 @@ class FakeApp:
 
     def read(self) -> DesiredState:
         """The desired state as a restarted coordinator reads it from the topic."""
-        desired = DesiredState()
-        for record in self.log:
-            desired.apply(record)
-        return desired
+        return DesiredState.of(self.log)
 
     # -- the world ----------------------------------------------------------------------------
 
