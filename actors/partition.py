@@ -265,7 +265,7 @@ class PartitionWorker(MemberViews):
                     assert self._batch is not None
                     self._batch.run(batch)
                     self.error = self._batch.error
-                index_slots(self.committed, self._ids, self.partition, self.routes)
+                index_slots(self.committed, self._ids, self.routes)
                 restarts = 0
             except FencedError as e:
                 return self._fail(PartitionStatus.FENCED, str(e))

@@ -41,18 +41,17 @@ class Indexed(Protocol):
 def index_slots(
     committed: Committed,
     ids: IdStore | None,
-    partition: int,
     routes: Routes | None,
     seconds: float = STEP_SECONDS,
 ) -> bool:
-    """A step of partition `partition`'s member: its state (`committed.states`), then its id
-    memory `ids` (None: not open), by the table the member holds (`routes`), else by its
-    slot record's; whether both are complete."""
+    """A step of a partition member's indexes: its state (`committed.states`), then its id
+    memory `ids` (None: not open), by the table the member holds (`routes`), else its slot
+    record's, else the published one it restored (every table of an application has the
+    same slots, hence the same slot function); whether both are complete."""
     table = None if routes is None else routes.table
-    if table is None:
-        slots = committed.slots(partition)
-        table = None if slots is None else slots.table
-    return build((committed.states, ids), table, seconds)
+    if table is None and committed.slot_record is not None:
+        table = committed.slot_record.table
+    return build((committed.states, ids), table or committed.routing, seconds)
 
 
 def build(

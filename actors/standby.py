@@ -195,7 +195,7 @@ class StandbyWorker(MemberViews):
         while not self._stop.is_set():
             try:
                 self._poll()
-                index_slots(self.committed, self._ids, self.partition, self.routes)
+                index_slots(self.committed, self._ids, self.routes)
             except Exception as e:
                 log.exception("partition %d standby %d stopped", self.partition, self.member)
                 self._fail(f"following: {type(e).__name__}: {e}")

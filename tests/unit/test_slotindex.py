@@ -51,13 +51,13 @@ def test_each_step_without_time_left_does_one_chunk_state_first_then_ids(tmp_pat
 def test_a_member_indexes_by_its_table_and_not_without_one(tmp_path: Path) -> None:
     committed = Committed(LEDGER_CODEC, 0, {}, _state(10))
     ids = IdStore(tmp_path / "ids", ttl_seconds=3600)
-    assert not index_slots(committed, ids, 0, Routes(2))  # no slots: nothing to index by
+    assert not index_slots(committed, ids, Routes(2))  # no slots: nothing to index by
     assert not committed.states.index_step(lambda key: 0, 0)  # that began the build: unbuilt
     committed = Committed(LEDGER_CODEC, 0, {}, _state(10))
-    assert index_slots(committed, ids, 0, Routes(2, TABLE))
+    assert index_slots(committed, ids, Routes(2, TABLE))
     held = _by_slot([f"acc-{i}" for i in range(10)])
     assert {s: committed.states.in_slots([s], TABLE.slot_of) for s in held} == held
     committed = Committed(LEDGER_CODEC, 0, {}, _state(10))
-    committed.routing = TABLE  # a standby without the member's routes: its record's table
-    assert index_slots(committed, None, 0, None)
+    committed.routing = TABLE  # a standby without the member's routes: the restored table
+    assert index_slots(committed, None, None)
     ids.close()
