@@ -76,6 +76,7 @@ class Committed:
         self.seq = 0  # the commit sequence: batches committed (Checkpoint.seq)
         self.slot_record: SlotRecord | None = None  # the latest committed one (None: none)
         self.routing: RoutingTable | None = None  # the published routing table (None: none)
+        self._initial: SlotRecord | None = None  # `slots` without a record: of `routing`
         self.changed = threading.Condition()  # held by every change, notified after it
 
     # -- reads -----------------------------------------------------------------------------
@@ -98,7 +99,12 @@ class Committed:
         original slots); with neither, None (the application has no slots)."""
         if self.slot_record is not None:
             return self.slot_record
-        return None if self.routing is None else SlotRecord.initial(partition, self.routing)
+        if self.routing is None:
+            return None
+        initial = self._initial
+        if initial is None or initial.table is not self.routing:  # made once per table
+            initial = self._initial = SlotRecord.initial(partition, self.routing)
+        return initial
 
     @property
     def next_seq(self) -> int:
