@@ -37,7 +37,7 @@ from actors.deployment import find_coordinator
 from eventledger.bank import BankClient
 from ledger import LEDGER, Deposit, OpenAccount, Withdraw
 from tests.integration.traffic import installed_views
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import repartition_ended, wait_until
 from topology.control import RepartitionPhase
 from topology.envelopes import Reply
 from topology.routing import Router, RoutingTable, plan_moves
@@ -159,7 +159,7 @@ def test_a_clients_pipelined_commands_keep_their_order_across_a_repartition(
         growing = Pipeline(client, accounts, "ob").start()
         wait_until(lambda: growing.rounds >= 5, 60, "the pipeline's first rounds")
         ray.get(coordinator.repartition.remote(4, 2), timeout=60)
-        done = wait_until(lambda: _ended(coordinator), 120, "the repartition to end")
+        done = wait_until(lambda: repartition_ended(coordinator), 120, "the repartition to end")
         assert done.phase is RepartitionPhase.DONE, done.error
         published = ray.get(coordinator.status.remote(), timeout=30).routing_version
         wait_until(
@@ -198,12 +198,6 @@ def test_a_clients_pipelined_commands_keep_their_order_across_a_repartition(
         assert not refused, f"{len(refused)} refused, e.g. {list(refused.items())[:5]}"
         assert held > 0, "the stale client learnt the table with commands in flight"
         _check_ledger(grown, accounts, pipelines)
-
-
-def _ended(coordinator: Any) -> Any:
-    record = ray.get(coordinator.repartition_progress.remote(), timeout=30).record
-    ended = (RepartitionPhase.DONE, RepartitionPhase.FAILED)
-    return record if record is not None and record.phase in ended else None
 
 
 def _check_ledger(settings: Settings, accounts: list[str], pipelines: list[Pipeline]) -> None:

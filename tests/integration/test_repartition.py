@@ -49,7 +49,7 @@ from eventledger.bank import BankClient
 from ledger import LEDGER, AccountView, Deposit, OpenAccount, Transfer
 from ledger.events import TransferCompleted, TransferCredited, TransferDebited
 from tests.integration.traffic import installed_views
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import repartition_ended, wait_until
 from topology.control import MoveState, RepartitionPhase
 from topology.envelopes import Reply
 from topology.moves import decode_slot_record
@@ -207,16 +207,6 @@ class Watch:
                 if found.view is None:
                     self.problems.append(f"{account}: not found at {found.position}")
                 seen[account] = max(seen.get(account, 0), found.version)
-
-
-def _progress(coordinator: Any) -> Any:
-    return ray.get(coordinator.repartition_progress.remote(), timeout=30)
-
-
-def _ended(coordinator: Any) -> Any:
-    record = _progress(coordinator).record
-    ended = (RepartitionPhase.DONE, RepartitionPhase.FAILED)
-    return record if record is not None and record.phase in ended else None
 
 
 def _pending_settled(client: BankClient, account: str) -> bool:
@@ -413,7 +403,7 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         at_start = sum(x.count for x in loads)
         started = ray.get(coordinator.repartition.remote(4, 2), timeout=60)
         assert (started.from_partitions, started.to_partitions) == (2, 4)
-        done = wait_until(lambda: _ended(coordinator), 120, "the repartition to end")
+        done = wait_until(lambda: repartition_ended(coordinator), 120, "the repartition to end")
         at_switch = sum(x.count for x in loads)
         assert at_switch > at_start, "commands were answered during the switch"
         wait_until(

@@ -31,7 +31,7 @@ from actors.ray_state import partition_actor
 from eventledger.bank import BankClient
 from ledger import LEDGER, Deposit, OpenAccount
 from tests.integration.test_repartition import Load, _check_history, _check_ledger, mixed
-from tests.integration.waiting import wait_until
+from tests.integration.waiting import repartition_ended, wait_until
 from topology.control import MoveState, RepartitionPhase
 from topology.moves import decode_slot_record
 from topology.routing import Router, RoutingTable
@@ -61,12 +61,6 @@ def _accounts(table: RoutingTable) -> dict[str, list[str]]:
         if all(len(v) == 3 for v in kinds.values()):
             return kinds
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _ended(coordinator: Any) -> Any:
-    record = ray.get(coordinator.repartition_progress.remote(), timeout=30).record
-    ended = (RepartitionPhase.DONE, RepartitionPhase.FAILED)
-    return record if record is not None and record.phase in ended else None
 
 
 def _check_drained(settings: Settings, coordinator: Any, client: BankClient, done: Any) -> Any:
@@ -132,7 +126,7 @@ def test_a_live_app_shrinks_from_4_to_2_under_load(
         at_start = loads[0].count
         started = ray.get(coordinator.repartition.remote(2, 2), timeout=60)
         assert (started.from_partitions, started.to_partitions) == (4, 2)
-        done = wait_until(lambda: _ended(coordinator), 120, "the shrink to end")
+        done = wait_until(lambda: repartition_ended(coordinator), 120, "the shrink to end")
         at_switch = loads[0].count
         wait_until(lambda: loads[0].count >= at_switch + 40, 60, "replies after the shrink")
         loads[0].stop()

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import ray
 
-__all__ = ["wait_ready", "wait_until"]
+from topology.control import RepartitionPhase, RepartitionRecord
+
+__all__ = ["repartition_ended", "wait_ready", "wait_until"]
 
 T = TypeVar("T")
 
@@ -52,3 +55,13 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
         timeout,
         f"the API at {url} to report ready",
     )
+
+
+def repartition_ended(coordinator: Any) -> RepartitionRecord | None:
+    """The coordinator's latest repartition once DONE or FAILED (None: under way, or none):
+    what ``wait_until`` polls to follow a repartition to its end."""
+    record: RepartitionRecord | None = ray.get(
+        coordinator.repartition_progress.remote(), timeout=30
+    ).record
+    ended = (RepartitionPhase.DONE, RepartitionPhase.FAILED)
+    return record if record is not None and record.phase in ended else None
