@@ -40,7 +40,7 @@ test: $(STAMP)
 	@nice -n 10 sh -c '$(LINT); lint=$$?; \
 	  $(BIN)/pytest -q -m "not slow" -p no:cacheprovider tests/unit; units=$$?; \
 	  test $$lint -eq 0 -a $$units -eq 0' > $(VENV)/lint-and-unit.log 2>&1 & checks=$$!; \
-	$(BIN)/pytest -q -m "not slow" --ignore=tests/unit; integration=$$?; \
+	$(BIN)/pytest -q -m "not slow" --durations=10 --ignore=tests/unit; integration=$$?; \
 	wait $$checks; checked=$$?; \
 	echo "--- make lint, then tests/unit (run alongside) ---"; cat $(VENV)/lint-and-unit.log; \
 	test $$integration -eq 0 -a $$checked -eq 0

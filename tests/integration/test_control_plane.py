@@ -133,6 +133,7 @@ def test_the_control_writer_recovers_after_a_timed_out_commit(coordinator: Coord
     assert c.desired.partition(1).starts == 2
 
 
+@pytest.mark.slow  # 16 s: a writer's repeated failure; the timed-out commit above runs by default
 def test_a_writer_that_keeps_failing_stops_the_coordinator_and_a_new_one_converges(
     coordinator: Coordinator,
 ) -> None:

@@ -70,6 +70,7 @@ def test_an_id_reused_for_another_command_is_refused_with_no_effect(service: Ser
     assert _events_of(service.settings, "ilse")["dep-1"] == 1
 
 
+@pytest.mark.slow  # the fault suite's short form checks retries across kills by default
 @pytest.mark.shared_last  # kills an actor twice
 def test_a_retry_after_a_busy_period_and_restarts_is_still_a_duplicate(
     service: Service, state_dir: str

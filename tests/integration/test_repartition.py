@@ -10,10 +10,12 @@ DONE and the load stopped:
 - every partition's views equal the fold of the events (by sequence, markers skipped), every
   command got one reply and its events are in the log once, and money is conserved;
 - a command answered before the switch, retried with its id after it, gets the same reply;
-- transfers whose legs straddle the switch settle exactly once: two-phase transfers reserved
-  before it and posted after it (one side moving each), and every transfer of the load
-  (debited once, credited once, ended once) with nothing left in flight, some of them
-  debited on their source's old partition and completed on its new one;
+- transfers whose legs straddle the switch settle exactly once: one held in flight across
+  its source's move (its credit leg kept behind an open transaction on its target's
+  partition, ``tests/integration/holds.py``, until the move is published: debited on the old
+  partition, completed on the new one, each leg once); two-phase transfers reserved before
+  it and posted after it (one side moving each); and every transfer of the load (debited
+  once, credited once, ended once) with nothing left in flight;
 - a moved account's history runs 1..n across the seam and ``state_at`` answers on both sides;
 - a reader started before the switch finds the moving accounts all along (never "not found"
   between a handoff and the table's publication), at versions that never go back;
@@ -32,6 +34,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +51,7 @@ from actors.retries import ReplyTimeoutError
 from eventledger.bank import BankClient
 from ledger import LEDGER, AccountView, Deposit, OpenAccount, Transfer
 from ledger.events import TransferCompleted, TransferCredited, TransferDebited
+from tests.integration.holds import InternalHold
 from tests.integration.traffic import installed_views
 from tests.integration.waiting import repartition_ended, wait_until
 from topology.control import MoveState, RepartitionPhase
@@ -62,6 +66,7 @@ log = logging.getLogger(__name__)
 
 SLOTS_PER_PARTITION = 10
 OPENING = 10_000
+HELD = 11  # the held transfer's amount
 
 
 def _accounts(table: RoutingTable, moving: set[int]) -> dict[str, list[str]]:
@@ -96,6 +101,11 @@ def mixed(accounts: list[str]) -> Op:
         return source, Transfer(target, 1 + i % 13)
 
     return op
+
+
+def deposits(accounts: list[str]) -> Op:
+    """Deposits only: one partition each, so they are answered while transfers wait."""
+    return lambda t, i: (accounts[(i + t) % len(accounts)], Deposit(1 + i % 9))
 
 
 def crossing(kinds: dict[str, list[str]]) -> Op:
@@ -209,6 +219,35 @@ class Watch:
                 seen[account] = max(seen.get(account, 0), found.version)
 
 
+def _in_flight(client: BankClient, account: str, transfer_id: str) -> bool:
+    view = client.reads.view(account)
+    return view is not None and any(f.transfer_id == transfer_id for f in view.in_flight)
+
+
+def _published_from(coordinator: Any, source: int) -> bool:
+    """Every move off ``source`` is published (or the repartition ended, to fail fast)."""
+    record = ray.get(coordinator.repartition_progress.remote(), timeout=30).record
+    if record is None:
+        return False
+    if record.phase in (RepartitionPhase.DONE, RepartitionPhase.FAILED):
+        return True
+    off = [m for m in record.moves if m.source == source]
+    return bool(off) and all(m.state is MoveState.PUBLISHED for m in off)
+
+
+def _legs(settings: Settings, transfer_id: str) -> list[tuple[str, int]]:
+    """The transfer's debit, credit and completion events: (type, partition), in log order
+    per type."""
+    kinds = (TransferDebited, TransferCredited, TransferCompleted)
+    found = [
+        (type(e.event).__name__, e.partition)
+        for e in read_events(settings, LEDGER)
+        if isinstance(e.event, kinds) and e.event.transfer_id == transfer_id
+    ]
+    order = [k.__name__ for k in kinds]
+    return sorted(found, key=lambda leg: order.index(leg[0]))
+
+
 def _pending_settled(client: BankClient, account: str) -> bool:
     view = client.reads.view(account)
     return view is not None and view.pending_debits == 0 and view.pending_credits == 0
@@ -267,7 +306,8 @@ def _check_ledger(
     events = list(read_events(settings, LEDGER))
     by_command = Counter(e.envelope.command_id for e in events)
     assert all(by_command[c] >= 1 for c in accepted)
-    assert not {c for c in by_command if c.startswith(("mixed-", "crossing-"))} - accepted
+    loaded = ("mixed-", "crossing-", "deposits-")
+    assert not {c for c in by_command if c.startswith(loaded)} - accepted
     transfers = {c for c in accepted if isinstance(sent[c][1], Transfer)}
     assert transfers, "the load made transfers"
     legs = Counter(
@@ -398,11 +438,22 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         loads = [
             Load(client, "mixed", mixed(accounts), threads=2).start(),
             Load(client, "crossing", crossing(kinds), threads=10).start(),
+            Load(client, "deposits", deposits(accounts), threads=1).start(),
         ]
         wait_until(lambda: sum(x.count for x in loads) >= 50, 60, "the load's first replies")
-        at_start = sum(x.count for x in loads)
-        started = ray.get(coordinator.repartition.remote(4, 2), timeout=60)
-        assert (started.from_partitions, started.to_partitions) == (2, 4)
+
+        # A transfer from m0 held in flight across m0's move: debited on partition 0 before
+        # the move is requested, its credit leg to s1 (partition 1) waits behind the hold
+        # until partition 0's move is published, so it completes on m0's new partition.
+        with InternalHold(settings, 1) as hold, ThreadPoolExecutor(1) as pool:
+            held = pool.submit(client.transfer, m0, s1, HELD, transfer_id="rp-held", timeout=240)
+            wait_until(lambda: _in_flight(client, m0, "rp-held"), 60, "rp-held's debit")
+            at_start = sum(x.count for x in loads)
+            started = ray.get(coordinator.repartition.remote(4, 2), timeout=60)
+            assert (started.from_partitions, started.to_partitions) == (2, 4)
+            wait_until(lambda: _published_from(coordinator, 0), 120, "partition 0's move")
+            hold.release()
+            assert held.result(240).accepted
         done = wait_until(lambda: repartition_ended(coordinator), 120, "the repartition to end")
         at_switch = sum(x.count for x in loads)
         assert at_switch > at_start, "commands were answered during the switch"
@@ -425,13 +476,18 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         _check_record(settings, done, planned, table)
 
         deposited += _check_after(settings, table, before, kinds, first)
-        views, deposits, straddled = _check_ledger(grown, loads, kinds, table)
-        assert straddled > 0, "a transfer was debited before its source moved, ended after"
-        assert sum(v.balance for v in views.values()) == deposited + deposits, "money conserved"
+        views, deposits_total, straddled = _check_ledger(grown, loads, kinds, table)
+        assert _legs(grown, "rp-held") == [
+            ("TransferDebited", 0),
+            ("TransferCredited", 1),
+            ("TransferCompleted", table.owner_of(m0.encode())),
+        ], "the held transfer straddles m0's move: debited before it, completed after, once"
+        total = sum(v.balance for v in views.values())
+        assert total == deposited + deposits_total, "money conserved"
         _check_history(client, m0, views)
         print(  # the numbers, for a run with -rP
             f"{sum(x.count for x in loads)} load replies, {at_switch - at_start} during the "
-            f"switch; {straddled} transfers straddled it; {watch.reads_done} reads "
+            f"switch; {straddled} load transfers straddled it; {watch.reads_done} reads "
             f"({watch.followed} followed a move); moves "
             + "; ".join(
                 f"{m.move_id} {m.source}→{m.target} {len(m.slots)} slots v{m.version} "

@@ -240,6 +240,7 @@ def test_unique_ids_across_many_accounts_conserve_money(service: Service) -> Non
     _assert_money_conserved(service, ids, total)
 
 
+@pytest.mark.slow  # 10 s: the fault suite's short form kills actors by default
 @pytest.mark.shared_last  # kills an actor
 def test_killed_actor_restores_and_loses_or_duplicates_nothing(service: Service) -> None:
     c = service.client

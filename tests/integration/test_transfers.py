@@ -192,6 +192,7 @@ def test_pending_post_partial_void_and_expiry(service: Service) -> None:
     assert kinds["PendingCreditSettled"] == 1 and kinds["PendingCreditReleased"] == 2
 
 
+@pytest.mark.slow  # 11 s: the fault suite's short form kills actors under transfers by default
 def test_cross_partition_transfers_under_actor_kills(bare_service: Service) -> None:
     c, s = bare_service.client, bare_service.settings
     accounts = [on_partition(s, p, f"k{i}") for p in (0, 1) for i in range(3)]
