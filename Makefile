@@ -46,7 +46,8 @@ test: $(STAMP)
 	test $$integration -eq 0 -a $$checked -eq 0
 
 # The slow group: long scenarios and the harness's own checks, not in `make test` (about
-# ten minutes; docs/testing.md lists them).
+# 30 minutes on 2 cores, two bench smoke runs of about 10 minutes each; docs/testing.md
+# lists them).
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow -p no:cacheprovider
 

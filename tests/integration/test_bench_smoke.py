@@ -23,6 +23,8 @@ from rich.console import Console
 from bench.config import QUICK, Phase, SystemName
 from bench.run import LATEST_MD, run_bench
 
+pytestmark = pytest.mark.timeout(1800)  # every phase at quick size: about 10 minutes on 2 cores
+
 
 def _run(
     bootstrap: str,
