@@ -43,7 +43,7 @@ import msgspec
 import pytest
 import ray
 
-from actors.audit import fold_events, read_events
+from actors.audit import AuditedEvent, fold_in_sequence, read_events
 from actors.deployment import find_coordinator
 from actors.ray_state import partition_actor
 from actors.reads import Reads
@@ -235,13 +235,13 @@ def _published_from(coordinator: Any, source: int) -> bool:
     return bool(off) and all(m.state is MoveState.PUBLISHED for m in off)
 
 
-def _legs(settings: Settings, transfer_id: str) -> list[tuple[str, int]]:
+def _legs(events: list[AuditedEvent], transfer_id: str) -> list[tuple[str, int]]:
     """The transfer's debit, credit and completion events: (type, partition), in log order
     per type."""
     kinds = (TransferDebited, TransferCredited, TransferCompleted)
     found = [
         (type(e.event).__name__, e.partition)
-        for e in read_events(settings, LEDGER)
+        for e in events
         if isinstance(e.event, kinds) and e.event.transfer_id == transfer_id
     ]
     order = [k.__name__ for k in kinds]
@@ -291,9 +291,14 @@ def _check_history(client: BankClient, account: str, views: dict[str, Any]) -> N
 
 
 def _check_ledger(
-    settings: Settings, loads: list[Load], kinds: dict[str, list[str]], table: RoutingTable
+    settings: Settings,
+    events: list[AuditedEvent],
+    loads: list[Load],
+    kinds: dict[str, list[str]],
+    table: RoutingTable,
 ) -> tuple[dict[str, Any], int, int]:
-    """Every load command answered once and in the events once if accepted; every transfer
+    """Every load command answered once and in ``events`` (the whole log) once if accepted;
+    every transfer
     debited, credited and completed once; the views = the fold of the events; nothing in
     flight; every account on its owner only. Returns the views, the accepted deposits' total
     and how many transfers had their source's legs on two partitions (debited before its
@@ -303,7 +308,6 @@ def _check_ledger(
     assert set(replies) == set(sent)
     assert all(n == 1 for load in loads for n in load.answers.values())
     accepted = {c for c, r in replies.items() if r.accepted}
-    events = list(read_events(settings, LEDGER))
     by_command = Counter(e.envelope.command_id for e in events)
     assert all(by_command[c] >= 1 for c in accepted)
     loaded = ("mixed-", "crossing-", "deposits-")
@@ -325,7 +329,9 @@ def _check_ledger(
             sides.setdefault(c, set()).add(e.partition)
     straddled = sum(1 for c in transfers if len(sides[c]) > 1)
     views = installed_views(settings)
-    folded = fold_events(settings, LEDGER)
+    folded = fold_in_sequence(
+        LEDGER, ((e.envelope.aggregate_id, e.envelope.sequence, e.event) for e in events)
+    )
     versions = Counter(e.envelope.aggregate_id for e in events)
     assert {a: (v.balance, v.version) for a, v in views.items()} == {
         a: (s.balance, versions[a]) for a, s in folded.items()
@@ -340,6 +346,19 @@ def _check_ledger(
     return views, deposits, straddled
 
 
+def _check_landed(events: list[AuditedEvent], table: RoutingTable, m0: str, m1: str) -> None:
+    """Where the switch's own commands ran: the stale client's deposit to m1 on m1's new
+    owner only; the held transfer from m0 debited on 0 before m0 moved, credited on 1 and
+    completed on m0's new owner, each leg once."""
+    forwarded = {e.partition for e in events if e.envelope.command_id == "rp-stale"}
+    assert forwarded == {table.owner_of(m1.encode())}, "rp-stale ran on m1's owner only"
+    assert _legs(events, "rp-held") == [
+        ("TransferDebited", 0),
+        ("TransferCredited", 1),
+        ("TransferCompleted", table.owner_of(m0.encode())),
+    ], "the held transfer straddles m0's move: debited before it, completed after, once"
+
+
 def _check_after(
     settings: Settings,
     table: RoutingTable,
@@ -349,11 +368,11 @@ def _check_after(
 ) -> int:
     """After the switch: the retry of ``first`` gets it again, byte for byte; new commands
     for moved accounts run on their new owner, also from a client that still holds the old
-    table ``before`` (forwarded, never executed on the old partition); the two-phase
-    transfers reserved before the switch post and settle. Returns the money deposited."""
+    table ``before`` (forwarded: its reply is the new owner's; the test reads where its
+    event lies with the rest of the log); the two-phase transfers reserved before the
+    switch post and settle. Returns the money deposited."""
     client = BankClient(settings, timeout=60)
     m0, m1, s0, s1 = (kinds[k][0] for k in ("move0", "move1", "stay0", "stay1"))
-    grown = replace(settings, partitions=4)
     added = 0
     try:
         # The retry after the switch gets the first reply, byte for byte.
@@ -380,10 +399,6 @@ def _check_after(
             added += 5
         finally:
             stale.close()
-        forwarded = {
-            e.partition for e in read_events(grown, LEDGER) if e.envelope.command_id == "rp-stale"
-        }
-        assert forwarded == {table.owner_of(m1.encode())}
 
         # Two-phase transfers reserved before the switch, posted after it.
         for transfer_id, source in (("rp-pend-src", m0), ("rp-pend-dst", s0)):
@@ -476,12 +491,9 @@ def test_a_live_app_repartitions_from_2_to_4_under_load(
         _check_record(settings, done, planned, table)
 
         deposited += _check_after(settings, table, before, kinds, first)
-        views, deposits_total, straddled = _check_ledger(grown, loads, kinds, table)
-        assert _legs(grown, "rp-held") == [
-            ("TransferDebited", 0),
-            ("TransferCredited", 1),
-            ("TransferCompleted", table.owner_of(m0.encode())),
-        ], "the held transfer straddles m0's move: debited before it, completed after, once"
+        events = list(read_events(grown, LEDGER))  # the whole log, read once
+        _check_landed(events, table, m0, m1)
+        views, deposits_total, straddled = _check_ledger(grown, events, loads, kinds, table)
         total = sum(v.balance for v in views.values())
         assert total == deposited + deposits_total, "money conserved"
         _check_history(client, m0, views)
